@@ -1,0 +1,81 @@
+"""Business operations as plain functions (DESIGN.md section 4).
+
+Each takes the SQLAlchemy session, the acting user and the rows, checks the actor's role
+and each row's scope again, does the work, writes the audit event and flushes. The
+caller (a view or a CLI command) commits once.
+"""
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Company, User
+
+
+class DomainError(Exception):
+    """A refusal the user should read: it names the row, field or id at fault."""
+
+
+class NotAllowed(DomainError):
+    """The actor's role may not do this."""
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an operation changed, and what it refused and why (by row label)."""
+
+    changed: tuple[str, ...] = ()
+    refused: tuple[tuple[str, str], ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+def require_role(actor: User, roles: Collection[str]) -> None:
+    """Raise NotAllowed unless the actor is active and holds one of `roles` (admin always may)."""
+    if not actor.active or (actor.role != "admin" and actor.role not in roles):
+        raise NotAllowed(_l("Your role may not do this."))
+
+
+def in_scope(actor: User, company_id: int | None, session: Session) -> bool:
+    """True when `company_id` is inside the actor's company tree (staff see every company)."""
+    if actor.is_staff:
+        return True
+    if company_id is None or actor.company is None:
+        return False
+    return company_id in scope_company_ids(session, actor)
+
+
+def scope_company_ids(session: Session, actor: User) -> set[int]:
+    """The ids of the companies a customer administrator may touch."""
+    return set(session.scalars(actor.company.subtree_ids()))
+
+
+def scope_filter(actor: User, company_column):
+    """A WHERE clause keeping rows whose `company_column` is in the actor's tree, or None for staff."""
+    if actor.is_staff:
+        return None
+    return company_column.in_(actor.company.subtree_ids())
+
+
+def scoped(query, actor: User, company_column):
+    """`query` narrowed to the actor's company tree (works for select() and legacy Query)."""
+    clause = scope_filter(actor, company_column)
+    if clause is None:
+        return query
+    return query.where(clause) if hasattr(query, "where") else query.filter(clause)
+
+
+def companies_in_scope(session: Session, actor: User):
+    """The companies the actor may pick from, by path (tree order)."""
+    return session.scalars(scoped(select(Company), actor, Company.id).order_by(Company.path))
+
+
+def labels(rows: Iterable) -> tuple[str, ...]:
+    return tuple(str(r) for r in rows)

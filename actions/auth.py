@@ -1,0 +1,108 @@
+"""Logging in, lockout and password changes."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import case, select, update
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from actions import DomainError
+from actions.audit import record
+from models import User
+
+MIN_PASSWORD_LENGTH = 10
+# Checked against when the username is unknown, so both answers take the same time.
+_DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt:1024:8:1")
+
+
+class LoginRefused(DomainError):
+    """Wrong credentials, a locked or a deactivated account."""
+
+
+def authenticate(
+    session: Session,
+    username: str,
+    password: str,
+    now: datetime,
+    max_failures: int = 5,
+    lock_minutes: int = 15,
+) -> User:
+    """Return the user for these credentials, or raise LoginRefused; count failures in the database."""
+    user = session.scalar(select(User).where(User.username == username.strip()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        raise LoginRefused(_l("Invalid username or password."))
+    if user.locked_until is not None and user.locked_until > now:
+        raise LoginRefused(
+            _l(
+                "This account is locked after too many failed logins. Try again after %(time)s UTC.",
+                time=user.locked_until.strftime("%H:%M"),
+            )
+        )
+    if not user.check_password(password):
+        # One conditional UPDATE: concurrent failures are all counted.
+        session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(
+                failed_logins=User.failed_logins + 1,
+                locked_until=case(
+                    (User.failed_logins + 1 >= max_failures, now + timedelta(minutes=lock_minutes)),
+                    else_=User.locked_until,
+                ),
+            )
+        )
+        session.refresh(user)
+        record(session, None, "login_failed", "user", [user.id], f"username={user.username}")
+        if user.failed_logins >= max_failures:
+            raise LoginRefused(
+                _l(
+                    "Too many failed logins: this account is locked for %(minutes)s minutes.",
+                    minutes=lock_minutes,
+                )
+            )
+        raise LoginRefused(_l("Invalid username or password."))
+    if not user.active:
+        raise LoginRefused(_l("This account is deactivated. Ask an administrator."))
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    record(session, user, "login", "user", [user.id])
+    session.flush()
+    return user
+
+
+def check_new_password(user: User, new_password: str, confirm: str) -> None:
+    """Raise DomainError when the new password is weak, unconfirmed or unchanged."""
+    if new_password != confirm:
+        raise DomainError(_l("The two new passwords differ."))
+    if len(new_password) < MIN_PASSWORD_LENGTH:
+        raise DomainError(
+            _l("The new password needs at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)
+        )
+    if new_password.lower() == user.username.lower():
+        raise DomainError(_l("The new password may not be the username."))
+    if user.check_password(new_password):
+        raise DomainError(_l("The new password must differ from the current one."))
+
+
+def change_password(
+    session: Session, user: User, current: str, new_password: str, confirm: str, method: str
+) -> None:
+    """Change the user's own password after checking the current one; ends other sessions."""
+    if not user.check_password(current):
+        raise DomainError(_l("The current password is wrong."))
+    check_new_password(user, new_password, confirm)
+    user.set_password(new_password, method=method)
+    user.must_change_password = False
+    record(session, user, "change_password", "user", [user.id])
+    session.flush()
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Invalidate every session cookie of `user` (logout everywhere)."""
+    session.execute(
+        update(User).where(User.id == user.id).values(session_version=User.session_version + 1)
+    )

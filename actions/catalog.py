@@ -1,0 +1,76 @@
+"""The package catalog: categories, subcategories and packages."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from actions import DomainError, require_role
+from actions.audit import record
+from models import CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
+
+CATALOG_ROLES = {"tech_support"}
+
+
+def check_package(session: Session, package: Package) -> None:
+    """Raise DomainError naming the field when the package breaks a catalog rule."""
+    sub = session.get(PackageSubcategory, package.subcategory_id) if package.subcategory_id else None
+    if package.subcategory_id and (sub is None or sub.category_id != package.category_id):
+        raise DomainError(
+            _l("Subcategory %(sub)s does not belong to category %(cat)s.",
+               sub=str(sub or package.subcategory_id), cat=str(package.category))
+        )
+    amount = package.amount
+    if amount is None or amount <= 0:
+        raise DomainError(_l("Amount: must be greater than zero."))
+    if Decimal(amount).as_tuple().exponent < -2:
+        raise DomainError(_l("Amount: at most two decimal places."))
+    if package.pricing == "per_term":
+        if not package.term_months or package.term_months <= 0:
+            raise DomainError(_l("Term months: required (a whole number of months) for per-term pricing."))
+    else:
+        package.term_months = None
+
+
+def package_in_use(session: Session, package: Package) -> bool:
+    """True when a device is bound to the package or a company is offered it."""
+    return bool(
+        session.scalar(select(exists().where(Device.package_id == package.id)))
+        or session.scalar(select(exists().where(CompanyPackage.package_id == package.id)))
+    )
+
+
+def delete_package(session: Session, actor, package: Package) -> str:
+    """Delete an unused package; a package in use is deactivated instead. Returns "deleted" or "deactivated"."""
+    require_role(actor, CATALOG_ROLES)
+    if package_in_use(session, package):
+        package.active = False
+        record(session, actor, "deactivate", "package", [package.id],
+               f"{package.code}: in use, deactivated instead of deleted")
+        session.flush()
+        return "deactivated"
+    record(session, actor, "delete", "package", [package.id], package.code)
+    session.delete(package)
+    session.flush()
+    return "deleted"
+
+
+def check_category_deletable(session: Session, category: PackageCategory) -> None:
+    """Refuse to delete a category that still has subcategories or packages."""
+    if session.scalar(select(exists().where(PackageSubcategory.category_id == category.id))) or \
+            session.scalar(select(exists().where(Package.category_id == category.id))):
+        raise DomainError(
+            _l("Category %(code)s still has subcategories or packages; remove those first.",
+               code=category.code)
+        )
+
+
+def check_subcategory_deletable(session: Session, sub: PackageSubcategory) -> None:
+    """Refuse to delete a subcategory that packages still use."""
+    if session.scalar(select(exists().where(Package.subcategory_id == sub.id))):
+        raise DomainError(
+            _l("Subcategory %(code)s is used by packages; move or deactivate them first.",
+               code=sub.code)
+        )

@@ -1,0 +1,111 @@
+"""Devices: suspend and enable (one, selected, or thousands of pasted numbers), expiry edits."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from actions import ActionResult, DomainError, require_role, scope_company_ids
+from actions.audit import record
+from models import Device, User
+
+DEVICE_ROLES = {"tech_support", "customer_admin"}
+TARGET_STATUS = {"suspend": "suspended", "enable": "active"}
+_CHUNK = 900  # stays under SQLite's bound-parameter limit
+
+
+def parse_numbers(text: str) -> list[str]:
+    """Device numbers pasted one per line or separated by commas, semicolons or spaces."""
+    return [n for n in re.split(r"[\s,;，；]+", text or "") if n]
+
+
+@dataclass
+class StatusPlan:
+    """What a status change would do: the device ids to change and each refusal by number."""
+
+    operation: str
+    ids: list[int] = field(default_factory=list)
+    numbers: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)
+
+
+def plan_status_change(session: Session, actor: User, numbers: Sequence[str], operation: str) -> StatusPlan:
+    """Look the numbers up and sort them into "will change" and "refused, because …"."""
+    require_role(actor, DEVICE_ROLES)
+    target = TARGET_STATUS[operation]
+    plan = StatusPlan(operation)
+    seen: set[str] = set()
+    unique: list[str] = []
+    for number in numbers:
+        if number in seen:
+            plan.refused.append((number, str(_l("listed twice"))))
+        else:
+            seen.add(number)
+            unique.append(number)
+    found: dict[str, tuple[int, int, str]] = {}
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start:start + _CHUNK]
+        rows = session.execute(
+            select(Device.number, Device.id, Device.company_id, Device.status).where(Device.number.in_(chunk))
+        )
+        for number, id_, company_id, status in rows:
+            found[number] = (id_, company_id, status)
+    allowed = None if actor.is_staff else scope_company_ids(session, actor)
+    for number in unique:
+        row = found.get(number)
+        if row is None or (allowed is not None and row[1] not in allowed):
+            # Outside the actor's scope reads as unknown: no hint that the number exists.
+            plan.refused.append((number, str(_l("unknown device number or not one of your devices"))))
+        elif row[2] == target:
+            plan.refused.append((number, str(_l("already suspended") if target == "suspended" else _l("already active"))))
+        else:
+            plan.ids.append(row[0])
+            plan.numbers.append(number)
+    return plan
+
+
+def apply_status_change(session: Session, actor: User, plan: StatusPlan, now: datetime) -> ActionResult:
+    """Change the planned devices in set-based UPDATEs; rows changed meanwhile are reported."""
+    require_role(actor, DEVICE_ROLES)
+    target = TARGET_STATUS[plan.operation]
+    changed = 0
+    for start in range(0, len(plan.ids), _CHUNK):
+        chunk = plan.ids[start:start + _CHUNK]
+        result = session.execute(
+            update(Device)
+            .where(Device.id.in_(chunk), Device.status != target)
+            .values(status=target, suspended_at=now if target == "suspended" else None)
+            .execution_options(synchronize_session=False)
+        )
+        changed += result.rowcount
+    refused = list(plan.refused)
+    if changed != len(plan.ids):
+        refused.append(("…", str(_l("%(n)s devices changed state meanwhile and were left alone",
+                                    n=len(plan.ids) - changed))))
+    record(session, actor, plan.operation, "device", plan.ids,
+           f"{plan.operation} {changed} devices")
+    session.flush()
+    session.expire_all()
+    return ActionResult(tuple(plan.numbers), tuple(refused))
+
+
+def change_status(session: Session, actor: User, devices: Sequence[Device], operation: str, now: datetime) -> ActionResult:
+    """Suspend or enable the given (already scope-checked) devices."""
+    plan = plan_status_change(session, actor, [d.number for d in devices], operation)
+    return apply_status_change(session, actor, plan, now)
+
+
+def set_expiry(session: Session, actor: User, device: Device, expires_on: date) -> None:
+    """Tech support's expiry maintenance: one device, audited with old and new dates."""
+    require_role(actor, {"tech_support"})
+    if not isinstance(expires_on, date):
+        raise DomainError(_l("Device %(number)s: the expiry date is missing.", number=device.number))
+    old = device.expires_on
+    device.expires_on = expires_on
+    record(session, actor, "set_expiry", "device", [device.id], f"expires_on: {old} → {expires_on}")
+    session.flush()

@@ -1,0 +1,62 @@
+"""The console: menu groups, the home dashboard and the registration of every view."""
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.theme import Bootstrap4Theme
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from admin_views.base import RoleMixin
+from models import LOCALES, ROLES
+
+# Menu groups, as the user guides group them.
+CUSTOMER = _l("Customer")  # 客户端
+MANAGEMENT = _l("Management center")  # 管理中心
+FINANCE = _l("Finance operations")  # 财务操作
+SALES = _l("Sales operations")  # 销售操作
+SUPPORT = _l("Tech support operations")  # 技术支持操作
+SYSTEM = _l("System")  # 系统
+
+
+class HomeView(RoleMixin, AdminIndexView):
+    """The dashboard: per role, the few numbers that role acts on."""
+
+    roles = frozenset(ROLES)
+
+    def is_visible(self) -> bool:
+        return True
+
+    @expose("/")
+    def index(self):
+        from admin_views.dashboard import cards_for
+
+        return self.render("renewdesk/home.html", cards=cards_for(current_user))
+
+
+def init_admin(app: Flask) -> Admin:
+    """Build the console for `app` with every view registered once."""
+    admin = Admin(
+        app,
+        name="Renewdesk",
+        index_view=HomeView(name=_l("Home"), url="/admin"),
+        theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
+    )
+    from admin_views import catalog, devices, expiry_import, system
+
+    devices.register(admin, management=MANAGEMENT, support=SUPPORT)
+    catalog.register(admin, SUPPORT)
+    expiry_import.register(admin, SALES)
+    system.register(admin, SYSTEM)
+
+    @app.context_processor
+    def console_context():
+        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale}
+
+    return admin
+
+
+def registered_views(admin: Admin):
+    """Every view of the console (the access tests walk them all)."""
+    return list(admin._views)

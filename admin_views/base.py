@@ -1,0 +1,283 @@
+"""The one place where access is decided: roles per view, company scope per row.
+
+Every view of the console derives from `RoleView` (plain pages) or `ScopedModelView`
+(model pages). A view declares `roles` once; admins may use every view. A model view
+that customer administrators may use names its `scope_column` (the column holding the
+row's company id), and every query, count, detail page, form, export and action goes
+through the scoped query built here.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
+from flask_admin import BaseView
+from flask_admin.babel import gettext as admin_gettext
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_admin.model import filters as model_filters
+from flask_admin.contrib.sqla.fields import QuerySelectField
+from flask_admin.contrib.sqla.tools import get_query_for_ids
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy import inspect
+from werkzeug.utils import secure_filename
+from wtforms.validators import ValidationError
+
+from actions import ActionResult, DomainError, companies_in_scope, scope_filter
+from actions.audit import record
+from importers.xlsx import formula_safe, iter_file, write_xlsx
+from models import Company, db
+
+def flash_result(result: ActionResult, done_message: str) -> None:
+    """One flash for what changed, one naming each refused row and why."""
+    if result.changed:
+        flash(done_message % {"count": len(result.changed)}, "success")
+    if result.refused:
+        flash(
+            _("Not changed: %(rows)s", rows="; ".join(f"{label} ({why})" for label, why in result.refused[:200]))
+            + (" …" if len(result.refused) > 200 else ""),
+            "error",
+        )
+
+
+class RoleMixin:
+    """`roles` lists who may use the view; admins always may. Anonymous users go to login."""
+
+    roles: frozenset[str] = frozenset()
+
+    def allows(self, user) -> bool:
+        return bool(
+            user.is_authenticated
+            and user.is_active
+            and not user.must_change_password
+            and (user.role == "admin" or user.role in self.roles)
+        )
+
+    def is_accessible(self) -> bool:
+        return self.allows(current_user)
+
+    def is_visible(self) -> bool:
+        return self.is_accessible()
+
+    def inaccessible_callback(self, name, **kwargs):
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path))
+        if current_user.must_change_password:
+            return redirect(url_for("auth.change_password"))
+        abort(403)
+
+
+class RoleView(RoleMixin, BaseView):
+    """A plain console page (a form, a report) with declared roles."""
+
+
+class FilterConverter(sqla_filters.FilterConverter):
+    """Flask-Admin's filters, plus our aware UTC datetime column type."""
+
+    @model_filters.convert("utcdatetime")
+    def conv_utc_datetime(self, column, name, **kwargs):
+        return self.conv_datetime(column, name, **kwargs)
+
+
+class ScopedModelView(RoleMixin, ModelView):
+    """A model page whose rows a customer administrator sees only inside their company tree."""
+
+    filter_converter = FilterConverter()
+
+    scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
+    audit_name: str | None = None  # the AuditEvent.model; defaults to the table name
+
+    named_filter_urls = True
+    can_set_page_size = True
+    page_size = 50
+    can_view_details = True
+    column_display_actions = True
+
+    def __init__(self, model, *args, **kwargs):
+        if "customer_admin" in self.roles and self.scope_column is None:
+            raise TypeError(f"{type(self).__name__} lets customers in but declares no scope_column")
+        super().__init__(model, db, *args, **kwargs)
+
+    # --- scope ---------------------------------------------------------------------------
+    def scope_clause(self):
+        """The WHERE clause for the current user, or None when they see every company."""
+        if self.scope_column is None:
+            return None
+        return scope_filter(current_user, getattr(self.model, self.scope_column))
+
+    def get_query(self):
+        query = super().get_query()
+        clause = self.scope_clause()
+        return query if clause is None else query.filter(clause)
+
+    def get_count_query(self):
+        query = super().get_count_query()
+        clause = self.scope_clause()
+        return query if clause is None else query.filter(clause)
+
+    def get_one(self, id):
+        try:
+            pk = int(id)
+        except (TypeError, ValueError):
+            return None
+        return self.get_query().filter(self.model.id == pk).one_or_none()
+
+    def scoped_rows(self, ids: Iterable[str]) -> list:
+        """The rows behind submitted ids, through the scoped query; unknown ids drop out."""
+        clean = [i for i in ids if str(i).isdigit()]
+        if not clean:
+            return []
+        return get_query_for_ids(self.get_query(), self.model, clean).all()
+
+    def refused_ids(self, ids: Iterable[str], rows: list) -> list[tuple[str, str]]:
+        """Each submitted id that the scoped query did not return, named as refused."""
+        found = {str(r.id) for r in rows}
+        return [(f"#{i}", _("not found or outside your companies")) for i in ids if str(i) not in found]
+
+    # --- forms: company pickers offer only the actor's companies ---------------------------
+    def _scope_company_fields(self, form):
+        for field in form:
+            if isinstance(field, QuerySelectField) and getattr(field, "query_factory", None):
+                sample = field.query_factory()
+                entity = getattr(sample, "column_descriptions", [{}])[0].get("entity")
+                if entity is Company:
+                    field.query_factory = lambda: companies_in_scope(db.session, current_user)
+        return form
+
+    def create_form(self, obj=None):
+        return self._scope_company_fields(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return self._scope_company_fields(super().edit_form(obj))
+
+    # --- audit and scope on every write -----------------------------------------------------
+    @property
+    def _audit_model(self) -> str:
+        return self.audit_name or self.model.__tablename__
+
+    def on_model_change(self, form, model, is_created):
+        if self.scope_column is not None and not current_user.is_staff:
+            company_id = getattr(model, self.scope_column)
+            allowed = db.session.scalar(
+                current_user.company.subtree_ids().where(Company.id == company_id)
+            )
+            if company_id is None or allowed is None:
+                raise ValidationError(_("That company is outside your companies."))
+        summary = describe_changes(model)
+        db.session.flush()
+        record(
+            db.session, current_user, "create" if is_created else "edit",
+            self._audit_model, [model.id], summary,
+        )
+
+    def on_model_delete(self, model):
+        record(db.session, current_user, "delete", self._audit_model, [model.id], str(model))
+
+    def handle_view_exception(self, exc):
+        if isinstance(exc, DomainError):
+            flash(str(exc), "error")
+            return True
+        return super().handle_view_exception(exc)
+
+    # --- filters: options are computed per request, inside the actor's scope ------------------
+    def _get_filter_groups(self):
+        if not self._filters:
+            return None
+        # URL arguments as computed at start-up (untranslated), whatever the user's language.
+        args = {index: arg for arg, (index, _flt) in (self._filter_args or {}).items()}
+        groups: OrderedDict[str, list] = OrderedDict()
+        for index, flt in enumerate(self._filters):
+            options = flt.get_options(self) or None
+            groups.setdefault(str(flt.name), []).append(
+                {
+                    "index": index,
+                    "arg": args[index],
+                    "operation": str(flt.operation()),
+                    "options": [(key, str(label)) for key, label in options] if options else None,
+                    "type": flt.data_type,
+                }
+            )
+        return groups
+
+    # --- exports never carry formulas; xlsx streams in bounded memory ---------------------------
+    export_types = ["xlsx", "csv"]
+    export_batch_rows = 2000
+
+    def export_value(self, model, name):
+        """The raw value of one exported cell (column formatters applied)."""
+        return ModelView.get_export_value(self, model, name)
+
+    def get_export_value(self, model, name):
+        return formula_safe(self.export_value(model, name))
+
+    def export_rows(self):
+        """The exported rows of the current list (scope, search, filters and sort applied)."""
+        args = self._get_list_extra_args()
+        sort = self._get_column_by_idx(args.sort)
+        _, query = self.get_list(
+            0, sort[0] if sort else None, args.sort_desc, args.search, args.filters,
+            execute=False, page_size=self.export_max_rows or False,
+        )
+        columns = [c for c, _label in self._export_columns]
+        for model in query.yield_per(self.export_batch_rows):
+            yield [self.export_value(model, c) for c in columns]
+
+    def _export_tablib(self, export_type, return_url):
+        if export_type != "xlsx":
+            return super()._export_tablib(export_type, return_url)
+        handle = write_xlsx([label for _c, label in self._export_columns], self.export_rows(),
+                            sheet_title=str(self.name))
+        filename = secure_filename(self.get_export_name("xlsx")) or "export.xlsx"
+        return Response(
+            stream_with_context(iter_file(handle)),
+            mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f"attachment; filename={filename}"},
+        )
+
+
+def describe_changes(model) -> str:
+    """"field: old → new" for each changed column of a pending model (for the audit log)."""
+    state = inspect(model)
+    parts = []
+    for attr in state.mapper.column_attrs:
+        history = state.attrs[attr.key].history
+        if not history.has_changes():
+            continue
+        if attr.key in ("password_hash",):
+            parts.append(f"{attr.key}: changed")
+            continue
+        old = history.deleted[0] if history.deleted else None
+        new = history.added[0] if history.added else None
+        parts.append(f"{attr.key}: {old} → {new}")
+    return "; ".join(parts)
+
+
+def scoped_company_options():
+    """Filter options for "company": the companies the current user may see (per request)."""
+    if not has_request_context() or not current_user.is_authenticated:
+        return []
+    return [(str(c.id), c.name) for c in companies_in_scope(db.session, current_user)]
+
+
+def label_formatter(choices: dict):
+    """A column formatter that shows a stored code by its translated label."""
+
+    def format_(view, context, model, name):
+        value = getattr(model, name)
+        return str(choices.get(value, value))
+
+    return format_
+
+
+def badge(text: str, kind: str = "secondary") -> Markup:
+    return Markup('<span class="badge badge-{}">{}</span>').format(kind, escape(text))
+
+
+__all__ = [
+    "RoleView", "ScopedModelView", "flash_result", "label_formatter",
+    "scoped_company_options", "admin_gettext", "_l",
+]

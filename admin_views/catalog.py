@@ -1,0 +1,137 @@
+"""技术支持 → 基础数据 / 业务管理: package categories, subcategories and packages."""
+from __future__ import annotations
+
+from flask import flash
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from wtforms.validators import ValidationError
+
+from actions import DomainError
+from actions.catalog import (
+    check_category_deletable, check_package, check_subcategory_deletable, delete_package,
+)
+from admin_views.base import ScopedModelView, label_formatter
+from models import (
+    CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, Package, PackageCategory, PackageSubcategory, db,
+)
+
+LABELS = {
+    "code": _l("Code"), "name": _l("Name"), "kind": _l("Type"), "category": _l("Category"),
+    "subcategory": _l("Subcategory"), "amount": _l("Amount"), "pricing": _l("Pricing method"),
+    "term_months": _l("Term (months)"), "currency": _l("Currency"), "active": _l("Active"),
+}
+
+
+class CatalogView(ScopedModelView):
+    roles = frozenset({"tech_support"})
+    column_labels = LABELS
+    form_choices = {
+        "kind": list(PACKAGE_KINDS.items()),
+        "pricing": list(PRICING_METHODS.items()),
+        "currency": list(CURRENCIES.items()),
+    }
+    column_formatters = {
+        "kind": label_formatter(PACKAGE_KINDS),
+        "pricing": label_formatter(PRICING_METHODS),
+        "currency": label_formatter(CURRENCIES),
+    }
+    can_export = True
+    export_types = ["xlsx", "csv"]
+
+    def check_deletable(self, model) -> None:
+        """Raise DomainError when `model` may not be deleted."""
+
+    def delete_model(self, model):
+        try:
+            self.check_deletable(model)
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return False
+        return super().delete_model(model)
+
+
+class PackageCategoryView(CatalogView):
+    column_list = ("code", "name", "kind")
+    column_searchable_list = ("code", "name")
+    column_filters = ("code", "name", "kind")
+    form_columns = ("code", "name", "kind")
+
+    def check_deletable(self, model):
+        check_category_deletable(db.session, model)
+
+
+class PackageSubcategoryView(CatalogView):
+    column_list = ("code", "name", "kind", "category")
+    column_searchable_list = ("code", "name")
+    column_filters = ("code", "name", "kind", "category.code", "category.name")
+    column_select_related_list = (PackageSubcategory.category,)
+    form_columns = ("code", "name", "kind", "category")
+
+    def check_deletable(self, model):
+        check_subcategory_deletable(db.session, model)
+
+
+class PackageView(CatalogView):
+    column_list = ("code", "name", "category", "subcategory", "kind", "amount", "pricing",
+                   "term_months", "currency", "active")
+    column_searchable_list = ("code", "name")
+    column_filters = ("code", "name", "kind", "pricing", "currency", "active", "amount",
+                      "category.name", "term_months")
+    column_select_related_list = (Package.category, Package.subcategory)
+    column_sortable_list = ("code", "name", "kind", "amount", "pricing", "currency", "active")
+    form_columns = ("code", "name", "category", "subcategory_id", "kind", "amount", "pricing",
+                    "term_months", "currency", "active")
+    column_labels = {**LABELS, "subcategory_id": _l("Subcategory")}
+
+    def _subcategory_choices(self, form):
+        subs = db.session.scalars(
+            db.select(PackageSubcategory).order_by(PackageSubcategory.code)
+        ).all()
+        form.subcategory_id.choices = [("", "—")] + [(str(s.id), str(s)) for s in subs]
+        return form
+
+    def scaffold_form(self):
+        from wtforms import SelectField
+
+        form_class = super().scaffold_form()
+        form_class.subcategory_id = SelectField(
+            _l("Subcategory"), coerce=lambda v: int(v) if v not in (None, "", "None") else None,
+            validate_choice=True,
+        )
+        return form_class
+
+    def create_form(self, obj=None):
+        return self._subcategory_choices(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return self._subcategory_choices(super().edit_form(obj))
+
+    def on_model_change(self, form, model, is_created):
+        try:
+            check_package(db.session, model)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
+        super().on_model_change(form, model, is_created)
+
+    def delete_model(self, model):
+        try:
+            outcome = delete_package(db.session, current_user, model)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return False
+        if outcome == "deactivated":
+            flash(_("Package %(code)s is bound to devices or offered to companies, so it was "
+                    "deactivated instead of deleted.", code=model.code), "warning")
+            return False
+        return True
+
+
+def register(admin, category) -> None:
+    admin.add_view(PackageCategoryView(PackageCategory, name=_l("Package categories"),
+                                       category=category, endpoint="packagecategory"))
+    admin.add_view(PackageSubcategoryView(PackageSubcategory, name=_l("Package subcategories"),
+                                          category=category, endpoint="packagesubcategory"))
+    admin.add_view(PackageView(Package, name=_l("Packages"), category=category))

@@ -1,0 +1,247 @@
+"""管理中心 → 设备管理: the device list, suspend/enable, batch suspend, expiry maintenance."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
+from sqlalchemy import and_, or_
+from wtforms.validators import ValidationError
+
+from actions import DomainError
+from actions.audit import history
+from actions.devices import apply_status_change, change_status, parse_numbers, plan_status_change
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result
+from admin_views.system import InCompanyTree
+from models import DEVICE_STATUSES, Device, db, utcnow
+
+LABELS = {
+    "number": _l("Device number"), "name": _l("Device name"), "device_type": _l("Device type"),
+    "company": _l("Company"), "status": _l("Status"), "expires_on": _l("Expires on"),
+    "package": _l("Renewal package"), "suspended_at": _l("Suspended at"), "created_at": _l("Created"),
+}
+EXPIRY_WINDOWS = {
+    "expired": _l("Expired"),
+    "7": _l("Expiring in 7 days"),
+    "30": _l("Expiring in 30 days"),
+    "90": _l("Expiring in 90 days"),
+}
+
+
+class ExpiryWindow(BaseSQLAFilter):
+    """Expired, or expiring within N days (N from the options or typed)."""
+
+    def __init__(self):
+        super().__init__(Device.expires_on, _l("Expiry"), options=list(EXPIRY_WINDOWS.items()))
+
+    def validate(self, value):
+        return value == "expired" or (str(value).isdigit() and int(value) <= 3650)
+
+    def apply(self, query, value, alias=None):
+        today = date.today()
+        if value == "expired":
+            return query.filter(Device.expires_on < today)
+        return query.filter(Device.expires_on.between(today, today + timedelta(days=int(value))))
+
+    def operation(self):
+        return _l("is")
+
+
+class PackageBound(BaseSQLAFilter):
+    def __init__(self):
+        super().__init__(Device.package_id, _l("Renewal package"),
+                         options=[("yes", _l("bound")), ("no", _l("not bound"))])
+
+    def apply(self, query, value, alias=None):
+        return query.filter(Device.package_id.isnot(None) if value == "yes" else Device.package_id.is_(None))
+
+    def operation(self):
+        return _l("is")
+
+
+def _status_cell(view, context, model, name):
+    """The status badge plus the one-click suspend / enable button of the row."""
+    suspended = model.status == "suspended"
+    label = DEVICE_STATUSES[model.status]
+    cell = badge(str(label), "secondary" if suspended else "success")
+    if not view.row_toggle:
+        return cell
+    operation = "enable" if suspended else "suspend"
+    title = _("Enable") if suspended else _("Suspend")
+    return cell + Markup(
+        ' <form method="post" action="{url}" class="d-inline rd-row-toggle">'
+        '<input type="hidden" name="csrf_token" value="{csrf}">'
+        '<input type="hidden" name="action" value="{op}">'
+        '<input type="hidden" name="rowid" value="{id}">'
+        '<button type="submit" class="btn btn-link btn-sm p-0" title="{title}" aria-label="{title}">'
+        '<span class="fa {icon}"></span></button></form>'
+    ).format(
+        url=view.get_url(".action_view"), csrf=generate_csrf(), op=operation, id=model.id,
+        title=title, icon="fa-play-circle" if suspended else "fa-minus-circle",
+    )
+
+
+class DeviceView(ScopedModelView):
+    """The device list: filters, prefix search, export, suspend/enable one or many."""
+
+    roles = frozenset({"tech_support", "customer_admin"})
+    scope_column = "company_id"
+    row_toggle = True
+    can_create = can_edit = can_delete = False
+    can_export = True
+    column_list = ("number", "name", "device_type", "company", "status", "expires_on", "package")
+    column_export_list = ("number", "name", "device_type", "company", "status", "expires_on", "package")
+    column_labels = LABELS
+    column_default_sort = ("expires_on", False)
+    column_sortable_list = ("number", "name", "device_type", "status", "expires_on")
+    column_searchable_list = ("number", "name")
+    column_select_related_list = (Device.company, Device.package)
+    column_filters = (
+        InCompanyTree(Device.company_id, _l("Company"), Device.company_id),
+        "status",
+        "device_type",
+        "expires_on",
+        ExpiryWindow(),
+        PackageBound(),
+        "package.code",
+    )
+    column_formatters = {"status": _status_cell}
+    column_formatters_export = {"status": lambda v, c, m, n: str(DEVICE_STATUSES[m.status])}
+    column_details_list = ("number", "name", "device_type", "company", "status", "expires_on",
+                           "package", "suspended_at", "created_at")
+    details_template = "renewdesk/device_details.html"
+    list_template = "renewdesk/device_list.html"
+    page_size_options = (20, 50, 100, 500)
+
+    def search_placeholder(self):
+        return _("Device number or name (starts with)")
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        """Prefix search on number and name as index range scans (no LIKE '%…%' table scan)."""
+        term = search.strip()[:64]
+        if not term:
+            return query, count_query, joins, count_joins
+        upper = term + "\U0010ffff"
+        clause = or_(
+            and_(Device.number >= term, Device.number < upper),
+            and_(Device.name >= term, Device.name < upper),
+        )
+        query = query.filter(clause)
+        if count_query is not None:
+            count_query = count_query.filter(clause)
+        return query, count_query, joins, count_joins
+
+    def _status_action(self, ids, operation, done):
+        rows = self.scoped_rows(ids)
+        try:
+            result = change_status(db.session, current_user, rows, operation, utcnow())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return
+        db.session.commit()
+        refused = tuple(self.refused_ids(ids, rows)) + result.refused
+        flash_result(type(result)(result.changed, refused), done)
+
+    @action("suspend", _l("Suspend"), _l("Suspend the selected devices?"))
+    def action_suspend(self, ids):
+        self._status_action(ids, "suspend", _("%(count)s devices suspended."))
+
+    @action("enable", _l("Enable"), _l("Enable the selected devices?"))
+    def action_enable(self, ids):
+        self._status_action(ids, "enable", _("%(count)s devices enabled."))
+
+    @expose("/details/")
+    def details_view(self):
+        device = self.get_one(request.args.get("id"))
+        if device is not None:
+            self._template_args["events"] = history(db.session, "device", device.id)
+        return super().details_view()
+
+
+class SuspendedDeviceView(DeviceView):
+    """已停用设备: every suspended device, with enable."""
+
+    row_toggle = True
+    column_filters = DeviceView.column_filters[:1] + DeviceView.column_filters[2:]
+
+    def get_query(self):
+        return super().get_query().filter(Device.status == "suspended")
+
+    def get_count_query(self):
+        return super().get_count_query().filter(Device.status == "suspended")
+
+    def is_action_allowed(self, name):
+        return name != "suspend" and super().is_action_allowed(name)
+
+
+class BatchStatusView(RoleView):
+    """批量设备停用: paste thousands of device numbers, see what would change, confirm."""
+
+    roles = frozenset({"tech_support", "customer_admin"})
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        text = request.form.get("numbers", "")
+        operation = request.form.get("operation", "suspend")
+        if operation not in ("suspend", "enable"):
+            operation = "suspend"
+        plan = None
+        if request.method == "POST":
+            from flask import current_app
+
+            numbers = parse_numbers(text)
+            limit = current_app.config["BATCH_SUSPEND_MAX_NUMBERS"]
+            if not numbers:
+                flash(_("Paste at least one device number."), "error")
+            elif len(numbers) > limit:
+                flash(_("At most %(n)s device numbers at once; you pasted %(m)s.", n=limit, m=len(numbers)), "error")
+            else:
+                plan = plan_status_change(db.session, current_user, numbers, operation)
+                if request.form.get("confirm") == "1":
+                    if not plan.ids:
+                        flash(_("Nothing to change."), "error")
+                    else:
+                        result = apply_status_change(db.session, current_user, plan, utcnow())
+                        db.session.commit()
+                        flash_result(result, _("%(count)s devices suspended.") if operation == "suspend"
+                                     else _("%(count)s devices enabled."))
+                        return redirect(url_for(".index"))
+        return self.render("renewdesk/batch_status.html", text=text, operation=operation, plan=plan)
+
+
+class DeviceExpiryView(DeviceView):
+    """设备到期维护 (tech support): pick a company, edit a device's expiry date; each edit audited."""
+
+    roles = frozenset({"tech_support"})
+    row_toggle = False
+    can_edit = True
+    can_export = False
+    column_editable_list = ("expires_on",)
+    form_columns = ("expires_on",)
+    list_template = "admin/model/list.html"
+
+    def is_action_allowed(self, name):
+        return False
+
+    def on_model_change(self, form, model, is_created):
+        if model.expires_on is None:
+            raise ValidationError(_("Device %(number)s: the expiry date is required.", number=model.number))
+        super().on_model_change(form, model, is_created)
+
+
+def register(admin, management, support) -> None:
+    admin.add_view(DeviceView(Device, name=_l("Devices"), category=management))
+    admin.add_view(SuspendedDeviceView(Device, name=_l("Suspended devices"), category=management,
+                                       endpoint="suspended_device"))
+    admin.add_view(BatchStatusView(name=_l("Batch suspend"), category=management,
+                                   endpoint="device_batch"))
+    admin.add_view(DeviceExpiryView(Device, name=_l("Device expiry maintenance"), category=support,
+                                    endpoint="device_expiry"))

@@ -1,0 +1,182 @@
+"""System pages for administrators: companies, users, the audit log."""
+from __future__ import annotations
+
+from flask import current_app, flash
+from flask_admin.actions import action
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup, escape
+from wtforms import PasswordField, SelectField
+from wtforms.validators import Optional, ValidationError
+
+from actions import DomainError
+from actions.companies import place
+from actions.users import create_user, generate_password, reset_password, set_active
+from admin_views.base import ScopedModelView, flash_result, label_formatter, scoped_company_options
+from models import COMPANY_STATUSES, LOCALES, ROLES, AuditEvent, Company, User, db
+
+
+class InCompanyTree(BaseSQLAFilter):
+    """Rows of the chosen company and every company below it."""
+
+    def __init__(self, column, name, company_column):
+        super().__init__(column, name, options=scoped_company_options)
+        self.company_column = company_column
+
+    def apply(self, query, value, alias=None):
+        company = db.session.get(Company, int(value)) if str(value).isdigit() else None
+        if company is None:
+            return query.filter(self.company_column.is_(None) & self.company_column.isnot(None))
+        return query.filter(self.company_column.in_(company.subtree_ids()))
+
+    def operation(self):
+        return _l("in the tree of")
+
+
+def _indented_name(view, context, model, name):
+    return Markup("{}{}").format(Markup("&nbsp;&nbsp;&nbsp;") * model.depth, escape(model.name))
+
+
+class CompanyView(ScopedModelView):
+    roles = frozenset({"admin"})
+    scope_column = "id"
+    column_list = ("name", "parent", "status", "tax_id", "contact_name", "contact_phone", "created_at")
+    column_default_sort = "path"
+    column_searchable_list = ("name", "tax_id", "contact_name")
+    column_select_related_list = (Company.parent,)
+    column_formatters = {"name": _indented_name, "status": label_formatter(COMPANY_STATUSES)}
+    column_labels = {
+        "name": _l("Name"), "parent": _l("Parent company"), "status": _l("Status"),
+        "tax_id": _l("Tax ID"), "contact_name": _l("Contact"), "contact_phone": _l("Phone"),
+        "contact_email": _l("Email"), "created_at": _l("Created"), "path": _l("Path"),
+    }
+    form_columns = ("name", "parent", "status", "tax_id", "contact_name", "contact_phone", "contact_email")
+    form_choices = {"status": list(COMPANY_STATUSES.items())}
+    column_filters = (
+        InCompanyTree(Company.id, _l("Company"), Company.id),
+        "status",
+        "name",
+    )
+    can_delete = False
+
+    def on_model_change(self, form, model, is_created):
+        try:
+            place(db.session, model, model.parent)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
+        super().on_model_change(form, model, is_created)
+
+
+class UserView(ScopedModelView):
+    roles = frozenset({"admin"})
+    scope_column = "company_id"
+    column_list = ("username", "role", "company", "email", "active", "must_change_password",
+                   "locked_until", "last_login_at")
+    column_searchable_list = ("username", "email")
+    column_filters = ("role", "active", InCompanyTree(User.company_id, _l("Company"), User.company_id))
+    column_select_related_list = (User.company,)
+    column_formatters = {"role": label_formatter(ROLES)}
+    column_labels = {
+        "username": _l("Username"), "role": _l("Role"), "company": _l("Company"),
+        "email": _l("Email"), "active": _l("Active"), "must_change_password": _l("Must change password"),
+        "locked_until": _l("Locked until"), "last_login_at": _l("Last login"), "locale": _l("Language"),
+        "initial_password": _l("Initial password"),
+    }
+    column_details_exclude_list = ("password_hash", "session_version")
+    form_columns = ("username", "email", "role", "company", "locale", "initial_password")
+    form_choices = {"role": list(ROLES.items()), "locale": [("", "—")] + list(LOCALES.items())}
+    form_extra_fields = {
+        "initial_password": PasswordField(
+            _l("Initial password"),
+            validators=[Optional()],
+            description=_l("Leave empty to generate one; the user must change it at first login."),
+        )
+    }
+    can_delete = False
+
+    def create_model(self, form):
+        password = form.initial_password.data or generate_password()
+        try:
+            user = create_user(
+                db.session, current_user, form.username.data, form.role.data, password,
+                company=form.company.data, email=form.email.data or None,
+                method=current_app.config["PASSWORD_HASH_METHOD"],
+            )
+            user.locale = form.locale.data or None
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return False
+        if not form.initial_password.data:
+            flash(_("Initial password of %(user)s (shown once): %(password)s",
+                    user=user.username, password=password), "info")
+        return user
+
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        del form.username  # the login name never changes
+        del form.initial_password  # passwords change through "Reset password"
+        return form
+
+    def on_model_change(self, form, model, is_created):
+        if model.role == "customer_admin" and model.company is None:
+            raise ValidationError(_("A customer administrator needs a company."))
+        if model.role != "customer_admin":
+            model.company = None
+        model.locale = model.locale or None
+        super().on_model_change(form, model, is_created)
+
+    @action("deactivate", _l("Deactivate"), _l("Deactivate the selected users? Their sessions end."))
+    def action_deactivate(self, ids):
+        users = self.scoped_rows(ids)
+        result = set_active(db.session, current_user, users, False)
+        db.session.commit()
+        flash_result(result, _("%(count)s users deactivated."))
+
+    @action("activate", _l("Activate"))
+    def action_activate(self, ids):
+        users = self.scoped_rows(ids)
+        result = set_active(db.session, current_user, users, True)
+        db.session.commit()
+        flash_result(result, _("%(count)s users activated."))
+
+    @action("reset_password", _l("Reset password"),
+            _l("Give the selected users new passwords that they must change?"))
+    def action_reset_password(self, ids):
+        users = self.scoped_rows(ids)
+        passwords = reset_password(db.session, current_user, users,
+                                   method=current_app.config["PASSWORD_HASH_METHOD"])
+        db.session.commit()
+        for username, password in passwords.items():
+            flash(_("New password of %(user)s (shown once): %(password)s",
+                    user=username, password=password), "info")
+
+
+def _ids_formatter(view, context, model, name):
+    return model.ids.strip(",")
+
+
+class AuditEventView(ScopedModelView):
+    roles = frozenset({"admin"})
+    can_create = can_edit = can_delete = False
+    can_export = True
+    export_types = ["csv", "xlsx"]
+    column_list = ("at", "actor_name", "action", "model", "ids", "summary", "ip")
+    column_default_sort = ("at", True)
+    column_searchable_list = ("summary", "actor_name")
+    column_filters = ("at", "actor_name", "action", "model", "ids", "ip")
+    column_formatters = {"ids": _ids_formatter}
+    column_formatters_export = {"ids": _ids_formatter}
+    column_labels = {
+        "at": _l("Time"), "actor_name": _l("Actor"), "action": _l("Action"), "model": _l("Table"),
+        "ids": _l("Row ids"), "summary": _l("Summary"), "ip": _l("IP address"),
+    }
+
+
+def register(admin, category) -> None:
+    admin.add_view(CompanyView(Company, name=_l("Companies"), category=category))
+    admin.add_view(UserView(User, name=_l("Users"), category=category))
+    admin.add_view(AuditEventView(AuditEvent, name=_l("Audit log"), category=category))

@@ -1,0 +1,175 @@
+"""Renewdesk: the application factory. Nothing happens at import time."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask, request, session
+from flask_babel import Babel
+from flask_login import LoginManager, current_user
+from flask_mail import Mail
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from models import LOCALES, User, db
+
+HERE = Path(__file__).resolve().parent
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+babel = Babel()
+migrate = Migrate()
+mail = Mail()
+
+DEFAULTS = {
+    "ENV_NAME": "production",
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "BABEL_DEFAULT_LOCALE": "en",
+    "BABEL_TRANSLATION_DIRECTORIES": str(HERE / "translations"),
+    "PASSWORD_HASH_METHOD": "scrypt",
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_LOCK_MINUTES": 15,
+    "IMPORT_MAX_BYTES": 10 * 1024 * 1024,
+    "IMPORT_MAX_ROWS": 200_000,
+    "BATCH_SUSPEND_MAX_NUMBERS": 20_000,
+    "MAIL_DEFAULT_SENDER": "renewdesk@localhost",
+    "FLASK_ADMIN_SWATCH": "default",
+}
+
+# Variables read from the environment when set (the README lists them).
+ENVIRONMENT = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "ENV_NAME",
+    "SESSION_COOKIE_SECURE",
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_USE_TLS",
+    "MAIL_DEFAULT_SENDER",
+    "IMPORT_MAX_BYTES",
+    "IMPORT_MAX_ROWS",
+)
+
+
+def _from_environment() -> dict:
+    found = {}
+    for name in ENVIRONMENT:
+        value = os.environ.get(f"RENEWDESK_{name}", os.environ.get(name))
+        if value is None:
+            continue
+        if value.isdigit():
+            value = int(value)
+        elif value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        found[name] = value
+    return found
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build a Renewdesk application; `config` (tests pass a dict) wins over the environment."""
+    app = Flask(__name__, instance_relative_config=True, template_folder="templates")
+    app.config.update(DEFAULTS)
+    app.config.update(_from_environment())
+    app.config.update(config or {})
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    url = app.config.pop("DATABASE_URL", None) or app.config.get("SQLALCHEMY_DATABASE_URI")
+    app.config["SQLALCHEMY_DATABASE_URI"] = url or f"sqlite:///{Path(app.instance_path) / 'renewdesk.db'}"
+
+    if not app.config.get("SECRET_KEY"):
+        if app.config["ENV_NAME"] not in ("development", "testing"):
+            raise RuntimeError(
+                "SECRET_KEY is required outside development and testing "
+                "(set SECRET_KEY, or ENV_NAME=development for a local run)"
+            )
+        app.config["SECRET_KEY"] = "dev-only-not-secret"
+    if app.config["ENV_NAME"] == "testing":
+        app.config.setdefault("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(HERE / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    mail.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    _init_login(app)
+
+    from admin_views import init_admin
+    from admin_views.auth import bp as auth_bp
+    from cli import register_commands
+
+    app.register_blueprint(auth_bp)
+    init_admin(app)
+    register_commands(app)
+
+    @app.before_request
+    def remember_remote_addr():
+        # actions.audit reads it from the session: actions never touch the request.
+        db.session.info["remote_addr"] = request.remote_addr
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        if not request.path.startswith("/static") and "/static/" not in request.path:
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.route("/")
+    def root():
+        from flask import redirect, url_for
+
+        return redirect(url_for("admin.index"))
+
+    return app
+
+
+def select_locale() -> str:
+    """The user's chosen language, else the browser's best match, else English."""
+    if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
+        return current_user.locale
+    chosen = session.get("locale")
+    if chosen in LOCALES:
+        return chosen
+    best = request.accept_languages.best_match(["en", "zh", "zh-CN", "zh-Hans", "vi"])
+    if best and best.startswith("zh"):
+        return "zh_Hans_CN"
+    return best or "en"
+
+
+def _init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str) -> User | None:
+        # The id carries the session version: a password change, logout or deactivation
+        # bumps it and every older cookie stops working.
+        try:
+            uid, version = (int(part) for part in user_id.split(":"))
+        except ValueError:
+            return None
+        user = db.session.get(User, uid)
+        if user is None or not user.active or user.session_version != version:
+            return None
+        return user
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """Foreign keys on and WAL for SQLite; other databases are left alone."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()

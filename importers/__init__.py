@@ -1,0 +1,1 @@
+"""Excel readers and writers: templates, parsing, row validation, error reports, exports."""
