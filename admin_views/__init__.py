@@ -43,10 +43,12 @@ def init_admin(app: Flask) -> Admin:
         index_view=HomeView(name=_l("Home"), url="/admin"),
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
-    from admin_views import catalog, devices, expiry_import, system
+    from admin_views import billing, bindings, catalog, devices, expiry_import, system
 
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
+    billing.register(admin, sales=SALES, customer=CUSTOMER)
     catalog.register(admin, SUPPORT)
+    bindings.register(admin, support=SUPPORT)
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
 
