@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from datetime import date, datetime, timezone
+from decimal import Decimal
 
 from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
 from flask_admin import BaseView
@@ -208,8 +210,13 @@ class ScopedModelView(RoleMixin, ModelView):
     export_batch_rows = 2000
 
     def export_value(self, model, name):
-        """The raw value of one exported cell (column formatters applied)."""
-        return ModelView.get_export_value(self, model, name)
+        """The value of one exported cell: numbers and dates stay typed, the rest is text."""
+        value = ModelView.get_export_value(self, model, name)
+        if value is None or isinstance(value, (str, int, Decimal, date)):
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                return value.astimezone(timezone.utc).replace(tzinfo=None)
+            return value
+        return str(value)
 
     def get_export_value(self, model, name):
         return formula_safe(self.export_value(model, name))

@@ -84,9 +84,20 @@ def app(_session_app):
                 conn.execute(table.delete())
 
 
+@pytest.fixture(scope="session")
+def web_app(database_url):
+    """The app that serves the test client's requests.
+
+    A second instance on purpose: the test body keeps `app`'s context pushed, and Flask would
+    reuse it (and its `g`, its current user and its SQLAlchemy session) for every request of
+    the same app instance. Requests to this one get a fresh context each, as in production.
+    """
+    return make_app(database_url)
+
+
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(app, web_app):
+    return web_app.test_client()
 
 
 def csrf_token(client, path: str = "/login") -> str:

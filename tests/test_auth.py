@@ -1,0 +1,143 @@
+"""Logins: passwords, lockout, forced password change, safe redirects, sessions that end."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import PASSWORD, csrf_token, make_user, post
+from models import AuditEvent, User, db
+
+
+def test_login_and_logout(client, login, world):
+    answer = login("support")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/"
+    assert client.get("/admin/device/").status_code == 200
+    login.logout()
+    assert client.get("/admin/device/").status_code == 302
+
+
+def test_wrong_password_is_refused_without_saying_which_part(client, login, world):
+    page = login("support", "wrong-password", follow=True).get_data(as_text=True)
+    assert "Invalid username or password." in page
+    page = login("nobody", "wrong-password", follow=True).get_data(as_text=True)
+    assert "Invalid username or password." in page
+    assert client.get("/admin/").status_code == 302
+
+
+def test_repeated_failures_lock_the_account_and_say_so(app, client, login, world):
+    for _ in range(app.config["LOGIN_MAX_FAILURES"] - 1):
+        login("support", "wrong-password")
+    page = login("support", "wrong-password", follow=True).get_data(as_text=True)
+    assert "locked for 15 minutes" in page
+    page = login("support", PASSWORD, follow=True).get_data(as_text=True)
+    assert "locked" in page
+    assert client.get("/admin/device/").status_code == 302
+    db.session.expire_all()
+    user = db.session.get(User, world.users["support"].id)
+    assert user.failed_logins == app.config["LOGIN_MAX_FAILURES"] and user.locked_until is not None
+
+
+def test_a_successful_login_resets_the_failure_count(client, login, world):
+    login("support", "wrong-password")
+    login("support")
+    db.session.expire_all()
+    assert db.session.get(User, world.users["support"].id).failed_logins == 0
+
+
+def test_login_without_csrf_token_is_refused(client, world):
+    answer = client.post("/login", data={"username": "support", "password": PASSWORD})
+    assert answer.status_code == 400
+
+
+def test_must_change_password_reaches_nothing_else(client, login, world):
+    make_user("newbie", "tech_support", must_change=True)
+    db.session.commit()
+    answer = login("newbie")
+    assert answer.headers["Location"] == "/password"
+    for url in ("/admin/", "/admin/device/", "/admin/package/"):
+        answer = client.get(url)
+        assert answer.status_code == 302 and answer.headers["Location"] == "/password", url
+    answer = post(client, "/password", {"current": PASSWORD, "new": "a-much-better-one", "confirm": "a-much-better-one"})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/"
+    assert client.get("/admin/device/").status_code == 200
+
+
+@pytest.mark.parametrize("new,confirm,message", [
+    ("short", "short", "at least 10 characters"),
+    ("a-long-password-1", "a-long-password-2", "differ"),
+    (PASSWORD, PASSWORD, "must differ from the current one"),
+])
+def test_weak_or_unconfirmed_new_passwords_are_refused(client, login, world, new, confirm, message):
+    login("support")
+    page = post(client, "/password", {"current": PASSWORD, "new": new, "confirm": confirm},
+                follow_redirects=True).get_data(as_text=True)
+    assert message in page
+    login.logout()
+    assert login("support").headers["Location"] == "/admin/"
+
+
+def test_changing_the_password_ends_other_sessions(app, web_app, client, login, world):
+    other = web_app.test_client()
+    from conftest import Login
+
+    Login(other)("support")
+    assert other.get("/admin/device/").status_code == 200
+    login("support")
+    post(client, "/password", {"current": PASSWORD, "new": "brand-new-secret", "confirm": "brand-new-secret"})
+    assert client.get("/admin/device/").status_code == 200
+    assert other.get("/admin/device/").status_code == 302
+
+
+def test_a_captured_cookie_stops_working_after_logout(web_app, client, login, world):
+    login("support")
+    stolen = client.get_cookie("session").value
+    login.logout()
+    thief = web_app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/admin/device/").status_code == 302
+
+
+def test_deactivated_users_cannot_log_in(client, login, world):
+    world.users["support"].active = False
+    db.session.commit()
+    page = login("support", follow=True).get_data(as_text=True)
+    assert "deactivated" in page
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example",
+                                    "javascript:alert(1)", "http:/evil.example"])
+def test_next_only_redirects_inside_the_site(client, world, target):
+    token = csrf_token(client, "/login")
+    answer = client.post("/login?next=" + target, data={"username": "support", "password": PASSWORD,
+                                                         "csrf_token": token})
+    assert answer.headers["Location"] == "/admin/"
+
+
+def test_next_inside_the_site_is_followed(client, world):
+    token = csrf_token(client, "/login")
+    answer = client.post("/login?next=/admin/device/%3Fsearch%3DAC", data={
+        "username": "support", "password": PASSWORD, "csrf_token": token})
+    assert answer.headers["Location"] == "/admin/device/?search=AC"
+
+
+def test_session_cookie_and_security_headers(client, login, world):
+    answer = login("support")
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = client.get("/admin/")
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_logins_are_audited(client, login, world):
+    login("support", "wrong-password")
+    login("support")
+    actions = [e.action for e in db.session.scalars(db.select(AuditEvent).order_by(AuditEvent.id))]
+    assert actions == ["login_failed", "login"]
+
+
+def test_secret_key_is_required_outside_development(database_url):
+    from app import create_app
+
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app({"ENV_NAME": "production", "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": ""})
