@@ -149,7 +149,7 @@ class Company(db.Model):
 
     def subtree_ids(self):
         """A SELECT of the ids of this company and every company below it."""
-        return select(Company.id).where(Company.path.startswith(self.path, autoescape=True))
+        return select(Company.id).where(Company.path.startswith(self.path))
 
     def __str__(self) -> str:
         return self.name

@@ -32,7 +32,7 @@ def place(session: Session, company: Company, parent: Company | None) -> None:
         # Re-root every descendant in one statement.
         session.execute(
             update(Company)
-            .where(Company.path.startswith(old_path, autoescape=True), Company.id != company.id)
+            .where(Company.path.startswith(old_path), Company.id != company.id)
             .values(path=literal(new_path) + func.substr(Company.path, len(old_path) + 1))
             .execution_options(synchronize_session=False)
         )
