@@ -51,6 +51,14 @@ def action_post(client, endpoint: str, action: str, ids, **kwargs):
 
 
 @pytest.fixture
+def in_request(app):
+    """A request context for calling actions directly: Babel's locale selector (app.py) reads the
+    request session, so rendering a refusal reason outside a request fails."""
+    with app.test_request_context():
+        yield
+
+
+@pytest.fixture
 def dated(world):
     """Devices of Acme with known expiry dates, types and bindings."""
     rows = {
@@ -84,7 +92,7 @@ def test_parse_numbers_keeps_duplicates_for_the_plan_to_report():
 
 # --- suspend / enable: the rules -----------------------------------------------------------
 
-def test_change_status_suspends_active_devices_and_audits_them(world):
+def test_change_status_suspends_active_devices_and_audits_them(in_request, world):
     support = world.users["support"]
     devices = [world.devices["AC0001"], world.devices["GX0001"]]
     result = change_status(db.session, support, devices, "suspend", utcnow())
@@ -97,7 +105,7 @@ def test_change_status_suspends_active_devices_and_audits_them(world):
     assert event.ids == f",{devices[0].id},{devices[1].id},"
 
 
-def test_change_status_enable_clears_suspended_at(world):
+def test_change_status_enable_clears_suspended_at(in_request, world):
     device = world.devices["AC0001"]
     device.suspend(utcnow())
     db.session.commit()
@@ -107,13 +115,13 @@ def test_change_status_enable_clears_suspended_at(world):
     assert device.status == "active" and device.suspended_at is None
 
 
-def test_change_status_refuses_devices_already_in_target_state(world):
+def test_change_status_refuses_devices_already_in_target_state(in_request, world):
     result = change_status(db.session, world.users["support"], [world.devices["AC0001"]], "enable", utcnow())
     assert result.changed == ()
     assert result.refused == (("AC0001", "already active"),)
 
 
-def test_customer_admin_cannot_suspend_other_companies_devices(world):
+def test_customer_admin_cannot_suspend_other_companies_devices(in_request, world):
     customer = world.users["customer"]
     result = change_status(db.session, customer, [world.devices["GX0001"], world.devices["FL0001"]],
                            "suspend", utcnow())
@@ -124,14 +132,14 @@ def test_customer_admin_cannot_suspend_other_companies_devices(world):
     assert status_of("FL0001") == "suspended"
 
 
-def test_subsidiary_admin_reaches_down_but_not_up(world):
+def test_subsidiary_admin_reaches_down_but_not_up(in_request, world):
     plan = plan_status_change(db.session, world.users["north"], ["FL0001", "NO0001", "AC0001", "SO0001"],
                               "suspend")
     assert plan.numbers == ["FL0001", "NO0001"]
     assert [n for n, _ in plan.refused] == ["AC0001", "SO0001"]
 
 
-def test_plan_refuses_unknown_duplicate_and_already_suspended_numbers(world):
+def test_plan_refuses_unknown_duplicate_and_already_suspended_numbers(in_request, world):
     world.devices["AC0002"].suspend(utcnow())
     db.session.commit()
     plan = plan_status_change(db.session, world.users["customer"],
@@ -148,13 +156,13 @@ def test_plan_refuses_unknown_duplicate_and_already_suspended_numbers(world):
 
 
 @pytest.mark.parametrize("role", ["finance", "sales"])
-def test_status_change_refused_for_roles_without_devices(world, role):
+def test_status_change_refused_for_roles_without_devices(in_request, world, role):
     with pytest.raises(NotAllowed):
         change_status(db.session, world.users[role], [world.devices["AC0001"]], "suspend", utcnow())
     assert status_of("AC0001") == "active"
 
 
-def test_apply_reports_devices_changed_meanwhile(world):
+def test_apply_reports_devices_changed_meanwhile(in_request, world):
     support = world.users["support"]
     plan = plan_status_change(db.session, support, ["AC0001", "AC0002"], "suspend")
     world.devices["AC0002"].suspend(utcnow())  # someone else was faster
@@ -163,7 +171,7 @@ def test_apply_reports_devices_changed_meanwhile(world):
     assert result.refused and "changed state meanwhile" in result.refused[-1][1]
 
 
-def test_set_expiry_records_old_and_new_date(world):
+def test_set_expiry_records_old_and_new_date(in_request, world):
     device = world.devices["AC0001"]
     old = device.expires_on
     new = date(2031, 1, 31)
@@ -176,7 +184,7 @@ def test_set_expiry_records_old_and_new_date(world):
 
 
 @pytest.mark.parametrize("role", ["customer", "finance", "sales"])
-def test_set_expiry_is_tech_support_only(world, role):
+def test_set_expiry_is_tech_support_only(in_request, world, role):
     with pytest.raises(NotAllowed):
         set_expiry(db.session, world.users[role], world.devices["AC0001"], date(2031, 1, 1))
 
