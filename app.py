@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 
 from flask import Flask, request, session
@@ -38,6 +39,8 @@ DEFAULTS = {
     "IMPORT_MAX_ROWS": 200_000,
     "BATCH_SUSPEND_MAX_NUMBERS": 20_000,
     "MAIL_DEFAULT_SENDER": "renewdesk@localhost",
+    "PAYMENT_SANDBOX_SECRET": "sandbox-only-secret",
+    "ORDER_PENDING_HOURS": 24,
     "FLASK_ADMIN_SWATCH": "default",
 }
 
@@ -55,6 +58,8 @@ ENVIRONMENT = (
     "MAIL_DEFAULT_SENDER",
     "IMPORT_MAX_BYTES",
     "IMPORT_MAX_ROWS",
+    "PAYMENT_SANDBOX_SECRET",
+    "ORDER_PENDING_HOURS",
 )
 
 
@@ -102,9 +107,13 @@ def create_app(config: dict | None = None) -> Flask:
 
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp
+    from admin_views.payments import callbacks, sandbox
     from cli import register_commands
 
     app.register_blueprint(auth_bp)
+    app.register_blueprint(sandbox)
+    app.register_blueprint(callbacks)
+    csrf.exempt(callbacks)
     init_admin(app)
     register_commands(app)
 
@@ -112,6 +121,12 @@ def create_app(config: dict | None = None) -> Flask:
     def remember_remote_addr():
         # actions.audit reads it from the session: actions never touch the request.
         db.session.info["remote_addr"] = request.remote_addr
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            WRITE_INTENT.set(True)
+
+    @app.teardown_request
+    def forget_write_intent(exc):
+        WRITE_INTENT.set(False)
 
     @app.after_request
     def security_headers(response):
@@ -162,6 +177,18 @@ def _init_login(app: Flask) -> None:
         if user is None or not user.active or user.session_version != version:
             return None
         return user
+
+
+# Set for requests and commands that write: on SQLite their transactions start with
+# BEGIN IMMEDIATE, so writers queue for the lock (busy_timeout) instead of failing on a stale
+# snapshot. PostgreSQL needs nothing: conditional UPDATEs and row locks do the work there.
+WRITE_INTENT: ContextVar[bool] = ContextVar("renewdesk_write_intent", default=False)
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin_immediate(connection):
+    if connection.dialect.name == "sqlite" and WRITE_INTENT.get():
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @event.listens_for(Engine, "connect")

@@ -423,3 +423,225 @@ class ExpiryImport(db.Model):
     committed_at: Mapped[datetime | None]
 
     actor: Mapped[User] = relationship()
+
+
+# --- money ---------------------------------------------------------------------------------
+
+WALLET_CURRENCIES = {"CNY": _l("CNY"), "USD": _l("USD"), "COIN": _l("Coins")}
+ORDER_KINDS = {
+    "recharge": _l("Recharge"),
+    "renewal": _l("Renewal"),
+    "value_added": _l("Value-added"),
+    "vip_upgrade": _l("VIP upgrade"),
+    "seats": _l("Account increase"),
+    "subscription": _l("Subscription"),
+    "card_sale": _l("Card sale"),
+}
+ORDER_STATUSES = {
+    "pending": _l("Pending payment"),
+    "paid": _l("Paid"),
+    "cancelled": _l("Cancelled"),
+    "refunded": _l("Refunded"),
+}
+PAYMENT_METHODS = {
+    "balance": _l("Balance"),
+    "wechat": _l("WeChat Pay"),
+    "alipay": _l("Alipay"),
+    "paypal": _l("PayPal"),
+    "bank_transfer": _l("Bank transfer"),
+    "cash": _l("Cash"),
+}
+INVOICE_STATUSES = {"none": _l("Not invoiced"), "requested": _l("Invoice requested"), "invoiced": _l("Invoiced")}
+LEDGER_KINDS = {
+    "recharge": _l("Online recharge"),
+    "offline_recharge": _l("Offline recharge"),
+    "payment": _l("Payment"),
+    "refund": _l("Refund"),
+}
+RECHARGE_STATUSES = {
+    "draft": _l("Draft"),
+    "submitted": _l("Pending review"),
+    "approved": _l("Approved"),
+    "rejected": _l("Rejected (back to sales)"),
+    "declined": _l("Declined"),
+}
+
+
+class Wallet(db.Model):
+    """A company's balance in one currency; the database refuses a negative balance."""
+
+    __tablename__ = "wallet"
+    __table_args__ = (
+        UniqueConstraint("company_id", "currency"),
+        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(4))
+    balance: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.company} {self.currency}"
+
+
+class LedgerEntry(db.Model):
+    """One signed movement of a wallet. Append-only; the entries of a wallet sum to its balance."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        CheckConstraint(_in("kind", LEDGER_KINDS), name="kind"),
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        Index("ix_ledger_entry_wallet_id_id", "wallet_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wallet_id: Mapped[int] = mapped_column(ForeignKey("wallet.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount: Mapped[Decimal]
+    balance_after: Mapped[Decimal]
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), index=True)
+    offline_recharge_id: Mapped[int | None] = mapped_column(ForeignKey("offline_recharge.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # What the movement is for, e.g. "pay:order:17": the same movement can never be written twice.
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    memo: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    wallet: Mapped[Wallet] = relationship()
+    order: Mapped[Order | None] = relationship()
+    actor: Mapped[User | None] = relationship()
+
+
+class Order(db.Model):
+    """An order: what is bought (its lines), for how much, and how it was paid."""
+
+    __tablename__ = "order"
+    __table_args__ = (
+        CheckConstraint(_in("kind", ORDER_KINDS), name="kind"),
+        CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+        CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
+        CheckConstraint("payment_method IS NULL OR " + _in("payment_method", PAYMENT_METHODS), name="payment_method"),
+        CheckConstraint(_in("invoice_status", INVOICE_STATUSES), name="invoice_status"),
+        CheckConstraint("total > 0", name="total_positive"),
+        Index("ix_order_company_created", "company_id", "created_at"),
+        Index("ix_order_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    currency: Mapped[str] = mapped_column(String(4))
+    total: Mapped[Decimal]
+    payment_method: Mapped[str | None] = mapped_column(String(20))
+    provider_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
+    invoice_status: Mapped[str] = mapped_column(String(20), default="none")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    refunded_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(String(255), default="")
+
+    company: Mapped[Company] = relationship()
+    created_by: Mapped[User | None] = relationship()
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(db.Model):
+    """One thing an order buys: a device renewal of N months, a recharge amount, …"""
+
+    __tablename__ = "order_line"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), index=True)
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"), index=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    months: Mapped[int | None]
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+    unit_price: Mapped[Decimal]
+    amount: Mapped[Decimal]
+    # The expiry before and after payment, so a refund can roll it back.
+    old_expires_on: Mapped[date | None] = mapped_column(Date)
+    new_expires_on: Mapped[date | None] = mapped_column(Date)
+
+    order: Mapped[Order] = relationship(back_populates="lines")
+    device: Mapped[Device | None] = relationship()
+    package: Mapped[Package | None] = relationship()
+
+
+class OfflineRecharge(db.Model):
+    """线下充值: sales drafts it, finance approves (credits once), rejects (back to sales) or declines."""
+
+    __tablename__ = "offline_recharge"
+    __table_args__ = (
+        CheckConstraint(_in("status", RECHARGE_STATUSES), name="status"),
+        CheckConstraint(_in("currency", CURRENCIES), name="currency"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        Index("ix_offline_recharge_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    payer: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    amount: Mapped[Decimal]
+    reference: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_at: Mapped[datetime | None]
+    review_comment: Mapped[str] = mapped_column(Text, default="")
+
+    company: Mapped[Company] = relationship()
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.payer}"
+
+
+class AutoRenewAttempt(db.Model):
+    """One auto-renewal of one device for one period (the expiry it started from): never twice."""
+
+    __tablename__ = "auto_renew_attempt"
+    __table_args__ = (
+        UniqueConstraint("device_id", "period_start"),
+        CheckConstraint(_in("outcome", ("renewed", "insufficient_balance", "no_package", "failed")), name="outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"))
+    period_start: Mapped[date] = mapped_column(Date)
+    outcome: Mapped[str] = mapped_column(String(30))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
+    message: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReminderLog(db.Model):
+    """One expiry reminder sent to one company for one billing period: never twice."""
+
+    __tablename__ = "reminder_log"
+    __table_args__ = (UniqueConstraint("company_id", "period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    period: Mapped[str] = mapped_column(String(20))
+    devices: Mapped[int] = mapped_column(Integer, default=0)
+    recipients: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -100,8 +100,7 @@ def _check_scope(session: Session, actor: User, companies: Collection[Company]) 
     allowed = scope_company_ids(session, actor) if actor.company is not None else set()
     outside = sorted({c.id for c in companies if c.id not in allowed})
     if outside:
-        raise DomainError(_l("Not found or outside your companies: %(ids)s.",
-                             ids=", ".join(f"#{i}" for i in outside)))
+        raise DomainError(_l("Not found or outside your companies: %(ids)s.", ids=_name_ids(outside)))
 
 
 def default_company(actor: User) -> Company | None:
@@ -129,7 +128,7 @@ def list_configs(
     elif scope == "direct":
         where = or_(Company.id == company.id, Company.parent_id == company.id)
     else:
-        where = Company.path.startswith(company.path, autoescape=True)
+        where = Company.path.startswith(company.path)
     query = select(Company).where(where).order_by(Company.path)
     if limit is not None:
         query = query.limit(limit)
@@ -153,29 +152,42 @@ def list_configs(
     return rows
 
 
+def parse_id(raw: object) -> int | None:
+    """A submitted row id as an int, or None when it is not a plain positive 32-bit number."""
+    text = str(raw).strip()
+    if text.isascii() and text.isdigit() and 0 < int(text) < 2**31:
+        return int(text)
+    return None
+
+
 def load_companies(session: Session, actor: User, ids: Iterable[object]) -> list[Company]:
     """The companies behind submitted ids; unknown or out-of-scope ids are refused by number."""
-    wanted: list[int] = []
+    wanted: dict[int, None] = {}  # ordered, without repeats
     bad: list[str] = []
     for raw in ids:
-        text = str(raw).strip()
-        if text.isdigit():
-            if int(text) not in wanted:
-                wanted.append(int(text))
-        elif text:
-            bad.append(text)
+        company_id = parse_id(raw)
+        if company_id is not None:
+            wanted[company_id] = None
+        elif str(raw).strip():
+            bad.append(str(raw).strip()[:20])
     found: dict[int, Company] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
+    ordered = list(wanted)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = ordered[start:start + _CHUNK]
         found.update((c.id, c) for c in session.scalars(select(Company).where(Company.id.in_(chunk))))
     allowed: set[int] | None = None
     if not actor.is_staff:
         allowed = scope_company_ids(session, actor) if actor.company is not None else set()
-    bad += [str(i) for i in wanted if i not in found or (allowed is not None and i not in allowed)]
+    bad += [str(i) for i in ordered if i not in found or (allowed is not None and i not in allowed)]
     if bad:
-        raise DomainError(_l("Not found or outside your companies: %(ids)s.",
-                             ids=", ".join(f"#{i}" for i in bad)))
-    return [found[i] for i in wanted]
+        raise DomainError(_l("Not found or outside your companies: %(ids)s.", ids=_name_ids(bad)))
+    return [found[i] for i in ordered]
+
+
+def _name_ids(ids: Sequence[object], shown: int = 20) -> str:
+    """"#3, #5, …" naming at most `shown` ids."""
+    text = ", ".join(f"#{i}" for i in ids[:shown])
+    return text + (", …" if len(ids) > shown else "")
 
 
 def clean_settings(values: Mapping[str, object]) -> dict[str, object]:

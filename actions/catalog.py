@@ -12,21 +12,50 @@ from actions.audit import record
 from models import CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
 
 CATALOG_ROLES = {"tech_support"}
+MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
+
+
+def check_code_unique(session: Session, row: PackageCategory | PackageSubcategory | Package) -> None:
+    """Raise DomainError naming the code when another row of the same table already uses it."""
+    model = type(row)
+    with session.no_autoflush:  # the pending row itself must not be inserted by this query
+        taken = session.scalar(
+            select(exists().where(model.code == row.code, model.id != row.id if row.id else True))
+        )
+    if taken:
+        raise DomainError(_l("Code %(code)s is already used; choose another code.", code=row.code))
+
+
+def check_subcategory(session: Session, sub: PackageSubcategory) -> None:
+    """Refuse to move a subcategory that packages use into another category."""
+    check_code_unique(session, sub)
+    with session.no_autoflush:
+        moved_away = sub.id is not None and session.scalar(
+            select(exists().where(Package.subcategory_id == sub.id, Package.category_id != sub.category_id))
+        )
+    if moved_away:
+        raise DomainError(
+            _l("Subcategory %(code)s is used by packages; move or deactivate them first.", code=sub.code)
+        )
 
 
 def check_package(session: Session, package: Package) -> None:
     """Raise DomainError naming the field when the package breaks a catalog rule."""
-    sub = session.get(PackageSubcategory, package.subcategory_id) if package.subcategory_id else None
+    with session.no_autoflush:  # a pending package must not reach the database's own checks first
+        sub = session.get(PackageSubcategory, package.subcategory_id) if package.subcategory_id else None
+        category = package.category or session.get(PackageCategory, package.category_id)
     if package.subcategory_id and (sub is None or sub.category_id != package.category_id):
         raise DomainError(
             _l("Subcategory %(sub)s does not belong to category %(cat)s.",
-               sub=str(sub or package.subcategory_id), cat=str(package.category))
+               sub=str(sub or package.subcategory_id), cat=str(category))
         )
     amount = package.amount
     if amount is None or amount <= 0:
         raise DomainError(_l("Amount: must be greater than zero."))
-    if Decimal(amount).as_tuple().exponent < -2:
+    if amount != Decimal(amount).quantize(Decimal("0.01")):
         raise DomainError(_l("Amount: at most two decimal places."))
+    if amount > MAX_AMOUNT:
+        raise DomainError(_l("Amount: at most %(max)s.", max=MAX_AMOUNT))
     if package.pricing == "per_term":
         if not package.term_months or package.term_months <= 0:
             raise DomainError(_l("Term months: required (a whole number of months) for per-term pricing."))

@@ -43,9 +43,14 @@ def init_admin(app: Flask) -> Admin:
         index_view=HomeView(name=_l("Home"), url="/admin"),
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
-    from admin_views import billing, bindings, catalog, devices, expiry_import, system
+    from admin_views import (
+        billing, bindings, catalog, devices, expiry_import, money, offline_recharge, renewals, system,
+    )
 
+    renewals.register(admin, customer=CUSTOMER, finance=FINANCE)
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
+    offline_recharge.register(admin, sales=SALES, finance=FINANCE)
+    money.register(admin, finance=FINANCE)
     billing.register(admin, sales=SALES, customer=CUSTOMER)
     catalog.register(admin, SUPPORT)
     bindings.register(admin, support=SUPPORT)

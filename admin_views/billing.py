@@ -22,6 +22,7 @@ from actions.billing import (
     effective_config,
     list_configs,
     load_companies,
+    parse_id,
 )
 from admin_views.base import RoleView
 from models import BILLING_CYCLES, PUSH_LANGUAGES, BillingConfig, db
@@ -60,9 +61,8 @@ class BillingConfigView(RoleView):
 
     # --- the page's selection (company, direct/all) travels in the URL and the forms ----------
     def _listing_args(self, source) -> dict:
-        company = source.get("company", "")
         scope = source.get("scope", "direct")
-        return {"company": company if company.isdigit() else None,
+        return {"company": parse_id(source.get("company", "")),
                 "scope": scope if scope in SCOPES else "direct"}
 
     def _index_url(self, source) -> str:
@@ -123,9 +123,10 @@ class BillingConfigView(RoleView):
     def delete(self):
         back = self._index_url(request.form)
         raw = request.form.get("id", "")
-        config = db.session.get(BillingConfig, int(raw)) if raw.isdigit() else None
+        config_id = parse_id(raw)
+        config = db.session.get(BillingConfig, config_id) if config_id is not None else None
         if config is None:
-            flash(_("Billing config #%(id)s: not found or outside your companies.", id=raw), "error")
+            flash(_("Billing config #%(id)s: not found or outside your companies.", id=raw[:20]), "error")
             return redirect(back)
         company = config.company
         try:

@@ -1,6 +1,8 @@
 """技术支持 → 客户延期配置 / 客户增值配置: renewal packages bound to devices, value-added offers."""
 from __future__ import annotations
 
+import json
+
 from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.actions import action
@@ -76,6 +78,7 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
     scope_column = "company_id"
     can_create = can_edit = can_delete = False
     can_view_details = False
+    column_display_actions = False
     can_export = True
     column_list = ("number", "name", "device_type", "company", "package", "expires_on")
     column_export_list = column_list
@@ -165,7 +168,7 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
         device_type = values.get("device_type", "").strip()[:40]
         include = values.get("include_subsidiaries") == "1"
         # The confirm button applies only what the user checked and saw counted.
-        key = f"{company.id if company else ''}|{device_type}|{int(include)}|{package.id if package else ''}"
+        key = json.dumps([company.id if company else None, device_type, include, package.id if package else None])
         plan = None
         if request.method == "POST":
             try:

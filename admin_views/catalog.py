@@ -9,7 +9,8 @@ from wtforms.validators import ValidationError
 
 from actions import DomainError
 from actions.catalog import (
-    check_category_deletable, check_package, check_subcategory_deletable, delete_package,
+    check_category_deletable, check_code_unique, check_package, check_subcategory,
+    check_subcategory_deletable, delete_package,
 )
 from admin_views.base import ScopedModelView, label_formatter
 from models import (
@@ -42,6 +43,17 @@ class CatalogView(ScopedModelView):
     def check_deletable(self, model) -> None:
         """Raise DomainError when `model` may not be deleted."""
 
+    def check(self, model) -> None:
+        """Raise DomainError when `model` breaks a catalog rule (a taken code, at least)."""
+        check_code_unique(db.session, model)
+
+    def on_model_change(self, form, model, is_created):
+        try:
+            self.check(model)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
+        super().on_model_change(form, model, is_created)
+
     def delete_model(self, model):
         try:
             self.check_deletable(model)
@@ -67,6 +79,9 @@ class PackageSubcategoryView(CatalogView):
     column_filters = ("code", "name", "kind", "category.code", "category.name")
     column_select_related_list = (PackageSubcategory.category,)
     form_columns = ("code", "name", "kind", "category")
+
+    def check(self, model):
+        check_subcategory(db.session, model)
 
     def check_deletable(self, model):
         check_subcategory_deletable(db.session, model)
@@ -107,12 +122,9 @@ class PackageView(CatalogView):
     def edit_form(self, obj=None):
         return self._subcategory_choices(super().edit_form(obj))
 
-    def on_model_change(self, form, model, is_created):
-        try:
-            check_package(db.session, model)
-        except DomainError as exc:
-            raise ValidationError(str(exc)) from exc
-        super().on_model_change(form, model, is_created)
+    def check(self, model):
+        check_code_unique(db.session, model)
+        check_package(db.session, model)
 
     def delete_model(self, model):
         try:

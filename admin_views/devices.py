@@ -17,7 +17,9 @@ from wtforms.validators import ValidationError
 
 from actions import DomainError
 from actions.audit import history
-from actions.devices import apply_status_change, change_status, parse_numbers, plan_status_change
+from actions.devices import (
+    TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change,
+)
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result
 from admin_views.system import InCompanyTree
 from models import DEVICE_STATUSES, Device, db, utcnow
@@ -59,6 +61,9 @@ class PackageBound(BaseSQLAFilter):
         super().__init__(Device.package_id, _l("Renewal package"),
                          options=[("yes", _l("bound")), ("no", _l("not bound"))])
 
+    def validate(self, value):
+        return value in ("yes", "no")
+
     def apply(self, query, value, alias=None):
         return query.filter(Device.package_id.isnot(None) if value == "yes" else Device.package_id.is_(None))
 
@@ -80,10 +85,12 @@ def _status_cell(view, context, model, name):
         '<input type="hidden" name="csrf_token" value="{csrf}">'
         '<input type="hidden" name="action" value="{op}">'
         '<input type="hidden" name="rowid" value="{id}">'
+        '<input type="hidden" name="url" value="{back}">'
         '<button type="submit" class="btn btn-link btn-sm p-0" title="{title}" aria-label="{title}">'
         '<span class="fa {icon}"></span></button></form>'
     ).format(
         url=view.get_url(".action_view"), csrf=generate_csrf(), op=operation, id=model.id,
+        back=context.get("return_url") or view.get_url(".index_view"),
         title=title, icon="fa-play-circle" if suspended else "fa-minus-circle",
     )
 
@@ -191,15 +198,17 @@ class BatchStatusView(RoleView):
     def index(self):
         text = request.form.get("numbers", "")
         operation = request.form.get("operation", "suspend")
-        if operation not in ("suspend", "enable"):
-            operation = "suspend"
         plan = None
         if request.method == "POST":
             from flask import current_app
 
             numbers = parse_numbers(text)
             limit = current_app.config["BATCH_SUSPEND_MAX_NUMBERS"]
-            if not numbers:
+            if operation not in TARGET_STATUS:
+                # Never fall back to a default: a confirmed "enable" must not become a suspension.
+                flash(_("Choose suspend or enable."), "error")
+                operation = "suspend"
+            elif not numbers:
                 flash(_("Paste at least one device number."), "error")
             elif len(numbers) > limit:
                 flash(_("At most %(n)s device numbers at once; you pasted %(m)s.", n=limit, m=len(numbers)), "error")

@@ -495,8 +495,8 @@ def test_batch_with_nothing_to_change_offers_no_confirm(client, login, world):
     assert status_of("GX0001") == "active"
 
 
-def test_batch_refuses_more_than_the_limit(client, login, world, monkeypatch, app):
-    monkeypatch.setitem(app.config, "BATCH_SUSPEND_MAX_NUMBERS", 3)
+def test_batch_refuses_more_than_the_limit(client, login, world, monkeypatch, web_app):
+    monkeypatch.setitem(web_app.config, "BATCH_SUSPEND_MAX_NUMBERS", 3)
     login("support")
     page = post(client, "/admin/device_batch/",
                 {"numbers": "AC0001,AC0002,NO0001,NO0002", "operation": "suspend", "confirm": "1"}
@@ -513,14 +513,6 @@ def test_batch_refuses_empty_input(client, login, world):
     page = post(client, "/admin/device_batch/", {"numbers": " \n ", "operation": "suspend"}).get_data(as_text=True)
     assert "Paste at least one device number." in page
 
-
-def test_batch_unknown_operation_falls_back_to_suspend_preview(client, login, world):
-    login("support")
-    page = post(client, "/admin/device_batch/", {"numbers": "AC0001", "operation": "delete", "confirm": "1"},
-                follow_redirects=True).get_data(as_text=True)
-    # The form shows "suspend" chosen; nothing but a suspension can happen.
-    assert status_of("AC0001") in ("active", "suspended")
-    assert "delete" not in [e.action for e in events()]
 
 
 def test_batch_page_shows_the_tabs(client, login, world):
@@ -707,3 +699,77 @@ def test_other_company_devices_in_scope_of_new_subsidiary(client, login, world):
     db.session.commit()
     login("customer")
     assert "WE0001" in listed(client, "/admin/device/?search=WE")
+
+
+def test_exports_escape_formulas_in_related_names_too(client, login, world):
+    world.acme.name = "=cmd|' /C calc'!A0"
+    db.session.commit()
+    login("customer")
+    rows = read_xlsx(client.get("/admin/device/export/xlsx/?search=AC").data)
+    assert rows[1][3].value.endswith("=cmd|' /C calc'!A0") and rows[1][3].data_type == "s"
+    text = client.get("/admin/device/export/csv/?search=AC").get_data(as_text=True)
+    assert "'=cmd|' /C calc'!A0" in text
+
+
+def test_unknown_page_size_falls_back_to_the_default(client, login, world):
+    for i in range(55):
+        make_device(f"ZZ{i:04d}", world.acme)
+    db.session.commit()
+    login("support")
+    assert len(listed(client, "/admin/device/?page_size=100000")) == 50
+    assert len(listed(client, "/admin/device/?page_size=100")) == 65
+
+
+def test_package_bound_filter_refuses_other_values(client, login, world):
+    login("support")
+    page = client.get("/admin/device/?flt0_renewal_package_is=maybe").get_data(as_text=True)
+    assert "Invalid Filter Value" in page
+    assert len(numbers_on(page)) == 10
+
+
+def test_one_click_toggle_returns_to_the_same_filtered_page(client, login, world):
+    login("customer")
+    url = f"/admin/device/?flt0_company_in_the_tree_of={world.south.id}&page_size=20"
+    page = client.get(url).get_data(as_text=True)
+    match = re.search(r'class="d-inline rd-row-toggle">.*?name="url" value="([^"]+)"', page)
+    assert match, "the toggle form carries the list's URL"
+    response = post(client, "/admin/device/action/",
+                    {"action": "suspend", "rowid": world.devices["SO0001"].id,
+                     "url": match.group(1).replace("&amp;", "&")})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/admin/device/?")
+    assert f"flt0_company_in_the_tree_of={world.south.id}" in response.headers["Location"]
+    assert status_of("SO0001") == "suspended"
+
+
+def test_batch_refuses_an_unknown_operation(client, login, world):
+    login("support")
+    page = post(client, "/admin/device_batch/", {"numbers": "AC0001", "operation": "delete", "confirm": "1"},
+                follow_redirects=True).get_data(as_text=True)
+    assert "Choose suspend or enable." in page
+    assert status_of("AC0001") == "active"
+    assert events() == []
+
+
+def test_inline_expiry_edit_is_audited(client, login, world):
+    device = world.devices["SO0002"]
+    old = device.expires_on
+    login("support")
+    response = post(client, "/admin/device_expiry/ajax/update/",
+                    {"list_form_pk": device.id, "expires_on": "2030-02-28"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Device, device.id).expires_on == date(2030, 2, 28)
+    (event,) = events("edit")
+    assert event.summary == f"expires_on: {old} → 2030-02-28"
+
+
+def test_inline_expiry_edit_refuses_an_empty_date(client, login, world):
+    device = world.devices["SO0002"]
+    old = device.expires_on
+    login("support")
+    response = post(client, "/admin/device_expiry/ajax/update/", {"list_form_pk": device.id, "expires_on": ""})
+    assert response.status_code == 500
+    db.session.expire_all()
+    assert db.session.get(Device, device.id).expires_on == old
+    assert events() == []
