@@ -138,6 +138,11 @@ class Company(db.Model):
     contact_name: Mapped[str | None] = mapped_column(String(100))
     contact_phone: Mapped[str | None] = mapped_column(String(40))
     contact_email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    fax: Mapped[str | None] = mapped_column(String(40))
+    province: Mapped[str | None] = mapped_column(String(60))
+    city: Mapped[str | None] = mapped_column(String(60))
+    address: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped[Company | None] = relationship(remote_side=[id], back_populates="children")
@@ -169,6 +174,9 @@ class User(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str | None] = mapped_column(String(254))
+    full_name: Mapped[str | None] = mapped_column(String(100))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    mobile: Mapped[str | None] = mapped_column(String(40))
     password_hash: Mapped[str] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(20))
     company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
@@ -430,6 +438,7 @@ class ExpiryImport(db.Model):
 WALLET_CURRENCIES = {"CNY": _l("CNY"), "USD": _l("USD"), "COIN": _l("Coins")}
 ORDER_KINDS = {
     "recharge": _l("Recharge"),
+    "coins": _l("Coin purchase"),
     "renewal": _l("Renewal"),
     "value_added": _l("Value-added"),
     "vip_upgrade": _l("VIP upgrade"),
@@ -454,6 +463,7 @@ PAYMENT_METHODS = {
 INVOICE_STATUSES = {"none": _l("Not invoiced"), "requested": _l("Invoice requested"), "invoiced": _l("Invoiced")}
 LEDGER_KINDS = {
     "recharge": _l("Online recharge"),
+    "coin_purchase": _l("Coin purchase"),
     "offline_recharge": _l("Offline recharge"),
     "payment": _l("Payment"),
     "refund": _l("Refund"),
@@ -549,6 +559,9 @@ class Order(db.Model):
     cancelled_at: Mapped[datetime | None]
     refunded_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(String(255), default="")
+    promotion: Mapped[str | None] = mapped_column(String(100))
+    # The open or issued invoice request covering this order: never two at once.
+    invoice_request_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_request.id"), index=True)
 
     company: Mapped[Company] = relationship()
     created_by: Mapped[User | None] = relationship()
@@ -569,6 +582,7 @@ class OrderLine(db.Model):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), index=True)
     package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"), index=True)
     description: Mapped[str] = mapped_column(String(255), default="")
+    edition: Mapped[str | None] = mapped_column(String(20))
     months: Mapped[int | None]
     quantity: Mapped[int] = mapped_column(Integer, default=1)
     unit_price: Mapped[Decimal]
@@ -645,3 +659,193 @@ class ReminderLog(db.Model):
     devices: Mapped[int] = mapped_column(Integer, default=0)
     recipients: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- tenants, member accounts, seats, invoices (seeds 000 and 004) ---------------------------
+
+APPLICATION_STATUSES = {"pending": _l("Pending review"), "approved": _l("Approved"), "rejected": _l("Rejected")}
+VIP_LEVELS = {"none": _l("Ordinary"), "vip": _l("VIP"), "svip": _l("SVIP")}
+SEAT_EDITIONS = {"enterprise": _l("Enterprise"), "standard": _l("Standard"), "basic": _l("Basic")}
+INVITATION_STATES = {"none": _l("Not invited"), "sent": _l("Invited"), "accepted": _l("Accepted")}
+RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"), "rejected": _l("Rejected")}
+INVOICE_TITLE_KINDS = {"ordinary": _l("Ordinary invoice"), "special": _l("Special VAT invoice")}
+INVOICE_TYPES = {
+    "electronic_ordinary": _l("Electronic ordinary invoice"),
+    "paper_ordinary": _l("Paper ordinary invoice"),
+    "special": _l("Special VAT invoice"),
+}
+INVOICE_REQUEST_STATUSES = {"requested": _l("Requested"), "issued": _l("Issued"), "rejected": _l("Rejected")}
+
+
+class TenantApplication(db.Model):
+    """申请开通: a company asks to join; an admin approves (creating the tenant) or rejects."""
+
+    __tablename__ = "tenant_application"
+    __table_args__ = (CheckConstraint(_in("status", APPLICATION_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_name: Mapped[str] = mapped_column(String(200))
+    tax_id: Mapped[str] = mapped_column(String(32), index=True)
+    contact_name: Mapped[str] = mapped_column(String(100))
+    contact_phone: Mapped[str] = mapped_column(String(40))
+    contact_email: Mapped[str] = mapped_column(String(254))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    applicant_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_at: Mapped[datetime | None]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Company | None] = relationship(foreign_keys=[parent_id])
+    company: Mapped[Company | None] = relationship(foreign_keys=[company_id])
+    applicant: Mapped[User | None] = relationship(foreign_keys=[applicant_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+
+
+class MemberAccount(db.Model):
+    """An end-user account a customer manages: VIP level and expiry, or an organizer seat."""
+
+    __tablename__ = "member_account"
+    __table_args__ = (
+        CheckConstraint(_in("vip_level", VIP_LEVELS), name="vip_level"),
+        CheckConstraint("seat_edition IS NULL OR " + _in("seat_edition", SEAT_EDITIONS), name="seat_edition"),
+        CheckConstraint(_in("invitation_state", INVITATION_STATES), name="invitation_state"),
+        Index("ix_member_account_company_login", "company_id", "login"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(254))
+    first_name: Mapped[str | None] = mapped_column(String(60))
+    last_name: Mapped[str | None] = mapped_column(String(60))
+    vip_level: Mapped[str] = mapped_column(String(10), default="none")
+    vip_expires_on: Mapped[date | None] = mapped_column(Date)
+    seat_edition: Mapped[str | None] = mapped_column(String(20))
+    invitation_state: Mapped[str] = mapped_column(String(20), default="none")
+    invited_at: Mapped[datetime | None]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship()
+
+    def __str__(self) -> str:
+        return self.login
+
+
+class SeatQuota(db.Model):
+    """Seats a company bought per product edition; used seats are its active organizer accounts."""
+
+    __tablename__ = "seat_quota"
+    __table_args__ = (
+        UniqueConstraint("company_id", "edition"),
+        CheckConstraint(_in("edition", SEAT_EDITIONS), name="edition"),
+        CheckConstraint("purchased >= 0 AND used >= 0 AND used <= purchased", name="used_within_purchased"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    edition: Mapped[str] = mapped_column(String(20))
+    purchased: Mapped[int] = mapped_column(Integer, default=0)
+    # Kept by conditional UPDATEs (used < purchased) so two creations can't take the last seat.
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+    company: Mapped[Company] = relationship()
+
+    @property
+    def left(self) -> int:
+        return self.purchased - self.used
+
+
+class BankTransferReceipt(db.Model):
+    """The electronic receipt of a bank transfer paying a pending order; finance confirms it."""
+
+    __tablename__ = "bank_transfer_receipt"
+    __table_args__ = (
+        CheckConstraint(_in("status", RECEIPT_STATUSES), name="status"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    payer_company: Mapped[str] = mapped_column(String(200))
+    payer_account: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal]
+    file_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    file_size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="submitted")
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_at: Mapped[datetime | None]
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[Order] = relationship()
+    uploaded_by: Mapped[User | None] = relationship(foreign_keys=[uploaded_by_id])
+    reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+
+
+class InvoiceTitle(db.Model):
+    """发票抬头: what an invoice is made out to; special ones need the general-taxpayer document."""
+
+    __tablename__ = "invoice_title"
+    __table_args__ = (
+        UniqueConstraint("company_id", "kind"),
+        CheckConstraint(_in("kind", INVOICE_TITLE_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    tax_id: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(255))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    bank_name: Mapped[str | None] = mapped_column(String(100))
+    bank_account: Mapped[str | None] = mapped_column(String(64))
+    registration_file_name: Mapped[str | None] = mapped_column(String(255))
+    registration_file_sha256: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    company: Mapped[Company] = relationship()
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class InvoiceRequest(db.Model):
+    """申请开票 over paid, not-yet-invoiced orders; finance issues it (number, date) or rejects it."""
+
+    __tablename__ = "invoice_request"
+    __table_args__ = (
+        CheckConstraint(_in("invoice_type", INVOICE_TYPES), name="invoice_type"),
+        CheckConstraint(_in("status", INVOICE_REQUEST_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    title_id: Mapped[int] = mapped_column(ForeignKey("invoice_title.id"))
+    invoice_type: Mapped[str] = mapped_column(String(30))
+    currency: Mapped[str] = mapped_column(String(4))
+    total: Mapped[Decimal]
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    postal_address: Mapped[str | None] = mapped_column(String(255))
+    remark: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    invoice_number: Mapped[str | None] = mapped_column(String(64))
+    invoice_date: Mapped[date | None] = mapped_column(Date)
+    reject_reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship()
+    title: Mapped[InvoiceTitle] = relationship()
+    orders: Mapped[list[Order]] = relationship(foreign_keys="Order.invoice_request_id")
