@@ -5,7 +5,7 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_mail import Mail
@@ -149,6 +149,8 @@ def create_app(config: dict | None = None) -> Flask:
 
 def select_locale() -> str:
     """The user's chosen language, else the browser's best match, else English."""
+    if not has_request_context():
+        return None  # CLI and jobs: the default locale
     if current_user and current_user.is_authenticated and current_user.locale in LOCALES:
         return current_user.locale
     chosen = session.get("locale")

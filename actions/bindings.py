@@ -172,7 +172,7 @@ def bind_package_to_type(session: Session, actor: User, company: Company | None,
            f"package → {package.code} on {len(rows)} '{device_type}' devices of "
            f"{company.name} (#{company.id}) {scope}")
     session.flush()
-    return ActionResult(tuple(r.number for r in rows), extra={"device_type": device_type})
+    return ActionResult(tuple(r.number for r in rows))
 
 
 def unbind(session: Session, actor: User, devices: Sequence[Device]) -> ActionResult:

@@ -425,6 +425,9 @@ def test_export_xlsx_has_the_filtered_rows_and_no_formulas(world, client, login)
     assert name_cell.data_type == "s" and name_cell.value.lstrip("'") == '=HYPERLINK("http://evil.test","x")'
     assert type_cell.data_type == "s" and type_cell.value.lstrip("'") == "+1+1"
 
+    csv_text = client.get(f"/admin/device_package/export/csv/?{COMPANY_FILTER}={world.north.id}").get_data(as_text=True)
+    assert "'=HYPERLINK" in csv_text and "'+1+1" in csv_text
+
 
 # --- 7. bind and unbind through the console ------------------------------------------------------
 
