@@ -44,13 +44,17 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, catalog, devices, expiry_import, money, offline_recharge, renewals, system,
+        billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
+        renewals, seats, system,
     )
 
     renewals.register(admin, customer=CUSTOMER, finance=FINANCE)
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
     offline_recharge.register(admin, sales=SALES, finance=FINANCE)
     money.register(admin, finance=FINANCE)
+    members.register(admin, customer=CUSTOMER, finance=FINANCE)
+    seats.register(admin, customer=CUSTOMER)
+    invoices.register(admin, customer=CUSTOMER, finance=FINANCE)
     billing.register(admin, sales=SALES, customer=CUSTOMER)
     catalog.register(admin, SUPPORT)
     bindings.register(admin, support=SUPPORT)

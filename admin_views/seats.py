@@ -1,0 +1,5 @@
+"""Being written."""
+
+
+def register(admin, customer) -> None:
+    """Add this area's views."""
