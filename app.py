@@ -41,6 +41,7 @@ DEFAULTS = {
     "MAIL_DEFAULT_SENDER": "renewdesk@localhost",
     "PAYMENT_SANDBOX_SECRET": "sandbox-only-secret",
     "ORDER_PENDING_HOURS": 24,
+    "PROXY_COUNT": 0,
     "FLASK_ADMIN_SWATCH": "default",
 }
 
@@ -60,6 +61,7 @@ ENVIRONMENT = (
     "IMPORT_MAX_ROWS",
     "PAYMENT_SANDBOX_SECRET",
     "ORDER_PENDING_HOURS",
+    "PROXY_COUNT",
 )
 
 
@@ -97,6 +99,13 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = "dev-only-not-secret"
     if app.config["ENV_NAME"] == "testing":
         app.config.setdefault("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", True)
+
+    if app.config["PROXY_COUNT"]:
+        # Behind N reverse proxies: trust their X-Forwarded-For/-Proto (audit IPs, Secure cookies).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        count = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(HERE / "migrations"), render_as_batch=True)
