@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     select,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -681,7 +682,12 @@ class TenantApplication(db.Model):
     """申请开通: a company asks to join; an admin approves (creating the tenant) or rejects."""
 
     __tablename__ = "tenant_application"
-    __table_args__ = (CheckConstraint(_in("status", APPLICATION_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", APPLICATION_STATUSES), name="status"),
+        # One pending application per tax ID, even when two arrive at the same moment.
+        Index("uq_tenant_application_pending_tax_id", "tax_id", unique=True,
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_name: Mapped[str] = mapped_column(String(200))

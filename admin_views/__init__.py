@@ -45,7 +45,7 @@ def init_admin(app: Flask) -> Admin:
     )
     from admin_views import (
         billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
-        renewals, seats, system,
+        renewals, seats, system, tenants,
     )
 
     renewals.register(admin, customer=CUSTOMER, finance=FINANCE)
@@ -60,6 +60,7 @@ def init_admin(app: Flask) -> Admin:
     bindings.register(admin, support=SUPPORT)
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
+    tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
 
     @app.context_processor
     def console_context():

@@ -29,7 +29,7 @@ def _database_url(worker: str) -> tuple[str, object]:
     if not base:
         folder = tempfile.mkdtemp(prefix="renewdesk-test-")
         return f"sqlite:///{Path(folder) / 'test.db'}", lambda: None
-    name = f"renewdesk_test_{worker}"
+    name = f"renewdesk_test_{worker}_{os.getpid()}"  # unique: parallel runs never drop each other's
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,0 +1,435 @@
+"""申请开通 and 编辑信息: tenant applications, their review, quick onboarding, the company profile.
+
+Tax IDs accepted (after trimming, dropping spaces and hyphens, full-width characters folded
+to ASCII and letters upper-cased):
+
+- the 18-character unified social credit code (统一社会信用代码, GB 32100-2015): characters
+  0-9 and A-H J-N P-R T-U W-Y (never I, O, S, V, Z); the 18th is the check character
+  ``31 - (sum of value(c_i) * 3^i mod 31) mod 31`` over the first 17;
+- the old 15-character tax registration number: 6-digit region code and the 9-character
+  organisation code, i.e. 14 digits then a digit or X (the organisation code's check
+  character can be X);
+- the old 20-character tax registration number of individuals: an 18-character resident ID
+  (17 digits, then a digit or X) followed by 2 digits.
+
+Approval and quick onboarding share `create_tenant`: the company, its billing config and a
+customer administrator with a one-time password, in the caller's one transaction. The
+functions here never send mail: they return what the view needs to send it after commit.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from actions import DomainError, in_scope, require_role
+from actions.audit import record
+from actions.companies import create_company
+from actions.users import create_user, generate_password
+from models import ROLES, BillingConfig, Company, TenantApplication, User, utcnow
+
+CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_CREDIT_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
+_OLD_TAX_ID_15 = re.compile(r"\d{14}[\dX]")
+_OLD_TAX_ID_20 = re.compile(r"\d{17}[\dX]\d{2}")
+_TAX_ID_NOISE = re.compile(r"[\s\-]+")
+# Digits with spaces, brackets, dashes and a leading +, optionally an extension (分机).
+_PHONE = re.compile(r"\+?[\d\s()\-]{3,30}(\s*(?:ext\.?|x|#|转)\s*\d{1,8})?", re.IGNORECASE)
+_USERNAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
+REASON_MAX = 2000
+
+FIELDS = {
+    "company_name": _l("Company name"),
+    "tax_id": _l("Tax ID or unified social credit code"),
+    "contact_name": _l("Contact name"),
+    "contact_phone": _l("Contact phone"),
+    "contact_email": _l("Contact email"),
+    "parent": _l("Parent company"),
+    "username": _l("Administrator username"),
+    "reason": _l("Reason"),
+    "phone": _l("Company phone"),
+    "fax": _l("Company fax"),
+    "province": _l("Province"),
+    "city": _l("City"),
+    "address": _l("Street address"),
+    "full_name": _l("Administrator name"),
+    "email": _l("Administrator email"),
+    "user_phone": _l("Administrator phone"),
+    "mobile": _l("Administrator mobile"),
+}
+
+
+class InvalidField(DomainError):
+    """A refused form value; `field` names the form field so the view can show it there."""
+
+    def __init__(self, field: str, message) -> None:
+        super().__init__(_l("%(field)s: %(problem)s", field=FIELDS[field], problem=message))
+        self.field = field
+
+
+# --- field checks ---------------------------------------------------------------------------
+
+
+def credit_code_check_char(first17: str) -> str:
+    """The GB 32100-2015 check character of the first 17 characters of a credit code."""
+    total = sum(CREDIT_CODE_CHARSET.index(c) * w for c, w in zip(first17, _CREDIT_WEIGHTS, strict=True))
+    return CREDIT_CODE_CHARSET[(31 - total % 31) % 31]
+
+
+def validate_credit_code(value: str | None, field: str = "tax_id") -> str:
+    """The tax ID normalized (see the module docstring for what is accepted), or InvalidField."""
+    code = _TAX_ID_NOISE.sub("", unicodedata.normalize("NFKC", value or "")).upper()
+    if not code:
+        raise InvalidField(field, _l("required."))
+    if len(code) == 18:
+        wrong = sorted({c for c in code if c not in CREDIT_CODE_CHARSET})
+        if wrong:
+            raise InvalidField(field, _l(
+                "%(chars)s may not appear in a unified social credit code (it uses 0-9 and the "
+                "letters A-Z except I, O, S, V and Z).", chars=", ".join(wrong)))
+        if credit_code_check_char(code[:17]) != code[17]:
+            raise InvalidField(field, _l(
+                "the check character (the 18th) does not match: look for a typo."))
+        return code
+    if len(code) == 15 and _OLD_TAX_ID_15.fullmatch(code):
+        return code
+    if len(code) == 20 and _OLD_TAX_ID_20.fullmatch(code):
+        return code
+    if len(code) in (15, 20):
+        raise InvalidField(field, _l(
+            "an old %(n)s-character tax ID is made of digits (X allowed only as a check character).",
+            n=len(code)))
+    raise InvalidField(field, _l(
+        "give the 18-character unified social credit code, or an old 15- or 20-character tax ID "
+        "(%(n)s characters given).", n=len(code)))
+
+
+def _text(field: str, value: str | None, max_length: int, required: bool = True) -> str | None:
+    """A one-line text value, trimmed; None when empty and optional."""
+    value = (value or "").strip()
+    if not value:
+        if required:
+            raise InvalidField(field, _l("required."))
+        return None
+    if len(value) > max_length:
+        raise InvalidField(field, _l("at most %(n)s characters.", n=max_length))
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise InvalidField(field, _l("control characters and line breaks are not allowed."))
+    return value
+
+
+def _phone(field: str, value: str | None, required: bool = True) -> str | None:
+    value = _text(field, value, 40, required)
+    if value is not None and (not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 3):
+        raise InvalidField(field, _l("not a phone number (digits, spaces, +, -, brackets, an extension)."))
+    return value
+
+
+def _email(field: str, value: str | None) -> str:
+    value = _text(field, value, 254)
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise InvalidField(field, _l("%(address)s is not a valid email address.", address=value)) from None
+
+
+def _username(value: str | None) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise InvalidField("username", _l("required."))
+    if not _USERNAME.fullmatch(value):
+        raise InvalidField("username", _l("at most 64 characters, without spaces."))
+    return value
+
+
+@dataclass(frozen=True)
+class TenantFields:
+    """The checked fields of an application or a quick onboarding."""
+
+    company_name: str
+    tax_id: str
+    contact_name: str
+    contact_phone: str
+    contact_email: str
+
+
+def clean_tenant_fields(
+    company_name: str | None, tax_id: str | None, contact_name: str | None,
+    contact_phone: str | None, contact_email: str | None,
+) -> TenantFields:
+    """Check the applicant's fields, naming the first one at fault."""
+    return TenantFields(
+        company_name=_text("company_name", company_name, 200),
+        tax_id=validate_credit_code(tax_id),
+        contact_name=_text("contact_name", contact_name, 100),
+        contact_phone=_phone("contact_phone", contact_phone),
+        contact_email=_email("contact_email", contact_email),
+    )
+
+
+def _refuse_duplicates(session: Session, tax_id: str, pending_too: bool = True) -> None:
+    """Refuse a tax ID that a company already has, or (pending_too) a pending application."""
+    company = session.scalar(select(Company).where(func.upper(Company.tax_id) == tax_id).limit(1))
+    if company is not None:
+        raise InvalidField("tax_id", _l("company %(name)s already has the tax ID %(tax_id)s.",
+                                        name=company.name, tax_id=tax_id))
+    if pending_too:
+        pending = session.scalar(select(TenantApplication.id).where(
+            TenantApplication.tax_id == tax_id, TenantApplication.status == "pending").limit(1))
+        if pending is not None:
+            raise InvalidField("tax_id", _l("application #%(id)s for %(tax_id)s is already waiting for review.",
+                                            id=pending, tax_id=tax_id))
+
+
+def _check_parent(session: Session, actor: User, parent: Company | None) -> None:
+    if parent is None:
+        return
+    if not in_scope(actor, parent.id, session):
+        raise InvalidField("parent", _l("company #%(id)s: not found or outside your companies.", id=parent.id))
+    if parent.status != "active":
+        raise InvalidField("parent", _l("company %(name)s is not active.", name=parent.name))
+
+
+# --- apply, approve, reject, onboard ----------------------------------------------------------
+
+
+def apply(
+    session: Session, actor: User, *, company_name: str | None, tax_id: str | None,
+    contact_name: str | None, contact_phone: str | None, contact_email: str | None,
+    parent: Company | None = None,
+) -> TenantApplication:
+    """申请开通: record a pending application (any signed-in role; a customer's parent stays in their tree)."""
+    require_role(actor, ROLES)
+    fields = clean_tenant_fields(company_name, tax_id, contact_name, contact_phone, contact_email)
+    _check_parent(session, actor, parent)
+    _refuse_duplicates(session, fields.tax_id)
+    application = TenantApplication(
+        company_name=fields.company_name, tax_id=fields.tax_id, contact_name=fields.contact_name,
+        contact_phone=fields.contact_phone, contact_email=fields.contact_email,
+        parent_id=parent.id if parent else None, status="pending", applicant_id=actor.id,
+    )
+    session.add(application)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent application with the same tax ID won (unique index)
+        raise DomainError(_l("Tax ID %(tax_id)s already has a pending application.", tax_id=fields.tax_id)) from None
+    record(session, actor, "apply", "tenant_application", [application.id],
+           f"company={fields.company_name} tax_id={fields.tax_id} parent={parent.id if parent else '-'}")
+    session.flush()
+    return application
+
+
+@dataclass(frozen=True)
+class Onboarded:
+    """A new tenant and what its welcome mail needs (the password exists nowhere else)."""
+
+    company: Company
+    user: User
+    password: str
+    email: str
+    contact_name: str
+
+
+def create_tenant(
+    session: Session, actor: User, fields: TenantFields, parent: Company | None,
+    username: str | None, method: str = "scrypt",
+) -> Onboarded:
+    """The company under `parent`, its billing config and its customer administrator (admins only)."""
+    require_role(actor, {"admin"})
+    username = _username(username or fields.contact_email)
+    if session.scalar(select(User.id).where(User.username == username)):
+        raise InvalidField("username", _l("%(name)s is taken; give another username.", name=username))
+    company = create_company(
+        session, actor, fields.company_name, parent, status="active", tax_id=fields.tax_id,
+        contact_name=fields.contact_name, contact_phone=fields.contact_phone,
+        contact_email=fields.contact_email,
+    )
+    config = BillingConfig(company_id=company.id, push_emails=fields.contact_email)
+    session.add(config)
+    session.flush()
+    record(session, actor, "create", "billing_config", [config.id],
+           f"{company.name} (#{company.id}): defaults, push_emails={fields.contact_email}")
+    password = generate_password()
+    try:
+        user = create_user(session, actor, username, "customer_admin", password, company=company,
+                           email=fields.contact_email, method=method, must_change_password=True)
+    except IntegrityError as exc:  # taken by a concurrent request since the check above
+        raise InvalidField("username", _l("%(name)s is taken; give another username.", name=username)) from exc
+    user.full_name = fields.contact_name
+    user.phone = fields.contact_phone
+    session.flush()
+    return Onboarded(company, user, password, fields.contact_email, fields.contact_name)
+
+
+def _close_application(
+    session: Session, actor: User, application: TenantApplication, status: str, reason: str = "",
+) -> None:
+    """pending → status in one conditional UPDATE: of two concurrent reviews only one gets the row."""
+    result = session.execute(
+        update(TenantApplication)
+        .where(TenantApplication.id == application.id, TenantApplication.status == "pending")
+        .values(status=status, reviewed_by_id=actor.id, reviewed_at=utcnow(), reason=reason)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:
+        raise DomainError(_l("Application #%(id)s was already reviewed.", id=application.id))
+
+
+_KEEP = object()
+
+
+def approve(
+    session: Session, actor: User, application: TenantApplication, *, parent=_KEEP,
+    username: str | None = None, method: str = "scrypt",
+) -> Onboarded:
+    """Approve a pending application: create the tenant (parent: the applicant's choice unless given)."""
+    require_role(actor, {"admin"})
+    _close_application(session, actor, application, "approved")
+    if parent is _KEEP:
+        parent = application.parent
+    _check_parent(session, actor, parent)
+    fields = clean_tenant_fields(application.company_name, application.tax_id, application.contact_name,
+                                 application.contact_phone, application.contact_email)
+    _refuse_duplicates(session, fields.tax_id, pending_too=False)
+    onboarded = create_tenant(session, actor, fields, parent, username, method=method)
+    application.company_id = onboarded.company.id
+    session.flush()
+    record(session, actor, "approve", "tenant_application", [application.id],
+           f"company=#{onboarded.company.id} user={onboarded.user.username} "
+           f"parent={parent.id if parent else '-'}")
+    session.flush()
+    return onboarded
+
+
+def reject(session: Session, actor: User, application: TenantApplication, reason: str | None) -> TenantApplication:
+    """Reject a pending application; the reason (required) is mailed to the contact by the caller."""
+    require_role(actor, {"admin"})
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidField("reason", _l("required: the applicant reads it."))
+    if len(reason) > REASON_MAX:
+        raise InvalidField("reason", _l("at most %(n)s characters.", n=REASON_MAX))
+    _close_application(session, actor, application, "rejected", reason)
+    record(session, actor, "reject", "tenant_application", [application.id], f"reason={reason}")
+    session.flush()
+    return application
+
+
+def onboard(
+    session: Session, actor: User, *, company_name: str | None, tax_id: str | None,
+    contact_name: str | None, contact_phone: str | None, contact_email: str | None,
+    parent: Company | None = None, username: str | None = None, method: str = "scrypt",
+) -> Onboarded:
+    """Quick onboarding: an admin creates a tenant in one step, as an approval would."""
+    require_role(actor, {"admin"})
+    fields = clean_tenant_fields(company_name, tax_id, contact_name, contact_phone, contact_email)
+    _check_parent(session, actor, parent)
+    _refuse_duplicates(session, fields.tax_id)
+    onboarded = create_tenant(session, actor, fields, parent, username, method=method)
+    record(session, actor, "onboard", "company", [onboarded.company.id],
+           f"name={fields.company_name} tax_id={fields.tax_id} user={onboarded.user.username}")
+    session.flush()
+    return onboarded
+
+
+# --- 编辑信息: the customer administrator's company profile ----------------------------------
+
+COMPANY_PROFILE_FIELDS = ("phone", "fax", "province", "city", "address")
+ADMIN_PROFILE_FIELDS = ("full_name", "email", "phone", "mobile")
+
+
+@dataclass(frozen=True)
+class ProfileChange:
+    """What a profile edit changed; `new_email` is set when mail now goes elsewhere."""
+
+    company_changes: tuple[str, ...]
+    user_changes: tuple[str, ...]
+    old_email: str | None = None
+    new_email: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.company_changes or self.user_changes)
+
+
+def update_profile(
+    session: Session, actor: User, *, phone: str | None = None, fax: str | None = None,
+    province: str | None = None, city: str | None = None, address: str | None = None,
+    full_name: str | None = None, email: str | None = None, user_phone: str | None = None,
+    mobile: str | None = None,
+) -> ProfileChange:
+    """编辑信息: a customer administrator edits their own company's details and their own contact.
+
+    The company name stays as registered. A new administrator email becomes the address of the
+    login's mail and the company's contact email, and replaces the old one among the push emails.
+    """
+    require_role(actor, {"customer_admin"})
+    company = actor.company
+    if company is None:
+        raise DomainError(_l("Only a customer administrator has a company profile."))
+    company_values = {
+        "phone": _phone("phone", phone, required=False),
+        "fax": _phone("fax", fax, required=False),
+        "province": _text("province", province, 60, required=False),
+        "city": _text("city", city, 60, required=False),
+        "address": _text("address", address, 255, required=False),
+    }
+    user_values = {
+        "full_name": _text("full_name", full_name, 100),
+        "email": _email("email", email),
+        "phone": _phone("user_phone", user_phone),
+        "mobile": _phone("mobile", mobile, required=False),
+    }
+    company_changes = _assign(company, company_values)
+    user_changes = _assign(actor, user_values)
+    old_email = new_email = None
+    if "email" in user_changes:
+        old_email, new_email = user_changes["email"]
+        if company.contact_email != new_email:
+            company_changes["contact_email"] = (company.contact_email, new_email)
+            company.contact_email = new_email
+        _replace_push_email(session, actor, company, old_email, new_email)
+    if company_changes:
+        record(session, actor, "edit", "company", [company.id], _describe(company_changes))
+    if user_changes:
+        record(session, actor, "edit", "user", [actor.id], _describe(user_changes))
+    session.flush()
+    return ProfileChange(tuple(company_changes), tuple(user_changes), old_email, new_email)
+
+
+def _assign(row, values: dict) -> dict[str, tuple]:
+    """Set the values on `row`; return {attribute: (old, new)} for those that changed."""
+    changes = {}
+    for key, value in values.items():
+        old = getattr(row, key)
+        if (old or None) != value:
+            changes[key] = (old, value)
+            setattr(row, key, value)
+    return changes
+
+
+def _describe(changes: dict[str, tuple]) -> str:
+    return "; ".join(f"{key}: {old} → {new}" for key, (old, new) in changes.items())
+
+
+def _replace_push_email(session: Session, actor: User, company: Company, old: str | None, new: str) -> None:
+    """The company's own push list follows the administrator's address."""
+    config = session.scalar(select(BillingConfig).where(BillingConfig.company_id == company.id))
+    if config is None or not old:
+        return
+    emails = config.email_list
+    if old.lower() not in {e.lower() for e in emails}:
+        return
+    updated: list[str] = []
+    for address in emails:
+        address = new if address.lower() == old.lower() else address
+        if address.lower() not in {e.lower() for e in updated}:
+            updated.append(address)
+    config.push_emails = "\n".join(updated)
+    record(session, actor, "edit", "billing_config", [config.id], f"push_emails: {old} → {new}")
