@@ -29,9 +29,10 @@ def check_code_unique(session: Session, row: PackageCategory | PackageSubcategor
 def check_subcategory(session: Session, sub: PackageSubcategory) -> None:
     """Refuse to move a subcategory that packages use into another category."""
     check_code_unique(session, sub)
+    category_id = sub.category.id if sub.category is not None else sub.category_id
     with session.no_autoflush:
         moved_away = sub.id is not None and session.scalar(
-            select(exists().where(Package.subcategory_id == sub.id, Package.category_id != sub.category_id))
+            select(exists().where(Package.subcategory_id == sub.id, Package.category_id != category_id))
         )
     if moved_away:
         raise DomainError(
@@ -44,7 +45,9 @@ def check_package(session: Session, package: Package) -> None:
     with session.no_autoflush:  # a pending package must not reach the database's own checks first
         sub = session.get(PackageSubcategory, package.subcategory_id) if package.subcategory_id else None
         category = package.category or session.get(PackageCategory, package.category_id)
-    if package.subcategory_id and (sub is None or sub.category_id != package.category_id):
+    # A form sets the relationship; category_id follows only at flush.
+    category_id = category.id if category is not None else package.category_id
+    if package.subcategory_id and (sub is None or sub.category_id != category_id):
         raise DomainError(
             _l("Subcategory %(sub)s does not belong to category %(cat)s.",
                sub=str(sub or package.subcategory_id), cat=str(category))

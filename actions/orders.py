@@ -17,13 +17,13 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from actions import DomainError, in_scope, require_role
+from actions import ActionResult, DomainError, NotAllowed, in_scope, require_role, scoped
 from actions.audit import record
 from actions.wallets import credit, debit, parse_amount, wallet_for
 from models import Company, Device, Order, OrderLine, Package, User, utcnow
 
 CENT = Decimal("0.01")
-NUMBER_PREFIX = {"recharge": "RC", "renewal": "RN", "value_added": "VA", "vip_upgrade": "VP",
+NUMBER_PREFIX = {"recharge": "RC", "coins": "CO", "renewal": "RN", "value_added": "VA", "vip_upgrade": "VP",
                  "seats": "SE", "subscription": "SB", "card_sale": "CS"}
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
 MAX_MONTHS = 120
@@ -159,6 +159,11 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
     return order
 
 
+def scoped_order(session: Session, actor: User, number: str) -> Order | None:
+    """The order numbered `number` if it belongs to the actor's companies, else None."""
+    return session.scalar(scoped(select(Order).where(Order.number == number), actor, Order.company_id))
+
+
 def _claim(session: Session, order: Order, from_status: str, **values) -> bool:
     """Move the order out of `from_status` if nobody else did; True when this call won."""
     result = session.execute(
@@ -209,6 +214,26 @@ def _apply_renewal(session: Session, order: Order, today: date) -> None:
     session.expire_all()
 
 
+def _fulfil(session: Session, order: Order, today: date) -> None:
+    """Deliver what a just-paid order bought, in the payment's transaction, however it was paid."""
+    via = f"{order.number} via {order.payment_method}"
+    if order.kind == "recharge":
+        wallet = wallet_for(session, order.company_id, order.currency)
+        credit(session, wallet, order.total, "recharge", f"recharge:order:{order.id}", None, order_id=order.id,
+               memo=via)
+    elif order.kind == "renewal":
+        _apply_renewal(session, order, today)
+    elif order.kind == "coins":
+        # 1 CNY buys 100 coins (seed 000); a 2-decimal total always makes whole coins.
+        wallet = wallet_for(session, order.company_id, "COIN")
+        credit(session, wallet, order.total * 100, "coin_purchase", f"coins:order:{order.id}", None,
+               order_id=order.id, memo=via)
+    elif order.kind == "seats":
+        from actions.seats import add_purchased_seats  # actions.seats builds on this module
+
+        add_purchased_seats(session, order)
+
+
 def pay_with_balance(session: Session, actor: User, order: Order, today: date) -> None:
     """Pay a pending order from the company's wallet; the debit and the renewal share one transaction."""
     require_role(actor, RENEWAL_ROLES)
@@ -223,8 +248,7 @@ def pay_with_balance(session: Session, actor: User, order: Order, today: date) -
     wallet = wallet_for(session, company_id, currency)
     debit(session, wallet, total, "payment", f"pay:order:{order.id}", actor, order_id=order.id,
           memo=f"{number}")
-    if order.kind == "renewal":
-        _apply_renewal(session, order, today)
+    _fulfil(session, order, today)
     record(session, actor, "pay", "order", [order.id], f"{number}: {total} {currency} from balance")
     session.flush()
 
@@ -243,12 +267,7 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
             return False  # a concurrent delivery of the same notification won
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=order.number, status=order.status))
-    if order.kind == "recharge":
-        wallet = wallet_for(session, order.company_id, order.currency)
-        credit(session, wallet, order.total, "recharge", f"recharge:order:{order.id}", None, order_id=order.id,
-               memo=f"{order.number} via {method}")
-    elif order.kind == "renewal":
-        _apply_renewal(session, order, today)
+    _fulfil(session, order, today)
     record(session, None, "pay", "order", [order.id], f"{order.number}: {amount} {currency} via {method} ({provider_ref})")
     session.flush()
     return True
@@ -289,6 +308,10 @@ def refund_order(session: Session, actor: User, order: Order) -> None:
     if not _claim(session, order, "paid", status="refunded", refunded_at=utcnow()):
         raise DomainError(_l("Order %(number)s cannot be refunded: it is %(status)s.", number=number,
                              status=order.status))
+    if order.kind == "seats":
+        from actions.seats import remove_purchased_seats  # actions.seats builds on this module
+
+        remove_purchased_seats(session, order)
     lines = session.execute(
         select(OrderLine.device_id, OrderLine.old_expires_on, OrderLine.new_expires_on)
         .where(OrderLine.order_id == order.id, OrderLine.device_id.isnot(None))
@@ -310,3 +333,33 @@ def refund_order(session: Session, actor: User, order: Order) -> None:
     record(session, actor, "refund", "order", [order.id], f"{number}: {order.total} {order.currency} back to balance")
     session.expire_all()
     session.flush()
+
+
+def _each_in_savepoint(session: Session, orders: Sequence[Order], operation) -> ActionResult:
+    """Apply `operation` to each order in its own savepoint: a refusal undoes only that order."""
+    changed: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for order in orders:
+        number = order.number
+        try:
+            with session.begin_nested():
+                operation(order)
+        except NotAllowed:
+            raise
+        except DomainError as exc:
+            refused.append((number, str(exc)))
+        else:
+            changed.append(number)
+    return ActionResult(tuple(changed), tuple(refused))
+
+
+def cancel_orders(session: Session, actor: User, orders: Sequence[Order]) -> ActionResult:
+    """Cancel each pending order; the others are reported by order number with the reason."""
+    require_role(actor, RENEWAL_ROLES)
+    return _each_in_savepoint(session, orders, lambda order: cancel_order(session, actor, order))
+
+
+def refund_orders(session: Session, actor: User, orders: Sequence[Order]) -> ActionResult:
+    """Refund each order (finance); one refused order, named by number, leaves the others refunded."""
+    require_role(actor, {"finance"})
+    return _each_in_savepoint(session, orders, lambda order: refund_order(session, actor, order))

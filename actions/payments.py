@@ -62,6 +62,11 @@ def provider_for(method: str, secret: str | bytes) -> SandboxProvider:
     return SandboxProvider(method, secret.encode() if isinstance(secret, str) else secret)
 
 
+def online_methods(currency: str) -> tuple[str, ...]:
+    """The providers that take `currency`: WeChat Pay and Alipay for CNY, PayPal for USD."""
+    return tuple(method for method, currencies in PROVIDER_CURRENCIES.items() if currency in currencies)
+
+
 def check_method(method: str, currency: str) -> None:
     """Refuse a provider that does not take the order's currency (PayPal: USD; WeChat, Alipay: CNY)."""
     if method not in PROVIDER_CURRENCIES:

@@ -15,7 +15,10 @@ from decimal import Decimal
 
 from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
 from flask_admin import BaseView
+from flask_admin.actions import action
 from flask_admin.babel import gettext as admin_gettext
+from flask_admin.babel import lazy_gettext as admin_lazy_gettext
+from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
@@ -76,12 +79,26 @@ class RoleView(RoleMixin, BaseView):
     """A plain console page (a form, a report) with declared roles."""
 
 
+class UTCFilterValue:
+    """Typed filter times are UTC: Flask-Admin parses them naive, our columns hold aware UTC."""
+
+    def clean(self, value):
+        cleaned = super().clean(value)
+        if isinstance(cleaned, list):
+            return [v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) else v for v in cleaned]
+        return cleaned.replace(tzinfo=timezone.utc) if isinstance(cleaned, datetime) else cleaned
+
+
 class FilterConverter(sqla_filters.FilterConverter):
     """Flask-Admin's filters, plus our aware UTC datetime column type."""
 
+    utc_datetime_filters = tuple(
+        type(f"UTC{f.__name__}", (UTCFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
+    )
+
     @model_filters.convert("utcdatetime")
     def conv_utc_datetime(self, column, name, **kwargs):
-        return self.conv_datetime(column, name, **kwargs)
+        return [f(column, name, **kwargs) for f in self.utc_datetime_filters]
 
 
 class ScopedModelView(RoleMixin, ModelView):
@@ -178,6 +195,17 @@ class ScopedModelView(RoleMixin, ModelView):
     def on_model_delete(self, model):
         record(db.session, current_user, "delete", self._audit_model, [model.id], str(model))
 
+    @action("delete", admin_lazy_gettext("Delete"), admin_lazy_gettext("Are you sure you want to delete selected records?"))
+    def action_delete(self, ids):
+        """Flask-Admin's bulk delete, with rows looked up by integer id through the scoped query
+        (PostgreSQL refuses integer = varchar) and every id not found named."""
+        rows = self.scoped_rows(ids)
+        count = sum(1 for row in rows if self.delete_model(row))
+        if count:
+            flash(admin_ngettext("Record was successfully deleted.",
+                                 "%(count)s records were successfully deleted.", count, count=count), "success")
+        flash_result(ActionResult(refused=tuple(self.refused_ids(ids, rows))), "")
+
     def handle_view_exception(self, exc):
         if isinstance(exc, DomainError):
             flash(str(exc), "error")
@@ -258,6 +286,8 @@ def describe_changes(model) -> str:
             continue
         old = history.deleted[0] if history.deleted else None
         new = history.added[0] if history.added else None
+        if old == new:
+            continue
         parts.append(f"{attr.key}: {old} → {new}")
     return "; ".join(parts)
 

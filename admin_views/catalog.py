@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import flash
+from flask_admin.contrib.sqla.validators import Unique
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -24,6 +25,18 @@ LABELS = {
 }
 
 
+class UniqueCode(Unique):
+    """Flask-Admin's uniqueness check on `code`, with a message that names the taken code."""
+
+    def __call__(self, form, field):
+        try:
+            super().__call__(form, field)
+        except ValidationError:
+            raise ValidationError(
+                _("Code %(code)s is already used; choose another code.", code=field.data)
+            ) from None
+
+
 class CatalogView(ScopedModelView):
     roles = frozenset({"tech_support"})
     column_labels = LABELS
@@ -39,6 +52,13 @@ class CatalogView(ScopedModelView):
     }
     can_export = True
     export_types = ["xlsx", "csv"]
+
+    def scaffold_form(self):
+        form_class = super().scaffold_form()
+        code = form_class.code.kwargs
+        code["validators"] = [UniqueCode(db, self.model, self.model.code) if isinstance(v, Unique) else v
+                              for v in code.get("validators", [])]
+        return form_class
 
     def check_deletable(self, model) -> None:
         """Raise DomainError when `model` may not be deleted."""

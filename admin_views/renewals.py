@@ -1,5 +1,553 @@
-"""充值续费 / 订单记录 / 充值记录 / 订单管理 (being written)."""
+"""客户端 → 充值续费 / 订单记录 / 充值记录, and 财务操作 → 订单管理.
+
+The renewal center lists a company tree's expired and soon-expiring devices a page at a time,
+prices a renewal of the chosen length and turns the selected rows into a pending order; the
+order page is the confirmation, the pay page takes the balance or sends the payer to the
+online provider. Order pages look the order number up through the actor's scope.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_admin.helpers import get_redirect_target
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
+
+from actions import ActionResult, DomainError, companies_in_scope, scoped
+from actions.orders import (
+    MAX_MONTHS, cancel_order, cancel_orders, create_recharge_order, create_renewal_order, pay_with_balance,
+    quote_renewal, refund_orders, renewal_price, renewed_until, scoped_order,
+)
+from actions.payments import check_method, online_methods
+from actions.wallets import InsufficientBalance
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter
+from admin_views.payments import provider_label
+from admin_views.system import InCompanyTree
+from models import (
+    CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, WALLET_CURRENCIES, Company, Device, Order,
+    OrderLine, Wallet, db,
+)
+
+RENEW_ROLES = frozenset({"customer_admin", "tech_support", "finance", "sales"})
+MONTH_CHOICES = ("6", "12", "24")
+DEFAULT_MONTHS = "12"
+WINDOWS = {
+    "30": _l("Expired or expiring within 30 days"),
+    "expired": _l("Expired"),
+    "90": _l("Expired or expiring within 90 days"),
+    "all": _l("All devices"),
+}
+PAGE_SIZES = (20, 50, 100, 500)
+MAX_PAGE = 100_000  # keeps OFFSET inside the database's integer range
+MAX_DEVICES_PER_ORDER = 1000
+MAX_LINES_SHOWN = 500
+STATUS_BADGES = {"pending": "warning", "paid": "success", "cancelled": "secondary", "refunded": "info"}
+
+
+# --- the renewal center ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DeviceRow:
+    """One line of the renewal center: a device, what N months would cost, or why it cannot renew."""
+
+    device: Device
+    price: Decimal | None
+    new_expires_on: date | None
+    problem: str | None
+
+
+def _device_row(device: Device, months: int | None, today: date) -> DeviceRow:
+    """The row's price and new expiry for display; quote_renewal decides again on submit."""
+    problem = price = None
+    if device.status == "suspended":
+        problem = _("Suspended: enable it before renewing.")
+    elif device.package is None:
+        problem = _("No renewal package bound.")
+    elif not device.package.active:
+        problem = _("Its package is no longer sold.")
+    elif months:
+        try:
+            price = renewal_price(device.package, months)
+        except DomainError as exc:
+            problem = str(exc)
+    new = renewed_until(device.expires_on, months, today) if months else None
+    return DeviceRow(device, price, new, problem)
+
+
+def parse_months(values) -> tuple[str, str, int | None]:
+    """(choice, custom text, months) from a form: 6, 12, 24 or a custom whole number of months."""
+    choice = values.get("months", DEFAULT_MONTHS)
+    if choice not in MONTH_CHOICES:
+        choice = "custom"
+    custom = (values.get("custom_months") or "").strip()[:6]
+    raw = custom if choice == "custom" else choice
+    months = int(raw) if raw.isdigit() and 1 <= int(raw) <= MAX_MONTHS else None
+    return choice, custom, months
+
+
+def _order_or_404(number: str) -> Order:
+    order = scoped_order(db.session, current_user, number)
+    if order is None:
+        abort(404)
+    return order
+
+
+def order_lines(order: Order, limit: int = MAX_LINES_SHOWN) -> tuple[list[OrderLine], int]:
+    """The first `limit` lines of an order (devices and packages loaded), and how many there are."""
+    lines = list(db.session.scalars(
+        select(OrderLine).options(joinedload(OrderLine.device), joinedload(OrderLine.package))
+        .where(OrderLine.order_id == order.id).order_by(OrderLine.id).limit(limit)
+    ))
+    count = db.session.scalar(select(func.count()).select_from(OrderLine).where(OrderLine.order_id == order.id))
+    return lines, count or 0
+
+
+def _balance(company_id: int, currency: str) -> Decimal:
+    """The company's balance in `currency` (zero when it has no wallet yet); read only."""
+    held = db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company_id,
+                                                          Wallet.currency == currency))
+    return held if held is not None else Decimal("0.00")
+
+
+class RenewalCenterView(RoleView):
+    """充值续费: expired and expiring devices → renewal order → confirmation → payment."""
+
+    roles = RENEW_ROLES
+
+    @staticmethod
+    def scoped_company(value) -> Company | None:
+        """The company whose id was submitted, if it is one of the actor's companies."""
+        value = str(value or "").strip()
+        if not value.isdigit():
+            return None
+        return db.session.scalar(scoped(select(Company).where(Company.id == int(value)), current_user, Company.id))
+
+    def _chosen_company(self, value) -> Company | None:
+        """The company to list: the chosen one, else a customer's own (staff must choose)."""
+        company = self.scoped_company(value)
+        if company is None and str(value or "").strip():
+            flash(_("Company #%(id)s is not one of your companies.", id=str(value).strip()[:20]), "error")
+        if company is None and not current_user.is_staff:
+            company = current_user.company
+        return company
+
+    def _conditions(self, company: Company, window: str, today: date) -> list:
+        # company_id IN (tree) plus a range on expires_on: the (company_id, expires_on) index.
+        conditions = [Device.company_id.in_(company.subtree_ids())]
+        if window == "expired":
+            conditions.append(Device.expires_on < today)
+        elif window != "all":
+            conditions.append(Device.expires_on <= today + timedelta(days=int(window)))
+        return conditions
+
+    def device_page(self, company: Company, window: str, page: int, page_size: int, today: date):
+        """One page of the company tree's devices by expiry (LIMIT/OFFSET), whether more follow, and the count."""
+        conditions = self._conditions(company, window, today)
+        devices = list(db.session.scalars(
+            select(Device).options(joinedload(Device.package), joinedload(Device.company))
+            .where(*conditions).order_by(Device.expires_on, Device.id)
+            .limit(page_size + 1).offset(page * page_size)
+        ))
+        total = db.session.scalar(select(func.count()).select_from(Device).where(*conditions)) or 0
+        return devices[:page_size], len(devices) > page_size, total
+
+    @expose("/")
+    def index(self):
+        args = request.args
+        today = date.today()
+        company = self._chosen_company(args.get("company_id"))
+        window = args.get("window") if args.get("window") in WINDOWS else "30"
+        choice, custom, months = parse_months(args)
+        if months is None:
+            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+        page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdigit() else 0
+        page_size = int(args["page_size"]) if args.get("page_size", "").isdigit() else PAGE_SIZES[1]
+        page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
+        rows, has_next, total = [], False, 0
+        if company is not None:
+            devices, has_next, total = self.device_page(company, window, page, page_size, today)
+            rows = [_device_row(d, months, today) for d in devices]
+        params = {"company_id": company.id if company else "", "window": window, "months": choice,
+                  "custom_months": custom, "page_size": page_size}
+        return self.render(
+            "renewdesk/renewal_center.html", company=company, companies=self.company_choices(),
+            windows=WINDOWS, window=window, month_choices=MONTH_CHOICES, choice=choice, custom=custom,
+            months=months, rows=rows, page=page, page_size=page_size, page_sizes=PAGE_SIZES,
+            has_next=has_next, total=total, params=params, today=today,
+        )
+
+    def company_choices(self) -> list[tuple[str, str]]:
+        return [(str(c.id), "— " * c.depth + c.name) for c in companies_in_scope(db.session, current_user)]
+
+    @expose("/renew/", methods=("POST",))
+    def renew_view(self):
+        """Renew one row (`only`) or the ticked rows (`rowid`) for the chosen months: a pending order."""
+        form = request.form
+        choice, custom, months = parse_months(form)
+        back = url_for(".index", company_id=form.get("company_id", ""), window=form.get("window", "30"),
+                       months=choice, custom_months=custom)
+        company = self.scoped_company(form.get("company_id"))
+        ids = [form["only"]] if form.get("only") else form.getlist("rowid")
+        if company is None:
+            flash(_("Choose one of your companies first."), "error")
+            return redirect(back)
+        if months is None:
+            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+            return redirect(back)
+        if len(ids) > MAX_DEVICES_PER_ORDER:
+            flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
+            return redirect(back)
+        clean = sorted({int(i) for i in ids if str(i).isdigit()})
+        devices = list(db.session.scalars(
+            scoped(select(Device).options(joinedload(Device.package)).where(Device.id.in_(clean)),
+                   current_user, Device.company_id).order_by(Device.expires_on, Device.id)
+        )) if clean else []
+        found = {str(d.id) for d in devices}
+        missing = [i for i in ids if str(i) not in found]
+        if missing:
+            flash(_("Not renewed: %(rows)s (not found or outside your companies).",
+                    rows=", ".join(f"#{i}" for i in missing[:50])), "error")
+            return redirect(back)
+        try:
+            quote = quote_renewal(db.session, current_user, company, devices, months, date.today())
+            order = create_renewal_order(db.session, current_user, quote)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(back)
+        number = order.number
+        db.session.commit()
+        return redirect(url_for(".order_view", number=number))
+
+    @expose("/order/<number>/")
+    def order_view(self, number: str):
+        """The order: for a pending one the confirmation (devices, months, prices, new expiries)."""
+        order = _order_or_404(number)
+        lines, line_count = order_lines(order)
+        today = date.today()
+        expiries = {
+            line.id: (line.new_expires_on if order.status != "pending" or line.device is None or not line.months
+                      else renewed_until(line.device.expires_on, line.months, today))
+            for line in lines
+        }
+        return self.render("renewdesk/order.html", order=order, lines=lines, line_count=line_count,
+                           expiries=expiries, kinds=ORDER_KINDS, statuses=ORDER_STATUSES,
+                           methods=PAYMENT_METHODS, status_badges=STATUS_BADGES)
+
+    @expose("/order/<number>/pay/", methods=("GET", "POST"))
+    def pay_view(self, number: str):
+        """Choose how to pay: the company's balance (not for a recharge) or an online provider."""
+        order = _order_or_404(number)
+        order_page = url_for(".order_view", number=order.number)
+        if order.status != "pending":
+            flash(_("Order %(number)s is not awaiting payment (it is %(status)s).", number=order.number,
+                    status=ORDER_STATUSES[order.status]), "error")
+            return redirect(order_page)
+        methods = online_methods(order.currency)
+        balance_allowed = order.kind != "recharge"
+        if request.method == "POST":
+            method = request.form.get("method", "")
+            if method == "balance":
+                number, total, currency = order.number, order.total, order.currency
+                try:
+                    pay_with_balance(db.session, current_user, order, date.today())
+                except InsufficientBalance as exc:
+                    db.session.rollback()
+                    flash(str(exc), "error")
+                    return redirect(url_for(".pay_view", number=number))
+                except DomainError as exc:
+                    db.session.rollback()
+                    flash(str(exc), "error")
+                    return redirect(order_page)
+                db.session.commit()
+                flash(_("Order %(number)s is paid: %(amount)s %(currency)s from the balance.",
+                        number=number, amount=total, currency=currency), "success")
+                return redirect(order_page)
+            try:
+                check_method(method, order.currency)
+            except DomainError as exc:
+                flash(str(exc), "error")
+                return redirect(url_for(".pay_view", number=order.number))
+            return redirect(url_for("sandbox.pay", order_number=order.number, method=method))
+        balance = _balance(order.company_id, order.currency) if balance_allowed else None
+        return self.render(
+            "renewdesk/order_pay.html", order=order, methods=methods, labels=PAYMENT_METHODS,
+            provider_label=provider_label, balance_allowed=balance_allowed, balance=balance,
+            missing=(order.total - balance) if balance is not None and balance < order.total else None,
+            kinds=ORDER_KINDS,
+        )
+
+    @expose("/order/<number>/cancel/", methods=("POST",))
+    def cancel_view(self, number: str):
+        order = _order_or_404(number)
+        number = order.number
+        try:
+            cancel_order(db.session, current_user, order)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(_("Order %(number)s is cancelled.", number=number), "success")
+        return redirect(url_for(".order_view", number=number))
+
+
+# --- order lists -----------------------------------------------------------------------------------
+
+def _number_cell(view, context, model, name):
+    if not view.order_links:
+        return model.number
+    return Markup('<a href="{}">{}</a>').format(url_for("renewal_center.order_view", number=model.number),
+                                                model.number)
+
+
+def _status_cell(view, context, model, name):
+    """The status badge; a pending order of a customer list gets its "pay" link."""
+    cell = badge(str(ORDER_STATUSES.get(model.status, model.status)), STATUS_BADGES.get(model.status, "secondary"))
+    if view.order_links and model.status == "pending":
+        cell += Markup(' <a class="btn btn-sm btn-primary py-0 rd-pay" href="{}">{}</a>').format(
+            url_for("renewal_center.pay_view", number=model.number), _("Pay"))
+    return cell
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.utc)
+
+
+class CreatedBetween(sqla_filters.DateBetweenFilter):
+    """Created on one of the days (UTC) from the first to the last, both included."""
+
+    def apply(self, query, value, alias=None):
+        start, end = value
+        return query.filter(Order.created_at >= _day_start(start),
+                            Order.created_at < _day_start(end + timedelta(days=1)))
+
+
+class CreatedFrom(sqla_filters.DateGreaterFilter):
+    def apply(self, query, value, alias=None):
+        return query.filter(Order.created_at >= _day_start(value))
+
+    def operation(self):
+        return _l("on or after")
+
+
+class CreatedBefore(sqla_filters.DateSmallerFilter):
+    def apply(self, query, value, alias=None):
+        return query.filter(Order.created_at < _day_start(value))
+
+    def operation(self):
+        return _l("before")
+
+
+def _order_filters(kinds) -> tuple:
+    created = _l("Created")
+    return (
+        InCompanyTree(Order.company_id, _l("Company"), Order.company_id),
+        CreatedBetween(Order.created_at, created),
+        CreatedFrom(Order.created_at, created),
+        CreatedBefore(Order.created_at, created),
+        sqla_filters.FilterEqual(Order.status, _l("Status"), options=list(ORDER_STATUSES.items())),
+        sqla_filters.FilterEqual(Order.payment_method, _l("Payment method"), options=list(PAYMENT_METHODS.items())),
+        sqla_filters.FilterEqual(Order.currency, _l("Currency"), options=list(WALLET_CURRENCIES.items())),
+    ) + ((sqla_filters.FilterEqual(Order.kind, _l("Order type"), options=[(k, ORDER_KINDS[k]) for k in kinds]),)
+         if len(kinds) > 1 else ())
+
+
+ORDER_LABELS = {
+    "number": _l("Order number"), "kind": _l("Order type"), "company": _l("Company"), "status": _l("Status"),
+    "currency": _l("Currency"), "total": _l("Total"), "payment_method": _l("Payment method"),
+    "provider_ref": _l("Transaction id"), "invoice_status": _l("Invoice"), "created_by": _l("Created by"),
+    "created_at": _l("Created"), "paid_at": _l("Paid at"), "cancelled_at": _l("Cancelled at"),
+    "refunded_at": _l("Refunded at"), "note": _l("Note"),
+}
+_LABEL_FORMATTERS = {
+    "kind": label_formatter(ORDER_KINDS),
+    "payment_method": lambda v, c, m, n: str(PAYMENT_METHODS.get(m.payment_method, "")) if m.payment_method else "",
+}
+
+
+def _utc_minute(view, context, model, name):
+    value = getattr(model, name)
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+# On screen times read to the minute; exports keep them typed.
+_TIME_FORMATTERS = {name: _utc_minute for name in ("created_at", "paid_at", "cancelled_at", "refunded_at")}
+
+
+class OrderListView(ScopedModelView):
+    """An order list: filters, search by order number, details with lines, streamed export."""
+
+    scope_column = "company_id"
+    audit_name = "order"
+    kinds: tuple[str, ...] = tuple(ORDER_KINDS)
+    order_links = False  # customer lists link to the order page and offer "pay"
+    can_create = can_edit = can_delete = False
+    can_export = True
+    column_list = ("number", "kind", "company", "status", "currency", "total", "payment_method",
+                   "created_at", "paid_at")
+    column_export_list = column_list
+    column_details_list = ("number", "kind", "company", "status", "currency", "total", "payment_method",
+                           "provider_ref", "invoice_status", "created_by", "created_at", "paid_at",
+                           "cancelled_at", "refunded_at", "note")
+    column_labels = ORDER_LABELS
+    column_default_sort = ("created_at", True)
+    column_sortable_list = ("number", "kind", ("company", "company.name"), "status", "currency", "total",
+                            "payment_method", "created_at", "paid_at")
+    column_searchable_list = ("number",)
+    column_select_related_list = (Order.company,)
+    column_formatters = {**_LABEL_FORMATTERS, **_TIME_FORMATTERS, "number": _number_cell, "status": _status_cell}
+    column_formatters_export = {**_LABEL_FORMATTERS, "status": label_formatter(ORDER_STATUSES)}
+    column_formatters_detail = {**_LABEL_FORMATTERS, **_TIME_FORMATTERS, "status": label_formatter(ORDER_STATUSES),
+                                "invoice_status": label_formatter(INVOICE_STATUSES)}
+    details_template = "renewdesk/order_details.html"
+    page_size_options = (20, 50, 100, 500)
+
+    def __init__(self, *args, **kwargs):
+        self.column_filters = _order_filters(self.kinds)
+        super().__init__(Order, *args, **kwargs)
+
+    def search_placeholder(self):
+        return _("Order number")
+
+    def get_query(self):
+        return super().get_query().filter(Order.kind.in_(self.kinds))
+
+    def get_count_query(self):
+        return super().get_count_query().filter(Order.kind.in_(self.kinds))
+
+    @expose("/details/")
+    def details_view(self):
+        order = self.get_one(request.args.get("id"))
+        if order is not None:
+            lines, count = order_lines(order)
+            self._template_args.update(lines=lines, line_count=count, order_links=self.order_links)
+        return super().details_view()
+
+
+class CustomerOrderView(OrderListView):
+    """A customer's own orders: "pay" on pending ones, and cancel."""
+
+    roles = frozenset({"customer_admin"})
+    order_links = True
+
+    @action("cancel", _l("Cancel"), _l("Cancel the selected orders that await payment?"))
+    def action_cancel(self, ids):
+        orders = self.scoped_rows(ids)
+        try:
+            result = cancel_orders(db.session, current_user, orders)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return
+        db.session.commit()
+        flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
+                     _("%(count)s orders cancelled."))
+
+
+class OrderRecordView(CustomerOrderView):
+    """订单记录: the company tree's recharge, renewal and value-added orders, paid or not."""
+
+    kinds = ("recharge", "renewal", "value_added")
+
+
+class RechargeRecordView(CustomerOrderView):
+    """充值记录: top-ups of the company tree's wallets, paid and pending; "top up" starts one."""
+
+    kinds = ("recharge",)
+    column_list = ("number", "company", "status", "currency", "total", "payment_method", "created_at", "paid_at")
+    column_export_list = column_list
+    list_template = "renewdesk/recharge_list.html"
+
+    @expose("/top-up/", methods=("GET", "POST"))
+    def top_up_view(self):
+        """余额充值: choose the company and currency, type the amount, then pay online."""
+        companies = list(companies_in_scope(db.session, current_user))
+        form = request.form
+        company_id = form.get("company_id") or str(current_user.company_id or "")
+        currency = form.get("currency", "CNY")
+        amount = form.get("amount", "").strip()[:40]
+        if request.method == "POST":
+            company = next((c for c in companies if str(c.id) == company_id), None)
+            if company is None:
+                flash(_("Company: choose one of your companies."), "error")
+            elif currency not in CURRENCIES:
+                flash(_("Currency: choose CNY or USD."), "error")
+            else:
+                try:
+                    order = create_recharge_order(db.session, current_user, company, currency, amount)
+                except DomainError as exc:
+                    db.session.rollback()
+                    flash(str(exc), "error")
+                else:
+                    number = order.number
+                    db.session.commit()
+                    return redirect(url_for("renewal_center.pay_view", number=number))
+        return self.render(
+            "renewdesk/top_up.html", companies=companies, company_id=company_id, currencies=CURRENCIES,
+            currency=currency, amount=amount,
+            methods={c: [PAYMENT_METHODS[m] for m in online_methods(c)] for c in CURRENCIES},
+        )
+
+
+class OrderManagementView(OrderListView):
+    """订单管理 (finance): every company's orders; refund after a confirmation page."""
+
+    roles = frozenset({"finance"})
+
+    @action("refund", _l("Refund"), _l("Refund the selected orders? The next page lists them for confirmation."))
+    def action_refund(self, ids):
+        orders = self.scoped_rows(ids)
+        refused = self.refused_ids(ids, orders)
+        if refused:
+            flash_result(ActionResult((), tuple(refused)), "")
+        if not orders:
+            flash(_("Select at least one order."), "error")
+            return None
+        totals: dict[str, Decimal] = {}
+        for order in orders:
+            totals[order.currency] = totals.get(order.currency, Decimal("0.00")) + order.total
+        return self.render(
+            "renewdesk/refund_confirm.html", orders=orders, totals=sorted(totals.items()),
+            kinds=ORDER_KINDS, statuses=ORDER_STATUSES, methods=PAYMENT_METHODS,
+            return_url=get_redirect_target() or self.get_url(".index_view"),
+        )
+
+    @expose("/refund/", methods=("POST",))
+    def refund_view(self):
+        """The confirmed refund: each listed order is refunded or named with the reason it is not."""
+        ids = request.form.getlist("rowid")
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        orders = self.scoped_rows(ids)
+        if not orders:
+            flash(_("Select at least one order."), "error")
+            return redirect(return_url)
+        try:
+            result = refund_orders(db.session, current_user, orders)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(return_url)
+        db.session.commit()
+        flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
+                     _("%(count)s orders refunded."))
+        return redirect(return_url)
 
 
 def register(admin, customer, finance) -> None:
     """Add the renewal center, recharge and order views."""
+    admin.add_view(RenewalCenterView(name=_l("Renewal center"), category=customer, endpoint="renewal_center"))
+    admin.add_view(OrderRecordView(name=_l("Order records"), category=customer, endpoint="order_record"))
+    admin.add_view(RechargeRecordView(name=_l("Recharge records"), category=customer, endpoint="recharge_record"))
+    admin.add_view(OrderManagementView(name=_l("Order management"), category=finance,
+                                       endpoint="order_management"))

@@ -1,6 +1,7 @@
 """System pages for administrators: companies, users, the audit log."""
 from __future__ import annotations
 
+
 from flask import current_app, flash
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
@@ -8,13 +9,16 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from wtforms import PasswordField, SelectField
+from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
-from actions import DomainError
+from actions import ActionResult, DomainError
+from actions.audit import record
 from actions.companies import place
 from actions.users import create_user, generate_password, reset_password, set_active
-from admin_views.base import ScopedModelView, flash_result, label_formatter, scoped_company_options
+from admin_views.base import (
+    ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options,
+)
 from models import COMPANY_STATUSES, LOCALES, ROLES, AuditEvent, Company, User, db
 
 
@@ -62,11 +66,18 @@ class CompanyView(ScopedModelView):
     can_delete = False
 
     def on_model_change(self, form, model, is_created):
+        # place() flushes (and re-roots the subtree), which leaves the base view nothing to
+        # describe: read the form's changes first and write the event here.
+        changes = [describe_changes(model)]
+        before = {"parent_id": model.parent_id, "path": model.path}
         try:
             place(db.session, model, model.parent)
         except DomainError as exc:
             raise ValidationError(str(exc)) from exc
-        super().on_model_change(form, model, is_created)
+        changes += [f"{key}: {old} → {getattr(model, key)}" for key, old in before.items()
+                    if getattr(model, key) != old]
+        record(db.session, current_user, "create" if is_created else "edit", self._audit_model,
+               [model.id], "; ".join(c for c in changes if c))
 
 
 class UserView(ScopedModelView):
@@ -129,19 +140,19 @@ class UserView(ScopedModelView):
         model.locale = model.locale or None
         super().on_model_change(form, model, is_created)
 
+    def _set_active(self, ids, active: bool, done: str) -> None:
+        users = self.scoped_rows(ids)
+        result = set_active(db.session, current_user, users, active)
+        db.session.commit()
+        flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, users)) + result.refused), done)
+
     @action("deactivate", _l("Deactivate"), _l("Deactivate the selected users? Their sessions end."))
     def action_deactivate(self, ids):
-        users = self.scoped_rows(ids)
-        result = set_active(db.session, current_user, users, False)
-        db.session.commit()
-        flash_result(result, _("%(count)s users deactivated."))
+        self._set_active(ids, False, _("%(count)s users deactivated."))
 
     @action("activate", _l("Activate"))
     def action_activate(self, ids):
-        users = self.scoped_rows(ids)
-        result = set_active(db.session, current_user, users, True)
-        db.session.commit()
-        flash_result(result, _("%(count)s users activated."))
+        self._set_active(ids, True, _("%(count)s users activated."))
 
     @action("reset_password", _l("Reset password"),
             _l("Give the selected users new passwords that they must change?"))
@@ -153,10 +164,24 @@ class UserView(ScopedModelView):
         for username, password in passwords.items():
             flash(_("New password of %(user)s (shown once): %(password)s",
                     user=username, password=password), "info")
+        flash_result(ActionResult(refused=tuple(self.refused_ids(ids, users))), "")
 
 
 def _ids_formatter(view, context, model, name):
     return model.ids.strip(",")
+
+
+class TouchesRow(BaseSQLAFilter):
+    """Events whose row ids include one id (ids are stored as ",3,5,8,")."""
+
+    def validate(self, value):
+        return str(value).strip().isdigit()
+
+    def apply(self, query, value, alias=None):
+        return query.filter(AuditEvent.ids.contains(f",{int(value)},"))
+
+    def operation(self):
+        return _l("includes")
 
 
 class AuditEventView(ScopedModelView):
@@ -167,7 +192,8 @@ class AuditEventView(ScopedModelView):
     column_list = ("at", "actor_name", "action", "model", "ids", "summary", "ip")
     column_default_sort = ("at", True)
     column_searchable_list = ("summary", "actor_name")
-    column_filters = ("at", "actor_name", "action", "model", "ids", "ip")
+    column_filters = ("at", "actor_name", "action", "model",
+                      TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
     column_formatters = {"ids": _ids_formatter}
     column_formatters_export = {"ids": _ids_formatter}
     column_labels = {

@@ -16,7 +16,7 @@ from flask_migrate import upgrade
 
 from app import create_app
 from models import (
-    Company, Device, Package, PackageCategory, PackageSubcategory, User, db,
+    Company, Device, MemberAccount, Order, OrderLine, Package, PackageCategory, PackageSubcategory, User, db,
 )
 
 FAST_HASH = "scrypt:1024:8:1"
@@ -226,5 +226,15 @@ def world(app) -> World:
         for i in (1, 2):
             number = f"{prefix}{i:04d}"
             devices[number] = make_device(number, company, package=packages["GPS-M"])
+    # Rows of the other tenant for every customer-facing list (tests/test_scope.py needs one each).
+    order = Order(number="RC-GLOBEX-0001", kind="recharge", status="pending", company_id=globex.id,
+                  currency="CNY", total=Decimal("50.00"))
+    db.session.add(order)
+    db.session.flush()
+    db.session.add(OrderLine(order_id=order.id, description="Recharge 50.00 CNY", unit_price=Decimal("50.00"),
+                             amount=Decimal("50.00")))
+    db.session.add(MemberAccount(company_id=globex.id, login="globex-member", vip_level="none"))
+    db.session.add(MemberAccount(company_id=globex.id, login="organizer@globex.test", email="organizer@globex.test",
+                                 seat_edition="enterprise", invitation_state="sent"))
     db.session.commit()
     return World(acme, north, fleet, south, globex, users, packages, devices)

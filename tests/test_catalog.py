@@ -19,13 +19,6 @@ from models import (
 from tests.conftest import post
 
 
-@pytest.fixture
-def in_request(app):
-    """Refusal messages are lazy Babel strings; rendering them needs a request (see test_devices)."""
-    with app.test_request_context():
-        yield
-
-
 def category(code: str) -> PackageCategory:
     return db.session.scalar(select(PackageCategory).where(PackageCategory.code == code))
 
@@ -76,54 +69,60 @@ def package_form(world, **overrides) -> dict:
 
 # --- the rules, called directly ---------------------------------------------------------------
 
-def test_a_valid_package_passes_the_checks(in_request, world):
+def test_a_valid_package_passes_the_checks(world):
     check_package(db.session, new_package(world))
 
 
-def test_subcategory_must_belong_to_the_category(in_request, world):
+def test_subcategory_must_belong_to_the_category(world):
     vas = category("VAS")
     with pytest.raises(DomainError, match="Subcategory REN-GPS GPS does not belong to category VAS Value-added"):
         check_package(db.session, new_package(world, category=vas, category_id=vas.id))
 
 
-def test_subcategory_must_exist(in_request, world):
+def test_subcategory_must_exist(world):
     with pytest.raises(DomainError, match="does not belong"):
         check_package(db.session, new_package(world, subcategory_id=99999))
 
 
 @pytest.mark.parametrize("amount", [Decimal("0"), Decimal("-1.00"), None])
-def test_amount_must_be_greater_than_zero(in_request, world, amount):
+def test_amount_must_be_greater_than_zero(world, amount):
     with pytest.raises(DomainError, match="Amount: must be greater than zero"):
         check_package(db.session, new_package(world, amount=amount))
 
 
-def test_amount_has_at_most_two_decimals(in_request, world):
+def test_amount_with_two_decimals_is_accepted_on_the_form(client, login, world):
+    login("support")
+    assert post(client, "/admin/package/new/", package_form(world, amount="0.01")).status_code == 302
+    assert package("GPS-Q").amount == Decimal("0.01")
+
+
+def test_amount_has_at_most_two_decimals(world):
     with pytest.raises(DomainError, match="Amount: at most two decimal places"):
         check_package(db.session, new_package(world, amount=Decimal("9.999")))
 
 
-def test_trailing_zeros_are_not_extra_decimals(in_request, world):
+def test_trailing_zeros_are_not_extra_decimals(world):
     check_package(db.session, new_package(world, amount=Decimal("9.990")))
 
 
-def test_amount_must_fit_the_column(in_request, world):
+def test_amount_must_fit_the_column(world):
     with pytest.raises(DomainError, match="Amount"):
         check_package(db.session, new_package(world, amount=Decimal("1000000000000.00")))
 
 
 @pytest.mark.parametrize("term", [None, 0, -3])
-def test_per_term_pricing_needs_term_months(in_request, world, term):
+def test_per_term_pricing_needs_term_months(world, term):
     with pytest.raises(DomainError, match="Term months"):
         check_package(db.session, new_package(world, pricing="per_term", term_months=term))
 
 
-def test_term_months_are_dropped_for_other_pricing(in_request, world):
+def test_term_months_are_dropped_for_other_pricing(world):
     pkg = new_package(world, pricing="per_year", term_months=6)
     check_package(db.session, pkg)
     assert pkg.term_months is None
 
 
-def test_codes_are_unique_per_table(in_request, world):
+def test_codes_are_unique_per_table(world):
     with pytest.raises(DomainError, match="GPS-M"):
         check_code_unique(db.session, new_package(world, code="GPS-M"))
     with pytest.raises(DomainError, match="REN"):
@@ -140,7 +139,7 @@ def test_package_bound_to_a_device_is_in_use(world):
     assert not package_in_use(db.session, world.packages["GPS-Y"])
 
 
-def test_deleting_a_bound_package_deactivates_it(in_request, world):
+def test_deleting_a_bound_package_deactivates_it(world):
     gps_m = world.packages["GPS-M"]
     assert delete_package(db.session, world.users["support"], gps_m) == "deactivated"
     db.session.commit()
@@ -149,14 +148,14 @@ def test_deleting_a_bound_package_deactivates_it(in_request, world):
     assert event.ids == f",{gps_m.id}," and "in use" in event.summary
 
 
-def test_deleting_a_package_offered_to_a_company_deactivates_it(in_request, world):
+def test_deleting_a_package_offered_to_a_company_deactivates_it(world):
     sms = world.packages["VAS-SMS"]
     db.session.add(CompanyPackage(company_id=world.acme.id, package_id=sms.id))
     db.session.flush()
     assert delete_package(db.session, world.users["support"], sms) == "deactivated"
 
 
-def test_deleting_an_unused_package_deletes_it(in_request, world):
+def test_deleting_an_unused_package_deletes_it(world):
     gps_y = world.packages["GPS-Y"]
     gps_y_id = gps_y.id
     assert delete_package(db.session, world.users["support"], gps_y) == "deleted"
@@ -167,17 +166,17 @@ def test_deleting_an_unused_package_deletes_it(in_request, world):
 
 
 @pytest.mark.parametrize("role", ["customer", "finance", "sales"])
-def test_only_tech_support_deletes_packages(in_request, world, role):
+def test_only_tech_support_deletes_packages(world, role):
     with pytest.raises(NotAllowed):
         delete_package(db.session, world.users[role], world.packages["GPS-Y"])
 
 
-def test_category_with_subcategories_is_not_deletable(in_request, world):
+def test_category_with_subcategories_is_not_deletable(world):
     with pytest.raises(DomainError, match="Category REN still has subcategories or packages"):
         check_category_deletable(db.session, category("REN"))
 
 
-def test_category_with_only_packages_is_not_deletable(in_request, world):
+def test_category_with_only_packages_is_not_deletable(world):
     with pytest.raises(DomainError, match="Category VAS"):
         check_category_deletable(db.session, category("VAS"))
 
@@ -189,7 +188,7 @@ def test_empty_category_is_deletable(world):
     check_category_deletable(db.session, empty)
 
 
-def test_subcategory_used_by_packages_is_not_deletable(in_request, world):
+def test_subcategory_used_by_packages_is_not_deletable(world):
     with pytest.raises(DomainError, match="Subcategory REN-GPS is used by packages"):
         check_subcategory_deletable(db.session, subcategory("REN-GPS"))
 
@@ -301,6 +300,7 @@ def test_subcategory_of_another_category_is_refused(client, login, world):
     ("0", "Amount: must be greater than zero."),
     ("-5", "Amount: must be greater than zero."),
     ("1.005", "Amount: at most two decimal places."),
+    ("1000000000000", "Amount: at most 999999999999.99."),
     ("ten", "Not a valid decimal value"),
     ("", "This field is required."),
 ])
@@ -410,17 +410,17 @@ def test_package_search_by_code_and_name(client, login, world):
 
 @pytest.mark.parametrize("query, expected", [
     ("flt0_pricing_method_equals=per_year", ["GPS-Y"]),
-    ("flt0_type_equals=value_added", ["VAS-SMS"]),
+    ("flt0_type_equals=value_added", ["OLD", "VAS-SMS"]),
     ("flt0_category_package_category_name_equals=Renewal", ["GPS-M", "GPS-Y"]),
     ("flt0_amount_greater_than=50", ["GPS-Y"]),
     ("flt0_currency_equals=CNY", ["GPS-M", "GPS-Y", "VAS-SMS"]),
+    ("flt0_currency_equals=USD", ["OLD"]),
     ("flt0_active_equals=0", ["OLD"]),
     ("flt0_code_contains=-M", ["GPS-M"]),
 ])
 def test_package_filters(client, login, world, query, expected):
-    world.packages["GPS-M"].code  # loaded
     db.session.add(Package(code="OLD", name="Retired", category_id=category("VAS").id, kind="value_added",
-                           amount=Decimal("1.00"), pricing="per_month", currency="CNY", active=False))
+                           amount=Decimal("1.00"), pricing="per_month", currency="USD", active=False))
     db.session.commit()
     login("support")
     assert sorted(codes_on(client.get(f"/admin/package/?{query}").get_data(as_text=True))) == expected
@@ -473,3 +473,41 @@ def test_catalog_is_open_to_tech_support_and_admin(client, login, world, role):
     login(role)
     for url in CATALOG_URLS:
         assert client.get(url).status_code == 200, url
+
+
+def test_bulk_delete_deletes_unused_and_deactivates_bound_packages(client, login, world):
+    gps_m, gps_y = world.packages["GPS-M"].id, world.packages["GPS-Y"].id
+    login("support")
+    page = post(client, "/admin/package/action/", [("action", "delete"), ("rowid", gps_m), ("rowid", gps_y)],
+                follow_redirects=True).get_data(as_text=True)
+    assert "Package GPS-M is bound to devices or offered to companies, so it was deactivated" in page
+    assert "1 records were successfully deleted." in page or "Record was successfully deleted." in page
+    assert package("GPS-Y") is None
+    assert package("GPS-M").active is False
+    assert sorted(e.action for e in audit("package")) == ["deactivate", "delete"]
+
+
+def test_bulk_delete_of_categories_refuses_those_in_use(client, login, world):
+    empty = PackageCategory(code="EMPTY", name="Empty", kind="seat")
+    db.session.add(empty)
+    db.session.commit()
+    ids = [category("REN").id, empty.id]
+    login("support")
+    page = post(client, "/admin/packagecategory/action/", [("action", "delete")] + [("rowid", i) for i in ids],
+                follow_redirects=True).get_data(as_text=True)
+    assert "Category REN still has subcategories or packages" in page
+    assert category("REN") is not None and category("EMPTY") is None
+
+
+def test_package_form_lists_subcategories(client, login, world):
+    login("support")
+    page = client.get("/admin/package/new/").get_data(as_text=True)
+    assert re.search(r'<option value="\d+">REN-GPS GPS</option>', page)
+
+
+def test_bulk_delete_names_ids_not_found(client, login, world):
+    login("support")
+    page = post(client, "/admin/packagesubcategory/action/", [("action", "delete"), ("rowid", "99999")],
+                follow_redirects=True).get_data(as_text=True)
+    assert "#99999 (not found or outside your companies)" in page
+    assert "successfully deleted" not in page

@@ -1,0 +1,288 @@
+"""线下充值: sales file offline-recharge applications, finance reviews them.
+
+draft → submitted → approved | rejected (驳回: back to sales to edit and resubmit) | declined
+(不通过: final). An application is editable until it is reviewed: by sales while it is a draft,
+submitted or rejected, by finance while it is submitted (未审核前 支持修改审核内容).
+
+Every status change is one conditional UPDATE (`… WHERE status = 'submitted'`) checked by
+rowcount, so two finance users approving at the same moment credit the wallet once; the
+second is told it was already reviewed. Edits are conditional too, so an edit racing an
+approval can never change the amount of an approved application. On approval the amount is
+taken from the row the UPDATE claimed (RETURNING), and the credit carries the idempotency
+key `offline_recharge:<id>`, in the same transaction.
+
+A reference number (编号, e.g. the bank transfer's) is optional; when given it must be unique
+within the company among applications that are not declined: the same transfer filed twice
+would be credited twice, and a declined application's reference may be filed again.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from actions import ActionResult, DomainError, in_scope, require_role
+from actions.audit import record
+from actions.wallets import credit, parse_amount, wallet_for
+from models import CURRENCIES, RECHARGE_STATUSES, Company, OfflineRecharge, User, utcnow
+
+AUDIT_MODEL = "offline_recharge"
+SALES_ROLES = frozenset({"sales"})
+FINANCE_ROLES = frozenset({"finance"})
+# Who may edit an application in which statuses (admins may whatever either may).
+EDITABLE_BY = {
+    "sales": ("draft", "submitted", "rejected"),
+    "finance": ("submitted",),
+    "admin": ("draft", "submitted", "rejected"),
+}
+SUBMITTABLE = ("draft", "rejected")
+REVIEWED = ("approved", "rejected", "declined")
+DECISIONS = {"approve": "approved", "reject": "rejected", "decline": "declined"}
+MAX_PAYER = 200
+MAX_REFERENCE = 100
+MAX_COMMENT = 2000
+
+
+class AlreadyReviewed(DomainError):
+    """Somebody reviewed the application first."""
+
+
+@dataclass(frozen=True)
+class RechargeTerms:
+    """What an application asks for: who pays how much into which company's wallet."""
+
+    company_id: int
+    payer: str
+    currency: str
+    amount: Decimal
+    reference: str = ""
+
+
+def _label(application: OfflineRecharge) -> str:
+    return f"#{application.id}"
+
+
+def _status_label(status: str | None) -> str:
+    return str(RECHARGE_STATUSES.get(status, status))
+
+
+def clean_terms(session: Session, actor: User, company_id, payer, currency, amount, reference="") -> RechargeTerms:
+    """Validate the fields of an application; one DomainError names every field at fault."""
+    problems: list[str] = []
+    company = None
+    try:
+        company = session.get(Company, int(company_id)) if company_id not in (None, "") else None
+    except (TypeError, ValueError):
+        company = None
+    if company_id in (None, ""):
+        problems.append(str(_l("Customer company: choose one.")))
+    elif company is None:
+        problems.append(str(_l("Customer company: #%(id)s does not exist.", id=str(company_id)[:20])))
+    elif not in_scope(actor, company.id, session):
+        problems.append(str(_l("Customer company: %(name)s is outside your companies.", name=company.name)))
+    payer = (payer or "").strip()
+    if not payer:
+        problems.append(str(_l("Payer: required.")))
+    elif len(payer) > MAX_PAYER:
+        problems.append(str(_l("Payer: at most %(max)s characters.", max=MAX_PAYER)))
+    currency = (currency or "").strip().upper()
+    if currency not in CURRENCIES:
+        problems.append(str(_l("Currency: choose one of %(choices)s.", choices=", ".join(CURRENCIES))))
+    try:
+        amount = parse_amount(amount, str(_l("Amount")))
+    except DomainError as exc:
+        problems.append(str(exc))
+    reference = (reference or "").strip()
+    if len(reference) > MAX_REFERENCE:
+        problems.append(str(_l("Reference number: at most %(max)s characters.", max=MAX_REFERENCE)))
+    if problems:
+        raise DomainError(" ".join(problems))
+    return RechargeTerms(company.id, payer, currency, amount, reference)
+
+
+def _check_reference(session: Session, terms: RechargeTerms, own_id: int | None = None) -> None:
+    """Refuse a reference number already filed for the company (declined applications aside)."""
+    if not terms.reference:
+        return
+    query = select(OfflineRecharge.id).where(
+        OfflineRecharge.company_id == terms.company_id,
+        OfflineRecharge.reference == terms.reference,
+        OfflineRecharge.status != "declined",
+    )
+    if own_id is not None:
+        query = query.where(OfflineRecharge.id != own_id)
+    other = session.scalar(query.order_by(OfflineRecharge.id).limit(1))
+    if other is not None:
+        raise DomainError(_l("Reference number: %(reference)s is already used by application #%(other)s "
+                             "of the same company.", reference=terms.reference, other=other))
+
+
+def _describe(terms: RechargeTerms) -> str:
+    reference = f" ref {terms.reference}" if terms.reference else ""
+    return f"company {terms.company_id}, {terms.amount} {terms.currency} from {terms.payer}{reference}"
+
+
+def create_application(session: Session, actor: User, company_id, payer, currency, amount, reference="",
+                       submit: bool = False) -> OfflineRecharge:
+    """Sales file an application, saved as a draft or submitted for review at once."""
+    require_role(actor, SALES_ROLES)
+    terms = clean_terms(session, actor, company_id, payer, currency, amount, reference)
+    _check_reference(session, terms)
+    now = utcnow()
+    application = OfflineRecharge(
+        company_id=terms.company_id, payer=terms.payer, currency=terms.currency, amount=terms.amount,
+        reference=terms.reference, status="submitted" if submit else "draft", created_by_id=actor.id,
+        created_at=now, submitted_at=now if submit else None,
+    )
+    session.add(application)
+    session.flush()
+    record(session, actor, "create", AUDIT_MODEL, [application.id],
+           f"#{application.id} {'submitted' if submit else 'draft'}: {_describe(terms)}")
+    session.flush()
+    return application
+
+
+def _check_editable(application: OfflineRecharge, allowed: Sequence[str]) -> None:
+    """Refuse, naming the application, an edit the actor may not make in its current status."""
+    status = application.status
+    if status in allowed:
+        return
+    if status in ("approved", "declined"):
+        raise DomainError(_l("Application %(label)s is %(status)s: it can no longer be edited.",
+                             label=_label(application), status=_status_label(status)))
+    raise DomainError(_l("Application %(label)s is %(status)s: your role may not edit it now.",
+                         label=_label(application), status=_status_label(status)))
+
+
+def edit_application(session: Session, actor: User, application: OfflineRecharge, company_id, payer, currency,
+                     amount, reference="") -> OfflineRecharge:
+    """Change an application that is not reviewed yet (sales: draft, submitted, rejected; finance: submitted)."""
+    require_role(actor, SALES_ROLES | FINANCE_ROLES)
+    if not in_scope(actor, application.company_id, session):
+        raise DomainError(_l("Application %(label)s is outside your companies.", label=_label(application)))
+    allowed = EDITABLE_BY.get(actor.role, ())
+    _check_editable(application, allowed)
+    terms = clean_terms(session, actor, company_id, payer, currency, amount, reference)
+    _check_reference(session, terms, own_id=application.id)
+    before = {name: getattr(application, name) for name in ("company_id", "payer", "currency", "amount", "reference")}
+    result = session.execute(
+        update(OfflineRecharge)
+        .where(OfflineRecharge.id == application.id, OfflineRecharge.status.in_(allowed))
+        .values(company_id=terms.company_id, payer=terms.payer, currency=terms.currency, amount=terms.amount,
+                reference=terms.reference)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(application)
+    if result.rowcount != 1:  # reviewed meanwhile
+        _check_editable(application, allowed)
+        raise DomainError(_l("Application %(label)s changed meanwhile; try again.", label=_label(application)))
+    after = {"company_id": terms.company_id, "payer": terms.payer, "currency": terms.currency,
+             "amount": terms.amount, "reference": terms.reference}
+    changes = "; ".join(f"{name}: {before[name]} → {after[name]}" for name in after if before[name] != after[name])
+    record(session, actor, "edit", AUDIT_MODEL, [application.id], f"#{application.id} {changes or 'no change'}")
+    session.flush()
+    return application
+
+
+def submit(session: Session, actor: User, application: OfflineRecharge) -> None:
+    """Send a draft or a rejected application to finance for review."""
+    require_role(actor, SALES_ROLES)
+    if not in_scope(actor, application.company_id, session):
+        raise DomainError(_l("Application %(label)s is outside your companies.", label=_label(application)))
+    label = _label(application)
+    if application.status not in SUBMITTABLE:
+        raise DomainError(_l("Application %(label)s cannot be submitted: it is %(status)s.",
+                             label=label, status=_status_label(application.status)))
+    _check_reference(session, RechargeTerms(application.company_id, application.payer, application.currency,
+                                            application.amount, application.reference), own_id=application.id)
+    result = session.execute(
+        update(OfflineRecharge)
+        .where(OfflineRecharge.id == application.id, OfflineRecharge.status.in_(SUBMITTABLE))
+        .values(status="submitted", submitted_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(application)
+    if result.rowcount != 1:
+        raise DomainError(_l("Application %(label)s cannot be submitted: it is %(status)s.",
+                             label=label, status=_status_label(application.status)))
+    record(session, actor, "submit", AUDIT_MODEL, [application.id],
+           f"#{application.id}: {application.amount} {application.currency} from {application.payer}")
+    session.flush()
+
+
+def submit_applications(session: Session, actor: User, applications: Sequence[OfflineRecharge]) -> ActionResult:
+    """Submit each application that can be; report the others by number and reason."""
+    require_role(actor, SALES_ROLES)
+    changed, refused = [], []
+    for application in applications:
+        try:
+            submit(session, actor, application)
+        except DomainError as exc:  # refused before anything was written for this row
+            refused.append((_label(application), str(exc)))
+        else:
+            changed.append(_label(application))
+    return ActionResult(tuple(changed), tuple(refused))
+
+
+def review(session: Session, actor: User, application: OfflineRecharge, decision: str, comment: str = "",
+           expected: RechargeTerms | None = None) -> OfflineRecharge:
+    """Finance approve (credits the wallet once), reject (back to sales) or decline (final) a submitted application.
+
+    `expected` is what the reviewer saw: if the application was edited since, nothing happens.
+    """
+    require_role(actor, FINANCE_ROLES)
+    label = _label(application)
+    if not in_scope(actor, application.company_id, session):
+        raise DomainError(_l("Application %(label)s is outside your companies.", label=label))
+    if decision not in DECISIONS:
+        raise DomainError(_l("Decision: choose approve, reject or decline."))
+    comment = (comment or "").strip()
+    if decision != "approve" and not comment:
+        raise DomainError(_l("Review comment: required to reject or decline application %(label)s.", label=label))
+    if len(comment) > MAX_COMMENT:
+        raise DomainError(_l("Review comment: at most %(max)s characters.", max=MAX_COMMENT))
+    status = DECISIONS[decision]
+    conditions = [OfflineRecharge.id == application.id, OfflineRecharge.status == "submitted"]
+    if expected is not None:
+        conditions += [
+            OfflineRecharge.company_id == expected.company_id, OfflineRecharge.payer == expected.payer,
+            OfflineRecharge.currency == expected.currency, OfflineRecharge.amount == expected.amount,
+            OfflineRecharge.reference == expected.reference,
+        ]
+    claimed = session.execute(
+        update(OfflineRecharge).where(*conditions)
+        .values(status=status, reviewed_by_id=actor.id, reviewed_at=utcnow(), review_comment=comment)
+        .returning(OfflineRecharge.company_id, OfflineRecharge.currency, OfflineRecharge.amount,
+                   OfflineRecharge.payer, OfflineRecharge.reference)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    session.expire(application)
+    if claimed is None:
+        current = session.execute(
+            select(OfflineRecharge.status, OfflineRecharge.reviewed_by_id).where(OfflineRecharge.id == application.id)
+        ).one_or_none()
+        if current is not None and current.status in REVIEWED and current.reviewed_by_id is not None:
+            reviewer = session.get(User, current.reviewed_by_id)
+            raise AlreadyReviewed(_l("Application %(label)s was already reviewed: %(status)s by %(reviewer)s.",
+                                     label=label, status=_status_label(current.status),
+                                     reviewer=reviewer.username if reviewer else "?"))
+        if current is not None and current.status == "submitted":
+            raise DomainError(_l("Application %(label)s was changed while you were reviewing it; "
+                                 "check it again.", label=label))
+        raise DomainError(_l("Application %(label)s is not waiting for review: it is %(status)s.",
+                             label=label, status=_status_label(current.status if current else None)))
+    company_id, currency, amount, payer, reference = claimed
+    summary = f"#{application.id} {status}: {amount} {currency} from {payer} (company {company_id})"
+    if decision == "approve":
+        wallet = wallet_for(session, company_id, currency)
+        credit(session, wallet, amount, "offline_recharge", f"offline_recharge:{application.id}", actor,
+               recharge_id=application.id,
+               memo=f"offline recharge #{application.id} {payer}" + (f" ref {reference}" if reference else ""))
+    record(session, actor, decision, AUDIT_MODEL, [application.id],
+           summary + (f"; comment: {comment}" if comment else ""))
+    session.flush()
+    return application
