@@ -26,7 +26,7 @@ run: catalogs
 test: catalogs
 	@if [ -z "$$TEST_DATABASE_URL" ]; then echo "== Tests on SQLite (set TEST_DATABASE_URL=postgresql+psycopg://… to run them on PostgreSQL; .ci/run does both)"; \
 	  else echo "== Tests on PostgreSQL ($$(echo $$TEST_DATABASE_URL | sed 's#//[^@]*@#//…@#'))"; fi
-	ENV_NAME=testing $(PY) -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
+	ENV_NAME=testing $(PY) -m pytest -n 2 --dist loadgroup -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: catalogs
 	ENV_NAME=testing $(PY) bench/run.py

@@ -9,7 +9,9 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from actions import scoped
-from models import Company, Device, ExpiryImport, User, db, utcnow
+from models import (
+    Company, Device, ExpiryImport, OfflineRecharge, Order, TenantApplication, User, db, utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,10 @@ class Card:
     label: str
     value: int
     url: str
+
+
+def _count(model, *where) -> int:
+    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
 def _count_devices(user, *where) -> int:
@@ -55,7 +61,29 @@ def cards_for(user) -> list[Card]:
                           db.session.scalar(select(func.count()).select_from(ExpiryImport)
                                             .where(ExpiryImport.created_at >= week_ago)) or 0,
                           url_for("expiry_import.index")))
+    if user.role in ("admin", "finance"):
+        cards.append(Card("pending_review", str(_l("Offline recharges awaiting review")),
+                          _count(OfflineRecharge, OfflineRecharge.status == "submitted"),
+                          url_for("recharge_review.index_view")))
+        cards.append(Card("pending_orders", str(_l("Orders awaiting payment")),
+                          _count(Order, Order.status == "pending"),
+                          url_for("order_management.index_view", flt0_status_equals="pending")))
+    if user.role in ("admin", "sales"):
+        cards.append(Card("drafts", str(_l("Offline recharge drafts")),
+                          _count(OfflineRecharge, OfflineRecharge.status == "draft"),
+                          url_for("offline_recharge.index_view")))
+        cards.append(Card("rejected", str(_l("Offline recharges sent back to you")),
+                          _count(OfflineRecharge, OfflineRecharge.status == "rejected"),
+                          url_for("offline_recharge.index_view")))
+    if user.role == "customer_admin":
+        cards.append(Card("unpaid", str(_l("Your orders awaiting payment")),
+                          db.session.scalar(scoped(select(func.count()).select_from(Order), user, Order.company_id)
+                                            .where(Order.status == "pending")) or 0,
+                          url_for("order_record.index_view")))
     if user.role == "admin":
+        cards.append(Card("applications", str(_l("Tenant applications to review")),
+                          _count(TenantApplication, TenantApplication.status == "pending"),
+                          url_for("tenantapplication.index_view")))
         cards.append(Card("companies", str(_l("Companies")),
                           db.session.scalar(select(func.count()).select_from(Company)) or 0,
                           url_for("company.index_view")))
