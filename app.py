@@ -90,6 +90,10 @@ def create_app(config: dict | None = None) -> Flask:
     url = app.config.pop("DATABASE_URL", None) or app.config.get("SQLALCHEMY_DATABASE_URI")
     app.config["SQLALCHEMY_DATABASE_URI"] = url or f"sqlite:///{Path(app.instance_path) / 'renewdesk.db'}"
 
+    # Refuse oversized bodies before anything (CSRF included) reads them: uploads are the
+    # largest legitimate requests.
+    app.config.setdefault("MAX_CONTENT_LENGTH", int(app.config["IMPORT_MAX_BYTES"]) + 1024 * 1024)
+
     if not app.config.get("SECRET_KEY"):
         if app.config["ENV_NAME"] not in ("development", "testing"):
             raise RuntimeError(

@@ -33,6 +33,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -146,8 +147,7 @@ def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int
         _("4. List each device once. Type values: a cell with a formula is refused."),
         _("5. Headers may be in English (%(en)s) or Chinese (%(zh)s); other columns are ignored.",
           en=" / ".join(HEADERS_BY_LANGUAGE["en"]), zh=" / ".join(HEADERS_BY_LANGUAGE["zh"])),
-        _("6. At most %(rows)s rows and %(mb)s MB per file.", rows=f"{max_rows:,}",
-          mb=f"{max_bytes / 1024 / 1024:g}"),
+        _("6. At most %(rows)s rows and %(size)s per file.", rows=f"{max_rows:,}", size=describe_size(max_bytes)),
         _("7. Upload the file and check the preview: each device with its old and new expiry date, and "
           "each bad row with its row number and reason. A file with any bad row changes nothing."),
         _("8. Commit to apply every change at once. Uploading the same file again changes nothing more."),
@@ -185,7 +185,7 @@ def check_archive(
         raise ImportRejected(_l("Only .xlsx workbooks can be imported; %(name)s is not one.", name=filename))
     size = _size_of(data)
     if size > max_bytes:
-        raise ImportRejected(_l("The file is larger than %(mb)s MB.", mb=f"{max_bytes / 1024 / 1024:g}"))
+        raise ImportRejected(_l("The file is larger than %(size)s.", size=describe_size(max_bytes)))
     try:
         with zipfile.ZipFile(_stream(data)) as archive:
             entries = archive.infolist()
@@ -205,8 +205,15 @@ def check_archive(
                                     "more than %(ratio)s times): refused as a possible zip bomb.",
                                     name=entry.filename, ratio=max_ratio))
     if total > max_uncompressed:
-        raise ImportRejected(_l("The workbook expands to more than %(mb)s MB: refused as a possible zip bomb.",
-                                mb=f"{max_uncompressed / 1024 / 1024:g}"))
+        raise ImportRejected(_l("The workbook expands to more than %(size)s: refused as a possible zip bomb.",
+                                size=describe_size(max_uncompressed)))
+
+
+def describe_size(n_bytes: int) -> str:
+    """A byte count as people say it: "10 MB", "2 KB"."""
+    if n_bytes >= 1024 * 1024:
+        return f"{round(n_bytes / 1024 / 1024, 1):g} MB"
+    return f"{round(n_bytes / 1024, 1):g} KB"
 
 
 def _size_of(data: bytes | BinaryIO) -> int:
@@ -283,6 +290,7 @@ def _read_sheet(sheet, max_rows: int) -> ParsedFile:
         return parsed
     number_col, expiry_col = columns
     width = max(columns)
+    number_letter, expiry_letter = get_column_letter(number_col), get_column_letter(expiry_col)
     first_row: dict[str, int] = {}
     # openpyxl fills gaps between rows with empty rows, so the count is the row number.
     for row_no, row in enumerate(sheet.iter_rows(min_row=2, max_col=width), start=2):
@@ -294,8 +302,8 @@ def _read_sheet(sheet, max_rows: int) -> ParsedFile:
         if parsed.rows_total > max_rows:
             raise ImportRejected(_l("The file has more than %(max)s rows; split it into smaller files.",
                                     max=f"{max_rows:,}"))
-        number, number_error = _read_number(number_cell, row_no, number_col)
-        expires_on, date_error = _read_date(expiry_cell, row_no, expiry_col)
+        number, number_error = _read_number(number_cell, number_letter, row_no)
+        expires_on, date_error = _read_date(expiry_cell, expiry_letter, row_no)
         reasons = [r for r in (number_error, date_error) if r]
         if number is not None:
             if number in first_row:
@@ -342,35 +350,28 @@ def _is_blank(cell) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _cell_name(row_no: int, column: int) -> str:
-    from openpyxl.utils import get_column_letter
-
-    return f"{get_column_letter(column)}{row_no}"
-
-
-def _read_number(cell, row_no: int, column: int) -> tuple[str | None, str | None]:
+def _read_number(cell, letter: str, row_no: int) -> tuple[str | None, str | None]:
     if cell.data_type == "f":
-        return None, _("formula in cell %(cell)s: type the device number, not a formula",
-                       cell=_cell_name(row_no, column))
+        return None, _("formula in cell %(cell)s: type the device number, not a formula", cell=f"{letter}{row_no}")
     value = cell.value
     if _is_blank(cell):
-        return None, _("empty cell: %(cell)s (device number)", cell=_cell_name(row_no, column))
+        return None, _("empty cell: %(cell)s (device number)", cell=f"{letter}{row_no}")
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # a numeric device number typed into a General cell
     return str(value).strip(), None
 
 
-def _read_date(cell, row_no: int, column: int) -> tuple[date | None, str | None]:
-    name = _cell_name(row_no, column)
+def _read_date(cell, letter: str, row_no: int) -> tuple[date | None, str | None]:
+    value = cell.value
+    if isinstance(value, datetime) and cell.data_type == "d":
+        return value.date(), None
+    name = f"{letter}{row_no}"
     if cell.data_type == "f":
         return None, _("formula in cell %(cell)s: type the date, not a formula", cell=name)
-    value = cell.value
     if _is_blank(cell):
         return None, _("empty cell: %(cell)s (new expiry date)", cell=name)
-    if isinstance(value, datetime):
-        return value.date(), None
     if isinstance(value, date):
-        return value, None
+        return (value.date() if isinstance(value, datetime) else value), None
     if isinstance(value, str):
         text = value.strip()
         match = _TEXT_DATE.fullmatch(text)
@@ -424,6 +425,15 @@ def errors_text(errors: Sequence[tuple[int, str]], limit: int = 1000) -> str:
     return "\n".join(lines)
 
 
+def record_preview(import_record: ExpiryImport, report: ImportReport) -> None:
+    """Set an import's counts, stored errors and status (previewed, or failed if any row is bad)."""
+    import_record.status = "previewed" if report.ok else "failed"
+    import_record.rows_total = report.rows_total
+    import_record.rows_changed = len(report.changes)
+    import_record.rows_failed = report.rows_failed
+    import_record.errors = errors_text(report.errors)
+
+
 def commit(session: Session, actor: User, report: ImportReport, import_record: ExpiryImport,
            now: datetime | None = None) -> int:
     """Apply a clean report in set-based UPDATEs, audit it, mark the import committed; flush only.
@@ -434,8 +444,7 @@ def commit(session: Session, actor: User, report: ImportReport, import_record: E
     require_role(actor, IMPORT_ROLES)
     if report.errors:
         raise ImportRejected(_l("The file has %(n)s bad rows; nothing was changed.", n=report.rows_failed))
-    if import_record.status != "previewed":
-        raise _not_committable(import_record)
+    check_committable(import_record)
     now = now or utcnow()
     # Claim the import with a conditional UPDATE: of two concurrent commits, one wins.
     claimed = session.execute(
@@ -446,7 +455,7 @@ def commit(session: Session, actor: User, report: ImportReport, import_record: E
     ).rowcount
     if claimed != 1:
         session.refresh(import_record)
-        raise _not_committable(import_record)
+        check_committable(import_record)
 
     by_date: dict[date, list[int]] = defaultdict(list)
     for change in report.changes:
@@ -479,8 +488,10 @@ def commit(session: Session, actor: User, report: ImportReport, import_record: E
     return changed
 
 
-def _not_committable(import_record: ExpiryImport) -> ImportRejected:
+def check_committable(import_record: ExpiryImport) -> None:
+    """Raise ImportRejected unless the import is a clean preview not committed yet."""
     if import_record.status == "committed":
-        return ImportRejected(_l("Import #%(id)s was already committed; nothing was changed.", id=import_record.id))
-    return ImportRejected(_l("Import #%(id)s has bad rows and cannot be committed; fix the file and upload "
-                             "it again.", id=import_record.id))
+        raise ImportRejected(_l("Import #%(id)s was already committed; nothing was changed.", id=import_record.id))
+    if import_record.status != "previewed":
+        raise ImportRejected(_l("Import #%(id)s has bad rows and cannot be committed; fix the file and upload "
+                                "it again.", id=import_record.id))
