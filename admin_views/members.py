@@ -1,5 +1,636 @@
-"""Being written."""
+"""Seed 000 for customers: member accounts (batch creation, 批量 → 升级vip / 更新), buying coins,
+bank transfers with receipt upload; for finance: bank transfer confirmation.
+
+The rules live in actions.members, actions.coins and actions.bank_transfers; these views parse
+the request, call them, commit once (or roll back on a DomainError) and flash the result.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from datetime import date, timedelta, timezone
+from pathlib import Path
+
+from flask import Response, abort, current_app, flash, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_admin.model.template import EndpointLinkRowAction
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from sqlalchemy import and_, select
+from sqlalchemy.orm import joinedload
+from werkzeug.utils import secure_filename
+from wtforms import Form, PasswordField, RadioField, SelectField, StringField
+
+from actions import DomainError, companies_in_scope, in_scope, scoped
+from actions.audit import history
+from actions.bank_transfers import (
+    DEFAULT_MAX_BYTES, FILE_KINDS, TRANSFER_CURRENCIES, AlreadyReviewed, amount_matches, confirm_receipt, file_path,
+    may_view, reject_receipt, submit_receipt,
+)
+from actions.coins import (
+    COIN_PAYMENT_METHODS, COINS_PER_CNY, TERM_LABELS, TERM_MONTHS, YEARLY_PRICE_CNY, coin_price, coins_for_cny,
+    create_coin_order,
+)
+from actions.members import (
+    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, create_members, effective_level, quote_upgrade,
+    refresh_levels, upgrade_vip,
+)
+from actions.orders import scoped_order
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result
+from admin_views.system import InCompanyTree
+from importers.xlsx import write_xlsx
+from models import (
+    ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, RECEIPT_STATUSES, VIP_LEVELS, BankTransferReceipt, Company,
+    MemberAccount, Order, Wallet, db,
+)
+
+INDENT = "\u00a0\u00a0\u00a0"
+ONCE_SECONDS = 15 * 60  # a password workbook can be downloaded once, within 15 minutes
+TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+SHOWN_ROWS = 300  # rows of a confirmation table drawn in full; the rest are counted
+
+
+def _company_choices() -> list[tuple[int, str]]:
+    return [(c.id, INDENT * c.depth + c.name) for c in companies_in_scope(db.session, current_user)]
+
+
+def _company(raw) -> Company | None:
+    """The company with id `raw` if it is in the actor's scope, else None."""
+    if not str(raw).isdigit():
+        return None
+    company = db.session.get(Company, int(raw))
+    if company is None or not in_scope(current_user, company.id, db.session):
+        return None
+    return company
+
+
+def _coins(value) -> str:
+    return f"{int(value or 0):,}"
+
+
+# --- one-time downloads of random passwords ---------------------------------------------------
+
+def _once_folder() -> Path:
+    return Path(current_app.instance_path) / "once"
+
+
+def _sweep(folder: Path) -> None:
+    """Delete password workbooks older than ONCE_SECONDS."""
+    if not folder.is_dir():
+        return
+    limit = time.time() - ONCE_SECONDS
+    for path in folder.iterdir():
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def keep_once(data: bytes, owner_id: int) -> str:
+    """Keep `data` for one download by user `owner_id` within ONCE_SECONDS; returns the token."""
+    folder = _once_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    _sweep(folder)
+    token = secrets.token_urlsafe(32)
+    path = folder / f"{owner_id}-{token}.xlsx"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as out:
+        out.write(data)
+    return token
+
+
+def take_once(token: str, owner_id: int) -> bytes | None:
+    """The bytes kept under `token` for `owner_id`, deleted as they are read; None if gone or expired."""
+    if not TOKEN.fullmatch(token or ""):
+        return None
+    folder = _once_folder()
+    path = folder / f"{owner_id}-{token}.xlsx"
+    taken = folder / f"{owner_id}-{token}.{secrets.token_hex(8)}.taken"
+    try:
+        os.replace(path, taken)  # atomic: of two simultaneous downloads only one gets the file
+    except FileNotFoundError:
+        return None
+    try:
+        if taken.stat().st_mtime < time.time() - ONCE_SECONDS:
+            return None
+        return taken.read_bytes()
+    finally:
+        taken.unlink(missing_ok=True)
+        _sweep(folder)
+
+
+def _password_workbook(company: Company, passwords: dict[str, str]) -> bytes:
+    handle = write_xlsx([_("Company"), _("Login"), _("Password")],
+                        ([company.name, login, password] for login, password in passwords.items()),
+                        sheet_title=_("Passwords"))
+    try:
+        return handle.read()
+    finally:
+        handle.close()
+
+
+# --- member accounts ----------------------------------------------------------------------------
+
+LABELS = {
+    "login": _l("Login"), "company": _l("Company"), "vip_level": _l("VIP level"),
+    "vip_expires_on": _l("VIP expires on"), "active": _l("Active"), "created_at": _l("Created"),
+    "email": _l("Email"), "first_name": _l("First name"), "last_name": _l("Last name"),
+    "seat_edition": _l("Seat edition"), "invitation_state": _l("Invitation"), "invited_at": _l("Invited at"),
+}
+EXPIRY_WINDOWS = {
+    "expired": _l("Expired"),
+    "7": _l("Expiring in 7 days"),
+    "30": _l("Expiring in 30 days"),
+    "90": _l("Expiring in 90 days"),
+}
+
+
+class VipExpiryWindow(BaseSQLAFilter):
+    """VIP expired, or expiring within N days."""
+
+    def __init__(self):
+        super().__init__(MemberAccount.vip_expires_on, _l("VIP expiry"), options=list(EXPIRY_WINDOWS.items()))
+
+    def validate(self, value):
+        return value == "expired" or (str(value).isdigit() and int(value) <= 3650)
+
+    def apply(self, query, value, alias=None):
+        today = date.today()
+        if value == "expired":
+            return query.filter(MemberAccount.vip_level != "none", MemberAccount.vip_expires_on < today)
+        return query.filter(MemberAccount.vip_expires_on.between(today, today + timedelta(days=int(value))))
+
+    def operation(self):
+        return _l("is")
+
+
+def _level_cell(view, context, model, name):
+    """The level, with "lapsed" when its expiry has passed (批量 → 更新 resets it)."""
+    label = str(VIP_LEVELS.get(model.vip_level, model.vip_level))
+    if model.vip_level == "none":
+        return label
+    if effective_level(model.vip_level, model.vip_expires_on, date.today()) == "none":
+        return badge(_("%(level)s (lapsed)", level=label), "warning")
+    return badge(label, "success" if model.vip_level == "vip" else "primary")
+
+
+class BatchCreateForm(Form):
+    """新建用户: company, login pattern, password kind (CSRF is checked app-wide)."""
+
+    company_id = SelectField(_l("Company"), coerce=int, validate_choice=False)
+    pattern = StringField(_l("Login pattern"), render_kw={"maxlength": 200, "placeholder": "tupp{01-20}"},
+                          description=_l("tupp{01-20} creates tupp01, tupp02 … tupp20; {1-3} gives 1, 2, 3; "
+                                         "several braces give every combination."))
+    password_kind = RadioField(_l("Password"), default="default", choices=[
+        ("default", _l("Default password")), ("fixed", _l("Fixed password")), ("random", _l("Random passwords"))])
+    fixed_password = PasswordField(_l("Fixed password"), render_kw={"maxlength": 128, "autocomplete": "new-password"},
+                                   description=_l("Only for a fixed password: 6 to 128 characters."))
+
+
+class MemberAccountView(ScopedModelView):
+    """用户: member accounts with VIP level and expiry; batch creation, 批量 → 升级vip / 更新."""
+
+    roles = frozenset({"customer_admin"})
+    scope_column = "company_id"
+    audit_name = "member_account"
+    can_create = True
+    can_edit = True
+    can_delete = False
+    can_export = True
+    column_list = ("login", "company", "vip_level", "vip_expires_on", "active", "created_at")
+    column_export_list = ("login", "company", "vip_level", "vip_expires_on", "active", "email", "first_name",
+                          "last_name", "created_at")
+    column_details_list = ("login", "company", "vip_level", "vip_expires_on", "active", "email", "first_name",
+                           "last_name", "seat_edition", "invitation_state", "invited_at", "created_at")
+    column_labels = LABELS
+    column_default_sort = "login"
+    column_sortable_list = ("login", "vip_level", "vip_expires_on", "active", "created_at")
+    column_searchable_list = ("login",)
+    column_select_related_list = (MemberAccount.company,)
+    column_formatters = {"vip_level": _level_cell}
+    column_formatters_export = {"vip_level": lambda v, c, m, n: str(VIP_LEVELS.get(m.vip_level, m.vip_level))}
+    column_filters = (
+        InCompanyTree(MemberAccount.company_id, _l("Company"), MemberAccount.company_id),
+        sqla_filters.FilterEqual(MemberAccount.vip_level, _l("VIP level"), options=list(VIP_LEVELS.items())),
+        VipExpiryWindow(),
+        "vip_expires_on",
+        "active",
+    )
+    form_columns = ("email", "first_name", "last_name", "active")
+    page_size_options = (20, 50, 100, 500, 1000)
+    create_template = "renewdesk/member_create.html"
+
+    def search_placeholder(self):
+        return _("Login (starts with)")
+
+    def _apply_search(self, query, count_query, joins, count_joins, search):
+        """Prefix search on the login as an index range scan (no LIKE '%…%' table scan)."""
+        term = search.strip()[:100]
+        if not term:
+            return query, count_query, joins, count_joins
+        clause = and_(MemberAccount.login >= term, MemberAccount.login < term + "\U0010ffff")
+        query = query.filter(clause)
+        if count_query is not None:
+            count_query = count_query.filter(clause)
+        return query, count_query, joins, count_joins
+
+    # --- 新建用户: batch creation --------------------------------------------------------------
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self):
+        """The batch form; on success the result page (random passwords shown here, once)."""
+        return_url = self.get_url(".index_view")
+        form = BatchCreateForm(request.form if request.method == "POST" else None,
+                               data=None if request.method == "POST" else {"company_id": current_user.company_id})
+        form.company_id.choices = _company_choices()
+        config = current_app.config
+        if request.method == "POST" and form.validate():
+            company = _company(form.company_id.data)
+            try:
+                if company is None:
+                    raise DomainError(_l("Choose one of your companies."))
+                created = create_members(
+                    db.session, current_user, company, form.pattern.data, form.password_kind.data,
+                    form.fixed_password.data, max_count=config.get("MEMBER_BATCH_MAX", DEFAULT_BATCH_MAX),
+                    default_password=config.get("MEMBER_DEFAULT_PASSWORD", DEFAULT_PASSWORD),
+                    hash_method=config["PASSWORD_HASH_METHOD"],
+                    random_hash_method=config.get("MEMBER_RANDOM_HASH_METHOD", RANDOM_HASH_METHOD),
+                )
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+            else:
+                db.session.commit()
+                token = None
+                if created.passwords:
+                    token = keep_once(_password_workbook(company, created.passwords), current_user.id)
+                flash(_("%(count)s accounts created in %(company)s.", count=len(created.logins),
+                        company=company.name), "success")
+                return self.render("renewdesk/member_created.html", created=created, token=token,
+                                   return_url=return_url, minutes=ONCE_SECONDS // 60)
+        return self.render(self.create_template, form=form, return_url=return_url,
+                           default_password=config.get("MEMBER_DEFAULT_PASSWORD", DEFAULT_PASSWORD),
+                           max_count=config.get("MEMBER_BATCH_MAX", DEFAULT_BATCH_MAX))
+
+    @expose("/passwords/", methods=("POST",))
+    def passwords_view(self):
+        """The random passwords of a batch as xlsx: once, for its creator, within 15 minutes."""
+        data = take_once(request.form.get("token", ""), current_user.id)
+        if data is None:
+            abort(404)
+        return Response(data, mimetype=XLSX,
+                        headers={"Content-Disposition": "attachment; filename=member-passwords.xlsx"})
+
+    # --- 批量 → 升级vip ----------------------------------------------------------------------------
+    def _render_upgrade(self, ids, level: str, years: str, payer_id):
+        rows = self.scoped_rows(ids)
+        refused_ids = self.refused_ids(ids, rows)
+        payer = _company(payer_id) if payer_id else None
+        quote, error = None, None
+        try:
+            quote = quote_upgrade(db.session, current_user, rows, level, years, date.today(), payer)
+        except DomainError as exc:
+            error = str(exc)
+        return self.render(
+            "renewdesk/member_upgrade.html", ids=[str(r.id) for r in rows], refused_ids=refused_ids, quote=quote,
+            error=error, level=level, years=years, payer_id=(quote.payer.id if quote else payer_id),
+            companies=_company_choices(), levels=[(k, VIP_LEVELS[k]) for k in YEARLY_PRICE_CNY],
+            terms=[(str(t), TERM_LABELS[t]) for t in TERM_MONTHS], shown_rows=SHOWN_ROWS, coins=_coins,
+            return_url=self.get_url(".index_view"),
+        )
+
+    @action("upgrade_vip", _l("Upgrade to VIP"))
+    def action_upgrade_vip(self, ids):
+        """Opens the server-side confirmation page: level, term, the coin cost; nothing changes yet."""
+        return self._render_upgrade(ids, "vip", "1", current_user.company_id)
+
+    @expose("/upgrade/", methods=("POST",))
+    def upgrade_view(self):
+        """Recalculate the confirmation page, or (confirm=1) upgrade and debit the coins."""
+        ids = request.form.getlist("rowid")
+        level, years = request.form.get("level", "vip"), request.form.get("years", "1")
+        payer_id = request.form.get("payer_id", "")
+        if request.form.get("confirm") != "1":
+            return self._render_upgrade(ids, level, years, payer_id)
+        rows = self.scoped_rows(ids)
+        refused = tuple(self.refused_ids(ids, rows))
+        expected = request.form.get("expected_coins", "")
+        try:
+            payer = _company(payer_id) if payer_id else None
+            if payer_id and payer is None:
+                raise DomainError(_l("Choose one of your companies."))
+            result = upgrade_vip(db.session, current_user, rows, level, years, date.today(), payer,
+                                 expected_coins=int(expected) if expected.isdigit() else -1)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return self._render_upgrade(ids, level, years, payer_id)
+        db.session.commit()
+        flash_result(type(result)(result.changed, refused + result.refused),
+                     _("%(count)s accounts upgraded.") + " " + _("Order %(number)s: %(coins)s coins paid.",
+                                                                  number=result.extra.get("order", ""),
+                                                                  coins=_coins(result.extra.get("coins"))))
+        return redirect(self.get_url(".index_view"))
+
+    # --- 批量 → 更新 -------------------------------------------------------------------------------
+    @action("refresh", _l("Refresh levels"))
+    def action_refresh(self, ids):
+        rows = self.scoped_rows(ids)
+        try:
+            result = refresh_levels(db.session, current_user, rows, date.today())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return
+        db.session.commit()
+        levels = result.extra["levels"]
+        flash(_("Levels re-read for %(count)s accounts: %(vip)s VIP, %(svip)s SVIP, %(none)s ordinary.",
+                count=result.extra["checked"], vip=levels["vip"], svip=levels["svip"], none=levels["none"]),
+              "success")
+        if result.changed:
+            flash(_("%(count)s lapsed levels reset to ordinary: %(logins)s", count=len(result.changed),
+                    logins=", ".join(result.changed[:200])), "info")
+        refused = tuple(self.refused_ids(ids, rows)) + result.refused
+        if refused:
+            flash_result(type(result)((), refused), "")
+
+
+# --- buying coins ---------------------------------------------------------------------------------
+
+class BuyCoinsView(RoleView):
+    """购买奥币: the price calculator (accounts × years × 72 / 216 CNY), then an order paid online or by transfer."""
+
+    roles = frozenset({"customer_admin"})
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        args = request.args
+        calc = {"level": args.get("level", "vip"), "accounts": args.get("accounts", ""),
+                "years": args.get("years", "1")}
+        amount = request.form.get("amount", "")
+        calculated = None
+        if args.get("accounts"):
+            try:
+                calculated = coin_price(calc["level"], calc["accounts"], calc["years"])
+                amount = amount or f"{calculated[0]:.2f}"
+            except DomainError as exc:
+                flash(str(exc), "error")
+        company_id = request.form.get("company_id", str(current_user.company_id or ""))
+        method = request.form.get("method", "")
+        if request.method == "POST":
+            company = _company(company_id)
+            try:
+                if company is None:
+                    raise DomainError(_l("Choose one of your companies."))
+                order = create_coin_order(db.session, current_user, company, amount, method)
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+            else:
+                number = order.number
+                db.session.commit()
+                flash(_("Order %(number)s created: %(coins)s coins for %(amount)s CNY.", number=number,
+                        coins=_coins(order.total * COINS_PER_CNY), amount=order.total), "success")
+                if method == "bank_transfer":
+                    return redirect(url_for("bank_transfer.upload", order=number))
+                return redirect(url_for("sandbox.pay", order_number=number, method=method))
+        coins_preview = None
+        try:
+            coins_preview = coins_for_cny(amount) if amount else None
+        except DomainError:
+            pass
+        wallets = db.session.execute(
+            scoped(select(Company.name, Wallet.balance).join(Wallet, Wallet.company_id == Company.id)
+                   .where(Wallet.currency == "COIN"), current_user, Company.id).order_by(Company.path)
+        ).all()
+        orders = db.session.scalars(
+            scoped(select(Order).where(Order.kind == "coins"), current_user, Order.company_id)
+            .options(joinedload(Order.company)).order_by(Order.id.desc()).limit(20)
+        ).all()
+        return self.render(
+            "renewdesk/coins_buy.html", calc=calc, calculated=calculated, amount=amount, coins_preview=coins_preview,
+            companies=_company_choices(), company_id=company_id, method=method,
+            methods=[(m, PAYMENT_METHODS[m]) for m in COIN_PAYMENT_METHODS],
+            levels=[(k, VIP_LEVELS[k], YEARLY_PRICE_CNY[k]) for k in YEARLY_PRICE_CNY],
+            terms=[(str(t), TERM_LABELS[t]) for t in TERM_MONTHS], rate=COINS_PER_CNY,
+            wallets=wallets, orders=orders, statuses=ORDER_STATUSES, coins=_coins,
+        )
+
+
+# --- bank transfer: the customer's side -----------------------------------------------------------
+
+def _receipt_folder() -> Path:
+    return Path(current_app.instance_path) / "receipts"
+
+
+def receipt_file_response(receipt: BankTransferReceipt) -> Response:
+    """The stored receipt file as an attachment with the type found by its first bytes."""
+    path = file_path(_receipt_folder(), receipt)
+    if not path.is_file():
+        abort(404)
+    extension = next((k.extensions[0] for k in FILE_KINDS if k.content_type == receipt.content_type), "")
+    name = (secure_filename(os.path.splitext(receipt.file_name)[0]) or f"receipt-{receipt.id}") + extension
+    return Response(path.read_bytes(), mimetype=receipt.content_type,
+                    headers={"Content-Disposition": f"attachment; filename={name}"})
+
+
+class BankTransferView(RoleView):
+    """银行转账 → 上传转账电子回单: orders awaiting payment, the receipt form, the receipts sent."""
+
+    roles = frozenset({"customer_admin"})
+
+    @expose("/")
+    def index(self):
+        orders = db.session.scalars(
+            scoped(select(Order).where(Order.status == "pending", Order.currency.in_(TRANSFER_CURRENCIES)),
+                   current_user, Order.company_id)
+            .options(joinedload(Order.company)).order_by(Order.id.desc()).limit(200)
+        ).all()
+        receipts = db.session.scalars(
+            scoped(select(BankTransferReceipt).join(Order, Order.id == BankTransferReceipt.order_id),
+                   current_user, Order.company_id)
+            .options(joinedload(BankTransferReceipt.order).joinedload(Order.company))
+            .order_by(BankTransferReceipt.id.desc()).limit(200)
+        ).all()
+        waiting = {r.order_id for r in receipts if r.status == "submitted"}
+        return self.render("renewdesk/bank_transfer.html", orders=orders, receipts=receipts, waiting=waiting,
+                           statuses=RECEIPT_STATUSES, kinds=ORDER_KINDS)
+
+    @expose("/upload/", methods=("GET", "POST"))
+    def upload(self):
+        """第二步: 上传转账电子回单 — payer company, payer account, amount and the receipt file."""
+        order = scoped_order(db.session, current_user, request.args.get("order", "")[:40])
+        if order is None:
+            abort(404)
+        form = request.form
+        if request.method == "POST":
+            upload = request.files.get("file")
+            max_bytes = current_app.config.get("BANK_RECEIPT_MAX_BYTES", DEFAULT_MAX_BYTES)
+            data = upload.stream.read(max_bytes + 1) if upload else b""
+            number = order.number
+            try:
+                submit_receipt(db.session, current_user, order, form.get("payer_company", ""),
+                               form.get("payer_account", ""), form.get("amount", ""),
+                               upload.filename if upload else "", data, _receipt_folder(), max_bytes)
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+            else:
+                db.session.commit()
+                flash(_("Receipt for order %(number)s sent: finance will confirm the payment.", number=number),
+                      "success")
+                return redirect(url_for(".index"))
+        receipts = db.session.scalars(select(BankTransferReceipt).where(BankTransferReceipt.order_id == order.id)
+                                      .order_by(BankTransferReceipt.id.desc())).all()
+        return self.render(
+            "renewdesk/bank_transfer_upload.html", order=order, receipts=receipts, statuses=RECEIPT_STATUSES,
+            order_statuses=ORDER_STATUSES, kinds=ORDER_KINDS,
+            payer_company=form.get("payer_company", order.company.name), payer_account=form.get("payer_account", ""),
+            amount=form.get("amount", f"{order.total:.2f}"),
+            payee=current_app.config.get("BANK_TRANSFER_PAYEE", ""),
+            max_mb=f"{current_app.config.get('BANK_RECEIPT_MAX_BYTES', DEFAULT_MAX_BYTES) / 1048576:g}",
+        )
+
+    @expose("/file/<int:receipt_id>")
+    def file(self, receipt_id: int):
+        receipt = db.session.get(BankTransferReceipt, receipt_id)
+        if receipt is None or not may_view(db.session, current_user, receipt):
+            abort(404)
+        return receipt_file_response(receipt)
+
+
+# --- bank transfer: finance confirms ---------------------------------------------------------------
+
+def _receipt_amount_cell(view, context, model, name):
+    text = f"{model.amount:,.2f} {model.order.currency}"
+    if amount_matches(model):
+        return text
+    return badge(_("%(amount)s ≠ order total %(total)s", amount=text, total=f"{model.order.total:,.2f}"), "danger")
+
+
+def _receipt_status_cell(view, context, model, name):
+    kinds = {"submitted": "info", "confirmed": "success", "rejected": "warning"}
+    return badge(str(RECEIPT_STATUSES.get(model.status, model.status)), kinds.get(model.status, "secondary"))
+
+
+def _utc_cell(view, context, model, name):
+    value = getattr(model, name)
+    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class ReceiptReviewView(ScopedModelView):
+    """银行转账确认 (finance): receipts sent by customers; review → confirm (pays the order) or reject."""
+
+    roles = frozenset({"finance"})
+    audit_name = "bank_transfer_receipt"
+    can_create = can_edit = can_delete = False
+    can_export = True
+    column_list = ("id", "order", "order.company", "payer_company", "payer_account", "amount", "order.total",
+                   "status", "uploaded_by", "created_at", "reviewed_by", "comment")
+    column_export_list = ("id", "order", "order.company", "payer_company", "payer_account", "amount", "order.total",
+                          "status", "uploaded_by", "created_at", "reviewed_by", "reviewed_at", "comment")
+    column_details_list = ("id", "order", "order.company", "payer_company", "payer_account", "amount", "order.total",
+                           "file_name", "content_type", "file_size", "status", "uploaded_by", "created_at",
+                           "reviewed_by", "reviewed_at", "comment")
+    column_labels = {
+        "id": _l("No."), "order": _l("Order"), "order.company": _l("Customer company"),
+        "payer_company": _l("Payer company"),
+        "payer_account": _l("Payer bank account"), "amount": _l("Amount"), "order.total": _l("Order total"),
+        "status": _l("Status"), "uploaded_by": _l("Uploaded by"), "created_at": _l("Uploaded"),
+        "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed"), "comment": _l("Reason"),
+        "file_name": _l("File"), "content_type": _l("Type"), "file_size": _l("Size (bytes)"),
+    }
+    column_default_sort = ("id", True)
+    column_sortable_list = ("id", "payer_company", "amount", "status", "created_at")
+    column_searchable_list = ("payer_company", "payer_account")
+    column_select_related_list = (BankTransferReceipt.uploaded_by, BankTransferReceipt.reviewed_by)
+    column_filters = (
+        sqla_filters.FilterEqual(BankTransferReceipt.status, _l("Status"), options=list(RECEIPT_STATUSES.items())),
+        "payer_company",
+        "created_at",
+    )
+    column_formatters = {
+        "amount": _receipt_amount_cell, "status": _receipt_status_cell, "created_at": _utc_cell,
+        "reviewed_at": _utc_cell,
+        "order.company": lambda v, c, m, n: m.order.company.name,
+        "order.total": lambda v, c, m, n: f"{m.order.total:,.2f} {m.order.currency}",
+    }
+    column_formatters_export = {
+        "status": lambda v, c, m, n: str(RECEIPT_STATUSES.get(m.status, m.status)),
+        "order.company": lambda v, c, m, n: m.order.company.name,
+        "order.total": lambda v, c, m, n: m.order.total,
+        "amount": lambda v, c, m, n: m.amount,
+    }
+    column_extra_row_actions = [EndpointLinkRowAction("fa fa-gavel", ".review_view", title=_l("Review"))]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(BankTransferReceipt, *args, **kwargs)
+
+    def search_placeholder(self):
+        return _("Payer company or account")
+
+    def get_query(self):
+        return super().get_query().options(joinedload(BankTransferReceipt.order).joinedload(Order.company))
+
+    @expose("/review/", methods=("GET", "POST"))
+    def review_view(self):
+        list_url = self.get_url(".index_view")
+        receipt = self.get_one(request.args.get("id"))
+        if receipt is None:
+            flash(_("Receipt #%(id)s: not found.", id=request.args.get("id", "")[:20]), "error")
+            return redirect(list_url)
+        reason = request.form.get("reason", "")
+        if request.method == "POST":
+            decision = request.form.get("decision", "")
+            receipt_id, number = receipt.id, receipt.order.number
+            try:
+                if decision == "confirm":
+                    confirm_receipt(db.session, current_user, receipt, date.today())
+                elif decision == "reject":
+                    reject_receipt(db.session, current_user, receipt, reason)
+                else:
+                    raise DomainError(_l("Choose confirm or reject."))
+            except AlreadyReviewed as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+                return redirect(list_url)
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+                receipt = self.get_one(str(receipt_id))
+            else:
+                db.session.commit()
+                if decision == "confirm":
+                    flash(_("Receipt #%(id)s confirmed: order %(number)s is paid.", id=receipt_id, number=number),
+                          "success")
+                else:
+                    flash(_("Receipt #%(id)s rejected: order %(number)s still awaits payment.", id=receipt_id,
+                            number=number), "success")
+                return redirect(list_url)
+        return self.render("renewdesk/bank_transfer_review.html", receipt=receipt, order=receipt.order,
+                           matches=amount_matches(receipt), reason=reason, statuses=RECEIPT_STATUSES,
+                           order_statuses=ORDER_STATUSES, kinds=ORDER_KINDS, return_url=list_url,
+                           events=history(db.session, "bank_transfer_receipt", receipt.id))
+
+    @expose("/file/")
+    def file_view(self):
+        receipt = self.get_one(request.args.get("id"))
+        if receipt is None or not may_view(db.session, current_user, receipt):
+            abort(404)
+        return receipt_file_response(receipt)
 
 
 def register(admin, customer, finance) -> None:
-    """Add this area's views."""
+    """Add this area's views: member accounts, buy coins, bank transfers (customer); confirmation (finance)."""
+    admin.add_view(MemberAccountView(MemberAccount, name=_l("Member accounts"), category=customer))
+    admin.add_view(BuyCoinsView(name=_l("Buy coins"), category=customer, endpoint="coins"))
+    admin.add_view(BankTransferView(name=_l("Bank transfer receipts"), category=customer, endpoint="bank_transfer"))
+    admin.add_view(ReceiptReviewView(name=_l("Bank transfer confirmation"), category=finance,
+                                     endpoint="bank_transfer_review"))
