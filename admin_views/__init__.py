@@ -48,6 +48,8 @@ def init_admin(app: Flask) -> Admin:
         renewals, seats, system, tenants,
     )
 
+    for category in (MANAGEMENT, CUSTOMER, FINANCE, SALES, SUPPORT, SYSTEM):
+        admin.add_category(category)  # the menu's order; a group with nothing visible is not drawn
     renewals.register(admin, customer=CUSTOMER, finance=FINANCE)
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
     offline_recharge.register(admin, sales=SALES, finance=FINANCE)
