@@ -202,8 +202,13 @@ WRITE_INTENT: ContextVar[bool] = ContextVar("renewdesk_write_intent", default=Fa
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin_immediate(connection):
-    if connection.dialect.name == "sqlite" and WRITE_INTENT.get():
+    if connection.dialect.name == "sqlite" and (WRITE_INTENT.get() or _write_request()):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _write_request() -> bool:
+    """A POST/PUT/PATCH/DELETE request, whichever hook touched the database first."""
+    return has_request_context() and request.method not in ("GET", "HEAD", "OPTIONS")
 
 
 @event.listens_for(Engine, "connect")

@@ -12,6 +12,7 @@ graceful_timeout = 30
 keepalive = 5
 max_requests = 2000  # recycle workers now and then
 max_requests_jitter = 200
+control_socket_disable = True  # gunicorn 27: one shared ~/.gunicorn socket per user otherwise
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
