@@ -5,7 +5,7 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 
-from flask import Flask, has_request_context, request, session
+from flask import Flask, abort, has_request_context, request, session
 from flask_babel import Babel
 from flask_login import LoginManager, current_user
 from flask_mail import Mail
@@ -13,6 +13,7 @@ from flask_migrate import Migrate
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 
 from models import LOCALES, User, db
 
@@ -136,6 +137,20 @@ def create_app(config: dict | None = None) -> Flask:
         db.session.info["remote_addr"] = request.remote_addr
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             WRITE_INTENT.set(True)
+
+    @app.before_request
+    def refuse_nul_characters():
+        # PostgreSQL refuses NUL in text and no legitimate input carries one: refuse it whole.
+        values = [*request.args.values(), *request.form.values(), *(f.filename or "" for f in request.files.values())]
+        if any("\x00" in value for value in values):
+            abort(400, description="NUL characters are not allowed in input.")
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def out_of_range(exc):
+        # An id or number beyond any column's range names no row: not found, never a crash.
+        db.session.rollback()
+        return "Not found", 404
 
     @app.teardown_request
     def forget_write_intent(exc):

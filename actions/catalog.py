@@ -53,12 +53,12 @@ def check_package(session: Session, package: Package) -> None:
                sub=str(sub or package.subcategory_id), cat=str(category))
         )
     amount = package.amount
-    if amount is None or amount <= 0:
+    if amount is None or not Decimal(amount).is_finite() or amount <= 0:
         raise DomainError(_l("Amount: must be greater than zero."))
+    if amount > MAX_AMOUNT:  # before quantize(): 1e30 has more digits than the decimal context holds
+        raise DomainError(_l("Amount: at most %(max)s.", max=MAX_AMOUNT))
     if amount != Decimal(amount).quantize(Decimal("0.01")):
         raise DomainError(_l("Amount: at most two decimal places."))
-    if amount > MAX_AMOUNT:
-        raise DomainError(_l("Amount: at most %(max)s.", max=MAX_AMOUNT))
     if package.pricing == "per_term":
         if not package.term_months or package.term_months <= 0:
             raise DomainError(_l("Term months: required (a whole number of months) for per-term pricing."))

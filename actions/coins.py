@@ -73,7 +73,7 @@ def parse_level(value) -> str:
 def parse_accounts(value) -> int:
     """A number of accounts between 1 and MAX_ACCOUNTS, or DomainError."""
     text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ACCOUNTS:
+    if not text.isdecimal() or not 1 <= int(text) <= MAX_ACCOUNTS:
         raise DomainError(_l("Accounts: a whole number between 1 and %(max)s.", max=MAX_ACCOUNTS))
     return int(text)
 

@@ -38,10 +38,10 @@ def parse_amount(value, field: str = "amount") -> Decimal:
         raise DomainError(_l("%(field)s: %(value)s is not an amount.", field=field, value=value)) from None
     if not amount.is_finite() or amount <= 0:
         raise DomainError(_l("%(field)s: must be greater than zero.", field=field))
+    if amount > MAX_AMOUNT:  # before quantize(): 1e30 has more digits than the decimal context holds
+        raise DomainError(_l("%(field)s: %(value)s is larger than any single payment.", field=field, value=amount))
     if amount != amount.quantize(CENT):
         raise DomainError(_l("%(field)s: at most two decimal places.", field=field))
-    if amount > MAX_AMOUNT:
-        raise DomainError(_l("%(field)s: %(value)s is larger than any single payment.", field=field, value=amount))
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 

@@ -36,6 +36,18 @@ from actions.audit import record
 from importers.xlsx import formula_safe, iter_file, write_xlsx
 from models import Company, db
 
+MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
+
+
+def parse_row_id(value) -> int | None:
+    """A submitted row id as an int, or None for anything that is not a plain positive id."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
 def flash_result(result: ActionResult, done_message: str) -> None:
     """One flash for what changed, one naming each refused row and why."""
     if result.changed:
@@ -138,15 +150,14 @@ class ScopedModelView(RoleMixin, ModelView):
         return query if clause is None else query.filter(clause)
 
     def get_one(self, id):
-        try:
-            pk = int(id)
-        except (TypeError, ValueError):
+        pk = parse_row_id(id)
+        if pk is None:
             return None
         return self.get_query().filter(self.model.id == pk).one_or_none()
 
     def scoped_rows(self, ids: Iterable[str]) -> list:
         """The rows behind submitted ids, through the scoped query; unknown ids drop out."""
-        clean = sorted({int(i) for i in ids if str(i).isdigit()})
+        clean = sorted({pk for pk in map(parse_row_id, ids) if pk is not None})
         if not clean:
             return []
         return self.get_query().filter(self.model.id.in_(clean)).all()

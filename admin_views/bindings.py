@@ -27,7 +27,7 @@ from models import Company, CompanyPackage, Device, Package, db
 def _get(model, value):
     """The row of `model` whose id was submitted, or None."""
     value = str(value or "").strip()
-    return db.session.get(model, int(value)) if value.isdigit() else None
+    return db.session.get(model, int(value)) if value.isdecimal() else None
 
 
 def _active_packages(kind: str) -> list[Package]:
@@ -232,7 +232,7 @@ class CompanyPackageView(CompanyPickerMixin, ScopedModelView):
     @expose("/offer/", methods=("GET", "POST"))
     def offer_view(self):
         company = _get(Company, request.values.get("company_id"))
-        ticked = {int(i) for i in request.form.getlist("package_id") if i.isdigit()}
+        ticked = {int(i) for i in request.form.getlist("package_id") if i.isdecimal()}
         if request.method == "POST":
             packages = list(db.session.scalars(select(Package).where(Package.id.in_(ticked)))) if ticked else []
             try:

@@ -54,7 +54,8 @@ class ExpiryImportView(RoleView):
     def _check(self, data: bytes, filename: str | None = None) -> None:
         config = current_app.config
         check_archive(data, filename=filename, max_bytes=config["IMPORT_MAX_BYTES"],
-                      max_uncompressed=config.get("IMPORT_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED_BYTES))
+                      max_uncompressed=config.get("IMPORT_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED_BYTES),
+                      max_rows=config["IMPORT_MAX_ROWS"])
 
     def _report_for(self, import_record: ExpiryImport):
         """Re-read the stored workbook of an import and preview it again against today's devices."""

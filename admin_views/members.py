@@ -63,7 +63,7 @@ def _company_choices() -> list[tuple[int, str]]:
 
 def _company(raw) -> Company | None:
     """The company with id `raw` if it is in the actor's scope, else None."""
-    if not str(raw).isdigit():
+    if not str(raw).isdecimal():
         return None
     company = db.session.get(Company, int(raw))
     if company is None or not in_scope(current_user, company.id, db.session):
@@ -160,7 +160,7 @@ class VipExpiryWindow(BaseSQLAFilter):
         super().__init__(MemberAccount.vip_expires_on, _l("VIP expiry"), options=list(EXPIRY_WINDOWS.items()))
 
     def validate(self, value):
-        return value == "expired" or (str(value).isdigit() and int(value) <= 3650)
+        return value == "expired" or (str(value).isdecimal() and int(value) <= 3650)
 
     def apply(self, query, value, alias=None):
         today = date.today()
@@ -327,7 +327,7 @@ class MemberAccountView(ScopedModelView):
             if payer_id and payer is None:
                 raise DomainError(_l("Choose one of your companies."))
             result = upgrade_vip(db.session, current_user, rows, level, years, date.today(), payer,
-                                 expected_coins=int(expected) if expected.isdigit() else -1)
+                                 expected_coins=int(expected) if expected.isdecimal() else -1)
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")

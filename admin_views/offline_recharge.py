@@ -250,7 +250,7 @@ class _ApplicationView(ScopedModelView):
 
     def any_application(self, raw_id) -> OfflineRecharge | None:
         """An application of the actor's companies, whatever its status (None if unknown)."""
-        if not str(raw_id).isdigit():
+        if not str(raw_id).isdecimal():
             return None
         return ScopedModelView.get_query(self).filter(OfflineRecharge.id == int(raw_id)).one_or_none()
 

@@ -91,7 +91,7 @@ def parse_months(values) -> tuple[str, str, int | None]:
         choice = "custom"
     custom = (values.get("custom_months") or "").strip()[:6]
     raw = custom if choice == "custom" else choice
-    months = int(raw) if raw.isdigit() and 1 <= int(raw) <= MAX_MONTHS else None
+    months = int(raw) if raw.isdecimal() and 1 <= int(raw) <= MAX_MONTHS else None
     return choice, custom, months
 
 
@@ -128,7 +128,7 @@ class RenewalCenterView(RoleView):
     def scoped_company(value) -> Company | None:
         """The company whose id was submitted, if it is one of the actor's companies."""
         value = str(value or "").strip()
-        if not value.isdigit():
+        if not value.isdecimal():
             return None
         return db.session.scalar(scoped(select(Company).where(Company.id == int(value)), current_user, Company.id))
 
@@ -170,8 +170,8 @@ class RenewalCenterView(RoleView):
         choice, custom, months = parse_months(args)
         if months is None:
             flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
-        page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdigit() else 0
-        page_size = int(args["page_size"]) if args.get("page_size", "").isdigit() else PAGE_SIZES[1]
+        page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0
+        page_size = int(args["page_size"]) if args.get("page_size", "").isdecimal() else PAGE_SIZES[1]
         page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
         rows, has_next, total = [], False, 0
         if company is not None:
@@ -207,7 +207,7 @@ class RenewalCenterView(RoleView):
         if len(ids) > MAX_DEVICES_PER_ORDER:
             flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
             return redirect(back)
-        clean = sorted({int(i) for i in ids if str(i).isdigit()})
+        clean = sorted({int(i) for i in ids if str(i).isdecimal()})
         devices = list(db.session.scalars(
             scoped(select(Device).options(joinedload(Device.package)).where(Device.id.in_(clean)),
                    current_user, Device.company_id).order_by(Device.expires_on, Device.id)

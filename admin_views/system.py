@@ -17,6 +17,7 @@ from actions.audit import record
 from actions.companies import place
 from actions.users import create_user, generate_password, reset_password, set_active
 from admin_views.base import (
+    parse_row_id,
     ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options,
 )
 from models import COMPANY_STATUSES, LOCALES, ROLES, AuditEvent, Company, User, db
@@ -30,7 +31,8 @@ class InCompanyTree(BaseSQLAFilter):
         self.company_column = company_column
 
     def apply(self, query, value, alias=None):
-        company = db.session.get(Company, int(value)) if str(value).isdigit() else None
+        pk = parse_row_id(value)
+        company = db.session.get(Company, pk) if pk is not None else None
         if company is None:
             return query.filter(self.company_column.is_(None) & self.company_column.isnot(None))
         return query.filter(self.company_column.in_(company.subtree_ids()))
@@ -175,7 +177,7 @@ class TouchesRow(BaseSQLAFilter):
     """Events whose row ids include one id (ids are stored as ",3,5,8,")."""
 
     def validate(self, value):
-        return str(value).strip().isdigit()
+        return str(value).strip().isdecimal()
 
     def apply(self, query, value, alias=None):
         return query.filter(AuditEvent.ids.contains(f",{int(value)},"))

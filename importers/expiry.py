@@ -174,8 +174,13 @@ def check_archive(
     max_entries: int = MAX_ENTRIES,
     max_uncompressed: int = MAX_UNCOMPRESSED_BYTES,
     max_ratio: float = MAX_RATIO,
+    max_rows: int | None = None,
 ) -> None:
     """Raise ImportRejected unless `data` is an xlsx of sane size, entry count and compression.
+
+    With `max_rows`, the shared-string table is counted too (a byte scan, before openpyxl,
+    which parses that whole table slowly when it opens the workbook): a sheet of at most
+    `max_rows` rows of two columns needs a few strings per row, never many more.
 
     The sizes come from the zip's central directory; Python's zipfile never inflates an entry
     beyond its declared size (it fails the CRC instead), so checking them bounds what openpyxl
@@ -207,6 +212,30 @@ def check_archive(
     if total > max_uncompressed:
         raise ImportRejected(_l("The workbook expands to more than %(size)s: refused as a possible zip bomb.",
                                 size=describe_size(max_uncompressed)))
+    if max_rows is not None and "xl/sharedStrings.xml" in names:
+        limit = STRINGS_PER_ROW * max_rows + 100
+        with zipfile.ZipFile(_stream(data)) as archive:
+            if _count_shared_strings(archive, limit) > limit:
+                raise ImportRejected(_l("The workbook holds far more text than %(rows)s rows need: refused.",
+                                        rows=max_rows))
+
+
+STRINGS_PER_ROW = 4
+_SHARED_STRING = re.compile(rb"<(?:\w+:)?si[\s>/]")
+
+
+def _count_shared_strings(archive: zipfile.ZipFile, stop_after: int) -> int:
+    """How many <si> entries xl/sharedStrings.xml holds, counted in chunks (stops past `stop_after`)."""
+    count, tail = 0, b""
+    with archive.open("xl/sharedStrings.xml") as part:
+        while chunk := part.read(1 << 20):
+            data = tail + chunk
+            count += len(_SHARED_STRING.findall(data))
+            if count > stop_after:
+                break
+            tail = data[-16:]
+            count -= len(_SHARED_STRING.findall(tail))  # the overlap is scanned again next round
+    return count
 
 
 def describe_size(n_bytes: int) -> str:

@@ -1,0 +1,519 @@
+"""The scheduled billing jobs: auto-renewal from the balance and expiry reminders (cron, run daily).
+
+Both follow the company's EFFECTIVE billing config (its own, else its nearest ancestor's, as
+actions.billing.effective_config) and work per calendar billing period: the month ("2026-11"),
+the quarter ("2026-Q4") or the year ("2026") that contains `today`. A device is due when it is
+active (suspended devices are left out) and expires on or before the last day of that period;
+devices that have already expired are due too.
+
+Why the calendar period and not "the next N months from today": a renewal moves expiry to
+max(expiry, today) + N months, which always lies past the period's end, so a renewed device is
+never due again in the same period. With a rolling window a device renewed from today
+(expired, or expiring today) would be due again the very next day and be charged twice.
+
+Both jobs are safe to run again and again, and concurrently:
+- auto_renew claims each device for its period by inserting AutoRenewAttempt(device_id,
+  period_start = the device's current expires_on) BEFORE anything else (unique key, ON CONFLICT
+  DO NOTHING). A device already claimed by an earlier or a concurrent run is skipped. The
+  outcome stays recorded: "insufficient_balance" and "failed" are not retried while the expiry
+  stays the same (someone renews or changes the expiry: that is a new period_start);
+  "no_package" is retried once a package has been bound.
+- remind claims (company, period) by inserting its ReminderLog first: one email per company per
+  period. A send that fails removes its log again, so the next run retries that company.
+
+Nothing here commits: the CLI commits once per command.
+"""
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from actions import DomainError
+from actions.audit import record
+# _number_order and _apply_renewal are the one way an order gets its number and a paid renewal
+# moves expiries (remembering old and new for refunds); auto-renewal must not grow a second one.
+from actions.orders import MAX_MONTHS, _apply_renewal, _number_order, renewal_price
+from actions.wallets import InsufficientBalance, debit, wallet_for
+from models import (
+    AutoRenewAttempt, BillingConfig, Company, Device, Order, OrderLine, Package, ReminderLog, utcnow,
+)
+
+CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
+BATCH_DEVICES = 1000  # devices per auto-renewal order (and per page read)
+MAX_LISTED = 1000  # devices listed in one reminder email; the rest are counted
+_CHUNK = 900  # ids per IN (...): stays under SQLite's bound-parameter limit
+_MAX_NAMED = 20  # device numbers named in one report line
+
+
+# --- periods and configs ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BillingPeriod:
+    """The calendar month, quarter or year that contains a day."""
+
+    label: str  # "2026-11", "2026-Q4", "2026"
+    start: date
+    end: date  # the last day of the period
+
+
+def billing_period(today: date, cycle: str) -> BillingPeriod:
+    """The billing period of `cycle` (monthly, quarterly, yearly) that contains `today`."""
+    months = CYCLE_MONTHS[cycle]
+    first_month = (today.month - 1) // months * months + 1
+    last_month = first_month + months - 1
+    start = date(today.year, first_month, 1)
+    end = date(today.year, last_month, calendar.monthrange(today.year, last_month)[1])
+    if cycle == "monthly":
+        label = f"{today.year}-{first_month:02d}"
+    elif cycle == "quarterly":
+        label = f"{today.year}-Q{(first_month - 1) // 3 + 1}"
+    else:
+        label = f"{today.year}"
+    return BillingPeriod(label, start, end)
+
+
+@dataclass(frozen=True)
+class CompanySettings:
+    """An active company with the billing settings in effect for it (its own config or inherited)."""
+
+    id: int
+    name: str
+    cycle: str
+    auto_renew: bool
+    push_enabled: bool
+    push_language: str
+    push_emails: tuple[str, ...]
+    source_id: int  # the company whose config this is
+
+
+def effective_settings(session: Session) -> list[CompanySettings]:
+    """Every active company with a config in effect, in two queries (the rule of effective_config).
+
+    Companies that are not active (pending, rejected, disabled) are neither renewed nor reminded.
+    """
+    configs = {c.company_id: c for c in session.scalars(select(BillingConfig))}
+    settings = []
+    for company_id, name, path in session.execute(
+        select(Company.id, Company.name, Company.path).where(Company.status == "active").order_by(Company.path)
+    ):
+        ancestry = [int(part) for part in path.strip("/").split("/") if part.isdigit()]
+        config = next((configs[i] for i in reversed(ancestry) if i in configs), None)
+        if config is not None:
+            settings.append(CompanySettings(
+                company_id, name, config.billing_cycle, config.auto_renew, config.push_enabled,
+                config.push_language, tuple(config.email_list), config.company_id,
+            ))
+    return settings
+
+
+@dataclass(frozen=True)
+class _Package:
+    """What pricing needs of a package, read once per run (renewal_price takes it like a Package)."""
+
+    id: int
+    code: str
+    currency: str
+    active: bool
+    pricing: str
+    amount: Decimal
+    term_months: int | None
+
+
+def _by_cycle(companies: Iterable[CompanySettings]) -> dict[str, list[CompanySettings]]:
+    groups: dict[str, list[CompanySettings]] = defaultdict(list)
+    for company in companies:
+        groups[company.cycle].append(company)
+    return groups
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _insert(session: Session, table):
+    """INSERT with ON CONFLICT support for the session's database."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
+def _named(numbers: Sequence[str]) -> str:
+    text = ", ".join(numbers[:_MAX_NAMED])
+    return text + (f", … (+{len(numbers) - _MAX_NAMED})" if len(numbers) > _MAX_NAMED else "")
+
+
+# --- auto-renewal --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AutoRenewSummary:
+    """What one auto-renewal run did: device counts, the orders paid, one report line per company."""
+
+    renewed: int = 0
+    insufficient: int = 0
+    no_package: int = 0
+    failed: int = 0
+    skipped: int = 0  # already attempted for this expiry by an earlier (or concurrent) run
+    orders: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
+
+
+@dataclass
+class _CompanyOutcome:
+    name: str
+    renewed: int = 0
+    orders: list[str] = field(default_factory=list)
+    insufficient: list[str] = field(default_factory=list)
+    no_package: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def lines(self, company_id: int) -> list[str]:
+        head = f"{self.name} (#{company_id})"
+        lines = []
+        if self.renewed:
+            lines.append(str(_l("%(company)s: %(count)s devices renewed, paid from the balance: %(orders)s",
+                                company=head, count=self.renewed, orders="; ".join(self.orders))))
+        lines += [f"{head}: {text}" for text in self.insufficient + self.failed]
+        if self.no_package:
+            lines.append(str(_l("%(company)s: no renewal package bound (bind one first): %(numbers)s",
+                                company=head, numbers=_named(self.no_package))))
+        return lines
+
+
+class _AutoRenewal:
+    """One run: claims devices batch by batch, pays one order per company, currency and batch."""
+
+    def __init__(self, session: Session, today: date, period: BillingPeriod, months: int,
+                 packages: dict[int, _Package], outcomes: dict[int, _CompanyOutcome], totals: dict[str, int],
+                 orders: list[str]):
+        self.session, self.today, self.period, self.months = session, today, period, months
+        self.packages, self.outcomes, self.totals, self.orders = packages, outcomes, totals, orders
+        self.attempts = AutoRenewAttempt.__table__
+
+    def run(self, companies: Sequence[CompanySettings]) -> None:
+        names = {c.id: c.name for c in companies}
+        buffers: dict[str | None, list] = {}
+        current = None
+        for row in self._due_devices([c.id for c in companies]):
+            if row.company_id != current:
+                self._settle_all(buffers)
+                current = row.company_id
+                self.outcomes.setdefault(current, _CompanyOutcome(names[current]))
+            package = self.packages.get(row.package_id) if row.package_id else None
+            currency = package.currency if package is not None else None
+            buffer = buffers.setdefault(currency, [])
+            buffer.append(row)
+            if len(buffer) >= BATCH_DEVICES:
+                self._settle(row.company_id, currency, buffers.pop(currency))
+        self._settle_all(buffers)
+
+    def _due_devices(self, company_ids: Sequence[int]) -> Iterator:
+        """Active devices of these companies expiring by the period's end, a page at a time.
+
+        One company at a time, each page a range scan of ix_device_company_expires. Suspended
+        devices are dropped here rather than in SQL: with `status = 'active'` in the WHERE clause
+        SQLite picks ix_device_status_expires and rescans every company's due devices per page.
+        Keyset pages on (expiry, id): rows renewed meanwhile leave the window, rows refused stay
+        behind the cursor, so no row is read twice however the batches end.
+        """
+        for company_id in company_ids:
+            after = None
+            while True:
+                query = (
+                    select(Device.id, Device.number, Device.company_id, Device.expires_on, Device.package_id,
+                           Device.status)
+                    .where(Device.company_id == company_id, Device.expires_on <= self.period.end)
+                    .order_by(Device.expires_on, Device.id)
+                    .limit(BATCH_DEVICES)
+                )
+                if after is not None:
+                    query = query.where(tuple_(Device.expires_on, Device.id) > after)
+                rows = self.session.execute(query).all()
+                yield from (row for row in rows if row.status == "active")
+                if len(rows) < BATCH_DEVICES:
+                    break
+                after = (rows[-1].expires_on, rows[-1].id)
+
+    def _settle_all(self, buffers: dict) -> None:
+        for currency, rows in list(buffers.items()):
+            if rows:
+                self._settle(rows[0].company_id, currency, rows)
+        buffers.clear()
+
+    def _claim(self, rows: Sequence, outcome: str) -> dict[int, int]:
+        """Insert the attempts of these devices for their current expiry; {device_id: attempt_id} of those won."""
+        now = utcnow()
+        numbers = {r.id: r.number for r in rows}
+        result = self.session.execute(
+            _insert(self.session, self.attempts)
+            .on_conflict_do_nothing(index_elements=["device_id", "period_start"])
+            .returning(self.attempts.c.id, self.attempts.c.device_id),
+            [{"device_id": r.id, "period_start": r.expires_on, "outcome": outcome, "created_at": now,
+              "message": str(_l("%(number)s: no renewal package bound", number=numbers[r.id]))
+              if outcome == "no_package" else ""} for r in rows],
+        )
+        return {device_id: attempt_id for attempt_id, device_id in result}
+
+    def _reclaim_unbound(self, rows: Sequence) -> dict[int, int]:
+        """Devices recorded as "no_package" for this expiry that have a package now: try them again."""
+        claimed: dict[int, int] = {}
+        for chunk in _chunks(list(rows)):
+            result = self.session.execute(
+                update(self.attempts)
+                .where(tuple_(self.attempts.c.device_id, self.attempts.c.period_start)
+                       .in_([(r.id, r.expires_on) for r in chunk]),
+                       self.attempts.c.outcome == "no_package")
+                .values(outcome="failed", message="", created_at=utcnow())
+                .returning(self.attempts.c.id, self.attempts.c.device_id)
+            )
+            claimed.update({device_id: attempt_id for attempt_id, device_id in result})
+        return claimed
+
+    def _settle(self, company_id: int, currency: str | None, rows: list) -> None:
+        outcome = self.outcomes[company_id]
+        if currency is None:
+            claimed = self._claim(rows, "no_package")
+            self.totals["skipped"] += len(rows) - len(claimed)
+            self.totals["no_package"] += len(claimed)
+            outcome.no_package += [r.number for r in rows if r.id in claimed]
+            return
+        claimed = self._claim(rows, "failed")
+        lost = [r for r in rows if r.id not in claimed]
+        if lost:
+            claimed.update(self._reclaim_unbound(lost))
+        self.totals["skipped"] += len(rows) - len(claimed)
+        rows = [r for r in rows if r.id in claimed]
+        if not rows:
+            return
+        unpriced: list[dict] = []  # devices whose package cannot price this renewal, each with its reason
+        priced = []
+        for row in rows:
+            package = self.packages[row.package_id]
+            try:
+                if not package.active:
+                    raise DomainError(_l("package %(code)s is no longer sold", code=package.code))
+                priced.append((row, package, renewal_price(package, self.months)))
+            except DomainError as exc:
+                message = f"{row.number}: {exc}"
+                unpriced.append({"b_id": claimed[row.id], "b_message": message[:255]})
+                outcome.failed.append(message)
+                self.totals["failed"] += 1
+        if unpriced:
+            self.session.execute(
+                update(self.attempts).where(self.attempts.c.id == bindparam("b_id"))
+                .values(outcome="failed", message=bindparam("b_message")),
+                unpriced,
+            )
+        if not priced:
+            return
+        ids = [claimed[row.id] for row, _package, _price in priced]
+        try:
+            with self.session.begin_nested():
+                order = self._pay(company_id, currency, priced)
+        except InsufficientBalance as exc:
+            message = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
+            outcome.insufficient.append(f"{message} ({_named([r.number for r, _p, _a in priced])})")
+            self.totals["insufficient"] += len(priced)
+            self._finish(ids, outcome="insufficient_balance", message=str(exc)[:255])
+        except DomainError as exc:
+            outcome.failed.append(str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc)))
+            self.totals["failed"] += len(priced)
+            self._finish(ids, outcome="failed", message=str(exc)[:255])
+        else:
+            number, total = order.number, order.total
+            outcome.renewed += len(priced)
+            outcome.orders.append(f"{number} ({total} {currency})")
+            self.orders.append(number)
+            self.totals["renewed"] += len(priced)
+            self._finish(ids, outcome="renewed", order_id=order.id, message=number)
+
+    def _finish(self, attempt_ids: Sequence[int], **values) -> None:
+        """Record one outcome for a batch of claimed attempts."""
+        for chunk in _chunks(list(attempt_ids)):
+            self.session.execute(update(self.attempts).where(self.attempts.c.id.in_(chunk)).values(**values))
+
+    def _pay(self, company_id: int, currency: str, priced: list) -> Order:
+        """A renewal order for these devices, paid from the company's own wallet; expiries moved."""
+        session, now = self.session, utcnow()
+        total = sum((price for _row, _package, price in priced), Decimal("0.00"))
+        order = Order(kind="renewal", status="paid", company_id=company_id, currency=currency, total=total,
+                      payment_method="balance", paid_at=now, created_at=now,
+                      note=f"auto-renew {self.period.label}")
+        _number_order(session, order)
+        session.execute(
+            OrderLine.__table__.insert(),
+            [{"order_id": order.id, "device_id": row.id, "package_id": package.id, "months": self.months,
+              "quantity": 1, "unit_price": price, "amount": price,
+              "description": f"{row.number} {package.code} × {self.months}"}
+             for row, package, price in priced],
+        )
+        number, order_id = order.number, order.id
+        wallet = wallet_for(session, company_id, currency)
+        debit(session, wallet, total, "payment", f"pay:order:{order_id}", None, order_id=order_id, memo=number)
+        _apply_renewal(session, order, self.today)
+        record(session, None, "auto_renew", "order", [order_id],
+               f"{number}: renew {len(priced)} devices × {self.months} months = {total} {currency} from balance "
+               f"({self.period.label})")
+        session.flush()
+        return order
+
+
+def auto_renew(session: Session, today: date, months: int | None = None) -> AutoRenewSummary:
+    """Renew the due devices of every company whose effective config has auto-renew on, from the balance.
+
+    Each device is renewed for its company's cycle length (`months` overrides it) and paid from
+    the wallet of the DEVICE'S OWN company, also when the config is inherited from a parent: the
+    order, the ledger entry and the balance stay with the company that owns the device. One order
+    per company, currency and batch of BATCH_DEVICES devices; a batch the balance cannot cover is
+    refused whole (its devices are recorded "insufficient_balance" with the missing amount).
+
+    With `months` shorter than the cycle, a renewed device may still expire within the period
+    and be renewed again by the next run (for its new expiry, never twice for the same one).
+    """
+    if months is not None and not (isinstance(months, int) and 1 <= months <= MAX_MONTHS):
+        raise DomainError(_l("Months: between 1 and %(max)s.", max=MAX_MONTHS))
+    companies = [c for c in effective_settings(session) if c.auto_renew]
+    packages = {
+        row.id: _Package(*row) for row in session.execute(
+            select(Package.id, Package.code, Package.currency, Package.active, Package.pricing, Package.amount,
+                   Package.term_months))
+    }
+    outcomes: dict[int, _CompanyOutcome] = {}
+    totals = defaultdict(int)
+    orders: list[str] = []
+    for cycle, group in _by_cycle(companies).items():
+        period = billing_period(today, cycle)
+        _AutoRenewal(session, today, period, months or CYCLE_MONTHS[cycle], packages, outcomes, totals,
+                     orders).run(group)
+    lines = tuple(line for company_id, outcome in outcomes.items() for line in outcome.lines(company_id))
+    summary = AutoRenewSummary(totals["renewed"], totals["insufficient"], totals["no_package"], totals["failed"],
+                               totals["skipped"], tuple(orders), lines)
+    if summary.renewed or summary.insufficient or summary.no_package or summary.failed:
+        record(session, None, "auto_renew", "auto_renew_attempt", [],
+               f"{today}: {summary.renewed} renewed in {len(orders)} orders, {summary.insufficient} insufficient "
+               f"balance, {summary.no_package} without package, {summary.failed} failed, {summary.skipped} skipped")
+    session.flush()
+    return summary
+
+
+# --- expiry reminders ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ExpiryReminder:
+    """One company's reminder for one period: who gets it, in which language, which devices."""
+
+    company_id: int
+    company_name: str
+    period: str
+    period_end: date
+    language: str  # a PUSH_LANGUAGES code: zh_CN, en, vi
+    recipients: tuple[str, ...]
+    devices: tuple[tuple[str, str, date], ...]  # number, name, expires_on (the first MAX_LISTED)
+    total: int  # all due devices, listed or not
+
+    @property
+    def unlisted(self) -> int:
+        return self.total - len(self.devices)
+
+
+@dataclass(frozen=True)
+class RemindSummary:
+    """What one reminder run did: emails sent, failed (retried next run) and already sent this period."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    devices: int = 0
+    lines: tuple[str, ...] = ()
+
+
+def _due_by_company(session: Session, company_ids: Sequence[int], period_end: date) -> dict[int, list]:
+    """{company_id: [(number, name, expires_on, total), …]}: the first MAX_LISTED due devices, one query per chunk."""
+    found: dict[int, list] = defaultdict(list)
+    for chunk in _chunks(list(company_ids)):
+        ranked = (
+            select(
+                Device.company_id, Device.number, Device.name, Device.expires_on,
+                func.row_number().over(partition_by=Device.company_id,
+                                       order_by=(Device.expires_on, Device.number)).label("rank"),
+                func.count().over(partition_by=Device.company_id).label("total"),
+            )
+            .where(Device.company_id.in_(chunk), Device.status == "active", Device.expires_on <= period_end)
+            .subquery()
+        )
+        for row in session.execute(
+            select(ranked.c.company_id, ranked.c.number, ranked.c.name, ranked.c.expires_on, ranked.c.total)
+            .where(ranked.c.rank <= MAX_LISTED)
+            .order_by(ranked.c.company_id, ranked.c.rank)
+        ):
+            found[row.company_id].append(row)
+    return found
+
+
+def remind(session: Session, today: date, send: Callable[[ExpiryReminder], None]) -> RemindSummary:
+    """Email each company with push on the devices expiring by its period's end: once per company and period.
+
+    `send(reminder)` delivers one email (the CLI renders it in the push language and sends it
+    over SMTP); if it raises, that company's log is removed and the next run tries again. A
+    crash before the caller commits loses the logs of the emails already sent, which are then
+    sent again: at least once, never silently lost.
+    """
+    companies = [c for c in effective_settings(session) if c.push_enabled]
+    sent = failed = skipped = devices = 0
+    lines: list[str] = []
+    logs = ReminderLog.__table__
+    sent_ids: list[int] = []
+    for cycle, group in _by_cycle(companies).items():
+        period = billing_period(today, cycle)
+        by_id = {c.id: c for c in group}
+        due = _due_by_company(session, list(by_id), period.end)
+        reachable = []
+        for company_id in due:
+            if by_id[company_id].push_emails:
+                reachable.append(company_id)
+            else:
+                lines.append(str(_l("%(company)s (#%(id)s): push is on but no push email address is configured.",
+                                    company=by_id[company_id].name, id=company_id)))
+        for chunk in _chunks(reachable):
+            claimed = set(session.scalars(
+                _insert(session, logs)
+                .on_conflict_do_nothing(index_elements=["company_id", "period"])
+                .returning(logs.c.company_id),
+                [{"company_id": i, "period": period.label, "devices": due[i][0].total,
+                  "recipients": "\n".join(by_id[i].push_emails), "created_at": utcnow()} for i in chunk],
+            ))
+            skipped += len(chunk) - len(claimed)
+            for company_id in (i for i in chunk if i in claimed):
+                company, rows = by_id[company_id], due[company_id]
+                reminder = ExpiryReminder(
+                    company_id, company.name, period.label, period.end, company.push_language,
+                    company.push_emails, tuple((r.number, r.name, r.expires_on) for r in rows),
+                    rows[0].total,
+                )
+                try:
+                    send(reminder)
+                except Exception as exc:  # noqa: BLE001 — any delivery error: report it, retry next run
+                    session.execute(delete(logs).where(logs.c.company_id == company_id,
+                                                       logs.c.period == period.label))
+                    failed += 1
+                    lines.append(str(_l("%(company)s (#%(id)s): reminder for %(period)s not sent: %(error)s",
+                                        company=company.name, id=company_id, period=period.label,
+                                        error=f"{type(exc).__name__}: {exc}")))
+                    continue
+                sent += 1
+                devices += reminder.total
+                sent_ids.append(company_id)
+    if sent:
+        record(session, None, "remind", "company", sent_ids,
+               f"{today}: {sent} expiry reminders sent ({devices} devices), {failed} failed")
+    session.flush()
+    return RemindSummary(sent, failed, skipped, devices, tuple(lines))
