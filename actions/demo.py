@@ -5,7 +5,7 @@ import random
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from actions.companies import place
@@ -128,4 +128,7 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> d
     session.flush()
     insert_devices(session, devices, list(companies.values()), packages)
     session.flush()
+    # Planner statistics after a bulk load: without them SQLite walks a customer's whole
+    # company tree to show one page (bench/README.md).
+    session.execute(text("ANALYZE"))
     return {"companies": len(companies), "packages": len(packages), "devices": devices}

@@ -1,0 +1,154 @@
+"""Benchmarks that run in a fresh child process, so that its peak memory is theirs alone.
+
+    python -m bench.jobs import DB XLSX RUNS   the expiry import of XLSX into DB, and bare iteration
+    python -m bench.jobs export DB RUNS        the device list's xlsx export, and a bare openpyxl loop
+
+Each prints one JSON object as its last line. The measured job runs first, then the peak
+resident set size is read (VmHWM, see bench.lib.peak_rss_mb), then the bare baseline and the
+job alternate for the remaining runs (so a change of load on the machine hits both). The peak
+includes the interpreter and the app's imports: `startup_mb` says how much that is.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.lib import login, make_app, medians, peak_rss_mb, timed  # noqa: E402
+
+
+def alternate(job, baseline, runs: int) -> dict:
+    """Run job once, read the peak, then baseline and job by turns; medians of each."""
+    job_times, base_times = [timed(job)], []
+    peak = peak_rss_mb()
+    for turn in range(runs):
+        base_times.append(timed(baseline))
+        if turn < runs - 1:
+            job_times.append(timed(job))
+    cpu, wall = medians(job_times)
+    base_cpu, base_wall = medians(base_times)
+    return {"cpu": cpu, "wall": wall, "baseline_cpu": base_cpu, "baseline_wall": base_wall, "peak_mb": peak}
+
+
+def run_import(db_path: Path, xlsx_path: Path, runs: int) -> dict:
+    """Check, parse, validate, preview and commit the workbook as sales, rolled back after each run."""
+    from openpyxl import load_workbook
+    from sqlalchemy import select
+
+    from importers import expiry
+    from models import ExpiryImport, User, db
+
+    app = make_app(db_path)
+    data = xlsx_path.read_bytes()
+    found: dict[str, int] = {}
+    with app.app_context():
+        sales_id = db.session.scalar(select(User.id).where(User.username == "sales"))
+        startup = peak_rss_mb()
+
+        def job():
+            db.session.remove()
+            sales = db.session.get(User, sales_id)
+            expiry.check_archive(data, filename=xlsx_path.name, max_bytes=app.config["IMPORT_MAX_BYTES"])
+            parsed = expiry.read_rows(data, app.config["IMPORT_MAX_ROWS"])
+            report = expiry.preview(db.session, sales, parsed)
+            record = ExpiryImport(
+                actor_id=sales.id, filename=xlsx_path.name, file_sha256=expiry.file_sha256(data),
+                status="previewed" if report.ok else "failed", rows_total=report.rows_total,
+                rows_changed=len(report.changes), rows_failed=report.rows_failed,
+                errors=expiry.errors_text(report.errors),
+            )
+            db.session.add(record)
+            db.session.flush()
+            found["rows_changed"] = expiry.commit(db.session, sales, report, record)
+            db.session.rollback()
+
+        def baseline():
+            workbook = load_workbook(xlsx_path, read_only=True)
+            found["rows_read"] = sum(1 for _row in workbook.worksheets[0].iter_rows(values_only=True)) - 1
+            workbook.close()
+
+        def iterate_and_update():
+            """The least an import must do: read the rows, then one bare UPDATE per row (rolled back)."""
+            workbook = load_workbook(xlsx_path, read_only=True)
+            rows = workbook.worksheets[0].iter_rows(min_row=2, values_only=True)
+            changes = [(expires_on.date().isoformat(), str(number)) for number, expires_on, *_rest in rows]
+            workbook.close()
+            db.session.connection().exec_driver_sql("UPDATE device SET expires_on = ? WHERE number = ?", changes)
+            db.session.rollback()
+
+        result = alternate(job, baseline, runs)
+        floor_cpu, _wall = medians([timed(iterate_and_update)])
+    return {**result, **found, "startup_mb": startup, "iterate_and_update_cpu": floor_cpu}
+
+
+EXPORT_SQL = (
+    "SELECT d.number, d.name, d.device_type, c.name, d.status, d.expires_on, p.code || ' ' || p.name "
+    "FROM device d JOIN company c ON c.id = d.company_id LEFT JOIN package p ON p.id = d.package_id "
+    "ORDER BY d.expires_on, d.id"
+)
+
+
+def run_export(db_path: Path, runs: int) -> dict:
+    """GET /admin/device/export/xlsx/ as tech support; baseline: one SELECT, then a bare write-only loop."""
+    from openpyxl import Workbook
+
+    from models import DEVICE_STATUSES, db
+
+    app = make_app(db_path)
+    client = app.test_client()
+    login(client, "support")
+    startup = peak_rss_mb()
+    found: dict[str, int] = {}
+
+    def job():
+        response = client.get("/admin/device/export/xlsx/")
+        if response.status_code != 200:
+            raise RuntimeError(f"the export answered HTTP {response.status_code}")
+        found["bytes"] = sum(len(chunk) for chunk in response.response)
+        response.close()
+
+    # The requests push their own app contexts; the baseline pushes one itself, as they do.
+    with app.app_context():
+        labels = {code: str(label) for code, label in DEVICE_STATUSES.items()}
+    headers = ["Device number", "Device name", "Device type", "Company", "Status", "Expires on", "Renewal package"]
+
+    def fetch() -> list:
+        with app.app_context(), db.engine.connect() as conn:
+            return conn.exec_driver_sql(EXPORT_SQL).fetchall()
+
+    def baseline():
+        fetched = fetch()
+        workbook = Workbook(write_only=True)
+        sheet = workbook.create_sheet("Devices")
+        sheet.append(headers)
+        for number, name, kind, company, status, expires_on, package in fetched:
+            sheet.append([number, name, kind, company, labels[status], date.fromisoformat(expires_on), package])
+        with tempfile.TemporaryFile() as out:
+            workbook.save(out)
+            found["baseline_bytes"] = out.tell()
+        found["rows"] = len(fetched)
+
+    result = alternate(job, baseline, runs)
+    select_cpu, _wall = medians([timed(fetch)])
+    return {**result, **found, "startup_mb": startup, "baseline_select_cpu": select_cpu}
+
+
+def main(argv: list[str]) -> None:
+    job = argv[0]
+    if job == "import":
+        result = run_import(Path(argv[1]), Path(argv[2]), int(argv[3]))
+    elif job == "export":
+        result = run_export(Path(argv[1]), int(argv[2]))
+    else:
+        raise SystemExit(f"unknown job {job!r}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

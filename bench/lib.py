@@ -1,0 +1,143 @@
+"""What the benchmarks share: a seeded database, a logged-in client, statement counting, clocks.
+
+Ratios compare CPU time (time.process_time: user + system time of this process), not wall time:
+the benchmark usually shares two cores with test runs, and waiting for a core would otherwise
+land on whichever side of a ratio happened to be running. Wall times are kept alongside.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import event
+
+FAST_HASH = "scrypt:1024:8:1"  # the demo users' password hash, cheap on purpose (as in the tests)
+
+
+def make_app(db_path: Path):
+    """The app on the SQLite file `db_path`, configured as the test suite configures it."""
+    from app import create_app
+
+    return create_app({
+        "ENV_NAME": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "bench-secret",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+        "PASSWORD_HASH_METHOD": FAST_HASH,
+        "MAIL_SUPPRESS_SEND": True,
+    })
+
+
+def build_database(db_path: Path, devices: int) -> float:
+    """Migrate a fresh SQLite file and seed the demo world with `devices` devices; returns seconds."""
+    from flask_migrate import upgrade
+
+    from actions.demo import seed_demo
+    from models import db
+
+    app = make_app(db_path)
+    with app.app_context():
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(log):  # Alembic's INFO lines, shown only on failure
+                upgrade()
+        except Exception:
+            print(log.getvalue())
+            raise
+        started = time.perf_counter()
+        seed_demo(db.session, devices=devices, method=FAST_HASH)
+        db.session.commit()
+        seconds = time.perf_counter() - started
+        db.session.remove()
+        db.engine.dispose()
+    return seconds
+
+
+def analyze(app) -> None:
+    """Give SQLite's query planner its statistics (ANALYZE); new connections read them."""
+    from models import db
+
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE")
+        db.session.remove()
+        db.engine.dispose()
+
+
+def login(client, username: str) -> None:
+    """Log the test client in as a demo user (password demo-<username>)."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', page)
+    response = client.post("/login", data={"username": username, "password": f"demo-{username}",
+                                           "csrf_token": token.group(1)})
+    if response.status_code != 302:
+        raise RuntimeError(f"login as {username} failed: HTTP {response.status_code}")
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends (SQLAlchemy's before_cursor_execute event)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.count = 0
+        self.statements: list[str] = []
+
+    def _on_execute(self, conn, cursor, statement, parameters, context, executemany):
+        self.count += 1
+        self.statements.append(statement)
+
+    def __enter__(self):
+        self.count = 0
+        self.statements = []
+        event.listen(self.engine, "before_cursor_execute", self._on_execute)
+        return self
+
+    def __exit__(self, *exc):
+        event.remove(self.engine, "before_cursor_execute", self._on_execute)
+
+
+class Timing:
+    """CPU and wall seconds of one measured stretch: `with Timing() as t: …`, then t.cpu, t.wall."""
+
+    cpu = wall = 0.0
+
+    def __enter__(self):
+        self._cpu, self._wall = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.cpu = time.process_time() - self._cpu
+        self.wall = time.perf_counter() - self._wall
+
+
+def timed(run: Callable[[], object]) -> Timing:
+    with Timing() as timing:
+        run()
+    return timing
+
+
+def medians(timings: list[Timing]) -> tuple[float, float]:
+    """(median CPU seconds, median wall seconds)."""
+    return statistics.median(t.cpu for t in timings), statistics.median(t.wall for t in timings)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB.
+
+    Linux's VmHWM (/proc/self/status) is the peak of this process image alone; getrusage's
+    ru_maxrss would also count the parent's size at the fork that started us.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

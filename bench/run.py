@@ -1,0 +1,507 @@
+"""`make bench`: Renewdesk's benchmarks at 2,000 and 200,000 devices.
+
+Each timing is reported as a RATIO to a bare baseline measured in the same run, so the
+machine's speed cancels out; statement counts and peak memory are absolute. Prints a table
+(metric, value, target, ok / MISSED) and writes bench/results.json. Exits 0 when a target is
+missed: these are targets to watch, not tests. bench/README.md explains each figure.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.lib import StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
+
+SMALL, BIG = 2_000, 200_000
+LIST_REPEAT = 9  # timed renders per page and size (after WARMUP untimed ones)
+WARMUP = 2
+BATCH_NUMBERS = 10_000
+BATCH_REPEAT = 5
+IMPORT_ROWS = 100_000
+IMPORT_REPEAT = 3
+EXPORT_REPEAT = 2
+RENEW_REPEAT = 3
+SEARCH_NUMBER = "GT00001001"  # in both databases, of Acme Logistics (inside the customer's scope)
+RENEW_CHUNK = 900  # actions.orders reads the renewed devices 900 ids per SELECT
+
+# What each benchmark aims for; `check(value, results)` says whether it is met.
+TARGETS: dict[str, tuple[str, object]] = {}
+
+
+def target(key: str, text: str, check) -> None:
+    TARGETS[key] = (text, check)
+
+
+for _who in ("", "customer_admin_"):
+    for _page in ("list_page", "filtered_list", "search"):
+        for _suffix in ("", "_analyzed"):
+            target(f"{_who}{_page}_ratio_200k_vs_2k{_suffix}", "≤ 1.5", lambda v, r: v <= 1.5)
+    target(f"{_who}list_page_sql_statements_200k", "= 2k count",
+           lambda v, r, w=_who: v == r.get(f"{w}list_page_sql_statements_2k"))
+target("batch_suspend_ratio", "≤ 3", lambda v, r: v <= 3)
+target("import_ratio", "≤ 2", lambda v, r: v <= 2)
+target("export_ratio", "≤ 1.5", lambda v, r: v <= 1.5)
+target("export_peak_mb", "< 300", lambda v, r: v < 300)
+target("renew_1000_sql_statements", "≤ 10-device count + batching",
+       lambda v, r: v <= r["renew_10_sql_statements"] + math.ceil(1000 / RENEW_CHUNK) - math.ceil(10 / RENEW_CHUNK))
+
+
+class Bench:
+    """Collects figures and notes while the benchmarks run; `put` figures are also in the table."""
+
+    def __init__(self):
+        self.results: dict[str, object] = {}
+        self.shown: list[str] = []
+        self.notes: list[str] = []
+        self.started = time.perf_counter()
+
+    def keep(self, key: str, value) -> None:
+        """A figure for results.json only."""
+        if isinstance(value, float):
+            value = round(value, 4 if value < 10 else 2)
+        self.results[key] = value
+
+    def put(self, key: str, value) -> None:
+        """A figure for results.json and the table."""
+        self.keep(key, value)
+        self.shown.append(key)
+        print(f"  {key} = {self.results[key]}", flush=True)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        print(f"  note: {text}", flush=True)
+
+    def section(self, title: str) -> None:
+        print(f"== {title} [{time.perf_counter() - self.started:.0f} s]", flush=True)
+
+
+# --- the device list --------------------------------------------------------------------------
+
+
+def device_view(app):
+    """The DeviceView instance registered at /admin/device/."""
+    admin = app.extensions["admin"][0]
+    return next(v for v in admin._views if getattr(v, "endpoint", None) == "device")
+
+
+def list_pages(app) -> dict[str, str]:
+    """The three list pages measured: plain, status filter + sort by expiry, search by number."""
+    view = device_view(app)
+    status_filter = next(key for key in view._filter_args if key == "status_equals")
+    expiry_column = [name for name, _label in view._list_columns].index("expires_on")
+    return {
+        "list_page": "/admin/device/",
+        "filtered_list": f"/admin/device/?flt0_{status_filter}=suspended&sort={expiry_column}",
+        "search": f"/admin/device/?search={SEARCH_NUMBER}",
+    }
+
+
+def listed_numbers(body: str) -> list[str]:
+    """The device numbers in the rows of a rendered list page."""
+    return re.findall(r'<td class="col-number">\s*([^<\s]+)\s*</td>', body)
+
+
+def render(client, url: str) -> Timing:
+    with Timing() as timing:
+        response = client.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered HTTP {response.status_code}")
+    return timing
+
+
+def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") -> None:
+    """Median render times at both sizes, interleaved so that load on the machine hits both alike."""
+    from models import db
+
+    pages = list_pages(apps[SMALL])
+    for username, prefix in (("support", ""), ("customer", "customer_admin_")):
+        clients = {}
+        for size, app in apps.items():
+            clients[size] = app.test_client()
+            login(clients[size], username)
+        for page, url in pages.items():
+            shown = {}
+            for size, client in clients.items():
+                for _ in range(WARMUP):
+                    render(client, url)
+                shown[size] = listed_numbers(client.get(url).get_data(as_text=True))
+                if page == "search" and shown[size] != [SEARCH_NUMBER]:
+                    raise RuntimeError(f"the search for {SEARCH_NUMBER} at {size} devices listed {shown[size]}")
+            if len(shown[SMALL]) != len(shown[BIG]):
+                bench.note(f"{prefix}{page}{suffix}: {len(shown[SMALL])} rows at 2k, {len(shown[BIG])} at 200k")
+            for size, client in clients.items():
+                with apps[size].app_context():
+                    engine = db.engine
+                with StatementCounter(engine) as counter:
+                    render(client, url)
+                key = f"{prefix}{page}_sql_statements_{'2k' if size == SMALL else '200k'}{suffix}"
+                if page == "list_page" and not suffix:
+                    bench.put(key, counter.count)
+                else:
+                    bench.keep(key, counter.count)
+            times: dict[int, list[Timing]] = {SMALL: [], BIG: []}
+            for _ in range(LIST_REPEAT):
+                for size, client in clients.items():
+                    times[size].append(render(client, url))
+            (small_cpu, small_wall), (big_cpu, big_wall) = medians(times[SMALL]), medians(times[BIG])
+            bench.keep(f"{prefix}{page}_cpu_ms_2k{suffix}", small_cpu * 1000)
+            bench.keep(f"{prefix}{page}_cpu_ms_200k{suffix}", big_cpu * 1000)
+            bench.keep(f"{prefix}{page}_wall_ratio_200k_vs_2k{suffix}", big_wall / small_wall)
+            bench.put(f"{prefix}{page}_ratio_200k_vs_2k{suffix}", big_cpu / small_cpu)
+            print(f"     (CPU {small_cpu * 1000:.1f} ms at 2k, {big_cpu * 1000:.1f} ms at 200k; "
+                  f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
+
+
+# --- batch suspend -------------------------------------------------------------------------------
+
+
+def bench_batch_suspend(bench: Bench, app) -> None:
+    """10,000 pasted numbers through plan + apply, against bare chunked UPDATEs; rolled back each time."""
+    from sqlalchemy import select
+
+    from actions.devices import _CHUNK, apply_status_change, parse_numbers, plan_status_change
+    from models import Device, User, db
+
+    with app.app_context():
+        active = db.session.scalars(select(Device.number).where(Device.status == "active")
+                                    .order_by(Device.id)).all()
+        numbers = random.Random(3).sample(active, BATCH_NUMBERS)
+        pasted = "\n".join(numbers)
+        suspended_before = db.session.query(Device).filter(Device.status == "suspended").count()
+        db.session.rollback()
+
+        def action() -> Timing:
+            actor = db.session.scalar(select(User).where(User.username == "support"))
+            with Timing() as timing:
+                plan = plan_status_change(db.session, actor, parse_numbers(pasted), "suspend")
+                result = apply_status_change(db.session, actor, plan, datetime.now(timezone.utc))
+            if len(result.changed) != BATCH_NUMBERS or result.refused:
+                raise RuntimeError(f"batch suspend changed {len(result.changed)}, refused {len(result.refused)}")
+            db.session.rollback()
+            return timing
+
+        def bare() -> Timing:
+            connection = db.session.connection()
+            changed = 0
+            with Timing() as timing:
+                for start in range(0, len(numbers), _CHUNK):
+                    chunk = numbers[start:start + _CHUNK]
+                    sql = f"UPDATE device SET status = 'suspended' WHERE number IN ({', '.join('?' * len(chunk))})"
+                    changed += connection.exec_driver_sql(sql, tuple(chunk)).rowcount
+            if changed != BATCH_NUMBERS:
+                raise RuntimeError(f"bare UPDATE changed {changed} rows")
+            db.session.rollback()
+            return timing
+
+        action(), bare()  # warm-up
+        timed_action, timed_bare = [], []
+        for _ in range(BATCH_REPEAT):
+            timed_action.append(action())
+            timed_bare.append(bare())
+        with StatementCounter(db.engine) as counter:
+            action()
+        after = db.session.query(Device).filter(Device.status == "suspended").count()
+        db.session.rollback()
+        if after != suspended_before:
+            raise RuntimeError("batch suspend left devices suspended")
+        db.session.remove()
+    (cpu, wall), (base_cpu, base_wall) = medians(timed_action), medians(timed_bare)
+    bench.keep("batch_suspend_seconds", wall)
+    bench.keep("batch_suspend_baseline_seconds", base_wall)
+    bench.keep("batch_suspend_sql_statements", counter.count)
+    bench.put("batch_suspend_ratio", cpu / base_cpu)
+    print(f"     (CPU {cpu * 1000:.0f} ms vs bare {base_cpu * 1000:.0f} ms; wall {wall * 1000:.0f} / "
+          f"{base_wall * 1000:.0f} ms; {counter.count} statements)")
+
+
+# --- renewal order: quote, create, pay by balance ----------------------------------------------------
+
+
+def bench_renewals(bench: Bench, app) -> None:
+    """Statements and time of quote + create + pay for 10 and 1,000 devices of one company."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    from actions.orders import create_renewal_order, pay_with_balance, quote_renewal
+    from actions.wallets import credit, wallet_for
+    from models import Company, Device, User, db
+
+    months, today = 12, date.today()
+    with app.app_context():
+        company_id = db.session.scalar(select(Company.id).where(Company.name == "Initech Rentals"))
+        ids = db.session.scalars(
+            select(Device.id).where(Device.company_id == company_id, Device.status == "active",
+                                    Device.package_id.isnot(None)).order_by(Device.id).limit(1000)
+        ).all()
+        db.session.rollback()
+
+        def renew(count: int) -> tuple[Timing, int]:
+            db.session.remove()
+            actor = db.session.scalar(select(User).where(User.username == "support"))
+            company = db.session.get(Company, company_id)
+            credit(db.session, wallet_for(db.session, company_id, "CNY"), Decimal("1000000"), "recharge",
+                   f"bench:renew:{time.time_ns()}")
+            # As the renewal center loads them: one SELECT, packages joined.
+            devices = list(db.session.scalars(
+                select(Device).options(joinedload(Device.package)).where(Device.id.in_(ids[:count]))
+                .order_by(Device.id)
+            ).unique())
+            with StatementCounter(db.engine) as counter, Timing() as timing:
+                quote = quote_renewal(db.session, actor, company, devices, months, today)
+                order = create_renewal_order(db.session, actor, quote)
+                pay_with_balance(db.session, actor, order, today)
+            db.session.rollback()
+            return timing, counter.count
+
+        renew(10)  # warm-up
+        small = [renew(10) for _ in range(RENEW_REPEAT)]
+        big = [renew(1000) for _ in range(RENEW_REPEAT)]
+        db.session.remove()
+    bench.put("renew_10_sql_statements", small[-1][1])
+    bench.put("renew_1000_sql_statements", big[-1][1])
+    bench.keep("renew_10_seconds", medians([t for t, _ in small])[1])
+    bench.put("renew_1000_seconds", medians([t for t, _ in big])[1])
+
+
+# --- expiry import and export (child processes, for their peak memory) ------------------------------
+
+
+def write_expiry_workbook(app, path: Path) -> None:
+    """The import template filled in as a user would: every second device, a new date cell each."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from importers.expiry import build_template
+
+    with app.test_request_context():
+        template = build_template("en")
+    workbook = load_workbook(io.BytesIO(template))
+    sheet = workbook.worksheets[0]
+    first = date.today() + timedelta(days=500)
+    for i in range(IMPORT_ROWS):
+        sheet.append([f"GT{2 * i + 1:08d}", first + timedelta(days=i % 365)])
+    workbook.save(path)
+
+
+def child(*args: str) -> dict:
+    """Run `python -m bench.jobs ARGS` and return the JSON it prints last."""
+    completed = subprocess.run([sys.executable, "-m", "bench.jobs", *args], cwd=ROOT, capture_output=True,
+                               text=True, env={**os.environ, "ENV_NAME": "testing"})
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.jobs {args[0]} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def bench_import(bench: Bench, app, db_path: Path, folder: Path) -> None:
+    try:
+        from importers import expiry
+        missing = [name for name in ("build_template", "check_archive", "read_rows", "preview", "commit",
+                                     "errors_text", "file_sha256")
+                   if not hasattr(expiry, name)]
+    except ImportError as exc:
+        missing = [str(exc)]
+    if missing:
+        bench.note(f"import not measured: importers/expiry.py lacks {', '.join(missing)}")
+        return
+    xlsx = folder / "expiry-100k.xlsx"
+    write_expiry_workbook(app, xlsx)
+    result = child("import", str(db_path), str(xlsx), str(IMPORT_REPEAT))
+    if result["rows_changed"] != IMPORT_ROWS or result["rows_read"] != IMPORT_ROWS:
+        raise RuntimeError(f"the import changed {result['rows_changed']} devices, read {result['rows_read']} rows")
+    bench.keep("import_seconds", result["wall"])
+    bench.keep("import_baseline_seconds", result["baseline_wall"])
+    bench.keep("import_cpu_seconds", result["cpu"])
+    bench.keep("import_baseline_cpu_seconds", result["baseline_cpu"])
+    bench.keep("import_startup_mb", result["startup_mb"])
+    bench.keep("import_iterate_and_update_cpu_seconds", result["iterate_and_update_cpu"])
+    bench.keep("import_ratio_vs_iterate_and_update", result["cpu"] / result["iterate_and_update_cpu"])
+    bench.put("import_ratio", result["cpu"] / result["baseline_cpu"])
+    bench.put("import_peak_mb", result["peak_mb"])
+    print(f"     (CPU {result['cpu']:.2f} s vs bare iteration {result['baseline_cpu']:.2f} s; wall "
+          f"{result['wall']:.2f} / {result['baseline_wall']:.2f} s; iteration plus one bare UPDATE per row "
+          f"{result['iterate_and_update_cpu']:.2f} s; {xlsx.stat().st_size / 1e6:.1f} MB file; "
+          f"{result['startup_mb']:.0f} MB after start-up)")
+
+
+def bench_export(bench: Bench, db_path: Path) -> None:
+    result = child("export", str(db_path), str(EXPORT_REPEAT))
+    if result["rows"] != BIG:
+        raise RuntimeError(f"the bare export wrote {result['rows']} rows")
+    bench.keep("export_seconds", result["wall"])
+    bench.keep("export_baseline_seconds", result["baseline_wall"])
+    bench.keep("export_cpu_seconds", result["cpu"])
+    bench.keep("export_baseline_cpu_seconds", result["baseline_cpu"])
+    bench.keep("export_baseline_select_cpu_seconds", result["baseline_select_cpu"])
+    bench.keep("export_startup_mb", result["startup_mb"])
+    bench.keep("export_bytes", result["bytes"])
+    bench.keep("export_baseline_bytes", result["baseline_bytes"])
+    bench.put("export_ratio", result["cpu"] / result["baseline_cpu"])
+    bench.put("export_peak_mb", result["peak_mb"])
+    print(f"     (CPU {result['cpu']:.1f} s vs bare {result['baseline_cpu']:.1f} s, of which its SELECT "
+          f"{result['baseline_select_cpu']:.1f} s; wall {result['wall']:.1f} / {result['baseline_wall']:.1f} s; "
+          f"{result['bytes'] / 1e6:.1f} MB vs {result['baseline_bytes'] / 1e6:.1f} MB; "
+          f"{result['startup_mb']:.0f} MB after start-up)")
+
+
+# --- auto-renewal -----------------------------------------------------------------------------------
+
+
+def bench_auto_renew(bench: Bench, app) -> None:
+    """auto_renew over the 200k world (wallets topped up), against one bare UPDATE of the same devices."""
+    try:
+        from actions.billing_jobs import auto_renew
+    except ImportError as exc:
+        bench.note(f"auto-renew not measured: {exc}")
+        return
+    from sqlalchemy import select
+
+    from actions.wallets import credit, wallet_for
+    from models import AutoRenewAttempt, Company, db
+
+    today = date.today()
+    with app.app_context():
+        for company_id in db.session.scalars(select(Company.id)).all():
+            credit(db.session, wallet_for(db.session, company_id, "CNY"), Decimal("10000000"), "recharge",
+                   f"bench:auto-renew:{company_id}")
+        db.session.commit()
+        with StatementCounter(db.engine) as counter, Timing() as timing:
+            summary = auto_renew(db.session, today)
+        renewed = db.session.scalars(
+            select(AutoRenewAttempt.device_id).where(AutoRenewAttempt.outcome == "renewed")).all()
+        db.session.rollback()
+        if not summary.renewed:
+            raise RuntimeError("auto_renew renewed nothing")
+        # Bare: the same devices' expiries moved by one UPDATE (a month on from max(expiry, today)).
+        connection = db.session.connection()
+        connection.exec_driver_sql("CREATE TEMP TABLE bench_renewed (id INTEGER PRIMARY KEY)")
+        connection.exec_driver_sql("INSERT INTO bench_renewed (id) VALUES (?)", [(i,) for i in renewed])
+        with Timing() as bare:
+            changed = connection.exec_driver_sql(
+                "UPDATE device SET expires_on = date(max(expires_on, ?), '+1 month') "
+                "WHERE id IN (SELECT id FROM bench_renewed)", (today.isoformat(),)).rowcount
+        db.session.rollback()
+        db.session.remove()
+    if changed != len(renewed):
+        raise RuntimeError(f"bare UPDATE changed {changed} of {len(renewed)} devices")
+    bench.keep("auto_renew_renewed", summary.renewed)
+    bench.keep("auto_renew_orders", len(summary.orders))
+    bench.keep("auto_renew_no_package", summary.no_package)
+    bench.keep("auto_renew_failed", summary.failed)
+    bench.keep("auto_renew_sql_statements", counter.count)
+    bench.keep("auto_renew_cpu_seconds", timing.cpu)
+    bench.keep("auto_renew_baseline_seconds", bare.wall)
+    bench.put("auto_renew_200k_seconds", timing.wall)
+    bench.put("auto_renew_ratio", timing.cpu / bare.cpu)
+    print(f"     ({summary.renewed} devices renewed in {len(summary.orders)} orders, {summary.no_package} without "
+          f"a package, {summary.failed} refused; {counter.count} statements; CPU {timing.cpu:.1f} s vs bare "
+          f"UPDATE {bare.cpu * 1000:.0f} ms)")
+
+
+# --- the table -----------------------------------------------------------------------------------------
+
+
+def verdicts(results: dict) -> dict[str, bool]:
+    found = {}
+    for key, (_text, check) in TARGETS.items():
+        if key in results:
+            found[key] = bool(check(results[key], results))
+    return found
+
+
+def print_table(bench: Bench, passed: dict[str, bool]) -> None:
+    rows = []
+    for key in bench.shown:
+        value = bench.results[key]
+        text = f"{value:.3f}" if isinstance(value, float) else str(value)
+        goal = TARGETS.get(key, ("",))[0]
+        rows.append((key, text, goal, ("ok" if passed[key] else "MISSED") if key in passed else ""))
+    width = max(len(r[0]) for r in rows)
+    print()
+    print(f"{'metric':<{width}}  {'value':>9}  {'target':<29}  result")
+    print(f"{'-' * width}  {'-' * 9}  {'-' * 29}  ------")
+    for key, text, goal, verdict in rows:
+        print(f"{key:<{width}}  {text:>9}  {goal:<29}  {verdict}")
+
+
+def main() -> int:
+    bench = Bench()
+    load_before = os.getloadavg()
+    folder = Path(tempfile.mkdtemp(prefix="renewdesk-bench-"))
+    try:
+        bench.section(f"seeding {SMALL:,} and {BIG:,} devices (migrate + actions.demo.seed_demo), in parallel")
+        paths = {SMALL: folder / "small.db", BIG: folder / "big.db"}
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            seconds = dict(zip(paths, pool.map(build_database, paths.values(), paths.keys())))
+        bench.keep("seed_200k_seconds", seconds[BIG])
+        print(f"     (seeding 200k took {seconds[BIG]:.1f} s)")
+        apps = {size: make_app(path) for size, path in paths.items()}
+
+        bench.section(f"device list /admin/device/ through the test client: {BIG:,} devices over {SMALL:,}")
+        bench_list_pages(bench, apps)
+
+        bench.section(f"batch suspend of {BATCH_NUMBERS:,} pasted numbers ({BIG:,} devices)")
+        bench_batch_suspend(bench, apps[BIG])
+
+        bench.section(f"renewal order: quote + create + pay by balance ({BIG:,} devices)")
+        bench_renewals(bench, apps[BIG])
+
+        bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
+        bench_import(bench, apps[BIG], paths[BIG], folder)
+
+        bench.section(f"xlsx export of {BIG:,} devices (child process)")
+        bench_export(bench, paths[BIG])
+
+        bench.section(f"auto-renewal over {BIG:,} devices")
+        bench_auto_renew(bench, apps[BIG])
+
+        bench.section("device list again, after ANALYZE (SQLite planner statistics)")
+        for app in apps.values():
+            analyze(app)
+        bench_list_pages(bench, apps, suffix="_analyzed")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    passed = verdicts(bench.results)
+    print_table(bench, passed)
+    missed = [k for k, ok in passed.items() if not ok]
+    total = time.perf_counter() - bench.started
+    for text in bench.notes:
+        print(f"NOTE: {text}")
+    print(f"\n{len(passed) - len(missed)} of {len(passed)} targets met" + (
+        f"; MISSED: {', '.join(missed)}" if missed else "") + f". ({total:.0f} s; ratios are of CPU time; "
+        f"load average {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
+    out = {
+        **bench.results,
+        "targets": {k: TARGETS[k][0] for k in passed},
+        "missed": missed,
+        "notes": bench.notes,
+        "measured": {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "python": platform.python_version(), "machine": platform.machine(),
+                     "cpus": os.cpu_count(), "load_average_start": load_before,
+                     "load_average_end": os.getloadavg(), "seconds": round(total)},
+    }
+    (HERE / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
