@@ -62,6 +62,8 @@ target("export_ratio", "≤ 1.5", lambda v, r: v <= 1.5)
 target("export_peak_mb", "< 300", lambda v, r: v < 300)
 target("renew_1000_sql_statements", "≤ 10-device count + batching",
        lambda v, r: v <= r["renew_10_sql_statements"] + math.ceil(1000 / RENEW_CHUNK) - math.ceil(10 / RENEW_CHUNK))
+target("members_1000_sql_statements", "= 10-account count",
+       lambda v, r: v == r["members_10_sql_statements"])
 
 
 class Bench:
@@ -281,6 +283,42 @@ def bench_renewals(bench: Bench, app) -> None:
     bench.put("renew_1000_seconds", medians([t for t, _ in big])[1])
 
 
+def bench_members(bench: Bench, app) -> None:
+    """Statements and time of creating N member accounts from a pattern and upgrading them to VIP."""
+    from sqlalchemy import select
+
+    from actions.members import create_members, upgrade_vip
+    from actions.wallets import credit, wallet_for
+    from models import Company, MemberAccount, User, db
+
+    today = date.today()
+    with app.app_context():
+        company_id = db.session.scalar(select(Company.id).where(Company.name == "Acme Logistics"))
+
+        def run(count: int) -> tuple[Timing, int]:
+            db.session.remove()
+            actor = db.session.scalar(select(User).where(User.username == "customer"))
+            company = db.session.get(Company, company_id)
+            credit(db.session, wallet_for(db.session, company_id, "COIN"), Decimal(count * 7200), "coin_purchase",
+                   f"bench:coins:{time.time_ns()}")
+            prefix = f"b{time.time_ns() % 10**9}x"
+            pattern = f"{prefix}{{{1:0{len(str(count))}d}-{count}}}"
+            with StatementCounter(db.engine) as counter, Timing() as timing:
+                create_members(db.session, actor, company, pattern, "default", hash_method="scrypt:1024:8:1")
+                accounts = list(db.session.scalars(select(MemberAccount).where(MemberAccount.login.startswith(prefix))))
+                upgrade_vip(db.session, actor, accounts, "vip", Decimal("1"), today, payer=company)
+            db.session.rollback()
+            return timing, counter.count
+
+        run(10)  # warm-up
+        small = [run(10) for _ in range(RENEW_REPEAT)]
+        big = [run(1000) for _ in range(RENEW_REPEAT)]
+        db.session.remove()
+    bench.put("members_10_sql_statements", small[-1][1])
+    bench.put("members_1000_sql_statements", big[-1][1])
+    bench.put("members_1000_seconds", medians([t for t, _ in big])[1])
+
+
 # --- expiry import and export (child processes, for their peak memory) ------------------------------
 
 
@@ -463,6 +501,9 @@ def main() -> int:
 
         bench.section(f"renewal order: quote + create + pay by balance ({BIG:,} devices)")
         bench_renewals(bench, apps[BIG])
+
+        bench.section("member accounts: create from a pattern + bulk VIP upgrade, 10 vs 1,000")
+        bench_members(bench, apps[BIG])
 
         bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
         bench_import(bench, apps[BIG], paths[BIG], folder)
