@@ -14,19 +14,22 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, NotAllowed, in_scope, require_role, scoped
 from actions.audit import record
 from actions.wallets import credit, debit, parse_amount, wallet_for
-from models import Company, Device, Order, OrderLine, Package, User, utcnow
+from models import BankTransferReceipt, Company, Device, Order, OrderLine, Package, User, utcnow
 
 CENT = Decimal("0.01")
 NUMBER_PREFIX = {"recharge": "RC", "coins": "CO", "renewal": "RN", "value_added": "VA", "vip_upgrade": "VP",
                  "seats": "SE", "subscription": "SB", "card_sale": "CS"}
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
 MAX_MONTHS = 120
+# What a refund knows how to undo (money back, expiries rolled back); coins, seats and VIP
+# upgrades would need their effects reversed too.
+REFUNDABLE_KINDS = ("renewal", "value_added")
 _CHUNK = 900
 
 
@@ -275,8 +278,10 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
 
 def cancel_stale_orders(session: Session, older_than: timedelta, now: datetime) -> int:
     """Cancel pending orders created before now - older_than; returns how many."""
+    awaiting_finance = exists().where(BankTransferReceipt.order_id == Order.id,
+                                      BankTransferReceipt.status == "submitted")
     result = session.execute(
-        update(Order).where(Order.status == "pending", Order.created_at < now - older_than)
+        update(Order).where(Order.status == "pending", Order.created_at < now - older_than, ~awaiting_finance)
         .values(status="cancelled", cancelled_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -302,6 +307,9 @@ def refund_order(session: Session, actor: User, order: Order) -> None:
     """Finance refunds a paid balance order: money back to the wallet, renewed expiries rolled back."""
     require_role(actor, {"finance"})
     number = order.number
+    if order.kind not in REFUNDABLE_KINDS:
+        raise DomainError(_l("Order %(number)s cannot be refunded here: only renewal and value-added orders can.",
+                             number=number))
     if order.payment_method != "balance":
         raise DomainError(_l("Order %(number)s was not paid from the balance; refund it through its payment provider.",
                              number=number))
