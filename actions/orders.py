@@ -27,9 +27,9 @@ NUMBER_PREFIX = {"recharge": "RC", "coins": "CO", "renewal": "RN", "value_added"
                  "seats": "SE", "subscription": "SB", "card_sale": "CS"}
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
 MAX_MONTHS = 120
-# What a refund knows how to undo (money back, expiries rolled back); coins, seats and VIP
-# upgrades would need their effects reversed too.
-REFUNDABLE_KINDS = ("renewal", "value_added")
+# What a refund knows how to undo (money back; expiries rolled back, unused seats removed);
+# coins and VIP upgrades would need their effects reversed too.
+REFUNDABLE_KINDS = ("renewal", "value_added", "seats")
 _CHUNK = 900
 
 
@@ -308,7 +308,7 @@ def refund_order(session: Session, actor: User, order: Order) -> None:
     require_role(actor, {"finance"})
     number = order.number
     if order.kind not in REFUNDABLE_KINDS:
-        raise DomainError(_l("Order %(number)s cannot be refunded here: only renewal and value-added orders can.",
+        raise DomainError(_l("Order %(number)s cannot be refunded here: only renewal, value-added and seat orders can.",
                              number=number))
     if order.payment_method != "balance":
         raise DomainError(_l("Order %(number)s was not paid from the balance; refund it through its payment provider.",

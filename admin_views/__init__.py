@@ -55,7 +55,7 @@ def init_admin(app: Flask) -> Admin:
     offline_recharge.register(admin, sales=SALES, finance=FINANCE)
     money.register(admin, finance=FINANCE)
     members.register(admin, customer=CUSTOMER, finance=FINANCE)
-    seats.register(admin, customer=CUSTOMER)
+    seats.register(admin, customer=CUSTOMER, sales=SALES)
     invoices.register(admin, customer=CUSTOMER, finance=FINANCE)
     billing.register(admin, sales=SALES, customer=CUSTOMER)
     catalog.register(admin, SUPPORT)

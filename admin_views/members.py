@@ -228,6 +228,14 @@ class MemberAccountView(ScopedModelView):
     page_size_options = (20, 50, 100, 500, 1000)
     create_template = "renewdesk/member_create.html"
 
+    def get_query(self):
+        # Organizer accounts hold seats: they are managed on the organizer page, where
+        # (de)activation keeps the seat count right.
+        return super().get_query().filter(MemberAccount.seat_edition.is_(None))
+
+    def get_count_query(self):
+        return super().get_count_query().filter(MemberAccount.seat_edition.is_(None))
+
     def search_placeholder(self):
         return _("Login (starts with)")
 

@@ -16,7 +16,8 @@ from flask_migrate import upgrade
 
 from app import create_app
 from models import (
-    Company, Device, MemberAccount, Order, OrderLine, Package, PackageCategory, PackageSubcategory, User, db,
+    Company, Device, InvoiceRequest, InvoiceTitle, MemberAccount, Order, OrderLine, Package, PackageCategory,
+    PackageSubcategory, User, db,
 )
 
 FAST_HASH = "scrypt:1024:8:1"
@@ -236,5 +237,17 @@ def world(app) -> World:
     db.session.add(MemberAccount(company_id=globex.id, login="globex-member", vip_level="none"))
     db.session.add(MemberAccount(company_id=globex.id, login="organizer@globex.test", email="organizer@globex.test",
                                  seat_edition="enterprise", invitation_state="sent"))
+    seats = Order(number="SE-GLOBEX-0001", kind="seats", status="cancelled", company_id=globex.id,
+                  currency="CNY", total=Decimal("300.00"), promotion="Globex deal")
+    db.session.add(seats)
+    db.session.flush()
+    db.session.add(OrderLine(order_id=seats.id, edition="enterprise", quantity=1, unit_price=Decimal("300.00"),
+                             amount=Decimal("300.00"), description="SEAT-ENTERPRISE × 1"))
+    title = InvoiceTitle(company_id=globex.id, kind="ordinary", title="Globex Invoice Title",
+                         tax_id="91310000000000001X")
+    db.session.add(title)
+    db.session.flush()
+    db.session.add(InvoiceRequest(company_id=globex.id, title_id=title.id, invoice_type="electronic_ordinary",
+                                  currency="CNY", total=Decimal("300.00"), email="ap@globex.example"))
     db.session.commit()
     return World(acme, north, fleet, south, globex, users, packages, devices)

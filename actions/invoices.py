@@ -1,0 +1,398 @@
+"""Invoices (seed 000, section 5): invoice titles, invoice requests over unbilled orders, finance review.
+
+发票设置: a company has at most one ordinary title (company name and tax ID required) and one
+special VAT title (every field required, plus the general-taxpayer registration document: a PDF,
+PNG or JPEG recognised by its first bytes, size-limited, kept once under <folder>/<sha256>).
+
+申请开票: paid orders of a company tree that no request covers are put into one request (one
+currency; an electronic ordinary invoice needs an email or a phone, a paper ordinary or special
+invoice a postal address; a special one the special title with its document). The orders are
+taken with ONE conditional UPDATE (`… WHERE id IN (…) AND status = 'paid' AND invoice_request_id
+IS NULL`) checked by rowcount, so an order is never in two open requests: if any was taken
+meanwhile, the whole request is refused naming those orders. Finance issues a request (invoice
+number and date; its orders become invoiced) or rejects it with a reason (its orders are
+released), each a conditional UPDATE on the request's status, so it happens once.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+from email_validator import EmailNotValidError, validate_email
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
+from actions.audit import record
+from actions.tenants import InvalidField, validate_credit_code
+from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
+
+CUSTOMER_ROLES = {"customer_admin"}
+REVIEW_ROLES = {"finance"}
+DEFAULT_DOC_MAX_BYTES = 5 * 1024 * 1024
+MAX_ORDERS_PER_REQUEST = 500
+MAX_REMARK = 1000
+MAX_REASON = 2000
+INVOICE_CURRENCIES = ("CNY", "USD")  # coin orders are paid with coins, whose purchase is what gets invoiced
+_PHONE = re.compile(r"\+?[\d\s()\-]{3,30}")
+NAMED = 30
+
+
+class AlreadyReviewed(DomainError):
+    """The request was issued or rejected already (perhaps by someone else a moment ago)."""
+
+
+@dataclass(frozen=True)
+class FileKind:
+    content_type: str
+    extensions: tuple[str, ...]
+    magic: bytes
+
+
+DOCUMENT_KINDS = (
+    FileKind("application/pdf", (".pdf",), b"%PDF-"),
+    FileKind("image/png", (".png",), b"\x89PNG\r\n\x1a\n"),
+    FileKind("image/jpeg", (".jpg", ".jpeg"), b"\xff\xd8\xff"),
+)
+
+TITLE_FIELDS = {
+    "title": _l("Company name on the invoice"),
+    "tax_id": _l("Tax ID"),
+    "address": _l("Registered address"),
+    "phone": _l("Registered phone"),
+    "bank_name": _l("Bank"),
+    "bank_account": _l("Bank account"),
+    "document": _l("General-taxpayer registration"),
+}
+TITLE_LIMITS = {"title": 200, "address": 255, "phone": 40, "bank_name": 100, "bank_account": 64}
+
+
+# --- text checks ------------------------------------------------------------------------------
+
+def _line(value, field, limit: int, required: bool) -> str | None:
+    """One line of text, trimmed; None when empty and optional."""
+    text = (value or "").strip()
+    if not text:
+        if required:
+            raise DomainError(_l("%(field)s is required.", field=field))
+        return None
+    if len(text) > limit:
+        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=field, n=limit))
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
+        raise DomainError(_l("%(field)s: control characters and line breaks are not allowed.", field=field))
+    return text
+
+
+def _text_block(value, field, limit: int) -> str:
+    """Several lines of text (a remark, a reason), trimmed; other control characters refused."""
+    text = (value or "").replace("\r\n", "\n").strip()
+    if len(text) > limit:
+        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=field, n=limit))
+    if any(c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
+        raise DomainError(_l("%(field)s: control characters are not allowed.", field=field))
+    return text
+
+
+def _email(value, field) -> str | None:
+    text = _line(value, field, 254, False)
+    if text is None:
+        return None
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise DomainError(_l("%(field)s: %(address)s is not a valid email address.", field=field,
+                             address=text)) from None
+
+
+def _phone(value, field) -> str | None:
+    text = _line(value, field, 40, False)
+    if text is not None and (not _PHONE.fullmatch(text) or sum(c.isdigit() for c in text) < 3):
+        raise DomainError(_l("%(field)s: not a phone number (digits, spaces, +, -, brackets).", field=field))
+    return text
+
+
+def _named(labels: Sequence[str]) -> str:
+    shown = ", ".join(labels[:NAMED])
+    return shown + (f" (+{len(labels) - NAMED})" if len(labels) > NAMED else "")
+
+
+# --- the registration document ------------------------------------------------------------------
+
+def check_document(file_name: str, data: bytes, max_bytes: int) -> FileKind:
+    """The document's kind, or DomainError: empty, too big, not PDF/PNG/JPEG, or a name that lies about it."""
+    name = os.path.basename((file_name or "").replace("\\", "/"))
+    if not data:
+        raise DomainError(_l("%(field)s: choose the file (PDF, PNG or JPEG).", field=TITLE_FIELDS["document"]))
+    if len(data) > max_bytes:
+        raise DomainError(_l("%(name)s is larger than %(max)s MB.", name=name, max=f"{max_bytes / 1048576:g}"))
+    kind = next((k for k in DOCUMENT_KINDS if data.startswith(k.magic)), None)
+    if kind is None:
+        raise DomainError(_l("%(name)s is not a PDF, PNG or JPEG file.", name=name))
+    if not name.lower().endswith(kind.extensions):
+        raise DomainError(_l("%(name)s is a %(type)s file but its name says otherwise; name it %(ext)s.",
+                             name=name, type=kind.content_type, ext=" / ".join(kind.extensions)))
+    return kind
+
+
+def store_document(data: bytes, folder: str | os.PathLike) -> str:
+    """Keep `data` as <folder>/<sha256> (written once, atomically); return the hash."""
+    digest = hashlib.sha256(data).hexdigest()
+    target = Path(folder) / digest
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, target)
+    return digest
+
+
+def document_kind(title: InvoiceTitle) -> FileKind | None:
+    """The kind of a title's stored document, from its file name (checked against the bytes on upload)."""
+    name = (title.registration_file_name or "").lower()
+    return next((k for k in DOCUMENT_KINDS if name.endswith(k.extensions)), None)
+
+
+def may_view_document(session: Session, actor: User, title: InvoiceTitle) -> bool:
+    """Finance sees every title's document; a customer administrator those of their companies."""
+    if not actor.active:
+        return False
+    if actor.role in ("admin", "finance"):
+        return True
+    return actor.role == "customer_admin" and in_scope(actor, title.company_id, session)
+
+
+# --- titles ---------------------------------------------------------------------------------------
+
+def save_invoice_title(session: Session, actor: User, company: Company, kind: str, *, title: str, tax_id: str,
+                       address: str | None = None, phone: str | None = None, bank_name: str | None = None,
+                       bank_account: str | None = None, document_name: str = "", document_data: bytes = b"",
+                       folder: str | os.PathLike | None = None,
+                       max_bytes: int = DEFAULT_DOC_MAX_BYTES) -> InvoiceTitle:
+    """Create or replace the company's title of `kind` (one each), checking what that kind requires."""
+    require_role(actor, CUSTOMER_ROLES)
+    if company is None or not in_scope(actor, company.id, session):
+        raise DomainError(_l("Choose one of your companies."))
+    if kind not in INVOICE_TITLE_KINDS:
+        raise DomainError(_l("Invoice title: choose ordinary or special."))
+    special = kind == "special"
+    values = {"title": _line(title, TITLE_FIELDS["title"], TITLE_LIMITS["title"], True)}
+    try:
+        values["tax_id"] = validate_credit_code(tax_id)
+    except InvalidField as exc:
+        raise DomainError(str(exc)) from None
+    values["address"] = _line(address, TITLE_FIELDS["address"], TITLE_LIMITS["address"], special)
+    values["phone"] = _line(phone, TITLE_FIELDS["phone"], TITLE_LIMITS["phone"], special)
+    if values["phone"] is not None:
+        _phone(values["phone"], TITLE_FIELDS["phone"])
+    values["bank_name"] = _line(bank_name, TITLE_FIELDS["bank_name"], TITLE_LIMITS["bank_name"], special)
+    values["bank_account"] = _line(bank_account, TITLE_FIELDS["bank_account"], TITLE_LIMITS["bank_account"], special)
+    existing = session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == company.id,
+                                                         InvoiceTitle.kind == kind))
+    if document_data or document_name:
+        check_document(document_name, document_data, max_bytes)
+        if folder is None:
+            raise DomainError(_l("Documents cannot be stored here."))
+        values["registration_file_sha256"] = store_document(document_data, folder)
+        values["registration_file_name"] = os.path.basename(document_name.replace("\\", "/"))[:255]
+    elif special and (existing is None or not existing.registration_file_sha256):
+        raise DomainError(_l("%(field)s: a special VAT invoice title needs the general-taxpayer registration "
+                             "document (PDF, PNG or JPEG); only general taxpayers may ask for special invoices.",
+                             field=TITLE_FIELDS["document"]))
+    row = existing or InvoiceTitle(company_id=company.id, kind=kind)
+    changes = [f"{k}: {getattr(row, k, None)} → {v}" for k, v in values.items() if getattr(row, k, None) != v]
+    for key, value in values.items():
+        setattr(row, key, value)
+    row.updated_at = utcnow()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # the same title was created a moment ago
+        raise DomainError(_l("%(company)s has a %(kind)s title already; reload the page.", company=company.name,
+                             kind=INVOICE_TITLE_KINDS[kind])) from None
+    record(session, actor, "create" if existing is None else "edit", "invoice_title", [row.id],
+           f"{company.name} {kind}: " + ("; ".join(changes) or "unchanged"))
+    session.flush()
+    return row
+
+
+# --- requests ---------------------------------------------------------------------------------------
+
+def unbilled_orders_query(actor: User, company: Company | None = None):
+    """A SELECT of the paid orders no invoice request covers, in the actor's scope (or `company`'s tree)."""
+    query = select(Order).where(Order.status == "paid", Order.invoice_request_id.is_(None),
+                                Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES))
+    if company is not None:
+        query = query.where(Order.company_id.in_(company.subtree_ids()))
+    return scoped(query, actor, Order.company_id)
+
+
+def request_invoice(session: Session, actor: User, company: Company, orders: Sequence[Order], invoice_type: str,
+                    *, email: str | None = None, phone: str | None = None, postal_address: str | None = None,
+                    remark: str | None = None) -> InvoiceRequest:
+    """申请开票: one request over paid, unbilled orders of `company`'s tree, made out to its title."""
+    require_role(actor, CUSTOMER_ROLES)
+    if company is None or not in_scope(actor, company.id, session):
+        raise DomainError(_l("Choose one of your companies."))
+    if invoice_type not in INVOICE_TYPES:
+        raise DomainError(_l("Invoice type: choose an electronic or paper ordinary invoice, or a special VAT "
+                             "invoice."))
+    if not orders:
+        raise DomainError(_l("Select at least one paid order that has no invoice yet."))
+    if len(orders) > MAX_ORDERS_PER_REQUEST:
+        raise DomainError(_l("At most %(n)s orders in one invoice request.", n=MAX_ORDERS_PER_REQUEST))
+    tree = set(session.scalars(company.subtree_ids()))
+    allowed = None if actor.is_staff else scope_company_ids(session, actor)
+    problems = []
+    outside = [o.number for o in orders if o.company_id not in tree or (allowed is not None
+                                                                         and o.company_id not in allowed)]
+    if outside:
+        problems.append(str(_l("not orders of %(company)s: %(numbers)s", company=company.name,
+                               numbers=_named(outside))))
+    unpaid = [o.number for o in orders if o.status != "paid"]
+    if unpaid:
+        problems.append(str(_l("not paid: %(numbers)s", numbers=_named(unpaid))))
+    taken = [o.number for o in orders if o.invoice_request_id is not None or o.invoice_status != "none"]
+    if taken:
+        problems.append(str(_l("already in an invoice request: %(numbers)s", numbers=_named(taken))))
+    coins = [o.number for o in orders if o.currency not in INVOICE_CURRENCIES]
+    if coins:
+        problems.append(str(_l("paid with coins (the coin purchase is invoiced instead): %(numbers)s",
+                               numbers=_named(coins))))
+    currencies = sorted({o.currency for o in orders if o.currency in INVOICE_CURRENCIES})
+    if len(currencies) > 1:
+        problems.append(str(_l("one invoice is in one currency; these differ: %(list)s", list="; ".join(
+            f"{c}: {_named([o.number for o in orders if o.currency == c])}" for c in currencies))))
+    if problems:
+        raise DomainError(_l("Cannot request an invoice — %(problems)s.", problems="; ".join(problems)))
+
+    email = _email(email, _l("Email"))
+    phone = _phone(phone, _l("Mobile phone"))
+    postal_address = _line(postal_address, _l("Postal address"), 255, False)
+    remark = _text_block(remark, _l("Remark"), MAX_REMARK)
+    if invoice_type == "electronic_ordinary":
+        if not email and not phone:
+            raise DomainError(_l("An electronic invoice is sent by email or text message: give an email address "
+                                 "or a mobile phone."))
+    elif not postal_address:
+        raise DomainError(_l("A paper or special invoice is posted: give the postal address."))
+    title_kind = "special" if invoice_type == "special" else "ordinary"
+    title = session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == company.id,
+                                                      InvoiceTitle.kind == title_kind))
+    if title is None:
+        raise DomainError(_l("%(company)s has no %(kind)s title: add it under Invoice titles first.",
+                             company=company.name, kind=INVOICE_TITLE_KINDS[title_kind]))
+    if title_kind == "special" and not title.registration_file_sha256:
+        raise DomainError(_l("The special VAT invoice title of %(company)s has no general-taxpayer registration "
+                             "document: upload it under Invoice titles first.", company=company.name))
+
+    unique = {o.id: o for o in orders}
+    ids = sorted(unique)
+    numbers = {i: o.number for i, o in unique.items()}
+    total = sum((o.total for o in unique.values()), Decimal("0.00"))
+    invoice_request = InvoiceRequest(
+        company_id=company.id, title_id=title.id, invoice_type=invoice_type, currency=currencies[0], total=total,
+        email=email, phone=phone, postal_address=postal_address, remark=remark, status="requested",
+        requested_by_id=actor.id, created_at=utcnow(),
+    )
+    session.add(invoice_request)
+    session.flush()
+    result = session.execute(
+        update(Order)
+        .where(Order.id.in_(ids), Order.status == "paid", Order.invoice_request_id.is_(None))
+        .values(invoice_request_id=invoice_request.id, invoice_status="requested")
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != len(ids):
+        ours = set(session.scalars(select(Order.id).where(Order.id.in_(ids),
+                                                          Order.invoice_request_id == invoice_request.id)))
+        lost = [numbers[i] for i in ids if i not in ours]
+        raise DomainError(_l("Cannot request an invoice — these orders were put into another invoice request or "
+                             "changed meanwhile: %(numbers)s. Nothing was requested.", numbers=_named(lost)))
+    for order in orders:
+        session.expire(order)
+    record(session, actor, "request", "invoice_request", [invoice_request.id],
+           f"{INVOICE_TYPES[invoice_type]} for {company.name}: {total} {currencies[0]} over orders "
+           + ", ".join(numbers[i] for i in ids))
+    session.flush()
+    return invoice_request
+
+
+def _claim_request(session: Session, invoice_request: InvoiceRequest, **values) -> None:
+    request_id = invoice_request.id
+    result = session.execute(
+        update(InvoiceRequest).where(InvoiceRequest.id == request_id, InvoiceRequest.status == "requested")
+        .values(**values).execution_options(synchronize_session=False)
+    )
+    session.expire(invoice_request)
+    if result.rowcount != 1:
+        raise AlreadyReviewed(_l("Invoice request #%(id)s was reviewed already (it is %(status)s).", id=request_id,
+                                 status=invoice_request.status))
+
+
+def issue_invoice(session: Session, actor: User, invoice_request: InvoiceRequest, invoice_number: str,
+                  invoice_date, today: date) -> None:
+    """Finance issues the invoice: number and date recorded, the request's orders become invoiced."""
+    require_role(actor, REVIEW_ROLES)
+    number = _line(invoice_number, _l("Invoice number"), 64, True)
+    if isinstance(invoice_date, str):
+        try:
+            invoice_date = date.fromisoformat(invoice_date.strip())
+        except ValueError:
+            raise DomainError(_l("Invoice date: give a date as YYYY-MM-DD.")) from None
+    if not isinstance(invoice_date, date):
+        raise DomainError(_l("Invoice date is required."))
+    if invoice_date > today:
+        raise DomainError(_l("Invoice date: %(date)s is in the future.", date=invoice_date.isoformat()))
+    request_id = invoice_request.id
+    duplicate = session.scalar(select(InvoiceRequest.id).where(InvoiceRequest.invoice_number == number,
+                                                               InvoiceRequest.status == "issued",
+                                                               InvoiceRequest.id != request_id))
+    if duplicate is not None:
+        raise DomainError(_l("Invoice number %(number)s was given to request #%(id)s already.", number=number,
+                             id=duplicate))
+    not_paid = list(session.scalars(select(Order.number).where(Order.invoice_request_id == request_id,
+                                                                 Order.status != "paid")))
+    if not_paid:
+        raise DomainError(_l("Invoice request #%(id)s: these orders are no longer paid (refunded?): %(numbers)s. "
+                             "Reject the request instead.", id=request_id, numbers=_named(not_paid)))
+    _claim_request(session, invoice_request, status="issued", invoice_number=number, invoice_date=invoice_date,
+                   reviewed_by_id=actor.id, reviewed_at=utcnow())
+    result = session.execute(
+        update(Order).where(Order.invoice_request_id == request_id).values(invoice_status="invoiced")
+        .execution_options(synchronize_session=False)
+    )
+    record(session, actor, "issue", "invoice_request", [request_id],
+           f"invoice {number} of {invoice_date.isoformat()} over {result.rowcount} orders")
+    session.expire_all()
+    session.flush()
+
+
+def reject_invoice_request(session: Session, actor: User, invoice_request: InvoiceRequest, reason: str) -> None:
+    """Finance rejects the request with a reason; its orders are released for another request."""
+    require_role(actor, REVIEW_ROLES)
+    reason = _text_block(reason, _l("Reason"), MAX_REASON)
+    if not reason:
+        raise DomainError(_l("Reason is required: the customer reads it."))
+    request_id = invoice_request.id
+    _claim_request(session, invoice_request, status="rejected", reject_reason=reason, reviewed_by_id=actor.id,
+                   reviewed_at=utcnow())
+    released = list(session.scalars(select(Order.id).where(Order.invoice_request_id == request_id)))
+    session.execute(
+        update(Order).where(Order.invoice_request_id == request_id)
+        .values(invoice_request_id=None, invoice_status="none").execution_options(synchronize_session=False)
+    )
+    record(session, actor, "reject", "invoice_request", [request_id],
+           f"rejected ({reason[:200]}); orders released: " + ",".join(str(i) for i in released))
+    session.expire_all()
+    session.flush()
