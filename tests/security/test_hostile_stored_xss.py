@@ -267,7 +267,7 @@ def test_invoice_titles_requests_and_rejections(web_app, client, login, world):
         ("company_id", world.acme.id), ("rowid", paid.id), ("invoice_type", "electronic_ordinary"),
         ("email", "billing@acme.example"), ("postal_address", PAYLOAD), ("remark", PAYLOAD)])
     assert answer.status_code == 302, answer.get_data(as_text=True)[-2000:]
-    request_id = db.session.scalar(select(InvoiceRequest.id))
+    request_id = db.session.scalar(select(InvoiceRequest.id).order_by(InvoiceRequest.id.desc()))  # ours, not the world's
     page(client, f"/admin/invoice_request_customer/details/?id={request_id}")
     finance = as_user(web_app, "finance")
     page(finance, "/admin/invoice_review/", shown=False)
