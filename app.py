@@ -63,6 +63,11 @@ ENVIRONMENT = (
     "PAYMENT_SANDBOX_SECRET",
     "ORDER_PENDING_HOURS",
     "PROXY_COUNT",
+    "MEMBER_BATCH_MAX",
+    "MEMBER_DEFAULT_PASSWORD",
+    "BANK_RECEIPT_MAX_BYTES",
+    "BANK_TRANSFER_PAYEE",
+    "INVOICE_DOC_MAX_BYTES",
 )
 
 
@@ -72,7 +77,7 @@ def _from_environment() -> dict:
         value = os.environ.get(f"RENEWDESK_{name}", os.environ.get(name))
         if value is None:
             continue
-        if value.isdigit():
+        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX")):
             value = int(value)
         elif value.lower() in ("true", "false"):
             value = value.lower() == "true"
