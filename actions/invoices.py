@@ -15,16 +15,12 @@ released), each a conditional UPDATE on the request's status, so it happens once
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
@@ -34,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
 from actions.audit import record
+from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
 from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
 
@@ -52,18 +49,9 @@ class AlreadyReviewed(DomainError):
     """The request was issued or rejected already (perhaps by someone else a moment ago)."""
 
 
-@dataclass(frozen=True)
-class FileKind:
-    content_type: str
-    extensions: tuple[str, ...]
-    magic: bytes
+# Invoice documents are checked and stored like bank-transfer receipts (PDF, PNG, JPEG).
+DOCUMENT_KINDS = FILE_KINDS
 
-
-DOCUMENT_KINDS = (
-    FileKind("application/pdf", (".pdf",), b"%PDF-"),
-    FileKind("image/png", (".png",), b"\x89PNG\r\n\x1a\n"),
-    FileKind("image/jpeg", (".jpg", ".jpeg"), b"\xff\xd8\xff"),
-)
 
 TITLE_FIELDS = {
     "title": _l("Company name on the invoice"),
@@ -135,7 +123,7 @@ def check_document(file_name: str, data: bytes, max_bytes: int) -> FileKind:
         raise DomainError(_l("%(field)s: choose the file (PDF, PNG or JPEG).", field=TITLE_FIELDS["document"]))
     if len(data) > max_bytes:
         raise DomainError(_l("%(name)s is larger than %(max)s MB.", name=name, max=f"{max_bytes / 1048576:g}"))
-    kind = next((k for k in DOCUMENT_KINDS if data.startswith(k.magic)), None)
+    kind = sniff(data)
     if kind is None:
         raise DomainError(_l("%(name)s is not a PDF, PNG or JPEG file.", name=name))
     if not name.lower().endswith(kind.extensions):
@@ -144,17 +132,7 @@ def check_document(file_name: str, data: bytes, max_bytes: int) -> FileKind:
     return kind
 
 
-def store_document(data: bytes, folder: str | os.PathLike) -> str:
-    """Keep `data` as <folder>/<sha256> (written once, atomically); return the hash."""
-    digest = hashlib.sha256(data).hexdigest()
-    target = Path(folder) / digest
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, target)
-    return digest
+store_document = store_file
 
 
 def document_kind(title: InvoiceTitle) -> FileKind | None:
