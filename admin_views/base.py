@@ -284,6 +284,28 @@ class ScopedModelView(RoleMixin, ModelView):
         )
 
 
+class OpenRowsFirst:
+    """A list that opens on the rows awaiting someone (`open_clause`); ?show=all lists every row."""
+
+    def open_clause(self):
+        raise NotImplementedError
+
+    def showing_all(self) -> bool:
+        return request.args.get("show") == "all"
+
+    def _open_only(self) -> bool:
+        return (has_request_context() and request.endpoint == f"{self.endpoint}.index_view"
+                and not self.showing_all())
+
+    def get_query(self):
+        query = super().get_query()
+        return query.filter(self.open_clause()) if self._open_only() else query
+
+    def get_count_query(self):
+        query = super().get_count_query()
+        return query.filter(self.open_clause()) if self._open_only() else query
+
+
 def describe_changes(model) -> str:
     """"field: old → new" for each changed column of a pending model (for the audit log)."""
     state = inspect(model)

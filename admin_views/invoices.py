@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 
-from flask import Response, abort, current_app, flash, has_request_context, redirect, request
+from flask import Response, abort, current_app, flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model.template import EndpointLinkRowAction
@@ -26,7 +26,7 @@ from actions.invoices import (
     DEFAULT_DOC_MAX_BYTES, MAX_ORDERS_PER_REQUEST, TITLE_FIELDS, AlreadyReviewed, document_kind, issue_invoice,
     may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
 )
-from admin_views.base import ScopedModelView, badge, label_formatter, parse_row_id
+from admin_views.base import OpenRowsFirst, ScopedModelView, badge, label_formatter, parse_row_id
 from admin_views.mailing import send_mail, user_locale
 from admin_views.system import InCompanyTree
 from models import (
@@ -356,7 +356,7 @@ def _review_cell(view, context, model, name):
     return cell
 
 
-class InvoiceReviewView(_RequestListView):
+class InvoiceReviewView(OpenRowsFirst, _RequestListView):
     """开票 (finance): pending requests first (?show=all lists all); issue with number and date, or reject."""
 
     roles = frozenset({"finance"})
@@ -369,20 +369,8 @@ class InvoiceReviewView(_RequestListView):
     column_formatters = {**_REQUEST_FORMATTERS, "status": _review_cell}
     column_extra_row_actions = [EndpointLinkRowAction("fa fa-gavel", ".review_view", title=_l("Review"))]
 
-    def showing_all(self) -> bool:
-        return request.args.get("show") == "all"
-
-    def _pending_only(self) -> bool:
-        return (has_request_context() and request.endpoint == f"{self.endpoint}.index_view"
-                and not self.showing_all())
-
-    def get_query(self):
-        query = super().get_query()
-        return query.filter(InvoiceRequest.status == "requested") if self._pending_only() else query
-
-    def get_count_query(self):
-        query = super().get_count_query()
-        return query.filter(InvoiceRequest.status == "requested") if self._pending_only() else query
+    def open_clause(self):
+        return InvoiceRequest.status == "requested"
 
     def _load(self, raw) -> InvoiceRequest | None:
         invoice_request = self.get_one(raw)

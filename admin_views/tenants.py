@@ -20,7 +20,7 @@ from wtforms import Form, SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
-from admin_views.base import RoleView, ScopedModelView, badge
+from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
 
 INDENT = "\u00a0\u00a0\u00a0"
@@ -178,7 +178,7 @@ def _status_cell(view, context, model, name):
     return cell
 
 
-class TenantApplicationView(ScopedModelView):
+class TenantApplicationView(OpenRowsFirst, ScopedModelView):
     """申请开通 review: pending applications first; approve (creating the tenant) or reject."""
 
     roles = frozenset({"admin"})
@@ -203,20 +203,8 @@ class TenantApplicationView(ScopedModelView):
     }
 
     # The list opens on the pending applications; ?show=all (kept by paging and filters) lists all.
-    def showing_all(self) -> bool:
-        return request.args.get("show") == "all"
-
-    def _pending_only(self) -> bool:
-        return (has_request_context() and request.endpoint == f"{self.endpoint}.index_view"
-                and not self.showing_all())
-
-    def get_query(self):
-        query = super().get_query()
-        return query.filter(TenantApplication.status == "pending") if self._pending_only() else query
-
-    def get_count_query(self):
-        query = super().get_count_query()
-        return query.filter(TenantApplication.status == "pending") if self._pending_only() else query
+    def open_clause(self):
+        return TenantApplication.status == "pending"
 
     def _load(self, raw) -> TenantApplication | None:
         application = self.get_one(raw)
