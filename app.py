@@ -123,6 +123,9 @@ def create_app(config: dict | None = None) -> Flask:
     mail.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
+    from actions import crypto
+
+    crypto.init_app(app)  # card secrets: production refuses to start without its keys
 
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp

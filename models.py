@@ -11,6 +11,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -105,6 +106,7 @@ PACKAGE_KINDS = {
     "vip": _l("VIP"),
     "seat": _l("Seat"),
     "plan": _l("Plan"),
+    "card": _l("SIM card"),
 }
 PRICING_METHODS = {
     "per_month": _l("Per month"),
@@ -469,7 +471,13 @@ LEDGER_KINDS = {
     "offline_recharge": _l("Offline recharge"),
     "payment": _l("Payment"),
     "refund": _l("Refund"),
+    # cards (seed 002): the commission wallet's movements
+    "commission": _l("Commission"),
+    "withdrawal": _l("Withdrawal"),
+    "withdrawal_release": _l("Withdrawal released"),
 }
+# A company's prepaid balance, and (cards, seed 002) the commission it earned, kept apart.
+WALLET_KINDS = {"prepaid": _l("Prepaid balance"), "commission": _l("Commission")}
 RECHARGE_STATUSES = {
     "draft": _l("Draft"),
     "submitted": _l("Pending review"),
@@ -484,21 +492,24 @@ class Wallet(db.Model):
 
     __tablename__ = "wallet"
     __table_args__ = (
-        UniqueConstraint("company_id", "currency"),
+        UniqueConstraint("company_id", "currency", "kind"),
         CheckConstraint("balance >= 0", name="balance_not_negative"),
         CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
+        CheckConstraint(_in("kind", WALLET_KINDS), name="kind"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
     currency: Mapped[str] = mapped_column(String(4))
+    # "commission" wallets hold posted commission (cards); only withdrawals spend them.
+    kind: Mapped[str] = mapped_column(String(12), default="prepaid", server_default="prepaid")
     balance: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     company: Mapped[Company] = relationship()
 
     def __str__(self) -> str:
-        return f"{self.company} {self.currency}"
+        return f"{self.company} {self.currency}" + (" (commission)" if self.kind == "commission" else "")
 
 
 class LedgerEntry(db.Model):
@@ -856,3 +867,451 @@ class InvoiceRequest(db.Model):
     company: Mapped[Company] = relationship()
     title: Mapped[InvoiceTitle] = relationship()
     orders: Mapped[list[Order]] = relationship(foreign_keys="Order.invoice_request_id")
+
+
+# === cards (seed 002): distributors, SIM cards, stock, card orders, commission, withdrawals ===
+# Money columns are integers of minor units (`…_minor`) with their currency; rates are integers of
+# basis points (8 % = 800). Secrets (PIN, ID number, bank account) are Fernet tokens (`…_enc`)
+# with an HMAC blind index (`…_index`) for exact search and the last characters (`…_hint`) for
+# masked display; see actions/crypto.py.
+
+DISTRIBUTOR_STATUSES = {"pending": _l("Pending verification"), "verified": _l("Verified"), "rejected": _l("Rejected")}
+ID_TYPES = {
+    "resident_id": _l("Resident ID card"),
+    "passport": _l("Passport"),
+    "business_licence": _l("Business licence (unified social credit code)"),
+}
+CARD_STATUSES = {
+    "in_stock": _l("In stock"),
+    "reserved": _l("Reserved"),
+    "allocated": _l("Allocated"),
+    "shipped": _l("Shipped"),
+    "received": _l("Received"),
+    "returned": _l("Returned"),
+    "voided": _l("Voided"),
+}
+CARD_ON_ORDER_STATUSES = ("allocated", "shipped", "received")
+STOCK_DOCUMENT_KINDS = {
+    "stock_in": _l("Stock-in"),
+    "stock_out": _l("Stock-out"),
+    "transfer": _l("Transfer"),
+    "adjustment": _l("Adjustment"),
+}
+STOCK_DOCUMENT_STATUSES = {"draft": _l("Draft"), "posted": _l("Posted")}
+CARD_IMPORT_STATUSES = {
+    "previewed": _l("Previewed"),
+    "committing": _l("Committing"),
+    "committed": _l("Committed"),
+    "rolled_back": _l("Rolled back"),
+}
+CARD_ORDER_STATUSES = {
+    "awaiting_shipment": _l("Awaiting shipment"),  # 待发货
+    "shipped": _l("Shipped"),  # 已发货
+    "received": _l("Received"),  # 已收货
+    "refunding": _l("Refund in progress"),  # 退款中
+    "refunded": _l("Refunded"),  # 已退款
+}
+COMMISSION_MODES = {"override": _l("Override (platform sets both levels)"), "split": _l("Split (parent shares its rate)")}
+COMMISSION_KINDS = {
+    "percent": _l("Percent of net paid"),
+    "fixed": _l("Fixed per card"),
+    "graduated": _l("Monthly tiers, graduated"),
+    "volume": _l("Monthly tiers, volume"),
+}
+COMMISSION_STATES = {
+    "pending": _l("Pending (paid)"),
+    "held": _l("Held (received)"),
+    "available": _l("Available"),
+    "settled": _l("Settled"),
+    "posted": _l("Posted"),
+}
+COMMISSION_ENTRY_KINDS = {"sale": _l("Sale"), "reversal": _l("Reversal"), "true_up": _l("Month true-up")}
+SETTLEMENT_STATUSES = {
+    "draft": _l("Draft"),
+    "submitted": _l("Submitted"),
+    "approved": _l("Approved"),
+    "posted": _l("Posted"),
+}
+WITHDRAWAL_STATUSES = {
+    "submitted": _l("Submitted"),
+    "approved": _l("Approved"),
+    "paid": _l("Paid"),
+    "rejected": _l("Rejected"),
+    "failed": _l("Failed"),
+    "cancelled": _l("Cancelled"),
+}
+
+
+class DistributorProfile(db.Model):
+    """实名认证: a company that distributes cards, with its verified legal identity."""
+
+    __tablename__ = "distributor_profile"
+    __table_args__ = (
+        CheckConstraint(_in("status", DISTRIBUTOR_STATUSES), name="status"),
+        CheckConstraint(_in("id_type", ID_TYPES), name="id_type"),
+        CheckConstraint("status <> 'rejected' OR reason <> ''", name="rejection_has_reason"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), unique=True)
+    legal_name: Mapped[str] = mapped_column(String(200))
+    id_type: Mapped[str] = mapped_column(String(20))
+    id_number_enc: Mapped[str] = mapped_column(Text)
+    id_number_index: Mapped[str] = mapped_column(String(64), index=True)
+    id_number_hint: Mapped[str] = mapped_column(String(4))
+    licence_file_name: Mapped[str | None] = mapped_column(String(255))
+    licence_sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    reviewed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship()
+
+    @property
+    def id_number_masked(self) -> str:
+        return "****" + self.id_number_hint
+
+    def __str__(self) -> str:
+        return self.legal_name
+
+
+class CardStock(db.Model):
+    """How many cards of a package a holder has in stock and how many paid orders reserved.
+
+    Orders reserve by `UPDATE … SET reserved = reserved + n WHERE on_hand - reserved >= n`: never
+    oversold, on SQLite and PostgreSQL. `holder_key` is the holder company's id, 0 for the platform.
+    """
+
+    __tablename__ = "card_stock"
+    __table_args__ = (
+        UniqueConstraint("package_id", "holder_key"),
+        CheckConstraint("reserved >= 0 AND on_hand >= reserved", name="reserved_within_on_hand"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"))
+    holder_key: Mapped[int] = mapped_column(Integer)
+    on_hand: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+
+    package: Mapped[Package] = relationship()
+
+
+class CardImport(db.Model):
+    """One uploaded card workbook: previewed, committed in chunks (resumable), or rolled back whole."""
+
+    __tablename__ = "card_import"
+    __table_args__ = (CheckConstraint(_in("status", CARD_IMPORT_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    holder_company_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    file_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="previewed")
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_new: Mapped[int] = mapped_column(Integer, default=0)
+    rows_duplicate_in_file: Mapped[int] = mapped_column(Integer, default=0)
+    rows_duplicate_in_db: Mapped[int] = mapped_column(Integer, default=0)
+    rows_invalid: Mapped[int] = mapped_column(Integer, default=0)
+    rows_committed: Mapped[int] = mapped_column(Integer, default=0)
+    # The first errors, one "row N: reason" per line.
+    errors: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    committed_at: Mapped[datetime | None]
+    rolled_back_at: Mapped[datetime | None]
+
+    actor: Mapped[User | None] = relationship()
+
+
+class CardImportRow(db.Model):
+    """A valid row of a previewed import, staged (PIN already encrypted) until a chunk commits it."""
+
+    __tablename__ = "card_import_row"
+    __table_args__ = (UniqueConstraint("import_id", "row_no"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("card_import.id"))
+    row_no: Mapped[int] = mapped_column(Integer)
+    iccid: Mapped[str] = mapped_column(String(22))
+    phone: Mapped[str] = mapped_column(String(20))
+    pin_enc: Mapped[str] = mapped_column(Text)
+    pin_index: Mapped[str] = mapped_column(String(64))
+    pin_hint: Mapped[str] = mapped_column(String(4))
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"))
+    valid_until: Mapped[date] = mapped_column(Date)
+
+
+class SimCard(db.Model):
+    """号卡: one SIM card, held in stock by the platform or a distributor until an order takes it."""
+
+    __tablename__ = "sim_card"
+    __table_args__ = (
+        CheckConstraint(_in("status", CARD_STATUSES), name="status"),
+        CheckConstraint(f"status NOT IN {tuple(CARD_ON_ORDER_STATUSES)!r} OR order_line_id IS NOT NULL",
+                        name="on_order_has_line"),
+        Index("ix_sim_card_stock", "holder_key", "package_id", "status", "valid_until"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    iccid: Mapped[str] = mapped_column(String(22), unique=True)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    pin_enc: Mapped[str] = mapped_column(Text)
+    pin_index: Mapped[str] = mapped_column(String(64), unique=True)
+    pin_hint: Mapped[str] = mapped_column(String(4))
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"), index=True)
+    valid_until: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="in_stock")
+    # The holder company's id, 0 for the platform's own warehouse.
+    holder_key: Mapped[int] = mapped_column(Integer, default=0)
+    warehouse: Mapped[str] = mapped_column(String(60), default="")
+    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_line.id"), index=True)
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("card_import.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    package: Mapped[Package] = relationship()
+
+    @property
+    def pin_masked(self) -> str:
+        return "****" + self.pin_hint
+
+    def __str__(self) -> str:
+        return self.iccid
+
+
+class StockDocument(db.Model):
+    """A posted stock-in, stock-out, transfer or adjustment: the reason behind card movements."""
+
+    __tablename__ = "stock_document"
+    __table_args__ = (
+        CheckConstraint(_in("kind", STOCK_DOCUMENT_KINDS), name="kind"),
+        CheckConstraint(_in("status", STOCK_DOCUMENT_STATUSES), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    from_holder_key: Mapped[int | None] = mapped_column(Integer)
+    to_holder_key: Mapped[int | None] = mapped_column(Integer)
+    cards: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    posted_at: Mapped[datetime | None]
+
+    created_by: Mapped[User | None] = relationship()
+
+
+class CardMovement(db.Model):
+    """One status or holder change of one card. Append-only: the card's timeline."""
+
+    __tablename__ = "card_movement"
+    __table_args__ = (Index("ix_card_movement_card_id_id", "card_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("sim_card.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    from_holder_key: Mapped[int | None] = mapped_column(Integer)
+    to_holder_key: Mapped[int | None] = mapped_column(Integer)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("stock_document.id"), index=True)
+    order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_line.id"))
+    note: Mapped[str] = mapped_column(String(255), default="")
+
+
+class CardOrder(db.Model):
+    """The card side of a `card_sale` order: who sold it, who ships, and where it is (the tabs)."""
+
+    __tablename__ = "card_order"
+    __table_args__ = (
+        CheckConstraint(_in("status", CARD_ORDER_STATUSES), name="status"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_card_order_seller_status", "seller_company_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), unique=True)
+    seller_company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    holder_key: Mapped[int] = mapped_column(Integer, default=0)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="awaiting_shipment")
+    # Set once the reservation is taken (paid), so it is released exactly once.
+    reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    customer_name: Mapped[str] = mapped_column(String(200), default="")
+    customer_phone: Mapped[str] = mapped_column(String(40), default="")
+    shipping_address: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[Order] = relationship()
+    seller: Mapped[Company] = relationship()
+    package: Mapped[Package] = relationship()
+
+
+class CardFulfillment(db.Model):
+    """发货: one shipment of a card order (carrier, tracking number), and its receipt."""
+
+    __tablename__ = "card_fulfillment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_order_id: Mapped[int] = mapped_column(ForeignKey("card_order.id"), unique=True)
+    carrier: Mapped[str] = mapped_column(String(60))
+    tracking_number: Mapped[str] = mapped_column(String(60))
+    shipped_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    shipped_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime | None]
+    received_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    auto_received: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    card_order: Mapped[CardOrder] = relationship()
+
+
+class CommissionRule(db.Model):
+    """分销设置: what a distributor (level 1) and its parent (level 2) earn on a package (or all)."""
+
+    __tablename__ = "commission_rule"
+    __table_args__ = (
+        CheckConstraint(_in("mode", COMMISSION_MODES), name="mode"),
+        CheckConstraint(_in("kind", COMMISSION_KINDS), name="kind"),
+        CheckConstraint("level1_rate_bp >= 0 AND level1_rate_bp <= 10000 AND "
+                        "level2_rate_bp >= 0 AND level2_rate_bp <= 10000", name="rates_in_range"),
+        CheckConstraint("fixed_level1_minor >= 0 AND fixed_level2_minor >= 0", name="fixed_not_negative"),
+        UniqueConstraint("company_id", "package_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"))
+    mode: Mapped[str] = mapped_column(String(10), default="override")
+    kind: Mapped[str] = mapped_column(String(12), default="percent")
+    level1_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
+    level2_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(4), default="CNY")
+    fixed_level1_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    fixed_level2_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Monthly tiers, one per line: "0-10000:6" (see actions.commission.parse_tiers).
+    tiers: Mapped[str] = mapped_column(Text, default="")
+    hold_days: Mapped[int] = mapped_column(Integer, default=7)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    company: Mapped[Company] = relationship()
+    package: Mapped[Package | None] = relationship()
+
+
+class CommissionEntry(db.Model):
+    """One commission amount earned by one company. Append-only: a refund adds a negative entry."""
+
+    __tablename__ = "commission_entry"
+    __table_args__ = (
+        CheckConstraint(_in("state", COMMISSION_STATES), name="state"),
+        CheckConstraint(_in("kind", COMMISSION_ENTRY_KINDS), name="kind"),
+        CheckConstraint("level IN (1, 2)", name="level"),
+        CheckConstraint("amount_minor <> 0", name="amount_not_zero"),
+        Index("ix_commission_entry_company_month", "company_id", "month", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    seller_company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    level: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10), default="sale")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), index=True)
+    package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"))
+    cards: Mapped[int] = mapped_column(Integer, default=0)
+    currency: Mapped[str] = mapped_column(String(4))
+    base_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    rate_bp: Mapped[int | None] = mapped_column(Integer)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    month: Mapped[str] = mapped_column(String(7))
+    state: Mapped[str] = mapped_column(String(12), default="pending")
+    hold_until: Mapped[date | None] = mapped_column(Date)
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("commission_entry.id"))
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("commission_settlement.id"), index=True)
+    # What the entry is for ("sale:order:17:level:1"): never written twice.
+    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship(foreign_keys=[company_id])
+    seller: Mapped[Company] = relationship(foreign_keys=[seller_company_id])
+
+
+class CommissionSettlement(db.Model):
+    """结算: one month's available commission of one company, posted once to its commission wallet."""
+
+    __tablename__ = "commission_settlement"
+    __table_args__ = (
+        CheckConstraint(_in("status", SETTLEMENT_STATUSES), name="status"),
+        CheckConstraint("approved_by_id IS NULL OR approved_by_id <> prepared_by_id", name="four_eyes"),
+        UniqueConstraint("company_id", "month", "currency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    month: Mapped[str] = mapped_column(String(7))
+    currency: Mapped[str] = mapped_column(String(4))
+    total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), default="draft")
+    prepared_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    approved_at: Mapped[datetime | None]
+    posted_at: Mapped[datetime | None]
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entry.id"))
+
+    company: Mapped[Company] = relationship()
+
+    def __str__(self) -> str:
+        return f"{self.company} {self.month}"
+
+
+class Withdrawal(db.Model):
+    """提现: commission paid out to the distributor's bank account in its verified legal name.
+
+    The amount leaves the commission wallet on submit (a ledger debit), so it cannot be spent
+    twice; a rejection, failure or cancellation credits it back once.
+    """
+
+    __tablename__ = "withdrawal"
+    __table_args__ = (
+        CheckConstraint(_in("status", WITHDRAWAL_STATUSES), name="status"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("approved_by_id IS NULL OR approved_by_id <> submitted_by_id", name="four_eyes"),
+        CheckConstraint("status <> 'paid' OR bank_reference <> ''", name="paid_has_reference"),
+        Index("ix_withdrawal_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(4))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(12), default="submitted")
+    bank_name: Mapped[str] = mapped_column(String(100))
+    account_name: Mapped[str] = mapped_column(String(200))
+    account_enc: Mapped[str] = mapped_column(Text)
+    account_index: Mapped[str] = mapped_column(String(64), index=True)
+    account_hint: Mapped[str] = mapped_column(String(4))
+    bank_reference: Mapped[str] = mapped_column(String(100), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    submitted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+
+    company: Mapped[Company] = relationship()
+    submitted_by: Mapped[User | None] = relationship(foreign_keys=[submitted_by_id])
+    approved_by: Mapped[User | None] = relationship(foreign_keys=[approved_by_id])
+
+    @property
+    def account_masked(self) -> str:
+        return "****" + self.account_hint
+
+    def __str__(self) -> str:
+        return f"#{self.id}"

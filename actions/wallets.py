@@ -45,19 +45,20 @@ def parse_amount(value, field: str = "amount") -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-def wallet_for(session: Session, company_id: int, currency: str) -> Wallet:
-    """The company's wallet in `currency`, created empty when missing (safe under concurrency)."""
+def wallet_for(session: Session, company_id: int, currency: str, kind: str = "prepaid") -> Wallet:
+    """The company's wallet in `currency` (its commission wallet with kind="commission"), created
+    empty when missing (safe under concurrency)."""
     if currency not in WALLET_CURRENCIES:
         raise DomainError(_l("Unknown currency %(currency)s.", currency=currency))
-    query = select(Wallet).where(Wallet.company_id == company_id, Wallet.currency == currency)
+    query = select(Wallet).where(Wallet.company_id == company_id, Wallet.currency == currency, Wallet.kind == kind)
     wallet = session.scalar(query)
     if wallet is None:
         dialect = session.get_bind().dialect.name
         insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
         session.execute(
             insert_(Wallet)
-            .values(company_id=company_id, currency=currency, balance=Decimal("0.00"), updated_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["company_id", "currency"])
+            .values(company_id=company_id, currency=currency, kind=kind, balance=Decimal("0.00"), updated_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["company_id", "currency", "kind"])
         )
         wallet = session.scalar(query)
     return wallet

@@ -115,7 +115,7 @@ def order_lines(order: Order, limit: int = MAX_LINES_SHOWN) -> tuple[list[OrderL
 def _balance(company_id: int, currency: str) -> Decimal:
     """The company's balance in `currency` (zero when it has no wallet yet); read only."""
     held = db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company_id,
-                                                          Wallet.currency == currency))
+                                                          Wallet.currency == currency, Wallet.kind == "prepaid"))
     return held if held is not None else Decimal("0.00")
 
 
