@@ -1,0 +1,388 @@
+"""Distribution (seed 002): commission entries of card sales, monthly settlements and withdrawals.
+
+Entries follow actions.commission (pure arithmetic) and are append-only: pending (order paid) →
+held (cards received; hold days) → available → settled (on an approved statement) → posted (the
+statement credited the commission wallet). A refund adds negative entries proportional to the
+refunded cards; they become available at once and are carried into the next statement.
+
+Statements: draft → submitted → approved (not by its preparer) → posted once (a ledger credit of
+the company's commission wallet, idempotency key `settlement:<id>`). Withdrawals: submitted (the
+amount leaves the commission wallet at once: it cannot be spent twice) → approved (finance, not
+the submitter) → paid (bank reference) | rejected | failed | cancelled (the amount comes back,
+once: key `withdrawal:<id>:release`). Every transition is a conditional UPDATE checked by rowcount.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from actions import DomainError, NotAllowed, in_scope, require_role
+from actions.audit import record
+from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
+from actions.commission import Tier, format_tiers, parse_tiers, reversal, sale_shares, true_up
+from actions.crypto import Vault, normalize
+from actions.money import from_minor, parse, to_minor
+from actions.wallets import InsufficientBalance, credit, debit, wallet_for
+from models import (
+    CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet, Withdrawal,
+    utcnow,
+)
+
+RULE_ROLES = frozenset({"finance", "sales"})
+TIERED = ("graduated", "volume")
+_BP = Decimal(10000)
+
+
+def rate_of(bp: int) -> Decimal:
+    """A rate from basis points: 800 → 0.08."""
+    return Decimal(bp) / _BP
+
+
+def bp_of(percent_text: str, field: str) -> int:
+    """Basis points from a typed percent ("8", "7.5"), at most two decimals, 0–100."""
+    try:
+        value = Decimal(str(percent_text).strip().rstrip("%") or "0")
+    except ArithmeticError:
+        raise DomainError(_l("%(field)s: %(value)s is not a percent.", field=field, value=percent_text)) from None
+    bp = value * 100
+    if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= value <= 100:
+        raise DomainError(_l("%(field)s: a percent between 0 and 100 with at most two decimals.", field=field))
+    return int(bp)
+
+
+def commission_parent(session: Session, seller_id: int) -> int | None:
+    """The seller's parent company when it is a distributor (level 2); never further up."""
+    seller = session.get(Company, seller_id)
+    if seller is None or seller.parent_id is None:
+        return None
+    return seller.parent_id if distributor_profile(session, seller.parent_id) is not None else None
+
+
+def rule_for(session: Session, seller_id: int, package_id: int) -> CommissionRule | None:
+    """The seller's rule for the package, else its rule for every package, else None (no commission)."""
+    rules = session.scalars(select(CommissionRule).where(
+        CommissionRule.company_id == seller_id,
+        (CommissionRule.package_id == package_id) | CommissionRule.package_id.is_(None)))
+    by_package = {r.package_id: r for r in rules}
+    return by_package.get(package_id) or by_package.get(None)
+
+
+def save_rule(session: Session, actor: User, company: Company, package_id: int | None, *, mode: str, kind: str,
+              level1_percent: str = "0", level2_percent: str = "0", fixed_level1: str = "0", fixed_level2: str = "0",
+              tiers: str = "", currency: str = "CNY", hold_days: int = 7) -> CommissionRule:
+    """分销设置: create or replace the rule of a distributor × package (None = every package)."""
+    require_role(actor, RULE_ROLES)
+    if distributor_profile(session, company.id) is None:
+        raise DomainError(_l("%(company)s is not a distributor.", company=company.name))
+    level1 = bp_of(level1_percent, str(_l("Level-1 rate")))
+    level2 = bp_of(level2_percent, str(_l("Level-2 rate")))
+    if mode == "split" and level1 > level2:
+        raise DomainError(_l("Split mode: the sub-distributor's share (%(child)s) cannot exceed its parent's "
+                             "rate (%(parent)s).", child=rate_of(level1), parent=rate_of(level2)))
+    fixed1 = parse(fixed_level1 or "0", currency, str(_l("Fixed per card, level 1")), allow_zero=True)
+    fixed2 = parse(fixed_level2 or "0", currency, str(_l("Fixed per card, level 2")), allow_zero=True)
+    tiers_text = ""
+    if kind in TIERED:
+        tiers_text = format_tiers(parse_tiers(tiers))
+    if not 0 <= int(hold_days) <= 365:
+        raise DomainError(_l("Hold days: between 0 and 365."))
+    rule = session.scalar(select(CommissionRule).where(CommissionRule.company_id == company.id,
+                                                       CommissionRule.package_id.is_(None) if package_id is None
+                                                       else CommissionRule.package_id == package_id))
+    if rule is None:
+        rule = CommissionRule(company_id=company.id, package_id=package_id)
+        session.add(rule)
+    rule.mode, rule.kind, rule.currency = mode, kind, currency
+    rule.level1_rate_bp, rule.level2_rate_bp = level1, level2
+    rule.fixed_level1_minor, rule.fixed_level2_minor = to_minor(fixed1, currency), to_minor(fixed2, currency)
+    rule.tiers, rule.hold_days = tiers_text, int(hold_days)
+    session.flush()
+    record(session, actor, "save", "commission_rule", [rule.id], f"{company.name}: {mode} {kind}")
+    return rule
+
+
+def _rule_tiers(rule: CommissionRule) -> tuple[Tier, ...]:
+    return parse_tiers(rule.tiers)
+
+
+def record_sale(session: Session, *, order_id: int, seller_id: int, package_id: int, cards: int, base: Decimal,
+                currency: str, month: str) -> list[CommissionEntry]:
+    """The pending entries of one paid card sale (seller level 1, distributor parent level 2); once per order."""
+    rule = rule_for(session, seller_id, package_id)
+    if rule is None:
+        return []
+    parent_id = commission_parent(session, seller_id)
+    level1_rate = rate_of(rule.level1_rate_bp)
+    if rule.kind in TIERED:  # provisional at the first tier's rate; the month is trued up
+        level1_rate = _rule_tiers(rule)[0].rate
+        if rule.mode == "split" and level1_rate > rate_of(rule.level2_rate_bp):
+            level1_rate = rate_of(rule.level2_rate_bp)
+    shares = sale_shares(base=base, cards=cards, currency=currency, kind="fixed" if rule.kind == "fixed" else "percent",
+                         mode=rule.mode, level1_rate=level1_rate, level2_rate=rate_of(rule.level2_rate_bp),
+                         fixed_per_card=from_minor(rule.fixed_level1_minor, currency),
+                         fixed_per_card_level2=from_minor(rule.fixed_level2_minor, currency),
+                         has_parent=parent_id is not None)
+    entries = []
+    for share in shares:
+        entry = CommissionEntry(
+            company_id=seller_id if share.level == 1 else parent_id, seller_company_id=seller_id, level=share.level,
+            kind="sale", order_id=order_id, package_id=package_id, cards=cards, currency=currency,
+            base_minor=to_minor(base, currency),
+            rate_bp=int(share.rate * _BP) if share.rate is not None else None,
+            amount_minor=to_minor(share.amount, currency), month=month, state="pending",
+            idempotency_key=f"sale:order:{order_id}:level:{share.level}")
+        session.add(entry)
+        entries.append(entry)
+    session.flush()
+    return entries
+
+
+def record_refund(session: Session, *, order_id: int, refund_key: str, refunded_cards: int,
+                  month: str) -> list[CommissionEntry]:
+    """Negative entries for the refunded cards of an order's sale entries (available at once, once per refund)."""
+    entries = []
+    for sale in session.scalars(select(CommissionEntry).where(CommissionEntry.order_id == order_id,
+                                                              CommissionEntry.kind == "sale")
+                                .order_by(CommissionEntry.level)):
+        amount = reversal(from_minor(sale.amount_minor, sale.currency), refunded_cards, sale.cards, sale.currency)
+        if not amount:
+            continue
+        entry = CommissionEntry(
+            company_id=sale.company_id, seller_company_id=sale.seller_company_id, level=sale.level, kind="reversal",
+            order_id=order_id, package_id=sale.package_id, cards=-refunded_cards, currency=sale.currency,
+            base_minor=-round(sale.base_minor * refunded_cards / sale.cards), rate_bp=sale.rate_bp,
+            amount_minor=to_minor(amount, sale.currency), month=month, state="available", reverses_id=sale.id,
+            idempotency_key=f"reversal:{refund_key}:level:{sale.level}")
+        session.add(entry)
+        entries.append(entry)
+    session.flush()
+    return entries
+
+
+def hold_received(session: Session, order_id: int, today: date) -> int:
+    """Cards received: the order's pending entries are held for the rule's hold days."""
+    count = 0
+    for entry in session.scalars(select(CommissionEntry).where(CommissionEntry.order_id == order_id,
+                                                               CommissionEntry.state == "pending")):
+        rule = rule_for(session, entry.seller_company_id, entry.package_id)
+        entry.state = "held"
+        entry.hold_until = today + timedelta(days=rule.hold_days if rule else 0)
+        count += 1
+    session.flush()
+    return count
+
+
+def release_held(session: Session, today: date) -> int:
+    """Held entries whose hold ended become available (a cron-safe, repeatable step)."""
+    return session.execute(
+        update(CommissionEntry).where(CommissionEntry.state == "held", CommissionEntry.hold_until <= today)
+        .values(state="available").execution_options(synchronize_session=False)).rowcount
+
+
+def month_true_up(session: Session, seller_id: int, package_id: int | None, month: str) -> CommissionEntry | None:
+    """The seller's month on tiered rates: one entry bringing its level-1 entries to the tiered amount."""
+    rule = session.scalar(select(CommissionRule).where(
+        CommissionRule.company_id == seller_id,
+        CommissionRule.package_id.is_(None) if package_id is None else CommissionRule.package_id == package_id))
+    if rule is None or rule.kind not in TIERED:
+        return None
+    scope = [CommissionEntry.company_id == seller_id, CommissionEntry.level == 1, CommissionEntry.month == month,
+             CommissionEntry.currency == rule.currency]
+    if package_id is not None:
+        scope.append(CommissionEntry.package_id == package_id)
+    sales_minor, paid_minor, done = session.execute(
+        select(func.coalesce(func.sum(CommissionEntry.base_minor).filter(CommissionEntry.kind != "true_up"), 0),
+               func.coalesce(func.sum(CommissionEntry.amount_minor), 0),
+               func.count().filter(CommissionEntry.kind == "true_up")).where(*scope)).one()
+    owed = true_up(from_minor(sales_minor, rule.currency), _rule_tiers(rule), rule.kind,
+                   from_minor(paid_minor, rule.currency), rule.currency)
+    if not owed:
+        return None
+    entry = CommissionEntry(company_id=seller_id, seller_company_id=seller_id, level=1, kind="true_up",
+                            package_id=package_id, cards=0, currency=rule.currency, base_minor=0,
+                            amount_minor=to_minor(owed, rule.currency), month=month, state="available",
+                            idempotency_key=f"true_up:{seller_id}:{package_id or 'all'}:{month}:{done + 1}")
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+# --- settlements -------------------------------------------------------------------------------
+
+
+def prepare_settlement(session: Session, actor: User, company: Company, month: str,
+                       currency: str = "CNY") -> CommissionSettlement:
+    """结算: a draft statement of the company's available entries up to `month` (reversals carried in)."""
+    require_role(actor, FINANCE_ROLES)
+    if session.scalar(select(CommissionSettlement.id).where(CommissionSettlement.company_id == company.id,
+                                                            CommissionSettlement.month == month,
+                                                            CommissionSettlement.currency == currency)):
+        raise DomainError(_l("%(company)s already has a statement for %(month)s; later commission goes into the "
+                             "next month's.", company=company.name, month=month))
+    settlement = CommissionSettlement(company_id=company.id, month=month, currency=currency, status="draft",
+                                      prepared_by_id=actor.id)
+    session.add(settlement)
+    session.flush()
+    claimed = session.execute(
+        update(CommissionEntry).where(CommissionEntry.company_id == company.id, CommissionEntry.currency == currency,
+                                      CommissionEntry.state == "available", CommissionEntry.month <= month,
+                                      CommissionEntry.settlement_id.is_(None))
+        .values(settlement_id=settlement.id).execution_options(synchronize_session=False)).rowcount
+    total = session.scalar(select(func.coalesce(func.sum(CommissionEntry.amount_minor), 0))
+                           .where(CommissionEntry.settlement_id == settlement.id))
+    if claimed == 0 or total <= 0:
+        raise DomainError(_l("%(company)s has no available commission to settle up to %(month)s.",
+                             company=company.name, month=month))
+    settlement.entries, settlement.total_minor = claimed, total
+    session.flush()
+    record(session, actor, "prepare", "commission_settlement", [settlement.id], f"{company.name} {month}")
+    return settlement
+
+
+def _transition(session: Session, model, row, from_status: str, **values) -> bool:
+    changed = session.execute(update(model).where(model.id == row.id, model.status == from_status)
+                              .values(**values).execution_options(synchronize_session=False)).rowcount
+    session.expire(row)
+    return changed == 1
+
+
+def submit_settlement(session: Session, actor: User, settlement: CommissionSettlement) -> None:
+    require_role(actor, FINANCE_ROLES)
+    if not _transition(session, CommissionSettlement, settlement, "draft", status="submitted", submitted_at=utcnow()):
+        raise DomainError(_l("Statement %(id)s is not a draft.", id=settlement.id))
+    record(session, actor, "submit", "commission_settlement", [settlement.id])
+
+
+def approve_settlement(session: Session, actor: User, settlement: CommissionSettlement) -> LedgerEntry:
+    """Approve a submitted statement (not its preparer) and post it once to the commission wallet."""
+    require_role(actor, FINANCE_ROLES)
+    if actor.id == settlement.prepared_by_id:
+        raise NotAllowed(_l("Statement %(id)s: whoever prepared it cannot approve it.", id=settlement.id))
+    if not _transition(session, CommissionSettlement, settlement, "submitted", status="approved",
+                       approved_by_id=actor.id, approved_at=utcnow()):
+        raise DomainError(_l("Statement %(id)s was already reviewed.", id=settlement.id))
+    session.execute(update(CommissionEntry).where(CommissionEntry.settlement_id == settlement.id)
+                    .values(state="settled").execution_options(synchronize_session=False))
+    entry = post_settlement(session, actor, settlement)
+    return entry
+
+
+def post_settlement(session: Session, actor: User, settlement: CommissionSettlement) -> LedgerEntry:
+    """Credit an approved statement's total to the company's commission wallet, exactly once."""
+    if not _transition(session, CommissionSettlement, settlement, "approved", status="posted", posted_at=utcnow()):
+        raise DomainError(_l("Statement %(id)s is not approved, or already posted.", id=settlement.id))
+    wallet = wallet_for(session, settlement.company_id, settlement.currency, kind="commission")
+    entry = credit(session, wallet, from_minor(settlement.total_minor, settlement.currency), "commission",
+                   f"settlement:{settlement.id}", actor, memo=f"commission {settlement.month}")
+    settlement.ledger_entry_id = entry.id
+    session.execute(update(CommissionEntry).where(CommissionEntry.settlement_id == settlement.id)
+                    .values(state="posted").execution_options(synchronize_session=False))
+    session.flush()
+    record(session, actor, "post", "commission_settlement", [settlement.id],
+           f"{settlement.total_minor} {settlement.currency} minor")
+    return entry
+
+
+# --- withdrawals -------------------------------------------------------------------------------
+
+
+def commission_balance(session: Session, company_id: int, currency: str = "CNY") -> Decimal:
+    """What the company may withdraw: its commission wallet's balance."""
+    held = session.scalar(select(Wallet.balance).where(Wallet.company_id == company_id, Wallet.currency == currency,
+                                                       Wallet.kind == "commission"))
+    return Decimal(held) if held is not None else from_minor(0, currency)
+
+
+def submit_withdrawal(session: Session, actor: User, vault: Vault, company: Company, *, amount: str,
+                      bank_name: str, account_name: str, account_number: str, currency: str = "CNY") -> Withdrawal:
+    """提现: ask to be paid commission; the amount leaves the commission wallet now (held)."""
+    require_role(actor, DISTRIBUTOR_ROLES)
+    if not in_scope(actor, company.id, session):
+        raise NotAllowed(_l("Company %(name)s is outside your companies.", name=company.name))
+    profile = require_verified(session, company.id)
+    value = parse(amount, currency, str(_l("Amount")))
+    number = normalize(account_number or "")
+    if not number.isdigit() or not 8 <= len(number) <= 30:
+        raise DomainError(_l("Bank account number: 8 to 30 digits."))
+    bank_name = " ".join((bank_name or "").split())
+    if not bank_name:
+        raise DomainError(_l("Bank: enter the bank and branch."))
+    if " ".join((account_name or "").split()) != profile.legal_name:
+        raise DomainError(_l("Account name: withdrawals go only to an account in the verified legal name "
+                             "%(name)s.", name=profile.legal_name))
+    withdrawal = Withdrawal(company_id=company.id, currency=currency, amount_minor=to_minor(value, currency),
+                            status="submitted", bank_name=bank_name[:100], account_name=profile.legal_name,
+                            account_enc=vault.encrypt(number), account_index=vault.blind_index(number, "bank"),
+                            account_hint=number[-2:], submitted_by_id=actor.id)
+    session.add(withdrawal)
+    session.flush()
+    wallet = wallet_for(session, company.id, currency, kind="commission")
+    try:
+        debit(session, wallet, value, "withdrawal", f"withdrawal:{withdrawal.id}:hold", actor,
+              memo=f"withdrawal #{withdrawal.id}")
+    except InsufficientBalance:
+        raise DomainError(_l("Amount: %(amount)s is more than the available commission %(held)s.",
+                             amount=value, held=commission_balance(session, company.id, currency))) from None
+    record(session, actor, "submit", "withdrawal", [withdrawal.id], f"{value} {currency}")
+    return withdrawal
+
+
+def _release(session: Session, actor: User, withdrawal: Withdrawal) -> None:
+    wallet = wallet_for(session, withdrawal.company_id, withdrawal.currency, kind="commission")
+    credit(session, wallet, from_minor(withdrawal.amount_minor, withdrawal.currency), "withdrawal_release",
+           f"withdrawal:{withdrawal.id}:release", actor, memo=f"withdrawal #{withdrawal.id} not paid")
+
+
+def approve_withdrawal(session: Session, actor: User, withdrawal: Withdrawal) -> None:
+    """Finance approves a submitted withdrawal it did not submit."""
+    require_role(actor, FINANCE_ROLES)
+    if actor.id == withdrawal.submitted_by_id:
+        raise NotAllowed(_l("Withdrawal %(id)s: whoever submitted it cannot approve it.", id=withdrawal.id))
+    if not _transition(session, Withdrawal, withdrawal, "submitted", status="approved", approved_by_id=actor.id,
+                       decided_at=utcnow()):
+        raise DomainError(_l("Withdrawal %(id)s was already reviewed.", id=withdrawal.id))
+    record(session, actor, "approve", "withdrawal", [withdrawal.id])
+
+
+def pay_withdrawal(session: Session, actor: User, withdrawal: Withdrawal, bank_reference: str) -> None:
+    """The bank paid it: record the bank's reference."""
+    require_role(actor, FINANCE_ROLES)
+    reference = (bank_reference or "").strip()
+    if not reference or len(reference) > 100:
+        raise DomainError(_l("Bank reference: enter the transfer's reference (at most 100 characters)."))
+    if not _transition(session, Withdrawal, withdrawal, "approved", status="paid", bank_reference=reference,
+                       paid_at=utcnow()):
+        raise DomainError(_l("Withdrawal %(id)s is not approved.", id=withdrawal.id))
+    record(session, actor, "pay", "withdrawal", [withdrawal.id], reference)
+
+
+def close_withdrawal(session: Session, actor: User, withdrawal: Withdrawal, outcome: str, reason: str = "") -> None:
+    """Reject (submitted), fail (approved) or cancel (submitted, by its company): the held amount comes back once."""
+    if outcome == "cancelled":
+        require_role(actor, DISTRIBUTOR_ROLES)
+        if not in_scope(actor, withdrawal.company_id, session):
+            raise NotAllowed(_l("Withdrawal %(id)s is outside your companies.", id=withdrawal.id))
+        from_status = "submitted"
+    elif outcome in ("rejected", "failed"):
+        require_role(actor, FINANCE_ROLES)
+        if len((reason or "").strip()) < 4:
+            raise DomainError(_l("Reason: say why (at least 4 characters)."))
+        from_status = "submitted" if outcome == "rejected" else "approved"
+    else:
+        raise DomainError(_l("Unknown outcome %(outcome)s.", outcome=outcome))
+    if not _transition(session, Withdrawal, withdrawal, from_status, status=outcome, reason=(reason or "").strip(),
+                       decided_at=utcnow()):
+        raise DomainError(_l("Withdrawal %(id)s is no longer %(status)s.", id=withdrawal.id, status=from_status))
+    _release(session, actor, withdrawal)
+    record(session, actor, outcome, "withdrawal", [withdrawal.id], (reason or "")[:200])
+
+
+def reveal_account(session: Session, actor: User, vault: Vault, withdrawal: Withdrawal, reason: str) -> str:
+    """The plain bank account number for finance paying it; audited with the reason only."""
+    check_reveal(actor, reason)
+    record(session, actor, "reveal", "withdrawal", [withdrawal.id], f"bank account revealed: {reason.strip()[:200]}")
+    return vault.decrypt(withdrawal.account_enc)
