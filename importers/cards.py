@@ -1,0 +1,362 @@
+"""Card workbooks (seed 002): template, guarded reading, preview with totals, chunked commit, rollback, export.
+
+The upload goes through importers.expiry.check_archive (size, parts, zip-bomb ratio) before
+openpyxl reads it in read-only mode with the declared dimension ignored. The preview sorts every
+row into new / duplicate in the file / duplicate in the database / invalid, stages the new rows
+(PIN already encrypted) and keeps the first errors; a file with any bad row changes nothing.
+The commit moves staged rows into the inventory a chunk at a time, each chunk its own short
+transaction committed by the caller, so it can show progress and resume after an interruption.
+A whole batch can be rolled back while every card of it is still in stock where it arrived.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font, PatternFill
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from actions import DomainError, require_role
+from actions.audit import record
+from actions.cards import (
+    CARD_ADMIN_ROLES, PLATFORM, CardInput, adjust_on_hand, card_packages, check_card_fields, may_export_pins,
+)
+from actions.crypto import Vault, mask, normalize
+from importers.expiry import ImportRejected, check_archive, file_sha256
+from importers.xlsx import write_xlsx
+from models import CardImport, CardImportRow, CardMovement, Company, SimCard, User, utcnow
+
+MAX_ROWS = 100_000
+CHUNK = 2_000  # rows per commit transaction: well under a second on SQLite
+_LOOKUP = 900  # stays under SQLite's bound-parameter limit
+ERRORS_KEPT = 1_000
+ERRORS_SHOWN = 20
+MAX_HEADER_COLUMNS = 30
+
+COLUMNS = ("iccid", "phone", "pin", "plan", "valid_until")
+HEADERS = {
+    "iccid": ("ICCID", "卡号", "ICCID号"),
+    "phone": ("Phone number", "手机号", "号码", "手机号码"),
+    "pin": ("PIN", "密码", "PIN码"),
+    "plan": ("Plan", "套餐", "套餐类型", "套餐编码"),
+    "valid_until": ("Valid until", "有效期", "有效期至"),
+}
+
+
+@dataclass
+class CardPreview:
+    """What a workbook holds, sorted: new rows to stage, and the rest by reason."""
+
+    new: list[tuple[int, CardInput]] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    duplicate_in_file: int = 0
+    duplicate_in_db: int = 0
+    invalid: int = 0
+    rows_total: int = 0
+
+
+def build_template(language: str = "en") -> bytes:
+    """The blank card workbook: headers (text columns), and the active card plans on a second sheet."""
+    index = 1 if language.startswith("zh") else 0
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Cards"
+    sheet.append([HEADERS[c][index] for c in COLUMNS])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+    for letter, width in zip("ABCDE", (24, 16, 12, 16, 14)):
+        sheet.column_dimensions[letter].width = width
+        sheet.column_dimensions[letter].number_format = "@" if letter != "E" else "yyyy-mm-dd"
+    notes = workbook.create_sheet("Instructions")
+    notes.column_dimensions["A"].width = 100
+    for line in (
+        _("One card per row from row 2; keep the header row (English or Chinese headers)."),
+        _("ICCID: 19 or 20 characters starting with 89, typed as text. Phone number: digits. PIN: 4 to 16 letters or digits."),
+        _("Plan: the code of an active card package. Valid until: a date (2027-12-31), not in the past."),
+        _("At most %(rows)s rows. A file with any bad row changes nothing: fix the rows the preview names.",
+          rows=f"{MAX_ROWS:,}"),
+    ):
+        notes.append([line])
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def _normal(text) -> str:
+    return " ".join(str(text).split()).casefold()
+
+
+def _columns(header) -> dict[str, int] | str:
+    wanted = {key: {_normal(h) for h in names} for key, names in HEADERS.items()}
+    found: dict[str, list[int]] = {key: [] for key in COLUMNS}
+    for index, cell in enumerate(header):
+        if cell.value is None or cell.data_type == "f":
+            continue
+        for key, names in wanted.items():
+            if _normal(cell.value) in names:
+                found[key].append(index)
+    if all(len(v) == 1 for v in found.values()):
+        return {k: v[0] for k, v in found.items()}
+    return _("wrong headers: the first row must hold %(headers)s (or %(headers_zh)s), each once",
+             headers=", ".join(HEADERS[c][0] for c in COLUMNS), headers_zh=", ".join(HEADERS[c][1] for c in COLUMNS))
+
+
+def _text(cell) -> str:
+    value = cell.value
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return normalize(str(value))
+
+
+def _date(cell) -> date | None:
+    value = cell.value
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip().replace("/", "-")) if value else None
+    except ValueError:
+        return None
+
+
+def read_cards(data: bytes, today: date, max_rows: int = MAX_ROWS) -> tuple[list[tuple[int, CardInput]], CardPreview]:
+    """The rows of the first sheet: the well-formed ones, and a preview holding the malformed ones."""
+    preview = CardPreview()
+    rows: list[tuple[int, CardInput]] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+            try:
+                sheet = workbook.worksheets[0]
+                sheet.reset_dimensions()
+                first = sheet.iter_rows(min_row=1, max_row=1, max_col=MAX_HEADER_COLUMNS)
+                header = next(first, ())
+                first.close()
+                columns = _columns(header)
+                if isinstance(columns, str):
+                    raise ImportRejected(columns)
+                width = max(columns.values()) + 1
+                for row_no, row in enumerate(sheet.iter_rows(min_row=2, max_col=width), start=2):
+                    cells = {key: row[index] for key, index in columns.items()}
+                    if all(c.value is None or str(c.value).strip() == "" for c in cells.values()):
+                        continue
+                    preview.rows_total += 1
+                    if preview.rows_total > max_rows:
+                        raise ImportRejected(_l("The file has more than %(max)s rows; split it into smaller files.",
+                                                max=f"{max_rows:,}"))
+                    if any(c.data_type == "f" for c in cells.values()):
+                        preview.invalid += 1
+                        preview.errors.append((row_no, _("a cell holds a formula: type values")))
+                        continue
+                    if isinstance(cells["iccid"].value, (int, float)):
+                        preview.invalid += 1
+                        preview.errors.append((row_no, _("ICCID stored as a number loses digits: format the column as text")))
+                        continue
+                    card = CardInput(_text(cells["iccid"]).upper(), _text(cells["phone"]), _text(cells["pin"]),
+                                     _text(cells["plan"]), _date(cells["valid_until"]))
+                    rows.append((row_no, card))
+            finally:
+                workbook.close()
+    except ImportRejected:
+        raise
+    except Exception as exc:  # any malformed part of an untrusted file: refuse it, whatever broke
+        raise ImportRejected(_l("The workbook could not be read (%(error)s). Save it again from Excel "
+                                "as .xlsx and retry.", error=type(exc).__name__)) from exc
+    if preview.rows_total == 0:
+        raise ImportRejected(_l("The file has no rows below the header row."))
+    return rows, preview
+
+
+def _existing(session: Session, column, values: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(values), _LOOKUP):
+        found.update(session.scalars(select(column).where(column.in_(values[start:start + _LOOKUP]))))
+    return found
+
+
+def preview_import(session: Session, actor: User, vault: Vault, data: bytes, filename: str, today: date,
+                   holder_key: int = PLATFORM, max_bytes: int = 10 * 1024 * 1024) -> CardImport:
+    """Check, read and sort a workbook; stage its new rows; return the CardImport (flushed, not committed)."""
+    require_role(actor, CARD_ADMIN_ROLES)
+    check_archive(data, filename=filename, max_bytes=max_bytes, max_rows=2 * MAX_ROWS)
+    if holder_key != PLATFORM and session.get(Company, holder_key) is None:
+        raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
+    rows, preview = read_cards(data, today)
+    packages = card_packages(session)
+    pins = {row_no: vault.blind_index(card.pin, "pin") for row_no, card in rows if card.pin}
+    in_db = {
+        "iccid": _existing(session, SimCard.iccid, [c.iccid for _n, c in rows]),
+        "phone": _existing(session, SimCard.phone, [c.phone for _n, c in rows]),
+        "pin": _existing(session, SimCard.pin_index, list(pins.values())),
+    }
+    first_seen: dict[tuple[str, str], int] = {}
+    for row_no, card in rows:
+        problems = check_card_fields(card, today)
+        if card.package_code not in packages:
+            problems.append(_("plan %(code)s is not an active card package", code=card.package_code[:40]))
+        if problems:
+            preview.invalid += 1
+            preview.errors.append((row_no, "; ".join(problems)))
+            continue
+        keys = (("iccid", card.iccid), ("phone", card.phone), ("pin", pins[row_no]))
+        repeated = [(name, first_seen[(name, value)]) for name, value in keys if (name, value) in first_seen]
+        for name, value in keys:
+            first_seen.setdefault((name, value), row_no)
+        if repeated:
+            preview.duplicate_in_file += 1
+            preview.errors.append((row_no, "; ".join(
+                _("duplicate in file: same %(field)s as row %(row)s", field=_field(name), row=other)
+                for name, other in repeated)))
+            continue
+        clashes = [name for name, value in keys if value in in_db[name]]
+        if clashes:
+            preview.duplicate_in_db += 1
+            preview.errors.append((row_no, _("already in the inventory: %(fields)s",
+                                             fields=", ".join(_field(n) for n in clashes))))
+            continue
+        preview.new.append((row_no, card))
+    preview.errors.sort(key=lambda e: e[0])
+    batch = CardImport(actor_id=actor.id, holder_company_id=holder_key or None, filename=filename[:255],
+                       file_sha256=file_sha256(data), status="previewed", rows_total=preview.rows_total,
+                       rows_new=len(preview.new), rows_duplicate_in_file=preview.duplicate_in_file,
+                       rows_duplicate_in_db=preview.duplicate_in_db, rows_invalid=preview.invalid,
+                       errors="\n".join(_("row %(row)s: %(reason)s", row=n, reason=r)
+                                        for n, r in preview.errors[:ERRORS_KEPT]))
+    session.add(batch)
+    session.flush()
+    if not preview.errors:
+        staged = [{"import_id": batch.id, "row_no": row_no, "iccid": card.iccid, "phone": card.phone,
+                   "pin_enc": vault.encrypt(card.pin), "pin_index": pins[row_no], "pin_hint": card.pin[-2:],
+                   "package_id": packages[card.package_code].id, "valid_until": card.valid_until}
+                  for row_no, card in preview.new]
+        for start in range(0, len(staged), CHUNK):
+            session.execute(insert(CardImportRow), staged[start:start + CHUNK])
+    record(session, actor, "preview", "card_import", [batch.id],
+           f"{filename[:100]}: {len(preview.new)} new, {len(preview.errors)} bad")
+    return batch
+
+
+def _field(name: str) -> str:
+    return {"iccid": "ICCID", "phone": _("phone number"), "pin": "PIN"}[name]
+
+
+def first_errors(batch: CardImport, limit: int = ERRORS_SHOWN) -> list[str]:
+    return batch.errors.splitlines()[:limit]
+
+
+def error_workbook(batch: CardImport):
+    """The stored bad rows as an xlsx (row, reason), an open temporary file."""
+    def rows() -> Iterable[Sequence]:
+        for line in batch.errors.splitlines():
+            head, _sep, reason = line.partition(": ")
+            yield [head, reason]
+
+    return write_xlsx([_("Row"), _("Reason")], rows(), sheet_title="Errors")
+
+
+def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = CHUNK) -> tuple[int, int]:
+    """Move the next `chunk` staged rows into the inventory; returns (committed, total). The caller commits."""
+    require_role(actor, CARD_ADMIN_ROLES)
+    if batch.rows_invalid or batch.rows_duplicate_in_file or batch.rows_duplicate_in_db:
+        raise DomainError(_l("Import %(id)s has bad rows: fix them and upload the file again.", id=batch.id))
+    if batch.status not in ("previewed", "committing"):
+        raise DomainError(_l("Import %(id)s is %(status)s.", id=batch.id, status=batch.status))
+    done = batch.rows_committed
+    staged = session.scalars(select(CardImportRow).where(CardImportRow.import_id == batch.id)
+                             .order_by(CardImportRow.row_no).offset(done).limit(chunk)).all()
+    # Claim this chunk: two browsers resuming the same import never insert it twice.
+    claimed = session.execute(
+        update(CardImport).where(CardImport.id == batch.id, CardImport.rows_committed == done)
+        .values(rows_committed=done + len(staged),
+                status="committed" if done + len(staged) >= batch.rows_new else "committing",
+                committed_at=utcnow() if done + len(staged) >= batch.rows_new else None)
+        .execution_options(synchronize_session=False)).rowcount
+    if claimed != 1:
+        session.expire(batch)
+        raise DomainError(_l("Import %(id)s is being committed by another request; reload to see its progress.",
+                             id=batch.id))
+    holder = batch.holder_company_id or PLATFORM
+    clashes = _existing(session, SimCard.iccid, [r.iccid for r in staged]) | \
+        _existing(session, SimCard.pin_index, [r.pin_index for r in staged])
+    if clashes:
+        bad = [str(r.row_no) for r in staged if r.iccid in clashes or r.pin_index in clashes]
+        raise DomainError(_l("Rows %(rows)s were added to the inventory since the preview: upload the file again.",
+                             rows=", ".join(bad[:20])))
+    now = utcnow()
+    session.execute(insert(SimCard), [
+        {"iccid": r.iccid, "phone": r.phone, "pin_enc": r.pin_enc, "pin_index": r.pin_index, "pin_hint": r.pin_hint,
+         "package_id": r.package_id, "valid_until": r.valid_until, "status": "in_stock", "holder_key": holder,
+         "warehouse": "", "import_id": batch.id, "created_at": now} for r in staged])
+    ids = dict(session.execute(select(SimCard.iccid, SimCard.id).where(
+        SimCard.import_id == batch.id, SimCard.iccid.in_([r.iccid for r in staged]))).all()) if staged else {}
+    if staged:
+        session.execute(insert(CardMovement), [
+            {"card_id": ids[r.iccid], "at": now, "actor_id": actor.id, "from_status": None, "to_status": "in_stock",
+             "from_holder_key": None, "to_holder_key": holder, "note": f"import {batch.id}"} for r in staged])
+    per_package: dict[int, int] = {}
+    for r in staged:
+        per_package[r.package_id] = per_package.get(r.package_id, 0) + 1
+    for package_id, count in per_package.items():
+        adjust_on_hand(session, package_id, holder, count)
+    session.expire(batch)
+    if batch.status == "committed":
+        session.execute(delete(CardImportRow).where(CardImportRow.import_id == batch.id))
+        record(session, actor, "commit", "card_import", [batch.id], f"{batch.rows_committed} cards")
+    return batch.rows_committed, batch.rows_new
+
+
+def rollback_import(session: Session, actor: User, batch: CardImport) -> int:
+    """Remove a committed batch whole, only while each of its cards is in stock where it arrived, never moved."""
+    require_role(actor, CARD_ADMIN_ROLES)
+    if batch.status not in ("committed", "committing"):
+        raise DomainError(_l("Import %(id)s has no cards to roll back.", id=batch.id))
+    holder = batch.holder_company_id or PLATFORM
+    card_ids = select(SimCard.id).where(SimCard.import_id == batch.id)
+    moved = session.scalars(select(SimCard.iccid).where(
+        SimCard.import_id == batch.id, (SimCard.status != "in_stock") | (SimCard.holder_key != holder)).limit(20)).all()
+    moved += session.scalars(select(SimCard.iccid).join(CardMovement, CardMovement.card_id == SimCard.id).where(
+        SimCard.import_id == batch.id).group_by(SimCard.iccid).having(func.count() > 1).limit(20)).all()
+    if moved:
+        raise DomainError(_l("Import %(id)s cannot be rolled back: these cards left the stock or moved: %(list)s.",
+                             id=batch.id, list=", ".join(sorted(set(moved)))))
+    per_package = session.execute(select(SimCard.package_id, func.count()).where(SimCard.import_id == batch.id)
+                                  .group_by(SimCard.package_id)).all()
+    for package_id, count in per_package:
+        adjust_on_hand(session, package_id, holder, -count)
+    session.execute(delete(CardMovement).where(CardMovement.card_id.in_(card_ids)))
+    removed = session.execute(delete(SimCard).where(SimCard.import_id == batch.id)).rowcount
+    session.execute(delete(CardImportRow).where(CardImportRow.import_id == batch.id))
+    batch.status, batch.rolled_back_at = "rolled_back", utcnow()
+    session.flush()
+    record(session, actor, "rollback", "card_import", [batch.id], f"{removed} cards removed")
+    return removed
+
+
+def export_cards(session: Session, actor: User, vault: Vault, query, with_pins: bool = False):
+    """The cards of `query` (already scoped) as an xlsx; PINs only for the export permission, audited."""
+    if with_pins and not may_export_pins(actor):
+        raise DomainError(_l("Your role may not export PINs."))
+    headers = ["ICCID", _("Phone number"), "PIN", _("Plan"), _("Valid until"), _("Status"), _("Holder")]
+
+    def rows():
+        for card in session.scalars(query.execution_options(yield_per=1000)):
+            pin = vault.decrypt(card.pin_enc) if with_pins else mask(card.pin_hint)
+            yield [card.iccid, card.phone, pin, card.package.code if card.package else "",
+                   card.valid_until.isoformat(), card.status, card.holder_key]
+
+    out = write_xlsx(headers, rows(), sheet_title="Cards")
+    record(session, actor, "export_pins" if with_pins else "export", "sim_card", [],
+           "cards exported with PINs" if with_pins else "cards exported, PINs masked")
+    return out
