@@ -18,6 +18,8 @@ FINANCE = _l("Finance operations")  # 财务操作
 SALES = _l("Sales operations")  # 销售操作
 SUPPORT = _l("Tech support operations")  # 技术支持操作
 SYSTEM = _l("System")  # 系统
+CARDS = _l("Card management")  # 号卡管理
+DISTRIBUTION = _l("Distribution")  # 分销管理
 
 
 class HomeView(RoleMixin, AdminIndexView):
@@ -44,11 +46,11 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
+        billing, bindings, cards, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
         renewals, seats, system, tenants,
     )
 
-    for category in (MANAGEMENT, CUSTOMER, FINANCE, SALES, SUPPORT, SYSTEM):
+    for category in (MANAGEMENT, CUSTOMER, CARDS, DISTRIBUTION, FINANCE, SALES, SUPPORT, SYSTEM):
         admin.add_category(category)  # the menu's order; a group with nothing visible is not drawn
     renewals.register(admin, customer=CUSTOMER, finance=FINANCE)
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
@@ -63,6 +65,7 @@ def init_admin(app: Flask) -> Admin:
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
     tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
+    cards.register(admin, cards=CARDS, distribution=DISTRIBUTION, finance=FINANCE, system=SYSTEM)
 
     @app.context_processor
     def console_context():

@@ -1,0 +1,823 @@
+"""Cards (seed 002): 号卡管理, 库存管理, 分销管理, 财务管理 — thin views over actions.cards,
+actions.distribution and importers.cards.
+
+Staff reach these views by their declared `roles`. A customer administrator reaches them only
+when their company is a distributor (it has a DistributorProfile): `DistributorAccess` adds that
+one rule to the role check, and the rows they see are scoped to their company tree through the
+view's `scope_column` like every customer view. Real-name verification (实名认证) is open to every
+customer administrator: filing it is how a company becomes a distributor.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+from flask import Response, abort, current_app, flash, g, has_request_context, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy import func, select
+
+from actions import DomainError, companies_in_scope, scope_company_ids
+from actions.cards import (
+    CARD_ADMIN_ROLES, PLATFORM, REVEAL_PIN_ROLES, CardInput, add_card, distributor_profile, find_by_pin,
+    is_distributor_user, may_export_pins, parse_numbers, post_stock_document, reveal_id_number, reveal_pin,
+    review_verification, stock_summary, submit_verification,
+)
+from actions.crypto import vault
+from actions.distribution import (
+    approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, pay_withdrawal,
+    prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
+)
+from actions.money import format_money, from_minor
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter
+from importers.cards import (
+    build_template, commit_chunk, error_workbook, export_cards, first_errors, preview_import, rollback_import,
+)
+from importers.expiry import ImportRejected
+from importers.xlsx import iter_file, write_xlsx
+from models import (
+    CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
+    DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
+    CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Package,
+    SimCard, User, Wallet, Withdrawal, db,
+)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+LICENCE_TYPES = {".pdf", ".jpg", ".jpeg", ".png"}
+LICENCE_MAX_BYTES = 5 * 1024 * 1024
+
+
+def _is_distributor(user) -> bool:
+    """Cached per request: every menu entry of this area asks."""
+    key = f"_distributor_{user.id}"
+    if key not in g:
+        setattr(g, key, is_distributor_user(db.session, user))
+    return getattr(g, key)
+
+
+class DistributorAccess:
+    """Staff by `roles`; customer administrators only when their company is a distributor."""
+
+    def allows(self, user) -> bool:
+        if super().allows(user):
+            return True
+        return bool(user.is_authenticated and user.is_active and not user.must_change_password
+                    and user.role == "customer_admin" and _is_distributor(user))
+
+
+def _money_cell(minor_name: str):
+    def cell(view, context, model, name):
+        return format_money(from_minor(getattr(model, minor_name), model.currency), model.currency)
+
+    return cell
+
+
+def _holder_name(key: int) -> str:
+    if key == PLATFORM:
+        return str(_l("Platform warehouse"))
+    company = db.session.get(Company, key)
+    return company.name if company else f"#{key}"
+
+
+def _holder_cell(view, context, model, name):
+    return _holder_name(getattr(model, name))
+
+
+def _status_badges(choices, kinds):
+    def cell(view, context, model, name):
+        value = getattr(model, name)
+        return badge(str(choices.get(value, value)), kinds.get(value, "secondary"))
+
+    return cell
+
+
+def _holders() -> list[tuple[int, str]]:
+    """Holders the current user may pick: staff see the platform and every distributor."""
+    rows = db.session.execute(select(Company.id, Company.name).join(
+        DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all()
+    if not current_user.is_staff:
+        allowed = scope_company_ids(db.session, current_user)
+        return [(i, n) for i, n in rows if i in allowed]
+    return [(PLATFORM, str(_l("Platform warehouse")))] + [(i, n) for i, n in rows]
+
+
+def _int_arg(name: str, default: int | None = None) -> int | None:
+    value = request.values.get(name, "")
+    return int(value) if value.isdecimal() and len(value) < 10 else default
+
+
+def _fail(exc: DomainError) -> None:
+    db.session.rollback()
+    flash(str(exc), "error")
+
+
+# --- 实名认证 -------------------------------------------------------------------------------------
+
+
+class VerificationView(RoleView):
+    """实名认证: a customer administrator files the company's legal identity; an admin verifies it."""
+
+    roles = frozenset({"customer_admin"})
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        company = current_user.company
+        if company is None:  # staff: the verifications wait in the distributors list
+            pending = db.session.scalar(select(func.count()).select_from(DistributorProfile)
+                                        .where(DistributorProfile.status == "pending"))
+            return self.render("renewdesk/cards/verification.html", profile=None, company=None, pending=pending,
+                               id_types=ID_TYPES, statuses=DISTRIBUTOR_STATUSES)
+        profile = distributor_profile(db.session, company.id)
+        if request.method == "POST":
+            licence = request.files.get("licence")
+            name = digest = None
+            if licence is not None and licence.filename:
+                data = licence.stream.read(LICENCE_MAX_BYTES + 1)
+                suffix = Path(licence.filename).suffix.lower()
+                if len(data) > LICENCE_MAX_BYTES or suffix not in LICENCE_TYPES:
+                    flash(_("Licence file: a PDF, JPG or PNG of at most 5 MB."), "error")
+                    return redirect(url_for(".index"))
+                digest = hashlib.sha256(data).hexdigest()
+                folder = Path(current_app.instance_path) / "licences"
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / f"{digest}{suffix}").write_bytes(data)
+                name = licence.filename[-255:]
+            try:
+                submit_verification(db.session, current_user, vault(), company,
+                                    legal_name=request.form.get("legal_name", ""),
+                                    id_type=request.form.get("id_type", ""),
+                                    id_number=request.form.get("id_number", ""),
+                                    licence_file_name=name, licence_sha256=digest)
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                flash(_("Submitted: an administrator will verify it."), "success")
+            return redirect(url_for(".index"))
+        return self.render("renewdesk/cards/verification.html", profile=profile, id_types=ID_TYPES,
+                           statuses=DISTRIBUTOR_STATUSES, company=company)
+
+
+class DistributorProfileView(ScopedModelView):
+    """Distributors and their verification: an administrator verifies or rejects (with a reason)."""
+
+    roles = frozenset({"admin"})
+    scope_column = "company_id"
+    can_create = can_edit = can_delete = False
+    column_list = ("company", "legal_name", "id_type", "id_number_hint", "licence_file_name", "status", "reason",
+                   "reviewed_at", "created_at")
+    column_details_list = column_list
+    column_export_list = column_list
+    column_labels = {"company": _l("Company"), "legal_name": _l("Legal name"), "id_type": _l("ID type"),
+                     "id_number_hint": _l("ID number"), "licence_file_name": _l("Licence file"),
+                     "status": _l("Status"), "reason": _l("Reason"), "reviewed_at": _l("Reviewed"),
+                     "created_at": _l("Submitted")}
+    column_formatters = {"id_type": label_formatter(ID_TYPES),
+                         "id_number_hint": lambda v, c, m, n: m.id_number_masked,
+                         "status": _status_badges(DISTRIBUTOR_STATUSES, {"verified": "success", "rejected": "danger",
+                                                                         "pending": "info"})}
+    column_formatters_export = {"id_number_hint": lambda v, c, m, n: m.id_number_masked}
+    column_searchable_list = ("legal_name",)
+    column_filters = (sqla_filters.FilterEqual(DistributorProfile.status, _l("Status"),
+                                               options=list(DISTRIBUTOR_STATUSES.items())),)
+    column_select_related_list = (DistributorProfile.company,)
+    column_default_sort = ("id", True)
+
+    @action("verify", _l("Verify"), _l("Verify the selected distributors?"))
+    def action_verify(self, ids):
+        done = []
+        for profile in self.scoped_rows(ids):
+            try:
+                review_verification(db.session, current_user, profile, approve=True)
+                done.append(profile.legal_name)
+            except DomainError as exc:
+                flash(f"{profile.legal_name}: {exc}", "error")
+        db.session.commit()
+        if done:
+            flash(_("Verified: %(names)s", names=", ".join(done)), "success")
+
+    @expose("/reject/", methods=("GET", "POST"))
+    def reject(self):
+        profile = self.get_one(request.values.get("id", ""))
+        if profile is None:
+            abort(404)
+        if request.method == "POST":
+            try:
+                review_verification(db.session, current_user, profile, approve=False,
+                                    reason=request.form.get("reason", ""))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                flash(_("Verification of %(name)s rejected.", name=profile.legal_name), "success")
+                return redirect(url_for(".index_view"))
+        return self.render("renewdesk/cards/reason.html", title=_("Reject the verification of %(name)s",
+                                                                   name=profile.legal_name),
+                           button=_("Reject"), row_id=profile.id)
+
+    @expose("/reveal/", methods=("GET", "POST"))
+    def reveal(self):
+        profile = self.get_one(request.values.get("id", ""))
+        if profile is None:
+            abort(404)
+        secret = None
+        if request.method == "POST":
+            try:
+                secret = reveal_id_number(db.session, current_user, vault(), profile, request.form.get("reason", ""))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+        return self.render("renewdesk/cards/reason.html", title=_("Reveal the ID number of %(name)s",
+                                                                   name=profile.legal_name),
+                           button=_("Reveal"), row_id=profile.id, secret=secret)
+
+
+# --- 号卡管理 -------------------------------------------------------------------------------------
+
+
+def _pin_cell(view, context, model, name):
+    return model.pin_masked
+
+
+class SimCardView(DistributorAccess, ScopedModelView):
+    """号卡: query by number, PIN (exact), plan, status; add, import, export; reveal one PIN with a reason."""
+
+    roles = frozenset({"tech_support", "finance", "sales"})
+    scope_column = "holder_key"
+    can_create = can_edit = can_delete = False
+    list_template = "renewdesk/cards/card_list.html"
+    column_list = ("iccid", "phone", "pin_hint", "package", "valid_until", "status", "holder_key", "created_at")
+    column_details_list = column_list + ("warehouse", "order_line_id", "import_id")
+    column_export_list = ("iccid", "phone", "pin_hint", "package", "valid_until", "status", "holder_key")
+    column_labels = {"iccid": "ICCID", "phone": _l("Phone number"), "pin_hint": "PIN", "package": _l("Plan"),
+                     "valid_until": _l("Valid until"), "status": _l("Status"), "holder_key": _l("Holder"),
+                     "created_at": _l("Added"), "warehouse": _l("Warehouse"), "order_line_id": _l("Order line"),
+                     "import_id": _l("Import")}
+    column_formatters = {"pin_hint": _pin_cell, "holder_key": _holder_cell,
+                         "status": label_formatter(CARD_STATUSES)}
+    column_formatters_export = {"pin_hint": _pin_cell, "holder_key": _holder_cell,
+                                "status": label_formatter(CARD_STATUSES)}
+    column_searchable_list = ("iccid", "phone")
+    column_sortable_list = ("iccid", "phone", "valid_until", "status", "created_at")
+    column_select_related_list = (SimCard.package,)
+    column_default_sort = ("id", True)
+    export_types = ["xlsx"]
+    can_export = True
+
+    def __init__(self, *args, **kwargs):
+        self.column_filters = (
+            sqla_filters.FilterEqual(SimCard.status, _l("Status"), options=list(CARD_STATUSES.items())),
+            sqla_filters.IntEqualFilter(SimCard.package_id, _l("Plan"), options=self._plan_options),
+            sqla_filters.DateBetweenFilter(SimCard.valid_until, _l("Valid until")),
+        )
+        super().__init__(SimCard, *args, **kwargs)
+
+    @staticmethod
+    def _plan_options():
+        if not has_request_context():
+            return []  # computed per request (admin_views.base), never at start-up
+        return [(str(p.id), f"{p.code} {p.name}") for p in db.session.scalars(
+            select(Package).where(Package.kind == "card").order_by(Package.code))]
+
+    def search_placeholder(self):
+        return _("ICCID or phone number")
+
+    def _pin_clause(self):
+        pin = request.args.get("pin", "").strip() if request else ""
+        return find_by_pin(db.session, vault(), pin) if pin else None
+
+    def get_query(self):
+        query, clause = super().get_query(), self._pin_clause()
+        return query if clause is None else query.filter(clause)
+
+    def get_count_query(self):
+        query, clause = super().get_count_query(), self._pin_clause()
+        return query if clause is None else query.filter(clause)
+
+    def render(self, template, **kwargs):
+        kwargs.setdefault("may_add", current_user.role in CARD_ADMIN_ROLES | {"admin"})
+        kwargs.setdefault("may_export_pins", may_export_pins(current_user))
+        return super().render(template, **kwargs)
+
+    @expose("/add/", methods=("GET", "POST"))
+    def add(self):
+        """添加号卡."""
+        if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
+            abort(403)
+        packages = db.session.scalars(select(Package).where(Package.kind == "card", Package.active)
+                                      .order_by(Package.code)).all()
+        if request.method == "POST":
+            form = request.form
+            try:
+                valid_until = date.fromisoformat(form.get("valid_until", ""))
+            except ValueError:
+                valid_until = None
+            try:
+                card = add_card(db.session, current_user, vault(),
+                                CardInput(form.get("iccid", ""), form.get("phone", ""), form.get("pin", ""),
+                                          form.get("plan", ""), valid_until),
+                                date.today(), holder_key=_int_arg("holder", PLATFORM))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                flash(_("Card %(iccid)s added to the stock.", iccid=card.iccid), "success")
+                return redirect(url_for(".add"))
+        return self.render("renewdesk/cards/card_add.html", packages=packages, holders=_holders())
+
+    @expose("/timeline/")
+    def timeline(self):
+        card = self.get_one(request.args.get("id", ""))
+        if card is None:
+            abort(404)
+        movements = db.session.scalars(select(CardMovement).where(CardMovement.card_id == card.id)
+                                       .order_by(CardMovement.id)).all()
+        return self.render("renewdesk/cards/card_timeline.html", card=card, movements=movements,
+                           statuses=CARD_STATUSES, holder_name=_holder_name)
+
+    @expose("/reveal/", methods=("GET", "POST"))
+    def reveal(self):
+        """Show one PIN to a reveal role that typed why (audited, the PIN never in the audit row)."""
+        if current_user.role not in REVEAL_PIN_ROLES:
+            abort(403)
+        card = self.get_one(request.values.get("id", ""))
+        if card is None:
+            abort(404)
+        secret = None
+        if request.method == "POST":
+            try:
+                secret = reveal_pin(db.session, current_user, vault(), card, request.form.get("reason", ""))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+        return self.render("renewdesk/cards/reason.html", title=_("Reveal the PIN of %(iccid)s", iccid=card.iccid),
+                           button=_("Reveal"), row_id=card.id, secret=secret)
+
+    @expose("/export_pins/", methods=("POST",))
+    def export_pins(self):
+        """The whole (scoped) list with PINs: a separate permission, audited."""
+        if not may_export_pins(current_user):
+            abort(403)
+        query = select(SimCard).order_by(SimCard.id)
+        clause = self.scope_clause()
+        if clause is not None:
+            query = query.where(clause)
+        handle = export_cards(db.session, current_user, vault(), query, with_pins=True)
+        db.session.commit()
+        return Response(iter_file(handle), mimetype=XLSX,
+                        headers={"Content-Disposition": "attachment; filename=cards-with-pins.xlsx"})
+
+    # --- 批量导入 ---
+    @expose("/import/", methods=("GET", "POST"))
+    def import_view(self):
+        if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
+            abort(403)
+        if request.method == "POST":
+            file = request.files.get("file")
+            if file is None or not file.filename:
+                flash(_("Choose an .xlsx file to upload."), "error")
+                return redirect(url_for(".import_view"))
+            limit = current_app.config["IMPORT_MAX_BYTES"]
+            data = file.stream.read(limit + 1)
+            try:
+                batch = preview_import(db.session, current_user, vault(), data, file.filename[-255:], date.today(),
+                                       holder_key=_int_arg("holder", PLATFORM), max_bytes=limit)
+            except (ImportRejected, DomainError) as exc:
+                _fail(exc)
+                return redirect(url_for(".import_view"))
+            db.session.commit()
+            return redirect(url_for(".import_batch", id=batch.id))
+        batches = db.session.scalars(select(CardImport).order_by(CardImport.id.desc()).limit(30)).all()
+        return self.render("renewdesk/cards/import.html", batches=batches, holders=_holders(),
+                           statuses=CARD_IMPORT_STATUSES)
+
+    @expose("/import/template/")
+    def import_template(self):
+        return Response(build_template(str(get_locale() or "en")), mimetype=XLSX,
+                        headers={"Content-Disposition": "attachment; filename=card-import-template.xlsx"})
+
+    def _batch(self) -> CardImport:
+        if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
+            abort(403)
+        batch = db.session.get(CardImport, _int_arg("id", 0) or 0)
+        if batch is None:
+            abort(404)
+        return batch
+
+    @expose("/import/batch/")
+    def import_batch(self):
+        batch = self._batch()
+        return self.render("renewdesk/cards/import_batch.html", batch=batch, errors=first_errors(batch))
+
+    @expose("/import/errors/")
+    def import_errors(self):
+        handle = error_workbook(self._batch())
+        return Response(iter_file(handle), mimetype=XLSX,
+                        headers={"Content-Disposition": "attachment; filename=card-import-errors.xlsx"})
+
+    @expose("/import/commit/", methods=("POST",))
+    def import_commit(self):
+        """Commit the next chunk (its own short transaction); the page posts again until done."""
+        batch = self._batch()
+        try:
+            done, total = commit_chunk(db.session, current_user, batch)
+        except DomainError as exc:
+            _fail(exc)
+            return {"error": str(exc)}, 409
+        db.session.commit()
+        return {"done": done, "total": total, "status": batch.status}
+
+    @expose("/import/rollback/", methods=("POST",))
+    def import_rollback(self):
+        batch = self._batch()
+        try:
+            removed = rollback_import(db.session, current_user, batch)
+        except DomainError as exc:
+            _fail(exc)
+        else:
+            db.session.commit()
+            flash(_("Import %(id)s rolled back: %(n)s cards removed.", id=batch.id, n=removed), "success")
+        return redirect(url_for(".import_batch", id=batch.id))
+
+
+# --- 库存管理 -------------------------------------------------------------------------------------
+
+
+class CardStockView(RoleView):
+    """库存: cards in stock per plan and holder; post stock-out, transfer and adjustment documents."""
+
+    roles = frozenset({"tech_support"})
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self):
+        if request.method == "POST":
+            try:
+                document = post_stock_document(
+                    db.session, current_user, request.form.get("kind", ""), parse_numbers(request.form.get("numbers")),
+                    from_holder=_int_arg("from_holder", PLATFORM), to_holder=_int_arg("to_holder"),
+                    note=request.form.get("note", ""))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                flash(_("Document %(id)s posted: %(n)s cards.", id=document.id, n=document.cards), "success")
+            return redirect(url_for(".index"))
+        return self.render("renewdesk/cards/stock.html", rows=stock_summary(db.session), holders=_holders(),
+                           holder_name=_holder_name, kinds={k: v for k, v in STOCK_DOCUMENT_KINDS.items()
+                                                            if k != "stock_in"})
+
+
+# --- 分销管理 -------------------------------------------------------------------------------------
+
+
+class CommissionRuleView(ScopedModelView):
+    """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels)."""
+
+    roles = frozenset({"finance", "sales"})
+    scope_column = "company_id"
+    can_create = can_edit = False
+    column_list = ("company", "package", "mode", "kind", "level1_rate_bp", "level2_rate_bp", "tiers", "hold_days",
+                   "updated_at")
+    column_labels = {"company": _l("Distributor"), "package": _l("Plan"), "mode": _l("Mode"), "kind": _l("Kind"),
+                     "level1_rate_bp": _l("Level-1 rate"), "level2_rate_bp": _l("Level-2 rate"),
+                     "tiers": _l("Monthly tiers"), "hold_days": _l("Hold days"), "updated_at": _l("Updated")}
+    column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
+                         "level1_rate_bp": lambda v, c, m, n: f"{m.level1_rate_bp / 100:g} %",
+                         "level2_rate_bp": lambda v, c, m, n: f"{m.level2_rate_bp / 100:g} %"}
+    column_select_related_list = (CommissionRule.company, CommissionRule.package)
+
+    @expose("/set/", methods=("GET", "POST"))
+    def set_rule(self):
+        companies = db.session.scalars(select(Company).join(
+            DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all()
+        packages = db.session.scalars(select(Package).where(Package.kind == "card").order_by(Package.code)).all()
+        if request.method == "POST":
+            form = request.form
+            company = db.session.get(Company, _int_arg("company_id", 0) or 0)
+            try:
+                if company is None:
+                    raise DomainError(_l("Distributor: choose one."))
+                save_rule(db.session, current_user, company, _int_arg("package_id"), mode=form.get("mode", ""),
+                          kind=form.get("kind", ""), level1_percent=form.get("level1", "0"),
+                          level2_percent=form.get("level2", "0"), fixed_level1=form.get("fixed1", "0"),
+                          fixed_level2=form.get("fixed2", "0"), tiers=form.get("tiers", ""),
+                          hold_days=_int_arg("hold_days", 7))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                flash(_("Commission rule saved for %(company)s.", company=company.name), "success")
+                return redirect(url_for(".index_view"))
+        return self.render("renewdesk/cards/rule_form.html", companies=companies, packages=packages,
+                           modes=COMMISSION_MODES, kinds=COMMISSION_KINDS)
+
+
+class CommissionEntryView(DistributorAccess, ScopedModelView):
+    """分销订单: each commission entry with its order, base, rate and amount (reversals negative)."""
+
+    roles = frozenset({"finance"})
+    scope_column = "company_id"
+    can_create = can_edit = can_delete = False
+    column_list = ("created_at", "company", "seller", "level", "kind", "order_id", "cards", "base_minor", "rate_bp",
+                   "amount_minor", "month", "state")
+    column_labels = {"created_at": _l("Created"), "company": _l("Earned by"), "seller": _l("Sold by"),
+                     "level": _l("Level"), "kind": _l("Kind"), "order_id": _l("Order"), "cards": _l("Cards"),
+                     "base_minor": _l("Base (net paid)"), "rate_bp": _l("Rate"), "amount_minor": _l("Commission"),
+                     "month": _l("Month"), "state": _l("State")}
+    column_formatters = {"base_minor": _money_cell("base_minor"), "amount_minor": _money_cell("amount_minor"),
+                         "rate_bp": lambda v, c, m, n: "" if m.rate_bp is None else f"{m.rate_bp / 100:g} %",
+                         "kind": label_formatter(COMMISSION_ENTRY_KINDS), "state": label_formatter(COMMISSION_STATES)}
+    column_filters = (sqla_filters.FilterEqual(CommissionEntry.state, _l("State"),
+                                               options=list(COMMISSION_STATES.items())),
+                      sqla_filters.FilterEqual(CommissionEntry.month, _l("Month")))
+    column_select_related_list = (CommissionEntry.company, CommissionEntry.seller)
+    column_default_sort = ("id", True)
+
+
+class CommissionSettlementView(DistributorAccess, ScopedModelView):
+    """结算: monthly statements draft → submitted → approved (not by the preparer) → posted once."""
+
+    roles = frozenset({"finance"})
+    scope_column = "company_id"
+    can_create = can_edit = can_delete = False
+    column_list = ("id", "company", "month", "total_minor", "entries", "status", "created_at", "approved_at",
+                   "posted_at")
+    column_labels = {"id": _l("No."), "company": _l("Distributor"), "month": _l("Month"),
+                     "total_minor": _l("Total"), "entries": _l("Entries"), "status": _l("Status"),
+                     "created_at": _l("Prepared"), "approved_at": _l("Approved"), "posted_at": _l("Posted")}
+    column_formatters = {"total_minor": _money_cell("total_minor"),
+                         "status": _status_badges(SETTLEMENT_STATUSES, {"posted": "success", "submitted": "info",
+                                                                        "approved": "primary"})}
+    column_select_related_list = (CommissionSettlement.company,)
+    column_default_sort = ("id", True)
+    list_template = "renewdesk/cards/settlement_list.html"
+
+    def is_action_allowed(self, name):
+        return current_user.is_staff and super().is_action_allowed(name)
+
+    def _each(self, ids, operation, message):
+        done = []
+        for row in self.scoped_rows(ids):
+            try:
+                operation(db.session, current_user, row)
+                db.session.commit()
+                done.append(str(row.id))
+            except DomainError as exc:
+                _fail(exc)
+        if done:
+            flash(message % {"ids": ", ".join(done)}, "success")
+
+    @action("submit", _l("Submit"), _l("Submit the selected statements for approval?"))
+    def action_submit(self, ids):
+        self._each(ids, submit_settlement, _("Submitted: %(ids)s"))
+
+    @action("approve", _l("Approve and post"), _l("Approve the selected statements and post them to the "
+                                                  "commission wallets?"))
+    def action_approve(self, ids):
+        self._each(ids, approve_settlement, _("Approved and posted: %(ids)s"))
+
+    @expose("/prepare/", methods=("POST",))
+    def prepare(self):
+        if not current_user.is_staff:
+            abort(403)
+        company = db.session.get(Company, _int_arg("company_id", 0) or 0)
+        month = request.form.get("month", "").strip()
+        try:
+            if company is None or len(month) != 7:
+                raise DomainError(_l("Choose a distributor and a month (yyyy-mm)."))
+            settlement = prepare_settlement(db.session, current_user, company, month)
+        except DomainError as exc:
+            _fail(exc)
+        else:
+            db.session.commit()
+            flash(_("Statement %(id)s prepared.", id=settlement.id), "success")
+        return redirect(url_for(".index_view"))
+
+    def render(self, template, **kwargs):
+        if current_user.is_staff:
+            kwargs.setdefault("distributors", db.session.scalars(select(Company).join(
+                DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all())
+        return super().render(template, **kwargs)
+
+
+# --- 财务管理: withdrawals, the statement ----------------------------------------------------------
+
+
+class WithdrawalView(DistributorAccess, ScopedModelView):
+    """提现: distributors submit (held at once) or cancel; finance approves, pays, rejects or fails."""
+
+    roles = frozenset({"finance"})
+    scope_column = "company_id"
+    can_create = can_edit = can_delete = False
+    list_template = "renewdesk/cards/withdrawal_list.html"
+    column_list = ("id", "company", "amount_minor", "bank_name", "account_name", "account_hint", "status",
+                   "bank_reference", "reason", "created_at", "paid_at")
+    column_export_list = column_list
+    column_labels = {"id": _l("No."), "company": _l("Distributor"), "amount_minor": _l("Amount"),
+                     "bank_name": _l("Bank"), "account_name": _l("Account name"), "account_hint": _l("Account"),
+                     "status": _l("Status"), "bank_reference": _l("Bank reference"), "reason": _l("Reason"),
+                     "created_at": _l("Submitted"), "paid_at": _l("Paid")}
+    column_formatters = {"amount_minor": _money_cell("amount_minor"),
+                         "account_hint": lambda v, c, m, n: m.account_masked,
+                         "status": _status_badges(WITHDRAWAL_STATUSES, {"paid": "success", "submitted": "info",
+                                                                        "approved": "primary", "rejected": "danger",
+                                                                        "failed": "danger"})}
+    column_formatters_export = {"account_hint": lambda v, c, m, n: m.account_masked,
+                                "amount_minor": lambda v, c, m, n: str(from_minor(m.amount_minor, m.currency))}
+    column_filters = (sqla_filters.FilterEqual(Withdrawal.status, _l("Status"),
+                                               options=list(WITHDRAWAL_STATUSES.items())),)
+    column_select_related_list = (Withdrawal.company,)
+    column_default_sort = ("id", True)
+
+    def is_action_allowed(self, name):
+        if name == "cancel":
+            return current_user.role == "customer_admin"
+        return current_user.is_staff and super().is_action_allowed(name)
+
+    @action("approve", _l("Approve"), _l("Approve the selected withdrawals?"))
+    def action_approve(self, ids):
+        for row in self.scoped_rows(ids):
+            try:
+                approve_withdrawal(db.session, current_user, row)
+                db.session.commit()
+                flash(_("Withdrawal %(id)s approved.", id=row.id), "success")
+            except DomainError as exc:
+                _fail(exc)
+
+    @action("cancel", _l("Cancel"), _l("Cancel the selected withdrawals?"))
+    def action_cancel(self, ids):
+        for row in self.scoped_rows(ids):
+            try:
+                close_withdrawal(db.session, current_user, row, "cancelled")
+                db.session.commit()
+                flash(_("Withdrawal %(id)s cancelled; the amount is available again.", id=row.id), "success")
+            except DomainError as exc:
+                _fail(exc)
+
+    @expose("/decide/", methods=("GET", "POST"))
+    def decide(self):
+        """Pay (bank reference), reject or fail (reason) one withdrawal; reveal its account number."""
+        if not current_user.is_staff:
+            abort(403)
+        row = self.get_one(request.values.get("id", ""))
+        if row is None:
+            abort(404)
+        secret = None
+        if request.method == "POST":
+            outcome, text = request.form.get("outcome", ""), request.form.get("text", "")
+            try:
+                if outcome == "paid":
+                    pay_withdrawal(db.session, current_user, row, text)
+                elif outcome == "reveal":
+                    secret = reveal_account(db.session, current_user, vault(), row, text)
+                else:
+                    close_withdrawal(db.session, current_user, row, outcome, text)
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                if outcome != "reveal":
+                    flash(_("Withdrawal %(id)s: %(status)s.", id=row.id,
+                            status=WITHDRAWAL_STATUSES.get(row.status, row.status)), "success")
+                    return redirect(url_for(".index_view"))
+        return self.render("renewdesk/cards/withdrawal_decide.html", row=row, secret=secret,
+                           statuses=WITHDRAWAL_STATUSES, amount=format_money(from_minor(row.amount_minor, row.currency),
+                                                                             row.currency))
+
+    @expose("/new/", methods=("GET", "POST"))
+    def new(self):
+        """A distributor asks for a withdrawal to its account in the verified legal name."""
+        if current_user.role != "customer_admin":
+            abort(403)
+        company = current_user.company
+        if request.method == "POST":
+            form = request.form
+            try:
+                withdrawal = submit_withdrawal(db.session, current_user, vault(), company, amount=form.get("amount", ""),
+                                               bank_name=form.get("bank_name", ""),
+                                               account_name=form.get("account_name", ""),
+                                               account_number=form.get("account_number", ""))
+            except DomainError as exc:
+                _fail(exc)
+            else:
+                db.session.commit()
+                flash(_("Withdrawal %(id)s submitted; the amount is held until finance pays it.", id=withdrawal.id),
+                      "success")
+                return redirect(url_for(".index_view"))
+        profile = distributor_profile(db.session, company.id)
+        return self.render("renewdesk/cards/withdrawal_new.html", profile=profile,
+                           available=format_money(commission_balance(db.session, company.id), "CNY"))
+
+
+STATEMENT_KINDS = ("recharge", "offline_recharge", "payment", "refund", "commission", "withdrawal",
+                   "withdrawal_release")
+
+
+class CardFinanceView(DistributorAccess, RoleView):
+    """财务管理: a company's income and expenses (order income, recharges, withdrawals, commission), from the ledger."""
+
+    roles = frozenset({"finance"})
+
+    @expose("/")
+    def index(self):
+        companies = list(companies_in_scope(db.session, current_user))
+        company_id = _int_arg("company_id") or (current_user.company_id if not current_user.is_staff else None)
+        allowed = {c.id for c in companies}
+        if company_id is not None and company_id not in allowed:
+            abort(404)
+        rows, totals = [], {}
+        if company_id is not None:
+            entries = db.session.execute(
+                select(LedgerEntry, Wallet.currency, Wallet.kind).join(Wallet, Wallet.id == LedgerEntry.wallet_id)
+                .where(Wallet.company_id == company_id).order_by(LedgerEntry.id.desc()).limit(500)).all()
+            for entry, currency, kind in entries:
+                rows.append({"at": entry.created_at, "kind": LEDGER_KINDS.get(entry.kind, entry.kind),
+                             "wallet": kind, "amount": format_money(entry.amount, currency),
+                             "income": entry.amount > 0, "memo": entry.memo})
+            for kind, currency, wallet_kind, total in db.session.execute(
+                    select(LedgerEntry.kind, Wallet.currency, Wallet.kind, func.sum(LedgerEntry.amount))
+                    .join(Wallet, Wallet.id == LedgerEntry.wallet_id).where(Wallet.company_id == company_id)
+                    .group_by(LedgerEntry.kind, Wallet.currency, Wallet.kind)):
+                totals[(str(LEDGER_KINDS.get(kind, kind)), wallet_kind)] = format_money(total, currency)
+        return self.render("renewdesk/cards/finance.html", companies=companies, company_id=company_id, rows=rows,
+                           totals=totals)
+
+
+# --- 分销报表 -------------------------------------------------------------------------------------
+
+
+def report_rows(company_ids: set[int] | None, group: str):
+    """Order count, cards, sales (net) and commission by distributor, level, package or month."""
+    columns = {"distributor": Company.name, "level": CommissionEntry.level, "package": Package.code,
+               "month": CommissionEntry.month}
+    key = columns[group]
+    query = (select(key, CommissionEntry.currency,
+                    func.count(func.distinct(CommissionEntry.order_id)).filter(CommissionEntry.kind == "sale"),
+                    func.coalesce(func.sum(CommissionEntry.cards).filter(CommissionEntry.level == 1), 0),
+                    func.coalesce(func.sum(CommissionEntry.base_minor).filter(CommissionEntry.level == 1), 0),
+                    func.coalesce(func.sum(CommissionEntry.amount_minor), 0))
+             .join(Company, Company.id == CommissionEntry.company_id)
+             .outerjoin(Package, Package.id == CommissionEntry.package_id)
+             .group_by(key, CommissionEntry.currency).order_by(key))
+    if company_ids is not None:
+        query = query.where(CommissionEntry.company_id.in_(company_ids))
+    return [{"key": str(k if k is not None else "—"), "currency": cur, "orders": orders, "cards": cards,
+             "sales": from_minor(sales, cur), "commission": from_minor(commission, cur)}
+            for k, cur, orders, cards, sales, commission in db.session.execute(query)]
+
+
+class CardReportView(DistributorAccess, RoleView):
+    """分销报表: count, sales and commission by distributor, level, package and month; charts and xlsx."""
+
+    roles = frozenset({"finance", "sales"})
+    groups = {"distributor": _l("Distributor"), "level": _l("Level"), "package": _l("Plan"), "month": _l("Month")}
+
+    def _rows(self):
+        group = request.args.get("group", "month")
+        if group not in self.groups:
+            group = "month"
+        scope = None if current_user.is_staff else scope_company_ids(db.session, current_user)
+        return group, report_rows(scope, group)
+
+    @expose("/")
+    def index(self):
+        group, rows = self._rows()
+        chart = {"keys": [r["key"] for r in rows], "sales": [str(r["sales"]) for r in rows],
+                 "commission": [str(r["commission"]) for r in rows], "orders": [r["orders"] for r in rows]}
+        shown = [{**r, "sales": format_money(r["sales"], r["currency"]),
+                  "commission": format_money(r["commission"], r["currency"])} for r in rows]
+        return self.render("renewdesk/cards/report.html", group=group, groups=self.groups, rows=shown, chart=chart)
+
+    @expose("/export/")
+    def export(self):
+        group, rows = self._rows()
+        handle = write_xlsx([str(self.groups[group]), _("Currency"), _("Orders"), _("Cards"), _("Sales"),
+                             _("Commission")],
+                            ([r["key"], r["currency"], r["orders"], r["cards"], r["sales"], r["commission"]]
+                             for r in rows), sheet_title="Report")
+        return Response(iter_file(handle), mimetype=XLSX,
+                        headers={"Content-Disposition": f"attachment; filename=card-report-{group}.xlsx"})
+
+
+def register(admin, *, cards, distribution, finance, system) -> None:
+    """The card area's menus: 号卡管理 and 分销管理 groups, withdrawals under finance."""
+    admin.add_view(VerificationView(name=_l("Real-name verification"), category=cards, endpoint="card_verification"))
+    admin.add_view(SimCardView(name=_l("Cards"), category=cards))
+    admin.add_view(CardStockView(name=_l("Card stock"), category=cards, endpoint="card_stock"))
+    admin.add_view(CommissionRuleView(CommissionRule, name=_l("Commission settings"), category=distribution))
+    admin.add_view(CommissionEntryView(CommissionEntry, name=_l("Distribution orders"), category=distribution))
+    admin.add_view(CommissionSettlementView(CommissionSettlement, name=_l("Commission settlement"),
+                                            category=distribution))
+    admin.add_view(CardReportView(name=_l("Distribution reports"), category=distribution, endpoint="card_report"))
+    admin.add_view(WithdrawalView(Withdrawal, name=_l("Withdrawals"), category=finance))
+    admin.add_view(CardFinanceView(name=_l("Income and expenses"), category=finance, endpoint="card_finance"))
+    admin.add_view(DistributorProfileView(DistributorProfile, name=_l("Distributors"), category=system))
