@@ -290,17 +290,15 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def search_placeholder(self):
         return _("ICCID or phone number")
 
-    def _pin_clause(self):
-        pin = request.args.get("pin", "").strip() if request else ""
-        return find_by_pin(db.session, vault(), pin) if pin else None
-
-    def get_query(self):
-        query, clause = super().get_query(), self._pin_clause()
-        return query if clause is None else query.filter(clause)
-
-    def get_count_query(self):
-        query, clause = super().get_count_query(), self._pin_clause()
-        return query if clause is None else query.filter(clause)
+    @expose("/find_pin/", methods=("POST",))
+    def find_pin(self):
+        """Exact search by PIN through its blind index; posted, so the PIN never sits in a URL or a log."""
+        pin = request.form.get("pin", "")
+        card = self.get_query().filter(find_by_pin(db.session, vault(), pin)).first() if pin.strip() else None
+        if card is None:
+            flash(_("No card of yours has this PIN."), "error")
+            return redirect(url_for(".index_view"))
+        return redirect(url_for(".details_view", id=card.id))
 
     def render(self, template, **kwargs):
         kwargs.setdefault("may_add", current_user.role in CARD_ADMIN_ROLES | {"admin"})
@@ -693,8 +691,8 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
                            statuses=WITHDRAWAL_STATUSES, amount=format_money(from_minor(row.amount_minor, row.currency),
                                                                              row.currency))
 
-    @expose("/new/", methods=("GET", "POST"))
-    def new(self):
+    @expose("/withdraw/", methods=("GET", "POST"))
+    def withdraw(self):
         """A distributor asks for a withdrawal to its account in the verified legal name."""
         if current_user.role != "customer_admin":
             abort(403)

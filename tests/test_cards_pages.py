@@ -1,0 +1,206 @@
+"""Cards through the console: who sees the menus, distributor scope, and each flow posted as a user would."""
+from __future__ import annotations
+
+import io
+from datetime import date, timedelta
+from decimal import Decimal as D
+
+from openpyxl import Workbook, load_workbook
+from sqlalchemy import func, select
+
+from actions.cards import CardInput, add_card, post_stock_document
+from actions.distribution import commission_balance, hold_received, record_sale, release_held, save_rule
+from actions.wallets import credit, ledger_differences, wallet_for
+from conftest import make_company, make_user, post
+from models import (
+    AuditEvent, CommissionSettlement, DistributorProfile, LedgerEntry, Order, SimCard, Withdrawal, db,
+)
+from tests.test_cards import ACCOUNT, cards, vault  # noqa: F401  (fixtures)
+
+CARD_URLS = ("/admin/simcard/", "/admin/commissionentry/", "/admin/commissionsettlement/", "/admin/withdrawal/",
+             "/admin/card_finance/", "/admin/card_report/")
+
+
+def _card(n: int, valid=None) -> CardInput:
+    return CardInput(f"8986{n:016d}", f"1370000{n:04d}", f"Q{n:05d}", "SIM-39",
+                     valid or date.today() + timedelta(days=365))
+
+
+def test_card_menus_follow_distributor_status(cards, client, login):
+    outsider = make_company("Plain Customer")
+    make_user("plain", "customer_admin", outsider)
+    db.session.commit()
+    login("plain")
+    home = client.get("/admin/").get_data(as_text=True)
+    assert 'href="/admin/card_verification/"' in home
+    for url in CARD_URLS:
+        assert client.get(url).status_code == 403, url
+        assert f'href="{url}"' not in home
+    login.logout()
+    login("b_admin")
+    home = client.get("/admin/").get_data(as_text=True)
+    for url in CARD_URLS:
+        assert client.get(url).status_code == 200, url
+        assert f'href="{url}"' in home, url
+    for url in ("/admin/card_stock/", "/admin/commissionrule/", "/admin/distributorprofile/",
+                "/admin/simcard/add/", "/admin/simcard/import/"):
+        assert client.get(url).status_code == 403, url
+
+
+def test_distributors_see_only_cards_held_in_their_tree(cards, vault, client, login):
+    s, support = db.session, cards["users"]["support"]
+    rows = [add_card(s, support, vault, _card(n), date.today()) for n in range(3)]
+    post_stock_document(s, support, "transfer", [rows[0].iccid], to_holder=cards["a"].id)
+    post_stock_document(s, support, "transfer", [rows[1].iccid], to_holder=cards["b"].id)
+    s.commit()
+    login("a_admin")
+    page = client.get("/admin/simcard/").get_data(as_text=True)
+    assert rows[0].iccid in page and rows[1].iccid in page and rows[2].iccid not in page
+    assert client.get(f"/admin/simcard/details/?id={rows[2].id}").status_code in (302, 404)
+    login.logout()
+    login("b_admin")
+    page = client.get("/admin/simcard/").get_data(as_text=True)
+    assert rows[1].iccid in page and rows[0].iccid not in page
+    assert "Q00001" not in page and "****01" in page
+
+
+def test_support_adds_imports_and_finds_cards_by_pin(cards, client, login):
+    login("support")
+    answer = post(client, "/admin/simcard/add/", {"iccid": "89860000000000000099", "phone": "13700000099",
+                                                  "pin": "808182", "plan": "SIM-39",
+                                                  "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+                                                  "holder": "0"}, follow_redirects=True)
+    assert "89860000000000000099" in answer.get_data(as_text=True)
+    bad = post(client, "/admin/simcard/add/", {"iccid": "89860000000000000098", "phone": "13700000098",
+                                               "pin": "808182", "plan": "SIM-39", "valid_until": "2001-01-01",
+                                               "holder": "0"}, follow_redirects=True).get_data(as_text=True)
+    assert "this PIN is already used" in bad and "is in the past" in bad
+    found = post(client, "/admin/simcard/find_pin/", {"pin": "808182"}, follow_redirects=True).get_data(as_text=True)
+    assert "89860000000000000099" in found and "808182" not in found
+    missing = post(client, "/admin/simcard/find_pin/", {"pin": "000000"}, follow_redirects=True)
+    assert "No card of yours has this PIN" in missing.get_data(as_text=True)
+
+    book = Workbook()
+    book.active.append(["卡号", "手机号", "密码", "套餐", "有效期"])
+    for n in range(5):
+        book.active.append([f"8986{n:016d}", f"1360000{n:04d}", f"R{n:05d}", "SIM-39",
+                            date.today() + timedelta(days=60)])
+    data = io.BytesIO()
+    book.save(data)
+    answer = post(client, "/admin/simcard/import/", {"holder": "0", "file": (io.BytesIO(data.getvalue()), "c.xlsx")},
+                  content_type="multipart/form-data")
+    assert answer.status_code == 302
+    batch_url = answer.headers["Location"]
+    batch_id = batch_url.rsplit("=", 1)[1]
+    from conftest import csrf_token
+
+    token = csrf_token(client, "/password")
+    progress = client.post(f"/admin/simcard/import/commit/?id={batch_id}", headers={"X-CSRFToken": token}).get_json()
+    assert progress == {"done": 5, "total": 5, "status": "committed"}
+    assert db.session.scalar(select(func.count()).select_from(SimCard)) == 6
+    export = client.get("/admin/simcard/export/xlsx/")
+    cells = {c for r in load_workbook(io.BytesIO(export.data)).active.iter_rows(values_only=True) for c in r}
+    assert "R00001" not in cells and "****01" in cells
+    assert client.post("/admin/simcard/export_pins/", data={"csrf_token": token}).status_code == 403
+
+
+def test_verification_is_filed_by_the_customer_and_reviewed_by_an_admin(cards, client, login):
+    newcomer = make_company("Gamma Cards", cards["b"])
+    make_user("gamma", "customer_admin", newcomer)
+    db.session.commit()
+    login("gamma")
+    post(client, "/admin/card_verification/", {"legal_name": "Gamma Wang", "id_type": "resident_id",
+                                               "id_number": "440301199001011234",
+                                               "licence": (io.BytesIO(b"%PDF-1.4 licence"), "licence.pdf")},
+         content_type="multipart/form-data")
+    profile = db.session.scalar(select(DistributorProfile).where(DistributorProfile.company_id == newcomer.id))
+    assert profile.status == "pending" and profile.id_number_masked == "****34"
+    page = client.get("/admin/card_verification/").get_data(as_text=True)
+    assert "440301199001011234" not in page and "****34" in page
+    login.logout()
+    login("admin")
+    post(client, "/admin/distributorprofile/reject/", {"id": str(profile.id), "reason": ""}, follow_redirects=True)
+    db.session.expire_all()
+    assert db.session.get(DistributorProfile, profile.id).status == "pending"
+    post(client, "/admin/distributorprofile/action/", [("action", "verify"), ("rowid", str(profile.id))])
+    db.session.expire_all()
+    assert db.session.get(DistributorProfile, profile.id).status == "verified"
+
+
+def test_worked_example_settlement_and_withdrawal_through_the_pages(cards, client, login):
+    s, u, b = db.session, cards["users"], cards["b"]
+    save_rule(s, u["finance"], b, cards["package"].id, mode="split", kind="percent", level1_percent="8",
+              level2_percent="10")
+    order = Order(number="CS-PAGES", kind="card_sale", status="paid", company_id=b.id, currency="CNY",
+                  total=D("370.50"))
+    s.add(order)
+    s.flush()
+    record_sale(s, order_id=order.id, seller_id=b.id, package_id=cards["package"].id, cards=10, base=D("370.50"),
+                currency="CNY", month=date.today().strftime("%Y-%m"))
+    hold_received(s, order.id, date.today())
+    release_held(s, date.today() + timedelta(days=30))
+    s.commit()
+    month = date.today().strftime("%Y-%m")
+
+    login("finance")
+    entries = client.get("/admin/commissionentry/").get_data(as_text=True)
+    assert "29.64" in entries and "7.41" in entries
+    post(client, "/admin/commissionsettlement/prepare/", {"company_id": str(b.id), "month": month})
+    statement = s.scalar(select(CommissionSettlement).where(CommissionSettlement.company_id == b.id))
+    post(client, "/admin/commissionsettlement/action/", [("action", "submit"), ("rowid", str(statement.id))])
+    answer = post(client, "/admin/commissionsettlement/action/", [("action", "approve"), ("rowid", str(statement.id))],
+                  follow_redirects=True)
+    assert "cannot approve" in answer.get_data(as_text=True)
+    login.logout()
+    login("finance2")
+    post(client, "/admin/commissionsettlement/action/", [("action", "approve"), ("rowid", str(statement.id))])
+    s.expire_all()
+    assert commission_balance(s, b.id) == D("29.64")
+
+    login.logout()
+    login("b_admin")
+    assert "29.64" in client.get("/admin/withdrawal/withdraw/").get_data(as_text=True)
+    answer = post(client, "/admin/withdrawal/withdraw/", {"amount": "30.00", "bank_name": "ICBC",
+                                                     "account_name": "Beta Zhang", "account_number": ACCOUNT},
+                  follow_redirects=True)
+    assert "more than the available" in answer.get_data(as_text=True)
+    post(client, "/admin/withdrawal/withdraw/", {"amount": "29.64", "bank_name": "ICBC", "account_name": "Beta Zhang",
+                                            "account_number": ACCOUNT})
+    withdrawal = s.scalar(select(Withdrawal))
+    assert withdrawal is not None and commission_balance(s, b.id) == D("0.00")
+    statement_page = client.get("/admin/card_finance/").get_data(as_text=True)
+    assert "29.64" in statement_page
+    assert ACCOUNT not in client.get("/admin/withdrawal/").get_data(as_text=True)
+    login.logout()
+    login("finance")
+    post(client, "/admin/withdrawal/action/", [("action", "approve"), ("rowid", str(withdrawal.id))])
+    post(client, "/admin/withdrawal/decide/", {"id": str(withdrawal.id), "outcome": "paid", "text": "ICBC-778899"})
+    s.expire_all()
+    assert s.get(Withdrawal, withdrawal.id).status == "paid"
+    assert s.get(Withdrawal, withdrawal.id).bank_reference == "ICBC-778899"
+    assert ledger_differences(s) == []
+
+    login.logout()
+    login("a_admin")  # the parent sees its own level-2 entry, and the report counts both levels
+    report = client.get("/admin/card_report/?group=level").get_data(as_text=True)
+    assert "vendor/echarts/echarts.min.js" in report and "7.41" in report
+    sheet = load_workbook(io.BytesIO(client.get("/admin/card_report/export/?group=distributor").data)).active
+    assert [c.value for c in sheet[1]][0] == "Distributor"
+    assert client.get("/static/vendor/echarts/echarts.min.js").status_code == 200
+
+
+def test_pages_write_no_secret_to_the_audit_log(cards, client, login):
+    s = db.session
+    credit(s, wallet_for(s, cards["b"].id, "CNY", kind="commission"), D("5.00"), "commission", "seed", None)
+    s.commit()
+    login("b_admin")
+    post(client, "/admin/withdrawal/withdraw/", {"amount": "5", "bank_name": "ICBC", "account_name": "Beta Zhang",
+                                            "account_number": ACCOUNT})
+    withdrawal = s.scalar(select(Withdrawal))
+    login.logout()
+    login("finance")
+    page = post(client, "/admin/withdrawal/decide/", {"id": str(withdrawal.id), "outcome": "reveal",
+                                                      "text": "paying it now"}).get_data(as_text=True)
+    assert ACCOUNT in page
+    assert all(ACCOUNT not in (e.summary or "") for e in s.scalars(select(AuditEvent)))
+    assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 2
