@@ -908,9 +908,9 @@ CARD_ORDER_STATUSES = {
     "awaiting_shipment": _l("Awaiting shipment"),  # 待发货
     "shipped": _l("Shipped"),  # 已发货
     "received": _l("Received"),  # 已收货
-    "refunding": _l("Refund in progress"),  # 退款中
     "refunded": _l("Refunded"),  # 已退款
 }
+# 退款中 is not a status: an order is in that tab while one of its refunds awaits approval.
 COMMISSION_MODES = {"override": _l("Override (platform sets both levels)"), "split": _l("Split (parent shares its rate)")}
 COMMISSION_KINDS = {
     "percent": _l("Percent of net paid"),

@@ -314,8 +314,10 @@ def post_stock_document(session: Session, actor: User, kind: str, iccids: Sequen
     cards, missing = _cards_by_iccid(session, iccids)
     if not cards and not missing:
         raise DomainError(_l("Card numbers: enter at least one."))
-    wanted_status = "returned" if kind == "adjustment" else "in_stock"
-    wrong = [c.iccid for c in cards if c.status != wanted_status or c.holder_key != from_holder]
+    # A stock-out voids cards in stock or returned ones found unusable; an adjustment puts returned ones back.
+    wanted = {"stock_out": ("in_stock", "returned"), "transfer": ("in_stock",), "adjustment": ("returned",)}[kind]
+    wanted_status = "/".join(wanted)
+    wrong = [c.iccid for c in cards if c.status not in wanted or c.holder_key != from_holder]
     if kind == "transfer" and (to_holder is None or to_holder == from_holder):
         raise DomainError(_l("Transfer: choose a different holder to move the cards to."))
     if kind == "transfer" and to_holder != PLATFORM and session.get(Company, to_holder) is None:
@@ -335,7 +337,8 @@ def post_stock_document(session: Session, actor: User, kind: str, iccids: Sequen
     session.flush()
     by_package: dict[int, int] = {}
     for card in cards:
-        by_package[card.package_id] = by_package.get(card.package_id, 0) + 1
+        if card.status == "in_stock" or kind == "adjustment":  # returned cards are not on hand
+            by_package[card.package_id] = by_package.get(card.package_id, 0) + 1
         if kind == "stock_out":
             move(session, actor, card, "voided", document_id=document.id, note=note[:255])
         elif kind == "transfer":

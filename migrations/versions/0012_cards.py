@@ -202,7 +202,7 @@ def upgrade():
     sa.Column('customer_phone', sa.String(length=40), nullable=False),
     sa.Column('shipping_address', sa.String(length=255), nullable=False),
     sa.Column('created_at', models.UTCDateTime(timezone=True), nullable=False),
-    sa.CheckConstraint("status IN ('awaiting_shipment', 'shipped', 'received', 'refunding', 'refunded')", name=op.f('ck_card_order_status')),
+    sa.CheckConstraint("status IN ('awaiting_shipment', 'shipped', 'received', 'refunded')", name=op.f('ck_card_order_status')),
     sa.CheckConstraint('quantity > 0', name=op.f('ck_card_order_quantity_positive')),
     sa.ForeignKeyConstraint(['order_id'], ['order.id'], name=op.f('fk_card_order_order_id_order')),
     sa.ForeignKeyConstraint(['package_id'], ['package.id'], name=op.f('fk_card_order_package_id_package')),
