@@ -159,7 +159,7 @@ def true_up(sales: Decimal, tiers: Sequence[Tier], kind: str, provisional: Decim
 def parse_tiers(text: str) -> tuple[Tier, ...]:
     """Tiers typed one per line as `lower-upper:percent` (`0-10000:6`, `50000-:10`)."""
     tiers = []
-    for number, line in enumerate((l.strip() for l in (text or "").splitlines() if l.strip()), start=1):
+    for number, line in enumerate((row.strip() for row in (text or "").splitlines() if row.strip()), start=1):
         try:
             bounds, percent = line.split(":")
             lower, upper = bounds.split("-")

@@ -21,7 +21,6 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
 from actions import DomainError, companies_in_scope, scope_company_ids
@@ -36,7 +35,7 @@ from actions.distribution import (
     prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
 )
 from actions.money import format_money, from_minor
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter
+from admin_views.base import RoleView, ScopedModelView, badge, label_formatter
 from importers.cards import (
     build_template, commit_chunk, error_workbook, export_cards, first_errors, preview_import, rollback_import,
 )
@@ -46,7 +45,7 @@ from models import (
     CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
     DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
     CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Package,
-    SimCard, User, Wallet, Withdrawal, db,
+    SimCard, Wallet, Withdrawal, db,
 )
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -86,7 +85,8 @@ def _holder_name(key: int) -> str:
     return company.name if company else f"#{key}"
 
 
-def _holder_cell(view, context, model, name):
+def holder_cell(view, context, model, name):
+    """A list cell naming a card holder (the platform or a company)."""
     return _holder_name(getattr(model, name))
 
 
@@ -98,7 +98,7 @@ def _status_badges(choices, kinds):
     return cell
 
 
-def _holders() -> list[tuple[int, str]]:
+def holders() -> list[tuple[int, str]]:
     """Holders the current user may pick: staff see the platform and every distributor."""
     rows = db.session.execute(select(Company.id, Company.name).join(
         DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all()
@@ -108,12 +108,14 @@ def _holders() -> list[tuple[int, str]]:
     return [(PLATFORM, str(_l("Platform warehouse")))] + [(i, n) for i, n in rows]
 
 
-def _int_arg(name: str, default: int | None = None) -> int | None:
+def int_arg(name: str, default: int | None = None) -> int | None:
+    """A small non-negative integer from the request, else `default`."""
     value = request.values.get(name, "")
     return int(value) if value.isdecimal() and len(value) < 10 else default
 
 
-def _fail(exc: DomainError) -> None:
+def fail(exc: DomainError) -> None:
+    """Roll the request's transaction back and show the refusal."""
     db.session.rollback()
     flash(str(exc), "error")
 
@@ -156,7 +158,7 @@ class VerificationView(RoleView):
                                     id_number=request.form.get("id_number", ""),
                                     licence_file_name=name, licence_sha256=digest)
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 flash(_("Submitted: an administrator will verify it."), "success")
@@ -213,7 +215,7 @@ class DistributorProfileView(ScopedModelView):
                 review_verification(db.session, current_user, profile, approve=False,
                                     reason=request.form.get("reason", ""))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 flash(_("Verification of %(name)s rejected.", name=profile.legal_name), "success")
@@ -232,7 +234,7 @@ class DistributorProfileView(ScopedModelView):
             try:
                 secret = reveal_id_number(db.session, current_user, vault(), profile, request.form.get("reason", ""))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
         return self.render("renewdesk/cards/reason.html", title=_("Reveal the ID number of %(name)s",
@@ -261,9 +263,9 @@ class SimCardView(DistributorAccess, ScopedModelView):
                      "valid_until": _l("Valid until"), "status": _l("Status"), "holder_key": _l("Holder"),
                      "created_at": _l("Added"), "warehouse": _l("Warehouse"), "order_line_id": _l("Order line"),
                      "import_id": _l("Import")}
-    column_formatters = {"pin_hint": _pin_cell, "holder_key": _holder_cell,
+    column_formatters = {"pin_hint": _pin_cell, "holder_key": holder_cell,
                          "status": label_formatter(CARD_STATUSES)}
-    column_formatters_export = {"pin_hint": _pin_cell, "holder_key": _holder_cell,
+    column_formatters_export = {"pin_hint": _pin_cell, "holder_key": holder_cell,
                                 "status": label_formatter(CARD_STATUSES)}
     column_searchable_list = ("iccid", "phone")
     column_sortable_list = ("iccid", "phone", "valid_until", "status", "created_at")
@@ -322,14 +324,14 @@ class SimCardView(DistributorAccess, ScopedModelView):
                 card = add_card(db.session, current_user, vault(),
                                 CardInput(form.get("iccid", ""), form.get("phone", ""), form.get("pin", ""),
                                           form.get("plan", ""), valid_until),
-                                date.today(), holder_key=_int_arg("holder", PLATFORM))
+                                date.today(), holder_key=int_arg("holder", PLATFORM))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 flash(_("Card %(iccid)s added to the stock.", iccid=card.iccid), "success")
                 return redirect(url_for(".add"))
-        return self.render("renewdesk/cards/card_add.html", packages=packages, holders=_holders())
+        return self.render("renewdesk/cards/card_add.html", packages=packages, holders=holders())
 
     @expose("/timeline/")
     def timeline(self):
@@ -354,7 +356,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
             try:
                 secret = reveal_pin(db.session, current_user, vault(), card, request.form.get("reason", ""))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
         return self.render("renewdesk/cards/reason.html", title=_("Reveal the PIN of %(iccid)s", iccid=card.iccid),
@@ -388,14 +390,14 @@ class SimCardView(DistributorAccess, ScopedModelView):
             data = file.stream.read(limit + 1)
             try:
                 batch = preview_import(db.session, current_user, vault(), data, file.filename[-255:], date.today(),
-                                       holder_key=_int_arg("holder", PLATFORM), max_bytes=limit)
+                                       holder_key=int_arg("holder", PLATFORM), max_bytes=limit)
             except (ImportRejected, DomainError) as exc:
-                _fail(exc)
+                fail(exc)
                 return redirect(url_for(".import_view"))
             db.session.commit()
             return redirect(url_for(".import_batch", id=batch.id))
         batches = db.session.scalars(select(CardImport).order_by(CardImport.id.desc()).limit(30)).all()
-        return self.render("renewdesk/cards/import.html", batches=batches, holders=_holders(),
+        return self.render("renewdesk/cards/import.html", batches=batches, holders=holders(),
                            statuses=CARD_IMPORT_STATUSES)
 
     @expose("/import/template/")
@@ -406,7 +408,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def _batch(self) -> CardImport:
         if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
             abort(403)
-        batch = db.session.get(CardImport, _int_arg("id", 0) or 0)
+        batch = db.session.get(CardImport, int_arg("id", 0) or 0)
         if batch is None:
             abort(404)
         return batch
@@ -429,7 +431,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
         try:
             done, total = commit_chunk(db.session, current_user, batch)
         except DomainError as exc:
-            _fail(exc)
+            fail(exc)
             return {"error": str(exc)}, 409
         db.session.commit()
         return {"done": done, "total": total, "status": batch.status}
@@ -440,7 +442,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
         try:
             removed = rollback_import(db.session, current_user, batch)
         except DomainError as exc:
-            _fail(exc)
+            fail(exc)
         else:
             db.session.commit()
             flash(_("Import %(id)s rolled back: %(n)s cards removed.", id=batch.id, n=removed), "success")
@@ -461,15 +463,15 @@ class CardStockView(RoleView):
             try:
                 document = post_stock_document(
                     db.session, current_user, request.form.get("kind", ""), parse_numbers(request.form.get("numbers")),
-                    from_holder=_int_arg("from_holder", PLATFORM), to_holder=_int_arg("to_holder"),
+                    from_holder=int_arg("from_holder", PLATFORM), to_holder=int_arg("to_holder"),
                     note=request.form.get("note", ""))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 flash(_("Document %(id)s posted: %(n)s cards.", id=document.id, n=document.cards), "success")
             return redirect(url_for(".index"))
-        return self.render("renewdesk/cards/stock.html", rows=stock_summary(db.session), holders=_holders(),
+        return self.render("renewdesk/cards/stock.html", rows=stock_summary(db.session), holders=holders(),
                            holder_name=_holder_name, kinds={k: v for k, v in STOCK_DOCUMENT_KINDS.items()
                                                             if k != "stock_in"})
 
@@ -500,17 +502,17 @@ class CommissionRuleView(ScopedModelView):
         packages = db.session.scalars(select(Package).where(Package.kind == "card").order_by(Package.code)).all()
         if request.method == "POST":
             form = request.form
-            company = db.session.get(Company, _int_arg("company_id", 0) or 0)
+            company = db.session.get(Company, int_arg("company_id", 0) or 0)
             try:
                 if company is None:
                     raise DomainError(_l("Distributor: choose one."))
-                save_rule(db.session, current_user, company, _int_arg("package_id"), mode=form.get("mode", ""),
+                save_rule(db.session, current_user, company, int_arg("package_id"), mode=form.get("mode", ""),
                           kind=form.get("kind", ""), level1_percent=form.get("level1", "0"),
                           level2_percent=form.get("level2", "0"), fixed_level1=form.get("fixed1", "0"),
                           fixed_level2=form.get("fixed2", "0"), tiers=form.get("tiers", ""),
-                          hold_days=_int_arg("hold_days", 7))
+                          hold_days=int_arg("hold_days", 7))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 flash(_("Commission rule saved for %(company)s.", company=company.name), "success")
@@ -570,7 +572,7 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
                 db.session.commit()
                 done.append(str(row.id))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
         if done:
             flash(message % {"ids": ", ".join(done)}, "success")
 
@@ -587,14 +589,14 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
     def prepare(self):
         if not current_user.is_staff:
             abort(403)
-        company = db.session.get(Company, _int_arg("company_id", 0) or 0)
+        company = db.session.get(Company, int_arg("company_id", 0) or 0)
         month = request.form.get("month", "").strip()
         try:
             if company is None or len(month) != 7:
                 raise DomainError(_l("Choose a distributor and a month (yyyy-mm)."))
             settlement = prepare_settlement(db.session, current_user, company, month)
         except DomainError as exc:
-            _fail(exc)
+            fail(exc)
         else:
             db.session.commit()
             flash(_("Statement %(id)s prepared.", id=settlement.id), "success")
@@ -649,7 +651,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
                 db.session.commit()
                 flash(_("Withdrawal %(id)s approved.", id=row.id), "success")
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
 
     @action("cancel", _l("Cancel"), _l("Cancel the selected withdrawals?"))
     def action_cancel(self, ids):
@@ -659,7 +661,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
                 db.session.commit()
                 flash(_("Withdrawal %(id)s cancelled; the amount is available again.", id=row.id), "success")
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
 
     @expose("/decide/", methods=("GET", "POST"))
     def decide(self):
@@ -680,7 +682,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
                 else:
                     close_withdrawal(db.session, current_user, row, outcome, text)
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 if outcome != "reveal":
@@ -705,7 +707,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
                                                account_name=form.get("account_name", ""),
                                                account_number=form.get("account_number", ""))
             except DomainError as exc:
-                _fail(exc)
+                fail(exc)
             else:
                 db.session.commit()
                 flash(_("Withdrawal %(id)s submitted; the amount is held until finance pays it.", id=withdrawal.id),
@@ -728,7 +730,7 @@ class CardFinanceView(DistributorAccess, RoleView):
     @expose("/")
     def index(self):
         companies = list(companies_in_scope(db.session, current_user))
-        company_id = _int_arg("company_id") or (current_user.company_id if not current_user.is_staff else None)
+        company_id = int_arg("company_id") or (current_user.company_id if not current_user.is_staff else None)
         allowed = {c.id for c in companies}
         if company_id is not None and company_id not in allowed:
             abort(404)

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed
 from actions.cards import (
-    CardInput, add_card, adjust_on_hand, free_stock, post_stock_document, reserve, reveal_pin, review_verification,
-    submit_verification,
+    CardInput, add_card, adjust_on_hand, free_stock, post_stock_document, reserve, reveal_pin,
 )
 from actions.crypto import SecretsNotConfigured, mask, vault_from_config
 from actions.distribution import (
@@ -27,42 +26,15 @@ from actions.wallets import credit, ledger_differences, wallet_for
 from app import WRITE_INTENT
 from conftest import make_company, make_user
 from models import (
-    AuditEvent, CardMovement, CommissionEntry, CommissionSettlement, LedgerEntry, Package, PackageCategory,
-    SimCard, Wallet, Withdrawal, db,
+    AuditEvent, CardMovement, CommissionEntry, CommissionSettlement, LedgerEntry, SimCard, Withdrawal, db,
 )
+
+pytest_plugins = ("card_fixtures",)
 
 TODAY = date(2026, 12, 1)
 PIN = "739251"
 ID_NUMBER = "110101199003074512"
 ACCOUNT = "6222020200112233445"
-
-
-@pytest.fixture
-def vault(app):
-    return app.extensions["card_vault"]
-
-
-@pytest.fixture
-def cards(app, vault):
-    """Distributor A (verified) with sub-distributor B (verified); a card package; staff users."""
-    a = make_company("Distributor A")
-    b = make_company("Distributor B", a)
-    users = {name: make_user(name, role, company) for name, role, company in (
-        ("admin", "admin", None), ("support", "tech_support", None), ("finance", "finance", None),
-        ("finance2", "finance", None), ("a_admin", "customer_admin", a), ("b_admin", "customer_admin", b))}
-    category = PackageCategory(code="SIM", name="SIM cards", kind="card")
-    db.session.add(category)
-    db.session.flush()
-    package = Package(code="SIM-39", name="39 plan", category_id=category.id, kind="card", amount=D("39.00"),
-                      pricing="per_month", currency="CNY")
-    db.session.add(package)
-    db.session.flush()
-    for company, user, name in ((a, users["a_admin"], "Alpha Trading Co"), (b, users["b_admin"], "Beta Zhang")):
-        profile = submit_verification(db.session, user, vault, company, legal_name=name, id_type="resident_id",
-                                      id_number=ID_NUMBER)
-        review_verification(db.session, users["admin"], profile, approve=True)
-    db.session.commit()
-    return {"a": a, "b": b, "users": users, "package": package}
 
 
 def card(n: int, package="SIM-39", valid=TODAY + timedelta(days=365), pin=None) -> CardInput:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from openpyxl import Workbook, load_workbook
@@ -14,8 +14,10 @@ from importers.cards import (
     build_template, commit_chunk, error_workbook, export_cards, first_errors, preview_import, rollback_import,
 )
 from importers.expiry import ImportRejected
-from models import AuditEvent, CardImport, CardImportRow, CardMovement, CardStock, SimCard, db
-from tests.test_cards import TODAY, cards, vault  # noqa: F401  (fixtures)
+from models import AuditEvent, CardImportRow, CardMovement, CardStock, SimCard, db
+from tests.test_cards import TODAY
+
+pytest_plugins = ("card_fixtures",)
 
 VALID = TODAY + timedelta(days=365)
 

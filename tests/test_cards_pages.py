@@ -15,7 +15,9 @@ from conftest import make_company, make_user, post
 from models import (
     AuditEvent, CommissionSettlement, DistributorProfile, LedgerEntry, Order, SimCard, Withdrawal, db,
 )
-from tests.test_cards import ACCOUNT, cards, vault  # noqa: F401  (fixtures)
+from tests.test_cards import ACCOUNT
+
+pytest_plugins = ("card_fixtures",)
 
 CARD_URLS = ("/admin/simcard/", "/admin/commissionentry/", "/admin/commissionsettlement/", "/admin/withdrawal/",
              "/admin/card_finance/", "/admin/card_report/")
