@@ -292,9 +292,9 @@ def post_settlement(session: Session, actor: User, settlement: CommissionSettlem
 
 def commission_balance(session: Session, company_id: int, currency: str = "CNY") -> Decimal:
     """What the company may withdraw: its commission wallet's balance."""
-    held = session.scalar(select(Wallet.balance).where(Wallet.company_id == company_id, Wallet.currency == currency,
-                                                       Wallet.kind == "commission"))
-    return Decimal(held) if held is not None else from_minor(0, currency)
+    wallet = session.scalar(select(Wallet).where(Wallet.company_id == company_id, Wallet.currency == currency,
+                                                 Wallet.kind == "commission"))
+    return wallet.balance if wallet is not None else from_minor(0, currency)
 
 
 def submit_withdrawal(session: Session, actor: User, vault: Vault, company: Company, *, amount: str,
