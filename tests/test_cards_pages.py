@@ -206,3 +206,38 @@ def test_pages_write_no_secret_to_the_audit_log(cards, client, login):
     assert ACCOUNT in page
     assert all(ACCOUNT not in (e.summary or "") for e in s.scalars(select(AuditEvent)))
     assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 2
+
+
+def test_staff_pages_render_and_post(cards, vault, client, login):
+    s, u = db.session, cards["users"]
+    rows = [add_card(s, u["support"], vault, _card(n), date.today()) for n in range(2)]
+    s.commit()
+    login("support")
+    for url in ("/admin/card_stock/", "/admin/simcard/add/", "/admin/simcard/import/",
+                f"/admin/simcard/timeline/?id={rows[0].id}"):
+        assert client.get(url).status_code == 200, url
+    assert client.get("/admin/simcard/import/template/").mimetype.endswith("spreadsheetml.sheet")
+    answer = post(client, "/admin/card_stock/", {"kind": "transfer", "from_holder": "0", "to_holder": str(cards["a"].id),
+                                                 "numbers": f"{rows[0].iccid}, {rows[1].iccid}", "note": "consign"},
+                  follow_redirects=True)
+    assert "2 cards" in answer.get_data(as_text=True)
+    assert "Distributor A" in client.get(f"/admin/simcard/timeline/?id={rows[0].id}").get_data(as_text=True)
+    assert client.get(f"/admin/simcard/reveal/?id={rows[0].id}").status_code == 403
+    login.logout()
+    login("finance")
+    assert client.get("/admin/commissionrule/set/").status_code == 200
+    post(client, "/admin/commissionrule/set/", {"company_id": str(cards["b"].id), "package_id": "", "mode": "split",
+                                                "kind": "graduated", "level1": "6", "level2": "10", "hold_days": "7",
+                                                "tiers": "0-10000:6\n10000-50000:8\n50000-:10"})
+    assert "10000-50000:8" in client.get("/admin/commissionrule/").get_data(as_text=True)
+    page = post(client, "/admin/simcard/reveal/", {"id": str(rows[0].id), "reason": "customer lost it"})
+    assert "Q00000" in page.get_data(as_text=True)
+    login.logout()
+    login("admin")
+    profile = s.scalar(select(DistributorProfile).where(DistributorProfile.company_id == cards["b"].id))
+    shown = post(client, "/admin/distributorprofile/reveal/", {"id": str(profile.id), "reason": "bank asked"})
+    assert "110101199003074512" in shown.get_data(as_text=True)
+    assert all("110101199003074512" not in e.summary for e in s.scalars(select(AuditEvent)))
+    export = post(client, "/admin/simcard/export_pins/", {})
+    cells = {c for r in load_workbook(io.BytesIO(export.data)).active.iter_rows(values_only=True) for c in r}
+    assert "Q00001" in cells
