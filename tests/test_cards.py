@@ -315,3 +315,24 @@ def test_production_refuses_to_start_without_keys():
                                  "CARD_BLIND_INDEX_KEY": "k"})
     assert rotated.decrypt(token) == "1234" and rotated.decrypt(rotated.rotate(token)) == "1234"
     assert before.blind_index(" 12 34", "pin") == rotated.blind_index("1234", "pin")
+
+
+def test_two_withdrawals_racing_for_one_balance_never_overdraw(cards, vault):
+    s, u, b = db.session, cards["users"], cards["b"]
+    credit(s, wallet_for(s, b.id, "CNY", kind="commission"), D("100.00"), "commission", "test:seed", u["admin"])
+    s.commit()
+    submitter_id, company_id = u["b_admin"].id, b.id
+
+    def withdraw(session):
+        from models import Company, User
+
+        return submit_withdrawal(session, session.get(User, submitter_id), vault, session.get(Company, company_id),
+                                 amount="70.00", bank_name="ICBC", account_name="Beta Zhang", account_number=ACCOUNT)
+
+    outcomes = in_threads(10, withdraw)
+    assert sum(isinstance(o, Withdrawal) for o in outcomes) == 1, outcomes
+    assert all(isinstance(o, (Withdrawal, DomainError)) for o in outcomes), outcomes
+    s.expire_all()
+    assert commission_balance(s, b.id) == D("30.00")
+    assert s.scalar(select(func.count()).select_from(Withdrawal)) == 1
+    assert ledger_differences(s) == []
