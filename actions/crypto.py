@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import unicodedata
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -72,8 +71,8 @@ def _dev_key(label: bytes) -> bytes:
 
 def vault_from_config(config) -> Vault:
     """The vault for an app's config; outside development and testing the keys must be set."""
-    keys_text = config.get("CARD_ENCRYPTION_KEYS") or os.environ.get("CARD_ENCRYPTION_KEYS", "")
-    index_text = config.get("CARD_BLIND_INDEX_KEY") or os.environ.get("CARD_BLIND_INDEX_KEY", "")
+    keys_text = config.get("CARD_ENCRYPTION_KEYS") or ""
+    index_text = config.get("CARD_BLIND_INDEX_KEY") or ""
     keys = [k.strip().encode() for k in keys_text.split(",") if k.strip()]
     index_key = index_text.encode()
     if not keys or not index_key:
