@@ -1171,6 +1171,28 @@ class CardFulfillment(db.Model):
     card_order: Mapped[CardOrder] = relationship()
 
 
+class CardCustomer(db.Model):
+    """客户管理: a distributor's own customer (who its card orders go to), in a category of its choosing."""
+
+    __tablename__ = "card_customer"
+    __table_args__ = (Index("ix_card_customer_company_category", "company_id", "category"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(60), default="")
+    contact_name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    address: Mapped[str] = mapped_column(String(255), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    company: Mapped[Company] = relationship()
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class CommissionRule(db.Model):
     """分销设置: what a distributor (level 1) and its parent (level 2) earn on a package (or all)."""
 

@@ -22,6 +22,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
+from wtforms.validators import DataRequired, Length
 
 from actions import DomainError, companies_in_scope, scope_company_ids
 from actions.cards import (
@@ -44,7 +45,7 @@ from importers.xlsx import iter_file, write_xlsx
 from models import (
     CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
     DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
-    CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Package,
+    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Package,
     SimCard, Wallet, Withdrawal, db,
 )
 
@@ -449,6 +450,46 @@ class SimCardView(DistributorAccess, ScopedModelView):
         return redirect(url_for(".import_batch", id=batch.id))
 
 
+# --- 客户管理 -------------------------------------------------------------------------------------
+
+
+class CardCustomerView(DistributorAccess, ScopedModelView):
+    """客户管理: each distributor's customers, in categories it names itself."""
+
+    roles = frozenset({"sales"})
+    scope_column = "company_id"
+    column_list = ("company", "name", "category", "contact_name", "phone", "address", "created_at")
+    column_labels = {"company": _l("Distributor"), "name": _l("Customer"), "category": _l("Category"),
+                     "contact_name": _l("Contact"), "phone": _l("Phone number"), "address": _l("Address"),
+                     "note": _l("Note"), "created_at": _l("Created")}
+    form_columns = ("company", "name", "category", "contact_name", "phone", "address", "note")
+    column_searchable_list = ("name", "contact_name", "phone")
+    column_filters = (sqla_filters.FilterEqual(CardCustomer.category, _l("Category")),
+                      sqla_filters.FilterLike(CardCustomer.category, _l("Category")))
+    column_select_related_list = (CardCustomer.company,)
+    column_default_sort = ("id", True)
+    form_args = {"name": {"validators": [DataRequired(), Length(max=200)]},
+                 "category": {"validators": [Length(max=60)]}, "contact_name": {"validators": [Length(max=100)]},
+                 "phone": {"validators": [Length(max=40)]}, "address": {"validators": [Length(max=255)]}}
+
+    def create_form(self, obj=None):
+        return self._distributor_companies(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return self._distributor_companies(super().edit_form(obj))
+
+    def on_model_change(self, form, model, is_created):
+        if model.company is not None:  # the form set the relationship; the scope check reads the column
+            model.company_id = model.company.id
+        super().on_model_change(form, model, is_created)
+
+    def _distributor_companies(self, form):
+        """Customers belong to distributors: the company picker offers the actor's distributor companies."""
+        scoped = form.company.query_factory
+        form.company.query_factory = lambda: [c for c in scoped() if distributor_profile(db.session, c.id)]
+        return form
+
+
 # --- 库存管理 -------------------------------------------------------------------------------------
 
 
@@ -812,6 +853,7 @@ def register(admin, *, cards, distribution, finance, system) -> None:
     """The card area's menus: 号卡管理 and 分销管理 groups, withdrawals under finance."""
     admin.add_view(VerificationView(name=_l("Real-name verification"), category=cards, endpoint="card_verification"))
     admin.add_view(SimCardView(name=_l("Cards"), category=cards))
+    admin.add_view(CardCustomerView(CardCustomer, name=_l("Customers"), category=cards))
     admin.add_view(CardStockView(name=_l("Card stock"), category=cards, endpoint="card_stock"))
     admin.add_view(CommissionRuleView(CommissionRule, name=_l("Commission settings"), category=distribution))
     admin.add_view(CommissionEntryView(CommissionEntry, name=_l("Distribution orders"), category=distribution))

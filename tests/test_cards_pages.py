@@ -241,3 +241,26 @@ def test_staff_pages_render_and_post(cards, vault, client, login):
     export = post(client, "/admin/simcard/export_pins/", {})
     cells = {c for r in load_workbook(io.BytesIO(export.data)).active.iter_rows(values_only=True) for c in r}
     assert "Q00001" in cells
+
+
+def test_distributors_keep_their_own_customers(cards, client, login):
+    from models import CardCustomer
+
+    other = make_company("Other Distributor")
+    s = db.session
+    s.add(DistributorProfile(company_id=other.id, legal_name="Other", id_type="passport", id_number_enc="x",
+                             id_number_index="x", id_number_hint="00", status="verified"))
+    s.add(CardCustomer(company_id=other.id, name="Foreign Customer", category="retail"))
+    s.commit()
+    login("b_admin")
+    answer = post(client, "/admin/cardcustomer/new/", {"company": str(cards["b"].id), "name": "Wang Wu",
+                                                      "category": "school", "contact_name": "Wang",
+                                                      "phone": "13800001111", "address": "", "note": ""})
+    assert answer.status_code == 302
+    page = client.get("/admin/cardcustomer/").get_data(as_text=True)
+    assert "Wang Wu" in page and "Foreign Customer" not in page
+    foreign = s.scalar(select(CardCustomer).where(CardCustomer.name == "Foreign Customer"))
+    assert client.get(f"/admin/cardcustomer/edit/?id={foreign.id}").status_code in (302, 404)
+    post(client, "/admin/cardcustomer/new/", {"company": str(other.id), "name": "Sneaky", "category": ""})
+    assert s.scalar(select(CardCustomer).where(CardCustomer.name == "Sneaky")) is None
+    assert "school" in client.get("/admin/cardcustomer/?flt0_0=school").get_data(as_text=True)

@@ -166,6 +166,22 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_card_stock')),
     sa.UniqueConstraint('package_id', 'holder_key', name=op.f('uq_card_stock_package_id_holder_key'))
     )
+    op.create_table('card_customer',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('category', sa.String(length=60), nullable=False),
+    sa.Column('contact_name', sa.String(length=100), nullable=False),
+    sa.Column('phone', sa.String(length=40), nullable=False),
+    sa.Column('address', sa.String(length=255), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('created_at', models.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_card_customer_company_id_company')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_card_customer'))
+    )
+    with op.batch_alter_table('card_customer', schema=None) as batch_op:
+        batch_op.create_index('ix_card_customer_company_category', ['company_id', 'category'], unique=False)
+
     op.create_table('commission_rule',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('company_id', sa.Integer(), nullable=False),
@@ -392,6 +408,10 @@ def downgrade():
 
     op.drop_table('card_order')
     op.drop_table('commission_rule')
+    with op.batch_alter_table('card_customer', schema=None) as batch_op:
+        batch_op.drop_index('ix_card_customer_company_category')
+
+    op.drop_table('card_customer')
     op.drop_table('card_stock')
     op.drop_table('card_import_row')
     with op.batch_alter_table('withdrawal', schema=None) as batch_op:
