@@ -856,3 +856,39 @@ class InvoiceRequest(db.Model):
     company: Mapped[Company] = relationship()
     title: Mapped[InvoiceTitle] = relationship()
     orders: Mapped[list[Order]] = relationship(foreign_keys="Order.invoice_request_id")
+
+
+# --- payment notifications and the mail outbox ---------------------------------------------
+
+NOTIFICATION_REFUSALS = {
+    "malformed": _l("Malformed"),
+    "unknown_method": _l("Unknown or disabled method"),
+    "bad_signature": _l("Bad signature"),
+    "unknown_order": _l("Unknown order"),
+    "amount_mismatch": _l("Amount mismatch"),
+    "currency_mismatch": _l("Currency mismatch"),
+    "stale": _l("Order no longer awaiting payment"),
+    "repeated": _l("Repeated transaction"),
+}
+
+
+class RefusedNotification(db.Model):
+    """A payment notification the callback refused: why, for which method, from where. Never edited.
+
+    The rows of one source in the last minute are also its rate limit (index on source, at).
+    """
+
+    __tablename__ = "refused_notification"
+    __table_args__ = (
+        CheckConstraint(_in("reason", NOTIFICATION_REFUSALS), name="reason"),
+        Index("ix_refused_notification_source_at", "source", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(45))
+    method: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(20))
+    order_number: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(255), default="")
+    body_excerpt: Mapped[str] = mapped_column(Text, default="")

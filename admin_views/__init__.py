@@ -45,7 +45,7 @@ def init_admin(app: Flask) -> Admin:
     )
     from admin_views import (
         billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
-        renewals, seats, system, tenants,
+        payments, renewals, seats, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -54,6 +54,7 @@ def init_admin(app: Flask) -> Admin:
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
     offline_recharge.register(admin, sales=SALES, finance=FINANCE)
     money.register(admin, finance=FINANCE)
+    payments.register(admin, finance=FINANCE)
     members.register(admin, customer=CUSTOMER, finance=FINANCE)
     seats.register(admin, customer=CUSTOMER, sales=SALES)
     invoices.register(admin, customer=CUSTOMER, finance=FINANCE)
