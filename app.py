@@ -40,6 +40,8 @@ DEFAULTS = {
     "IMPORT_MAX_ROWS": 200_000,
     "BATCH_SUSPEND_MAX_NUMBERS": 20_000,
     "MAIL_DEFAULT_SENDER": "renewdesk@localhost",
+    "MAIL_MAX_ATTEMPTS": 3,
+    "MAIL_RETRY_MINUTES": 10,
     "PAYMENT_REFUSALS_PER_MINUTE": 30,
     "ORDER_PENDING_HOURS": 24,
     "PROXY_COUNT": 0,
@@ -58,6 +60,8 @@ ENVIRONMENT = (
     "MAIL_PASSWORD",
     "MAIL_USE_TLS",
     "MAIL_DEFAULT_SENDER",
+    "MAIL_MAX_ATTEMPTS",
+    "MAIL_RETRY_MINUTES",
     "IMPORT_MAX_BYTES",
     "IMPORT_MAX_ROWS",
     "PAYMENT_METHODS",
@@ -85,7 +89,7 @@ def _from_environment() -> dict:
         value = os.environ.get(f"RENEWDESK_{name}", os.environ.get(name))
         if value is None:
             continue
-        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX", "_MINUTE")):
+        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX", "_MINUTE", "_MINUTES", "_ATTEMPTS")):
             value = int(value)
         elif value.lower() in ("true", "false"):
             value = value.lower() == "true"

@@ -44,7 +44,7 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
+        billing, bindings, catalog, devices, expiry_import, invoices, mailing, members, money, offline_recharge,
         payments, renewals, seats, system, tenants,
     )
 
@@ -63,6 +63,7 @@ def init_admin(app: Flask) -> Admin:
     bindings.register(admin, support=SUPPORT)
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
+    mailing.register(admin, SYSTEM)
     tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
 
     @app.context_processor

@@ -35,8 +35,33 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_refused_notification_at'), ['at'], unique=False)
         batch_op.create_index('ix_refused_notification_source_at', ['source', 'at'], unique=False)
 
+    op.create_table('outbox_mail',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('dedupe_key', sa.String(length=200), nullable=False),
+    sa.Column('recipients', sa.Text(), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('body_text', sa.Text(), nullable=False),
+    sa.Column('body_html', sa.Text(), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=False),
+    sa.Column('sensitive', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=False),
+    sa.Column('created_at', models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', models.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', models.UTCDateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('queued', 'sending', 'sent', 'failed')", name=op.f('ck_outbox_mail_status')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox_mail')),
+    sa.UniqueConstraint('dedupe_key', name=op.f('uq_outbox_mail_dedupe_key'))
+    )
+    with op.batch_alter_table('outbox_mail', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_mail_status_id', ['status', 'id'], unique=False)
+
 
 def downgrade():
+    with op.batch_alter_table('outbox_mail', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_mail_status_id')
+    op.drop_table('outbox_mail')
     with op.batch_alter_table('refused_notification', schema=None) as batch_op:
         batch_op.drop_index('ix_refused_notification_source_at')
         batch_op.drop_index(batch_op.f('ix_refused_notification_at'))
