@@ -105,6 +105,14 @@ def _method_list(value) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
 
 
+def _formats(template: str) -> bool:
+    try:
+        template.format(order="RC-1", amount="1.00", currency="CNY", method="wechat")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
 def payment_settings(config: Mapping) -> PaymentSettings:
     """Read and check the payment configuration; PaymentConfigError when it cannot be served.
 
@@ -130,8 +138,9 @@ def payment_settings(config: Mapping) -> PaymentSettings:
             secrets[method] = secret.encode() if isinstance(secret, str) else bytes(secret)
         if not sandbox:
             url = config.get(f"PAYMENT_{name}_PAY_URL")
-            if not url or not str(url).startswith("https://"):
-                missing.append(f"PAYMENT_{name}_PAY_URL (https://…)")
+            if not url or not str(url).startswith("https://") or not _formats(str(url)):
+                missing.append(f"PAYMENT_{name}_PAY_URL (https://… with only {{order}}, {{amount}}, {{currency}}, "
+                               f"{{method}})")
             else:
                 pay_urls[method] = str(url)
     if missing:

@@ -42,7 +42,7 @@ from actions.members import (
     refresh_levels, upgrade_vip,
 )
 from actions.orders import scoped_order
-from actions.payments import check_method
+from actions.payments import PROVIDER_CURRENCIES, check_method
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result
 from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
@@ -399,7 +399,7 @@ class BuyCoinsView(RoleView):
             try:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
-                if method != "bank_transfer":
+                if method in PROVIDER_CURRENCIES:
                     check_method(method, "CNY", enabled_methods())
                 order = create_coin_order(db.session, current_user, company, amount, method)
             except DomainError as exc:

@@ -116,6 +116,8 @@ def test_production_offers_no_online_method_by_default(prod_app, world, top_up):
      "PAYMENT_PAYPAL_SECRET"),  # the sandbox secret is no credential outside development
     ({"PAYMENT_METHODS": "alipay", "PAYMENT_ALIPAY_SECRET": "k", "PAYMENT_ALIPAY_PAY_URL": "http://plain.example/"},
      "PAYMENT_ALIPAY_PAY_URL"),
+    ({"PAYMENT_METHODS": "alipay", "PAYMENT_ALIPAY_SECRET": "k",
+      "PAYMENT_ALIPAY_PAY_URL": "https://pay.example/?order={order}&sign={signature}"}, "PAYMENT_ALIPAY_PAY_URL"),
     ({"PAYMENT_METHODS": "bitcoin"}, "unknown payment methods: bitcoin"),
 ])
 def test_production_refuses_to_start_with_an_enabled_method_lacking_credentials(database_url, settings, missing):
