@@ -89,7 +89,8 @@ def _from_environment() -> dict:
         value = os.environ.get(f"RENEWDESK_{name}", os.environ.get(name))
         if value is None:
             continue
-        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX", "_MINUTE", "_MINUTES", "_ATTEMPTS")):
+        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX", "_MINUTE",
+                                              "_MINUTES", "_ATTEMPTS")):
             value = int(value)
         elif value.lower() in ("true", "false"):
             value = value.lower() == "true"

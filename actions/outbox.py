@@ -89,7 +89,7 @@ def render_mail(template: str, locale: str, subject, **context) -> RenderedMail:
 
 def queue_mail(session: Session, key: str, recipients: Sequence[str], mail: RenderedMail,
                sensitive: bool = False) -> int | None:
-    """Queue `mail` in the caller's transaction; its id (the existing one's for a known `key`), None without recipients."""
+    """Queue `mail` in the caller's transaction; its id (the earlier one's for a known `key`); None: no recipient."""
     recipients = [r for r in dict.fromkeys(recipients) if r]
     if not recipients:
         return None
