@@ -144,6 +144,7 @@ def flash_welcome(outcomes, company: str, email: str, username: str, password: s
 
 
 def queue_rejection(application: TenantApplication, locale: str) -> int | None:
+    """Queue the applicant's mail with the rejection reason (before the commit)."""
     return queue(
         f"tenant_rejected:{application.id}", "tenant_rejected", [application.contact_email], locale,
         _l("Your application for %(company)s was not approved", company=application.company_name),
