@@ -19,7 +19,9 @@ Both jobs are safe to run again and again, and concurrently:
   stays the same (someone renews or changes the expiry: that is a new period_start);
   "no_package" is retried once a package has been bound.
 - remind claims (company, period) by inserting its ReminderLog first: one email per company per
-  period. A send that fails removes its log again, so the next run retries that company.
+  period, queued in the mail outbox (actions.outbox) in the same transaction. The mail leaves
+  after the commit; a mail that fails stays in the outbox, failed with its reason, and is
+  retried from there (`flask --app app mail send-queued`, an admin's retry), never lost.
 
 Nothing here commits: the CLI commits once per command.
 """
@@ -33,19 +35,21 @@ from datetime import date
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.audit import record
-# _number_order and _apply_renewal are the one way an order gets its number and a paid renewal
-# moves expiries (remembering old and new for refunds); auto-renewal must not grow a second one.
-from actions.orders import MAX_MONTHS, _apply_renewal, _number_order, renewal_price
-from actions.wallets import InsufficientBalance, debit, wallet_for
+from actions.outbox import RenderedMail, queue_mail
+from actions.money import format_money, from_minor
+# open_order and pay_with_balance are the one way an order is written and paid (a paid renewal
+# moves expiries, remembering old and new for refunds); auto-renewal must not grow a second one.
+from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price
+from actions.wallets import InsufficientBalance
 from models import (
-    AutoRenewAttempt, BillingConfig, Company, Device, Order, OrderLine, Package, ReminderLog, utcnow,
+    AutoRenewAttempt, BillingConfig, Company, Device, Order, Package, ReminderLog, utcnow,
 )
 
 CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -125,8 +129,12 @@ class _Package:
     currency: str
     active: bool
     pricing: str
-    amount: Decimal
+    amount_minor: int
     term_months: int | None
+
+    @property
+    def amount(self) -> Decimal:
+        return from_minor(self.amount_minor, self.currency)
 
 
 def _by_cycle(companies: Iterable[CompanySettings]) -> dict[str, list[CompanySettings]]:
@@ -331,7 +339,7 @@ class _AutoRenewal:
         else:
             number, total = order.number, order.total
             outcome.renewed += len(priced)
-            outcome.orders.append(f"{number} ({total} {currency})")
+            outcome.orders.append(f"{number} ({format_money(total, currency)})")
             self.orders.append(number)
             self.totals["renewed"] += len(priced)
             self._finish(ids, outcome="renewed", order_id=order.id, message=number)
@@ -343,26 +351,19 @@ class _AutoRenewal:
 
     def _pay(self, company_id: int, currency: str, priced: list) -> Order:
         """A renewal order for these devices, paid from the company's own wallet; expiries moved."""
-        session, now = self.session, utcnow()
-        total = sum((price for _row, _package, price in priced), Decimal("0.00"))
-        order = Order(kind="renewal", status="paid", company_id=company_id, currency=currency, total=total,
-                      payment_method="balance", paid_at=now, created_at=now,
-                      note=f"auto-renew {self.period.label}")
-        _number_order(session, order)
-        session.execute(
-            OrderLine.__table__.insert(),
-            [{"order_id": order.id, "device_id": row.id, "package_id": package.id, "months": self.months,
-              "quantity": 1, "unit_price": price, "amount": price,
-              "description": f"{row.number} {package.code} × {self.months}"}
-             for row, package, price in priced],
+        session = self.session
+        order = open_order(
+            session, None, kind="renewal", company_id=company_id, currency=currency,
+            note=f"auto-renew {self.period.label}",
+            lines=[LineSpec(description=f"{row.number} {package.code} × {self.months}", gross=price, unit_price=price,
+                            device_id=row.id, package_id=package.id, months=self.months)
+                   for row, package, price in priced],
         )
-        number, order_id = order.number, order.id
-        wallet = wallet_for(session, company_id, currency)
-        debit(session, wallet, total, "payment", f"pay:order:{order_id}", None, order_id=order_id, memo=number)
-        _apply_renewal(session, order, self.today)
+        number, order_id, total = order.number, order.id, order.total
+        pay_with_balance(session, None, order, self.today)
         record(session, None, "auto_renew", "order", [order_id],
-               f"{number}: renew {len(priced)} devices × {self.months} months = {total} {currency} from balance "
-               f"({self.period.label})")
+               f"{number}: renew {len(priced)} devices × {self.months} months = "
+               f"{format_money(total, currency, 'en')} from balance ({self.period.label})")
         session.flush()
         return order
 
@@ -384,8 +385,8 @@ def auto_renew(session: Session, today: date, months: int | None = None) -> Auto
     companies = [c for c in effective_settings(session) if c.auto_renew]
     packages = {
         row.id: _Package(*row) for row in session.execute(
-            select(Package.id, Package.code, Package.currency, Package.active, Package.pricing, Package.amount,
-                   Package.term_months))
+            select(Package.id, Package.code, Package.currency, Package.active, Package.pricing,
+                   Package.amount_minor, Package.term_months))
     }
     outcomes: dict[int, _CompanyOutcome] = {}
     totals = defaultdict(int)
@@ -427,13 +428,13 @@ class ExpiryReminder:
 
 @dataclass(frozen=True)
 class RemindSummary:
-    """What one reminder run did: emails sent, failed (retried next run) and already sent this period."""
+    """What one reminder run did: emails queued (their outbox ids) and companies already reminded this period."""
 
-    sent: int = 0
-    failed: int = 0
+    queued: int = 0
     skipped: int = 0
     devices: int = 0
     lines: tuple[str, ...] = ()
+    mail_ids: tuple[int, ...] = ()
 
 
 def _due_by_company(session: Session, company_ids: Sequence[int], period_end: date) -> dict[int, list]:
@@ -459,19 +460,20 @@ def _due_by_company(session: Session, company_ids: Sequence[int], period_end: da
     return found
 
 
-def remind(session: Session, today: date, send: Callable[[ExpiryReminder], None]) -> RemindSummary:
-    """Email each company with push on the devices expiring by its period's end: once per company and period.
+def remind(session: Session, today: date, compose: Callable[[ExpiryReminder], RenderedMail]) -> RemindSummary:
+    """Queue an email to each company with push on listing the devices expiring by its period's end: once per
+    company and period.
 
-    `send(reminder)` delivers one email (the CLI renders it in the push language and sends it
-    over SMTP); if it raises, that company's log is removed and the next run tries again. A
-    crash before the caller commits loses the logs of the emails already sent, which are then
-    sent again: at least once, never silently lost.
+    `compose(reminder)` renders one email (the CLI renders it in the push language); it is queued in
+    the outbox with the company's ReminderLog, in the caller's transaction. The caller commits,
+    then sends (actions.outbox.send_queued): no mail leaves while the transaction is open.
     """
     companies = [c for c in effective_settings(session) if c.push_enabled]
-    sent = failed = skipped = devices = 0
+    queued = skipped = devices = 0
     lines: list[str] = []
     logs = ReminderLog.__table__
-    sent_ids: list[int] = []
+    company_ids: list[int] = []
+    mail_ids: list[int] = []
     for cycle, group in _by_cycle(companies).items():
         period = billing_period(today, cycle)
         by_id = {c.id: c for c in group}
@@ -499,21 +501,15 @@ def remind(session: Session, today: date, send: Callable[[ExpiryReminder], None]
                     company.push_emails, tuple((r.number, r.name, r.expires_on) for r in rows),
                     rows[0].total,
                 )
-                try:
-                    send(reminder)
-                except Exception as exc:  # noqa: BLE001 — any delivery error: report it, retry next run
-                    session.execute(delete(logs).where(logs.c.company_id == company_id,
-                                                       logs.c.period == period.label))
-                    failed += 1
-                    lines.append(str(_l("%(company)s (#%(id)s): reminder for %(period)s not sent: %(error)s",
-                                        company=company.name, id=company_id, period=period.label,
-                                        error=f"{type(exc).__name__}: {exc}")))
-                    continue
-                sent += 1
+                mail_id = queue_mail(session, f"expiry_reminder:{company_id}:{period.label}", reminder.recipients,
+                                     compose(reminder))
+                if mail_id is not None:
+                    mail_ids.append(mail_id)
+                queued += 1
                 devices += reminder.total
-                sent_ids.append(company_id)
-    if sent:
-        record(session, None, "remind", "company", sent_ids,
-               f"{today}: {sent} expiry reminders sent ({devices} devices), {failed} failed")
+                company_ids.append(company_id)
+    if queued:
+        record(session, None, "remind", "company", company_ids,
+               f"{today}: {queued} expiry reminders queued ({devices} devices)")
     session.flush()
-    return RemindSummary(sent, failed, skipped, devices, tuple(lines))
+    return RemindSummary(queued, skipped, devices, tuple(lines), tuple(mail_ids))

@@ -785,10 +785,10 @@ class CardFinanceView(DistributorAccess, RoleView):
                              "wallet": kind, "amount": format_money(entry.amount, currency),
                              "income": entry.amount > 0, "memo": entry.memo})
             for kind, currency, wallet_kind, total in db.session.execute(
-                    select(LedgerEntry.kind, Wallet.currency, Wallet.kind, func.sum(LedgerEntry.amount))
+                    select(LedgerEntry.kind, Wallet.currency, Wallet.kind, func.sum(LedgerEntry.amount_minor))
                     .join(Wallet, Wallet.id == LedgerEntry.wallet_id).where(Wallet.company_id == company_id)
                     .group_by(LedgerEntry.kind, Wallet.currency, Wallet.kind)):
-                totals[(str(LEDGER_KINDS.get(kind, kind)), wallet_kind)] = format_money(total, currency)
+                totals[(str(LEDGER_KINDS.get(kind, kind)), wallet_kind)] = format_money(from_minor(total, currency), currency)
         return self.render("renewdesk/cards/finance.html", companies=companies, company_id=company_id, rows=rows,
                            totals=totals)
 

@@ -28,6 +28,7 @@ from werkzeug.utils import secure_filename
 from wtforms import Form, PasswordField, RadioField, SelectField, StringField
 
 from actions import DomainError, companies_in_scope, in_scope, scoped
+from actions.money import format_amount, format_money
 from actions.audit import history
 from actions.bank_transfers import (
     DEFAULT_MAX_BYTES, FILE_KINDS, TRANSFER_CURRENCIES, AlreadyReviewed, amount_matches, confirm_receipt, file_path,
@@ -42,7 +43,9 @@ from actions.members import (
     refresh_levels, upgrade_vip,
 )
 from actions.orders import scoped_order
+from actions.payments import PROVIDER_CURRENCIES, check_method
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result
+from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
 from importers.xlsx import write_xlsx
 from models import (
@@ -72,7 +75,8 @@ def _company(raw) -> Company | None:
 
 
 def _coins(value) -> str:
-    return f"{int(value or 0):,}"
+    """A whole number of coins in the reader's locale (216,000)."""
+    return format_amount(value or 0, "COIN")
 
 
 # --- one-time downloads of random passwords ---------------------------------------------------
@@ -387,7 +391,7 @@ class BuyCoinsView(RoleView):
         if args.get("accounts"):
             try:
                 calculated = coin_price(calc["level"], calc["accounts"], calc["years"])
-                amount = amount or f"{calculated[0]:.2f}"
+                amount = amount or str(calculated[0])
             except DomainError as exc:
                 flash(str(exc), "error")
         company_id = request.form.get("company_id", str(current_user.company_id or ""))
@@ -397,6 +401,8 @@ class BuyCoinsView(RoleView):
             try:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
+                if method in PROVIDER_CURRENCIES:
+                    check_method(method, "CNY", enabled_methods())
                 order = create_coin_order(db.session, current_user, company, amount, method)
             except DomainError as exc:
                 db.session.rollback()
@@ -408,14 +414,14 @@ class BuyCoinsView(RoleView):
                         coins=_coins(order.total * COINS_PER_CNY), amount=order.total), "success")
                 if method == "bank_transfer":
                     return redirect(url_for("bank_transfer.upload", order=number))
-                return redirect(url_for("sandbox.pay", order_number=number, method=method))
+                return redirect(pay_page_url(order, method))
         coins_preview = None
         try:
             coins_preview = coins_for_cny(amount) if amount else None
         except DomainError:
             pass
         wallets = db.session.execute(
-            scoped(select(Company.name, Wallet.balance).join(Wallet, Wallet.company_id == Company.id)
+            scoped(select(Company.name, Wallet.balance_minor).join(Wallet, Wallet.company_id == Company.id)
                    .where(Wallet.currency == "COIN"), current_user, Company.id).order_by(Company.path)
         ).all()
         orders = db.session.scalars(
@@ -425,7 +431,8 @@ class BuyCoinsView(RoleView):
         return self.render(
             "renewdesk/coins_buy.html", calc=calc, calculated=calculated, amount=amount, coins_preview=coins_preview,
             companies=_company_choices(), company_id=company_id, method=method,
-            methods=[(m, PAYMENT_METHODS[m]) for m in COIN_PAYMENT_METHODS],
+            methods=[(m, PAYMENT_METHODS[m]) for m in COIN_PAYMENT_METHODS
+                     if m == "bank_transfer" or m in enabled_methods()],
             levels=[(k, VIP_LEVELS[k], YEARLY_PRICE_CNY[k]) for k in YEARLY_PRICE_CNY],
             terms=[(str(t), TERM_LABELS[t]) for t in TERM_MONTHS], rate=COINS_PER_CNY,
             wallets=wallets, orders=orders, statuses=ORDER_STATUSES, coins=_coins,
@@ -501,7 +508,7 @@ class BankTransferView(RoleView):
             "renewdesk/bank_transfer_upload.html", order=order, receipts=receipts, statuses=RECEIPT_STATUSES,
             order_statuses=ORDER_STATUSES, kinds=ORDER_KINDS,
             payer_company=form.get("payer_company", order.company.name), payer_account=form.get("payer_account", ""),
-            amount=form.get("amount", f"{order.total:.2f}"),
+            amount=form.get("amount", str(order.total)),
             payee=current_app.config.get("BANK_TRANSFER_PAYEE", ""),
             max_mb=f"{current_app.config.get('BANK_RECEIPT_MAX_BYTES', DEFAULT_MAX_BYTES) / 1048576:g}",
         )
@@ -517,10 +524,11 @@ class BankTransferView(RoleView):
 # --- bank transfer: finance confirms ---------------------------------------------------------------
 
 def _receipt_amount_cell(view, context, model, name):
-    text = f"{model.amount:,.2f} {model.order.currency}"
+    text = format_money(model.amount, model.order.currency)
     if amount_matches(model):
         return text
-    return badge(_("%(amount)s ≠ order total %(total)s", amount=text, total=f"{model.order.total:,.2f}"), "danger")
+    return badge(_("%(amount)s ≠ order total %(total)s", amount=text,
+                   total=format_money(model.order.total, model.order.currency)), "danger")
 
 
 def _receipt_status_cell(view, context, model, name):
@@ -568,7 +576,7 @@ class ReceiptReviewView(ScopedModelView):
         "amount": _receipt_amount_cell, "status": _receipt_status_cell, "created_at": _utc_cell,
         "reviewed_at": _utc_cell,
         "order.company": lambda v, c, m, n: m.order.company.name,
-        "order.total": lambda v, c, m, n: f"{m.order.total:,.2f} {m.order.currency}",
+        "order.total": lambda v, c, m, n: format_money(m.order.total, m.order.currency),
     }
     column_formatters_export = {
         "status": lambda v, c, m, n: str(RECEIPT_STATUSES.get(m.status, m.status)),
