@@ -1292,14 +1292,15 @@ class SubscriptionOrder(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), unique=True)
+    # Set once open_order returned (NULL only inside the checkout's transaction).
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), unique=True)
     purpose: Mapped[str] = mapped_column(String(10))
     period_start: Mapped[date | None] = mapped_column(Date)
     plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"))
     cycle_id: Mapped[int] = mapped_column(ForeignKey("plan_cycle.id"))
 
     subscription: Mapped[Subscription] = relationship()
-    order: Mapped[Order] = relationship()
+    order: Mapped[Order | None] = relationship()
     plan: Mapped[ServicePlan] = relationship()
     cycle: Mapped[PlanCycle] = relationship()
 

@@ -45,7 +45,7 @@ def init_admin(app: Flask) -> Admin:
     )
     from admin_views import (
         billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
-        renewals, seats, system, tenants,
+        renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -63,6 +63,7 @@ def init_admin(app: Flask) -> Admin:
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
     tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
+    subscriptions.register(admin, customer=CUSTOMER, sales=SALES, finance=FINANCE)
 
     @app.context_processor
     def console_context():

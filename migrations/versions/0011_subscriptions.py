@@ -345,7 +345,7 @@ def upgrade():
     op.create_table('subscription_order',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('subscription_id', sa.Integer(), nullable=False),
-    sa.Column('order_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=True),
     sa.Column('purpose', sa.String(length=10), nullable=False),
     sa.Column('period_start', sa.Date(), nullable=True),
     sa.Column('plan_id', sa.Integer(), nullable=False),
