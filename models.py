@@ -898,6 +898,7 @@ SUBSCRIPTION_EVENT_KINDS = {
     "cancel_undone": _l("Cancellation withdrawn"),
     "cancelled": _l("Cancelled"),
     "refunded": _l("Refunded"),
+    "upgrade_ordered": _l("Upgrade ordered"),
     "upgraded": _l("Upgraded"),
     "downgrade_scheduled": _l("Downgrade scheduled"),
     "downgraded": _l("Downgraded"),

@@ -601,7 +601,8 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
         link.order_id = order.id
         session.flush()
     if purpose != "start":
-        event(session, subscription, "renewal_ordered" if purpose == "renewal" else "upgraded", actor, order=order,
+        event(session, subscription, "renewal_ordered" if purpose == "renewal" else "upgrade_ordered", actor,
+              order=order,
               summary=f"{order.number}: {format_money(order.total, order.currency)}")
     return order
 
@@ -657,6 +658,8 @@ def deliver(session: Session, order: Order, today: date) -> None:
     if link is None:
         raise DomainError(_l("Order %(number)s belongs to no subscription.", number=order.number))
     subscription = link.subscription
+    if link.purpose == "upgrade":
+        _credit_unused_days(session, subscription, order, today)
     if link.purpose == "start":
         start = today
     elif link.purpose == "renewal":
@@ -697,8 +700,7 @@ def undo(session: Session, order: Order, lines) -> None:
     if link is None:
         return
     subscription = link.subscription
-    plan_refunded = any(line.months and not line.description.startswith("+") and _is_plan_line(order, line)
-                        for line in lines)
+    plan_refunded = any(_is_plan_line(order, line) for line in lines)
     if plan_refunded:
         subscription.status = "cancelled"
         subscription.cancelled_at = utcnow()
@@ -930,6 +932,133 @@ def _pending_renewals(session: Session, subscription: Subscription) -> list[Orde
     return list(session.scalars(select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(
         SubscriptionOrder.subscription_id == subscription.id, SubscriptionOrder.purpose == "renewal",
         Order.status == "pending")))
+
+
+def request_cancel_now(session: Session, actor: User, subscription: Subscription, reason: str):
+    """Cancel now with a refund of the current period's order: finance requests it, another person of
+    finance approves it (the order core's refunds); approval ends the subscription (undo above)."""
+    from actions.orders import request_refund
+
+    _check_subscription(session, actor, subscription)
+    if subscription.status not in ("active", "cancel_scheduled", "past_due"):
+        raise DomainError(_l("Subscription %(number)s is not active.", number=subscription.number))
+    order = current_period_order(session, subscription)
+    if order is None:
+        raise DomainError(_l("Subscription %(number)s has no paid order for its current period.",
+                             number=subscription.number))
+    refund = request_refund(session, actor, order, None, (reason or "").strip() or "cancel now")
+    audit = record(session, actor, "cancel_now_requested", "subscription", [subscription.id],
+                   f"{subscription.number}: refund #{refund.id} of {order.number}")
+    event(session, subscription, "cancel_scheduled", actor, order=order, audit=audit,
+          summary=str(_l("Cancel now: refund #%(id)s awaits approval by finance.", id=refund.id)))
+    session.flush()
+    return refund
+
+
+def current_period_order(session: Session, subscription: Subscription, before: Order | None = None) -> Order | None:
+    """The paid order that paid for the current period (the latest paid one, older than `before`)."""
+    query = select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(
+        SubscriptionOrder.subscription_id == subscription.id, Order.status == "paid")
+    if before is not None:
+        query = query.where(Order.id < before.id)
+    return session.scalar(query.order_by(Order.id.desc()))
+
+
+# --- upgrade and downgrade -------------------------------------------------------------------------------------------
+
+def _other_cycle(session: Session, subscription: Subscription, cycle_id) -> PlanCycle:
+    cycle = session.get(PlanCycle, cycle_id) if isinstance(cycle_id, int) else None
+    if cycle is None or not cycle.active or not cycle.plan.active or cycle.plan.service_id != subscription.service_id:
+        raise DomainError(_l("Billing cycle: this plan is not offered in that cycle."))
+    if cycle.id == subscription.cycle_id:
+        raise DomainError(_l("Plan: the subscription is on this plan and cycle already."))
+    return cycle
+
+
+def unused_credit(session: Session, subscription: Subscription, today: date, upgrade: Order | None = None) -> Decimal:
+    """What the unused days of the current period are worth: the net actually paid for it (after every
+    promotion) × unused days / days of the period, rounded half up."""
+    order = current_period_order(session, subscription, before=upgrade)
+    if order is None or subscription.period_start is None or subscription.period_end is None:
+        return zero(subscription.currency)
+    days = (subscription.period_end - subscription.period_start).days
+    unused = max(0, min(days, (subscription.period_end - today).days))
+    paid = order.total - order.refunded
+    return round_money(paid * unused / days, order.currency) if days else zero(order.currency)
+
+
+def _credit_unused_days(session: Session, subscription: Subscription, order: Order, today: date) -> None:
+    from actions.wallets import credit, wallet_for
+
+    amount = unused_credit(session, subscription, today, upgrade=order)
+    if amount > 0:
+        wallet = wallet_for(session, subscription.company_id, subscription.currency)
+        credit(session, wallet, amount, "refund", f"subscription-upgrade-credit:{order.id}", None, order_id=order.id,
+               memo=f"{subscription.number}: unused days before upgrade")
+        event(session, subscription, "upgraded", None, order=order,
+              summary=str(_l("Credit for unused days: %(amount)s to the balance.",
+                             amount=format_money(amount, subscription.currency))))
+
+
+def upgrade_now(session: Session, actor: User, subscription: Subscription, cycle_id: int, today: date) -> Order:
+    """Upgrade to a higher plan from today: an order for the new plan's cycle and the add-ons at catalog
+    prices; paying it starts the new period and credits the unused days of the old one to the wallet."""
+    _check_subscription(session, actor, subscription)
+    if actor.role not in ("customer_admin", "sales", "admin"):
+        raise DomainError(_l("Your role may not do this."))
+    if subscription.status not in ("active", "cancel_scheduled"):
+        raise DomainError(_l("Subscription %(number)s is not active.", number=subscription.number))
+    cycle = _other_cycle(session, subscription, cycle_id)
+    if cycle.plan.rank <= subscription.plan.rank:
+        raise DomainError(_l("Plan: %(plan)s is not an upgrade of %(current)s; downgrades wait for the period end.",
+                             plan=cycle.plan.name, current=subscription.plan.name))
+    if session.scalar(select(SubscriptionOrder.id).join(Order, Order.id == SubscriptionOrder.order_id).where(
+            SubscriptionOrder.subscription_id == subscription.id, SubscriptionOrder.purpose == "upgrade",
+            Order.status == "pending")):
+        raise DomainError(_l("Subscription %(number)s has an upgrade order awaiting payment already.",
+                             number=subscription.number))
+    currency = subscription.currency
+    lines = [QuoteLine("plan", f"{subscription.service.name} · {cycle.plan.name} · {cycle.months}", None, None)]
+    gross = {"plan": cycle.price}
+    for item in subscription.items:
+        if item.active and item.add_on.active:
+            key = f"add_on:{item.add_on_id}"
+            lines.append(QuoteLine(key, item.add_on.name, item.add_on, None))
+            gross[key] = add_on_gross(item.add_on, cycle.months)
+    priced = price_order([Line(line.key, gross[line.key]) for line in lines], currency=currency)
+    selection = Selection(cycle.id)
+    result = Quote(subscription.company, subscription.service, cycle.plan, cycle, selection, tuple(lines), None,
+                   priced, _digest(selection, priced))
+    order = _open_subscription_order(session, actor, subscription, result, "upgrade", today, today)
+    record(session, actor, "upgrade", "subscription", [subscription.id],
+           f"{subscription.number}: {subscription.plan.name} → {cycle.plan.name}, order {order.number}")
+    session.flush()
+    return order
+
+
+def schedule_downgrade(session: Session, actor: User, subscription: Subscription, cycle_id: int) -> None:
+    """Move to a lower plan (or another cycle) from the next period; the renewal is priced on it."""
+    _check_subscription(session, actor, subscription)
+    if subscription.status not in ("active", "past_due"):
+        raise DomainError(_l("Subscription %(number)s is not active.", number=subscription.number))
+    cycle = _other_cycle(session, subscription, cycle_id)
+    if cycle.plan.rank > subscription.plan.rank:
+        raise DomainError(_l("Plan: %(plan)s is an upgrade; upgrade now instead.", plan=cycle.plan.name))
+    if _pending_renewals(session, subscription):
+        raise DomainError(_l("Subscription %(number)s already has its renewal order; change the plan after it "
+                             "is paid or cancelled.", number=subscription.number))
+    seats = len(seats_of(session, subscription))
+    if seats > cycle.plan.seat_limit:
+        raise DomainError(_l("Plan: %(plan)s has %(limit)s seats and %(used)s are taken; remove seats first.",
+                             plan=cycle.plan.name, limit=cycle.plan.seat_limit, used=seats))
+    subscription.next_plan_id, subscription.next_cycle_id = cycle.plan_id, cycle.id
+    audit = record(session, actor, "downgrade", "subscription", [subscription.id],
+                   f"{subscription.number}: {subscription.plan.name} → {cycle.plan.name} × {cycle.months} "
+                   f"from {subscription.period_end}")
+    session.flush()
+    event(session, subscription, "downgrade_scheduled", actor, audit=audit,
+          summary=f"{cycle.plan.name} · {cycle.months}")
+    session.flush()
 
 
 # --- renewal -----------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
 from actions import subscriptions as subs
-from actions.money import parse
+from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
 from admin_views.system import InCompanyTree
@@ -331,6 +331,8 @@ class SubscriptionView(ScopedModelView):
         if tab == "employees":
             context["seats"] = subs.seats_of(db.session, subscription)
         elif tab == "details":
+            context["other_cycles"] = [c for plan in subscription.service.plans if plan.active for c in plan.cycles
+                                       if c.active and c.id != subscription.cycle_id]
             try:
                 context["next_quote"] = subs.renewal_quote(db.session, subscription)
             except DomainError as exc:
@@ -409,6 +411,35 @@ class SubscriptionView(ScopedModelView):
             db.session, current_user, s),
             _("Cancellation withdrawn.") if undo else _("The subscription ends at the end of its period."))
 
+    @expose("/view/<int:id>/change/", methods=("POST",))
+    def change_view(self, id: int):
+        """Upgrade now (an order; the unused days go back to the balance when it is paid) or downgrade at
+        the period end."""
+        cycle_id = parse_row_id(request.form.get("cycle"))
+        subscription = self._subscription_or_404(id)
+        try:
+            target = db.session.get(PlanCycle, cycle_id or 0)
+            if target is not None and target.plan.rank > subscription.plan.rank:
+                order = subs.upgrade_now(db.session, current_user, subscription, cycle_id, date.today())
+                message = _("Upgrade order %(number)s: %(total)s. Pay it to switch now.", number=order.number,
+                            total=format_money(order.total, order.currency))
+            else:
+                subs.schedule_downgrade(db.session, current_user, subscription, cycle_id)
+                message = _("The plan changes at the end of the period.")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(message, "success")
+        return redirect(url_for(".detail_view", id=id, tab="details"))
+
+    @expose("/view/<int:id>/cancel-now/", methods=("POST",))
+    def cancel_now_view(self, id: int):
+        return self._post(id, "details", lambda s: subs.request_cancel_now(db.session, current_user, s,
+                                                                            request.form.get("reason", "")),
+                          _("Refund requested; the subscription ends when another person of finance approves it."))
+
     @expose("/view/<int:id>/pay/", methods=("POST",))
     def pay_view(self, id: int):
         return self._post(id, "payments", lambda s: subs.pay_by_balance(db.session, current_user, s, date.today()),
@@ -464,11 +495,14 @@ class PromotionView(ScopedModelView):
                          "value": _value_cell, "redemptions": _redemptions_cell}
     column_filters = ("status", "scope", "kind", "currency")
     column_searchable_list = ("code", "name")
-    form_columns = ("code", "name", "scope", "kind", "currency", "percent", "amount", "max_discount", "min_subtotal",
+    form_columns = ("code", "name", "scope", "kind", "currency", "percent_value", "amount_value", "cap_value",
+                    "min_subtotal_value",
                     "starts_at", "ends_at", "max_redemptions", "max_per_company", "first_subscription_only",
                     "combinable", "duration", "duration_cycles")
-    form_extra_fields = {"percent": StringField(_l("Percentage")), "amount": StringField(_l("Amount")),
-                         "max_discount": StringField(_l("Cap")), "min_subtotal": StringField(_l("Minimum subtotal"))}
+    # Typed as text and parsed by actions.money (never a float); stored as minor units.
+    form_extra_fields = {"percent_value": StringField(_l("Percentage")), "amount_value": StringField(_l("Amount")),
+                         "cap_value": StringField(_l("Cap")),
+                         "min_subtotal_value": StringField(_l("Minimum subtotal"))}
     form_choices = {"scope": [(k, v) for k, v in PROMOTION_SCOPES.items()],
                     "kind": [(k, v) for k, v in PROMOTION_KINDS.items()],
                     "currency": [(c, c) for c in SUBSCRIPTION_CURRENCIES],
@@ -491,10 +525,10 @@ class PromotionView(ScopedModelView):
     def on_form_prefill(self, form, id):
         row = self.get_one(id)
         if row is not None:
-            form.percent.data = f"{row.percent.normalize():f}" if row.percent is not None else ""
-            form.amount.data = str(row.amount) if row.amount is not None else ""
-            form.max_discount.data = str(row.max_discount) if row.max_discount is not None else ""
-            form.min_subtotal.data = str(row.min_subtotal) if row.min_subtotal is not None else ""
+            form.percent_value.data = f"{row.percent.normalize():f}" if row.percent is not None else ""
+            form.amount_value.data = str(row.amount) if row.amount is not None else ""
+            form.cap_value.data = str(row.max_discount) if row.max_discount is not None else ""
+            form.min_subtotal_value.data = str(row.min_subtotal) if row.min_subtotal is not None else ""
 
     def on_model_change(self, form, model, is_created):
         if current_user.role not in ("admin", "sales"):
@@ -508,16 +542,16 @@ class PromotionView(ScopedModelView):
                 return to_minor(parse(text, currency, str(label)), currency) if text else None
 
             if model.kind == "percent":
-                text = (form.percent.data or "").strip()
+                text = (form.percent_value.data or "").strip()
                 percent = parse(text, "CNY", str(_l("Percentage")), maximum=100)
                 model.percent_hundredths, model.amount_minor = int(percent * 100), None
-                model.max_discount_minor = optional(form.max_discount, _l("Cap"))
+                model.max_discount_minor = optional(form.cap_value, _l("Cap"))
             else:
-                model.amount_minor = optional(form.amount, _l("Amount"))
+                model.amount_minor = optional(form.amount_value, _l("Amount"))
                 if model.amount_minor is None:
                     raise DomainError(_l("%(field)s: enter an amount.", field=_l("Amount")))
                 model.percent_hundredths = model.max_discount_minor = None
-            model.min_subtotal_minor = optional(form.min_subtotal, _l("Minimum subtotal"))
+            model.min_subtotal_minor = optional(form.min_subtotal_value, _l("Minimum subtotal"))
             if model.duration != "cycles":
                 model.duration_cycles = None
             if is_created:

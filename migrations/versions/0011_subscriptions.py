@@ -306,7 +306,7 @@ def upgrade():
     sa.Column('order_id', sa.Integer(), nullable=True),
     sa.Column('audit_event_id', sa.Integer(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=False),
-    sa.CheckConstraint("kind IN ('created', 'paid', 'started', 'renewal_ordered', 'renewed', 'past_due', 'expired', 'abandoned', 'cancel_scheduled', 'cancel_undone', 'cancelled', 'refunded', 'upgraded', 'downgrade_scheduled', 'downgraded', 'seat_assigned', 'seat_removed', 'note', 'settings', 'cash_entered', 'cash_confirmed')", name=op.f('ck_subscription_event_kind')),
+    sa.CheckConstraint("kind IN ('created', 'paid', 'started', 'renewal_ordered', 'renewed', 'past_due', 'expired', 'abandoned', 'cancel_scheduled', 'cancel_undone', 'cancelled', 'refunded', 'upgrade_ordered', 'upgraded', 'downgrade_scheduled', 'downgraded', 'seat_assigned', 'seat_removed', 'note', 'settings', 'cash_entered', 'cash_confirmed')", name=op.f('ck_subscription_event_kind')),
     sa.ForeignKeyConstraint(['actor_id'], ['user.id'], name=op.f('fk_subscription_event_actor_id_user')),
     sa.ForeignKeyConstraint(['audit_event_id'], ['audit_event.id'], name=op.f('fk_subscription_event_audit_event_id_audit_event')),
     sa.ForeignKeyConstraint(['order_id'], ['order.id'], name=op.f('fk_subscription_event_order_id_order')),
