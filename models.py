@@ -1193,7 +1193,7 @@ class Subscription(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    number: Mapped[str] = mapped_column(String(32), unique=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
     service_id: Mapped[int] = mapped_column(ForeignKey("service.id"), index=True)
     plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"), index=True)

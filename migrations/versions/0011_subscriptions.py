@@ -172,7 +172,7 @@ def upgrade():
 
     op.create_table('subscription',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('number', sa.String(length=32), nullable=False),
+    sa.Column('number', sa.String(length=40), nullable=False),
     sa.Column('company_id', sa.Integer(), nullable=False),
     sa.Column('service_id', sa.Integer(), nullable=False),
     sa.Column('plan_id', sa.Integer(), nullable=False),
