@@ -1140,6 +1140,9 @@ class PromotionTarget(db.Model):
     add_on_id: Mapped[int | None] = mapped_column(ForeignKey("plan_add_on.id"))
 
     promotion: Mapped[Promotion] = relationship(back_populates="targets")
+    plan: Mapped[ServicePlan | None] = relationship()
+    cycle: Mapped[PlanCycle | None] = relationship()
+    add_on: Mapped[PlanAddOn | None] = relationship()
 
 
 class PromotionCompany(db.Model):

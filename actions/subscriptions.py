@@ -23,15 +23,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
-from actions.money import format_money, from_minor, round_money, to_minor, zero
+from actions.money import format_money, round_money, zero
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, mark_paid, open_order, pay_with_balance, register_kind,
 )
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
 from models import (
-    AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompany,
-    PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote,
+    AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionReservation,
+    PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote,
     SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
@@ -56,7 +56,7 @@ class QuoteChanged(DomainError):
         self.quote = quote
 
 
-# --- the price table --------------------------------------------------------------------------------
+# --- the price table ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CycleOffer:
@@ -89,7 +89,7 @@ def add_on_gross(add_on: PlanAddOn, months: int) -> Decimal:
     return round_money(add_on.price * months / add_on.months, add_on.currency)
 
 
-# --- promotions: rules and eligibility --------------------------------------------------------------
+# --- promotions: rules and eligibility ----------------------------------------------------------------------
 
 def rule_of(promotion: Promotion) -> PromotionRule:
     """The pricing rule of a stored promotion."""
@@ -116,7 +116,9 @@ class CheckoutContext:
     held: set[int] = field(default_factory=set)  # promotions this checkout holds a live reservation of
 
 
-def checkout_context(session: Session, company: Company, now: datetime, checkout_key: str | None = None) -> CheckoutContext:
+def checkout_context(session: Session, company: Company, now: datetime,
+                     checkout_key: str | None = None) -> CheckoutContext:
+    """What eligibility needs for `company` now (a checkout's own reservations count as held)."""
     ancestors = {int(part) for part in company.path.strip("/").split("/") if part}
     first = not session.scalar(select(func.count()).select_from(Subscription).where(
         Subscription.company_id == company.id, Subscription.status != "abandoned"))
@@ -148,7 +150,9 @@ def refusal(ctx: CheckoutContext, promotion: Promotion, scope: str, *, currency:
         return str(_l("it has not started yet"))
     if promotion.ends_at and now >= promotion.ends_at:
         return str(_l("it has ended"))
-    if promotion.kind == "fixed" or promotion.max_discount_minor is not None or promotion.min_subtotal_minor is not None:
+    in_money = (promotion.kind == "fixed" or promotion.max_discount_minor is not None
+                or promotion.min_subtotal_minor is not None)
+    if in_money:
         if promotion.currency != currency:
             return str(_l("it is in %(promotion_currency)s and this order is in %(currency)s",
                           promotion_currency=promotion.currency, currency=currency))
@@ -181,7 +185,7 @@ def _scope_label(scope: str) -> str:
     return str(PROMOTION_SCOPES.get(scope, scope))
 
 
-# --- step 1: the selection and its quote --------------------------------------------------------------
+# --- step 1: the selection and its quote --------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Selection:
@@ -353,7 +357,7 @@ def eligible_offers(session: Session, company: Company, cycle: PlanCycle, add_on
     return offers
 
 
-# --- reservations --------------------------------------------------------------------------------------
+# --- reservations -------------------------------------------------------------------------------------------
 
 def _take(session: Session, promotion_id: int) -> bool:
     """Reserve one redemption if the cap allows (one conditional UPDATE)."""
@@ -421,7 +425,7 @@ def new_checkout_key() -> str:
     return uuid.uuid4().hex
 
 
-# --- step 2: details and confirmation --------------------------------------------------------------------
+# --- step 2: details and confirmation -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class CheckoutDetails:
@@ -650,7 +654,7 @@ def _pending_order(session: Session, subscription: Subscription) -> Order:
     return order
 
 
-# --- delivery (registered with the order core) -------------------------------------------------------------
+# --- delivery (registered with the order core) --------------------------------------------------------------
 
 def deliver(session: Session, order: Order, today: date) -> None:
     """A subscription order is paid: start, renew or upgrade the period; redeem its promotions."""
@@ -764,7 +768,7 @@ def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, to
     session.flush()
 
 
-# --- seats, notes, settings --------------------------------------------------------------------------------------
+# --- seats, notes, settings ---------------------------------------------------------------------------------
 
 def _check_subscription(session: Session, actor: User, subscription: Subscription) -> None:
     require_role(actor, VIEW_ROLES)
@@ -865,7 +869,7 @@ def update_renewal(session: Session, actor: User, subscription: Subscription, au
     session.flush()
 
 
-# --- cancel --------------------------------------------------------------------------------------------------------
+# --- cancel -------------------------------------------------------------------------------------------------
 
 def schedule_cancel(session: Session, actor: User, subscription: Subscription) -> None:
     """Cancel at the end of the paid period (undoable until then); a pending renewal order is cancelled."""
@@ -964,7 +968,7 @@ def current_period_order(session: Session, subscription: Subscription, before: O
     return session.scalar(query.order_by(Order.id.desc()))
 
 
-# --- upgrade and downgrade -------------------------------------------------------------------------------------------
+# --- upgrade and downgrade ----------------------------------------------------------------------------------
 
 def _other_cycle(session: Session, subscription: Subscription, cycle_id) -> PlanCycle:
     cycle = session.get(PlanCycle, cycle_id) if isinstance(cycle_id, int) else None
@@ -1061,7 +1065,7 @@ def schedule_downgrade(session: Session, actor: User, subscription: Subscription
     session.flush()
 
 
-# --- renewal -----------------------------------------------------------------------------------------------------------
+# --- renewal ------------------------------------------------------------------------------------------------
 
 def renewal_quote(session: Session, subscription: Subscription) -> Quote:
     """The next cycle priced in advance: catalog (or locked) prices, promotions that have cycles left,
@@ -1170,7 +1174,7 @@ def run_billing(session: Session, today: date, now: datetime) -> BillingReport:
     return report
 
 
-# --- promotions: lifecycle ---------------------------------------------------------------------------------------------
+# --- promotions: lifecycle ----------------------------------------------------------------------------------
 
 FROZEN_FIELDS = ("scope", "kind", "currency", "percent_hundredths", "amount_minor", "max_discount_minor",
                  "duration", "duration_cycles", "min_subtotal_minor")
@@ -1216,7 +1220,7 @@ def check_promotion_edit(promotion: Promotion, changed: Sequence[str]) -> None:
 
 
 
-# --- demo data ----------------------------------------------------------------------------------------------------------
+# --- demo data ----------------------------------------------------------------------------------------------
 
 def seed_subscriptions(session: Session) -> dict:
     """The worked example's catalog (CNY) and promotions, and a VND service, for the demo and the tests.

@@ -11,6 +11,7 @@ from datetime import date, datetime, timezone
 from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
+from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import FilterEqual
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -21,7 +22,7 @@ from sqlalchemy.orm import joinedload, selectinload
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
-from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
+from actions import ActionResult, DomainError, companies_in_scope, in_scope
 from actions import subscriptions as subs
 from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
@@ -30,8 +31,8 @@ from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
     PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES, SUBSCRIPTION_EVENT_KINDS,
-    SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle, Order, PlanAddOn, PlanCycle, Promotion,
-    Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionOrder, db,
+    SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle, Order, PlanCycle, Promotion,
+    PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionOrder, db,
 )
 
 STATE_BADGES = {"pending_payment": "warning", "active": "success", "past_due": "danger",
@@ -153,7 +154,8 @@ class SubscribeView(RoleView):
         terms = subs.current_terms(db.session, quote.service)
         titles = list(db.session.scalars(select(InvoiceTitle).where(InvoiceTitle.company_id == quote.company.id)
                                          .order_by(InvoiceTitle.id)))
-        defaults = {"contact_name": quote.company.contact_name or "", "contact_phone": quote.company.contact_phone or "",
+        defaults = {"contact_name": quote.company.contact_name or "",
+                    "contact_phone": quote.company.contact_phone or "",
                     "contact_email": quote.company.contact_email or "", "invoice_title": quote.company.name,
                     "invoice_tax_id": quote.company.tax_id or "", "invoice_address": quote.company.address or "",
                     "pay_method": "cash" if current_user.role == "sales" else "balance", "auto_renew": "y"}
@@ -174,7 +176,8 @@ class SubscribeView(RoleView):
         form = request.form
         checkout_key = form.get("checkout_key", "")
         company = _company(form.get("company_id"))
-        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id", "invoice_address",
+        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id",
+                                                 "invoice_address",
                                                  "invoice_email", "contact_name", "contact_phone", "contact_email",
                                                  "pay_method", "auto_renew", "accept_terms", "terms_version_id")}
         try:
@@ -252,7 +255,7 @@ class SubscribeView(RoleView):
         return redirect(detail)
 
 
-# --- the subscription list and its detail page ------------------------------------------------------------
+# --- the subscription list and its detail page --------------------------------------------------------------
 
 def _options(model, label_of):
     """Filter options read per request (Flask-Admin also calls them once at start-up, outside one)."""
@@ -459,7 +462,7 @@ class SubscriptionView(ScopedModelView):
         return self._post(id, "payments", enter, _("Cash receipt entered; finance confirms it."))
 
 
-# --- promotions ----------------------------------------------------------------------------------------------------
+# --- promotions ---------------------------------------------------------------------------------------------
 
 def _value_cell(view, context, model, name):
     if model.kind == "percent":
@@ -491,7 +494,8 @@ class PromotionView(ScopedModelView):
                      "min_subtotal": _l("Minimum subtotal"), "max_redemptions": _l("Redemptions cap"),
                      "max_per_company": _l("Per-company cap"), "duration_cycles": _l("Cycles")}
     column_formatters = {"scope": label_formatter(PROMOTION_SCOPES), "kind": label_formatter(PROMOTION_KINDS),
-                         "status": label_formatter(PROMOTION_STATUSES), "duration": label_formatter(PROMOTION_DURATIONS),
+                         "status": label_formatter(PROMOTION_STATUSES),
+                         "duration": label_formatter(PROMOTION_DURATIONS),
                          "value": _value_cell, "redemptions": _redemptions_cell}
     column_filters = ("status", "scope", "kind", "currency")
     column_searchable_list = ("code", "name")
@@ -507,6 +511,14 @@ class PromotionView(ScopedModelView):
                     "kind": [(k, v) for k, v in PROMOTION_KINDS.items()],
                     "currency": [(c, c) for c in SUBSCRIPTION_CURRENCIES],
                     "duration": [(k, v) for k, v in PROMOTION_DURATIONS.items()]}
+
+    inline_models = (
+        (PromotionTarget, {"form_columns": ("id", "plan", "cycle", "add_on"),
+                           "form_label": _l("Applies only to (one plan, cycle or add-on per row)")}),
+        (PromotionCompany, {"form_columns": ("id", "company"), "form_label": _l("Offered only to (and subsidiaries)"),
+                            "form_ajax_refs": {"company": QueryAjaxModelLoader("company", db.session, Company,
+                                                                               fields=["name"], page_size=20)}}),
+    )
 
     @staticmethod
     def money(amount, currency):
@@ -554,6 +566,9 @@ class PromotionView(ScopedModelView):
             model.min_subtotal_minor = optional(form.min_subtotal_value, _l("Minimum subtotal"))
             if model.duration != "cycles":
                 model.duration_cycles = None
+            for target in model.targets:
+                if sum(x is not None for x in (target.plan, target.cycle, target.add_on)) != 1:
+                    raise DomainError(_l("Applies only to: choose exactly one plan, cycle or add-on in each row."))
             if is_created:
                 model.status, model.created_by_id = "draft", current_user.id
             else:
@@ -594,7 +609,7 @@ class PromotionView(ScopedModelView):
                   _("%(count)s archived."))
 
 
-# --- cash receipts -------------------------------------------------------------------------------------------------
+# --- cash receipts ------------------------------------------------------------------------------------------
 
 def _receipt_amount(view, context, model, name):
     from actions.money import format_money

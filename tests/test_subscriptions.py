@@ -76,7 +76,7 @@ def checkout(user, company, selection=None, **detail_changes) -> Subscription:
                         details(quote.service, **detail_changes), now(), TODAY)
 
 
-# --- the worked example ----------------------------------------------------------------------------------
+# --- the worked example -------------------------------------------------------------------------------------
 
 def test_worked_example_through_the_checkout_functions(world):
     customer = world.users["customer"]
@@ -177,7 +177,7 @@ def subs_tabs():
     return TABS
 
 
-# --- bad input: a message naming the field, nothing written -----------------------------------------------
+# --- bad input: a message naming the field, nothing written -------------------------------------------------
 
 def _refused(user, company, selection=None, detail_changes=None, match=""):
     before = counts()
@@ -340,7 +340,7 @@ def test_fifty_concurrent_checkouts_on_a_cap_of_ten(app, world):
     assert promotion.reserved + promotion.redeemed == 10
 
 
-# --- access and scope ------------------------------------------------------------------------------------------
+# --- access and scope ---------------------------------------------------------------------------------------
 
 def test_customer_of_another_company_gets_404(app, client, login, world):
     subscription = checkout(world.users["customer"], world.acme)
@@ -362,7 +362,7 @@ def test_tech_support_may_not_subscribe(app, client, login, world):
     assert client.get("/admin/subscription/").status_code == 403
 
 
-# --- seats, notes, cancellation -------------------------------------------------------------------------------------
+# --- seats, notes, cancellation -----------------------------------------------------------------------------
 
 def test_seats_within_the_plan_limit(world):
     customer = world.users["customer"]
@@ -411,7 +411,7 @@ def test_cancel_at_period_end_is_undoable_and_then_happens(world):
     assert subscription.status == "cancelled"
 
 
-# --- the renewal job ---------------------------------------------------------------------------------------------------
+# --- the renewal job ----------------------------------------------------------------------------------------
 
 def test_renewal_order_auto_paid_once_however_often_the_job_runs(world):
     subscription = _active(world)

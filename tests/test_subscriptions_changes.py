@@ -15,7 +15,7 @@ from actions import subscriptions as subs
 from actions.orders import approve_refund
 from actions.wallets import balance_of
 from conftest import post
-from models import CashReceipt, LedgerEntry, Order, Promotion, Subscription, db
+from models import CashReceipt, LedgerEntry, Promotion, Subscription, db
 from test_subscriptions import TODAY, _active, by_code, checkout, cycle_of, now
 
 D = Decimal
@@ -133,3 +133,11 @@ def test_redeemed_promotion_values_are_frozen(world):
     with pytest.raises(DomainError, match="INVOICE7"):
         subs.check_promotion_edit(invoice7, ["percent_hundredths"])
     subs.check_promotion_edit(invoice7, ["name", "ends_at"])
+
+
+def test_promotion_pages_render_with_targets(app, client, login, world):
+    login("sales")
+    assert client.get("/admin/promotion/new/").status_code == 200
+    plan15 = by_code(Promotion, "PLAN15")
+    page = client.get(f"/admin/promotion/edit/?id={plan15.id}")
+    assert page.status_code == 200 and "targets-0-plan" in page.get_data(as_text=True)
