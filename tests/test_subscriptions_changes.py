@@ -141,3 +141,35 @@ def test_promotion_pages_render_with_targets(app, client, login, world):
     plan15 = by_code(Promotion, "PLAN15")
     page = client.get(f"/admin/promotion/edit/?id={plan15.id}")
     assert page.status_code == 200 and "targets-0-plan" in page.get_data(as_text=True)
+
+
+def test_online_flow_pays_at_the_provider_and_starts_the_subscription(app, client, login, world):
+    """ON flow: Confirm sends the payer to the provider's pay page; its signed notification pays the order."""
+    from test_subscriptions import _hidden, worked_selection
+
+    login("customer")
+    selection = worked_selection()
+    key = "a" * 32
+    form = [("checkout_key", key), ("company_id", str(world.acme.id)), ("cycle", str(selection.cycle_id)),
+            ("step", "next"), ("plan_promotion", str(selection.plan_promotion_id)),
+            ("invoice_promotion", str(selection.invoice_promotion_id))]
+    form += [("add_on", str(a)) for a in selection.add_on_ids]
+    form += [(f"add_on_promotion_{a}", str(p)) for a, p in selection.add_on_promotion_ids]
+    step2 = post(client, "/admin/subscribe/checkout/", form).get_data(as_text=True)
+    assert 'id="rd-edit-customer"' in step2
+    terms = subs.current_terms(db.session, cycle_of("OFFICE-STD", 12).plan.service)
+    filled = [p for p in _hidden(step2, "rd-checkout-step2") if p[0] not in ("csrf_token", "stage")] + [
+        ("stage", "confirm"), ("invoice_title", "Acme Logistics"), ("invoice_tax_id", "91310000MA1FL8LQ47"),
+        ("contact_name", "Li Lei"), ("contact_phone", "13800000000"), ("contact_email", "li@acme.example"),
+        ("pay_method", "online"), ("accept_terms", "y"), ("terms_version_id", str(terms.id))]
+    answer = post(client, "/admin/subscribe/checkout/pay/", filled)  # a Chinese unified social credit code
+    assert answer.status_code == 302 and "/sandbox/pay/" in answer.headers["Location"]
+    subscription = db.session.scalar(select(Subscription).where(Subscription.checkout_key == key))
+    assert subscription.status == "pending_payment"
+    paid = post(client, answer.headers["Location"], {"decision": "pay"})
+    assert paid.status_code == 302
+    db.session.expire_all()
+    subscription = db.session.get(Subscription, subscription.id)
+    assert subscription.status == "active"
+    order = subs.start_order(db.session, subscription)
+    assert order.payment_method == "wechat" and order.total == D("1642.96")
