@@ -15,8 +15,8 @@ from actions import subscriptions as subs
 from actions.orders import approve_refund
 from actions.wallets import balance_of
 from conftest import post
-from models import CashReceipt, LedgerEntry, Promotion, Subscription, db
-from test_subscriptions import TODAY, _active, by_code, checkout, cycle_of, now
+from models import CashReceipt, LedgerEntry, Promotion, Service, Subscription, User, db
+from test_subscriptions import TODAY, _active, by_code, checkout, cycle_of, now, worked_selection
 
 D = Decimal
 
@@ -145,7 +145,7 @@ def test_promotion_pages_render_with_targets(app, client, login, world):
 
 def test_online_flow_pays_at_the_provider_and_starts_the_subscription(app, client, login, world):
     """ON flow: Confirm sends the payer to the provider's pay page; its signed notification pays the order."""
-    from test_subscriptions import _hidden, worked_selection
+    from test_subscriptions import _hidden
 
     login("customer")
     selection = worked_selection()
@@ -173,3 +173,26 @@ def test_online_flow_pays_at_the_provider_and_starts_the_subscription(app, clien
     assert subscription.status == "active"
     order = subs.start_order(db.session, subscription)
     assert order.payment_method == "wechat" and order.total == D("1642.96")
+
+
+def test_billing_command_is_safe_to_repeat(app, world):
+    subscription = _active(world)
+    day = (subscription.period_end - timedelta(days=7)).isoformat()
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["billing", "subscriptions", "--today", day])
+    assert first.exit_code == 0, first.output
+    assert "1 renewal orders, 1 paid from the balance" in first.output
+    again = runner.invoke(args=["billing", "subscriptions", "--today", day])
+    assert "0 renewal orders, 0 paid from the balance" in again.output
+
+
+def test_demo_data_holds_the_worked_example(app):
+    from actions.demo import seed_demo
+
+    seed_demo(db.session, devices=5, method="scrypt:1024:8:1")
+    db.session.commit()
+    customer = db.session.scalar(select(User).where(User.username == "customer"))
+    quote = subs.quote(db.session, customer, customer.company, worked_selection(), now())
+    assert quote.total == D("1642.96")
+    assert by_code(Promotion, "INVOICE7").status == "active"
+    assert db.session.scalar(select(Service).where(Service.currency == "VND")) is not None
