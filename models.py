@@ -1159,6 +1159,22 @@ class PromotionCompany(db.Model):
     company: Mapped[Company] = relationship()
 
 
+class PromotionCompanyUse(db.Model):
+    """How many redemptions and live reservations of a promotion one company holds (its per-company cap is
+    checked on this counter by a conditional UPDATE)."""
+
+    __tablename__ = "promotion_company_use"
+    __table_args__ = (
+        UniqueConstraint("promotion_id", "company_id"),
+        CheckConstraint("used >= 0", name="used_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotion.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class PromotionReservation(db.Model):
     """One checkout's hold on one redemption of a promotion: reserved → redeemed | released."""
 
@@ -1191,6 +1207,7 @@ class Subscription(db.Model):
         CheckConstraint(_in("renewal_method", RENEWAL_METHODS), name="renewal_method"),
         CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
         CheckConstraint("period_end IS NULL OR period_end > period_start", name="period_order"),
+        CheckConstraint("seats_used >= 0", name="seats_used_not_negative"),
         Index("ix_subscription_company_status", "company_id", "status"),
         Index("ix_subscription_status_period_end", "status", "period_end"),
     )
@@ -1210,6 +1227,8 @@ class Subscription(db.Model):
     renewal_method: Mapped[str] = mapped_column(String(10), default="balance")
     # A locked subscription renews at the price of its last cycle, not the catalog's.
     price_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Seats held (SubscriptionSeat rows), kept by a conditional UPDATE against the plan's seat limit.
+    seats_used: Mapped[int] = mapped_column(Integer, default=0)
     # A downgrade waits for the period end.
     next_plan_id: Mapped[int | None] = mapped_column(ForeignKey("service_plan.id"))
     next_cycle_id: Mapped[int | None] = mapped_column(ForeignKey("plan_cycle.id"))

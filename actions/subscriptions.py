@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from actions import DomainError, in_scope, require_role
@@ -30,8 +31,8 @@ from actions.orders import (
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
 from models import (
-    AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionReservation,
-    PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote,
+    AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse,
+    PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote,
     SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
@@ -370,6 +371,26 @@ def _take(session: Session, promotion_id: int) -> bool:
     return result.rowcount == 1
 
 
+def _take_for_company(session: Session, promotion: Promotion, company_id: int) -> bool:
+    """Count one more use by the company if its cap allows (a row per promotion and company, kept by a
+    conditional UPDATE, so two checkouts of one company cannot both take its last use)."""
+    exists_ = session.scalar(select(PromotionCompanyUse.id).where(PromotionCompanyUse.promotion_id == promotion.id,
+                                                                  PromotionCompanyUse.company_id == company_id))
+    if exists_ is None:
+        try:
+            with session.begin_nested():
+                session.add(PromotionCompanyUse(promotion_id=promotion.id, company_id=company_id, used=0))
+        except IntegrityError:  # another checkout of the company made it a moment ago
+            pass
+    cap = promotion.max_per_company
+    query = update(PromotionCompanyUse).where(PromotionCompanyUse.promotion_id == promotion.id,
+                                              PromotionCompanyUse.company_id == company_id)
+    if cap is not None:
+        query = query.where(PromotionCompanyUse.used < cap)
+    return session.execute(query.values(used=PromotionCompanyUse.used + 1)
+                           .execution_options(synchronize_session=False)).rowcount == 1
+
+
 def _give_back(session: Session, reservation: PromotionReservation) -> None:
     claimed = session.execute(update(PromotionReservation).where(
         PromotionReservation.id == reservation.id, PromotionReservation.status == "reserved")
@@ -377,6 +398,10 @@ def _give_back(session: Session, reservation: PromotionReservation) -> None:
     if claimed:
         session.execute(update(Promotion).where(Promotion.id == reservation.promotion_id, Promotion.reserved > 0)
                         .values(reserved=Promotion.reserved - 1).execution_options(synchronize_session=False))
+        session.execute(update(PromotionCompanyUse).where(
+            PromotionCompanyUse.promotion_id == reservation.promotion_id,
+            PromotionCompanyUse.company_id == reservation.company_id, PromotionCompanyUse.used > 0)
+            .values(used=PromotionCompanyUse.used - 1).execution_options(synchronize_session=False))
 
 
 def release_expired_reservations(session: Session, now: datetime) -> int:
@@ -412,6 +437,9 @@ def reserve(session: Session, actor: User, company: Company, selection: Selectio
             continue
         if not _take(session, promotion_id):
             raise DomainError(_l("%(code)s is sold out.", code=promotion.code))
+        if not _take_for_company(session, promotion, company.id):
+            raise DomainError(_l("%(code)s: %(company)s has used it the most times allowed.", code=promotion.code,
+                                 company=company.name))
         if reservation is None:
             session.add(PromotionReservation(promotion_id=promotion_id, company_id=company.id,
                                              checkout_key=checkout_key, status="reserved", expires_at=expires))
@@ -801,13 +829,23 @@ def assign_seats(session: Session, actor: User, subscription: Subscription, text
     held = {s.member_account_id for s in seats_of(session, subscription)}
     new = [accounts[login] for login in logins if accounts[login].id not in held]
     limit = subscription.plan.seat_limit
-    if len(held) + len(new) > limit:
+    if not new:
+        return []
+    seat_limit = select(ServicePlan.seat_limit).where(ServicePlan.id == Subscription.plan_id).scalar_subquery()
+    taken = session.execute(update(Subscription).where(
+        Subscription.id == subscription.id, Subscription.seats_used + len(new) <= seat_limit)
+        .values(seats_used=Subscription.seats_used + len(new)).execution_options(synchronize_session=False)).rowcount
+    if not taken:
         raise DomainError(_l("Employees: %(plan)s has %(limit)s seats, %(used)s taken; %(n)s more do not fit.",
                              plan=subscription.plan.name, limit=limit, used=len(held), n=len(new)))
-    for account in new:
-        session.add(SubscriptionSeat(subscription_id=subscription.id, member_account_id=account.id,
-                                     assigned_by_id=actor.id))
-    session.flush()
+    session.expire(subscription, ["seats_used"])
+    try:
+        with session.begin_nested():
+            for account in new:
+                session.add(SubscriptionSeat(subscription_id=subscription.id, member_account_id=account.id,
+                                             assigned_by_id=actor.id))
+    except IntegrityError:  # the same account was given a seat a moment ago
+        raise DomainError(_l("Employees: someone assigned these seats meanwhile; reload the page.")) from None
     audit = record(session, actor, "assign_seats", "subscription", [subscription.id],
                    ", ".join(a.login for a in new))
     event(session, subscription, "seat_assigned", actor, audit=audit, summary=", ".join(a.login for a in new))
@@ -824,6 +862,10 @@ def remove_seat(session: Session, actor: User, subscription: Subscription, seat_
                              number=subscription.number))
     login = seat.member_account.login
     session.delete(seat)
+    session.flush()
+    session.execute(update(Subscription).where(Subscription.id == subscription.id, Subscription.seats_used > 0)
+                    .values(seats_used=Subscription.seats_used - 1).execution_options(synchronize_session=False))
+    session.expire(subscription, ["seats_used"])
     audit = record(session, actor, "remove_seat", "subscription", [subscription.id], login)
     event(session, subscription, "seat_removed", actor, audit=audit, summary=login)
     session.flush()

@@ -196,3 +196,16 @@ def test_demo_data_holds_the_worked_example(app):
     assert quote.total == D("1642.96")
     assert by_code(Promotion, "INVOICE7").status == "active"
     assert db.session.scalar(select(Service).where(Service.currency == "VND")) is not None
+
+
+def test_per_company_cap_counts_live_reservations(world):
+    plan15 = by_code(Promotion, "PLAN15")
+    plan15.max_per_company = 1
+    db.session.commit()
+    checkout(world.users["customer"], world.acme)
+    db.session.commit()
+    with pytest.raises(DomainError, match="Acme Logistics"):
+        checkout(world.users["customer"], world.acme)
+    db.session.rollback()
+    checkout(world.users["north"], world.north)  # another company of the tree has its own count
+    db.session.commit()

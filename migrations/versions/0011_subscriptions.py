@@ -2,7 +2,7 @@
 
 Revision ID: 0011_subscriptions
 Revises: 0005
-Create Date: 2026-12-01 03:51:08.635442
+Create Date: 2026-12-01 04:08:47.184342
 
 """
 from alembic import op
@@ -154,6 +154,20 @@ def upgrade():
     with op.batch_alter_table('promotion_company', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_promotion_company_promotion_id'), ['promotion_id'], unique=False)
 
+    op.create_table('promotion_company_use',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('promotion_id', sa.Integer(), nullable=False),
+    sa.Column('company_id', sa.Integer(), nullable=False),
+    sa.Column('used', sa.Integer(), nullable=False),
+    sa.CheckConstraint('used >= 0', name=op.f('ck_promotion_company_use_used_not_negative')),
+    sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_promotion_company_use_company_id_company')),
+    sa.ForeignKeyConstraint(['promotion_id'], ['promotion.id'], name=op.f('fk_promotion_company_use_promotion_id_promotion')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_promotion_company_use')),
+    sa.UniqueConstraint('promotion_id', 'company_id', name=op.f('uq_promotion_company_use_promotion_id_company_id'))
+    )
+    with op.batch_alter_table('promotion_company_use', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_promotion_company_use_company_id'), ['company_id'], unique=False)
+
     op.create_table('promotion_target',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('promotion_id', sa.Integer(), nullable=False),
@@ -185,6 +199,7 @@ def upgrade():
     sa.Column('auto_renew', sa.Boolean(), nullable=False),
     sa.Column('renewal_method', sa.String(length=10), nullable=False),
     sa.Column('price_locked', sa.Boolean(), nullable=False),
+    sa.Column('seats_used', sa.Integer(), nullable=False),
     sa.Column('next_plan_id', sa.Integer(), nullable=True),
     sa.Column('next_cycle_id', sa.Integer(), nullable=True),
     sa.Column('checkout_key', sa.String(length=64), nullable=False),
@@ -206,6 +221,7 @@ def upgrade():
     sa.CheckConstraint("renewal_method IN ('balance', 'online', 'cash')", name=op.f('ck_subscription_renewal_method')),
     sa.CheckConstraint("status IN ('pending_payment', 'active', 'past_due', 'cancel_scheduled', 'cancelled', 'expired', 'abandoned', 'suspended')", name=op.f('ck_subscription_status')),
     sa.CheckConstraint('period_end IS NULL OR period_end > period_start', name=op.f('ck_subscription_period_order')),
+    sa.CheckConstraint('seats_used >= 0', name=op.f('ck_subscription_seats_used_not_negative')),
     sa.ForeignKeyConstraint(['company_id'], ['company.id'], name=op.f('fk_subscription_company_id_company')),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_subscription_created_by_id_user')),
     sa.ForeignKeyConstraint(['cycle_id'], ['plan_cycle.id'], name=op.f('fk_subscription_cycle_id_plan_cycle')),
@@ -430,6 +446,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_promotion_target_promotion_id'))
 
     op.drop_table('promotion_target')
+    with op.batch_alter_table('promotion_company_use', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_promotion_company_use_company_id'))
+
+    op.drop_table('promotion_company_use')
     with op.batch_alter_table('promotion_company', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_promotion_company_promotion_id'))
 
