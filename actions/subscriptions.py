@@ -32,8 +32,8 @@ from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
 from models import (
     AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse,
-    PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote,
-    SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
+    PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem,
+    SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
 CHECKOUT_ROLES = {"customer_admin", "sales"}
