@@ -124,6 +124,8 @@ def create_app(config: dict | None = None) -> Flask:
     babel.init_app(app, locale_selector=select_locale)
     _init_login(app)
 
+    import actions.order_kinds  # noqa: F401 - the core's order kinds register what paying delivers
+    from actions.money import format_money
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp
     from admin_views.payments import callbacks, sandbox
@@ -134,6 +136,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(sandbox)
     app.register_blueprint(callbacks)
     csrf.exempt(callbacks)
+    app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
     init_admin(app)
     register_commands(app)
 

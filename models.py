@@ -11,6 +11,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -20,16 +21,18 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Numeric,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     select,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from actions.money import from_minor, to_minor
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -69,8 +72,81 @@ class UTCDateTime(TypeDecorator):
 class Base(DeclarativeBase):
     registry = registry(
         metadata=MetaData(naming_convention=NAMING),
-        type_annotation_map={datetime: UTCDateTime(), Decimal: Numeric(14, 2)},
+        type_annotation_map={datetime: UTCDateTime()},
     )
+
+
+class Money:
+    """A `Decimal` attribute over an integer column of minor units, in the row's currency.
+
+    `order.total` reads `total_minor` (12345) as Decimal("123.45") for CNY and Decimal("12345") for
+    VND. Assigning keeps the Decimal until the row is flushed, so the final currency decides the
+    minor units whatever order the attributes were set in; a value finer than the currency allows
+    is refused then. In SQL use the `…_minor` column: `Order.total` is not a column.
+    """
+
+    def __init__(self, minor: str, currency_of=lambda row: row.currency):
+        self.minor = minor
+        self.currency_of = currency_of
+
+    def __set_name__(self, owner, name):
+        self.name = name
+        owner._money_attributes = {**getattr(owner, "_money_attributes", {}), name: self}
+
+    def __get__(self, row, owner=None):
+        if row is None:
+            return self
+        pending = row.__dict__.get("_money_pending")
+        if pending and self.name in pending:
+            return pending[self.name]
+        minor = getattr(row, self.minor)
+        if minor is None:
+            return None
+        currency = self.currency_of(row)
+        return from_minor(minor, currency) if currency else None
+
+    def __set__(self, row, value):
+        if isinstance(value, float):
+            raise TypeError(f"{type(row).__name__}.{self.name}: money is never a float")
+        if value is None:
+            row.__dict__.get("_money_pending", {}).pop(self.name, None)
+            setattr(row, self.minor, None)
+            return
+        value = Decimal(value)
+        row.__dict__.setdefault("_money_pending", {})[self.name] = value
+        currency = _currency_or_none(self.currency_of, row)
+        if currency:  # known now: the column is right at once (a later currency change redoes it)
+            setattr(row, self.minor, to_minor(value, currency))
+
+
+def _currency_or_none(currency_of, row):
+    try:
+        return currency_of(row)
+    except AttributeError:
+        return None
+
+
+def _column_default(row, name: str):
+    """The Python default of a column not set yet (a new row's currency="CNY" is applied only at insert)."""
+    column = type(row).__table__.c.get(name)
+    default = getattr(column, "default", None) if column is not None else None
+    return default.arg if default is not None and default.is_scalar else None
+
+
+@event.listens_for(Session, "before_flush")
+def _settle_money(session, _context, _instances):
+    """Turn assigned Decimals into minor units in each row's final currency before writing."""
+    for row in list(session.new) + list(session.dirty):
+        pending = row.__dict__.get("_money_pending")
+        if not pending:
+            continue
+        for name, value in list(pending.items()):
+            attribute = type(row)._money_attributes[name]
+            currency = _currency_or_none(attribute.currency_of, row) or _column_default(row, "currency")
+            if not currency:
+                raise ValueError(f"{type(row).__name__}.{name}: no currency to store {value} in")
+            setattr(row, attribute.minor, to_minor(value, currency))
+        pending.clear()
 
 
 db = SQLAlchemy(model_class=Base)
@@ -111,7 +187,7 @@ PRICING_METHODS = {
     "per_year": _l("Per year"),
     "per_term": _l("Per term"),
 }
-CURRENCIES = {"CNY": _l("CNY"), "USD": _l("USD")}
+CURRENCIES = {"CNY": _l("CNY"), "USD": _l("USD"), "VND": _l("VND")}
 BILLING_CYCLES = {
     "monthly": _l("Monthly"),
     "quarterly": _l("Quarterly"),
@@ -293,7 +369,7 @@ class Package(db.Model):
         CheckConstraint(_in("kind", PACKAGE_KINDS), name="kind"),
         CheckConstraint(_in("pricing", PRICING_METHODS), name="pricing"),
         CheckConstraint(_in("currency", CURRENCIES), name="currency"),
-        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint(
             "(pricing = 'per_term' AND term_months > 0) OR "
             "(pricing <> 'per_term' AND term_months IS NULL)",
@@ -313,7 +389,8 @@ class Package(db.Model):
     category_id: Mapped[int] = mapped_column(ForeignKey("package_category.id"), index=True)
     subcategory_id: Mapped[int | None] = mapped_column(index=True)
     kind: Mapped[str] = mapped_column(String(20), default="renewal")
-    amount: Mapped[Decimal]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
     pricing: Mapped[str] = mapped_column(String(20), default="per_month")
     term_months: Mapped[int | None]
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
@@ -437,7 +514,7 @@ class ExpiryImport(db.Model):
 
 # --- money ---------------------------------------------------------------------------------
 
-WALLET_CURRENCIES = {"CNY": _l("CNY"), "USD": _l("USD"), "COIN": _l("Coins")}
+WALLET_CURRENCIES = {"CNY": _l("CNY"), "USD": _l("USD"), "VND": _l("VND"), "COIN": _l("Coins")}
 ORDER_KINDS = {
     "recharge": _l("Recharge"),
     "coins": _l("Coin purchase"),
@@ -454,6 +531,14 @@ ORDER_STATUSES = {
     "cancelled": _l("Cancelled"),
     "refunded": _l("Refunded"),
 }
+REFUND_STATUSES = {
+    "requested": _l("Refund requested"),
+    "approved": _l("Refund approved"),
+    "completed": _l("Refunded"),
+    "rejected": _l("Refund rejected"),
+    "failed": _l("Refund failed"),
+}
+DISCOUNT_SOURCES = {"line": _l("Line promotion"), "invoice": _l("Invoice promotion")}
 PAYMENT_METHODS = {
     "balance": _l("Balance"),
     "wechat": _l("WeChat Pay"),
@@ -485,14 +570,15 @@ class Wallet(db.Model):
     __tablename__ = "wallet"
     __table_args__ = (
         UniqueConstraint("company_id", "currency"),
-        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint("balance_minor >= 0", name="balance_not_negative"),
         CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
     currency: Mapped[str] = mapped_column(String(4))
-    balance: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal("0.00"))
+    balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance = Money("balance_minor")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     company: Mapped[Company] = relationship()
@@ -507,16 +593,20 @@ class LedgerEntry(db.Model):
     __tablename__ = "ledger_entry"
     __table_args__ = (
         CheckConstraint(_in("kind", LEDGER_KINDS), name="kind"),
-        CheckConstraint("amount <> 0", name="amount_not_zero"),
-        CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
+        CheckConstraint("amount_minor <> 0", name="amount_not_zero"),
+        CheckConstraint("balance_after_minor >= 0", name="balance_after_not_negative"),
         Index("ix_ledger_entry_wallet_id_id", "wallet_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     wallet_id: Mapped[int] = mapped_column(ForeignKey("wallet.id"))
     kind: Mapped[str] = mapped_column(String(20))
-    amount: Mapped[Decimal]
-    balance_after: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(4))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    balance_after_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
+    balance_after = Money("balance_after_minor")
     order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), index=True)
     offline_recharge_id: Mapped[int | None] = mapped_column(ForeignKey("offline_recharge.id"), index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
@@ -540,7 +630,9 @@ class Order(db.Model):
         CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
         CheckConstraint("payment_method IS NULL OR " + _in("payment_method", PAYMENT_METHODS), name="payment_method"),
         CheckConstraint(_in("invoice_status", INVOICE_STATUSES), name="invoice_status"),
-        CheckConstraint("total > 0", name="total_positive"),
+        # 0.00 is a real total (fully discounted): paid at once, with no ledger movement.
+        CheckConstraint("total_minor >= 0", name="total_not_negative"),
+        CheckConstraint("refunded_minor >= 0 AND refunded_minor <= total_minor", name="refunded_within_total"),
         Index("ix_order_company_created", "company_id", "created_at"),
         Index("ix_order_status_created", "status", "created_at"),
     )
@@ -551,7 +643,11 @@ class Order(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="pending")
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
     currency: Mapped[str] = mapped_column(String(4))
-    total: Mapped[Decimal]
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    total = Money("total_minor")
+    # What completed refunds gave back; kept by conditional UPDATEs, never above the total.
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded = Money("refunded_minor")
     payment_method: Mapped[str | None] = mapped_column(String(20))
     provider_ref: Mapped[str | None] = mapped_column(String(100), unique=True)
     invoice_status: Mapped[str] = mapped_column(String(20), default="none")
@@ -569,15 +665,33 @@ class Order(db.Model):
     created_by: Mapped[User | None] = relationship()
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order", order_by="OrderLine.id")
 
+    @property
+    def discount(self) -> Decimal:
+        return sum((line.discount for line in self.lines), from_minor(0, self.currency))
+
     def __str__(self) -> str:
         return self.number
+
+
+def _order_currency(row) -> str | None:
+    """The currency of an order line, refund or receipt: its order's."""
+    if row.order is not None:
+        return row.order.currency
+    session = Session.object_session(row)
+    if session is None or row.order_id is None:
+        return None
+    return session.scalar(select(Order.currency).where(Order.id == row.order_id))
 
 
 class OrderLine(db.Model):
     """One thing an order buys: a device renewal of N months, a recharge amount, …"""
 
     __tablename__ = "order_line"
-    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+    __table_args__ = (
+        CheckConstraint("gross_minor >= 0 AND discount_minor >= 0", name="amounts_not_negative"),
+        CheckConstraint("net_minor = gross_minor - discount_minor AND net_minor >= 0", name="net_is_gross_less_discount"),
+        CheckConstraint("refunded_minor >= 0 AND refunded_minor <= net_minor", name="refunded_within_net"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
@@ -587,15 +701,127 @@ class OrderLine(db.Model):
     edition: Mapped[str | None] = mapped_column(String(20))
     months: Mapped[int | None]
     quantity: Mapped[int] = mapped_column(Integer, default=1)
-    unit_price: Mapped[Decimal]
-    amount: Mapped[Decimal]
-    # The expiry before and after payment, so a refund can roll it back.
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    gross_minor: Mapped[int] = mapped_column(BigInteger)
+    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_minor: Mapped[int] = mapped_column(BigInteger)
+    # What refunds gave back of this line (a line is refunded at most once, whole).
+    refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    unit_price = Money("unit_price_minor", _order_currency)
+    gross = Money("gross_minor", _order_currency)
+    discount = Money("discount_minor", _order_currency)
+    net = Money("net_minor", _order_currency)
+    refunded = Money("refunded_minor", _order_currency)
+    # The expiry before and after payment, so a refund can roll it back (devices, member accounts).
     old_expires_on: Mapped[date | None] = mapped_column(Date)
     new_expires_on: Mapped[date | None] = mapped_column(Date)
+    # A VIP upgrade's account and its level before, so a refund can put it back.
+    member_account_id: Mapped[int | None] = mapped_column(ForeignKey("member_account.id"), index=True)
+    old_level: Mapped[str | None] = mapped_column(String(20))
 
     order: Mapped[Order] = relationship(back_populates="lines")
     device: Mapped[Device | None] = relationship()
     package: Mapped[Package | None] = relationship()
+    discounts: Mapped[list[OrderDiscount]] = relationship(back_populates="line", order_by="OrderDiscount.id")
+
+    @property
+    def amount(self) -> Decimal:
+        """What the line costs after its discounts (its net)."""
+        return self.net
+
+    @amount.setter
+    def amount(self, value: Decimal) -> None:
+        """An undiscounted line: gross and net are both `value`."""
+        self.gross = value
+        self.net = value
+        self.discount_minor = 0
+
+    @property
+    def refundable(self) -> bool:
+        return self.refunded_minor == 0 and self.net_minor > 0
+
+
+class OrderDiscount(db.Model):
+    """One discount's share of one order line: a line promotion, or a line's part of an invoice one."""
+
+    __tablename__ = "order_discount"
+    __table_args__ = (
+        CheckConstraint(_in("source", DISCOUNT_SOURCES), name="source"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
+    source: Mapped[str] = mapped_column(String(10))
+    # What granted it: a promotion's code and name as shown then (areas may add their own key).
+    label: Mapped[str] = mapped_column(String(200), default="")
+    promotion_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor", _order_currency)
+
+    order: Mapped[Order] = relationship()
+    line: Mapped[OrderLine] = relationship(back_populates="discounts")
+
+
+class OrderRefund(db.Model):
+    """A refund of some lines of a paid order: requested → approved → completed | rejected | failed.
+
+    It goes back the way the order was paid (the wallet for balance payments, the provider for
+    online ones); whoever approves it did not request it.
+    """
+
+    __tablename__ = "order_refund"
+    __table_args__ = (
+        CheckConstraint(_in("status", REFUND_STATUSES), name="status"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("approved_by_id IS NULL OR approved_by_id <> requested_by_id", name="four_eyes"),
+        Index("ix_order_refund_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor", _order_currency)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    provider_refund_id: Mapped[str | None] = mapped_column(String(100))
+    failure_reason: Mapped[str] = mapped_column(Text, default="")
+
+    order: Mapped[Order] = relationship()
+    lines: Mapped[list[OrderRefundLine]] = relationship(back_populates="refund", order_by="OrderRefundLine.id")
+    requested_by: Mapped[User | None] = relationship(foreign_keys=[requested_by_id])
+    approved_by: Mapped[User | None] = relationship(foreign_keys=[approved_by_id])
+
+    @property
+    def currency(self) -> str:
+        return self.order.currency
+
+    def __str__(self) -> str:
+        return f"{self.order.number} #{self.id}"
+
+
+class OrderRefundLine(db.Model):
+    """One order line a refund gives back, with the amount (the line's net)."""
+
+    __tablename__ = "order_refund_line"
+    __table_args__ = (
+        UniqueConstraint("refund_id", "line_id"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    refund_id: Mapped[int] = mapped_column(ForeignKey("order_refund.id"), index=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("order_line.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    refund: Mapped[OrderRefund] = relationship(back_populates="lines")
+    line: Mapped[OrderLine] = relationship()
 
 
 class OfflineRecharge(db.Model):
@@ -605,7 +831,7 @@ class OfflineRecharge(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", RECHARGE_STATUSES), name="status"),
         CheckConstraint(_in("currency", CURRENCIES), name="currency"),
-        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index("ix_offline_recharge_status_created", "status", "created_at"),
     )
 
@@ -613,7 +839,8 @@ class OfflineRecharge(db.Model):
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
     payer: Mapped[str] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
-    amount: Mapped[Decimal]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
     reference: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(20), default="draft")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
@@ -773,14 +1000,15 @@ class BankTransferReceipt(db.Model):
     __tablename__ = "bank_transfer_receipt"
     __table_args__ = (
         CheckConstraint(_in("status", RECEIPT_STATUSES), name="status"),
-        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
     payer_company: Mapped[str] = mapped_column(String(200))
     payer_account: Mapped[str] = mapped_column(String(64))
-    amount: Mapped[Decimal]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor", _order_currency)
     file_name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     file_sha256: Mapped[str] = mapped_column(String(64))
@@ -839,7 +1067,8 @@ class InvoiceRequest(db.Model):
     title_id: Mapped[int] = mapped_column(ForeignKey("invoice_title.id"))
     invoice_type: Mapped[str] = mapped_column(String(30))
     currency: Mapped[str] = mapped_column(String(4))
-    total: Mapped[Decimal]
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    total = Money("total_minor")
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(40))
     postal_address: Mapped[str | None] = mapped_column(String(255))

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import Company, User
+if TYPE_CHECKING:  # models imports actions.money: no module-level import back
+    from models import User
 
 
 class DomainError(Exception):
@@ -74,6 +76,8 @@ def scoped(query, actor: User, company_column):
 
 def companies_in_scope(session: Session, actor: User):
     """The companies the actor may pick from, by path (tree order)."""
+    from models import Company
+
     return session.scalars(scoped(select(Company), actor, Company.id).order_by(Company.path))
 
 

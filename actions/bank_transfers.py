@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.orders import mark_paid
-from actions.wallets import parse_amount
+from actions.money import format_money, parse
 from models import BankTransferReceipt, Order, User, utcnow
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -125,7 +125,7 @@ def submit_receipt(session: Session, actor: User, order: Order, payer_company: s
                              number=order.number))
     payer_company = _text(payer_company, _l("Payer company"), MAX_PAYER_COMPANY)
     payer_account = _text(payer_account, _l("Payer bank account"), MAX_PAYER_ACCOUNT)
-    amount = parse_amount(amount, str(_l("Amount")))
+    amount = parse(amount, order.currency, str(_l("Amount")))
     kind = check_file(file_name, data, max_bytes)
     digest = store_file(data, folder)
     receipt = BankTransferReceipt(
@@ -172,13 +172,14 @@ def confirm_receipt(session: Session, actor: User, receipt: BankTransferReceipt,
     if receipt.status != "submitted":
         raise AlreadyReviewed(_l("Receipt #%(id)s was reviewed already.", id=receipt_id))
     if amount != total:
-        raise DomainError(_l("Receipt #%(id)s says %(amount)s but order %(number)s is for %(total)s %(currency)s: "
+        raise DomainError(_l("Receipt #%(id)s says %(amount)s but order %(number)s is for %(total)s: "
                              "not confirmed. Reject it, or ask the customer for the right receipt.",
-                             id=receipt_id, amount=amount, number=number, total=total, currency=currency))
+                             id=receipt_id, amount=format_money(amount, currency), number=number,
+                             total=format_money(total, currency)))
     _claim(session, receipt, "confirmed", actor)
     mark_paid(session, order, "bank_transfer", f"bank-receipt-{receipt_id}", Decimal(amount), currency, today)
     record(session, actor, "confirm", "bank_transfer_receipt", [receipt_id],
-           f"{number}: {amount} {currency} received by bank transfer; order paid")
+           f"{number}: {format_money(amount, currency, 'en')} received by bank transfer; order paid")
     session.flush()
     return order
 

@@ -40,12 +40,13 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.audit import record
-# _number_order and _apply_renewal are the one way an order gets its number and a paid renewal
-# moves expiries (remembering old and new for refunds); auto-renewal must not grow a second one.
-from actions.orders import MAX_MONTHS, _apply_renewal, _number_order, renewal_price
-from actions.wallets import InsufficientBalance, debit, wallet_for
+from actions.money import format_money, from_minor
+# open_order and pay_with_balance are the one way an order is written and paid (a paid renewal
+# moves expiries, remembering old and new for refunds); auto-renewal must not grow a second one.
+from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price
+from actions.wallets import InsufficientBalance
 from models import (
-    AutoRenewAttempt, BillingConfig, Company, Device, Order, OrderLine, Package, ReminderLog, utcnow,
+    AutoRenewAttempt, BillingConfig, Company, Device, Order, Package, ReminderLog, utcnow,
 )
 
 CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -125,8 +126,12 @@ class _Package:
     currency: str
     active: bool
     pricing: str
-    amount: Decimal
+    amount_minor: int
     term_months: int | None
+
+    @property
+    def amount(self) -> Decimal:
+        return from_minor(self.amount_minor, self.currency)
 
 
 def _by_cycle(companies: Iterable[CompanySettings]) -> dict[str, list[CompanySettings]]:
@@ -331,7 +336,7 @@ class _AutoRenewal:
         else:
             number, total = order.number, order.total
             outcome.renewed += len(priced)
-            outcome.orders.append(f"{number} ({total} {currency})")
+            outcome.orders.append(f"{number} ({format_money(total, currency)})")
             self.orders.append(number)
             self.totals["renewed"] += len(priced)
             self._finish(ids, outcome="renewed", order_id=order.id, message=number)
@@ -343,26 +348,19 @@ class _AutoRenewal:
 
     def _pay(self, company_id: int, currency: str, priced: list) -> Order:
         """A renewal order for these devices, paid from the company's own wallet; expiries moved."""
-        session, now = self.session, utcnow()
-        total = sum((price for _row, _package, price in priced), Decimal("0.00"))
-        order = Order(kind="renewal", status="paid", company_id=company_id, currency=currency, total=total,
-                      payment_method="balance", paid_at=now, created_at=now,
-                      note=f"auto-renew {self.period.label}")
-        _number_order(session, order)
-        session.execute(
-            OrderLine.__table__.insert(),
-            [{"order_id": order.id, "device_id": row.id, "package_id": package.id, "months": self.months,
-              "quantity": 1, "unit_price": price, "amount": price,
-              "description": f"{row.number} {package.code} × {self.months}"}
-             for row, package, price in priced],
+        session = self.session
+        order = open_order(
+            session, None, kind="renewal", company_id=company_id, currency=currency,
+            note=f"auto-renew {self.period.label}",
+            lines=[LineSpec(description=f"{row.number} {package.code} × {self.months}", gross=price, unit_price=price,
+                            device_id=row.id, package_id=package.id, months=self.months)
+                   for row, package, price in priced],
         )
-        number, order_id = order.number, order.id
-        wallet = wallet_for(session, company_id, currency)
-        debit(session, wallet, total, "payment", f"pay:order:{order_id}", None, order_id=order_id, memo=number)
-        _apply_renewal(session, order, self.today)
+        number, order_id, total = order.number, order.id, order.total
+        pay_with_balance(session, None, order, self.today)
         record(session, None, "auto_renew", "order", [order_id],
-               f"{number}: renew {len(priced)} devices × {self.months} months = {total} {currency} from balance "
-               f"({self.period.label})")
+               f"{number}: renew {len(priced)} devices × {self.months} months = "
+               f"{format_money(total, currency, 'en')} from balance ({self.period.label})")
         session.flush()
         return order
 
@@ -384,8 +382,8 @@ def auto_renew(session: Session, today: date, months: int | None = None) -> Auto
     companies = [c for c in effective_settings(session) if c.auto_renew]
     packages = {
         row.id: _Package(*row) for row in session.execute(
-            select(Package.id, Package.code, Package.currency, Package.active, Package.pricing, Package.amount,
-                   Package.term_months))
+            select(Package.id, Package.code, Package.currency, Package.active, Package.pricing,
+                   Package.amount_minor, Package.term_months))
     }
     outcomes: dict[int, _CompanyOutcome] = {}
     totals = defaultdict(int)

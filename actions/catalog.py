@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
+from actions.money import parse
 from models import CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
 
 CATALOG_ROLES = {"tech_support"}
-MAX_AMOUNT = Decimal("999999999999.99")  # Numeric(14, 2)
+MAX_AMOUNT = Decimal("100000000")  # one package above this is a typo
 
 
 def check_code_unique(session: Session, row: PackageCategory | PackageSubcategory | Package) -> None:
@@ -52,13 +53,9 @@ def check_package(session: Session, package: Package) -> None:
             _l("Subcategory %(sub)s does not belong to category %(cat)s.",
                sub=str(sub or package.subcategory_id), cat=str(category))
         )
-    amount = package.amount
-    if amount is None or not Decimal(amount).is_finite() or amount <= 0:
+    if package.amount is None:
         raise DomainError(_l("Amount: must be greater than zero."))
-    if amount > MAX_AMOUNT:  # before quantize(): 1e30 has more digits than the decimal context holds
-        raise DomainError(_l("Amount: at most %(max)s.", max=MAX_AMOUNT))
-    if amount != Decimal(amount).quantize(Decimal("0.01")):
-        raise DomainError(_l("Amount: at most two decimal places."))
+    package.amount = parse(package.amount, package.currency or "CNY", str(_l("Amount")), maximum=MAX_AMOUNT)
     if package.pricing == "per_term":
         if not package.term_months or package.term_months <= 0:
             raise DomainError(_l("Term months: required (a whole number of months) for per-term pricing."))

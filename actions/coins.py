@@ -2,7 +2,7 @@
 
 1 CNY buys 100 coins. A VIP account costs 72 CNY (7,200 coins) a year, an SVIP account 216 CNY
 (21,600 coins); terms are a quarter, half a year or a year (seed 000: accounts × years × 72 or
-216 CNY). Coins are whole numbers kept in the wallet's Numeric column: every amount that moves
+216 CNY). Coins are whole numbers (the COIN currency has no minor unit): every amount that moves
 through the COIN wallet goes through `whole_coins` first. A coin purchase is an Order of kind
 "coins" in CNY; when it is paid (online, via actions.orders.mark_paid, or by a confirmed bank
 transfer, which goes through mark_paid too) the company's COIN wallet is credited total × 100.
@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
-from actions.orders import _number_order
+from actions.money import parse, round_money
+from actions.orders import LineSpec, open_order
 from actions.payments import online_methods
-from actions.wallets import parse_amount
-from models import Company, Order, OrderLine, User, utcnow
+from actions.wallets import credit, debit, wallet_for
+from models import Company, Order, OrderLine, User
 
 COINS_PER_CNY = 100
 # CNY per account per year, by VIP level (seed 000).
@@ -48,7 +49,7 @@ def whole_coins(value, field: str = "coins") -> Decimal:
 
 def coins_for_cny(cny) -> int:
     """How many coins a CNY amount buys (1 CNY = 100 coins; always whole for a 2-decimal amount)."""
-    return int(whole_coins(parse_amount(cny) * COINS_PER_CNY))
+    return int(whole_coins(parse(cny, "CNY") * COINS_PER_CNY))
 
 
 def parse_years(value) -> Decimal:
@@ -83,7 +84,7 @@ def coin_price(level: str, accounts: int, years) -> tuple[Decimal, int]:
     level = parse_level(level)
     accounts = parse_accounts(accounts)
     years = parse_years(years)
-    cny = (YEARLY_PRICE_CNY[level] * accounts * years).quantize(Decimal("0.01"))
+    cny = round_money(YEARLY_PRICE_CNY[level] * accounts * years, "CNY")
     return cny, int(cny * COINS_PER_CNY)
 
 
@@ -98,14 +99,28 @@ def create_coin_order(session: Session, actor: User, company: Company, cny_amoun
         raise DomainError(_l("Company %(name)s is outside your companies.", name=company.name))
     if method not in COIN_PAYMENT_METHODS:
         raise DomainError(_l("Payment method: choose WeChat Pay, Alipay or bank transfer."))
-    amount = parse_amount(cny_amount, str(_l("Amount")))
+    amount = parse(cny_amount, "CNY", str(_l("Amount")))
     coins = coins_for_cny(amount)
-    order = Order(kind="coins", status="pending", company_id=company.id, currency="CNY", total=amount,
-                  created_by_id=actor.id, created_at=utcnow())
-    _number_order(session, order)
-    session.add(OrderLine(order_id=order.id, description=f"{coins} coins", quantity=coins,
-                          unit_price=Decimal("0.01"), amount=amount))
+    order = open_order(session, actor, kind="coins", company_id=company.id, currency="CNY",
+                       lines=[LineSpec(description=f"{coins} coins", gross=amount, quantity=coins,
+                                       unit_price=Decimal("0.01"))])
     record(session, actor, "create", "order", [order.id],
            f"{order.number}: {coins} coins for {amount} CNY ({company.name}), to pay by {method}")
     session.flush()
     return order
+
+
+def credit_coins(session: Session, order: Order, today) -> None:
+    """A paid coin purchase credits the COIN wallet: 100 coins per CNY of the order's total."""
+    wallet = wallet_for(session, order.company_id, "COIN")
+    credit(session, wallet, whole_coins(order.total * COINS_PER_CNY), "coin_purchase", f"coins:order:{order.id}",
+           None, order_id=order.id, memo=f"{order.number} via {order.payment_method}")
+
+
+def take_back_coins(session: Session, order: Order, lines: list[OrderLine]) -> None:
+    """A refunded coin purchase takes its coins back (refused when they were spent)."""
+    cny = sum((line.net for line in lines), Decimal(0))
+    wallet = wallet_for(session, order.company_id, "COIN")
+    debit(session, wallet, whole_coins(cny * COINS_PER_CNY), "refund",
+          f"uncoins:order:{order.id}:" + ",".join(str(line.id) for line in lines), None, order_id=order.id,
+          memo=f"refund {order.number}")

@@ -20,7 +20,6 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
 from actions.audit import record
+from actions.money import format_money, zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
 from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
@@ -277,7 +277,7 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
     unique = {o.id: o for o in orders}
     ids = sorted(unique)
     numbers = {i: o.number for i, o in unique.items()}
-    total = sum((o.total for o in unique.values()), Decimal("0.00"))
+    total = sum((o.total - o.refunded for o in unique.values()), zero(currencies[0]))
     invoice_request = InvoiceRequest(
         company_id=company.id, title_id=title.id, invoice_type=invoice_type, currency=currencies[0], total=total,
         email=email, phone=phone, postal_address=postal_address, remark=remark, status="requested",
@@ -300,7 +300,7 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
     for order in orders:
         session.expire(order)
     record(session, actor, "request", "invoice_request", [invoice_request.id],
-           f"{INVOICE_TYPES[invoice_type]} for {company.name}: {total} {currencies[0]} over orders "
+           f"{INVOICE_TYPES[invoice_type]} for {company.name}: {format_money(total, currencies[0], 'en')} over orders "
            + ", ".join(numbers[i] for i in ids))
     session.flush()
     return invoice_request

@@ -36,8 +36,8 @@ from werkzeug.security import generate_password_hash
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
-from actions.orders import _number_order, add_months
-from actions.wallets import InsufficientBalance, debit, wallet_for
+from actions.orders import LineSpec, add_months, open_order, pay_with_balance
+from actions.wallets import InsufficientBalance, wallet_for
 from models import VIP_LEVELS, Company, MemberAccount, Order, OrderLine, User, utcnow
 
 MEMBER_ROLES = {"customer_admin"}
@@ -341,35 +341,19 @@ def upgrade_vip(session: Session, actor: User, accounts: Sequence[MemberAccount]
                              company=quote.payer.name, held=f"{int(quote.balance):,}",
                              missing=f"{quote.missing:,}"))
     unit = upgrade_cost(quote.level, quote.years, 1)
-    order = Order(kind="vip_upgrade", status="paid", company_id=quote.payer.id, currency="COIN",
-                  total=Decimal(quote.coins), payment_method="balance", created_by_id=actor.id,
-                  created_at=utcnow(), paid_at=utcnow())
-    _number_order(session, order)
+    order = open_order(
+        session, actor, kind="vip_upgrade", company_id=quote.payer.id, currency="COIN",
+        lines=[LineSpec(description=login, gross=Decimal(unit), unit_price=Decimal(unit), edition=quote.level,
+                        months=quote.months, member_account_id=id_, old_level=old_level, old_expires_on=old_expiry,
+                        new_expires_on=new_expiry)
+               for id_, login, old_level, old_expiry, new_expiry in quote.accounts],
+    )
     try:
-        debit(session, wallet_for(session, quote.payer.id, "COIN"), Decimal(quote.coins), "payment",
-              f"pay:order:{order.id}", actor, order_id=order.id, memo=f"{order.number}")
+        pay_with_balance(session, actor, order, today)
     except InsufficientBalance as exc:  # another upgrade spent the coins since the quote
         raise DomainError(_l("Not enough coins: the upgrade costs %(cost)s coins; %(missing)s coins missing. "
                              "Nothing was upgraded.", cost=f"{quote.coins:,}", missing=f"{int(exc.missing):,}")
                           ) from None
-    session.execute(
-        OrderLine.__table__.insert(),
-        [{"order_id": order.id, "description": login, "edition": quote.level, "months": quote.months,
-          "quantity": 1, "unit_price": Decimal(unit), "amount": Decimal(unit), "old_expires_on": old_expiry,
-          "new_expires_on": new_expiry} for _id, login, _old_level, old_expiry, new_expiry in quote.accounts],
-    )
-    table = MemberAccount.__table__
-    never = date(1900, 1, 1)  # stands for "no expiry" in the comparison (NULL never equals)
-    result = session.execute(
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.vip_level == bindparam("b_level"),
-               func.coalesce(table.c.vip_expires_on, never) == bindparam("b_expiry"))
-        .values(vip_level=quote.level, vip_expires_on=bindparam("b_new")),
-        [{"b_id": id_, "b_level": old_level, "b_expiry": old_expiry or never, "b_new": new_expiry}
-         for id_, _login, old_level, old_expiry, new_expiry in quote.accounts],
-    )
-    if result.rowcount != len(quote.accounts):
-        raise DomainError(_l("Some accounts changed while you were upgrading them; nothing was upgraded. Try again."))
     for account in accounts:
         session.expire(account)
     logins = tuple(login for _id, login, *_rest in quote.accounts)
@@ -414,3 +398,38 @@ def refresh_levels(session: Session, actor: User, accounts: Sequence[MemberAccou
                f"{len(kept)} accounts re-read; {len(lapsed)} lapsed: " + ", ".join(lapsed_logins)[:2000])
     session.flush()
     return ActionResult(lapsed_logins, tuple(refused), {"levels": levels, "checked": len(kept)})
+
+
+_NEVER = date(1900, 1, 1)  # stands for "no expiry" in comparisons (NULL never equals)
+
+
+def apply_vip_upgrade(session: Session, order: Order, today: date) -> None:
+    """A paid VIP upgrade moves each account to the line's level and expiry, if nobody changed it since."""
+    lines = order.lines
+    table = MemberAccount.__table__
+    result = session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.vip_level == bindparam("b_level"),
+               func.coalesce(table.c.vip_expires_on, _NEVER) == bindparam("b_expiry"))
+        .values(vip_level=bindparam("b_new_level"), vip_expires_on=bindparam("b_new")),
+        [{"b_id": line.member_account_id, "b_level": line.old_level, "b_expiry": line.old_expires_on or _NEVER,
+          "b_new_level": line.edition, "b_new": line.new_expires_on} for line in lines],
+    )
+    if result.rowcount != len(lines):
+        raise DomainError(_l("Some accounts changed while you were upgrading them; nothing was upgraded. Try again."))
+
+
+def undo_vip_upgrade(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:
+    """A refunded upgrade puts each account back to its level and expiry before it (unless changed since)."""
+    table = MemberAccount.__table__
+    result = session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.vip_level == bindparam("b_new_level"),
+               func.coalesce(table.c.vip_expires_on, _NEVER) == bindparam("b_new"))
+        .values(vip_level=bindparam("b_level"), vip_expires_on=bindparam("b_expiry")),
+        [{"b_id": line.member_account_id, "b_new_level": line.edition, "b_new": line.new_expires_on,
+          "b_level": line.old_level, "b_expiry": line.old_expires_on} for line in lines],
+    )
+    if result.rowcount != len(lines):
+        raise DomainError(_l("Order %(number)s: some accounts changed after this upgrade; refund the later change "
+                             "first.", number=order.number))

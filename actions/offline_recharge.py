@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, in_scope, require_role
 from actions.audit import record
-from actions.wallets import credit, parse_amount, wallet_for
+from actions.money import format_money, from_minor, parse, to_minor
+from actions.wallets import credit, wallet_for
 from models import CURRENCIES, RECHARGE_STATUSES, Company, OfflineRecharge, User, utcnow
 
 AUDIT_MODEL = "offline_recharge"
@@ -61,6 +62,10 @@ class RechargeTerms:
     amount: Decimal
     reference: str = ""
 
+    @property
+    def amount_minor(self) -> int:
+        return to_minor(self.amount, self.currency)
+
 
 def _label(application: OfflineRecharge) -> str:
     return f"#{application.id}"
@@ -93,7 +98,7 @@ def clean_terms(session: Session, actor: User, company_id, payer, currency, amou
     if currency not in CURRENCIES:
         problems.append(str(_l("Currency: choose one of %(choices)s.", choices=", ".join(CURRENCIES))))
     try:
-        amount = parse_amount(amount, str(_l("Amount")))
+        amount = parse(amount, currency if currency in CURRENCIES else "CNY", str(_l("Amount")))
     except DomainError as exc:
         problems.append(str(exc))
     reference = (reference or "").strip()
@@ -172,8 +177,8 @@ def edit_application(session: Session, actor: User, application: OfflineRecharge
     result = session.execute(
         update(OfflineRecharge)
         .where(OfflineRecharge.id == application.id, OfflineRecharge.status.in_(allowed))
-        .values(company_id=terms.company_id, payer=terms.payer, currency=terms.currency, amount=terms.amount,
-                reference=terms.reference)
+        .values(company_id=terms.company_id, payer=terms.payer, currency=terms.currency,
+                amount_minor=terms.amount_minor, reference=terms.reference)
         .execution_options(synchronize_session=False)
     )
     session.expire(application)
@@ -250,13 +255,13 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
     if expected is not None:
         conditions += [
             OfflineRecharge.company_id == expected.company_id, OfflineRecharge.payer == expected.payer,
-            OfflineRecharge.currency == expected.currency, OfflineRecharge.amount == expected.amount,
+            OfflineRecharge.currency == expected.currency, OfflineRecharge.amount_minor == expected.amount_minor,
             OfflineRecharge.reference == expected.reference,
         ]
     claimed = session.execute(
         update(OfflineRecharge).where(*conditions)
         .values(status=status, reviewed_by_id=actor.id, reviewed_at=utcnow(), review_comment=comment)
-        .returning(OfflineRecharge.company_id, OfflineRecharge.currency, OfflineRecharge.amount,
+        .returning(OfflineRecharge.company_id, OfflineRecharge.currency, OfflineRecharge.amount_minor,
                    OfflineRecharge.payer, OfflineRecharge.reference)
         .execution_options(synchronize_session=False)
     ).one_or_none()
@@ -275,8 +280,9 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
                                  "check it again.", label=label))
         raise DomainError(_l("Application %(label)s is not waiting for review: it is %(status)s.",
                              label=label, status=_status_label(current.status if current else None)))
-    company_id, currency, amount, payer, reference = claimed
-    summary = f"#{application.id} {status}: {amount} {currency} from {payer} (company {company_id})"
+    company_id, currency, amount_minor, payer, reference = claimed
+    amount = from_minor(amount_minor, currency)
+    summary = f"#{application.id} {status}: {format_money(amount, currency, 'en')} from {payer} (company {company_id})"
     if decision == "approve":
         wallet = wallet_for(session, company_id, currency)
         credit(session, wallet, amount, "offline_recharge", f"offline_recharge:{application.id}", actor,

@@ -1,37 +1,94 @@
-"""Orders: pricing, renewal orders, payment by balance or provider, expiry of stale orders, refunds.
+"""Orders, the small public core every area plugs into.
+
+`open_order` writes an order and its lines (gross, discount, net; each discount's share per line
+in `order_discount`); `pay_with_balance`, `mark_paid` (a provider's notification) and
+`pay_offline` (cash, confirmed transfer) pay it; `cancel_order` cancels it; `request_refund`,
+`approve_refund` and `reject_refund` give some of its lines back. Each order kind registers
+(`register_kind`) what paying delivers and what a refund undoes; paying a kind that registered
+no delivery raises. The core's kinds register in `actions/order_kinds.py`.
 
 Every state change of an order is a conditional UPDATE on its status (`… WHERE status =
 'pending'`), checked by rowcount: an order is paid, cancelled or refunded exactly once however
-many requests race for it. Money moves through actions.wallets in the same transaction.
+many requests race for it. Money moves through actions.wallets in the same transaction; a 0.00
+order is paid at once with no ledger movement. Functions flush; the caller commits once.
 """
 from __future__ import annotations
 
 import calendar
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, NotAllowed, in_scope, require_role, scoped
 from actions.audit import record
-from actions.wallets import credit, debit, parse_amount, wallet_for
-from models import BankTransferReceipt, Company, Device, Order, OrderLine, Package, User, utcnow
+from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
+from actions.wallets import credit, debit, wallet_for
+from models import (
+    ORDER_KINDS, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
+    Package, User, utcnow,
+)
 
-CENT = Decimal("0.01")
-NUMBER_PREFIX = {"recharge": "RC", "coins": "CO", "renewal": "RN", "value_added": "VA", "vip_upgrade": "VP",
-                 "seats": "SE", "subscription": "SB", "card_sale": "CS"}
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
+REFUND_ROLES = {"finance"}
 MAX_MONTHS = 120
-# What a refund knows how to undo (money back; expiries rolled back, unused seats removed);
-# coins and VIP upgrades would need their effects reversed too.
-REFUNDABLE_KINDS = ("renewal", "value_added", "seats")
 _CHUNK = 900
 
+
+# --- the registry of order kinds ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OrderKind:
+    """What paying an order of this kind delivers, and what refunding some of its lines undoes."""
+
+    code: str
+    prefix: str
+    deliver: Callable[[Session, Order, date], None]
+    undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None
+
+    @property
+    def refundable(self) -> bool:
+        return self.undo is not None
+
+
+_KINDS: dict[str, OrderKind] = {}
+
+
+class UnknownOrderKind(DomainError):
+    """An order of a kind that registered no delivery: paying it would deliver nothing, so nothing happens."""
+
+
+def register_kind(code: str, prefix: str, deliver: Callable[[Session, Order, date], None],
+                  undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None) -> OrderKind:
+    """Register an order kind (one of models.ORDER_KINDS). `undo` None: its orders cannot be refunded."""
+    if code not in ORDER_KINDS:
+        raise ValueError(f"order kind {code!r} is not in models.ORDER_KINDS")
+    existing = _KINDS.get(code)
+    if existing is not None and (existing.deliver, existing.undo) != (deliver, undo):
+        raise ValueError(f"order kind {code!r} is registered twice")
+    _KINDS[code] = OrderKind(code, prefix, deliver, undo)
+    return _KINDS[code]
+
+
+def order_kind(code: str) -> OrderKind:
+    """The registration of `code`; an order kind that registered nothing raises (it would deliver nothing)."""
+    try:
+        return _KINDS[code]
+    except KeyError:
+        raise UnknownOrderKind(_l("Orders of kind %(kind)s cannot be paid or refunded here: nothing is registered to "
+                                  "deliver them.", kind=code)) from None
+
+
+def refundable_kinds() -> tuple[str, ...]:
+    return tuple(code for code, kind in _KINDS.items() if kind.refundable)
+
+
+# --- dates and prices ----------------------------------------------------------------------------
 
 def add_months(day: date, months: int) -> date:
     """`day` plus whole months, clamped to the end of shorter months (Jan 31 + 1 = Feb 28/29)."""
@@ -59,15 +116,122 @@ def renewal_price(package: Package, months: int) -> Decimal:
             raise DomainError(_l("Package %(code)s is sold in terms of %(term)s months: %(months)s months is not a whole number of terms.",
                                  code=package.code, term=term, months=months))
         price = package.amount * (months // term)
-    return Decimal(price).quantize(CENT, rounding=ROUND_HALF_UP)
+    return round_money(price, package.currency)
 
 
-def _number_order(session: Session, order: Order) -> None:
+# --- opening an order ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiscountSpec:
+    """One discount on one line: a line promotion, or the line's share of an invoice promotion."""
+
+    source: str  # "line" | "invoice"
+    label: str
+    amount: Decimal
+    promotion_ref: str | None = None
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """One line of an order to open: what it is, its gross price and the discounts on it."""
+
+    description: str
+    gross: Decimal
+    quantity: int = 1
+    unit_price: Decimal | None = None
+    discounts: Sequence[DiscountSpec] = ()
+    device_id: int | None = None
+    package_id: int | None = None
+    months: int | None = None
+    edition: str | None = None
+    member_account_id: int | None = None
+    old_level: str | None = None
+    old_expires_on: date | None = None
+    new_expires_on: date | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def number_order(session: Session, order: Order) -> None:
+    """Give a new order its number, `<prefix><yyyymmdd>-<id>` (flushes it)."""
+    prefix = order_kind(order.kind).prefix
     order.number = f"tmp-{uuid.uuid4().hex[:24]}"
     session.add(order)
     session.flush()
-    order.number = f"{NUMBER_PREFIX[order.kind]}{order.created_at:%Y%m%d}-{order.id:06d}"
+    order.number = f"{prefix}{order.created_at:%Y%m%d}-{order.id:06d}"
     session.flush()
+
+
+def open_order(session: Session, actor: User | None, *, kind: str, company_id: int, currency: str,
+               lines: Sequence[LineSpec], note: str = "", promotion: str | None = None,
+               today: date | None = None) -> Order:
+    """A pending order of `kind` with `lines` (net = gross − discounts ≥ 0 each; total = Σ net).
+
+    A total of 0 is paid at once, with no ledger movement, and delivered (`today` needed then).
+    """
+    order_kind(kind)  # an unknown kind raises before anything is written
+    if not lines:
+        raise DomainError(_l("An order needs at least one line."))
+    rows, total_minor = [], 0
+    for number, spec in enumerate(lines, 1):
+        gross = to_minor(round_money(spec.gross, currency), currency)
+        discount = sum(to_minor(round_money(d.amount, currency), currency) for d in spec.discounts)
+        if gross < 0 or discount < 0 or any(d.amount <= 0 for d in spec.discounts):
+            raise DomainError(_l("Line %(n)s (%(what)s): amounts must not be negative.", n=number,
+                                 what=spec.description))
+        if discount > gross:
+            raise DomainError(_l("Line %(n)s (%(what)s): the discounts (%(discount)s) exceed its price (%(gross)s).",
+                                 n=number, what=spec.description,
+                                 discount=format_money(from_minor(discount, currency), currency),
+                                 gross=format_money(from_minor(gross, currency), currency)))
+        unit = spec.unit_price if spec.unit_price is not None else spec.gross
+        rows.append((spec, gross, discount, to_minor(round_money(unit, currency), currency)))
+        total_minor += gross - discount
+    now = utcnow()
+    order = Order(kind=kind, status="pending", company_id=company_id, currency=currency, total_minor=total_minor,
+                  created_by_id=actor.id if actor else None, created_at=now, note=note[:255], promotion=promotion)
+    number_order(session, order)
+    values = [
+        {"order_id": order.id, "description": spec.description[:255], "quantity": spec.quantity,
+         "unit_price_minor": unit, "gross_minor": gross, "discount_minor": discount, "net_minor": gross - discount,
+         "refunded_minor": 0, "device_id": spec.device_id, "package_id": spec.package_id, "months": spec.months,
+         "edition": spec.edition, "member_account_id": spec.member_account_id, "old_level": spec.old_level,
+         "old_expires_on": spec.old_expires_on, "new_expires_on": spec.new_expires_on}
+        for spec, gross, discount, unit in rows
+    ]
+    if any(spec.discounts for spec, *_ in rows):
+        for value, (spec, *_rest) in zip(values, rows):
+            line = OrderLine(**{k: v for k, v in value.items()})
+            session.add(line)
+            session.flush()
+            for d in spec.discounts:
+                session.add(OrderDiscount(order_id=order.id, line_id=line.id, source=d.source, label=d.label[:200],
+                                          promotion_ref=d.promotion_ref,
+                                          amount_minor=to_minor(round_money(d.amount, currency), currency)))
+    else:  # one executemany: a thousand-line order is one statement
+        session.execute(insert(OrderLine), values)
+    session.flush()
+    if total_minor == 0:
+        if not claim_order(session, order, "pending", status="paid", paid_at=utcnow()):
+            raise DomainError(_l("Order %(number)s is not awaiting payment.", number=order.number))
+        deliver(session, order, today or date.today())
+        record(session, actor, "pay", "order", [order.id], f"{order.number}: 0 {currency}, nothing to pay")
+    session.flush()
+    return order
+
+
+def deliver(session: Session, order: Order, today: date) -> None:
+    """Deliver what a just-paid order bought, in the payment's transaction, however it was paid."""
+    order_kind(order.kind).deliver(session, order, today)
+
+
+def claim_order(session: Session, order: Order, from_status: str, **values) -> bool:
+    """Move the order out of `from_status` if nobody else did; True when this call won."""
+    result = session.execute(
+        update(Order).where(Order.id == order.id, Order.status == from_status).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(order)
+    return result.rowcount == 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +245,7 @@ class RenewalQuote:
 
     @property
     def total(self) -> Decimal:
-        return sum((price for _d, _p, price, _e in self.lines), Decimal("0.00"))
+        return sum((price for _d, _p, price, _e in self.lines), zero(self.currency))
 
 
 def quote_renewal(session: Session, actor: User, company: Company, devices: Sequence[Device], months: int,
@@ -126,20 +290,15 @@ def quote_renewal(session: Session, actor: User, company: Company, devices: Sequ
 def create_renewal_order(session: Session, actor: User, quote: RenewalQuote) -> Order:
     """A pending renewal order for the quoted devices (paid later, by balance or a provider)."""
     require_role(actor, RENEWAL_ROLES)
-    order = Order(kind="renewal", status="pending", company_id=quote.company.id, currency=quote.currency,
-                  total=quote.total, created_by_id=actor.id, created_at=utcnow())
-    _number_order(session, order)
-    session.execute(
-        OrderLine.__table__.insert(),
-        [
-            {"order_id": order.id, "device_id": d.id, "package_id": p.id, "months": quote.months,
-             "quantity": 1, "unit_price": price, "amount": price,
-             "description": f"{d.number} {p.code} × {quote.months}"}
-            for d, p, price, _new in quote.lines
-        ],
+    order = open_order(
+        session, actor, kind="renewal", company_id=quote.company.id, currency=quote.currency,
+        lines=[LineSpec(description=f"{d.number} {p.code} × {quote.months}", gross=price, unit_price=price,
+                        device_id=d.id, package_id=p.id, months=quote.months)
+               for d, p, price, _new in quote.lines],
     )
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: renew {len(quote.lines)} devices × {quote.months} months = {order.total} {order.currency}")
+           f"{order.number}: renew {len(quote.lines)} devices × {quote.months} months = "
+           f"{format_money(order.total, order.currency, 'en')}")
     session.flush()
     return order
 
@@ -151,13 +310,11 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
         raise DomainError(_l("Company %(name)s is outside your companies.", name=company.name))
     if currency not in ("CNY", "USD"):
         raise DomainError(_l("Currency: %(currency)s cannot be recharged.", currency=currency))
-    amount = parse_amount(amount, str(_l("Amount")))
-    order = Order(kind="recharge", status="pending", company_id=company.id, currency=currency, total=amount,
-                  created_by_id=actor.id, created_at=utcnow())
-    _number_order(session, order)
-    session.add(OrderLine(order_id=order.id, description=f"Recharge {amount} {currency}", quantity=1,
-                          unit_price=amount, amount=amount))
-    record(session, actor, "create", "order", [order.id], f"{order.number}: recharge {amount} {currency}")
+    amount = parse(amount, currency, str(_l("Amount")))
+    order = open_order(session, actor, kind="recharge", company_id=company.id, currency=currency,
+                       lines=[LineSpec(description=f"Recharge {format_money(amount, currency, 'en')}", gross=amount)])
+    record(session, actor, "create", "order", [order.id],
+           f"{order.number}: recharge {format_money(amount, currency, 'en')}")
     session.flush()
     return order
 
@@ -167,22 +324,14 @@ def scoped_order(session: Session, actor: User, number: str) -> Order | None:
     return session.scalar(scoped(select(Order).where(Order.number == number), actor, Order.company_id))
 
 
-def _claim(session: Session, order: Order, from_status: str, **values) -> bool:
-    """Move the order out of `from_status` if nobody else did; True when this call won."""
-    result = session.execute(
-        update(Order).where(Order.id == order.id, Order.status == from_status).values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    session.expire(order)
-    return result.rowcount == 1
+# --- what the core's kinds deliver and undo (registered in actions/order_kinds.py) ---------------
 
-
-def _apply_renewal(session: Session, order: Order, today: date) -> None:
+def apply_renewal(session: Session, order: Order, today: date) -> None:
     """Move each renewed device's expiry (batched), remembering old and new for refunds."""
     lines = session.execute(
         select(OrderLine.id, OrderLine.device_id, OrderLine.months).where(OrderLine.order_id == order.id)
     ).all()
-    current: dict[int, tuple[date, str]] = {}
+    current: dict[int, tuple[date, str, str]] = {}
     ids = [line.device_id for line in lines]
     for start in range(0, len(ids), _CHUNK):
         for id_, expires_on, status, number in session.execute(
@@ -217,64 +366,101 @@ def _apply_renewal(session: Session, order: Order, today: date) -> None:
     session.expire_all()
 
 
-def _fulfil(session: Session, order: Order, today: date) -> None:
-    """Deliver what a just-paid order bought, in the payment's transaction, however it was paid."""
-    via = f"{order.number} via {order.payment_method}"
-    if order.kind == "recharge":
-        wallet = wallet_for(session, order.company_id, order.currency)
-        credit(session, wallet, order.total, "recharge", f"recharge:order:{order.id}", None, order_id=order.id,
-               memo=via)
-    elif order.kind == "renewal":
-        _apply_renewal(session, order, today)
-    elif order.kind == "coins":
-        # 1 CNY buys 100 coins (seed 000); a 2-decimal total always makes whole coins.
-        wallet = wallet_for(session, order.company_id, "COIN")
-        credit(session, wallet, order.total * 100, "coin_purchase", f"coins:order:{order.id}", None,
-               order_id=order.id, memo=via)
-    elif order.kind == "seats":
-        from actions.seats import add_purchased_seats  # actions.seats builds on this module
-
-        add_purchased_seats(session, order)
+def undo_renewal(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:
+    """Put refunded lines' devices back to their expiry before the renewal (unless changed since)."""
+    rows = [(line.device_id, line.old_expires_on, line.new_expires_on) for line in lines if line.device_id]
+    if not rows:
+        return
+    device = Device.__table__
+    result = session.execute(
+        device.update()
+        .where(device.c.id == bindparam("b_id"), device.c.expires_on == bindparam("b_new"))
+        .values(expires_on=bindparam("b_old")),
+        [{"b_id": d, "b_old": old, "b_new": new} for d, old, new in rows],
+    )
+    if result.rowcount != len(rows):
+        raise DomainError(_l("Order %(number)s: some devices' expiry changed after this renewal; "
+                             "refund the later change first.", number=order.number))
 
 
-def pay_with_balance(session: Session, actor: User, order: Order, today: date) -> None:
-    """Pay a pending order from the company's wallet; the debit and the renewal share one transaction."""
-    require_role(actor, RENEWAL_ROLES)
-    if not in_scope(actor, order.company_id, session):
-        raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
+def credit_recharge(session: Session, order: Order, today: date) -> None:
+    """A paid top-up credits the company's wallet with the order's total."""
+    wallet = wallet_for(session, order.company_id, order.currency)
+    credit(session, wallet, order.total, "recharge", f"recharge:order:{order.id}", None, order_id=order.id,
+           memo=f"{order.number} via {order.payment_method}")
+
+
+def undo_recharge(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:
+    """A refunded top-up takes its money out of the wallet again (refused if it was spent)."""
+    amount = sum((line.net for line in lines), zero(order.currency))
+    wallet = wallet_for(session, order.company_id, order.currency)
+    debit(session, wallet, amount, "refund", f"unrecharge:order:{order.id}:" + ",".join(str(l.id) for l in lines),
+          None, order_id=order.id, memo=f"refund {order.number}")
+
+
+# --- paying --------------------------------------------------------------------------------------
+
+def pay_with_balance(session: Session, actor: User | None, order: Order, today: date) -> None:
+    """Pay a pending order from the company's wallet; the debit and the delivery share one transaction.
+
+    `actor` None is a scheduled job (auto-renewal) paying from the order's own company's wallet.
+    """
+    if actor is not None:
+        require_role(actor, RENEWAL_ROLES | {"customer_admin"})
+        if not in_scope(actor, order.company_id, session):
+            raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
     if order.kind == "recharge":
         raise DomainError(_l("A recharge order cannot be paid from the balance it tops up."))
+    order_kind(order.kind)
     number, total, currency, company_id = order.number, order.total, order.currency, order.company_id
-    if not _claim(session, order, "pending", status="paid", payment_method="balance", paid_at=utcnow()):
+    if not claim_order(session, order, "pending", status="paid", payment_method="balance", paid_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=number, status=order.status))
-    wallet = wallet_for(session, company_id, currency)
-    debit(session, wallet, total, "payment", f"pay:order:{order.id}", actor, order_id=order.id,
-          memo=f"{number}")
-    _fulfil(session, order, today)
-    record(session, actor, "pay", "order", [order.id], f"{number}: {total} {currency} from balance")
+    if total > 0:
+        wallet = wallet_for(session, company_id, currency)
+        debit(session, wallet, total, "payment", f"pay:order:{order.id}", actor, order_id=order.id, memo=f"{number}")
+    deliver(session, order, today)
+    record(session, actor, "pay", "order", [order.id], f"{number}: {format_money(total, currency, 'en')} from balance")
+    session.flush()
+
+
+def pay_offline(session: Session, actor: User, order: Order, method: str, today: date, note: str = "") -> None:
+    """Staff record a payment received outside the system (cash): paid now, delivered now."""
+    if method not in ("cash", "bank_transfer"):
+        raise DomainError(_l("Payment method: %(method)s is not paid offline.", method=method))
+    order_kind(order.kind)
+    number = order.number
+    if not claim_order(session, order, "pending", status="paid", payment_method=method, paid_at=utcnow()):
+        raise DomainError(_l("Order %(number)s is not awaiting payment.", number=number))
+    deliver(session, order, today)
+    record(session, actor, "pay", "order", [order.id],
+           f"{number}: {format_money(order.total, order.currency, 'en')} in {method}" + (f" ({note})" if note else ""))
     session.flush()
 
 
 def mark_paid(session: Session, order: Order, method: str, provider_ref: str, amount: Decimal, currency: str,
               today: date) -> bool:
     """A provider says the order is paid. True the first time; False for a repeat of the same payment."""
+    order_kind(order.kind)
     if currency != order.currency or Decimal(amount) != order.total:
         raise DomainError(_l("Payment for %(number)s does not match the order: %(amount)s %(currency)s.",
                              number=order.number, amount=amount, currency=currency))
     if order.status == "paid" and order.provider_ref == provider_ref:
         return False
-    if not _claim(session, order, "pending", status="paid", payment_method=method, provider_ref=provider_ref,
-                  paid_at=utcnow()):
+    if not claim_order(session, order, "pending", status="paid", payment_method=method, provider_ref=provider_ref,
+                       paid_at=utcnow()):
         if order.status == "paid" and order.provider_ref == provider_ref:
             return False  # a concurrent delivery of the same notification won
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=order.number, status=order.status))
-    _fulfil(session, order, today)
-    record(session, None, "pay", "order", [order.id], f"{order.number}: {amount} {currency} via {method} ({provider_ref})")
+    deliver(session, order, today)
+    record(session, None, "pay", "order", [order.id],
+           f"{order.number}: {format_money(order.total, currency, 'en')} via {method} ({provider_ref})")
     session.flush()
     return True
 
+
+# --- cancelling ----------------------------------------------------------------------------------
 
 def cancel_stale_orders(session: Session, older_than: timedelta, now: datetime) -> int:
     """Cancel pending orders created before now - older_than; returns how many."""
@@ -296,68 +482,159 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     if not in_scope(actor, order.company_id, session):
         raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
     number = order.number
-    if not _claim(session, order, "pending", status="cancelled", cancelled_at=utcnow()):
+    if not claim_order(session, order, "pending", status="cancelled", cancelled_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=number, status=order.status))
     record(session, actor, "cancel", "order", [order.id], number)
     session.flush()
 
 
-def refund_order(session: Session, actor: User, order: Order) -> None:
-    """Finance refunds a paid balance order: money back to the wallet, renewed expiries rolled back."""
-    require_role(actor, {"finance"})
+# --- refunds: requested → approved → completed | rejected | failed ---------------------------------
+
+# Methods whose money the system gives back itself; the others (cash, bank transfer) are paid back
+# by finance outside the system, which approving the refund records.
+_PROVIDER_REFUNDS: dict[str, Callable[[Session, Order, OrderRefund], str]] = {}
+
+
+def register_provider_refund(method: str, refund: Callable[[Session, Order, OrderRefund], str]) -> None:
+    """How to give money back for orders paid with `method`: returns the provider's refund id or raises."""
+    _PROVIDER_REFUNDS[method] = refund
+
+
+def request_refund(session: Session, actor: User, order: Order, line_ids: Sequence[int] | None = None,
+                   reason: str = "") -> OrderRefund:
+    """Ask to refund some lines of a paid order (all refundable ones when `line_ids` is None).
+
+    The refund gives back exactly those lines' net; another person approves it.
+    """
+    require_role(actor, REFUND_ROLES)
     number = order.number
-    if order.kind not in REFUNDABLE_KINDS:
-        raise DomainError(_l("Order %(number)s cannot be refunded here: only renewal, value-added and seat orders can.",
-                             number=number))
-    if order.payment_method != "balance":
-        raise DomainError(_l("Order %(number)s was not paid from the balance; refund it through its payment provider.",
-                             number=number))
-    if not _claim(session, order, "paid", status="refunded", refunded_at=utcnow()):
+    kind = order_kind(order.kind)
+    if not kind.refundable:
+        raise DomainError(_l("Order %(number)s cannot be refunded: %(kind)s orders cannot be undone.",
+                             number=number, kind=ORDER_KINDS[order.kind]))
+    if order.status != "paid":
         raise DomainError(_l("Order %(number)s cannot be refunded: it is %(status)s.", number=number,
                              status=order.status))
-    if order.kind == "seats":
-        from actions.seats import remove_purchased_seats  # actions.seats builds on this module
+    lines = {line.id: line for line in order.lines}
+    wanted = list(lines) if line_ids is None else list(dict.fromkeys(int(i) for i in line_ids))
+    unknown = [str(i) for i in wanted if i not in lines]
+    if unknown:
+        raise DomainError(_l("Order %(number)s has no line %(lines)s.", number=number, lines=", ".join(unknown)))
+    chosen = [lines[i] for i in wanted if lines[i].refundable]
+    done = [lines[i].description for i in wanted if not lines[i].refundable]
+    if line_ids is not None and done:
+        raise DomainError(_l("Order %(number)s: already refunded or free: %(lines)s.", number=number,
+                             lines="; ".join(done)))
+    if not chosen:
+        raise DomainError(_l("Order %(number)s has nothing left to refund.", number=number))
+    open_refund = session.scalar(select(OrderRefundLine.line_id).join(OrderRefund).where(
+        OrderRefundLine.line_id.in_([line.id for line in chosen]),
+        OrderRefund.status.in_(("requested", "approved"))).limit(1))
+    if open_refund is not None:
+        raise DomainError(_l("Order %(number)s: line %(line)s already has a refund awaiting approval.",
+                             number=number, line=lines[open_refund].description))
+    amount_minor = sum(line.net_minor for line in chosen)
+    refund = OrderRefund(order_id=order.id, status="requested", amount_minor=amount_minor, reason=reason[:2000],
+                         requested_by_id=actor.id, created_at=utcnow())
+    session.add(refund)
+    session.flush()
+    session.execute(insert(OrderRefundLine), [{"refund_id": refund.id, "line_id": line.id,
+                                               "amount_minor": line.net_minor} for line in chosen])
+    record(session, actor, "request_refund", "order", [order.id],
+           f"{number}: refund #{refund.id} of {len(chosen)} lines, "
+           f"{format_money(from_minor(amount_minor, order.currency), order.currency, 'en')}")
+    session.flush()
+    return refund
 
-        remove_purchased_seats(session, order)
-    lines = session.execute(
-        select(OrderLine.device_id, OrderLine.old_expires_on, OrderLine.new_expires_on)
-        .where(OrderLine.order_id == order.id, OrderLine.device_id.isnot(None))
-    ).all()
-    if lines:
-        device = Device.__table__
-        result = session.execute(
-            device.update()
-            .where(device.c.id == bindparam("b_id"), device.c.expires_on == bindparam("b_new"))
-            .values(expires_on=bindparam("b_old")),
-            [{"b_id": d, "b_old": old, "b_new": new} for d, old, new in lines],
-        )
-        if result.rowcount != len(lines):
-            raise DomainError(_l("Order %(number)s: some devices' expiry changed after this renewal; "
-                                 "refund the later change first.", number=number))
-    wallet = wallet_for(session, order.company_id, order.currency)
-    credit(session, wallet, order.total, "refund", f"refund:order:{order.id}", actor, order_id=order.id,
-           memo=f"refund {number}")
-    record(session, actor, "refund", "order", [order.id], f"{number}: {order.total} {order.currency} back to balance")
+
+def _claim_refund(session: Session, refund: OrderRefund, from_status: str, **values) -> bool:
+    result = session.execute(update(OrderRefund).where(OrderRefund.id == refund.id, OrderRefund.status == from_status)
+                             .values(**values).execution_options(synchronize_session=False))
+    session.expire(refund)
+    return result.rowcount == 1
+
+
+def approve_refund(session: Session, approver: User, refund: OrderRefund, today: date) -> None:
+    """Approve a requested refund (not by its requester) and carry it out: the kind undoes those lines'
+    effects, the money goes back the way the order was paid, once, whatever races."""
+    require_role(approver, REFUND_ROLES)
+    order = refund.order
+    number = order.number
+    if refund.requested_by_id == approver.id:
+        raise DomainError(_l("Refund #%(id)s of %(number)s: you requested it; another person must approve it.",
+                             id=refund.id, number=number))
+    if not _claim_refund(session, refund, "requested", status="approved", approved_by_id=approver.id,
+                         approved_at=utcnow()):
+        raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
+                             id=refund.id, number=number, status=refund.status))
+    lines = [rl.line for rl in refund.lines]
+    line_table = OrderLine.__table__
+    taken = session.execute(
+        line_table.update().where(line_table.c.id == bindparam("b_id"), line_table.c.refunded_minor == 0)
+        .values(refunded_minor=bindparam("b_amount")),
+        [{"b_id": rl.line_id, "b_amount": rl.amount_minor} for rl in refund.lines],
+    )
+    if taken.rowcount != len(refund.lines):
+        raise DomainError(_l("Refund #%(id)s of %(number)s: some of its lines were refunded meanwhile.",
+                             id=refund.id, number=number))
+    result = session.execute(
+        update(Order).where(Order.id == order.id, Order.status == "paid",
+                            Order.refunded_minor + refund.amount_minor <= Order.total_minor)
+        .values(refunded_minor=Order.refunded_minor + refund.amount_minor)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise DomainError(_l("Order %(number)s cannot give back %(amount)s more.", number=number,
+                             amount=format_money(refund.amount, order.currency)))
+    order_kind(order.kind).undo(session, order, lines)
+    provider_id = None
+    if order.payment_method == "balance":
+        wallet = wallet_for(session, order.company_id, order.currency)
+        credit(session, wallet, refund.amount, "refund", f"refund:{refund.id}", approver, order_id=order.id,
+               memo=f"refund {number}")
+    elif order.payment_method in _PROVIDER_REFUNDS:
+        provider_id = _PROVIDER_REFUNDS[order.payment_method](session, order, refund)
+    session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
+                    .values(status="completed", completed_at=utcnow(), provider_refund_id=provider_id))
+    session.execute(update(Order).where(Order.id == order.id, Order.refunded_minor == Order.total_minor)
+                    .values(status="refunded", refunded_at=utcnow()))
     session.expire_all()
+    record(session, approver, "refund", "order", [order.id],
+           f"{number}: refund #{refund.id} of {len(lines)} lines, {format_money(refund.amount, order.currency, 'en')} "
+           f"back via {order.payment_method or 'nothing (free order)'}")
     session.flush()
 
 
-def _each_in_savepoint(session: Session, orders: Sequence[Order], operation) -> ActionResult:
-    """Apply `operation` to each order in its own savepoint: a refusal undoes only that order."""
+def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: str) -> None:
+    """Turn a requested refund down, with the reason (nothing moves)."""
+    require_role(actor, REFUND_ROLES)
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(_l("Reason: say why the refund is rejected."))
+    number = refund.order.number
+    if not _claim_refund(session, refund, "requested", status="rejected", failure_reason=reason[:2000],
+                         approved_at=utcnow()):
+        raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
+                             id=refund.id, number=number, status=refund.status))
+    record(session, actor, "reject_refund", "order", [refund.order_id], f"{number}: refund #{refund.id}: {reason}")
+    session.flush()
+
+
+def _each_in_savepoint(session: Session, rows: Sequence, operation, label=str) -> ActionResult:
+    """Apply `operation` to each row in its own savepoint: a refusal undoes only that row."""
     changed: list[str] = []
     refused: list[tuple[str, str]] = []
-    for order in orders:
-        number = order.number
+    for row in rows:
+        name = label(row)
         try:
             with session.begin_nested():
-                operation(order)
+                operation(row)
         except NotAllowed:
             raise
         except DomainError as exc:
-            refused.append((number, str(exc)))
+            refused.append((name, str(exc)))
         else:
-            changed.append(number)
+            changed.append(name)
     return ActionResult(tuple(changed), tuple(refused))
 
 
@@ -367,7 +644,14 @@ def cancel_orders(session: Session, actor: User, orders: Sequence[Order]) -> Act
     return _each_in_savepoint(session, orders, lambda order: cancel_order(session, actor, order))
 
 
-def refund_orders(session: Session, actor: User, orders: Sequence[Order]) -> ActionResult:
-    """Refund each order (finance); one refused order, named by number, leaves the others refunded."""
-    require_role(actor, {"finance"})
-    return _each_in_savepoint(session, orders, lambda order: refund_order(session, actor, order))
+def request_refunds(session: Session, actor: User, orders: Sequence[Order], reason: str = "") -> ActionResult:
+    """Request a refund of every refundable line of each order; refusals named by order number."""
+    require_role(actor, REFUND_ROLES)
+    return _each_in_savepoint(session, orders, lambda order: request_refund(session, actor, order, None, reason))
+
+
+def approve_refunds(session: Session, actor: User, refunds: Sequence[OrderRefund], today: date) -> ActionResult:
+    """Approve each requested refund; one refused (named) leaves the others done."""
+    require_role(actor, REFUND_ROLES)
+    return _each_in_savepoint(session, refunds, lambda refund: approve_refund(session, actor, refund, today),
+                              label=lambda refund: refund.order.number)

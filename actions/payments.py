@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions import DomainError
-from actions.orders import mark_paid
+from actions.orders import mark_paid, register_provider_refund
 from models import Order
 
 PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",)}
@@ -50,7 +50,7 @@ class SandboxProvider:
 
     def notification(self, order: Order) -> tuple[dict, str]:
         """What the provider sends once the payer has paid `order`."""
-        payload = {"method": self.method, "order_number": order.number, "amount": f"{order.total:.2f}",
+        payload = {"method": self.method, "order_number": order.number, "amount": str(order.total),
                    "currency": order.currency, "transaction_id": f"{self.method}-{uuid.uuid4().hex[:20]}"}
         return payload, self.sign(payload)
 
@@ -92,3 +92,14 @@ def handle_notification(session: Session, method: str, payload: dict, signature:
         raise BadNotification(_l("Malformed payment notification.")) from None
     check_method(method, payload["currency"])
     return mark_paid(session, order, method, payload["transaction_id"], amount, payload["currency"], today)
+
+
+def sandbox_refund(session: Session, order: Order, refund) -> str:
+    """The sandbox provider accepts every refund of an order it was paid through; its refund id."""
+    if not order.provider_ref:
+        raise DomainError(_l("Order %(number)s has no provider payment to refund.", number=order.number))
+    return f"{order.payment_method}-refund-{uuid.uuid4().hex[:20]}"
+
+
+for _method in PROVIDER_CURRENCIES:
+    register_provider_refund(_method, sandbox_refund)

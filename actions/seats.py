@@ -3,8 +3,8 @@
 A company buys seats of an edition with an Order of kind "seats" (账号增加: one line with the
 edition and the quantity, priced from the active catalog package SEAT-<EDITION>); paying it —
 from the balance, online, or in cash when sales grants seats — adds the quantity to the
-company's SeatQuota.purchased in the payment's transaction (actions.orders._fulfil calls
-`add_purchased_seats`).
+company's SeatQuota.purchased in the payment's transaction (the "seats" order kind, registered in
+actions/order_kinds.py, delivers with `add_purchased_seats` and undoes with `remove_purchased_seats`).
 
 Seats are counted by conditional UPDATEs, never read-check-write: creating an organizer takes a
 seat with `used = used + 1 … WHERE used < purchased` (rowcount 0: no seat left, so two creations
@@ -18,7 +18,6 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
@@ -28,7 +27,8 @@ from sqlalchemy.orm import Session, aliased
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
-from actions.orders import _claim, _fulfil, _number_order
+from actions.money import format_money, round_money
+from actions.orders import LineSpec, open_order, pay_offline
 from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Package, SeatQuota, User, utcnow
 
 ORGANIZER_ROLES = {"customer_admin"}
@@ -119,7 +119,7 @@ def seat_counts(session: Session, actor: User, company: Company | None = None) -
     return sorted(counts, key=lambda s: (s.company.path, order.index(s.edition)))
 
 
-def add_purchased_seats(session: Session, order: Order) -> None:
+def add_purchased_seats(session: Session, order: Order, today: date | None = None) -> None:
     """Add a paid seat order's quantity to its company's quota of that edition (creating the row once)."""
     edition, quantity = session.execute(
         select(OrderLine.edition, func.sum(OrderLine.quantity)).where(OrderLine.order_id == order.id)
@@ -152,12 +152,9 @@ def _add_purchased(session: Session, company_id: int, edition: str, quantity: in
     _expire_quotas(session)
 
 
-def remove_purchased_seats(session: Session, order: Order) -> None:
+def remove_purchased_seats(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:
     """Take a refunded seat order's seats back, if they are free (else refuse: deactivate organizers first)."""
-    edition, quantity = session.execute(
-        select(OrderLine.edition, func.sum(OrderLine.quantity)).where(OrderLine.order_id == order.id)
-        .group_by(OrderLine.edition)
-    ).one()
+    edition, quantity = lines[0].edition, sum(line.quantity for line in lines)
     result = session.execute(
         update(SeatQuota)
         .where(SeatQuota.company_id == order.company_id, SeatQuota.edition == edition,
@@ -215,15 +212,12 @@ def _new_seat_order(session: Session, actor: User, company: Company, edition, qu
     quantity = _quantity(quantity)
     promotion = _line(promotion, _l("Promotion"), MAX_PROMOTION, False)
     package = seat_package(session, edition)
-    total = (package.amount * quantity).quantize(Decimal("0.01"))
-    order = Order(kind="seats", status="pending", company_id=company.id, currency=package.currency, total=total,
-                  created_by_id=actor.id, created_at=utcnow(), promotion=promotion, note=note)
-    _number_order(session, order)
-    line = OrderLine(order_id=order.id, package_id=package.id, edition=edition, quantity=quantity,
-                     unit_price=package.amount, amount=total, description=f"{package.code} × {quantity}")
-    session.add(line)
-    session.flush()
-    return order, line
+    total = round_money(package.amount * quantity, package.currency)
+    order = open_order(session, actor, kind="seats", company_id=company.id, currency=package.currency,
+                       promotion=promotion, note=note,
+                       lines=[LineSpec(description=f"{package.code} × {quantity}", gross=total, quantity=quantity,
+                                       unit_price=package.amount, package_id=package.id, edition=edition)])
+    return order, order.lines[0]
 
 
 def create_seat_order(session: Session, actor: User, company: Company, edition: str, quantity,
@@ -234,7 +228,7 @@ def create_seat_order(session: Session, actor: User, company: Company, edition: 
     order, line = _new_seat_order(session, actor, company, edition, quantity, promotion)
     record(session, actor, "create", "order", [order.id],
            f"{order.number}: {line.quantity} {line.edition} seats for {company.name}, "
-           f"{order.total} {order.currency}" + (f" (promotion: {order.promotion})" if order.promotion else ""))
+           f"{format_money(order.total, order.currency, 'en')}" + (f" (promotion: {order.promotion})" if order.promotion else ""))
     session.flush()
     return order
 
@@ -246,12 +240,11 @@ def grant_seats(session: Session, actor: User, company: Company, edition: str, q
     note = _line(note, _l("Note"), MAX_NOTE, True)
     company = _check_company(session, actor, company)
     order, line = _new_seat_order(session, actor, company, edition, quantity, promotion, note)
-    if not _claim(session, order, "pending", status="paid", payment_method="cash", paid_at=utcnow()):
-        raise DomainError(_l("Order %(number)s is not awaiting payment.", number=order.number))
-    _fulfil(session, order, today)
+    quantity, edition = line.quantity, line.edition
+    pay_offline(session, actor, order, "cash", today, note)
     record(session, actor, "grant", "order", [order.id],
-           f"{order.number}: {line.quantity} {line.edition} seats for {company.name}, {order.total} {order.currency} "
-           f"in cash ({note})")
+           f"{order.number}: {quantity} {edition} seats for {company.name}, "
+           f"{format_money(order.total, order.currency, 'en')} in cash ({note})")
     session.flush()
     return order
 

@@ -7,7 +7,7 @@ the same movement (paying order 17, approving recharge 5) can never be written t
 """
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
@@ -16,10 +16,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError
+from actions.money import format_money, from_minor, parse, to_minor
 from models import WALLET_CURRENCIES, LedgerEntry, User, Wallet, utcnow
-
-CENT = Decimal("0.01")
-MAX_AMOUNT = Decimal("100000000")  # one movement above this is a typo, not a payment
 
 
 class InsufficientBalance(DomainError):
@@ -28,21 +26,6 @@ class InsufficientBalance(DomainError):
     def __init__(self, message, missing: Decimal):
         super().__init__(message)
         self.missing = missing
-
-
-def parse_amount(value, field: str = "amount") -> Decimal:
-    """A positive money amount with at most two decimals, or DomainError naming the field."""
-    try:
-        amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise DomainError(_l("%(field)s: %(value)s is not an amount.", field=field, value=value)) from None
-    if not amount.is_finite() or amount <= 0:
-        raise DomainError(_l("%(field)s: must be greater than zero.", field=field))
-    if amount > MAX_AMOUNT:  # before quantize(): 1e30 has more digits than the decimal context holds
-        raise DomainError(_l("%(field)s: %(value)s is larger than any single payment.", field=field, value=amount))
-    if amount != amount.quantize(CENT):
-        raise DomainError(_l("%(field)s: at most two decimal places.", field=field))
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def wallet_for(session: Session, company_id: int, currency: str) -> Wallet:
@@ -56,16 +39,17 @@ def wallet_for(session: Session, company_id: int, currency: str) -> Wallet:
         insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
         session.execute(
             insert_(Wallet)
-            .values(company_id=company_id, currency=currency, balance=Decimal("0.00"), updated_at=utcnow())
+            .values(company_id=company_id, currency=currency, balance_minor=0, updated_at=utcnow())
             .on_conflict_do_nothing(index_elements=["company_id", "currency"])
         )
         wallet = session.scalar(query)
     return wallet
 
 
-def _entry(session, wallet_id, kind, amount, balance_after, key, actor, order_id, recharge_id, memo) -> LedgerEntry:
+def _entry(session, wallet, kind, amount_minor, balance_minor, key, actor, order_id, recharge_id, memo) -> LedgerEntry:
     entry = LedgerEntry(
-        wallet_id=wallet_id, kind=kind, amount=amount, balance_after=balance_after,
+        wallet_id=wallet.id, currency=wallet.currency, kind=kind, amount_minor=amount_minor,
+        balance_after_minor=balance_minor,
         idempotency_key=key, actor_id=actor.id if actor else None, order_id=order_id,
         offline_recharge_id=recharge_id, memo=memo[:255],
     )
@@ -76,49 +60,58 @@ def _entry(session, wallet_id, kind, amount, balance_after, key, actor, order_id
 
 def credit(session: Session, wallet: Wallet, amount: Decimal, kind: str, key: str, actor: User | None = None,
            order_id: int | None = None, recharge_id: int | None = None, memo: str = "") -> LedgerEntry:
-    """Add `amount` to the wallet and write its ledger entry (same transaction)."""
-    amount = parse_amount(amount)
+    """Add `amount` (a positive Decimal in the wallet's currency) and write its ledger entry (same transaction)."""
+    minor = to_minor(parse(amount, wallet.currency), wallet.currency)
     balance = session.execute(
         update(Wallet).where(Wallet.id == wallet.id)
-        .values(balance=Wallet.balance + amount, updated_at=utcnow())
-        .returning(Wallet.balance)
+        .values(balance_minor=Wallet.balance_minor + minor, updated_at=utcnow())
+        .returning(Wallet.balance_minor)
         .execution_options(synchronize_session=False)
     ).scalar_one()
-    session.expire(wallet, ["balance", "updated_at"])
-    return _entry(session, wallet.id, kind, amount, balance, key, actor, order_id, recharge_id, memo)
+    session.expire(wallet, ["balance_minor", "updated_at"])
+    return _entry(session, wallet, kind, minor, balance, key, actor, order_id, recharge_id, memo)
 
 
 def debit(session: Session, wallet: Wallet, amount: Decimal, kind: str, key: str, actor: User | None = None,
           order_id: int | None = None, memo: str = "") -> LedgerEntry:
     """Take `amount` from the wallet only if it holds that much; else InsufficientBalance."""
-    amount = parse_amount(amount)
+    currency = wallet.currency
+    minor = to_minor(parse(amount, currency), currency)
     balance = session.execute(
-        update(Wallet).where(Wallet.id == wallet.id, Wallet.balance >= amount)
-        .values(balance=Wallet.balance - amount, updated_at=utcnow())
-        .returning(Wallet.balance)
+        update(Wallet).where(Wallet.id == wallet.id, Wallet.balance_minor >= minor)
+        .values(balance_minor=Wallet.balance_minor - minor, updated_at=utcnow())
+        .returning(Wallet.balance_minor)
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
-    session.expire(wallet, ["balance", "updated_at"])
+    session.expire(wallet, ["balance_minor", "updated_at"])
     if balance is None:
-        held = session.scalar(select(Wallet.balance).where(Wallet.id == wallet.id)) or Decimal("0")
-        missing = amount - held
+        held = session.scalar(select(Wallet.balance_minor).where(Wallet.id == wallet.id)) or 0
+        missing = from_minor(minor - held, currency)
         raise InsufficientBalance(
             _l("Insufficient %(currency)s balance: %(amount)s needed, %(held)s available, %(missing)s missing.",
-               currency=wallet.currency, amount=amount, held=held, missing=missing),
+               currency=currency, amount=format_money(from_minor(minor, currency), currency),
+               held=format_money(from_minor(held, currency), currency), missing=format_money(missing, currency)),
             missing,
         )
-    return _entry(session, wallet.id, kind, -amount, balance, key, actor, order_id, None, memo)
+    return _entry(session, wallet, kind, -minor, balance, key, actor, order_id, None, memo)
+
+
+def balance_of(session: Session, company_id: int, currency: str) -> Decimal:
+    """The company's balance in `currency` (zero when it has no wallet yet)."""
+    minor = session.scalar(select(Wallet.balance_minor).where(Wallet.company_id == company_id,
+                                                              Wallet.currency == currency))
+    return from_minor(minor or 0, currency)
 
 
 def ledger_differences(session: Session) -> list[tuple[Wallet, Decimal]]:
     """Every wallet whose balance differs from the sum of its ledger entries, with that sum."""
     sums = (
-        select(LedgerEntry.wallet_id, func.coalesce(func.sum(LedgerEntry.amount), 0).label("total"))
+        select(LedgerEntry.wallet_id, func.coalesce(func.sum(LedgerEntry.amount_minor), 0).label("total"))
         .group_by(LedgerEntry.wallet_id).subquery()
     )
     rows = session.execute(
         select(Wallet, func.coalesce(sums.c.total, 0))
         .outerjoin(sums, sums.c.wallet_id == Wallet.id)
-        .where(Wallet.balance != func.coalesce(sums.c.total, 0))
+        .where(Wallet.balance_minor != func.coalesce(sums.c.total, 0))
     )
-    return [(wallet, Decimal(total)) for wallet, total in rows]
+    return [(wallet, from_minor(total, wallet.currency)) for wallet, total in rows]

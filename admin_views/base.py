@@ -29,10 +29,13 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
 from werkzeug.utils import secure_filename
+from sqlalchemy import and_, or_
+from wtforms import StringField
 from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, scope_filter
 from actions.audit import record
+from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
 from importers.xlsx import formula_safe, iter_file, write_xlsx
 from models import Company, db
 
@@ -113,6 +116,87 @@ class FilterConverter(sqla_filters.FilterConverter):
         return [f(column, name, **kwargs) for f in self.utc_datetime_filters]
 
 
+# --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
+
+def money_cell(view, context, model, name):
+    """A money attribute of a row, formatted in the reader's locale and the row's currency."""
+    attribute = type(model)._money_attributes[name]
+    return format_money(getattr(model, name), attribute.currency_of(model))
+
+
+class MoneyField(StringField):
+    """An amount typed as people type it (12,800.00), checked in the currency chosen on the same form."""
+
+    def __init__(self, label=None, validators=None, currency_field: str = "currency", **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.currency_field = currency_field
+
+    def _value(self):
+        if self.raw_data:
+            return self.raw_data[0]
+        return "" if self.data is None else str(self.data)
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            self.data = valuelist[0]
+
+    def pre_validate(self, form):
+        currency_field = form._fields.get(self.currency_field)
+        currency = getattr(currency_field, "data", None) or "CNY"
+        if currency not in EXPONENTS:
+            return  # the currency field reports its own error
+        try:
+            self.data = parse(self.data, currency, str(self.label.text))
+        except DomainError as exc:
+            self.data = None
+            raise ValidationError(str(exc)) from None
+
+
+class _MoneyFilter(sqla_filters.BaseSQLAFilter):
+    """Compare a money attribute with a typed amount, in each row's own currency's minor units."""
+
+    def __init__(self, minor_column, currency_column, name, compare, operation):
+        super().__init__(minor_column, name)
+        self.currency_column, self.compare, self._operation = currency_column, compare, operation
+
+    def clean(self, value):
+        return parse(value, "CNY", allow_zero=True) if value else value
+
+    def validate(self, value):
+        try:
+            parse(value, "CNY", allow_zero=True)
+        except DomainError:
+            return False
+        return True
+
+    def apply(self, query, value, alias=None):
+        clauses = []
+        for currency in EXPONENTS:
+            minor = to_minor(round_money(Decimal(value), currency), currency)
+            clauses.append(and_(self.currency_column == currency, self.compare(self.column, minor)))
+        return query.filter(or_(*clauses))
+
+    def operation(self):
+        return self._operation
+
+
+def money_filters(minor_column, currency_column, name):
+    """Equal / greater / smaller filters over a money column (amounts typed in major units)."""
+    return [
+        _MoneyFilter(minor_column, currency_column, name, lambda c, v: c == v, admin_lazy_gettext("equals")),
+        _MoneyFilter(minor_column, currency_column, name, lambda c, v: c > v, admin_lazy_gettext("greater than")),
+        _MoneyFilter(minor_column, currency_column, name, lambda c, v: c < v, admin_lazy_gettext("smaller than")),
+    ]
+
+
+def _money_sort_key(model, entry):
+    """A sortable-list entry naming a money attribute becomes (name, its minor column)."""
+    money = getattr(model, "_money_attributes", {})
+    if isinstance(entry, str) and entry in money:
+        return (entry, getattr(model, money[entry].minor))
+    return entry
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
@@ -130,7 +214,45 @@ class ScopedModelView(RoleMixin, ModelView):
     def __init__(self, model, *args, **kwargs):
         if "customer_admin" in self.roles and self.scope_column is None:
             raise TypeError(f"{type(self).__name__} lets customers in but declares no scope_column")
+        self._adapt_money_columns(model)
         super().__init__(model, db, *args, **kwargs)
+
+    def _adapt_money_columns(self, model) -> None:
+        """Money attributes (models.Money) are not columns: show them through the one formatter, sort
+        and filter them on their minor-unit column, edit them with a MoneyField; exports stay typed."""
+        money = getattr(model, "_money_attributes", {})
+        if not money:
+            return
+        if self.column_formatters_export is None:
+            self.column_formatters_export = dict(self.column_formatters or {})
+        formatters = dict(self.column_formatters or {})
+        for name in money:
+            formatters.setdefault(name, money_cell)
+        self.column_formatters = formatters
+        if self.column_sortable_list:
+            self.column_sortable_list = [_money_sort_key(model, entry) for entry in self.column_sortable_list]
+        if self.column_default_sort:
+            sorts = self.column_default_sort if isinstance(self.column_default_sort, list) else [self.column_default_sort]
+            self.column_default_sort = [
+                ((getattr(model, money[s[0]].minor), s[1]) if isinstance(s, tuple) and s[0] in money else s)
+                for s in sorts
+            ]
+        if self.column_filters:
+            currency = getattr(model, "currency", None)
+            filters = []
+            for entry in self.column_filters:
+                if isinstance(entry, str) and entry in money:
+                    label = (self.column_labels or {}).get(entry, entry)
+                    filters += money_filters(getattr(model, money[entry].minor), currency, label)
+                else:
+                    filters.append(entry)
+            self.column_filters = filters
+        if self.form_columns:
+            extra = dict(self.form_extra_fields or {})
+            for name in self.form_columns:
+                if isinstance(name, str) and name in money and name not in extra:
+                    extra[name] = MoneyField((self.column_labels or {}).get(name, name))
+            self.form_extra_fields = extra
 
     # --- scope ---------------------------------------------------------------------------
     def scope_clause(self):
@@ -320,6 +442,13 @@ def describe_changes(model) -> str:
         old = history.deleted[0] if history.deleted else None
         new = history.added[0] if history.added else None
         if old == new:
+            continue
+        money = {m.minor: name for name, m in getattr(type(model), "_money_attributes", {}).items()}
+        if attr.key in money:  # say "amount: 100.00 → 99.00", not the minor units
+            currency = type(model)._money_attributes[money[attr.key]].currency_of(model)
+            old = from_minor(old, currency) if old is not None else None
+            new = from_minor(new, currency) if new is not None else None
+            parts.append(f"{money[attr.key]}: {old} → {new}")
             continue
         parts.append(f"{attr.key}: {old} → {new}")
     return "; ".join(parts)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 
 from actions import DomainError, companies_in_scope, in_scope, scoped
+from actions.money import format_money
 from actions.audit import history
 from actions.invoices import (
     DEFAULT_DOC_MAX_BYTES, MAX_ORDERS_PER_REQUEST, TITLE_FIELDS, AlreadyReviewed, document_kind, issue_invoice,
@@ -84,7 +85,7 @@ def _status_cell(view, context, model, name):
 
 
 def _total_cell(view, context, model, name):
-    return f"{model.total:,.2f} {model.currency}"
+    return format_money(model.total, model.currency)
 
 
 # --- 发票设置: invoice titles ---------------------------------------------------------------------------
@@ -459,7 +460,7 @@ def _mail_customer(invoice_request: InvoiceRequest, template: str, subject) -> b
         template, recipients, user_locale(requester), subject,
         company=invoice_request.company.name, title=invoice_request.title.title, request_id=invoice_request.id,
         invoice_type=INVOICE_TYPES.get(invoice_request.invoice_type, invoice_request.invoice_type),
-        total=f"{invoice_request.total:,.2f}", currency=invoice_request.currency,
+        total=format_money(invoice_request.total, invoice_request.currency, user_locale(requester)),
         invoice_number=invoice_request.invoice_number, invoice_date=invoice_request.invoice_date,
         reason=invoice_request.reject_reason, postal_address=invoice_request.postal_address,
     )

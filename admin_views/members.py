@@ -28,6 +28,7 @@ from werkzeug.utils import secure_filename
 from wtforms import Form, PasswordField, RadioField, SelectField, StringField
 
 from actions import DomainError, companies_in_scope, in_scope, scoped
+from actions.money import format_amount, format_money
 from actions.audit import history
 from actions.bank_transfers import (
     DEFAULT_MAX_BYTES, FILE_KINDS, TRANSFER_CURRENCIES, AlreadyReviewed, amount_matches, confirm_receipt, file_path,
@@ -72,7 +73,8 @@ def _company(raw) -> Company | None:
 
 
 def _coins(value) -> str:
-    return f"{int(value or 0):,}"
+    """A whole number of coins in the reader's locale (216,000)."""
+    return format_amount(value or 0, "COIN")
 
 
 # --- one-time downloads of random passwords ---------------------------------------------------
@@ -387,7 +389,7 @@ class BuyCoinsView(RoleView):
         if args.get("accounts"):
             try:
                 calculated = coin_price(calc["level"], calc["accounts"], calc["years"])
-                amount = amount or f"{calculated[0]:.2f}"
+                amount = amount or str(calculated[0])
             except DomainError as exc:
                 flash(str(exc), "error")
         company_id = request.form.get("company_id", str(current_user.company_id or ""))
@@ -415,7 +417,7 @@ class BuyCoinsView(RoleView):
         except DomainError:
             pass
         wallets = db.session.execute(
-            scoped(select(Company.name, Wallet.balance).join(Wallet, Wallet.company_id == Company.id)
+            scoped(select(Company.name, Wallet.balance_minor).join(Wallet, Wallet.company_id == Company.id)
                    .where(Wallet.currency == "COIN"), current_user, Company.id).order_by(Company.path)
         ).all()
         orders = db.session.scalars(
@@ -501,7 +503,7 @@ class BankTransferView(RoleView):
             "renewdesk/bank_transfer_upload.html", order=order, receipts=receipts, statuses=RECEIPT_STATUSES,
             order_statuses=ORDER_STATUSES, kinds=ORDER_KINDS,
             payer_company=form.get("payer_company", order.company.name), payer_account=form.get("payer_account", ""),
-            amount=form.get("amount", f"{order.total:.2f}"),
+            amount=form.get("amount", str(order.total)),
             payee=current_app.config.get("BANK_TRANSFER_PAYEE", ""),
             max_mb=f"{current_app.config.get('BANK_RECEIPT_MAX_BYTES', DEFAULT_MAX_BYTES) / 1048576:g}",
         )
@@ -517,10 +519,11 @@ class BankTransferView(RoleView):
 # --- bank transfer: finance confirms ---------------------------------------------------------------
 
 def _receipt_amount_cell(view, context, model, name):
-    text = f"{model.amount:,.2f} {model.order.currency}"
+    text = format_money(model.amount, model.order.currency)
     if amount_matches(model):
         return text
-    return badge(_("%(amount)s ≠ order total %(total)s", amount=text, total=f"{model.order.total:,.2f}"), "danger")
+    return badge(_("%(amount)s ≠ order total %(total)s", amount=text,
+                   total=format_money(model.order.total, model.order.currency)), "danger")
 
 
 def _receipt_status_cell(view, context, model, name):
@@ -568,7 +571,7 @@ class ReceiptReviewView(ScopedModelView):
         "amount": _receipt_amount_cell, "status": _receipt_status_cell, "created_at": _utc_cell,
         "reviewed_at": _utc_cell,
         "order.company": lambda v, c, m, n: m.order.company.name,
-        "order.total": lambda v, c, m, n: f"{m.order.total:,.2f} {m.order.currency}",
+        "order.total": lambda v, c, m, n: format_money(m.order.total, m.order.currency),
     }
     column_formatters_export = {
         "status": lambda v, c, m, n: str(RECEIPT_STATUSES.get(m.status, m.status)),

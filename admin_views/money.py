@@ -84,14 +84,14 @@ class LedgerEntryView(ScopedModelView):
     roles = FINANCE
     can_create = can_edit = can_delete = False
     can_export = True
-    column_list = ("created_at", "wallet.company", "wallet.currency", "kind", "amount", "balance_after",
+    column_list = ("created_at", "wallet.company", "currency", "kind", "amount", "balance_after",
                    "order", "memo", "actor")
     column_export_list = column_list
-    column_details_list = ("id", "created_at", "wallet.company", "wallet.currency", "kind", "amount",
+    column_details_list = ("id", "created_at", "wallet.company", "currency", "kind", "amount",
                            "balance_after", "order", "offline_recharge_id", "memo", "actor", "idempotency_key")
     column_labels = {
         "id": _l("Entry"), "created_at": _l("Time"), "wallet.company": _l("Company"),
-        "wallet.currency": _l("Currency"), "kind": _l("Kind"), "amount": _l("Amount"),
+        "currency": _l("Currency"), "kind": _l("Kind"), "amount": _l("Amount"),
         "balance_after": _l("Balance after"), "order": _l("Order number"), "memo": _l("Memo"),
         "actor": _l("Actor"), "offline_recharge_id": _l("Offline recharge"), "idempotency_key": _l("Reference"),
     }

@@ -25,12 +25,13 @@ from sqlalchemy import select
 from wtforms import Form, SelectField, StringField
 
 from actions import DomainError, companies_in_scope
+from actions.money import format_money
 from actions.audit import history
 from actions.offline_recharge import (
     EDITABLE_BY, MAX_PAYER, MAX_REFERENCE, REVIEWED, AlreadyReviewed, RechargeTerms, create_application,
     edit_application, review, submit, submit_applications,
 )
-from admin_views.base import ScopedModelView, badge, flash_result
+from admin_views.base import ScopedModelView, badge, flash_result, money_filters
 from admin_views.system import InCompanyTree
 from models import CURRENCIES, RECHARGE_STATUSES, OfflineRecharge, User, db
 
@@ -45,13 +46,8 @@ STATUS_BADGES = {"draft": "secondary", "submitted": "info", "approved": "success
 INDENT = "\u00a0\u00a0\u00a0"
 
 
-def money(amount: Decimal | None, currency: str) -> str:
-    """An amount with two decimals and its currency: 1,234.50 CNY."""
-    return "" if amount is None else f"{amount:,.2f} {currency}"
-
-
 def _amount_cell(view, context, model, name):
-    return money(model.amount, model.currency)
+    return format_money(model.amount, model.currency)
 
 
 def _status_cell(view, context, model, name):
@@ -64,31 +60,6 @@ def _utc_cell(view, context, model, name):
 
 
 # --- filters: every column --------------------------------------------------------------------
-
-class _DecimalValue:
-    """Filter values are parsed as Decimal (money is never a float)."""
-
-    def clean(self, value):
-        try:
-            amount = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError(value) from None
-        if not amount.is_finite():
-            raise ValueError(value)
-        return amount
-
-
-class AmountEqual(_DecimalValue, sqla_filters.FilterEqual):
-    pass
-
-
-class AmountGreater(_DecimalValue, sqla_filters.FilterGreater):
-    pass
-
-
-class AmountSmaller(_DecimalValue, sqla_filters.FilterSmaller):
-    pass
-
 
 class _UTCValue:
     """Typed times are UTC (the columns hold aware UTC datetimes; naive ones are refused)."""
@@ -133,9 +104,7 @@ def recharge_filters(statuses) -> list:
         sqla_filters.FilterLike(model.payer, LABELS["payer"]),
         sqla_filters.FilterEqual(model.payer, LABELS["payer"]),
         sqla_filters.FilterEqual(model.currency, LABELS["currency"], options=list(CURRENCIES.items())),
-        AmountEqual(model.amount, LABELS["amount"]),
-        AmountGreater(model.amount, LABELS["amount"]),
-        AmountSmaller(model.amount, LABELS["amount"]),
+        *money_filters(model.amount_minor, model.currency, LABELS["amount"]),
         sqla_filters.FilterLike(model.reference, LABELS["reference"]),
         sqla_filters.FilterEqual(model.reference, LABELS["reference"]),
     ]
@@ -180,7 +149,7 @@ def _application_form(formdata=None, application: OfflineRecharge | None = None)
     data = None
     if application is not None:
         data = {"company_id": application.company_id, "payer": application.payer,
-                "currency": application.currency, "amount": f"{application.amount:.2f}",
+                "currency": application.currency, "amount": str(application.amount),
                 "reference": application.reference}
     form = RechargeForm(formdata, data=data)
     form.company_id.choices = [("", _("— choose a company —"))] + [
@@ -256,7 +225,7 @@ class _ApplicationView(ScopedModelView):
 
     def _render_form(self, form, application, return_url):
         return self.render(self.form_template, form=form, application=application, return_url=return_url,
-                           statuses=RECHARGE_STATUSES, money=money)
+                           statuses=RECHARGE_STATUSES, money=format_money)
 
     @expose("/edit/", methods=("GET", "POST"))
     def edit_view(self):
@@ -385,7 +354,7 @@ class PendingReviewView(_ApplicationView):
                 db.session.commit()
                 if decision == "approve":
                     flash(_("Application #%(id)s approved: %(amount)s credited to %(company)s.", id=app_id,
-                            amount=money(application.amount, application.currency),
+                            amount=format_money(application.amount, application.currency),
                             company=application.company.name), "success")
                 elif decision == "reject":
                     flash(_("Application #%(id)s rejected: it is back with sales to edit and resubmit.",
@@ -396,7 +365,7 @@ class PendingReviewView(_ApplicationView):
         return self.render(self.review_template, application=application, comment=comment,
                            events=history(db.session, "offline_recharge", application.id),
                            statuses=RECHARGE_STATUSES, reviewed=application.status in REVIEWED,
-                           money=money, return_url=list_url)
+                           money=format_money, return_url=list_url)
 
 
 class ReviewedView(_ApplicationView):

@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from actions import DomainError
+from actions.money import format_money
 from actions.orders import scoped_order
 from actions.payments import NOTIFICATION_FIELDS, check_method, handle_notification, provider_for
 from models import ORDER_STATUSES, PAYMENT_METHODS, db
@@ -81,8 +82,8 @@ def pay(order_number: str):
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(order_page)
-    flash(_("Order %(number)s is paid: %(amount)s %(currency)s with %(provider)s.", number=number,
-            amount=total, currency=currency, provider=provider_label(method)), "success")
+    flash(_("Order %(number)s is paid: %(amount)s with %(provider)s.", number=number,
+            amount=format_money(total, currency), provider=provider_label(method)), "success")
     return redirect(order_page)
 
 

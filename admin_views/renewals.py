@@ -24,18 +24,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
+from actions.money import format_money
 from actions.orders import (
-    MAX_MONTHS, cancel_order, cancel_orders, create_recharge_order, create_renewal_order, pay_with_balance,
-    quote_renewal, refund_orders, renewal_price, renewed_until, scoped_order,
+    MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
+    pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
+    scoped_order,
 )
+from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
 from admin_views.payments import provider_label
 from admin_views.system import InCompanyTree
 from models import (
     CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, WALLET_CURRENCIES, Company, Device, Order,
-    OrderLine, Wallet, db,
+    REFUND_STATUSES, OrderLine, OrderRefund, db,
 )
 
 RENEW_ROLES = frozenset({"customer_admin", "tech_support", "finance", "sales"})
@@ -114,9 +117,7 @@ def order_lines(order: Order, limit: int = MAX_LINES_SHOWN) -> tuple[list[OrderL
 
 def _balance(company_id: int, currency: str) -> Decimal:
     """The company's balance in `currency` (zero when it has no wallet yet); read only."""
-    held = db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company_id,
-                                                          Wallet.currency == currency))
-    return held if held is not None else Decimal("0.00")
+    return balance_of(db.session, company_id, currency)
 
 
 class RenewalCenterView(RoleView):
@@ -270,8 +271,8 @@ class RenewalCenterView(RoleView):
                     flash(str(exc), "error")
                     return redirect(order_page)
                 db.session.commit()
-                flash(_("Order %(number)s is paid: %(amount)s %(currency)s from the balance.",
-                        number=number, amount=total, currency=currency), "success")
+                flash(_("Order %(number)s is paid: %(amount)s from the balance.",
+                        number=number, amount=format_money(total, currency)), "success")
                 return redirect(order_page)
             try:
                 check_method(method, order.currency)
@@ -516,7 +517,7 @@ class OrderManagementView(OrderListView):
             return None
         totals: dict[str, Decimal] = {}
         for order in orders:
-            totals[order.currency] = totals.get(order.currency, Decimal("0.00")) + order.total
+            totals[order.currency] = totals.get(order.currency, Decimal(0)) + order.total - order.refunded
         return self.render(
             "renewdesk/refund_confirm.html", orders=orders, totals=sorted(totals.items()),
             kinds=ORDER_KINDS, statuses=ORDER_STATUSES, methods=PAYMENT_METHODS,
@@ -525,7 +526,7 @@ class OrderManagementView(OrderListView):
 
     @expose("/refund/", methods=("POST",))
     def refund_view(self):
-        """The confirmed refund: each listed order is refunded or named with the reason it is not."""
+        """The confirmed request: a refund of each listed order's remaining lines, for another person to approve."""
         ids = request.form.getlist("rowid")
         return_url = get_redirect_target() or self.get_url(".index_view")
         orders = self.scoped_rows(ids)
@@ -533,14 +534,116 @@ class OrderManagementView(OrderListView):
             flash(_("Select at least one order."), "error")
             return redirect(return_url)
         try:
-            result = refund_orders(db.session, current_user, orders)
+            result = request_refunds(db.session, current_user, orders, request.form.get("reason", "").strip())
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")
             return redirect(return_url)
         db.session.commit()
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
-                     _("%(count)s orders refunded."))
+                     _("%(count)s refunds requested; another finance user approves them under Refunds."))
+        return redirect(return_url)
+
+    @expose("/refund-lines/", methods=("POST",))
+    def refund_lines_view(self):
+        """A refund of the lines ticked on an order's page (partial refund), for another person to approve."""
+        order = self.get_one(request.form.get("id"))
+        if order is None:
+            abort(404)
+        line_ids = [i for i in (parse_row_id(v) for v in request.form.getlist("line")) if i is not None]
+        back = self.get_url(".details_view", id=order.id)
+        if not line_ids:
+            flash(_("Tick at least one line to refund."), "error")
+            return redirect(back)
+        try:
+            refund = request_refund(db.session, current_user, order, line_ids, request.form.get("reason", "").strip())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(back)
+        amount = format_money(refund.amount, order.currency)
+        db.session.commit()
+        flash(_("Refund of %(amount)s requested for %(number)s; another finance user approves it under Refunds.",
+                amount=amount, number=order.number), "success")
+        return redirect(back)
+
+
+REFUND_LABELS = {
+    "id": _l("Refund"), "order": _l("Order number"), "order.company": _l("Company"), "status": _l("Status"),
+    "amount": _l("Amount"), "reason": _l("Reason"), "requested_by": _l("Requested by"),
+    "approved_by": _l("Reviewed by"), "created_at": _l("Requested at"), "approved_at": _l("Reviewed at"),
+    "completed_at": _l("Refunded at"), "provider_refund_id": _l("Provider refund id"),
+    "failure_reason": _l("Reason for rejection"),
+}
+
+
+class RefundView(ScopedModelView):
+    """退款审核 (finance): refunds others requested; approving gives the money back, once."""
+
+    roles = frozenset({"finance"})
+    audit_name = "order_refund"
+    can_create = can_edit = can_delete = False
+    can_export = True
+    column_list = ("id", "order", "order.company", "status", "amount", "reason", "requested_by", "created_at",
+                   "approved_by", "approved_at")
+    column_export_list = column_list
+    column_details_list = ("id", "order", "order.company", "status", "amount", "reason", "requested_by",
+                           "created_at", "approved_by", "approved_at", "completed_at", "provider_refund_id",
+                           "failure_reason")
+    column_labels = REFUND_LABELS
+    column_default_sort = [("created_at", True), ("id", True)]
+    column_sortable_list = ("id", "status", "amount", "created_at", "approved_at")
+    column_select_related_list = (OrderRefund.order,)
+    column_filters = (sqla_filters.FilterEqual(OrderRefund.status, _l("Status"),
+                                               options=list(REFUND_STATUSES.items())),)
+    column_formatters = {"status": label_formatter(REFUND_STATUSES), "created_at": _utc_minute,
+                         "approved_at": _utc_minute, "completed_at": _utc_minute}
+    column_formatters_export = {"status": label_formatter(REFUND_STATUSES)}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(OrderRefund, *args, **kwargs)
+
+    @action("approve", _l("Approve and refund"), _l("Approve the selected refunds? The next page lists them."))
+    def action_approve(self, ids):
+        refunds = self.scoped_rows(ids)
+        if not refunds:
+            flash(_("Select at least one refund."), "error")
+            return None
+        return self.render("renewdesk/refund_approve.html", refunds=refunds,
+                           return_url=get_redirect_target() or self.get_url(".index_view"))
+
+    @expose("/approve/", methods=("POST",))
+    def approve_view(self):
+        """The confirmed approval: each refund is carried out or named with the reason it is not."""
+        ids = request.form.getlist("rowid")
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        refunds = self.scoped_rows(ids)
+        try:
+            result = approve_refunds(db.session, current_user, refunds, date.today())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(return_url)
+        db.session.commit()
+        flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, refunds)) + result.refused),
+                     _("%(count)s refunds approved and paid back."))
+        return redirect(return_url)
+
+    @expose("/reject/", methods=("POST",))
+    def reject_view(self):
+        """Reject one requested refund with a reason."""
+        refund = self.get_one(request.form.get("id"))
+        if refund is None:
+            abort(404)
+        return_url = get_redirect_target() or self.get_url(".index_view")
+        try:
+            reject_refund(db.session, current_user, refund, request.form.get("reason", ""))
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(return_url)
+        db.session.commit()
+        flash(_("Refund rejected."), "success")
         return redirect(return_url)
 
 
@@ -551,3 +654,4 @@ def register(admin, customer, finance) -> None:
     admin.add_view(RechargeRecordView(name=_l("Recharge records"), category=customer, endpoint="recharge_record"))
     admin.add_view(OrderManagementView(name=_l("Order management"), category=finance,
                                        endpoint="order_management"))
+    admin.add_view(RefundView(name=_l("Refunds"), category=finance))

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
+from actions.money import format_money
 from actions.seats import (
     MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
@@ -58,7 +59,7 @@ def _prices() -> dict[str, str]:
     """Edition → "12.00 CNY" for the active seat packages of the catalog."""
     packages = db.session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
                                                         Package.code.in_(PACKAGE_CODES.values())))
-    by_code = {p.code: f"{p.amount:,.2f} {p.currency}" for p in packages}
+    by_code = {p.code: format_money(p.amount, p.currency) for p in packages}
     return {edition: by_code[code] for edition, code in PACKAGE_CODES.items() if code in by_code}
 
 

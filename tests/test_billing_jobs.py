@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 import actions.billing_jobs as billing_jobs
 from actions.billing import effective_config
 from actions.billing_jobs import auto_renew, billing_period, effective_settings, remind
-from actions.wallets import credit, wallet_for
+from actions.wallets import balance_of, credit, wallet_for
 from conftest import make_app, make_company, make_device
 from models import (
     AuditEvent, AutoRenewAttempt, BillingConfig, Company, Device, LedgerEntry, Order, ReminderLog,
@@ -50,8 +50,7 @@ def fund(company: Company, amount: str, currency: str = "CNY") -> None:
 
 
 def balance(company: Company, currency: str = "CNY") -> Decimal:
-    return db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company.id,
-                                                          Wallet.currency == currency))
+    return balance_of(db.session, company.id, currency)
 
 
 def expires(world, number: str) -> date:

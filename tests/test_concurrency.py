@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from actions.offline_recharge import create_application
 from actions.orders import add_months
 from actions.payments import provider_for
-from actions.wallets import credit, ledger_differences, wallet_for
+from actions.wallets import balance_of, credit, ledger_differences, wallet_for
 from conftest import make_device, make_user
 from live_server import SANDBOX_SECRET, Answer, Browser, flashes, shared_gunicorn
 from models import AuditEvent, Device, LedgerEntry, OfflineRecharge, Order, OrderLine, Wallet, db
@@ -79,8 +79,7 @@ def run_together(count: int, prepare, act, timeout: float = 180) -> list:
 
 def fresh_balance(company, currency="CNY") -> Decimal:
     db.session.expire_all()
-    return db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company.id,
-                                                          Wallet.currency == currency))
+    return balance_of(db.session, company.id, currency)
 
 
 # --- 50 renewals, money for 10 ------------------------------------------------------------------------
@@ -122,7 +121,7 @@ def test_fifty_simultaneous_renewals_pay_exactly_what_the_balance_allows(server,
         assert created.status == 302 and number, (created.status, created.location, created.body[:300])
         assert isinstance(paid, Answer) and paid.status == 200, (paid.status, paid.body[:300])
 
-    won = [number for _c, number, paid in results if f"Order {number} is paid: {PRICE} CNY from the balance." in paid.body]
+    won = [number for _c, number, paid in results if f"Order {number} is paid: CN¥{PRICE} from the balance." in paid.body]
     refused = [number for _c, number, paid in results if "Insufficient CNY balance: 60.00 needed" in paid.body]
     other = [(number, flashes(paid.body)) for _c, number, paid in results if number not in won and number not in refused]
     assert other == []
@@ -170,7 +169,7 @@ def test_twenty_simultaneous_approvals_on_several_processes_credit_once(server, 
 
     answers = run_together(len(reviewers), prepare, approve)
     assert [a.status if isinstance(a, Answer) else a for a in answers] == [200] * 20
-    won = [a for a in answers if f"Application #{app_id} approved: 777.77 CNY credited" in a.body]
+    won = [a for a in answers if f"Application #{app_id} approved: CN¥777.77 credited" in a.body]
     told = [a for a in answers if f"Application #{app_id} was already reviewed: Approved by" in a.body]
     assert (len(won), len(told)) == (1, 19)
 

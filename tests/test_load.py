@@ -214,5 +214,5 @@ def test_the_server_under_parallel_load(server, world, record_property):
     debits = db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "payment"))
     assert debits == len(paid)
     spent = sum((o.total for o in paid_orders), Decimal("0.00"))
-    assert db.session.scalar(select(Wallet.balance).where(Wallet.id == wallet.id)) == FUNDS - spent
+    assert db.session.scalar(select(Wallet.balance_minor).where(Wallet.id == wallet.id)) == (FUNDS - spent) * 100
     assert ledger_differences(db.session) == []

@@ -27,7 +27,7 @@ from actions.members import (
 )
 from actions.orders import add_months, mark_paid
 from actions.payments import handle_notification, provider_for
-from actions.wallets import credit, ledger_differences, wallet_for
+from actions.wallets import balance_of, credit, ledger_differences, wallet_for
 from conftest import FAST_HASH, post
 from models import (
     AuditEvent, BankTransferReceipt, LedgerEntry, MemberAccount, Order, OrderLine, Wallet, db,
@@ -86,8 +86,7 @@ def give_coins(company, coins: int, key: str = "seed") -> None:
 
 def coin_balance(company) -> Decimal:
     db.session.expire_all()
-    value = db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company.id,
-                                                           Wallet.currency == "COIN"))
+    value = balance_of(db.session, company.id, "COIN")
     return Decimal("0") if value is None else value
 
 
@@ -548,7 +547,7 @@ def test_an_amount_mismatch_cannot_be_confirmed(app, world, folder):
     receipt = upload(world, order, folder, amount="2100.00")
     with pytest.raises(DomainError) as caught:
         confirm_receipt(db.session, world.users["finance"], receipt, TODAY)
-    assert "2100.00" in str(caught.value) and "2160.00" in str(caught.value)
+    assert "2,100.00" in str(caught.value) and "2,160.00" in str(caught.value)
     db.session.rollback()
     db.session.expire_all()
     assert order.status == "pending" and receipt.status == "submitted"

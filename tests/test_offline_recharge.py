@@ -23,7 +23,7 @@ from actions import DomainError, NotAllowed
 from actions.offline_recharge import (
     AlreadyReviewed, RechargeTerms, create_application, edit_application, review, submit, submit_applications,
 )
-from actions.wallets import ledger_differences
+from actions.wallets import balance_of, ledger_differences
 from conftest import PASSWORD, make_user, post
 from models import AuditEvent, LedgerEntry, OfflineRecharge, Wallet, db
 
@@ -56,8 +56,7 @@ def terms_of(application: OfflineRecharge) -> dict:
 
 def balance(company, currency="CNY") -> Decimal:
     db.session.expire_all()
-    value = db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company.id,
-                                                           Wallet.currency == currency))
+    value = balance_of(db.session, company.id, currency)
     return Decimal("0.00") if value is None else value
 
 
@@ -486,13 +485,13 @@ def test_pending_rows_link_to_their_review_page(client, login, pending, world):
     page = client.get(PENDING).get_data(as_text=True)
     assert f'href="{PENDING}review/?id={pending.id}"' in page
     assert page.count("/review/?id=") == 1
-    assert "1,000.00 CNY" in page
+    assert "CN¥1,000.00" in page
 
 
 def test_review_page_shows_the_application_and_a_csrf_form(client, login, pending):
     login("finance")
     page = client.get(f"{PENDING}review/?id={pending.id}").get_data(as_text=True)
-    assert "1,000.00 CNY" in page and "Shenzhen Payer Ltd" in page and "TT-1" in page
+    assert "CN¥1,000.00" in page and "Shenzhen Payer Ltd" in page and "TT-1" in page
     assert 'name="csrf_token"' in page
     for decision in ("approve", "reject", "decline"):
         assert f'name="decision" value="{decision}"' in page
@@ -502,7 +501,7 @@ def test_approve_over_http_then_the_second_reviewer_is_told(client, login, pendi
     login("finance")
     url = f"{PENDING}review/?id={pending.id}"
     answer = post(client, url, {"decision": "approve", "comment": "received"}, follow_redirects=True)
-    assert f"Application #{pending.id} approved: 1,000.00 CNY credited to Acme Logistics." in answer.get_data(as_text=True)
+    assert f"Application #{pending.id} approved: CN¥1,000.00 credited to Acme Logistics." in answer.get_data(as_text=True)
     assert balance(world.acme) == Decimal("1000.00")
     answer = post(client, url, {"decision": "approve"}, follow_redirects=True)
     assert answer.status_code == 200
@@ -511,7 +510,7 @@ def test_approve_over_http_then_the_second_reviewer_is_told(client, login, pendi
     page = client.get(url).get_data(as_text=True)
     assert 'name="decision"' not in page and "not waiting for review" in page
     reviewed = client.get(REVIEWED).get_data(as_text=True)
-    assert "1,000.00 CNY" in reviewed and "received" in reviewed
+    assert "CN¥1,000.00" in reviewed and "received" in reviewed
 
 
 def test_review_with_the_seen_terms_refuses_a_changed_application(client, login, pending, world):
@@ -686,7 +685,7 @@ def test_twenty_simultaneous_approvals_credit_once(app, web_app, world):
         server.server_close()
 
     assert [status for status, _body in answers] == [200] * 20
-    won = [body for _s, body in answers if f"Application #{app_id} approved: 777.77 CNY credited" in body]
+    won = [body for _s, body in answers if f"Application #{app_id} approved: CN¥777.77 credited" in body]
     told = [body for _s, body in answers if f"Application #{app_id} was already reviewed" in body]
     assert len(won) == 1 and len(told) == 19
     db.session.expire_all()

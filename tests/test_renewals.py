@@ -11,15 +11,15 @@ from decimal import Decimal
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from actions import DomainError, NotAllowed
 from actions.orders import (
     add_months, cancel_stale_orders, create_renewal_order, pay_with_balance,
-    quote_renewal, refund_order, refund_orders, renewal_price, renewed_until,
+    approve_refunds, quote_renewal, request_refund, request_refunds, renewal_price, renewed_until,
 )
-from actions.wallets import credit, wallet_for
-from models import Company, Device, LedgerEntry, Order, OrderLine, Package, Wallet, db, utcnow
+from actions.wallets import balance_of, credit, wallet_for
+from models import Company, Device, LedgerEntry, Order, OrderLine, OrderRefund, Package, Wallet, db, utcnow
 from tests.conftest import make_device, post
 
 TODAY = date.today()
@@ -50,8 +50,7 @@ def fund(company: Company, amount: str, currency: str = "CNY") -> Wallet:
 
 def balance(company: Company, currency: str = "CNY") -> Decimal:
     db.session.expire_all()
-    held = db.session.scalar(select(Wallet.balance).where(Wallet.company_id == company.id,
-                                                          Wallet.currency == currency))
+    held = balance_of(db.session, company.id, currency)
     return held if held is not None else Decimal("0.00")
 
 
@@ -349,12 +348,12 @@ def test_customer_renews_end_to_end_and_pays_from_the_balance(client, login, wor
     assert f"/admin/renewal_center/order/{number}/pay/" in confirm
 
     pay_page = page_text(client.get(f"/admin/renewal_center/order/{number}/pay/"))
-    assert "available: 1000.00 CNY" in pay_page
+    assert "available: CN¥1,000.00" in pay_page
     assert 'value="wechat"' in pay_page and 'value="alipay"' in pay_page and 'value="paypal"' not in pay_page
 
     response = post(client, f"/admin/renewal_center/order/{number}/pay/", {"method": "balance"},
                     follow_redirects=True)
-    assert f"Order {number} is paid: 240.00 CNY from the balance." in page_text(response)
+    assert f"Order {number} is paid: CN¥240.00 from the balance." in page_text(response)
     order = fresh(Order, order.id)
     assert (order.status, order.payment_method) == ("paid", "balance")
     assert {d.number: expiry(d) for d in devices} == {n: add_months(e, 12) for n, e in before.items()}
@@ -386,10 +385,10 @@ def test_insufficient_balance_changes_nothing_and_says_what_is_missing(client, l
     number = order_number_from(renew_via_http(client, world.acme, [world.devices["AC0001"], world.devices["AC0002"]]))
     before = expiry(world.devices["AC0001"])
     pay_page = page_text(client.get(f"/admin/renewal_center/order/{number}/pay/"))
-    assert "190.00 CNY missing" in pay_page
+    assert "CN¥190.00 missing" in pay_page
     response = post(client, f"/admin/renewal_center/order/{number}/pay/", {"method": "balance"}, follow_redirects=True)
     text = page_text(response)
-    assert "Insufficient CNY balance: 240.00 needed, 50.00 available, 190.00 missing." in text
+    assert "Insufficient CNY balance: CN¥240.00 needed, CN¥50.00 available, CN¥190.00 missing." in text
     order = orders_of(world.acme)[0]
     assert (order.status, order.payment_method) == ("pending", None)
     assert balance(world.acme) == Decimal("50.00")
@@ -486,10 +485,10 @@ def test_online_payment_through_the_sandbox_page(client, login, world):
     assert response.status_code == 302
     assert response.headers["Location"] == f"/sandbox/pay/{number}?method=wechat"
     sandbox = page_text(client.get(response.headers["Location"]))
-    assert "WeChat Pay (sandbox)" in sandbox and "240.00 CNY" in sandbox and 'name="csrf_token"' in sandbox
+    assert "WeChat Pay (sandbox)" in sandbox and "CN¥240.00" in sandbox and 'name="csrf_token"' in sandbox
 
     response = post(client, f"/sandbox/pay/{number}?method=wechat", {"decision": "pay"}, follow_redirects=True)
-    assert f"Order {number} is paid: 240.00 CNY with WeChat Pay (sandbox)." in page_text(response)
+    assert f"Order {number} is paid: CN¥240.00 with WeChat Pay (sandbox)." in page_text(response)
     order = orders_of(world.acme)[0]
     assert (order.status, order.payment_method) == ("paid", "wechat")
     assert order.provider_ref.startswith("wechat-")
@@ -537,8 +536,8 @@ def test_sandbox_page_needs_a_login_and_a_csrf_token(client, login, world):
     ("1.234", "Amount: at most two decimal places."),
     ("1000000000", "Amount: 1000000000 is larger than any single payment."),
     ("abc", "Amount: abc is not an amount."),
-    ("", "Amount:  is not an amount."),
-    ("NaN", "Amount: must be greater than zero."),
+    ("", "Amount: enter an amount."),
+    ("NaN", "Amount: NaN is not an amount."),
 ])
 def test_top_up_refuses_bad_amounts_naming_the_field(client, login, world, amount, message):
     login("customer")
@@ -767,18 +766,32 @@ def test_refund_goes_through_a_confirmation_page(client, login, world):
     login("finance")
     confirm = post(client, "/admin/order_management/action/", [("action", "refund"), ("rowid", str(order.id))])
     text = page_text(confirm)
-    assert confirm.status_code == 200 and "Refund these orders?" in text
+    assert confirm.status_code == 200 and "Request refunds of these orders?" in text
     assert order.number in text and "120.00" in text and 'name="csrf_token"' in text
     assert fresh(Order, order.id).status == "paid"  # nothing happens before the confirmation
 
-    done = post(client, "/admin/order_management/refund/", [("rowid", str(order.id))], follow_redirects=True)
-    assert "1 orders refunded." in page_text(done)
+    done = post(client, "/admin/order_management/refund/", [("rowid", str(order.id)), ("reason", "customer asked")],
+                follow_redirects=True)
+    assert "1 refunds requested" in page_text(done)
+    assert fresh(Order, order.id).status == "paid" and balance(world.acme) == Decimal("380.00")
+    refund = db.session.scalar(select(OrderRefund).where(OrderRefund.order_id == order.id))
+    mine = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id))], follow_redirects=True)
+    assert "another person must approve it" in page_text(mine)  # four eyes
+    assert fresh(Order, order.id).status == "paid"
+    login.logout()
+    login("admin")
+    ask = post(client, "/admin/orderrefund/action/", [("action", "approve"), ("rowid", str(refund.id))])
+    assert "Approve these refunds?" in page_text(ask) and fresh(Order, order.id).status == "paid"
+    done = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id))], follow_redirects=True)
+    assert "1 refunds approved" in page_text(done)
     assert fresh(Order, order.id).status == "refunded"
     assert expiry(device) == before
     assert balance(world.acme) == Decimal("500.00")
     refunds = [e for e in ledger(world.acme) if e.kind == "refund"]
     assert [(e.amount, e.order_id) for e in refunds] == [(Decimal("120.00"), order.id)]
 
+    login.logout()
+    login("finance")
     twice = post(client, "/admin/order_management/refund/", [("rowid", str(order.id))], follow_redirects=True)
     assert f"{order.number} (Order {order.number} cannot be refunded: it is refunded.)" in page_text(twice)
     assert balance(world.acme) == Decimal("500.00")
@@ -794,10 +807,10 @@ def test_refund_names_each_refused_order_and_refunds_the_others(client, login, w
     ids = [order.id, online.id, pending.id]
     response = post(client, "/admin/order_management/refund/", [("rowid", str(i)) for i in ids], follow_redirects=True)
     text = page_text(response)
-    assert "1 orders refunded." in text
-    assert "RN-WX1 (Order RN-WX1 was not paid from the balance" in text
-    assert "RN-PD1 (Order RN-PD1 was not paid from the balance" in text
-    assert [fresh(Order, i).status for i in ids] == ["refunded", "paid", "pending"]
+    assert "2 refunds requested" in text
+    assert "RN-PD1 (Order RN-PD1 cannot be refunded: it is pending.)" in text
+    assert db.session.scalar(select(func.count()).select_from(OrderRefund)) == 2
+    assert [fresh(Order, i).status for i in ids] == ["paid", "paid", "pending"]
 
 
 def test_refund_of_a_renewal_whose_expiry_changed_since_is_refused_alone(in_request, world):
@@ -813,7 +826,10 @@ def test_refund_of_a_renewal_whose_expiry_changed_since_is_refused_alone(in_requ
     db.session.commit()
     world.devices["AC0001"].expires_on = TODAY + timedelta(days=999)  # edited after the renewal
     db.session.commit()
-    result = refund_orders(db.session, finance, [fresh(Order, orders[0].id), fresh(Order, orders[1].id)])
+    requested = request_refunds(db.session, finance, [fresh(Order, orders[0].id), fresh(Order, orders[1].id)])
+    assert len(requested.changed) == 2
+    refunds = db.session.scalars(select(OrderRefund).order_by(OrderRefund.id)).all()
+    result = approve_refunds(db.session, world.users["admin"], refunds, TODAY)
     db.session.commit()
     assert result.changed == (orders[1].number,)
     assert result.refused[0][0] == orders[0].number and "refund the later change first" in result.refused[0][1]
@@ -824,9 +840,9 @@ def test_refund_of_a_renewal_whose_expiry_changed_since_is_refused_alone(in_requ
 def test_only_finance_refunds(in_request, world):
     order = make_order(world.acme, "renewal", "paid", method="balance")
     with pytest.raises(NotAllowed):
-        refund_order(db.session, world.users["customer"], order)
+        request_refund(db.session, world.users["customer"], order)
     with pytest.raises(NotAllowed):
-        refund_orders(db.session, world.users["sales"], [order])
+        request_refunds(db.session, world.users["sales"], [order])
 
 
 def test_customers_cannot_reach_order_management(client, login, ledgered):

@@ -233,7 +233,7 @@ def test_invoices_refuse_globex_orders_companies_and_documents(app, web_app, cus
     from datetime import datetime, timezone
 
     from actions.invoices import save_invoice_title
-    from actions.orders import _number_order
+    from actions.orders import number_order
 
     body = "91310000123456789"
     with app.test_request_context():
@@ -242,7 +242,7 @@ def test_invoices_refuse_globex_orders_companies_and_documents(app, web_app, cus
                                    document_data=PNG, folder=tmp_path / "instance" / "invoice_docs")
         paid = Order(kind="recharge", status="paid", company_id=world.globex.id, currency="CNY",
                      total=Decimal("80.00"), paid_at=datetime.now(timezone.utc), payment_method="wechat")
-        _number_order(db.session, paid)
+        number_order(db.session, paid)
         db.session.commit()
     title_id, order_id = title.id, paid.id
     before = snapshot()

@@ -242,7 +242,7 @@ def test_invoice_titles_requests_and_rejections(web_app, client, login, world):
     from datetime import datetime, timezone
     from decimal import Decimal
 
-    from actions.orders import _number_order
+    from actions.orders import number_order
     from app import mail
     from models import InvoiceRequest, Order
 
@@ -261,7 +261,7 @@ def test_invoice_titles_requests_and_rejections(web_app, client, login, world):
 
     paid = Order(kind="recharge", status="paid", company_id=world.acme.id, currency="CNY", total=Decimal("80.00"),
                  paid_at=datetime.now(timezone.utc), payment_method="wechat")
-    _number_order(db.session, paid)
+    number_order(db.session, paid)
     db.session.commit()
     answer = post(client, "/admin/invoice_request_customer/new/", [
         ("company_id", world.acme.id), ("rowid", paid.id), ("invoice_type", "electronic_ordinary"),
