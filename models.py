@@ -1093,8 +1093,6 @@ class InvoiceRequest(db.Model):
 # promotions, seats, notes, events, orders and cash receipts. Money is integer minor units in the
 # currency of the service (`…_minor`); prices come from actions.pricing.price_order only.
 
-from sqlalchemy import BigInteger  # noqa: E402 — kept inside this section (one import block is the core's)
-
 SUBSCRIPTION_CURRENCIES = ("CNY", "USD", "VND")
 SUBSCRIPTION_STATES = {
     "pending_payment": _l("Pending payment"),
@@ -1140,12 +1138,6 @@ SUBSCRIPTION_EVENT_KINDS = {
 }
 CASH_RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"),
                          "rejected": _l("Rejected")}
-
-
-def _money_of(minor: int | None, currency: str) -> Decimal | None:
-    from actions.money import from_minor
-
-    return None if minor is None else from_minor(minor, currency)
 
 
 class Service(db.Model):
@@ -1212,13 +1204,10 @@ class PlanCycle(db.Model):
     months: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(4))  # the service's
     price_minor: Mapped[int] = mapped_column(BigInteger)
+    price = Money("price_minor")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     plan: Mapped[ServicePlan] = relationship(back_populates="cycles")
-
-    @property
-    def price(self) -> Decimal:
-        return _money_of(self.price_minor, self.currency)
 
     def __str__(self) -> str:
         return f"{self.plan.name} · {self.months}"
@@ -1240,14 +1229,11 @@ class PlanAddOn(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(4))
     price_minor: Mapped[int] = mapped_column(BigInteger)
+    price = Money("price_minor")
     months: Mapped[int] = mapped_column(Integer, default=12)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     service: Mapped[Service] = relationship(back_populates="add_ons")
-
-    @property
-    def price(self) -> Decimal:
-        return _money_of(self.price_minor, self.currency)
 
     def __str__(self) -> str:
         return self.name
@@ -1309,6 +1295,8 @@ class Promotion(db.Model):
     percent_hundredths: Mapped[int | None] = mapped_column(Integer)
     amount_minor: Mapped[int | None] = mapped_column(BigInteger)
     max_discount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
+    max_discount = Money("max_discount_minor")
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
     max_redemptions: Mapped[int | None] = mapped_column(Integer)
@@ -1317,6 +1305,7 @@ class Promotion(db.Model):
     reserved: Mapped[int] = mapped_column(Integer, default=0)
     first_subscription_only: Mapped[bool] = mapped_column(Boolean, default=False)
     min_subtotal_minor: Mapped[int | None] = mapped_column(BigInteger)
+    min_subtotal = Money("min_subtotal_minor")
     combinable: Mapped[bool] = mapped_column(Boolean, default=True)
     duration: Mapped[str] = mapped_column(String(10), default="once")
     duration_cycles: Mapped[int | None] = mapped_column(Integer)
@@ -1337,17 +1326,6 @@ class Promotion(db.Model):
     def percent(self) -> Decimal | None:
         return None if self.percent_hundredths is None else Decimal(self.percent_hundredths) / 100
 
-    @property
-    def amount(self) -> Decimal | None:
-        return _money_of(self.amount_minor, self.currency)
-
-    @property
-    def max_discount(self) -> Decimal | None:
-        return _money_of(self.max_discount_minor, self.currency)
-
-    @property
-    def min_subtotal(self) -> Decimal | None:
-        return _money_of(self.min_subtotal_minor, self.currency)
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
@@ -1629,6 +1607,7 @@ class CashReceipt(db.Model):
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
     currency: Mapped[str] = mapped_column(String(4))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
     received_on: Mapped[date] = mapped_column(Date)
     reference: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(10), default="submitted")
@@ -1642,10 +1621,6 @@ class CashReceipt(db.Model):
     company: Mapped[Company] = relationship()
     entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id])
     confirmed_by: Mapped[User | None] = relationship(foreign_keys=[confirmed_by_id])
-
-    @property
-    def amount(self) -> Decimal:
-        return _money_of(self.amount_minor, self.currency)
 
     def __str__(self) -> str:
         return f"#{self.id} {self.order.number if self.order else ''}"

@@ -1,7 +1,7 @@
 """subscriptions (seed 003)
 
 Revision ID: 0011_subscriptions
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 04:08:47.184342
 
 """
@@ -13,7 +13,7 @@ import models
 
 # revision identifiers, used by Alembic.
 revision = '0011_subscriptions'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
