@@ -45,7 +45,7 @@ def init_admin(app: Flask) -> Admin:
     )
     from admin_views import (
         billing, bindings, catalog, devices, expiry_import, invoices, mailing, members, money, offline_recharge,
-        payments, renewals, seats, system, tenants,
+        payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -65,6 +65,7 @@ def init_admin(app: Flask) -> Admin:
     system.register(admin, SYSTEM)
     mailing.register(admin, SYSTEM)
     tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
+    subscriptions.register(admin, customer=CUSTOMER, sales=SALES, finance=FINANCE)
 
     @app.context_processor
     def console_context():
