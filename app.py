@@ -157,6 +157,7 @@ def create_app(config: dict | None = None) -> Flask:
     from admin_views.auth import bp as auth_bp
     from admin_views.payments import callbacks, pay_page_url, sandbox
     from cli import register_commands
+    import actions.subscriptions  # noqa: F401 — registers the "subscription" order kind (delivery, refund undo)
 
     app.register_blueprint(auth_bp)
     if payments.sandbox:

@@ -168,3 +168,22 @@ def register_commands(app: Flask) -> None:
             count = cancel_stale_orders(db.session, timedelta(hours=hours), utcnow())
             db.session.commit()
         click.echo(f"expire-orders: {count} pending orders older than {hours} hours cancelled")
+
+    @billing.command("subscriptions")
+    @TODAY_OPTION
+    def subscriptions_command(today: datetime | None) -> None:
+        """Renewal orders N days ahead, auto-renew from the wallet, past due, expiry, scheduled cancellations."""
+        from actions.subscriptions import run_billing
+
+        day = _day(today)
+        with writing():
+            report = run_billing(db.session, day, utcnow())
+            db.session.commit()
+        click.echo(f"subscriptions {day}: {len(report.renewal_orders)} renewal orders, {len(report.auto_paid)} "
+                   f"paid from the balance, {len(report.unpaid)} unpaid, {len(report.past_due)} past due, "
+                   f"{len(report.expired)} expired, {len(report.cancelled)} cancelled, {len(report.abandoned)} "
+                   f"abandoned, {report.released} promotion reservations released")
+        for label, numbers in (("renewal order", report.renewal_orders), ("unpaid", report.unpaid),
+                               ("past due", report.past_due), ("expired", report.expired)):
+            for number in numbers:
+                click.echo(f"  {label}: {number}")

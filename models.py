@@ -1175,6 +1175,545 @@ class OutboxMail(db.Model):
         return [r for r in self.recipients.splitlines() if r]
 
 
+# --- subscriptions (seed 003) ------------------------------------------------------------------
+# Service → ServicePlan → PlanCycle (its own whole-cycle price), PlanAddOn, TermsVersion; Promotion
+# with its targets, allowed companies and reservations; Subscription with items, applied
+# promotions, seats, notes, events, orders and cash receipts. Money is integer minor units in the
+# currency of the service (`…_minor`); prices come from actions.pricing.price_order only.
+
+SUBSCRIPTION_CURRENCIES = ("CNY", "USD", "VND")
+SUBSCRIPTION_STATES = {
+    "pending_payment": _l("Pending payment"),
+    "active": _l("Active"),
+    "past_due": _l("Past due"),
+    "cancel_scheduled": _l("Cancels at period end"),
+    "cancelled": _l("Cancelled"),
+    "expired": _l("Expired"),
+    "abandoned": _l("Abandoned"),
+    "suspended": _l("Suspended"),
+}
+PROMOTION_SCOPES = {"plan": _l("Plan"), "add_on": _l("Add-on"), "invoice": _l("Invoice total")}
+PROMOTION_KINDS = {"percent": _l("Percentage"), "fixed": _l("Fixed amount")}
+PROMOTION_STATUSES = {"draft": _l("Draft"), "active": _l("Active"), "paused": _l("Paused"), "archived": _l("Archived")}
+PROMOTION_DURATIONS = {"once": _l("First cycle only"), "cycles": _l("Several cycles"), "forever": _l("Every cycle")}
+RESERVATION_STATUSES = {"reserved": _l("Reserved"), "redeemed": _l("Redeemed"), "released": _l("Released")}
+RENEWAL_METHODS = {"balance": _l("Balance"), "online": _l("Online payment"), "cash": _l("Cash")}
+NOTE_VISIBILITIES = {"internal": _l("Internal"), "customer": _l("Visible to the customer")}
+SUBSCRIPTION_ORDER_PURPOSES = {"start": _l("Subscription"), "renewal": _l("Renewal"), "upgrade": _l("Upgrade")}
+SUBSCRIPTION_EVENT_KINDS = {
+    "created": _l("Created"),
+    "paid": _l("Paid"),
+    "started": _l("Started"),
+    "renewal_ordered": _l("Renewal ordered"),
+    "renewed": _l("Renewed"),
+    "past_due": _l("Past due"),
+    "expired": _l("Expired"),
+    "abandoned": _l("Abandoned"),
+    "cancel_scheduled": _l("Cancellation scheduled"),
+    "cancel_undone": _l("Cancellation withdrawn"),
+    "cancelled": _l("Cancelled"),
+    "refunded": _l("Refunded"),
+    "upgrade_ordered": _l("Upgrade ordered"),
+    "upgraded": _l("Upgraded"),
+    "downgrade_scheduled": _l("Downgrade scheduled"),
+    "downgraded": _l("Downgraded"),
+    "seat_assigned": _l("Seat assigned"),
+    "seat_removed": _l("Seat removed"),
+    "note": _l("Note"),
+    "settings": _l("Settings changed"),
+    "cash_entered": _l("Cash receipt entered"),
+    "cash_confirmed": _l("Cash receipt confirmed"),
+}
+CASH_RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"),
+                         "rejected": _l("Rejected")}
+
+
+class Service(db.Model):
+    """A service sold by subscription (its price table lists its plans and their cycles)."""
+
+    __tablename__ = "service"
+    __table_args__ = (
+        CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
+        CheckConstraint("renewal_days_before >= 0 AND grace_days >= 0", name="days_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    currency: Mapped[str] = mapped_column(String(4))
+    # The renewal order is made this many days before a period ends; unpaid, it is past due
+    # for `grace_days` and then expires.
+    renewal_days_before: Mapped[int] = mapped_column(Integer, default=7)
+    grace_days: Mapped[int] = mapped_column(Integer, default=7)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    plans: Mapped[list[ServicePlan]] = relationship(back_populates="service", order_by="ServicePlan.rank")
+    add_ons: Mapped[list[PlanAddOn]] = relationship(back_populates="service", order_by="PlanAddOn.id")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ServicePlan(db.Model):
+    """A plan (gói) of a service; `rank` orders plans for upgrade and downgrade."""
+
+    __tablename__ = "service_plan"
+    __table_args__ = (CheckConstraint("seat_limit >= 0", name="seat_limit_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("service.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    seat_limit: Mapped[int] = mapped_column(Integer, default=0)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    service: Mapped[Service] = relationship(back_populates="plans")
+    cycles: Mapped[list[PlanCycle]] = relationship(back_populates="plan", order_by="PlanCycle.months")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PlanCycle(db.Model):
+    """A billing cycle a plan is offered in, with its own whole-cycle price (not months × monthly)."""
+
+    __tablename__ = "plan_cycle"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "months"),
+        CheckConstraint("months > 0 AND months <= 120", name="months_range"),
+        CheckConstraint("price_minor > 0", name="price_positive"),
+        CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"), index=True)
+    months: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(4))  # the service's
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    price = Money("price_minor")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    plan: Mapped[ServicePlan] = relationship(back_populates="cycles")
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} · {self.months}"
+
+
+class PlanAddOn(db.Model):
+    """An add-on service (dịch vụ bổ sung); its price covers `months` and is prorated to the cycle."""
+
+    __tablename__ = "plan_add_on"
+    __table_args__ = (
+        CheckConstraint("price_minor > 0", name="price_positive"),
+        CheckConstraint("months > 0", name="months_positive"),
+        CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("service.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(4))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    price = Money("price_minor")
+    months: Mapped[int] = mapped_column(Integer, default=12)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    service: Mapped[Service] = relationship(back_populates="add_ons")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TermsVersion(db.Model):
+    """A published version of a service's subscription terms; a checkout records the one agreed to."""
+
+    __tablename__ = "terms_version"
+    __table_args__ = (UniqueConstraint("service_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("service.id"), index=True)
+    version: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text, default="")
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    service: Mapped[Service] = relationship()
+
+    def __str__(self) -> str:
+        return self.version
+
+
+class Promotion(db.Model):
+    """A promotion on a plan, an add-on or the invoice total; finance activates what others drafted.
+
+    `redeemed` and `reserved` are kept by conditional UPDATEs (`… WHERE redeemed + reserved <
+    max_redemptions`), so concurrent checkouts never sell more than the cap. Its values are
+    frozen once `redeemed` > 0.
+    """
+
+    __tablename__ = "promotion"
+    __table_args__ = (
+        CheckConstraint(_in("scope", PROMOTION_SCOPES), name="scope"),
+        CheckConstraint(_in("kind", PROMOTION_KINDS), name="kind"),
+        CheckConstraint(_in("status", PROMOTION_STATUSES), name="status"),
+        CheckConstraint(_in("duration", PROMOTION_DURATIONS), name="duration"),
+        CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
+        CheckConstraint("(kind = 'percent' AND percent_hundredths > 0 AND percent_hundredths <= 10000 "
+                        "AND amount_minor IS NULL) OR (kind = 'fixed' AND amount_minor > 0 "
+                        "AND percent_hundredths IS NULL AND max_discount_minor IS NULL)", name="value"),
+        CheckConstraint("max_discount_minor IS NULL OR max_discount_minor > 0", name="cap_positive"),
+        CheckConstraint("(duration = 'cycles' AND duration_cycles > 0) OR "
+                        "(duration <> 'cycles' AND duration_cycles IS NULL)", name="duration_cycles"),
+        CheckConstraint("redeemed >= 0 AND reserved >= 0", name="counters_not_negative"),
+        CheckConstraint("max_redemptions IS NULL OR redeemed + reserved <= max_redemptions",
+                        name="within_max_redemptions"),
+        CheckConstraint("max_per_company IS NULL OR max_per_company > 0", name="per_company_positive"),
+        CheckConstraint("activated_by_id IS NULL OR activated_by_id <> created_by_id", name="four_eyes"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scope: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(10))
+    currency: Mapped[str] = mapped_column(String(4))
+    # 1250 = 12.50 %; fixed promotions use amount_minor instead.
+    percent_hundredths: Mapped[int | None] = mapped_column(Integer)
+    amount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    max_discount_minor: Mapped[int | None] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
+    max_discount = Money("max_discount_minor")
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    max_per_company: Mapped[int | None] = mapped_column(Integer)
+    redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0)
+    first_subscription_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_subtotal_minor: Mapped[int | None] = mapped_column(BigInteger)
+    min_subtotal = Money("min_subtotal_minor")
+    combinable: Mapped[bool] = mapped_column(Boolean, default=True)
+    duration: Mapped[str] = mapped_column(String(10), default="once")
+    duration_cycles: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    activated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    activated_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    targets: Mapped[list[PromotionTarget]] = relationship(back_populates="promotion", order_by="PromotionTarget.id",
+                                                          cascade="all, delete-orphan")
+    companies: Mapped[list[PromotionCompany]] = relationship(back_populates="promotion",
+                                                             cascade="all, delete-orphan")
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    activated_by: Mapped[User | None] = relationship(foreign_keys=[activated_by_id])
+
+    @property
+    def percent(self) -> Decimal | None:
+        return None if self.percent_hundredths is None else Decimal(self.percent_hundredths) / 100
+
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class PromotionTarget(db.Model):
+    """What a plan or add-on promotion applies to: a plan (any cycle), one cycle, or an add-on."""
+
+    __tablename__ = "promotion_target"
+    __table_args__ = (
+        CheckConstraint("(CASE WHEN plan_id IS NULL THEN 0 ELSE 1 END) + (CASE WHEN cycle_id IS NULL THEN 0 ELSE 1 END)"
+                        " + (CASE WHEN add_on_id IS NULL THEN 0 ELSE 1 END) = 1", name="one_target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotion.id"), index=True)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("service_plan.id"))
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("plan_cycle.id"))
+    add_on_id: Mapped[int | None] = mapped_column(ForeignKey("plan_add_on.id"))
+
+    promotion: Mapped[Promotion] = relationship(back_populates="targets")
+    plan: Mapped[ServicePlan | None] = relationship()
+    cycle: Mapped[PlanCycle | None] = relationship()
+    add_on: Mapped[PlanAddOn | None] = relationship()
+
+
+class PromotionCompany(db.Model):
+    """The allow-list of a promotion: these companies and their subsidiaries (none listed: everyone)."""
+
+    __tablename__ = "promotion_company"
+    __table_args__ = (UniqueConstraint("promotion_id", "company_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotion.id"), index=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+
+    promotion: Mapped[Promotion] = relationship(back_populates="companies")
+    company: Mapped[Company] = relationship()
+
+
+class PromotionCompanyUse(db.Model):
+    """How many redemptions and live reservations of a promotion one company holds (its per-company cap is
+    checked on this counter by a conditional UPDATE)."""
+
+    __tablename__ = "promotion_company_use"
+    __table_args__ = (
+        UniqueConstraint("promotion_id", "company_id"),
+        CheckConstraint("used >= 0", name="used_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotion.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PromotionReservation(db.Model):
+    """One checkout's hold on one redemption of a promotion: reserved → redeemed | released."""
+
+    __tablename__ = "promotion_reservation"
+    __table_args__ = (
+        UniqueConstraint("promotion_id", "checkout_key"),
+        CheckConstraint(_in("status", RESERVATION_STATUSES), name="status"),
+        Index("ix_promotion_reservation_status_expires", "status", "expires_at"),
+        Index("ix_promotion_reservation_promotion_company", "promotion_id", "company_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotion.id"))
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    checkout_key: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="reserved")
+    expires_at: Mapped[datetime]
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    promotion: Mapped[Promotion] = relationship()
+
+
+class Subscription(db.Model):
+    """A company's subscription to a plan in a cycle; its state is a column, never a hidden flag."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIPTION_STATES), name="status"),
+        CheckConstraint(_in("renewal_method", RENEWAL_METHODS), name="renewal_method"),
+        CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
+        CheckConstraint("period_end IS NULL OR period_end > period_start", name="period_order"),
+        CheckConstraint("seats_used >= 0", name="seats_used_not_negative"),
+        Index("ix_subscription_company_status", "company_id", "status"),
+        Index("ix_subscription_status_period_end", "status", "period_end"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    service_id: Mapped[int] = mapped_column(ForeignKey("service.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"), index=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("plan_cycle.id"))
+    currency: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(20), default="pending_payment")
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date, index=True)
+    grace_until: Mapped[date | None] = mapped_column(Date)
+    auto_renew: Mapped[bool] = mapped_column(Boolean, default=True)
+    renewal_method: Mapped[str] = mapped_column(String(10), default="balance")
+    # A locked subscription renews at the price of its last cycle, not the catalog's.
+    price_locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Seats held (SubscriptionSeat rows), kept by a conditional UPDATE against the plan's seat limit.
+    seats_used: Mapped[int] = mapped_column(Integer, default=0)
+    # A downgrade waits for the period end.
+    next_plan_id: Mapped[int | None] = mapped_column(ForeignKey("service_plan.id"))
+    next_cycle_id: Mapped[int | None] = mapped_column(ForeignKey("plan_cycle.id"))
+    checkout_key: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_name: Mapped[str] = mapped_column(String(100), default="")
+    contact_phone: Mapped[str] = mapped_column(String(40), default="")
+    contact_email: Mapped[str] = mapped_column(String(254), default="")
+    # The invoice details as they were at checkout (the title may change later).
+    invoice_title: Mapped[str] = mapped_column(String(200), default="")
+    invoice_tax_id: Mapped[str] = mapped_column(String(32), default="")
+    invoice_address: Mapped[str] = mapped_column(String(255), default="")
+    invoice_email: Mapped[str] = mapped_column(String(254), default="")
+    terms_version_id: Mapped[int | None] = mapped_column(ForeignKey("terms_version.id"))
+    terms_accepted_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    terms_accepted_at: Mapped[datetime | None]
+    terms_accepted_ip: Mapped[str | None] = mapped_column(String(45))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[datetime | None]
+
+    company: Mapped[Company] = relationship()
+    service: Mapped[Service] = relationship()
+    plan: Mapped[ServicePlan] = relationship(foreign_keys=[plan_id])
+    cycle: Mapped[PlanCycle] = relationship(foreign_keys=[cycle_id])
+    next_plan: Mapped[ServicePlan | None] = relationship(foreign_keys=[next_plan_id])
+    next_cycle: Mapped[PlanCycle | None] = relationship(foreign_keys=[next_cycle_id])
+    terms_version: Mapped[TermsVersion | None] = relationship()
+    terms_accepted_by: Mapped[User | None] = relationship(foreign_keys=[terms_accepted_by_id])
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    items: Mapped[list[SubscriptionItem]] = relationship(back_populates="subscription", order_by="SubscriptionItem.id")
+    promotions: Mapped[list[AppliedPromotion]] = relationship(back_populates="subscription",
+                                                              order_by="AppliedPromotion.id")
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class SubscriptionItem(db.Model):
+    """An add-on ticked on a subscription."""
+
+    __tablename__ = "subscription_item"
+    __table_args__ = (UniqueConstraint("subscription_id", "add_on_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"))
+    add_on_id: Mapped[int] = mapped_column(ForeignKey("plan_add_on.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="items")
+    add_on: Mapped[PlanAddOn] = relationship()
+
+
+class AppliedPromotion(db.Model):
+    """A promotion a subscription carries on its plan, an add-on or its invoice, and the cycles left
+    (None: every cycle)."""
+
+    __tablename__ = "applied_promotion"
+    __table_args__ = (
+        CheckConstraint(_in("scope", PROMOTION_SCOPES), name="scope"),
+        CheckConstraint("cycles_left IS NULL OR cycles_left >= 0", name="cycles_left_not_negative"),
+        UniqueConstraint("subscription_id", "scope", "add_on_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"))
+    promotion_id: Mapped[int] = mapped_column(ForeignKey("promotion.id"), index=True)
+    scope: Mapped[str] = mapped_column(String(10))
+    add_on_id: Mapped[int | None] = mapped_column(ForeignKey("plan_add_on.id"))
+    cycles_left: Mapped[int | None] = mapped_column(Integer)
+
+    subscription: Mapped[Subscription] = relationship(back_populates="promotions")
+    promotion: Mapped[Promotion] = relationship()
+
+
+class SubscriptionOrder(db.Model):
+    """An order of a subscription and the period it pays for (its first, a renewal, an upgrade)."""
+
+    __tablename__ = "subscription_order"
+    __table_args__ = (
+        CheckConstraint(_in("purpose", SUBSCRIPTION_ORDER_PURPOSES), name="purpose"),
+        # One renewal order per subscription and period, however often the job runs.
+        UniqueConstraint("subscription_id", "purpose", "period_start"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
+    # Set once open_order returned (NULL only inside the checkout's transaction).
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), unique=True)
+    purpose: Mapped[str] = mapped_column(String(10))
+    period_start: Mapped[date | None] = mapped_column(Date)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"))
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("plan_cycle.id"))
+
+    subscription: Mapped[Subscription] = relationship()
+    order: Mapped[Order | None] = relationship()
+    plan: Mapped[ServicePlan] = relationship()
+    cycle: Mapped[PlanCycle] = relationship()
+
+
+class SubscriptionSeat(db.Model):
+    """A member account holding a seat of a subscription (at most the plan's seat limit)."""
+
+    __tablename__ = "subscription_seat"
+    __table_args__ = (UniqueConstraint("subscription_id", "member_account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
+    member_account_id: Mapped[int] = mapped_column(ForeignKey("member_account.id"), index=True)
+    assigned_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    member_account: Mapped[MemberAccount] = relationship()
+
+
+class SubscriptionNote(db.Model):
+    """A note on a subscription: internal (staff only) or visible to the customer; pinned ones first."""
+
+    __tablename__ = "subscription_note"
+    __table_args__ = (CheckConstraint(_in("visibility", NOTE_VISIBILITIES), name="visibility"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    body: Mapped[str] = mapped_column(Text)
+    visibility: Mapped[str] = mapped_column(String(10), default="internal")
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    author: Mapped[User | None] = relationship()
+
+
+class SubscriptionEvent(db.Model):
+    """The append-only history of a subscription, each event linked to its order and audit row."""
+
+    __tablename__ = "subscription_event"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUBSCRIPTION_EVENT_KINDS), name="kind"),
+        Index("ix_subscription_event_subscription_at", "subscription_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
+    audit_event_id: Mapped[int | None] = mapped_column(ForeignKey("audit_event.id"))
+    summary: Mapped[str] = mapped_column(Text, default="")
+
+    actor: Mapped[User | None] = relationship()
+    order: Mapped[Order | None] = relationship()
+
+
+class CashReceipt(db.Model):
+    """Cash paid for a subscription order (OS flow): sales enters it, finance (someone else) confirms it."""
+
+    __tablename__ = "cash_receipt"
+    __table_args__ = (
+        CheckConstraint(_in("status", CASH_RECEIPT_STATUSES), name="status"),
+        CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("confirmed_by_id IS NULL OR confirmed_by_id <> entered_by_id", name="maker_checker"),
+        Index("ix_cash_receipt_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), unique=True)
+    company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
+    currency: Mapped[str] = mapped_column(String(4))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    amount = Money("amount_minor")
+    received_on: Mapped[date] = mapped_column(Date)
+    reference: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(10), default="submitted")
+    entered_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    confirmed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subscription: Mapped[Subscription] = relationship()
+    order: Mapped[Order] = relationship()
+    company: Mapped[Company] = relationship()
+    entered_by: Mapped[User] = relationship(foreign_keys=[entered_by_id])
+    confirmed_by: Mapped[User | None] = relationship(foreign_keys=[confirmed_by_id])
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.order.number if self.order else ''}"
+
+
 # === cards (seed 002): distributors, SIM cards, stock, card orders, commission, withdrawals ===
 # Money columns are integers of minor units (`…_minor`) with their currency; rates are integers of
 # basis points (8 % = 800). Secrets (PIN, ID number, bank account) are Fernet tokens (`…_enc`)

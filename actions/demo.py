@@ -9,6 +9,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from actions.companies import place
+from actions.subscriptions import seed_subscriptions
 from models import (
     BillingConfig, Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory, User,
 )
@@ -128,6 +129,7 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> d
     session.flush()
     insert_devices(session, devices, list(companies.values()), packages)
     session.flush()
+    seed_subscriptions(session)
     # Planner statistics after a bulk load: without them SQLite walks a customer's whole
     # company tree to show one page (bench/README.md).
     session.execute(text("ANALYZE"))

@@ -47,7 +47,7 @@ def init_admin(app: Flask) -> Admin:
     )
     from admin_views import (
         billing, bindings, cards, catalog, devices, expiry_import, invoices, mailing, members, money, offline_recharge,
-        payments, renewals, seats, system, tenants,
+        payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, CARDS, DISTRIBUTION, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -67,6 +67,7 @@ def init_admin(app: Flask) -> Admin:
     system.register(admin, SYSTEM)
     mailing.register(admin, SYSTEM)
     tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
+    subscriptions.register(admin, customer=CUSTOMER, sales=SALES, finance=FINANCE)
     cards.register(admin, cards=CARDS, distribution=DISTRIBUTION, finance=FINANCE, system=SYSTEM)
 
     @app.context_processor

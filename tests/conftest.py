@@ -249,5 +249,8 @@ def world(app) -> World:
     db.session.flush()
     db.session.add(InvoiceRequest(company_id=globex.id, title_id=title.id, invoice_type="electronic_ordinary",
                                   currency="CNY", total=Decimal("300.00"), email="ap@globex.example"))
+    from subscription_factories import add_foreign_subscription
+
+    add_foreign_subscription(globex)  # the subscription catalog, and a Globex subscription
     db.session.commit()
     return World(acme, north, fleet, south, globex, users, packages, devices)

@@ -418,7 +418,7 @@ def test_ledger_check_passes_then_fails_after_a_raw_balance_change(app, world):
     ok = run(app, "ledger-check")
     assert ok.exit_code == 0 and "ledger OK: 2 wallets" in ok.output
 
-    db.session.execute(text("UPDATE wallet SET balance = balance + 1 WHERE currency = 'USD'"))
+    db.session.execute(text("UPDATE wallet SET balance_minor = balance_minor + 100 WHERE currency = 'USD'"))
     db.session.commit()
     broken = run(app, "ledger-check")
     assert broken.exit_code == 1
@@ -719,7 +719,7 @@ def test_finance_sees_the_ledger_with_filters_and_export(app, client, login, led
     order = orders_of(ledger.acme)[0]
     login("finance")
     page = listed(client, "/admin/ledgerentry/")
-    assert order.number in page and "-10.00" in page and "Payment" in page and "system" in page
+    assert order.number in page and "-CN¥10.00" in page and "Payment" in page and "system" in page
 
     kind = _filter_arg("ledgerentry", app, "Kind", "equals")
     payments = listed(client, "/admin/ledgerentry/", **{f"flt0_{kind}": "payment"})

@@ -1,0 +1,657 @@
+"""Seed 003: price table and checkout (subscribe), the subscription list with its six-tab detail page,
+promotions (sales drafts, finance activates) and cash receipts (sales enters, finance confirms).
+
+Thin: parse ids from the request, call actions.subscriptions, commit once or roll back, flash. The
+client never submits an amount: only ids, the checkout key and the quote's digest.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from flask import abort, flash, has_request_context, redirect, request, url_for
+from flask_admin import expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
+from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+from wtforms import StringField
+from wtforms.validators import ValidationError
+
+from actions import ActionResult, DomainError, companies_in_scope, in_scope
+from actions import subscriptions as subs
+from actions.money import format_money, parse
+from actions.wallets import InsufficientBalance
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
+from admin_views.system import InCompanyTree
+from models import (
+    CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
+    PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES, SUBSCRIPTION_EVENT_KINDS,
+    SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle, Order, PlanCycle, Promotion,
+    PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionOrder, db,
+)
+
+STATE_BADGES = {"pending_payment": "warning", "active": "success", "past_due": "danger",
+                "cancel_scheduled": "info", "cancelled": "secondary", "expired": "dark", "abandoned": "light",
+                "suspended": "secondary"}
+TABS = ("employees", "details", "notes", "payments", "invoices", "history")
+TAB_LABELS = {"employees": _l("Employees"), "details": _l("Details"), "notes": _l("Notes"),
+              "payments": _l("Payment methods"), "invoices": _l("Invoices"), "history": _l("History")}
+INDENT = "\u00a0\u00a0\u00a0"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _company_choices() -> list[tuple[str, str]]:
+    companies = list(companies_in_scope(db.session, current_user))
+    top = min((c.depth for c in companies), default=0)
+    return [(str(c.id), INDENT * (c.depth - top) + c.name) for c in companies if c.status == "active"]
+
+
+def _company(raw) -> Company | None:
+    pk = parse_row_id(raw)
+    company = db.session.get(Company, pk) if pk is not None else None
+    if company is None or not in_scope(current_user, company.id, db.session):
+        return None
+    return company
+
+
+def _id(raw) -> int | None:
+    return parse_row_id(raw) if raw not in (None, "") else None
+
+
+def _selection(source) -> subs.Selection:
+    """Step 1's ids from a form or the query string (never amounts)."""
+    cycle = parse_row_id(source.get("cycle"))
+    if cycle is None:
+        raise DomainError(_l("Billing cycle: choose a cycle of the plan."))
+    add_ons = tuple(sorted({pk for pk in map(parse_row_id, source.getlist("add_on")) if pk is not None}))
+    add_on_promotions = tuple((a, p) for a in add_ons
+                              if (p := _id(source.get(f"add_on_promotion_{a}"))) is not None)
+    return subs.Selection(cycle, _id(source.get("plan_promotion")), add_ons, add_on_promotions,
+                          _id(source.get("invoice_promotion")))
+
+
+def _details(source, company: Company) -> subs.CheckoutDetails:
+    """Step 2's fields; a picked invoice title (of the company) fills the invoice name and tax code."""
+    title_name, tax_id, address = (source.get("invoice_title", ""), source.get("invoice_tax_id", ""),
+                                   source.get("invoice_address", ""))
+    title_id = _id(source.get("invoice_title_id"))
+    if title_id is not None:
+        title = db.session.get(InvoiceTitle, title_id)
+        if title is None or title.company_id != company.id:
+            raise DomainError(_l("Invoice title: #%(id)s is not a title of %(company)s.", id=title_id,
+                                 company=company.name))
+        title_name, tax_id, address = title.title, title.tax_id, title.address or address
+    return subs.CheckoutDetails(
+        invoice_title=title_name, invoice_tax_id=tax_id,
+        invoice_address=address, invoice_email=source.get("invoice_email", ""),
+        contact_name=source.get("contact_name", ""), contact_phone=source.get("contact_phone", ""),
+        contact_email=source.get("contact_email", ""), terms_version_id=_id(source.get("terms_version_id")),
+        accepted_terms=source.get("accept_terms") == "y", pay_method=source.get("pay_method", "balance"),
+        auto_renew=source.get("auto_renew") == "y")
+
+
+class SubscribeView(RoleView):
+    """Bảng giá → Thanh toán dịch vụ: the price table, step 1 (plan, cycle, add-ons, promotions) and
+    step 2 (invoice, customer, contact, terms) → Pay → Confirm."""
+
+    roles = frozenset({"customer_admin", "sales"})
+
+    @expose("/")
+    def index(self):
+        services = db.session.scalars(select(Service).where(Service.active.is_(True)).options(
+            selectinload(Service.plans).selectinload(ServicePlan.cycles)).order_by(Service.name)).all()
+        tables = [(service, [(plan, subs.price_table(plan)) for plan in service.plans if plan.active])
+                  for service in services]
+        return self.render("renewdesk/subscriptions/price_table.html", tables=tables)
+
+    def _step1(self, source, checkout_key: str):
+        cycle = db.session.get(PlanCycle, parse_row_id(source.get("cycle")) or 0)
+        if cycle is None or not cycle.active:
+            flash(_("Billing cycle: this plan is not offered in that cycle."), "error")
+            return redirect(url_for(".index"))
+        company = _company(source.get("company_id") or current_user.company_id)
+        companies = _company_choices()
+        if company is None and companies:
+            company = _company(companies[0][0])
+        if company is None:
+            abort(403)
+        ticked = {pk for pk in map(parse_row_id, source.getlist("add_on")) if pk is not None}
+        add_ons = [a for a in cycle.plan.service.add_ons if a.active]
+        offers = subs.eligible_offers(db.session, company, cycle, [a for a in add_ons if a.id in ticked], _now())
+        return self.render("renewdesk/subscriptions/checkout_step1.html", cycle=cycle, company=company,
+                           companies=companies, add_ons=add_ons, ticked=ticked, offers=offers, source=source,
+                           add_on_gross={a.id: subs.add_on_gross(a, cycle.months) for a in add_ons},
+                           checkout_key=checkout_key)
+
+    @expose("/checkout/", methods=("GET", "POST"))
+    def checkout(self):
+        """Step 1. GET shows it; POST with `next` reserves the promotions and shows step 2."""
+        source = request.form if request.method == "POST" else request.args
+        checkout_key = source.get("checkout_key") or subs.new_checkout_key()
+        if request.method == "POST" and request.form.get("step") == "next":
+            company = _company(source.get("company_id"))
+            try:
+                if company is None:
+                    raise DomainError(_l("Company: choose one of your companies."))
+                quote = subs.reserve(db.session, current_user, company, _selection(source), checkout_key, _now())
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+                return self._step1(source, checkout_key)
+            db.session.commit()
+            return self._step2(quote, checkout_key, {})
+        return self._step1(source, checkout_key)
+
+    def _step2(self, quote, checkout_key: str, values, stage: str = "details", previous=None):
+        terms = subs.current_terms(db.session, quote.service)
+        titles = list(db.session.scalars(select(InvoiceTitle).where(InvoiceTitle.company_id == quote.company.id)
+                                         .order_by(InvoiceTitle.id)))
+        defaults = {"contact_name": quote.company.contact_name or "",
+                    "contact_phone": quote.company.contact_phone or "",
+                    "contact_email": quote.company.contact_email or "", "invoice_title": quote.company.name,
+                    "invoice_tax_id": quote.company.tax_id or "", "invoice_address": quote.company.address or "",
+                    "pay_method": "cash" if current_user.role == "sales" else "balance", "auto_renew": "y"}
+        merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+        return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
+                           values=merged, terms=terms, titles=titles, stage=stage, previous=previous,
+                           pay_methods=self._pay_methods(quote))
+
+    def _pay_methods(self, quote) -> list[tuple[str, str]]:
+        methods = [("balance", _("Balance")), ("online", _("Online payment"))]
+        if current_user.role in ("sales", "admin"):
+            methods.append(("cash", _("Cash (OS): sales enters the receipt, finance confirms")))
+        return methods
+
+    @expose("/checkout/pay/", methods=("POST",))
+    def pay(self):
+        """Step 2: Pay shows the confirmation; Confirm re-prices and makes the one order of this checkout."""
+        form = request.form
+        checkout_key = form.get("checkout_key", "")
+        company = _company(form.get("company_id"))
+        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id",
+                                                 "invoice_address",
+                                                 "invoice_email", "contact_name", "contact_phone", "contact_email",
+                                                 "pay_method", "auto_renew", "accept_terms", "terms_version_id")}
+        try:
+            if company is None:
+                raise DomainError(_l("Company: choose one of your companies."))
+            selection = _selection(form)
+            quote = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for(".index"))
+        if form.get("stage") != "confirm":
+            try:
+                details = _details(form, company)
+                subs.check_details(db.session, quote.service, details, current_user)
+            except DomainError as exc:
+                flash(str(exc), "error")
+                return self._step2(quote, checkout_key, values)
+            if quote.digest != form.get("digest"):
+                return self._step2(quote, checkout_key, values, stage="confirm", previous=form.get("digest"))
+            return self._step2(quote, checkout_key, values, stage="confirm")
+        try:
+            details = _details(form, company)
+            subscription = subs.confirm(db.session, current_user, company, selection, checkout_key,
+                                        form.get("digest", ""), details, _now(), date.today())
+        except subs.QuoteChanged as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            fresh = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+            return self._step2(fresh, checkout_key, values, stage="confirm", previous=form.get("digest"))
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return self._step2(quote, checkout_key, values)
+        number, subscription_id = subscription.number, subscription.id
+        db.session.commit()
+        return self._after_confirm(db.session.get(Subscription, subscription_id), details.pay_method, number)
+
+    def _after_confirm(self, subscription: Subscription, method: str, number: str):
+        detail = url_for("subscription.detail_view", id=subscription.id)
+        if subscription.status != "pending_payment":
+            flash(_("Subscription %(number)s is active.", number=number), "success")
+            return redirect(detail)
+        if method == "balance":
+            try:
+                with db.session.begin_nested():
+                    subs.pay_by_balance(db.session, current_user, subscription, date.today())
+                db.session.commit()
+            except (InsufficientBalance, DomainError) as exc:
+                db.session.rollback()
+                flash(_("Subscription %(number)s is waiting for payment: %(reason)s", number=number,
+                        reason=str(exc)), "warning")
+                return redirect(detail)
+            flash(_("Subscription %(number)s is paid and active.", number=number), "success")
+            return redirect(detail)
+        if method == "online":
+            order = subs.start_order(db.session, subscription)
+            from actions.payments import online_methods
+
+            methods = online_methods(order.currency)
+            if methods:
+                return redirect(url_for("sandbox.pay", order_number=order.number, method=methods[0]))
+            flash(_("No online payment provider takes %(currency)s yet; pay by balance or cash.",
+                    currency=order.currency), "warning")
+            return redirect(detail)
+        try:
+            subs.enter_cash_receipt(db.session, current_user, subscription, date.today())
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(detail)
+        flash(_("Subscription %(number)s: cash receipt entered; it starts when finance confirms it.",
+                number=number), "success")
+        return redirect(detail)
+
+
+# --- the subscription list and its detail page --------------------------------------------------------------
+
+def _options(model, label_of):
+    """Filter options read per request (Flask-Admin also calls them once at start-up, outside one)."""
+    def options():
+        if not has_request_context() or not current_user.is_authenticated:
+            return []
+        return [(str(row.id), label_of(row)) for row in db.session.scalars(select(model).order_by(model.id))]
+    return options
+
+
+def _state_cell(view, context, model, name):
+    return badge(str(SUBSCRIPTION_STATES.get(model.status, model.status)), STATE_BADGES.get(model.status, "secondary"))
+
+
+def _number_cell(view, context, model, name):
+    return Markup('<a href="{}">{}</a>').format(url_for("subscription.detail_view", id=model.id), model.number)
+
+
+class SubscriptionView(ScopedModelView):
+    """Quản lý thuê bao: every subscription of the company tree (unlimited per company)."""
+
+    roles = frozenset({"customer_admin", "sales", "finance"})
+    scope_column = "company_id"
+    can_create = can_edit = can_delete = False
+    can_export = True
+    export_types = ["xlsx"]
+    column_list = ("number", "company.name", "service.name", "plan.name", "cycle.months", "status", "period_start",
+                   "period_end", "auto_renew", "renewal_method")
+    column_export_list = column_list
+    column_labels = {"number": _l("Subscription"), "company.name": _l("Company"), "service.name": _l("Service"),
+                     "plan.name": _l("Plan"), "cycle.months": _l("Cycle (months)"), "status": _l("Status"),
+                     "period_start": _l("Period start"), "period_end": _l("Period end"),
+                     "auto_renew": _l("Auto-renew"), "renewal_method": _l("Renewal method")}
+    column_formatters = {"status": _state_cell, "number": _number_cell,
+                         "renewal_method": label_formatter(RENEWAL_METHODS)}
+    column_formatters_export = {"status": label_formatter(SUBSCRIPTION_STATES),
+                                "renewal_method": label_formatter(RENEWAL_METHODS)}
+    column_searchable_list = ("number",)
+    column_default_sort = ("id", True)
+    column_select_related_list = (Subscription.company, Subscription.service, Subscription.plan, Subscription.cycle)
+    column_details_list = column_list
+
+    def __init__(self, *args, **kwargs):
+        self.column_filters = [
+            FilterEqual(Subscription.status, _l("Status"), options=list(SUBSCRIPTION_STATES.items())),
+            FilterEqual(Subscription.service_id, _l("Service"), options=_options(Service, str)),
+            FilterEqual(Subscription.plan_id, _l("Plan"), options=_options(ServicePlan, str)),
+            FilterEqual(Subscription.cycle_id, _l("Cycle"), options=_options(
+                PlanCycle, lambda c: f"{c.plan.name} · {c.months}")),
+            "period_end",
+            InCompanyTree(Subscription.company_id, _l("Company"), Subscription.company_id),
+        ]
+        super().__init__(Subscription, *args, **kwargs)
+
+    def search_placeholder(self):
+        return _("Subscription number")
+
+    def _subscription_or_404(self, id: int) -> Subscription:
+        row = self.get_one(str(id))
+        if row is None:
+            abort(404)
+        return row
+
+    @expose("/view/<int:id>/")
+    def detail_view(self, id: int):
+        """The six tabs (Danh sách nhân viên, Chi tiết, Ghi nhớ, Phương thức thanh toán, Hóa đơn, Lịch sử)."""
+        subscription = self._subscription_or_404(id)
+        tab = request.args.get("tab", "details")
+        tab = tab if tab in TABS else "details"
+        context = {"subscription": subscription, "tab": tab, "tabs": TABS, "tab_labels": TAB_LABELS,
+                   "states": SUBSCRIPTION_STATES}
+        links = db.session.scalars(select(SubscriptionOrder).where(
+            SubscriptionOrder.subscription_id == subscription.id, SubscriptionOrder.order_id.is_not(None))
+            .options(joinedload(SubscriptionOrder.order).selectinload(Order.lines))
+            .order_by(SubscriptionOrder.id)).unique().all()
+        if tab == "employees":
+            context["seats"] = subs.seats_of(db.session, subscription)
+        elif tab == "details":
+            context["other_cycles"] = [c for plan in subscription.service.plans if plan.active for c in plan.cycles
+                                       if c.active and c.id != subscription.cycle_id]
+            try:
+                context["next_quote"] = subs.renewal_quote(db.session, subscription)
+            except DomainError as exc:
+                context["next_quote_error"] = str(exc)
+        elif tab == "notes":
+            context["notes"] = subs.notes_for(db.session, current_user, subscription)
+            context["visibilities"] = NOTE_VISIBILITIES
+        elif tab == "payments":
+            context["links"] = links
+            context["renewal_methods"] = RENEWAL_METHODS
+            context["payment_methods"] = PAYMENT_METHODS
+            context["order_statuses"] = ORDER_STATUSES
+            context["receipts"] = db.session.scalars(select(CashReceipt).where(
+                CashReceipt.subscription_id == subscription.id).order_by(CashReceipt.id)).all()
+            context["receipt_statuses"] = CASH_RECEIPT_STATUSES
+        elif tab == "invoices":
+            context["links"] = links
+            context["purposes"] = SUBSCRIPTION_ORDER_PURPOSES
+            context["order_statuses"] = ORDER_STATUSES
+        else:
+            kind = request.args.get("kind", "")
+            query = select(SubscriptionEvent).where(SubscriptionEvent.subscription_id == subscription.id)
+            if kind in SUBSCRIPTION_EVENT_KINDS:
+                query = query.where(SubscriptionEvent.kind == kind)
+            context["events"] = db.session.scalars(query.options(joinedload(SubscriptionEvent.actor),
+                                                                 joinedload(SubscriptionEvent.order))
+                                                   .order_by(SubscriptionEvent.id.desc()).limit(500)).all()
+            context["event_kinds"] = SUBSCRIPTION_EVENT_KINDS
+            context["kind"] = kind
+        return self.render("renewdesk/subscriptions/detail.html", **context)
+
+    def _post(self, id: int, tab: str, operation, done: str):
+        subscription = self._subscription_or_404(id)
+        try:
+            operation(subscription)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(done, "success")
+        return redirect(url_for(".detail_view", id=id, tab=tab))
+
+    @expose("/view/<int:id>/seats/", methods=("POST",))
+    def seats_view(self, id: int):
+        return self._post(id, "employees", lambda s: subs.assign_seats(db.session, current_user, s,
+                                                                         request.form.get("logins", "")),
+                          _("Seats assigned."))
+
+    @expose("/view/<int:id>/seats/remove/", methods=("POST",))
+    def remove_seat_view(self, id: int):
+        seat_id = parse_row_id(request.form.get("seat_id")) or 0
+        return self._post(id, "employees", lambda s: subs.remove_seat(db.session, current_user, s, seat_id),
+                          _("Seat removed."))
+
+    @expose("/view/<int:id>/notes/", methods=("POST",))
+    def notes_view(self, id: int):
+        form = request.form
+        return self._post(id, "notes", lambda s: subs.add_note(db.session, current_user, s, form.get("body", ""),
+                                                                form.get("visibility", "customer"),
+                                                                form.get("pinned") == "y"),
+                          _("Note added."))
+
+    @expose("/view/<int:id>/renewal/", methods=("POST",))
+    def renewal_view(self, id: int):
+        form = request.form
+        return self._post(id, "payments", lambda s: subs.update_renewal(db.session, current_user, s,
+                                                                         form.get("auto_renew") == "y",
+                                                                         form.get("renewal_method", "")),
+                          _("Renewal settings saved."))
+
+    @expose("/view/<int:id>/cancel/", methods=("POST",))
+    def cancel_view(self, id: int):
+        undo = request.form.get("undo") == "y"
+        return self._post(id, "details", lambda s: (subs.undo_cancel if undo else subs.schedule_cancel)(
+            db.session, current_user, s),
+            _("Cancellation withdrawn.") if undo else _("The subscription ends at the end of its period."))
+
+    @expose("/view/<int:id>/change/", methods=("POST",))
+    def change_view(self, id: int):
+        """Upgrade now (an order; the unused days go back to the balance when it is paid) or downgrade at
+        the period end."""
+        cycle_id = parse_row_id(request.form.get("cycle"))
+        subscription = self._subscription_or_404(id)
+        try:
+            target = db.session.get(PlanCycle, cycle_id or 0)
+            if target is not None and target.plan.rank > subscription.plan.rank:
+                order = subs.upgrade_now(db.session, current_user, subscription, cycle_id, date.today())
+                message = _("Upgrade order %(number)s: %(total)s. Pay it to switch now.", number=order.number,
+                            total=format_money(order.total, order.currency))
+            else:
+                subs.schedule_downgrade(db.session, current_user, subscription, cycle_id)
+                message = _("The plan changes at the end of the period.")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+            flash(message, "success")
+        return redirect(url_for(".detail_view", id=id, tab="details"))
+
+    @expose("/view/<int:id>/cancel-now/", methods=("POST",))
+    def cancel_now_view(self, id: int):
+        return self._post(id, "details", lambda s: subs.request_cancel_now(db.session, current_user, s,
+                                                                            request.form.get("reason", "")),
+                          _("Refund requested; the subscription ends when another person of finance approves it."))
+
+    @expose("/view/<int:id>/pay/", methods=("POST",))
+    def pay_view(self, id: int):
+        return self._post(id, "payments", lambda s: subs.pay_by_balance(db.session, current_user, s, date.today()),
+                          _("Paid from the balance."))
+
+    @expose("/view/<int:id>/cash/", methods=("POST",))
+    def cash_view(self, id: int):
+        form = request.form
+
+        def enter(subscription):
+            try:
+                received = date.fromisoformat(form.get("received_on", "") or date.today().isoformat())
+            except ValueError:
+                raise DomainError(_l("Received on: a date such as 2026-12-01.")) from None
+            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""))
+
+        return self._post(id, "payments", enter, _("Cash receipt entered; finance confirms it."))
+
+
+# --- promotions ---------------------------------------------------------------------------------------------
+
+def _value_cell(view, context, model, name):
+    if model.kind == "percent":
+        text = f"{model.percent.normalize():f} %"
+        if model.max_discount is not None:
+            text += " ≤ " + view.money(model.max_discount, model.currency)
+        return text
+    return view.money(model.amount, model.currency)
+
+
+def _redemptions_cell(view, context, model, name):
+    cap = model.max_redemptions if model.max_redemptions is not None else "∞"
+    return f"{model.redeemed} + {model.reserved} / {cap}"
+
+
+class PromotionView(ScopedModelView):
+    """Khuyến mại: admin and sales draft promotions; finance (not their creator) activates them."""
+
+    roles = frozenset({"sales", "finance"})
+    can_delete = False
+    column_list = ("code", "name", "scope", "kind", "value", "currency", "status", "redemptions", "starts_at",
+                   "ends_at", "duration", "combinable", "first_subscription_only", "created_by")
+    column_labels = {"code": _l("Code"), "name": _l("Name"), "scope": _l("Applies to"), "kind": _l("Kind"),
+                     "value": _l("Value"), "currency": _l("Currency"), "status": _l("Status"),
+                     "redemptions": _l("Redeemed + reserved / cap"), "starts_at": _l("Starts"), "ends_at": _l("Ends"),
+                     "duration": _l("Duration"), "combinable": _l("Combinable"),
+                     "first_subscription_only": _l("First subscription only"), "created_by": _l("Created by"),
+                     "percent": _l("Percentage"), "amount": _l("Amount"), "max_discount": _l("Cap"),
+                     "min_subtotal": _l("Minimum subtotal"), "max_redemptions": _l("Redemptions cap"),
+                     "max_per_company": _l("Per-company cap"), "duration_cycles": _l("Cycles")}
+    column_formatters = {"scope": label_formatter(PROMOTION_SCOPES), "kind": label_formatter(PROMOTION_KINDS),
+                         "status": label_formatter(PROMOTION_STATUSES),
+                         "duration": label_formatter(PROMOTION_DURATIONS),
+                         "value": _value_cell, "redemptions": _redemptions_cell}
+    column_filters = ("status", "scope", "kind", "currency")
+    column_searchable_list = ("code", "name")
+    form_columns = ("code", "name", "scope", "kind", "currency", "percent_value", "amount_value", "cap_value",
+                    "min_subtotal_value",
+                    "starts_at", "ends_at", "max_redemptions", "max_per_company", "first_subscription_only",
+                    "combinable", "duration", "duration_cycles")
+    # Typed as text and parsed by actions.money (never a float); stored as minor units.
+    form_extra_fields = {"percent_value": StringField(_l("Percentage")), "amount_value": StringField(_l("Amount")),
+                         "cap_value": StringField(_l("Cap")),
+                         "min_subtotal_value": StringField(_l("Minimum subtotal"))}
+    form_choices = {"scope": [(k, v) for k, v in PROMOTION_SCOPES.items()],
+                    "kind": [(k, v) for k, v in PROMOTION_KINDS.items()],
+                    "currency": [(c, c) for c in SUBSCRIPTION_CURRENCIES],
+                    "duration": [(k, v) for k, v in PROMOTION_DURATIONS.items()]}
+
+    inline_models = (
+        (PromotionTarget, {"form_columns": ("id", "plan", "cycle", "add_on"),
+                           "form_label": _l("Applies only to (one plan, cycle or add-on per row)")}),
+        (PromotionCompany, {"form_columns": ("id", "company"), "form_label": _l("Offered only to (and subsidiaries)"),
+                            "form_ajax_refs": {"company": QueryAjaxModelLoader("company", db.session, Company,
+                                                                               fields=["name"], page_size=20)}}),
+    )
+
+    @staticmethod
+    def money(amount, currency):
+        from actions.money import format_money
+
+        return format_money(amount, currency)
+
+    @property
+    def can_create(self):
+        return current_user.is_authenticated and current_user.role in ("admin", "sales")
+
+    @property
+    def can_edit(self):
+        return current_user.is_authenticated and current_user.role in ("admin", "sales")
+
+    def on_form_prefill(self, form, id):
+        row = self.get_one(id)
+        if row is not None:
+            form.percent_value.data = f"{row.percent.normalize():f}" if row.percent is not None else ""
+            form.amount_value.data = str(row.amount) if row.amount is not None else ""
+            form.cap_value.data = str(row.max_discount) if row.max_discount is not None else ""
+            form.min_subtotal_value.data = str(row.min_subtotal) if row.min_subtotal is not None else ""
+
+    def on_model_change(self, form, model, is_created):
+        if current_user.role not in ("admin", "sales"):
+            raise ValidationError(_("Your role may not do this."))
+        from actions.money import to_minor
+
+        currency = model.currency
+        try:
+            def optional(field, label):
+                text = (field.data or "").strip()
+                return to_minor(parse(text, currency, str(label)), currency) if text else None
+
+            if model.kind == "percent":
+                text = (form.percent_value.data or "").strip()
+                percent = parse(text, "CNY", str(_l("Percentage")), maximum=100)
+                model.percent_hundredths, model.amount_minor = int(percent * 100), None
+                model.max_discount_minor = optional(form.cap_value, _l("Cap"))
+            else:
+                model.amount_minor = optional(form.amount_value, _l("Amount"))
+                if model.amount_minor is None:
+                    raise DomainError(_l("%(field)s: enter an amount.", field=_l("Amount")))
+                model.percent_hundredths = model.max_discount_minor = None
+            model.min_subtotal_minor = optional(form.min_subtotal_value, _l("Minimum subtotal"))
+            if model.duration != "cycles":
+                model.duration_cycles = None
+            for target in model.targets:
+                if sum(x is not None for x in (target.plan, target.cycle, target.add_on)) != 1:
+                    raise DomainError(_l("Applies only to: choose exactly one plan, cycle or add-on in each row."))
+            if is_created:
+                model.status, model.created_by_id = "draft", current_user.id
+            else:
+                from sqlalchemy import inspect
+
+                state = inspect(model)
+                changed = [a.key for a in state.mapper.column_attrs if state.attrs[a.key].history.has_changes()]
+                subs.check_promotion_edit(model, changed)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from None
+        super().on_model_change(form, model, is_created)
+
+    def _act(self, ids, operation, done: str):
+        rows = self.scoped_rows(ids)
+        changed, refused = [], list(self.refused_ids(ids, rows))
+        for row in rows:
+            try:
+                with db.session.begin_nested():
+                    operation(row)
+                changed.append(row.code)
+            except DomainError as exc:
+                refused.append((row.code, str(exc)))
+        db.session.commit()
+        flash_result(ActionResult(tuple(changed), tuple(refused)), done)
+
+    @action("activate", _l("Activate"), _l("Activate the selected promotions?"))
+    def action_activate(self, ids):
+        self._act(ids, lambda p: subs.activate_promotion(db.session, current_user, p), _("%(count)s activated."))
+
+    @action("pause", _l("Pause"), _l("Pause the selected promotions?"))
+    def action_pause(self, ids):
+        self._act(ids, lambda p: subs.set_promotion_status(db.session, current_user, p, "paused"),
+                  _("%(count)s paused."))
+
+    @action("archive", _l("Archive"), _l("Archive the selected promotions?"))
+    def action_archive(self, ids):
+        self._act(ids, lambda p: subs.set_promotion_status(db.session, current_user, p, "archived"),
+                  _("%(count)s archived."))
+
+
+# --- cash receipts ------------------------------------------------------------------------------------------
+
+def _receipt_amount(view, context, model, name):
+    from actions.money import format_money
+
+    return format_money(model.amount, model.currency)
+
+
+class CashReceiptView(ScopedModelView):
+    """OS flow: cash receipts entered by sales, confirmed by another person of finance."""
+
+    roles = frozenset({"sales", "finance"})
+    can_create = can_edit = can_delete = False
+    column_list = ("id", "created_at", "company.name", "subscription.number", "order.number", "amount",
+                   "received_on", "reference", "status", "entered_by", "confirmed_by", "confirmed_at")
+    column_labels = {"company.name": _l("Company"), "subscription.number": _l("Subscription"),
+                     "order.number": _l("Order"), "amount": _l("Amount"), "received_on": _l("Received on"),
+                     "reference": _l("Reference"), "status": _l("Status"), "entered_by": _l("Entered by"),
+                     "confirmed_by": _l("Confirmed by"), "confirmed_at": _l("Confirmed at"),
+                     "created_at": _l("Created")}
+    column_formatters = {"amount": _receipt_amount, "status": label_formatter(CASH_RECEIPT_STATUSES)}
+    column_filters = ("status", "received_on")
+    column_default_sort = ("id", True)
+    column_select_related_list = (CashReceipt.company, CashReceipt.subscription, CashReceipt.order)
+
+    @action("confirm", _l("Confirm cash received"), _l("Confirm the selected cash receipts?"))
+    def action_confirm(self, ids):
+        rows = self.scoped_rows(ids)
+        changed, refused = [], list(self.refused_ids(ids, rows))
+        for row in rows:
+            try:
+                with db.session.begin_nested():
+                    subs.confirm_cash_receipt(db.session, current_user, row, date.today())
+                changed.append(f"#{row.id}")
+            except DomainError as exc:
+                refused.append((f"#{row.id}", str(exc)))
+        db.session.commit()
+        flash_result(ActionResult(tuple(changed), tuple(refused)), _("%(count)s confirmed; the subscriptions started."))
+
+
+def register(admin, customer, sales, finance) -> None:
+    """Subscribe (price table and checkout), subscriptions, promotions and cash receipts."""
+    admin.add_view(SubscribeView(name=_l("Subscribe to a service"), category=customer, endpoint="subscribe"))
+    admin.add_view(SubscriptionView(name=_l("Subscriptions"), category=customer, endpoint="subscription"))
+    admin.add_view(PromotionView(Promotion, name=_l("Promotions"), category=sales, endpoint="promotion"))
+    admin.add_view(CashReceiptView(CashReceipt, name=_l("Cash receipts"), category=finance, endpoint="cashreceipt"))
