@@ -45,6 +45,7 @@ DEFAULTS = {
     "PAYMENT_REFUSALS_PER_MINUTE": 30,
     "ORDER_PENDING_HOURS": 24,
     "PROXY_COUNT": 0,
+    "CARD_AUTO_RECEIVE_DAYS": 10,
     "FLASK_ADMIN_SWATCH": "default",
 }
 
@@ -82,6 +83,7 @@ ENVIRONMENT = (
     "INVOICE_DOC_MAX_BYTES",
     "CARD_ENCRYPTION_KEYS",
     "CARD_BLIND_INDEX_KEY",
+    "CARD_AUTO_RECEIVE_DAYS",
 )
 
 
@@ -152,6 +154,7 @@ def create_app(config: dict | None = None) -> Flask:
     crypto.init_app(app)  # card secrets: production refuses to start without its keys
 
     import actions.order_kinds  # noqa: F401 - the core's order kinds register what paying delivers
+    import actions.card_orders  # noqa: F401 - cards (seed 002) register the card_sale kind
     from actions.money import format_money
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp

@@ -187,3 +187,23 @@ def register_commands(app: Flask) -> None:
                                ("past due", report.past_due), ("expired", report.expired)):
             for number in numbers:
                 click.echo(f"  {label}: {number}")
+
+    cards = AppGroup("cards", help="Card distribution jobs (seed 002); each is safe to run again (cron).")
+    app.cli.add_command(cards)
+
+    @cards.command("receive")
+    @TODAY_OPTION
+    @click.option("--days", type=int, default=None, help="Days after shipping; default CARD_AUTO_RECEIVE_DAYS.")
+    def cards_receive_command(today: datetime | None, days: int | None) -> None:
+        """Confirm receipt of card orders shipped N days ago or more, and release commission held long enough."""
+        from actions.card_orders import auto_receive
+        from actions.distribution import release_held
+
+        day = today.date() if today else date.today()
+        days = days if days is not None else int(current_app.config["CARD_AUTO_RECEIVE_DAYS"])
+        with writing():
+            received = auto_receive(db.session, day, days)
+            released = release_held(db.session, day)
+            db.session.commit()
+        click.echo(f"cards receive {day}: {received} orders received automatically ({days} days), "
+                   f"{released} commission entries available")
