@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from actions.card_demo import seed_cards
 from actions.companies import place
 from actions.subscriptions import seed_subscriptions
 from models import (
@@ -130,6 +131,9 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> d
     insert_devices(session, devices, list(companies.values()), packages)
     session.flush()
     seed_subscriptions(session)
+    from actions.crypto import vault
+
+    seed_cards(session, vault(), method=method)
     # Planner statistics after a bulk load: without them SQLite walks a customer's whole
     # company tree to show one page (bench/README.md).
     session.execute(text("ANALYZE"))

@@ -16,7 +16,7 @@ from actions.distribution import (
 )
 from actions.orders import approve_refund, pay_with_balance, request_refund
 from actions.wallets import balance_of, credit, ledger_differences, wallet_for
-from models import CardMovement, CardOrder, CommissionEntry, Order, User, db
+from models import CardMovement, CardOrder, CommissionEntry, Order, Package, User, db
 from tests.test_cards import in_threads
 
 pytest_plugins = ("card_fixtures",)
@@ -167,3 +167,19 @@ def test_unshipped_partial_refund_gives_the_reservation_back_and_auto_receipt(ca
     s.commit()
     assert card_order.status == "received"
     assert {r.status for r in rows[:3]} == {"received"} and {r.status for r in rows[3:]} == {"in_stock"}
+
+
+def test_demo_world_has_distributors_that_can_sell(app):
+    from actions.card_demo import seed_cards
+    from actions.crypto import vault as current_vault
+
+    made = seed_cards(db.session, current_vault(), method="scrypt:1024:8:1")
+    db.session.commit()
+    assert made == {"distributors": 2, "cards": 220}
+    seller = db.session.scalar(select(User).where(User.username == "subdistributor"))
+    package = db.session.scalar(select(Package).where(Package.code == "SIM-39"))
+    card_order = place_order(db.session, seller, seller=seller.company, package=package, quantity=3)
+    pay_with_balance(db.session, seller, card_order.order, TODAY)
+    assert [e.amount_minor for e in db.session.scalars(select(CommissionEntry).order_by(CommissionEntry.level))] == \
+        [936, 234]  # 117.00 × 8 % and × 2 %
+    assert ledger_differences(db.session) == []

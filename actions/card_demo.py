@@ -1,0 +1,75 @@
+"""Demo data of the card area (seed 002), loaded by `flask seed-demo` after the core's world.
+
+Two verified distributors ("Aotuo Cards" and its sub-distributor "Aotuo Shenzhen", logins
+`distributor` / `subdistributor`, password demo-<username>), two card plans, 200 cards in the
+platform's stock and 20 on consignment with Aotuo Cards, commission rules (the issue's split
+example: parent 10 %, sub-distributor 8 %) and a prepaid balance to sell from.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy.orm import Session
+
+from actions.cards import CardInput, add_card, post_stock_document, review_verification, submit_verification
+from actions.companies import place
+from actions.crypto import Vault
+from actions.distribution import save_rule
+from actions.wallets import credit, wallet_for
+from models import Company, Package, PackageCategory, User
+
+CARD_USERS = (("distributor", "Aotuo Cards", "Aotuo Cards Co., Ltd."),
+              ("subdistributor", "Aotuo Shenzhen", "Li Wei"))
+
+
+def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: date | None = None) -> dict:
+    """Distributors, plans, stock and commission rules for the demo; flushes, the caller commits."""
+    today = today or date.today()
+    # Two setup users author the demo's own steps (audit rows name them); they are disabled at the end.
+    admin = User(username="card-demo-admin", role="admin", must_change_password=False, session_version=0)
+    admin.set_password("not-a-login-" + method, method=method)
+    session.add(admin)
+    parent = Company(name="Aotuo Cards", status="active", contact_name="Zhao Min")
+    place(session, parent, None)
+    child = Company(name="Aotuo Shenzhen", status="active", contact_name="Li Wei")
+    place(session, child, parent)
+    companies = {"Aotuo Cards": parent, "Aotuo Shenzhen": child}
+    for number, (username, company_name, legal_name) in enumerate(CARD_USERS):
+        user = User(username=username, role="customer_admin", company=companies[company_name],
+                    must_change_password=False, email=f"{username}@renewdesk.example", session_version=0)
+        user.set_password(f"demo-{username}", method=method)
+        session.add(user)
+        session.flush()
+        profile = submit_verification(session, user, vault, companies[company_name], legal_name=legal_name,
+                                      id_type="business_licence" if number == 0 else "resident_id",
+                                      id_number=f"91440300MA5D{number:06d}" if number == 0 else "440301199001010011")
+        review_verification(session, admin, profile, approve=True)
+    category = PackageCategory(code="SIM", name="SIM cards", kind="card")
+    session.add(category)
+    session.flush()
+    plans = [Package(code="SIM-39", name="39 plan (monthly)", category_id=category.id, kind="card",
+                     amount=Decimal("39.00"), pricing="per_month", currency="CNY"),
+             Package(code="SIM-59", name="59 plan (monthly)", category_id=category.id, kind="card",
+                     amount=Decimal("59.00"), pricing="per_month", currency="CNY")]
+    session.add_all(plans)
+    session.flush()
+    staff = User(username="card-demo-stock", role="tech_support", must_change_password=False, session_version=0)
+    staff.set_password("not-a-login-" + method, method=method)
+    session.add(staff)
+    session.flush()
+    cards = []
+    for n in range(220):
+        plan = plans[n % 2]
+        cards.append(add_card(session, staff, vault, CardInput(f"8986{11_000_000_000_000 + n:016d}",
+                                                               f"1700000{n:04d}", f"{(n * 7919) % 1_000_000:06d}",
+                                                               plan.code, today + timedelta(days=730)), today))
+    post_stock_document(session, staff, "transfer", [c.iccid for c in cards[-20:]], to_holder=parent.id,
+                        note="consignment")
+    save_rule(session, admin, parent, None, mode="override", kind="percent", level1_percent="10")
+    save_rule(session, admin, child, None, mode="split", kind="percent", level1_percent="8", level2_percent="10")
+    credit(session, wallet_for(session, child.id, "CNY"), Decimal("2000.00"), "offline_recharge",
+           "demo:cards:balance", admin, memo="demo balance")
+    staff.active = admin.active = False
+    session.flush()
+    return {"distributors": 2, "cards": len(cards)}
