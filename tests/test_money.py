@@ -137,7 +137,7 @@ def test_a_discount_larger_than_the_line_is_refused_naming_it(app, world):
 
 def test_paying_a_kind_that_registered_nothing_raises(app, world):
     with pytest.raises(DomainError, match="nothing is registered"):
-        open_order(db.session, None, kind="card_sale", company_id=world.acme.id, currency="CNY",
+        open_order(db.session, None, kind="value_added", company_id=world.acme.id, currency="CNY",
                    lines=[LineSpec(description="x", gross=Decimal("1.00"))])
 
 
