@@ -37,8 +37,10 @@ from actions.distribution import (
 )
 from actions.money import format_money, from_minor
 from admin_views.base import RoleView, ScopedModelView, badge, label_formatter
+from importers.cards import CHUNK as IMPORT_CHUNK
 from importers.cards import (
-    build_template, commit_chunk, error_workbook, export_cards, first_errors, preview_import, rollback_import,
+    build_template, commit_chunk, error_workbook, export_cards, first_errors, read_upload, rollback_import,
+    sort_upload, stage_rows,
 )
 from importers.expiry import ImportRejected
 from importers.xlsx import iter_file, write_xlsx
@@ -389,13 +391,18 @@ class SimCardView(DistributorAccess, ScopedModelView):
                 return redirect(url_for(".import_view"))
             limit = current_app.config["IMPORT_MAX_BYTES"]
             data = file.stream.read(limit + 1)
+            # Three phases, each its own short transaction: read (no database), sort and record, stage in chunks.
             try:
-                batch = preview_import(db.session, current_user, vault(), data, file.filename[-255:], date.today(),
-                                       holder_key=int_arg("holder", PLATFORM), max_bytes=limit)
+                upload = read_upload(vault(), data, file.filename[-255:], date.today(), max_bytes=limit)
+                batch, rows = sort_upload(db.session, current_user, upload, date.today(),
+                                          holder_key=int_arg("holder", PLATFORM))
+                db.session.commit()
             except (ImportRejected, DomainError) as exc:
                 fail(exc)
                 return redirect(url_for(".import_view"))
-            db.session.commit()
+            for start in range(0, len(rows), IMPORT_CHUNK):
+                stage_rows(db.session, vault(), rows[start:start + IMPORT_CHUNK])
+                db.session.commit()
             return redirect(url_for(".import_batch", id=batch.id))
         batches = db.session.scalars(select(CardImport).order_by(CardImport.id.desc()).limit(30)).all()
         return self.render("renewdesk/cards/import.html", batches=batches, holders=holders(),

@@ -186,16 +186,37 @@ def _existing(session: Session, column, values: Sequence[str]) -> set[str]:
     return found
 
 
-def preview_import(session: Session, actor: User, vault: Vault, data: bytes, filename: str, today: date,
-                   holder_key: int = PLATFORM, max_bytes: int = 10 * 1024 * 1024) -> CardImport:
-    """Check, read and sort a workbook; stage its new rows; return the CardImport (flushed, not committed)."""
-    require_role(actor, CARD_ADMIN_ROLES)
+@dataclass
+class UploadedCards:
+    """A workbook read and checked without touching the database: its rows and their PIN blind indexes."""
+
+    filename: str
+    sha256: str
+    rows: list[tuple[int, CardInput]]
+    preview: CardPreview
+    pins: dict[int, str]
+
+
+def read_upload(vault: Vault, data: bytes, filename: str, today: date,
+                max_bytes: int = 10 * 1024 * 1024) -> UploadedCards:
+    """Check the archive and read the rows (no database: the slow part holds no lock)."""
     check_archive(data, filename=filename, max_bytes=max_bytes, max_rows=2 * MAX_ROWS)
+    rows, preview = read_cards(data, today)
+    pins = {row_no: vault.blind_index(card.pin, "pin") for row_no, card in rows if card.pin}
+    return UploadedCards(filename[:255], file_sha256(data), rows, preview, pins)
+
+
+def sort_upload(session: Session, actor: User, upload: UploadedCards, today: date,
+                holder_key: int = PLATFORM) -> tuple[CardImport, list[dict]]:
+    """Sort the rows into new / duplicate in file / duplicate in the database / invalid; add the CardImport.
+
+    Returns it (flushed) and the new rows to stage with `stage_rows` — none when any row is bad.
+    """
+    require_role(actor, CARD_ADMIN_ROLES)
     if holder_key != PLATFORM and session.get(Company, holder_key) is None:
         raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
-    rows, preview = read_cards(data, today)
+    rows, preview, pins = upload.rows, upload.preview, upload.pins
     packages = card_packages(session)
-    pins = {row_no: vault.blind_index(card.pin, "pin") for row_no, card in rows if card.pin}
     in_db = {
         "iccid": _existing(session, SimCard.iccid, [c.iccid for _n, c in rows]),
         "phone": _existing(session, SimCard.phone, [c.phone for _n, c in rows]),
@@ -228,23 +249,39 @@ def preview_import(session: Session, actor: User, vault: Vault, data: bytes, fil
             continue
         preview.new.append((row_no, card))
     preview.errors.sort(key=lambda e: e[0])
-    batch = CardImport(actor_id=actor.id, holder_company_id=holder_key or None, filename=filename[:255],
-                       file_sha256=file_sha256(data), status="previewed", rows_total=preview.rows_total,
+    batch = CardImport(actor_id=actor.id, holder_company_id=holder_key or None, filename=upload.filename,
+                       file_sha256=upload.sha256, status="previewed", rows_total=preview.rows_total,
                        rows_new=len(preview.new), rows_duplicate_in_file=preview.duplicate_in_file,
                        rows_duplicate_in_db=preview.duplicate_in_db, rows_invalid=preview.invalid,
                        errors="\n".join(_("row %(row)s: %(reason)s", row=n, reason=r)
                                         for n, r in preview.errors[:ERRORS_KEPT]))
     session.add(batch)
     session.flush()
-    if not preview.errors:
-        staged = [{"import_id": batch.id, "row_no": row_no, "iccid": card.iccid, "phone": card.phone,
-                   "pin_enc": vault.encrypt(card.pin), "pin_index": pins[row_no], "pin_hint": card.pin[-2:],
-                   "package_id": packages[card.package_code].id, "valid_until": card.valid_until}
-                  for row_no, card in preview.new]
-        for start in range(0, len(staged), CHUNK):
-            session.execute(insert(CardImportRow), staged[start:start + CHUNK])
     record(session, actor, "preview", "card_import", [batch.id],
-           f"{filename[:100]}: {len(preview.new)} new, {len(preview.errors)} bad")
+           f"{upload.filename[:100]}: {len(preview.new)} new, {len(preview.errors)} bad")
+    if preview.errors:
+        return batch, []
+    return batch, [{"import_id": batch.id, "row_no": row_no, "iccid": card.iccid, "phone": card.phone,
+                    "pin": card.pin, "pin_index": pins[row_no], "package_id": packages[card.package_code].id,
+                    "valid_until": card.valid_until} for row_no, card in preview.new]
+
+
+def stage_rows(session: Session, vault: Vault, rows: Sequence[dict]) -> None:
+    """Keep new rows until their chunk commits, the PIN encrypted here (a chunk at a time: short writes)."""
+    if rows:
+        session.execute(insert(CardImportRow), [
+            {**{k: v for k, v in row.items() if k != "pin"}, "pin_enc": vault.encrypt(row["pin"]),
+             "pin_hint": row["pin"][-2:]} for row in rows])
+
+
+def preview_import(session: Session, actor: User, vault: Vault, data: bytes, filename: str, today: date,
+                   holder_key: int = PLATFORM, max_bytes: int = 10 * 1024 * 1024) -> CardImport:
+    """Read, sort and stage a workbook in the caller's one transaction (the console commits per phase)."""
+    require_role(actor, CARD_ADMIN_ROLES)
+    batch, rows = sort_upload(session, actor, read_upload(vault, data, filename, today, max_bytes), today,
+                              holder_key)
+    for start in range(0, len(rows), CHUNK):
+        stage_rows(session, vault, rows[start:start + CHUNK])
     return batch
 
 
@@ -274,8 +311,12 @@ def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = 
     if batch.status not in ("previewed", "committing"):
         raise DomainError(_l("Import %(id)s is %(status)s.", id=batch.id, status=batch.status))
     done = batch.rows_committed
+    # Committed rows leave the staging table with their chunk: the next chunk is always the first rows.
     staged = session.scalars(select(CardImportRow).where(CardImportRow.import_id == batch.id)
-                             .order_by(CardImportRow.row_no).offset(done).limit(chunk)).all()
+                             .order_by(CardImportRow.row_no).limit(chunk)).all()
+    if not staged and done < batch.rows_new:
+        raise DomainError(_l("Import %(id)s was interrupted before all its rows were kept: upload the file again.",
+                             id=batch.id))
     # Claim this chunk: two browsers resuming the same import never insert it twice.
     claimed = session.execute(
         update(CardImport).where(CardImport.id == batch.id, CardImport.rows_committed == done)
@@ -295,13 +336,11 @@ def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = 
         raise DomainError(_l("Rows %(rows)s were added to the inventory since the preview: upload the file again.",
                              rows=", ".join(bad[:20])))
     now = utcnow()
-    session.execute(insert(SimCard), [
-        {"iccid": r.iccid, "phone": r.phone, "pin_enc": r.pin_enc, "pin_index": r.pin_index, "pin_hint": r.pin_hint,
-         "package_id": r.package_id, "valid_until": r.valid_until, "status": "in_stock", "holder_key": holder,
-         "warehouse": "", "import_id": batch.id, "created_at": now} for r in staged])
-    ids = dict(session.execute(select(SimCard.iccid, SimCard.id).where(
-        SimCard.import_id == batch.id, SimCard.iccid.in_([r.iccid for r in staged]))).all()) if staged else {}
     if staged:
+        ids = dict(session.execute(insert(SimCard).returning(SimCard.iccid, SimCard.id), [
+            {"iccid": r.iccid, "phone": r.phone, "pin_enc": r.pin_enc, "pin_index": r.pin_index,
+             "pin_hint": r.pin_hint, "package_id": r.package_id, "valid_until": r.valid_until, "status": "in_stock",
+             "holder_key": holder, "warehouse": "", "import_id": batch.id, "created_at": now} for r in staged]).all())
         session.execute(insert(CardMovement), [
             {"card_id": ids[r.iccid], "at": now, "actor_id": actor.id, "from_status": None, "to_status": "in_stock",
              "from_holder_key": None, "to_holder_key": holder, "note": f"import {batch.id}"} for r in staged])
@@ -310,9 +349,10 @@ def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = 
         per_package[r.package_id] = per_package.get(r.package_id, 0) + 1
     for package_id, count in per_package.items():
         adjust_on_hand(session, package_id, holder, count)
+    if staged:
+        session.execute(delete(CardImportRow).where(CardImportRow.id.in_([r.id for r in staged])))
     session.expire(batch)
     if batch.status == "committed":
-        session.execute(delete(CardImportRow).where(CardImportRow.import_id == batch.id))
         record(session, actor, "commit", "card_import", [batch.id], f"{batch.rows_committed} cards")
     return batch.rows_committed, batch.rows_new
 

@@ -131,3 +131,17 @@ def test_export_masks_pins_unless_permitted_and_audits(cards, vault):
     actions = s.scalars(select(AuditEvent.action).where(AuditEvent.model == "sim_card")).all()
     assert "export_pins" in actions
     assert all("SECRET77" not in e.summary for e in s.scalars(select(AuditEvent)))
+
+
+def test_an_import_whose_staging_was_interrupted_is_refused_not_looped(cards, vault):
+    from importers.cards import read_upload, sort_upload, stage_rows
+
+    s, support = db.session, cards["users"]["support"]
+    upload = read_upload(vault, workbook([good(n) for n in range(4)]), "cut.xlsx", TODAY)
+    batch, rows = sort_upload(s, support, upload, TODAY)
+    stage_rows(s, vault, rows[:2])  # the request died before staging the rest
+    s.commit()
+    assert commit_chunk(s, support, batch, chunk=5) == (2, 4)
+    s.commit()
+    with pytest.raises(DomainError, match="interrupted"):
+        commit_chunk(s, support, batch)
