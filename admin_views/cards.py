@@ -39,8 +39,8 @@ from actions.money import format_money, from_minor
 from admin_views.base import RoleView, ScopedModelView, badge, label_formatter
 from importers.cards import CHUNK as IMPORT_CHUNK
 from importers.cards import (
-    build_template, commit_chunk, error_workbook, export_cards, first_errors, read_upload, rollback_import,
-    sort_upload, stage_rows,
+    build_template, commit_chunk, error_workbook, existing_keys, export_cards, first_errors, read_upload,
+    rollback_import, sort_upload, stage_rows,
 )
 from importers.expiry import ImportRejected
 from importers.xlsx import iter_file, write_xlsx
@@ -392,10 +392,13 @@ class SimCardView(DistributorAccess, ScopedModelView):
             limit = current_app.config["IMPORT_MAX_BYTES"]
             data = file.stream.read(limit + 1)
             # Three phases, each its own short transaction: read (no database), sort and record, stage in chunks.
+            db.session.commit()  # end the transaction loading the user: reading the workbook holds no lock
             try:
                 upload = read_upload(vault(), data, file.filename[-255:], date.today(), max_bytes=limit)
+                in_db = existing_keys(db.session, upload, release=db.session.rollback)
+                db.session.rollback()  # reads done: the sorting below holds no lock
                 batch, rows = sort_upload(db.session, current_user, upload, date.today(),
-                                          holder_key=int_arg("holder", PLATFORM))
+                                          holder_key=int_arg("holder", PLATFORM), in_db=in_db)
                 db.session.commit()
             except (ImportRejected, DomainError) as exc:
                 fail(exc)

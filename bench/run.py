@@ -60,6 +60,9 @@ target("batch_suspend_ratio", "≤ 3", lambda v, r: v <= 3)
 target("import_ratio", "≤ 2", lambda v, r: v <= 2)
 target("export_ratio", "≤ 1.5", lambda v, r: v <= 1.5)
 target("export_peak_mb", "< 300", lambda v, r: v < 300)
+target("card_import_100k_ratio", "≤ 2", lambda v, r: v <= 2)
+target("card_import_peak_mb", "< 300", lambda v, r: v < 300)
+target("card_import_longest_write_s", "< 1", lambda v, r: v < 1)
 target("renew_1000_sql_statements", "≤ 10-device count + batching",
        lambda v, r: v <= r["renew_10_sql_statements"] + math.ceil(1000 / RENEW_CHUNK) - math.ceil(10 / RENEW_CHUNK))
 target("members_1000_sql_statements", "= 10-account count",
@@ -340,6 +343,15 @@ def write_expiry_workbook(app, path: Path) -> None:
     workbook.save(path)
 
 
+def child_module(module: str, *args: str) -> dict:
+    """Run `python -m MODULE ARGS` and return the JSON it prints last."""
+    completed = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True,
+                               text=True, env={**os.environ, "ENV_NAME": "testing"})
+    if completed.returncode != 0:
+        raise RuntimeError(f"{module} {args[:1]} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
 def child(*args: str) -> dict:
     """Run `python -m bench.jobs ARGS` and return the JSON it prints last."""
     completed = subprocess.run([sys.executable, "-m", "bench.jobs", *args], cwd=ROOT, capture_output=True,
@@ -507,6 +519,11 @@ def main() -> int:
 
         bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
         bench_import(bench, apps[BIG], paths[BIG], folder)
+
+        bench.section("card import of 100,000 cards: preview + chunked commit (child process)")
+        from bench.cards import bench_card_import
+
+        bench_card_import(bench, paths[BIG], folder, lambda *args: child_module("bench.cards", *args))
 
         bench.section(f"xlsx export of {BIG:,} devices (child process)")
         bench_export(bench, paths[BIG])

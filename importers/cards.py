@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
@@ -206,22 +206,36 @@ def read_upload(vault: Vault, data: bytes, filename: str, today: date,
     return UploadedCards(filename[:255], file_sha256(data), rows, preview, pins)
 
 
-def sort_upload(session: Session, actor: User, upload: UploadedCards, today: date,
-                holder_key: int = PLATFORM) -> tuple[CardImport, list[dict]]:
+def existing_keys(session: Session, upload: UploadedCards, release=None) -> dict:
+    """The upload's ICCIDs, phone numbers and PIN indexes already in the inventory, and the card plans.
+
+    Reads only; `release` (the console passes its rollback) is called after each batch of lookups so
+    that no transaction of this phase lasts long."""
+    found: dict = {}
+    for key, column, values in (("iccid", SimCard.iccid, [c.iccid for _n, c in upload.rows]),
+                                ("phone", SimCard.phone, [c.phone for _n, c in upload.rows]),
+                                ("pin", SimCard.pin_index, list(upload.pins.values()))):
+        found[key] = set()
+        for start in range(0, len(values), 10 * _LOOKUP):
+            found[key] |= _existing(session, column, values[start:start + 10 * _LOOKUP])
+            if release is not None:
+                release()
+    found["packages"] = {code: package.id for code, package in card_packages(session).items()}
+    return found
+
+
+def sort_upload(session: Session, actor: User, upload: UploadedCards, today: date, holder_key: int = PLATFORM,
+                in_db: dict[str, set[str]] | None = None) -> tuple[CardImport, list[dict]]:
     """Sort the rows into new / duplicate in file / duplicate in the database / invalid; add the CardImport.
 
-    Returns it (flushed) and the new rows to stage with `stage_rows` — none when any row is bad.
+    `in_db` is `existing_keys` read beforehand (the console reads it in its own transaction). Returns the
+    import (flushed) and the new rows to stage with `stage_rows` — none when any row is bad.
     """
     require_role(actor, CARD_ADMIN_ROLES)
-    if holder_key != PLATFORM and session.get(Company, holder_key) is None:
-        raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
     rows, preview, pins = upload.rows, upload.preview, upload.pins
-    packages = card_packages(session)
-    in_db = {
-        "iccid": _existing(session, SimCard.iccid, [c.iccid for _n, c in rows]),
-        "phone": _existing(session, SimCard.phone, [c.phone for _n, c in rows]),
-        "pin": _existing(session, SimCard.pin_index, list(pins.values())),
-    }
+    if in_db is None:
+        in_db = existing_keys(session, upload)
+    packages = in_db["packages"]
     first_seen: dict[tuple[str, str], int] = {}
     for row_no, card in rows:
         problems = check_card_fields(card, today)
@@ -249,6 +263,8 @@ def sort_upload(session: Session, actor: User, upload: UploadedCards, today: dat
             continue
         preview.new.append((row_no, card))
     preview.errors.sort(key=lambda e: e[0])
+    if holder_key != PLATFORM and session.get(Company, holder_key) is None:
+        raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
     batch = CardImport(actor_id=actor.id, holder_company_id=holder_key or None, filename=upload.filename,
                        file_sha256=upload.sha256, status="previewed", rows_total=preview.rows_total,
                        rows_new=len(preview.new), rows_duplicate_in_file=preview.duplicate_in_file,
@@ -262,14 +278,14 @@ def sort_upload(session: Session, actor: User, upload: UploadedCards, today: dat
     if preview.errors:
         return batch, []
     return batch, [{"import_id": batch.id, "row_no": row_no, "iccid": card.iccid, "phone": card.phone,
-                    "pin": card.pin, "pin_index": pins[row_no], "package_id": packages[card.package_code].id,
+                    "pin": card.pin, "pin_index": pins[row_no], "package_id": packages[card.package_code],
                     "valid_until": card.valid_until} for row_no, card in preview.new]
 
 
 def stage_rows(session: Session, vault: Vault, rows: Sequence[dict]) -> None:
     """Keep new rows until their chunk commits, the PIN encrypted here (a chunk at a time: short writes)."""
     if rows:
-        session.execute(insert(CardImportRow), [
+        session.connection().execute(CardImportRow.__table__.insert(), [
             {**{k: v for k, v in row.items() if k != "pin"}, "pin_enc": vault.encrypt(row["pin"]),
              "pin_hint": row["pin"][-2:]} for row in rows])
 
@@ -311,50 +327,59 @@ def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = 
     if batch.status not in ("previewed", "committing"):
         raise DomainError(_l("Import %(id)s is %(status)s.", id=batch.id, status=batch.status))
     done = batch.rows_committed
-    # Committed rows leave the staging table with their chunk: the next chunk is always the first rows.
-    staged = session.scalars(select(CardImportRow).where(CardImportRow.import_id == batch.id)
-                             .order_by(CardImportRow.row_no).limit(chunk)).all()
-    if not staged and done < batch.rows_new:
+    # Set-based: the chunk moves from the staging table into the inventory in INSERT … SELECT statements,
+    # so no row passes through Python. Committed rows leave the staging table with their chunk, so the
+    # next chunk is always the first rows.
+    connection = session.connection()
+    staging, cards = CardImportRow.__table__, SimCard.__table__
+    first = select(staging.c.row_no).where(staging.c.import_id == batch.id).order_by(staging.c.row_no) \
+        .limit(chunk).subquery()
+    count, last = connection.execute(select(func.count(), func.max(first.c.row_no))).one()
+    if not count and done < batch.rows_new:
         raise DomainError(_l("Import %(id)s was interrupted before all its rows were kept: upload the file again.",
                              id=batch.id))
+    finished = done + count >= batch.rows_new
     # Claim this chunk: two browsers resuming the same import never insert it twice.
     claimed = session.execute(
         update(CardImport).where(CardImport.id == batch.id, CardImport.rows_committed == done)
-        .values(rows_committed=done + len(staged),
-                status="committed" if done + len(staged) >= batch.rows_new else "committing",
-                committed_at=utcnow() if done + len(staged) >= batch.rows_new else None)
+        .values(rows_committed=done + count, status="committed" if finished else "committing",
+                committed_at=utcnow() if finished else None)
         .execution_options(synchronize_session=False)).rowcount
+    session.expire(batch)
     if claimed != 1:
-        session.expire(batch)
         raise DomainError(_l("Import %(id)s is being committed by another request; reload to see its progress.",
                              id=batch.id))
-    holder = batch.holder_company_id or PLATFORM
-    clashes = _existing(session, SimCard.iccid, [r.iccid for r in staged]) | \
-        _existing(session, SimCard.pin_index, [r.pin_index for r in staged])
-    if clashes:
-        bad = [str(r.row_no) for r in staged if r.iccid in clashes or r.pin_index in clashes]
-        raise DomainError(_l("Rows %(rows)s were added to the inventory since the preview: upload the file again.",
-                             rows=", ".join(bad[:20])))
-    now = utcnow()
-    if staged:
-        ids = dict(session.execute(insert(SimCard).returning(SimCard.iccid, SimCard.id), [
-            {"iccid": r.iccid, "phone": r.phone, "pin_enc": r.pin_enc, "pin_index": r.pin_index,
-             "pin_hint": r.pin_hint, "package_id": r.package_id, "valid_until": r.valid_until, "status": "in_stock",
-             "holder_key": holder, "warehouse": "", "import_id": batch.id, "created_at": now} for r in staged]).all())
-        session.execute(insert(CardMovement), [
-            {"card_id": ids[r.iccid], "at": now, "actor_id": actor.id, "from_status": None, "to_status": "in_stock",
-             "from_holder_key": None, "to_holder_key": holder, "note": f"import {batch.id}"} for r in staged])
-    per_package: dict[int, int] = {}
-    for r in staged:
-        per_package[r.package_id] = per_package.get(r.package_id, 0) + 1
-    for package_id, count in per_package.items():
-        adjust_on_hand(session, package_id, holder, count)
-    if staged:
-        session.execute(delete(CardImportRow).where(CardImportRow.id.in_([r.id for r in staged])))
-    session.expire(batch)
-    if batch.status == "committed":
-        record(session, actor, "commit", "card_import", [batch.id], f"{batch.rows_committed} cards")
-    return batch.rows_committed, batch.rows_new
+    if count:
+        chunk_rows = (staging.c.import_id == batch.id) & (staging.c.row_no <= last)
+        clash = select(staging.c.row_no).where(chunk_rows, or_(  # one EXISTS per unique index
+            exists().where(cards.c.iccid == staging.c.iccid), exists().where(cards.c.phone == staging.c.phone),
+            exists().where(cards.c.pin_index == staging.c.pin_index))).order_by(staging.c.row_no).limit(20)
+        bad = connection.execute(clash).scalars().all()
+        if bad:
+            raise DomainError(_l("Rows %(rows)s were added to the inventory since the preview: upload the file "
+                                 "again.", rows=", ".join(map(str, bad))))
+        holder, now = batch.holder_company_id or PLATFORM, utcnow()
+        before = connection.execute(select(func.coalesce(func.max(cards.c.id), 0))).scalar_one()
+        connection.execute(cards.insert().from_select(
+            ["iccid", "phone", "pin_enc", "pin_index", "pin_hint", "package_id", "valid_until", "status",
+             "holder_key", "warehouse", "import_id", "created_at"],
+            select(staging.c.iccid, staging.c.phone, staging.c.pin_enc, staging.c.pin_index, staging.c.pin_hint,
+                   staging.c.package_id, staging.c.valid_until, literal("in_stock"), literal(holder), literal(""),
+                   literal(batch.id), literal(now, cards.c.created_at.type))
+            .where(chunk_rows).order_by(staging.c.row_no)))
+        movements = CardMovement.__table__
+        connection.execute(movements.insert().from_select(
+            ["card_id", "at", "actor_id", "to_status", "to_holder_key", "note"],
+            select(cards.c.id, literal(now, movements.c.at.type), literal(actor.id), literal("in_stock"),
+                   literal(holder), literal(f"import {batch.id}"))
+            .where(cards.c.import_id == batch.id, cards.c.id > before)))
+        for package_id, number in connection.execute(select(staging.c.package_id, func.count())
+                                                      .where(chunk_rows).group_by(staging.c.package_id)).all():
+            adjust_on_hand(session, package_id, holder, number)
+        connection.execute(delete(staging).where(chunk_rows))
+    if finished:
+        record(session, actor, "commit", "card_import", [batch.id], f"{done + count} cards")
+    return done + count, batch.rows_new
 
 
 def rollback_import(session: Session, actor: User, batch: CardImport) -> int:
