@@ -151,12 +151,11 @@ def refusal(ctx: CheckoutContext, promotion: Promotion, scope: str, *, currency:
         return str(_l("it has not started yet"))
     if promotion.ends_at and now >= promotion.ends_at:
         return str(_l("it has ended"))
-    in_money = (promotion.kind == "fixed" or promotion.max_discount_minor is not None
-                or promotion.min_subtotal_minor is not None)
-    if in_money:
-        if promotion.currency != currency:
-            return str(_l("it is in %(promotion_currency)s and this order is in %(currency)s",
-                          promotion_currency=promotion.currency, currency=currency))
+    # Every promotion belongs to a currency (its amounts, cap and minimum are in it): a percentage one too,
+    # so a promotion made for a CNY service is not offered on a VND one.
+    if promotion.currency != currency:
+        return str(_l("it is in %(promotion_currency)s and this order is in %(currency)s",
+                      promotion_currency=promotion.currency, currency=currency))
     if promotion.targets and scope != "invoice":
         hit = any((t.plan_id is not None and plan is not None and t.plan_id == plan.id)
                   or (t.cycle_id is not None and cycle is not None and t.cycle_id == cycle.id)

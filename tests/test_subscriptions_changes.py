@@ -209,3 +209,18 @@ def test_per_company_cap_counts_live_reservations(world):
     db.session.rollback()
     checkout(world.users["north"], world.north)  # another company of the tree has its own count
     db.session.commit()
+
+
+def test_only_eligible_promotions_are_offered_each_with_what_it_takes_off(world):
+    from models import PlanAddOn
+
+    meet = cycle_of("MEET-BASIC", 12)
+    offers = subs.eligible_offers(db.session, world.acme, meet, [], now())
+    assert [o.promotion.code for o in offers.plan] == ["MEET10"] and offers.invoice == []  # no CNY ones
+    assert offers.plan[0].takes_off == D("150000")
+    office = cycle_of("OFFICE-STD", 12)
+    archive = by_code(PlanAddOn, "OFFICE-ARCHIVE")
+    offers = subs.eligible_offers(db.session, world.acme, office, [archive], now())
+    assert [o.promotion.code for o in offers.plan] == ["PLAN15"]
+    assert [(o.promotion.code, o.takes_off) for o in offers.add_ons[archive.id]] == [("ARCHIVE125", D("62.38"))]
+    assert [(o.promotion.code, o.takes_off) for o in offers.invoice] == [("INVOICE7", D("118.93"))]
