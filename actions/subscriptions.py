@@ -944,6 +944,37 @@ def undo_cancel(session: Session, actor: User, subscription: Subscription) -> No
     session.flush()
 
 
+SUSPEND_ROLES = {"sales"}
+
+
+def suspend(session: Session, actor: User, subscription: Subscription, at: datetime) -> None:
+    """Staff suspend an active or past-due subscription (left out of renewals until resumed)."""
+    require_role(actor, SUSPEND_ROLES)
+    claimed = session.execute(update(Subscription).where(
+        Subscription.id == subscription.id, Subscription.status.in_(("active", "past_due")))
+        .values(status="suspended").execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise DomainError(_l("Subscription %(number)s is not active.", number=subscription.number))
+    session.refresh(subscription)
+    audit = record(session, actor, "suspend", "subscription", [subscription.id], subscription.number)
+    event(session, subscription, "settings", actor, audit=audit, summary=str(_l("Suspended")))
+    session.flush()
+
+
+def resume(session: Session, actor: User, subscription: Subscription) -> None:
+    """A suspended subscription is active again (the renewal job then treats it as any other)."""
+    require_role(actor, SUSPEND_ROLES)
+    claimed = session.execute(update(Subscription).where(
+        Subscription.id == subscription.id, Subscription.status == "suspended")
+        .values(status="active").execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise DomainError(_l("Subscription %(number)s is not suspended.", number=subscription.number))
+    session.refresh(subscription)
+    audit = record(session, actor, "resume", "subscription", [subscription.id], subscription.number)
+    event(session, subscription, "settings", actor, audit=audit, summary=str(_l("Resumed")))
+    session.flush()
+
+
 def abandon(session: Session, actor: User | None, subscription: Subscription) -> None:
     """A checkout whose order will not be paid: cancel the order, give back the promotions."""
     for order in session.scalars(select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(

@@ -313,6 +313,32 @@ class SubscriptionView(ScopedModelView):
     def search_placeholder(self):
         return _("Subscription number")
 
+    def is_action_allowed(self, name):
+        if name in ("suspend", "resume") and current_user.role not in ("admin", "sales"):
+            return False
+        return super().is_action_allowed(name)
+
+    def _act(self, ids, operation, done: str):
+        rows = self.scoped_rows(ids)
+        changed, refused = [], list(self.refused_ids(ids, rows))
+        for row in rows:
+            try:
+                with db.session.begin_nested():
+                    operation(row)
+                changed.append(row.number)
+            except DomainError as exc:
+                refused.append((row.number, str(exc)))
+        db.session.commit()
+        flash_result(ActionResult(tuple(changed), tuple(refused)), done)
+
+    @action("suspend", _l("Suspend"), _l("Suspend the selected subscriptions?"))
+    def action_suspend(self, ids):
+        self._act(ids, lambda row: subs.suspend(db.session, current_user, row, _now()), _("%(count)s suspended."))
+
+    @action("resume", _l("Resume"), _l("Resume the selected subscriptions?"))
+    def action_resume(self, ids):
+        self._act(ids, lambda row: subs.resume(db.session, current_user, row), _("%(count)s resumed."))
+
     def _subscription_or_404(self, id: int) -> Subscription:
         row = self.get_one(str(id))
         if row is None:

@@ -224,3 +224,21 @@ def test_only_eligible_promotions_are_offered_each_with_what_it_takes_off(world)
     assert [o.promotion.code for o in offers.plan] == ["PLAN15"]
     assert [(o.promotion.code, o.takes_off) for o in offers.add_ons[archive.id]] == [("ARCHIVE125", D("62.38"))]
     assert [(o.promotion.code, o.takes_off) for o in offers.invoice] == [("INVOICE7", D("118.93"))]
+
+
+def test_suspend_and_resume_are_staff_actions(app, client, login, world):
+    subscription = _active(world)
+    login("customer")
+    post(client, "/admin/subscription/action/", [("action", "suspend"), ("rowid", str(subscription.id))])
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "active"
+    login.logout()
+    login("sales")
+    post(client, "/admin/subscription/action/", [("action", "suspend"), ("rowid", str(subscription.id))])
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "suspended"
+    report = subs.run_billing(db.session, subscription.period_end, now())
+    assert report.renewal_orders == [] and report.past_due == []
+    post(client, "/admin/subscription/action/", [("action", "resume"), ("rowid", str(subscription.id))])
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "active"
