@@ -242,3 +242,47 @@ def test_suspend_and_resume_are_staff_actions(app, client, login, world):
     post(client, "/admin/subscription/action/", [("action", "resume"), ("rowid", str(subscription.id))])
     db.session.expire_all()
     assert db.session.get(Subscription, subscription.id).status == "active"
+
+
+def _statements(client, url: str) -> int:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_checkout_pages_run_a_constant_number_of_statements(app, client, login, world):
+    """The price table and step 1 cost the same SQL with 5 or 45 promotions and 1 or 41 subscriptions."""
+    from models import PlanAddOn, PromotionTarget
+
+    cycle = cycle_of("OFFICE-STD", 12)
+    add_ons = [by_code(PlanAddOn, "OFFICE-STORAGE"), by_code(PlanAddOn, "OFFICE-ARCHIVE")]
+    step1 = f"/admin/subscribe/checkout/?cycle={cycle.id}&company_id={world.acme.id}" + "".join(
+        f"&add_on={a.id}" for a in add_ons)
+    login("customer")
+    client.get("/admin/subscribe/")  # warm caches (locale, session user)
+    before = (_statements(client, "/admin/subscribe/"), _statements(client, step1))
+    assert all(count > 0 for count in before)
+    for i in range(40):
+        promotion = Promotion(code=f"BULK{i:02d}", name=f"Bulk {i}", scope=("plan", "add_on", "invoice")[i % 3],
+                              kind="percent", currency="CNY", percent_hundredths=100 + i, status="active")
+        if i % 3 == 0:
+            promotion.targets = [PromotionTarget(plan_id=cycle.plan_id)]
+        db.session.add(promotion)
+        db.session.add(Subscription(number=f"SUB-BULK-{i:03d}", company_id=world.acme.id,
+                                    service_id=cycle.plan.service_id,
+                                    plan_id=cycle.plan_id, cycle_id=cycle.id, currency="CNY", checkout_key=f"bulk{i:028d}"))
+    db.session.commit()
+    after = (_statements(client, "/admin/subscribe/"), _statements(client, step1))
+    assert after == before
+    assert "BULK39" in client.get(step1).get_data(as_text=True)
