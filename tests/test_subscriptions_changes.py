@@ -280,8 +280,8 @@ def test_checkout_pages_run_a_constant_number_of_statements(app, client, login, 
             promotion.targets = [PromotionTarget(plan_id=cycle.plan_id)]
         db.session.add(promotion)
         db.session.add(Subscription(number=f"SUB-BULK-{i:03d}", company_id=world.acme.id,
-                                    service_id=cycle.plan.service_id,
-                                    plan_id=cycle.plan_id, cycle_id=cycle.id, currency="CNY", checkout_key=f"bulk{i:028d}"))
+                                    service_id=cycle.plan.service_id, plan_id=cycle.plan_id, cycle_id=cycle.id,
+                                    currency="CNY", checkout_key=f"bulk{i:028d}"))
     db.session.commit()
     after = (_statements(client, "/admin/subscribe/"), _statements(client, step1))
     assert after == before
