@@ -337,11 +337,14 @@ class Offers:
 
 
 def eligible_offers(session: Session, company: Company, cycle: PlanCycle, add_ons: Sequence[PlanAddOn],
-                    now: datetime) -> Offers:
-    """Only the promotions this company may use on this cycle and these add-ons (constant queries)."""
+                    now: datetime, chosen: dict[str, int] | None = None) -> Offers:
+    """Only the promotions this company may use on this cycle and these add-ons (constant queries), each
+    with what it takes off its line; an invoice promotion's amount is taken off the subtotal after the
+    line promotions already `chosen` ({"plan": id, "add_on:<id>": id}) that are among the offers."""
     ctx = checkout_context(session, company, now)
     currency = cycle.currency
-    gross_subtotal = cycle.price + sum((add_on_gross(a, cycle.months) for a in add_ons), zero(currency))
+    gross = {"plan": cycle.price, **{f"add_on:{a.id}": add_on_gross(a, cycle.months) for a in add_ons}}
+    gross_subtotal = sum(gross.values(), zero(currency))
     offers = Offers(add_ons={a.id: [] for a in add_ons})
     for promotion in sorted(ctx.promotions.values(), key=lambda p: p.code):
         rule = rule_of(promotion)
@@ -350,10 +353,18 @@ def eligible_offers(session: Session, company: Company, cycle: PlanCycle, add_on
             offers.plan.append(Offer(promotion, discount_of(rule, cycle.price, currency, promotion.code)))
         for add_on in add_ons:
             if refusal(ctx, promotion, "add_on", add_on=add_on, **common) is None:
-                base = add_on_gross(add_on, cycle.months)
-                offers.add_ons[add_on.id].append(Offer(promotion, discount_of(rule, base, currency, promotion.code)))
-        if refusal(ctx, promotion, "invoice", **common) is None:
-            offers.invoice.append(Offer(promotion, discount_of(rule, gross_subtotal, currency, promotion.code)))
+                offers.add_ons[add_on.id].append(Offer(promotion, discount_of(rule, gross[f"add_on:{add_on.id}"],
+                                                                              currency, promotion.code)))
+    line_offers = {"plan": offers.plan, **{f"add_on:{a}": found for a, found in offers.add_ons.items()}}
+    after_lines = gross_subtotal
+    for key, promotion_id in (chosen or {}).items():
+        offer = next((o for o in line_offers.get(key, ()) if o.promotion.id == promotion_id), None)
+        if offer is not None:
+            after_lines -= offer.takes_off
+    for promotion in sorted(ctx.promotions.values(), key=lambda p: p.code):
+        if refusal(ctx, promotion, "invoice", currency=currency, gross_subtotal=gross_subtotal, now=now) is None:
+            offers.invoice.append(Offer(promotion, discount_of(rule_of(promotion), after_lines, currency,
+                                                               promotion.code)))
     return offers
 
 

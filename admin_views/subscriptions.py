@@ -125,7 +125,10 @@ class SubscribeView(RoleView):
             abort(403)
         ticked = {pk for pk in map(parse_row_id, source.getlist("add_on")) if pk is not None}
         add_ons = [a for a in cycle.plan.service.add_ons if a.active]
-        offers = subs.eligible_offers(db.session, company, cycle, [a for a in add_ons if a.id in ticked], _now())
+        chosen = {"plan": _id(source.get("plan_promotion")),
+                  **{f"add_on:{a}": _id(source.get(f"add_on_promotion_{a}")) for a in ticked}}
+        offers = subs.eligible_offers(db.session, company, cycle, [a for a in add_ons if a.id in ticked], _now(),
+                                      {key: value for key, value in chosen.items() if value is not None})
         return self.render("renewdesk/subscriptions/checkout_step1.html", cycle=cycle, company=company,
                            companies=companies, add_ons=add_ons, ticked=ticked, offers=offers, source=source,
                            add_on_gross={a.id: subs.add_on_gross(a, cycle.months) for a in add_ons},

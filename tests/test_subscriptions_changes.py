@@ -286,3 +286,14 @@ def test_checkout_pages_run_a_constant_number_of_statements(app, client, login, 
     after = (_statements(client, "/admin/subscribe/"), _statements(client, step1))
     assert after == before
     assert "BULK39" in client.get(step1).get_data(as_text=True)
+
+
+def test_invoice_offer_takes_off_the_subtotal_after_the_chosen_line_promotions(world):
+    from models import PlanAddOn
+
+    office = cycle_of("OFFICE-STD", 12)
+    storage, archive = by_code(PlanAddOn, "OFFICE-STORAGE"), by_code(PlanAddOn, "OFFICE-ARCHIVE")
+    chosen = {"plan": by_code(Promotion, "PLAN15").id, f"add_on:{storage.id}": by_code(Promotion, "STORAGE50").id,
+              f"add_on:{archive.id}": by_code(Promotion, "ARCHIVE125").id}
+    offers = subs.eligible_offers(db.session, world.acme, office, [storage, archive], now(), chosen)
+    assert [(o.promotion.code, o.takes_off) for o in offers.invoice] == [("INVOICE7", D("123.66"))]
