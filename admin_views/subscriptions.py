@@ -129,7 +129,13 @@ class SubscribeView(RoleView):
                   **{f"add_on:{a}": _id(source.get(f"add_on_promotion_{a}")) for a in ticked}}
         offers = subs.eligible_offers(db.session, company, cycle, [a for a in add_ons if a.id in ticked], _now(),
                                       {key: value for key, value in chosen.items() if value is not None})
+        preview = None
+        try:  # the running total of what is chosen so far (the same pricing as the order)
+            preview = subs.quote(db.session, current_user, company, _selection(source), _now())
+        except DomainError:
+            preview = None
         return self.render("renewdesk/subscriptions/checkout_step1.html", cycle=cycle, company=company,
+                           preview=preview,
                            companies=companies, add_ons=add_ons, ticked=ticked, offers=offers, source=source,
                            add_on_gross={a.id: subs.add_on_gross(a, cycle.months) for a in add_ons},
                            checkout_key=checkout_key)
