@@ -297,3 +297,30 @@ def test_invoice_offer_takes_off_the_subtotal_after_the_chosen_line_promotions(w
               f"add_on:{archive.id}": by_code(Promotion, "ARCHIVE125").id}
     offers = subs.eligible_offers(db.session, world.acme, office, [storage, archive], now(), chosen)
     assert [(o.promotion.code, o.takes_off) for o in offers.invoice] == [("INVOICE7", D("123.66"))]
+
+
+def test_detail_page_forms_post_through_the_scoped_view(app, client, login, world):
+    from models import MemberAccount, SubscriptionEvent, SubscriptionNote
+
+    subscription = _active(world)
+    db.session.add(MemberAccount(company_id=world.acme.id, login="driver-01"))
+    db.session.commit()
+    login("customer")
+    base = f"/admin/subscription/view/{subscription.id}"
+    post(client, f"{base}/seats/", {"logins": "driver-01"})
+    post(client, f"{base}/notes/", {"body": "Please call before renewal", "visibility": "internal", "pinned": "y"})
+    post(client, f"{base}/renewal/", {"renewal_method": "online"})
+    post(client, f"{base}/cancel/", {})
+    db.session.expire_all()
+    fresh = db.session.get(Subscription, subscription.id)
+    assert fresh.seats_used == 1 and fresh.renewal_method == "online" and fresh.auto_renew is False
+    assert fresh.status == "cancel_scheduled"
+    note = db.session.scalar(select(SubscriptionNote).where(SubscriptionNote.subscription_id == subscription.id))
+    assert note.visibility == "customer" and note.pinned  # customers write customer-visible notes only
+    history = client.get(f"{base}/?tab=history&kind=seat_assigned").get_data(as_text=True)
+    assert "driver-01" in history
+    kinds = set(db.session.scalars(select(SubscriptionEvent.kind).where(
+        SubscriptionEvent.subscription_id == subscription.id)))
+    assert {"seat_assigned", "note", "settings", "cancel_scheduled"} <= kinds
+    employees = client.get(f"{base}/?tab=employees").get_data(as_text=True)
+    assert "driver-01" in employees and "1 of 20 seats taken." in employees
