@@ -638,7 +638,8 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     session.flush()
     order = open_order(session, actor, kind="subscription", company_id=subscription.company_id,
                        currency=result.currency, lines=_line_specs(result, purpose),
-                       note=f"{subscription.number} {purpose}", today=today)
+                       note=f"{subscription.number} {purpose}", today=today,
+                       promotion=", ".join(p.code for p in result.promotions())[:100] or None)
     if link.order_id is None:
         link.order_id = order.id
         session.flush()
