@@ -44,7 +44,6 @@ PROMOTION_ACTIVATE_ROLES = {"finance"}
 VIEW_ROLES = {"customer_admin", "sales", "finance"}
 RESERVATION_MINUTES = 30
 PAY_METHODS = ("balance", "online", "cash")
-ONLINE_METHODS = ("wechat", "alipay", "paypal")
 MAX_SEATS_PASTED = 500
 MAX_RENEWAL_DAYS_BEFORE = 90
 
@@ -987,8 +986,11 @@ def resume(session: Session, actor: User, subscription: Subscription) -> None:
     session.flush()
 
 
-def abandon(session: Session, actor: User | None, subscription: Subscription) -> None:
+def abandon(session: Session, actor: User, subscription: Subscription) -> None:
     """A checkout whose order will not be paid: cancel the order, give back the promotions."""
+    _check_subscription(session, actor, subscription)
+    if subscription.status != "pending_payment":
+        raise DomainError(_l("Subscription %(number)s is not awaiting payment.", number=subscription.number))
     for order in session.scalars(select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(
             SubscriptionOrder.subscription_id == subscription.id, Order.status == "pending")):
         cancel_order(session, actor, order)

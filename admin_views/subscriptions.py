@@ -478,6 +478,11 @@ class SubscriptionView(ScopedModelView):
                                                                             request.form.get("reason", "")),
                           _("Refund requested; the subscription ends when another person of finance approves it."))
 
+    @expose("/view/<int:id>/abandon/", methods=("POST",))
+    def abandon_view(self, id: int):
+        return self._post(id, "payments", lambda s: subs.abandon(db.session, current_user, s),
+                          _("The order is cancelled and its promotions are given back."))
+
     @expose("/view/<int:id>/pay/", methods=("POST",))
     def pay_view(self, id: int):
         return self._post(id, "payments", lambda s: subs.pay_by_balance(db.session, current_user, s, date.today()),

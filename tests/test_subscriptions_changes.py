@@ -324,3 +324,15 @@ def test_detail_page_forms_post_through_the_scoped_view(app, client, login, worl
     assert {"seat_assigned", "note", "settings", "cancel_scheduled"} <= kinds
     employees = client.get(f"{base}/?tab=employees").get_data(as_text=True)
     assert "driver-01" in employees and "1 of 20 seats taken." in employees
+
+
+def test_customer_abandons_a_pending_checkout_and_the_promotions_come_back(app, client, login, world):
+    subscription = checkout(world.users["customer"], world.acme)
+    db.session.commit()
+    assert by_code(Promotion, "INVOICE7").reserved == 1
+    login("customer")
+    post(client, f"/admin/subscription/view/{subscription.id}/abandon/", {})
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "abandoned"
+    assert subs.start_order(db.session, subscription).status == "cancelled"
+    assert by_code(Promotion, "INVOICE7").reserved == 0
