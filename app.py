@@ -40,7 +40,9 @@ DEFAULTS = {
     "IMPORT_MAX_ROWS": 200_000,
     "BATCH_SUSPEND_MAX_NUMBERS": 20_000,
     "MAIL_DEFAULT_SENDER": "renewdesk@localhost",
-    "PAYMENT_SANDBOX_SECRET": "sandbox-only-secret",
+    "MAIL_MAX_ATTEMPTS": 3,
+    "MAIL_RETRY_MINUTES": 10,
+    "PAYMENT_REFUSALS_PER_MINUTE": 30,
     "ORDER_PENDING_HOURS": 24,
     "PROXY_COUNT": 0,
     "FLASK_ADMIN_SWATCH": "default",
@@ -58,9 +60,19 @@ ENVIRONMENT = (
     "MAIL_PASSWORD",
     "MAIL_USE_TLS",
     "MAIL_DEFAULT_SENDER",
+    "MAIL_MAX_ATTEMPTS",
+    "MAIL_RETRY_MINUTES",
     "IMPORT_MAX_BYTES",
     "IMPORT_MAX_ROWS",
+    "PAYMENT_METHODS",
     "PAYMENT_SANDBOX_SECRET",
+    "PAYMENT_WECHAT_SECRET",
+    "PAYMENT_WECHAT_PAY_URL",
+    "PAYMENT_ALIPAY_SECRET",
+    "PAYMENT_ALIPAY_PAY_URL",
+    "PAYMENT_PAYPAL_SECRET",
+    "PAYMENT_PAYPAL_PAY_URL",
+    "PAYMENT_REFUSALS_PER_MINUTE",
     "ORDER_PENDING_HOURS",
     "PROXY_COUNT",
     "MEMBER_BATCH_MAX",
@@ -77,7 +89,8 @@ def _from_environment() -> dict:
         value = os.environ.get(f"RENEWDESK_{name}", os.environ.get(name))
         if value is None:
             continue
-        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX")):
+        if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX", "_MINUTE",
+                                              "_MINUTES", "_ATTEMPTS")):
             value = int(value)
         elif value.lower() in ("true", "false"):
             value = value.lower() == "true"
@@ -109,6 +122,15 @@ def create_app(config: dict | None = None) -> Flask:
         app.config["SECRET_KEY"] = "dev-only-not-secret"
     if app.config["ENV_NAME"] == "testing":
         app.config.setdefault("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", True)
+    # Refuse to start rather than take payments nobody can verify (actions.payments.payment_settings).
+    from actions.payments import SANDBOX_DEVELOPMENT_SECRET, payment_settings
+
+    payments = payment_settings(app.config)
+    app.extensions["renewdesk_payments"] = payments
+    if payments.sandbox:
+        app.config["PAYMENT_SANDBOX_SECRET"] = app.config.get("PAYMENT_SANDBOX_SECRET") or SANDBOX_DEVELOPMENT_SECRET
+    else:
+        app.config.pop("PAYMENT_SANDBOX_SECRET", None)  # no sandbox, no sandbox secret
 
     if app.config["PROXY_COUNT"]:
         # Behind N reverse proxies: trust their X-Forwarded-For/-Proto (audit IPs, Secure cookies).
@@ -128,17 +150,19 @@ def create_app(config: dict | None = None) -> Flask:
     from actions.money import format_money
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp
-    from admin_views.payments import callbacks, sandbox
+    from admin_views.payments import callbacks, pay_page_url, sandbox
     from cli import register_commands
     import actions.subscriptions  # noqa: F401 — registers the "subscription" order kind (delivery, refund undo)
 
     app.register_blueprint(auth_bp)
-    app.register_blueprint(sandbox)
+    if payments.sandbox:
+        app.register_blueprint(sandbox)  # development and testing only: it pays with a known secret
     app.register_blueprint(callbacks)
     csrf.exempt(callbacks)
     app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
     init_admin(app)
     register_commands(app)
+    app.jinja_env.globals["pay_page_url"] = pay_page_url
 
     @app.before_request
     def remember_remote_addr():

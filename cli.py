@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 
 import click
-from flask import Flask, current_app, render_template
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale, format_date, ngettext
-from flask_mail import Message
 from sqlalchemy import func, select
 
+from actions.outbox import RenderedMail, render_mail, send_queued
 from models import Wallet, db, utcnow
 
 # A push language (BillingConfig.push_language) → the Babel catalog and the Content-Language tag.
@@ -34,48 +34,25 @@ def writing():
         WRITE_INTENT.reset(token)
 
 
-def reminder_message(reminder) -> Message:
+def reminder_mail(reminder) -> RenderedMail:
     """The expiry reminder email of one company, rendered in its push language."""
     language = reminder.language if reminder.language in MAIL_LOCALES else "en"
-    with force_locale(MAIL_LOCALES[language]):
-        context = {"reminder": reminder, "period_end": format_date(reminder.period_end, "long"),
-                   "lang": CONTENT_LANGUAGES[language]}
+    locale = MAIL_LOCALES[language]
+    with force_locale(locale):
         subject = ngettext("Expiry reminder: %(num)s device of %(company)s",
                            "Expiry reminder: %(num)s devices of %(company)s",
                            reminder.total, company=reminder.company_name)
-        body = render_template("mail/expiry_reminder.txt", **context)
-        html = render_template("mail/expiry_reminder.html", **context)
-    return Message(subject=" ".join(subject.split()), recipients=list(reminder.recipients), body=body, html=html,
-                   extra_headers={"Content-Language": CONTENT_LANGUAGES[language]})
+        return render_mail("expiry_reminder", locale, subject, reminder=reminder,
+                           period_end=format_date(reminder.period_end, "long"), lang=CONTENT_LANGUAGES[language])
 
 
-class ReminderMailer:
-    """Sends reminders over one SMTP connection, opened at the first email and reopened after an error."""
-
-    def __init__(self):
-        self._stack: ExitStack | None = None
-        self._connection = None
-
-    def __call__(self, reminder) -> None:
-        from app import mail
-
-        message = reminder_message(reminder)
-        if self._connection is None:
-            self._stack = ExitStack()
-            self._connection = self._stack.enter_context(mail.connect())
-        try:
-            self._connection.send(message)
-        except Exception:
-            self.close()  # the connection may be broken: the next email opens a new one
-            raise
-
-    def close(self) -> None:
-        stack, self._stack, self._connection = self._stack, None, None
-        if stack is not None:
-            try:
-                stack.close()
-            except Exception:  # noqa: BLE001 — a failing QUIT must not hide what was sent
-                pass
+def send_mail_queue(ids=None) -> list:
+    """Send queued mail after the command's commit (never inside its transaction); the outcomes."""
+    config = current_app.config
+    with writing():
+        return send_queued(db.session, current_app.extensions["mail"], ids=ids,
+                           max_attempts=int(config["MAIL_MAX_ATTEMPTS"]),
+                           retry_after=timedelta(minutes=int(config["MAIL_RETRY_MINUTES"])))
 
 
 def _day(value: datetime | None) -> date:
@@ -151,18 +128,34 @@ def register_commands(app: Flask) -> None:
         from actions.billing_jobs import remind
 
         day = _day(today)
-        mailer = ReminderMailer()
-        try:
-            with writing():
-                summary = remind(db.session, day, mailer)
-                db.session.commit()
-        finally:
-            mailer.close()
-        click.echo(f"remind {day}: {summary.sent} reminders sent ({summary.devices} devices), "
-                   f"{summary.failed} failed, {summary.skipped} already sent this period")
+        with writing():
+            summary = remind(db.session, day, reminder_mail)
+            db.session.commit()
+        outcomes = send_mail_queue(summary.mail_ids) if summary.mail_ids else []
+        sent = sum(1 for o in outcomes if o.sent)
+        failed = [o for o in outcomes if o.failed]
+        click.echo(f"remind {day}: {summary.queued} reminders queued ({summary.devices} devices): {sent} sent, "
+                   f"{len(failed)} failed, {summary.queued - sent - len(failed)} left queued; "
+                   f"{summary.skipped} already queued this period")
         for line in summary.lines:
             click.echo(f"  {line}")
-        if summary.failed:
+        for outcome in failed:
+            click.echo(f"  mail #{outcome.id} to {', '.join(outcome.recipients)} failed: {outcome.error}")
+        if failed:
+            raise click.exceptions.Exit(1)
+
+    mail_group = AppGroup("mail", help="The mail outbox: mail is queued with its change and sent after the commit.")
+    app.cli.add_command(mail_group)
+
+    @mail_group.command("send-queued")
+    def send_queued_command() -> None:
+        """Send queued mail, and retry failed mail a few times (cron); exit 1 when any mail failed."""
+        outcomes = send_mail_queue()
+        failed = [o for o in outcomes if o.failed]
+        click.echo(f"mail: {len(outcomes) - len(failed)} sent, {len(failed)} failed")
+        for outcome in failed:
+            click.echo(f"  mail #{outcome.id} to {', '.join(outcome.recipients)} failed: {outcome.error}")
+        if failed:
             raise click.exceptions.Exit(1)
 
     @billing.command("expire-orders")

@@ -1087,6 +1087,84 @@ class InvoiceRequest(db.Model):
     orders: Mapped[list[Order]] = relationship(foreign_keys="Order.invoice_request_id")
 
 
+# --- payment notifications and the mail outbox ---------------------------------------------
+
+NOTIFICATION_REFUSALS = {
+    "malformed": _l("Malformed"),
+    "unknown_method": _l("Unknown or disabled method"),
+    "bad_signature": _l("Bad signature"),
+    "unknown_order": _l("Unknown order"),
+    "amount_mismatch": _l("Amount mismatch"),
+    "currency_mismatch": _l("Currency mismatch"),
+    "stale": _l("Order no longer awaiting payment"),
+    "repeated": _l("Repeated transaction"),
+}
+
+
+class RefusedNotification(db.Model):
+    """A payment notification the callback refused: why, for which method, from where. Never edited.
+
+    The rows of one source in the last minute are also its rate limit (index on source, at).
+    """
+
+    __tablename__ = "refused_notification"
+    __table_args__ = (
+        CheckConstraint(_in("reason", NOTIFICATION_REFUSALS), name="reason"),
+        Index("ix_refused_notification_source_at", "source", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(45))
+    method: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(20))
+    order_number: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(String(255), default="")
+    body_excerpt: Mapped[str] = mapped_column(Text, default="")
+
+
+MAIL_STATUSES = {
+    "queued": _l("Queued"),
+    "sending": _l("Sending"),
+    "sent": _l("Sent"),
+    "failed": _l("Failed"),
+}
+
+
+class OutboxMail(db.Model):
+    """A mail written in the business transaction and sent after the commit (actions.outbox).
+
+    `dedupe_key` names what the mail is about (one reminder per company and period, one welcome
+    per user): queuing the same key twice keeps one mail. A `sensitive` mail (an initial
+    password) loses its body once sent.
+    """
+
+    __tablename__ = "outbox_mail"
+    __table_args__ = (
+        CheckConstraint(_in("status", MAIL_STATUSES), name="status"),
+        Index("ix_outbox_mail_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipients: Mapped[str] = mapped_column(Text)  # one address a line
+    subject: Mapped[str] = mapped_column(String(255))
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+
+    @property
+    def recipient_list(self) -> list[str]:
+        return [r for r in self.recipients.splitlines() if r]
+
+
 # --- subscriptions (seed 003) ------------------------------------------------------------------
 # Service → ServicePlan → PlanCycle (its own whole-cycle price), PlanAddOn, TermsVersion; Promotion
 # with its targets, allowed companies and reservations; Subscription with items, applied

@@ -19,7 +19,9 @@ Both jobs are safe to run again and again, and concurrently:
   stays the same (someone renews or changes the expiry: that is a new period_start);
   "no_package" is retried once a package has been bound.
 - remind claims (company, period) by inserting its ReminderLog first: one email per company per
-  period. A send that fails removes its log again, so the next run retries that company.
+  period, queued in the mail outbox (actions.outbox) in the same transaction. The mail leaves
+  after the commit; a mail that fails stays in the outbox, failed with its reason, and is
+  retried from there (`flask --app app mail send-queued`, an admin's retry), never lost.
 
 Nothing here commits: the CLI commits once per command.
 """
@@ -33,13 +35,14 @@ from datetime import date
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, delete, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.audit import record
+from actions.outbox import RenderedMail, queue_mail
 from actions.money import format_money, from_minor
 # open_order and pay_with_balance are the one way an order is written and paid (a paid renewal
 # moves expiries, remembering old and new for refunds); auto-renewal must not grow a second one.
@@ -425,13 +428,13 @@ class ExpiryReminder:
 
 @dataclass(frozen=True)
 class RemindSummary:
-    """What one reminder run did: emails sent, failed (retried next run) and already sent this period."""
+    """What one reminder run did: emails queued (their outbox ids) and companies already reminded this period."""
 
-    sent: int = 0
-    failed: int = 0
+    queued: int = 0
     skipped: int = 0
     devices: int = 0
     lines: tuple[str, ...] = ()
+    mail_ids: tuple[int, ...] = ()
 
 
 def _due_by_company(session: Session, company_ids: Sequence[int], period_end: date) -> dict[int, list]:
@@ -457,19 +460,20 @@ def _due_by_company(session: Session, company_ids: Sequence[int], period_end: da
     return found
 
 
-def remind(session: Session, today: date, send: Callable[[ExpiryReminder], None]) -> RemindSummary:
-    """Email each company with push on the devices expiring by its period's end: once per company and period.
+def remind(session: Session, today: date, compose: Callable[[ExpiryReminder], RenderedMail]) -> RemindSummary:
+    """Queue an email to each company with push on listing the devices expiring by its period's end: once per
+    company and period.
 
-    `send(reminder)` delivers one email (the CLI renders it in the push language and sends it
-    over SMTP); if it raises, that company's log is removed and the next run tries again. A
-    crash before the caller commits loses the logs of the emails already sent, which are then
-    sent again: at least once, never silently lost.
+    `compose(reminder)` renders one email (the CLI renders it in the push language); it is queued in
+    the outbox with the company's ReminderLog, in the caller's transaction. The caller commits,
+    then sends (actions.outbox.send_queued): no mail leaves while the transaction is open.
     """
     companies = [c for c in effective_settings(session) if c.push_enabled]
-    sent = failed = skipped = devices = 0
+    queued = skipped = devices = 0
     lines: list[str] = []
     logs = ReminderLog.__table__
-    sent_ids: list[int] = []
+    company_ids: list[int] = []
+    mail_ids: list[int] = []
     for cycle, group in _by_cycle(companies).items():
         period = billing_period(today, cycle)
         by_id = {c.id: c for c in group}
@@ -497,21 +501,15 @@ def remind(session: Session, today: date, send: Callable[[ExpiryReminder], None]
                     company.push_emails, tuple((r.number, r.name, r.expires_on) for r in rows),
                     rows[0].total,
                 )
-                try:
-                    send(reminder)
-                except Exception as exc:  # noqa: BLE001 — any delivery error: report it, retry next run
-                    session.execute(delete(logs).where(logs.c.company_id == company_id,
-                                                       logs.c.period == period.label))
-                    failed += 1
-                    lines.append(str(_l("%(company)s (#%(id)s): reminder for %(period)s not sent: %(error)s",
-                                        company=company.name, id=company_id, period=period.label,
-                                        error=f"{type(exc).__name__}: {exc}")))
-                    continue
-                sent += 1
+                mail_id = queue_mail(session, f"expiry_reminder:{company_id}:{period.label}", reminder.recipients,
+                                     compose(reminder))
+                if mail_id is not None:
+                    mail_ids.append(mail_id)
+                queued += 1
                 devices += reminder.total
-                sent_ids.append(company_id)
-    if sent:
-        record(session, None, "remind", "company", sent_ids,
-               f"{today}: {sent} expiry reminders sent ({devices} devices), {failed} failed")
+                company_ids.append(company_id)
+    if queued:
+        record(session, None, "remind", "company", company_ids,
+               f"{today}: {queued} expiry reminders queued ({devices} devices)")
     session.flush()
-    return RemindSummary(sent, failed, skipped, devices, tuple(lines))
+    return RemindSummary(queued, skipped, devices, tuple(lines), tuple(mail_ids))

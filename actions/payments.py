@@ -1,33 +1,46 @@
 """Online payment providers behind one interface, and the local sandbox that stands in for them.
 
-WeChat Pay and Alipay take CNY, PayPal takes USD. There is no network here, so every method is
-served by a sandbox provider that behaves like the real ones: it shows a pay page, then sends a
-notification signed with HMAC-SHA256 to the app's callback, which verifies signature, amount
-and currency and pays the order once however often the notification arrives.
+WeChat Pay and Alipay take CNY, PayPal takes USD. A provider shows the payer its pay page, then
+sends a notification signed with HMAC-SHA256 to the app's callback, which verifies signature,
+amount and currency and pays the order once however often the notification arrives.
+
+Which methods are offered is configuration (`payment_settings`): in development and testing
+every method is served by the local sandbox (its pay page and its development secret); anywhere
+else no method is on unless `PAYMENT_METHODS` names it with its own secret and pay page, and
+the sandbox does not exist at all.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import uuid
-from dataclasses import dataclass
-from datetime import date
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.orders import mark_paid, register_provider_refund
-from models import Order
+from models import NOTIFICATION_REFUSALS, Order, RefusedNotification, utcnow
 
 PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",)}
 NOTIFICATION_FIELDS = ("method", "order_number", "amount", "currency", "transaction_id")
+# Where the sandbox exists (its pay page, its development secret); nowhere else.
+SANDBOX_ENVIRONMENTS = ("development", "testing")
+SANDBOX_DEVELOPMENT_SECRET = "sandbox-only-secret"
+BODY_EXCERPT_BYTES = 2000  # of a refused notification's body, kept for finance
 
 
 class BadNotification(DomainError):
-    """A payment notification that is forged, malformed or does not match its order."""
+    """A payment notification that is forged, malformed or does not match its order (`reason` says which)."""
+
+    def __init__(self, message, reason: str = "malformed"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,90 @@ class SandboxProvider:
         return payload, self.sign(payload)
 
 
+class PaymentConfigError(RuntimeError):
+    """The payment settings cannot be served: the app refuses to start."""
+
+
+@dataclass(frozen=True)
+class PaymentSettings:
+    """The online methods this deployment offers, each with its notification secret and pay page.
+
+    `sandbox` is True only in development and testing: the local pay page stands in for every
+    provider there. Elsewhere `pay_urls` holds each provider's hosted pay page, a template with
+    `{order}`, `{amount}`, `{currency}` and `{method}`.
+    """
+
+    sandbox: bool
+    methods: tuple[str, ...] = ()
+    secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    pay_urls: Mapping[str, str] = field(default_factory=dict)
+
+    def provider(self, method: str) -> SandboxProvider:
+        """The provider of an enabled method; DomainError for an unknown or disabled one."""
+        if method not in self.methods:
+            raise DomainError(_l("Payment method %(method)s is not enabled.", method=method))
+        return SandboxProvider(method, self.secrets[method])
+
+    def pay_url(self, order: Order, method: str) -> str:
+        """The provider's pay page for `order` (not for the sandbox: that one is a route of the app)."""
+        return self.pay_urls[method].format(order=order.number, amount=f"{order.total:.2f}", currency=order.currency,
+                                            method=method)
+
+
+def _method_list(value) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(dict.fromkeys(str(item).strip().lower() for item in items if str(item).strip()))
+
+
+def _formats(template: str) -> bool:
+    try:
+        template.format(order="RC-1", amount="1.00", currency="CNY", method="wechat")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
+
+
+def payment_settings(config: Mapping) -> PaymentSettings:
+    """Read and check the payment configuration; PaymentConfigError when it cannot be served.
+
+    `PAYMENT_METHODS` lists the enabled online methods (default: all of them where the sandbox
+    exists, none elsewhere). An enabled method needs `PAYMENT_<METHOD>_SECRET`; outside
+    development and testing it also needs `PAYMENT_<METHOD>_PAY_URL`, and no secret has a default.
+    """
+    sandbox = config.get("ENV_NAME") in SANDBOX_ENVIRONMENTS
+    configured = config.get("PAYMENT_METHODS")
+    methods = tuple(PROVIDER_CURRENCIES) if configured is None and sandbox else _method_list(configured)
+    unknown = [m for m in methods if m not in PROVIDER_CURRENCIES]
+    if unknown:
+        raise PaymentConfigError(f"PAYMENT_METHODS names unknown payment methods: {', '.join(unknown)} "
+                                 f"(known: {', '.join(PROVIDER_CURRENCIES)})")
+    sandbox_secret = config.get("PAYMENT_SANDBOX_SECRET") or (SANDBOX_DEVELOPMENT_SECRET if sandbox else None)
+    secrets, pay_urls, missing = {}, {}, []
+    for method in methods:
+        name = method.upper()
+        secret = config.get(f"PAYMENT_{name}_SECRET") or (sandbox_secret if sandbox else None)
+        if not secret:
+            missing.append(f"PAYMENT_{name}_SECRET")
+        else:
+            secrets[method] = secret.encode() if isinstance(secret, str) else bytes(secret)
+        if not sandbox:
+            url = config.get(f"PAYMENT_{name}_PAY_URL")
+            if not url or not str(url).startswith("https://") or not _formats(str(url)):
+                missing.append(f"PAYMENT_{name}_PAY_URL (https://… with only {{order}}, {{amount}}, {{currency}}, "
+                               f"{{method}})")
+            else:
+                pay_urls[method] = str(url)
+    if missing:
+        raise PaymentConfigError(
+            f"Payment methods {', '.join(methods)} are enabled (PAYMENT_METHODS) but their credentials are "
+            f"missing: {', '.join(missing)}. Set them, or leave the method out of PAYMENT_METHODS "
+            f"(the sandbox exists only with ENV_NAME={' or '.join(SANDBOX_ENVIRONMENTS)})."
+        )
+    return PaymentSettings(sandbox=sandbox, methods=methods, secrets=secrets, pay_urls=pay_urls)
+
+
 def provider_for(method: str, secret: str | bytes) -> SandboxProvider:
     """The provider of a payment method, or DomainError for an unknown one."""
     if method not in PROVIDER_CURRENCIES:
@@ -62,36 +159,85 @@ def provider_for(method: str, secret: str | bytes) -> SandboxProvider:
     return SandboxProvider(method, secret.encode() if isinstance(secret, str) else secret)
 
 
-def online_methods(currency: str) -> tuple[str, ...]:
-    """The providers that take `currency`: WeChat Pay and Alipay for CNY, PayPal for USD."""
-    return tuple(method for method, currencies in PROVIDER_CURRENCIES.items() if currency in currencies)
+def online_methods(currency: str, enabled: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The providers that take `currency` (WeChat Pay and Alipay: CNY, PayPal: USD), of `enabled` if given."""
+    return tuple(method for method, currencies in PROVIDER_CURRENCIES.items()
+                 if currency in currencies and (enabled is None or method in enabled))
 
 
-def check_method(method: str, currency: str) -> None:
-    """Refuse a provider that does not take the order's currency (PayPal: USD; WeChat, Alipay: CNY)."""
+def check_method(method: str, currency: str, enabled: tuple[str, ...] | None = None) -> None:
+    """Refuse a provider that is unknown, not in `enabled` (if given) or does not take the order's currency."""
     if method not in PROVIDER_CURRENCIES:
         raise DomainError(_l("Unknown payment method %(method)s.", method=method))
+    if enabled is not None and method not in enabled:
+        raise DomainError(_l("Payment method %(method)s is not enabled.", method=method))
     if currency not in PROVIDER_CURRENCIES[method]:
         raise DomainError(_l("%(method)s does not take %(currency)s.", method=method, currency=currency))
 
 
 def handle_notification(session: Session, method: str, payload: dict, signature: str, secret: str | bytes,
                         today: date) -> bool:
-    """Verify and apply a provider's notification. True when it paid the order, False for a repeat."""
+    """Verify and apply a provider's notification. True when it paid the order, False for a repeat.
+
+    A refusal raises BadNotification whose `reason` is a key of models.NOTIFICATION_REFUSALS.
+    """
+    if method not in PROVIDER_CURRENCIES:
+        raise BadNotification(_l("Unknown payment method %(method)s.", method=method), "unknown_method")
     provider = provider_for(method, secret)
     if any(not isinstance(payload.get(k), str) for k in NOTIFICATION_FIELDS) or payload["method"] != method:
         raise BadNotification(_l("Malformed payment notification."))
     if not provider.verify(payload, signature):
-        raise BadNotification(_l("Bad signature on the payment notification."))
+        raise BadNotification(_l("Bad signature on the payment notification."), "bad_signature")
     order = session.scalar(select(Order).where(Order.number == payload["order_number"]))
     if order is None:
-        raise BadNotification(_l("No order %(number)s.", number=payload["order_number"]))
+        raise BadNotification(_l("No order %(number)s.", number=payload["order_number"]), "unknown_order")
     try:
         amount = Decimal(payload["amount"])
     except InvalidOperation:
         raise BadNotification(_l("Malformed payment notification.")) from None
-    check_method(method, payload["currency"])
-    return mark_paid(session, order, method, payload["transaction_id"], amount, payload["currency"], today)
+    if not amount.is_finite():
+        raise BadNotification(_l("Malformed payment notification."))
+    currency = payload["currency"]
+    if currency != order.currency or currency not in PROVIDER_CURRENCIES[method]:
+        raise BadNotification(_l("Payment for %(number)s does not match the order: %(amount)s %(currency)s.",
+                                 number=order.number, amount=payload["amount"], currency=currency),
+                              "currency_mismatch")
+    if amount != order.total:
+        raise BadNotification(_l("Payment for %(number)s does not match the order: %(amount)s %(currency)s.",
+                                 number=order.number, amount=payload["amount"], currency=currency),
+                              "amount_mismatch")
+    try:
+        return mark_paid(session, order, method, payload["transaction_id"], amount, currency, today)
+    except BadNotification:
+        raise
+    except DomainError as exc:
+        # Not awaiting payment: paid by another transaction (a repeat), or expired/cancelled (stale).
+        raise BadNotification(str(exc), "repeated" if order.status in ("paid", "refunded") else "stale") from None
+
+
+def refusals_in_last_minute(session: Session, source: str, now: datetime) -> int:
+    """How many notifications from `source` were refused in the minute before `now` (the rate limit)."""
+    return session.scalar(select(func.count()).select_from(RefusedNotification)
+                          .where(RefusedNotification.source == source,
+                                 RefusedNotification.at > now - timedelta(minutes=1)))
+
+
+def record_refusal(session: Session, source: str, method: str, reason: str, detail: str, body: bytes,
+                   order_number: object = None) -> RefusedNotification:
+    """Keep the trace of a refused notification: reason, method, source, and the start of its body."""
+    def clip(text: str, size: int) -> str:
+        return text.replace("\x00", "\\x00")[:size]
+
+    row = RefusedNotification(
+        at=utcnow(), source=clip(source or "unknown", 45), method=clip(method, 40),
+        reason=reason if reason in NOTIFICATION_REFUSALS else "malformed",
+        order_number=clip(order_number, 64) if isinstance(order_number, str) else None,
+        detail=clip(detail, 255),
+        body_excerpt=clip(body[:BODY_EXCERPT_BYTES].decode("utf-8", "replace"), BODY_EXCERPT_BYTES),
+    )
+    session.add(row)
+    session.flush()
+    return row
 
 
 def sandbox_refund(session: Session, order: Order, refund) -> str:

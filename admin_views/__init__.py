@@ -44,8 +44,8 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, catalog, devices, expiry_import, invoices, members, money, offline_recharge,
-        renewals, seats, subscriptions, system, tenants,
+        billing, bindings, catalog, devices, expiry_import, invoices, mailing, members, money, offline_recharge,
+        payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -54,6 +54,7 @@ def init_admin(app: Flask) -> Admin:
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
     offline_recharge.register(admin, sales=SALES, finance=FINANCE)
     money.register(admin, finance=FINANCE)
+    payments.register(admin, finance=FINANCE)
     members.register(admin, customer=CUSTOMER, finance=FINANCE)
     seats.register(admin, customer=CUSTOMER, sales=SALES)
     invoices.register(admin, customer=CUSTOMER, finance=FINANCE)
@@ -62,6 +63,7 @@ def init_admin(app: Flask) -> Admin:
     bindings.register(admin, support=SUPPORT)
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
+    mailing.register(admin, SYSTEM)
     tenants.register(admin, system=SYSTEM, customer=CUSTOMER)
     subscriptions.register(admin, customer=CUSTOMER, sales=SALES, finance=FINANCE)
 

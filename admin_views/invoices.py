@@ -28,7 +28,7 @@ from actions.invoices import (
     may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
 )
 from admin_views.base import OpenRowsFirst, ScopedModelView, badge, label_formatter, parse_row_id
-from admin_views.mailing import send_mail, user_locale
+from admin_views.mailing import flash_mail, queue, send_now, user_locale
 from admin_views.system import InCompanyTree
 from models import (
     INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, ORDER_STATUSES, WALLET_CURRENCIES, Company,
@@ -413,11 +413,12 @@ class InvoiceReviewView(OpenRowsFirst, _RequestListView):
             invoice_request = self.get_one(str(request_id))
             return self._review_page(invoice_request, request.form.get("invoice_number", ""),
                                      request.form.get("invoice_date", ""), request.form.get("reason", ""))
+        mail_id = _mail_customer(invoice_request, mail_template, subject(invoice_request))
         db.session.commit()
+        outcomes = send_now([mail_id])
         invoice_request = self.get_one(str(request_id))
         flash(done(invoice_request), "success")
-        if not _mail_customer(invoice_request, mail_template, subject(invoice_request)):
-            flash(_("The customer could not be emailed about invoice request #%(id)s.", id=request_id), "warning")
+        flash_mail(outcomes)
         return redirect(self.get_url(".index_view"))
 
     @expose("/issue/", methods=("POST",))
@@ -450,14 +451,14 @@ class InvoiceReviewView(OpenRowsFirst, _RequestListView):
         return document_response(title)
 
 
-def _mail_customer(invoice_request: InvoiceRequest, template: str, subject) -> bool:
-    """Mail the requester (and the request's email) in the requester's language; True when sent or nobody to mail."""
+def _mail_customer(invoice_request: InvoiceRequest, template: str, subject) -> int | None:
+    """Queue the mail to the requester (and the request's email) in the requester's language; None: nobody to mail."""
     requester = _user(invoice_request.requested_by_id)
     recipients = [invoice_request.email, requester.email if requester else None]
     if not any(recipients):
-        return True
-    return send_mail(
-        template, recipients, user_locale(requester), subject,
+        return None
+    return queue(
+        f"{template}:{invoice_request.id}", template, recipients, user_locale(requester), subject,
         company=invoice_request.company.name, title=invoice_request.title.title, request_id=invoice_request.id,
         invoice_type=INVOICE_TYPES.get(invoice_request.invoice_type, invoice_request.invoice_type),
         total=format_money(invoice_request.total, invoice_request.currency, user_locale(requester)),

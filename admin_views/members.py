@@ -43,7 +43,9 @@ from actions.members import (
     refresh_levels, upgrade_vip,
 )
 from actions.orders import scoped_order
+from actions.payments import PROVIDER_CURRENCIES, check_method
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result
+from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
 from importers.xlsx import write_xlsx
 from models import (
@@ -399,6 +401,8 @@ class BuyCoinsView(RoleView):
             try:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
+                if method in PROVIDER_CURRENCIES:
+                    check_method(method, "CNY", enabled_methods())
                 order = create_coin_order(db.session, current_user, company, amount, method)
             except DomainError as exc:
                 db.session.rollback()
@@ -410,7 +414,7 @@ class BuyCoinsView(RoleView):
                         coins=_coins(order.total * COINS_PER_CNY), amount=order.total), "success")
                 if method == "bank_transfer":
                     return redirect(url_for("bank_transfer.upload", order=number))
-                return redirect(url_for("sandbox.pay", order_number=number, method=method))
+                return redirect(pay_page_url(order, method))
         coins_preview = None
         try:
             coins_preview = coins_for_cny(amount) if amount else None
@@ -427,7 +431,8 @@ class BuyCoinsView(RoleView):
         return self.render(
             "renewdesk/coins_buy.html", calc=calc, calculated=calculated, amount=amount, coins_preview=coins_preview,
             companies=_company_choices(), company_id=company_id, method=method,
-            methods=[(m, PAYMENT_METHODS[m]) for m in COIN_PAYMENT_METHODS],
+            methods=[(m, PAYMENT_METHODS[m]) for m in COIN_PAYMENT_METHODS
+                     if m == "bank_transfer" or m in enabled_methods()],
             levels=[(k, VIP_LEVELS[k], YEARLY_PRICE_CNY[k]) for k in YEARLY_PRICE_CNY],
             terms=[(str(t), TERM_LABELS[t]) for t in TERM_MONTHS], rate=COINS_PER_CNY,
             wallets=wallets, orders=orders, statuses=ORDER_STATUSES, coins=_coins,

@@ -1,24 +1,32 @@
-"""Payment pages: the sandbox provider's hosted pay page and the providers' callback.
+"""Payment pages: the sandbox provider's hosted pay page, the providers' callback, refused notifications.
 
-The sandbox stands in for WeChat Pay, Alipay and PayPal (see actions.payments): the payer sees
-the provider's page with the amount, pays or cancels, and the provider then notifies the app's
-callback with a signed notification. The callback is where orders get paid; the pay page only
-produces the notification.
+The sandbox stands in for WeChat Pay, Alipay and PayPal (see actions.payments) in development and
+testing only (app.py registers it there and nowhere else): the payer sees the provider's page
+with the amount, pays or cancels, and the provider then notifies the app's callback with a signed
+notification. The callback is where orders get paid; the pay page only produces the
+notification. Every notification the callback refuses is kept (RefusedNotification) for finance,
+and a source with too many refusals in a minute is turned away before anything is checked.
 """
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from actions import DomainError
 from actions.money import format_money
 from actions.orders import scoped_order
-from actions.payments import NOTIFICATION_FIELDS, check_method, handle_notification, provider_for
-from models import ORDER_STATUSES, PAYMENT_METHODS, db
+from actions.payments import (
+    NOTIFICATION_FIELDS, BadNotification, PaymentSettings, check_method, handle_notification, provider_for,
+    record_refusal, refusals_in_last_minute,
+)
+from admin_views.base import ScopedModelView
+from models import NOTIFICATION_REFUSALS, ORDER_STATUSES, PAYMENT_METHODS, RefusedNotification, db, utcnow
 
 # Providers post here: no CSRF token (app.py exempts it); the HMAC signature is the check.
 callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/payments/callback")
@@ -26,8 +34,22 @@ callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/payments/callb
 sandbox = Blueprint("sandbox", __name__, url_prefix="/sandbox")
 
 
-def _secret() -> str:
-    return current_app.config["PAYMENT_SANDBOX_SECRET"]
+def payment_settings() -> PaymentSettings:
+    """The app's payment settings, checked at start-up (app.py)."""
+    return current_app.extensions["renewdesk_payments"]
+
+
+def enabled_methods() -> tuple[str, ...]:
+    """The online payment methods this deployment offers (PAYMENT_METHODS)."""
+    return payment_settings().methods
+
+
+def pay_page_url(order, method: str) -> str:
+    """The provider's pay page for `order`: the sandbox's in development and testing, the provider's own elsewhere."""
+    settings = payment_settings()
+    if settings.sandbox:
+        return url_for("sandbox.pay", order_number=order.number, method=method)
+    return settings.pay_url(order, method)
 
 
 def _plain(text: str, status: int) -> Response:
@@ -58,7 +80,7 @@ def pay(order_number: str):
     order_page = url_for("renewal_center.order_view", number=order.number)
     pay_page = url_for("renewal_center.pay_view", number=order.number)
     try:
-        check_method(method, order.currency)
+        check_method(method, order.currency, enabled_methods())
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(pay_page)
@@ -74,9 +96,10 @@ def pay(order_number: str):
                 provider=provider_label(method), number=order.number), "info")
         return redirect(pay_page)
     number, total, currency = order.number, order.total, order.currency
-    payload, signature = provider_for(method, _secret()).notification(order)
+    secret = payment_settings().secrets[method]
+    payload, signature = provider_for(method, secret).notification(order)
     try:
-        handle_notification(db.session, method, payload, signature, _secret(), date.today())
+        handle_notification(db.session, method, payload, signature, secret, date.today())
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -91,25 +114,82 @@ def pay(order_number: str):
 def notify(method: str):
     """A provider's payment notification (form or JSON fields, signature in `X-Signature` or
     `signature`): 200 "OK" when it paid the order or repeats a payment already applied, 400 with
-    the reason when it is forged, malformed, mismatched or for an order that cannot be paid."""
+    the reason when it is forged, malformed, mismatched or for an order that cannot be paid (and
+    the refusal is recorded), 429 when its source had too many refusals in the last minute."""
+    source_address = request.remote_addr or "unknown"
+    limit = int(current_app.config["PAYMENT_REFUSALS_PER_MINUTE"])
+    if refusals_in_last_minute(db.session, source_address, utcnow()) >= limit:
+        db.session.rollback()
+        current_app.logger.warning("payment notification from %s turned away: %s refusals in a minute",
+                                   source_address, limit)
+        response = _plain(_("Too many refused notifications from this address; try again later."), 429)
+        response.headers["Retry-After"] = "60"
+        return response
+    body = _raw_body()
     data = request.get_json(silent=True) if request.is_json else None
     source = data if isinstance(data, dict) else request.form
     payload = {name: source.get(name) for name in NOTIFICATION_FIELDS}
     signature = request.headers.get("X-Signature") or source.get("signature") or ""
     if not isinstance(signature, str):
         signature = ""
+    settings = payment_settings()
     try:
-        handle_notification(db.session, method, payload, signature, _secret(), date.today())
+        if method not in settings.methods:
+            raise BadNotification(_l("Payment method %(method)s is not enabled.", method=method), "unknown_method")
+        handle_notification(db.session, method, payload, signature, settings.secrets[method], date.today())
         db.session.commit()
+    except BadNotification as exc:
+        return _refuse(source_address, method, exc.reason, str(exc), body, payload)
     except DomainError as exc:
-        db.session.rollback()
-        return _plain(str(exc), 400)
+        return _refuse(source_address, method, "malformed", str(exc), body, payload)
     except IntegrityError:
         # The transaction id already paid another order: a forged or confused notification.
-        db.session.rollback()
-        return _plain(_("This transaction id already paid another order."), 400)
+        return _refuse(source_address, method, "repeated", _("This transaction id already paid another order."),
+                       body, payload)
     except OperationalError:
         # The database is busy or down: the provider retries later, and the retry pays once.
         db.session.rollback()
         return _plain(_("Try again later."), 503)
     return _plain("OK", 200)
+
+
+def _raw_body() -> bytes:
+    """The notification's body as sent; a form that a hook already parsed is encoded back."""
+    body = request.get_data(cache=True)
+    if not body and request.form:
+        body = urlencode(list(request.form.items(multi=True))).encode()
+    return body
+
+
+def _refuse(source_address: str, method: str, reason: str, message: str, body: bytes, payload: dict) -> Response:
+    """Undo what the notification did, keep its trace in a transaction of its own, answer 400."""
+    db.session.rollback()
+    try:
+        record_refusal(db.session, source_address, method, reason, message, body, payload.get("order_number"))
+        db.session.commit()
+    except OperationalError:
+        db.session.rollback()
+        current_app.logger.exception("refused payment notification from %s not recorded", source_address)
+    return _plain(message, 400)
+
+
+class RefusedNotificationView(ScopedModelView):
+    """Refused payment notifications, newest first (finance and admins; read only)."""
+
+    roles = frozenset({"finance"})
+    can_create = can_edit = can_delete = False
+    column_list = ("at", "reason", "method", "source", "order_number", "detail")
+    column_details_list = ("at", "reason", "method", "source", "order_number", "detail", "body_excerpt")
+    column_default_sort = ("at", True)
+    column_filters = ("reason", "method", "source", "at")
+    column_searchable_list = ("order_number", "source")
+    column_choices = {"reason": list(NOTIFICATION_REFUSALS.items())}
+    column_labels = {
+        "at": _l("Time"), "reason": _l("Reason"), "method": _l("Payment method"), "source": _l("Source address"),
+        "order_number": _l("Order number"), "detail": _l("Detail"), "body_excerpt": _l("Body (start)"),
+    }
+
+
+def register(admin, finance) -> None:
+    admin.add_view(RefusedNotificationView(RefusedNotification, name=_l("Refused payment notifications"),
+                                           category=finance))

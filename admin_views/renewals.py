@@ -34,7 +34,7 @@ from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
-from admin_views.payments import provider_label
+from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
 from models import (
     CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, WALLET_CURRENCIES, Company, Device, Order,
@@ -254,7 +254,7 @@ class RenewalCenterView(RoleView):
             flash(_("Order %(number)s is not awaiting payment (it is %(status)s).", number=order.number,
                     status=ORDER_STATUSES[order.status]), "error")
             return redirect(order_page)
-        methods = online_methods(order.currency)
+        methods = online_methods(order.currency, enabled_methods())
         balance_allowed = order.kind != "recharge"
         if request.method == "POST":
             method = request.form.get("method", "")
@@ -275,11 +275,11 @@ class RenewalCenterView(RoleView):
                         number=number, amount=format_money(total, currency)), "success")
                 return redirect(order_page)
             try:
-                check_method(method, order.currency)
+                check_method(method, order.currency, enabled_methods())
             except DomainError as exc:
                 flash(str(exc), "error")
                 return redirect(url_for(".pay_view", number=order.number))
-            return redirect(url_for("sandbox.pay", order_number=order.number, method=method))
+            return redirect(pay_page_url(order, method))
         balance = _balance(order.company_id, order.currency) if balance_allowed else None
         return self.render(
             "renewdesk/order_pay.html", order=order, methods=methods, labels=PAYMENT_METHODS,
@@ -497,7 +497,7 @@ class RechargeRecordView(CustomerOrderView):
         return self.render(
             "renewdesk/top_up.html", companies=companies, company_id=company_id, currencies=CURRENCIES,
             currency=currency, amount=amount,
-            methods={c: [PAYMENT_METHODS[m] for m in online_methods(c)] for c in CURRENCIES},
+            methods={c: [PAYMENT_METHODS[m] for m in online_methods(c, enabled_methods())] for c in CURRENCIES},
         )
 
 

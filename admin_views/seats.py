@@ -28,7 +28,7 @@ from actions.seats import (
 )
 from admin_views import SALES
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
-from admin_views.mailing import request_locale, send_mail
+from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
 from models import (
     INVITATION_STATES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, SEAT_EDITIONS, Company,
@@ -71,29 +71,20 @@ def _seat_summary() -> list[tuple[Company, list]]:
     return list(grouped.values())
 
 
-def send_invitations(accounts, inviter) -> tuple[int, list[str]]:
-    """Mail each organizer their invitation in the request's language; (sent, failed logins)."""
+def queue_invitations(accounts, inviter) -> list[int | None]:
+    """Queue each organizer's invitation in the request's language, before the commit; the outbox ids."""
     locale = request_locale()
-    sent, failed = 0, []
-    for account in accounts:
-        ok = send_mail(
-            "organizer_invitation", [account.email or account.login], locale,
+    return [
+        queue(
+            f"organizer_invitation:{account.id}:{account.invited_at.isoformat()}", "organizer_invitation",
+            [account.email or account.login], locale,
             _l("You are invited as an organizer of %(company)s", company=account.company.name),
             first_name=account.first_name, last_name=account.last_name, login=account.login,
             company=account.company.name, edition=SEAT_EDITIONS.get(account.seat_edition, account.seat_edition),
             inviter=inviter.full_name or inviter.username, inviter_email=inviter.email,
         )
-        if ok:
-            sent += 1
-        else:
-            failed.append(account.login)
-    return sent, failed
-
-
-def _flash_mail_failures(failed: list[str]) -> None:
-    if failed:
-        flash(_("The invitation email could not be sent to: %(logins)s. Try 're-invite' later.",
-                logins=", ".join(failed)), "warning")
+        for account in accounts
+    ]
 
 
 # --- organizer accounts -------------------------------------------------------------------------------
@@ -186,38 +177,37 @@ class OrganizerView(ScopedModelView):
                 flash(str(exc), "error")
             else:
                 login = account.login
+                mail_ids = queue_invitations([account], current_user)
                 db.session.commit()
-                sent, failed = send_invitations([account], current_user)
-                if sent:
-                    flash(_("Organizer %(login)s created; the invitation was emailed.", login=login), "success")
-                else:
-                    flash(_("Organizer %(login)s created.", login=login), "success")
-                _flash_mail_failures(failed)
+                outcomes = send_now(mail_ids)
+                flash(_("Organizer %(login)s created.", login=login), "success")
+                flash_mail(outcomes)
                 return redirect(return_url)
         return self.render("renewdesk/organizer_create.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, seat_editions=SEAT_EDITIONS, seat_summary=_seat_summary(),
                            return_url=return_url)
 
-    def _act(self, ids, operation, done: str) -> ActionResult | None:
+    def _act(self, ids, operation, done: str, mail=None) -> ActionResult | None:
         rows = self.scoped_rows(ids)
         try:
             result = operation(db.session, current_user, rows)
+            mail_ids = mail(result) if mail is not None else []
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")
             return None
+        refused = tuple(self.refused_ids(ids, rows)) + result.refused
         db.session.commit()
-        flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, rows)) + result.refused, result.extra),
-                     done)
+        outcomes = send_now(mail_ids)
+        flash_result(ActionResult(result.changed, refused, result.extra), done)
+        flash_mail(outcomes)
         return result
 
     @action("reinvite", _l("Re-invite"), _l("Send the invitation again to the selected organizers?"))
     def action_reinvite(self, ids):
-        """再次邀请: mark invited now and mail each again (after the commit)."""
-        result = self._act(ids, reinvite_organizers, _("%(count)s organizers invited again."))
-        if result is not None and result.changed:
-            _sent, failed = send_invitations(result.extra["accounts"], current_user)
-            _flash_mail_failures(failed)
+        """再次邀请: mark invited now and queue each one's mail in the same transaction; send after the commit."""
+        self._act(ids, reinvite_organizers, _("%(count)s organizers marked as invited again."),
+                  mail=lambda result: queue_invitations(result.extra["accounts"], current_user))
 
     @action("deactivate", _l("Deactivate"), _l("Deactivate the selected organizers? Their seats become free."))
     def action_deactivate(self, ids):

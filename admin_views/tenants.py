@@ -5,15 +5,13 @@ action's result describes (a rolled-back approval sends nothing).
 """
 from __future__ import annotations
 
-import smtplib
 
-from flask import current_app, flash, has_request_context, redirect, render_template, request, url_for
+from flask import current_app, flash, has_request_context, redirect, request, url_for
 from flask_admin import expose
-from flask_babel import force_locale, get_locale
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_mail import BadHeaderError, Message
 from markupsafe import Markup
 from sqlalchemy import select
 from wtforms import Form, SelectField, StringField, TextAreaField
@@ -21,6 +19,7 @@ from wtforms import Form, SelectField, StringField, TextAreaField
 from actions import DomainError, companies_in_scope
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge
+from admin_views.mailing import flash_mail, queue, send_now
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
 
 INDENT = "\u00a0\u00a0\u00a0"
@@ -117,53 +116,49 @@ def _mail_locale(application: TenantApplication | None) -> str:
     return str(get_locale() or "en") if has_request_context() else "en"
 
 
-def _send(template: str, recipient: str, locale: str, subject, **context) -> bool:
-    """Render mail/<template>.txt and .html and the (lazy) subject in `locale` and send.
-
-    False (and logged) when sending fails: the caller has committed and says so to the user.
-    """
-    with force_locale(locale):
-        message = Message(
-            subject=str(subject),
-            recipients=[recipient],
-            body=render_template(f"mail/{template}.txt", **context),
-            html=render_template(f"mail/{template}.html", **context),
-        )
-    try:
-        current_app.extensions["mail"].send(message)
-    except (smtplib.SMTPException, OSError, BadHeaderError):
-        current_app.logger.exception("mail %s to %s failed", template, recipient)
-        return False
-    return True
-
-
-def send_welcome(onboarded: Onboarded, locale: str) -> None:
-    """Mail the new administrator their login, one-time password and the login URL; flash the outcome."""
+def queue_welcome(onboarded: Onboarded, locale: str) -> int | None:
+    """Queue the new administrator's login, one-time password and login URL (before the commit)."""
     company = onboarded.company
-    sent = _send(
-        "tenant_approved", onboarded.email, locale,
-        _l("Your Renewdesk account for %(company)s is ready", company=company.name),
+    return queue(
+        f"tenant_approved:{onboarded.user.id}", "tenant_approved", [onboarded.email], locale,
+        _l("Your Renewdesk account for %(company)s is ready", company=company.name), sensitive=True,
         company=company.name, contact_name=onboarded.contact_name, username=onboarded.user.username,
         password=onboarded.password, login_url=url_for("auth.login", _external=True),
     )
-    if sent:
+
+
+def flash_welcome(outcomes, company: str, email: str, username: str, password: str) -> None:
+    """Say what happened to the welcome mail; if it did not leave, the admin must pass the password on."""
+    if outcomes and outcomes[0].sent:
         flash(_("Tenant %(company)s created; the login and initial password of %(user)s were emailed to "
-                "%(email)s.", company=company.name, user=onboarded.user.username, email=onboarded.email),
+                "%(email)s.", company=company, user=username, email=email), "success")
+    elif outcomes and not outcomes[0].failed:
+        flash(_("Tenant %(company)s created; the email with the login and initial password of %(user)s to "
+                "%(email)s is queued and will be sent shortly.", company=company, user=username, email=email),
               "success")
     else:
         flash(_("Tenant %(company)s created, but the email to %(email)s could not be sent. Pass on the "
                 "initial password of %(user)s yourself (shown once): %(password)s",
-                company=company.name, email=onboarded.email, user=onboarded.user.username,
-                password=onboarded.password), "warning")
+                company=company, email=email, user=username, password=password), "warning")
+        flash_mail(outcomes)
 
 
-def send_rejection(application: TenantApplication, locale: str) -> bool:
-    return _send(
-        "tenant_rejected", application.contact_email, locale,
+def queue_rejection(application: TenantApplication, locale: str) -> int | None:
+    """Queue the applicant's mail with the rejection reason (before the commit)."""
+    return queue(
+        f"tenant_rejected:{application.id}", "tenant_rejected", [application.contact_email], locale,
         _l("Your application for %(company)s was not approved", company=application.company_name),
         company=application.company_name, contact_name=application.contact_name,
         reason=application.reason,
     )
+
+
+def _welcome(onboarded: Onboarded, locale: str) -> None:
+    """Queue the welcome mail, commit the new tenant with it, send it, say what happened."""
+    mail_id = queue_welcome(onboarded, locale)
+    facts = (onboarded.company.name, onboarded.email, onboarded.user.username, onboarded.password)
+    db.session.commit()
+    flash_welcome(send_now([mail_id]), *facts)
 
 
 # --- admins: the applications and their review ---------------------------------------------------
@@ -247,8 +242,7 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
             if application is None or application.status != "pending":  # reviewed meanwhile (a double click)
                 return redirect(url_for(".index_view"))
             return self._review_page(application, approve_form=form)
-        db.session.commit()
-        send_welcome(onboarded, _mail_locale(application))
+        _welcome(onboarded, _mail_locale(application))
         return redirect(url_for(".index_view"))
 
     @expose("/reject/", methods=("POST",))
@@ -265,13 +259,12 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
             if application is None or application.status != "pending":
                 return redirect(url_for(".index_view"))
             return self._review_page(application, reject_form=form)
+        mail_id = queue_rejection(application, _mail_locale(application))
+        company = application.company_name
         db.session.commit()
-        if send_rejection(application, _mail_locale(application)):
-            flash(_("Application of %(company)s rejected; the reason was emailed to %(email)s.",
-                    company=application.company_name, email=application.contact_email), "success")
-        else:
-            flash(_("Application of %(company)s rejected, but the email to %(email)s could not be sent.",
-                    company=application.company_name, email=application.contact_email), "warning")
+        outcomes = send_now([mail_id])
+        flash(_("Application of %(company)s rejected.", company=company), "success")
+        flash_mail(outcomes)
         return redirect(url_for(".index_view"))
 
 
@@ -295,8 +288,7 @@ class TenantOnboardingView(RoleView):
             except DomainError as exc:
                 _show_error(exc, form)
             else:
-                db.session.commit()
-                send_welcome(onboarded, _mail_locale(None))
+                _welcome(onboarded, _mail_locale(None))
                 return redirect(url_for(".index"))
         return self.render("renewdesk/tenant_form.html", form=form, required=REQUIRED,
                            title=_("New tenant"), submit=_("Create tenant"),

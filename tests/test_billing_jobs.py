@@ -16,16 +16,17 @@ import babel.dates
 import pytest
 from aiosmtpd.controller import Controller
 from flask_babel import force_locale, ngettext
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.engine import Engine
 
 import actions.billing_jobs as billing_jobs
 from actions.billing import effective_config
 from actions.billing_jobs import auto_renew, billing_period, effective_settings, remind
+from actions.outbox import RenderedMail
 from actions.wallets import balance_of, credit, wallet_for
 from conftest import make_app, make_company, make_device
 from models import (
-    AuditEvent, AutoRenewAttempt, BillingConfig, Company, Device, LedgerEntry, Order, ReminderLog,
+    AuditEvent, AutoRenewAttempt, BillingConfig, Company, Device, LedgerEntry, Order, OutboxMail, ReminderLog,
     Wallet, db, utcnow,
 )
 
@@ -417,7 +418,7 @@ def test_ledger_check_passes_then_fails_after_a_raw_balance_change(app, world):
     ok = run(app, "ledger-check")
     assert ok.exit_code == 0 and "ledger OK: 2 wallets" in ok.output
 
-    db.session.execute(text("UPDATE wallet SET balance = balance + 1 WHERE currency = 'USD'"))
+    db.session.execute(text("UPDATE wallet SET balance_minor = balance_minor + 100 WHERE currency = 'USD'"))
     db.session.commit()
     broken = run(app, "ledger-check")
     assert broken.exit_code == 1
@@ -449,10 +450,17 @@ def test_expire_orders_cancels_only_stale_pending_orders(app, world):
 # --- expiry reminders over real SMTP -----------------------------------------------------------------------
 
 class Inbox:
-    """An aiosmtpd handler keeping every message it accepts."""
+    """An aiosmtpd handler keeping every message it accepts; it refuses the addresses in `refuse` (550)."""
 
     def __init__(self):
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.refuse: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
@@ -494,6 +502,7 @@ def inbox(app, smtp_server, mail_app):
     """The SMTP inbox, emptied; the mail-sending app's context is pushed for the test."""
     inbox, _port = smtp_server
     inbox.messages.clear()
+    inbox.refuse.clear()
     with mail_app.app_context():
         yield inbox
         db.session.remove()
@@ -533,7 +542,7 @@ def test_remind_emails_each_company_once_in_its_language(mail_app, inbox, remind
     result = mail_app.test_cli_runner().invoke(args=["billing", "remind", "--today", DAY])
 
     assert result.exit_code == 0, result.output
-    assert "4 reminders sent (5 devices), 0 failed" in result.output
+    assert "4 reminders queued (5 devices): 4 sent, 0 failed, 0 left queued" in result.output
     mails = _by_subject_company(inbox)
     # Fleet has nothing due; Initech has push off.
     assert set(mails) == {"Acme Logistics", "Acme North", "Acme South", "Globex"}
@@ -572,8 +581,9 @@ def test_remind_emails_each_company_once_in_its_language(mail_app, inbox, remind
 
     again = mail_app.test_cli_runner().invoke(args=["billing", "remind", "--today", DAY])
     assert again.exit_code == 0, again.output
-    assert "0 reminders sent" in again.output and "4 already sent this period" in again.output
+    assert "0 reminders queued" in again.output and "4 already queued this period" in again.output
     assert len(inbox.messages) == 4
+    assert set(db.session.scalars(select(OutboxMail.status))) == {"sent"}
 
 
 def test_remind_sends_again_in_the_next_period(mail_app, inbox, reminders):
@@ -587,30 +597,54 @@ def test_remind_sends_again_in_the_next_period(mail_app, inbox, reminders):
     assert set(_by_subject_company(inbox)) == {"Acme Logistics", "Acme North", "Acme North Fleet", "Globex"}
 
 
-def test_remind_failure_is_reported_and_retried_on_the_next_run(app, reminders, monkeypatch):
+def test_remind_lists_at_most_max_listed_devices_and_counts_the_rest(app, reminders, monkeypatch):
     monkeypatch.setattr(billing_jobs, "MAX_LISTED", 1)
-    delivered = []
+    composed = []
 
-    def flaky(reminder):
-        if reminder.company_id == reminders.globex.id:
-            raise ConnectionRefusedError("SMTP down")
-        delivered.append(reminder)
+    def compose(reminder):
+        composed.append(reminder)
+        return RenderedMail(f"reminder {reminder.company_id}", "text", "<p>html</p>", "en")
 
-    first = remind(db.session, TODAY, flaky)
+    summary = remind(db.session, TODAY, compose)
     db.session.commit()
-
-    assert (first.sent, first.failed) == (3, 1)
-    assert any("Globex" in line and "SMTP down" in line for line in first.lines)
-    south = next(r for r in delivered if r.company_id == reminders.south.id)
+    assert (summary.queued, summary.skipped, len(summary.mail_ids)) == (4, 0, 4)
+    south = next(r for r in composed if r.company_id == reminders.south.id)
     assert (south.total, len(south.devices), south.unlisted, south.language) == (2, 1, 1, "zh_CN")
-    assert db.session.scalar(select(ReminderLog).where(ReminderLog.company_id == reminders.globex.id)) is None
-
-    delivered.clear()
-    second = remind(db.session, TODAY, delivered.append)
+    again = remind(db.session, TODAY, compose)
     db.session.commit()
-    assert (second.sent, second.failed, second.skipped) == (1, 0, 3)
-    assert [r.company_id for r in delivered] == [reminders.globex.id]
-    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "remind")) == 2
+    assert (again.queued, again.skipped, again.mail_ids) == (0, 4, ())
+    assert db.session.scalar(select(func.count()).select_from(OutboxMail)) == 4
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "remind")) == 1
+
+
+def test_remind_failure_is_reported_kept_and_retried_from_the_outbox(mail_app, inbox, reminders):
+    """The SMTP server refuses Globex's address: that mail is failed with the reason, the others go;
+    the reminder is not lost — `mail send-queued` sends it once its retry time has come."""
+    inbox.refuse = {"ketoan@globex.test"}
+    runner = mail_app.test_cli_runner()
+    first = runner.invoke(args=["billing", "remind", "--today", DAY])
+    assert first.exit_code == 1
+    assert "4 reminders queued (5 devices): 3 sent, 1 failed" in first.output
+    assert "ketoan@globex.test failed: SMTPRecipientsRefused" in first.output and "550" in first.output
+    assert set(_by_subject_company(inbox)) == {"Acme Logistics", "Acme North", "Acme South"}
+    failed = db.session.scalar(select(OutboxMail).where(OutboxMail.status == "failed"))
+    assert failed.recipients == "ketoan@globex.test" and "Mailbox unavailable" in failed.last_error
+    assert failed.attempts == 1
+    # The company stays reminded for the period: its mail waits in the outbox, it is not queued twice.
+    again = runner.invoke(args=["billing", "remind", "--today", DAY])
+    assert "0 reminders queued" in again.output and "4 already queued this period" in again.output
+
+    inbox.refuse.clear()
+    assert "0 sent, 0 failed" in runner.invoke(args=["mail", "send-queued"]).output  # not due again yet
+    db.session.execute(update(OutboxMail).where(OutboxMail.id == failed.id)
+                       .values(claimed_at=utcnow() - timedelta(minutes=11)))
+    db.session.commit()
+    retried = runner.invoke(args=["mail", "send-queued"])
+    assert retried.exit_code == 0 and "1 sent, 0 failed" in retried.output
+    assert set(_by_subject_company(inbox)) == {"Acme Logistics", "Acme North", "Acme South", "Globex"}
+    db.session.expire_all()
+    assert (db.session.get(OutboxMail, failed.id).status, db.session.get(OutboxMail, failed.id).attempts) == \
+        ("sent", 2)
 
 
 def test_remind_cli_exits_non_zero_when_the_smtp_server_is_unreachable(app, reminders, database_url):
@@ -618,8 +652,12 @@ def test_remind_cli_exits_non_zero_when_the_smtp_server_is_unreachable(app, remi
     with down.app_context():
         result = down.test_cli_runner().invoke(args=["billing", "remind", "--today", DAY])
         assert result.exit_code == 1
-        assert "0 reminders sent" in result.output and "4 failed" in result.output
-        assert db.session.scalar(select(func.count()).select_from(ReminderLog)) == 0
+        assert "0 sent, 4 failed" in result.output and "ConnectionRefusedError" in result.output
+        # Nothing is lost: the four reminders wait in the outbox, failed with the reason.
+        assert db.session.scalar(select(func.count()).select_from(ReminderLog)) == 4
+        rows = db.session.execute(select(OutboxMail.status, OutboxMail.last_error)).all()
+        assert len(rows) == 4 and all(status == "failed" and "ConnectionRefusedError" in error
+                                      for status, error in rows)
         db.session.remove()
         db.engine.dispose()
 
@@ -681,7 +719,7 @@ def test_finance_sees_the_ledger_with_filters_and_export(app, client, login, led
     order = orders_of(ledger.acme)[0]
     login("finance")
     page = listed(client, "/admin/ledgerentry/")
-    assert order.number in page and "-10.00" in page and "Payment" in page and "system" in page
+    assert order.number in page and "-CN¥10.00" in page and "Payment" in page and "system" in page
 
     kind = _filter_arg("ledgerentry", app, "Kind", "equals")
     payments = listed(client, "/admin/ledgerentry/", **{f"flt0_{kind}": "payment"})

@@ -13,7 +13,7 @@ import models
 
 # revision identifiers, used by Alembic.
 revision = '0011_subscriptions'
-down_revision = '0006'
+down_revision = '0007_outbox_payments'
 branch_labels = None
 depends_on = None
 
