@@ -560,7 +560,9 @@ def _line_specs(result: Quote, purpose: str) -> list[LineSpec]:
         if priced.invoice_share:
             discounts.append(DiscountSpec("invoice", promotion_label(result.invoice_promotion), priced.invoice_share,
                                           promotion_ref=str(result.invoice_promotion.id)))
-        specs.append(LineSpec(description=line.label[:255], gross=priced.gross, quantity=1, unit_price=priced.gross,
+        # An add-on line names its code, so a refund of that line finds the add-on to end.
+        description = f"{line.label} [{line.add_on.code}]" if line.add_on is not None else line.label
+        specs.append(LineSpec(description=description[:255], gross=priced.gross, quantity=1, unit_price=priced.gross,
                               months=result.cycle.months, discounts=discounts))
     return specs
 
@@ -747,9 +749,8 @@ def undo(session: Session, order: Order, lines) -> None:
         subscription.status = "cancelled"
         subscription.cancelled_at = utcnow()
     else:
-        names = {line.description for line in lines}
         for item in subscription.items:
-            if item.add_on.name in names:
+            if any(line.description.endswith(f"[{item.add_on.code}]") for line in lines):
                 item.active = False
     event(session, subscription, "refunded", None, order=order,
           summary=", ".join(line.description for line in lines))

@@ -336,3 +336,21 @@ def test_customer_abandons_a_pending_checkout_and_the_promotions_come_back(app, 
     assert db.session.get(Subscription, subscription.id).status == "abandoned"
     assert subs.start_order(db.session, subscription).status == "cancelled"
     assert by_code(Promotion, "INVOICE7").reserved == 0
+
+
+def test_refunding_an_add_on_line_ends_only_that_add_on(world):
+    from actions.orders import request_refund
+    from conftest import make_user
+
+    subscription = _active(world)
+    order = subs.start_order(db.session, subscription)
+    archive_line = next(line for line in order.lines if line.description == "Mail archiving [OFFICE-ARCHIVE]")
+    refund = request_refund(db.session, world.users["finance"], order, [archive_line.id], "not used")
+    approve_refund(db.session, make_user("finance2", "finance"), refund, TODAY)
+    db.session.commit()
+    db.session.refresh(subscription)
+    assert subscription.status == "active"
+    assert {item.add_on.code: item.active for item in subscription.items} == {
+        "OFFICE-STORAGE": True, "OFFICE-ARCHIVE": False}
+    assert [line.gross for line in subs.renewal_quote(db.session, subscription).priced.lines] == [
+        D("1200.00"), D("360.00")]
