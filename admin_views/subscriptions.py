@@ -171,9 +171,9 @@ class SubscribeView(RoleView):
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
                            values=merged, terms=terms, titles=titles, stage=stage, previous=previous,
-                           pay_methods=self._pay_methods(quote))
+                           pay_methods=self._pay_methods())
 
-    def _pay_methods(self, quote) -> list[tuple[str, str]]:
+    def _pay_methods(self) -> list[tuple[str, str]]:
         methods = [("balance", _("Balance")), ("online", _("Online payment"))]
         if current_user.role in ("sales", "admin"):
             methods.append(("cash", _("Cash (OS): sales enters the receipt, finance confirms")))
