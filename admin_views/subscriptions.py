@@ -98,6 +98,11 @@ def _details(source, company: Company) -> subs.CheckoutDetails:
         auto_renew=source.get("auto_renew") == "y")
 
 
+def _step1_args(selection: subs.Selection, company: Company) -> dict:
+    """Step 1's query string for a selection, without its promotions (they are chosen again)."""
+    return {"cycle": selection.cycle_id, "company_id": company.id, "add_on": list(selection.add_on_ids)}
+
+
 class SubscribeView(RoleView):
     """Bảng giá → Thanh toán dịch vụ: the price table, step 1 (plan, cycle, add-ons, promotions) and
     step 2 (invoice, customer, contact, terms) → Pay → Confirm."""
@@ -193,11 +198,15 @@ class SubscribeView(RoleView):
             if company is None:
                 raise DomainError(_l("Company: choose one of your companies."))
             selection = _selection(form)
-            quote = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
         except DomainError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
             return redirect(url_for(".index"))
+        try:
+            quote = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+        except DomainError as exc:  # e.g. a chosen promotion ended or sold out: choose again on step 1
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for(".checkout", **_step1_args(selection, company)))
         if form.get("stage") != "confirm":
             try:
                 details = _details(form, company)
@@ -215,7 +224,11 @@ class SubscribeView(RoleView):
         except subs.QuoteChanged as exc:
             db.session.rollback()
             flash(str(exc), "error")
-            fresh = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+            try:
+                fresh = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+            except DomainError as gone:  # a chosen promotion is no longer available: choose again on step 1
+                flash(str(gone), "error")
+                return redirect(url_for(".checkout", **_step1_args(selection, company)))
             return self._step2(fresh, checkout_key, values, stage="confirm", previous=form.get("digest"))
         except DomainError as exc:
             db.session.rollback()

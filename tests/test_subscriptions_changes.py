@@ -15,7 +15,7 @@ from actions import subscriptions as subs
 from actions.orders import approve_refund
 from actions.wallets import balance_of
 from conftest import post
-from models import CashReceipt, LedgerEntry, Promotion, Service, Subscription, User, db
+from models import CashReceipt, LedgerEntry, Promotion, PromotionReservation, Service, Subscription, User, db
 from test_subscriptions import TODAY, _active, by_code, checkout, cycle_of, now, worked_selection
 
 D = Decimal
@@ -354,3 +354,37 @@ def test_refunding_an_add_on_line_ends_only_that_add_on(world):
         "OFFICE-STORAGE": True, "OFFICE-ARCHIVE": False}
     assert [line.gross for line in subs.renewal_quote(db.session, subscription).priced.lines] == [
         D("1200.00"), D("360.00")]
+
+
+def test_confirm_after_the_promotion_sold_out_sends_back_to_step_1(app, client, login, world):
+    """The reservation lapsed and another company took the last redemption: Confirm changes nothing and
+    asks to choose again."""
+    import re
+
+    from test_subscriptions import _hidden
+
+    invoice7 = by_code(Promotion, "INVOICE7")
+    invoice7.max_redemptions = 1
+    db.session.commit()
+    login("customer")
+    selection = subs.Selection(cycle_of("OFFICE-STD", 12).id, invoice_promotion_id=invoice7.id)
+    form = [("checkout_key", "b" * 32), ("company_id", str(world.acme.id)), ("cycle", str(selection.cycle_id)),
+            ("step", "next"), ("invoice_promotion", str(invoice7.id))]
+    step2 = post(client, "/admin/subscribe/checkout/", form).get_data(as_text=True)
+    db.session.execute(PromotionReservation.__table__.update().values(
+        expires_at=now() - timedelta(minutes=1)))
+    db.session.commit()
+    assert subs.release_expired_reservations(db.session, now()) == 1
+    db.session.commit()
+    checkout(world.users["north"], world.north, selection)  # takes the only redemption
+    db.session.commit()
+    terms = subs.current_terms(db.session, cycle_of("OFFICE-STD", 12).plan.service)
+    filled = [p for p in _hidden(step2, "rd-checkout-step2") if p[0] not in ("csrf_token", "stage")] + [
+        ("stage", "confirm"), ("invoice_title", "Acme Logistics"), ("invoice_tax_id", "0100109106"),
+        ("contact_name", "A"), ("contact_phone", "0912345678"), ("contact_email", "a@acme.example"),
+        ("pay_method", "balance"), ("accept_terms", "y"), ("terms_version_id", str(terms.id))]
+    answer = post(client, "/admin/subscribe/checkout/pay/", filled)
+    assert answer.status_code == 302 and "/admin/subscribe/checkout/?" in answer.headers["Location"]
+    assert db.session.scalar(select(Subscription).where(Subscription.checkout_key == "b" * 32)) is None
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "sold out" in page and not re.search(r'<option value="\d+"[^>]*>INVOICE7', page)
