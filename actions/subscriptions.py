@@ -704,12 +704,9 @@ def deliver(session: Session, order: Order, today: date) -> None:
     subscription = link.subscription
     if link.purpose == "upgrade":
         _credit_unused_days(session, subscription, order, today)
-    if link.purpose == "start":
-        start = today
-    elif link.purpose == "renewal":
-        start = link.period_start or today
-    else:
-        start = today
+    # A renewal continues the paid period without a gap (even when paid during the grace period);
+    # a first period and an upgrade start on the day of payment.
+    start = (link.period_start or today) if link.purpose == "renewal" else today
     subscription.plan_id, subscription.cycle_id = link.plan_id, link.cycle_id
     session.flush()
     session.refresh(subscription)
@@ -718,8 +715,9 @@ def deliver(session: Session, order: Order, today: date) -> None:
     subscription.grace_until = None
     if link.purpose == "renewal":
         subscription.next_plan_id = subscription.next_cycle_id = None
-    if subscription.status in ("pending_payment", "past_due", "active", "expired") or link.purpose != "renewal":
-        subscription.status = "active" if subscription.status != "cancel_scheduled" else "cancel_scheduled"
+    # A scheduled cancellation stays scheduled; a suspended, cancelled or abandoned one is not revived.
+    if subscription.status in ("pending_payment", "active", "past_due", "expired"):
+        subscription.status = "active"
     for reservation in session.scalars(select(PromotionReservation).where(
             PromotionReservation.order_id == order.id, PromotionReservation.status == "reserved")):
         claimed = session.execute(update(PromotionReservation).where(
