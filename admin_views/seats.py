@@ -25,7 +25,6 @@ from actions.seats import (
     MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
 )
-from admin_views import SALES
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
 from admin_views.mailing import request_locale, send_mail
 from admin_views.system import InCompanyTree
@@ -465,7 +464,7 @@ class SeatGrantView(RoleView):
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)
 
 
-def register(admin, customer, sales=SALES) -> None:
+def register(admin, customer, sales) -> None:
     """Add organizer accounts and seat orders (customer) and seat grants (sales)."""
     admin.add_view(OrganizerView(MemberAccount, name=_l("Organizer accounts"), category=customer,
                                  endpoint="organizer"))
