@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from actions import DomainError
 from actions.orders import scoped_order
 from actions.payments import NOTIFICATION_FIELDS, check_method, handle_notification, provider_for
+from admin_views.base import unit_of_work
 from models import ORDER_STATUSES, PAYMENT_METHODS, db
 
 # Providers post here: no CSRF token (app.py exempts it); the HMAC signature is the check.
@@ -74,12 +75,9 @@ def pay(order_number: str):
         return redirect(pay_page)
     number, total, currency = order.number, order.total, order.currency
     payload, signature = provider_for(method, _secret()).notification(order)
-    try:
+    with unit_of_work() as work:
         handle_notification(db.session, method, payload, signature, _secret(), date.today())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        flash(str(exc), "error")
+    if work.failed:
         return redirect(order_page)
     flash(_("Order %(number)s is paid: %(amount)s %(currency)s with %(provider)s.", number=number,
             amount=total, currency=currency, provider=provider_label(method)), "success")
