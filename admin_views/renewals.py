@@ -24,13 +24,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
+from actions.idempotency import remember
 from actions.orders import (
     MAX_MONTHS, cancel_order, cancel_orders, create_recharge_order, create_renewal_order, pay_with_balance,
     quote_renewal, refund_orders, renewal_price, renewed_until, scoped_order,
 )
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, unit_of_work,
+)
 from admin_views.payments import provider_label
 from admin_views.system import InCompanyTree
 from models import (
@@ -218,15 +221,14 @@ class RenewalCenterView(RoleView):
             flash(_("Not renewed: %(rows)s (not found or outside your companies).",
                     rows=", ".join(f"#{i}" for i in missing[:50])), "error")
             return redirect(back)
-        try:
+        with unit_of_work() as work:
+            claimed = claim_form("renew")
             quote = quote_renewal(db.session, current_user, company, devices, months, date.today())
             order = create_renewal_order(db.session, current_user, quote)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(back)
-        number = order.number
-        db.session.commit()
+            number = order.number
+            remember(claimed, url_for(".order_view", number=number))
+        if work.failed:
+            return work.already_done(back) or redirect(back)
         return redirect(url_for(".order_view", number=number))
 
     @expose("/order/<number>/")
@@ -259,17 +261,13 @@ class RenewalCenterView(RoleView):
             method = request.form.get("method", "")
             if method == "balance":
                 number, total, currency = order.number, order.total, order.currency
-                try:
+                with unit_of_work() as work:
+                    remember(claim_form("pay"), order_page)
                     pay_with_balance(db.session, current_user, order, date.today())
-                except InsufficientBalance as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
+                if isinstance(work.error, InsufficientBalance):
                     return redirect(url_for(".pay_view", number=number))
-                except DomainError as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
+                if work.failed:
                     return redirect(order_page)
-                db.session.commit()
                 flash(_("Order %(number)s is paid: %(amount)s %(currency)s from the balance.",
                         number=number, amount=total, currency=currency), "success")
                 return redirect(order_page)
@@ -291,13 +289,9 @@ class RenewalCenterView(RoleView):
     def cancel_view(self, number: str):
         order = _order_or_404(number)
         number = order.number
-        try:
+        with unit_of_work() as work:
             cancel_order(db.session, current_user, order)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        if not work.failed:
             flash(_("Order %(number)s is cancelled.", number=number), "success")
         return redirect(url_for(".order_view", number=number))
 
@@ -444,13 +438,10 @@ class CustomerOrderView(OrderListView):
     @action("cancel", _l("Cancel"), _l("Cancel the selected orders that await payment?"))
     def action_cancel(self, ids):
         orders = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = cancel_orders(db.session, current_user, orders)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
                      _("%(count)s orders cancelled."))
 
@@ -484,14 +475,15 @@ class RechargeRecordView(CustomerOrderView):
             elif currency not in CURRENCIES:
                 flash(_("Currency: choose CNY or USD."), "error")
             else:
-                try:
+                with unit_of_work() as work:
+                    claimed = claim_form("recharge")
                     order = create_recharge_order(db.session, current_user, company, currency, amount)
-                except DomainError as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
-                else:
                     number = order.number
-                    db.session.commit()
+                    remember(claimed, url_for("renewal_center.pay_view", number=number))
+                again = work.already_done(self.get_url(".index_view"))
+                if again:
+                    return again
+                if not work.failed:
                     return redirect(url_for("renewal_center.pay_view", number=number))
         return self.render(
             "renewdesk/top_up.html", companies=companies, company_id=company_id, currencies=CURRENCIES,
@@ -532,13 +524,11 @@ class OrderManagementView(OrderListView):
         if not orders:
             flash(_("Select at least one order."), "error")
             return redirect(return_url)
-        try:
+        with unit_of_work() as work:
+            remember(claim_form("refund"), return_url)
             result = refund_orders(db.session, current_user, orders)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(return_url)
-        db.session.commit()
+        if work.failed:
+            return work.already_done(return_url) or redirect(return_url)
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
                      _("%(count)s orders refunded."))
         return redirect(return_url)

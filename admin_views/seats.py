@@ -21,11 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
+from actions.idempotency import remember
 from actions.seats import (
     MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
 )
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, parse_row_id, unit_of_work,
+)
 from admin_views.mailing import request_locale, send_mail
 from admin_views.system import InCompanyTree
 from models import (
@@ -174,17 +177,13 @@ class OrganizerView(ScopedModelView):
         values["company_id"] = form.get("company_id", str(current_user.company_id or ""))
         if request.method == "POST":
             company = _company(values["company_id"])
-            try:
+            with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 account = create_organizer(db.session, current_user, company, values["email"], values["first_name"],
                                            values["last_name"], values["edition"])
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 login = account.login
-                db.session.commit()
+            if not work.failed:
                 sent, failed = send_invitations([account], current_user)
                 if sent:
                     flash(_("Organizer %(login)s created; the invitation was emailed.", login=login), "success")
@@ -198,13 +197,10 @@ class OrganizerView(ScopedModelView):
 
     def _act(self, ids, operation, done: str) -> ActionResult | None:
         rows = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = operation(db.session, current_user, rows)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return None
-        db.session.commit()
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, rows)) + result.refused, result.extra),
                      done)
         return result
@@ -405,17 +401,19 @@ class SeatOrderView(ScopedModelView):
                   "promotion": form.get("promotion", "")}
         if request.method == "POST":
             company = _company(values["company_id"])
-            try:
+            with unit_of_work() as work:
+                claimed = claim_form("seat_order")
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 order = create_seat_order(db.session, current_user, company, values["edition"], values["quantity"],
                                           values["promotion"])
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 number, total, currency = order.number, order.total, order.currency
-                db.session.commit()
+                remember(claimed, url_for("renewal_center.order_view", number=number) if _order_pages()
+                         else self.get_url(".index_view"))
+            again = work.already_done(self.get_url(".index_view"))
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Order %(number)s created: %(total)s %(currency)s. Pay it to add the seats.",
                         number=number, total=total, currency=currency), "success")
                 if _order_pages():
@@ -440,17 +438,17 @@ class SeatGrantView(RoleView):
         values = {key: form.get(key, "") for key in ("company_id", "edition", "quantity", "note", "promotion")}
         if request.method == "POST":
             company = _company(values["company_id"])
-            try:
+            with unit_of_work() as work:
+                remember(claim_form("seat_grant"), url_for(".index"))
                 if company is None:
                     raise DomainError(_l("Choose a company."))
                 order = grant_seats(db.session, current_user, company, values["edition"], values["quantity"],
                                     values["note"], date.today(), values["promotion"])
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 number = order.number
-                db.session.commit()
+            again = work.already_done(url_for(".index"))
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Order %(number)s entered as paid in cash: %(company)s has the seats now.", number=number,
                         company=company.name), "success")
                 return redirect(url_for(".index"))
