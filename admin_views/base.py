@@ -12,7 +12,6 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from functools import wraps
 
 from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
 from flask_admin import BaseView, expose
@@ -111,18 +110,6 @@ def claim_form(purpose: str):
 def unit_of_work(flash_error: bool = True) -> UnitOfWork:
     """`with unit_of_work() as work:` the action; after the block, `work.failed` says if it was refused."""
     return UnitOfWork(flash_error)
-
-
-def transaction(view_action):
-    """Run a view action as one unit of work; a refused action (DomainError) is flashed and returns None."""
-
-    @wraps(view_action)
-    def wrapper(*args, **kwargs):
-        with unit_of_work():
-            return view_action(*args, **kwargs)
-        return None
-
-    return wrapper
 
 
 class RoleMixin:
@@ -425,6 +412,6 @@ def badge(text: str, kind: str = "secondary") -> Markup:
 
 
 __all__ = [
-    "RoleView", "ScopedModelView", "flash_result", "label_formatter", "transaction", "unit_of_work", "claim_form",
+    "RoleView", "ScopedModelView", "flash_result", "label_formatter", "unit_of_work", "claim_form",
     "scoped_company_options", "admin_gettext", "_l",
 ]

@@ -39,8 +39,8 @@ from actions.coins import (
 )
 from actions.idempotency import remember
 from actions.members import (
-    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, create_members, effective_level, quote_upgrade,
-    refresh_levels, upgrade_vip,
+    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, create_members, effective_level, quote_digest,
+    quote_upgrade, refresh_levels, upgrade_vip,
 )
 from actions.orders import scoped_order
 from admin_views.base import RoleView, ScopedModelView, badge, claim_form, flash_result, unit_of_work
@@ -305,7 +305,7 @@ class MemberAccountView(ScopedModelView):
             error = str(exc)
         return self.render(
             "renewdesk/member_upgrade.html", ids=[str(r.id) for r in rows], refused_ids=refused_ids, quote=quote,
-            error=error, level=level, years=years, payer_id=(quote.payer.id if quote else payer_id),
+            quote_hash=quote_digest(quote, current_app.config["SECRET_KEY"]) if quote else "", error=error, level=level, years=years, payer_id=(quote.payer.id if quote else payer_id),
             companies=_company_choices(), levels=[(k, VIP_LEVELS[k]) for k in YEARLY_PRICE_CNY],
             terms=[(str(t), TERM_LABELS[t]) for t in TERM_MONTHS], shown_rows=SHOWN_ROWS, coins=_coins,
             return_url=self.get_url(".index_view"),
@@ -326,15 +326,18 @@ class MemberAccountView(ScopedModelView):
             return self._render_upgrade(ids, level, years, payer_id)
         rows = self.scoped_rows(ids)
         refused = tuple(self.refused_ids(ids, rows))
-        expected = request.form.get("expected_coins", "")
+        list_url = self.get_url(".index_view")
         with unit_of_work() as work:
+            remember(claim_form("vip_upgrade"), list_url)
             payer = _company(payer_id) if payer_id else None
             if payer_id and payer is None:
                 raise DomainError(_l("Choose one of your companies."))
+            # Exactly what the confirmation page showed, or nothing (QuoteChanged).
             result = upgrade_vip(db.session, current_user, rows, level, years, date.today(), payer,
-                                 expected_coins=int(expected) if expected.isdecimal() else -1)
+                                 expected_quote=request.form.get("quote_hash", ""),
+                                 secret=current_app.config["SECRET_KEY"])
         if work.failed:
-            return self._render_upgrade(ids, level, years, payer_id)
+            return work.already_done(list_url) or self._render_upgrade(ids, level, years, payer_id)
         flash_result(type(result)(result.changed, refused + result.refused),
                      _("%(count)s accounts upgraded.") + " " + _("Order %(number)s: %(coins)s coins paid.",
                                                                   number=result.extra.get("order", ""),
