@@ -90,7 +90,11 @@ class UnitOfWork:
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         if exc_type is None:
-            db.session.commit()
+            try:
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()  # a failed flush or commit leaves nothing half-written behind
+                raise
             return False
         db.session.rollback()
         if not isinstance(exc, DomainError):

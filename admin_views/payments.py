@@ -96,17 +96,14 @@ def notify(method: str):
     if not isinstance(signature, str):
         signature = ""
     try:
-        handle_notification(db.session, method, payload, signature, _secret(), date.today())
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        return _plain(str(exc), 400)
+        with unit_of_work(flash_error=False) as work:
+            handle_notification(db.session, method, payload, signature, _secret(), date.today())
     except IntegrityError:
         # The transaction id already paid another order: a forged or confused notification.
-        db.session.rollback()
         return _plain(_("This transaction id already paid another order."), 400)
     except OperationalError:
         # The database is busy or down: the provider retries later, and the retry pays once.
-        db.session.rollback()
         return _plain(_("Try again later."), 503)
+    if work.failed:
+        return _plain(str(work.error), 400)
     return _plain("OK", 200)
