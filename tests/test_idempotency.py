@@ -3,6 +3,7 @@ applied once: the second submit carries the same one-time key and is sent to the
 from __future__ import annotations
 
 import html
+import io
 import re
 from decimal import Decimal
 
@@ -12,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from actions import DomainError
+from actions.coins import create_coin_order
 from actions.idempotency import AlreadySubmitted, claim, new_key, remember
 from actions.wallets import credit, wallet_for
-from models import Device, IdempotencyKey, OfflineRecharge, Order, db
+from models import BankTransferReceipt, Device, IdempotencyKey, OfflineRecharge, Order, Package, PackageCategory, db
 from tests.conftest import Login, post
+from tests.test_seats import PRICES
 
 KEY_FIELD = re.compile(r'name="idempotency_key" value="([A-Za-z0-9_-]+)"')
 WORLD_ORDERS = ("RC-GLOBEX-0001", "SE-GLOBEX-0001")
@@ -203,3 +206,41 @@ def test_claim_without_a_key_guards_nothing_and_a_bad_key_is_refused(app, world)
         remember(claimed, "/admin/renewal_center/order/X/")
         db.session.commit()
     assert db.session.get(IdempotencyKey, claimed.id).result_url == "/admin/renewal_center/order/X/"
+
+
+def test_the_seat_order_sent_twice_makes_one_order(client, login, world):
+    category = PackageCategory(code="SEAT", name="Seats", kind="seat")
+    db.session.add(category)
+    db.session.flush()
+    db.session.add(Package(code="SEAT-BASIC", name="basic seat", category_id=category.id, kind="seat",
+                           amount=PRICES["basic"], pricing="per_year", currency="CNY"))
+    db.session.commit()
+    login("customer")
+    key = key_on(client, "/admin/seat_order/buy/")
+    form = {"company_id": str(world.acme.id), "edition": "basic", "quantity": "2", "idempotency_key": key}
+    first = post(client, "/admin/seat_order/buy/", form)
+    second = post(client, "/admin/seat_order/buy/", form)
+    (order,) = orders()
+    assert order.kind == "seats" and second.headers["Location"] == first.headers["Location"]
+
+
+def test_the_bank_transfer_receipt_sent_twice_is_kept_once(client, web_app, login, world, tmp_path, monkeypatch):
+    monkeypatch.setattr(web_app, "instance_path", str(tmp_path / "instance"))
+    with web_app.test_request_context():
+        order = create_coin_order(db.session, world.users["customer"], world.acme, "72.00", "bank_transfer")
+        number = order.number
+        db.session.commit()
+    login("customer")
+    path = f"/admin/bank_transfer/upload/?order={number}"
+    key = key_on(client, path)
+
+    def send():
+        return post(client, path, {"payer_company": "Acme", "payer_account": "6222", "amount": "72.00",
+                                   "idempotency_key": key, "file": (io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\0" * 64),
+                                                                    "r.png")}, content_type="multipart/form-data")
+
+    assert send().status_code == 302
+    second = send()
+    assert second.status_code == 302 and second.headers["Location"].endswith("/admin/bank_transfer/")
+    db.session.expire_all()
+    assert db.session.scalar(select(sa.func.count()).select_from(BankTransferReceipt)) == 1
