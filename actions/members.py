@@ -30,10 +30,7 @@ computed on submit has another digest (the form was changed, or the accounts or 
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
-import json
 import re
 import secrets
 from collections.abc import Sequence
@@ -52,6 +49,8 @@ from actions import ActionResult, DomainError, in_scope, require_role, scope_com
 from actions.audit import record
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
 from actions.orders import _number_order, add_months
+from actions.quotes import check_quote
+from actions.quotes import quote_digest as digest_of
 from actions.wallets import InsufficientBalance, debit, wallet_for
 from models import VIP_LEVELS, Company, MemberAccount, Order, OrderLine, User, utcnow
 
@@ -316,19 +315,19 @@ class UpgradeQuote:
         return max(0, self.coins - int(self.balance))
 
 
-class QuoteChanged(DomainError):
-    """The quote computed on submit is not the one the confirmation page showed."""
-
-
-def quote_digest(quote: UpgradeQuote, secret: str) -> str:
-    """An HMAC-SHA256 (keyed with the app's secret) of everything the quote applies and charges."""
-    canonical = json.dumps({
+def _quote_payload(quote: UpgradeQuote) -> dict:
+    """Everything an upgrade applies and charges, in a canonical order (accounts by id)."""
+    return {
         "payer": quote.payer.id, "level": quote.level, "years": str(quote.years), "months": quote.months,
         "accounts": [[line.id, line.old_level, str(line.old_expiry), str(line.new_expiry), line.converted_days,
                       line.conversion_coins] for line in sorted(quote.accounts)],
         "term_coins": quote.term_coins, "conversion_coins": quote.conversion_coins, "coins": quote.coins,
-    }, sort_keys=True, separators=(",", ":"))
-    return hmac.new(secret.encode(), canonical.encode(), hashlib.sha256).hexdigest()
+    }
+
+
+def quote_digest(quote: UpgradeQuote, secret: str) -> str:
+    """The digest a confirmation page carries for `quote` (see actions.quotes)."""
+    return digest_of(_quote_payload(quote), secret)
 
 
 def quote_upgrade(session: Session, actor: User, accounts: Sequence[MemberAccount], level: str, years,
@@ -391,9 +390,10 @@ def upgrade_vip(session: Session, actor: User, accounts: Sequence[MemberAccount]
     the quote computed now, or QuoteChanged is raised before anything is written.
     """
     quote = quote_upgrade(session, actor, accounts, level, years, today, payer)
-    if expected_quote is not None and not hmac.compare_digest(expected_quote, quote_digest(quote, secret)):
-        raise QuoteChanged(_l("The form changed since the price was shown: check the new price and confirm "
-                              "again. Nothing was upgraded."))
+    if expected_quote is not None:
+        check_quote(expected_quote, _quote_payload(quote), secret,
+                    _l("The form changed since the price was shown: check the new price and confirm again. "
+                       "Nothing was upgraded."))
     if not quote.accounts:
         return ActionResult((), quote.refused)
     if quote.missing:

@@ -22,6 +22,8 @@ from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
 from actions.idempotency import remember
+from actions.quotes import FIELD as QUOTE_FIELD
+from actions.quotes import check_quote, quote_digest
 from actions.seats import (
     MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
@@ -56,12 +58,17 @@ def _company(raw) -> Company | None:
     return company
 
 
-def _prices() -> dict[str, str]:
-    """Edition → "12.00 CNY" for the active seat packages of the catalog."""
+def _catalog_prices() -> dict[str, tuple]:
+    """Edition → (amount, currency) of the active seat packages of the catalog."""
     packages = db.session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
                                                         Package.code.in_(PACKAGE_CODES.values())))
-    by_code = {p.code: f"{p.amount:,.2f} {p.currency}" for p in packages}
+    by_code = {p.code: (p.amount, p.currency) for p in packages}
     return {edition: by_code[code] for edition, code in PACKAGE_CODES.items() if code in by_code}
+
+
+def _prices() -> dict[str, str]:
+    """Edition → "12.00 CNY" for the active seat packages of the catalog."""
+    return {edition: f"{amount:,.2f} {currency}" for edition, (amount, currency) in _catalog_prices().items()}
 
 
 def _seat_summary() -> list[tuple[Company, list]]:
@@ -440,6 +447,8 @@ class SeatGrantView(RoleView):
             company = _company(values["company_id"])
             with unit_of_work() as work:
                 remember(claim_form("seat_grant"), url_for(".index"))
+                # Paid at once: only at the prices the form showed (the catalog may have changed since).
+                check_quote(form.get(QUOTE_FIELD), _catalog_prices(), current_app.config["SECRET_KEY"])
                 if company is None:
                     raise DomainError(_l("Choose a company."))
                 order = grant_seats(db.session, current_user, company, values["edition"], values["quantity"],
@@ -459,6 +468,7 @@ class SeatGrantView(RoleView):
         ).unique().all()
         return self.render("renewdesk/seat_grant.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, prices=_prices(), recent=recent,
+                           quote_hash=quote_digest(_catalog_prices(), current_app.config["SECRET_KEY"]),
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)
 
 

@@ -13,7 +13,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from actions.members import QuoteChanged, conversion_cost, quote_digest, quote_upgrade, upgrade_vip
+from actions.members import conversion_cost, quote_digest, quote_upgrade, upgrade_vip
+from actions.quotes import QuoteChanged
 from actions.orders import add_months
 from actions.wallets import credit, ledger_differences, wallet_for
 from models import LedgerEntry, MemberAccount, Order, OrderLine, Wallet, db

@@ -16,7 +16,7 @@ from decimal import Decimal
 from conftest import post
 from db_snapshot import changed_tables, snapshot
 from actions.wallets import credit, wallet_for
-from models import MemberAccount, db
+from models import MemberAccount, Order, Package, PackageCategory, db
 
 MEMBERS = "/admin/memberaccount/"
 HASH = re.compile(r'name="quote_hash" value="([0-9a-f]{64})"')
@@ -91,3 +91,29 @@ def test_the_confirm_button_sends_the_visible_choices(client, login, world):
     assert 'name="level"' in form and 'name="years"' in form and 'name="payer_id"' in form
     assert 'id="rd-confirm"' in form and 'name="quote_hash"' in form
     assert 'type="hidden" name="level"' not in page
+
+
+def test_a_cash_seat_grant_at_a_changed_catalog_price_is_refused(client, login, world):
+    """Sales enters seats paid in cash at the price the page showed; a price changed meanwhile refuses."""
+    category = PackageCategory(code="SEAT", name="Seats", kind="seat")
+    db.session.add(category)
+    db.session.flush()
+    package = Package(code="SEAT-BASIC", name="Basic seat", category_id=category.id, kind="seat",
+                      amount=Decimal("10.00"), pricing="per_year", currency="CNY")
+    db.session.add(package)
+    db.session.commit()
+    login("sales")
+    form_page = client.get("/admin/seat_grant/").get_data(as_text=True)
+    shown = HASH.search(form_page).group(1)
+    db.session.get(Package, package.id).amount = Decimal("12.00")  # the catalog changes meanwhile
+    db.session.commit()
+    before = snapshot()
+    form = {"company_id": str(world.acme.id), "edition": "basic", "quantity": "3", "note": "receipt 9",
+            "quote_hash": shown}
+    page = html.unescape(post(client, "/admin/seat_grant/", form).get_data(as_text=True))
+    assert "The prices changed since the page was shown" in page and "12.00 CNY" in page
+    assert changed_tables(before) == []
+    form["quote_hash"] = HASH.search(page).group(1)  # the page now shows (and carries) the new price
+    assert post(client, "/admin/seat_grant/", form).status_code == 302
+    db.session.expire_all()
+    assert db.session.scalar(db.select(Order.total).where(Order.note == "receipt 9")) == Decimal("36.00")
