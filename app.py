@@ -2,28 +2,20 @@
 from __future__ import annotations
 
 import os
-from contextvars import ContextVar
 from pathlib import Path
 
 from flask import Flask, abort, has_request_context, request, session
-from flask_babel import Babel
-from flask_login import LoginManager, current_user
-from flask_mail import Mail
-from flask_migrate import Migrate
-from flask_wtf.csrf import CSRFProtect
+from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DataError
 
+from extensions import WRITE_INTENT, babel, csrf, login_manager, mail, migrate
 from models import LOCALES, User, db
 
 HERE = Path(__file__).resolve().parent
 
-login_manager = LoginManager()
-csrf = CSRFProtect()
-babel = Babel()
-migrate = Migrate()
-mail = Mail()
+__all__ = ["create_app", "WRITE_INTENT", "babel", "csrf", "login_manager", "mail", "migrate"]
 
 DEFAULTS = {
     "ENV_NAME": "production",
@@ -248,12 +240,6 @@ def _init_login(app: Flask) -> None:
         if user is None or not user.active or user.session_version != version:
             return None
         return user
-
-
-# Set for requests and commands that write: on SQLite their transactions start with
-# BEGIN IMMEDIATE, so writers queue for the lock (busy_timeout) instead of failing on a stale
-# snapshot. PostgreSQL needs nothing: conditional UPDATEs and row locks do the work there.
-WRITE_INTENT: ContextVar[bool] = ContextVar("renewdesk_write_intent", default=False)
 
 
 @event.listens_for(Engine, "begin")

@@ -12,6 +12,7 @@ from flask_babel import force_locale, format_date, ngettext
 from sqlalchemy import func, select
 
 from actions.outbox import RenderedMail, render_mail, send_queued
+from extensions import WRITE_INTENT
 from models import Wallet, db, utcnow
 
 # A push language (BillingConfig.push_language) → the Babel catalog and the Content-Language tag.
@@ -21,9 +22,7 @@ CONTENT_LANGUAGES = {"zh_CN": "zh-CN", "en": "en", "vi": "vi"}
 
 @contextmanager
 def writing():
-    """A command that writes: BEGIN IMMEDIATE on SQLite (app.WRITE_INTENT), rollback on any error."""
-    from app import WRITE_INTENT
-
+    """A command that writes: BEGIN IMMEDIATE on SQLite (WRITE_INTENT), rollback on any error."""
     token = WRITE_INTENT.set(True)
     try:
         yield

@@ -1714,6 +1714,24 @@ class CashReceipt(db.Model):
         return f"#{self.id} {self.order.number if self.order else ''}"
 
 
+# --- forms that create an order or move money are applied once per key ----------------------
+
+
+class IdempotencyKey(db.Model):
+    """The one-time key of a submitted form (per user): a second submit finds it and is shown the
+    first one's result instead of creating a second order. The unique index is the guard."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(40))
+    result_url: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # === cards (seed 002): distributors, SIM cards, stock, card orders, commission, withdrawals ===
 # Money columns are integers of minor units (`…_minor`) with their currency; rates are integers of
 # basis points (8 % = 800). Secrets (PIN, ID number, bank account) are Fernet tokens (`…_enc`)

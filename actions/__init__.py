@@ -14,16 +14,10 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-if TYPE_CHECKING:  # models imports actions.money: no module-level import back
+from errors import DomainError, NotAllowed  # noqa: F401 - the refusals every action raises, re-exported
+
+if TYPE_CHECKING:
     from models import User
-
-
-class DomainError(Exception):
-    """A refusal the user should read: it names the row, field or id at fault."""
-
-
-class NotAllowed(DomainError):
-    """The actor's role may not do this."""
 
 
 @dataclass(frozen=True)

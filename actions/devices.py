@@ -16,7 +16,7 @@ from models import Device, User
 
 DEVICE_ROLES = {"tech_support", "customer_admin"}
 TARGET_STATUS = {"suspend": "suspended", "enable": "active"}
-_CHUNK = 900  # stays under SQLite's bound-parameter limit
+IDS_PER_QUERY = 900  # stays under SQLite's bound-parameter limit
 
 
 def parse_numbers(text: str) -> list[str]:
@@ -48,8 +48,8 @@ def plan_status_change(session: Session, actor: User, numbers: Sequence[str], op
             seen.add(number)
             unique.append(number)
     found: dict[str, tuple[int, int, str]] = {}
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start:start + _CHUNK]
+    for start in range(0, len(unique), IDS_PER_QUERY):
+        chunk = unique[start:start + IDS_PER_QUERY]
         rows = session.execute(
             select(Device.number, Device.id, Device.company_id, Device.status).where(Device.number.in_(chunk))
         )
@@ -74,8 +74,8 @@ def apply_status_change(session: Session, actor: User, plan: StatusPlan, now: da
     require_role(actor, DEVICE_ROLES)
     target = TARGET_STATUS[plan.operation]
     changed = 0
-    for start in range(0, len(plan.ids), _CHUNK):
-        chunk = plan.ids[start:start + _CHUNK]
+    for start in range(0, len(plan.ids), IDS_PER_QUERY):
+        chunk = plan.ids[start:start + IDS_PER_QUERY]
         result = session.execute(
             update(Device)
             .where(Device.id.in_(chunk), Device.status != target)

@@ -16,6 +16,17 @@ VIP upgrade: accounts × years × 7,200 (VIP) or 21,600 (SVIP) coins, debited fr
 company's COIN wallet through an Order of kind "vip_upgrade" in COIN, in the same transaction
 as one executemany UPDATE of the accounts' level and expiry (conditional on the values read,
 so a concurrent change makes the whole upgrade fail rather than be overwritten).
+
+VIP → SVIP while VIP time remains: the remaining VIP days become SVIP days and the new term is
+added after them (the expiry moves from the VIP expiry, as for any renewal). The converted days
+cost the difference of the yearly prices, (21,600 − 7,200) × days / 365 coins per account,
+rounded half up to a whole coin: the VIP days already paid are credited at the VIP price, so paid
+VIP time never becomes SVIP for free and no day is paid twice.
+
+A confirmation applies exactly the quote it showed: `quote_digest` is an HMAC (the app's secret
+key) over the payer, level, term, each account's old and new level and expiry and every amount;
+the confirmation page carries it and `upgrade_vip` refuses, writing nothing, when the quote
+computed on submit has another digest (the form was changed, or the accounts or prices were).
 """
 from __future__ import annotations
 
@@ -25,7 +36,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, select, update
@@ -38,6 +50,8 @@ from actions.audit import record
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
 from actions.orders import LineSpec, add_months, open_order, pay_with_balance
 from actions.wallets import InsufficientBalance, wallet_for
+from actions.quotes import check_quote
+from actions.quotes import quote_digest as digest_of
 from models import VIP_LEVELS, Company, MemberAccount, Order, OrderLine, User, utcnow
 
 MEMBER_ROLES = {"customer_admin"}
@@ -52,6 +66,7 @@ RANGE = re.compile(r"(\d+)-(\d+)")
 RANDOM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"  # no 0/O, 1/l/I
 RANDOM_LENGTH = 12
 LEVEL_RANK = {"none": 0, "vip": 1, "svip": 2}
+DAYS_PER_YEAR = 365
 # Bound parameters per IN (…): well under SQLite's 32,766 and PostgreSQL's 65,535.
 _CHUNK = 5000
 NAMED = 50  # how many logins a message names before "and N more"
@@ -252,11 +267,32 @@ def upgrade_cost(level: str, years, accounts: int) -> int:
     return int(whole_coins(YEARLY_PRICE_CNY[level] * COINS_PER_CNY * years * accounts))
 
 
+def conversion_cost(from_level: str, to_level: str, days: int) -> int:
+    """Coins for turning `days` remaining days of `from_level` into `to_level`: the difference of the
+    yearly prices × days / 365, rounded half up (0 when nothing is converted)."""
+    if days <= 0 or from_level == to_level or from_level not in YEARLY_PRICE_CNY:
+        return 0
+    yearly = (YEARLY_PRICE_CNY[to_level] - YEARLY_PRICE_CNY[from_level]) * COINS_PER_CNY
+    return int((yearly * days / DAYS_PER_YEAR).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def effective_level(level: str, expires_on: date | None, today: date) -> str:
     """The level an account really has today: none once its expiry has passed."""
     if level == "none" or expires_on is None or expires_on < today:
         return "none"
     return level
+
+
+class UpgradeLine(NamedTuple):
+    """One account of an upgrade: before and after, and the remaining days converted to the new level."""
+
+    id: int
+    login: str
+    old_level: str
+    old_expiry: date | None
+    new_expiry: date
+    converted_days: int  # remaining days of a lower level that become days of the new level
+    conversion_coins: int  # what converting them costs (see conversion_cost)
 
 
 @dataclass(frozen=True)
@@ -267,14 +303,31 @@ class UpgradeQuote:
     level: str
     years: Decimal
     months: int
-    accounts: tuple[tuple[int, str, str, date | None, date], ...]  # id, login, old level, old expiry, new expiry
+    accounts: tuple[UpgradeLine, ...]
     refused: tuple[tuple[str, str], ...]
-    coins: int
+    coins: int  # the whole cost: term_coins + conversion_coins
     balance: Decimal
+    term_coins: int = 0
+    conversion_coins: int = 0
 
     @property
     def missing(self) -> int:
         return max(0, self.coins - int(self.balance))
+
+
+def _quote_payload(quote: UpgradeQuote) -> dict:
+    """Everything an upgrade applies and charges, in a canonical order (accounts by id)."""
+    return {
+        "payer": quote.payer.id, "level": quote.level, "years": str(quote.years), "months": quote.months,
+        "accounts": [[line.id, line.old_level, str(line.old_expiry), str(line.new_expiry), line.converted_days,
+                      line.conversion_coins] for line in sorted(quote.accounts)],
+        "term_coins": quote.term_coins, "conversion_coins": quote.conversion_coins, "coins": quote.coins,
+    }
+
+
+def quote_digest(quote: UpgradeQuote, secret: str) -> str:
+    """The digest a confirmation page carries for `quote` (see actions.quotes)."""
+    return digest_of(_quote_payload(quote), secret)
 
 
 def quote_upgrade(session: Session, actor: User, accounts: Sequence[MemberAccount], level: str, years,
@@ -312,29 +365,37 @@ def quote_upgrade(session: Session, actor: User, accounts: Sequence[MemberAccoun
                                                   wanted=VIP_LEVELS[level]))))
         else:
             start = max(account.vip_expires_on or today, today)
-            chosen.append((account.id, account.login, account.vip_level, account.vip_expires_on,
-                           add_months(start, months)))
-    coins = upgrade_cost(level, years, len(chosen)) if chosen else 0
+            days = (start - today).days if current != "none" else 0
+            chosen.append(UpgradeLine(account.id, account.login, account.vip_level, account.vip_expires_on,
+                                      add_months(start, months), days if current != level else 0,
+                                      conversion_cost(current, level, days)))
+    term_coins = upgrade_cost(level, years, len(chosen)) if chosen else 0
+    conversion = sum(line.conversion_coins for line in chosen)
     wallet = wallet_for(session, payer.id, "COIN")
-    return UpgradeQuote(payer, level, years, months, tuple(chosen), tuple(refused), coins, wallet.balance)
+    return UpgradeQuote(payer, level, years, months, tuple(chosen), tuple(refused), term_coins + conversion,
+                        wallet.balance, term_coins, conversion)
 
 
 def upgrade_vip(session: Session, actor: User, accounts: Sequence[MemberAccount], level: str, years,
-                today: date, payer: Company | None = None, expected_coins: int | None = None) -> ActionResult:
-    """Upgrade accounts to `level` for `years`, paying accounts × years × 7,200 / 21,600 coins.
+                today: date, payer: Company | None = None, expected_quote: str | None = None,
+                secret: str = "") -> ActionResult:
+    """Upgrade accounts to `level` for `years`, paying accounts × years × 7,200 / 21,600 coins
+    (plus the conversion of remaining VIP days when going to SVIP; see the module's docstring).
 
     All or nothing for the accounts it accepts: the coin debit (an Order of kind vip_upgrade in
     COIN, paid from the payer's COIN wallet), the order lines and one executemany UPDATE of the
     accounts share the transaction. Not enough coins refuses everything, saying how many are
-    missing. Accounts refused by `quote_upgrade` are reported and left alone. `expected_coins`
-    (what a confirmation page showed) must match the cost computed now.
+    missing. Accounts refused by `quote_upgrade` are reported and left alone. `expected_quote`
+    (the `quote_digest` a confirmation page showed, keyed with `secret`) must be the digest of
+    the quote computed now, or QuoteChanged is raised before anything is written.
     """
     quote = quote_upgrade(session, actor, accounts, level, years, today, payer)
+    if expected_quote is not None:
+        check_quote(expected_quote, _quote_payload(quote), secret,
+                    _l("The form changed since the price was shown: check the new price and confirm again. "
+                       "Nothing was upgraded."))
     if not quote.accounts:
         return ActionResult((), quote.refused)
-    if expected_coins is not None and expected_coins != quote.coins:
-        raise DomainError(_l("The cost changed since you confirmed (%(seen)s coins then, %(now)s now); check the "
-                             "upgrade again.", seen=f"{expected_coins:,}", now=f"{quote.coins:,}"))
     if quote.missing:
         raise DomainError(_l("Not enough coins: the upgrade costs %(cost)s coins, %(company)s holds %(held)s; "
                              "%(missing)s coins missing. Nothing was upgraded.", cost=f"{quote.coins:,}",
@@ -343,10 +404,11 @@ def upgrade_vip(session: Session, actor: User, accounts: Sequence[MemberAccount]
     unit = upgrade_cost(quote.level, quote.years, 1)
     order = open_order(
         session, actor, kind="vip_upgrade", company_id=quote.payer.id, currency="COIN",
-        lines=[LineSpec(description=login, gross=Decimal(unit), unit_price=Decimal(unit), edition=quote.level,
-                        months=quote.months, member_account_id=id_, old_level=old_level, old_expires_on=old_expiry,
-                        new_expires_on=new_expiry)
-               for id_, login, old_level, old_expiry, new_expiry in quote.accounts],
+        lines=[LineSpec(description=line.login, gross=Decimal(unit + line.conversion_coins),
+                        unit_price=Decimal(unit + line.conversion_coins), edition=quote.level, months=quote.months,
+                        member_account_id=line.id, old_level=line.old_level, old_expires_on=line.old_expiry,
+                        new_expires_on=line.new_expiry)
+               for line in quote.accounts],
     )
     try:
         pay_with_balance(session, actor, order, today)
@@ -356,10 +418,12 @@ def upgrade_vip(session: Session, actor: User, accounts: Sequence[MemberAccount]
                           ) from None
     for account in accounts:
         session.expire(account)
-    logins = tuple(login for _id, login, *_rest in quote.accounts)
-    record(session, actor, "upgrade_vip", "member_account", [id_ for id_, *_rest in quote.accounts],
+    logins = tuple(line.login for line in quote.accounts)
+    converted = f" ({quote.conversion_coins} of them converting remaining days)" if quote.conversion_coins else ""
+    record(session, actor, "upgrade_vip", "member_account", [line.id for line in quote.accounts],
            f"{order.number}: {len(logins)} accounts to {quote.level} for {quote.years} year "
-           f"({quote.months} months), {quote.coins} coins from {quote.payer.name}: " + ", ".join(logins)[:2000])
+           f"({quote.months} months), {quote.coins} coins{converted} from {quote.payer.name}: "
+           + ", ".join(logins)[:2000])
     session.flush()
     return ActionResult(logins, quote.refused, {"order": order.number, "coins": quote.coins})
 

@@ -5,7 +5,7 @@ Amounts live in the database as integers of minor units (`amount_minor`, as Lago
 mode (ROUND_HALF_UP) everywhere, one allocation (largest remainder), one formatter (Babel,
 in the reader's locale). Nothing here is ever a float.
 
-This module imports nothing of the project but `actions` (for DomainError), so models can use it.
+This module imports nothing of the project but `errors`, so models can use it.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from babel.numbers import format_currency, format_decimal
 from flask_babel import lazy_gettext as _l
 
-from actions import DomainError
+from errors import DomainError
 
 # ISO 4217 exponents (CNY, USD 2; VND 0) and our coins (whole coins, 1 CNY = 100 coins).
 EXPONENTS: dict[str, int] = {"CNY": 2, "USD": 2, "VND": 0, "COIN": 0}

@@ -44,7 +44,6 @@ PROMOTION_ACTIVATE_ROLES = {"finance"}
 VIEW_ROLES = {"customer_admin", "sales", "finance"}
 RESERVATION_MINUTES = 30
 PAY_METHODS = ("balance", "online", "cash")
-ONLINE_METHODS = ("wechat", "alipay", "paypal")
 MAX_SEATS_PASTED = 500
 MAX_RENEWAL_DAYS_BEFORE = 90
 
@@ -151,12 +150,11 @@ def refusal(ctx: CheckoutContext, promotion: Promotion, scope: str, *, currency:
         return str(_l("it has not started yet"))
     if promotion.ends_at and now >= promotion.ends_at:
         return str(_l("it has ended"))
-    in_money = (promotion.kind == "fixed" or promotion.max_discount_minor is not None
-                or promotion.min_subtotal_minor is not None)
-    if in_money:
-        if promotion.currency != currency:
-            return str(_l("it is in %(promotion_currency)s and this order is in %(currency)s",
-                          promotion_currency=promotion.currency, currency=currency))
+    # Every promotion belongs to a currency (its amounts, cap and minimum are in it): a percentage one too,
+    # so a promotion made for a CNY service is not offered on a VND one.
+    if promotion.currency != currency:
+        return str(_l("it is in %(promotion_currency)s and this order is in %(currency)s",
+                      promotion_currency=promotion.currency, currency=currency))
     if promotion.targets and scope != "invoice":
         hit = any((t.plan_id is not None and plan is not None and t.plan_id == plan.id)
                   or (t.cycle_id is not None and cycle is not None and t.cycle_id == cycle.id)
@@ -338,11 +336,14 @@ class Offers:
 
 
 def eligible_offers(session: Session, company: Company, cycle: PlanCycle, add_ons: Sequence[PlanAddOn],
-                    now: datetime) -> Offers:
-    """Only the promotions this company may use on this cycle and these add-ons (constant queries)."""
+                    now: datetime, chosen: dict[str, int] | None = None) -> Offers:
+    """Only the promotions this company may use on this cycle and these add-ons (constant queries), each
+    with what it takes off its line; an invoice promotion's amount is taken off the subtotal after the
+    line promotions already `chosen` ({"plan": id, "add_on:<id>": id}) that are among the offers."""
     ctx = checkout_context(session, company, now)
     currency = cycle.currency
-    gross_subtotal = cycle.price + sum((add_on_gross(a, cycle.months) for a in add_ons), zero(currency))
+    gross = {"plan": cycle.price, **{f"add_on:{a.id}": add_on_gross(a, cycle.months) for a in add_ons}}
+    gross_subtotal = sum(gross.values(), zero(currency))
     offers = Offers(add_ons={a.id: [] for a in add_ons})
     for promotion in sorted(ctx.promotions.values(), key=lambda p: p.code):
         rule = rule_of(promotion)
@@ -351,10 +352,18 @@ def eligible_offers(session: Session, company: Company, cycle: PlanCycle, add_on
             offers.plan.append(Offer(promotion, discount_of(rule, cycle.price, currency, promotion.code)))
         for add_on in add_ons:
             if refusal(ctx, promotion, "add_on", add_on=add_on, **common) is None:
-                base = add_on_gross(add_on, cycle.months)
-                offers.add_ons[add_on.id].append(Offer(promotion, discount_of(rule, base, currency, promotion.code)))
-        if refusal(ctx, promotion, "invoice", **common) is None:
-            offers.invoice.append(Offer(promotion, discount_of(rule, gross_subtotal, currency, promotion.code)))
+                offers.add_ons[add_on.id].append(Offer(promotion, discount_of(rule, gross[f"add_on:{add_on.id}"],
+                                                                              currency, promotion.code)))
+    line_offers = {"plan": offers.plan, **{f"add_on:{a}": found for a, found in offers.add_ons.items()}}
+    after_lines = gross_subtotal
+    for key, promotion_id in (chosen or {}).items():
+        offer = next((o for o in line_offers.get(key, ()) if o.promotion.id == promotion_id), None)
+        if offer is not None:
+            after_lines -= offer.takes_off
+    for promotion in sorted(ctx.promotions.values(), key=lambda p: p.code):
+        if refusal(ctx, promotion, "invoice", currency=currency, gross_subtotal=gross_subtotal, now=now) is None:
+            offers.invoice.append(Offer(promotion, discount_of(rule_of(promotion), after_lines, currency,
+                                                               promotion.code)))
     return offers
 
 
@@ -551,7 +560,9 @@ def _line_specs(result: Quote, purpose: str) -> list[LineSpec]:
         if priced.invoice_share:
             discounts.append(DiscountSpec("invoice", promotion_label(result.invoice_promotion), priced.invoice_share,
                                           promotion_ref=str(result.invoice_promotion.id)))
-        specs.append(LineSpec(description=line.label[:255], gross=priced.gross, quantity=1, unit_price=priced.gross,
+        # An add-on line names its code, so a refund of that line finds the add-on to end.
+        description = f"{line.label} [{line.add_on.code}]" if line.add_on is not None else line.label
+        specs.append(LineSpec(description=description[:255], gross=priced.gross, quantity=1, unit_price=priced.gross,
                               months=result.cycle.months, discounts=discounts))
     return specs
 
@@ -628,7 +639,8 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     session.flush()
     order = open_order(session, actor, kind="subscription", company_id=subscription.company_id,
                        currency=result.currency, lines=_line_specs(result, purpose),
-                       note=f"{subscription.number} {purpose}", today=today)
+                       note=f"{subscription.number} {purpose}", today=today,
+                       promotion=", ".join(p.code for p in result.promotions())[:100] or None)
     if link.order_id is None:
         link.order_id = order.id
         session.flush()
@@ -692,12 +704,9 @@ def deliver(session: Session, order: Order, today: date) -> None:
     subscription = link.subscription
     if link.purpose == "upgrade":
         _credit_unused_days(session, subscription, order, today)
-    if link.purpose == "start":
-        start = today
-    elif link.purpose == "renewal":
-        start = link.period_start or today
-    else:
-        start = today
+    # A renewal continues the paid period without a gap (even when paid during the grace period);
+    # a first period and an upgrade start on the day of payment.
+    start = (link.period_start or today) if link.purpose == "renewal" else today
     subscription.plan_id, subscription.cycle_id = link.plan_id, link.cycle_id
     session.flush()
     session.refresh(subscription)
@@ -706,8 +715,9 @@ def deliver(session: Session, order: Order, today: date) -> None:
     subscription.grace_until = None
     if link.purpose == "renewal":
         subscription.next_plan_id = subscription.next_cycle_id = None
-    if subscription.status in ("pending_payment", "past_due", "active", "expired") or link.purpose != "renewal":
-        subscription.status = "active" if subscription.status != "cancel_scheduled" else "cancel_scheduled"
+    # A scheduled cancellation stays scheduled; a suspended, cancelled or abandoned one is not revived.
+    if subscription.status in ("pending_payment", "active", "past_due", "expired"):
+        subscription.status = "active"
     for reservation in session.scalars(select(PromotionReservation).where(
             PromotionReservation.order_id == order.id, PromotionReservation.status == "reserved")):
         claimed = session.execute(update(PromotionReservation).where(
@@ -737,9 +747,8 @@ def undo(session: Session, order: Order, lines) -> None:
         subscription.status = "cancelled"
         subscription.cancelled_at = utcnow()
     else:
-        names = {line.description for line in lines}
         for item in subscription.items:
-            if item.add_on.name in names:
+            if any(line.description.endswith(f"[{item.add_on.code}]") for line in lines):
                 item.active = False
     event(session, subscription, "refunded", None, order=order,
           summary=", ".join(line.description for line in lines))
@@ -945,8 +954,42 @@ def undo_cancel(session: Session, actor: User, subscription: Subscription) -> No
     session.flush()
 
 
-def abandon(session: Session, actor: User | None, subscription: Subscription) -> None:
+SUSPEND_ROLES = {"sales"}
+
+
+def suspend(session: Session, actor: User, subscription: Subscription, at: datetime) -> None:
+    """Staff suspend an active or past-due subscription (left out of renewals until resumed)."""
+    require_role(actor, SUSPEND_ROLES)
+    claimed = session.execute(update(Subscription).where(
+        Subscription.id == subscription.id, Subscription.status.in_(("active", "past_due")))
+        .values(status="suspended").execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise DomainError(_l("Subscription %(number)s is not active.", number=subscription.number))
+    session.refresh(subscription)
+    audit = record(session, actor, "suspend", "subscription", [subscription.id], subscription.number)
+    event(session, subscription, "settings", actor, audit=audit, summary=str(_l("Suspended")))
+    session.flush()
+
+
+def resume(session: Session, actor: User, subscription: Subscription) -> None:
+    """A suspended subscription is active again (the renewal job then treats it as any other)."""
+    require_role(actor, SUSPEND_ROLES)
+    claimed = session.execute(update(Subscription).where(
+        Subscription.id == subscription.id, Subscription.status == "suspended")
+        .values(status="active").execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise DomainError(_l("Subscription %(number)s is not suspended.", number=subscription.number))
+    session.refresh(subscription)
+    audit = record(session, actor, "resume", "subscription", [subscription.id], subscription.number)
+    event(session, subscription, "settings", actor, audit=audit, summary=str(_l("Resumed")))
+    session.flush()
+
+
+def abandon(session: Session, actor: User, subscription: Subscription) -> None:
     """A checkout whose order will not be paid: cancel the order, give back the promotions."""
+    _check_subscription(session, actor, subscription)
+    if subscription.status != "pending_payment":
+        raise DomainError(_l("Subscription %(number)s is not awaiting payment.", number=subscription.number))
     for order in session.scalars(select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(
             SubscriptionOrder.subscription_id == subscription.id, Order.status == "pending")):
         cancel_order(session, actor, order)

@@ -8,6 +8,7 @@ from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from actions.idempotency import new_key
 from admin_views.base import RoleMixin
 from models import LOCALES, ROLES
 
@@ -73,7 +74,7 @@ def init_admin(app: Flask) -> Admin:
 
     @app.context_processor
     def console_context():
-        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale}
+        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale, "idempotency_key": new_key}
 
     return admin
 

@@ -15,6 +15,7 @@ from wtforms.validators import DataRequired, Length
 
 from actions import DomainError
 from actions.auth import authenticate, change_password as change_password_action, end_sessions
+from admin_views.base import unit_of_work
 from models import LOCALES, db, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -62,7 +63,7 @@ def login():
                 lock_minutes=current_app.config["LOGIN_LOCK_MINUTES"],
             )
         except DomainError as exc:
-            db.session.commit()  # keep the failure count
+            db.session.commit()  # a refused login keeps its failure count: not a unit_of_work
             flash(str(exc), "error")
             return render_template("auth/login.html", form=form), 200
         db.session.commit()
@@ -77,9 +78,14 @@ def login():
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    """POST (with the CSRF token) logs out; GET only asks, so a cross-site link or image cannot."""
+    if request.method == "GET":
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        return render_template("auth/logout.html")
     if current_user.is_authenticated:
-        end_sessions(db.session, current_user)
-        db.session.commit()
+        with unit_of_work():
+            end_sessions(db.session, current_user)
     logout_user()
     session.clear()
     flash(_("You are logged out."), "info")
@@ -91,17 +97,13 @@ def logout():
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
-        try:
+        user = current_user._get_current_object()
+        with unit_of_work() as work:
             change_password_action(
                 db.session, current_user, form.current.data, form.new.data, form.confirm.data,
                 method=current_app.config["PASSWORD_HASH_METHOD"],
             )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            user = current_user._get_current_object()
-            db.session.commit()
+        if not work.failed:
             login_user(user)  # the session version changed: carry this session over
             flash(_("Your password is changed."), "success")
             return redirect(url_for("admin.index"))
@@ -114,8 +116,8 @@ def set_language():
     if form.validate_on_submit():
         session["locale"] = form.locale.data
         if current_user.is_authenticated:
-            current_user.locale = form.locale.data
-            db.session.commit()
+            with unit_of_work():
+                current_user.locale = form.locale.data
     return redirect(safe_next(request.form.get("next") or request.referrer and urlsplit(request.referrer).path))
 
 

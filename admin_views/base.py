@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
-from flask_admin import BaseView
+from flask_admin import BaseView, expose
 from flask_admin.actions import action
 from flask_admin.babel import gettext as admin_gettext
 from flask_admin.babel import lazy_gettext as admin_lazy_gettext
@@ -36,6 +36,8 @@ from wtforms.validators import ValidationError
 from actions import ActionResult, DomainError, companies_in_scope, scope_filter
 from actions.audit import record
 from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
+from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
+from actions.idempotency import AlreadySubmitted, claim
 from importers.xlsx import formula_safe, iter_file, write_xlsx
 from models import Company, db
 
@@ -61,6 +63,60 @@ def flash_result(result: ActionResult, done_message: str) -> None:
             + (" …" if len(result.refused) > 200 else ""),
             "error",
         )
+
+
+class UnitOfWork:
+    """One transaction of a view action: commit once on success, roll back on any exception.
+
+    A `DomainError` raised inside is flashed (with its `flash_category`, "error" unless the error
+    says otherwise) and kept in `error`; the view then chooses what to render. Any other exception
+    rolls back and propagates.
+    """
+
+    def __init__(self, flash_error: bool = True):
+        self.flash_error = flash_error
+        self.error: DomainError | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def already_done(self, fallback_url: str):
+        """When the form was sent before (its idempotency key is used), a redirect to what the first
+        submit did; else None."""
+        if isinstance(self.error, AlreadySubmitted):
+            return redirect(self.error.result_url or fallback_url)
+        return None
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is None:
+            try:
+                db.session.commit()
+            except BaseException:
+                db.session.rollback()  # a failed flush or commit leaves nothing half-written behind
+                raise
+            return False
+        db.session.rollback()
+        if not isinstance(exc, DomainError):
+            return False
+        self.error = exc
+        if self.flash_error:
+            flash(str(exc), getattr(exc, "flash_category", "error"))
+        return True
+
+
+def claim_form(purpose: str):
+    """Claim the submitted form's idempotency key inside the unit of work (see actions.idempotency);
+    pass the result to `remember` with the URL of what the form did."""
+    return claim(db.session, current_user, request.form.get(IDEMPOTENCY_FIELD), purpose)
+
+
+def unit_of_work(flash_error: bool = True) -> UnitOfWork:
+    """`with unit_of_work() as work:` the action; after the block, `work.failed` says if it was refused."""
+    return UnitOfWork(flash_error)
 
 
 class RoleMixin:
@@ -277,6 +333,19 @@ class ScopedModelView(RoleMixin, ModelView):
             return None
         return self.get_query().filter(self.model.id == pk).one_or_none()
 
+    @expose("/ajax/update/", methods=("POST",))
+    def ajax_update(self):
+        """Flask-Admin's inline edit: 400 without a plain row id, 404 for a row not in the scoped query
+        (Flask-Admin answers 500 "Record does not exist")."""
+        if not self.column_editable_list:
+            abort(404)
+        pk = parse_row_id(request.form.get("list_form_pk"))
+        if pk is None:
+            abort(400)
+        if self.get_one(str(pk)) is None:
+            abort(404)
+        return super().ajax_update()
+
     def scoped_rows(self, ids: Iterable[str]) -> list:
         """The rows behind submitted ids, through the scoped query; unknown ids drop out."""
         clean = sorted({pk for pk in map(parse_row_id, ids) if pk is not None})
@@ -476,6 +545,6 @@ def badge(text: str, kind: str = "secondary") -> Markup:
 
 
 __all__ = [
-    "RoleView", "ScopedModelView", "flash_result", "label_formatter",
+    "RoleView", "ScopedModelView", "flash_result", "label_formatter", "unit_of_work", "claim_form",
     "scoped_company_options", "admin_gettext", "_l",
 ]

@@ -24,7 +24,7 @@ from actions.billing import (
     load_companies,
     parse_id,
 )
-from admin_views.base import RoleView
+from admin_views.base import RoleView, unit_of_work
 from models import BILLING_CYCLES, PUSH_LANGUAGES, BillingConfig, db
 
 LIST_LIMIT = 1000
@@ -103,13 +103,9 @@ class BillingConfigView(RoleView):
         if request.method == "POST" and request.form.get("save") == "1":
             form = BillingConfigForm(request.form)
             if form.validate():
-                try:
+                with unit_of_work() as work:
                     result = configure_companies(db.session, current_user, companies, form.data)
-                except DomainError as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
-                else:
-                    db.session.commit()
+                if not work.failed:
                     flash(_("Billing config saved for %(count)s companies.", count=len(result.changed)),
                           "success")
                     return redirect(back)
@@ -129,14 +125,11 @@ class BillingConfigView(RoleView):
             flash(_("Billing config #%(id)s: not found or outside your companies.", id=raw[:20]), "error")
             return redirect(back)
         company = config.company
-        try:
+        with unit_of_work() as work:
             delete_config(db.session, current_user, config)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            _config, source = effective_config(db.session, company)
+        if work.failed:
             return redirect(back)
-        _config, source = effective_config(db.session, company)
-        db.session.commit()
         if source is None:
             flash(_("Billing config of %(company)s deleted; it has no billing config now.",
                     company=company.name), "success")

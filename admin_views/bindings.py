@@ -13,11 +13,11 @@ from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import select
 
-from actions import ActionResult, DomainError, companies_in_scope
+from actions import ActionResult, companies_in_scope
 from actions.bindings import (
     bind_package, bind_package_to_type, offer_packages, plan_type_binding, unbind, withdraw_offers,
 )
-from admin_views.base import ScopedModelView, badge, flash_result
+from admin_views.base import ScopedModelView, badge, flash_result, unit_of_work
 from admin_views.devices import LABELS as DEVICE_LABELS
 from admin_views.devices import DeviceView, PackageBound
 from admin_views.system import InCompanyTree
@@ -135,13 +135,10 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
             flash(_("Select at least one device."), "error")
             return redirect(return_url)
         package = _get(Package, request.form.get("package_id"))
-        try:
+        with unit_of_work() as work:
             result = bind_package(db.session, current_user, devices, package)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return self._render_bind(self.scoped_rows(ids), return_url, request.form.get("package_id", ""))
-        db.session.commit()
         _report(result, _("%(count)s devices bound to package %(code)s.",
                           count=len(result.changed), code=package.code),
                 self.refused_ids(ids, devices))
@@ -152,13 +149,10 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
                "a package is bound again."))
     def action_unbind(self, ids):
         devices = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = unbind(db.session, current_user, devices)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         _report(result, _("Renewal package removed from %(count)s devices.", count=len(result.changed)),
                 self.refused_ids(ids, devices))
 
@@ -174,18 +168,17 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
         key = json.dumps([company.id if company else None, device_type, include, package.id if package else None])
         plan = None
         if request.method == "POST":
-            try:
-                if values.get("confirm") == "1" and values.get("checked") == key:
+            confirmed = values.get("confirm") == "1" and values.get("checked") == key
+            with unit_of_work() as work:
+                if confirmed:
                     result = bind_package_to_type(db.session, current_user, company, device_type, package,
                                                   include)
-                    db.session.commit()
-                    _report(result, _("%(count)s devices of type %(type)s bound to package %(code)s.",
-                                      count=len(result.changed), type=device_type, code=package.code))
-                    return redirect(self.list_url_for_company(company))
-                plan = plan_type_binding(db.session, current_user, company, device_type, package, include)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
+                else:
+                    plan = plan_type_binding(db.session, current_user, company, device_type, package, include)
+            if confirmed and not work.failed:
+                _report(result, _("%(count)s devices of type %(type)s bound to package %(code)s.",
+                                  count=len(result.changed), type=device_type, code=package.code))
+                return redirect(self.list_url_for_company(company))
         types_query = select(Device.device_type).where(Device.device_type != "").distinct()
         if company is not None:
             types_query = types_query.where(Device.company_id.in_(company.subtree_ids()))
@@ -235,13 +228,9 @@ class CompanyPackageView(CompanyPickerMixin, ScopedModelView):
         ticked = {int(i) for i in request.form.getlist("package_id") if i.isdecimal()}
         if request.method == "POST":
             packages = list(db.session.scalars(select(Package).where(Package.id.in_(ticked)))) if ticked else []
-            try:
+            with unit_of_work() as work:
                 result = offer_packages(db.session, current_user, company, packages)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                db.session.commit()
+            if not work.failed:
                 _report(result, _("%(count)s value-added packages offered to %(name)s.",
                                   count=len(result.changed), name=company.name))
                 return redirect(self.list_url_for_company(company))
@@ -257,25 +246,17 @@ class CompanyPackageView(CompanyPickerMixin, ScopedModelView):
         )
 
     def delete_model(self, model):
-        try:
+        with unit_of_work() as work:
             result = withdraw_offers(db.session, current_user, [model])
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return False
-        return bool(result.changed)
+        return not work.failed and bool(result.changed)
 
     @action("delete", _l("Withdraw"), _l("Stop offering the selected value-added packages?"))
     def action_delete(self, ids):
         offers = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = withdraw_offers(db.session, current_user, offers)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         _report(result, _("%(count)s value-added offers withdrawn.", count=len(result.changed)),
                 self.refused_ids(ids, offers))
 

@@ -13,7 +13,7 @@ from actions.catalog import (
     check_category_deletable, check_code_unique, check_package, check_subcategory,
     check_subcategory_deletable, delete_package,
 )
-from admin_views.base import ScopedModelView, label_formatter
+from admin_views.base import ScopedModelView, label_formatter, unit_of_work
 from models import (
     CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, Package, PackageCategory, PackageSubcategory, db,
 )
@@ -147,12 +147,9 @@ class PackageView(CatalogView):
         check_package(db.session, model)
 
     def delete_model(self, model):
-        try:
+        with unit_of_work() as work:
             outcome = delete_package(db.session, current_user, model)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return False
         if outcome == "deactivated":
             flash(_("Package %(code)s is bound to devices or offered to companies, so it was "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
@@ -15,12 +15,11 @@ from markupsafe import Markup
 from sqlalchemy import and_, or_
 from wtforms.validators import ValidationError
 
-from actions import DomainError
 from actions.audit import history
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change,
 )
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, parse_row_id
+from admin_views.base import RoleView, ScopedModelView, badge, flash_result, unit_of_work
 from admin_views.system import InCompanyTree
 from models import DEVICE_STATUSES, Device, db, utcnow
 
@@ -156,13 +155,10 @@ class DeviceView(ScopedModelView):
 
     def _status_action(self, ids, operation, done):
         rows = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = change_status(db.session, current_user, rows, operation, utcnow())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         refused = tuple(self.refused_ids(ids, rows)) + result.refused
         flash_result(type(result)(result.changed, refused), done)
 
@@ -227,8 +223,10 @@ class BatchStatusView(RoleView):
                     if not plan.ids:
                         flash(_("Nothing to change."), "error")
                     else:
-                        result = apply_status_change(db.session, current_user, plan, utcnow())
-                        db.session.commit()
+                        with unit_of_work() as work:
+                            result = apply_status_change(db.session, current_user, plan, utcnow())
+                        if work.failed:
+                            return redirect(url_for(".index"))
                         flash_result(result, _("%(count)s devices suspended.") if operation == "suspend"
                                      else _("%(count)s devices enabled."))
                         return redirect(url_for(".index"))
@@ -248,13 +246,6 @@ class DeviceExpiryView(DeviceView):
 
     def is_action_allowed(self, name):
         return False
-
-    @expose("/ajax/update/", methods=("POST",))
-    def ajax_update(self):
-        """Flask-Admin's inline edit, answering 400 (not 500) when the row id is missing."""
-        if parse_row_id(request.form.get("list_form_pk")) is None:
-            abort(400)
-        return super().ajax_update()
 
     def on_model_change(self, form, model, is_created):
         if model.expires_on is None:

@@ -12,8 +12,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from actions import DomainError
-from admin_views.base import RoleView
+from admin_views.base import RoleView, unit_of_work
 from importers.expiry import (
     IMPORT_ROLES,
     MAX_UNCOMPRESSED_BYTES,
@@ -106,19 +105,21 @@ class ExpiryImportView(RoleView):
             parsed = read_rows(data, self._limits()["max_rows"])
         except ImportRejected as exc:
             # Recorded so the recent imports show the attempt; the file itself is not kept.
-            db.session.add(ExpiryImport(
-                actor_id=current_user.id, filename=filename, status="failed", errors=str(exc),
-                file_sha256=file_sha256(data) if len(data) <= limit else "",
-            ))
-            db.session.commit()
+            with unit_of_work():
+                db.session.add(ExpiryImport(
+                    actor_id=current_user.id, filename=filename, status="failed", errors=str(exc),
+                    file_sha256=file_sha256(data) if len(data) <= limit else "",
+                ))
             flash(str(exc), "error")
             return redirect(url_for(".index"))
         digest, _path = store_workbook(data, self._folder)
-        report = preview(db.session, current_user, parsed)
-        import_record = ExpiryImport(actor_id=current_user.id, filename=filename, file_sha256=digest)
-        record_preview(import_record, report)
-        db.session.add(import_record)
-        db.session.commit()
+        with unit_of_work() as work:
+            report = preview(db.session, current_user, parsed)
+            import_record = ExpiryImport(actor_id=current_user.id, filename=filename, file_sha256=digest)
+            record_preview(import_record, report)
+            db.session.add(import_record)
+        if work.failed:
+            return redirect(url_for(".index"))
         return self._render_preview(import_record, report)
 
     @expose("/preview/<int:import_id>")
@@ -136,27 +137,22 @@ class ExpiryImportView(RoleView):
     def apply(self, import_id: int):
         """Re-read and re-check the kept file; apply it in this request's one transaction."""
         import_record = self._get_import(import_id)
-        try:
+        with unit_of_work() as work:
             check_committable(import_record)
             report = self._report_for(import_record)
             if not report.ok:
                 # The devices changed since the preview (say one was deleted): record why.
                 record_preview(import_record, report)
-                db.session.commit()
-                flash(_("The file now has %(n)s bad rows; nothing was changed.", n=report.rows_failed), "error")
-                return self._render_preview(import_record, report)
-            if not report.changes:
-                flash(_("Nothing to change: every device in the file already has that expiry date."), "info")
-                return redirect(url_for(".index"))
-            changed = commit(db.session, current_user, report, import_record)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            elif report.changes:
+                changed = commit(db.session, current_user, report, import_record)
+        if work.failed:
             return redirect(url_for(".index"))
-        except Exception:
-            db.session.rollback()
-            raise
+        if not report.ok:
+            flash(_("The file now has %(n)s bad rows; nothing was changed.", n=report.rows_failed), "error")
+            return self._render_preview(import_record, report)
+        if not report.changes:
+            flash(_("Nothing to change: every device in the file already has that expiry date."), "info")
+            return redirect(url_for(".index"))
         flash(_("Import #%(id)s committed: %(n)s devices have a new expiry date.", id=import_id, n=changed),
               "success")
         return redirect(url_for(".index"))

@@ -27,7 +27,7 @@ from actions.invoices import (
     DEFAULT_DOC_MAX_BYTES, MAX_ORDERS_PER_REQUEST, TITLE_FIELDS, AlreadyReviewed, document_kind, issue_invoice,
     may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
 )
-from admin_views.base import OpenRowsFirst, ScopedModelView, badge, label_formatter, parse_row_id
+from admin_views.base import OpenRowsFirst, ScopedModelView, badge, label_formatter, parse_row_id, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now, user_locale
 from admin_views.system import InCompanyTree
 from models import (
@@ -153,7 +153,7 @@ class InvoiceTitleView(ScopedModelView):
         upload = request.files.get("document")
         data = upload.stream.read(_max_bytes() + 1) if upload and upload.filename else b""
         company = _company(values["company_id"])
-        try:
+        with unit_of_work() as work:
             if company is None:
                 raise DomainError(_l("Choose one of your companies."))
             saved = save_invoice_title(
@@ -162,12 +162,9 @@ class InvoiceTitleView(ScopedModelView):
                 bank_account=values["bank_account"], document_name=upload.filename if data else "",
                 document_data=data, folder=_folder(), max_bytes=_max_bytes(),
             )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            label = f"{saved.title} ({INVOICE_TITLE_KINDS[saved.kind]})"
+        if work.failed:
             return self._form_page(values, title)
-        label = f"{saved.title} ({INVOICE_TITLE_KINDS[saved.kind]})"
-        db.session.commit()
         flash(_("Invoice title %(title)s saved.", title=label), "success")
         return redirect(self.get_url(".index_view"))
 
@@ -310,7 +307,7 @@ class InvoiceRequestCustomerView(_RequestListView):
             orders = db.session.scalars(
                 scoped(select(Order).where(Order.id.in_(wanted)), current_user, Order.company_id)).all()
             missing = sorted(set(chosen) - {str(o.id) for o in orders})
-            try:
+            with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 if missing:  # never named by number: they may be another tenant's
@@ -320,12 +317,8 @@ class InvoiceRequestCustomerView(_RequestListView):
                     db.session, current_user, company, orders, values["invoice_type"], email=values["email"],
                     phone=values["phone"], postal_address=values["postal_address"], remark=values["remark"],
                 )
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 request_id, total, currency = invoice_request.id, invoice_request.total, invoice_request.currency
-                db.session.commit()
+            if not work.failed:
                 flash(_("Invoice request #%(id)s sent: %(total)s %(currency)s over %(count)s orders. Finance issues "
                         "it (electronic invoices within a working day, paper ones in three to five).",
                         id=request_id, total=total, currency=currency, count=len(orders)), "success")
@@ -401,20 +394,15 @@ class InvoiceReviewView(OpenRowsFirst, _RequestListView):
         if invoice_request is None:
             return redirect(self.get_url(".index_view"))
         request_id = invoice_request.id
-        try:
+        with unit_of_work() as work:
             decide(invoice_request)
-        except AlreadyReviewed as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+            mail_id = _mail_customer(invoice_request, mail_template, subject(invoice_request))
+        if isinstance(work.error, AlreadyReviewed):
             return redirect(self.get_url(".index_view"))
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             invoice_request = self.get_one(str(request_id))
             return self._review_page(invoice_request, request.form.get("invoice_number", ""),
                                      request.form.get("invoice_date", ""), request.form.get("reason", ""))
-        mail_id = _mail_customer(invoice_request, mail_template, subject(invoice_request))
-        db.session.commit()
         outcomes = send_now([mail_id])
         invoice_request = self.get_one(str(request_id))
         flash(done(invoice_request), "success")

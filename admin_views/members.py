@@ -38,13 +38,14 @@ from actions.coins import (
     COIN_PAYMENT_METHODS, COINS_PER_CNY, TERM_LABELS, TERM_MONTHS, YEARLY_PRICE_CNY, coin_price, coins_for_cny,
     create_coin_order,
 )
+from actions.idempotency import remember
 from actions.members import (
-    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, create_members, effective_level, quote_upgrade,
-    refresh_levels, upgrade_vip,
+    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, create_members, effective_level, quote_digest,
+    quote_upgrade, refresh_levels, upgrade_vip,
 )
 from actions.orders import scoped_order
 from actions.payments import PROVIDER_CURRENCIES, check_method
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result
+from admin_views.base import RoleView, ScopedModelView, badge, claim_form, flash_result, unit_of_work
 from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
 from importers.xlsx import write_xlsx
@@ -265,7 +266,7 @@ class MemberAccountView(ScopedModelView):
         config = current_app.config
         if request.method == "POST" and form.validate():
             company = _company(form.company_id.data)
-            try:
+            with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 created = create_members(
@@ -275,11 +276,7 @@ class MemberAccountView(ScopedModelView):
                     hash_method=config["PASSWORD_HASH_METHOD"],
                     random_hash_method=config.get("MEMBER_RANDOM_HASH_METHOD", RANDOM_HASH_METHOD),
                 )
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                db.session.commit()
+            if not work.failed:
                 token = None
                 if created.passwords:
                     token = keep_once(_password_workbook(company, created.passwords), current_user.id)
@@ -312,7 +309,7 @@ class MemberAccountView(ScopedModelView):
             error = str(exc)
         return self.render(
             "renewdesk/member_upgrade.html", ids=[str(r.id) for r in rows], refused_ids=refused_ids, quote=quote,
-            error=error, level=level, years=years, payer_id=(quote.payer.id if quote else payer_id),
+            quote_hash=quote_digest(quote, current_app.config["SECRET_KEY"]) if quote else "", error=error, level=level, years=years, payer_id=(quote.payer.id if quote else payer_id),
             companies=_company_choices(), levels=[(k, VIP_LEVELS[k]) for k in YEARLY_PRICE_CNY],
             terms=[(str(t), TERM_LABELS[t]) for t in TERM_MONTHS], shown_rows=SHOWN_ROWS, coins=_coins,
             return_url=self.get_url(".index_view"),
@@ -333,18 +330,18 @@ class MemberAccountView(ScopedModelView):
             return self._render_upgrade(ids, level, years, payer_id)
         rows = self.scoped_rows(ids)
         refused = tuple(self.refused_ids(ids, rows))
-        expected = request.form.get("expected_coins", "")
-        try:
+        list_url = self.get_url(".index_view")
+        with unit_of_work() as work:
+            remember(claim_form("vip_upgrade"), list_url)
             payer = _company(payer_id) if payer_id else None
             if payer_id and payer is None:
                 raise DomainError(_l("Choose one of your companies."))
+            # Exactly what the confirmation page showed, or nothing (QuoteChanged).
             result = upgrade_vip(db.session, current_user, rows, level, years, date.today(), payer,
-                                 expected_coins=int(expected) if expected.isdecimal() else -1)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return self._render_upgrade(ids, level, years, payer_id)
-        db.session.commit()
+                                 expected_quote=request.form.get("quote_hash", ""),
+                                 secret=current_app.config["SECRET_KEY"])
+        if work.failed:
+            return work.already_done(list_url) or self._render_upgrade(ids, level, years, payer_id)
         flash_result(type(result)(result.changed, refused + result.refused),
                      _("%(count)s accounts upgraded.") + " " + _("Order %(number)s: %(coins)s coins paid.",
                                                                   number=result.extra.get("order", ""),
@@ -355,13 +352,10 @@ class MemberAccountView(ScopedModelView):
     @action("refresh", _l("Refresh levels"))
     def action_refresh(self, ids):
         rows = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = refresh_levels(db.session, current_user, rows, date.today())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         levels = result.extra["levels"]
         flash(_("Levels re-read for %(count)s accounts: %(vip)s VIP, %(svip)s SVIP, %(none)s ordinary.",
                 count=result.extra["checked"], vip=levels["vip"], svip=levels["svip"], none=levels["none"]),
@@ -398,18 +392,20 @@ class BuyCoinsView(RoleView):
         method = request.form.get("method", "")
         if request.method == "POST":
             company = _company(company_id)
-            try:
+            with unit_of_work() as work:
+                claimed = claim_form("coins")
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 if method in PROVIDER_CURRENCIES:
                     check_method(method, "CNY", enabled_methods())
                 order = create_coin_order(db.session, current_user, company, amount, method)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 number = order.number
-                db.session.commit()
+                remember(claimed, url_for("bank_transfer.upload", order=number) if method == "bank_transfer"
+                         else url_for("sandbox.pay", order_number=number, method=method))
+            again = work.already_done(url_for(".index"))
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Order %(number)s created: %(coins)s coins for %(amount)s CNY.", number=number,
                         coins=_coins(order.total * COINS_PER_CNY), amount=order.total), "success")
                 if method == "bank_transfer":
@@ -490,15 +486,15 @@ class BankTransferView(RoleView):
             max_bytes = current_app.config.get("BANK_RECEIPT_MAX_BYTES", DEFAULT_MAX_BYTES)
             data = upload.stream.read(max_bytes + 1) if upload else b""
             number = order.number
-            try:
+            with unit_of_work() as work:
+                remember(claim_form("bank_transfer"), url_for(".index"))
                 submit_receipt(db.session, current_user, order, form.get("payer_company", ""),
                                form.get("payer_account", ""), form.get("amount", ""),
                                upload.filename if upload else "", data, _receipt_folder(), max_bytes)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                db.session.commit()
+            again = work.already_done(url_for(".index"))
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Receipt for order %(number)s sent: finance will confirm the payment.", number=number),
                       "success")
                 return redirect(url_for(".index"))
@@ -606,23 +602,18 @@ class ReceiptReviewView(ScopedModelView):
         if request.method == "POST":
             decision = request.form.get("decision", "")
             receipt_id, number = receipt.id, receipt.order.number
-            try:
+            with unit_of_work() as work:
                 if decision == "confirm":
                     confirm_receipt(db.session, current_user, receipt, date.today())
                 elif decision == "reject":
                     reject_receipt(db.session, current_user, receipt, reason)
                 else:
                     raise DomainError(_l("Choose confirm or reject."))
-            except AlreadyReviewed as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
+            if isinstance(work.error, AlreadyReviewed):
                 return redirect(list_url)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
+            if work.failed:
                 receipt = self.get_one(str(receipt_id))
             else:
-                db.session.commit()
                 if decision == "confirm":
                     flash(_("Receipt #%(id)s confirmed: order %(number)s is paid.", id=receipt_id, number=number),
                           "success")

@@ -24,14 +24,15 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import Form, SelectField, StringField
 
-from actions import DomainError, companies_in_scope
+from actions import companies_in_scope
 from actions.money import format_money
 from actions.audit import history
+from actions.idempotency import remember
 from actions.offline_recharge import (
     EDITABLE_BY, MAX_PAYER, MAX_REFERENCE, REVIEWED, AlreadyReviewed, RechargeTerms, create_application,
     edit_application, review, submit, submit_applications,
 )
-from admin_views.base import ScopedModelView, badge, flash_result, money_filters
+from admin_views.base import ScopedModelView, badge, claim_form, flash_result, money_filters, unit_of_work
 from admin_views.system import InCompanyTree
 from models import CURRENCIES, RECHARGE_STATUSES, OfflineRecharge, User, db
 
@@ -245,15 +246,15 @@ class _ApplicationView(ScopedModelView):
         form = _application_form(request.form if request.method == "POST" else None, application)
         if request.method == "POST" and form.validate():
             then_submit = request.form.get("save") == "submit"
-            try:
+            with unit_of_work() as work:
+                remember(claim_form("offline_recharge"), return_url)
                 edit_application(db.session, current_user, application, **form.terms())
                 if then_submit:
                     submit(db.session, current_user, application)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                db.session.commit()
+            again = work.already_done(return_url)
+            if again:
+                return again
+            if not work.failed:
                 if then_submit:
                     flash(_("Application #%(id)s saved and submitted for review.", id=application.id), "success")
                 else:
@@ -277,13 +278,13 @@ class OfflineRechargeView(_ApplicationView):
         form = _application_form(request.form if request.method == "POST" else None)
         if request.method == "POST" and form.validate():
             then_submit = request.form.get("save") == "submit"
-            try:
+            with unit_of_work() as work:
+                remember(claim_form("offline_recharge"), return_url)
                 application = create_application(db.session, current_user, submit=then_submit, **form.terms())
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                db.session.commit()
+            again = work.already_done(return_url)
+            if again:
+                return again
+            if not work.failed:
                 if then_submit:
                     flash(_("Application #%(id)s submitted for review.", id=application.id), "success")
                 else:
@@ -294,13 +295,10 @@ class OfflineRechargeView(_ApplicationView):
     @action("submit", _l("Submit for review"), _l("Submit the selected applications for review?"))
     def action_submit(self, ids):
         rows = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = submit_applications(db.session, current_user, rows)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         refused = tuple(self.refused_ids(ids, rows)) + result.refused
         flash_result(type(result)(result.changed, refused), _("%(count)s applications submitted for review."))
 
@@ -341,17 +339,11 @@ class PendingReviewView(_ApplicationView):
         if request.method == "POST":
             decision = request.form.get("decision", "")
             app_id = application.id
-            try:
+            with unit_of_work() as work:
                 review(db.session, current_user, application, decision, comment, _expected_terms(request.form))
-            except AlreadyReviewed as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
+            if isinstance(work.error, AlreadyReviewed):
                 return redirect(list_url)
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
-                db.session.commit()
+            if not work.failed:
                 if decision == "approve":
                     flash(_("Application #%(id)s approved: %(amount)s credited to %(company)s.", id=app_id,
                             amount=format_money(application.amount, application.currency),

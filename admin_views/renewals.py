@@ -25,6 +25,7 @@ from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
 from actions.money import format_money
+from actions.idempotency import remember
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
     pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
@@ -33,7 +34,9 @@ from actions.orders import (
 from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, parse_row_id, unit_of_work,
+)
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
 from models import (
@@ -219,15 +222,14 @@ class RenewalCenterView(RoleView):
             flash(_("Not renewed: %(rows)s (not found or outside your companies).",
                     rows=", ".join(f"#{i}" for i in missing[:50])), "error")
             return redirect(back)
-        try:
+        with unit_of_work() as work:
+            claimed = claim_form("renew")
             quote = quote_renewal(db.session, current_user, company, devices, months, date.today())
             order = create_renewal_order(db.session, current_user, quote)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(back)
-        number = order.number
-        db.session.commit()
+            number = order.number
+            remember(claimed, url_for(".order_view", number=number))
+        if work.failed:
+            return work.already_done(back) or redirect(back)
         return redirect(url_for(".order_view", number=number))
 
     @expose("/order/<number>/")
@@ -260,17 +262,13 @@ class RenewalCenterView(RoleView):
             method = request.form.get("method", "")
             if method == "balance":
                 number, total, currency = order.number, order.total, order.currency
-                try:
+                with unit_of_work() as work:
+                    remember(claim_form("pay"), order_page)
                     pay_with_balance(db.session, current_user, order, date.today())
-                except InsufficientBalance as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
+                if isinstance(work.error, InsufficientBalance):
                     return redirect(url_for(".pay_view", number=number))
-                except DomainError as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
+                if work.failed:
                     return redirect(order_page)
-                db.session.commit()
                 flash(_("Order %(number)s is paid: %(amount)s from the balance.",
                         number=number, amount=format_money(total, currency)), "success")
                 return redirect(order_page)
@@ -292,13 +290,9 @@ class RenewalCenterView(RoleView):
     def cancel_view(self, number: str):
         order = _order_or_404(number)
         number = order.number
-        try:
+        with unit_of_work() as work:
             cancel_order(db.session, current_user, order)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-        else:
-            db.session.commit()
+        if not work.failed:
             flash(_("Order %(number)s is cancelled.", number=number), "success")
         return redirect(url_for(".order_view", number=number))
 
@@ -445,13 +439,10 @@ class CustomerOrderView(OrderListView):
     @action("cancel", _l("Cancel"), _l("Cancel the selected orders that await payment?"))
     def action_cancel(self, ids):
         orders = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = cancel_orders(db.session, current_user, orders)
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return
-        db.session.commit()
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
                      _("%(count)s orders cancelled."))
 
@@ -485,14 +476,15 @@ class RechargeRecordView(CustomerOrderView):
             elif currency not in CURRENCIES:
                 flash(_("Currency: choose CNY or USD."), "error")
             else:
-                try:
+                with unit_of_work() as work:
+                    claimed = claim_form("recharge")
                     order = create_recharge_order(db.session, current_user, company, currency, amount)
-                except DomainError as exc:
-                    db.session.rollback()
-                    flash(str(exc), "error")
-                else:
                     number = order.number
-                    db.session.commit()
+                    remember(claimed, url_for("renewal_center.pay_view", number=number))
+                again = work.already_done(self.get_url(".index_view"))
+                if again:
+                    return again
+                if not work.failed:
                     return redirect(url_for("renewal_center.pay_view", number=number))
         return self.render(
             "renewdesk/top_up.html", companies=companies, company_id=company_id, currencies=CURRENCIES,
@@ -533,13 +525,11 @@ class OrderManagementView(OrderListView):
         if not orders:
             flash(_("Select at least one order."), "error")
             return redirect(return_url)
-        try:
+        with unit_of_work() as work:
+            remember(claim_form("refund"), return_url)
             result = request_refunds(db.session, current_user, orders, request.form.get("reason", "").strip())
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
-            return redirect(return_url)
-        db.session.commit()
+        if work.failed:
+            return work.already_done(return_url) or redirect(return_url)
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, orders)) + result.refused),
                      _("%(count)s refunds requested; another finance user approves them under Refunds."))
         return redirect(return_url)

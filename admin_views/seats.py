@@ -22,12 +22,16 @@ from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
 from actions.money import format_money
+from actions.idempotency import remember
+from actions.quotes import FIELD as QUOTE_FIELD
+from actions.quotes import check_quote, quote_digest
 from actions.seats import (
     MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
 )
-from admin_views import SALES
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, parse_row_id, unit_of_work,
+)
 from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
 from models import (
@@ -55,12 +59,17 @@ def _company(raw) -> Company | None:
     return company
 
 
-def _prices() -> dict[str, str]:
-    """Edition → "12.00 CNY" for the active seat packages of the catalog."""
+def _catalog_prices() -> dict[str, tuple]:
+    """Edition → (amount, currency) of the active seat packages of the catalog."""
     packages = db.session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
                                                         Package.code.in_(PACKAGE_CODES.values())))
-    by_code = {p.code: format_money(p.amount, p.currency) for p in packages}
+    by_code = {p.code: (p.amount, p.currency) for p in packages}
     return {edition: by_code[code] for edition, code in PACKAGE_CODES.items() if code in by_code}
+
+
+def _prices() -> dict[str, str]:
+    """Edition → "12.00 CNY" for the active seat packages of the catalog."""
+    return {edition: format_money(amount, currency) for edition, (amount, currency) in _catalog_prices().items()}
 
 
 def _seat_summary() -> list[tuple[Company, list]]:
@@ -167,18 +176,14 @@ class OrganizerView(ScopedModelView):
         values["company_id"] = form.get("company_id", str(current_user.company_id or ""))
         if request.method == "POST":
             company = _company(values["company_id"])
-            try:
+            with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 account = create_organizer(db.session, current_user, company, values["email"], values["first_name"],
                                            values["last_name"], values["edition"])
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 login = account.login
                 mail_ids = queue_invitations([account], current_user)
-                db.session.commit()
+            if not work.failed:
                 outcomes = send_now(mail_ids)
                 flash(_("Organizer %(login)s created.", login=login), "success")
                 flash_mail(outcomes)
@@ -189,17 +194,14 @@ class OrganizerView(ScopedModelView):
 
     def _act(self, ids, operation, done: str, mail=None) -> ActionResult | None:
         rows = self.scoped_rows(ids)
-        try:
+        with unit_of_work() as work:
             result = operation(db.session, current_user, rows)
             mail_ids = mail(result) if mail is not None else []
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return None
-        refused = tuple(self.refused_ids(ids, rows)) + result.refused
-        db.session.commit()
         outcomes = send_now(mail_ids)
-        flash_result(ActionResult(result.changed, refused, result.extra), done)
+        flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, rows)) + result.refused, result.extra),
+                     done)
         flash_mail(outcomes)
         return result
 
@@ -397,17 +399,19 @@ class SeatOrderView(ScopedModelView):
                   "promotion": form.get("promotion", "")}
         if request.method == "POST":
             company = _company(values["company_id"])
-            try:
+            with unit_of_work() as work:
+                claimed = claim_form("seat_order")
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
                 order = create_seat_order(db.session, current_user, company, values["edition"], values["quantity"],
                                           values["promotion"])
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 number, total, currency = order.number, order.total, order.currency
-                db.session.commit()
+                remember(claimed, url_for("renewal_center.order_view", number=number) if _order_pages()
+                         else self.get_url(".index_view"))
+            again = work.already_done(self.get_url(".index_view"))
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Order %(number)s created: %(total)s %(currency)s. Pay it to add the seats.",
                         number=number, total=total, currency=currency), "success")
                 if _order_pages():
@@ -432,17 +436,19 @@ class SeatGrantView(RoleView):
         values = {key: form.get(key, "") for key in ("company_id", "edition", "quantity", "note", "promotion")}
         if request.method == "POST":
             company = _company(values["company_id"])
-            try:
+            with unit_of_work() as work:
+                remember(claim_form("seat_grant"), url_for(".index"))
+                # Paid at once: only at the prices the form showed (the catalog may have changed since).
+                check_quote(form.get(QUOTE_FIELD), _catalog_prices(), current_app.config["SECRET_KEY"])
                 if company is None:
                     raise DomainError(_l("Choose a company."))
                 order = grant_seats(db.session, current_user, company, values["edition"], values["quantity"],
                                     values["note"], date.today(), values["promotion"])
-            except DomainError as exc:
-                db.session.rollback()
-                flash(str(exc), "error")
-            else:
                 number = order.number
-                db.session.commit()
+            again = work.already_done(url_for(".index"))
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Order %(number)s entered as paid in cash: %(company)s has the seats now.", number=number,
                         company=company.name), "success")
                 return redirect(url_for(".index"))
@@ -453,10 +459,11 @@ class SeatGrantView(RoleView):
         ).unique().all()
         return self.render("renewdesk/seat_grant.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, prices=_prices(), recent=recent,
+                           quote_hash=quote_digest(_catalog_prices(), current_app.config["SECRET_KEY"]),
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)
 
 
-def register(admin, customer, sales=SALES) -> None:
+def register(admin, customer, sales) -> None:
     """Add organizer accounts and seat orders (customer) and seat grants (sales)."""
     admin.add_view(OrganizerView(MemberAccount, name=_l("Organizer accounts"), category=customer,
                                  endpoint="organizer"))

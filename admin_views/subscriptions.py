@@ -98,6 +98,11 @@ def _details(source, company: Company) -> subs.CheckoutDetails:
         auto_renew=source.get("auto_renew") == "y")
 
 
+def _step1_args(selection: subs.Selection, company: Company) -> dict:
+    """Step 1's query string for a selection, without its promotions (they are chosen again)."""
+    return {"cycle": selection.cycle_id, "company_id": company.id, "add_on": list(selection.add_on_ids)}
+
+
 class SubscribeView(RoleView):
     """Bảng giá → Thanh toán dịch vụ: the price table, step 1 (plan, cycle, add-ons, promotions) and
     step 2 (invoice, customer, contact, terms) → Pay → Confirm."""
@@ -125,8 +130,17 @@ class SubscribeView(RoleView):
             abort(403)
         ticked = {pk for pk in map(parse_row_id, source.getlist("add_on")) if pk is not None}
         add_ons = [a for a in cycle.plan.service.add_ons if a.active]
-        offers = subs.eligible_offers(db.session, company, cycle, [a for a in add_ons if a.id in ticked], _now())
+        chosen = {"plan": _id(source.get("plan_promotion")),
+                  **{f"add_on:{a}": _id(source.get(f"add_on_promotion_{a}")) for a in ticked}}
+        offers = subs.eligible_offers(db.session, company, cycle, [a for a in add_ons if a.id in ticked], _now(),
+                                      {key: value for key, value in chosen.items() if value is not None})
+        preview = None
+        try:  # the running total of what is chosen so far (the same pricing as the order)
+            preview = subs.quote(db.session, current_user, company, _selection(source), _now())
+        except DomainError:
+            preview = None
         return self.render("renewdesk/subscriptions/checkout_step1.html", cycle=cycle, company=company,
+                           preview=preview,
                            companies=companies, add_ons=add_ons, ticked=ticked, offers=offers, source=source,
                            add_on_gross={a.id: subs.add_on_gross(a, cycle.months) for a in add_ons},
                            checkout_key=checkout_key)
@@ -162,9 +176,9 @@ class SubscribeView(RoleView):
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
                            values=merged, terms=terms, titles=titles, stage=stage, previous=previous,
-                           pay_methods=self._pay_methods(quote))
+                           pay_methods=self._pay_methods())
 
-    def _pay_methods(self, quote) -> list[tuple[str, str]]:
+    def _pay_methods(self) -> list[tuple[str, str]]:
         methods = [("balance", _("Balance")), ("online", _("Online payment"))]
         if current_user.role in ("sales", "admin"):
             methods.append(("cash", _("Cash (OS): sales enters the receipt, finance confirms")))
@@ -184,11 +198,15 @@ class SubscribeView(RoleView):
             if company is None:
                 raise DomainError(_l("Company: choose one of your companies."))
             selection = _selection(form)
-            quote = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
         except DomainError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
             return redirect(url_for(".index"))
+        try:
+            quote = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+        except DomainError as exc:  # e.g. a chosen promotion ended or sold out: choose again on step 1
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for(".checkout", **_step1_args(selection, company)))
         if form.get("stage") != "confirm":
             try:
                 details = _details(form, company)
@@ -206,7 +224,11 @@ class SubscribeView(RoleView):
         except subs.QuoteChanged as exc:
             db.session.rollback()
             flash(str(exc), "error")
-            fresh = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+            try:
+                fresh = subs.quote(db.session, current_user, company, selection, _now(), checkout_key)
+            except DomainError as gone:  # a chosen promotion is no longer available: choose again on step 1
+                flash(str(gone), "error")
+                return redirect(url_for(".checkout", **_step1_args(selection, company)))
             return self._step2(fresh, checkout_key, values, stage="confirm", previous=form.get("digest"))
         except DomainError as exc:
             db.session.rollback()
@@ -312,6 +334,32 @@ class SubscriptionView(ScopedModelView):
 
     def search_placeholder(self):
         return _("Subscription number")
+
+    def is_action_allowed(self, name):
+        if name in ("suspend", "resume") and current_user.role not in ("admin", "sales"):
+            return False
+        return super().is_action_allowed(name)
+
+    def _act(self, ids, operation, done: str):
+        rows = self.scoped_rows(ids)
+        changed, refused = [], list(self.refused_ids(ids, rows))
+        for row in rows:
+            try:
+                with db.session.begin_nested():
+                    operation(row)
+                changed.append(row.number)
+            except DomainError as exc:
+                refused.append((row.number, str(exc)))
+        db.session.commit()
+        flash_result(ActionResult(tuple(changed), tuple(refused)), done)
+
+    @action("suspend", _l("Suspend"), _l("Suspend the selected subscriptions?"))
+    def action_suspend(self, ids):
+        self._act(ids, lambda row: subs.suspend(db.session, current_user, row, _now()), _("%(count)s suspended."))
+
+    @action("resume", _l("Resume"), _l("Resume the selected subscriptions?"))
+    def action_resume(self, ids):
+        self._act(ids, lambda row: subs.resume(db.session, current_user, row), _("%(count)s resumed."))
 
     def _subscription_or_404(self, id: int) -> Subscription:
         row = self.get_one(str(id))
@@ -442,6 +490,11 @@ class SubscriptionView(ScopedModelView):
         return self._post(id, "details", lambda s: subs.request_cancel_now(db.session, current_user, s,
                                                                             request.form.get("reason", "")),
                           _("Refund requested; the subscription ends when another person of finance approves it."))
+
+    @expose("/view/<int:id>/abandon/", methods=("POST",))
+    def abandon_view(self, id: int):
+        return self._post(id, "payments", lambda s: subs.abandon(db.session, current_user, s),
+                          _("The order is cancelled and its promotions are given back."))
 
     @expose("/view/<int:id>/pay/", methods=("POST",))
     def pay_view(self, id: int):

@@ -18,7 +18,7 @@ from actions.companies import place
 from actions.users import create_user, generate_password, reset_password, set_active
 from admin_views.base import (
     parse_row_id,
-    ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options,
+    ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options, unit_of_work,
 )
 from models import COMPANY_STATUSES, LOCALES, ROLES, AuditEvent, Company, User, db
 
@@ -111,17 +111,14 @@ class UserView(ScopedModelView):
 
     def create_model(self, form):
         password = form.initial_password.data or generate_password()
-        try:
+        with unit_of_work() as work:
             user = create_user(
                 db.session, current_user, form.username.data, form.role.data, password,
                 company=form.company.data, email=form.email.data or None,
                 method=current_app.config["PASSWORD_HASH_METHOD"],
             )
             user.locale = form.locale.data or None
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(str(exc), "error")
+        if work.failed:
             return False
         if not form.initial_password.data:
             flash(_("Initial password of %(user)s (shown once): %(password)s",
@@ -144,8 +141,10 @@ class UserView(ScopedModelView):
 
     def _set_active(self, ids, active: bool, done: str) -> None:
         users = self.scoped_rows(ids)
-        result = set_active(db.session, current_user, users, active)
-        db.session.commit()
+        with unit_of_work() as work:
+            result = set_active(db.session, current_user, users, active)
+        if work.failed:
+            return
         flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, users)) + result.refused), done)
 
     @action("deactivate", _l("Deactivate"), _l("Deactivate the selected users? Their sessions end."))
@@ -160,9 +159,11 @@ class UserView(ScopedModelView):
             _l("Give the selected users new passwords that they must change?"))
     def action_reset_password(self, ids):
         users = self.scoped_rows(ids)
-        passwords = reset_password(db.session, current_user, users,
-                                   method=current_app.config["PASSWORD_HASH_METHOD"])
-        db.session.commit()
+        with unit_of_work() as work:
+            passwords = reset_password(db.session, current_user, users,
+                                       method=current_app.config["PASSWORD_HASH_METHOD"])
+        if work.failed:
+            return
         for username, password in passwords.items():
             flash(_("New password of %(user)s (shown once): %(password)s",
                     user=username, password=password), "info")

@@ -18,7 +18,7 @@ from wtforms import Form, SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
-from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge
+from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
 
@@ -96,8 +96,7 @@ def _company(raw: str | None) -> Company | None:
 
 
 def _show_error(exc: DomainError, form: Form) -> None:
-    """Roll back; show a field's error under the field, any other refusal as a flash."""
-    db.session.rollback()
+    """Show a refusal (already rolled back) under its field, or as a flash when it names none."""
     field = getattr(exc, "field", None)
     if field is not None and field in form:
         form[field].errors = [*form[field].errors, str(exc)]
@@ -231,13 +230,13 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
         if application is None:
             return redirect(url_for(".index_view"))
         form = ApproveForm(request.form)
-        try:
+        with unit_of_work(flash_error=False) as work:
             onboarded = approve(
                 db.session, current_user, application, parent=_company(form.parent.data),
                 username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
             )
-        except DomainError as exc:
-            _show_error(exc, form)
+        if work.failed:
+            _show_error(work.error, form)
             application = self.get_one(application.id)
             if application is None or application.status != "pending":  # reviewed meanwhile (a double click)
                 return redirect(url_for(".index_view"))
@@ -251,10 +250,10 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
         if application is None:
             return redirect(url_for(".index_view"))
         form = RejectForm(request.form)
-        try:
+        with unit_of_work(flash_error=False) as work:
             reject(db.session, current_user, application, form.reason.data)
-        except DomainError as exc:
-            _show_error(exc, form)
+        if work.failed:
+            _show_error(work.error, form)
             application = self.get_one(application.id)
             if application is None or application.status != "pending":
                 return redirect(url_for(".index_view"))
@@ -278,15 +277,15 @@ class TenantOnboardingView(RoleView):
         form = OnboardingForm(request.form if request.method == "POST" else None)
         form.parent.choices = _parent_choices(current_user)
         if request.method == "POST":
-            try:
+            with unit_of_work(flash_error=False) as work:
                 onboarded = onboard(
                     db.session, current_user, company_name=form.company_name.data, tax_id=form.tax_id.data,
                     contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
                     contact_email=form.contact_email.data, parent=_company(form.parent.data),
                     username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
                 )
-            except DomainError as exc:
-                _show_error(exc, form)
+            if work.failed:
+                _show_error(work.error, form)
             else:
                 _welcome(onboarded, _mail_locale(None))
                 return redirect(url_for(".index"))
@@ -310,16 +309,15 @@ class TenantApplyView(RoleView):
             form = ApplicationForm(data={"parent": str(own or "")})
         form.parent.choices = _parent_choices(current_user)
         if request.method == "POST":
-            try:
+            with unit_of_work(flash_error=False) as work:
                 application = apply(
                     db.session, current_user, company_name=form.company_name.data, tax_id=form.tax_id.data,
                     contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
                     contact_email=form.contact_email.data, parent=_company(form.parent.data),
                 )
-            except DomainError as exc:
-                _show_error(exc, form)
+            if work.failed:
+                _show_error(work.error, form)
             else:
-                db.session.commit()
                 flash(_("Application #%(id)s for %(company)s submitted: an administrator will review it.",
                         id=application.id, company=application.company_name), "success")
                 return redirect(url_for(".index"))
@@ -347,17 +345,16 @@ class CompanyProfileView(RoleView):
             return self.render("renewdesk/company_profile.html", company=None, form=None, required=REQUIRED)
         if request.method == "POST":
             form = ProfileForm(request.form)
-            try:
+            with unit_of_work(flash_error=False) as work:
                 change = update_profile(
                     db.session, current_user, phone=form.phone.data, fax=form.fax.data,
                     province=form.province.data, city=form.city.data, address=form.address.data,
                     full_name=form.full_name.data, email=form.email.data, user_phone=form.user_phone.data,
                     mobile=form.mobile.data,
                 )
-            except DomainError as exc:
-                _show_error(exc, form)
+            if work.failed:
+                _show_error(work.error, form)
             else:
-                db.session.commit()
                 if not change.changed:
                     flash(_("Nothing changed."), "info")
                 else:

@@ -44,7 +44,7 @@ def run_card_import(db_path: Path, xlsx_path: Path, runs: int) -> dict:
     from sqlalchemy import event, select, text
 
     from actions.crypto import vault
-    from app import WRITE_INTENT
+    from extensions import WRITE_INTENT
     from importers.cards import (
         CHUNK, commit_chunk, existing_keys, read_upload, rollback_import, sort_upload, stage_rows,
     )

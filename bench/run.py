@@ -182,7 +182,7 @@ def bench_batch_suspend(bench: Bench, app) -> None:
     """10,000 pasted numbers through plan + apply, against bare chunked UPDATEs; rolled back each time."""
     from sqlalchemy import select
 
-    from actions.devices import _CHUNK, apply_status_change, parse_numbers, plan_status_change
+    from actions.devices import IDS_PER_QUERY, apply_status_change, parse_numbers, plan_status_change
     from models import Device, User, db
 
     with app.app_context():
@@ -207,8 +207,8 @@ def bench_batch_suspend(bench: Bench, app) -> None:
             connection = db.session.connection()
             changed = 0
             with Timing() as timing:
-                for start in range(0, len(numbers), _CHUNK):
-                    chunk = numbers[start:start + _CHUNK]
+                for start in range(0, len(numbers), IDS_PER_QUERY):
+                    chunk = numbers[start:start + IDS_PER_QUERY]
                     sql = f"UPDATE device SET status = 'suspended' WHERE number IN ({', '.join('?' * len(chunk))})"
                     changed += connection.exec_driver_sql(sql, tuple(chunk)).rowcount
             if changed != BATCH_NUMBERS:

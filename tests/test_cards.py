@@ -23,7 +23,7 @@ from actions.distribution import (
     submit_withdrawal,
 )
 from actions.wallets import credit, ledger_differences, wallet_for
-from app import WRITE_INTENT
+from extensions import WRITE_INTENT
 from conftest import make_company, make_user
 from models import (
     AuditEvent, CardMovement, CommissionEntry, CommissionSettlement, LedgerEntry, SimCard, Withdrawal, db,

@@ -26,7 +26,7 @@ from actions.payments import provider_for
 from actions.wallets import balance_of, credit, ledger_differences, wallet_for
 from conftest import make_device, make_user
 from live_server import SANDBOX_SECRET, Answer, Browser, flashes, shared_gunicorn
-from models import AuditEvent, Device, LedgerEntry, OfflineRecharge, Order, OrderLine, Wallet, db
+from models import AuditEvent, Device, LedgerEntry, OfflineRecharge, Order, OrderLine, db
 from tests.test_renewals import make_order
 
 # One group: with `--dist loadgroup` the gunicorn modules share a pytest worker instead of two
@@ -122,7 +122,7 @@ def test_fifty_simultaneous_renewals_pay_exactly_what_the_balance_allows(server,
         assert isinstance(paid, Answer) and paid.status == 200, (paid.status, paid.body[:300])
 
     won = [number for _c, number, paid in results if f"Order {number} is paid: CN¥{PRICE} from the balance." in paid.body]
-    refused = [number for _c, number, paid in results if "Insufficient CNY balance: 60.00 needed" in paid.body]
+    refused = [number for _c, number, paid in results if "Insufficient CNY balance: CN¥60.00 needed" in paid.body]
     other = [(number, flashes(paid.body)) for _c, number, paid in results if number not in won and number not in refused]
     assert other == []
     assert (len(won), len(refused)) == (AFFORDABLE, RENEWALS - AFFORDABLE)

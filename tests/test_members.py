@@ -30,7 +30,7 @@ from actions.payments import handle_notification, provider_for
 from actions.wallets import balance_of, credit, ledger_differences, wallet_for
 from conftest import FAST_HASH, post
 from models import (
-    AuditEvent, BankTransferReceipt, LedgerEntry, MemberAccount, Order, OrderLine, Wallet, db,
+    AuditEvent, BankTransferReceipt, LedgerEntry, MemberAccount, Order, OrderLine, db,
 )
 
 MEMBERS = "/admin/memberaccount/"
@@ -385,7 +385,8 @@ def test_upgrade_refuses_a_changed_cost(app, world):
     make_account(world.acme, "one")
     db.session.commit()
     with pytest.raises(DomainError):
-        upgrade_vip(db.session, world.users["customer"], accounts(), "vip", "1", TODAY, expected_coins=1)
+        upgrade_vip(db.session, world.users["customer"], accounts(), "vip", "1", TODAY, expected_quote="0" * 64,
+                    secret="test")
 
 
 @pytest.mark.parametrize("level, years", [("gold", "1"), ("vip", "2"), ("none", "1")])
@@ -687,10 +688,11 @@ def test_http_upgrade_confirms_on_the_server_then_debits(app, client, login, wor
     answer = post(client, MEMBERS + "upgrade/", [("level", "svip"), ("years", "0.5"),
                                                  ("payer_id", str(world.acme.id))] + [("rowid", i) for i in ids])
     page = answer.get_data(as_text=True)
-    assert "21,600 coins" in page and 'name="expected_coins" value="21600"' in page
+    assert "21,600 coins" in page
+    quote_hash = re.search(r'name="quote_hash" value="([0-9a-f]{64})"', page).group(1)
 
     answer = post(client, MEMBERS + "upgrade/", [("level", "svip"), ("years", "0.5"), ("confirm", "1"),
-                                                 ("payer_id", str(world.acme.id)), ("expected_coins", "21600")]
+                                                 ("payer_id", str(world.acme.id)), ("quote_hash", quote_hash)]
                   + [("rowid", i) for i in ids], follow_redirects=True)
     page = answer.get_data(as_text=True)
     assert "2 accounts upgraded" in page and f"#{foreign.id}" in page

@@ -25,7 +25,7 @@ from actions.offline_recharge import (
 )
 from actions.wallets import balance_of, ledger_differences
 from conftest import PASSWORD, make_user, post
-from models import AuditEvent, LedgerEntry, OfflineRecharge, Wallet, db
+from models import AuditEvent, LedgerEntry, OfflineRecharge, db
 
 LIST = "/admin/offline_recharge/"
 PENDING = "/admin/recharge_review/"

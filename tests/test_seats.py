@@ -5,6 +5,7 @@ The rules are tested as functions; HTTP tests prove the wiring, roles, scope, ma
 from __future__ import annotations
 
 import io
+import re
 import threading
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -552,8 +553,10 @@ def test_buying_seats_over_http_leads_to_the_order_page_and_paying_adds_them(cli
 
 def test_sales_grants_seats_over_http_and_customers_may_not(client, login, world, catalog):
     login("sales")
+    shown = re.search(r'name="quote_hash" value="(\w+)"', client.get("/admin/seat_grant/").get_data(as_text=True))
     page = post(client, "/admin/seat_grant/", {"company_id": str(world.globex.id), "edition": "enterprise",
-                                              "quantity": "2", "note": "cash receipt 7"}, follow_redirects=True)
+                                              "quantity": "2", "note": "cash receipt 7", "quote_hash": shown[1]},
+                follow_redirects=True)
     assert "paid in cash" in page.get_data(as_text=True)
     assert quota(world.globex, "enterprise") == (2, 0)
     order = db.session.scalar(select(Order).where(Order.note == "cash receipt 7"))

@@ -15,7 +15,7 @@ from actions import subscriptions as subs
 from actions.orders import approve_refund
 from actions.wallets import balance_of
 from conftest import post
-from models import CashReceipt, LedgerEntry, Promotion, Service, Subscription, User, db
+from models import CashReceipt, LedgerEntry, Promotion, PromotionReservation, Service, Subscription, User, db
 from test_subscriptions import TODAY, _active, by_code, checkout, cycle_of, now, worked_selection
 
 D = Decimal
@@ -209,3 +209,182 @@ def test_per_company_cap_counts_live_reservations(world):
     db.session.rollback()
     checkout(world.users["north"], world.north)  # another company of the tree has its own count
     db.session.commit()
+
+
+def test_only_eligible_promotions_are_offered_each_with_what_it_takes_off(world):
+    from models import PlanAddOn
+
+    meet = cycle_of("MEET-BASIC", 12)
+    offers = subs.eligible_offers(db.session, world.acme, meet, [], now())
+    assert [o.promotion.code for o in offers.plan] == ["MEET10"] and offers.invoice == []  # no CNY ones
+    assert offers.plan[0].takes_off == D("150000")
+    office = cycle_of("OFFICE-STD", 12)
+    archive = by_code(PlanAddOn, "OFFICE-ARCHIVE")
+    offers = subs.eligible_offers(db.session, world.acme, office, [archive], now())
+    assert [o.promotion.code for o in offers.plan] == ["PLAN15"]
+    assert [(o.promotion.code, o.takes_off) for o in offers.add_ons[archive.id]] == [("ARCHIVE125", D("62.38"))]
+    assert [(o.promotion.code, o.takes_off) for o in offers.invoice] == [("INVOICE7", D("118.93"))]
+
+
+def test_suspend_and_resume_are_staff_actions(app, client, login, world):
+    subscription = _active(world)
+    login("customer")
+    post(client, "/admin/subscription/action/", [("action", "suspend"), ("rowid", str(subscription.id))])
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "active"
+    login.logout()
+    login("sales")
+    post(client, "/admin/subscription/action/", [("action", "suspend"), ("rowid", str(subscription.id))])
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "suspended"
+    report = subs.run_billing(db.session, subscription.period_end, now())
+    assert report.renewal_orders == [] and report.past_due == []
+    post(client, "/admin/subscription/action/", [("action", "resume"), ("rowid", str(subscription.id))])
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "active"
+
+
+def _statements(client, url: str) -> int:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_checkout_pages_run_a_constant_number_of_statements(app, client, login, world):
+    """The price table and step 1 cost the same SQL with 5 or 45 promotions and 1 or 41 subscriptions."""
+    from models import PlanAddOn, PromotionTarget
+
+    cycle = cycle_of("OFFICE-STD", 12)
+    add_ons = [by_code(PlanAddOn, "OFFICE-STORAGE"), by_code(PlanAddOn, "OFFICE-ARCHIVE")]
+    step1 = f"/admin/subscribe/checkout/?cycle={cycle.id}&company_id={world.acme.id}" + "".join(
+        f"&add_on={a.id}" for a in add_ons)
+    login("customer")
+    client.get("/admin/subscribe/")  # warm caches (locale, session user)
+    before = (_statements(client, "/admin/subscribe/"), _statements(client, step1))
+    assert all(count > 0 for count in before)
+    for i in range(40):
+        promotion = Promotion(code=f"BULK{i:02d}", name=f"Bulk {i}", scope=("plan", "add_on", "invoice")[i % 3],
+                              kind="percent", currency="CNY", percent_hundredths=100 + i, status="active")
+        if i % 3 == 0:
+            promotion.targets = [PromotionTarget(plan_id=cycle.plan_id)]
+        db.session.add(promotion)
+        db.session.add(Subscription(number=f"SUB-BULK-{i:03d}", company_id=world.acme.id,
+                                    service_id=cycle.plan.service_id, plan_id=cycle.plan_id, cycle_id=cycle.id,
+                                    currency="CNY", checkout_key=f"bulk{i:028d}"))
+    db.session.commit()
+    after = (_statements(client, "/admin/subscribe/"), _statements(client, step1))
+    assert after == before
+    assert "BULK39" in client.get(step1).get_data(as_text=True)
+
+
+def test_invoice_offer_takes_off_the_subtotal_after_the_chosen_line_promotions(world):
+    from models import PlanAddOn
+
+    office = cycle_of("OFFICE-STD", 12)
+    storage, archive = by_code(PlanAddOn, "OFFICE-STORAGE"), by_code(PlanAddOn, "OFFICE-ARCHIVE")
+    chosen = {"plan": by_code(Promotion, "PLAN15").id, f"add_on:{storage.id}": by_code(Promotion, "STORAGE50").id,
+              f"add_on:{archive.id}": by_code(Promotion, "ARCHIVE125").id}
+    offers = subs.eligible_offers(db.session, world.acme, office, [storage, archive], now(), chosen)
+    assert [(o.promotion.code, o.takes_off) for o in offers.invoice] == [("INVOICE7", D("123.66"))]
+
+
+def test_detail_page_forms_post_through_the_scoped_view(app, client, login, world):
+    from models import MemberAccount, SubscriptionEvent, SubscriptionNote
+
+    subscription = _active(world)
+    db.session.add(MemberAccount(company_id=world.acme.id, login="driver-01"))
+    db.session.commit()
+    login("customer")
+    base = f"/admin/subscription/view/{subscription.id}"
+    post(client, f"{base}/seats/", {"logins": "driver-01"})
+    post(client, f"{base}/notes/", {"body": "Please call before renewal", "visibility": "internal", "pinned": "y"})
+    post(client, f"{base}/renewal/", {"renewal_method": "online"})
+    post(client, f"{base}/cancel/", {})
+    db.session.expire_all()
+    fresh = db.session.get(Subscription, subscription.id)
+    assert fresh.seats_used == 1 and fresh.renewal_method == "online" and fresh.auto_renew is False
+    assert fresh.status == "cancel_scheduled"
+    note = db.session.scalar(select(SubscriptionNote).where(SubscriptionNote.subscription_id == subscription.id))
+    assert note.visibility == "customer" and note.pinned  # customers write customer-visible notes only
+    history = client.get(f"{base}/?tab=history&kind=seat_assigned").get_data(as_text=True)
+    assert "driver-01" in history
+    kinds = set(db.session.scalars(select(SubscriptionEvent.kind).where(
+        SubscriptionEvent.subscription_id == subscription.id)))
+    assert {"seat_assigned", "note", "settings", "cancel_scheduled"} <= kinds
+    employees = client.get(f"{base}/?tab=employees").get_data(as_text=True)
+    assert "driver-01" in employees and "1 of 20 seats taken." in employees
+
+
+def test_customer_abandons_a_pending_checkout_and_the_promotions_come_back(app, client, login, world):
+    subscription = checkout(world.users["customer"], world.acme)
+    db.session.commit()
+    assert by_code(Promotion, "INVOICE7").reserved == 1
+    login("customer")
+    post(client, f"/admin/subscription/view/{subscription.id}/abandon/", {})
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).status == "abandoned"
+    assert subs.start_order(db.session, subscription).status == "cancelled"
+    assert by_code(Promotion, "INVOICE7").reserved == 0
+
+
+def test_refunding_an_add_on_line_ends_only_that_add_on(world):
+    from actions.orders import request_refund
+    from conftest import make_user
+
+    subscription = _active(world)
+    order = subs.start_order(db.session, subscription)
+    archive_line = next(line for line in order.lines if line.description == "Mail archiving [OFFICE-ARCHIVE]")
+    refund = request_refund(db.session, world.users["finance"], order, [archive_line.id], "not used")
+    approve_refund(db.session, make_user("finance2", "finance"), refund, TODAY)
+    db.session.commit()
+    db.session.refresh(subscription)
+    assert subscription.status == "active"
+    assert {item.add_on.code: item.active for item in subscription.items} == {
+        "OFFICE-STORAGE": True, "OFFICE-ARCHIVE": False}
+    assert [line.gross for line in subs.renewal_quote(db.session, subscription).priced.lines] == [
+        D("1200.00"), D("360.00")]
+
+
+def test_confirm_after_the_promotion_sold_out_sends_back_to_step_1(app, client, login, world):
+    """The reservation lapsed and another company took the last redemption: Confirm changes nothing and
+    asks to choose again."""
+    import re
+
+    from test_subscriptions import _hidden
+
+    invoice7 = by_code(Promotion, "INVOICE7")
+    invoice7.max_redemptions = 1
+    db.session.commit()
+    login("customer")
+    selection = subs.Selection(cycle_of("OFFICE-STD", 12).id, invoice_promotion_id=invoice7.id)
+    form = [("checkout_key", "b" * 32), ("company_id", str(world.acme.id)), ("cycle", str(selection.cycle_id)),
+            ("step", "next"), ("invoice_promotion", str(invoice7.id))]
+    step2 = post(client, "/admin/subscribe/checkout/", form).get_data(as_text=True)
+    db.session.execute(PromotionReservation.__table__.update().values(
+        expires_at=now() - timedelta(minutes=1)))
+    db.session.commit()
+    assert subs.release_expired_reservations(db.session, now()) == 1
+    db.session.commit()
+    checkout(world.users["north"], world.north, selection)  # takes the only redemption
+    db.session.commit()
+    terms = subs.current_terms(db.session, cycle_of("OFFICE-STD", 12).plan.service)
+    filled = [p for p in _hidden(step2, "rd-checkout-step2") if p[0] not in ("csrf_token", "stage")] + [
+        ("stage", "confirm"), ("invoice_title", "Acme Logistics"), ("invoice_tax_id", "0100109106"),
+        ("contact_name", "A"), ("contact_phone", "0912345678"), ("contact_email", "a@acme.example"),
+        ("pay_method", "balance"), ("accept_terms", "y"), ("terms_version_id", str(terms.id))]
+    answer = post(client, "/admin/subscribe/checkout/pay/", filled)
+    assert answer.status_code == 302 and "/admin/subscribe/checkout/?" in answer.headers["Location"]
+    assert db.session.scalar(select(Subscription).where(Subscription.checkout_key == "b" * 32)) is None
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "sold out" in page and not re.search(r'<option value="\d+"[^>]*>INVOICE7', page)

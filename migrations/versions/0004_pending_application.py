@@ -8,7 +8,6 @@ Create Date: 2026-11-22 16:28:46.859492
 from alembic import op
 import sqlalchemy as sa
 
-import models
 
 
 # revision identifiers, used by Alembic.

@@ -6,9 +6,7 @@ Create Date: 2026-11-22 17:56:10.944301
 
 """
 from alembic import op
-import sqlalchemy as sa
 
-import models
 
 
 # revision identifiers, used by Alembic.

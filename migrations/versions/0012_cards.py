@@ -2,7 +2,7 @@
 wallet kinds (prepaid | commission), package kind `card`, commission ledger kinds
 
 Revision ID: 0012_cards
-Revises: 0011_subscriptions
+Revises: 0009_idempotency
 Create Date: 2026-12-01 03:51:20.602540
 
 """
@@ -14,7 +14,7 @@ import models
 
 # revision identifiers, used by Alembic.
 revision = '0012_cards'
-down_revision = '0011_subscriptions'
+down_revision = '0009_idempotency'
 branch_labels = None
 depends_on = None
 

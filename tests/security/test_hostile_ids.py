@@ -60,7 +60,7 @@ def test_post_routes_survive_hostile_ids(app, client, login, world, value):
             continue
         view = views.get(rule.endpoint.split(".")[0])
         actions = [name for name, _label in getattr(view, "_actions", None) or []] or [""]
-        for url in fill(rule.rule, integer=value if value.isascii() and value.isdigit() else "1", text="RC-NONE"):
+        for url in fill(rule.rule, integer=value if value.isascii() and value.isdigit() else "999999", text="RC-NONE"):
             for action in actions:
                 form = MultiDict([(name, v) for name in ID_FIELDS for v in values] + [
                     ("action", action), ("confirm", "1"), ("save", "1"), ("decision", "reject"),

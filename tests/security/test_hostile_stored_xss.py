@@ -130,8 +130,10 @@ def seat_catalog(world):
 
 def test_member_and_organizer_names_and_seat_notes(web_app, client, login, world, seat_catalog):
     sales = as_user(web_app, "sales")
+    shown = re.search(r'name="quote_hash" value="(\w+)"', sales.get("/admin/seat_grant/").get_data(as_text=True))
     answer = post(sales, "/admin/seat_grant/", {"company_id": world.acme.id, "edition": "enterprise",
-                                                "quantity": "2", "note": PAYLOAD, "promotion": SCRIPT + "x"})
+                                                "quantity": "2", "note": PAYLOAD, "promotion": SCRIPT + "x",
+                                                "quote_hash": shown[1]})
     assert answer.status_code == 302, answer.get_data(as_text=True)[-3000:]
     page(sales, "/admin/seat_grant/")
     login("customer")
