@@ -22,7 +22,7 @@ from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
 from actions.orders import approve_refund, pay_with_balance, request_refund
 from admin_views.base import ScopedModelView, badge
-from admin_views.cards import DistributorAccess, fail, holder_cell, int_arg
+from admin_views.cards import DistributorAccess, fail, holder_cell, int_arg, refused
 from models import CARD_ORDER_STATUSES, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db
 
 TABS = {
@@ -131,7 +131,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     def place(self):
         """A distributor (or sales for one) sells cards and pays from the distributor's balance, one transaction."""
         if current_user.role not in ("customer_admin", "sales", "admin"):
-            abort(403)
+            return refused()
         sellers = [c for c in companies_in_scope(db.session, current_user) if db.session.scalar(
             select(DistributorProfile.id).where(DistributorProfile.company_id == c.id,
                                                 DistributorProfile.status == "verified"))]
@@ -188,7 +188,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     def refund_view(self):
         """Finance asks to refund some cards (or the whole order); another finance user approves it."""
         if current_user.role not in ("finance", "admin"):
-            abort(403)
+            return refused()
         card_order = self.get_one(request.values.get("id", ""))
         if card_order is None:
             abort(404)

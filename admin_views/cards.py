@@ -123,6 +123,12 @@ def fail(exc: DomainError) -> None:
     flash(str(exc), "error")
 
 
+def refused(endpoint: str = ".index_view"):
+    """A page of a view the user may open but whose action their role may not take: say so, go back."""
+    flash(_("Your role may not do this."), "error")
+    return redirect(url_for(endpoint))
+
+
 # --- 实名认证 -------------------------------------------------------------------------------------
 
 
@@ -314,7 +320,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def add(self):
         """添加号卡."""
         if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
-            abort(403)
+            return refused()
         packages = db.session.scalars(select(Package).where(Package.kind == "card", Package.active)
                                       .order_by(Package.code)).all()
         if request.method == "POST":
@@ -350,7 +356,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def reveal(self):
         """Show one PIN to a reveal role that typed why (audited, the PIN never in the audit row)."""
         if current_user.role not in REVEAL_PIN_ROLES:
-            abort(403)
+            return refused()
         card = self.get_one(request.values.get("id", ""))
         if card is None:
             abort(404)
@@ -369,7 +375,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def export_pins(self):
         """The whole (scoped) list with PINs: a separate permission, audited."""
         if not may_export_pins(current_user):
-            abort(403)
+            return refused()
         query = select(SimCard).order_by(SimCard.id)
         clause = self.scope_clause()
         if clause is not None:
@@ -382,8 +388,8 @@ class SimCardView(DistributorAccess, ScopedModelView):
     # --- 批量导入 ---
     @expose("/import/", methods=("GET", "POST"))
     def import_view(self):
-        if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
-            abort(403)
+        if not self._may_import():
+            return refused()
         if request.method == "POST":
             file = request.files.get("file")
             if file is None or not file.filename:
@@ -416,9 +422,11 @@ class SimCardView(DistributorAccess, ScopedModelView):
         return Response(build_template(str(get_locale() or "en")), mimetype=XLSX,
                         headers={"Content-Disposition": "attachment; filename=card-import-template.xlsx"})
 
+    @staticmethod
+    def _may_import() -> bool:
+        return current_user.role in CARD_ADMIN_ROLES | {"admin"}
+
     def _batch(self) -> CardImport:
-        if current_user.role not in CARD_ADMIN_ROLES | {"admin"}:
-            abort(403)
         batch = db.session.get(CardImport, int_arg("id", 0) or 0)
         if batch is None:
             abort(404)
@@ -426,11 +434,15 @@ class SimCardView(DistributorAccess, ScopedModelView):
 
     @expose("/import/batch/")
     def import_batch(self):
+        if not self._may_import():
+            return refused()
         batch = self._batch()
         return self.render("renewdesk/cards/import_batch.html", batch=batch, errors=first_errors(batch))
 
     @expose("/import/errors/")
     def import_errors(self):
+        if not self._may_import():
+            return refused()
         handle = error_workbook(self._batch())
         return Response(iter_file(handle), mimetype=XLSX,
                         headers={"Content-Disposition": "attachment; filename=card-import-errors.xlsx"})
@@ -438,6 +450,8 @@ class SimCardView(DistributorAccess, ScopedModelView):
     @expose("/import/commit/", methods=("POST",))
     def import_commit(self):
         """Commit the next chunk (its own short transaction); the page posts again until done."""
+        if not self._may_import():
+            return {"error": _("Your role may not do this.")}, 403
         batch = self._batch()
         try:
             done, total = commit_chunk(db.session, current_user, batch)
@@ -449,6 +463,8 @@ class SimCardView(DistributorAccess, ScopedModelView):
 
     @expose("/import/rollback/", methods=("POST",))
     def import_rollback(self):
+        if not self._may_import():
+            return refused()
         batch = self._batch()
         try:
             removed = rollback_import(db.session, current_user, batch)
@@ -639,7 +655,7 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
     @expose("/prepare/", methods=("POST",))
     def prepare(self):
         if not current_user.is_staff:
-            abort(403)
+            return refused()
         company = db.session.get(Company, int_arg("company_id", 0) or 0)
         month = request.form.get("month", "").strip()
         try:
@@ -718,7 +734,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
     def decide(self):
         """Pay (bank reference), reject or fail (reason) one withdrawal; reveal its account number."""
         if not current_user.is_staff:
-            abort(403)
+            return refused()
         row = self.get_one(request.values.get("id", ""))
         if row is None:
             abort(404)
@@ -748,7 +764,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
     def withdraw(self):
         """A distributor asks for a withdrawal to its account in the verified legal name."""
         if current_user.role != "customer_admin":
-            abort(403)
+            return refused()
         company = current_user.company
         if request.method == "POST":
             form = request.form

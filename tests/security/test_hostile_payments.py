@@ -23,9 +23,13 @@ PROVIDER_SECRET = "alipay-merchant-key-from-the-provider"
 PAY_URL = "https://pay.alipay.example/checkout?out_trade_no={order}&total_amount={amount}&currency={currency}"
 
 
+CARD_KEY = "pDZ6cHBXdrqtGgqgRWJQ7PHt5Ad6bvvrLNdd9iYJVMU="  # a Fernet key for these test apps only
+
+
 def production(database_url: str, **settings):
-    """An app as `ENV_NAME=production` builds it (a real SECRET_KEY, nothing else unless given)."""
-    return make_app(database_url, ENV_NAME="production", TESTING=False, SECRET_KEY="a-production-key", **settings)
+    """An app as `ENV_NAME=production` builds it (a real SECRET_KEY and card keys, nothing else unless given)."""
+    return make_app(database_url, ENV_NAME="production", TESTING=False, SECRET_KEY="a-production-key",
+                    CARD_ENCRYPTION_KEYS=CARD_KEY, CARD_BLIND_INDEX_KEY="a-production-index-key", **settings)
 
 
 @pytest.fixture
