@@ -21,7 +21,8 @@ from actions.card_orders import confirm_receipt, lines_for_refund, open_refund, 
 from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
 from actions.orders import approve_refund, pay_with_balance, request_refund
-from admin_views.base import ScopedModelView, badge
+from actions.idempotency import remember
+from admin_views.base import ScopedModelView, badge, claim_form, unit_of_work
 from admin_views.cards import DistributorAccess, fail, holder_cell, int_arg, refused
 from models import CARD_ORDER_STATUSES, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db
 
@@ -141,7 +142,9 @@ class CardOrderView(DistributorAccess, ScopedModelView):
             form = request.form
             seller = next((c for c in sellers if c.id == int_arg("seller_id")), None)
             package = next((p for p in packages if p.id == int_arg("package_id")), None)
-            try:
+            done_url = url_for(".index_view")
+            with unit_of_work() as work:  # the order is paid at once: a form sent twice is applied once
+                remember(claim_form("card_order"), done_url)
                 if seller is None or package is None:
                     raise DomainError(_l("Choose a verified distributor and a card plan."))
                 card_order = place_order(db.session, current_user, seller=seller, package=package,
@@ -154,14 +157,14 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                                          promotion_label=form.get("promotion_label", ""))
                 order = card_order.order
                 pay_with_balance(db.session, current_user, order, date.today())
-            except DomainError as exc:
-                fail(exc)
-            else:
                 number, total = order.number, format_money(order.total, order.currency)
-                db.session.commit()
+            again = work.already_done(done_url)
+            if again:
+                return again
+            if not work.failed:
                 flash(_("Order %(number)s paid (%(total)s); the cards are reserved.", number=number, total=total),
                       "success")
-                return redirect(url_for(".index_view"))
+                return redirect(done_url)
         return self.render("renewdesk/cards/order_place.html", sellers=sellers, packages=packages,
                            holders=[(PLATFORM, _("Platform warehouse"))] + [
                                (c.id, c.name) for c in sellers])

@@ -36,7 +36,8 @@ from actions.distribution import (
     prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
 )
 from actions.money import format_money, from_minor
-from admin_views.base import RoleView, ScopedModelView, badge, label_formatter
+from actions.idempotency import remember
+from admin_views.base import RoleView, ScopedModelView, badge, claim_form, label_formatter, unit_of_work
 from importers.cards import CHUNK as IMPORT_CHUNK
 from importers.cards import (
     build_template, commit_chunk, error_workbook, existing_keys, export_cards, first_errors, read_upload,
@@ -767,26 +768,24 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
             return refused()
         company = current_user.company
         if request.method == "POST":
-            form = request.form
-            try:
-                withdrawal = submit_withdrawal(db.session, current_user, vault(), company, amount=form.get("amount", ""),
-                                               bank_name=form.get("bank_name", ""),
+            form, done_url = request.form, url_for(".index_view")
+            with unit_of_work() as work:  # the amount leaves the wallet: a form sent twice is applied once
+                remember(claim_form("withdrawal"), done_url)
+                withdrawal = submit_withdrawal(db.session, current_user, vault(), company,
+                                               amount=form.get("amount", ""), bank_name=form.get("bank_name", ""),
                                                account_name=form.get("account_name", ""),
                                                account_number=form.get("account_number", ""))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
-                flash(_("Withdrawal %(id)s submitted; the amount is held until finance pays it.", id=withdrawal.id),
+                number = withdrawal.id
+            again = work.already_done(done_url)
+            if again:
+                return again
+            if not work.failed:
+                flash(_("Withdrawal %(id)s submitted; the amount is held until finance pays it.", id=number),
                       "success")
-                return redirect(url_for(".index_view"))
+                return redirect(done_url)
         profile = distributor_profile(db.session, company.id)
         return self.render("renewdesk/cards/withdrawal_new.html", profile=profile,
                            available=format_money(commission_balance(db.session, company.id), "CNY"))
-
-
-STATEMENT_KINDS = ("recharge", "offline_recharge", "payment", "refund", "commission", "withdrawal",
-                   "withdrawal_release")
 
 
 class CardFinanceView(DistributorAccess, RoleView):

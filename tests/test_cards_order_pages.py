@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal as D
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from actions.cards import CardInput, add_card
 from actions.distribution import save_rule
@@ -111,3 +111,17 @@ def test_cards_receive_command_confirms_old_shipments(cards, vault, app):
     assert "0 orders received" in again.output
     s.expire_all()
     assert s.get(CardOrder, card_order.id).status == "received"
+
+
+def test_a_sell_form_sent_twice_sells_once(cards, vault, client, login):
+    _setup(cards, vault, n=5)
+    login("b_admin")
+    page = client.get(f"{LIST}place/").get_data(as_text=True)
+    key = page.split('name="idempotency_key" value="')[1].split('"')[0]
+    form = {"seller_id": str(cards["b"].id), "package_id": str(cards["package"].id), "quantity": "2", "holder": "0",
+            "idempotency_key": key}
+    first = post(client, f"{LIST}place/", form)
+    second = post(client, f"{LIST}place/", form, follow_redirects=True)
+    assert first.status_code == 302 and "already sent" in second.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(CardOrder)) == 1
+    assert balance_of(db.session, cards["b"].id, "CNY") == D("1000.00") - 2 * D("39.00")

@@ -268,3 +268,16 @@ def test_distributors_keep_their_own_customers(cards, client, login):
     post(client, "/admin/cardcustomer/new/", {"company": str(other.id), "name": "Sneaky", "category": ""})
     assert s.scalar(select(CardCustomer).where(CardCustomer.name == "Sneaky")) is None
     assert "school" in client.get("/admin/cardcustomer/?flt0_0=school").get_data(as_text=True)
+
+
+def test_a_withdrawal_form_sent_twice_holds_once(cards, client, login):
+    s = db.session
+    credit(s, wallet_for(s, cards["b"].id, "CNY", kind="commission"), D("50.00"), "commission", "seed", None)
+    s.commit()
+    login("b_admin")
+    form = {"amount": "20", "bank_name": "ICBC", "account_name": "Beta Zhang", "account_number": ACCOUNT,
+            "idempotency_key": "k" * 24}
+    post(client, "/admin/withdrawal/withdraw/", form)
+    post(client, "/admin/withdrawal/withdraw/", form)
+    assert s.scalar(select(func.count()).select_from(Withdrawal)) == 1
+    assert commission_balance(s, cards["b"].id) == D("30.00")
