@@ -206,3 +206,19 @@ def register_commands(app: Flask) -> None:
             db.session.commit()
         click.echo(f"cards receive {day}: {received} orders received automatically ({days} days), "
                    f"{released} commission entries available")
+
+    @cards.command("true-up")
+    @click.option("--month", default=None, help="YYYY-MM; default: last month.")
+    def cards_true_up_command(month: str | None) -> None:
+        """Bring each seller's month on tiered commission rates to its tiered amount (safe to repeat)."""
+        from actions.distribution import true_up_month
+
+        if month is None:
+            last = date.today().replace(day=1) - timedelta(days=1)
+            month = f"{last:%Y-%m}"
+        elif not (len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit()):
+            raise click.BadParameter("use YYYY-MM", param_hint="--month")
+        with writing():
+            entries = true_up_month(db.session, month)
+            db.session.commit()
+        click.echo(f"cards true-up {month}: {len(entries)} true-up entries")

@@ -211,6 +211,17 @@ def month_true_up(session: Session, seller_id: int, package_id: int | None, mont
     return entry
 
 
+def true_up_month(session: Session, month: str) -> list[CommissionEntry]:
+    """Every seller on monthly tiers gets its month trued up (safe to repeat: a settled month owes 0)."""
+    made = []
+    for seller_id, package_id in session.execute(select(CommissionRule.company_id, CommissionRule.package_id)
+                                                 .where(CommissionRule.kind.in_(TIERED))).all():
+        entry = month_true_up(session, seller_id, package_id, month)
+        if entry is not None:
+            made.append(entry)
+    return made
+
+
 # --- settlements -------------------------------------------------------------------------------
 
 

@@ -125,3 +125,26 @@ def test_a_sell_form_sent_twice_sells_once(cards, vault, client, login):
     assert first.status_code == 302 and "already sent" in second.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(CardOrder)) == 1
     assert balance_of(db.session, cards["b"].id, "CNY") == D("1000.00") - 2 * D("39.00")
+
+
+def test_true_up_command_settles_a_tiered_month_once(cards, app):
+    from models import Order
+
+    s, u, b = db.session, cards["users"], cards["b"]
+    save_rule(s, u["finance"], b, cards["package"].id, mode="override", kind="graduated",
+              tiers="0-10000:6\n10000-50000:8\n50000-:10")
+    order = Order(number="CS-TIERS", kind="card_sale", status="paid", company_id=b.id, currency="CNY",
+                  total=D("62000.00"))
+    s.add(order)
+    s.flush()
+    from actions.distribution import record_sale
+
+    record_sale(s, order_id=order.id, seller_id=b.id, package_id=cards["package"].id, cards=1590,
+                base=D("62000.00"), currency="CNY", month="2026-11")
+    s.commit()
+    runner = app.test_cli_runner()
+    assert "1 true-up entries" in runner.invoke(args=["cards", "true-up", "--month", "2026-11"]).output
+    assert "0 true-up entries" in runner.invoke(args=["cards", "true-up", "--month", "2026-11"]).output
+    s.expire_all()
+    assert sorted(e.amount_minor for e in s.scalars(select(CommissionEntry))) == [128000, 372000]
+    assert runner.invoke(args=["cards", "true-up", "--month", "26-11"]).exit_code != 0
