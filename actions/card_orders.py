@@ -23,9 +23,8 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.audit import record
-from actions.cards import (
-    CARD_ADMIN_ROLES, PLATFORM, move, normalize, release, require_verified, reserve,
-)
+from actions.cards import CARD_ADMIN_ROLES, PLATFORM, move, release, require_verified, reserve
+from actions.crypto import normalize
 from actions.distribution import hold_received, record_refund, record_sale
 from actions.money import allocate, from_minor, parse, round_money
 from actions.orders import DiscountSpec, LineSpec, open_order, register_kind
