@@ -23,7 +23,7 @@ from actions.money import format_money
 from actions.orders import approve_refund, pay_with_balance, request_refund
 from actions.idempotency import remember
 from admin_views.base import ScopedModelView, badge, claim_form, unit_of_work
-from admin_views.cards import DistributorAccess, fail, holder_cell, int_arg, refused
+from admin_views.cards import DistributorAccess, holder_cell, int_arg, refused
 from models import CARD_ORDER_STATUSES, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db
 
 TABS = {
@@ -107,26 +107,22 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     @action("receive", _l("Confirm receipt"), _l("Confirm that the customers received the selected orders?"))
     def action_receive(self, ids):
         for card_order in self.scoped_rows(ids):
-            try:
+            with unit_of_work() as work:
                 confirm_receipt(db.session, current_user, card_order, date.today())
-                db.session.commit()
+            if not work.failed:
                 flash(_("Order %(number)s received.", number=card_order.order.number), "success")
-            except DomainError as exc:
-                fail(exc)
 
     @action("refund", _l("Approve the refund"), _l("Approve the refunds awaiting approval of the selected orders?"))
     def action_refund(self, ids):
         for card_order in self.scoped_rows(ids):
             refund = open_refund(db.session, card_order)
-            try:
+            with unit_of_work() as work:
                 if refund is None:
                     raise DomainError(_l("Order %(number)s has no refund awaiting approval.",
                                          number=card_order.order.number))
                 approve_refund(db.session, current_user, refund, date.today())
-                db.session.commit()
+            if not work.failed:
                 flash(_("Refund of order %(number)s approved.", number=card_order.order.number), "success")
-            except DomainError as exc:
-                fail(exc)
 
     @expose("/place/", methods=("GET", "POST"))
     def place(self):
@@ -175,13 +171,10 @@ class CardOrderView(DistributorAccess, ScopedModelView):
         if card_order is None:
             abort(404)
         if request.method == "POST":
-            try:
+            with unit_of_work() as work:
                 ship(db.session, current_user, card_order, parse_numbers(request.form.get("numbers", "")),
                      request.form.get("carrier", ""), request.form.get("tracking_number", ""), date.today())
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Order %(number)s shipped.", number=card_order.order.number), "success")
                 return redirect(url_for(".index_view", tab="shipped"))
         fulfillment = db.session.scalar(select(CardFulfillment).where(CardFulfillment.card_order_id == card_order.id))
@@ -196,14 +189,11 @@ class CardOrderView(DistributorAccess, ScopedModelView):
         if card_order is None:
             abort(404)
         if request.method == "POST":
-            try:
+            with unit_of_work() as work:
                 line_ids = lines_for_refund(db.session, card_order, parse_numbers(request.form.get("numbers", "")),
                                             int_arg("count"))
                 request_refund(db.session, current_user, card_order.order, line_ids, request.form.get("reason", ""))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Refund requested; another finance user approves it."), "success")
                 return redirect(url_for(".index_view", tab="refunding"))
         return self.render("renewdesk/cards/order_refund.html", card_order=card_order)

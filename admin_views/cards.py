@@ -43,7 +43,6 @@ from importers.cards import (
     build_template, commit_chunk, error_workbook, existing_keys, export_cards, first_errors, read_upload,
     rollback_import, sort_upload, stage_rows,
 )
-from importers.expiry import ImportRejected
 from importers.xlsx import iter_file, write_xlsx
 from models import (
     CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
@@ -118,12 +117,6 @@ def int_arg(name: str, default: int | None = None) -> int | None:
     return int(value) if value.isdecimal() and len(value) < 10 else default
 
 
-def fail(exc: DomainError) -> None:
-    """Roll the request's transaction back and show the refusal."""
-    db.session.rollback()
-    flash(str(exc), "error")
-
-
 def refused(endpoint: str = ".index_view"):
     """A page of a view the user may open but whose action their role may not take: say so, go back."""
     flash(_("Your role may not do this."), "error")
@@ -161,16 +154,13 @@ class VerificationView(RoleView):
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / f"{digest}{suffix}").write_bytes(data)
                 name = licence.filename[-255:]
-            try:
+            with unit_of_work() as work:
                 submit_verification(db.session, current_user, vault(), company,
                                     legal_name=request.form.get("legal_name", ""),
                                     id_type=request.form.get("id_type", ""),
                                     id_number=request.form.get("id_number", ""),
                                     licence_file_name=name, licence_sha256=digest)
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Submitted: an administrator will verify it."), "success")
             return redirect(url_for(".index"))
         return self.render("renewdesk/cards/verification.html", profile=profile, id_types=ID_TYPES,
@@ -221,13 +211,10 @@ class DistributorProfileView(ScopedModelView):
         if profile is None:
             abort(404)
         if request.method == "POST":
-            try:
+            with unit_of_work() as work:
                 review_verification(db.session, current_user, profile, approve=False,
                                     reason=request.form.get("reason", ""))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Verification of %(name)s rejected.", name=profile.legal_name), "success")
                 return redirect(url_for(".index_view"))
         return self.render("renewdesk/cards/reason.html", title=_("Reject the verification of %(name)s",
@@ -241,12 +228,8 @@ class DistributorProfileView(ScopedModelView):
             abort(404)
         secret = None
         if request.method == "POST":
-            try:
+            with unit_of_work():
                 secret = reveal_id_number(db.session, current_user, vault(), profile, request.form.get("reason", ""))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
         return self.render("renewdesk/cards/reason.html", title=_("Reveal the ID number of %(name)s",
                                                                    name=profile.legal_name),
                            button=_("Reveal"), row_id=profile.id, secret=secret)
@@ -330,15 +313,12 @@ class SimCardView(DistributorAccess, ScopedModelView):
                 valid_until = date.fromisoformat(form.get("valid_until", ""))
             except ValueError:
                 valid_until = None
-            try:
+            with unit_of_work() as work:
                 card = add_card(db.session, current_user, vault(),
                                 CardInput(form.get("iccid", ""), form.get("phone", ""), form.get("pin", ""),
                                           form.get("plan", ""), valid_until),
                                 date.today(), holder_key=int_arg("holder", PLATFORM))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Card %(iccid)s added to the stock.", iccid=card.iccid), "success")
                 return redirect(url_for(".add"))
         return self.render("renewdesk/cards/card_add.html", packages=packages, holders=holders())
@@ -363,12 +343,8 @@ class SimCardView(DistributorAccess, ScopedModelView):
             abort(404)
         secret = None
         if request.method == "POST":
-            try:
+            with unit_of_work():
                 secret = reveal_pin(db.session, current_user, vault(), card, request.form.get("reason", ""))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
         return self.render("renewdesk/cards/reason.html", title=_("Reveal the PIN of %(iccid)s", iccid=card.iccid),
                            button=_("Reveal"), row_id=card.id, secret=secret)
 
@@ -400,19 +376,17 @@ class SimCardView(DistributorAccess, ScopedModelView):
             data = file.stream.read(limit + 1)
             # Three phases, each its own short transaction: read (no database), sort and record, stage in chunks.
             db.session.commit()  # end the transaction loading the user: reading the workbook holds no lock
-            try:
+            with unit_of_work() as work:  # refusals (ImportRejected too) roll back and are flashed
                 upload = read_upload(vault(), data, file.filename[-255:], date.today(), max_bytes=limit)
                 in_db = existing_keys(db.session, upload, release=db.session.rollback)
                 db.session.rollback()  # reads done: the sorting below holds no lock
                 batch, rows = sort_upload(db.session, current_user, upload, date.today(),
                                           holder_key=int_arg("holder", PLATFORM), in_db=in_db)
-                db.session.commit()
-            except (ImportRejected, DomainError) as exc:
-                fail(exc)
+            if work.failed:
                 return redirect(url_for(".import_view"))
             for start in range(0, len(rows), IMPORT_CHUNK):
-                stage_rows(db.session, vault(), rows[start:start + IMPORT_CHUNK])
-                db.session.commit()
+                with unit_of_work():
+                    stage_rows(db.session, vault(), rows[start:start + IMPORT_CHUNK])
             return redirect(url_for(".import_batch", id=batch.id))
         batches = db.session.scalars(select(CardImport).order_by(CardImport.id.desc()).limit(30)).all()
         return self.render("renewdesk/cards/import.html", batches=batches, holders=holders(),
@@ -454,12 +428,10 @@ class SimCardView(DistributorAccess, ScopedModelView):
         if not self._may_import():
             return {"error": _("Your role may not do this.")}, 403
         batch = self._batch()
-        try:
+        with unit_of_work(flash_error=False) as work:  # answered as JSON, not flashed
             done, total = commit_chunk(db.session, current_user, batch)
-        except DomainError as exc:
-            fail(exc)
-            return {"error": str(exc)}, 409
-        db.session.commit()
+        if work.failed:
+            return {"error": str(work.error)}, 409
         return {"done": done, "total": total, "status": batch.status}
 
     @expose("/import/rollback/", methods=("POST",))
@@ -467,12 +439,9 @@ class SimCardView(DistributorAccess, ScopedModelView):
         if not self._may_import():
             return refused()
         batch = self._batch()
-        try:
+        with unit_of_work() as work:
             removed = rollback_import(db.session, current_user, batch)
-        except DomainError as exc:
-            fail(exc)
-        else:
-            db.session.commit()
+        if not work.failed:
             flash(_("Import %(id)s rolled back: %(n)s cards removed.", id=batch.id, n=removed), "success")
         return redirect(url_for(".import_batch", id=batch.id))
 
@@ -528,15 +497,12 @@ class CardStockView(RoleView):
     @expose("/", methods=("GET", "POST"))
     def index(self):
         if request.method == "POST":
-            try:
+            with unit_of_work() as work:
                 document = post_stock_document(
                     db.session, current_user, request.form.get("kind", ""), parse_numbers(request.form.get("numbers")),
                     from_holder=int_arg("from_holder", PLATFORM), to_holder=int_arg("to_holder"),
                     note=request.form.get("note", ""))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Document %(id)s posted: %(n)s cards.", id=document.id, n=document.cards), "success")
             return redirect(url_for(".index"))
         return self.render("renewdesk/cards/stock.html", rows=stock_summary(db.session), holders=holders(),
@@ -571,7 +537,7 @@ class CommissionRuleView(ScopedModelView):
         if request.method == "POST":
             form = request.form
             company = db.session.get(Company, int_arg("company_id", 0) or 0)
-            try:
+            with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Distributor: choose one."))
                 save_rule(db.session, current_user, company, int_arg("package_id"), mode=form.get("mode", ""),
@@ -579,10 +545,7 @@ class CommissionRuleView(ScopedModelView):
                           level2_percent=form.get("level2", "0"), fixed_level1=form.get("fixed1", "0"),
                           fixed_level2=form.get("fixed2", "0"), tiers=form.get("tiers", ""),
                           hold_days=int_arg("hold_days", 7))
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 flash(_("Commission rule saved for %(company)s.", company=company.name), "success")
                 return redirect(url_for(".index_view"))
         return self.render("renewdesk/cards/rule_form.html", companies=companies, packages=packages,
@@ -635,12 +598,10 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
     def _each(self, ids, operation, message):
         done = []
         for row in self.scoped_rows(ids):
-            try:
+            with unit_of_work() as work:
                 operation(db.session, current_user, row)
-                db.session.commit()
+            if not work.failed:
                 done.append(str(row.id))
-            except DomainError as exc:
-                fail(exc)
         if done:
             flash(message % {"ids": ", ".join(done)}, "success")
 
@@ -659,14 +620,11 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
             return refused()
         company = db.session.get(Company, int_arg("company_id", 0) or 0)
         month = request.form.get("month", "").strip()
-        try:
+        with unit_of_work() as work:
             if company is None or len(month) != 7:
                 raise DomainError(_l("Choose a distributor and a month (yyyy-mm)."))
             settlement = prepare_settlement(db.session, current_user, company, month)
-        except DomainError as exc:
-            fail(exc)
-        else:
-            db.session.commit()
+        if not work.failed:
             flash(_("Statement %(id)s prepared.", id=settlement.id), "success")
         return redirect(url_for(".index_view"))
 
@@ -714,22 +672,18 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
     @action("approve", _l("Approve"), _l("Approve the selected withdrawals?"))
     def action_approve(self, ids):
         for row in self.scoped_rows(ids):
-            try:
+            with unit_of_work() as work:
                 approve_withdrawal(db.session, current_user, row)
-                db.session.commit()
+            if not work.failed:
                 flash(_("Withdrawal %(id)s approved.", id=row.id), "success")
-            except DomainError as exc:
-                fail(exc)
 
     @action("cancel", _l("Cancel"), _l("Cancel the selected withdrawals?"))
     def action_cancel(self, ids):
         for row in self.scoped_rows(ids):
-            try:
+            with unit_of_work() as work:
                 close_withdrawal(db.session, current_user, row, "cancelled")
-                db.session.commit()
+            if not work.failed:
                 flash(_("Withdrawal %(id)s cancelled; the amount is available again.", id=row.id), "success")
-            except DomainError as exc:
-                fail(exc)
 
     @expose("/decide/", methods=("GET", "POST"))
     def decide(self):
@@ -742,17 +696,14 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
         secret = None
         if request.method == "POST":
             outcome, text = request.form.get("outcome", ""), request.form.get("text", "")
-            try:
+            with unit_of_work() as work:
                 if outcome == "paid":
                     pay_withdrawal(db.session, current_user, row, text)
                 elif outcome == "reveal":
                     secret = reveal_account(db.session, current_user, vault(), row, text)
                 else:
                     close_withdrawal(db.session, current_user, row, outcome, text)
-            except DomainError as exc:
-                fail(exc)
-            else:
-                db.session.commit()
+            if not work.failed:
                 if outcome != "reveal":
                     flash(_("Withdrawal %(id)s: %(status)s.", id=row.id,
                             status=WITHDRAWAL_STATUSES.get(row.status, row.status)), "success")

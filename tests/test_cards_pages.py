@@ -281,3 +281,29 @@ def test_a_withdrawal_form_sent_twice_holds_once(cards, client, login):
     post(client, "/admin/withdrawal/withdraw/", form)
     assert s.scalar(select(func.count()).select_from(Withdrawal)) == 1
     assert commission_balance(s, cards["b"].id) == D("30.00")
+
+
+def test_import_refusals_are_shown_and_write_nothing(cards, client, login):
+    from models import CardImport
+
+    login("support")
+    answer = post(client, "/admin/simcard/import/", {"holder": "0", "file": (io.BytesIO(b"not a workbook"), "c.xlsx")},
+                  content_type="multipart/form-data", follow_redirects=True)
+    assert "not an .xlsx workbook" in answer.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(CardImport)) == 0
+    book = Workbook()
+    book.active.append(["ICCID", "Phone number", "PIN", "Plan", "Valid until"])
+    book.active.append(["89860000000000000001", "13600000001", "ZZ0001", "NOPE", date.today() + timedelta(days=9)])
+    data = io.BytesIO()
+    book.save(data)
+    answer = post(client, "/admin/simcard/import/", {"holder": "0", "file": (io.BytesIO(data.getvalue()), "c.xlsx")},
+                  content_type="multipart/form-data", follow_redirects=True)
+    page = answer.get_data(as_text=True)
+    assert "row 2: plan NOPE is not an active card package" in page
+    batch = db.session.scalar(select(CardImport))
+    from conftest import csrf_token
+
+    refused = client.post(f"/admin/simcard/import/commit/?id={batch.id}",
+                          headers={"X-CSRFToken": csrf_token(client, "/password")})
+    assert refused.status_code == 409 and "bad rows" in refused.get_json()["error"]
+    assert db.session.scalar(select(func.count()).select_from(SimCard)) == 0
