@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, NotAllowed, in_scope, require_role, scoped
 from actions.audit import record
+from actions.dates import check_renewal_window
 from actions.wallets import credit, debit, parse_amount, wallet_for
 from models import BankTransferReceipt, Company, Device, Order, OrderLine, Package, User, utcnow
 
@@ -116,6 +117,7 @@ def quote_renewal(session: Session, actor: User, company: Company, devices: Sequ
         problems.append(str(_l("one order is paid in one currency; these differ: %(list)s", list=by_currency)))
     if problems:
         raise DomainError(_l("Cannot renew — %(problems)s.", problems="; ".join(problems)))
+    check_renewal_window(devices, months, today)
     lines = tuple(
         (d, d.package, renewal_price(d.package, months), renewed_until(d.expires_on, months, today))
         for d in devices

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
+from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, cancel_order, cancel_orders, create_recharge_order, create_renewal_order, pay_with_balance,
     quote_renewal, refund_orders, renewal_price, renewed_until, scoped_order,
@@ -80,7 +81,13 @@ def _device_row(device: Device, months: int | None, today: date) -> DeviceRow:
             price = renewal_price(device.package, months)
         except DomainError as exc:
             problem = str(exc)
-    new = renewed_until(device.expires_on, months, today) if months else None
+    new = None
+    if months and renewal_fits(device.expires_on, months, today):
+        new = renewed_until(device.expires_on, months, today)
+    elif months:
+        problem = problem or _("Its expiry date %(date)s cannot be renewed: correct it first.",
+                               date=device.expires_on.isoformat())
+        price = None
     return DeviceRow(device, price, new, problem)
 
 
@@ -237,7 +244,8 @@ class RenewalCenterView(RoleView):
         today = date.today()
         expiries = {
             line.id: (line.new_expires_on if order.status != "pending" or line.device is None or not line.months
-                      else renewed_until(line.device.expires_on, line.months, today))
+                      else renewed_until(line.device.expires_on, line.months, today)
+                      if renewal_fits(line.device.expires_on, line.months, today) else None)
             for line in lines
         }
         return self.render("renewdesk/order.html", order=order, lines=lines, line_count=line_count,
