@@ -38,10 +38,10 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.styles.numbers import is_date_format
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from actions import DomainError, require_role, scope_company_ids, scope_filter
+from actions import DomainError, require_role, scope_company_ids
 from actions.audit import record
 from actions.dates import EARLIEST_EXPIRY, LATEST_EXPIRY
 from models import Device, ExpiryImport, User, utcnow
@@ -798,20 +798,23 @@ def commit(session: Session, actor: User, report: ImportReport, import_record: E
     check_committable(import_record)
     now = now or utcnow()
     import_id, filename = import_record.id, import_record.filename
-    parameters = [{"b_id": c.device_id, "b_old": c.old, "b_new": c.new} for c in report.changes]
-    devices = Device.__table__
-    statement = (
-        update(devices)
-        .where(and_(devices.c.id == bindparam("b_id"), devices.c.expires_on == bindparam("b_old")))
-        .values(expires_on=bindparam("b_new"))
-    )
-    scope = scope_filter(actor, devices.c.company_id)  # None for staff; kept for a future customer role
-    if scope is not None:
-        statement = statement.where(scope)
+    # Everything the UPDATE needs is prepared first, as the driver takes it (SQLite keeps dates as
+    # ISO text): no per-row work by SQLAlchemy inside the write lock. Rows sorted by id touch the
+    # table in order, and lock rows in one order on PostgreSQL.
+    dialect = session.get_bind().dialect
+    as_stored = date.isoformat if dialect.name == "sqlite" else (lambda day: day)
+    parameters = sorted(((as_stored(c.new), c.device_id, as_stored(c.old)) for c in report.changes),
+                        key=lambda row: row[1])
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    # The preview already refused devices outside the actor's scope; only staff import (IMPORT_ROLES).
+    statement = f"UPDATE device SET expires_on = {mark} WHERE id = {mark} AND expires_on = {mark}"
     shown = "; ".join(f"{c.number}: {c.old} → {c.new}" for c in report.changes[:200])
     more = " …" if len(report.changes) > 200 else ""
 
+    ids = [c.device_id for c in report.changes]
+
     # Claim the import with a conditional UPDATE: of two concurrent commits, one wins.
+    connection = session.connection()
     claimed = session.execute(
         update(ExpiryImport)
         .where(ExpiryImport.id == import_id, ExpiryImport.status == "previewed")
@@ -821,17 +824,15 @@ def commit(session: Session, actor: User, report: ImportReport, import_record: E
     if claimed != 1:
         session.refresh(import_record)
         check_committable(import_record)
-    changed = 0
-    if parameters:
-        changed = session.connection().execute(statement, parameters).rowcount
-    if changed != len(parameters) and session.get_bind().dialect.supports_sane_multi_rowcount:
+    changed = connection.exec_driver_sql(statement, parameters).rowcount if parameters else 0
+    if changed != len(parameters) and dialect.supports_sane_multi_rowcount:
         raise ImportRejected(_l("%(n)s devices of import #%(id)s changed while it was being committed; nothing "
                                 "was changed. Open the preview again.", n=len(parameters) - changed, id=import_id))
     session.execute(
         update(ExpiryImport).where(ExpiryImport.id == import_id).values(rows_changed=changed)
         .execution_options(synchronize_session=False)
     )
-    record(session, actor, "expiry_import", "device", [c.device_id for c in report.changes],
+    record(session, actor, "expiry_import", "device", ids,
            f"expiry import #{import_id} ({filename}): {changed} devices; {shown}{more}")
     session.flush()
     session.expire_all()
