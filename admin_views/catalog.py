@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
+from sqlalchemy import inspect
 from wtforms.validators import ValidationError
 
 from actions import DomainError
@@ -157,6 +158,13 @@ class PackageView(CatalogView):
     def check(self, model):
         check_code_unique(db.session, model)
         check_package(db.session, model)
+
+    def on_model_change(self, form, model, is_created):
+        # Unticking "active" would stop sales without showing who is concerned: one way to do it.
+        if not is_created and inspect(model).attrs.active.history.deleted == [True] and not model.active:
+            raise ValidationError(_("Stop the sales of package %(code)s with its own action (the link in the "
+                                    "list): it shows the devices and companies concerned first.", code=model.code))
+        super().on_model_change(form, model, is_created)
 
     def delete_model(self, model):
         """Delete an unused package; one in use is refused with its usage (nothing changes)."""

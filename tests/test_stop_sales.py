@@ -186,3 +186,37 @@ def test_rebind_rules(app, world, usd_package):
         rebind_unsold(db.session, world.users["globex"], device, fresh(Package, world.packages["GPS-Y"].id))
     assert fresh(Device, device.id).package_id == world.packages["GPS-M"].id
     assert events("rebind_package") == []
+
+
+def test_the_edit_form_cannot_untick_active_around_the_preview(client, login, world):
+    login("support")
+    gps_m = world.packages["GPS-M"]
+    form = {"code": "GPS-M", "name": "GPS monthly", "category": str(gps_m.category_id),
+            "subcategory_id": str(gps_m.subcategory_id), "kind": "renewal", "amount": "10.00",
+            "pricing": "per_month", "term_months": "", "currency": "CNY"}  # "active" left unticked
+    page = post(client, f"/admin/package/edit/?id={gps_m.id}", form).get_data(as_text=True)
+    assert "Stop the sales of package GPS-M with its own action" in page
+    assert fresh(Package, gps_m.id).active is True
+    form["name"] = "GPS per month"
+    form["active"] = "y"
+    assert post(client, f"/admin/package/edit/?id={gps_m.id}", form).status_code == 302  # other edits pass
+    assert fresh(Package, gps_m.id).name == "GPS per month"
+
+
+def test_a_lock_timeout_on_a_model_page_is_a_busy_message(client, login, world, monkeypatch):
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    def locked(*args, **kwargs):
+        raise OperationalError("UPDATE package", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr("admin_views.catalog.check_package", locked)
+    login("support")
+    gps_y = world.packages["GPS-Y"]
+    form = {"code": "GPS-Y", "name": "GPS per year", "category": str(gps_y.category_id),
+            "subcategory_id": str(gps_y.subcategory_id), "kind": "renewal", "amount": "100.00",
+            "pricing": "per_year", "term_months": "", "currency": "CNY", "active": "y"}
+    page = post(client, f"/admin/package/edit/?id={gps_y.id}", form, follow_redirects=True).get_data(as_text=True)
+    assert "The database is busy with another change; nothing was changed. Try again in a moment." in page
+    assert fresh(Package, gps_y.id).name == "GPS yearly"
