@@ -365,6 +365,7 @@ class _Book:
 
 
 def _read_book(archive: zipfile.ZipFile, budget: _Budget, max_strings: int) -> _Book:
+    """The sheets (name, state, part), the date system, the date styles and the shared strings."""
     book = _Book()
     declared: list[tuple[str, str, str]] = []
 
