@@ -204,7 +204,12 @@ class Company(db.Model):
     """A customer tenant. `path` (/1/7/12/) makes "this company and all below it" one query."""
 
     __tablename__ = "company"
-    __table_args__ = (CheckConstraint(_in("status", COMPANY_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", COMPANY_STATUSES), name="status"),
+        # One company per tax ID (empty ones aside); the actions name the holder on conflict.
+        Index("uq_company_tax_id", "tax_id", unique=True,
+              sqlite_where=text("tax_id <> ''"), postgresql_where=text("tax_id <> ''")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -833,6 +838,10 @@ class OfflineRecharge(db.Model):
         CheckConstraint(_in("currency", CURRENCIES), name="currency"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         Index("ix_offline_recharge_status_created", "status", "created_at"),
+        # A reference (the bank transfer's) is filed once per company; declined applications aside.
+        Index("uq_offline_recharge_company_reference", "company_id", "reference", unique=True,
+              sqlite_where=text("reference <> '' AND status <> 'declined'"),
+              postgresql_where=text("reference <> '' AND status <> 'declined'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -1060,6 +1069,9 @@ class InvoiceRequest(db.Model):
     __table_args__ = (
         CheckConstraint(_in("invoice_type", INVOICE_TYPES), name="invoice_type"),
         CheckConstraint(_in("status", INVOICE_REQUEST_STATUSES), name="status"),
+        # An issued invoice's number is given once.
+        Index("uq_invoice_request_issued_number", "invoice_number", unique=True,
+              sqlite_where=text("status = 'issued'"), postgresql_where=text("status = 'issued'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, require_role, scope_company_ids
 from actions.audit import record
+from actions.dates import check_expiry_window
 from models import Device, User
 
 DEVICE_ROLES = {"tech_support", "customer_admin"}
@@ -105,6 +106,7 @@ def set_expiry(session: Session, actor: User, device: Device, expires_on: date) 
     require_role(actor, {"tech_support"})
     if not isinstance(expires_on, date):
         raise DomainError(_l("Device %(number)s: the expiry date is missing.", number=device.number))
+    check_expiry_window(device.number, expires_on)
     old = device.expires_on
     device.expires_on = expires_on
     record(session, actor, "set_expiry", "device", [device.id], f"expires_on: {old} → {expires_on}")

@@ -9,7 +9,8 @@ through the scoped query built here.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -23,11 +24,13 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
 from flask_admin.contrib.sqla.fields import QuerySelectField
+from flask_admin.helpers import is_safe_url
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 from werkzeug.utils import secure_filename
 from sqlalchemy import and_, or_
 from wtforms import StringField
@@ -119,10 +122,53 @@ def unit_of_work(flash_error: bool = True) -> UnitOfWork:
     return UnitOfWork(flash_error)
 
 
+BUSY_MESSAGE = _l("The database is busy with another change; nothing was changed. Try again in a moment.")
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (the busy timeout ran out)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig or exc)
+
+
+@contextmanager
+def without_write_lock() -> Iterator[None]:
+    """Read and compute outside SQLite's write lock, in a POST that will write afterwards.
+
+    A write request's transactions start with BEGIN IMMEDIATE (app.py), which holds the lock
+    from the first statement: long reading or parsing would keep every other writer waiting.
+    This ends the request's transaction (nothing may be pending), reads on a deferred one, and
+    ends that too; the next statement starts the short writing transaction.
+    """
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("without_write_lock() with unsaved changes: they would be lost")
+    session.rollback()
+    session.connection(execution_options={"deferred_begin": True})
+    try:
+        yield
+    finally:
+        session.rollback()
+
+
 class RoleMixin:
     """`roles` lists who may use the view; admins always may. Anonymous users go to login."""
 
     roles: frozenset[str] = frozenset()
+
+    def _run_view(self, fn, *args, **kwargs):
+        # The one place a lock timeout becomes a message instead of an error page.
+        try:
+            return super()._run_view(fn, *args, **kwargs)
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            db.session.rollback()
+            if request.method == "GET":
+                return Response(str(BUSY_MESSAGE), status=503, mimetype="text/plain")
+            flash(str(BUSY_MESSAGE), "error")
+            back = request.referrer
+            return redirect(back if back and is_safe_url(back) else url_for(".index_view" if isinstance(
+                self, ModelView) else ".index"))
 
     def allows(self, user) -> bool:
         return bool(
@@ -411,6 +457,9 @@ class ScopedModelView(RoleMixin, ModelView):
     def handle_view_exception(self, exc):
         if isinstance(exc, DomainError):
             flash(str(exc), "error")
+            return True
+        if is_lock_timeout(exc):
+            flash(str(BUSY_MESSAGE), "error")
             return True
         return super().handle_view_exception(exc)
 

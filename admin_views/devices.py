@@ -15,7 +15,9 @@ from markupsafe import Markup
 from sqlalchemy import and_, or_
 from wtforms.validators import ValidationError
 
+from actions import DomainError
 from actions.audit import history
+from actions.dates import check_expiry_window
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change,
 )
@@ -250,6 +252,10 @@ class DeviceExpiryView(DeviceView):
     def on_model_change(self, form, model, is_created):
         if model.expires_on is None:
             raise ValidationError(_("Device %(number)s: the expiry date is required.", number=model.number))
+        try:
+            check_expiry_window(model.number, model.expires_on)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
         super().on_model_change(form, model, is_created)
 
 
