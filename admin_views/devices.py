@@ -12,13 +12,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy import and_, or_
 from wtforms.validators import ValidationError
 
 from actions import DomainError
 from actions.audit import history
 from actions.devices import (
-    TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change,
+    TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, parse_row_id
 from admin_views.system import InCompanyTree
@@ -137,18 +136,13 @@ class DeviceView(ScopedModelView):
     page_size_options = (20, 50, 100, 500)
 
     def search_placeholder(self):
-        return _("Device number or name (starts with)")
+        return _("Part of a device number or name")
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        """Prefix search on number and name as index range scans (no LIKE '%…%' table scan)."""
-        term = search.strip()[:64]
-        if not term:
+        """Substring search on number and name, any case, through the trigram index (search_clause)."""
+        clause = search_clause(db.session, search)
+        if clause is None:
             return query, count_query, joins, count_joins
-        upper = term + "\U0010ffff"
-        clause = or_(
-            and_(Device.number >= term, Device.number < upper),
-            and_(Device.name >= term, Device.name < upper),
-        )
         query = query.filter(clause)
         if count_query is not None:
             count_query = count_query.filter(clause)
