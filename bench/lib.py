@@ -20,22 +20,28 @@ from sqlalchemy import event
 FAST_HASH = "scrypt:1024:8:1"  # the demo users' password hash, cheap on purpose (as in the tests)
 
 
-def make_app(db_path: Path):
-    """The app on the SQLite file `db_path`, configured as the test suite configures it."""
+def database_url(db: Path | str) -> str:
+    """A database URL as given, or the SQLite file at a path."""
+    return db if isinstance(db, str) and "://" in db else f"sqlite:///{db}"
+
+
+def make_app(db_path: Path | str):
+    """The app on `db_path` (a SQLite file, or a database URL), configured as the test suite configures it."""
     from app import create_app
 
     return create_app({
         "ENV_NAME": "testing",
         "TESTING": True,
         "SECRET_KEY": "bench-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+        "SQLALCHEMY_DATABASE_URI": database_url(db_path),
         "PASSWORD_HASH_METHOD": FAST_HASH,
         "MAIL_SUPPRESS_SEND": True,
     })
 
 
-def build_database(db_path: Path, devices: int) -> float:
-    """Migrate a fresh SQLite file and seed the demo world with `devices` devices; returns seconds."""
+def build_database(db_path: Path | str, devices: int) -> float:
+    """Migrate a fresh database (SQLite file or empty PostgreSQL database) and seed the demo world
+    with `devices` devices; returns seconds."""
     from flask_migrate import upgrade
 
     from actions.demo import seed_demo
@@ -60,12 +66,17 @@ def build_database(db_path: Path, devices: int) -> float:
 
 
 def analyze(app) -> None:
-    """Give SQLite's query planner its statistics (ANALYZE); new connections read them."""
+    """Give the query planner its statistics (ANALYZE); new connections read them. On PostgreSQL
+    VACUUM ANALYZE, as autovacuum would after a bulk load (index-only scans need the visibility map)."""
     from models import db
 
     with app.app_context():
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+        else:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
         db.session.remove()
         db.engine.dispose()
 
