@@ -35,7 +35,7 @@ from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, scope_filter
 from actions.audit import record
-from importers.xlsx import formula_safe, iter_file, write_xlsx
+from importers.xlsx import formula_safe, stream_xlsx
 from models import Company, db
 
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
@@ -371,24 +371,39 @@ class ScopedModelView(RoleMixin, ModelView):
 
     def export_rows(self):
         """The exported rows of the current list (scope, search, filters and sort applied)."""
+        columns = [c for c, _label in self._export_columns]
+        for model in self.export_query().yield_per(self.export_batch_rows):
+            yield [self.export_value(model, c) for c in columns]
+
+    def _streamed_rows(self):
+        """export_rows(), run while the response streams. By then the request's session has been
+        removed (stream_with_context pushes the contexts again after their teardown): db.session is
+        a fresh one, and the signed-in user, cached by Flask-Login, is attached to it again so that
+        scope_clause can read the user's company."""
+        user = current_user._get_current_object()
+        if getattr(user, "is_authenticated", False) and inspect(user).detached:
+            db.session.add(user)
+        yield from self.export_rows()
+
+    def export_query(self):
+        """The current list's query for an export: scope, search, filters and sort applied, unpaged."""
         args = self._get_list_extra_args()
         sort = self._get_column_by_idx(args.sort)
         _, query = self.get_list(
             0, sort[0] if sort else None, args.sort_desc, args.search, args.filters,
             execute=False, page_size=self.export_max_rows or False,
         )
-        columns = [c for c, _label in self._export_columns]
-        for model in query.yield_per(self.export_batch_rows):
-            yield [self.export_value(model, c) for c in columns]
+        return query
 
     def _export_tablib(self, export_type, return_url):
         if export_type != "xlsx":
             return super()._export_tablib(export_type, return_url)
-        handle = write_xlsx([label for _c, label in self._export_columns], self.export_rows(),
-                            sheet_title=str(self.name))
+        # Written while it is sent: the first bytes leave before the first row is read.
+        body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(),
+                           sheet_title=str(self.name), batch_rows=self.export_batch_rows)
         filename = secure_filename(self.get_export_name("xlsx")) or "export.xlsx"
         return Response(
-            stream_with_context(iter_file(handle)),
+            stream_with_context(body),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f"attachment; filename={filename}"},
         )

@@ -445,7 +445,9 @@ def bench_export(bench: Bench, db_path: Path) -> None:
     bench.keep("export_bytes", result["bytes"])
     bench.keep("export_baseline_bytes", result["baseline_bytes"])
     bench.put("export_ratio", result["cpu"] / result["baseline_cpu"])
+    bench.put("export_first_byte_s", result["first_byte_s"])
     bench.put("export_peak_mb", result["peak_mb"])
+    bench.keep("export_peak_above_startup_mb", result["peak_mb"] - result["startup_mb"])
     print(f"     (CPU {result['cpu']:.1f} s vs bare {result['baseline_cpu']:.1f} s, of which its SELECT "
           f"{result['baseline_select_cpu']:.1f} s; wall {result['wall']:.1f} / {result['baseline_wall']:.1f} s; "
           f"{result['bytes'] / 1e6:.1f} MB vs {result['baseline_bytes'] / 1e6:.1f} MB; "
