@@ -28,7 +28,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import func, inspect, literal_column, select
+from sqlalchemy import case, exists, func, inspect, literal_column, select
 from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from wtforms.validators import ValidationError
@@ -278,8 +278,12 @@ class ScopedModelView(RoleMixin, ModelView):
         """The rows of the filtered list; with `bound`, counting stops past it (BoundedCount)."""
         if bound is None:
             return count_query.scalar() or 0
-        rows = count_query.with_entities(literal_column("1")).limit(bound + 1).subquery()
-        found = count_query.session.scalar(select(func.count()).select_from(rows)) or 0
+        # One statement: a probe for a row past the bound (stepping index entries, cheaper than
+        # counting them), and only when there is none, the count.
+        rows = count_query.with_entities(literal_column("1"))
+        beyond = exists(select(literal_column("1")).select_from(rows.limit(1).offset(bound).subquery()))
+        counted = select(func.count()).select_from(rows.limit(bound + 1).subquery()).scalar_subquery()
+        found = count_query.session.scalar(select(case((beyond, bound + 1), else_=counted))) or 0
         return BoundedCount(bound) if found > bound else found
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
