@@ -28,7 +28,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
+from bench.lib import ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
 
 # BENCH_SMALL=1: the same benchmarks at small sizes, in a minute or two (.ci/run runs it after the
 # tests, so that a regression shows). The keys keep their names ("_200k" is then 2,000 devices).
@@ -135,8 +135,8 @@ def listed_numbers(body: str) -> list[str]:
     return re.findall(r'<td class="col-number">\s*([^<\s]+)\s*</td>', body)
 
 
-def render(client, url: str) -> Timing:
-    with Timing() as timing:
+def render(client, url: str, server=None) -> Timing:
+    with Timing(server) as timing:
         response = client.get(url)
     if response.status_code != 200:
         raise RuntimeError(f"{url} answered HTTP {response.status_code}")
@@ -148,6 +148,7 @@ def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") ->
     from models import db
 
     pages = list_pages(apps[SMALL])
+    servers = {size: ServerClock.for_app(app) for size, app in apps.items()}
     for username, prefix in (("support", ""), ("customer", "customer_admin_")):
         clients = {}
         for size, app in apps.items():
@@ -176,7 +177,7 @@ def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") ->
             times: dict[int, list[Timing]] = {SMALL: [], BIG: []}
             for _ in range(LIST_REPEAT):
                 for size, client in clients.items():
-                    times[size].append(render(client, url))
+                    times[size].append(render(client, url, servers[size]))
             (small_cpu, small_wall), (big_cpu, big_wall) = medians(times[SMALL]), medians(times[BIG])
             bench.keep(f"{prefix}{page}_cpu_ms_2k{suffix}", small_cpu * 1000)
             bench.keep(f"{prefix}{page}_cpu_ms_200k{suffix}", big_cpu * 1000)
@@ -200,6 +201,7 @@ def bench_last_page(bench: Bench, app, suffix: str = "") -> None:
                 select(func.count()).select_from(Device).where(Device.company_id.in_(acme.subtree_ids()))),
         }
         db.session.remove()
+    server = ServerClock.for_app(app)
     for username, prefix in (("support", ""), ("customer", "customer_admin_")):
         client = app.test_client()
         login(client, username)
@@ -215,7 +217,7 @@ def bench_last_page(bench: Bench, app, suffix: str = "") -> None:
         times: dict[str, list[Timing]] = {"first": [], "last": []}
         for _ in range(LIST_REPEAT):
             for which, url in urls.items():
-                times[which].append(render(client, url))
+                times[which].append(render(client, url, server))
         (first_cpu, first_wall), (last_cpu, last_wall) = medians(times["first"]), medians(times["last"])
         bench.keep(f"{prefix}last_page_cpu_ms_200k{suffix}", last_cpu * 1000)
         bench.keep(f"{prefix}last_page_wall_ratio_200k{suffix}", last_wall / first_wall)
