@@ -21,6 +21,7 @@ _CHUNK = 900  # stays under SQLite's bound-parameter limit
 
 SEARCH_MAX = 64  # characters of a search term that count
 _TRIGRAM = 3  # shorter terms have no trigram to look up: they fall back to LIKE
+_FEW = 500  # matches looked up once, by id (see search_clause)
 _WINDOW = 4  # characters of a long ASCII term looked up in SQLite's trigram index (see search_clause)
 
 
@@ -42,15 +43,22 @@ def search_clause(session: Session, text: str):
         return None
     pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     contains = or_(Device.number.ilike(pattern, escape="\\"), Device.name.ilike(pattern, escape="\\"))
-    if len(term) < _TRIGRAM or session.get_bind().dialect.name != "sqlite":
+    if len(term) < _TRIGRAM:
         return contains
-    looked_up = term[-_WINDOW:] if term.isascii() else term
-    fts = table("device_fts", column("rowid"))
-    phrase = '"' + looked_up.replace('"', '""') + '"'
-    indexed = Device.id.in_(
-        select(fts.c.rowid).where(literal_column("device_fts").op("MATCH")(bindparam("device_search", phrase)))
-    )
-    return indexed if looked_up == term else and_(indexed, contains)
+    if session.get_bind().dialect.name == "sqlite":
+        looked_up = term[-_WINDOW:] if term.isascii() else term
+        fts = table("device_fts", column("rowid"))
+        phrase = '"' + looked_up.replace('"', '""') + '"'
+        matched = select(fts.c.rowid).where(
+            literal_column("device_fts").op("MATCH")(bindparam("device_search", phrase)))
+        if looked_up != term:
+            matched = select(Device.id).where(Device.id.in_(matched), contains)
+    else:
+        matched = select(Device.id).where(contains)
+    # A list runs its search twice (the page and its count): a term that matches few devices is
+    # looked up once, and both queries take those ids.
+    found = session.scalars(matched.limit(_FEW + 1)).all()
+    return Device.id.in_(found) if len(found) <= _FEW else Device.id.in_(matched)
 
 
 def parse_numbers(text: str) -> list[str]:
