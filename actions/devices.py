@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, bindparam, column, func, literal_column, or_, select, table, update
+from sqlalchemy import bindparam, column, func, literal_column, or_, select, table, update
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, require_role, scope_company_ids
