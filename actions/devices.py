@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, column, func, literal_column, or_, select, table, update
+from sqlalchemy import and_, bindparam, column, func, literal_column, or_, select, table, update
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, require_role, scope_company_ids
@@ -37,6 +37,7 @@ def search_clause(session: Session, text: str):
     at 200k devices. A long ASCII term is therefore looked up by its last four characters (two
     trigrams, where numbers and names differ most) and the few rows found are checked against
     the whole term with LIKE (ASCII case folding is all LIKE knows, hence ASCII only).
+    This runs one query: the ids of the matching devices, when they are few.
     """
     term = (text or "").strip()[:SEARCH_MAX]
     if not term:
@@ -45,20 +46,20 @@ def search_clause(session: Session, text: str):
     contains = or_(Device.number.ilike(pattern, escape="\\"), Device.name.ilike(pattern, escape="\\"))
     if len(term) < _TRIGRAM:
         return contains
+    clause = contains
     if session.get_bind().dialect.name == "sqlite":
         looked_up = term[-_WINDOW:] if term.isascii() else term
         fts = table("device_fts", column("rowid"))
         phrase = '"' + looked_up.replace('"', '""') + '"'
-        matched = select(fts.c.rowid).where(
-            literal_column("device_fts").op("MATCH")(bindparam("device_search", phrase)))
+        clause = Device.id.in_(select(fts.c.rowid).where(
+            literal_column("device_fts").op("MATCH")(bindparam("device_search", phrase))))
         if looked_up != term:
-            matched = select(Device.id).where(Device.id.in_(matched), contains)
-    else:
-        matched = select(Device.id).where(contains)
+            clause = and_(clause, contains)
     # A list runs its search twice (the page and its count): a term that matches few devices is
-    # looked up once, and both queries take those ids.
-    found = session.scalars(matched.limit(_FEW + 1)).all()
-    return Device.id.in_(found) if len(found) <= _FEW else Device.id.in_(matched)
+    # looked up once, and both queries take those ids. A broad one stays a condition, which the
+    # list's ordered index scan can stop early on.
+    found = session.scalars(select(Device.id).where(clause).limit(_FEW + 1)).all()
+    return Device.id.in_(found) if len(found) <= _FEW else clause
 
 
 def parse_numbers(text: str) -> list[str]:

@@ -52,6 +52,16 @@ def test_search_clause_finds_substrings_in_any_case(trackers):
     assert search_clause(db.session, "   ") is None
 
 
+def test_broad_terms_give_the_same_devices(trackers, monkeypatch):
+    """Past _FEW matches the search stays a condition instead of a list of ids: same devices."""
+    import actions.devices
+
+    monkeypatch.setattr(actions.devices, "_FEW", 1)
+    assert found("337") == {"GT00000337", "GT00003370", "GT00001337"}
+    assert found("gt00000337") == {"GT00000337"}
+    assert found("TRACKER") == {"GT00000337", "GT00001337"}
+
+
 @pytest.mark.parametrize("term", ['"', '"337', "%", "_", "3%7", "a\\b", "NEAR(", "337 OR 999", "*"])
 def test_search_terms_are_text_not_syntax(trackers, term):
     """Quotes, FTS operators and LIKE wildcards are searched for literally."""
