@@ -33,11 +33,13 @@ from actions.orders import (
     pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
     scoped_order,
 )
+from actions.devices import SEARCH_MAX, search_clause
 from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, parse_row_id, unit_of_work,
+    COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter,
+    parse_row_id, unit_of_work,
 )
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
@@ -158,25 +160,35 @@ class RenewalCenterView(RoleView):
             company = current_user.company
         return company
 
-    def _conditions(self, company: Company, window: str, today: date) -> list:
+    def _conditions(self, company: Company, window: str, today: date, search: str = "") -> list:
         # company_id IN (tree) plus a range on expires_on: the (company_id, expires_on) index.
         conditions = [Device.company_id.in_(company.subtree_ids())]
         if window == "expired":
             conditions.append(Device.expires_on < today)
         elif window != "all":
             conditions.append(Device.expires_on <= today + timedelta(days=int(window)))
+        found = search_clause(db.session, search)
+        if found is not None:
+            conditions.append(found)
         return conditions
 
-    def device_page(self, company: Company, window: str, page: int, page_size: int, today: date):
-        """One page of the company tree's devices by expiry (LIMIT/OFFSET), whether more follow, and the count."""
-        conditions = self._conditions(company, window, today)
-        devices = list(db.session.scalars(
-            select(Device).options(joinedload(Device.package), joinedload(Device.company))
-            .where(*conditions).order_by(Device.expires_on, Device.id)
+    def device_page(self, company: Company, window: str, page: int, page_size: int, today: date,
+                    search: str = ""):
+        """One page of the company tree's devices by expiry, whether more follow, and the count
+        (bounded: "10,000+" beyond). Ids first, by the index; then those rows with their packages."""
+        conditions = self._conditions(company, window, today, search)
+        ids = list(db.session.scalars(
+            select(Device.id).where(*conditions).order_by(Device.expires_on, Device.id)
             .limit(page_size + 1).offset(page * page_size)
         ))
-        total = db.session.scalar(select(func.count()).select_from(Device).where(*conditions)) or 0
-        return devices[:page_size], len(devices) > page_size, total
+        by_id = {d.id: d for d in db.session.scalars(
+            select(Device).options(joinedload(Device.package), joinedload(Device.company))
+            .where(Device.id.in_(ids[:page_size]))
+        )} if ids else {}
+        matching = select(Device.id).where(*conditions).limit(COUNT_BOUND + 1).subquery()
+        total = db.session.scalar(select(func.count()).select_from(matching)) or 0
+        total = BoundedCount(COUNT_BOUND) if total > COUNT_BOUND else total
+        return [by_id[i] for i in ids[:page_size] if i in by_id], len(ids) > page_size, total
 
     @expose("/")
     def index(self):
@@ -190,19 +202,20 @@ class RenewalCenterView(RoleView):
         page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0
         page_size = int(args["page_size"]) if args.get("page_size", "").isdecimal() else PAGE_SIZES[1]
         page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
+        search = (args.get("q") or "").strip()[:SEARCH_MAX]
         rows, has_next, total = [], False, 0
         if company is not None:
-            devices, has_next, total = self.device_page(company, window, page, page_size, today)
+            devices, has_next, total = self.device_page(company, window, page, page_size, today, search)
             retired = {d.package.currency for d in devices if d.package is not None and not d.package.active}
             choices = {currency: rebind_choices(db.session, currency) for currency in sorted(retired)}
             rows = [_device_row(d, months, today, choices) for d in devices]
         params = {"company_id": company.id if company else "", "window": window, "months": choice,
-                  "custom_months": custom, "page_size": page_size}
+                  "custom_months": custom, "page_size": page_size, "q": search}
         return self.render(
             "renewdesk/renewal_center.html", company=company, companies=self.company_choices(),
             windows=WINDOWS, window=window, month_choices=MONTH_CHOICES, choice=choice, custom=custom,
             months=months, rows=rows, page=page, page_size=page_size, page_sizes=PAGE_SIZES,
-            has_next=has_next, total=total, params=params, today=today,
+            has_next=has_next, total=total, params=params, today=today, search=search,
         )
 
     def company_choices(self) -> list[tuple[str, str]]:
@@ -214,7 +227,7 @@ class RenewalCenterView(RoleView):
         form = request.form
         choice, custom, months = parse_months(form)
         back = url_for(".index", company_id=form.get("company_id", ""), window=form.get("window", "30"),
-                       months=choice, custom_months=custom)
+                       months=choice, custom_months=custom, q=(form.get("q") or "")[:SEARCH_MAX])
         company = self.scoped_company(form.get("company_id"))
         ids = [form["only"]] if form.get("only") else form.getlist("rowid")
         if company is None:
