@@ -317,10 +317,17 @@ def _money_sort_key(model, entry):
     return entry
 
 
+def utc_minute(view, value, name=None):
+    """A time on screen: to the minute, in UTC, never with microseconds and an offset."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
     filter_converter = FilterConverter()
+    # On screen, every time column reads to the minute; exports keep them typed.
+    column_type_formatters = {**ModelView.column_type_formatters, datetime: utc_minute}
 
     scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
     audit_name: str | None = None  # the AuditEvent.model; defaults to the table name
