@@ -244,7 +244,7 @@ def _init_login(app: Flask) -> None:
 
 @event.listens_for(Engine, "begin")
 def _sqlite_begin_immediate(connection):
-    if connection.dialect.name == "sqlite" and (WRITE_INTENT.get() or _write_request()):
+    if connection.dialect.name == "sqlite" and (WRITE_INTENT.get() or _write_request()) and not connection.get_execution_options().get("deferred_begin"):  # noqa: E501 (admin_views.base.without_write_lock)
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

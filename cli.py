@@ -112,7 +112,9 @@ def register_commands(app: Flask) -> None:
 
         day = _day(today)
         with writing():
-            summary = auto_renew(db.session, day, months)
+            # One commit per batch of devices: the write lock is held for one batch at a time, and a
+            # run that stops keeps its finished batches (the next run does the rest).
+            summary = auto_renew(db.session, day, months, commit=db.session.commit)
             db.session.commit()
         click.echo(f"auto-renew {day}: {summary.renewed} devices renewed in {len(summary.orders)} orders, "
                    f"{summary.insufficient} insufficient balance, {summary.no_package} without package, "

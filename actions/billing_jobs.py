@@ -23,7 +23,11 @@ Both jobs are safe to run again and again, and concurrently:
   after the commit; a mail that fails stays in the outbox, failed with its reason, and is
   retried from there (`flask --app app mail send-queued`, an admin's retry), never lost.
 
-Nothing here commits: the CLI commits once per command.
+Nothing here commits. auto_renew calls the `commit` it is given after each batch (the CLI passes
+the session's commit): a run over many due devices never holds SQLite's write lock for longer
+than one batch, and a run that stops half-way keeps the batches it finished. Each batch is its
+own claims plus its order, so running the command again picks up exactly what is left.
+remind: the CLI commits once.
 """
 from __future__ import annotations
 
@@ -202,10 +206,13 @@ class _AutoRenewal:
 
     def __init__(self, session: Session, today: date, period: BillingPeriod, months: int,
                  packages: dict[int, _Package], outcomes: dict[int, _CompanyOutcome], totals: dict[str, int],
-                 orders: list[str]):
+                 orders: list[str], commit: Callable[[], None] | None = None):
         self.session, self.today, self.period, self.months = session, today, period, months
         self.packages, self.outcomes, self.totals, self.orders = packages, outcomes, totals, orders
+        self.commit = commit
         self.attempts = AutoRenewAttempt.__table__
+        # Translated once per run: gettext per claimed row cost more than the row's INSERT.
+        self.unbound_message = str(_l("%(number)s: no renewal package bound", number="\x00"))
 
     def run(self, companies: Sequence[CompanySettings]) -> None:
         names = {c.id: c.name for c in companies}
@@ -222,7 +229,12 @@ class _AutoRenewal:
             buffer.append(row)
             if len(buffer) >= BATCH_DEVICES:
                 self._settle(row.company_id, currency, buffers.pop(currency))
+                self._batch_done()
         self._settle_all(buffers)
+
+    def _batch_done(self) -> None:
+        if self.commit is not None:
+            self.commit()
 
     def _due_devices(self, company_ids: Sequence[int]) -> Iterator:
         """Active devices of these companies expiring by the period's end, a page at a time.
@@ -255,6 +267,7 @@ class _AutoRenewal:
         for currency, rows in list(buffers.items()):
             if rows:
                 self._settle(rows[0].company_id, currency, rows)
+                self._batch_done()
         buffers.clear()
 
     def _claim(self, rows: Sequence, outcome: str) -> dict[int, int]:
@@ -266,8 +279,8 @@ class _AutoRenewal:
             .on_conflict_do_nothing(index_elements=["device_id", "period_start"])
             .returning(self.attempts.c.id, self.attempts.c.device_id),
             [{"device_id": r.id, "period_start": r.expires_on, "outcome": outcome, "created_at": now,
-              "message": str(_l("%(number)s: no renewal package bound", number=numbers[r.id]))
-              if outcome == "no_package" else ""} for r in rows],
+              "message": self.unbound_message.replace("\x00", numbers[r.id]) if outcome == "no_package" else ""}
+             for r in rows],
         )
         return {device_id: attempt_id for attempt_id, device_id in result}
 
@@ -368,8 +381,12 @@ class _AutoRenewal:
         return order
 
 
-def auto_renew(session: Session, today: date, months: int | None = None) -> AutoRenewSummary:
+def auto_renew(session: Session, today: date, months: int | None = None,
+               commit: Callable[[], None] | None = None) -> AutoRenewSummary:
     """Renew the due devices of every company whose effective config has auto-renew on, from the balance.
+
+    `commit`, when given, is called after each batch (one order, or one batch of refusals): the
+    caller's transaction then spans one batch, and the caller commits the run's summary at the end.
 
     Each device is renewed for its company's cycle length (`months` overrides it) and paid from
     the wallet of the DEVICE'S OWN company, also when the config is inherited from a parent: the
@@ -394,7 +411,7 @@ def auto_renew(session: Session, today: date, months: int | None = None) -> Auto
     for cycle, group in _by_cycle(companies).items():
         period = billing_period(today, cycle)
         _AutoRenewal(session, today, period, months or CYCLE_MONTHS[cycle], packages, outcomes, totals,
-                     orders).run(group)
+                     orders, commit).run(group)
     lines = tuple(line for company_id, outcome in outcomes.items() for line in outcome.lines(company_id))
     summary = AutoRenewSummary(totals["renewed"], totals["insufficient"], totals["no_package"], totals["failed"],
                                totals["skipped"], tuple(orders), lines)

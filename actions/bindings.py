@@ -248,3 +248,46 @@ def withdraw_offers(session: Session, actor: User, company_packages: Sequence[Co
     record(session, actor, "withdraw_offers", "company_package", ids, "; ".join(changed) or "—")
     session.flush()
     return ActionResult(tuple(changed), tuple(refused))
+
+
+# --- rebinding a device whose package is no longer sold (renewal center) ------------------------------
+
+REBIND_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
+
+
+def rebind_choices(session: Session, currency: str) -> list[Package]:
+    """The renewal packages on sale in `currency`: what a device of a retired package may move to."""
+    return list(session.scalars(
+        select(Package).where(Package.kind == "renewal", Package.active.is_(True), Package.currency == currency)
+        .order_by(Package.code)
+    ))
+
+
+def rebind_unsold(session: Session, actor: User, device: Device, package: Package | None) -> None:
+    """Move a device off a package no longer sold onto an active renewal package of the same currency.
+
+    Open to the renewal center's roles (a customer administrator for the devices of their
+    companies): only a device whose package was retired, and only to a package priced in the
+    same currency, so that the customer's wallet and past orders keep their meaning. Audited.
+    """
+    require_role(actor, REBIND_ROLES)
+    if not in_scope(actor, device.company_id, session):
+        raise DomainError(_l("Device %(number)s is not one of your devices.", number=device.number))
+    old = device.package
+    if old is None or old.active:
+        raise DomainError(_l("Device %(number)s: its package is still sold; ask technical support to change it.",
+                             number=device.number))
+    check_renewal_package(package)
+    if package.currency != old.currency:
+        raise DomainError(_l("Device %(number)s: choose a package in %(currency)s, the currency of %(code)s.",
+                             number=device.number, currency=old.currency, code=old.code))
+    moved = session.execute(
+        update(Device).where(Device.id == device.id, Device.package_id == old.id).values(package_id=package.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.expire(device)
+    if moved != 1:
+        raise DomainError(_l("Device %(number)s changed meanwhile; nothing was changed.", number=device.number))
+    record(session, actor, "rebind_package", "device", [device.id],
+           f"{device.number}: package {old.code} (no longer sold) → {package.code}")
+    session.flush()

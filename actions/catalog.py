@@ -1,16 +1,18 @@
 """The package catalog: categories, subcategories and packages."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select, union, update
 from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
 from actions.money import parse
-from models import CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
+from models import Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
 
 CATALOG_ROLES = {"tech_support"}
 MAX_AMOUNT = Decimal("100000000")  # one package above this is a typo
@@ -71,19 +73,87 @@ def package_in_use(session: Session, package: Package) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class PackageUsage:
+    """Who a package's sales concern: bound devices, their companies, companies it is offered to."""
+
+    devices: int
+    companies: int  # companies with a bound device or an offer of the package
+    offers: int
+    first_devices: tuple[tuple[str, str, date], ...]  # (number, company name, expires_on)
+    first_companies: tuple[tuple[str, int], ...]  # (company name, bound devices)
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.devices or self.offers)
+
+
+def package_usage(session: Session, package: Package, shown: int = 20) -> PackageUsage:
+    """Counts and first rows of the devices and companies bound to or offered `package`."""
+    devices = session.scalar(select(func.count()).select_from(Device).where(Device.package_id == package.id)) or 0
+    offers = session.scalar(
+        select(func.count()).select_from(CompanyPackage).where(CompanyPackage.package_id == package.id)) or 0
+    bound = select(Device.company_id).where(Device.package_id == package.id)
+    offered = select(CompanyPackage.company_id).where(CompanyPackage.package_id == package.id)
+    companies = session.scalar(select(func.count()).select_from(union(bound, offered).subquery())) or 0
+    first_devices = tuple(session.execute(
+        select(Device.number, Company.name, Device.expires_on).join(Company, Company.id == Device.company_id)
+        .where(Device.package_id == package.id).order_by(Device.expires_on, Device.id).limit(shown)
+    ).tuples())
+    per_company = func.count(Device.id)
+    first_companies = tuple(session.execute(
+        select(Company.name, per_company).join(Device, Device.company_id == Company.id)
+        .where(Device.package_id == package.id).group_by(Company.id, Company.name)
+        .order_by(per_company.desc(), Company.name).limit(shown)
+    ).tuples())
+    return PackageUsage(devices, companies, offers, first_devices, first_companies)
+
+
+def describe_usage(package: Package, usage: PackageUsage) -> str:
+    """"GPS-M is bound to 12 devices of 3 companies and offered to 1 company"."""
+    return str(_l("Package %(code)s is bound to %(devices)s devices and offered to %(offers)s companies "
+                  "(%(companies)s companies in all)", code=package.code, devices=usage.devices,
+                  offers=usage.offers, companies=usage.companies))
+
+
 def delete_package(session: Session, actor, package: Package) -> str:
-    """Delete an unused package; a package in use is deactivated instead. Returns "deleted" or "deactivated"."""
+    """Delete an unused package; a package in use is refused with its usage (stop its sales instead)."""
     require_role(actor, CATALOG_ROLES)
-    if package_in_use(session, package):
-        package.active = False
-        record(session, actor, "deactivate", "package", [package.id],
-               f"{package.code}: in use, deactivated instead of deleted")
-        session.flush()
-        return "deactivated"
+    usage = package_usage(session, package, shown=0)
+    if usage.in_use:
+        raise DomainError(_l("%(usage)s: it cannot be deleted. Stop its sales instead; nothing was changed.",
+                             usage=describe_usage(package, usage)))
     record(session, actor, "delete", "package", [package.id], package.code)
     session.delete(package)
     session.flush()
     return "deleted"
+
+
+def stop_sales(session: Session, actor, package: Package, previewed_devices: int | None = None) -> PackageUsage:
+    """停售: the package is no longer sold (bound devices keep it and can be rebound); audited with its usage.
+
+    With `previewed_devices`, refuses when the number of bound devices changed since the preview.
+    """
+    require_role(actor, CATALOG_ROLES)
+    if not package.active:
+        raise DomainError(_l("Package %(code)s is not sold already; nothing was changed.", code=package.code))
+    usage = package_usage(session, package, shown=0)
+    if previewed_devices is not None and previewed_devices != usage.devices:
+        raise DomainError(_l("Package %(code)s is now bound to %(n)s devices, not %(previewed)s as previewed: "
+                             "check the new preview; nothing was changed.", code=package.code, n=usage.devices,
+                             previewed=previewed_devices))
+    claimed = session.execute(
+        update(Package).where(Package.id == package.id, Package.active.is_(True)).values(active=False)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.expire(package)
+    if claimed != 1:
+        raise DomainError(_l("Package %(code)s is not sold already; nothing was changed.", code=package.code))
+    record(session, actor, "stop_sales", "package", [package.id],
+           f"{package.code}: sales stopped; {usage.devices} devices bound, offered to {usage.offers} companies, "
+           f"{usage.companies} companies concerned")
+    session.flush()
+    return usage
 
 
 def check_category_deletable(session: Session, category: PackageCategory) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
+from actions.unique import unique_or
 from models import Company, User
 
 
@@ -48,6 +49,9 @@ def create_company(
     if not name:
         raise DomainError(_l("The company name is required."))
     company = Company(name=name, **fields)
-    place(session, company, parent)
+    tax_id = fields.get("tax_id")
+    with unique_or("uq_company_tax_id", DomainError(_l(
+            "Tax ID %(tax_id)s belongs to another company already; nothing was created.", tax_id=tax_id))):
+        place(session, company, parent)
     record(session, actor, "create", "company", [company.id], f"name={name}")
     return company

@@ -32,6 +32,7 @@ from actions.audit import record
 from actions.money import format_money, zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
+from actions.unique import unique_or
 from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
 
 CUSTOMER_ROLES = {"customer_admin"}
@@ -318,6 +319,16 @@ def _claim_request(session: Session, invoice_request: InvoiceRequest, **values) 
                                  status=invoice_request.status))
 
 
+def _check_invoice_number(session: Session, number: str, request_id: int) -> None:
+    """Refuse an invoice number another issued request carries (the unique index backs this up)."""
+    duplicate = session.scalar(select(InvoiceRequest.id).where(InvoiceRequest.invoice_number == number,
+                                                               InvoiceRequest.status == "issued",
+                                                               InvoiceRequest.id != request_id))
+    if duplicate is not None:
+        raise DomainError(_l("Invoice number %(number)s was given to request #%(id)s already.", number=number,
+                             id=duplicate))
+
+
 def issue_invoice(session: Session, actor: User, invoice_request: InvoiceRequest, invoice_number: str,
                   invoice_date, today: date) -> None:
     """Finance issues the invoice: number and date recorded, the request's orders become invoiced."""
@@ -333,19 +344,17 @@ def issue_invoice(session: Session, actor: User, invoice_request: InvoiceRequest
     if invoice_date > today:
         raise DomainError(_l("Invoice date: %(date)s is in the future.", date=invoice_date.isoformat()))
     request_id = invoice_request.id
-    duplicate = session.scalar(select(InvoiceRequest.id).where(InvoiceRequest.invoice_number == number,
-                                                               InvoiceRequest.status == "issued",
-                                                               InvoiceRequest.id != request_id))
-    if duplicate is not None:
-        raise DomainError(_l("Invoice number %(number)s was given to request #%(id)s already.", number=number,
-                             id=duplicate))
+    _check_invoice_number(session, number, request_id)
     not_paid = list(session.scalars(select(Order.number).where(Order.invoice_request_id == request_id,
                                                                  Order.status != "paid")))
     if not_paid:
         raise DomainError(_l("Invoice request #%(id)s: these orders are no longer paid (refunded?): %(numbers)s. "
                              "Reject the request instead.", id=request_id, numbers=_named(not_paid)))
-    _claim_request(session, invoice_request, status="issued", invoice_number=number, invoice_date=invoice_date,
-                   reviewed_by_id=actor.id, reviewed_at=utcnow())
+    taken = DomainError(_l("Invoice number %(number)s was given to another request already; nothing was "
+                           "changed.", number=number))
+    with unique_or("uq_invoice_request_issued_number", taken):
+        _claim_request(session, invoice_request, status="issued", invoice_number=number,
+                       invoice_date=invoice_date, reviewed_by_id=actor.id, reviewed_at=utcnow())
     result = session.execute(
         update(Order).where(Order.invoice_request_id == request_id).values(invoice_status="invoiced")
         .execution_options(synchronize_session=False)

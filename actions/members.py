@@ -36,7 +36,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import NamedTuple
 
 from flask_babel import lazy_gettext as _l
@@ -48,6 +48,7 @@ from werkzeug.security import generate_password_hash
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
+from actions.money import round_money
 from actions.orders import LineSpec, add_months, open_order, pay_with_balance
 from actions.wallets import InsufficientBalance, wallet_for
 from actions.quotes import check_quote
@@ -273,7 +274,7 @@ def conversion_cost(from_level: str, to_level: str, days: int) -> int:
     if days <= 0 or from_level == to_level or from_level not in YEARLY_PRICE_CNY:
         return 0
     yearly = (YEARLY_PRICE_CNY[to_level] - YEARLY_PRICE_CNY[from_level]) * COINS_PER_CNY
-    return int((yearly * days / DAYS_PER_YEAR).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(round_money(yearly * days / DAYS_PER_YEAR, "COIN"))
 
 
 def effective_level(level: str, expires_on: date | None, today: date) -> str:

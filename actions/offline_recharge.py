@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from actions import ActionResult, DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, from_minor, parse, to_minor
+from actions.unique import unique_or
 from actions.wallets import credit, wallet_for
 from models import CURRENCIES, RECHARGE_STATUSES, Company, OfflineRecharge, User, utcnow
 
@@ -109,6 +110,9 @@ def clean_terms(session: Session, actor: User, company_id, payer, currency, amou
     return RechargeTerms(company.id, payer, currency, amount, reference)
 
 
+REFERENCE_INDEX = "uq_offline_recharge_company_reference"
+
+
 def _check_reference(session: Session, terms: RechargeTerms, own_id: int | None = None) -> None:
     """Refuse a reference number already filed for the company (declined applications aside)."""
     if not terms.reference:
@@ -124,6 +128,12 @@ def _check_reference(session: Session, terms: RechargeTerms, own_id: int | None 
     if other is not None:
         raise DomainError(_l("Reference number: %(reference)s is already used by application #%(other)s "
                              "of the same company.", reference=terms.reference, other=other))
+
+
+def _reference_taken(terms: RechargeTerms) -> DomainError:
+    """The refusal when the unique index finds the reference filed meanwhile (a concurrent request)."""
+    return DomainError(_l("Reference number: %(reference)s is already used by another application of the same "
+                          "company; nothing was saved.", reference=terms.reference))
 
 
 def _describe(terms: RechargeTerms) -> str:
@@ -144,7 +154,8 @@ def create_application(session: Session, actor: User, company_id, payer, currenc
         created_at=now, submitted_at=now if submit else None,
     )
     session.add(application)
-    session.flush()
+    with unique_or(REFERENCE_INDEX, _reference_taken(terms)):
+        session.flush()
     record(session, actor, "create", AUDIT_MODEL, [application.id],
            f"#{application.id} {'submitted' if submit else 'draft'}: {_describe(terms)}")
     session.flush()
@@ -174,13 +185,14 @@ def edit_application(session: Session, actor: User, application: OfflineRecharge
     terms = clean_terms(session, actor, company_id, payer, currency, amount, reference)
     _check_reference(session, terms, own_id=application.id)
     before = {name: getattr(application, name) for name in ("company_id", "payer", "currency", "amount", "reference")}
-    result = session.execute(
-        update(OfflineRecharge)
-        .where(OfflineRecharge.id == application.id, OfflineRecharge.status.in_(allowed))
-        .values(company_id=terms.company_id, payer=terms.payer, currency=terms.currency,
-                amount_minor=terms.amount_minor, reference=terms.reference)
-        .execution_options(synchronize_session=False)
-    )
+    with unique_or(REFERENCE_INDEX, _reference_taken(terms)):
+        result = session.execute(
+            update(OfflineRecharge)
+            .where(OfflineRecharge.id == application.id, OfflineRecharge.status.in_(allowed))
+            .values(company_id=terms.company_id, payer=terms.payer, currency=terms.currency, amount_minor=terms.amount_minor,
+                    reference=terms.reference)
+            .execution_options(synchronize_session=False)
+        )
     session.expire(application)
     if result.rowcount != 1:  # reviewed meanwhile
         _check_editable(application, allowed)

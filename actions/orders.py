@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, NotAllowed, in_scope, require_role, scoped
 from actions.audit import record
+from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
 from actions.wallets import credit, debit, wallet_for
 from models import (
@@ -280,6 +281,7 @@ def quote_renewal(session: Session, actor: User, company: Company, devices: Sequ
         problems.append(str(_l("one order is paid in one currency; these differ: %(list)s", list=by_currency)))
     if problems:
         raise DomainError(_l("Cannot renew — %(problems)s.", problems="; ".join(problems)))
+    check_renewal_window(devices, months, today)
     lines = tuple(
         (d, d.package, renewal_price(d.package, months), renewed_until(d.expires_on, months, today))
         for d in devices

@@ -94,7 +94,7 @@ class PaymentSettings:
 
     def pay_url(self, order: Order, method: str) -> str:
         """The provider's pay page for `order` (not for the sandbox: that one is a route of the app)."""
-        return self.pay_urls[method].format(order=order.number, amount=f"{order.total:.2f}", currency=order.currency,
+        return self.pay_urls[method].format(order=order.number, amount=str(order.total), currency=order.currency,
                                             method=method)
 
 

@@ -9,7 +9,8 @@ through the scoped query built here.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -23,11 +24,15 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
 from flask_admin.contrib.sqla.fields import QuerySelectField
+from flask_admin.helpers import is_safe_url
+from flask_babel import format_number
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import inspect
+from sqlalchemy import case, exists, func, inspect, literal_column, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from sqlalchemy import and_, or_
 from wtforms import StringField
@@ -38,10 +43,26 @@ from actions.audit import record
 from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
-from importers.xlsx import formula_safe, iter_file, write_xlsx
+from importers.xlsx import formula_safe, stream_xlsx
 from models import Company, db
 
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
+COUNT_BOUND = 10_000  # a list counts its rows up to here and shows "10,000+" beyond
+
+
+class BoundedCount(int):
+    """A list's row count known only to exceed COUNT_BOUND: the pager's number, shown as "10,000+"."""
+
+    def __new__(cls, bound: int):
+        value = super().__new__(cls, bound + 1)
+        value.bound = bound
+        return value
+
+    def __str__(self) -> str:
+        return _("%(count)s+", count=format_number(self.bound))
+
+    def __html__(self) -> str:
+        return str(escape(str(self)))
 
 
 def parse_row_id(value) -> int | None:
@@ -119,10 +140,53 @@ def unit_of_work(flash_error: bool = True) -> UnitOfWork:
     return UnitOfWork(flash_error)
 
 
+BUSY_MESSAGE = _l("The database is busy with another change; nothing was changed. Try again in a moment.")
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (the busy timeout ran out)."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig or exc)
+
+
+@contextmanager
+def without_write_lock() -> Iterator[None]:
+    """Read and compute outside SQLite's write lock, in a POST that will write afterwards.
+
+    A write request's transactions start with BEGIN IMMEDIATE (app.py), which holds the lock
+    from the first statement: long reading or parsing would keep every other writer waiting.
+    This ends the request's transaction (nothing may be pending), reads on a deferred one, and
+    ends that too; the next statement starts the short writing transaction.
+    """
+    session = db.session
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("without_write_lock() with unsaved changes: they would be lost")
+    session.rollback()
+    session.connection(execution_options={"deferred_begin": True})
+    try:
+        yield
+    finally:
+        session.rollback()
+
+
 class RoleMixin:
     """`roles` lists who may use the view; admins always may. Anonymous users go to login."""
 
     roles: frozenset[str] = frozenset()
+
+    def _run_view(self, fn, *args, **kwargs):
+        # The one place a lock timeout becomes a message instead of an error page.
+        try:
+            return super()._run_view(fn, *args, **kwargs)
+        except OperationalError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            db.session.rollback()
+            if request.method == "GET":
+                return Response(str(BUSY_MESSAGE), status=503, mimetype="text/plain")
+            flash(str(BUSY_MESSAGE), "error")
+            back = request.referrer
+            return redirect(back if back and is_safe_url(back) else url_for(".index_view" if isinstance(
+                self, ModelView) else ".index"))
 
     def allows(self, user) -> bool:
         return bool(
@@ -253,10 +317,17 @@ def _money_sort_key(model, entry):
     return entry
 
 
+def utc_minute(view, value, name=None):
+    """A time on screen: to the minute, in UTC, never with microseconds and an offset."""
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
     filter_converter = FilterConverter()
+    # On screen, every time column reads to the minute; exports keep them typed.
+    column_type_formatters = {**ModelView.column_type_formatters, datetime: utc_minute}
 
     scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
     audit_name: str | None = None  # the AuditEvent.model; defaults to the table name
@@ -412,7 +483,106 @@ class ScopedModelView(RoleMixin, ModelView):
         if isinstance(exc, DomainError):
             flash(str(exc), "error")
             return True
+        if is_lock_timeout(exc):
+            flash(str(BUSY_MESSAGE), "error")
+            return True
         return super().handle_view_exception(exc)
+
+    # --- the list: a unique order, a bounded count, pages read by id --------------------------------
+    count_bound = COUNT_BOUND
+
+    def _sort_keys(self, sort_column, sort_desc) -> list[tuple]:
+        """(field, joins, descending) of the list's order, ending on the id unless the last key is unique.
+
+        Without a unique last key, rows that tie (same expiry, same date) may swap places between
+        two page views: a row shows on two pages, another on none.
+        """
+        if sort_column is not None and sort_column in self._sortable_columns:
+            field, joins = self._sortable_columns[sort_column], self._sortable_joins.get(sort_column)
+            keys = ([(f, j, sort_desc) for f, j in zip(field, joins, strict=False)] if isinstance(field, list)
+                    else [(field, joins, sort_desc)])
+        else:
+            keys = list(self._get_default_order())
+        if not keys or not self._is_unique(keys[-1][0]):
+            keys.append((self.model.id, [], keys[-1][2] if keys else False))
+        return keys
+
+    def _is_unique(self, field) -> bool:
+        if getattr(field, "class_", None) is not self.model:
+            return False  # a column of a joined table: many rows of ours share it
+        columns = getattr(getattr(field, "property", None), "columns", [])
+        return bool(columns) and (columns[0].primary_key or bool(columns[0].unique))
+
+    def _apply_keys(self, query, joins, keys, reverse: bool = False):
+        for field, sort_joins, descending in keys:
+            query, joins = self._order_by(query, joins, sort_joins, field, descending != reverse)
+        return query, joins
+
+    def _apply_sorting(self, query, joins, sort_column, sort_desc):
+        return self._apply_keys(query, joins, self._sort_keys(sort_column, sort_desc))
+
+    def _count_rows(self, count_query, bound: int | None) -> int:
+        """The rows of the filtered list; with `bound`, counting stops past it (BoundedCount)."""
+        if bound is None:
+            return count_query.scalar() or 0
+        # One statement: a probe for a row past the bound (stepping index entries, cheaper than
+        # counting them), and only when there is none, the count.
+        rows = count_query.with_entities(literal_column("1"))
+        beyond = exists(select(literal_column("1")).select_from(rows.limit(1).offset(bound).subquery()))
+        counted = select(func.count()).select_from(rows.limit(bound + 1).subquery()).scalar_subquery()
+        found = count_query.session.scalar(select(case((beyond, bound + 1), else_=counted))) or 0
+        return BoundedCount(bound) if found > bound else found
+
+    def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
+        """Flask-Admin's list query, made to hold at hundreds of thousands of rows.
+
+        - The count stops at `count_bound` (shown "10,000+"); only a page past it counts exactly.
+        - A page is read as ids first (`SELECT id … ORDER BY … LIMIT … OFFSET …`, which the
+          indexes answer without the table), then its rows by id with their related rows joined,
+          so OFFSET skips index entries, never joined rows.
+        - A page in the back half of the list reads the order backwards from the end: the last
+          page costs what the first does.
+        """
+        joins: dict = {}
+        count_joins: dict = {}
+        query = self.get_query()
+        count_query = self.get_count_query() if not self.simple_list_pager else None
+        if self._search_supported and search:
+            query, count_query, joins, count_joins = self._apply_search(query, count_query, joins, count_joins,
+                                                                        search)
+        if filters and self._filters:
+            query, count_query, joins, count_joins = self._apply_filters(query, count_query, joins, count_joins,
+                                                                         filters)
+        page_size = self.page_size if page_size is None else page_size
+        keys = self._sort_keys(sort_column, sort_desc)
+        if not execute or not page_size:
+            # The export (and unlimited pages): one sorted query, related rows joined, nothing counted.
+            for relation in self._auto_joins:
+                query = query.options(joinedload(relation))
+            query, _joins = self._apply_keys(query, dict(joins), keys)
+            query = self._apply_pagination(query, page, page_size)
+            count = self._count_rows(count_query, self.count_bound) if count_query is not None and execute else None
+            return count, (query.all() if execute else query)
+
+        start = (page or 0) * page_size
+        count = None
+        if count_query is not None:
+            count = self._count_rows(count_query, None if start >= self.count_bound else self.count_bound)
+        ids_query = query.with_entities(self.model.id)
+        if count is not None and not isinstance(count, BoundedCount) and start * 2 > count:
+            end = min(start + page_size, count)
+            ordered, _joins = self._apply_keys(ids_query, dict(joins), keys, reverse=True)
+            ids = [] if start >= end else [i for (i,) in ordered.limit(end - start).offset(count - end)][::-1]
+        else:
+            ordered, _joins = self._apply_keys(ids_query, dict(joins), keys)
+            ids = [i for (i,) in ordered.limit(page_size).offset(start)]
+        if not ids:
+            return count, []
+        rows_query = self.get_query().filter(self.model.id.in_(ids))
+        for relation in self._auto_joins:
+            rows_query = rows_query.options(joinedload(relation))
+        by_id = {row.id: row for row in rows_query}
+        return count, [by_id[i] for i in ids if i in by_id]
 
     # --- filters: options are computed per request, inside the actor's scope ------------------
     def _get_filter_groups(self):
@@ -452,24 +622,39 @@ class ScopedModelView(RoleMixin, ModelView):
 
     def export_rows(self):
         """The exported rows of the current list (scope, search, filters and sort applied)."""
+        columns = [c for c, _label in self._export_columns]
+        for model in self.export_query().yield_per(self.export_batch_rows):
+            yield [self.export_value(model, c) for c in columns]
+
+    def _streamed_rows(self):
+        """export_rows(), run while the response streams. By then the request's session has been
+        removed (stream_with_context pushes the contexts again after their teardown): db.session is
+        a fresh one, and the signed-in user, cached by Flask-Login, is attached to it again so that
+        scope_clause can read the user's company."""
+        user = current_user._get_current_object()
+        if getattr(user, "is_authenticated", False) and inspect(user).detached:
+            db.session.add(user)
+        yield from self.export_rows()
+
+    def export_query(self):
+        """The current list's query for an export: scope, search, filters and sort applied, unpaged."""
         args = self._get_list_extra_args()
         sort = self._get_column_by_idx(args.sort)
         _, query = self.get_list(
             0, sort[0] if sort else None, args.sort_desc, args.search, args.filters,
             execute=False, page_size=self.export_max_rows or False,
         )
-        columns = [c for c, _label in self._export_columns]
-        for model in query.yield_per(self.export_batch_rows):
-            yield [self.export_value(model, c) for c in columns]
+        return query
 
     def _export_tablib(self, export_type, return_url):
         if export_type != "xlsx":
             return super()._export_tablib(export_type, return_url)
-        handle = write_xlsx([label for _c, label in self._export_columns], self.export_rows(),
-                            sheet_title=str(self.name))
+        # Written while it is sent: the first bytes leave before the first row is read.
+        body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(),
+                           sheet_title=str(self.name), batch_rows=self.export_batch_rows)
         filename = secure_filename(self.get_export_name("xlsx")) or "export.xlsx"
         return Response(
-            stream_with_context(iter_file(handle)),
+            stream_with_context(body),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f"attachment; filename={filename}"},
         )

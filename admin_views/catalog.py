@@ -1,17 +1,20 @@
 """技术支持 → 基础数据 / 业务管理: package categories, subcategories and packages."""
 from __future__ import annotations
 
-from flask import flash
+from flask import abort, flash, redirect, request, url_for
+from flask_admin import expose
 from flask_admin.contrib.sqla.validators import Unique
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import inspect
 from wtforms.validators import ValidationError
 
 from actions import DomainError
 from actions.catalog import (
     check_category_deletable, check_code_unique, check_package, check_subcategory,
-    check_subcategory_deletable, delete_package,
+    check_subcategory_deletable, delete_package, package_usage, stop_sales,
 )
 from admin_views.base import ScopedModelView, label_formatter, unit_of_work
 from models import (
@@ -107,6 +110,14 @@ class PackageSubcategoryView(CatalogView):
         check_subcategory_deletable(db.session, model)
 
 
+def _active_cell(view, context, model, name):
+    """Yes/no, and for a package on sale the link to stop its sales (a preview first)."""
+    if not model.active:
+        return Markup('<span class="badge badge-secondary">{}</span>').format(_("Not sold"))
+    return Markup('<span class="badge badge-success">{}</span> <a class="rd-stop-sales" href="{}">{}</a>').format(
+        _("On sale"), url_for(".stop_sales_view", package_id=model.id), _("Stop sales"))
+
+
 class PackageView(CatalogView):
     column_list = ("code", "name", "category", "subcategory", "kind", "amount", "pricing",
                    "term_months", "currency", "active")
@@ -118,6 +129,8 @@ class PackageView(CatalogView):
     form_columns = ("code", "name", "category", "subcategory_id", "kind", "amount", "pricing",
                     "term_months", "currency", "active")
     column_labels = {**LABELS, "subcategory_id": _l("Subcategory")}
+    column_formatters = {**CatalogView.column_formatters, "active": _active_cell}
+    column_formatters_export = CatalogView.column_formatters  # the export keeps plain values
 
     def _subcategory_choices(self, form):
         subs = db.session.scalars(
@@ -146,16 +159,44 @@ class PackageView(CatalogView):
         check_code_unique(db.session, model)
         check_package(db.session, model)
 
+    def on_model_change(self, form, model, is_created):
+        # Unticking "active" would stop sales without showing who is concerned: one way to do it.
+        if not is_created and inspect(model).attrs.active.history.deleted == [True] and not model.active:
+            raise ValidationError(_("Stop the sales of package %(code)s with its own action (the link in the "
+                                    "list): it shows the devices and companies concerned first.", code=model.code))
+        super().on_model_change(form, model, is_created)
+
     def delete_model(self, model):
+        """Delete an unused package; one in use is refused with its usage (nothing changes)."""
         with unit_of_work() as work:
-            outcome = delete_package(db.session, current_user, model)
+            delete_package(db.session, current_user, model)
         if work.failed:
             return False
-        if outcome == "deactivated":
-            flash(_("Package %(code)s is bound to devices or offered to companies, so it was "
-                    "deactivated instead of deleted.", code=model.code), "warning")
-            return False
         return True
+
+    @expose("/stop-sales/<int:package_id>/", methods=("GET", "POST"))
+    def stop_sales_view(self, package_id: int):
+        """停售: the devices and companies concerned (counts, first rows), then stop on confirmation."""
+        package = self.get_one(str(package_id))
+        if package is None:
+            abort(404)
+        if request.method == "POST":
+            previewed = request.form.get("devices", "")
+            try:
+                usage = stop_sales(db.session, current_user, package,
+                                   int(previewed) if previewed.isdecimal() else -1)
+                code = package.code
+                db.session.commit()
+            except DomainError as exc:
+                db.session.rollback()
+                flash(str(exc), "error")
+                return redirect(url_for(".stop_sales_view", package_id=package_id))
+            flash(_("Sales of package %(code)s are stopped. Its %(n)s devices keep it until they are rebound "
+                    "(from the renewal center or the customer extension config).", code=code, n=usage.devices),
+                  "success")
+            return redirect(url_for(".index_view"))
+        return self.render("renewdesk/package_stop_sales.html", package=package,
+                           usage=package_usage(db.session, package))
 
 
 def register(admin, category) -> None:

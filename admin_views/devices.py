@@ -12,16 +12,19 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy import and_, or_
+from sqlalchemy.orm import aliased
 from wtforms.validators import ValidationError
 
+from actions import DomainError
 from actions.audit import history
+from actions.dates import check_expiry_window
 from actions.devices import (
-    TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change,
+    TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, unit_of_work
 from admin_views.system import InCompanyTree
-from models import DEVICE_STATUSES, Device, db, utcnow
+from importers.xlsx import formula_safe
+from models import DEVICE_STATUSES, Company, Device, Package, db, utcnow
 
 LABELS = {
     "number": _l("Device number"), "name": _l("Device name"), "device_type": _l("Device type"),
@@ -136,22 +139,38 @@ class DeviceView(ScopedModelView):
     page_size_options = (20, 50, 100, 500)
 
     def search_placeholder(self):
-        return _("Device number or name (starts with)")
+        return _("Part of a device number or name")
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        """Prefix search on number and name as index range scans (no LIKE '%…%' table scan)."""
-        term = search.strip()[:64]
-        if not term:
+        """Substring search on number and name, any case, through the trigram index (search_clause)."""
+        clause = search_clause(db.session, search)
+        if clause is None:
             return query, count_query, joins, count_joins
-        upper = term + "\U0010ffff"
-        clause = or_(
-            and_(Device.number >= term, Device.number < upper),
-            and_(Device.name >= term, Device.name < upper),
-        )
         query = query.filter(clause)
         if count_query is not None:
             count_query = count_query.filter(clause)
         return query, count_query, joins, count_joins
+
+    def export_rows(self):
+        """Plain rows straight from SQL (no Device objects), with the company and package joined:
+        200,000 devices export in a fraction of the time ORM rows took. Text is formula-safe."""
+        if tuple(self.column_export_list) != DeviceView.column_export_list:
+            yield from super().export_rows()
+            return
+        company, package = aliased(Company), aliased(Package)
+        query = (
+            self.export_query()
+            .with_entities(Device.number, Device.name, Device.device_type, company.name, Device.status,
+                           Device.expires_on, package.code, package.name)
+            .join(company, company.id == Device.company_id)
+            .outerjoin(package, package.id == Device.package_id)
+            .execution_options(yield_per=self.export_batch_rows)
+        )
+        labels = {code: str(label) for code, label in DEVICE_STATUSES.items()}
+        safe = formula_safe
+        for number, name, kind, company_name, status, expires_on, code, package_name in query:
+            yield (safe(number), safe(name), safe(kind), safe(company_name), labels.get(status, status), expires_on,
+                   None if code is None else safe(f"{code} {package_name}"))
 
     def _status_action(self, ids, operation, done):
         rows = self.scoped_rows(ids)
@@ -250,6 +269,10 @@ class DeviceExpiryView(DeviceView):
     def on_model_change(self, form, model, is_created):
         if model.expires_on is None:
             raise ValidationError(_("Device %(number)s: the expiry date is required.", number=model.number))
+        try:
+            check_expiry_window(model.number, model.expires_on)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
         super().on_model_change(form, model, is_created)
 
 

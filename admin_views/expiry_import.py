@@ -1,6 +1,12 @@
-"""销售操作 → 批量设置过期时间: download the template, upload, preview, commit."""
+"""销售操作 → 批量设置过期时间: download the template, upload, preview, commit.
+
+The workbook is parsed once, on upload, outside SQLite's write lock; its parsed rows are kept
+beside it (importers.expiry.save_parsed) and the commit reads those, previews them again
+against today's devices (still outside the lock) and holds the lock for the UPDATEs alone.
+"""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from flask import Response, abort, current_app, flash, redirect, request, url_for
@@ -12,20 +18,25 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from admin_views.base import RoleView, unit_of_work
+from actions import DomainError
+from admin_views.base import RoleView, without_write_lock
 from importers.expiry import (
     IMPORT_ROLES,
     MAX_UNCOMPRESSED_BYTES,
     ImportRejected,
+    ParsedFile,
     build_template,
     check_archive,
     check_committable,
     commit,
     describe_size,
     file_sha256,
+    load_parsed,
+    parsed_path,
     preview,
     read_rows,
     record_preview,
+    save_parsed,
     store_workbook,
 )
 from models import ExpiryImport, db
@@ -50,21 +61,24 @@ class ExpiryImportView(RoleView):
         config = current_app.config
         return {"max_bytes": config["IMPORT_MAX_BYTES"], "max_rows": config["IMPORT_MAX_ROWS"]}
 
-    def _check(self, data: bytes, filename: str | None = None) -> None:
+    def _read(self, data: bytes, filename: str | None = None) -> ParsedFile:
+        """Check the archive, then parse it with every guard (sizes, inflated bytes, rows)."""
         config = current_app.config
+        max_uncompressed = config.get("IMPORT_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED_BYTES)
         check_archive(data, filename=filename, max_bytes=config["IMPORT_MAX_BYTES"],
-                      max_uncompressed=config.get("IMPORT_MAX_UNCOMPRESSED_BYTES", MAX_UNCOMPRESSED_BYTES),
-                      max_rows=config["IMPORT_MAX_ROWS"])
+                      max_uncompressed=max_uncompressed)
+        return read_rows(data, config["IMPORT_MAX_ROWS"], max_uncompressed=max_uncompressed)
 
-    def _report_for(self, import_record: ExpiryImport):
-        """Re-read the stored workbook of an import and preview it again against today's devices."""
+    def _parsed_for(self, import_record: ExpiryImport) -> ParsedFile:
+        """The rows parsed on upload; an import older than that keeping is read from its workbook."""
+        parsed = load_parsed(parsed_path(self._folder, import_record.id), import_record.file_sha256)
+        if parsed is not None:
+            return parsed
         path = self._folder / f"{import_record.file_sha256}.xlsx"
         if not import_record.file_sha256 or not path.is_file():
             raise ImportRejected(_l("The file of import #%(id)s is no longer stored; upload it again.",
                                     id=import_record.id))
-        data = path.read_bytes()
-        self._check(data)
-        return preview(db.session, current_user, read_rows(data, self._limits()["max_rows"]))
+        return self._read(path.read_bytes())
 
     def _get_import(self, import_id: int) -> ExpiryImport:
         import_record = db.session.get(ExpiryImport, import_id)
@@ -92,7 +106,7 @@ class ExpiryImportView(RoleView):
 
     @expose("/upload", methods=("POST",))
     def upload(self):
-        """Check and read the workbook, keep it, record the import and show the preview."""
+        """Check and parse the workbook, keep it and its rows, record the import and show the preview."""
         file = request.files.get("file")
         if file is None or not file.filename:
             flash(_("Choose an .xlsx file to upload."), "error")
@@ -100,34 +114,42 @@ class ExpiryImportView(RoleView):
         limit = self._limits()["max_bytes"]
         data = file.stream.read(limit + 1)  # never more than one byte past the limit
         filename = file.filename[-255:]
-        try:
-            self._check(data, filename)
-            parsed = read_rows(data, self._limits()["max_rows"])
-        except ImportRejected as exc:
+        digest = file_sha256(data) if len(data) <= limit else ""
+        rejected = None
+        with without_write_lock():
+            try:
+                parsed = self._read(data, filename)
+            except ImportRejected as exc:
+                rejected = exc
+            else:
+                report = preview(db.session, current_user, parsed)
+                pending = self._folder / f"{digest}.{uuid.uuid4().hex}.rows.part"
+                save_parsed(parsed, pending, digest)
+        if rejected is not None:
             # Recorded so the recent imports show the attempt; the file itself is not kept.
-            with unit_of_work():
-                db.session.add(ExpiryImport(
-                    actor_id=current_user.id, filename=filename, status="failed", errors=str(exc),
-                    file_sha256=file_sha256(data) if len(data) <= limit else "",
-                ))
-            flash(str(exc), "error")
+            db.session.add(ExpiryImport(actor_id=current_user.id, filename=filename, status="failed",
+                                        errors=str(rejected), file_sha256=digest))
+            db.session.commit()
+            flash(str(rejected), "error")
             return redirect(url_for(".index"))
-        digest, _path = store_workbook(data, self._folder)
-        with unit_of_work() as work:
-            report = preview(db.session, current_user, parsed)
-            import_record = ExpiryImport(actor_id=current_user.id, filename=filename, file_sha256=digest)
-            record_preview(import_record, report)
-            db.session.add(import_record)
-        if work.failed:
-            return redirect(url_for(".index"))
+        store_workbook(data, self._folder)
+        import_record = ExpiryImport(actor_id=current_user.id, filename=filename, file_sha256=digest)
+        record_preview(import_record, report)
+        db.session.add(import_record)
+        try:
+            db.session.flush()
+            pending.replace(parsed_path(self._folder, import_record.id))
+            db.session.commit()
+        finally:
+            pending.unlink(missing_ok=True)
         return self._render_preview(import_record, report)
 
     @expose("/preview/<int:import_id>")
     def show(self, import_id: int):
-        """The preview of an earlier upload, read again from the kept file."""
+        """The preview of an earlier upload, from its kept rows, against today's devices."""
         import_record = self._get_import(import_id)
         try:
-            report = self._report_for(import_record)
+            report = preview(db.session, current_user, self._parsed_for(import_record))
         except ImportRejected as exc:
             flash(str(exc), "error")
             return redirect(url_for(".index"))
@@ -135,24 +157,30 @@ class ExpiryImportView(RoleView):
 
     @expose("/commit/<int:import_id>", methods=("POST",))
     def apply(self, import_id: int):
-        """Re-read and re-check the kept file; apply it in this request's one transaction."""
-        import_record = self._get_import(import_id)
-        with unit_of_work() as work:
-            check_committable(import_record)
-            report = self._report_for(import_record)
+        """Preview the kept rows again outside the write lock; then apply them in one short transaction."""
+        try:
+            with without_write_lock():
+                import_record = self._get_import(import_id)
+                check_committable(import_record)
+                report = preview(db.session, current_user, self._parsed_for(import_record))
             if not report.ok:
                 # The devices changed since the preview (say one was deleted): record why.
                 record_preview(import_record, report)
-            elif report.changes:
-                changed = commit(db.session, current_user, report, import_record)
-        if work.failed:
+                db.session.commit()
+                flash(_("The file now has %(n)s bad rows; nothing was changed.", n=report.rows_failed), "error")
+                return self._render_preview(import_record, report)
+            if not report.changes:
+                flash(_("Nothing to change: every device in the file already has that expiry date."), "info")
+                return redirect(url_for(".index"))
+            changed = commit(db.session, current_user, report, import_record)
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
             return redirect(url_for(".index"))
-        if not report.ok:
-            flash(_("The file now has %(n)s bad rows; nothing was changed.", n=report.rows_failed), "error")
-            return self._render_preview(import_record, report)
-        if not report.changes:
-            flash(_("Nothing to change: every device in the file already has that expiry date."), "info")
-            return redirect(url_for(".index"))
+        except Exception:
+            db.session.rollback()
+            raise
         flash(_("Import #%(id)s committed: %(n)s devices have a new expiry date.", id=import_id, n=changed),
               "success")
         return redirect(url_for(".index"))

@@ -26,22 +26,26 @@ from sqlalchemy.orm import joinedload
 from actions import ActionResult, DomainError, companies_in_scope, scoped
 from actions.money import format_money
 from actions.idempotency import remember
+from actions.bindings import rebind_choices, rebind_unsold
+from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
     pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
     scoped_order,
 )
+from actions.devices import SEARCH_MAX, search_clause
 from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, parse_row_id, unit_of_work,
+    COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter,
+    parse_row_id, unit_of_work,
 )
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
 from models import (
     CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, WALLET_CURRENCIES, Company, Device, Order,
-    REFUND_STATUSES, OrderLine, OrderRefund, db,
+    REFUND_STATUSES, OrderLine, OrderRefund, Package, db,
 )
 
 RENEW_ROLES = frozenset({"customer_admin", "tech_support", "finance", "sales"})
@@ -70,24 +74,35 @@ class DeviceRow:
     price: Decimal | None
     new_expires_on: date | None
     problem: str | None
+    rebind_to: tuple = ()  # packages on sale a device of a retired package may move to
 
 
-def _device_row(device: Device, months: int | None, today: date) -> DeviceRow:
-    """The row's price and new expiry for display; quote_renewal decides again on submit."""
+def _device_row(device: Device, months: int | None, today: date, choices: dict | None = None) -> DeviceRow:
+    """The row's price and new expiry for display; quote_renewal decides again on submit.
+
+    `choices` maps a currency to the renewal packages on sale in it (for retired packages)."""
     problem = price = None
+    rebind_to = ()
     if device.status == "suspended":
         problem = _("Suspended: enable it before renewing.")
     elif device.package is None:
         problem = _("No renewal package bound.")
     elif not device.package.active:
         problem = _("Its package is no longer sold.")
+        rebind_to = tuple((choices or {}).get(device.package.currency, ()))
     elif months:
         try:
             price = renewal_price(device.package, months)
         except DomainError as exc:
             problem = str(exc)
-    new = renewed_until(device.expires_on, months, today) if months else None
-    return DeviceRow(device, price, new, problem)
+    new = None
+    if months and renewal_fits(device.expires_on, months, today):
+        new = renewed_until(device.expires_on, months, today)
+    elif months:
+        problem = problem or _("Its expiry date %(date)s cannot be renewed: correct it first.",
+                               date=device.expires_on.isoformat())
+        price = None
+    return DeviceRow(device, price, new, problem, rebind_to)
 
 
 def parse_months(values) -> tuple[str, str, int | None]:
@@ -145,25 +160,35 @@ class RenewalCenterView(RoleView):
             company = current_user.company
         return company
 
-    def _conditions(self, company: Company, window: str, today: date) -> list:
+    def _conditions(self, company: Company, window: str, today: date, search: str = "") -> list:
         # company_id IN (tree) plus a range on expires_on: the (company_id, expires_on) index.
         conditions = [Device.company_id.in_(company.subtree_ids())]
         if window == "expired":
             conditions.append(Device.expires_on < today)
         elif window != "all":
             conditions.append(Device.expires_on <= today + timedelta(days=int(window)))
+        found = search_clause(db.session, search)
+        if found is not None:
+            conditions.append(found)
         return conditions
 
-    def device_page(self, company: Company, window: str, page: int, page_size: int, today: date):
-        """One page of the company tree's devices by expiry (LIMIT/OFFSET), whether more follow, and the count."""
-        conditions = self._conditions(company, window, today)
-        devices = list(db.session.scalars(
-            select(Device).options(joinedload(Device.package), joinedload(Device.company))
-            .where(*conditions).order_by(Device.expires_on, Device.id)
+    def device_page(self, company: Company, window: str, page: int, page_size: int, today: date,
+                    search: str = ""):
+        """One page of the company tree's devices by expiry, whether more follow, and the count
+        (bounded: "10,000+" beyond). Ids first, by the index; then those rows with their packages."""
+        conditions = self._conditions(company, window, today, search)
+        ids = list(db.session.scalars(
+            select(Device.id).where(*conditions).order_by(Device.expires_on, Device.id)
             .limit(page_size + 1).offset(page * page_size)
         ))
-        total = db.session.scalar(select(func.count()).select_from(Device).where(*conditions)) or 0
-        return devices[:page_size], len(devices) > page_size, total
+        by_id = {d.id: d for d in db.session.scalars(
+            select(Device).options(joinedload(Device.package), joinedload(Device.company))
+            .where(Device.id.in_(ids[:page_size]))
+        )} if ids else {}
+        matching = select(Device.id).where(*conditions).limit(COUNT_BOUND + 1).subquery()
+        total = db.session.scalar(select(func.count()).select_from(matching)) or 0
+        total = BoundedCount(COUNT_BOUND) if total > COUNT_BOUND else total
+        return [by_id[i] for i in ids[:page_size] if i in by_id], len(ids) > page_size, total
 
     @expose("/")
     def index(self):
@@ -177,17 +202,20 @@ class RenewalCenterView(RoleView):
         page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0
         page_size = int(args["page_size"]) if args.get("page_size", "").isdecimal() else PAGE_SIZES[1]
         page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
+        search = (args.get("q") or "").strip()[:SEARCH_MAX]
         rows, has_next, total = [], False, 0
         if company is not None:
-            devices, has_next, total = self.device_page(company, window, page, page_size, today)
-            rows = [_device_row(d, months, today) for d in devices]
+            devices, has_next, total = self.device_page(company, window, page, page_size, today, search)
+            retired = {d.package.currency for d in devices if d.package is not None and not d.package.active}
+            choices = {currency: rebind_choices(db.session, currency) for currency in sorted(retired)}
+            rows = [_device_row(d, months, today, choices) for d in devices]
         params = {"company_id": company.id if company else "", "window": window, "months": choice,
-                  "custom_months": custom, "page_size": page_size}
+                  "custom_months": custom, "page_size": page_size, "q": search}
         return self.render(
             "renewdesk/renewal_center.html", company=company, companies=self.company_choices(),
             windows=WINDOWS, window=window, month_choices=MONTH_CHOICES, choice=choice, custom=custom,
             months=months, rows=rows, page=page, page_size=page_size, page_sizes=PAGE_SIZES,
-            has_next=has_next, total=total, params=params, today=today,
+            has_next=has_next, total=total, params=params, today=today, search=search,
         )
 
     def company_choices(self) -> list[tuple[str, str]]:
@@ -199,7 +227,7 @@ class RenewalCenterView(RoleView):
         form = request.form
         choice, custom, months = parse_months(form)
         back = url_for(".index", company_id=form.get("company_id", ""), window=form.get("window", "30"),
-                       months=choice, custom_months=custom)
+                       months=choice, custom_months=custom, q=(form.get("q") or "")[:SEARCH_MAX])
         company = self.scoped_company(form.get("company_id"))
         ids = [form["only"]] if form.get("only") else form.getlist("rowid")
         if company is None:
@@ -232,6 +260,33 @@ class RenewalCenterView(RoleView):
             return work.already_done(back) or redirect(back)
         return redirect(url_for(".order_view", number=number))
 
+    @expose("/rebind/", methods=("POST",))
+    def rebind_view(self):
+        """Move one device of a package no longer sold onto the renewal package chosen in its row."""
+        form = request.form
+        choice, custom, _months = parse_months(form)
+        back = url_for(".index", company_id=form.get("company_id", ""), window=form.get("window", "30"),
+                       months=choice, custom_months=custom)
+        device_id = parse_row_id(form.get("rebind"))
+        device = db.session.scalar(scoped(select(Device).where(Device.id == device_id), current_user,
+                                          Device.company_id)) if device_id else None
+        if device is None:
+            flash(_("Device #%(id)s was not found among your devices.", id=str(form.get("rebind", ""))[:20]), "error")
+            return redirect(back)
+        package_id = parse_row_id(form.get(f"package_{device.id}"))
+        package = db.session.get(Package, package_id) if package_id else None
+        number = device.number
+        try:
+            rebind_unsold(db.session, current_user, device, package)
+            code = package.code
+            db.session.commit()
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(back)
+        flash(_("Device %(number)s now renews with package %(code)s.", number=number, code=code), "success")
+        return redirect(back)
+
     @expose("/order/<number>/")
     def order_view(self, number: str):
         """The order: for a pending one the confirmation (devices, months, prices, new expiries)."""
@@ -240,7 +295,8 @@ class RenewalCenterView(RoleView):
         today = date.today()
         expiries = {
             line.id: (line.new_expires_on if order.status != "pending" or line.device is None or not line.months
-                      else renewed_until(line.device.expires_on, line.months, today))
+                      else renewed_until(line.device.expires_on, line.months, today)
+                      if renewal_fits(line.device.expires_on, line.months, today) else None)
             for line in lines
         }
         return self.render("renewdesk/order.html", order=order, lines=lines, line_count=line_count,

@@ -15,6 +15,7 @@ from wtforms.validators import Optional, ValidationError
 from actions import ActionResult, DomainError
 from actions.audit import record
 from actions.companies import place
+from actions.unique import unique_or
 from actions.users import create_user, generate_password, reset_password, set_active
 from admin_views.base import (
     parse_row_id,
@@ -72,9 +73,14 @@ class CompanyView(ScopedModelView):
         # describe: read the form's changes first and write the event here.
         changes = [describe_changes(model)]
         before = {"parent_id": model.parent_id, "path": model.path}
+        model.tax_id = (model.tax_id or "").strip().upper() or None  # as actions.tenants normalizes it
+        taken = DomainError(_l("Tax ID %(tax_id)s belongs to another company already; nothing was saved.",
+                               tax_id=model.tax_id))
         try:
-            place(db.session, model, model.parent)
+            with unique_or("uq_company_tax_id", taken):
+                place(db.session, model, model.parent)
         except DomainError as exc:
+            db.session.rollback()  # a failed flush leaves the session unusable, even to read the locale
             raise ValidationError(str(exc)) from exc
         changes += [f"{key}: {old} → {getattr(model, key)}" for key, old in before.items()
                     if getattr(model, key) != old]

@@ -126,12 +126,12 @@ def run_card_import(db_path: Path, xlsx_path: Path, runs: int) -> dict:
             "startup_mb": startup, **found}
 
 
-def bench_card_import(bench, db_path: Path, folder: Path, child, runs: int = 2) -> None:
-    """The card import section of `make bench` (run.py passes its Bench and its child-process runner)."""
-    xlsx = folder / "cards-100k.xlsx"
-    write_card_workbook(xlsx)
+def bench_card_import(bench, db_path: Path, folder: Path, child, runs: int = 2, rows: int = ROWS) -> None:
+    """The card import section of `make bench` (run.py passes its Bench, its child-process runner and the size)."""
+    xlsx = folder / "cards.xlsx"
+    write_card_workbook(xlsx, rows)
     result = child(str(db_path), str(xlsx), str(runs))
-    if result["rows_committed"] != ROWS or result["rows_read"] != ROWS:
+    if result["rows_committed"] != rows or result["rows_read"] != rows:
         raise RuntimeError(f"the card import committed {result['rows_committed']} cards, read {result['rows_read']}")
     bench.keep("card_import_seconds", result["wall"])
     bench.keep("card_import_baseline_seconds", result["baseline_wall"])

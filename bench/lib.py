@@ -20,22 +20,28 @@ from sqlalchemy import event
 FAST_HASH = "scrypt:1024:8:1"  # the demo users' password hash, cheap on purpose (as in the tests)
 
 
-def make_app(db_path: Path):
-    """The app on the SQLite file `db_path`, configured as the test suite configures it."""
+def database_url(db: Path | str) -> str:
+    """A database URL as given, or the SQLite file at a path."""
+    return db if isinstance(db, str) and "://" in db else f"sqlite:///{db}"
+
+
+def make_app(db_path: Path | str):
+    """The app on `db_path` (a SQLite file, or a database URL), configured as the test suite configures it."""
     from app import create_app
 
     return create_app({
         "ENV_NAME": "testing",
         "TESTING": True,
         "SECRET_KEY": "bench-secret",
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{db_path}",
+        "SQLALCHEMY_DATABASE_URI": database_url(db_path),
         "PASSWORD_HASH_METHOD": FAST_HASH,
         "MAIL_SUPPRESS_SEND": True,
     })
 
 
-def build_database(db_path: Path, devices: int) -> float:
-    """Migrate a fresh SQLite file and seed the demo world with `devices` devices; returns seconds."""
+def build_database(db_path: Path | str, devices: int) -> float:
+    """Migrate a fresh database (SQLite file or empty PostgreSQL database) and seed the demo world
+    with `devices` devices; returns seconds."""
     from flask_migrate import upgrade
 
     from actions.demo import seed_demo
@@ -60,12 +66,17 @@ def build_database(db_path: Path, devices: int) -> float:
 
 
 def analyze(app) -> None:
-    """Give SQLite's query planner its statistics (ANALYZE); new connections read them."""
+    """Give the query planner its statistics (ANALYZE); new connections read them. On PostgreSQL
+    VACUUM ANALYZE, as autovacuum would after a bulk load (index-only scans need the visibility map)."""
     from models import db
 
     with app.app_context():
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("ANALYZE")
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+        else:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE")
         db.session.remove()
         db.engine.dispose()
 
@@ -103,18 +114,62 @@ class StatementCounter:
         event.remove(self.engine, "before_cursor_execute", self._on_execute)
 
 
+class ServerClock:
+    """CPU seconds spent so far by a local PostgreSQL server's processes serving one database.
+
+    On PostgreSQL a page's queries run in the server's backend processes, outside this process's
+    CPU time. Their CPU time is read from Linux (/proc/<pid>/schedstat, nanoseconds) for the
+    backends connected to the app's database, so that a ratio counts the database's work too.
+    Returns None for SQLite or a server on another machine.
+    """
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    @classmethod
+    def for_app(cls, app):
+        from models import db
+
+        with app.app_context():
+            engine = db.engine
+        if engine.dialect.name != "postgresql":
+            return None
+        clock = cls(engine)
+        return clock if clock.read() is not None else None
+
+    def read(self) -> float | None:
+        with self.engine.connect() as conn:
+            pids = [row[0] for row in conn.exec_driver_sql(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()")]
+        total = 0
+        for pid in pids:
+            try:
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                return None
+        return total / 1e9
+
+
 class Timing:
-    """CPU and wall seconds of one measured stretch: `with Timing() as t: …`, then t.cpu, t.wall."""
+    """CPU and wall seconds of one measured stretch: `with Timing() as t: …`, then t.cpu, t.wall.
+
+    With a ServerClock, t.cpu also counts the database server's CPU time."""
 
     cpu = wall = 0.0
 
+    def __init__(self, server: ServerClock | None = None):
+        self.server = server
+
     def __enter__(self):
+        self._server = self.server.read() if self.server else 0.0
         self._cpu, self._wall = time.process_time(), time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.cpu = time.process_time() - self._cpu
         self.wall = time.perf_counter() - self._wall
+        if self.server:
+            self.cpu += (self.server.read() or 0.0) - self._server
 
 
 def timed(run: Callable[[], object]) -> Timing:

@@ -28,19 +28,26 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
+from bench.lib import ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
+from bench import imports  # noqa: E402
 
-SMALL, BIG = 2_000, 200_000
-LIST_REPEAT = 9  # timed renders per page and size (after WARMUP untimed ones)
-WARMUP = 2
-BATCH_NUMBERS = 10_000
-BATCH_REPEAT = 5
-IMPORT_ROWS = 100_000
-IMPORT_REPEAT = 3
-EXPORT_REPEAT = 2
-RENEW_REPEAT = 3
-SEARCH_NUMBER = "GT00001001"  # in both databases, of Acme Logistics (inside the customer's scope)
+# BENCH_SMALL=1: the same benchmarks at small sizes, in a minute or two (.ci/run runs it after the
+# tests, so that a regression shows). The keys keep their names ("_200k" is then 20,000 devices).
+SMALL_RUN = os.environ.get("BENCH_SMALL") == "1"
+SMALL, BIG = (2_000, 20_000) if SMALL_RUN else (2_000, 200_000)
+LIST_REPEAT = 3 if SMALL_RUN else 9  # timed renders per page and size (after WARMUP untimed ones)
+WARMUP = 1 if SMALL_RUN else 2
+BATCH_NUMBERS = 500 if SMALL_RUN else 10_000
+BATCH_REPEAT = 2 if SMALL_RUN else 5
+IMPORT_ROWS = 500 if SMALL_RUN else 100_000
+IMPORT_REPEAT = 1 if SMALL_RUN else 3
+EXPORT_REPEAT = 1 if SMALL_RUN else 2
+RENEW_REPEAT = 1 if SMALL_RUN else 3
+# In both databases, of Acme Logistics (inside the customer's scope).
+SEARCH_NUMBER = "GT00001001"
+SEARCH_CONTAINS = SEARCH_NUMBER[1:].lower()  # "t00001001": a substring, in lower case, of that one number
 RENEW_CHUNK = 900  # actions.orders reads the renewed devices 900 ids per SELECT
+PAGE_SIZE = 50  # the device list's default page size
 
 # What each benchmark aims for; `check(value, results)` says whether it is met.
 TARGETS: dict[str, tuple[str, object]] = {}
@@ -51,15 +58,20 @@ def target(key: str, text: str, check) -> None:
 
 
 for _who in ("", "customer_admin_"):
-    for _page in ("list_page", "filtered_list", "search"):
-        for _suffix in ("", "_analyzed"):
-            target(f"{_who}{_page}_ratio_200k_vs_2k{_suffix}", "≤ 1.5", lambda v, r: v <= 1.5)
-    target(f"{_who}list_page_sql_statements_200k", "= 2k count",
-           lambda v, r, w=_who: v == r.get(f"{w}list_page_sql_statements_2k"))
+    for _db in ("", "_pg"):
+        for _page in ("list_page", "filtered_list", "active_filter", "search", "search_contains"):
+            for _suffix in ("", "_analyzed"):
+                target(f"{_who}{_page}_ratio_200k_vs_2k{_suffix}{_db}", "≤ 1.2", lambda v, r: v <= 1.2)
+        target(f"{_who}last_page_ratio_200k{_db}", "≤ 1.5", lambda v, r: v <= 1.5)
+        target(f"{_who}list_page_sql_statements_200k{_db}", "= 2k count",
+               lambda v, r, w=_who, d=_db: v == r.get(f"{w}list_page_sql_statements_2k{d}"))
 target("batch_suspend_ratio", "≤ 3", lambda v, r: v <= 3)
 target("import_ratio", "≤ 2", lambda v, r: v <= 2)
-target("export_ratio", "≤ 1.5", lambda v, r: v <= 1.5)
-target("export_peak_mb", "< 300", lambda v, r: v < 300)
+target("export_ratio", "≤ 0.8", lambda v, r: v <= 0.8)
+target("export_first_byte_s", "≤ 2", lambda v, r: v <= 2)
+target("export_peak_mb", "< 100", lambda v, r: v < 100)
+target("auto_renew_ratio", "≤ 3", lambda v, r: v <= 3)
+target("longest_write_lock_s", "≤ 1", lambda v, r: v <= 1)
 target("card_import_100k_ratio", "≤ 2", lambda v, r: v <= 2)
 target("card_import_peak_mb", "< 300", lambda v, r: v < 300)
 target("card_import_longest_write_s", "< 1", lambda v, r: v < 1)
@@ -108,14 +120,17 @@ def device_view(app):
 
 
 def list_pages(app) -> dict[str, str]:
-    """The three list pages measured: plain, status filter + sort by expiry, search by number."""
+    """The list pages measured: plain; status suspended (few rows) and active (most rows), sorted by
+    expiry; a whole device number; a substring of it in lower case."""
     view = device_view(app)
     status_filter = next(key for key in view._filter_args if key == "status_equals")
     expiry_column = [name for name, _label in view._list_columns].index("expires_on")
     return {
         "list_page": "/admin/device/",
         "filtered_list": f"/admin/device/?flt0_{status_filter}=suspended&sort={expiry_column}",
+        "active_filter": f"/admin/device/?flt0_{status_filter}=active&sort={expiry_column}",
         "search": f"/admin/device/?search={SEARCH_NUMBER}",
+        "search_contains": f"/admin/device/?search={SEARCH_CONTAINS}",
     }
 
 
@@ -124,8 +139,8 @@ def listed_numbers(body: str) -> list[str]:
     return re.findall(r'<td class="col-number">\s*([^<\s]+)\s*</td>', body)
 
 
-def render(client, url: str) -> Timing:
-    with Timing() as timing:
+def render(client, url: str, server=None) -> Timing:
+    with Timing(server) as timing:
         response = client.get(url)
     if response.status_code != 200:
         raise RuntimeError(f"{url} answered HTTP {response.status_code}")
@@ -137,6 +152,7 @@ def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") ->
     from models import db
 
     pages = list_pages(apps[SMALL])
+    servers = {size: ServerClock.for_app(app) for size, app in apps.items()}
     for username, prefix in (("support", ""), ("customer", "customer_admin_")):
         clients = {}
         for size, app in apps.items():
@@ -148,7 +164,7 @@ def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") ->
                 for _ in range(WARMUP):
                     render(client, url)
                 shown[size] = listed_numbers(client.get(url).get_data(as_text=True))
-                if page == "search" and shown[size] != [SEARCH_NUMBER]:
+                if page.startswith("search") and shown[size] != [SEARCH_NUMBER]:
                     raise RuntimeError(f"the search for {SEARCH_NUMBER} at {size} devices listed {shown[size]}")
             if len(shown[SMALL]) != len(shown[BIG]):
                 bench.note(f"{prefix}{page}{suffix}: {len(shown[SMALL])} rows at 2k, {len(shown[BIG])} at 200k")
@@ -158,14 +174,14 @@ def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") ->
                 with StatementCounter(engine) as counter:
                     render(client, url)
                 key = f"{prefix}{page}_sql_statements_{'2k' if size == SMALL else '200k'}{suffix}"
-                if page == "list_page" and not suffix:
+                if page == "list_page" and not suffix.startswith("_analyzed"):
                     bench.put(key, counter.count)
                 else:
                     bench.keep(key, counter.count)
             times: dict[int, list[Timing]] = {SMALL: [], BIG: []}
             for _ in range(LIST_REPEAT):
                 for size, client in clients.items():
-                    times[size].append(render(client, url))
+                    times[size].append(render(client, url, servers[size]))
             (small_cpu, small_wall), (big_cpu, big_wall) = medians(times[SMALL]), medians(times[BIG])
             bench.keep(f"{prefix}{page}_cpu_ms_2k{suffix}", small_cpu * 1000)
             bench.keep(f"{prefix}{page}_cpu_ms_200k{suffix}", big_cpu * 1000)
@@ -173,6 +189,45 @@ def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") ->
             bench.put(f"{prefix}{page}_ratio_200k_vs_2k{suffix}", big_cpu / small_cpu)
             print(f"     (CPU {small_cpu * 1000:.1f} ms at 2k, {big_cpu * 1000:.1f} ms at 200k; "
                   f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
+
+
+def bench_last_page(bench: Bench, app, suffix: str = "") -> None:
+    """The last page of the default sort against the first, both at the big size, as admin and customer."""
+    from sqlalchemy import func, select
+
+    from models import Company, Device, db
+
+    with app.app_context():
+        acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
+        in_scope = {
+            "": BIG,
+            "customer_admin_": db.session.scalar(
+                select(func.count()).select_from(Device).where(Device.company_id.in_(acme.subtree_ids()))),
+        }
+        db.session.remove()
+    server = ServerClock.for_app(app)
+    for username, prefix in (("support", ""), ("customer", "customer_admin_")):
+        client = app.test_client()
+        login(client, username)
+        rows = in_scope[prefix]
+        last = math.ceil(rows / PAGE_SIZE) - 1
+        urls = {"first": "/admin/device/", "last": f"/admin/device/?page={last}"}
+        for url in urls.values():
+            for _ in range(WARMUP):
+                render(client, url)
+        shown = len(listed_numbers(client.get(urls["last"]).get_data(as_text=True)))
+        if shown != rows - last * PAGE_SIZE:
+            raise RuntimeError(f"the last page (page {last}) listed {shown} devices, not {rows - last * PAGE_SIZE}")
+        times: dict[str, list[Timing]] = {"first": [], "last": []}
+        for _ in range(LIST_REPEAT):
+            for which, url in urls.items():
+                times[which].append(render(client, url, server))
+        (first_cpu, first_wall), (last_cpu, last_wall) = medians(times["first"]), medians(times["last"])
+        bench.keep(f"{prefix}last_page_cpu_ms_200k{suffix}", last_cpu * 1000)
+        bench.keep(f"{prefix}last_page_wall_ratio_200k{suffix}", last_wall / first_wall)
+        bench.put(f"{prefix}last_page_ratio_200k{suffix}", last_cpu / first_cpu)
+        print(f"     (page {last + 1} of {rows:,} devices: CPU {last_cpu * 1000:.1f} ms, first page "
+              f"{first_cpu * 1000:.1f} ms; wall {last_wall * 1000:.1f} / {first_wall * 1000:.1f} ms)", flush=True)
 
 
 # --- batch suspend -------------------------------------------------------------------------------
@@ -405,7 +460,9 @@ def bench_export(bench: Bench, db_path: Path) -> None:
     bench.keep("export_bytes", result["bytes"])
     bench.keep("export_baseline_bytes", result["baseline_bytes"])
     bench.put("export_ratio", result["cpu"] / result["baseline_cpu"])
+    bench.put("export_first_byte_s", result["first_byte_s"])
     bench.put("export_peak_mb", result["peak_mb"])
+    bench.keep("export_peak_above_startup_mb", result["peak_mb"] - result["startup_mb"])
     print(f"     (CPU {result['cpu']:.1f} s vs bare {result['baseline_cpu']:.1f} s, of which its SELECT "
           f"{result['baseline_select_cpu']:.1f} s; wall {result['wall']:.1f} / {result['baseline_wall']:.1f} s; "
           f"{result['bytes'] / 1e6:.1f} MB vs {result['baseline_bytes'] / 1e6:.1f} MB; "
@@ -425,6 +482,7 @@ def bench_auto_renew(bench: Bench, app) -> None:
     from sqlalchemy import select
 
     from actions.wallets import credit, wallet_for
+    from app import WRITE_INTENT
     from models import AutoRenewAttempt, Company, db
 
     today = date.today()
@@ -433,8 +491,22 @@ def bench_auto_renew(bench: Bench, app) -> None:
             credit(db.session, wallet_for(db.session, company_id, "CNY"), Decimal("10000000"), "recharge",
                    f"bench:auto-renew:{company_id}")
         db.session.commit()
-        with StatementCounter(db.engine) as counter, Timing() as timing:
-            summary = auto_renew(db.session, today)
+        # As `flask billing auto-renew` runs it: BEGIN IMMEDIATE, one commit per batch. Each write
+        # transaction lasts from the previous commit to its own.
+        ended = [time.perf_counter()]
+
+        def commit() -> None:
+            db.session.commit()
+            ended.append(time.perf_counter())
+
+        token = WRITE_INTENT.set(True)
+        try:
+            with StatementCounter(db.engine) as counter, Timing() as timing:
+                summary = auto_renew(db.session, today, commit=commit)
+                commit()
+        finally:
+            WRITE_INTENT.reset(token)
+        locks = [b - a for a, b in zip(ended, ended[1:])]
         renewed = db.session.scalars(
             select(AutoRenewAttempt.device_id).where(AutoRenewAttempt.outcome == "renewed")).all()
         db.session.rollback()
@@ -461,9 +533,53 @@ def bench_auto_renew(bench: Bench, app) -> None:
     bench.keep("auto_renew_baseline_seconds", bare.wall)
     bench.put("auto_renew_200k_seconds", timing.wall)
     bench.put("auto_renew_ratio", timing.cpu / bare.cpu)
+    bench.keep("auto_renew_transactions", len(locks))
+    bench.put("longest_write_lock_s", max(locks))
     print(f"     ({summary.renewed} devices renewed in {len(summary.orders)} orders, {summary.no_package} without "
           f"a package, {summary.failed} refused; {counter.count} statements; CPU {timing.cpu:.1f} s vs bare "
-          f"UPDATE {bare.cpu * 1000:.0f} ms)")
+          f"UPDATE {bare.cpu * 1000:.0f} ms; {len(locks)} transactions, the longest {max(locks):.2f} s)")
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------
+
+
+def bench_postgresql(bench: Bench, base_url: str) -> None:
+    """The device list benchmarks again on PostgreSQL (keys with a _pg suffix), in two scratch databases
+    created beside TEST_DATABASE_URL's and dropped afterwards."""
+    import sqlalchemy as sa
+
+    from models import db
+
+    server = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
+    names = {SMALL: f"renewdesk_bench_{SMALL}_{os.getpid()}", BIG: f"renewdesk_bench_{BIG}_{os.getpid()}"}
+    urls = {size: sa.engine.make_url(base_url).set(database=name).render_as_string(hide_password=False)
+            for size, name in names.items()}
+    apps = {}
+    try:
+        with server.connect() as conn:
+            for name in names.values():
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        bench.section(f"PostgreSQL: seeding {SMALL:,} and {BIG:,} devices, then VACUUM ANALYZE")
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            seconds = dict(zip(urls, pool.map(build_database, urls.values(), urls.keys())))
+        bench.keep("seed_200k_seconds_pg", seconds[BIG])
+        apps = {size: make_app(url) for size, url in urls.items()}
+        for app in apps.values():
+            analyze(app)
+        bench.section(f"PostgreSQL: device list, {BIG:,} devices over {SMALL:,}")
+        bench_list_pages(bench, apps, suffix="_pg")
+        bench.section(f"PostgreSQL: last page against first page ({BIG:,} devices)")
+        bench_last_page(bench, apps[BIG], suffix="_pg")
+    finally:
+        for app in apps.values():
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+        with server.connect() as conn:
+            for name in names.values():
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -507,6 +623,8 @@ def main() -> int:
 
         bench.section(f"device list /admin/device/ through the test client: {BIG:,} devices over {SMALL:,}")
         bench_list_pages(bench, apps)
+        bench.section(f"device list: last page against first page ({BIG:,} devices)")
+        bench_last_page(bench, apps[BIG])
 
         bench.section(f"batch suspend of {BATCH_NUMBERS:,} pasted numbers ({BIG:,} devices)")
         bench_batch_suspend(bench, apps[BIG])
@@ -518,12 +636,13 @@ def main() -> int:
         bench_members(bench, apps[BIG])
 
         bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
-        bench_import(bench, apps[BIG], paths[BIG], folder)
+        imports.bench_import(bench, apps[BIG], paths[BIG], folder, target)
 
-        bench.section("card import of 100,000 cards: preview + chunked commit (child process)")
+        bench.section(f"card import of {IMPORT_ROWS:,} cards: preview + chunked commit (child process)")
         from bench.cards import bench_card_import
 
-        bench_card_import(bench, paths[BIG], folder, lambda *args: child_module("bench.cards", *args))
+        bench_card_import(bench, paths[BIG], folder, lambda *args: child_module("bench.cards", *args),
+                          rows=IMPORT_ROWS)
 
         bench.section(f"xlsx export of {BIG:,} devices (child process)")
         bench_export(bench, paths[BIG])
@@ -535,6 +654,11 @@ def main() -> int:
         for app in apps.values():
             analyze(app)
         bench_list_pages(bench, apps, suffix="_analyzed")
+
+        if os.environ.get("TEST_DATABASE_URL"):
+            bench_postgresql(bench, os.environ["TEST_DATABASE_URL"])
+        else:
+            bench.note("PostgreSQL not measured: set TEST_DATABASE_URL=postgresql+psycopg://… to add the _pg figures")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -557,7 +681,9 @@ def main() -> int:
                      "cpus": os.cpu_count(), "load_average_start": load_before,
                      "load_average_end": os.getloadavg(), "seconds": round(total)},
     }
-    (HERE / "results.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
+    out["measured"]["sizes"] = [SMALL, BIG]
+    (HERE / ("results-small.json" if SMALL_RUN else "results.json")).write_text(
+        json.dumps(out, indent=2, default=str) + "\n")
     return 0
 
 

@@ -9,6 +9,8 @@ config = context.config
 if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
+from models import include_in_autogenerate  # noqa: E402
+
 db = current_app.extensions["migrate"].db
 target_metadata = db.metadata
 
@@ -33,6 +35,7 @@ def run_migrations_online():
     conf_args = dict(current_app.extensions["migrate"].configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty)
     conf_args.setdefault("compare_type", True)
+    conf_args.setdefault("include_object", include_in_autogenerate)
     with db.engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:  # batch mode rebuilds tables that others point at: check the keys after, not during

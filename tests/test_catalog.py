@@ -139,20 +139,22 @@ def test_package_bound_to_a_device_is_in_use(world):
     assert not package_in_use(db.session, world.packages["GPS-Y"])
 
 
-def test_deleting_a_bound_package_deactivates_it(world):
+def test_deleting_a_bound_package_is_refused_with_its_usage(world):
     gps_m = world.packages["GPS-M"]
-    assert delete_package(db.session, world.users["support"], gps_m) == "deactivated"
-    db.session.commit()
-    assert package("GPS-M").active is False
-    (event,) = audit("package", "deactivate")
-    assert event.ids == f",{gps_m.id}," and "in use" in event.summary
+    with pytest.raises(DomainError, match="Package GPS-M is bound to 10 devices and offered to 0 companies "
+                                          r"\(5 companies in all\): it cannot be deleted. Stop its sales instead"):
+        delete_package(db.session, world.users["support"], gps_m)
+    db.session.rollback()
+    assert package("GPS-M").active is True
+    assert audit("package") == []
 
 
-def test_deleting_a_package_offered_to_a_company_deactivates_it(world):
+def test_deleting_a_package_offered_to_a_company_is_refused(world):
     sms = world.packages["VAS-SMS"]
     db.session.add(CompanyPackage(company_id=world.acme.id, package_id=sms.id))
     db.session.flush()
-    assert delete_package(db.session, world.users["support"], sms) == "deactivated"
+    with pytest.raises(DomainError, match="offered to 1 companies"):
+        delete_package(db.session, world.users["support"], sms)
 
 
 def test_deleting_an_unused_package_deletes_it(world):
@@ -351,14 +353,14 @@ def test_renaming_a_used_subcategory_is_fine(client, login, world):
 
 # --- delete through the list pages -----------------------------------------------------------
 
-def test_deleting_a_bound_package_deactivates_it_and_says_why(client, login, world):
+def test_deleting_a_bound_package_is_refused_and_says_why(client, login, world):
     login("support")
     gps_m = world.packages["GPS-M"]
     page = post(client, "/admin/package/delete/", {"id": gps_m.id}, follow_redirects=True).get_data(as_text=True)
-    assert ("Package GPS-M is bound to devices or offered to companies, so it was deactivated "
-            "instead of deleted.") in page
+    assert ("Package GPS-M is bound to 10 devices and offered to 0 companies (5 companies in all): it cannot be "
+            "deleted. Stop its sales instead; nothing was changed.") in page
     assert "Record was successfully deleted" not in page
-    assert package("GPS-M").active is False
+    assert package("GPS-M").active is True
 
 
 def test_deleting_an_unused_package_over_http(client, login, world):
@@ -475,16 +477,16 @@ def test_catalog_is_open_to_tech_support_and_admin(client, login, world, role):
         assert client.get(url).status_code == 200, url
 
 
-def test_bulk_delete_deletes_unused_and_deactivates_bound_packages(client, login, world):
+def test_bulk_delete_deletes_unused_and_refuses_bound_packages(client, login, world):
     gps_m, gps_y = world.packages["GPS-M"].id, world.packages["GPS-Y"].id
     login("support")
     page = post(client, "/admin/package/action/", [("action", "delete"), ("rowid", gps_m), ("rowid", gps_y)],
                 follow_redirects=True).get_data(as_text=True)
-    assert "Package GPS-M is bound to devices or offered to companies, so it was deactivated" in page
+    assert "Package GPS-M is bound to 10 devices" in page and "it cannot be deleted" in page
     assert "1 records were successfully deleted." in page or "Record was successfully deleted." in page
     assert package("GPS-Y") is None
-    assert package("GPS-M").active is False
-    assert sorted(e.action for e in audit("package")) == ["deactivate", "delete"]
+    assert package("GPS-M").active is True
+    assert sorted(e.action for e in audit("package")) == ["delete"]
 
 
 def test_bulk_delete_of_categories_refuses_those_in_use(client, login, world):

@@ -4,12 +4,13 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from models import db
+from models import db, include_in_autogenerate
 
 
 def test_migrations_match_the_models(app):
     with db.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": True,
+                                                                   "include_object": include_in_autogenerate})
         diff = compare_metadata(context, db.metadata)
     assert diff == [], f"run `flask --app app db migrate`: the models differ from the migrations: {diff}"
 

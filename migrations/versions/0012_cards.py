@@ -2,7 +2,7 @@
 wallet kinds (prepaid | commission), package kind `card`, commission ledger kinds
 
 Revision ID: 0012_cards
-Revises: 0009_idempotency
+Revises: 0010_list_speed
 Create Date: 2026-12-01 03:51:20.602540
 
 """
@@ -14,7 +14,7 @@ import models
 
 # revision identifiers, used by Alembic.
 revision = '0012_cards'
-down_revision = '0009_idempotency'
+down_revision = '0010_list_speed'
 branch_labels = None
 depends_on = None
 

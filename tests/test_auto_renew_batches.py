@@ -1,0 +1,89 @@
+"""Auto-renewal commits batch by batch: the write lock is held for one batch, a run that stops keeps
+its finished batches, and the next run renews exactly the rest (nothing twice)."""
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+import actions.billing_jobs as billing_jobs
+from actions.billing_jobs import auto_renew
+from actions.wallets import ledger_differences
+from models import AuditEvent, AutoRenewAttempt, Device, Order, db, utcnow
+from tests.test_billing_jobs import DAY, TODAY, configure, fund, run
+
+DUE = date(2026, 11, 20)
+
+
+@pytest.fixture
+def many_due(world, monkeypatch):
+    """12 of Acme's devices due this month, batches of 5 devices."""
+    monkeypatch.setattr(billing_jobs, "BATCH_DEVICES", 5)
+    for device in world.devices.values():
+        device.expires_on = date(2027, 6, 1)
+    db.session.execute(Device.__table__.insert(), [
+        {"number": f"DUE{i:03d}", "name": "", "device_type": "GPS tracker", "company_id": world.acme.id,
+         "status": "active", "expires_on": DUE, "package_id": world.packages["GPS-M"].id, "created_at": utcnow()}
+        for i in range(12)])
+    configure(world.acme, auto_renew=True)
+    fund(world.acme, "1000.00")
+    db.session.commit()
+    return world
+
+
+def renewed_expiries() -> list[date]:
+    return list(db.session.scalars(select(Device.expires_on).where(Device.number.like("DUE%"))))
+
+
+def test_commit_is_called_after_each_batch(app, many_due):
+    commits = []
+    summary = auto_renew(db.session, TODAY, commit=lambda: (commits.append(1), db.session.commit()))
+    db.session.commit()
+    assert summary.renewed == 12 and len(summary.orders) == 3
+    assert len(commits) == 3  # 5 + 5 + 2 devices
+    assert renewed_expiries() == [date(2026, 12, 20)] * 12
+
+
+def test_a_run_that_stops_keeps_its_batches_and_the_next_run_does_the_rest(app, many_due):
+    calls = []
+
+    def commit_then_fail():
+        db.session.commit()
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the machine went away")
+
+    with pytest.raises(RuntimeError):
+        auto_renew(db.session, TODAY, commit=commit_then_fail)
+    db.session.rollback()
+    assert sorted(renewed_expiries()) == [DUE] * 2 + [date(2026, 12, 20)] * 10
+    summary = auto_renew(db.session, TODAY, commit=db.session.commit)
+    db.session.commit()
+    assert summary.renewed == 2  # the renewed ten now expire after the period: not due again
+    assert renewed_expiries() == [date(2026, 12, 20)] * 12
+    assert db.session.scalar(select(func.count()).select_from(Order).where(Order.kind == "renewal")) == 3
+    assert db.session.scalar(select(func.count()).select_from(AutoRenewAttempt)) == 12
+    assert ledger_differences(db.session) == []
+
+
+def test_cli_commits_per_batch(app, many_due):
+    """The command's transactions each hold one batch: four commits (three batches and the summary)."""
+    commits = []
+    session = db.session()
+    original = session.commit
+
+    def counting_commit():
+        commits.append(1)
+        original()
+
+    session.commit = counting_commit
+    try:
+        result = run(app, "billing", "auto-renew", "--today", DAY)
+    finally:
+        del session.commit
+    assert result.exit_code == 0, result.output
+    assert "12 devices renewed in 3 orders" in result.output
+    assert len(commits) == 4
+    assert db.session.scalar(select(func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "auto_renew", AuditEvent.model == "order")) == 3
