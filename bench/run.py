@@ -624,7 +624,7 @@ def main() -> int:
         bench_members(bench, apps[BIG])
 
         bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
-        imports.bench_import(bench, apps[BIG], paths[BIG], folder, target)
+        imports.bench_import(bench, apps[BIG], paths[BIG], folder, target, IMPORT_ROWS, IMPORT_REPEAT)
 
         bench.section(f"xlsx export of {BIG:,} devices (child process)")
         bench_export(bench, paths[BIG])
