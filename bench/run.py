@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
-from bench import imports  # noqa: E402
+from bench import imports, subscriptions  # noqa: E402
 
 # BENCH_SMALL=1: the same benchmarks at small sizes, in a minute or two (.ci/run runs it after the
 # tests, so that a regression shows). The keys keep their names ("_200k" is then 20,000 devices).
@@ -636,7 +636,7 @@ def main() -> int:
         bench_members(bench, apps[BIG])
 
         bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
-        imports.bench_import(bench, apps[BIG], paths[BIG], folder, target)
+        imports.bench_import(bench, apps[BIG], paths[BIG], folder, target, IMPORT_ROWS, IMPORT_REPEAT)
 
         bench.section(f"card import of {IMPORT_ROWS:,} cards: preview + chunked commit (child process)")
         from bench.cards import bench_card_import
@@ -649,6 +649,7 @@ def main() -> int:
 
         bench.section(f"auto-renewal over {BIG:,} devices")
         bench_auto_renew(bench, apps[BIG])
+        subscriptions.bench_subscriptions(bench, paths[SMALL], folder, target, SMALL_RUN)
 
         bench.section("device list again, after ANALYZE (SQLite planner statistics)")
         for app in apps.values():

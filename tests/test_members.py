@@ -758,7 +758,7 @@ def test_member_details_never_show_the_password_hash(app, client, login, world):
 def test_buy_coins_page_computes_the_price_and_creates_the_order(app, client, login, world):
     login("customer")
     page = client.get("/admin/coins/?level=svip&accounts=10&years=1").get_data(as_text=True)
-    assert "2,160.00 CNY = 216,000 coins" in page and 'value="2160.00"' in page
+    assert "CN¥2,160.00 = 216,000 coins" in page and 'value="2160.00"' in page
     answer = post(client, "/admin/coins/", {"company_id": str(world.acme.id), "amount": "2160.00",
                                            "method": "bank_transfer"})
     assert answer.status_code == 302

@@ -1,0 +1,321 @@
+"""Subscriptions (seed 003): the subscription list at 100,000 subscriptions against 1,000, and the SQL
+statements of the checkout pages at two sizes.
+
+    bench_subscriptions(bench, base_db, folder, target, small)   called by bench/run.py
+    python -m bench.subscriptions [--small]                      alone, on a fresh demo database
+
+Two copies of a demo database (migrated, `seed_demo`: the worked example's catalog and promotions)
+get subscriptions by bulk INSERT, spread over the seven demo companies, both services, every cycle
+and every state: 1,000 in one copy, 100,000 in the other (BENCH_SMALL: 1,000 and 10,000; the keys
+keep their names). The bigger copy also gets 200 more active promotions (BENCH_SMALL: 50) of every
+scope, some aimed at plans or add-ons, some offered to a company subtree only.
+
+- subscription_list_ratio_100k_vs_1k: median CPU time of GET /admin/subscription/ (first page,
+  default sort) as admin, at 100k over 1k (target ≤ 1.2); customer_admin_subscription_list_… the
+  same as the customer administrator of Acme Logistics (4 of the 7 companies).
+- subscription_checkout_sql_statements_<page>_1k / _100k for the price table, step 1 (GET with the
+  worked example's plan, add-ons and promotions chosen) and step 2 (POST Next: the promotions
+  reserved, step 2 rendered), as the customer administrator: equal at both sizes (target).
+"""
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians  # noqa: E402
+
+BATCH = 20_000
+STATES = ("active",) * 14 + ("pending_payment", "past_due", "cancel_scheduled", "cancelled", "expired", "abandoned",
+                             "suspended")
+PAGES = ("price_table", "step1", "step2")
+
+
+def sizes(small: bool) -> dict[str, dict[str, int]]:
+    """Subscriptions and extra promotions per database, named by the keys' suffix."""
+    return {"1k": {"subscriptions": 1_000, "promotions": 0},
+            "100k": {"subscriptions": 10_000 if small else 100_000, "promotions": 50 if small else 200}}
+
+
+def add_subscriptions(app, count: int, seed: int = 3) -> None:
+    """`count` subscriptions by bulk INSERT (one statement per 20,000 rows), then ANALYZE as after any bulk load."""
+    from sqlalchemy import insert, select, text
+
+    from models import Company, PlanCycle, Subscription, User, db
+
+    rng = random.Random(seed)
+    today = date.today()
+    with app.app_context():
+        companies = db.session.scalars(select(Company.id).order_by(Company.id)).all()
+        cycles = [(c.id, c.plan_id, c.plan.service_id, c.currency, c.months)
+                  for c in db.session.scalars(select(PlanCycle).order_by(PlanCycle.id))]
+        creator = db.session.scalar(select(User.id).where(User.username == "sales"))
+        start = db.session.scalar(select(Subscription.id).order_by(Subscription.id.desc()).limit(1)) or 0
+        rows = []
+        for i in range(start + 1, start + count + 1):
+            cycle_id, plan_id, service_id, currency, months = cycles[i % len(cycles)]
+            status = STATES[rng.randrange(len(STATES))]
+            begun = today - timedelta(days=rng.randint(0, 700))
+            started = status not in ("pending_payment", "abandoned")
+            rows.append({
+                "number": f"SUB{i:07d}", "company_id": companies[i % len(companies)], "service_id": service_id,
+                "plan_id": plan_id, "cycle_id": cycle_id, "currency": currency, "status": status,
+                "period_start": begun if started else None,
+                "period_end": begun + timedelta(days=30 * months) if started else None,
+                "auto_renew": rng.random() < 0.7, "renewal_method": "balance", "price_locked": False,
+                "seats_used": 0, "checkout_key": f"{i:032x}", "contact_name": f"Contact {i}",
+                "contact_phone": "+84 24 3825 1234", "contact_email": f"c{i}@example.com",
+                "invoice_title": f"Company {i}", "invoice_tax_id": "0100233488", "created_by_id": creator,
+                "created_at": datetime.now(timezone.utc) - timedelta(days=rng.randint(0, 700)),
+            })
+            if len(rows) >= BATCH:
+                db.session.execute(insert(Subscription), rows)
+                rows = []
+        if rows:
+            db.session.execute(insert(Subscription), rows)
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+        db.session.remove()
+
+
+def add_promotions(app, count: int) -> None:
+    """`count` more active promotions of both currencies and all scopes; a third aimed at a plan, cycle
+    or add-on, a fifth offered to one company subtree only (bulk INSERTs)."""
+    from sqlalchemy import insert, select
+
+    from models import Company, PlanAddOn, PlanCycle, Promotion, PromotionCompany, PromotionTarget, User, db
+
+    if not count:
+        return
+    with app.app_context():
+        sales = db.session.scalar(select(User.id).where(User.username == "sales"))
+        finance = db.session.scalar(select(User.id).where(User.username == "finance"))
+        companies = db.session.scalars(select(Company.id).order_by(Company.id)).all()
+        cycles = db.session.scalars(select(PlanCycle).order_by(PlanCycle.id)).all()
+        add_ons = db.session.scalars(select(PlanAddOn).order_by(PlanAddOn.id)).all()
+        now = datetime.now(timezone.utc)
+        first = (db.session.scalar(select(Promotion.id).order_by(Promotion.id.desc()).limit(1)) or 0) + 1
+        promotions, targets, allowed = [], [], []
+        for n in range(count):
+            pid, currency = first + n, ("CNY", "VND")[n % 2]
+            scope = ("plan", "add_on", "invoice")[n % 3]
+            percent = n % 4 != 3 or scope == "invoice"
+            promotions.append({
+                "id": pid, "code": f"BENCH{n:04d}", "name": f"Bench promotion {n}", "scope": scope,
+                "kind": "percent" if percent else "fixed", "currency": currency,
+                "percent_hundredths": 100 + 25 * (n % 40) if percent else None,
+                "amount_minor": None if percent else (1000 if currency == "CNY" else 10000),
+                "max_discount_minor": None, "max_redemptions": 1000 if n % 5 == 0 else None,
+                "max_per_company": 3 if n % 7 == 0 else None, "redeemed": 0, "reserved": 0,
+                "first_subscription_only": n % 11 == 0, "min_subtotal_minor": None, "combinable": True,
+                "duration": "once", "duration_cycles": None, "status": "active", "created_by_id": sales,
+                "activated_by_id": finance, "activated_at": now, "created_at": now,
+                "starts_at": now - timedelta(days=1), "ends_at": now + timedelta(days=90),
+            })
+            if scope != "invoice" and n % 3 == 0:
+                of_currency = [c for c in cycles if c.currency == currency]
+                cycle = of_currency[n % len(of_currency)]
+                if scope == "plan":
+                    targets.append({"promotion_id": pid, "plan_id": cycle.plan_id} if n % 2 else
+                                   {"promotion_id": pid, "cycle_id": cycle.id})
+                else:
+                    fitting = [a for a in add_ons if a.currency == currency]
+                    targets.append({"promotion_id": pid, "add_on_id": fitting[n % len(fitting)].id})
+            if n % 5 == 1:
+                allowed.append({"promotion_id": pid, "company_id": companies[n % len(companies)]})
+        db.session.execute(insert(Promotion), promotions)
+        if targets:
+            db.session.execute(insert(PromotionTarget), [{"plan_id": None, "cycle_id": None, "add_on_id": None, **t}
+                                                         for t in targets])
+        if allowed:
+            db.session.execute(insert(PromotionCompany), allowed)
+        db.session.commit()
+        db.session.remove()
+
+
+def copy_database(source: Path, path: Path) -> None:
+    """A consistent copy of a SQLite database in WAL mode (the backup API reads the -wal file too)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def _get(client, url: str, server=None) -> Timing:
+    with Timing(server) as timing:
+        response = client.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered HTTP {response.status_code}")
+    return timing
+
+
+def listed(body: str) -> list[str]:
+    return re.findall(r">(SUB\d{7})</a>", body)
+
+
+def checkout_urls(app) -> dict[str, str]:
+    """Step 1 of the worked example: Standard × 12, both add-ons, each with its promotion, and INVOICE7."""
+    from sqlalchemy import select
+
+    from models import PlanAddOn, PlanCycle, Promotion, ServicePlan, db
+
+    with app.app_context():
+        cycle = db.session.scalar(select(PlanCycle.id).join(ServicePlan).where(
+            ServicePlan.code == "OFFICE-STD", PlanCycle.months == 12))
+        add_on = {code: db.session.scalar(select(PlanAddOn.id).where(PlanAddOn.code == code))
+                  for code in ("OFFICE-STORAGE", "OFFICE-ARCHIVE")}
+        promotion = {code: db.session.scalar(select(Promotion.id).where(Promotion.code == code))
+                     for code in ("PLAN15", "STORAGE50", "ARCHIVE125", "INVOICE7")}
+        db.session.remove()
+    storage, archive = add_on["OFFICE-STORAGE"], add_on["OFFICE-ARCHIVE"]
+    step1 = (f"/admin/subscribe/checkout/?cycle={cycle}&add_on={storage}&add_on={archive}"
+             f"&plan_promotion={promotion['PLAN15']}&add_on_promotion_{storage}={promotion['STORAGE50']}"
+             f"&add_on_promotion_{archive}={promotion['ARCHIVE125']}&invoice_promotion={promotion['INVOICE7']}")
+    return {"price_table": "/admin/subscribe/", "step1": step1}
+
+
+def _hidden(body: str) -> list[tuple[str, str]]:
+    """The form fields of step 1 as the browser posts them (hidden inputs, checked boxes, selected options)."""
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', body)
+    fields += re.findall(r'name="(add_on)" value="(\d+)"[^>]*checked', body)
+    for name, options in re.findall(r'<select class="form-control" name="([^"]+)"[^>]*>(.*?)</select>', body, re.S):
+        chosen = re.search(r'<option value="([^"]*)" selected>', options)
+        if chosen and name != "company_id":
+            fields.append((name, chosen.group(1)))
+    company = re.search(r'name="company_id"[^>]*>.*?<option value="(\d+)" selected', body, re.S)
+    fields.append(("company_id", company.group(1)))
+    return fields
+
+
+def count_checkout(bench, apps: dict[str, object], target) -> None:
+    """The statements of the price table, step 1 and step 2 as the customer, at both sizes."""
+    from werkzeug.datastructures import MultiDict
+
+    from models import db
+
+    urls = checkout_urls(apps["1k"])
+    for page in PAGES:
+        target(f"subscription_checkout_sql_statements_{page}_100k", "= 1k count",
+               lambda v, r, p=page: v == r.get(f"subscription_checkout_sql_statements_{p}_1k"))
+    totals = {}
+    for suffix, app in apps.items():
+        client = app.test_client()
+        login(client, "customer")
+        with app.app_context():
+            engine = db.engine
+        for page in PAGES:
+            if page == "step2":
+                body = client.get(urls["step1"]).get_data(as_text=True)
+                fields = _hidden(body)
+                with StatementCounter(engine) as counter:
+                    response = client.post("/admin/subscribe/checkout/", data=MultiDict([*fields, ("step", "next")]))
+                text = response.get_data(as_text=True)
+                found = re.search(r'id="rd-total">([^<]+)<', text)
+                if response.status_code != 200 or found is None:
+                    raise RuntimeError(f"step 2 at {suffix} did not render (HTTP {response.status_code})")
+                totals[suffix] = found.group(1)
+            else:
+                _get(client, urls[page])  # warm-up
+                with StatementCounter(engine) as counter:
+                    _get(client, urls[page])
+            bench.put(f"subscription_checkout_sql_statements_{page}_{suffix}", counter.count)
+        # Step 1's time as well (not a target: its work grows with the promotions to check, not the rows).
+        times = [_get(client, urls["step1"]) for _ in range(3)]
+        bench.keep(f"subscription_checkout_step1_cpu_ms_{suffix}", medians(times)[0] * 1000)
+        print(f"     (step 1 at {suffix}: CPU {medians(times)[0] * 1000:.1f} ms)", flush=True)
+    if len(set(totals.values())) != 1 or "1,642.96" not in next(iter(totals.values())):
+        raise RuntimeError(f"step 2 totals differ from the worked example's 1,642.96: {totals}")
+
+
+def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int) -> None:
+    """First page of /admin/subscription/ as admin and as the customer, medians of CPU time, interleaved."""
+    from models import db
+
+    for username, prefix in (("admin", ""), ("customer", "customer_admin_")):
+        key = f"{prefix}subscription_list_ratio_100k_vs_1k"
+        target(key, "≤ 1.2", lambda v, r: v <= 1.2)
+        clients = {}
+        for suffix, app in apps.items():
+            clients[suffix] = app.test_client()
+            login(clients[suffix], username)
+            for _ in range(warmup):
+                _get(clients[suffix], "/admin/subscription/")
+            shown = listed(clients[suffix].get("/admin/subscription/").get_data(as_text=True))
+            if len(shown) < 20:
+                raise RuntimeError(f"the list as {username} at {suffix} showed {len(shown)} subscriptions")
+            with app.app_context():
+                engine = db.engine
+            with StatementCounter(engine) as counter:
+                _get(clients[suffix], "/admin/subscription/")
+            bench.keep(f"{prefix}subscription_list_sql_statements_{suffix}", counter.count)
+        times: dict[str, list[Timing]] = {suffix: [] for suffix in apps}
+        for _ in range(repeat):
+            for suffix, client in clients.items():
+                times[suffix].append(_get(client, "/admin/subscription/"))
+        (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
+        bench.keep(f"{prefix}subscription_list_cpu_ms_1k", small_cpu * 1000)
+        bench.keep(f"{prefix}subscription_list_cpu_ms_100k", big_cpu * 1000)
+        bench.keep(f"{prefix}subscription_list_wall_ratio_100k_vs_1k", big_wall / small_wall)
+        bench.put(key, big_cpu / small_cpu)
+        print(f"     ({username}: CPU {small_cpu * 1000:.1f} ms at 1k, {big_cpu * 1000:.1f} ms at 100k; "
+              f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
+
+
+def bench_subscriptions(bench, base_db: Path | None, folder: Path, target, small: bool) -> None:
+    """Build the two databases (copies of `base_db`, a migrated demo database), then measure."""
+    bench.section("subscriptions: list at 100k vs 1k subscriptions, SQL statements of the checkout pages")
+    if base_db is None:
+        base_db = folder / "subscriptions-base.db"
+        build_database(base_db, 100)
+    apps = {}
+    started = time.perf_counter()
+    for suffix, size in sizes(small).items():
+        path = folder / f"subscriptions-{suffix}.db"
+        copy_database(base_db, path)
+        apps[suffix] = make_app(path)
+        add_promotions(apps[suffix], size["promotions"])
+        add_subscriptions(apps[suffix], size["subscriptions"])
+    bench.keep("subscription_build_seconds", time.perf_counter() - started)
+    time_lists(bench, apps, target, repeat=3 if small else 9, warmup=1 if small else 2)
+    count_checkout(bench, apps, target)
+
+
+class _Collector:
+    """A stand-in for bench.run.Bench when this module runs alone."""
+
+    def __init__(self):
+        self.results: dict = {}
+        self.targets: dict = {}
+
+    def keep(self, key, value):
+        self.results[key] = round(value, 4) if isinstance(value, float) else value
+
+    def put(self, key, value):
+        self.keep(key, value)
+        text, check = self.targets.get(key, ("", None))
+        verdict = "" if check is None else ("ok" if check(value, self.results) else "MISSED")
+        print(f"  {key} = {self.results[key]}  {text} {verdict}", flush=True)
+
+    def section(self, title):
+        print(f"== {title}", flush=True)
+
+
+if __name__ == "__main__":
+    collector = _Collector()
+    work = Path(tempfile.mkdtemp(prefix="renewdesk-bench-subs-"))
+    try:
+        bench_subscriptions(collector, None, work,
+                            lambda key, text, check: collector.targets.__setitem__(key, (text, check)),
+                            "--small" in sys.argv)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
