@@ -2030,6 +2030,8 @@ class CardOrder(db.Model):
     status: Mapped[str] = mapped_column(String(20), default="awaiting_shipment")
     # Set once the reservation is taken (paid), so it is released exactly once.
     reserved: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The distributor's customer (客户管理) when picked; name, phone and address are kept as shipped.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("card_customer.id"), index=True)
     customer_name: Mapped[str] = mapped_column(String(200), default="")
     customer_phone: Mapped[str] = mapped_column(String(40), default="")
     shipping_address: Mapped[str] = mapped_column(String(255), default="")
@@ -2038,6 +2040,7 @@ class CardOrder(db.Model):
     order: Mapped[Order] = relationship()
     seller: Mapped[Company] = relationship()
     package: Mapped[Package] = relationship()
+    customer: Mapped[CardCustomer | None] = relationship()
 
 
 class CardFulfillment(db.Model):

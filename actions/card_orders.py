@@ -28,16 +28,21 @@ from actions.crypto import normalize
 from actions.distribution import hold_received, record_refund, record_sale
 from actions.money import allocate, from_minor, parse, round_money
 from actions.orders import DiscountSpec, LineSpec, open_order, register_kind
-from models import CardFulfillment, CardOrder, Company, Order, OrderLine, OrderRefund, Package, SimCard, User, utcnow
+from models import (
+    CardCustomer, CardFulfillment, CardOrder, Company, Order, OrderLine, OrderRefund, Package, SimCard, User, utcnow,
+)
 
 SELL_ROLES = frozenset({"customer_admin", "sales"})
 MAX_QUANTITY = 5_000
 
 
 def place_order(session: Session, actor: User, *, seller: Company, package: Package, quantity: int,
-                holder_key: int = PLATFORM, customer_name: str = "", customer_phone: str = "",
-                shipping_address: str = "", promotion_percent: str = "", promotion_label: str = "") -> CardOrder:
-    """A pending card order: one line per card at the package price, an invoice promotion spread over them."""
+                holder_key: int = PLATFORM, customer: CardCustomer | None = None, customer_name: str = "",
+                customer_phone: str = "", shipping_address: str = "", promotion_percent: str = "",
+                promotion_label: str = "") -> CardOrder:
+    """A pending card order: one line per card at the package price, an invoice promotion spread over them.
+
+    A picked `customer` must be the seller's own; its name, phone and address fill the blanks."""
     require_role(actor, SELL_ROLES)
     if not in_scope(actor, seller.id, session):
         raise NotAllowed(_l("Company %(name)s is outside your companies.", name=seller.name))
@@ -48,6 +53,13 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
         raise DomainError(_l("Quantity: between 1 and %(max)s cards.", max=MAX_QUANTITY))
     if holder_key != PLATFORM and session.get(Company, holder_key) is None:
         raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
+    if customer is not None:
+        if customer.company_id != seller.id:
+            raise DomainError(_l("Customer %(name)s is not a customer of %(company)s.", name=customer.name,
+                                 company=seller.name))
+        customer_name = customer_name.strip() or customer.name
+        customer_phone = customer_phone.strip() or customer.phone
+        shipping_address = shipping_address.strip() or customer.address
     currency = package.currency
     price = round_money(package.amount, currency)
     gross_total = price * quantity
@@ -68,6 +80,7 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
                        note=customer_name[:255], promotion=label or None)
     card_order = CardOrder(order_id=order.id, seller_company_id=seller.id, holder_key=holder_key,
                            package_id=package.id, quantity=quantity, status="awaiting_shipment",
+                           customer_id=customer.id if customer is not None else None,
                            customer_name=customer_name.strip()[:200], customer_phone=customer_phone.strip()[:40],
                            shipping_address=shipping_address.strip()[:255])
     session.add(card_order)

@@ -24,7 +24,9 @@ from actions.orders import approve_refund, pay_with_balance, request_refund
 from actions.idempotency import remember
 from admin_views.base import ScopedModelView, badge, claim_form, unit_of_work
 from admin_views.cards import DistributorAccess, holder_cell, int_arg, refused
-from models import CARD_ORDER_STATUSES, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db
+from models import (
+    CARD_ORDER_STATUSES, CardCustomer, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db,
+)
 
 TABS = {
     "awaiting": _l("Awaiting shipment"),  # 待发货
@@ -134,6 +136,8 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                                                 DistributorProfile.status == "verified"))]
         packages = db.session.scalars(select(Package).where(Package.kind == "card", Package.active)
                                       .order_by(Package.code)).all()
+        customers = db.session.scalars(select(CardCustomer).where(
+            CardCustomer.company_id.in_([c.id for c in sellers])).order_by(CardCustomer.name)).all()
         if request.method == "POST":
             form = request.form
             seller = next((c for c in sellers if c.id == int_arg("seller_id")), None)
@@ -146,6 +150,8 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                 card_order = place_order(db.session, current_user, seller=seller, package=package,
                                          quantity=int_arg("quantity", 0) or 0,
                                          holder_key=int_arg("holder", PLATFORM),
+                                         customer=next((c for c in customers if c.id == int_arg("customer_id")),
+                                                       None),
                                          customer_name=form.get("customer_name", ""),
                                          customer_phone=form.get("customer_phone", ""),
                                          shipping_address=form.get("shipping_address", ""),
@@ -161,7 +167,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                 flash(_("Order %(number)s paid (%(total)s); the cards are reserved.", number=number, total=total),
                       "success")
                 return redirect(done_url)
-        return self.render("renewdesk/cards/order_place.html", sellers=sellers, packages=packages,
+        return self.render("renewdesk/cards/order_place.html", sellers=sellers, packages=packages, customers=customers,
                            holders=[(PLATFORM, _("Platform warehouse"))] + [
                                (c.id, c.name) for c in sellers])
 

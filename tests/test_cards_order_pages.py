@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal as D
 
+import pytest
+
 from sqlalchemy import func, select
 
 from actions.cards import CardInput, add_card
@@ -148,3 +150,29 @@ def test_true_up_command_settles_a_tiered_month_once(cards, app):
     s.expire_all()
     assert sorted(e.amount_minor for e in s.scalars(select(CommissionEntry))) == [128000, 372000]
     assert runner.invoke(args=["cards", "true-up", "--month", "26-11"]).exit_code != 0
+
+
+def test_an_order_for_a_picked_customer_takes_its_details_and_only_the_sellers_own(cards, vault, client, login):
+    from models import CardCustomer
+
+    _setup(cards, vault, n=4)
+    s = db.session
+    own = CardCustomer(company_id=cards["b"].id, name="Wang Wu", category="school", phone="13800001111",
+                       address="Nanshan, Shenzhen")
+    foreign = CardCustomer(company_id=cards["a"].id, name="Parent's Customer")
+    s.add_all([own, foreign])
+    s.commit()
+    login("b_admin")
+    page = client.get(f"{LIST}place/").get_data(as_text=True)
+    assert "Wang Wu" in page and "Parent&#39;s Customer" not in page
+    post(client, f"{LIST}place/", {"seller_id": str(cards["b"].id), "package_id": str(cards["package"].id),
+                                   "quantity": "1", "holder": "0", "customer_id": str(own.id)})
+    card_order = s.scalar(select(CardOrder))
+    assert (card_order.customer_id, card_order.customer_name, card_order.shipping_address) == \
+        (own.id, "Wang Wu", "Nanshan, Shenzhen")
+    from actions.card_orders import place_order
+    from actions import DomainError
+
+    with pytest.raises(DomainError, match="not a customer of"):
+        place_order(s, cards["users"]["b_admin"], seller=cards["b"], package=cards["package"], quantity=1,
+                    customer=foreign)

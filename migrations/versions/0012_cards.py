@@ -214,12 +214,14 @@ def upgrade():
     sa.Column('quantity', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('reserved', sa.Boolean(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
     sa.Column('customer_name', sa.String(length=200), nullable=False),
     sa.Column('customer_phone', sa.String(length=40), nullable=False),
     sa.Column('shipping_address', sa.String(length=255), nullable=False),
     sa.Column('created_at', models.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("status IN ('awaiting_shipment', 'shipped', 'received', 'refunded')", name=op.f('ck_card_order_status')),
     sa.CheckConstraint('quantity > 0', name=op.f('ck_card_order_quantity_positive')),
+    sa.ForeignKeyConstraint(['customer_id'], ['card_customer.id'], name=op.f('fk_card_order_customer_id_card_customer')),
     sa.ForeignKeyConstraint(['order_id'], ['order.id'], name=op.f('fk_card_order_order_id_order')),
     sa.ForeignKeyConstraint(['package_id'], ['package.id'], name=op.f('fk_card_order_package_id_package')),
     sa.ForeignKeyConstraint(['seller_company_id'], ['company.id'], name=op.f('fk_card_order_seller_company_id_company')),
@@ -228,6 +230,7 @@ def upgrade():
     )
     with op.batch_alter_table('card_order', schema=None) as batch_op:
         batch_op.create_index('ix_card_order_seller_status', ['seller_company_id', 'status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_card_order_customer_id'), ['customer_id'], unique=False)
 
     op.create_table('card_fulfillment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -404,6 +407,7 @@ def downgrade():
     op.drop_table('commission_settlement')
     op.drop_table('card_fulfillment')
     with op.batch_alter_table('card_order', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_card_order_customer_id'))
         batch_op.drop_index('ix_card_order_seller_status')
 
     op.drop_table('card_order')
