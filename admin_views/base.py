@@ -38,7 +38,7 @@ from sqlalchemy import and_, or_
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
-from actions import ActionResult, DomainError, companies_in_scope, scope_filter
+from actions import ActionResult, DomainError, companies_in_scope, in_scope, scope_filter
 from actions.audit import record
 from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
@@ -72,6 +72,15 @@ def parse_row_id(value) -> int | None:
         return None
     number = int(text)
     return number if 0 < number <= MAX_ROW_ID else None
+
+
+def company_in_scope(raw) -> Company | None:
+    """The company whose id was submitted, if it is one of the signed-in user's companies; else None."""
+    pk = parse_row_id(raw)
+    company = db.session.get(Company, pk) if pk is not None else None
+    if company is None or not in_scope(current_user, company.id, db.session):
+        return None
+    return company
 
 
 def flash_result(result: ActionResult, done_message: str) -> None:

@@ -20,19 +20,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 
-from actions import DomainError, companies_in_scope, in_scope, scoped
+from actions import DomainError, companies_in_scope, scoped
 from actions.money import format_money
 from actions.audit import history
 from actions.invoices import (
     DEFAULT_DOC_MAX_BYTES, MAX_ORDERS_PER_REQUEST, TITLE_FIELDS, AlreadyReviewed, document_kind, issue_invoice,
     may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
 )
-from admin_views.base import OpenRowsFirst, ScopedModelView, badge, label_formatter, parse_row_id, unit_of_work
+from admin_views.base import (
+    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, parse_row_id, unit_of_work,
+)
 from admin_views.mailing import flash_mail, queue, send_now, user_locale
 from admin_views.system import InCompanyTree
 from models import (
-    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, ORDER_STATUSES, WALLET_CURRENCIES, Company,
-    InvoiceRequest, InvoiceTitle, Order, User, db,
+    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, ORDER_STATUSES, WALLET_CURRENCIES, InvoiceRequest, InvoiceTitle, Order, User, db,
 )
 
 INDENT = "\u00a0\u00a0\u00a0"
@@ -46,13 +47,6 @@ def _company_choices() -> list[tuple[str, str]]:
     return [(str(c.id), INDENT * (c.depth - top) + c.name) for c in companies]
 
 
-def _company(raw) -> Company | None:
-    """The company with id `raw` if it is in the actor's scope, else None."""
-    pk = parse_row_id(raw)
-    company = db.session.get(Company, pk) if pk is not None else None
-    if company is None or not in_scope(current_user, company.id, db.session):
-        return None
-    return company
 
 
 def _folder() -> Path:
@@ -152,7 +146,7 @@ class InvoiceTitleView(ScopedModelView):
             return self._form_page(values, title)
         upload = request.files.get("document")
         data = upload.stream.read(_max_bytes() + 1) if upload and upload.filename else b""
-        company = _company(values["company_id"])
+        company = company_in_scope(values["company_id"])
         with unit_of_work() as work:
             if company is None:
                 raise DomainError(_l("Choose one of your companies."))
@@ -301,7 +295,7 @@ class InvoiceRequestCustomerView(_RequestListView):
         values["company_id"] = source.get("company_id", "") or str(current_user.company_id or "")
         values["invoice_type"] = values["invoice_type"] or "electronic_ordinary"
         chosen = form.getlist("rowid")
-        company = _company(values["company_id"])
+        company = company_in_scope(values["company_id"])
         if request.method == "POST":
             wanted = sorted({pk for pk in map(parse_row_id, chosen) if pk is not None})[:MAX_ORDERS_PER_REQUEST + 1]
             orders = db.session.scalars(

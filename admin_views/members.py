@@ -27,7 +27,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from wtforms import Form, PasswordField, RadioField, SelectField, StringField
 
-from actions import DomainError, companies_in_scope, in_scope, scoped
+from actions import DomainError, companies_in_scope, scoped
 from actions.money import format_amount, format_money
 from actions.audit import history
 from actions.bank_transfers import (
@@ -45,7 +45,7 @@ from actions.members import (
 )
 from actions.orders import scoped_order
 from actions.payments import PROVIDER_CURRENCIES, check_method
-from admin_views.base import RoleView, ScopedModelView, badge, claim_form, flash_result, unit_of_work
+from admin_views.base import RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, unit_of_work
 from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
 from importers.xlsx import write_xlsx
@@ -65,14 +65,6 @@ def _company_choices() -> list[tuple[int, str]]:
     return [(c.id, INDENT * c.depth + c.name) for c in companies_in_scope(db.session, current_user)]
 
 
-def _company(raw) -> Company | None:
-    """The company with id `raw` if it is in the actor's scope, else None."""
-    if not str(raw).isdecimal():
-        return None
-    company = db.session.get(Company, int(raw))
-    if company is None or not in_scope(current_user, company.id, db.session):
-        return None
-    return company
 
 
 def _coins(value) -> str:
@@ -265,7 +257,7 @@ class MemberAccountView(ScopedModelView):
         form.company_id.choices = _company_choices()
         config = current_app.config
         if request.method == "POST" and form.validate():
-            company = _company(form.company_id.data)
+            company = company_in_scope(form.company_id.data)
             with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
@@ -301,7 +293,7 @@ class MemberAccountView(ScopedModelView):
     def _render_upgrade(self, ids, level: str, years: str, payer_id):
         rows = self.scoped_rows(ids)
         refused_ids = self.refused_ids(ids, rows)
-        payer = _company(payer_id) if payer_id else None
+        payer = company_in_scope(payer_id) if payer_id else None
         quote, error = None, None
         try:
             quote = quote_upgrade(db.session, current_user, rows, level, years, date.today(), payer)
@@ -333,7 +325,7 @@ class MemberAccountView(ScopedModelView):
         list_url = self.get_url(".index_view")
         with unit_of_work() as work:
             remember(claim_form("vip_upgrade"), list_url)
-            payer = _company(payer_id) if payer_id else None
+            payer = company_in_scope(payer_id) if payer_id else None
             if payer_id and payer is None:
                 raise DomainError(_l("Choose one of your companies."))
             # Exactly what the confirmation page showed, or nothing (QuoteChanged).
@@ -391,7 +383,7 @@ class BuyCoinsView(RoleView):
         company_id = request.form.get("company_id", str(current_user.company_id or ""))
         method = request.form.get("method", "")
         if request.method == "POST":
-            company = _company(company_id)
+            company = company_in_scope(company_id)
             with unit_of_work() as work:
                 claimed = claim_form("coins")
                 if company is None:

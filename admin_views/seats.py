@@ -20,7 +20,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from actions import ActionResult, DomainError, companies_in_scope, in_scope, scoped
+from actions import ActionResult, DomainError, companies_in_scope, scoped
 from actions.money import format_money
 from actions.idempotency import remember
 from actions.quotes import FIELD as QUOTE_FIELD
@@ -30,7 +30,7 @@ from actions.seats import (
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
 )
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter, parse_row_id, unit_of_work,
+    RoleView, company_in_scope, ScopedModelView, badge, claim_form, flash_result, label_formatter, unit_of_work,
 )
 from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
@@ -50,13 +50,6 @@ def _company_choices() -> list[tuple[str, str]]:
     return [(str(c.id), INDENT * (c.depth - top) + c.name) for c in companies]
 
 
-def _company(raw) -> Company | None:
-    """The company with id `raw` if it is in the actor's scope, else None."""
-    pk = parse_row_id(raw)
-    company = db.session.get(Company, pk) if pk is not None else None
-    if company is None or not in_scope(current_user, company.id, db.session):
-        return None
-    return company
 
 
 def _catalog_prices() -> dict[str, tuple]:
@@ -175,7 +168,7 @@ class OrganizerView(ScopedModelView):
         values = {key: form.get(key, "") for key in ("email", "last_name", "first_name", "edition")}
         values["company_id"] = form.get("company_id", str(current_user.company_id or ""))
         if request.method == "POST":
-            company = _company(values["company_id"])
+            company = company_in_scope(values["company_id"])
             with unit_of_work() as work:
                 if company is None:
                     raise DomainError(_l("Choose one of your companies."))
@@ -398,7 +391,7 @@ class SeatOrderView(ScopedModelView):
                   "edition": form.get("edition", ""), "quantity": form.get("quantity", ""),
                   "promotion": form.get("promotion", "")}
         if request.method == "POST":
-            company = _company(values["company_id"])
+            company = company_in_scope(values["company_id"])
             with unit_of_work() as work:
                 claimed = claim_form("seat_order")
                 if company is None:
@@ -435,7 +428,7 @@ class SeatGrantView(RoleView):
         form = request.form
         values = {key: form.get(key, "") for key in ("company_id", "edition", "quantity", "note", "promotion")}
         if request.method == "POST":
-            company = _company(values["company_id"])
+            company = company_in_scope(values["company_id"])
             with unit_of_work() as work:
                 remember(claim_form("seat_grant"), url_for(".index"))
                 # Paid at once: only at the prices the form showed (the catalog may have changed since).

@@ -22,11 +22,13 @@ from sqlalchemy.orm import joinedload, selectinload
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
-from actions import ActionResult, DomainError, companies_in_scope, in_scope
+from actions import ActionResult, DomainError, companies_in_scope
 from actions import subscriptions as subs
 from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, label_formatter, parse_row_id
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, company_in_scope, flash_result, label_formatter, parse_row_id,
+)
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
@@ -54,12 +56,6 @@ def _company_choices() -> list[tuple[str, str]]:
     return [(str(c.id), INDENT * (c.depth - top) + c.name) for c in companies if c.status == "active"]
 
 
-def _company(raw) -> Company | None:
-    pk = parse_row_id(raw)
-    company = db.session.get(Company, pk) if pk is not None else None
-    if company is None or not in_scope(current_user, company.id, db.session):
-        return None
-    return company
 
 
 def _id(raw) -> int | None:
@@ -122,10 +118,10 @@ class SubscribeView(RoleView):
         if cycle is None or not cycle.active:
             flash(_("Billing cycle: this plan is not offered in that cycle."), "error")
             return redirect(url_for(".index"))
-        company = _company(source.get("company_id") or current_user.company_id)
+        company = company_in_scope(source.get("company_id") or current_user.company_id)
         companies = _company_choices()
         if company is None and companies:
-            company = _company(companies[0][0])
+            company = company_in_scope(companies[0][0])
         if company is None:
             abort(403)
         ticked = {pk for pk in map(parse_row_id, source.getlist("add_on")) if pk is not None}
@@ -151,7 +147,7 @@ class SubscribeView(RoleView):
         source = request.form if request.method == "POST" else request.args
         checkout_key = source.get("checkout_key") or subs.new_checkout_key()
         if request.method == "POST" and request.form.get("step") == "next":
-            company = _company(source.get("company_id"))
+            company = company_in_scope(source.get("company_id"))
             try:
                 if company is None:
                     raise DomainError(_l("Company: choose one of your companies."))
@@ -189,7 +185,7 @@ class SubscribeView(RoleView):
         """Step 2: Pay shows the confirmation; Confirm re-prices and makes the one order of this checkout."""
         form = request.form
         checkout_key = form.get("checkout_key", "")
-        company = _company(form.get("company_id"))
+        company = company_in_scope(form.get("company_id"))
         values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id",
                                                  "invoice_address",
                                                  "invoice_email", "contact_name", "contact_phone", "contact_email",
