@@ -1,0 +1,193 @@
+"""Local fakes of the payment providers, served on 127.0.0.1 by the tests (no network).
+
+Each fake speaks its provider's real formats: it checks the merchant's request signatures, signs
+its answers and builds notifications exactly as the provider does, with keys the test generated.
+The adapters reach it through configuration only (`WECHATPAY_API_URL`, …).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+
+def rsa_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def private_pem(key) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def public_pem(key) -> str:
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def rsa_sign(key, text: str) -> str:
+    return base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()
+
+
+class FakeServer:
+    """Serve a WSGI app on 127.0.0.1 (a free port) in a thread until `stop()`."""
+
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeWeChatPay:
+    """WeChat Pay API v3 (direct merchant, WeChat Pay public key mode): Native order, query, refund,
+    and the TRANSACTION.SUCCESS notification (signed, resource AES-256-GCM encrypted)."""
+
+    AUTH = re.compile(r'^WECHATPAY2-SHA256-RSA2048 mchid="([^"]*)",nonce_str="([^"]*)",signature="([^"]*)",'
+                      r'timestamp="([^"]*)",serial_no="([^"]*)"$')
+
+    def __init__(self, mchid="1900000109", appid="wx8888888888888888"):
+        self.mchid, self.appid = mchid, appid
+        self.merchant_key = rsa_key()
+        self.merchant_serial = "5157F09EFDC096DE15EBE81A47057A72" + secrets.token_hex(4).upper()
+        self.platform_key = rsa_key()
+        self.public_key_id = "PUB_KEY_ID_0119" + secrets.token_hex(8).upper()
+        self.apiv3_key = secrets.token_hex(16)  # 32 characters
+        self.trades: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.refuse_refunds: str | None = None
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def config(self, url: str) -> dict:
+        """The app's configuration for this merchant, pointed at the fake."""
+        return {"WECHATPAY_MCHID": self.mchid, "WECHATPAY_APPID": self.appid,
+                "WECHATPAY_CERT_SERIAL_NO": self.merchant_serial, "WECHATPAY_PRIVATE_KEY": private_pem(self.merchant_key),
+                "WECHATPAY_APIV3_KEY": self.apiv3_key, "WECHATPAY_PUBLIC_KEY": public_pem(self.platform_key),
+                "WECHATPAY_PUBLIC_KEY_ID": self.public_key_id, "WECHATPAY_API_URL": url}
+
+    # --- what WeChat Pay sends ----------------------------------------------------------------
+
+    def signed_headers(self, body: str, key=None, timestamp: int | None = None, serial: str | None = None) -> dict:
+        timestamp = str(int(time.time()) if timestamp is None else timestamp)
+        nonce = secrets.token_hex(16).upper()
+        return {"Wechatpay-Timestamp": timestamp, "Wechatpay-Nonce": nonce,
+                "Wechatpay-Signature": rsa_sign(key or self.platform_key, f"{timestamp}\n{nonce}\n{body}\n"),
+                "Wechatpay-Serial": serial or self.public_key_id,
+                "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048"}
+
+    def pay(self, out_trade_no: str) -> dict:
+        """The payer scans and pays: the trade succeeds (as the query will say)."""
+        with self.lock:
+            trade = self.trades[out_trade_no]
+            if trade["trade_state"] != "SUCCESS":
+                trade.update(trade_state="SUCCESS", transaction_id="4200" + secrets.token_hex(12),
+                             success_time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+            return dict(trade)
+
+    def notification(self, trade: dict, key=None, timestamp: int | None = None, apiv3_key: str | None = None,
+                     serial: str | None = None) -> tuple[dict, bytes]:
+        """The TRANSACTION.SUCCESS notification of `trade`: headers and body, as WeChat Pay posts them."""
+        resource = {k: trade[k] for k in ("mchid", "appid", "out_trade_no", "transaction_id", "trade_type",
+                                          "trade_state", "trade_state_desc", "bank_type", "success_time",
+                                          "payer", "amount")}
+        nonce = secrets.token_hex(6)
+        cipher = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
+            nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(), b"transaction")
+        body = json.dumps({
+            "id": "EV-" + secrets.token_hex(10), "create_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "resource_type": "encrypt-resource", "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+            "resource": {"original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+                         "ciphertext": base64.b64encode(cipher).decode(), "associated_data": "transaction",
+                         "nonce": nonce},
+        }, ensure_ascii=False)
+        return self.signed_headers(body, key, timestamp, serial), body.encode()
+
+    # --- the API --------------------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        body = request.get_data(as_text=True)
+        path = request.path + (f"?{request.query_string.decode()}" if request.query_string else "")
+        self.requests.append((request.method, path))
+        if not self._authorized(request, path, body):
+            return self._reply({"code": "SIGN_ERROR", "message": "签名错误"}, 401)(environ, start_response)
+        native = re.fullmatch(r"/v3/pay/transactions/native", request.path)
+        by_number = re.fullmatch(r"/v3/pay/transactions/out-trade-no/([^/]+)", request.path)
+        if native and request.method == "POST":
+            response = self._create(json.loads(body))
+        elif by_number and request.method == "GET":
+            trade = self.trades.get(by_number.group(1))
+            response = self._reply({"code": "ORDER_NOT_EXIST", "message": "订单不存在"}, 404) if trade is None \
+                else self._reply({k: v for k, v in trade.items() if k != "notify_url"})
+        elif request.path == "/v3/refund/domestic/refunds" and request.method == "POST":
+            response = self._refund(json.loads(body))
+        else:
+            response = self._reply({"code": "NOT_FOUND", "message": "not found"}, 404)
+        return response(environ, start_response)
+
+    def _authorized(self, request, path: str, body: str) -> bool:
+        match = self.AUTH.match(request.headers.get("Authorization", ""))
+        if not match:
+            return False
+        mchid, nonce, signature, timestamp, serial = match.groups()
+        if mchid != self.mchid or serial != self.merchant_serial:
+            return False
+        message = f"{request.method}\n{path}\n{timestamp}\n{nonce}\n{body}\n".encode()
+        try:
+            self.merchant_key.public_key().verify(base64.b64decode(signature), message, padding.PKCS1v15(),
+                                                  hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def _reply(self, data: dict, status: int = 200) -> Response:
+        body = json.dumps(data, ensure_ascii=False)
+        return Response(body, status=status, headers=self.signed_headers(body), content_type="application/json")
+
+    def _create(self, data: dict) -> Response:
+        number = data["out_trade_no"]
+        with self.lock:
+            trade = self.trades.get(number)
+            if trade is None:
+                trade = self.trades[number] = {
+                    "mchid": data["mchid"], "appid": data["appid"], "out_trade_no": number,
+                    "transaction_id": "", "trade_type": "NATIVE", "trade_state": "NOTPAY",
+                    "trade_state_desc": "", "bank_type": "OTHERS", "success_time": "",
+                    "payer": {"openid": "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"},
+                    "amount": dict(data["amount"], payer_total=data["amount"]["total"],
+                                   payer_currency=data["amount"]["currency"]),
+                    "notify_url": data["notify_url"], "code_url": "weixin://wxpay/bizpayurl?pr=" + secrets.token_hex(4),
+                }
+            elif trade["amount"]["total"] != data["amount"]["total"]:
+                return self._reply({"code": "INVALID_REQUEST", "message": "201 商户订单号重复"}, 400)
+        return self._reply({"code_url": trade["code_url"]})
+
+    def _refund(self, data: dict) -> Response:
+        if self.refuse_refunds:
+            return self._reply({"code": "NOT_ENOUGH", "message": self.refuse_refunds}, 403)
+        trade = next((t for t in self.trades.values() if t["transaction_id"] == data.get("transaction_id")), None)
+        if trade is None or trade["trade_state"] != "SUCCESS":
+            return self._reply({"code": "RESOURCE_NOT_EXISTS", "message": "订单不存在"}, 404)
+        with self.lock:
+            refund = self.refunds.setdefault(data["out_refund_no"], {
+                "refund_id": "5030" + secrets.token_hex(12), "out_refund_no": data["out_refund_no"],
+                "transaction_id": trade["transaction_id"], "out_trade_no": trade["out_trade_no"],
+                "channel": "ORIGINAL", "status": "PROCESSING", "amount": dict(data["amount"]),
+            })
+        return self._reply(refund)
