@@ -9,6 +9,7 @@ callback's branch for providers with an adapter (admin_views.payments.notify).
 from __future__ import annotations
 
 from datetime import date
+from urllib.parse import urlencode
 
 import segno
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -100,11 +101,16 @@ def notification(method: str, source_address: str, refuse) -> Response:
     """
     provider = adapters()[method]
     body = request.get_data(cache=True)
+    if not body and request.form:
+        # A hook (the NUL check) parsed the form first and consumed the stream: encode it back; the
+        # form providers (Alipay) sign the decoded values, so nothing the signature covers changes.
+        body = urlencode(list(request.form.items(multi=True))).encode()
     number = None
     try:
         payment = provider.parse_notification(request.headers, body, utcnow())
-        number = payment.order_number
-        settle(db.session, provider, payment, date.today())
+        if payment is not None:  # None: verified, but it pays nothing (a closed trade, a refund notice)
+            number = payment.order_number
+            settle(db.session, provider, payment, date.today())
         db.session.commit()
     except BadNotification as exc:
         refuse(exc.reason, str(exc), body, number)

@@ -191,3 +191,119 @@ class FakeWeChatPay:
                 "channel": "ORIGINAL", "status": "PROCESSING", "amount": dict(data["amount"]),
             })
         return self._reply(refund)
+
+
+class FakeAlipay:
+    """Alipay's Open Platform gateway (RSA2, public-key mode): page pay (the cashier page), pre-create,
+    query, refund, and the asynchronous notification (form fields signed with Alipay's key)."""
+
+    def __init__(self, app_id="2021000117600000", seller_id="2088102177846875"):
+        self.app_id, self.seller_id = app_id, seller_id
+        self.app_key = rsa_key()
+        self.alipay_key = rsa_key()
+        self.trades: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.refuse_refunds: str | None = None
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+
+    def config(self, url: str, mode: str = "page") -> dict:
+        bare = "".join(public_pem(self.alipay_key).strip().splitlines()[1:-1])  # as Alipay's console shows it
+        return {"ALIPAY_APP_ID": self.app_id, "ALIPAY_APP_PRIVATE_KEY": private_pem(self.app_key),
+                "ALIPAY_PUBLIC_KEY": bare, "ALIPAY_GATEWAY": f"{url}/gateway.do", "ALIPAY_MODE": mode}
+
+    @staticmethod
+    def signed_text(fields: dict, leave_out=("sign",)) -> str:
+        return "&".join(f"{k}={v}" for k, v in sorted(fields.items()) if k not in leave_out)
+
+    def pay(self, out_trade_no: str) -> dict:
+        with self.lock:
+            trade = self.trades[out_trade_no]
+            if trade["trade_status"] != "TRADE_SUCCESS":
+                trade.update(trade_status="TRADE_SUCCESS", trade_no="2026" + secrets.token_hex(12),
+                             gmt_payment=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"))
+            return dict(trade)
+
+    def notification(self, trade: dict, key=None, **changes) -> tuple[dict, bytes]:
+        """The trade_status_sync notification Alipay posts (form encoded), fields changed before signing."""
+        from urllib.parse import urlencode
+
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        fields = {"gmt_create": now, "charset": "utf-8", "seller_email": "merchant@example.com",
+                  "subject": trade["subject"], "sign_type": "RSA2", "buyer_id": "2088102177846880",
+                  "invoice_amount": trade["total_amount"], "notify_id": secrets.token_hex(16),
+                  "fund_bill_list": json.dumps([{"amount": trade["total_amount"], "fundChannel": "ALIPAYACCOUNT"}]),
+                  "notify_type": "trade_status_sync", "trade_status": trade["trade_status"],
+                  "receipt_amount": trade["total_amount"], "buyer_pay_amount": trade["total_amount"],
+                  "app_id": self.app_id, "seller_id": self.seller_id, "gmt_payment": trade.get("gmt_payment", now),
+                  "notify_time": now, "version": "1.0", "out_trade_no": trade["out_trade_no"],
+                  "total_amount": trade["total_amount"], "trade_no": trade["trade_no"], "auth_app_id": self.app_id,
+                  "buyer_logon_id": "csq***@sandbox.com", "point_amount": "0.00"}
+        fields.update(changes)
+        fields["sign"] = rsa_sign(key or self.alipay_key, self.signed_text(fields, ("sign", "sign_type")))
+        return {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}, urlencode(fields).encode()
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        params = dict(request.args.items())
+        self.requests.append(params)
+        signature = params.get("sign", "")
+        try:
+            self.app_key.public_key().verify(base64.b64decode(signature), self.signed_text(params).encode(),
+                                             padding.PKCS1v15(), hashes.SHA256())
+        except (InvalidSignature, ValueError):
+            return self._reply("error_response", {"code": "40002", "msg": "Invalid Arguments",
+                                                  "sub_code": "isv.invalid-signature", "sub_msg": "验签出错"},
+                               signed=False)(environ, start_response)
+        method, biz = params.get("method"), json.loads(params.get("biz_content") or "{}")
+        if params.get("app_id") != self.app_id:
+            response = self._reply("error_response", {"code": "40002", "sub_code": "isv.invalid-app-id"})
+        elif method == "alipay.trade.page.pay":
+            self._open(biz, params)
+            response = Response(f"<html><title>支付宝 收银台</title><body>{biz['out_trade_no']} ¥{biz['total_amount']}"
+                                "</body></html>", content_type="text/html; charset=utf-8")
+        elif method == "alipay.trade.precreate":
+            trade = self._open(biz, params)
+            response = self._reply("alipay_trade_precreate_response", {
+                "code": "10000", "msg": "Success", "out_trade_no": trade["out_trade_no"],
+                "qr_code": "https://qr.alipay.com/bax0" + secrets.token_hex(10)})
+        elif method == "alipay.trade.query":
+            trade = self.trades.get(biz.get("out_trade_no"))
+            response = self._reply("alipay_trade_query_response", {
+                "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在",
+            } if trade is None else {"code": "10000", "msg": "Success", "buyer_pay_amount": trade["total_amount"],
+                                     **{k: trade[k] for k in ("out_trade_no", "trade_no", "trade_status",
+                                                              "total_amount")}})
+        elif method == "alipay.trade.refund":
+            response = self._refund(biz)
+        else:
+            response = self._reply("error_response", {"code": "40004", "sub_code": "isv.invalid-method"})
+        return response(environ, start_response)
+
+    def _open(self, biz: dict, params: dict) -> dict:
+        with self.lock:
+            return self.trades.setdefault(biz["out_trade_no"], {
+                "out_trade_no": biz["out_trade_no"], "total_amount": biz["total_amount"], "subject": biz["subject"],
+                "trade_status": "WAIT_BUYER_PAY", "trade_no": "", "notify_url": params.get("notify_url"),
+                "return_url": params.get("return_url")})
+
+    def _refund(self, biz: dict) -> Response:
+        if self.refuse_refunds:
+            return self._reply("alipay_trade_refund_response", {
+                "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.SELLER_BALANCE_NOT_ENOUGH",
+                "sub_msg": self.refuse_refunds})
+        trade = next((t for t in self.trades.values() if t["trade_no"] == biz.get("trade_no")), None)
+        if trade is None:
+            return self._reply("alipay_trade_refund_response", {
+                "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在"})
+        with self.lock:
+            self.refunds.setdefault(biz["out_request_no"], dict(biz))
+        return self._reply("alipay_trade_refund_response", {
+            "code": "10000", "msg": "Success", "fund_change": "Y", "refund_fee": biz["refund_amount"],
+            "trade_no": trade["trade_no"], "out_trade_no": trade["out_trade_no"]})
+
+    def _reply(self, name: str, content: dict, signed: bool = True) -> Response:
+        inner = json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        body = f'{{"{name}":{inner}'
+        body += f',"sign":"{rsa_sign(self.alipay_key, inner)}"}}' if signed else "}"
+        return Response(body, content_type="application/json; charset=utf-8")

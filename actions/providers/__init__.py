@@ -5,7 +5,8 @@ Each adapter speaks its provider's own protocol and offers the same five things:
 - `start(order, urls)` → `PaymentStart`: what the pay page shows (a QR code's text, or a URL to
   send the payer to);
 - `parse_notification(headers, body, now)` → `ProviderPayment`: the provider's notification,
-  verified as the provider specifies (BadNotification with the refusal reason otherwise);
+  verified as the provider specifies (BadNotification with the refusal reason otherwise), or None
+  for a verified notice that pays nothing (a closed trade, a refund);
 - `answer(accepted)` → what the provider expects back from the callback;
 - `query(order)` → `ProviderPayment` when the provider says the order is paid, else None;
 - `refund(order, refund)` → the provider's refund id, or DomainError when the provider refuses.
@@ -79,7 +80,8 @@ class Provider(Protocol):
 
     def start(self, order: Order, urls: ReturnUrls) -> PaymentStart: ...
 
-    def parse_notification(self, headers: Mapping[str, str], body: bytes, now: datetime) -> ProviderPayment: ...
+    def parse_notification(self, headers: Mapping[str, str], body: bytes,
+                           now: datetime) -> ProviderPayment | None: ...
 
     def answer(self, accepted: bool, message: str = "") -> Answer: ...
 
@@ -90,9 +92,10 @@ class Provider(Protocol):
 
 # The adapters by method, each with the configuration keys it needs (all of them, or none).
 def adapter_classes() -> dict[str, type]:
+    from actions.providers.alipay import Alipay
     from actions.providers.wechat import WeChatPay
 
-    return {"wechat": WeChatPay}
+    return {"wechat": WeChatPay, "alipay": Alipay}
 
 
 def configured_providers(config: Mapping) -> tuple[dict[str, Provider], list[str]]:
