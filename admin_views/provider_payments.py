@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from actions import DomainError
 from actions.orders import scoped_order
 from actions.payments import BadNotification, check_method
-from actions.providers import ReturnUrls, check_paid, settle
+from actions.providers import ProviderError, ReturnUrls, check_paid, record_attempt, settle
+from extensions import WRITE_INTENT
 from models import ORDER_STATUSES, PAYMENT_METHODS, db, utcnow
 
 bp = Blueprint("provider_pay", __name__, url_prefix="/payments")
@@ -42,6 +43,7 @@ def _order_and_provider(order_number: str, method: str):
 @login_required
 def start(order_number: str, method: str):
     """The provider's payment for the order: a QR code to scan, or off to the provider's page."""
+    WRITE_INTENT.set(True)  # it records the attempt: take SQLite's write lock from the start
     order, provider = _order_and_provider(order_number, method)
     order_page = url_for("renewal_center.order_view", number=order.number)
     if order.status != "pending":
@@ -55,11 +57,12 @@ def start(order_number: str, method: str):
     try:
         check_method(method, order.currency, current_app.extensions["renewdesk_payments"].methods)
         started = provider.start(order, urls)
+        record_attempt(db.session, order, started)
+        db.session.commit()  # the order stays pending until the provider says it is paid
     except DomainError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("renewal_center.pay_view", number=order.number))
-    db.session.rollback()  # nothing written: the order stays pending until the provider says it is paid
     if started.redirect_url:
         return redirect(started.redirect_url)
     qr = segno.make(started.qr_text, error="m").svg_inline(scale=6, title=PAYMENT_METHODS[method])
@@ -112,6 +115,10 @@ def notification(method: str, source_address: str, refuse) -> Response:
             number = payment.order_number
             settle(db.session, provider, payment, date.today())
         db.session.commit()
+    except ProviderError:
+        # The provider could not be asked (verification is a call to it): it will send the notification again.
+        db.session.rollback()
+        return _answer(provider.answer(False, "try again later"), 503)
     except BadNotification as exc:
         refuse(exc.reason, str(exc), body, number)
         return _answer(provider.answer(False, str(exc)))

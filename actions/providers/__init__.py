@@ -8,7 +8,8 @@ Each adapter speaks its provider's own protocol and offers the same five things:
   verified as the provider specifies (BadNotification with the refusal reason otherwise), or None
   for a verified notice that pays nothing (a closed trade, a refund);
 - `answer(accepted)` → what the provider expects back from the callback;
-- `query(order)` → `ProviderPayment` when the provider says the order is paid, else None;
+- `query(order, reference)` → `ProviderPayment` when the provider says the order is paid, else
+  None (`reference`: what `start` opened there, kept as a `PaymentAttempt`);
 - `refund(order, refund)` → the provider's refund id, or DomainError when the provider refuses.
 
 Credentials come from the configuration (the environment in production; README "Going live with
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.payments import BadNotification, settle_payment
-from models import Order
+from models import Order, PaymentAttempt, utcnow
 
 
 class ProviderError(DomainError):
@@ -39,11 +40,13 @@ class ProviderError(DomainError):
 
 @dataclass(frozen=True)
 class PaymentStart:
-    """What the pay page shows: a QR code of `qr_text` (WeChat Native) or a redirect to `redirect_url`."""
+    """What the pay page shows: a QR code of `qr_text` (WeChat Native) or a redirect to `redirect_url`;
+    `reference` is the provider's name for the payment (PayPal's order id), None: the order number."""
 
     method: str
     qr_text: str | None = None
     redirect_url: str | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ class Provider(Protocol):
 
     def answer(self, accepted: bool, message: str = "") -> Answer: ...
 
-    def query(self, order: Order) -> ProviderPayment | None: ...
+    def query(self, order: Order, reference: str) -> ProviderPayment | None: ...
 
     def refund(self, order: Order, refund) -> str: ...
 
@@ -119,9 +122,36 @@ def settle(session: Session, provider: Provider, payment: ProviderPayment, today
                           payment.currency, today)
 
 
+def record_attempt(session: Session, order: Order, started: PaymentStart) -> PaymentAttempt:
+    """Remember what was opened at the provider for `order` (once per provider reference)."""
+    reference = started.reference or order.number
+    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.method == started.method,
+                                                          PaymentAttempt.reference == reference))
+    if attempt is None:
+        attempt = PaymentAttempt(order_id=order.id, method=started.method, reference=reference, created_at=utcnow())
+        session.add(attempt)
+        session.flush()
+    elif attempt.order_id != order.id:
+        raise ProviderError(_l("The provider gave a reference already used by another order."))
+    return attempt
+
+
+def latest_reference(session: Session, order: Order, method: str) -> str | None:
+    """The provider's reference of the latest payment opened there for `order`, None if none was."""
+    return session.scalar(select(PaymentAttempt.reference).where(
+        PaymentAttempt.order_id == order.id, PaymentAttempt.method == method)
+        .order_by(PaymentAttempt.id.desc()).limit(1))
+
+
 def check_paid(session: Session, provider: Provider, order: Order, today: date) -> bool:
-    """Ask the provider whether `order` is paid and settle it if so; True when this call paid it."""
-    payment = provider.query(order)
+    """Ask the provider whether `order` is paid and settle it if so; True when this call paid it.
+
+    Only a payment opened at that provider is asked about (its latest `PaymentAttempt`).
+    """
+    reference = latest_reference(session, order, provider.method)
+    if reference is None:
+        return False
+    payment = provider.query(order, reference)
     if payment is None:
         return False
     if payment.order_number != order.number:
@@ -140,22 +170,24 @@ class ReconcileReport:
 
 def reconcile_payments(session: Session, providers: Mapping[str, Provider], now: datetime, older_than: timedelta,
                        newer_than: timedelta, today: date, commit=None) -> ReconcileReport:
-    """Ask each provider about pending orders in its currencies created between `newer_than` and
-    `older_than` ago, and settle the paid ones through `mark_paid` (each in its own savepoint).
+    """Ask the providers about pending orders created between `newer_than` and `older_than` ago that
+    were opened there (PaymentAttempt), and settle the paid ones through `mark_paid` (each order in
+    its own savepoint).
 
     `commit` (optional) is called after each paid order: a run that stops keeps what it settled.
     """
     report = ReconcileReport()
-    currencies = sorted({c for p in providers.values() for c in p.currencies})
-    if not currencies:
+    if not providers:
         return report
+    opened = select(PaymentAttempt.order_id).where(PaymentAttempt.method.in_(list(providers)))
     orders = session.scalars(select(Order).where(
-        Order.status == "pending", Order.currency.in_(currencies), Order.total_minor > 0,
+        Order.status == "pending", Order.id.in_(opened), Order.total_minor > 0,
         Order.created_at < now - older_than, Order.created_at >= now - newer_than).order_by(Order.id)).all()
     for order in orders:
         number, paid = order.number, False
-        for provider in providers.values():
-            if order.currency not in provider.currencies:
+        methods = set(session.scalars(select(PaymentAttempt.method).where(PaymentAttempt.order_id == order.id)))
+        for method, provider in providers.items():
+            if method not in methods or order.currency not in provider.currencies:
                 continue
             try:
                 with session.begin_nested():
@@ -176,5 +208,5 @@ def reconcile_payments(session: Session, providers: Mapping[str, Provider], now:
 
 __all__: Sequence[str] = (
     "Answer", "PaymentStart", "Provider", "ProviderError", "ProviderPayment", "ReconcileReport", "ReturnUrls",
-    "check_paid", "configured_providers", "reconcile_payments", "settle",
+    "check_paid", "configured_providers", "latest_reference", "reconcile_payments", "record_attempt", "settle",
 )

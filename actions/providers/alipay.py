@@ -151,7 +151,7 @@ class Alipay:
         """Alipay stops retrying on the body `success`, and only on it."""
         return Answer("success", 200) if accepted else Answer("fail", 400)
 
-    def query(self, order) -> ProviderPayment | None:
+    def query(self, order, reference: str) -> ProviderPayment | None:
         """The payment of `order` if Alipay says it succeeded; None while it is not (or unknown there)."""
         answer = self._call("query", self.client.api_alipay_trade_query, out_trade_no=order.number)
         if answer.get("code") == "40004" and answer.get("sub_code") == "ACQ.TRADE_NOT_EXIST":

@@ -161,7 +161,7 @@ class WeChatPay:
         return Answer(json.dumps({"code": "FAIL", "message": message[:200] or "FAIL"}, ensure_ascii=False), 400,
                       "application/json")
 
-    def query(self, order) -> ProviderPayment | None:
+    def query(self, order, reference: str) -> ProviderPayment | None:
         """The payment of `order` if WeChat Pay says it succeeded; None while it is not (or unknown there)."""
         code, data = self._call("query", self.client.query, out_trade_no=order.number)
         if code == 404 or (code == 200 and data.get("trade_state") != "SUCCESS"):
