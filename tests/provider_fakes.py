@@ -307,3 +307,174 @@ class FakeAlipay:
         body = f'{{"{name}":{inner}'
         body += f',"sign":"{rsa_sign(self.alipay_key, inner)}"}}' if signed else "}"
         return Response(body, content_type="application/json; charset=utf-8")
+
+
+class FakePayPal:
+    """PayPal's REST API: OAuth client credentials, Orders v2 (create, approve page, get, capture),
+    refunds of captures, and webhooks with their verify-webhook-signature postback."""
+
+    def __init__(self, client_id="AYSq3RDGsmBLJE-otTkBtM-jBRd1TCQwFf9RGfwddNXWz0uFU9ztymylOhRS",
+                 client_secret="EGnHDxD_qRPdaLdZz8iCr8N7_MzF-YHPTkjs6NKYQvQSBngp4PTTVWkPZRbL",
+                 webhook_id="8PT597110X687430LKGECATA"):
+        self.client_id, self.client_secret, self.webhook_id = client_id, client_secret, webhook_id
+        self.cert_key = rsa_key()
+        self.tokens: set[str] = set()
+        self.orders: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.sent_webhooks: dict[str, bytes] = {}
+        self.refuse_refunds: str | None = None
+        self.requests: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def config(self, url: str) -> dict:
+        return {"PAYPAL_CLIENT_ID": self.client_id, "PAYPAL_CLIENT_SECRET": self.client_secret,
+                "PAYPAL_WEBHOOK_ID": self.webhook_id, "PAYPAL_API_URL": url}
+
+    # --- what the payer and PayPal do ---------------------------------------------------------
+
+    def approve(self, paypal_order_id: str) -> None:
+        with self.lock:
+            self.orders[paypal_order_id]["status"] = "APPROVED"
+
+    def capture(self, number: str) -> dict:
+        """The payer approved and the capture went through at PayPal (our side never heard of it)."""
+        order = self.order_for(number)
+        self.approve(order["id"])
+        self._capture(order["id"])
+        return self.capture_completed(number)
+
+    def order_for(self, number: str) -> dict:
+        return next(o for o in self.orders.values() if o["purchase_units"][0]["custom_id"] == number)
+
+    def webhook(self, event_type: str, resource: dict, key=None, webhook_id: str | None = None) -> tuple[dict, bytes]:
+        """A webhook event as PayPal posts it, with its transmission headers and signature."""
+        import zlib
+
+        body = json.dumps({"id": "WH-" + secrets.token_hex(8).upper(), "event_version": "1.0",
+                           "create_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           "resource_type": "capture" if event_type.startswith("PAYMENT.") else "checkout-order",
+                           "resource_version": "2.0", "event_type": event_type, "summary": event_type,
+                           "resource": resource}).encode()
+        transmission_id = secrets.token_hex(16)
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        message = f"{transmission_id}|{when}|{webhook_id or self.webhook_id}|{zlib.crc32(body)}"
+        self.sent_webhooks[transmission_id] = body
+        return {"PAYPAL-TRANSMISSION-ID": transmission_id, "PAYPAL-TRANSMISSION-TIME": when,
+                "PAYPAL-TRANSMISSION-SIG": rsa_sign(key or self.cert_key, message),
+                "PAYPAL-CERT-URL": f"{self.url}/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77",
+                "PAYPAL-AUTH-ALGO": "SHA256withRSA", "Content-Type": "application/json"}, body
+
+    def capture_completed(self, number: str) -> dict:
+        """The PAYMENT.CAPTURE.COMPLETED resource of our order's capture."""
+        return self.order_for(number)["purchase_units"][0]["payments"]["captures"][0]
+
+    # --- the API --------------------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        self.requests.append((request.method, request.path))
+        return self._route(request)(environ, start_response)
+
+    def _route(self, request) -> Response:
+        path, verb = request.path, request.method
+        if path == "/v1/oauth2/token" and verb == "POST":
+            auth = request.authorization
+            if not auth or (auth.username, auth.password) != (self.client_id, self.client_secret):
+                return self._reply({"error": "invalid_client", "error_description": "Client Authentication failed"},
+                                   401)
+            token = "A21AA" + secrets.token_hex(20)
+            self.tokens.add(token)
+            return self._reply({"scope": "https://uri.paypal.com/services/payments/payment", "access_token": token,
+                                "token_type": "Bearer", "app_id": "APP-80W284485P519543T", "expires_in": 32400})
+        if path == "/checkoutnow" and verb == "GET":
+            return Response(f"<html><title>PayPal Checkout</title><body>{request.args.get('token')}</body></html>",
+                            content_type="text/html")
+        if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.tokens:
+            return self._reply({"name": "AUTHENTICATION_FAILURE", "message": "Authentication failed"}, 401)
+        data = request.get_json(silent=True) or {}
+        match = re.fullmatch(r"/v2/checkout/orders/([A-Z0-9]+)(/capture)?", path)
+        refund = re.fullmatch(r"/v2/payments/captures/([A-Z0-9]+)/refund", path)
+        if path == "/v2/checkout/orders" and verb == "POST":
+            return self._create(data, request.headers.get("PayPal-Request-Id"))
+        if match and not match.group(2) and verb == "GET":
+            order = self.orders.get(match.group(1))
+            return self._reply(order, 200) if order else self._reply({"name": "RESOURCE_NOT_FOUND"}, 404)
+        if match and match.group(2) and verb == "POST":
+            return self._capture(match.group(1))
+        if refund and verb == "POST":
+            return self._refund(refund.group(1), data, request.headers.get("PayPal-Request-Id"))
+        if path == "/v1/notifications/verify-webhook-signature" and verb == "POST":
+            return self._verify(data)
+        return self._reply({"name": "NOT_FOUND"}, 404)
+
+    def _reply(self, data: dict, status: int = 200) -> Response:
+        return Response(json.dumps(data), status=status, content_type="application/json")
+
+    def _create(self, data: dict, request_id: str | None) -> Response:
+        with self.lock:
+            existing = next((o for o in self.orders.values() if request_id and o["request_id"] == request_id), None)
+            if existing is not None:
+                return self._reply(existing)
+            order_id = secrets.token_hex(9).upper()[:17]
+            unit = data["purchase_units"][0]
+            self.orders[order_id] = {
+                "id": order_id, "intent": data["intent"], "status": "PAYER_ACTION_REQUIRED", "request_id": request_id,
+                "purchase_units": [{"reference_id": unit["reference_id"], "custom_id": unit["custom_id"],
+                                    "invoice_id": unit["invoice_id"], "amount": dict(unit["amount"])}],
+                "experience": data["payment_source"]["paypal"]["experience_context"],
+                "links": [{"href": f"{self.url}/v2/checkout/orders/{order_id}", "rel": "self", "method": "GET"},
+                          {"href": f"{self.url}/checkoutnow?token={order_id}", "rel": "payer-action", "method": "GET"}],
+            }
+            return self._reply(self.orders[order_id], 200)
+
+    def _capture(self, order_id: str) -> Response:
+        with self.lock:
+            order = self.orders.get(order_id)
+            if order is None:
+                return self._reply({"name": "RESOURCE_NOT_FOUND"}, 404)
+            if order["status"] == "COMPLETED":
+                return self._reply({"name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "ORDER_ALREADY_CAPTURED"}]},
+                                   422)
+            if order["status"] != "APPROVED":
+                return self._reply({"name": "UNPROCESSABLE_ENTITY", "details": [{"issue": "ORDER_NOT_APPROVED"}]},
+                                   422)
+            unit = order["purchase_units"][0]
+            unit["payments"] = {"captures": [{
+                "id": secrets.token_hex(9).upper()[:17], "status": "COMPLETED", "amount": dict(unit["amount"]),
+                "custom_id": unit["custom_id"], "invoice_id": unit["invoice_id"], "final_capture": True,
+                "supplementary_data": {"related_ids": {"order_id": order_id}}}]}
+            order["status"] = "COMPLETED"
+            return self._reply(order, 201)
+
+    def _refund(self, capture_id: str, data: dict, request_id: str | None) -> Response:
+        if self.refuse_refunds:
+            return self._reply({"name": "UNPROCESSABLE_ENTITY", "message": "The requested action could not be "
+                                "performed.", "details": [{"issue": "REFUND_FAILED_INSUFFICIENT_FUNDS",
+                                                           "description": self.refuse_refunds}]}, 422)
+        captures = [u["payments"]["captures"][0] for o in self.orders.values() for u in o["purchase_units"]
+                    if "payments" in u]
+        if not any(c["id"] == capture_id for c in captures):
+            return self._reply({"name": "RESOURCE_NOT_FOUND"}, 404)
+        with self.lock:
+            refund = self.refunds.setdefault(request_id or secrets.token_hex(4), {
+                "id": secrets.token_hex(9).upper()[:17], "status": "COMPLETED", "amount": data["amount"],
+                "invoice_id": data.get("invoice_id"), "capture_id": capture_id})
+        return self._reply(refund, 201)
+
+    def _verify(self, data: dict) -> Response:
+        """SUCCESS only for an event this fake sent, unchanged, whose signature checks with its certificate."""
+        import zlib
+
+        sent = self.sent_webhooks.get(data.get("transmission_id", ""))
+        status = "FAILURE"
+        if sent is not None and data.get("webhook_event") == json.loads(sent) \
+                and data.get("webhook_id") == self.webhook_id and data.get("auth_algo") == "SHA256withRSA":
+            message = f"{data['transmission_id']}|{data['transmission_time']}|{self.webhook_id}|{zlib.crc32(sent)}"
+            try:
+                self.cert_key.public_key().verify(base64.b64decode(data.get("transmission_sig", "")),
+                                                  message.encode(), padding.PKCS1v15(), hashes.SHA256())
+                status = "SUCCESS"
+            except (InvalidSignature, ValueError):
+                pass
+        return self._reply({"verification_status": status})

@@ -96,9 +96,10 @@ class Provider(Protocol):
 # The adapters by method, each with the configuration keys it needs (all of them, or none).
 def adapter_classes() -> dict[str, type]:
     from actions.providers.alipay import Alipay
+    from actions.providers.paypal import PayPal
     from actions.providers.wechat import WeChatPay
 
-    return {"wechat": WeChatPay, "alipay": Alipay}
+    return {"wechat": WeChatPay, "alipay": Alipay, "paypal": PayPal}
 
 
 def configured_providers(config: Mapping) -> tuple[dict[str, Provider], list[str]]:
