@@ -1,6 +1,6 @@
 """Online payment providers behind one interface, and the local sandbox that stands in for them.
 
-WeChat Pay and Alipay take CNY, PayPal takes USD. A provider shows the payer its pay page, then
+WeChat Pay and Alipay take CNY, PayPal takes USD, VNPT Pay takes VND. A provider shows the payer its pay page, then
 sends a notification signed with HMAC-SHA256 to the app's callback, which verifies signature,
 amount and currency and pays the order once however often the notification arrives.
 
@@ -27,7 +27,7 @@ from actions import DomainError
 from actions.orders import mark_paid, register_provider_refund
 from models import NOTIFICATION_REFUSALS, Order, RefusedNotification, utcnow
 
-PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",)}
+PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",), "vnptpay": ("VND",)}
 NOTIFICATION_FIELDS = ("method", "order_number", "amount", "currency", "transaction_id")
 # Where the sandbox exists (its pay page, its development secret); nowhere else.
 SANDBOX_ENVIRONMENTS = ("development", "testing")

@@ -478,3 +478,83 @@ class FakePayPal:
             except (InvalidSignature, ValueError):
                 pass
         return self._reply({"verification_status": status})
+
+
+class FakeVNPTPay:
+    """VNPT Pay as actions/providers/vnptpay.py describes it: INIT (redirect), the payment page, QUERY,
+    REFUND, and the PAY_RESULT IPN, every message carrying its SECURE_CODE."""
+
+    def __init__(self, merchant_service_id="5000123", service_id="1", secret_key=None):
+        self.merchant_service_id, self.service_id = merchant_service_id, service_id
+        self.secret_key = secret_key or secrets.token_hex(16)
+        self.trades: dict[str, dict] = {}
+        self.refunds: dict[str, dict] = {}
+        self.refuse_refunds: str | None = None
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.url = ""
+
+    def config(self, url: str) -> dict:
+        return {"VNPTPAY_MERCHANT_SERVICE_ID": self.merchant_service_id, "VNPTPAY_SERVICE_ID": self.service_id,
+                "VNPTPAY_SECRET_KEY": self.secret_key, "VNPTPAY_API_URL": url}
+
+    def signed(self, fields: dict, message: str, secret: str | None = None) -> dict:
+        from actions.providers.vnptpay import secure_code
+
+        return dict(fields, SECURE_CODE=secure_code(fields, message, secret or self.secret_key))
+
+    def pay(self, number: str) -> dict:
+        with self.lock:
+            trade = self.trades[number]
+            if trade["PAYMENT_STATUS"] != "SUCCESS":
+                trade.update(PAYMENT_STATUS="SUCCESS", VNPTPAY_TRANSACTION_ID="VP" + secrets.token_hex(10),
+                             PAY_DATE=datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S"))
+            return dict(trade)
+
+    def notification(self, trade: dict, secret: str | None = None, **changes) -> tuple[dict, bytes]:
+        fields = {"ACTION": "PAY_RESULT", "RESPONSE_CODE": "00", "MERCHANT_SERVICE_ID": self.merchant_service_id,
+                  "MERCHANT_ORDER_ID": trade["MERCHANT_ORDER_ID"], "AMOUNT": trade["AMOUNT"], "CURRENCY_CODE": "704",
+                  "VNPTPAY_TRANSACTION_ID": trade["VNPTPAY_TRANSACTION_ID"], "PAYMENT_METHOD": "VNPTPAY",
+                  "PAY_DATE": trade["PAY_DATE"], "ADDITIONAL_INFO": ""}
+        fields.update(changes)
+        return {"Content-Type": "application/json"}, json.dumps(self.signed(fields, "PAY_RESULT", secret)).encode()
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if request.path == "/paygate":
+            return Response(f"<html><title>VNPT Pay</title><body>{request.args.get('token')}</body></html>",
+                            content_type="text/html")(environ, start_response)
+        data = request.get_json(silent=True) or {}
+        self.requests.append(data)
+        from actions.providers.vnptpay import secure_code
+
+        action = data.get("ACTION")
+        if action not in ("INIT", "QUERY", "REFUND") or data.get("SECURE_CODE") != secure_code(
+                data, action, self.secret_key) or data.get("MERCHANT_SERVICE_ID") != self.merchant_service_id:
+            reply = {"RESPONSE_CODE": "05", "DESCRIPTION": "Sai chữ ký"}
+        elif action == "INIT":
+            with self.lock:
+                trade = self.trades.setdefault(data["MERCHANT_ORDER_ID"], {
+                    "MERCHANT_ORDER_ID": data["MERCHANT_ORDER_ID"], "AMOUNT": data["AMOUNT"],
+                    "CURRENCY_CODE": data["CURRENCY_CODE"], "PAYMENT_STATUS": "PENDING", "VNPTPAY_TRANSACTION_ID": "",
+                    "PAY_DATE": "", "RETURN_URL": data.get("RETURN_URL"), "NOTIFY_URL": data.get("NOTIFY_URL"),
+                    "TOKEN": secrets.token_hex(8)})
+            reply = self.signed({"RESPONSE_CODE": "00", "MERCHANT_SERVICE_ID": self.merchant_service_id,
+                                 "MERCHANT_ORDER_ID": trade["MERCHANT_ORDER_ID"], "CREATE_DATE": data["CREATE_DATE"],
+                                 "REDIRECT_URL": f"{self.url}/paygate?token={trade['TOKEN']}"}, "INIT_RESULT")
+        elif action == "QUERY":
+            trade = self.trades.get(data["MERCHANT_ORDER_ID"])
+            reply = {"RESPONSE_CODE": "01", "DESCRIPTION": "Không tìm thấy giao dịch"} if trade is None else \
+                self.signed({"RESPONSE_CODE": "00", "MERCHANT_SERVICE_ID": self.merchant_service_id,
+                             **{k: trade[k] for k in ("MERCHANT_ORDER_ID", "AMOUNT", "CURRENCY_CODE", "PAYMENT_STATUS",
+                                                      "VNPTPAY_TRANSACTION_ID")}}, "QUERY_RESULT")
+        elif self.refuse_refunds:
+            reply = {"RESPONSE_CODE": "12", "DESCRIPTION": self.refuse_refunds}
+        else:
+            with self.lock:
+                refund = self.refunds.setdefault(data["REFUND_ID"], dict(
+                    data, REFUND_TRANSACTION_ID="VR" + secrets.token_hex(10)))
+            reply = self.signed({"RESPONSE_CODE": "00", "MERCHANT_SERVICE_ID": self.merchant_service_id,
+                                 "REFUND_ID": refund["REFUND_ID"],
+                                 "REFUND_TRANSACTION_ID": refund["REFUND_TRANSACTION_ID"]}, "REFUND_RESULT")
+        return Response(json.dumps(reply, ensure_ascii=False), content_type="application/json")(environ, start_response)

@@ -97,9 +97,10 @@ class Provider(Protocol):
 def adapter_classes() -> dict[str, type]:
     from actions.providers.alipay import Alipay
     from actions.providers.paypal import PayPal
+    from actions.providers.vnptpay import VNPTPay
     from actions.providers.wechat import WeChatPay
 
-    return {"wechat": WeChatPay, "alipay": Alipay, "paypal": PayPal}
+    return {"wechat": WeChatPay, "alipay": Alipay, "paypal": PayPal, "vnptpay": VNPTPay}
 
 
 def configured_providers(config: Mapping) -> tuple[dict[str, Provider], list[str]]:
