@@ -36,11 +36,11 @@ TIMEOUT = (5, 20)  # connect, read (seconds)
 
 
 def key_text(value: str) -> str:
-    """A PEM key given inline, or the path of a file holding it."""
+    """A PEM key given inline (newlines may be written `\\n`), or the path of a file holding it."""
     value = str(value).strip()
     if not value.startswith("-----") and len(value) < 4096 and Path(value).is_file():
         return Path(value).read_text(encoding="utf-8")
-    return value
+    return value.replace("\\n", "\n")  # one-line environment values write newlines as \n
 
 
 class WeChatPay:
