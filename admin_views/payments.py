@@ -86,6 +86,8 @@ def pay(order_number: str):
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(pay_page)
+    if method in payment_settings().adapters:  # served by the real provider, not by the sandbox
+        return redirect(pay_page_url(order, method))
     if order.status != "pending":
         flash(_("Order %(number)s is not awaiting payment (it is %(status)s).", number=order.number,
                 status=ORDER_STATUSES[order.status]), "error")

@@ -262,3 +262,11 @@ def test_a_refund_alipay_refuses_stays_failed_with_the_reason(app, client, login
     assert refund.status == "failed" and "卖家余额不足" in refund.failure_reason
     order = fresh(Order, order.id)
     assert (order.status, order.refunded_minor) == ("paid", 0) and balance(world.acme) == Decimal("88.00")
+
+
+def test_a_bare_base64_key_is_never_taken_for_a_file_name():
+    """Alipay's console gives bare base64: a run of 256+ characters without "/" is no file name."""
+    from actions.providers.alipay import pem
+
+    bare = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA" + "x" * 300
+    assert pem(bare, "PUBLIC KEY").startswith("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKC")

@@ -38,9 +38,16 @@ TIMEOUT = (5, 20)  # connect, read (seconds)
 def key_text(value: str) -> str:
     """A PEM key given inline (newlines may be written `\\n`), or the path of a file holding it."""
     value = str(value).strip()
-    if not value.startswith("-----") and len(value) < 4096 and Path(value).is_file():
+    if not value.startswith("-----") and len(value) < 4096 and _is_file(value):
         return Path(value).read_text(encoding="utf-8")
     return value.replace("\\n", "\n")  # one-line environment values write newlines as \n
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except OSError:  # bare base64 keys are no paths: a "component" of 256+ characters is too long a name
+        return False
 
 
 class WeChatPay:
