@@ -297,3 +297,9 @@ def test_half_set_wechat_credentials_refuse_to_start(database_url, wechat):
     with pytest.raises(PaymentConfigError, match="WECHATPAY_APIV3_KEY"):
         make_app(database_url, **config)
 
+
+
+def test_an_unreadable_wechat_key_refuses_to_start(database_url, wechat):
+    config = dict(wechat.config(wechat.url), WECHATPAY_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    with pytest.raises(PaymentConfigError, match="wechat credentials cannot be used"):
+        make_app(database_url, **config)

@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from actions import DomainError
-from actions.payments import BadNotification, settle_payment
+from actions.payments import BadNotification, PaymentConfigError, settle_payment
 from models import Order, PaymentAttempt, utcnow
 
 
@@ -114,7 +114,11 @@ def configured_providers(config: Mapping) -> tuple[dict[str, Provider], list[str
         if absent:
             missing.extend(absent)
             continue
-        providers[method] = cls.from_config(config)
+        try:
+            providers[method] = cls.from_config(config)
+        except Exception as exc:  # the packages raise bare Exceptions for unreadable keys
+            raise PaymentConfigError(f"The {method} credentials cannot be used ({', '.join(cls.REQUIRED)}): "
+                                     f"{exc}") from None
     return providers, missing
 
 
