@@ -36,6 +36,7 @@ DEFAULTS = {
     "MAIL_RETRY_MINUTES": 10,
     "PAYMENT_REFUSALS_PER_MINUTE": 30,
     "ORDER_PENDING_HOURS": 24,
+    "PAYMENT_RECONCILE_AFTER_MINUTES": 5,
     "PROXY_COUNT": 0,
     "CARD_AUTO_RECEIVE_DAYS": 10,
     "FLASK_ADMIN_SWATCH": "default",
@@ -65,6 +66,31 @@ ENVIRONMENT = (
     "PAYMENT_ALIPAY_PAY_URL",
     "PAYMENT_PAYPAL_SECRET",
     "PAYMENT_PAYPAL_PAY_URL",
+    # Real providers (actions/providers/, README "Going live with payment providers").
+    "WECHATPAY_MCHID",
+    "WECHATPAY_APPID",
+    "WECHATPAY_CERT_SERIAL_NO",
+    "WECHATPAY_PRIVATE_KEY",
+    "WECHATPAY_APIV3_KEY",
+    "WECHATPAY_PUBLIC_KEY",
+    "WECHATPAY_PUBLIC_KEY_ID",
+    "WECHATPAY_API_URL",
+    "ALIPAY_APP_ID",
+    "ALIPAY_APP_PRIVATE_KEY",
+    "ALIPAY_PUBLIC_KEY",
+    "ALIPAY_GATEWAY",
+    "ALIPAY_MODE",
+    "PAYPAL_CLIENT_ID",
+    "PAYPAL_CLIENT_SECRET",
+    "PAYPAL_WEBHOOK_ID",
+    "PAYPAL_API_URL",
+    "VNPTPAY_MERCHANT_SERVICE_ID",
+    "VNPTPAY_SERVICE_ID",
+    "VNPTPAY_SECRET_KEY",
+    "VNPTPAY_API_URL",
+    "PAYMENT_VNPTPAY_SECRET",
+    "PAYMENT_VNPTPAY_PAY_URL",
+    "PAYMENT_RECONCILE_AFTER_MINUTES",
     "PAYMENT_REFUSALS_PER_MINUTE",
     "ORDER_PENDING_HOURS",
     "PROXY_COUNT",
@@ -151,6 +177,7 @@ def create_app(config: dict | None = None) -> Flask:
     from admin_views import init_admin
     from admin_views.auth import bp as auth_bp
     from admin_views.payments import callbacks, pay_page_url, sandbox
+    from admin_views.provider_payments import bp as provider_pay
     from cli import register_commands
     import actions.subscriptions  # noqa: F401 — registers the "subscription" order kind (delivery, refund undo)
 
@@ -158,6 +185,7 @@ def create_app(config: dict | None = None) -> Flask:
     if payments.sandbox:
         app.register_blueprint(sandbox)  # development and testing only: it pays with a known secret
     app.register_blueprint(callbacks)
+    app.register_blueprint(provider_pay)  # the real providers' pay pages and the payer's return
     csrf.exempt(callbacks)
     app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
     init_admin(app)

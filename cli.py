@@ -170,6 +170,30 @@ def register_commands(app: Flask) -> None:
             db.session.commit()
         click.echo(f"expire-orders: {count} pending orders older than {hours} hours cancelled")
 
+    @billing.command("reconcile-payments")
+    @TODAY_OPTION
+    def reconcile_payments_command(today: datetime | None) -> None:
+        """Ask each payment provider about pending orders older than PAYMENT_RECONCILE_AFTER_MINUTES (and
+        younger than ORDER_PENDING_HOURS) and settle the paid ones, as their lost notifications would."""
+        from actions.providers import reconcile_payments
+
+        config = current_app.config
+        after = int(config["PAYMENT_RECONCILE_AFTER_MINUTES"])
+        providers = current_app.extensions["renewdesk_payments"].adapters
+        with writing():
+            report = reconcile_payments(db.session, providers, utcnow(), timedelta(minutes=after),
+                                        timedelta(hours=int(config["ORDER_PENDING_HOURS"])), _day(today),
+                                        commit=db.session.commit)
+            db.session.commit()
+        click.echo(f"reconcile-payments: {len(report.paid)} orders paid, {report.unpaid} still unpaid, "
+                   f"{len(report.failed)} failed ({', '.join(sorted(providers)) or 'no provider configured'})")
+        for number in report.paid:
+            click.echo(f"  paid: {number}")
+        for number, reason in report.failed:
+            click.echo(f"  failed: {number}: {reason}")
+        if report.failed:
+            raise click.exceptions.Exit(1)
+
     @billing.command("subscriptions")
     @TODAY_OPTION
     def subscriptions_command(today: datetime | None) -> None:

@@ -560,6 +560,7 @@ PAYMENT_METHODS = {
     "wechat": _l("WeChat Pay"),
     "alipay": _l("Alipay"),
     "paypal": _l("PayPal"),
+    "vnptpay": _l("VNPT Pay"),
     "bank_transfer": _l("Bank transfer"),
     "cash": _l("Cash"),
 }
@@ -1155,6 +1156,24 @@ class RefusedNotification(db.Model):
     order_number: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(String(255), default="")
     body_excerpt: Mapped[str] = mapped_column(Text, default="")
+
+
+class PaymentAttempt(db.Model):
+    """A payment opened at a provider for an order, with the provider's reference for it (PayPal's
+    order id; the order number for the others): what the payer's return and `billing
+    reconcile-payments` ask the provider about."""
+
+    __tablename__ = "payment_attempt"
+    __table_args__ = (
+        UniqueConstraint("method", "reference"),
+        CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
+    method: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 MAIL_STATUSES = {

@@ -557,9 +557,17 @@ def _claim_refund(session: Session, refund: OrderRefund, from_status: str, **val
     return result.rowcount == 1
 
 
-def approve_refund(session: Session, approver: User, refund: OrderRefund, today: date) -> None:
+class _ProviderRefused(Exception):
+    """The provider refused to give the money back: the refund fails, nothing else changes."""
+
+
+def approve_refund(session: Session, approver: User, refund: OrderRefund, today: date) -> str:
     """Approve a requested refund (not by its requester) and carry it out: the kind undoes those lines'
-    effects, the money goes back the way the order was paid, once, whatever races."""
+    effects, the money goes back the way the order was paid, once, whatever races.
+
+    Returns the refund's new status: "completed", or "failed" when the payment provider refused it
+    (its reason in `failure_reason`; the lines, the order and the kind's effects stay as they were).
+    """
     require_role(approver, REFUND_ROLES)
     order = refund.order
     number = order.number
@@ -571,6 +579,34 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
         raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
                              id=refund.id, number=number, status=refund.status))
     lines = [rl.line for rl in refund.lines]
+    try:
+        with session.begin_nested():
+            provider_id = _carry_out_refund(session, approver, refund, order, lines)
+    except _ProviderRefused as exc:
+        reason = str(exc.args[0])
+        session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
+                        .values(status="failed", completed_at=utcnow(), failure_reason=reason[:2000]))
+        session.expire_all()
+        record(session, approver, "refund_failed", "order", [order.id],
+               f"{number}: refund #{refund.id} refused by {order.payment_method}: {reason}")
+        session.flush()
+        return "failed"
+    session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
+                    .values(status="completed", completed_at=utcnow(), provider_refund_id=provider_id))
+    session.execute(update(Order).where(Order.id == order.id, Order.refunded_minor == Order.total_minor)
+                    .values(status="refunded", refunded_at=utcnow()))
+    session.expire_all()
+    record(session, approver, "refund", "order", [order.id],
+           f"{number}: refund #{refund.id} of {len(lines)} lines, {format_money(refund.amount, order.currency, 'en')} "
+           f"back via {order.payment_method or 'nothing (free order)'}")
+    session.flush()
+    return "completed"
+
+
+def _carry_out_refund(session: Session, approver: User, refund: OrderRefund, order: Order,
+                      lines: list[OrderLine]) -> str | None:
+    """The lines, the order's refunded amount, the kind's undo and the money back; the provider's refund id."""
+    number = order.number
     line_table = OrderLine.__table__
     taken = session.execute(
         line_table.update().where(line_table.c.id == bindparam("b_id"), line_table.c.refunded_minor == 0)
@@ -595,16 +631,11 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
         credit(session, wallet, refund.amount, "refund", f"refund:{refund.id}", approver, order_id=order.id,
                memo=f"refund {number}")
     elif order.payment_method in _PROVIDER_REFUNDS:
-        provider_id = _PROVIDER_REFUNDS[order.payment_method](session, order, refund)
-    session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
-                    .values(status="completed", completed_at=utcnow(), provider_refund_id=provider_id))
-    session.execute(update(Order).where(Order.id == order.id, Order.refunded_minor == Order.total_minor)
-                    .values(status="refunded", refunded_at=utcnow()))
-    session.expire_all()
-    record(session, approver, "refund", "order", [order.id],
-           f"{number}: refund #{refund.id} of {len(lines)} lines, {format_money(refund.amount, order.currency, 'en')} "
-           f"back via {order.payment_method or 'nothing (free order)'}")
-    session.flush()
+        try:
+            provider_id = _PROVIDER_REFUNDS[order.payment_method](session, order, refund)
+        except DomainError as exc:
+            raise _ProviderRefused(str(exc)) from exc
+    return provider_id
 
 
 def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: str) -> None:
@@ -655,5 +686,12 @@ def request_refunds(session: Session, actor: User, orders: Sequence[Order], reas
 def approve_refunds(session: Session, actor: User, refunds: Sequence[OrderRefund], today: date) -> ActionResult:
     """Approve each requested refund; one refused (named) leaves the others done."""
     require_role(actor, REFUND_ROLES)
-    return _each_in_savepoint(session, refunds, lambda refund: approve_refund(session, actor, refund, today),
-                              label=lambda refund: refund.order.number)
+    failed: list[tuple[str, str]] = []
+
+    def approve(refund: OrderRefund) -> None:
+        if approve_refund(session, actor, refund, today) == "failed":
+            failed.append((refund.order.number, refund.failure_reason))
+
+    result = _each_in_savepoint(session, refunds, approve, label=lambda refund: refund.order.number)
+    failed_numbers = {number for number, _reason in failed}
+    return ActionResult(tuple(n for n in result.changed if n not in failed_numbers), result.refused + tuple(failed))

@@ -1,6 +1,6 @@
 """Online payment providers behind one interface, and the local sandbox that stands in for them.
 
-WeChat Pay and Alipay take CNY, PayPal takes USD. A provider shows the payer its pay page, then
+WeChat Pay and Alipay take CNY, PayPal takes USD, VNPT Pay takes VND. A provider shows the payer its pay page, then
 sends a notification signed with HMAC-SHA256 to the app's callback, which verifies signature,
 amount and currency and pays the order once however often the notification arrives.
 
@@ -27,7 +27,7 @@ from actions import DomainError
 from actions.orders import mark_paid, register_provider_refund
 from models import NOTIFICATION_REFUSALS, Order, RefusedNotification, utcnow
 
-PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",)}
+PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",), "vnptpay": ("VND",)}
 NOTIFICATION_FIELDS = ("method", "order_number", "amount", "currency", "transaction_id")
 # Where the sandbox exists (its pay page, its development secret); nowhere else.
 SANDBOX_ENVIRONMENTS = ("development", "testing")
@@ -85,6 +85,8 @@ class PaymentSettings:
     methods: tuple[str, ...] = ()
     secrets: Mapping[str, bytes] = field(default_factory=dict, repr=False)
     pay_urls: Mapping[str, str] = field(default_factory=dict)
+    # The real providers (actions.providers) of the enabled methods whose credentials are set.
+    adapters: Mapping[str, object] = field(default_factory=dict, repr=False)
 
     def provider(self, method: str) -> SandboxProvider:
         """The provider of an enabled method; DomainError for an unknown or disabled one."""
@@ -117,9 +119,13 @@ def payment_settings(config: Mapping) -> PaymentSettings:
     """Read and check the payment configuration; PaymentConfigError when it cannot be served.
 
     `PAYMENT_METHODS` lists the enabled online methods (default: all of them where the sandbox
-    exists, none elsewhere). An enabled method needs `PAYMENT_<METHOD>_SECRET`; outside
-    development and testing it also needs `PAYMENT_<METHOD>_PAY_URL`, and no secret has a default.
+    exists, none elsewhere). An enabled method whose provider credentials are set (actions.providers,
+    e.g. `WECHATPAY_MCHID` …) is served by its real adapter; any other enabled method needs
+    `PAYMENT_<METHOD>_SECRET`, and outside development and testing also `PAYMENT_<METHOD>_PAY_URL`;
+    no secret has a default. Half-set provider credentials refuse to start.
     """
+    from actions.providers import configured_providers
+
     sandbox = config.get("ENV_NAME") in SANDBOX_ENVIRONMENTS
     configured = config.get("PAYMENT_METHODS")
     methods = tuple(PROVIDER_CURRENCIES) if configured is None and sandbox else _method_list(configured)
@@ -128,8 +134,12 @@ def payment_settings(config: Mapping) -> PaymentSettings:
         raise PaymentConfigError(f"PAYMENT_METHODS names unknown payment methods: {', '.join(unknown)} "
                                  f"(known: {', '.join(PROVIDER_CURRENCIES)})")
     sandbox_secret = config.get("PAYMENT_SANDBOX_SECRET") or (SANDBOX_DEVELOPMENT_SECRET if sandbox else None)
-    secrets, pay_urls, missing = {}, {}, []
+    providers, missing = configured_providers(config)
+    adapters = {method: provider for method, provider in providers.items() if method in methods}
+    secrets, pay_urls = {}, {}
     for method in methods:
+        if method in adapters:
+            continue
         name = method.upper()
         secret = config.get(f"PAYMENT_{name}_SECRET") or (sandbox_secret if sandbox else None)
         if not secret:
@@ -149,7 +159,7 @@ def payment_settings(config: Mapping) -> PaymentSettings:
             f"missing: {', '.join(missing)}. Set them, or leave the method out of PAYMENT_METHODS "
             f"(the sandbox exists only with ENV_NAME={' or '.join(SANDBOX_ENVIRONMENTS)})."
         )
-    return PaymentSettings(sandbox=sandbox, methods=methods, secrets=secrets, pay_urls=pay_urls)
+    return PaymentSettings(sandbox=sandbox, methods=methods, secrets=secrets, pay_urls=pay_urls, adapters=adapters)
 
 
 def provider_for(method: str, secret: str | bytes) -> SandboxProvider:
@@ -188,26 +198,33 @@ def handle_notification(session: Session, method: str, payload: dict, signature:
         raise BadNotification(_l("Malformed payment notification."))
     if not provider.verify(payload, signature):
         raise BadNotification(_l("Bad signature on the payment notification."), "bad_signature")
-    order = session.scalar(select(Order).where(Order.number == payload["order_number"]))
-    if order is None:
-        raise BadNotification(_l("No order %(number)s.", number=payload["order_number"]), "unknown_order")
     try:
         amount = Decimal(payload["amount"])
     except InvalidOperation:
         raise BadNotification(_l("Malformed payment notification.")) from None
+    return settle_payment(session, method, payload["order_number"], payload["transaction_id"], amount,
+                          payload["currency"], today)
+
+
+def settle_payment(session: Session, method: str, order_number: str, transaction_id: str, amount: Decimal,
+                   currency: str, today: date) -> bool:
+    """Apply a verified provider payment to its order through `mark_paid`: True when it paid the order,
+    False for a repeat; BadNotification (unknown order, amount or currency mismatch, stale) otherwise."""
+    order = session.scalar(select(Order).where(Order.number == order_number))
+    if order is None:
+        raise BadNotification(_l("No order %(number)s.", number=order_number), "unknown_order")
     if not amount.is_finite():
         raise BadNotification(_l("Malformed payment notification."))
-    currency = payload["currency"]
     if currency != order.currency or currency not in PROVIDER_CURRENCIES[method]:
         raise BadNotification(_l("Payment for %(number)s does not match the order: %(amount)s %(currency)s.",
-                                 number=order.number, amount=payload["amount"], currency=currency),
+                                 number=order.number, amount=str(amount), currency=currency),
                               "currency_mismatch")
     if amount != order.total:
         raise BadNotification(_l("Payment for %(number)s does not match the order: %(amount)s %(currency)s.",
-                                 number=order.number, amount=payload["amount"], currency=currency),
+                                 number=order.number, amount=str(amount), currency=currency),
                               "amount_mismatch")
     try:
-        return mark_paid(session, order, method, payload["transaction_id"], amount, currency, today)
+        return mark_paid(session, order, method, transaction_id, amount, currency, today)
     except BadNotification:
         raise
     except DomainError as exc:
@@ -247,5 +264,21 @@ def sandbox_refund(session: Session, order: Order, refund) -> str:
     return f"{order.payment_method}-refund-{uuid.uuid4().hex[:20]}"
 
 
+def refund_online_payment(session: Session, order: Order, refund) -> str:
+    """Give an online payment back through the app's configured provider adapter, else the sandbox.
+
+    The adapters belong to the running app (its configuration), so they are looked up there.
+    """
+    from flask import current_app, has_app_context
+
+    adapters = current_app.extensions["renewdesk_payments"].adapters if has_app_context() else {}
+    provider = adapters.get(order.payment_method)
+    if provider is None:
+        return sandbox_refund(session, order, refund)
+    if not order.provider_ref:
+        raise DomainError(_l("Order %(number)s has no provider payment to refund.", number=order.number))
+    return provider.refund(order, refund)
+
+
 for _method in PROVIDER_CURRENCIES:
-    register_provider_refund(_method, sandbox_refund)
+    register_provider_refund(_method, refund_online_payment)

@@ -393,7 +393,7 @@ class BuyCoinsView(RoleView):
                 order = create_coin_order(db.session, current_user, company, amount, method)
                 number = order.number
                 remember(claimed, url_for("bank_transfer.upload", order=number) if method == "bank_transfer"
-                         else url_for("sandbox.pay", order_number=number, method=method))
+                         else pay_page_url(order, method))
             again = work.already_done(url_for(".index"))
             if again:
                 return again

@@ -47,6 +47,8 @@ def enabled_methods() -> tuple[str, ...]:
 def pay_page_url(order, method: str) -> str:
     """The provider's pay page for `order`: the sandbox's in development and testing, the provider's own elsewhere."""
     settings = payment_settings()
+    if method in settings.adapters:
+        return url_for("provider_pay.start", order_number=order.number, method=method)
     if settings.sandbox:
         return url_for("sandbox.pay", order_number=order.number, method=method)
     return settings.pay_url(order, method)
@@ -84,6 +86,8 @@ def pay(order_number: str):
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(pay_page)
+    if method in payment_settings().adapters:  # served by the real provider, not by the sandbox
+        return redirect(pay_page_url(order, method))
     if order.status != "pending":
         flash(_("Order %(number)s is not awaiting payment (it is %(status)s).", number=order.number,
                 status=ORDER_STATUSES[order.status]), "error")
@@ -125,6 +129,12 @@ def notify(method: str):
         response = _plain(_("Too many refused notifications from this address; try again later."), 429)
         response.headers["Retry-After"] = "60"
         return response
+    if method in payment_settings().adapters:
+        # A real provider: its own notification format and answer (admin_views.provider_payments).
+        from admin_views.provider_payments import notification
+
+        return notification(method, source_address, lambda reason, message, body, number: _refuse(
+            source_address, method, reason, message, body, {"order_number": number}))
     body = _raw_body()
     data = request.get_json(silent=True) if request.is_json else None
     source = data if isinstance(data, dict) else request.form

@@ -254,10 +254,11 @@ class SubscribeView(RoleView):
         if method == "online":
             order = subs.start_order(db.session, subscription)
             from actions.payments import online_methods
+            from admin_views.payments import enabled_methods, pay_page_url
 
-            methods = online_methods(order.currency)
+            methods = online_methods(order.currency, enabled_methods())
             if methods:
-                return redirect(url_for("sandbox.pay", order_number=order.number, method=methods[0]))
+                return redirect(pay_page_url(order, methods[0]))
             flash(_("No online payment provider takes %(currency)s yet; pay by balance or cash.",
                     currency=order.currency), "warning")
             return redirect(detail)

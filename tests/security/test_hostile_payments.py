@@ -163,7 +163,7 @@ def test_development_keeps_the_sandbox(app, database_url, world, top_up):
     dev = make_app(database_url, ENV_NAME="development")
     try:
         assert dev.config["PAYMENT_SANDBOX_SECRET"] == SANDBOX_DEVELOPMENT_SECRET
-        assert dev.extensions["renewdesk_payments"].methods == ("wechat", "alipay", "paypal")
+        assert dev.extensions["renewdesk_payments"].methods == ("wechat", "alipay", "paypal", "vnptpay")
         assert any(rule.rule.startswith("/sandbox/pay/") for rule in dev.url_map.iter_rules())
     finally:
         with dev.app_context():

@@ -1,0 +1,305 @@
+"""WeChat Pay API v3 against a local fake (tests/provider_fakes.py): Native pay shows the code_url as
+a QR code; a verified notification pays once (even ten at a time); forged, edited, stale, foreign
+or unknown notifications are refused, recorded and pay nothing; reconcile-payments and the payer's
+return settle a lost notification; refunds go back through WeChat Pay, a refusal leaves them failed."""
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+
+from actions.orders import approve_refund, approve_refunds, request_refund
+from actions.payments import PaymentConfigError
+from conftest import make_app
+from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
+from provider_fakes import FakeServer, FakeWeChatPay, rsa_key
+from tests.test_renewals import balance, fresh, make_order
+
+CALLBACK = "/payments/callback/wechat"
+
+
+@pytest.fixture(scope="module")
+def wechat():
+    fake = FakeWeChatPay()
+    server = FakeServer(fake)
+    fake.url = server.url
+    yield fake
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def wechat_apps(database_url, wechat):
+    """Two app instances (test body, requests) configured with the merchant's WeChat Pay credentials."""
+    config = wechat.config(wechat.url)
+    return make_app(database_url, **config), make_app(database_url, **config)
+
+
+@pytest.fixture
+def app(wechat_apps, wechat):
+    body_app = wechat_apps[0]
+    wechat.refuse_refunds = None
+    wechat.requests.clear()
+    with body_app.app_context():
+        yield body_app
+        db.session.rollback()
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(app, wechat_apps):
+    return wechat_apps[1].test_client()
+
+
+@pytest.fixture
+def recharge(world) -> Order:
+    # A number of its own per test: the fake WeChat Pay keeps its trades for the whole module.
+    order = make_order(world.acme, "recharge", "pending", "88.00", number=f"RC{secrets.token_hex(8)}")
+    db.session.commit()
+    return order
+
+
+def open_at_wechat(client, login, order: Order) -> str:
+    """The customer opens WeChat Pay's pay page for the order; the page's QR code text."""
+    login("customer")
+    page = client.get(f"/payments/pay/{order.number}/wechat")
+    assert page.status_code == 200, page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert "<svg" in html
+    return html.split('data-code="', 1)[1].split('"', 1)[0]
+
+
+def notify(client, headers: dict, body: bytes):
+    return client.post(CALLBACK, data=body, headers=headers, content_type="application/json")
+
+
+def order_entries(order: Order) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.order_id == order.id))
+
+
+def refusals() -> list[RefusedNotification]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(RefusedNotification).order_by(RefusedNotification.id)))
+
+
+def test_pay_page_shows_wechat_code_url_as_a_qr_code(client, login, wechat, recharge):
+    code = open_at_wechat(client, login, recharge)
+    trade = wechat.trades[recharge.number]
+    assert code == trade["code_url"] and code.startswith("weixin://wxpay/bizpayurl?pr=")
+    assert trade["amount"]["total"] == 8800 and trade["amount"]["currency"] == "CNY"
+    assert trade["notify_url"].endswith(CALLBACK)
+    assert fresh(Order, recharge.id).status == "pending"
+
+
+def test_the_order_pay_form_sends_the_payer_to_wechat(app, client, login, recharge):
+    from conftest import post
+
+    login("customer")
+    response = post(client, f"/admin/renewal_center/order/{recharge.number}/pay/", {"method": "wechat"})
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(f"/payments/pay/{recharge.number}/wechat")
+
+
+def test_a_verified_notification_pays_once(client, login, wechat, world, recharge):
+    open_at_wechat(client, login, recharge)
+    trade = wechat.pay(recharge.number)
+    headers, body = wechat.notification(trade)
+    first = notify(client, headers, body)
+    assert first.status_code == 204, first.get_data(as_text=True)
+    order = fresh(Order, recharge.id)
+    assert (order.status, order.payment_method, order.provider_ref) == ("paid", "wechat", trade["transaction_id"])
+    assert balance(world.acme) == Decimal("88.00")
+    again = notify(client, *wechat.notification(trade))  # WeChat Pay delivers again: answered, nothing moves
+    assert again.status_code == 204
+    assert order_entries(recharge) == 1 and balance(world.acme) == Decimal("88.00")
+    assert refusals() == []
+
+
+def test_the_same_notification_ten_times_at_once_pays_once(wechat_apps, client, login, wechat, world, recharge):
+    open_at_wechat(client, login, recharge)
+    headers, body = wechat.notification(wechat.pay(recharge.number))
+    statuses, start = [], threading.Barrier(10)
+
+    def deliver():
+        sender = wechat_apps[1].test_client()
+        start.wait()
+        statuses.append(notify(sender, headers, body).status_code)
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [204] * 10
+    assert order_entries(recharge) == 1 and balance(world.acme) == Decimal("88.00")
+    assert fresh(Order, recharge.id).status == "paid"
+
+
+def _forged(wechat, trade):
+    return wechat.notification(trade, key=rsa_key())
+
+
+def _edited_after_signing(wechat, trade):
+    headers, body = wechat.notification(trade)
+    data = json.loads(body)
+    data["summary"] = "支付成功 (edited)"
+    return headers, json.dumps(data, ensure_ascii=False).encode()
+
+
+def _amount_edited(wechat, trade):
+    return wechat.notification(dict(trade, amount=dict(trade["amount"], total=1)))
+
+
+def _other_currency(wechat, trade):
+    return wechat.notification(dict(trade, amount=dict(trade["amount"], currency="USD")))
+
+
+def _unknown_order(wechat, trade):
+    return wechat.notification(dict(trade, out_trade_no="RC20991231-999999"))
+
+
+def _stale(wechat, trade):
+    return wechat.notification(trade, timestamp=int(time.time()) - 6 * 60)
+
+
+def _wrong_apiv3_key(wechat, trade):
+    return wechat.notification(trade, apiv3_key="0" * 32)
+
+
+def _unknown_key(wechat, trade):
+    return wechat.notification(trade, serial="PUB_KEY_ID_SOMEONE_ELSE")
+
+
+@pytest.mark.parametrize("make, reason", [
+    (_forged, "bad_signature"), (_edited_after_signing, "bad_signature"), (_amount_edited, "amount_mismatch"),
+    (_other_currency, "currency_mismatch"), (_unknown_order, "unknown_order"), (_stale, "bad_signature"),
+    (_wrong_apiv3_key, "bad_signature"), (_unknown_key, "bad_signature"),
+])
+def test_bad_notifications_are_refused_recorded_and_pay_nothing(client, login, wechat, world, recharge, make,
+                                                                reason):
+    open_at_wechat(client, login, recharge)
+    trade = wechat.pay(recharge.number)
+    headers, body = make(wechat, trade)
+    response = notify(client, headers, body)
+    assert response.status_code == 400
+    assert response.get_json()["code"] == "FAIL"
+    [refused] = refusals()
+    assert (refused.reason, refused.method) == (reason, "wechat")
+    assert fresh(Order, recharge.id).status == "pending"
+    assert order_entries(recharge) == 0 and balance(world.acme) == Decimal("0.00")
+
+
+def test_a_stale_timestamp_says_so(client, login, wechat, recharge):
+    open_at_wechat(client, login, recharge)
+    response = notify(client, *_stale(wechat, wechat.pay(recharge.number)))
+    assert "5 minutes" in response.get_json()["message"]
+    assert "5 minutes" in refusals()[0].detail
+
+
+def test_reconcile_payments_settles_a_lost_notification(wechat_apps, client, login, wechat, world, recharge):
+    open_at_wechat(client, login, recharge)
+    wechat.pay(recharge.number)  # paid at WeChat Pay; the notification never arrives
+    too_recent = make_order(world.acme, "recharge", "pending", "12.00", number=f"RC{secrets.token_hex(8)}")
+    never_opened = make_order(world.acme, "recharge", "pending", "10.00", number=f"RC{secrets.token_hex(8)}")
+    db.session.commit()
+    open_at_wechat(client, login, too_recent)
+    wechat.pay(too_recent.number)  # its notification may still come: not asked yet
+    db.session.execute(update(Order).where(Order.id.in_([recharge.id, never_opened.id]))
+                       .values(created_at=utcnow() - timedelta(minutes=10)))
+    db.session.commit()
+    runner = wechat_apps[1].test_cli_runner()
+    result = runner.invoke(args=["billing", "reconcile-payments"])
+    assert result.exit_code == 0, result.output
+    assert "1 orders paid, 0 still unpaid, 0 failed" in result.output
+    order = fresh(Order, recharge.id)
+    assert (order.status, order.provider_ref) == ("paid", wechat.trades[recharge.number]["transaction_id"])
+    assert balance(world.acme) == Decimal("88.00")
+    assert fresh(Order, never_opened.id).status == "pending" and fresh(Order, too_recent.id).status == "pending"
+    asked = [path for method, path in wechat.requests if method == "GET"]
+    assert asked == [f"/v3/pay/transactions/out-trade-no/{recharge.number}?mchid={wechat.mchid}"]
+    again = runner.invoke(args=["billing", "reconcile-payments"])
+    assert "0 orders paid, 0 still unpaid" in again.output and order_entries(recharge) == 1
+
+
+def test_returning_from_wechat_asks_it(client, login, wechat, world, recharge):
+    open_at_wechat(client, login, recharge)
+    early = client.get(f"/payments/return/{recharge.number}/wechat")
+    assert early.headers["Location"].endswith(f"/payments/pay/{recharge.number}/wechat")
+    assert fresh(Order, recharge.id).status == "pending"
+    wechat.pay(recharge.number)
+    back = client.get(f"/payments/return/{recharge.number}/wechat", follow_redirects=True)
+    assert back.status_code == 200
+    assert fresh(Order, recharge.id).status == "paid" and balance(world.acme) == Decimal("88.00")
+
+
+def test_other_tenants_cannot_open_the_pay_page(client, login, recharge):
+    login("globex")
+    assert client.get(f"/payments/pay/{recharge.number}/wechat").status_code == 404
+    assert client.get(f"/payments/return/{recharge.number}/wechat").status_code == 404
+
+
+def paid_with_wechat(client, login, wechat, recharge) -> Order:
+    open_at_wechat(client, login, recharge)
+    assert notify(client, *wechat.notification(wechat.pay(recharge.number))).status_code == 204
+    return fresh(Order, recharge.id)
+
+
+def test_a_refund_goes_back_through_wechat(app, client, login, wechat, world, recharge):
+    order = paid_with_wechat(client, login, wechat, recharge)
+    refund = request_refund(db.session, world.users["finance"], order, None, "customer asked")
+    assert approve_refund(db.session, world.users["admin"], refund, utcnow().date()) == "completed"
+    db.session.commit()
+    refund = fresh(OrderRefund, refund.id)
+    assert refund.status == "completed" and refund.provider_refund_id.startswith("5030")
+    sent = wechat.refunds[f"{order.number}-R{refund.id}"]
+    assert sent["amount"] == {"refund": 8800, "total": 8800, "currency": "CNY"}
+    assert sent["transaction_id"] == order.provider_ref
+    assert fresh(Order, order.id).status == "refunded" and balance(world.acme) == Decimal("0.00")
+
+
+def test_a_refund_wechat_refuses_stays_failed_with_the_reason(app, client, login, wechat, world, recharge):
+    order = paid_with_wechat(client, login, wechat, recharge)
+    refund = request_refund(db.session, world.users["finance"], order, None, "customer asked")
+    db.session.commit()
+    wechat.refuse_refunds = "基本账户余额不足，请充值后重新发起"
+    result = approve_refunds(db.session, world.users["admin"], [refund], utcnow().date())
+    db.session.commit()
+    assert result.changed == () and result.refused[0][0] == order.number
+    refund = fresh(OrderRefund, refund.id)
+    assert refund.status == "failed" and "基本账户余额不足" in refund.failure_reason
+    assert refund.provider_refund_id is None
+    order = fresh(Order, order.id)
+    assert (order.status, order.refunded_minor) == ("paid", 0)
+    assert all(line.refunded_minor == 0 for line in order.lines)
+    assert balance(world.acme) == Decimal("88.00") and order_entries(order) == 1
+
+
+def test_production_serves_wechat_from_its_credentials_alone(database_url, wechat):
+    config = dict(wechat.config(wechat.url), ENV_NAME="production", SECRET_KEY="s" * 32, PAYMENT_METHODS="wechat")
+    built = make_app(database_url, **config)
+    settings = built.extensions["renewdesk_payments"]
+    assert not settings.sandbox and list(settings.adapters) == ["wechat"]
+    assert "sandbox" not in built.blueprints
+
+
+def test_half_set_wechat_credentials_refuse_to_start(database_url, wechat):
+    config = dict(wechat.config(wechat.url), ENV_NAME="production", SECRET_KEY="s" * 32, PAYMENT_METHODS="wechat")
+    del config["WECHATPAY_APIV3_KEY"]
+    with pytest.raises(PaymentConfigError, match="WECHATPAY_APIV3_KEY"):
+        make_app(database_url, **config)
+
+
+
+def test_an_unreadable_wechat_key_refuses_to_start(database_url, wechat):
+    config = dict(wechat.config(wechat.url), WECHATPAY_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    with pytest.raises(PaymentConfigError, match="wechat credentials cannot be used"):
+        make_app(database_url, **config)
