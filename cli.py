@@ -175,7 +175,7 @@ def register_commands(app: Flask) -> None:
     def reconcile_payments_command(today: datetime | None) -> None:
         """Ask each payment provider about pending orders older than PAYMENT_RECONCILE_AFTER_MINUTES (and
         younger than ORDER_PENDING_HOURS) and settle the paid ones, as their lost notifications would."""
-        from actions.providers import reconcile_payments
+        from actions.provider_settlement import reconcile_payments
 
         config = current_app.config
         after = int(config["PAYMENT_RECONCILE_AFTER_MINUTES"])

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from actions import DomainError
+from actions.payment_errors import BadNotification, PaymentConfigError  # noqa: F401 - re-exported
 from actions.orders import mark_paid, register_provider_refund
 from models import NOTIFICATION_REFUSALS, Order, RefusedNotification, utcnow
 
@@ -33,14 +34,6 @@ NOTIFICATION_FIELDS = ("method", "order_number", "amount", "currency", "transact
 SANDBOX_ENVIRONMENTS = ("development", "testing")
 SANDBOX_DEVELOPMENT_SECRET = "sandbox-only-secret"
 BODY_EXCERPT_BYTES = 2000  # of a refused notification's body, kept for finance
-
-
-class BadNotification(DomainError):
-    """A payment notification that is forged, malformed or does not match its order (`reason` says which)."""
-
-    def __init__(self, message, reason: str = "malformed"):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -66,10 +59,6 @@ class SandboxProvider:
         payload = {"method": self.method, "order_number": order.number, "amount": str(order.total),
                    "currency": order.currency, "transaction_id": f"{self.method}-{uuid.uuid4().hex[:20]}"}
         return payload, self.sign(payload)
-
-
-class PaymentConfigError(RuntimeError):
-    """The payment settings cannot be served: the app refuses to start."""
 
 
 @dataclass(frozen=True)

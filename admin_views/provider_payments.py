@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from actions import DomainError
 from actions.orders import scoped_order
 from actions.payments import BadNotification, check_method
-from actions.providers import ProviderError, ReturnUrls, check_paid, record_attempt, settle
+from actions.provider_settlement import check_paid, record_attempt, settle
+from actions.providers.base import ProviderError, ReturnUrls
 from extensions import WRITE_INTENT
 from models import ORDER_STATUSES, PAYMENT_METHODS, db, utcnow
 

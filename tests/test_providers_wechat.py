@@ -284,7 +284,8 @@ def test_a_refund_wechat_refuses_stays_failed_with_the_reason(app, client, login
 
 
 def test_production_serves_wechat_from_its_credentials_alone(database_url, wechat):
-    config = dict(wechat.config(wechat.url), ENV_NAME="production", SECRET_KEY="s" * 32, PAYMENT_METHODS="wechat")
+    config = dict(wechat.config(wechat.url), ENV_NAME="production", SECRET_KEY="s" * 32, PAYMENT_METHODS="wechat",
+                  CARD_ENCRYPTION_KEYS="pDZ6cHBXdrqtGgqgRWJQ7PHt5Ad6bvvrLNdd9iYJVMU=", CARD_BLIND_INDEX_KEY="an-index-key")
     built = make_app(database_url, **config)
     settings = built.extensions["renewdesk_payments"]
     assert not settings.sandbox and list(settings.adapters) == ["wechat"]
@@ -292,7 +293,8 @@ def test_production_serves_wechat_from_its_credentials_alone(database_url, wecha
 
 
 def test_half_set_wechat_credentials_refuse_to_start(database_url, wechat):
-    config = dict(wechat.config(wechat.url), ENV_NAME="production", SECRET_KEY="s" * 32, PAYMENT_METHODS="wechat")
+    config = dict(wechat.config(wechat.url), ENV_NAME="production", SECRET_KEY="s" * 32, PAYMENT_METHODS="wechat",
+                  CARD_ENCRYPTION_KEYS="pDZ6cHBXdrqtGgqgRWJQ7PHt5Ad6bvvrLNdd9iYJVMU=", CARD_BLIND_INDEX_KEY="an-index-key")
     del config["WECHATPAY_APIV3_KEY"]
     with pytest.raises(PaymentConfigError, match="WECHATPAY_APIV3_KEY"):
         make_app(database_url, **config)

@@ -25,8 +25,8 @@ from flask_babel import lazy_gettext as _l
 
 from actions import DomainError
 from actions.money import round_money
-from actions.payments import BadNotification
-from actions.providers import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
+from actions.payment_errors import BadNotification
+from actions.providers.base import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
 from actions.providers.wechat import key_text
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,8 @@ from wechatpayv3.utils import aes_decrypt, load_public_key, rsa_verify
 
 from actions import DomainError
 from actions.money import EXPONENTS, from_minor, to_minor
-from actions.payments import BadNotification
-from actions.providers import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
+from actions.payment_errors import BadNotification
+from actions.providers.base import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
 
 log = logging.getLogger(__name__)
 

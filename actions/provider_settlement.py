@@ -1,0 +1,107 @@
+"""Settling what a provider vouches for (a notification, a query, the reconcile job) through the one
+idempotent path, `actions.payments.settle_payment` → `actions.orders.mark_paid`."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from actions import DomainError
+from actions.payment_errors import BadNotification
+from actions.payments import settle_payment
+from actions.providers.base import PaymentStart, Provider, ProviderError, ProviderPayment
+from models import Order, PaymentAttempt, utcnow
+
+
+def settle(session: Session, provider: Provider, payment: ProviderPayment, today: date) -> bool:
+    """Pay the order the provider vouches for (True), or recognise a repeat (False); BadNotification else."""
+    return settle_payment(session, provider.method, payment.order_number, payment.transaction_id, payment.amount,
+                          payment.currency, today)
+
+
+def record_attempt(session: Session, order: Order, started: PaymentStart) -> PaymentAttempt:
+    """Remember what was opened at the provider for `order` (once per provider reference)."""
+    reference = started.reference or order.number
+    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.method == started.method,
+                                                          PaymentAttempt.reference == reference))
+    if attempt is None:
+        attempt = PaymentAttempt(order_id=order.id, method=started.method, reference=reference, created_at=utcnow())
+        session.add(attempt)
+        session.flush()
+    elif attempt.order_id != order.id:
+        raise ProviderError(_l("The provider gave a reference already used by another order."))
+    return attempt
+
+
+def latest_reference(session: Session, order: Order, method: str) -> str | None:
+    """The provider's reference of the latest payment opened there for `order`, None if none was."""
+    return session.scalar(select(PaymentAttempt.reference).where(
+        PaymentAttempt.order_id == order.id, PaymentAttempt.method == method)
+        .order_by(PaymentAttempt.id.desc()).limit(1))
+
+
+def check_paid(session: Session, provider: Provider, order: Order, today: date) -> bool:
+    """Ask the provider whether `order` is paid and settle it if so; True when this call paid it.
+
+    Only a payment opened at that provider is asked about (its latest `PaymentAttempt`).
+    """
+    reference = latest_reference(session, order, provider.method)
+    if reference is None:
+        return False
+    payment = provider.query(order, reference)
+    if payment is None:
+        return False
+    if payment.order_number != order.number:
+        raise BadNotification(_l("The provider answered about another order."), "malformed")
+    return settle(session, provider, payment, today)
+
+
+@dataclass
+class ReconcileReport:
+    """What `billing reconcile-payments` did: orders paid, still unpaid, and failures by order number."""
+
+    paid: list[str] = field(default_factory=list)
+    unpaid: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def reconcile_payments(session: Session, providers: Mapping[str, Provider], now: datetime, older_than: timedelta,
+                       newer_than: timedelta, today: date, commit=None) -> ReconcileReport:
+    """Ask the providers about pending orders created between `newer_than` and `older_than` ago that
+    were opened there (PaymentAttempt), and settle the paid ones through `mark_paid` (each order in
+    its own savepoint).
+
+    `commit` (optional) is called after each paid order: a run that stops keeps what it settled.
+    """
+    report = ReconcileReport()
+    if not providers:
+        return report
+    opened = select(PaymentAttempt.order_id).where(PaymentAttempt.method.in_(list(providers)))
+    orders = session.scalars(select(Order).where(
+        Order.status == "pending", Order.id.in_(opened), Order.total_minor > 0,
+        Order.created_at < now - older_than, Order.created_at >= now - newer_than).order_by(Order.id)).all()
+    for order in orders:
+        number, paid = order.number, False
+        methods = set(session.scalars(select(PaymentAttempt.method).where(PaymentAttempt.order_id == order.id)))
+        for method, provider in providers.items():
+            if method not in methods or order.currency not in provider.currencies:
+                continue
+            try:
+                with session.begin_nested():
+                    paid = check_paid(session, provider, order, today)
+            except DomainError as exc:
+                report.failed.append((number, f"{provider.method}: {exc}"))
+                continue
+            if paid:
+                break
+        if paid:
+            report.paid.append(number)
+            if commit is not None:
+                commit()
+        else:
+            report.unpaid += 1
+    return report
