@@ -6,6 +6,8 @@
   port (ENV_NAME=testing, its own SECRET_KEY); stopped and dropped at the end. The commands run
   as one shell chain started by `_boot`, so the server prepares while Chromium starts.
   `live_app.scalar(sql)` / `.rows(sql)` read the server's database to pick rows and check results.
+  `booting(extra_env, tag)` prepares such a server with more environment (test_providers_browser.py:
+  the payment providers' credentials, pointed at local fakes) on a database of its own.
 - `chromium` (session): one headless Chromium for every test of this pytest worker.
 - `open_as(username)`: a new browser context (its own cookies) logged in as a demo user; every
   page records uncaught JavaScript errors and 5xx answers, and the test fails on any of them.
@@ -30,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,14 +64,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database() -> tuple[str, object]:
-    """A fresh database for this pytest worker's server, and a function that drops it."""
+def _database(tag: str = "") -> tuple[str, object]:
+    """A fresh database for this pytest worker's server (`tag` tells two servers apart), and a function that drops it."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         folder = tempfile.mkdtemp(prefix="renewdesk-browser-")
         return f"sqlite:///{Path(folder) / 'browser.db'}", lambda: shutil.rmtree(folder, ignore_errors=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"renewdesk_browser_{worker}_{os.getpid()}"
+    name = f"renewdesk_browser{tag}_{worker}_{os.getpid()}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -180,12 +183,14 @@ class _Boot:
         raise RuntimeError(f"the app did not start:\n{self.log_path.read_text(errors='replace')[-4000:]}")
 
 
-@pytest.fixture(scope="session")
-def _boot():
-    """Start preparing the server at once (Chromium starts meanwhile); stop it and drop its database at the end."""
-    database_url, drop = _database()
+@contextmanager
+def booting(extra_env: dict | None = None, tag: str = ""):
+    """A server being prepared on a fresh database, its environment plus `extra_env` (e.g. payment
+    provider credentials); stopped and its database dropped on leaving."""
+    database_url, drop = _database(tag)
     folder = Path(tempfile.mkdtemp(prefix="renewdesk-browser-log-"))
-    boot = _Boot(database_url, drop, folder, folder / "server.log", _environment(database_url))
+    boot = _Boot(database_url, drop, folder, folder / "server.log",
+                 {**_environment(database_url), **(extra_env or {})})
     try:
         boot.start()
         yield boot
@@ -194,6 +199,13 @@ def _boot():
             _stop(boot.process)
         drop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _boot():
+    """Start preparing the server at once (Chromium starts meanwhile); stop it and drop its database at the end."""
+    with booting() as boot:
+        yield boot
 
 
 @pytest.fixture(scope="session")
