@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -26,7 +26,8 @@ from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, round_money, zero
 from actions.orders import (
-    DiscountSpec, LineSpec, add_months, cancel_order, mark_paid, open_order, pay_with_balance, register_kind,
+    DiscountSpec, LineSpec, add_months, cancel_order, keep_pending_while, mark_paid, open_order, pay_with_balance,
+    register_kind,
 )
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
@@ -760,6 +761,8 @@ def _is_plan_line(order: Order, line) -> bool:
 
 
 register_kind("subscription", prefix="SB", deliver=deliver, undo=undo)
+# Cash entered by sales waits for finance: its order is not cancelled as stale meanwhile.
+keep_pending_while(lambda: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"))
 
 
 # --- OS flow: cash receipts (maker–checker) -----------------------------------------------------------------

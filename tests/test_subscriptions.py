@@ -280,6 +280,24 @@ def test_cash_flow_sales_enters_finance_confirms_then_it_starts(world):
     assert order.status == "paid" and order.payment_method == "cash"
 
 
+def test_an_order_whose_cash_awaits_finance_is_not_cancelled_as_stale(world):
+    """The stale-order job leaves an order alone while its cash receipt waits for finance."""
+    from actions.orders import cancel_stale_orders
+
+    subscription = checkout(world.users["sales"], world.acme, pay_method="cash")
+    receipt = subs.enter_cash_receipt(db.session, world.users["sales"], subscription, TODAY)
+    forgotten = checkout(world.users["sales"], world.acme, pay_method="cash")  # no receipt entered
+    db.session.commit()
+    later = now() + timedelta(days=30)
+    assert cancel_stale_orders(db.session, timedelta(hours=24), later) >= 1
+    db.session.commit()
+    assert subs.start_order(db.session, forgotten).status == "cancelled"
+    assert subs.start_order(db.session, subscription).status == "pending"
+    subs.confirm_cash_receipt(db.session, world.users["finance"], receipt, TODAY)
+    db.session.commit()
+    assert subs.start_order(db.session, subscription).status == "paid"
+
+
 def test_customer_may_not_pay_cash(world):
     _refused(world.users["customer"], world.acme, detail_changes={"pay_method": "cash"}, match="Payment")
 
