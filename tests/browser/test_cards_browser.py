@@ -1,6 +1,7 @@
 """SIM-card distribution (seed 002) in a real browser, in Chinese: real-name verification → card
-Excel import → stock → card order paid from the balance → ship → receive → commission (the issue's
-worked example) → monthly settlement → withdrawal → the report charts.
+Excel import → stock → card order paid from the balance → ship → receive → a refund of two cards →
+commission (the issue's worked example: 10 cards at 39.00, 5 % off → 370.50; B 29.64 and A 7.41, the
+refund reverses −5.93 and −1.48) → monthly settlement → withdrawal → the report charts.
 
 Every user switches to 简体中文 from the user menu; the stored choice is put back at the end so that
 the other browser tests keep reading English. Amounts are compared with what the one money formatter
@@ -18,6 +19,7 @@ import subprocess
 from contextlib import contextmanager
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -168,7 +170,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     with support.expect_download() as download:
         support.click("#rd-template")
     template = download.value
-    filled = fill_template(open(template.path(), "rb").read(), today + timedelta(days=365))
+    filled = fill_template(Path(template.path()).read_bytes(), today + timedelta(days=365))
     support.set_input_files("#rd-upload input[name=file]", files=[{
         "name": "号卡导入.xlsx", "buffer": filled,
         "mimeType": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}])
@@ -237,6 +239,8 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     row = row_of(seller, number)
     expect(row).to_contain_text(cny("370.50"))
     expect(row).to_contain_text("待发货")
+    search = seller.locator("input[name=search]").get_attribute("placeholder")
+    assert "customer_phone" not in search, search  # every searched column is named in Chinese
     shot(seller, "cards-order-paid-zh")
     order = live_app.rows('SELECT o.id, o.total_minor, o.status, o.payment_method, c.id AS card_order '
                           'FROM "order" o JOIN card_order c ON c.order_id = o.id WHERE o.number = :n', n=number)[0]
@@ -269,9 +273,29 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     shot(seller, "cards-order-received-zh")
     assert one("SELECT status FROM card_order WHERE id = :c", c=order.card_order) == "received"
 
-    # --- 分销订单: the worked example's commission, split mode (B 8 % of 370.50, A the rest of 10 %) ---------
+    # --- 退款: finance asks to refund two of the cards, an administrator (another person) approves it ------
     finance = open_as("finance")
     to_chinese(finance, live_app)
+    finance.goto(live_app.url("/admin/cardorder/?tab=received"))
+    submit(finance, f"table.model-list a[title='退款'][href*='id={order.card_order}']")
+    expect(finance.locator("h4").last).to_have_text(f"订单 {number} 退款")
+    finance.fill("#numbers", "\n".join(SOLD[-2:]))
+    finance.fill("#reason", "客户退回两张卡")
+    submit(finance, "#rd-refund-form button[type=submit]")
+    expect(finance.locator(".alert-success")).to_contain_text("已申请退款;由另一位财务人员审批。")
+    expect(finance.locator("#rd-order-tabs a.active")).to_have_text("退款中")
+    expect(row_of(finance, number)).to_be_visible()
+    shot(finance, "cards-order-refund-requested-zh")
+    admin.goto(live_app.url("/admin/cardorder/?tab=refunding"))
+    with_selected(admin, row_of(admin, number), "审批退款", "审批所选订单中待审批的退款?")
+    expect(admin.locator(".alert-success")).to_contain_text(f"订单 {number} 的退款已审批。")
+    shot(admin, "cards-order-refund-approved-zh")
+    # Two cards' share of the net paid (74.10) is back in the seller's balance.
+    assert balance_before - one("SELECT balance_minor FROM wallet WHERE company_id = :c AND currency = 'CNY' "
+                                "AND kind = 'prepaid'", c=shenzhen) == 37050 - 7410
+
+    # --- 分销订单: the worked example's commission, split mode (B 8 % of 370.50, A the rest of 10 %) and the
+    # refund's reversals (−5.93 for B, −1.48 for A) -------------------------------------------------------
     finance.goto(live_app.url("/admin/commissionentry/"))
     entries = finance.locator("table.model-list tbody tr")
     b_row = entries.filter(has_text="Aotuo Shenzhen").filter(has_text=cny("29.64"))
@@ -282,11 +306,17 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     for line in (b_row, a_row):
         expect(line).to_contain_text(cny("370.50"))
     expect(b_row).to_contain_text("8 %")
+    expect(a_row).to_contain_text("2 %")
+    reversals = entries.filter(has_text="冲回")
+    expect(reversals).to_have_count(2)
+    expect(reversals.filter(has_text=cny("-5.93"))).to_have_count(1)
+    expect(reversals.filter(has_text=cny("-1.48"))).to_have_count(1)
     shot(finance, "cards-commission-entries-zh")
-    amounts = live_app.rows("SELECT company_id, level, base_minor, amount_minor, state FROM commission_entry "
-                            "WHERE order_id = :o ORDER BY level", o=order.id)
-    assert [(r.company_id, r.level, r.base_minor, r.amount_minor, r.state) for r in amounts] == [
-        (shenzhen, 1, 37050, 2964, "held"), (aotuo, 2, 37050, 741, "held")], amounts
+    amounts = live_app.rows("SELECT company_id, level, kind, amount_minor, state FROM commission_entry "
+                            "WHERE order_id = :o ORDER BY id", o=order.id)
+    assert [(r.company_id, r.level, r.kind, r.amount_minor, r.state) for r in amounts] == [
+        (shenzhen, 1, "sale", 2964, "held"), (aotuo, 2, "sale", 741, "held"),
+        (shenzhen, 1, "reversal", -593, "available"), (aotuo, 2, "reversal", -148, "available")], amounts
 
     # The hold (7 days after receipt by the demo's rules) is over: cron makes the commission available.
     output = run_cards_receive(live_app, today + timedelta(days=8))
@@ -300,7 +330,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     settlement = one("SELECT id FROM commission_settlement WHERE company_id = :c AND month = :m", c=shenzhen, m=month)
     expect(finance.locator(".alert-success")).to_contain_text(f"结算单 {settlement} 已生成。")
     statement = row_of(finance, "Aotuo Shenzhen").filter(has_text=month)
-    expect(statement).to_contain_text(cny("29.64"))
+    expect(statement).to_contain_text(cny("23.71"))  # 29.64 − 5.93
     expect(statement).to_contain_text("草稿")
     with_selected(finance, statement, "提交", "提交所选结算单审批?")
     expect(finance.locator(".alert-success")).to_contain_text(f"已提交:{settlement}")
@@ -320,15 +350,15 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     shot(admin, "cards-settlement-posted-zh")
     posted = live_app.rows("SELECT status, total_minor, prepared_by_id, approved_by_id FROM commission_settlement "
                            "WHERE id = :s", s=settlement)[0]
-    assert (posted.status, posted.total_minor) == ("posted", 2964) and posted.prepared_by_id != posted.approved_by_id
+    assert (posted.status, posted.total_minor) == ("posted", 2371) and posted.prepared_by_id != posted.approved_by_id
     commission_wallet = "SELECT balance_minor FROM wallet WHERE company_id = :c AND kind = 'commission'"
-    assert one(commission_wallet, c=shenzhen) == 2964
+    assert one(commission_wallet, c=shenzhen) == 2371
 
-    # --- 提现: the sub-distributor withdraws 20.00 of its 29.64; finance approves and pays it --------------
+    # --- 提现: the sub-distributor withdraws 20.00 of its 23.71; finance approves and pays it --------------
     seller.goto(live_app.url("/admin/withdrawal/"))
     expect(seller.locator("#rd-withdraw")).to_have_text("佣金提现")
     submit(seller, "#rd-withdraw")
-    expect(seller.locator("body")).to_contain_text(f"可提现佣金:{cny('29.64')}")
+    expect(seller.locator("body")).to_contain_text(f"可提现佣金:{cny('23.71')}")
     expect(seller.locator("#account_name")).to_have_value("Li Wei")  # the verified legal name
     seller.fill("#amount", "20.00")
     seller.fill("#bank_name", "中国工商银行深圳南山支行")
@@ -341,7 +371,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     expect(row_of(seller, cny("20.00"))).to_contain_text("待审核")
     shot(seller, "cards-withdrawal-submitted-zh")
     assert BANK_ACCOUNT not in seller.content()
-    assert one(commission_wallet, c=shenzhen) == 964  # held on submit
+    assert one(commission_wallet, c=shenzhen) == 371  # held on submit
 
     finance.goto(live_app.url("/admin/withdrawal/"))
     with_selected(finance, row_of(finance, "Aotuo Shenzhen").filter(has_text=cny("20.00")), "审核通过",
@@ -359,20 +389,20 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
                          "WHERE id = :w", w=withdrawal)[0]
     assert (paid.status, paid.bank_reference) == ("paid", "ICBC-20261201-0001")
     assert paid.submitted_by_id != paid.approved_by_id
-    assert one(commission_wallet, c=shenzhen) == 964
+    assert one(commission_wallet, c=shenzhen) == 371
 
     # --- 分销报表: the table and its ECharts chart, by distributor and by month -----------------------------
     finance.goto(live_app.url("/admin/card_report/?group=distributor"))
     expect(finance.locator("h4").last).to_have_text("分销报表")
     line = finance.locator("#rd-report tbody tr", has_text="Aotuo Shenzhen")
-    expect(line).to_contain_text(cny("370.50"))
-    expect(line).to_contain_text(cny("29.64"))
+    expect(line).to_contain_text(cny("296.40"))  # 370.50 less the two refunded cards' 74.10
+    expect(line).to_contain_text(cny("23.71"))
     expect(finance.locator("#rd-report tbody tr", has=finance.locator("td", has_text=re.compile(r"^Aotuo Cards$")))) \
-        .to_contain_text(cny("7.41"))
+        .to_contain_text(cny("5.93"))  # 7.41 − 1.48
     assert_chart_drawn(finance, ["Aotuo Cards", "Aotuo Shenzhen"])
     shot(finance, "cards-report-distributor-zh")
     finance.goto(live_app.url("/admin/card_report/?group=month"))
-    expect(finance.locator("#rd-report tbody tr", has_text=month)).to_contain_text(cny("37.05"))  # 29.64 + 7.41
+    expect(finance.locator("#rd-report tbody tr", has_text=month)).to_contain_text(cny("29.64"))  # 23.71 + 5.93
     assert_chart_drawn(finance, [month])
     shot(finance, "cards-report-month-zh")
 
