@@ -1834,12 +1834,12 @@ COMMISSION_STATES = {
 COMMISSION_ENTRY_KINDS = {"sale": _l("Sale"), "reversal": _l("Reversal"), "true_up": _l("Month true-up")}
 SETTLEMENT_STATUSES = {
     "draft": _l("Draft"),
-    "submitted": _l("Submitted"),
+    "submitted": _l("Pending review"),  # not "Submitted": in Chinese that msgid is the column "提交时间"
     "approved": _l("Approved"),
     "posted": _l("Posted"),
 }
 WITHDRAWAL_STATUSES = {
-    "submitted": _l("Submitted"),
+    "submitted": _l("Pending review"),
     "approved": _l("Approved"),
     "paid": _l("Paid"),
     "rejected": _l("Rejected"),

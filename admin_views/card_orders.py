@@ -71,6 +71,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                    "created_at")
     column_labels = {"order": _l("Order"), "seller": _l("Distributor"), "package": _l("Plan"),
                      "quantity": _l("Cards"), "total": _l("Total"), "customer_name": _l("Customer"),
+                     "customer_phone": _l("Phone number"),
                      "holder_key": _l("Shipped by"), "status": _l("Status"), "created_at": _l("Created")}
     column_formatters = {"order": _order_cell, "total": _total_cell, "holder_key": holder_cell,
                          "status": _status_cell}
