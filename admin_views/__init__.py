@@ -22,7 +22,7 @@ SYSTEM = _l("System")  # 系统
 
 
 class HomeView(RoleMixin, AdminIndexView):
-    """The dashboard: per role, the few numbers that role acts on."""
+    """The dashboard: per role, the numbers that role acts on, and its charts."""
 
     roles = frozenset(ROLES)
 
@@ -31,9 +31,9 @@ class HomeView(RoleMixin, AdminIndexView):
 
     @expose("/")
     def index(self):
-        from admin_views.dashboard import cards_for
+        from admin_views.dashboard import dashboard_for
 
-        return self.render("renewdesk/home.html", cards=cards_for(current_user))
+        return self.render("renewdesk/home.html", board=dashboard_for(current_user))
 
 
 def init_admin(app: Flask) -> Admin:

@@ -1,0 +1,116 @@
+"""The home pages in Chinese at 1366×768, in Debian's Chromium: each role's numbers, and the ECharts
+charts (devices expiring in the next 90 days, income by day) drawn from the app's own copy of ECharts
+(no request leaves the app). Screenshots: tests/artifacts/dashboard-<role>-zh.png."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+from playwright.sync_api import expect  # noqa: E402
+
+from .conftest import CHROMIUM, demo_password, login, shot  # noqa: E402
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.xdist_group("browser"),
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
+]
+
+SCREEN = {"width": 1366, "height": 768}
+CHARTS = {"customer": ["expiring"], "support": ["expiring"], "finance": ["income"], "admin": ["expiring", "income"],
+          "sales": []}
+TITLES = {"expiring": "未来 90 天到期的设备", "income": "近 30 天每日收入"}
+# What the rendered chart holds: its series' data, as ECharts has it.
+CHART_OPTION = """(id) => {
+  const chart = echarts.getInstanceByDom(document.getElementById(id));
+  const option = chart.getOption();
+  return {series: option.series.map(s => s.data), canvas: !!document.querySelector('#' + id + ' canvas')};
+}"""
+
+
+@pytest.fixture
+def chinese_page(chromium, live_app, problems):
+    """chinese_page(username) → a page of a new zh-CN browser context at 1366×768, logged in."""
+    contexts = []
+
+    def new_page(username: str):
+        context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        problems.watch(page)
+        outside = []
+        page.on("request", lambda request: outside.append(request.url)
+                if not request.url.startswith((live_app.base, "data:", "blob:")) else None)
+        page.outside_requests = outside
+        login(page, live_app, username, demo_password(username))
+        return page
+
+    yield new_page
+    for context in contexts:
+        context.close()
+    assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
+    assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
+
+
+def _money_in(live_app) -> None:
+    """An offline recharge of ¥1,234.56 today and one of ¥100.00 three days ago, on Globex's wallet
+    (wallet and ledger kept equal, so `flask ledger-check` stays clean)."""
+    if live_app.scalar("SELECT count(*) FROM ledger_entry WHERE idempotency_key LIKE 'browser-dashboard:%'"):
+        return
+    company = live_app.scalar("SELECT id FROM company WHERE name = 'Globex Trading'")
+    with live_app.engine.begin() as conn:
+        import sqlalchemy as sa
+        from datetime import datetime, timedelta, timezone
+
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        wallet = conn.execute(sa.text("SELECT id, balance_minor FROM wallet WHERE company_id = :c AND currency = 'CNY'"),
+                              {"c": company}).first()
+        if wallet is None:
+            conn.execute(sa.text("INSERT INTO wallet (company_id, currency, balance_minor, updated_at) "
+                                 "VALUES (:c, 'CNY', 0, :t)"), {"c": company, "t": now})
+            wallet = conn.execute(sa.text("SELECT id, balance_minor FROM wallet WHERE company_id = :c "
+                                          "AND currency = 'CNY'"), {"c": company}).first()
+        balance = wallet.balance_minor
+        for key, minor, at in (("a", 10000, now - timedelta(days=3)), ("b", 123456, now)):
+            balance += minor
+            conn.execute(sa.text(
+                "INSERT INTO ledger_entry (wallet_id, kind, currency, amount_minor, balance_after_minor, "
+                "idempotency_key, memo, created_at) VALUES (:w, 'offline_recharge', 'CNY', :m, :b, :k, '', :t)"),
+                {"w": wallet.id, "m": minor, "b": balance, "k": f"browser-dashboard:{key}", "t": at})
+        conn.execute(sa.text("UPDATE wallet SET balance_minor = :b WHERE id = :w"), {"b": balance, "w": wallet.id})
+
+
+@pytest.mark.parametrize("username", ["customer", "finance", "admin", "support", "sales"])
+def test_dashboard_charts_render_in_chinese(chinese_page, live_app, username):
+    _money_in(live_app)
+    page = chinese_page(username)
+    expect(page.locator(".rd-num").first).to_be_visible()
+    for key in CHARTS[username]:
+        chart = page.locator(f"#rd-chart-{key}[data-rendered='1'] canvas")
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        assert box["width"] > 300 and box["height"] > 200, box
+        expect(page.locator(".card-header", has_text=TITLES[key])).to_be_visible()
+        option = page.evaluate(CHART_OPTION, f"rd-chart-{key}")
+        assert option["canvas"] and option["series"], option
+        if key == "income":
+            cny = option["series"][0]
+            assert len(cny) == 30 and cny[-1] == 1234.56 and sum(cny) > 1334, cny  # scaled for the axis only
+        if key == "expiring":
+            assert len(option["series"][0]) == 13 and sum(option["series"][0]) > 0, option
+    if not CHARTS[username]:
+        assert page.locator(".rd-chart").count() == 0
+    if username == "customer":
+        expect(page.locator("[data-balance='CNY']")).to_have_text("¥0.00")
+        expect(page.locator("#rd-seats .card-header")).to_have_text("席位配额")
+    if username in ("finance", "admin"):
+        page.hover(f"#rd-chart-income canvas", position={"x": page.locator("#rd-chart-income").bounding_box()["width"] - 30,
+                                                          "y": 200})
+        expect(page.locator("#rd-chart-income")).to_contain_text("¥1,234.56")  # the tooltip: the server's text
+    # Nothing fetched from outside the app (ECharts is shipped with it).
+    assert not page.outside_requests, page.outside_requests
+    shot(page, f"dashboard-{username}-zh")
