@@ -141,6 +141,7 @@ def create_app(config: dict | None = None) -> Flask:
     import actions.order_kinds  # noqa: F401 - the core's order kinds register what paying delivers
     from actions.money import format_money
     from admin_views import init_admin
+    from admin_views.error_pages import register_error_pages, render_error
     from admin_views.auth import bp as auth_bp
     from admin_views.payments import callbacks, pay_page_url, sandbox
     from cli import register_commands
@@ -152,7 +153,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(callbacks)
     csrf.exempt(callbacks)
     app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
-    init_admin(app)
+    admin = init_admin(app)
+    register_error_pages(app, admin)
     register_commands(app)
     app.jinja_env.globals["pay_page_url"] = pay_page_url
 
@@ -175,7 +177,7 @@ def create_app(config: dict | None = None) -> Flask:
     def out_of_range(exc):
         # An id or number beyond any column's range names no row: not found, never a crash.
         db.session.rollback()
-        return "Not found", 404
+        return render_error(admin, 404)
 
     @app.teardown_request
     def forget_write_intent(exc):

@@ -114,3 +114,17 @@ def test_dashboard_charts_render_in_chinese(chinese_page, live_app, username):
     # Nothing fetched from outside the app (ECharts is shipped with it).
     assert not page.outside_requests, page.outside_requests
     shot(page, f"dashboard-{username}-zh")
+
+
+def test_forbidden_page_in_chinese_inside_the_console(chinese_page, live_app, problems):
+    page = chinese_page("finance")
+    page.goto(live_app.url("/admin/recharge_review/"))
+    with page.expect_navigation() as navigation:  # followed from a page of ours: the way back is to it
+        page.evaluate("() => { window.location.href = '/admin/device/'; }")
+    assert navigation.value.status == 403
+    expect(page.locator("#rd-error")).to_contain_text("您无权打开此页面")
+    expect(page.locator("nav.navbar")).to_contain_text("财务操作")
+    shot(page, "error-403-zh")
+    with page.expect_navigation():
+        page.click("#rd-error-back")
+    assert page.url.endswith("/admin/recharge_review/"), page.url
