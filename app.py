@@ -141,6 +141,7 @@ def create_app(config: dict | None = None) -> Flask:
     import actions.order_kinds  # noqa: F401 - the core's order kinds register what paying delivers
     from actions.money import format_money
     from admin_views import init_admin
+    from admin_views.base import local_time
     from admin_views.error_pages import register_error_pages, render_error
     from admin_views.auth import bp as auth_bp
     from admin_views.payments import callbacks, pay_page_url, sandbox
@@ -153,6 +154,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(callbacks)
     csrf.exempt(callbacks)
     app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
+    app.jinja_env.filters["datetime"] = local_time  # {{ at|datetime }}: the reader's zone, to the minute
     admin = init_admin(app)
     register_error_pages(app, admin)
     register_commands(app)

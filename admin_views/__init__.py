@@ -9,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from actions.idempotency import new_key
-from admin_views.base import RoleMixin
+from admin_views.base import RoleMixin, current_zone
 from models import LOCALES, ROLES
 
 # Menu groups, as the user guides group them.
@@ -33,7 +33,7 @@ class HomeView(RoleMixin, AdminIndexView):
     def index(self):
         from admin_views.dashboard import dashboard_for
 
-        return self.render("renewdesk/home.html", board=dashboard_for(current_user))
+        return self.render("renewdesk/home.html", board=dashboard_for(current_user, current_zone()))
 
 
 def init_admin(app: Flask) -> Admin:

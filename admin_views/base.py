@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal
 
-from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
+from flask import Response, abort, flash, g, has_request_context, redirect, request, stream_with_context, url_for
 from flask_admin import BaseView, expose
 from flask_admin.actions import action
 from flask_admin.babel import gettext as admin_gettext
@@ -25,7 +25,7 @@ from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
 from flask_admin.contrib.sqla.fields import QuerySelectField
 from flask_admin.helpers import is_safe_url
-from flask_babel import format_number
+from flask_babel import format_number, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -40,6 +40,7 @@ from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, scope_filter
 from actions.audit import record
+from actions.times import MINUTE, format_minute, zone_for
 from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
@@ -214,21 +215,52 @@ class RoleView(RoleMixin, BaseView):
     """A plain console page (a form, a report) with declared roles."""
 
 
-class UTCFilterValue:
-    """Typed filter times are UTC: Flask-Admin parses them naive, our columns hold aware UTC."""
+def current_zone() -> tzinfo:
+    """The reader's time zone: their company's choice, else their language's (actions/times.py).
+    Worked out once per request."""
+    if not has_request_context():
+        return timezone.utc
+    zone = g.get("renewdesk_zone")
+    if zone is None:
+        # By id, not through current_user.company: a streamed export runs with the user detached.
+        company_id = current_user.company_id if current_user and current_user.is_authenticated else None
+        chosen = db.session.scalar(select(Company.time_zone).where(Company.id == company_id)) if company_id else None
+        zone = g.renewdesk_zone = zone_for(chosen, get_locale())
+    return zone
+
+
+def local_time(value: datetime | None, pattern: str = MINUTE) -> str:
+    """A time as the reader reads it: in their zone, to the minute (the `datetime` Jinja filter)."""
+    return format_minute(value, current_zone(), pattern=pattern)
+
+
+def local_day_start(day: date) -> datetime:
+    """The first instant of `day` in the reader's zone, aware (filters by day compare with it)."""
+    return datetime.combine(day, time.min, tzinfo=current_zone())
+
+
+def time_cell(view, context, model, name):
+    """A list or details cell of a time column, in the reader's zone, to the minute."""
+    return local_time(getattr(model, name))
+
+
+class LocalFilterValue:
+    """Typed filter times are in the reader's zone: Flask-Admin parses them naive, our columns hold
+    aware UTC."""
 
     def clean(self, value):
         cleaned = super().clean(value)
+        zone = current_zone()
         if isinstance(cleaned, list):
-            return [v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) else v for v in cleaned]
-        return cleaned.replace(tzinfo=timezone.utc) if isinstance(cleaned, datetime) else cleaned
+            return [v.replace(tzinfo=zone) if isinstance(v, datetime) else v for v in cleaned]
+        return cleaned.replace(tzinfo=zone) if isinstance(cleaned, datetime) else cleaned
 
 
 class FilterConverter(sqla_filters.FilterConverter):
-    """Flask-Admin's filters, plus our aware UTC datetime column type."""
+    """Flask-Admin's filters, plus our aware UTC datetime column type (typed in the reader's zone)."""
 
     utc_datetime_filters = tuple(
-        type(f"UTC{f.__name__}", (UTCFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
+        type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
     )
 
     @model_filters.convert("utcdatetime")
@@ -317,9 +349,9 @@ def _money_sort_key(model, entry):
     return entry
 
 
-def utc_minute(view, value, name=None):
-    """A time on screen: to the minute, in UTC, never with microseconds and an offset."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def local_minute(view, value, name=None):
+    """A time on screen: in the reader's zone, to the minute, never with microseconds and an offset."""
+    return local_time(value)
 
 
 class ScopedModelView(RoleMixin, ModelView):
@@ -327,7 +359,7 @@ class ScopedModelView(RoleMixin, ModelView):
 
     filter_converter = FilterConverter()
     # On screen, every time column reads to the minute; exports keep them typed.
-    column_type_formatters = {**ModelView.column_type_formatters, datetime: utc_minute}
+    column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute}
 
     scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
     audit_name: str | None = None  # the AuditEvent.model; defaults to the table name
@@ -613,7 +645,8 @@ class ScopedModelView(RoleMixin, ModelView):
         value = ModelView.get_export_value(self, model, name)
         if value is None or isinstance(value, (str, int, Decimal, date)):
             if isinstance(value, datetime) and value.tzinfo is not None:
-                return value.astimezone(timezone.utc).replace(tzinfo=None)
+                # Excel has no zones: the reader's wall-clock time, as on screen.
+                return value.astimezone(current_zone()).replace(tzinfo=None, microsecond=0)
             return value
         return str(value)
 
@@ -626,7 +659,7 @@ class ScopedModelView(RoleMixin, ModelView):
         for model in self.export_query().yield_per(self.export_batch_rows):
             yield [self.export_value(model, c) for c in columns]
 
-    def _streamed_rows(self):
+    def _streamed_rows(self, zone: tzinfo | None = None):
         """export_rows(), run while the response streams. By then the request's session has been
         removed (stream_with_context pushes the contexts again after their teardown): db.session is
         a fresh one, and the signed-in user, cached by Flask-Login, is attached to it again so that
@@ -634,6 +667,8 @@ class ScopedModelView(RoleMixin, ModelView):
         user = current_user._get_current_object()
         if getattr(user, "is_authenticated", False) and inspect(user).detached:
             db.session.add(user)
+        if zone is not None:
+            g.renewdesk_zone = zone  # the reader's zone, found while the request was whole
         yield from self.export_rows()
 
     def export_query(self):
@@ -650,7 +685,7 @@ class ScopedModelView(RoleMixin, ModelView):
         if export_type != "xlsx":
             return super()._export_tablib(export_type, return_url)
         # Written while it is sent: the first bytes leave before the first row is read.
-        body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(),
+        body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(current_zone()),
                            sheet_title=str(self.name), batch_rows=self.export_batch_rows)
         filename = secure_filename(self.get_export_name("xlsx")) or "export.xlsx"
         return Response(

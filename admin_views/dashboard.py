@@ -247,9 +247,9 @@ def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
     })
 
 
-def dashboard_for(user: User, today: date | None = None, zone: tzinfo = timezone.utc) -> Dashboard:
-    """What `user`'s role sees on the home page."""
-    today = today or date.today()
+def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashboard:
+    """What `user`'s role sees on the home page; days are days in `zone` (the reader's)."""
+    today = today or utcnow().astimezone(zone).date()
     board = Dashboard()
     cards = board.cards
     if user.role in ("admin", "tech_support", "customer_admin"):
