@@ -14,7 +14,7 @@ from sqlalchemy import event
 
 from actions.wallets import credit, debit, wallet_for
 from conftest import make_device
-from models import BankTransferReceipt, InvoiceRequest, LedgerEntry, Order, OrderRefund, SeatQuota, User, db
+from models import BankTransferReceipt, LedgerEntry, Order, OrderRefund, SeatQuota, User, db
 
 
 def chart_data(page: str, key: str) -> dict:

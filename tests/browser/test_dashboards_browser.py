@@ -4,8 +4,10 @@ charts (devices expiring in the next 90 days, income by day) drawn from the app'
 from __future__ import annotations
 
 import os
+from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
@@ -63,9 +65,6 @@ def _money_in(live_app) -> None:
         return
     company = live_app.scalar("SELECT id FROM company WHERE name = 'Globex Trading'")
     with live_app.engine.begin() as conn:
-        import sqlalchemy as sa
-        from datetime import datetime, timedelta, timezone
-
         now = datetime.now(timezone.utc).replace(microsecond=0)
         wallet = conn.execute(sa.text("SELECT id, balance_minor FROM wallet WHERE company_id = :c AND currency = 'CNY'"),
                               {"c": company}).first()
@@ -108,8 +107,8 @@ def test_dashboard_charts_render_in_chinese(chinese_page, live_app, username):
         expect(page.locator("[data-balance='CNY']")).to_have_text("¥0.00")
         expect(page.locator("#rd-seats .card-header")).to_have_text("席位配额")
     if username in ("finance", "admin"):
-        page.hover(f"#rd-chart-income canvas", position={"x": page.locator("#rd-chart-income").bounding_box()["width"] - 30,
-                                                          "y": 200})
+        width = page.locator("#rd-chart-income").bounding_box()["width"]
+        page.hover("#rd-chart-income canvas", position={"x": width - 30, "y": 200})  # today's bar
         expect(page.locator("#rd-chart-income")).to_contain_text("¥1,234.56")  # the tooltip: the server's text
     # Nothing fetched from outside the app (ECharts is shipped with it).
     assert not page.outside_requests, page.outside_requests
@@ -128,3 +127,33 @@ def test_forbidden_page_in_chinese_inside_the_console(chinese_page, live_app, pr
     with page.expect_navigation():
         page.click("#rd-error-back")
     assert page.url.endswith("/admin/recharge_review/"), page.url
+
+
+FILTER_OF_TYPE = """(kind) => {
+  const groups = JSON.parse(document.getElementById('filter-groups-data').textContent);
+  for (const name in groups) for (const f of groups[name]) if (f.type === kind) return f.arg;
+  return null;
+}"""
+
+
+def test_date_range_picker_speaks_chinese(chinese_page, live_app):
+    """Flask-Admin's date pickers: Chinese buttons, day and month names, and no "Invalid date"."""
+    page = chinese_page("finance")
+    page.goto(live_app.url("/admin/order_management/"))
+    arg = page.evaluate(FILTER_OF_TYPE, "daterangepicker")
+    assert arg, "the order list has a date range filter"
+    page.goto(live_app.url(f"/admin/order_management/?flt0_{arg}=2026-11-01+to+2026-11-30"))
+    field = page.locator(f"input.filter-val[name='flt0_{arg}']")
+    expect(field).to_have_value("2026-11-01 to 2026-11-30")
+    field.click()
+    picker = page.locator(".daterangepicker:visible")
+    expect(picker.locator(".applyBtn")).to_have_text("确定")
+    expect(picker.locator(".cancelBtn")).to_have_text("取消")
+    expect(picker.locator("th", has_text="一").first).to_be_visible()
+    expect(picker).not_to_contain_text("Apply")
+    expect(picker).not_to_contain_text("Mo")
+    shot(page, "date-picker-zh")
+    field.fill("not a date")
+    page.keyboard.press("Tab")
+    page.locator("h4, body").first.click(position={"x": 5, "y": 5})
+    assert "Invalid date" not in field.input_value()
