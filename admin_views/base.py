@@ -8,11 +8,14 @@ through the scoped query built here.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal
+from urllib.parse import quote
 
 from flask import Response, abort, flash, g, has_request_context, redirect, request, stream_with_context, url_for
 from flask_admin import BaseView, expose
@@ -41,11 +44,11 @@ from wtforms.validators import ValidationError
 from actions import ActionResult, DomainError, companies_in_scope, scope_filter
 from actions.audit import record
 from actions.times import MINUTE, format_minute, zone_for
-from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
+from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
-from importers.xlsx import formula_safe, stream_xlsx
-from models import Company, db
+from importers.xlsx import Amount, formula_safe, stream_xlsx
+from models import Company, db, utcnow
 
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
 COUNT_BOUND = 10_000  # a list counts its rows up to here and shows "10,000+" beyond
@@ -354,6 +357,17 @@ def local_minute(view, value, name=None):
     return local_time(value)
 
 
+def attachment(filename: str) -> str:
+    """The Content-Disposition of a download named `filename`, whatever its script: an ASCII fallback
+    for old clients and the exact name as UTF-8 (RFC 6266, RFC 5987 `filename*`)."""
+    stem, dot, extension = filename.rpartition(".")
+    ascii_stem = secure_filename(unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode())
+    if not re.search(r"[A-Za-z]", ascii_stem):
+        ascii_stem = "export" + (f"_{ascii_stem}" if ascii_stem else "")
+    fallback = f"{ascii_stem}{dot}{secure_filename(extension)}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
@@ -640,8 +654,18 @@ class ScopedModelView(RoleMixin, ModelView):
     export_types = ["xlsx", "csv"]
     export_batch_rows = 2000
 
+    def get_export_name(self, export_type: str = "csv") -> str:
+        """订单管理_2026-12-01.xlsx: the list's name in the reader's language and today in their zone."""
+        name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", str(self.name)).strip() or "export"
+        return f"{name}_{utcnow().astimezone(current_zone()).date().isoformat()}.{export_type}"
+
     def export_value(self, model, name):
-        """The value of one exported cell: numbers and dates stay typed, the rest is text."""
+        """The value of one exported cell: money as a number in its currency's format, numbers and
+        dates typed, the rest text."""
+        money = getattr(type(model), "_money_attributes", {}).get(name)
+        if money is not None:
+            amount, currency = getattr(model, name), money.currency_of(model)
+            return None if amount is None or not currency else Amount(round_money(amount, currency), exponent(currency))
         value = ModelView.get_export_value(self, model, name)
         if value is None or isinstance(value, (str, int, Decimal, date)):
             if isinstance(value, datetime) and value.tzinfo is not None:
@@ -687,12 +711,16 @@ class ScopedModelView(RoleMixin, ModelView):
         # Written while it is sent: the first bytes leave before the first row is read.
         body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(current_zone()),
                            sheet_title=str(self.name), batch_rows=self.export_batch_rows)
-        filename = secure_filename(self.get_export_name("xlsx")) or "export.xlsx"
         return Response(
             stream_with_context(body),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f"attachment; filename={filename}"},
+            headers={"Content-Disposition": attachment(self.get_export_name("xlsx"))},
         )
+
+    def _export_csv(self, return_url):
+        response = super()._export_csv(return_url)
+        response.headers["Content-Disposition"] = attachment(self.get_export_name("csv"))  # Chinese kept
+        return response
 
 
 class OpenRowsFirst:
