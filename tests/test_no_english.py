@@ -23,7 +23,8 @@ FRAGMENTS = (
     "Change password", "Previous", "Next", "Submit", "Back", "Close", "Yes", "No", "Confirm", "Loading",
     "Required", "This field is required", "Not a valid", "Record was successfully", "Are you sure",
     "equals", "not equal", "contains", "not contains", "greater than", "smaller than", "empty", "in list",
-    "between", "not between", "Add", "View", "Page", "Show", "Total",
+    "between", "not between", "Add", "View", "Page", "Show", "Total", "Code", "package", "Name", "Type", "Status",
+    "Created", "Updated",
 )
 PATTERN = re.compile("|".join(rf"(?<![\w-]){re.escape(f)}(?![\w-])" for f in FRAGMENTS))
 ROLES = ("admin", "support", "finance", "sales", "customer")
