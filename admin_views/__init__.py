@@ -75,7 +75,7 @@ def init_admin(app: Flask) -> Admin:
     @app.context_processor
     def console_context():
         return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale, "idempotency_key": new_key,
-                "picker_locale": picker_locale}
+                "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS}
 
     return admin
 

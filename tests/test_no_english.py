@@ -159,3 +159,18 @@ def test_chinese_wording_the_issue_asks_for(web_app):
         assert _("Approved") == "已通过"
         assert admin_gettext("With selected") == "批量操作"
         assert "项目" not in admin_gettext("items") and "项目" not in admin_ngettext("50 item", "50 items", 50)
+
+
+def test_audit_log_reads_in_chinese(client, login, world):
+    from models import AuditEvent
+
+    db.session.add(AuditEvent(actor_id=world.users["sales"].id, actor_name="sales", action="create",
+                              model="offline_recharge", ids="1", summary=""))
+    db.session.add(AuditEvent(actor_id=world.users["support"].id, actor_name="support", action="suspend",
+                              model="device", ids=str(world.devices["AC0001"].id), summary=""))
+    db.session.scalar(db.select(User).where(User.username == "admin")).locale = "zh_Hans_CN"
+    db.session.commit()
+    login("admin")
+    page = client.get("/admin/auditevent/").get_data(as_text=True)
+    rows = re.findall(r'<td class="col-action">\s*(.*?)\s*</td>\s*<td class="col-model">\s*(.*?)\s*</td>', page, re.S)
+    assert ("新建", "线下充值") in rows and ("停用", "设备") in rows, rows
