@@ -174,3 +174,15 @@ def test_audit_log_reads_in_chinese(client, login, world):
     page = client.get("/admin/auditevent/").get_data(as_text=True)
     rows = re.findall(r'<td class="col-action">\s*(.*?)\s*</td>\s*<td class="col-model">\s*(.*?)\s*</td>', page, re.S)
     assert ("新建", "线下充值") in rows and ("停用", "设备") in rows, rows
+
+
+def test_expiry_template_sheets_are_named_in_chinese(client, login, world):
+    import io
+
+    from openpyxl import load_workbook
+
+    db.session.scalar(db.select(User).where(User.username == "sales")).locale = "zh_Hans_CN"
+    db.session.commit()
+    login("sales")
+    workbook = load_workbook(io.BytesIO(client.get("/admin/expiry_import/template").data))
+    assert workbook.sheetnames == ["设备", "填写说明"]
