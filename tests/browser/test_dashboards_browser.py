@@ -29,16 +29,22 @@ TITLES = {"expiring": "未来 90 天到期的设备", "income": "近 30 天每�
 CHART_OPTION = """(id) => {
   const chart = echarts.getInstanceByDom(document.getElementById(id));
   const option = chart.getOption();
-  return {series: option.series.map(s => s.data), canvas: !!document.querySelector('#' + id + ' canvas')};
+  const data = JSON.parse(document.getElementById(id.replace('rd-chart-', 'rd-chart-data-')).textContent);
+  return {series: option.series.map(s => s.data), canvas: !!document.querySelector('#' + id + ' canvas'), data};
 }"""
 
 
 @pytest.fixture
 def chinese_page(chromium, live_app, problems):
-    """chinese_page(username) → a page of a new zh-CN browser context at 1366×768, logged in."""
+    """chinese_page(username) → a page of a new zh-CN browser context at 1366×768, logged in as a user
+    whose language is Chinese (their own choice, set by other tests, is put back afterwards)."""
     contexts = []
+    chosen: dict[str, str | None] = {}
 
     def new_page(username: str):
+        chosen.setdefault(username, live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u=username))
+        with live_app.engine.begin() as conn:
+            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "zh_Hans_CN", "u": username})
         context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
         context.set_default_timeout(15_000)
         contexts.append(context)
@@ -54,6 +60,9 @@ def chinese_page(chromium, live_app, problems):
     yield new_page
     for context in contexts:
         context.close()
+    with live_app.engine.begin() as conn:
+        for username, locale in chosen.items():
+            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": locale, "u": username})
     assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
     assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 
@@ -96,20 +105,25 @@ def test_dashboard_charts_render_in_chinese(chinese_page, live_app, username):
         expect(page.locator(".card-header", has_text=TITLES[key])).to_be_visible()
         option = page.evaluate(CHART_OPTION, f"rd-chart-{key}")
         assert option["canvas"] and option["series"], option
-        if key == "income":
-            cny = option["series"][0]
-            assert len(cny) == 30 and cny[-1] == 1234.56 and sum(cny) > 1334, cny  # scaled for the axis only
+        if key == "income":  # other tests may have brought money in too: compare with the server's JSON
+            cny, sent = option["series"][0], option["data"]["series"][0]
+            assert sent["currency"] == "CNY" and sent["minor"][-1] >= 123456 and sent["minor"][-4] >= 10000, sent
+            assert [round(v * 100) for v in cny] == sent["minor"], cny  # minor units scaled for the axis only
         if key == "expiring":
             assert len(option["series"][0]) == 13 and sum(option["series"][0]) > 0, option
     if not CHARTS[username]:
         assert page.locator(".rd-chart").count() == 0
     if username == "customer":
-        expect(page.locator("[data-balance='CNY']")).to_have_text("¥0.00")
+        minor = live_app.scalar("SELECT coalesce(sum(w.balance_minor), 0) FROM wallet w JOIN company c "
+                                "ON c.id = w.company_id WHERE c.path LIKE (SELECT path FROM company "
+                                "WHERE name = 'Acme Logistics') || '%' AND w.currency = 'CNY'")
+        expect(page.locator("[data-balance='CNY']")).to_have_text(f"¥{minor // 100:,}.{minor % 100:02d}")
         expect(page.locator("#rd-seats .card-header")).to_have_text("席位配额")
     if username in ("finance", "admin"):
         width = page.locator("#rd-chart-income").bounding_box()["width"]
         page.hover("#rd-chart-income canvas", position={"x": width - 30, "y": 200})  # today's bar
-        expect(page.locator("#rd-chart-income")).to_contain_text("¥1,234.56")  # the tooltip: the server's text
+        today = page.evaluate(CHART_OPTION, "rd-chart-income")["data"]["series"][0]["text"][-1]
+        expect(page.locator("#rd-chart-income")).to_contain_text(today)  # the tooltip: the server's text
     # Nothing fetched from outside the app (ECharts is shipped with it).
     assert not page.outside_requests, page.outside_requests
     shot(page, f"dashboard-{username}-zh")
