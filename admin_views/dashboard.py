@@ -234,6 +234,7 @@ def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
     order = [c for c in EXPONENTS if c in sums] + sorted(c for c in sums if c not in EXPONENTS)
     series = [{
         "currency": currency,
+        "label": str(WALLET_CURRENCIES.get(currency, currency)),  # 人民币
         "exponent": EXPONENTS.get(currency, 0),
         "minor": sums[currency],
         "text": [format_money(from_minor(minor, currency), currency) for minor in sums[currency]],

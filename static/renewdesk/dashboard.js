@@ -35,7 +35,7 @@
         top: 0, selectedMode: "single", selected: selected,
         formatter: function (name) {
           var s = data.series.filter(function (x) { return x.currency === name; })[0];
-          return name + " " + s.total_text;
+          return s.label + " " + s.total_text;
         }
       },
       tooltip: {
