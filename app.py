@@ -175,6 +175,8 @@ def create_app(config: dict | None = None) -> Flask:
     import actions.card_orders  # noqa: F401 - cards (seed 002) register the card_sale kind
     from actions.money import format_money
     from admin_views import init_admin
+    from admin_views.base import local_time
+    from admin_views.error_pages import register_error_pages, render_error
     from admin_views.auth import bp as auth_bp
     from admin_views.payments import callbacks, pay_page_url, sandbox
     from admin_views.provider_payments import bp as provider_pay
@@ -188,7 +190,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(provider_pay)  # the real providers' pay pages and the payer's return
     csrf.exempt(callbacks)
     app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
-    init_admin(app)
+    app.jinja_env.filters["datetime"] = local_time  # {{ at|datetime }}: the reader's zone, to the minute
+    admin = init_admin(app)
+    register_error_pages(app, admin)
     register_commands(app)
     app.jinja_env.globals["pay_page_url"] = pay_page_url
 
@@ -211,7 +215,7 @@ def create_app(config: dict | None = None) -> Flask:
     def out_of_range(exc):
         # An id or number beyond any column's range names no row: not found, never a crash.
         db.session.rollback()
-        return "Not found", 404
+        return render_error(admin, 404)
 
     @app.teardown_request
     def forget_write_intent(exc):

@@ -226,6 +226,8 @@ class Company(db.Model):
     province: Mapped[str | None] = mapped_column(String(60))
     city: Mapped[str | None] = mapped_column(String(60))
     address: Mapped[str | None] = mapped_column(String(255))
+    # An IANA zone (Asia/Shanghai) its users see times in; "" = by each user's language (actions/times.py).
+    time_zone: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     parent: Mapped[Company | None] = relationship(remote_side=[id], back_populates="children")

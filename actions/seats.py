@@ -172,6 +172,11 @@ def _take_seat(session: Session, company: Company, edition: str) -> None:
         .where(SeatQuota.company_id == company.id, SeatQuota.edition == edition, SeatQuota.used < SeatQuota.purchased)
         .values(used=SeatQuota.used + 1).execution_options(synchronize_session=False))
     if result.rowcount != 1:
+        bought = session.scalar(select(SeatQuota.purchased).where(SeatQuota.company_id == company.id,
+                                                                  SeatQuota.edition == edition))
+        if not bought:  # "used up" only when there were seats
+            raise NoSeatLeft(_l("%(company)s has no %(edition)s seats: buy seats first.",
+                                edition=SEAT_EDITIONS[edition], company=company.name))
         raise NoSeatLeft(_l("No %(edition)s seat left for %(company)s: buy more seats or deactivate an organizer.",
                             edition=SEAT_EDITIONS[edition], company=company.name))
     _expire_quotas(session)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.companies import create_company
+from actions.times import check_zone
 from actions.users import create_user, generate_password
 from models import ROLES, BillingConfig, Company, TenantApplication, User, utcnow
 
@@ -62,6 +63,7 @@ FIELDS = {
     "email": _l("Administrator email"),
     "user_phone": _l("Administrator phone"),
     "mobile": _l("Administrator mobile"),
+    "time_zone": _l("Time zone"),
 }
 
 
@@ -362,11 +364,11 @@ def update_profile(
     session: Session, actor: User, *, phone: str | None = None, fax: str | None = None,
     province: str | None = None, city: str | None = None, address: str | None = None,
     full_name: str | None = None, email: str | None = None, user_phone: str | None = None,
-    mobile: str | None = None,
+    mobile: str | None = None, time_zone: str | None = None,
 ) -> ProfileChange:
     """编辑信息: a customer administrator edits their own company's details and their own contact.
 
-    The company name stays as registered. A new administrator email becomes the address of the
+    The company name stays as registered; `time_zone` (None: unchanged) is an IANA name or "" (by language). A new administrator email becomes the address of the
     login's mail and the company's contact email, and replaces the old one among the push emails.
     """
     require_role(actor, {"customer_admin"})
@@ -387,6 +389,14 @@ def update_profile(
         "mobile": _phone("mobile", mobile, required=False),
     }
     company_changes = _assign(company, company_values)
+    if time_zone is not None:  # "" = by each user's language (actions/times.py)
+        try:
+            zone = check_zone(time_zone)
+        except DomainError as exc:
+            raise InvalidField("time_zone", str(exc)) from None
+        if company.time_zone != zone:
+            company_changes["time_zone"] = (company.time_zone, zone)
+            company.time_zone = zone
     user_changes = _assign(actor, user_values)
     old_email = new_email = None
     if "email" in user_changes:

@@ -1,6 +1,8 @@
 """The console: menu groups, the home dashboard and the registration of every view."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.theme import Bootstrap4Theme
@@ -9,11 +11,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from actions.idempotency import new_key
-from admin_views.base import RoleMixin
+from admin_views.base import RoleMixin, current_zone
+from admin_views.wording import picker_locale, use_our_wording
 from models import LOCALES, ROLES
 
 # Menu groups, as the user guides group them.
-CUSTOMER = _l("Customer")  # 客户端
+CUSTOMER = _l("Customer center")  # 客户中心
 MANAGEMENT = _l("Management center")  # 管理中心
 FINANCE = _l("Finance operations")  # 财务操作
 SALES = _l("Sales operations")  # 销售操作
@@ -24,7 +27,7 @@ DISTRIBUTION = _l("Distribution")  # 分销管理
 
 
 class HomeView(RoleMixin, AdminIndexView):
-    """The dashboard: per role, the few numbers that role acts on."""
+    """The dashboard: per role, the numbers that role acts on, and its charts."""
 
     roles = frozenset(ROLES)
 
@@ -33,13 +36,14 @@ class HomeView(RoleMixin, AdminIndexView):
 
     @expose("/")
     def index(self):
-        from admin_views.dashboard import cards_for
+        from admin_views.dashboard import dashboard_for
 
-        return self.render("renewdesk/home.html", cards=cards_for(current_user))
+        return self.render("renewdesk/home.html", board=dashboard_for(current_user, current_zone()))
 
 
 def init_admin(app: Flask) -> Admin:
     """Build the console for `app` with every view registered once."""
+    use_our_wording(Path(app.config["BABEL_TRANSLATION_DIRECTORIES"].split(";")[0]))
     admin = Admin(
         app,
         name="Renewdesk",
@@ -74,7 +78,8 @@ def init_admin(app: Flask) -> Admin:
 
     @app.context_processor
     def console_context():
-        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale, "idempotency_key": new_key}
+        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale, "idempotency_key": new_key,
+                "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS}
 
     return admin
 

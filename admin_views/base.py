@@ -8,13 +8,16 @@ through the scoped query built here.
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal
+from urllib.parse import quote
 
-from flask import Response, abort, flash, has_request_context, redirect, request, stream_with_context, url_for
+from flask import Response, abort, flash, g, has_request_context, redirect, request, stream_with_context, url_for
 from flask_admin import BaseView, expose
 from flask_admin.actions import action
 from flask_admin.babel import gettext as admin_gettext
@@ -25,7 +28,7 @@ from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
 from flask_admin.contrib.sqla.fields import QuerySelectField
 from flask_admin.helpers import is_safe_url
-from flask_babel import format_number
+from flask_babel import format_number, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -40,11 +43,12 @@ from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, in_scope, scope_filter
 from actions.audit import record
-from actions.money import EXPONENTS, format_money, from_minor, parse, round_money, to_minor
+from actions.times import MINUTE, format_minute, zone_for
+from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
-from importers.xlsx import formula_safe, stream_xlsx
-from models import Company, db
+from importers.xlsx import Amount, formula_safe, stream_xlsx
+from models import Company, db, utcnow
 
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
 COUNT_BOUND = 10_000  # a list counts its rows up to here and shows "10,000+" beyond
@@ -223,21 +227,52 @@ class RoleView(RoleMixin, BaseView):
     """A plain console page (a form, a report) with declared roles."""
 
 
-class UTCFilterValue:
-    """Typed filter times are UTC: Flask-Admin parses them naive, our columns hold aware UTC."""
+def current_zone() -> tzinfo:
+    """The reader's time zone: their company's choice, else their language's (actions/times.py).
+    Worked out once per request."""
+    if not has_request_context():
+        return timezone.utc
+    zone = g.get("renewdesk_zone")
+    if zone is None:
+        # By id, not through current_user.company: a streamed export runs with the user detached.
+        company_id = current_user.company_id if current_user and current_user.is_authenticated else None
+        chosen = db.session.scalar(select(Company.time_zone).where(Company.id == company_id)) if company_id else None
+        zone = g.renewdesk_zone = zone_for(chosen, get_locale())
+    return zone
+
+
+def local_time(value: datetime | None, pattern: str = MINUTE) -> str:
+    """A time as the reader reads it: in their zone, to the minute (the `datetime` Jinja filter)."""
+    return format_minute(value, current_zone(), pattern=pattern)
+
+
+def local_day_start(day: date) -> datetime:
+    """The first instant of `day` in the reader's zone, aware (filters by day compare with it)."""
+    return datetime.combine(day, time.min, tzinfo=current_zone())
+
+
+def time_cell(view, context, model, name):
+    """A list or details cell of a time column, in the reader's zone, to the minute."""
+    return local_time(getattr(model, name))
+
+
+class LocalFilterValue:
+    """Typed filter times are in the reader's zone: Flask-Admin parses them naive, our columns hold
+    aware UTC."""
 
     def clean(self, value):
         cleaned = super().clean(value)
+        zone = current_zone()
         if isinstance(cleaned, list):
-            return [v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) else v for v in cleaned]
-        return cleaned.replace(tzinfo=timezone.utc) if isinstance(cleaned, datetime) else cleaned
+            return [v.replace(tzinfo=zone) if isinstance(v, datetime) else v for v in cleaned]
+        return cleaned.replace(tzinfo=zone) if isinstance(cleaned, datetime) else cleaned
 
 
 class FilterConverter(sqla_filters.FilterConverter):
-    """Flask-Admin's filters, plus our aware UTC datetime column type."""
+    """Flask-Admin's filters, plus our aware UTC datetime column type (typed in the reader's zone)."""
 
     utc_datetime_filters = tuple(
-        type(f"UTC{f.__name__}", (UTCFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
+        type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
     )
 
     @model_filters.convert("utcdatetime")
@@ -326,9 +361,20 @@ def _money_sort_key(model, entry):
     return entry
 
 
-def utc_minute(view, value, name=None):
-    """A time on screen: to the minute, in UTC, never with microseconds and an offset."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+def local_minute(view, value, name=None):
+    """A time on screen: in the reader's zone, to the minute, never with microseconds and an offset."""
+    return local_time(value)
+
+
+def attachment(filename: str) -> str:
+    """The Content-Disposition of a download named `filename`, whatever its script: an ASCII fallback
+    for old clients and the exact name as UTF-8 (RFC 6266, RFC 5987 `filename*`)."""
+    stem, dot, extension = filename.rpartition(".")
+    ascii_stem = secure_filename(unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode())
+    if not re.search(r"[A-Za-z]", ascii_stem):
+        ascii_stem = "export" + (f"_{ascii_stem}" if ascii_stem else "")
+    fallback = f"{ascii_stem}{dot}{secure_filename(extension)}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 class ScopedModelView(RoleMixin, ModelView):
@@ -336,7 +382,7 @@ class ScopedModelView(RoleMixin, ModelView):
 
     filter_converter = FilterConverter()
     # On screen, every time column reads to the minute; exports keep them typed.
-    column_type_formatters = {**ModelView.column_type_formatters, datetime: utc_minute}
+    column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute}
 
     scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
     audit_name: str | None = None  # the AuditEvent.model; defaults to the table name
@@ -617,12 +663,23 @@ class ScopedModelView(RoleMixin, ModelView):
     export_types = ["xlsx", "csv"]
     export_batch_rows = 2000
 
+    def get_export_name(self, export_type: str = "csv") -> str:
+        """订单管理_2026-12-01.xlsx: the list's name in the reader's language and today in their zone."""
+        name = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', " ", str(self.name)).strip() or "export"
+        return f"{name}_{utcnow().astimezone(current_zone()).date().isoformat()}.{export_type}"
+
     def export_value(self, model, name):
-        """The value of one exported cell: numbers and dates stay typed, the rest is text."""
+        """The value of one exported cell: money as a number in its currency's format, numbers and
+        dates typed, the rest text."""
+        money = getattr(type(model), "_money_attributes", {}).get(name)
+        if money is not None:
+            amount, currency = getattr(model, name), money.currency_of(model)
+            return None if amount is None or not currency else Amount(round_money(amount, currency), exponent(currency))
         value = ModelView.get_export_value(self, model, name)
         if value is None or isinstance(value, (str, int, Decimal, date)):
             if isinstance(value, datetime) and value.tzinfo is not None:
-                return value.astimezone(timezone.utc).replace(tzinfo=None)
+                # Excel has no zones: the reader's wall-clock time, as on screen.
+                return value.astimezone(current_zone()).replace(tzinfo=None, microsecond=0)
             return value
         return str(value)
 
@@ -635,7 +692,7 @@ class ScopedModelView(RoleMixin, ModelView):
         for model in self.export_query().yield_per(self.export_batch_rows):
             yield [self.export_value(model, c) for c in columns]
 
-    def _streamed_rows(self):
+    def _streamed_rows(self, zone: tzinfo | None = None):
         """export_rows(), run while the response streams. By then the request's session has been
         removed (stream_with_context pushes the contexts again after their teardown): db.session is
         a fresh one, and the signed-in user, cached by Flask-Login, is attached to it again so that
@@ -643,6 +700,8 @@ class ScopedModelView(RoleMixin, ModelView):
         user = current_user._get_current_object()
         if getattr(user, "is_authenticated", False) and inspect(user).detached:
             db.session.add(user)
+        if zone is not None:
+            g.renewdesk_zone = zone  # the reader's zone, found while the request was whole
         yield from self.export_rows()
 
     def export_query(self):
@@ -659,14 +718,18 @@ class ScopedModelView(RoleMixin, ModelView):
         if export_type != "xlsx":
             return super()._export_tablib(export_type, return_url)
         # Written while it is sent: the first bytes leave before the first row is read.
-        body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(),
+        body = stream_xlsx([label for _c, label in self._export_columns], self._streamed_rows(current_zone()),
                            sheet_title=str(self.name), batch_rows=self.export_batch_rows)
-        filename = secure_filename(self.get_export_name("xlsx")) or "export.xlsx"
         return Response(
             stream_with_context(body),
             mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f"attachment; filename={filename}"},
+            headers={"Content-Disposition": attachment(self.get_export_name("xlsx"))},
         )
+
+    def _export_csv(self, return_url):
+        response = super()._export_csv(return_url)
+        response.headers["Content-Disposition"] = attachment(self.get_export_name("csv"))  # Chinese kept
+        return response
 
 
 class OpenRowsFirst:

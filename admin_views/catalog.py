@@ -25,6 +25,9 @@ LABELS = {
     "code": _l("Code"), "name": _l("Name"), "kind": _l("Type"), "category": _l("Category"),
     "subcategory": _l("Subcategory"), "amount": _l("Amount"), "pricing": _l("Pricing method"),
     "term_months": _l("Term (months)"), "currency": _l("Currency"), "active": _l("Active"),
+    # Filters over the category. The English is Flask-Admin's own label, from which it makes the filter's
+    # URL argument (category_package_category_code_…): kept, so that saved links still filter.
+    "category.code": _l("category / Package Category / Code"), "category.name": _l("category / Package Category / Name"),
 }
 
 

@@ -1,17 +1,35 @@
-"""The home page's numbers: per role, what that role acts on, each linking to its list."""
+"""The home page: per role, the numbers it acts on (each linking to its list), the balances and seats
+of a customer, and two charts (devices expiring in the next 90 days, income by day).
+
+Every panel is one query whatever the number of rows (no N+1). Chart data is built here as plain
+JSON: counts as integers, money as integers of minor units with the currency's exponent and the
+formatter's text for each point (the browser only divides for the axis, never formats money).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 
+from babel.dates import format_skeleton
 from flask import url_for
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from actions import scoped
+from actions.money import EXPONENTS, format_money, from_minor
 from models import (
-    Company, Device, ExpiryImport, OfflineRecharge, Order, TenantApplication, User, db, utcnow,
+    SEAT_EDITIONS, WALLET_CURRENCIES, BankTransferReceipt, CashReceipt, Company, Device, ExpiryImport, InvoiceRequest, LedgerEntry,
+    OfflineRecharge, Order, OrderRefund, SeatQuota, TenantApplication, User, Wallet, db, utcnow,
 )
+
+EXPIRY_DAYS = 90
+EXPIRY_BUCKET_DAYS = 7
+INCOME_DAYS = 30
+# Ledger movements that bring money in: credits of these kinds (refunds and coin credits are not income).
+INCOME_KINDS = ("recharge", "offline_recharge", "payment")
+# A customer's balances: always these, and any other currency it holds.
+BALANCE_CURRENCIES = ("CNY", "USD", "COIN")
 
 
 @dataclass(frozen=True)
@@ -22,17 +40,59 @@ class Card:
     url: str
 
 
+@dataclass(frozen=True)
+class Balance:
+    currency: str
+    label: str  # 人民币, 美元, 金币
+    text: str  # the one formatter's text of the balance of the customer's whole company tree
+    own_text: str  # the customer's own company's balance, when it differs; else ""
+
+
+@dataclass(frozen=True)
+class SeatLine:
+    edition: str
+    purchased: int
+    used: int
+
+    @property
+    def left(self) -> int:
+        return self.purchased - self.used
+
+
+@dataclass(frozen=True)
+class Chart:
+    key: str
+    title: str
+    data: dict
+
+
+@dataclass
+class Dashboard:
+    cards: list[Card] = field(default_factory=list)
+    balances: list[Balance] = field(default_factory=list)
+    seats: list[SeatLine] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+
+
 def _count(model, *where) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
-def _count_devices(user, *where) -> int:
-    query = scoped(select(func.count()).select_from(Device), user, Device.company_id)
+def _count_scoped(user, model, company_column, *where) -> int:
+    query = scoped(select(func.count()).select_from(model), user, company_column)
     return db.session.scalar(query.where(*where)) or 0
 
 
-def _device_cards(user) -> list[Card]:
-    today = date.today()
+def _count_devices(user, *where) -> int:
+    return _count_scoped(user, Device, Device.company_id, *where)
+
+
+def _short_day(day: date) -> str:
+    """`12月1日`, `1 thg 12`, `Dec 1`: a day without its year, in the reader's language."""
+    return format_skeleton("MMMd", day, locale=get_locale() or "en")
+
+
+def _device_cards(user, today: date) -> list[Card]:
     return [
         Card("expiring_30", str(_l("Devices expiring in 30 days")),
              _count_devices(user, Device.expires_on.between(today, today + timedelta(days=30))),
@@ -46,11 +106,155 @@ def _device_cards(user) -> list[Card]:
     ]
 
 
-def cards_for(user) -> list[Card]:
-    """The dashboard cards of `user`'s role."""
-    cards: list[Card] = []
+def _finance_cards() -> list[Card]:
+    return [
+        Card("pending_review", str(_l("Offline recharges awaiting review")),
+             _count(OfflineRecharge, OfflineRecharge.status == "submitted"),
+             url_for("recharge_review.index_view")),
+        Card("bank_transfers", str(_l("Bank transfers to confirm")),
+             _count(BankTransferReceipt, BankTransferReceipt.status == "submitted"),
+             url_for("bank_transfer_review.index_view")),
+        Card("invoice_requests", str(_l("Invoice requests to issue")),
+             _count(InvoiceRequest, InvoiceRequest.status == "requested"),
+             url_for("invoice_review.index_view")),
+        Card("refunds", str(_l("Refunds awaiting approval")),
+             _count(OrderRefund, OrderRefund.status == "requested"),
+             url_for("orderrefund.index_view")),
+        Card("cash_receipts", str(_l("Cash receipts to confirm")),
+             _count(CashReceipt, CashReceipt.status == "submitted"),
+             url_for("cashreceipt.index_view")),
+        Card("pending_orders", str(_l("Orders awaiting payment")),
+             _count(Order, Order.status == "pending"),
+             url_for("order_management.index_view", flt0_status_equals="pending")),
+    ]
+
+
+def _customer_cards(user) -> list[Card]:
+    return [
+        Card("unpaid", str(_l("Your orders awaiting payment")),
+             _count_scoped(user, Order, Order.company_id, Order.status == "pending"),
+             url_for("order_record.index_view")),
+        Card("invoices", str(_l("Your invoice requests in progress")),
+             _count_scoped(user, InvoiceRequest, InvoiceRequest.company_id, InvoiceRequest.status == "requested"),
+             url_for("invoice_request_customer.index_view")),
+    ]
+
+
+def balances_of(user) -> list[Balance]:
+    """The customer's balance per currency (CNY, USD, coins, and any other it holds): its company tree's
+    total, and its own company's when subsidiaries hold money too. One query."""
+    own = func.sum(case((Wallet.company_id == user.company_id, Wallet.balance_minor), else_=0))
+    rows = db.session.execute(
+        scoped(select(Wallet.currency, func.sum(Wallet.balance_minor), own), user, Wallet.company_id)
+        .group_by(Wallet.currency)
+    ).all()
+    found = {currency: (int(total or 0), int(mine or 0)) for currency, total, mine in rows}
+    currencies = [*BALANCE_CURRENCIES, *sorted(c for c in found if c not in BALANCE_CURRENCIES)]
+    balances = []
+    for currency in currencies:
+        total, mine = found.get(currency, (0, 0))
+        balances.append(Balance(
+            currency,
+            str(WALLET_CURRENCIES.get(currency, currency)),
+            format_money(from_minor(total, currency), currency),
+            format_money(from_minor(mine, currency), currency) if mine != total else "",
+        ))
+    return balances
+
+
+def seats_of(user) -> list[SeatLine]:
+    """Seats bought and used per edition in the customer's company tree. One query."""
+    rows = db.session.execute(
+        scoped(select(SeatQuota.edition, func.sum(SeatQuota.purchased), func.sum(SeatQuota.used)),
+               user, SeatQuota.company_id).group_by(SeatQuota.edition)
+    ).all()
+    found = {edition: (int(bought or 0), int(used or 0)) for edition, bought, used in rows}
+    return [SeatLine(str(label), *found[edition]) for edition, label in SEAT_EDITIONS.items() if edition in found]
+
+
+def expiring_chart(user, today: date) -> Chart:
+    """Devices in the user's scope expiring in the next 90 days, counted per week. One query."""
+    end = today + timedelta(days=EXPIRY_DAYS - 1)
+    rows = db.session.execute(
+        scoped(select(Device.expires_on, func.count()), user, Device.company_id)
+        .where(Device.expires_on.between(today, end))
+        .group_by(Device.expires_on)
+    ).all()
+    buckets = (EXPIRY_DAYS + EXPIRY_BUCKET_DAYS - 1) // EXPIRY_BUCKET_DAYS
+    counts = [0] * buckets
+    for expires_on, count in rows:
+        counts[(expires_on - today).days // EXPIRY_BUCKET_DAYS] += int(count)
+    labels, ranges = [], []
+    for index in range(buckets):
+        first = today + timedelta(days=index * EXPIRY_BUCKET_DAYS)
+        last = min(first + timedelta(days=EXPIRY_BUCKET_DAYS - 1), end)
+        labels.append(_short_day(first))
+        ranges.append(f"{_short_day(first)} – {_short_day(last)}")
+    return Chart("expiring", str(_l("Devices expiring in the next 90 days")), {
+        "kind": "count",
+        "labels": labels,
+        "ranges": ranges,
+        "counts": counts,
+        "series_name": str(_l("Devices")),
+        "total": sum(counts),
+    })
+
+
+def _hour_bucket(column):
+    """A UTC hour of `column` as text 'YYYY-MM-DD HH', on SQLite and PostgreSQL alike."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
+    return func.strftime("%Y-%m-%d %H", column)
+
+
+def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
+    """Money in by day for the last 30 days in `zone`, per currency: the sum of the ledger's positive
+    recharge and payment movements, in minor units. One query (grouped by UTC hour, so a day is the
+    reader's own day)."""
+    now = now or utcnow()
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=INCOME_DAYS - 1)
+    start = datetime.combine(first, time.min, tzinfo=zone).astimezone(timezone.utc)
+    hour = _hour_bucket(LedgerEntry.created_at)
+    rows = db.session.execute(
+        select(hour, LedgerEntry.currency, func.sum(LedgerEntry.amount_minor))
+        .where(LedgerEntry.created_at >= start, LedgerEntry.amount_minor > 0,
+               LedgerEntry.kind.in_(INCOME_KINDS))
+        .group_by(hour, LedgerEntry.currency)
+    ).all()
+    days = [first + timedelta(days=i) for i in range(INCOME_DAYS)]
+    sums: dict[str, list[int]] = {}
+    for bucket, currency, minor in rows:
+        at = datetime.strptime(bucket, "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+        index = (at.astimezone(zone).date() - first).days
+        if 0 <= index < INCOME_DAYS:
+            sums.setdefault(currency, [0] * INCOME_DAYS)[index] += int(minor)
+    if not sums:
+        sums["CNY"] = [0] * INCOME_DAYS
+    order = [c for c in EXPONENTS if c in sums] + sorted(c for c in sums if c not in EXPONENTS)
+    series = [{
+        "currency": currency,
+        "label": str(WALLET_CURRENCIES.get(currency, currency)),  # 人民币
+        "exponent": EXPONENTS.get(currency, 0),
+        "minor": sums[currency],
+        "text": [format_money(from_minor(minor, currency), currency) for minor in sums[currency]],
+        "total_text": format_money(from_minor(sum(sums[currency]), currency), currency),
+    } for currency in order]
+    return Chart("income", str(_l("Income by day, last 30 days")), {
+        "kind": "money",
+        "labels": [_short_day(day) for day in days],
+        "days": [day.isoformat() for day in days],
+        "series": series,
+    })
+
+
+def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashboard:
+    """What `user`'s role sees on the home page; days are days in `zone` (the reader's)."""
+    today = today or utcnow().astimezone(zone).date()
+    board = Dashboard()
+    cards = board.cards
     if user.role in ("admin", "tech_support", "customer_admin"):
-        cards += _device_cards(user)
+        cards += _device_cards(user, today)
     if user.role in ("admin", "tech_support"):
         cards.append(Card("unbound", str(_l("Devices without a renewal package")),
                           _count_devices(user, Device.package_id.is_(None)),
@@ -58,16 +262,10 @@ def cards_for(user) -> list[Card]:
     if user.role in ("admin", "sales"):
         week_ago = utcnow() - timedelta(days=7)
         cards.append(Card("imports", str(_l("Expiry imports this week")),
-                          db.session.scalar(select(func.count()).select_from(ExpiryImport)
-                                            .where(ExpiryImport.created_at >= week_ago)) or 0,
+                          _count(ExpiryImport, ExpiryImport.created_at >= week_ago),
                           url_for("expiry_import.index")))
     if user.role in ("admin", "finance"):
-        cards.append(Card("pending_review", str(_l("Offline recharges awaiting review")),
-                          _count(OfflineRecharge, OfflineRecharge.status == "submitted"),
-                          url_for("recharge_review.index_view")))
-        cards.append(Card("pending_orders", str(_l("Orders awaiting payment")),
-                          _count(Order, Order.status == "pending"),
-                          url_for("order_management.index_view", flt0_status_equals="pending")))
+        cards += _finance_cards()
     if user.role in ("admin", "sales"):
         cards.append(Card("drafts", str(_l("Offline recharge drafts")),
                           _count(OfflineRecharge, OfflineRecharge.status == "draft"),
@@ -76,19 +274,20 @@ def cards_for(user) -> list[Card]:
                           _count(OfflineRecharge, OfflineRecharge.status == "rejected"),
                           url_for("offline_recharge.index_view")))
     if user.role == "customer_admin":
-        cards.append(Card("unpaid", str(_l("Your orders awaiting payment")),
-                          db.session.scalar(scoped(select(func.count()).select_from(Order), user, Order.company_id)
-                                            .where(Order.status == "pending")) or 0,
-                          url_for("order_record.index_view")))
+        cards += _customer_cards(user)
+        board.balances = balances_of(user)
+        board.seats = seats_of(user)
     if user.role == "admin":
         cards.append(Card("applications", str(_l("Tenant applications to review")),
                           _count(TenantApplication, TenantApplication.status == "pending"),
                           url_for("tenantapplication.index_view")))
-        cards.append(Card("companies", str(_l("Companies")),
-                          db.session.scalar(select(func.count()).select_from(Company)) or 0,
-                          url_for("company.index_view")))
+        cards.append(Card("companies", str(_l("Companies")), _count(Company), url_for("company.index_view")))
         cards.append(Card("locked", str(_l("Locked or deactivated users")),
-                          db.session.scalar(select(func.count()).select_from(User).where(
-                              (User.active.is_(False)) | (User.locked_until.isnot(None)))) or 0,
+                          _count(User, (User.active.is_(False)) | (User.locked_until.isnot(None))),
                           url_for("user.index_view")))
-    return cards
+    if user.role in ("admin", "tech_support", "customer_admin"):
+        board.charts.append(expiring_chart(user, today))
+    if user.role in ("admin", "finance"):
+        board.charts.append(income_chart(zone))
+    return board
+

@@ -30,6 +30,9 @@ LABELS = {
     "number": _l("Device number"), "name": _l("Device name"), "device_type": _l("Device type"),
     "company": _l("Company"), "status": _l("Status"), "expires_on": _l("Expires on"),
     "package": _l("Renewal package"), "suspended_at": _l("Suspended at"), "created_at": _l("Created"),
+    # A filter. The English is Flask-Admin's own label, from which it makes the filter's URL argument
+    # (package_renewal_package_code_…): kept, so that saved links still filter.
+    "package.code": _l("package / Renewal package / Code"),
 }
 EXPIRY_WINDOWS = {
     "expired": _l("Expired"),

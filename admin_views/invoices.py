@@ -5,7 +5,7 @@ back on a DomainError), flash the result and only then mail the customer.
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 from flask import Response, abort, current_app, flash, redirect, request
@@ -28,7 +28,8 @@ from actions.invoices import (
     may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
 )
 from admin_views.base import (
-    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, parse_row_id, unit_of_work,
+    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, parse_row_id,
+    time_cell, unit_of_work,
 )
 from admin_views.mailing import flash_mail, queue, send_now, user_locale
 from admin_views.system import InCompanyTree
@@ -66,11 +67,6 @@ def document_response(title: InvoiceTitle) -> Response:
     name = secure_filename(title.registration_file_name or "") or f"registration-{title.id}{kind.extensions[0]}"
     return Response(path.read_bytes(), mimetype=kind.content_type,
                     headers={"Content-Disposition": f"attachment; filename={name}"})
-
-
-def _utc_minute(view, context, model, name):
-    value = getattr(model, name)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if value else ""
 
 
 def _status_cell(view, context, model, name):
@@ -122,7 +118,7 @@ class InvoiceTitleView(ScopedModelView):
                                  options=list(INVOICE_TITLE_KINDS.items())),
     )
     column_formatters = {"kind": label_formatter(INVOICE_TITLE_KINDS), "registration_file_name": _document_cell,
-                         "updated_at": _utc_minute}
+                         "updated_at": time_cell}
     column_formatters_detail = column_formatters
 
     def _form_page(self, values: dict, title: InvoiceTitle | None):
@@ -207,7 +203,7 @@ REQUEST_LABELS = {
 }
 _REQUEST_FORMATTERS = {
     "invoice_type": label_formatter(INVOICE_TYPES), "status": _status_cell, "total": _total_cell,
-    "created_at": _utc_minute, "reviewed_at": _utc_minute,
+    "created_at": time_cell, "reviewed_at": time_cell,
     "requested_by": _user_cell("requested_by_id"), "reviewed_by": _user_cell("reviewed_by_id"),
 }
 _REQUEST_EXPORT_FORMATTERS = {
@@ -218,10 +214,10 @@ _REQUEST_EXPORT_FORMATTERS = {
 
 
 class RequestedBetween(sqla_filters.DateBetweenFilter):
-    """Requested on one of the days (UTC) from the first to the last, both included."""
+    """Requested on one of the days (in the reader's zone) from the first to the last, both included."""
 
     def apply(self, query, value, alias=None):
-        start, end = (datetime.combine(day, time.min, tzinfo=timezone.utc) for day in value)
+        start, end = (local_day_start(day) for day in value)
         return query.filter(InvoiceRequest.created_at >= start,
                             InvoiceRequest.created_at < end + timedelta(days=1))
 

@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import time
-from datetime import date, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 from flask import Response, abort, current_app, flash, redirect, request, url_for
@@ -45,7 +45,9 @@ from actions.members import (
 )
 from actions.orders import scoped_order
 from actions.payments import PROVIDER_CURRENCIES, check_method
-from admin_views.base import RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, unit_of_work
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, time_cell, unit_of_work,
+)
 from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
 from importers.xlsx import write_xlsx
@@ -524,11 +526,6 @@ def _receipt_status_cell(view, context, model, name):
     return badge(str(RECEIPT_STATUSES.get(model.status, model.status)), kinds.get(model.status, "secondary"))
 
 
-def _utc_cell(view, context, model, name):
-    value = getattr(model, name)
-    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 class ReceiptReviewView(ScopedModelView):
     """银行转账确认 (finance): receipts sent by customers; review → confirm (pays the order) or reject."""
 
@@ -561,8 +558,8 @@ class ReceiptReviewView(ScopedModelView):
         "created_at",
     )
     column_formatters = {
-        "amount": _receipt_amount_cell, "status": _receipt_status_cell, "created_at": _utc_cell,
-        "reviewed_at": _utc_cell,
+        "amount": _receipt_amount_cell, "status": _receipt_status_cell, "created_at": time_cell,
+        "reviewed_at": time_cell,
         "order.company": lambda v, c, m, n: m.order.company.name,
         "order.total": lambda v, c, m, n: format_money(m.order.total, m.order.currency),
     }

@@ -101,7 +101,7 @@ class LedgerEntryView(ScopedModelView):
     # The company is two hops away (entry → wallet → company): get_query adds that nested load.
     column_select_related_list = (LedgerEntry.wallet, LedgerEntry.order, LedgerEntry.actor)
     column_filters = (
-        "created_at",  # typed as UTC (admin_views.base.FilterConverter)
+        "created_at",  # typed in the reader's zone (admin_views.base.FilterConverter)
         sqla_filters.FilterEqual(LedgerEntry.kind, _l("Kind"), options=list(LEDGER_KINDS.items())),
         WalletCurrencyFilter(),
         # Through the wallet as a subquery: no join to clash with the eager loads.

@@ -9,7 +9,6 @@ The rules live in actions.offline_recharge; these views parse, call, commit once
 """
 from __future__ import annotations
 
-from datetime import timezone
 from decimal import Decimal, InvalidOperation
 
 from flask import flash, has_request_context, redirect, request
@@ -32,7 +31,9 @@ from actions.offline_recharge import (
     EDITABLE_BY, MAX_PAYER, MAX_REFERENCE, REVIEWED, AlreadyReviewed, RechargeTerms, create_application,
     edit_application, review, submit, submit_applications,
 )
-from admin_views.base import ScopedModelView, badge, claim_form, flash_result, money_filters, unit_of_work
+from admin_views.base import (
+    LocalFilterValue, ScopedModelView, badge, claim_form, flash_result, money_filters, time_cell, unit_of_work,
+)
 from admin_views.system import InCompanyTree
 from models import CURRENCIES, RECHARGE_STATUSES, OfflineRecharge, User, db
 
@@ -55,32 +56,17 @@ def _status_cell(view, context, model, name):
     return badge(str(RECHARGE_STATUSES.get(model.status, model.status)), STATUS_BADGES.get(model.status, "secondary"))
 
 
-def _utc_cell(view, context, model, name):
-    value = getattr(model, name)
-    return "" if value is None else value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
 # --- filters: every column --------------------------------------------------------------------
 
-class _UTCValue:
-    """Typed times are UTC (the columns hold aware UTC datetimes; naive ones are refused)."""
-
-    def clean(self, value):
-        cleaned = super().clean(value)
-        if isinstance(cleaned, list):
-            return [v.replace(tzinfo=timezone.utc) for v in cleaned]
-        return cleaned.replace(tzinfo=timezone.utc)
-
-
-class TimeBetween(_UTCValue, sqla_filters.DateTimeBetweenFilter):
+class TimeBetween(LocalFilterValue, sqla_filters.DateTimeBetweenFilter):
     pass
 
 
-class TimeAfter(_UTCValue, sqla_filters.DateTimeGreaterFilter):
+class TimeAfter(LocalFilterValue, sqla_filters.DateTimeGreaterFilter):
     pass
 
 
-class TimeBefore(_UTCValue, sqla_filters.DateTimeSmallerFilter):
+class TimeBefore(LocalFilterValue, sqla_filters.DateTimeSmallerFilter):
     pass
 
 
@@ -191,8 +177,8 @@ class _ApplicationView(ScopedModelView):
                             "reviewed_at")
     column_searchable_list = ("payer", "reference")
     column_select_related_list = (OfflineRecharge.company, OfflineRecharge.created_by, OfflineRecharge.reviewed_by)
-    column_formatters = {"amount": _amount_cell, "status": _status_cell, "created_at": _utc_cell,
-                         "submitted_at": _utc_cell, "reviewed_at": _utc_cell}
+    column_formatters = {"amount": _amount_cell, "status": _status_cell, "created_at": time_cell,
+                         "submitted_at": time_cell, "reviewed_at": time_cell}
     column_formatters_export = {"status": lambda v, c, m, n: str(RECHARGE_STATUSES.get(m.status, m.status))}
     form_template = "renewdesk/offline_recharge_form.html"
 

@@ -8,7 +8,7 @@ online provider. Order pages look the order number up through the actor's scope.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 
 from flask import abort, flash, redirect, request, url_for
@@ -39,7 +39,7 @@ from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter,
-    parse_row_id, unit_of_work,
+    local_day_start, parse_row_id, time_cell, unit_of_work,
 )
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
@@ -371,22 +371,18 @@ def _status_cell(view, context, model, name):
     return cell
 
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
-
-
 class CreatedBetween(sqla_filters.DateBetweenFilter):
-    """Created on one of the days (UTC) from the first to the last, both included."""
+    """Created on one of the days (in the reader's zone) from the first to the last, both included."""
 
     def apply(self, query, value, alias=None):
         start, end = value
-        return query.filter(Order.created_at >= _day_start(start),
-                            Order.created_at < _day_start(end + timedelta(days=1)))
+        return query.filter(Order.created_at >= local_day_start(start),
+                            Order.created_at < local_day_start(end + timedelta(days=1)))
 
 
 class CreatedFrom(sqla_filters.DateGreaterFilter):
     def apply(self, query, value, alias=None):
-        return query.filter(Order.created_at >= _day_start(value))
+        return query.filter(Order.created_at >= local_day_start(value))
 
     def operation(self):
         return _l("on or after")
@@ -394,7 +390,7 @@ class CreatedFrom(sqla_filters.DateGreaterFilter):
 
 class CreatedBefore(sqla_filters.DateSmallerFilter):
     def apply(self, query, value, alias=None):
-        return query.filter(Order.created_at < _day_start(value))
+        return query.filter(Order.created_at < local_day_start(value))
 
     def operation(self):
         return _l("before")
@@ -427,13 +423,8 @@ _LABEL_FORMATTERS = {
 }
 
 
-def _utc_minute(view, context, model, name):
-    value = getattr(model, name)
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
-
-
 # On screen times read to the minute; exports keep them typed.
-_TIME_FORMATTERS = {name: _utc_minute for name in ("created_at", "paid_at", "cancelled_at", "refunded_at")}
+_TIME_FORMATTERS = {name: time_cell for name in ("created_at", "paid_at", "cancelled_at", "refunded_at")}
 
 
 class OrderListView(ScopedModelView):
@@ -642,8 +633,8 @@ class RefundView(ScopedModelView):
     column_select_related_list = (OrderRefund.order,)
     column_filters = (sqla_filters.FilterEqual(OrderRefund.status, _l("Status"),
                                                options=list(REFUND_STATUSES.items())),)
-    column_formatters = {"status": label_formatter(REFUND_STATUSES), "created_at": _utc_minute,
-                         "approved_at": _utc_minute, "completed_at": _utc_minute}
+    column_formatters = {"status": label_formatter(REFUND_STATUSES), "created_at": time_cell,
+                         "approved_at": time_cell, "completed_at": time_cell}
     column_formatters_export = {"status": label_formatter(REFUND_STATUSES)}
 
     def __init__(self, *args, **kwargs):

@@ -6,7 +6,7 @@ back on a DomainError), flash the result and only then send the invitation mails
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, timedelta
 
 from flask import current_app, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import expose
@@ -30,7 +30,8 @@ from actions.seats import (
     deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
 )
 from admin_views.base import (
-    RoleView, company_in_scope, ScopedModelView, badge, claim_form, flash_result, label_formatter, unit_of_work,
+    RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
+    time_cell, unit_of_work,
 )
 from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
@@ -98,11 +99,6 @@ ORGANIZER_LABELS = {
 }
 
 
-def _utc_minute(view, context, model, name):
-    value = getattr(model, name)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if value else ""
-
-
 class OrganizerView(ScopedModelView):
     """会易通产品列表: organizer accounts, each using a seat of its edition; create, re-invite, deactivate."""
 
@@ -133,7 +129,7 @@ class OrganizerView(ScopedModelView):
     column_formatters = {
         "seat_edition": label_formatter(SEAT_EDITIONS),
         "invitation_state": label_formatter(INVITATION_STATES),
-        "invited_at": _utc_minute, "created_at": _utc_minute,
+        "invited_at": time_cell, "created_at": time_cell,
         "active": lambda v, c, m, n: badge(_("Active"), "success") if m.active else badge(_("Deactivated")),
     }
     column_formatters_export = {
@@ -215,17 +211,13 @@ class OrganizerView(ScopedModelView):
 
 # --- seat orders (会易通订单列表) -------------------------------------------------------------------------
 
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=timezone.utc)
-
-
 class OrderedBetween(sqla_filters.DateBetweenFilter):
-    """订单日期段: ordered on one of the days (UTC) from the first to the last, both included."""
+    """订单日期段: ordered on one of the days (in the reader's zone) from the first to the last, both included."""
 
     def apply(self, query, value, alias=None):
         start, end = value
-        return query.filter(Order.created_at >= _day_start(start),
-                            Order.created_at < _day_start(end + timedelta(days=1)))
+        return query.filter(Order.created_at >= local_day_start(start),
+                            Order.created_at < local_day_start(end + timedelta(days=1)))
 
 
 class EditionIs(BaseSQLAFilter):
@@ -318,10 +310,10 @@ class SeatOrderView(ScopedModelView):
                             "number", "promotion", "status")
     column_searchable_list = ("number",)
     column_select_related_list = (Order.company,)
-    column_formatters = {**_SEAT_FORMATTERS, "created_at": _utc_minute, "paid_at": _utc_minute,
+    column_formatters = {**_SEAT_FORMATTERS, "created_at": time_cell, "paid_at": time_cell,
                          "status": _order_status_cell}
     column_formatters_export = {**_SEAT_FORMATTERS, "status": label_formatter(ORDER_STATUSES)}
-    column_formatters_detail = {**_SEAT_FORMATTERS, "created_at": _utc_minute, "paid_at": _utc_minute,
+    column_formatters_detail = {**_SEAT_FORMATTERS, "created_at": time_cell, "paid_at": time_cell,
                                 "status": label_formatter(ORDER_STATUSES)}
     list_template = "renewdesk/seat_order_list.html"
     page_size_options = (20, 50, 100, 500)

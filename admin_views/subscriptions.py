@@ -564,8 +564,11 @@ class PromotionView(ScopedModelView):
 
     inline_models = (
         (PromotionTarget, {"form_columns": ("id", "plan", "cycle", "add_on"),
-                           "form_label": _l("Applies only to (one plan, cycle or add-on per row)")}),
+                           "form_label": _l("Applies only to (one plan, cycle or add-on per row)"),
+                           "form_args": {"plan": {"label": _l("Plan")}, "cycle": {"label": _l("Cycle")},
+                                         "add_on": {"label": _l("Add-on")}}}),
         (PromotionCompany, {"form_columns": ("id", "company"), "form_label": _l("Offered only to (and subsidiaries)"),
+                            "form_args": {"company": {"label": _l("Company")}},
                             "form_ajax_refs": {"company": QueryAjaxModelLoader("company", db.session, Company,
                                                                                fields=["name"], page_size=20)}}),
     )

@@ -7,6 +7,7 @@ from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as pgettext  # lazy; named so that pybabel extracts it
 from flask_login import current_user
 from markupsafe import Markup, escape
 from wtforms import PasswordField
@@ -193,6 +194,95 @@ class TouchesRow(BaseSQLAFilter):
         return _l("includes")
 
 
+# What the audit log's codes read as (unknown codes are shown as they are).
+AUDIT_ACTIONS = {
+    "activate": pgettext("audit action", "Activate"),
+    "apply": pgettext("audit action", "Apply"),
+    "approve": pgettext("audit action", "Approve"),
+    "assign_seats": pgettext("audit action", "Assign seats"),
+    "bind_package": pgettext("audit action", "Bind package"),
+    "bind_package_type": pgettext("audit action", "Bind package by device type"),
+    "cancel": pgettext("audit action", "Cancel"),
+    "cancel_now_requested": pgettext("audit action", "Immediate cancellation requested"),
+    "cancel_scheduled": pgettext("audit action", "Cancellation scheduled"),
+    "cancel_undone": pgettext("audit action", "Cancellation withdrawn"),
+    "change_password": pgettext("audit action", "Change password"),
+    "configure": pgettext("audit action", "Configure"),
+    "confirm": pgettext("audit action", "Confirm"),
+    "create": pgettext("audit action", "Create"),
+    "deactivate": pgettext("audit action", "Deactivate"),
+    "delete": pgettext("audit action", "Delete"),
+    "downgrade": pgettext("audit action", "Downgrade"),
+    "edit": pgettext("audit action", "Edit"),
+    "expiry_import": pgettext("audit action", "Expiry import"),
+    "grant": pgettext("audit action", "Grant"),
+    "issue": pgettext("audit action", "Issue"),
+    "login": pgettext("audit action", "Log in"),
+    "offer_packages": pgettext("audit action", "Offer value-added packages"),
+    "onboard": pgettext("audit action", "Onboard tenant"),
+    "pay": pgettext("audit action", "Pay"),
+    "rebind_package": pgettext("audit action", "Rebind package"),
+    "refresh_levels": pgettext("audit action", "Refresh levels"),
+    "refund": pgettext("audit action", "Refund"),
+    "reinvite": pgettext("audit action", "Invite again"),
+    "reject": pgettext("audit action", "Reject"),
+    "reject_refund": pgettext("audit action", "Reject refund"),
+    "remove_seat": pgettext("audit action", "Remove seat"),
+    "request": pgettext("audit action", "Request"),
+    "request_refund": pgettext("audit action", "Request refund"),
+    "reset_password": pgettext("audit action", "Reset password"),
+    "resume": pgettext("audit action", "Resume"),
+    "retry": pgettext("audit action", "Retry"),
+    "set_expiry": pgettext("audit action", "Set expiry date"),
+    "stop_sales": pgettext("audit action", "Stop sales"),
+    "submit": pgettext("audit action", "Submit"),
+    "suspend": pgettext("audit action", "Suspend"),
+    "unbind_package": pgettext("audit action", "Unbind package"),
+    "upgrade": pgettext("audit action", "Upgrade"),
+    "upgrade_vip": pgettext("audit action", "VIP upgrade"),
+    "withdraw_offers": pgettext("audit action", "Withdraw value-added packages"),
+    "active": pgettext("audit action", "Activate"),
+    "paused": pgettext("audit action", "Pause"),
+    "archived": pgettext("audit action", "Archive"),
+    "draft": pgettext("audit action", "Back to draft"),
+}
+AUDIT_TABLES = {
+    "company": pgettext("audit table", "Company"),
+    "user": pgettext("audit table", "User"),
+    "package_category": pgettext("audit table", "Package category"),
+    "package_subcategory": pgettext("audit table", "Package subcategory"),
+    "package": pgettext("audit table", "Package"),
+    "billing_config": pgettext("audit table", "Billing config"),
+    "device": pgettext("audit table", "Device"),
+    "company_package": pgettext("audit table", "Value-added package offer"),
+    "expiry_import": pgettext("audit table", "Expiry import"),
+    "wallet": pgettext("audit table", "Wallet"),
+    "ledger_entry": pgettext("audit table", "Ledger entry"),
+    "order": pgettext("audit table", "Order"),
+    "order_refund": pgettext("audit table", "Refund"),
+    "offline_recharge": pgettext("audit table", "Offline recharge"),
+    "tenant_application": pgettext("audit table", "Tenant application"),
+    "member_account": pgettext("audit table", "Member account"),
+    "seat_quota": pgettext("audit table", "Seat quota"),
+    "bank_transfer_receipt": pgettext("audit table", "Bank transfer receipt"),
+    "invoice_title": pgettext("audit table", "Invoice title"),
+    "invoice_request": pgettext("audit table", "Invoice request"),
+    "outbox_mail": pgettext("audit table", "Outgoing mail"),
+    "service": pgettext("audit table", "Service"),
+    "service_plan": pgettext("audit table", "Service plan"),
+    "promotion": pgettext("audit table", "Promotion"),
+    "subscription": pgettext("audit table", "Subscription"),
+    "cash_receipt": pgettext("audit table", "Cash receipt"),
+}
+
+
+def _audit_label(labels: dict):
+    def cell(view, context, model, name):
+        code = getattr(model, name)
+        return str(labels.get(code, code))
+    return cell
+
+
 class AuditEventView(ScopedModelView):
     roles = frozenset({"admin"})
     can_create = can_edit = can_delete = False
@@ -203,8 +293,9 @@ class AuditEventView(ScopedModelView):
     column_searchable_list = ("summary", "actor_name")
     column_filters = ("at", "actor_name", "action", "model",
                       TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
-    column_formatters = {"ids": _ids_formatter}
-    column_formatters_export = {"ids": _ids_formatter}
+    column_formatters = {"ids": _ids_formatter, "action": _audit_label(AUDIT_ACTIONS),
+                         "model": _audit_label(AUDIT_TABLES)}
+    column_formatters_export = column_formatters
     column_labels = {
         "at": _l("Time"), "actor_name": _l("Actor"), "action": _l("Action"), "model": _l("Table"),
         "ids": _l("Row ids"), "summary": _l("Summary"), "ip": _l("IP address"),

@@ -18,6 +18,7 @@ from wtforms import Form, SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
+from actions.times import zone_names
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
@@ -70,6 +71,19 @@ class ProfileForm(Form):
                         description=_l("Password and order mail for your account goes to this address."))
     user_phone = StringField(FIELDS["user_phone"], render_kw={"maxlength": 40})
     mobile = StringField(FIELDS["mobile"], render_kw={"maxlength": 40})
+    time_zone = SelectField(FIELDS["time_zone"], choices=[], validate_choice=False,
+                            description=_l("Times in the console are shown in this zone. Automatic: China time for "
+                                           "Chinese, Vietnam time for Vietnamese, UTC for English."))
+
+
+# Offered first in the time zone list: where the customers are.
+COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Ho_Chi_Minh", "Asia/Singapore",
+                "Asia/Tokyo", "UTC")
+
+
+def _zone_choices():
+    others = [(name, name) for name in zone_names() if name not in COMMON_ZONES]
+    return [("", str(_l("Automatic (by language)"))), *((name, name) for name in COMMON_ZONES), *others]
 
 
 REQUIRED = frozenset({"company_name", "tax_id", "contact_name", "contact_phone", "contact_email",
@@ -345,12 +359,13 @@ class CompanyProfileView(RoleView):
             return self.render("renewdesk/company_profile.html", company=None, form=None, required=REQUIRED)
         if request.method == "POST":
             form = ProfileForm(request.form)
+            form.time_zone.choices = _zone_choices()
             with unit_of_work(flash_error=False) as work:
                 change = update_profile(
                     db.session, current_user, phone=form.phone.data, fax=form.fax.data,
                     province=form.province.data, city=form.city.data, address=form.address.data,
                     full_name=form.full_name.data, email=form.email.data, user_phone=form.user_phone.data,
-                    mobile=form.mobile.data,
+                    mobile=form.mobile.data, time_zone=form.time_zone.data or "",
                 )
             if work.failed:
                 _show_error(work.error, form)
@@ -368,8 +383,9 @@ class CompanyProfileView(RoleView):
             form = ProfileForm(data={
                 "phone": company.phone, "fax": company.fax, "province": company.province, "city": company.city,
                 "address": company.address, "full_name": user.full_name, "email": user.email,
-                "user_phone": user.phone, "mobile": user.mobile,
+                "user_phone": user.phone, "mobile": user.mobile, "time_zone": company.time_zone,
             })
+        form.time_zone.choices = _zone_choices()
         return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED)
 
 

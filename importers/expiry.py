@@ -122,7 +122,7 @@ def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int
     number_header, expiry_header = HEADERS_BY_LANGUAGE["zh" if language.startswith("zh") else "en"]
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = "Devices"
+    sheet.title = _("Devices")  # in the reader's language (the reader takes the first sheet, whatever its name)
     sheet.append([number_header, expiry_header])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -142,7 +142,7 @@ def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int
     valid_date.add("B2:B1048576")
     sheet.add_data_validation(valid_date)
 
-    notes = workbook.create_sheet("Instructions")
+    notes = workbook.create_sheet(_("Instructions"))
     notes.column_dimensions["A"].width = 110
     lines = [
         _("How to fill in this workbook"),

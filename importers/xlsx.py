@@ -5,6 +5,7 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -13,6 +14,18 @@ from openpyxl.cell import WriteOnlyCell
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Amount:
+    """A money cell of a streamed workbook: a number shown with thousands separators and the currency's
+    decimals (#,##0.00 for CNY and USD, #,##0 for VND and coins). In CSV it is the plain number."""
+
+    value: Decimal
+    places: int
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 def formula_safe(value):
@@ -65,7 +78,7 @@ def iter_file(handle, chunk: int = CHUNK) -> Iterator[bytes]:
 
 _EPOCH = date(1899, 12, 30)  # Excel's day 0 (with its 1900 leap-year bug already counted in)
 _ILLEGAL_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_STYLES = (  # cell styles: 0 text/number, 1 date, 2 date and time, 3 bold header
+_STYLES = (  # cell styles: 0 text/number, 1 date, 2 date and time, 3 bold header, 4 #,##0.00, 5 #,##0
     '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     '<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
     '<numFmts count="2"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>'
@@ -75,10 +88,12 @@ _STYLES = (  # cell styles: 0 text/number, 1 date, 2 date and time, 3 bold heade
     '<fills count="2"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<cellXfs count="6"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     '<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
-    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    '<xf numFmtId="4" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="3" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs>'
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     '</styleSheet>'
 )
@@ -137,6 +152,9 @@ class _Pipe:
         return data
 
 
+_AMOUNT_STYLES = {2: 4, 0: 5}  # decimals → the style above (built-in formats 4 and 3)
+
+
 def _text(value: str) -> str:
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     if _ILLEGAL_XML.search(value):
@@ -168,6 +186,9 @@ def _cells(row: Sequence, number: int, letters: list[str]) -> str:
         if isinstance(value, str):
             space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
             out.append(f'<c r="{letter}{number}" t="inlineStr"><is><t{space}>{_text(value)}</t></is></c>')
+        elif isinstance(value, Amount):
+            style = _AMOUNT_STYLES.get(value.places, 0)
+            out.append(f'<c r="{letter}{number}" s="{style}"><v>{value.value}</v></c>')
         elif isinstance(value, bool):
             out.append(f'<c r="{letter}{number}" t="b"><v>{int(value)}</v></c>')
         elif isinstance(value, (int, float, Decimal)):

@@ -11,11 +11,12 @@ from models import OfflineRecharge, db
 
 CARDS = {
     "admin": {"expiring_30", "expired", "suspended", "unbound", "imports", "pending_review", "pending_orders",
+              "bank_transfers", "invoice_requests", "refunds", "cash_receipts",
               "drafts", "rejected", "applications", "companies", "locked"},
     "support": {"expiring_30", "expired", "suspended", "unbound"},
-    "finance": {"pending_review", "pending_orders"},
+    "finance": {"pending_review", "bank_transfers", "invoice_requests", "refunds", "cash_receipts", "pending_orders"},
     "sales": {"imports", "drafts", "rejected"},
-    "customer": {"expiring_30", "expired", "suspended", "unpaid"},
+    "customer": {"expiring_30", "expired", "suspended", "unpaid", "invoices"},
 }
 
 

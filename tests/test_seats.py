@@ -209,7 +209,7 @@ def test_no_seat_left_refuses_the_organizer_and_creates_nothing(world, catalog):
         create_organizer(db.session, users(world, "customer"), world.acme, "second@acme.example", "A", "B",
                          "enterprise")
     db.session.rollback()
-    with pytest.raises(NoSeatLeft, match="No Basic seat left"):  # never bought: no row at all
+    with pytest.raises(NoSeatLeft, match="Acme Logistics has no Basic seats: buy seats first"):  # never bought
         create_organizer(db.session, users(world, "customer"), world.acme, "second@acme.example", "A", "B", "basic")
     db.session.rollback()
     assert account("second@acme.example") is None

@@ -86,11 +86,11 @@ def row_of(page, text: str):
 
 
 def with_selected(page, row, action: str, question: str) -> None:
-    """Tick one list row and run a Flask-Admin action from 选中的 ("With selected"), accepting its question."""
+    """Tick one list row and run a Flask-Admin action from 批量操作 ("With selected"), accepting its question."""
     row.locator("input.action-checkbox").check()
     dialogs = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-    page.click("a.dropdown-toggle:has-text('选中的')")
+    page.click("a.dropdown-toggle:has-text('批量操作')")
     submit(page, f"a.dropdown-item:text-is('{action}')")
     assert dialogs == [question], dialogs
 

@@ -1,0 +1,54 @@
+"""Times on screen: stored in UTC, shown in the reader's time zone, to the minute.
+
+A company may choose its time zone (`Company.time_zone`, an IANA name); empty means "by language":
+Asia/Shanghai for Chinese, Asia/Ho_Chi_Minh for Vietnamese, UTC for English. Every page and list
+shows a time through `format_minute` (Babel's `format_datetime` with the zone), never `str(datetime)`.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from babel.dates import format_datetime
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
+
+from actions import DomainError
+
+ZONE_BY_LOCALE = {"zh_Hans_CN": "Asia/Shanghai", "vi": "Asia/Ho_Chi_Minh", "en": "UTC"}
+MINUTE = "yyyy-MM-dd HH:mm"
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> tuple[str, ...]:
+    """Every IANA time zone name this machine knows, sorted."""
+    return tuple(sorted(available_timezones()))
+
+
+def check_zone(name: str | None) -> str:
+    """`name` stripped if it is a known IANA zone, "" for none (by language); else a DomainError."""
+    name = (name or "").strip()
+    if not name:
+        return ""
+    if name not in zone_names():
+        raise DomainError(_l("%(name)s is not a known time zone (for example Asia/Shanghai).", name=name))
+    return name
+
+
+def zone_for(company_zone: str | None, locale) -> tzinfo:
+    """The zone a reader sees times in: their company's choice, else their language's."""
+    name = company_zone or ZONE_BY_LOCALE.get(str(locale or "en"), "UTC")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return timezone.utc
+
+
+def format_minute(value: datetime | None, zone: tzinfo, locale=None, pattern: str = MINUTE) -> str:
+    """`2026-12-01 20:05`: an aware time in `zone`, to the minute (no seconds, no offset); "" for None."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given; times are aware UTC datetimes")
+    return format_datetime(value, pattern, tzinfo=zone, locale=locale or get_locale() or "en")

@@ -1,0 +1,73 @@
+"""403, 404 and 500 pages: translated, inside the console layout for a signed-in user (the plain
+sign-in layout otherwise), each with a way back (the previous page when it was ours, and home)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template, request, url_for
+from flask_admin import Admin
+from flask_admin.helpers import is_safe_url
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+from markupsafe import escape
+from werkzeug.exceptions import HTTPException
+
+from models import db
+
+log = logging.getLogger(__name__)
+
+PAGES = {
+    403: (_l("You may not open this page"),
+          _l("Your role does not give access to this page. If you need it, ask an administrator.")),
+    404: (_l("Page not found"),
+          _l("This page does not exist, or what it showed was removed or is not in your companies.")),
+    500: (_l("Something went wrong"),
+          _l("The error was recorded. Please try again in a moment; if it happens again, tell your "
+             "administrator what you were doing.")),
+}
+
+
+def _back_url() -> str | None:
+    """The page the user came from, when it is one of ours and not this one."""
+    referrer = request.referrer
+    if referrer and referrer != request.url and is_safe_url(referrer):
+        return referrer
+    return None
+
+
+def _signed_in() -> bool:
+    return bool(current_user and current_user.is_authenticated and not current_user.must_change_password)
+
+
+def render_error(admin: Admin, code: int):
+    """The error page for `code` (403, 404 or 500) with that status."""
+    title, message = PAGES[code]
+    # The language menu leads home, not back to the failing URL (which it would echo into the page).
+    context = {"code": code, "title": str(title), "message": str(message), "back_url": _back_url(),
+               "language_next": url_for("admin.index")}
+    if _signed_in():
+        page = admin.index_view.render("errors/console.html", **context)
+    else:
+        page = render_template("errors/public.html", home_url=url_for("auth.login"), **context)
+    return page, code
+
+
+def register_error_pages(app: Flask, admin: Admin) -> None:
+    """Answer 403, 404 and 500 with our pages."""
+
+    def client_error(exc: HTTPException):
+        return render_error(admin, exc.code)
+
+    def server_error(exc):
+        db.session.rollback()  # nothing half-done is shown or kept, and the layout can read the database
+        try:
+            return render_error(admin, 500)
+        except Exception:  # the page itself failed (the database is down): say it in a few words
+            log.exception("the 500 page could not be rendered")
+            title, message = PAGES[500]
+            return (f"<!DOCTYPE html><title>500</title><h1>{escape(str(title))}</h1><p>{escape(str(message))}</p>"
+                    f'<p><a href="/">Renewdesk</a></p>', 500)
+
+    app.register_error_handler(403, client_error)
+    app.register_error_handler(404, client_error)
+    app.register_error_handler(500, server_error)
