@@ -610,7 +610,7 @@ def test_device_details_history_lists_suspend_and_enable(client, login, world):
     action_post(client, "device", "enable", [device_id])
     page = client.get(f"/admin/device/details/?id={device_id}").get_data(as_text=True)
     history = page[page.index('id="rd-history"'):]
-    assert "<td>suspend</td>" in history and "<td>enable</td>" in history
+    assert "<td>Suspend</td>" in history and "<td>Enable</td>" in history
 
 
 def test_device_details_history_does_not_list_other_devices(client, login, world):
