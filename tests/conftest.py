@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _pytest.nodeid import NodeId
 from flask import session
 from flask_migrate import upgrade
 from flask_wtf.csrf import generate_csrf
@@ -27,6 +28,21 @@ from models import (
 
 FAST_HASH = "scrypt:1024:8:1"
 PASSWORD = "correct-horse-42"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Name each test's `xdist_group` in its node id, so `--dist loadgroup` keeps a group on one worker.
+
+    pytest-xdist 3.8 writes the group into `item._nodeid`, which pytest 9 no longer reads (node ids
+    live in `item._id`): without this every worker started its own gunicorn and browser server."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")
