@@ -343,10 +343,12 @@ class WorldRows:
             sa.select(Package).where(Package.id.in_(ids["packages"].values())))}
         devices = {d.id: d for d in db.session.scalars(
             sa.select(Device).where(Device.id.in_(ids["devices"].values())))}
-        return World(*(companies[ids["companies"][name]] for name in ("acme", "north", "fleet", "south", "globex")),
-                     users={key: users[i] for key, i in ids["users"].items()},
-                     packages={code: packages[i] for code, i in ids["packages"].items()},
-                     devices={number: devices[i] for number, i in ids["devices"].items()})
+        world = World(*(companies[ids["companies"][name]] for name in ("acme", "north", "fleet", "south", "globex")),
+                      users={key: users[i] for key, i in ids["users"].items()},
+                      packages={code: packages[i] for code, i in ids["packages"].items()},
+                      devices={number: devices[i] for number, i in ids["devices"].items()})
+        db.session.expire_all()  # as after the commit that built them: each object reads the row when first used
+        return world
 
 
 @pytest.fixture(scope="session")

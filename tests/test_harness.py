@@ -67,6 +67,14 @@ def test_the_written_world_is_the_world_as_built(app, world):
     assert _rows() == written
 
 
+def test_world_objects_read_the_row_as_it_is_when_first_used(app, world):
+    """As the objects of a freshly committed world: a change made over another connection (a request
+    of the test client, a live server) is what the test sees, not a copy read when the fixture ran."""
+    with db.engine.begin() as conn:
+        conn.execute(db.update(Company).where(Company.name == "Globex <b>Trading</b>").values(name="Globex renamed"))
+    assert world.globex.name == "Globex renamed"
+
+
 def test_a_test_without_the_world_starts_empty(app):
     for model in (Company, User, Device):
         assert db.session.scalar(db.select(db.func.count()).select_from(model)) == 0
