@@ -41,8 +41,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
                         for mark in item.iter_markers("xdist_group")})
-        if names and "@" not in item.nodeid:
-            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(names)}")
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):  # a later xdist may add it itself
+            item._id = NodeId.parse(item.nodeid + suffix)
 
 
 @sa.event.listens_for(sa.engine.Engine, "connect")
