@@ -6,6 +6,7 @@ before each test that asks for it, which takes a few inserts instead of a few hu
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -60,7 +61,7 @@ def _database_url(worker: str) -> tuple[str, object]:
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         folder = tempfile.mkdtemp(prefix="renewdesk-test-")
-        return f"sqlite:///{Path(folder) / 'test.db'}", lambda: None
+        return f"sqlite:///{Path(folder) / 'test.db'}", lambda: shutil.rmtree(folder, ignore_errors=True)
     name = f"renewdesk_test_{worker}_{os.getpid()}"  # unique: parallel runs never drop each other's
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
