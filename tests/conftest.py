@@ -1,9 +1,12 @@
 """Each test gets the app on a migrated database (SQLite, or PostgreSQL via TEST_DATABASE_URL),
-emptied after the test, a `client`, a `login` helper and a small `world` of two tenants."""
+emptied after the test, a `client`, a `login` helper and a small `world` of two tenants.
+
+The world is built once per worker: its rows are read back and written into the emptied database
+before each test that asks for it, which takes a few inserts instead of a few hundred flushes."""
 from __future__ import annotations
 
 import os
-import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -12,7 +15,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _pytest.nodeid import NodeId
+from flask import session
 from flask_migrate import upgrade
+from flask_wtf.csrf import generate_csrf
+from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from models import (
@@ -24,12 +31,37 @@ FAST_HASH = "scrypt:1024:8:1"
 PASSWORD = "correct-horse-42"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items):
+    """Name each test's `xdist_group` in its node id, so `--dist loadgroup` keeps a group on one worker.
+
+    pytest-xdist 3.8 writes the group into `item._nodeid`, which pytest 9 no longer reads (node ids
+    live in `item._id`): without this every worker started its own gunicorn and browser server."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                        for mark in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(names)
+        if names and not item.nodeid.endswith(suffix):  # a later xdist may add it itself
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
+@sa.event.listens_for(sa.engine.Engine, "connect")
+def _sqlite_without_fsync(dbapi_connection, _record) -> None:
+    """Test databases are thrown away: SQLite skips fsync here, as CI's PostgreSQL runs with fsync=off.
+
+    Only this process's connections: the gunicorn servers of the live tests keep the app's settings."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        dbapi_connection.execute("PRAGMA synchronous=OFF").close()
+
+
 def _database_url(worker: str) -> tuple[str, object]:
     """A fresh database for this pytest worker, and a function that drops it."""
     base = os.environ.get("TEST_DATABASE_URL")
     if not base:
         folder = tempfile.mkdtemp(prefix="renewdesk-test-")
-        return f"sqlite:///{Path(folder) / 'test.db'}", lambda: None
+        return f"sqlite:///{Path(folder) / 'test.db'}", lambda: shutil.rmtree(folder, ignore_errors=True)
     name = f"renewdesk_test_{worker}_{os.getpid()}"  # unique: parallel runs never drop each other's
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -59,30 +91,42 @@ def make_app(url: str, **extra):
 
 
 @pytest.fixture(scope="session")
-def database_url(worker_id="master"):
+def _session_app():
+    """This worker's app, on a database of its own that it migrates first; the database is dropped at the end."""
     url, drop = _database_url(os.environ.get("PYTEST_XDIST_WORKER", "main"))
     app = make_app(url)
     with app.app_context():
         upgrade()
+        db.engine.dispose()  # no connection the migration touched is handed to a test
+    yield app
+    with app.app_context():
         db.engine.dispose()
-    yield url
     drop()
 
 
 @pytest.fixture(scope="session")
-def _session_app(database_url):
-    return make_app(database_url)
+def database_url(_session_app) -> str:
+    """The migrated database of this worker (the live servers connect to it too)."""
+    return _session_app.config["SQLALCHEMY_DATABASE_URI"]
+
+
+def empty_database() -> None:
+    """Delete every row, children first."""
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
 
 
 @pytest.fixture
-def app(_session_app):
+def app(request, _session_app):
+    world_rows = request.getfixturevalue("_world_rows") if "world" in request.fixturenames else None
     with _session_app.app_context():
+        if world_rows:  # before any other fixture adds rows, as if the world had always been there
+            world_rows.write()
         yield _session_app
         db.session.rollback()
         db.session.remove()
-        with db.engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(table.delete())
+        empty_database()
 
 
 @pytest.fixture(scope="session")
@@ -101,25 +145,25 @@ def client(app, web_app):
     return web_app.test_client()
 
 
-def csrf_token(client, path: str = "/login") -> str:
-    """The CSRF token of the client's session, read from a page's form."""
-    page = client.get(path).get_data(as_text=True)
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', page)
-    if not match:
-        page = client.get("/password").get_data(as_text=True)
-        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
-    assert match, f"no CSRF token on {path}"
-    return match.group(1)
+def csrf_token(client) -> str:
+    """The CSRF token the app's forms would carry for the client's session, without fetching a page.
+
+    Flask-WTF keeps the raw token in the session cookie and signs it into each form; the app's own
+    `generate_csrf` does the same here from the cookie (a session without one gets one, as the
+    first form it is shown would give it). The app checks it as it checks any form's token."""
+    with client.session_transaction() as cookie, client.application.test_request_context():
+        if "csrf_token" in cookie:
+            session["csrf_token"] = cookie["csrf_token"]
+        token = generate_csrf()
+        if cookie.get("csrf_token") != session["csrf_token"]:
+            cookie["csrf_token"] = session["csrf_token"]
+    return token
 
 
-def post(client, url: str, data: dict | list | None = None, token_from: str = "/password", **kwargs):
+def post(client, url: str, data: dict | list | None = None, **kwargs):
     """POST with the session's CSRF token added (lists of pairs allow repeated keys)."""
-    token = csrf_token(client, token_from)
     pairs = list(data.items()) if isinstance(data, dict) else list(data or [])
-    pairs.append(("csrf_token", token))
-    from werkzeug.datastructures import MultiDict
-
+    pairs.append(("csrf_token", csrf_token(client)))
     return client.post(url, data=MultiDict(pairs), **kwargs)
 
 
@@ -128,9 +172,8 @@ class Login:
         self.client = client
 
     def __call__(self, username: str, password: str = PASSWORD, follow: bool = False):
-        token = csrf_token(self.client, "/login")
         return self.client.post("/login", data={"username": username, "password": password,
-                                               "csrf_token": token}, follow_redirects=follow)
+                                               "csrf_token": csrf_token(self.client)}, follow_redirects=follow)
 
     def logout(self):
         return post(self.client, "/logout", {})
@@ -204,8 +247,7 @@ class World:
     devices: dict[str, Device]
 
 
-@pytest.fixture
-def world(app) -> World:
+def build_world() -> World:
     """Acme (→ North → Fleet, → South) and Globex; a user per role; two devices per company."""
     acme = make_company("Acme Logistics")
     north = make_company("Acme North", acme)
@@ -254,3 +296,75 @@ def world(app) -> World:
     add_foreign_subscription(globex)  # the subscription catalog, and a Globex subscription
     db.session.commit()
     return World(acme, north, fleet, south, globex, users, packages, devices)
+
+
+class WorldRows:
+    """The world's rows, built once per worker and written again into each test's emptied database.
+
+    Rows keep their ids; a test's own rows come after them (PostgreSQL's sequences are already past
+    them, SQLite takes the largest id + 1). Built again when the day changes: devices expire
+    relative to today."""
+
+    def __init__(self) -> None:
+        self.day: date | None = None
+        self.tables: list[tuple[sa.Table, list[dict]]] = []
+        self.ids: dict[str, dict[str, int]] = {}
+
+    def build(self) -> None:
+        """Build the world in the (empty) database, read its rows back, and empty the database again."""
+        world = build_world()
+        self.ids = {
+            "companies": {name: getattr(world, name).id for name in ("acme", "north", "fleet", "south", "globex")},
+            "users": {key: user.id for key, user in world.users.items()},
+            "packages": {code: package.id for code, package in world.packages.items()},
+            "devices": {number: device.id for number, device in world.devices.items()},
+        }
+        db.session.remove()
+        with db.engine.connect() as conn:
+            read = [(table, [dict(row) for row in conn.execute(sa.select(table).order_by(*table.primary_key))
+                             .mappings()]) for table in db.metadata.sorted_tables]
+        self.tables = [(table, rows) for table, rows in read if rows]
+        self.day = date.today()
+        empty_database()
+
+    def write(self) -> None:
+        """Insert the world's rows into the empty database (parents first, each table in id order)."""
+        if self.day != date.today():
+            self.build()
+        with db.engine.begin() as conn:
+            for table, rows in self.tables:
+                conn.execute(table.insert(), rows)
+
+    def load(self) -> World:
+        """The world's rows as objects of the test's session."""
+        ids = self.ids
+        companies = {c.id: c for c in db.session.scalars(
+            sa.select(Company).where(Company.id.in_(ids["companies"].values())))}
+        users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids["users"].values())))}
+        packages = {p.id: p for p in db.session.scalars(
+            sa.select(Package).where(Package.id.in_(ids["packages"].values())))}
+        devices = {d.id: d for d in db.session.scalars(
+            sa.select(Device).where(Device.id.in_(ids["devices"].values())))}
+        world = World(*(companies[ids["companies"][name]] for name in ("acme", "north", "fleet", "south", "globex")),
+                      users={key: users[i] for key, i in ids["users"].items()},
+                      packages={code: packages[i] for code, i in ids["packages"].items()},
+                      devices={number: devices[i] for number, i in ids["devices"].items()})
+        db.session.expire_all()  # as after the commit that built them: each object reads the row when first used
+        return world
+
+
+@pytest.fixture(scope="session")
+def _world_rows(_session_app) -> WorldRows:
+    rows = WorldRows()
+    with _session_app.app_context():
+        rows.build()
+        db.session.remove()
+    return rows
+
+
+@pytest.fixture
+def world(app, _world_rows) -> World:
+    """Acme (→ North → Fleet, → South) and Globex; a user per role; two devices per company."""
+    if db.session.get(Company, _world_rows.ids["companies"]["acme"]) is None:  # asked for late (getfixturevalue)
+        _world_rows.write()
+    return _world_rows.load()

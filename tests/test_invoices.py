@@ -434,7 +434,7 @@ def _upload(client, url, fields, document=None):
 
     from conftest import csrf_token
 
-    data = {**fields, "csrf_token": csrf_token(client, "/password")}
+    data = {**fields, "csrf_token": csrf_token(client)}
     if document is not None:
         data["document"] = (BytesIO(document[1]), document[0])
     return client.post(url, data=data, content_type="multipart/form-data", follow_redirects=True)

@@ -40,7 +40,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 def poster(client):
     """post(url, form) with the session's CSRF token, read once (conftest.post reads it per call)."""
-    token = csrf_token(client, "/password")
+    token = csrf_token(client)
 
     def post(url, form, **kwargs):
         return client.post(url, data={**form, "csrf_token": token}, **kwargs)

@@ -40,7 +40,7 @@ def test_every_post_route_refuses_a_bad_csrf_token(app, web_app, client, login, 
     login("admin")
     other = web_app.test_client()
     Login(other)("finance")
-    foreign = csrf_token(other, "/password")  # valid, but for another session
+    foreign = csrf_token(other)  # valid, but for another session
     form = hostile_form(world)
     extra = {"missing": [], "wrong": [("csrf_token", "wrong")], "foreign": [("csrf_token", foreign)],
              "header-wrong": []}[token]
@@ -59,7 +59,7 @@ def test_the_same_post_with_the_right_token_does_act(web_app, client, login, wor
     login("admin")
     before = snapshot()
     answer = client.post("/admin/device/action/", data=MultiDict(hostile_form(world) + [
-        ("csrf_token", csrf_token(client, "/password"))]))
+        ("csrf_token", csrf_token(client))]))
     assert answer.status_code == 302
     assert "device" in changed_tables(before)
 

@@ -52,7 +52,7 @@ def test_post_routes_survive_hostile_ids(app, client, login, world, value):
     login("admin")
     values = OTHERS if value == "others" else [value]
     views = views_by_endpoint(app)
-    token = csrf_token(client, "/password")
+    token = csrf_token(client)
     before = snapshot()
     crashes = []
     for rule in post_rules(app, SKIP_POST):
@@ -78,6 +78,6 @@ def test_an_inline_edit_without_its_row_id_is_refused(client, login, world):
     login("support")
     before = snapshot()
     problem = crash(client, "POST", "/admin/device_expiry/ajax/update/",
-                    data={"expires_on": "2031-01-01", "csrf_token": csrf_token(client, "/password")})
+                    data={"expires_on": "2031-01-01", "csrf_token": csrf_token(client)})
     assert problem is None
     assert changed_tables(before) == []

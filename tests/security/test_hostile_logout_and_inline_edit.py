@@ -85,7 +85,7 @@ def test_the_walk_finds_the_inline_edits(app):
 @pytest.mark.parametrize("row_id", ["999999", "2147483647"])
 def test_inline_edit_of_an_unknown_row_is_not_found(app, client, login, world, row_id):
     login("admin")
-    token = csrf_token(client, "/password")
+    token = csrf_token(client)
     before = snapshot()
     for view in editable_views(app):
         column = view.column_editable_list[0]
