@@ -98,7 +98,7 @@ def test_support_adds_imports_and_finds_cards_by_pin(cards, client, login):
     batch_id = batch_url.rsplit("=", 1)[1]
     from conftest import csrf_token
 
-    token = csrf_token(client, "/password")
+    token = csrf_token(client)
     progress = client.post(f"/admin/simcard/import/commit/?id={batch_id}", headers={"X-CSRFToken": token}).get_json()
     assert progress == {"done": 5, "total": 5, "status": "committed"}
     assert db.session.scalar(select(func.count()).select_from(SimCard)) == 6
@@ -304,6 +304,6 @@ def test_import_refusals_are_shown_and_write_nothing(cards, client, login):
     from conftest import csrf_token
 
     refused = client.post(f"/admin/simcard/import/commit/?id={batch.id}",
-                          headers={"X-CSRFToken": csrf_token(client, "/password")})
+                          headers={"X-CSRFToken": csrf_token(client)})
     assert refused.status_code == 409 and "bad rows" in refused.get_json()["error"]
     assert db.session.scalar(select(func.count()).select_from(SimCard)) == 0

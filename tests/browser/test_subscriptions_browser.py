@@ -284,7 +284,7 @@ def test_os_checkout_cash_entered_by_sales_confirmed_by_finance(open_as, live_ap
         shot(finance, "subscription-os-cash-receipts-vi")
         dialogs = []
         finance.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
-        finance.click("a.dropdown-toggle:has-text('Với lựa chọn')")  # Flask-Admin's "With selected"
+        finance.click("a.dropdown-toggle:has-text('Thao tác hàng loạt')")  # Flask-Admin's "With selected"
         submit(finance, "a.dropdown-item:text-is('Xác nhận đã nhận tiền mặt')")
         assert dialogs == ["Xác nhận các phiếu thu đã chọn?"], dialogs
         expect(finance.locator(".alert-success")).to_contain_text("các thuê bao đã bắt đầu")
