@@ -113,10 +113,10 @@ def test_dashboard_charts_render_in_chinese(chinese_page, live_app, username):
             assert len(option["series"][0]) == 13 and sum(option["series"][0]) > 0, option
     if not CHARTS[username]:
         assert page.locator(".rd-chart").count() == 0
-    if username == "customer":
-        minor = live_app.scalar("SELECT coalesce(sum(w.balance_minor), 0) FROM wallet w JOIN company c "
+    if username == "customer":  # int(): sum() is NUMERIC on PostgreSQL
+        minor = int(live_app.scalar("SELECT coalesce(sum(w.balance_minor), 0) FROM wallet w JOIN company c "
                                 "ON c.id = w.company_id WHERE c.path LIKE (SELECT path FROM company "
-                                "WHERE name = 'Acme Logistics') || '%' AND w.currency = 'CNY'")
+                                "WHERE name = 'Acme Logistics') || '%' AND w.currency = 'CNY'"))
         expect(page.locator("[data-balance='CNY']")).to_have_text(f"¥{minor // 100:,}.{minor % 100:02d}")
         expect(page.locator("#rd-seats .card-header")).to_have_text("席位配额")
     if username in ("finance", "admin"):
