@@ -49,7 +49,7 @@ def send_mail_queue(ids=None) -> list:
     """Send queued mail after the command's commit (never inside its transaction); the outcomes."""
     config = current_app.config
     with writing():
-        return send_queued(db.session, current_app.extensions["mail"], ids=ids,
+        return send_queued(db.session, current_app.extensions["mail"], db.session.commit, ids=ids,
                            max_attempts=int(config["MAIL_MAX_ATTEMPTS"]),
                            retry_after=timedelta(minutes=int(config["MAIL_RETRY_MINUTES"])))
 

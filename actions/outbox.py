@@ -14,7 +14,7 @@ its own: it may have left, and a second copy is worse than an admin's retry.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,18 +104,20 @@ def queue_mail(session: Session, key: str, recipients: Sequence[str], mail: Rend
     return session.scalar(select(OutboxMail.id).where(OutboxMail.dedupe_key == key[:200]))
 
 
-def send_queued(session: Session, mailer, ids: Collection[int] | None = None, limit: int = 500,
-                max_attempts: int = 3, retry_after: timedelta = timedelta(minutes=10),
+def send_queued(session: Session, mailer, commit: Callable[[], None], ids: Collection[int] | None = None,
+                limit: int = 500, max_attempts: int = 3, retry_after: timedelta = timedelta(minutes=10),
                 now: datetime | None = None) -> list[MailOutcome]:
     """Send queued mail (of `ids` if given, else every due one and failures to retry) over one SMTP connection.
 
     Never while a transaction is open: RuntimeError if the session is in one. `mailer` is the
-    Flask-Mail extension. Without `ids`, a failed mail is tried again `retry_after` its last
+    Flask-Mail extension; `commit` is the caller's (the view's or command's): it is called after
+    the claim and after each mail's outcome, so no mail is sent inside a transaction. Without `ids`, a failed mail is tried again `retry_after` its last
     attempt until it has had `max_attempts`; an admin's retry queues it again whatever its count.
     """
     if _in_transaction(session):
         raise RuntimeError("send_queued sends no mail inside a database transaction: commit first")
     claimed = _claim(session, ids, limit, max_attempts, retry_after, now or utcnow())
+    commit()
     outcomes = []
     stack: ExitStack | None = None
     connection = None
@@ -132,17 +134,18 @@ def send_queued(session: Session, mailer, ids: Collection[int] | None = None, li
                 outcomes.append(_finish(session, mail, "failed", f"{type(exc).__name__}: {exc}"))
             else:
                 outcomes.append(_finish(session, mail, "sent"))
+            commit()
     finally:
         _close(stack)
     return outcomes
 
 
-def deliver(session: Session, mailer, ids: Sequence[int | None]) -> list[MailOutcome]:
+def deliver(session: Session, mailer, ids: Sequence[int | None], commit: Callable[[], None]) -> list[MailOutcome]:
     """Send these queued mails now (best effort, after the caller's commit) and say where each stands."""
     wanted = [i for i in ids if i is not None]
     if not wanted:
         return []
-    send_queued(session, mailer, ids=wanted)
+    send_queued(session, mailer, commit, ids=wanted)
     return mail_outcomes(session, wanted)
 
 
@@ -151,7 +154,6 @@ def mail_outcomes(session: Session, ids: Sequence[int]) -> list[MailOutcome]:
     rows = {row.id: row for row in session.execute(
         select(OutboxMail.id, OutboxMail.recipients, OutboxMail.status, OutboxMail.last_error)
         .where(OutboxMail.id.in_(list(ids))))}
-    session.commit()
     return [MailOutcome(i, tuple(r for r in rows[i].recipients.splitlines() if r), rows[i].status,
                         rows[i].last_error if rows[i].status == "failed" else "")
             for i in ids if i in rows]
@@ -177,42 +179,37 @@ def retry_mails(session: Session, actor: User, mails: Sequence[OutboxMail]) -> A
 
 def _claim(session: Session, ids, limit: int, max_attempts: int, retry_after: timedelta,
            now: datetime) -> list[_Claimed]:
-    """Mark due mails `sending` with a conditional UPDATE each (a row another sender took is skipped); commit."""
-    try:
-        # Interrupted: failed with every attempt spent, so only an admin's retry sends it again.
-        session.execute(
-            update(OutboxMail).where(OutboxMail.status == "sending", OutboxMail.claimed_at < now - INTERRUPTED_AFTER)
-            .values(status="failed",
-                    attempts=case((OutboxMail.attempts < max_attempts, max_attempts), else_=OutboxMail.attempts),
-                    last_error=str(_l("Interrupted while sending: it may have left. Retry to send it again.")))
+    """Mark due mails `sending` with a conditional UPDATE each (a row another sender took is skipped)."""
+    # Interrupted: failed with every attempt spent, so only an admin's retry sends it again.
+    session.execute(
+        update(OutboxMail).where(OutboxMail.status == "sending", OutboxMail.claimed_at < now - INTERRUPTED_AFTER)
+        .values(status="failed",
+                attempts=case((OutboxMail.attempts < max_attempts, max_attempts), else_=OutboxMail.attempts),
+                last_error=str(_l("Interrupted while sending: it may have left. Retry to send it again.")))
+        .execution_options(synchronize_session=False))
+    due = OutboxMail.status == "queued"
+    if ids is None:
+        due = or_(due, and_(OutboxMail.status == "failed", OutboxMail.attempts < max_attempts,
+                            OutboxMail.claimed_at < now - retry_after))
+    query = select(OutboxMail.id, OutboxMail.status).where(due)
+    if ids is not None:
+        query = query.where(OutboxMail.id.in_(list(ids)))
+    taken = []
+    for mail_id, status in session.execute(query.order_by(OutboxMail.id).limit(limit)).all():
+        result = session.execute(
+            update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == status)
+            .values(status="sending", attempts=OutboxMail.attempts + 1, claimed_at=now)
             .execution_options(synchronize_session=False))
-        due = OutboxMail.status == "queued"
-        if ids is None:
-            due = or_(due, and_(OutboxMail.status == "failed", OutboxMail.attempts < max_attempts,
-                                OutboxMail.claimed_at < now - retry_after))
-        query = select(OutboxMail.id, OutboxMail.status).where(due)
-        if ids is not None:
-            query = query.where(OutboxMail.id.in_(list(ids)))
-        taken = []
-        for mail_id, status in session.execute(query.order_by(OutboxMail.id).limit(limit)).all():
-            result = session.execute(
-                update(OutboxMail).where(OutboxMail.id == mail_id, OutboxMail.status == status)
-                .values(status="sending", attempts=OutboxMail.attempts + 1, claimed_at=now)
-                .execution_options(synchronize_session=False))
-            if result.rowcount == 1:
-                taken.append(mail_id)
-        claimed = [
-            _Claimed(row.id, tuple(r for r in row.recipients.splitlines() if r), row.subject, row.body_text,
-                     row.body_html, row.language)
-            for row in session.execute(
-                select(OutboxMail.id, OutboxMail.recipients, OutboxMail.subject, OutboxMail.body_text,
-                       OutboxMail.body_html, OutboxMail.language)
-                .where(OutboxMail.id.in_(taken)).order_by(OutboxMail.id))
-        ] if taken else []
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        if result.rowcount == 1:
+            taken.append(mail_id)
+    claimed = [
+        _Claimed(row.id, tuple(r for r in row.recipients.splitlines() if r), row.subject, row.body_text,
+                 row.body_html, row.language)
+        for row in session.execute(
+            select(OutboxMail.id, OutboxMail.recipients, OutboxMail.subject, OutboxMail.body_text,
+                   OutboxMail.body_html, OutboxMail.language)
+            .where(OutboxMail.id.in_(taken)).order_by(OutboxMail.id))
+    ] if taken else []
     return claimed
 
 
@@ -220,16 +217,12 @@ def _finish(session: Session, mail: _Claimed, status: str, error: str = "") -> M
     values = {"status": status, "last_error": error[:MAX_ERROR]}
     if status == "sent":
         values["sent_at"] = utcnow()
-    try:
-        session.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "sending")
-                        .values(**values).execution_options(synchronize_session=False))
-        if status == "sent":  # an initial password stays nowhere once it has left
-            session.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.sensitive.is_(True))
-                            .values(body_text="", body_html="").execution_options(synchronize_session=False))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    session.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.status == "sending")
+                    .values(**values).execution_options(synchronize_session=False))
+    if status == "sent":  # an initial password stays nowhere once it has left
+        session.execute(update(OutboxMail).where(OutboxMail.id == mail.id, OutboxMail.sensitive.is_(True))
+                        .values(body_text="", body_html="").execution_options(synchronize_session=False))
+    session.flush()
     return MailOutcome(mail.id, mail.recipients, status, error[:MAX_ERROR])
 
 

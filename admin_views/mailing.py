@@ -42,7 +42,7 @@ def queue(key: str, template: str, recipients: Sequence[str], locale: str, subje
 
 def send_now(ids: Sequence[int | None]) -> list[MailOutcome]:
     """Right after the commit: send these queued mails and say where each stands (cron sends what is left)."""
-    return deliver(db.session, current_app.extensions["mail"], ids)
+    return deliver(db.session, current_app.extensions["mail"], ids, commit=db.session.commit)
 
 
 def flash_mail(outcomes: Sequence[MailOutcome]) -> None:

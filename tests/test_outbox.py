@@ -261,7 +261,7 @@ def test_the_page_says_queued_sent_or_failed_with_the_reason(app):
 def test_send_queued_refuses_to_run_inside_a_transaction(app, world):
     queue_mail(db.session, "k1", ["a@example.test"], RenderedMail("s", "b", "", "en"))
     with pytest.raises(RuntimeError, match="inside a database transaction"):
-        send_queued(db.session, app.extensions["mail"])
+        send_queued(db.session, app.extensions["mail"], db.session.commit)
     db.session.rollback()
 
 
@@ -278,7 +278,7 @@ def test_a_sensitive_mail_loses_its_body_once_sent(app, world):
                sensitive=True)
     queue_mail(db.session, "plain:1", ["a@example.test"], RenderedMail("s", "hello", "<p>hello</p>", "en"))
     db.session.commit()
-    outcomes = send_queued(db.session, app.extensions["mail"])  # sending is suppressed in the test app
+    outcomes = send_queued(db.session, app.extensions["mail"], db.session.commit)  # sending is suppressed in the test app
     assert [o.status for o in outcomes] == ["sent", "sent"]
     assert [(m.body_text, m.body_html) for m in mails()] == [("", ""), ("hello", "<p>hello</p>")]
 
@@ -289,7 +289,7 @@ def test_an_interrupted_send_is_failed_not_sent_again(app, world):
     db.session.execute(sa.update(OutboxMail).values(status="sending", attempts=1,
                                                     claimed_at=utcnow() - timedelta(minutes=16)))
     db.session.commit()
-    assert send_queued(db.session, app.extensions["mail"]) == []
+    assert send_queued(db.session, app.extensions["mail"], db.session.commit) == []
     [mail] = mails()
     assert mail.status == "failed" and "Interrupted" in mail.last_error
 
@@ -300,8 +300,8 @@ def test_failed_mail_is_retried_by_the_job_until_its_attempts_are_spent(app, wor
     db.session.execute(sa.update(OutboxMail).values(status="failed", attempts=3,
                                                     claimed_at=utcnow() - timedelta(hours=1)))
     db.session.commit()
-    assert send_queued(db.session, app.extensions["mail"], max_attempts=3) == []
-    assert [o.status for o in send_queued(db.session, app.extensions["mail"], max_attempts=4)] == ["sent"]
+    assert send_queued(db.session, app.extensions["mail"], db.session.commit, max_attempts=3) == []
+    assert [o.status for o in send_queued(db.session, app.extensions["mail"], db.session.commit, max_attempts=4)] == ["sent"]
 
 
 def test_two_senders_never_send_the_same_mail_twice(mail_web, inbox, world):
@@ -321,7 +321,7 @@ def test_two_senders_never_send_the_same_mail_twice(mail_web, inbox, world):
                 token = WRITE_INTENT.set(True)  # what the CLI and POST requests set
                 start.wait()
                 try:
-                    results.append(send_queued(db.session, mail_web.extensions["mail"]))
+                    results.append(send_queued(db.session, mail_web.extensions["mail"], db.session.commit))
                 finally:
                     WRITE_INTENT.reset(token)
                     db.session.remove()
