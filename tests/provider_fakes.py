@@ -558,3 +558,45 @@ class FakeVNPTPay:
                                  "REFUND_ID": refund["REFUND_ID"],
                                  "REFUND_TRANSACTION_ID": refund["REFUND_TRANSACTION_ID"]}, "REFUND_RESULT")
         return Response(json.dumps(reply, ensure_ascii=False), content_type="application/json")(environ, start_response)
+
+
+def provider_fixtures(fake_class, name: str):
+    """The fixtures a provider's test module needs, named `<name>` (the fake, one server per module),
+    `<name>_apps` (two app instances configured for it: test body, requests), `app` and `client`."""
+    import pytest
+
+    from conftest import empty_database, make_app
+    from models import db
+
+    @pytest.fixture(scope="module", name=name)
+    def fake():
+        provider = fake_class()
+        server = FakeServer(provider)
+        provider.url = server.url
+        yield provider
+        server.stop()
+
+    @pytest.fixture(scope="module", name=f"{name}_apps")
+    def apps(request, database_url):
+        provider = request.getfixturevalue(name)
+        config = provider.config(provider.url)
+        return make_app(database_url, **config), make_app(database_url, **config)
+
+    @pytest.fixture(name="app")
+    def app(request):
+        provider = request.getfixturevalue(name)
+        body_app = request.getfixturevalue(f"{name}_apps")[0]
+        provider.refuse_refunds = None
+        if isinstance(getattr(provider, "requests", None), list):
+            provider.requests.clear()
+        with body_app.app_context():
+            yield body_app
+            db.session.rollback()
+            db.session.remove()
+            empty_database()
+
+    @pytest.fixture(name="client")
+    def client(request, app):
+        return request.getfixturevalue(f"{name}_apps")[1].test_client()
+
+    return fake, apps, app, client

@@ -18,44 +18,13 @@ from sqlalchemy import func, select, update
 from actions.orders import approve_refund, approve_refunds, request_refund
 from conftest import make_app
 from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
-from provider_fakes import FakeAlipay, FakeServer, rsa_key
+from provider_fakes import FakeAlipay, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
 
 CALLBACK = "/payments/callback/alipay"
 
 
-@pytest.fixture(scope="module")
-def alipay():
-    fake = FakeAlipay()
-    server = FakeServer(fake)
-    fake.url = server.url
-    yield fake
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def alipay_apps(database_url, alipay):
-    """Two app instances (test body, requests) configured with the merchant's Alipay keys (page pay)."""
-    config = alipay.config(alipay.url)
-    return make_app(database_url, **config), make_app(database_url, **config)
-
-
-@pytest.fixture
-def app(alipay_apps, alipay):
-    body_app = alipay_apps[0]
-    alipay.refuse_refunds = None
-    with body_app.app_context():
-        yield body_app
-        db.session.rollback()
-        db.session.remove()
-        with db.engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(table.delete())
-
-
-@pytest.fixture
-def client(app, alipay_apps):
-    return alipay_apps[1].test_client()
+alipay, alipay_apps, app, client = provider_fixtures(FakeAlipay, "alipay")
 
 
 def new_order(company, total="88.00", currency="CNY") -> Order:

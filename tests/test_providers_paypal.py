@@ -17,43 +17,13 @@ from sqlalchemy import func, select, update
 from actions.orders import approve_refund, approve_refunds, request_refund
 from conftest import make_app
 from models import LedgerEntry, Order, OrderRefund, PaymentAttempt, RefusedNotification, db, utcnow
-from provider_fakes import FakePayPal, FakeServer, rsa_key
+from provider_fakes import FakePayPal, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
 
 CALLBACK = "/payments/callback/paypal"
 
 
-@pytest.fixture(scope="module")
-def paypal():
-    fake = FakePayPal()
-    server = FakeServer(fake)
-    fake.url = server.url
-    yield fake
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def paypal_apps(database_url, paypal):
-    config = paypal.config(paypal.url)
-    return make_app(database_url, **config), make_app(database_url, **config)
-
-
-@pytest.fixture
-def app(paypal_apps, paypal):
-    body_app = paypal_apps[0]
-    paypal.refuse_refunds = None
-    with body_app.app_context():
-        yield body_app
-        db.session.rollback()
-        db.session.remove()
-        with db.engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(table.delete())
-
-
-@pytest.fixture
-def client(app, paypal_apps):
-    return paypal_apps[1].test_client()
+paypal, paypal_apps, app, client = provider_fixtures(FakePayPal, "paypal")
 
 
 def new_order(company, total="88.00", currency="USD") -> Order:

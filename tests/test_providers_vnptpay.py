@@ -17,45 +17,14 @@ from sqlalchemy import func, select, update
 
 from actions.orders import approve_refund, approve_refunds, request_refund
 from actions.providers.vnptpay import secure_code
-from conftest import make_app
 from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
-from provider_fakes import FakeServer, FakeVNPTPay
+from provider_fakes import FakeVNPTPay, provider_fixtures
 from tests.test_renewals import balance, fresh, make_order
 
 CALLBACK = "/payments/callback/vnptpay"
 
 
-@pytest.fixture(scope="module")
-def vnpt():
-    fake = FakeVNPTPay()
-    server = FakeServer(fake)
-    fake.url = server.url
-    yield fake
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def vnpt_apps(database_url, vnpt):
-    config = vnpt.config(vnpt.url)
-    return make_app(database_url, **config), make_app(database_url, **config)
-
-
-@pytest.fixture
-def app(vnpt_apps, vnpt):
-    body_app = vnpt_apps[0]
-    vnpt.refuse_refunds = None
-    with body_app.app_context():
-        yield body_app
-        db.session.rollback()
-        db.session.remove()
-        with db.engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(table.delete())
-
-
-@pytest.fixture
-def client(app, vnpt_apps):
-    return vnpt_apps[1].test_client()
+vnpt, vnpt_apps, app, client = provider_fixtures(FakeVNPTPay, "vnpt")
 
 
 def new_order(company, total="1200000", currency="VND") -> Order:

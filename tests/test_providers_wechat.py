@@ -18,45 +18,13 @@ from actions.orders import approve_refund, approve_refunds, request_refund
 from actions.payments import PaymentConfigError
 from conftest import make_app
 from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
-from provider_fakes import FakeServer, FakeWeChatPay, rsa_key
+from provider_fakes import FakeWeChatPay, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
 
 CALLBACK = "/payments/callback/wechat"
 
 
-@pytest.fixture(scope="module")
-def wechat():
-    fake = FakeWeChatPay()
-    server = FakeServer(fake)
-    fake.url = server.url
-    yield fake
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def wechat_apps(database_url, wechat):
-    """Two app instances (test body, requests) configured with the merchant's WeChat Pay credentials."""
-    config = wechat.config(wechat.url)
-    return make_app(database_url, **config), make_app(database_url, **config)
-
-
-@pytest.fixture
-def app(wechat_apps, wechat):
-    body_app = wechat_apps[0]
-    wechat.refuse_refunds = None
-    wechat.requests.clear()
-    with body_app.app_context():
-        yield body_app
-        db.session.rollback()
-        db.session.remove()
-        with db.engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(table.delete())
-
-
-@pytest.fixture
-def client(app, wechat_apps):
-    return wechat_apps[1].test_client()
+wechat, wechat_apps, app, client = provider_fixtures(FakeWeChatPay, "wechat")
 
 
 @pytest.fixture
