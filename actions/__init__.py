@@ -6,7 +6,7 @@ caller (a view or a CLI command) commits once.
 """
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from errors import DomainError, NotAllowed  # noqa: F401 - the refusals every action raises, re-exported
+from errors import DomainError, NotAllowed  # the refusals every action raises (re-exported)
 
 if TYPE_CHECKING:
     from models import User
@@ -77,3 +77,21 @@ def companies_in_scope(session: Session, actor: User):
 
 def labels(rows: Iterable) -> tuple[str, ...]:
     return tuple(str(r) for r in rows)
+
+
+def each_in_savepoint(session: Session, rows: Sequence, operation, label=str) -> ActionResult:
+    """Apply `operation` to each row in its own savepoint: a refusal undoes only that row."""
+    changed: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for row in rows:
+        name = label(row)
+        try:
+            with session.begin_nested():
+                operation(row)
+        except NotAllowed:
+            raise
+        except DomainError as exc:
+            refused.append((name, str(exc)))
+        else:
+            changed.append(name)
+    return ActionResult(tuple(changed), tuple(refused))

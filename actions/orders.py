@@ -25,7 +25,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
-from actions import ActionResult, DomainError, NotAllowed, in_scope, require_role, scoped
+from actions import ActionResult, DomainError, each_in_savepoint, in_scope, require_role, scoped
 from actions.audit import record
 from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
@@ -664,34 +664,16 @@ def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: st
     session.flush()
 
 
-def _each_in_savepoint(session: Session, rows: Sequence, operation, label=str) -> ActionResult:
-    """Apply `operation` to each row in its own savepoint: a refusal undoes only that row."""
-    changed: list[str] = []
-    refused: list[tuple[str, str]] = []
-    for row in rows:
-        name = label(row)
-        try:
-            with session.begin_nested():
-                operation(row)
-        except NotAllowed:
-            raise
-        except DomainError as exc:
-            refused.append((name, str(exc)))
-        else:
-            changed.append(name)
-    return ActionResult(tuple(changed), tuple(refused))
-
-
 def cancel_orders(session: Session, actor: User, orders: Sequence[Order]) -> ActionResult:
     """Cancel each pending order; the others are reported by order number with the reason."""
     require_role(actor, RENEWAL_ROLES)
-    return _each_in_savepoint(session, orders, lambda order: cancel_order(session, actor, order))
+    return each_in_savepoint(session, orders, lambda order: cancel_order(session, actor, order))
 
 
 def request_refunds(session: Session, actor: User, orders: Sequence[Order], reason: str = "") -> ActionResult:
     """Request a refund of every refundable line of each order; refusals named by order number."""
     require_role(actor, REFUND_ROLES)
-    return _each_in_savepoint(session, orders, lambda order: request_refund(session, actor, order, None, reason))
+    return each_in_savepoint(session, orders, lambda order: request_refund(session, actor, order, None, reason))
 
 
 def approve_refunds(session: Session, actor: User, refunds: Sequence[OrderRefund], today: date) -> ActionResult:
@@ -703,6 +685,6 @@ def approve_refunds(session: Session, actor: User, refunds: Sequence[OrderRefund
         if approve_refund(session, actor, refund, today) == "failed":
             failed.append((refund.order.number, refund.failure_reason))
 
-    result = _each_in_savepoint(session, refunds, approve, label=lambda refund: refund.order.number)
+    result = each_in_savepoint(session, refunds, approve, label=lambda refund: refund.order.number)
     failed_numbers = {number for number, _reason in failed}
     return ActionResult(tuple(n for n in result.changed if n not in failed_numbers), result.refused + tuple(failed))

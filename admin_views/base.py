@@ -41,7 +41,7 @@ from sqlalchemy import and_, or_
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
-from actions import ActionResult, DomainError, companies_in_scope, in_scope, scope_filter
+from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
 from actions.times import MINUTE, format_minute, zone_for
 from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor
@@ -522,6 +522,15 @@ class ScopedModelView(RoleMixin, ModelView):
 
     def on_model_delete(self, model):
         record(db.session, current_user, "delete", self._audit_model, [model.id], str(model))
+
+    def act_on_each(self, ids, operation, label, done: str) -> None:
+        """Apply `operation` to each submitted row (through the scoped query) in its own savepoint, commit
+        once, and flash what changed and each refusal by `label(row)`."""
+        rows = self.scoped_rows(ids)
+        with unit_of_work() as work:
+            result = each_in_savepoint(db.session, rows, operation, label)
+        if not work.failed:
+            flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, rows)) + result.refused), done)
 
     @action("delete", admin_lazy_gettext("Delete"), admin_lazy_gettext("Are you sure you want to delete selected records?"))
     def action_delete(self, ids):

@@ -22,12 +22,12 @@ from sqlalchemy.orm import joinedload, selectinload
 from wtforms import StringField
 from wtforms.validators import ValidationError
 
-from actions import ActionResult, DomainError, companies_in_scope
+from actions import DomainError, companies_in_scope
 from actions import subscriptions as subs
 from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, company_in_scope, flash_result, label_formatter, parse_row_id,
+    RoleView, ScopedModelView, badge, company_in_scope, label_formatter, parse_row_id,
 )
 from admin_views.system import InCompanyTree
 from models import (
@@ -338,17 +338,7 @@ class SubscriptionView(ScopedModelView):
         return super().is_action_allowed(name)
 
     def _act(self, ids, operation, done: str):
-        rows = self.scoped_rows(ids)
-        changed, refused = [], list(self.refused_ids(ids, rows))
-        for row in rows:
-            try:
-                with db.session.begin_nested():
-                    operation(row)
-                changed.append(row.number)
-            except DomainError as exc:
-                refused.append((row.number, str(exc)))
-        db.session.commit()
-        flash_result(ActionResult(tuple(changed), tuple(refused)), done)
+        self.act_on_each(ids, operation, lambda row: row.number, done)
 
     @action("suspend", _l("Suspend"), _l("Suspend the selected subscriptions?"))
     def action_suspend(self, ids):
@@ -635,17 +625,7 @@ class PromotionView(ScopedModelView):
         super().on_model_change(form, model, is_created)
 
     def _act(self, ids, operation, done: str):
-        rows = self.scoped_rows(ids)
-        changed, refused = [], list(self.refused_ids(ids, rows))
-        for row in rows:
-            try:
-                with db.session.begin_nested():
-                    operation(row)
-                changed.append(row.code)
-            except DomainError as exc:
-                refused.append((row.code, str(exc)))
-        db.session.commit()
-        flash_result(ActionResult(tuple(changed), tuple(refused)), done)
+        self.act_on_each(ids, operation, lambda row: row.code, done)
 
     @action("activate", _l("Activate"), _l("Activate the selected promotions?"))
     def action_activate(self, ids):
@@ -689,17 +669,8 @@ class CashReceiptView(ScopedModelView):
 
     @action("confirm", _l("Confirm cash received"), _l("Confirm the selected cash receipts?"))
     def action_confirm(self, ids):
-        rows = self.scoped_rows(ids)
-        changed, refused = [], list(self.refused_ids(ids, rows))
-        for row in rows:
-            try:
-                with db.session.begin_nested():
-                    subs.confirm_cash_receipt(db.session, current_user, row, date.today())
-                changed.append(f"#{row.id}")
-            except DomainError as exc:
-                refused.append((f"#{row.id}", str(exc)))
-        db.session.commit()
-        flash_result(ActionResult(tuple(changed), tuple(refused)), _("%(count)s confirmed; the subscriptions started."))
+        self.act_on_each(ids, lambda row: subs.confirm_cash_receipt(db.session, current_user, row, date.today()),
+                         lambda row: f"#{row.id}", _("%(count)s confirmed; the subscriptions started."))
 
 
 def register(admin, customer, sales, finance) -> None:
