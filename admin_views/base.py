@@ -13,6 +13,7 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, time, timezone, tzinfo
 from decimal import Decimal
 from urllib.parse import quote
@@ -27,7 +28,9 @@ from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
 from flask_admin.contrib.sqla.fields import QuerySelectField
-from flask_admin.helpers import is_safe_url
+from flask_admin.helpers import get_redirect_target, is_safe_url
+from flask_admin.model.template import BaseListRowAction, DeleteRowAction
+from flask_wtf.csrf import generate_csrf
 from flask_babel import format_number, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -43,6 +46,7 @@ from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from actions.times import MINUTE, format_minute, zone_for
 from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
@@ -377,6 +381,48 @@ def attachment(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
+def row_label(row) -> str:
+    """A record as a person names it on a confirmation page."""
+    return str(row) if type(row).__str__ is not object.__str__ else f"#{row.id}"
+
+
+def describe_delete(view, rows) -> Confirmation:
+    """The confirmation of deleting `rows` of `view`'s list: each record named."""
+    return Confirmation(
+        title=_("Delete records"),
+        summary=_("Delete %(count)s records from %(list)s:", count=len(rows), list=view.name),
+        items=[row_label(row) for row in rows],
+        note=_("Deleted records cannot be restored."),
+        confirm_label=_("Delete %(count)s records", count=len(rows)),
+    )
+
+
+def confirm_first(describe):
+    """Mark a list action as needing the server's confirmation page first: `describe(view, rows)`
+    returns the Confirmation naming what the action will do to the (scoped) rows."""
+
+    def mark(handler):
+        handler._confirm = describe
+        return handler
+
+    return mark
+
+
+class ConfirmedDeleteRowAction(BaseListRowAction):
+    """The row's delete button, without JavaScript confirm(): the server asks (delete_view)."""
+
+    def render(self, context, row_id, row):
+        view = context["admin_view"]
+        return Markup(
+            '<form class="icon" method="POST" action="{url}">'
+            '<input type="hidden" name="id" value="{id}"><input type="hidden" name="url" value="{back}">'
+            '<input type="hidden" name="csrf_token" value="{csrf}">'
+            '<button type="submit" title="{title}" aria-label="{title}"><span class="fa fa-trash"></span></button>'
+            "</form>"
+        ).format(url=view.get_url(".delete_view"), id=row_id, back=context.get("return_url") or "",
+                 csrf=generate_csrf(), title=admin_gettext("Delete Record"))
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
@@ -532,7 +578,54 @@ class ScopedModelView(RoleMixin, ModelView):
         if not work.failed:
             flash_result(ActionResult(result.changed, tuple(self.refused_ids(ids, rows)) + result.refused), done)
 
-    @action("delete", admin_lazy_gettext("Delete"), admin_lazy_gettext("Are you sure you want to delete selected records?"))
+    # --- confirmation: money moves and irreversible actions ask first, on a page of their own -------
+    def _confirmation_of(self, name: str):
+        """The describer of action `name` when it must be confirmed (every "delete" must), else None."""
+        handler = (self._actions_data.get(name) or (None,))[0]
+        describe = getattr(handler, "_confirm", None)
+        if describe is None and name == "delete":
+            describe = describe_delete
+        return describe
+
+    def get_actions_list(self):
+        # Confirmed actions ask on the server: no JavaScript confirm() before that page.
+        actions, confirmations = super().get_actions_list()
+        return actions, {name: text for name, text in confirmations.items() if self._confirmation_of(name) is None}
+
+    def handle_action(self, return_view=None):
+        """Flask-Admin's action handling, with a confirmation page first for the actions that need one."""
+        name = request.form.get("action", "")
+        describe = self._confirmation_of(name)
+        if describe is not None and self.is_action_allowed(name) and self.validate_form(self.action_form()):
+            ids = request.form.getlist("rowid")
+            purpose = f"{self.endpoint}.action.{name}"
+            if not is_confirmed(purpose, ids):
+                rows = self.scoped_rows(ids)
+                if rows:  # nothing found: the action itself names the refused ids and changes nothing
+                    confirmation = describe(self, rows)
+                    refused = [f"{label} ({why})" for label, why in self.refused_ids(ids, rows)]
+                    if refused:
+                        confirmation = replace(confirmation, refused=tuple(confirmation.refused) + tuple(refused))
+                    return ask(self, confirmation, purpose, ids, get_redirect_target() or self.get_url(".index_view"),
+                               action_url=self.get_url(".action_view"))
+        return super().handle_action(return_view)
+
+    @expose("/delete/", methods=("POST",))
+    def delete_view(self):
+        """Flask-Admin's delete button, after a confirmation page naming the record."""
+        if self.can_delete:
+            model = self.get_one(request.form.get("id"))
+            purpose = f"{self.endpoint}.delete"
+            if model is not None and not is_confirmed(purpose, [model.id]):
+                return ask(self, describe_delete(self, [model]), purpose, [model.id],
+                           get_redirect_target() or self.get_url(".index_view"))
+        return super().delete_view()
+
+    def get_list_row_actions(self):
+        return [ConfirmedDeleteRowAction() if isinstance(a, DeleteRowAction) else a
+                for a in super().get_list_row_actions()]
+
+    @action("delete", admin_lazy_gettext("Delete"))
     def action_delete(self, ids):
         """Flask-Admin's bulk delete, with rows looked up by integer id through the scoped query
         (PostgreSQL refuses integer = varchar) and every id not found named."""
@@ -811,6 +904,6 @@ def badge(text: str, kind: str = "secondary") -> Markup:
 
 
 __all__ = [
-    "RoleView", "ScopedModelView", "flash_result", "label_formatter", "unit_of_work", "claim_form",
+    "RoleView", "ScopedModelView", "confirm_first", "flash_result", "label_formatter", "unit_of_work", "claim_form",
     "scoped_company_options", "admin_gettext", "_l",
 ]

@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import BooleanField, Form, SelectField, TextAreaField
 
-from actions import DomainError, companies_in_scope
+from actions import DomainError, companies_in_scope, in_scope
 from actions.billing import (
     SCOPES,
     configure_companies,
@@ -25,7 +25,8 @@ from actions.billing import (
     parse_id,
 )
 from admin_views.base import RoleView, unit_of_work
-from models import BILLING_CYCLES, PUSH_LANGUAGES, BillingConfig, db
+from admin_views.confirm import Confirmation, ask, is_confirmed
+from models import BILLING_CYCLES, PUSH_LANGUAGES, BillingConfig, Company, db
 
 LIST_LIMIT = 1000
 INDENT = "\u00a0\u00a0\u00a0"
@@ -52,6 +53,36 @@ def _form_data(config: BillingConfig | None) -> dict:
     return {"billing_cycle": config.billing_cycle, "auto_renew": config.auto_renew,
             "push_enabled": config.push_enabled, "push_language": config.push_language,
             "push_emails": config.push_emails}
+
+
+def describe_deletion(company: Company) -> Confirmation:
+    """What deleting a company's own billing config leads to: its parent's config, or none at all."""
+    parent_config, source = effective_config(db.session, company.parent) if company.parent is not None else (None, None)
+    title = _("Delete the billing config of %(company)s", company=company.name)
+    label = _("Delete the billing config")
+    if company.parent is None:
+        return Confirmation(
+            title=title, confirm_label=label,
+            summary=_("%(company)s is a top-level company: without its own config it has no billing config at all.",
+                      company=company.name),
+            note=_("Its devices are no longer renewed automatically and no expiry reminders are pushed, for it and "
+                   "for each subsidiary without a config of its own, until a config is saved again."))
+    if parent_config is None:
+        return Confirmation(
+            title=title, confirm_label=label,
+            summary=_("%(company)s then inherits nothing: none of its parent companies has a billing config.",
+                      company=company.name),
+            note=_("Its devices are no longer renewed automatically and no expiry reminders are pushed, for it and "
+                   "for each subsidiary without a config of its own, until a config is saved again."))
+    return Confirmation(
+        title=title, confirm_label=label,
+        summary=_("%(company)s then inherits the billing config of %(source)s:", company=company.name,
+                  source=source.name),
+        items=[_("Billing cycle: %(value)s", value=BILLING_CYCLES.get(parent_config.billing_cycle,
+                                                                      parent_config.billing_cycle)),
+               _("Auto-renew: %(value)s", value=_("Yes") if parent_config.auto_renew else _("No")),
+               _("Push: %(value)s", value=_("On") if parent_config.push_enabled else _("Off")),
+               _("Push emails: %(value)s", value=", ".join(parent_config.email_list) or "—")])
 
 
 class BillingConfigView(RoleView):
@@ -100,6 +131,7 @@ class BillingConfigView(RoleView):
         except DomainError as exc:
             flash(str(exc), "error")
             return redirect(back)
+        inherited_from = None
         if request.method == "POST" and request.form.get("save") == "1":
             form = BillingConfigForm(request.form)
             if form.validate():
@@ -110,10 +142,13 @@ class BillingConfigView(RoleView):
                           "success")
                     return redirect(back)
         else:
-            config = effective_config(db.session, companies[0])[0] if len(companies) == 1 else None
+            # Start from the values in effect (own or inherited): shared by every selected company, else defaults.
+            configs = {effective_config(db.session, company) for company in companies[:LIST_LIMIT]}
+            config, owner = configs.pop() if len(configs) == 1 else (None, None)
             form = BillingConfigForm(data=_form_data(config))
+            inherited_from = owner if owner is not None and owner not in companies else None
         return self.render("renewdesk/billing_config_form.html", form=form, companies=companies,
-                           listing=self._listing_args(source), back=back)
+                           listing=self._listing_args(source), back=back, inherited_from=inherited_from)
 
     @expose("/delete/", methods=("POST",))
     def delete(self):
@@ -125,6 +160,12 @@ class BillingConfigView(RoleView):
             flash(_("Billing config #%(id)s: not found or outside your companies.", id=raw[:20]), "error")
             return redirect(back)
         company = config.company
+        purpose = f"{self.endpoint}.delete"
+        if not is_confirmed(purpose, [config.id]):
+            if not in_scope(current_user, company.id, db.session):
+                flash(_("Billing config #%(id)s: not found or outside your companies.", id=raw[:20]), "error")
+                return redirect(back)
+            return ask(self, describe_deletion(company), purpose, [config.id], back)
         with unit_of_work() as work:
             delete_config(db.session, current_user, config)
             _config, source = effective_config(db.session, company)

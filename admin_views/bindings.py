@@ -17,7 +17,8 @@ from actions import ActionResult, companies_in_scope
 from actions.bindings import (
     bind_package, bind_package_to_type, offer_packages, plan_type_binding, unbind, withdraw_offers,
 )
-from admin_views.base import ScopedModelView, badge, flash_result, unit_of_work
+from admin_views.base import ScopedModelView, badge, confirm_first, flash_result, unit_of_work
+from admin_views.confirm import Confirmation
 from admin_views.devices import LABELS as DEVICE_LABELS
 from admin_views.devices import DeviceView, PackageBound
 from admin_views.system import InCompanyTree
@@ -250,7 +251,12 @@ class CompanyPackageView(CompanyPickerMixin, ScopedModelView):
             result = withdraw_offers(db.session, current_user, [model])
         return not work.failed and bool(result.changed)
 
-    @action("delete", _l("Withdraw"), _l("Stop offering the selected value-added packages?"))
+    @action("delete", _l("Withdraw"))
+    @confirm_first(lambda view, rows: Confirmation(
+        title=_("Withdraw value-added offers"),
+        summary=_("Stop offering %(count)s value-added packages:", count=len(rows)),
+        items=[f"{row.package.code} {row.package.name} → {row.company.name}" for row in rows],
+        confirm_label=_("Withdraw %(count)s offers", count=len(rows))))
     def action_delete(self, ids):
         offers = self.scoped_rows(ids)
         with unit_of_work() as work:

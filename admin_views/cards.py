@@ -38,6 +38,7 @@ from actions.distribution import (
 from actions.money import format_money, from_minor
 from actions.idempotency import remember
 from admin_views.base import RoleView, ScopedModelView, badge, claim_form, label_formatter, unit_of_work
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from importers.cards import CHUNK as IMPORT_CHUNK
 from importers.cards import (
     build_template, commit_chunk, error_workbook, existing_keys, export_cards, first_errors, read_upload,
@@ -439,6 +440,14 @@ class SimCardView(DistributorAccess, ScopedModelView):
         if not self._may_import():
             return refused()
         batch = self._batch()
+        purpose = f"{self.endpoint}.import_rollback"
+        if not is_confirmed(purpose, [batch.id]):
+            return ask(self, Confirmation(
+                title=_("Roll back import %(id)s", id=batch.id),
+                summary=_("Remove every card of import %(id)s (%(file)s) from the inventory.", id=batch.id,
+                          file=batch.filename),
+                note=_("Removed cards cannot be restored; import the file again to add them back."),
+                confirm_label=_("Remove the cards")), purpose, [batch.id], url_for(".import_batch", id=batch.id))
         with unit_of_work() as work:
             removed = rollback_import(db.session, current_user, batch)
         if not work.failed:

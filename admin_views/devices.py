@@ -12,7 +12,8 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
-from sqlalchemy.orm import aliased
+from sqlalchemy import select
+from sqlalchemy.orm import aliased, joinedload
 from wtforms.validators import ValidationError
 
 from actions import DomainError
@@ -21,7 +22,8 @@ from actions.dates import check_expiry_window
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
-from admin_views.base import RoleView, ScopedModelView, badge, flash_result, unit_of_work
+from admin_views.base import RoleView, ScopedModelView, badge, confirm_first, flash_result, unit_of_work
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
 from importers.xlsx import formula_safe
 from models import DEVICE_STATUSES, Company, Device, Package, db, utcnow
@@ -97,6 +99,28 @@ def _status_cell(view, context, model, name):
         url=view.get_url(".action_view"), csrf=generate_csrf(), op=operation, id=model.id,
         back=context.get("return_url") or view.get_url(".index_view"),
         title=title, icon="fa-play-circle" if suspended else "fa-minus-circle",
+    )
+
+
+def device_label(device: Device) -> str:
+    """A device as a confirmation page names it: number, name and company."""
+    return _("%(number)s %(name)s (%(company)s)", number=device.number, name=device.name or "",
+             company=device.company.name if device.company else "")
+
+
+SUSPEND_NOTE = _l("A suspended device is left out of auto-renewal and expiry reminders until it is enabled again.")
+
+
+def describe_suspension(view, devices) -> Confirmation:
+    """The confirmation of suspending `devices`: how many, each named; those already suspended apart."""
+    active = [d for d in devices if d.status != "suspended"]
+    return Confirmation(
+        title=_("Suspend devices"),
+        summary=_("Suspend %(count)s devices:", count=len(active)),
+        items=[device_label(d) for d in active],
+        note=str(SUSPEND_NOTE),
+        confirm_label=_("Suspend %(count)s devices", count=len(active)),
+        refused=[_("%(device)s: already suspended", device=device_label(d)) for d in devices if d.status == "suspended"],
     )
 
 
@@ -184,7 +208,8 @@ class DeviceView(ScopedModelView):
         refused = tuple(self.refused_ids(ids, rows)) + result.refused
         flash_result(type(result)(result.changed, refused), done)
 
-    @action("suspend", _l("Suspend"), _l("Suspend the selected devices?"))
+    @action("suspend", _l("Suspend"))
+    @confirm_first(describe_suspension)
     def action_suspend(self, ids):
         self._status_action(ids, "suspend", _("%(count)s devices suspended."))
 
@@ -242,8 +267,11 @@ class BatchStatusView(RoleView):
             else:
                 plan = plan_status_change(db.session, current_user, numbers, operation)
                 if request.form.get("confirm") == "1":
+                    purpose = f"{self.endpoint}.{operation}"
                     if not plan.ids:
                         flash(_("Nothing to change."), "error")
+                    elif operation == "suspend" and not is_confirmed(purpose, plan.ids):
+                        return self._ask_suspend(plan, purpose, text)
                     else:
                         with unit_of_work() as work:
                             result = apply_status_change(db.session, current_user, plan, utcnow())
@@ -253,6 +281,20 @@ class BatchStatusView(RoleView):
                                      else _("%(count)s devices enabled."))
                         return redirect(url_for(".index"))
         return self.render("renewdesk/batch_status.html", text=text, operation=operation, plan=plan)
+
+    def _ask_suspend(self, plan, purpose: str, text: str):
+        """The confirmation page of a batch suspension: the number of devices, each named."""
+        devices = db.session.scalars(select(Device).options(joinedload(Device.company))
+                                     .where(Device.id.in_(plan.ids)).order_by(Device.number)).all()
+        confirmation = Confirmation(
+            title=_("Suspend devices"),
+            summary=_("Suspend %(count)s devices:", count=len(plan.ids)),
+            items=[device_label(d) for d in devices], note=str(SUSPEND_NOTE),
+            confirm_label=_("Suspend %(count)s devices", count=len(plan.ids)),
+            refused=[f"{number} ({why})" for number, why in plan.refused],
+        )
+        return ask(self, confirmation, purpose, plan.ids, url_for(".index"),
+                   fields=[("numbers", text), ("operation", "suspend"), ("confirm", "1")])
 
 
 class DeviceExpiryView(DeviceView):

@@ -31,6 +31,7 @@ from admin_views.base import (
     OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, parse_row_id,
     time_cell, unit_of_work,
 )
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.mailing import flash_mail, queue, send_now, user_locale
 from admin_views.system import InCompanyTree
 from models import (
@@ -411,8 +412,29 @@ class InvoiceReviewView(OpenRowsFirst, _RequestListView):
                             company=item.company.name),
         )
 
+    def _ask_reject(self):
+        """The confirmation page of rejecting an invoice request (with its reason); None once confirmed."""
+        item = self.get_one(request.form.get("id", ""))
+        reason = request.form.get("reason", "").strip()
+        if item is None or item.status != "requested" or not reason:
+            return None  # the rejection itself refuses it and changes nothing
+        purpose = f"{self.endpoint}.reject"
+        if is_confirmed(purpose, [item.id]):
+            return None
+        return ask(self, Confirmation(
+            title=_("Reject invoice request #%(id)s", id=item.id),
+            summary=_("Reject the invoice request #%(id)s of %(company)s for %(total)s: no invoice is issued and its "
+                      "orders can be requested again.", id=item.id, company=item.company.name,
+                      total=format_money(item.total, item.currency)),
+            items=[_("Reason: %(reason)s", reason=reason)],
+            note=_("The customer is told by email, with the reason."),
+            confirm_label=_("Reject the request")), purpose, [item.id], self.get_url(".review_view", id=item.id))
+
     @expose("/reject/", methods=("POST",))
     def reject_view(self):
+        asked = self._ask_reject()
+        if asked is not None:
+            return asked
         return self._decide(
             lambda item: reject_invoice_request(db.session, current_user, item, request.form.get("reason", "")),
             lambda item: _("Invoice request #%(id)s rejected; its orders can be requested again.", id=item.id),

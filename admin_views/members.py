@@ -48,6 +48,7 @@ from actions.payments import PROVIDER_CURRENCIES, check_method
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, time_cell, unit_of_work,
 )
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
 from importers.xlsx import write_xlsx
@@ -526,6 +527,34 @@ def _receipt_status_cell(view, context, model, name):
     return badge(str(RECEIPT_STATUSES.get(model.status, model.status)), kinds.get(model.status, "secondary"))
 
 
+def confirm_receipt_decision(view, receipt: BankTransferReceipt, decision: str, reason: str):
+    """The confirmation page of confirming (the order is paid) or rejecting a receipt; None once confirmed."""
+    if receipt.status != "submitted" or decision not in ("confirm", "reject") or (decision == "reject"
+                                                                                  and not reason.strip()):
+        return None  # nothing to confirm: the review itself refuses it, changing nothing
+    purpose = f"{view.endpoint}.{decision}"
+    if is_confirmed(purpose, [receipt.id]):
+        return None
+    order = receipt.order
+    total = format_money(order.total, order.currency)
+    if decision == "confirm":
+        confirmation = Confirmation(
+            title=_("Confirm bank transfer receipt #%(id)s", id=receipt.id),
+            summary=_("Confirm the transfer of %(amount)s from %(payer)s: order %(number)s of %(company)s "
+                      "(%(total)s) is paid and delivered.", amount=format_money(receipt.amount, order.currency),
+                      payer=receipt.payer_company, number=order.number, company=order.company.name, total=total),
+            note=_("Confirming cannot be undone; a mistake is corrected by a refund."),
+            confirm_label=_("Confirm the receipt"))
+    else:
+        confirmation = Confirmation(
+            title=_("Reject bank transfer receipt #%(id)s", id=receipt.id),
+            summary=_("Reject the receipt of order %(number)s of %(company)s (%(amount)s): the order still awaits "
+                      "payment.", number=order.number, company=order.company.name, amount=total),
+            items=[_("Reason: %(reason)s", reason=reason.strip())],
+            confirm_label=_("Reject the receipt"))
+    return ask(view, confirmation, purpose, [receipt.id], view.get_url(".review_view", id=receipt.id))
+
+
 class ReceiptReviewView(ScopedModelView):
     """银行转账确认 (finance): receipts sent by customers; review → confirm (pays the order) or reject."""
 
@@ -591,6 +620,9 @@ class ReceiptReviewView(ScopedModelView):
         if request.method == "POST":
             decision = request.form.get("decision", "")
             receipt_id, number = receipt.id, receipt.order.number
+            asked = confirm_receipt_decision(self, receipt, decision, reason)
+            if asked is not None:
+                return asked
             with unit_of_work() as work:
                 if decision == "confirm":
                     confirm_receipt(db.session, current_user, receipt, date.today())

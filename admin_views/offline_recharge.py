@@ -34,6 +34,7 @@ from actions.offline_recharge import (
 from admin_views.base import (
     LocalFilterValue, ScopedModelView, badge, claim_form, flash_result, money_filters, time_cell, unit_of_work,
 )
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
 from models import CURRENCIES, RECHARGE_STATUSES, OfflineRecharge, User, db
 
@@ -302,6 +303,30 @@ def _expected_terms(form) -> RechargeTerms | None:
                          form.get("seen_reference", ""))
 
 
+def describe_review(application: OfflineRecharge, decision: str, comment: str) -> Confirmation:
+    """What approving (the amount, the company, the balance) or declining an application will do."""
+    amount = format_money(application.amount, application.currency)
+    company = application.company.name
+    if decision == "approve":
+        return Confirmation(
+            title=_("Approve offline recharge #%(id)s", id=application.id),
+            summary=_("Approve and credit %(amount)s to the %(currency)s balance of %(company)s.", amount=amount,
+                      currency=CURRENCIES.get(application.currency, application.currency), company=company),
+            items=[_("Payer: %(payer)s", payer=application.payer),
+                   _("Reference number: %(reference)s", reference=application.reference)],
+            note=_("The balance is credited at once and the approval cannot be undone."),
+            confirm_label=_("Approve and credit %(amount)s", amount=amount),
+        )
+    return Confirmation(
+        title=_("Decline offline recharge #%(id)s", id=application.id),
+        summary=_("Decline the application of %(company)s for %(amount)s: nothing is credited.", company=company,
+                  amount=amount),
+        items=[_("Review comment: %(comment)s", comment=comment.strip())],
+        note=_("Declining is final: sales cannot edit and resubmit this application."),
+        confirm_label=_("Decline (final)"),
+    )
+
+
 class PendingReviewView(_ApplicationView):
     """线下审核 → 待审核 (finance): submitted applications; review icon per row; edit before review."""
 
@@ -325,6 +350,11 @@ class PendingReviewView(_ApplicationView):
         if request.method == "POST":
             decision = request.form.get("decision", "")
             app_id = application.id
+            if application.status == "submitted" and (decision == "approve" or (decision == "decline" and comment.strip())):
+                purpose = f"{self.endpoint}.{decision}"
+                if not is_confirmed(purpose, [app_id]):
+                    return ask(self, describe_review(application, decision, comment), purpose, [app_id],
+                               self.get_url(".review_view", id=app_id))
             with unit_of_work() as work:
                 review(db.session, current_user, application, decision, comment, _expected_terms(request.form))
             if isinstance(work.error, AlreadyReviewed):

@@ -41,6 +41,7 @@ from admin_views.base import (
     COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter,
     local_day_start, parse_row_id, time_cell, unit_of_work,
 )
+from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
 from models import (
@@ -545,7 +546,7 @@ class OrderManagementView(OrderListView):
 
     roles = frozenset({"finance"})
 
-    @action("refund", _l("Refund"), _l("Refund the selected orders? The next page lists them for confirmation."))
+    @action("refund", _l("Refund"))
     def action_refund(self, ids):
         orders = self.scoped_rows(ids)
         refused = self.refused_ids(ids, orders)
@@ -561,6 +562,7 @@ class OrderManagementView(OrderListView):
             "renewdesk/refund_confirm.html", orders=orders, totals=sorted(totals.items()),
             kinds=ORDER_KINDS, statuses=ORDER_STATUSES, methods=PAYMENT_METHODS,
             return_url=get_redirect_target() or self.get_url(".index_view"),
+            confirm_token=confirm_token(f"{self.endpoint}.refund", [o.id for o in orders]),
         )
 
     @expose("/refund/", methods=("POST",))
@@ -572,6 +574,8 @@ class OrderManagementView(OrderListView):
         if not orders:
             flash(_("Select at least one order."), "error")
             return redirect(return_url)
+        if not is_confirmed(f"{self.endpoint}.refund", [o.id for o in orders]):
+            return self.action_refund(ids)  # the confirmation page, again
         with unit_of_work() as work:
             remember(claim_form("refund"), return_url)
             result = request_refunds(db.session, current_user, orders, request.form.get("reason", "").strip())
@@ -592,6 +596,17 @@ class OrderManagementView(OrderListView):
         if not line_ids:
             flash(_("Tick at least one line to refund."), "error")
             return redirect(back)
+        purpose = f"{self.endpoint}.refund_lines.{order.id}"
+        if not is_confirmed(purpose, line_ids):
+            lines = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order.id,
+                                                               OrderLine.id.in_(line_ids)).order_by(OrderLine.id)).all()
+            return ask(self, Confirmation(
+                title=_("Request a refund"),
+                summary=_("Request a refund of %(count)s lines of order %(number)s of %(company)s:", count=len(lines),
+                          number=order.number, company=order.company.name),
+                items=[f"{line.description} · {format_money(line.net, order.currency)}" for line in lines],
+                note=_("Another finance user approves it under Refunds; only then is the money paid back."),
+                confirm_label=_("Request the refund")), purpose, line_ids, back)
         try:
             refund = request_refund(db.session, current_user, order, line_ids, request.form.get("reason", "").strip())
         except DomainError as exc:
@@ -640,14 +655,15 @@ class RefundView(ScopedModelView):
     def __init__(self, *args, **kwargs):
         super().__init__(OrderRefund, *args, **kwargs)
 
-    @action("approve", _l("Approve and refund"), _l("Approve the selected refunds? The next page lists them."))
+    @action("approve", _l("Approve and refund"))
     def action_approve(self, ids):
         refunds = self.scoped_rows(ids)
         if not refunds:
             flash(_("Select at least one refund."), "error")
             return None
         return self.render("renewdesk/refund_approve.html", refunds=refunds,
-                           return_url=get_redirect_target() or self.get_url(".index_view"))
+                           return_url=get_redirect_target() or self.get_url(".index_view"),
+                           confirm_token=confirm_token(f"{self.endpoint}.approve", [r.id for r in refunds]))
 
     @expose("/approve/", methods=("POST",))
     def approve_view(self):
@@ -655,6 +671,8 @@ class RefundView(ScopedModelView):
         ids = request.form.getlist("rowid")
         return_url = get_redirect_target() or self.get_url(".index_view")
         refunds = self.scoped_rows(ids)
+        if refunds and not is_confirmed(f"{self.endpoint}.approve", [r.id for r in refunds]):
+            return self.action_approve(ids)  # the confirmation page, again
         try:
             result = approve_refunds(db.session, current_user, refunds, date.today())
         except DomainError as exc:
@@ -673,6 +691,16 @@ class RefundView(ScopedModelView):
         if refund is None:
             abort(404)
         return_url = get_redirect_target() or self.get_url(".index_view")
+        reason = request.form.get("reason", "").strip()
+        purpose = f"{self.endpoint}.reject"
+        if refund.status == "requested" and reason and not is_confirmed(purpose, [refund.id]):
+            return ask(self, Confirmation(
+                title=_("Reject refund #%(id)s", id=refund.id),
+                summary=_("Reject the refund of %(amount)s for order %(number)s of %(company)s: no money is paid "
+                          "back.", amount=format_money(refund.amount, refund.order.currency),
+                          number=refund.order.number, company=refund.order.company.name),
+                items=[_("Reason: %(reason)s", reason=reason)],
+                confirm_label=_("Reject the refund")), purpose, [refund.id], return_url)
         try:
             reject_refund(db.session, current_user, refund, request.form.get("reason", ""))
         except DomainError as exc:

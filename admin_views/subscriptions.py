@@ -27,8 +27,9 @@ from actions import subscriptions as subs
 from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, company_in_scope, label_formatter, parse_row_id,
+    RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
 )
+from admin_views.confirm import Confirmation
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
@@ -340,7 +341,11 @@ class SubscriptionView(ScopedModelView):
     def _act(self, ids, operation, done: str):
         self.act_on_each(ids, operation, lambda row: row.number, done)
 
-    @action("suspend", _l("Suspend"), _l("Suspend the selected subscriptions?"))
+    @action("suspend", _l("Suspend"))
+    @confirm_first(lambda view, rows: Confirmation(
+        title=_("Suspend subscriptions"), summary=_("Suspend %(count)s subscriptions:", count=len(rows)),
+        items=[f"{row.number} · {row.company.name}" for row in rows],
+        confirm_label=_("Suspend %(count)s subscriptions", count=len(rows))))
     def action_suspend(self, ids):
         self._act(ids, lambda row: subs.suspend(db.session, current_user, row, _now()), _("%(count)s suspended."))
 

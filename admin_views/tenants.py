@@ -19,6 +19,7 @@ from wtforms import Form, SelectField, StringField, TextAreaField
 from actions import DomainError, companies_in_scope
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
 from actions.times import zone_names
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
@@ -264,6 +265,17 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
         if application is None:
             return redirect(url_for(".index_view"))
         form = RejectForm(request.form)
+        purpose = f"{self.endpoint}.reject"
+        if (application.status == "pending" and (form.reason.data or "").strip()
+                and not is_confirmed(purpose, [application.id])):
+            return ask(self, Confirmation(
+                title=_("Reject the application of %(company)s", company=application.company_name),
+                summary=_("Reject the application of %(company)s (tax ID %(tax_id)s): no company or account is "
+                          "created.", company=application.company_name, tax_id=application.tax_id),
+                items=[_("Reason: %(reason)s", reason=form.reason.data.strip())],
+                note=_("The applicant is told by email, with the reason."),
+                confirm_label=_("Reject the application")), purpose, [application.id],
+                url_for(".review", id=application.id))
         with unit_of_work(flash_error=False) as work:
             reject(db.session, current_user, application, form.reason.data)
         if work.failed:

@@ -5,7 +5,9 @@ The world is built once per worker: its rows are read back and written into the 
 before each test that asks for it, which takes a few inserts instead of a few hundred flushes."""
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -165,6 +167,32 @@ def post(client, url: str, data: dict | list | None = None, **kwargs):
     pairs = list(data.items()) if isinstance(data, dict) else list(data or [])
     pairs.append(("csrf_token", csrf_token(client)))
     return client.post(url, data=MultiDict(pairs), **kwargs)
+
+
+def confirmation_form(response) -> tuple[str, list[tuple[str, str]]] | None:
+    """The action URL and fields of the server's confirmation page (renewdesk/confirm.html), or None."""
+    text = response.get_data(as_text=True)
+    match = re.search(r'<form method="post" action="([^"]*)" id="rd-confirm-form"[^>]*>(.*?)</form>', text, re.S)
+    if match is None:
+        return None
+    fields = [(html.unescape(name), html.unescape(value))
+              for name, value in re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">', match.group(2))]
+    return html.unescape(match.group(1)), fields
+
+
+def confirm_post(client, url: str, data: dict | list | None = None, required: bool = True, **kwargs):
+    """POST an action that asks for confirmation, then confirm it as the page's 确认 button does.
+
+    The first answer must be the confirmation page (it changed nothing); the answer to the confirmed
+    POST is returned. With `required=False`, an answer that is no confirmation page (an action that
+    does not ask, or refuses at once) is returned as it is."""
+    first = post(client, url, data, **({} if required else kwargs))
+    found = confirmation_form(first)
+    if found is None and not required:
+        return first
+    assert found is not None, f"no confirmation page for {url}: {first.status_code} {first.get_data(as_text=True)[:300]}"
+    action, fields = found
+    return client.post(action, data=MultiDict(fields), **kwargs)
 
 
 class Login:

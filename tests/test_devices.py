@@ -17,7 +17,7 @@ from actions.devices import (
     apply_status_change, change_status, parse_numbers, plan_status_change, set_expiry,
 )
 from models import AuditEvent, Device, db, utcnow
-from tests.conftest import make_company, make_device, post
+from tests.conftest import confirm_post, make_company, make_device, post
 
 TODAY = date.today()
 
@@ -47,7 +47,7 @@ def events(action: str | None = None, model: str = "device") -> list[AuditEvent]
 
 def action_post(client, endpoint: str, action: str, ids, **kwargs):
     pairs = [("action", action)] + [("rowid", str(i)) for i in ids]
-    return post(client, f"/admin/{endpoint}/action/", pairs, **kwargs)
+    return confirm_post(client, f"/admin/{endpoint}/action/", pairs, required=False, **kwargs)
 
 
 @pytest.fixture
@@ -452,8 +452,8 @@ def test_batch_preview_lists_every_refusal_and_changes_nothing(client, login, wo
 
 def test_batch_confirm_applies_the_plan(client, login, world):
     login("customer")
-    response = post(client, "/admin/device_batch/",
-                    {"numbers": "AC0001,NO0001\nGX0001", "operation": "suspend", "confirm": "1"})
+    response = confirm_post(client, "/admin/device_batch/",
+                            {"numbers": "AC0001,NO0001\nGX0001", "operation": "suspend", "confirm": "1"})
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "2 devices suspended." in page
@@ -726,9 +726,9 @@ def test_one_click_toggle_returns_to_the_same_filtered_page(client, login, world
     page = client.get(url).get_data(as_text=True)
     match = re.search(r'class="d-inline rd-row-toggle">.*?name="url" value="([^"]+)"', page)
     assert match, "the toggle form carries the list's URL"
-    response = post(client, "/admin/device/action/",
-                    {"action": "suspend", "rowid": world.devices["SO0001"].id,
-                     "url": match.group(1).replace("&amp;", "&")})
+    response = confirm_post(client, "/admin/device/action/",
+                            {"action": "suspend", "rowid": world.devices["SO0001"].id,
+                             "url": match.group(1).replace("&amp;", "&")})
     assert response.status_code == 302
     assert response.headers["Location"].startswith("/admin/device/?")
     assert f"flt0_company_in_the_tree_of={world.south.id}" in response.headers["Location"]

@@ -11,7 +11,7 @@ from actions import DomainError, NotAllowed
 from actions.companies import create_company, place
 from actions.users import create_user, reset_password, set_active
 from models import AuditEvent, Company, User, db
-from tests.conftest import FAST_HASH, PASSWORD, Login, make_company, post
+from tests.conftest import FAST_HASH, PASSWORD, Login, confirm_post, make_company, post
 
 
 def fresh(model, id_):
@@ -41,7 +41,7 @@ def events(model: str | None = None, action: str | None = None) -> list[AuditEve
 
 def action_post(client, endpoint: str, action: str, ids, **kwargs):
     pairs = [("action", action)] + [("rowid", str(i)) for i in ids]
-    return post(client, f"/admin/{endpoint}/action/", pairs, **kwargs)
+    return confirm_post(client, f"/admin/{endpoint}/action/", pairs, required=False, **kwargs)
 
 
 def flashed_password(page: str, username: str) -> str:
@@ -472,7 +472,7 @@ def test_every_change_above_is_in_the_audit_log(client, login, world):
     action_post(client, "user", "reset_password", [ming.id])
     action_post(client, "device", "suspend", [device_id])
     action_post(client, "device", "enable", [device_id])
-    post(client, "/admin/package/delete/", {"id": gps_y_id})
+    confirm_post(client, "/admin/package/delete/", {"id": gps_y_id})
     got = [(e.actor_name, e.action, e.model, e.ids) for e in events() if e.action not in ("login",)]
     assert got == [
         ("admin", "create", "company", f",{east.id},"),
