@@ -18,7 +18,7 @@ from actions.billing import (
     normalize_emails,
 )
 from models import AuditEvent, BillingConfig, Company, db
-from conftest import make_company, post
+from conftest import confirm_post, make_company, post
 
 SETTINGS = {
     "billing_cycle": "quarterly",
@@ -433,7 +433,7 @@ def test_company_names_are_escaped(world, client, login):
     form = client.get(f"/admin/billing_config/configure/?ids={child.id}").get_data(as_text=True)
     assert "<script>alert(1)" not in form and "&lt;script&gt;" in form
     config_id = config_of(world.globex).id
-    response = post(client, "/admin/billing_config/delete/", {"id": config_id}, follow_redirects=True)
+    response = confirm_post(client, "/admin/billing_config/delete/", {"id": config_id}, follow_redirects=True)
     body = response.get_data(as_text=True)
     assert "<b>Trading</b>" not in body and "Globex &lt;b&gt;Trading&lt;/b&gt; deleted" in body
 
@@ -543,7 +543,7 @@ def test_delete_over_http_inherits_again(world, client, login):
     north_config = give_config(world.north)
     db.session.commit()
     login("customer")
-    response = post(client, "/admin/account_config/delete/", {"id": north_config.id}, follow_redirects=True)
+    response = confirm_post(client, "/admin/account_config/delete/", {"id": north_config.id}, follow_redirects=True)
     body = response.get_data(as_text=True)
     assert "Billing config of Acme North deleted; it now inherits from Acme Logistics." in body
     assert config_of(world.north) is None

@@ -17,7 +17,7 @@ from actions.bindings import (
     bind_package, bind_package_to_type, offer_packages, plan_type_binding, unbind, withdraw_offers,
 )
 from models import AuditEvent, CompanyPackage, Device, Package, db
-from tests.conftest import post
+from tests.conftest import confirm_post, post
 
 DEVICE_LIST = "/admin/device_package/"
 OFFER_LIST = "/admin/company_package/"
@@ -74,7 +74,7 @@ def set_type(numbers, device_type: str) -> None:
 
 def action(client, endpoint: str, name: str, ids, **extra):
     data = [("action", name)] + [("rowid", str(i)) for i in ids] + list(extra.items())
-    return post(client, f"/admin/{endpoint}/action/", data)
+    return confirm_post(client, f"/admin/{endpoint}/action/", data, required=False)
 
 
 def rows_of(page: str, numbers) -> set[str]:
@@ -634,7 +634,7 @@ def test_withdraw_offers_through_the_list(world, client, login):
     assert offers_of(world.acme) == [] and offers_of(world.north) == ["VAS-GPRS"]
     assert "#987654" in client.get(OFFER_LIST).get_data(as_text=True)
 
-    response = post(client, "/admin/company_package/delete/", {"id": north_id, "url": OFFER_LIST})
+    response = confirm_post(client, "/admin/company_package/delete/", {"id": north_id, "url": OFFER_LIST})
     assert response.status_code == 302
     assert offers_of(world.north) == []
     assert [e.actor_name for e in events("withdraw_offers")] == ["support", "support"]

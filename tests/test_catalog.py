@@ -16,7 +16,7 @@ from actions.catalog import (
 from models import (
     AuditEvent, CompanyPackage, Package, PackageCategory, PackageSubcategory, db,
 )
-from tests.conftest import post
+from tests.conftest import confirm_post, post
 
 
 def category(code: str) -> PackageCategory:
@@ -356,7 +356,7 @@ def test_renaming_a_used_subcategory_is_fine(client, login, world):
 def test_deleting_a_bound_package_is_refused_and_says_why(client, login, world):
     login("support")
     gps_m = world.packages["GPS-M"]
-    page = post(client, "/admin/package/delete/", {"id": gps_m.id}, follow_redirects=True).get_data(as_text=True)
+    page = confirm_post(client, "/admin/package/delete/", {"id": gps_m.id}, follow_redirects=True).get_data(as_text=True)
     assert ("Package GPS-M is bound to 10 devices and offered to 0 companies (5 companies in all): it cannot be "
             "deleted. Stop its sales instead; nothing was changed.") in page
     assert "Record was successfully deleted" not in page
@@ -365,7 +365,7 @@ def test_deleting_a_bound_package_is_refused_and_says_why(client, login, world):
 
 def test_deleting_an_unused_package_over_http(client, login, world):
     login("support")
-    page = post(client, "/admin/package/delete/", {"id": world.packages["GPS-Y"].id},
+    page = confirm_post(client, "/admin/package/delete/", {"id": world.packages["GPS-Y"].id},
                 follow_redirects=True).get_data(as_text=True)
     assert "Record was successfully deleted." in page
     assert package("GPS-Y") is None
@@ -374,7 +374,7 @@ def test_deleting_an_unused_package_over_http(client, login, world):
 
 def test_deleting_a_category_with_subcategories_is_refused_with_a_message(client, login, world):
     login("support")
-    page = post(client, "/admin/packagecategory/delete/", {"id": category("REN").id},
+    page = confirm_post(client, "/admin/packagecategory/delete/", {"id": category("REN").id},
                 follow_redirects=True).get_data(as_text=True)
     assert "Category REN still has subcategories or packages; remove those first." in page
     assert category("REN") is not None
@@ -382,7 +382,7 @@ def test_deleting_a_category_with_subcategories_is_refused_with_a_message(client
 
 def test_deleting_a_used_subcategory_is_refused_with_a_message(client, login, world):
     login("support")
-    page = post(client, "/admin/packagesubcategory/delete/", {"id": subcategory("REN-GPS").id},
+    page = confirm_post(client, "/admin/packagesubcategory/delete/", {"id": subcategory("REN-GPS").id},
                 follow_redirects=True).get_data(as_text=True)
     assert "Subcategory REN-GPS is used by packages; move or deactivate them first." in page
     assert subcategory("REN-GPS") is not None
@@ -394,7 +394,7 @@ def test_deleting_an_empty_category_works_and_is_audited(client, login, world):
     db.session.commit()
     empty_id = empty.id
     login("support")
-    page = post(client, "/admin/packagecategory/delete/", {"id": empty_id}, follow_redirects=True
+    page = confirm_post(client, "/admin/packagecategory/delete/", {"id": empty_id}, follow_redirects=True
                 ).get_data(as_text=True)
     assert "Record was successfully deleted." in page
     assert category("EMPTY") is None
@@ -480,7 +480,7 @@ def test_catalog_is_open_to_tech_support_and_admin(client, login, world, role):
 def test_bulk_delete_deletes_unused_and_refuses_bound_packages(client, login, world):
     gps_m, gps_y = world.packages["GPS-M"].id, world.packages["GPS-Y"].id
     login("support")
-    page = post(client, "/admin/package/action/", [("action", "delete"), ("rowid", gps_m), ("rowid", gps_y)],
+    page = confirm_post(client, "/admin/package/action/", [("action", "delete"), ("rowid", gps_m), ("rowid", gps_y)],
                 follow_redirects=True).get_data(as_text=True)
     assert "Package GPS-M is bound to 10 devices" in page and "it cannot be deleted" in page
     assert "1 records were successfully deleted." in page or "Record was successfully deleted." in page
@@ -495,7 +495,7 @@ def test_bulk_delete_of_categories_refuses_those_in_use(client, login, world):
     db.session.commit()
     ids = [category("REN").id, empty.id]
     login("support")
-    page = post(client, "/admin/packagecategory/action/", [("action", "delete")] + [("rowid", i) for i in ids],
+    page = confirm_post(client, "/admin/packagecategory/action/", [("action", "delete")] + [("rowid", i) for i in ids],
                 follow_redirects=True).get_data(as_text=True)
     assert "Category REN still has subcategories or packages" in page
     assert category("REN") is not None and category("EMPTY") is None

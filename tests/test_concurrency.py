@@ -11,6 +11,7 @@ Each test also fails if the server logged a traceback or "database is locked" me
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -162,10 +163,12 @@ def test_twenty_simultaneous_approvals_on_several_processes_credit_once(server, 
         browser = Browser(server.base).login(reviewers[i])
         page = browser.get(url)
         assert 'name="decision" value="approve"' in page.body, reviewers[i]
+        asked = browser.post(url, {"decision": "approve", "comment": ""})  # the confirmation page
+        browser.confirm_token = re.search(r'name="confirm_token" value="([^"]+)"', asked.body).group(1)
         return browser
 
     def approve(i, browser, barrier):
-        return browser.post(url, {"decision": "approve", "comment": ""})
+        return browser.post(url, {"decision": "approve", "comment": "", "confirm_token": browser.confirm_token})
 
     answers = run_together(len(reviewers), prepare, approve)
     assert [a.status if isinstance(a, Answer) else a for a in answers] == [200] * 20

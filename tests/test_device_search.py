@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from actions.devices import plan_status_change, search_clause
 from models import Device, db
-from tests.conftest import make_device, post
+from tests.conftest import confirm_post, make_device, post
 
 TODAY = date.today()
 
@@ -105,8 +105,9 @@ def test_batch_paste_accepts_numbers_in_any_case(world, trackers):
 
 def test_batch_paste_lower_case_suspends_and_stays_in_scope(world, trackers, client, login):
     login("customer")
-    response = post(client, "/admin/device_batch/", {"numbers": "gt00000337\ngt00001337", "operation": "suspend",
-                                                     "confirm": "1"}, follow_redirects=True)
+    response = confirm_post(client, "/admin/device_batch/", {"numbers": "gt00000337\ngt00001337",
+                                                             "operation": "suspend", "confirm": "1"},
+                            follow_redirects=True)
     assert response.status_code == 200
     db.session.expire_all()
     assert db.session.get(Device, trackers["GT00000337"].id).status == "suspended"

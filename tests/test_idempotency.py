@@ -150,7 +150,9 @@ def test_the_refund_request_sent_twice_requests_once(client, login, world):
     login.logout()
     login("finance")
     key = new_key()
-    form = {"rowid": str(order.id), "idempotency_key": key}
+    asked = post(client, "/admin/order_management/action/", {"action": "refund", "rowid": str(order.id)})
+    token = re.search(r'name="confirm_token" value="([^"]+)"', asked.get_data(as_text=True)).group(1)
+    form = {"rowid": str(order.id), "idempotency_key": key, "confirm_token": token}
     post(client, "/admin/order_management/refund/", form)
     second = post(client, "/admin/order_management/refund/", form, follow_redirects=True)
     assert "This form was already sent" in html.unescape(second.get_data(as_text=True))

@@ -19,7 +19,7 @@ from actions.invoices import (
 )
 from actions.tenants import credit_code_check_char
 from app import mail
-from conftest import post
+from conftest import confirm_post, post
 from models import AuditEvent, Company, InvoiceRequest, InvoiceTitle, Order, User, db, utcnow
 
 TITLES = "/admin/invoicetitle/"
@@ -546,7 +546,7 @@ def test_rejecting_over_http_mails_the_reason_and_frees_the_orders(client, login
     with mail.record_messages() as outbox:
         empty = post(client, REVIEW + "reject/", {"id": str(made.id), "reason": ""})
         assert "Reason is required" in empty.get_data(as_text=True)
-        post(client, REVIEW + "reject/", {"id": str(made.id), "reason": "Wrong <title>"}, follow_redirects=True)
+        confirm_post(client, REVIEW + "reject/", {"id": str(made.id), "reason": "Wrong <title>"}, follow_redirects=True)
     assert len(outbox) == 1
     assert outbox[0].recipients == ["customer@example.test"]
     assert "Wrong <title>" in outbox[0].body and "Wrong &lt;title&gt;" in outbox[0].html

@@ -28,7 +28,7 @@ from actions.members import (
 from actions.orders import add_months, mark_paid
 from actions.payments import handle_notification, provider_for
 from actions.wallets import balance_of, credit, ledger_differences, wallet_for
-from conftest import FAST_HASH, post
+from conftest import FAST_HASH, confirm_post, post
 from models import (
     AuditEvent, BankTransferReceipt, LedgerEntry, MemberAccount, Order, OrderLine, db,
 )
@@ -814,7 +814,7 @@ def test_http_bank_transfer_upload_review_and_file_access(app, client, login, wo
     assert number in listing and "Acme &lt;b&gt;Ltd&lt;/b&gt;" in listing
     review = f"/admin/bank_transfer_review/review/?id={receipt.id}"
     assert "rd-confirm" in client.get(review).get_data(as_text=True)
-    page = post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
+    page = confirm_post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
     assert "is paid" in page
     page = post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
     assert "reviewed already" in page
@@ -830,10 +830,10 @@ def test_http_finance_sees_a_mismatch_and_can_reject(app, client, login, world):
     review = f"/admin/bank_transfer_review/review/?id={receipt.id}"
     page = client.get(review).get_data(as_text=True)
     assert "rd-mismatch" in page and "rd-confirm" not in page
-    page = post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
+    page = confirm_post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
     assert "not confirmed" in page
-    page = post(client, review, {"decision": "reject", "reason": "Wrong <amount>"},
-                follow_redirects=True).get_data(as_text=True)
+    page = confirm_post(client, review, {"decision": "reject", "reason": "Wrong <amount>"},
+                        follow_redirects=True).get_data(as_text=True)
     assert "still awaits payment" in page
     db.session.expire_all()
     assert order.status == "pending" and receipt.status == "rejected"

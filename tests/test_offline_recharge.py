@@ -24,7 +24,7 @@ from actions.offline_recharge import (
     AlreadyReviewed, RechargeTerms, create_application, edit_application, review, submit, submit_applications,
 )
 from actions.wallets import balance_of, ledger_differences
-from conftest import PASSWORD, make_user, post
+from conftest import PASSWORD, confirm_post, make_user, post
 from models import AuditEvent, LedgerEntry, OfflineRecharge, db
 
 LIST = "/admin/offline_recharge/"
@@ -500,7 +500,7 @@ def test_review_page_shows_the_application_and_a_csrf_form(client, login, pendin
 def test_approve_over_http_then_the_second_reviewer_is_told(client, login, pending, world):
     login("finance")
     url = f"{PENDING}review/?id={pending.id}"
-    answer = post(client, url, {"decision": "approve", "comment": "received"}, follow_redirects=True)
+    answer = confirm_post(client, url, {"decision": "approve", "comment": "received"}, follow_redirects=True)
     assert f"Application #{pending.id} approved: CN¥1,000.00 credited to Acme Logistics." in answer.get_data(as_text=True)
     assert balance(world.acme) == Decimal("1000.00")
     answer = post(client, url, {"decision": "approve"}, follow_redirects=True)
@@ -521,7 +521,7 @@ def test_review_with_the_seen_terms_refuses_a_changed_application(client, login,
     assert seen["seen_amount"] == "1000.00"
     edit_application(db.session, world.users["sales"], pending, **{**terms_of(pending), "amount": "5000"})
     db.session.commit()
-    answer = post(client, url, {"decision": "approve", **{k: unescape(v) for k, v in seen.items()}})
+    answer = confirm_post(client, url, {"decision": "approve", **{k: unescape(v) for k, v in seen.items()}})
     assert "changed while you were reviewing it" in answer.get_data(as_text=True)
     assert balance(world.acme) == Decimal("0.00")
 
@@ -537,7 +537,8 @@ def test_reject_and_decline_over_http(client, login, pending, world, decision, s
     assert answer.status_code == 200
     assert "Review comment: required" in answer.get_data(as_text=True)
     assert status_of(pending.id) == "submitted"
-    answer = post(client, url, {"decision": decision, "comment": "bad receipt"}, follow_redirects=True)
+    send = confirm_post if decision == "decline" else post  # declining is final: confirmed first
+    answer = send(client, url, {"decision": decision, "comment": "bad receipt"}, follow_redirects=True)
     assert f"Application #{pending.id} {message}" in answer.get_data(as_text=True)
     assert status_of(pending.id) == status and balance(world.acme) == Decimal("0.00")
 
@@ -664,12 +665,16 @@ def test_twenty_simultaneous_approvals_credit_once(app, web_app, world):
             page = opener.open(url, timeout=30).read().decode()
             assert 'name="decision" value="approve"' in page, user.username
             token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-            ready.append((opener, token))
+            asked = opener.open(url, data=urllib.parse.urlencode(
+                {"decision": "approve", "comment": "", "csrf_token": token}).encode(), timeout=30).read().decode()
+            fields = re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)">',
+                                asked[asked.index('id="rd-confirm-form"'):])
+            ready.append((opener, [(name, unescape(value)) for name, value in fields]))
         barrier = threading.Barrier(len(ready))
 
         def approve(pair):
-            opener, token = pair
-            data = urllib.parse.urlencode({"decision": "approve", "comment": "", "csrf_token": token}).encode()
+            opener, fields = pair  # the confirmation page's form: decision, comment, csrf and confirm tokens
+            data = urllib.parse.urlencode(fields).encode()
             barrier.wait(timeout=60)
             try:
                 response = opener.open(url, data=data, timeout=120)

@@ -15,7 +15,7 @@ from actions.tenants import (
     update_profile, validate_credit_code,
 )
 from app import mail
-from conftest import post
+from conftest import confirm_post, post
 from models import AuditEvent, BillingConfig, Company, TenantApplication, User, db
 
 
@@ -345,8 +345,8 @@ def test_rejection_mails_the_reason(app, client, login, world):
         page = post(client, "/admin/tenantapplication/reject/", {"id": application.id, "reason": ""})
         assert "Reason: required" in page.get_data(as_text=True)
         assert fresh(application).status == "pending"
-        post(client, "/admin/tenantapplication/reject/",
-             {"id": application.id, "reason": "Licence <scan> unreadable"}, follow_redirects=True)
+        confirm_post(client, "/admin/tenantapplication/reject/",
+                     {"id": application.id, "reason": "Licence <scan> unreadable"}, follow_redirects=True)
     assert len(outbox) == 1
     assert outbox[0].recipients == ["peter@initech.example"]
     assert "Licence <scan> unreadable" in outbox[0].body

@@ -758,6 +758,11 @@ def _paid_renewal(client, login, world, devices, amount="500.00") -> Order:
     return order
 
 
+def confirm_token_of(response) -> str:
+    """The confirmation token of a refund confirmation page."""
+    return re.search(r'name="confirm_token" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
 def test_refund_goes_through_a_confirmation_page(client, login, world):
     device = world.devices["AC0001"]
     before = device.expires_on
@@ -770,19 +775,28 @@ def test_refund_goes_through_a_confirmation_page(client, login, world):
     assert order.number in text and "120.00" in text and 'name="csrf_token"' in text
     assert fresh(Order, order.id).status == "paid"  # nothing happens before the confirmation
 
-    done = post(client, "/admin/order_management/refund/", [("rowid", str(order.id)), ("reason", "customer asked")],
+    unconfirmed = post(client, "/admin/order_management/refund/", [("rowid", str(order.id)), ("reason", "x")])
+    assert "Request refunds of these orders?" in page_text(unconfirmed)  # no token: the confirmation page again
+    assert db.session.scalar(select(func.count()).select_from(OrderRefund)) == 0
+    done = post(client, "/admin/order_management/refund/", [("rowid", str(order.id)), ("reason", "customer asked"),
+                                                            ("confirm_token", confirm_token_of(confirm))],
                 follow_redirects=True)
     assert "1 refunds requested" in page_text(done)
     assert fresh(Order, order.id).status == "paid" and balance(world.acme) == Decimal("380.00")
     refund = db.session.scalar(select(OrderRefund).where(OrderRefund.order_id == order.id))
-    mine = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id))], follow_redirects=True)
+    mine = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id)), ("confirm_token", confirm_token_of(
+        post(client, "/admin/orderrefund/action/", [("action", "approve"), ("rowid", str(refund.id))])))],
+                follow_redirects=True)
     assert "another person must approve it" in page_text(mine)  # four eyes
     assert fresh(Order, order.id).status == "paid"
     login.logout()
     login("admin")
     ask = post(client, "/admin/orderrefund/action/", [("action", "approve"), ("rowid", str(refund.id))])
     assert "Approve these refunds?" in page_text(ask) and fresh(Order, order.id).status == "paid"
-    done = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id))], follow_redirects=True)
+    unconfirmed = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id))])
+    assert "Approve these refunds?" in page_text(unconfirmed) and fresh(Order, order.id).status == "paid"
+    done = post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id)), ("confirm_token", confirm_token_of(ask))],
+                follow_redirects=True)
     assert "1 refunds approved" in page_text(done)
     assert fresh(Order, order.id).status == "refunded"
     assert expiry(device) == before
@@ -792,7 +806,10 @@ def test_refund_goes_through_a_confirmation_page(client, login, world):
 
     login.logout()
     login("finance")
-    twice = post(client, "/admin/order_management/refund/", [("rowid", str(order.id))], follow_redirects=True)
+    again = post(client, "/admin/order_management/action/", [("action", "refund"), ("rowid", str(order.id))])
+    twice = post(client, "/admin/order_management/refund/", [("rowid", str(order.id)),
+                                                             ("confirm_token", confirm_token_of(again))],
+                 follow_redirects=True)
     assert f"{order.number} (Order {order.number} cannot be refunded: it is refunded.)" in page_text(twice)
     assert balance(world.acme) == Decimal("500.00")
     assert len([e for e in ledger(world.acme) if e.kind == "refund"]) == 1
@@ -805,7 +822,9 @@ def test_refund_names_each_refused_order_and_refunds_the_others(client, login, w
     db.session.commit()
     login("finance")
     ids = [order.id, online.id, pending.id]
-    response = post(client, "/admin/order_management/refund/", [("rowid", str(i)) for i in ids], follow_redirects=True)
+    ask = post(client, "/admin/order_management/action/", [("action", "refund")] + [("rowid", str(i)) for i in ids])
+    response = post(client, "/admin/order_management/refund/",
+                    [("rowid", str(i)) for i in ids] + [("confirm_token", confirm_token_of(ask))], follow_redirects=True)
     text = page_text(response)
     assert "2 refunds requested" in text
     assert "RN-PD1 (Order RN-PD1 cannot be refunded: it is pending.)" in text

@@ -14,7 +14,7 @@ from actions import DomainError
 from actions import subscriptions as subs
 from actions.orders import approve_refund
 from actions.wallets import balance_of
-from conftest import post
+from conftest import confirm_post, post
 from models import CashReceipt, LedgerEntry, Promotion, PromotionReservation, Service, Subscription, User, db
 from test_subscriptions import TODAY, _active, by_code, checkout, cycle_of, now, worked_selection
 
@@ -234,7 +234,7 @@ def test_suspend_and_resume_are_staff_actions(app, client, login, world):
     assert db.session.get(Subscription, subscription.id).status == "active"
     login.logout()
     login("sales")
-    post(client, "/admin/subscription/action/", [("action", "suspend"), ("rowid", str(subscription.id))])
+    confirm_post(client, "/admin/subscription/action/", [("action", "suspend"), ("rowid", str(subscription.id))])
     db.session.expire_all()
     assert db.session.get(Subscription, subscription.id).status == "suspended"
     report = subs.run_billing(db.session, subscription.period_end, now())

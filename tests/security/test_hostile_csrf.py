@@ -6,7 +6,7 @@ import pytest
 from werkzeug.datastructures import MultiDict
 
 from actions.payments import NOTIFICATION_FIELDS, provider_for
-from conftest import Login, csrf_token
+from conftest import Login, confirmation_form, csrf_token
 from console_urls import fill, post_rules
 from db_snapshot import changed_tables, snapshot
 from models import Order, db
@@ -60,6 +60,9 @@ def test_the_same_post_with_the_right_token_does_act(web_app, client, login, wor
     before = snapshot()
     answer = client.post("/admin/device/action/", data=MultiDict(hostile_form(world) + [
         ("csrf_token", csrf_token(client))]))
+    assert answer.status_code == 200 and changed_tables(before) == []  # a suspension asks first
+    action, fields = confirmation_form(answer)
+    answer = client.post(action, data=MultiDict(fields))
     assert answer.status_code == 302
     assert "device" in changed_tables(before)
 

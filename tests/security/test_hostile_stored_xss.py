@@ -11,7 +11,7 @@ from sqlalchemy import select
 from actions.coins import create_coin_order
 from actions.tenants import credit_code_check_char
 from admin_views import registered_views
-from conftest import Login, post
+from conftest import Login, confirm_post, post
 from models import (
     BankTransferReceipt, Company, MemberAccount, OfflineRecharge, Package, PackageCategory, TenantApplication, db,
 )
@@ -172,7 +172,9 @@ def test_tenant_application_fields_and_rejection_reason(web_app, client, login, 
     from app import mail
 
     with mail.record_messages() as outbox:
-        answer = post(admin, "/admin/tenantapplication/reject/", {"id": application.id, "reason": PAYLOAD})
+        asked = post(admin, "/admin/tenantapplication/reject/", {"id": application.id, "reason": PAYLOAD})
+        assert not any(r in asked.get_data(as_text=True) for r in RAW)  # the confirmation page escapes it
+        answer = confirm_post(admin, "/admin/tenantapplication/reject/", {"id": application.id, "reason": PAYLOAD})
     assert answer.status_code == 302
     assert outbox and all(not any(r in (m.html or "") for r in RAW) for m in outbox)
     assert ESCAPED[0] in outbox[0].html
@@ -210,8 +212,8 @@ def test_bank_transfer_payer_fields_and_file_name(app, web_app, client, login, w
     page(finance, "/admin/bank_transfer_review/")
     page(finance, f"/admin/bank_transfer_review/details/?id={receipt.id}")
     page(finance, f"/admin/bank_transfer_review/review/?id={receipt.id}")
-    assert post(finance, f"/admin/bank_transfer_review/review/?id={receipt.id}",
-                {"decision": "reject", "reason": PAYLOAD}).status_code == 302
+    assert confirm_post(finance, f"/admin/bank_transfer_review/review/?id={receipt.id}",
+                        {"decision": "reject", "reason": PAYLOAD}).status_code == 302
     page(finance, "/admin/bank_transfer_review/")
     page(client, "/admin/bank_transfer/")
 
@@ -274,7 +276,8 @@ def test_invoice_titles_requests_and_rejections(web_app, client, login, world):
     page(finance, f"/admin/invoice_review/review/?id={request_id}")
     page(finance, f"/admin/invoice_review/details/?id={request_id}")
     with mail.record_messages() as outbox:
-        assert post(finance, "/admin/invoice_review/reject/", {"id": request_id, "reason": PAYLOAD}).status_code == 302
+        assert confirm_post(finance, "/admin/invoice_review/reject/", {"id": request_id, "reason": PAYLOAD}
+                            ).status_code == 302
     page(client, "/admin/invoice_request_customer/")
     for message in outbox:  # the rejection mail quotes the reason
         assert not any(r in (message.html or "") for r in RAW)
