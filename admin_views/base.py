@@ -29,7 +29,7 @@ from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
 from flask_admin.contrib.sqla.fields import QuerySelectField
 from flask_admin.helpers import get_redirect_target, is_safe_url
-from flask_admin.model.template import BaseListRowAction, DeleteRowAction
+from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EndpointLinkRowAction
 from flask_wtf.csrf import generate_csrf
 from flask_babel import format_number, get_locale
 from flask_babel import gettext as _
@@ -423,6 +423,20 @@ class ConfirmedDeleteRowAction(BaseListRowAction):
                  csrf=generate_csrf(), title=admin_gettext("Delete Record"))
 
 
+class ReturningLinkRowAction(EndpointLinkRowAction):
+    """A row's link to another page of the view (review, …) that carries the list's URL (`url`), so
+    that the page leads back to the same filters, search, sort and page."""
+
+    def __init__(self, link: EndpointLinkRowAction):
+        super().__init__(link.icon_class, link.endpoint, link.title, link.id_arg, link.url_args)
+
+    def render(self, context, row_id, row):
+        kwargs = {self.id_arg: row_id, **(self.url_args or {})}
+        kwargs.setdefault("url", context.get("return_url"))
+        return self._resolve_symbol(context, "row_actions.link")(self, self._resolve_symbol(context, "get_url")(
+            self.endpoint, **{k: v for k, v in kwargs.items() if v}))
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
@@ -622,8 +636,14 @@ class ScopedModelView(RoleMixin, ModelView):
         return super().delete_view()
 
     def get_list_row_actions(self):
-        return [ConfirmedDeleteRowAction() if isinstance(a, DeleteRowAction) else a
-                for a in super().get_list_row_actions()]
+        actions = []
+        for row_action in super().get_list_row_actions():
+            if isinstance(row_action, DeleteRowAction):
+                row_action = ConfirmedDeleteRowAction()
+            elif type(row_action) is EndpointLinkRowAction:
+                row_action = ReturningLinkRowAction(row_action)
+            actions.append(row_action)
+        return actions
 
     @action("delete", admin_lazy_gettext("Delete"))
     def action_delete(self, ids):
@@ -742,6 +762,22 @@ class ScopedModelView(RoleMixin, ModelView):
         return count, [by_id[i] for i in ids if i in by_id]
 
     # --- filters: options are computed per request, inside the actor's scope ------------------
+    def get_filter_arg(self, index, flt):
+        """A filter's URL argument as computed at start-up, whatever the reader's language.
+
+        Flask-Admin makes it from the filter's translated name on each request: in Chinese the name's
+        letters are stripped ("flt0__equals"), so every return URL (edit, details, actions) lost its
+        filters and led back to the unfiltered list."""
+        known = getattr(self, "_filter_arg_of", None)
+        if known is not None and index in known:
+            return known[index]
+        return super().get_filter_arg(index, flt)
+
+    def _refresh_filters_cache(self):
+        self._filter_arg_of = None
+        super()._refresh_filters_cache()
+        self._filter_arg_of = {index: arg for arg, (index, _flt) in (self._filter_args or {}).items()}
+
     def _get_filter_groups(self):
         if not self._filters:
             return None

@@ -1,12 +1,14 @@
 """管理中心 → 设备管理: the device list, suspend/enable, batch suspend, expiry maintenance."""
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 from flask import flash, g, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_admin.model.widgets import XEditableWidget
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -14,11 +16,13 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import aliased, joinedload
+from wtforms.fields import DateField
 from wtforms.validators import ValidationError
+from wtforms.widgets import DateInput
 
 from actions import DomainError
 from actions.audit import history
-from actions.dates import check_expiry_window
+from actions.dates import EARLIEST_EXPIRY, LATEST_EXPIRY, check_expiry_window
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
@@ -297,6 +301,19 @@ class BatchStatusView(RoleView):
                    fields=[("numbers", text), ("operation", "suspend"), ("confirm", "1")])
 
 
+class ExpiryCellWidget(XEditableWidget):
+    """The list's inline expiry editor, its year list from five years back to twenty ahead (Flask-Admin
+    stops it at 2030)."""
+
+    def get_kwargs(self, field, kwargs):
+        kwargs = super().get_kwargs(field, kwargs)
+        if field.type == "DateField":
+            year = date.today().year
+            kwargs["data-combodate"] = json.dumps({"minuteStep": 1, "minYear": year - 5, "maxYear": year + 20,
+                                                   "yearDescending": False})
+        return kwargs
+
+
 class DeviceExpiryView(DeviceView):
     """设备到期维护 (tech support): pick a company, edit a device's expiry date; each edit audited."""
 
@@ -306,7 +323,25 @@ class DeviceExpiryView(DeviceView):
     can_export = False
     column_editable_list = ("expires_on",)
     form_columns = ("expires_on",)
+    # A plain date input: any year (Flask-Admin's pickers stop at 2030 or five years ahead).
+    form_overrides = {"expires_on": DateField}
+    form_args = {"expires_on": {"label": _l("New expiry date"), "widget": DateInput(),
+                                "render_kw": {"min": EARLIEST_EXPIRY.isoformat(), "max": LATEST_EXPIRY.isoformat()}}}
     list_template = "admin/model/list.html"
+    edit_template = "renewdesk/device_expiry_edit.html"
+
+    def scaffold_list_form(self, widget=None, validators=None):
+        return super().scaffold_list_form(widget=ExpiryCellWidget(), validators=validators)
+
+    @expose("/edit/", methods=("GET", "POST"))
+    def edit_view(self):
+        """The edit form names the device (number, name, company) above its new expiry date."""
+        device = self.get_one(request.args.get("id"))
+        if device is not None:
+            self._template_args.update(
+                statuses=DEVICE_STATUSES, current_expiry=device.expires_on, earliest=EARLIEST_EXPIRY.isoformat(),
+                latest=LATEST_EXPIRY.isoformat())
+        return super().edit_view()
 
     def is_action_allowed(self, name):
         return False

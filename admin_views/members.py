@@ -18,6 +18,7 @@ from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
+from flask_admin.helpers import get_redirect_target
 from flask_admin.model.template import EndpointLinkRowAction
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -552,7 +553,8 @@ def confirm_receipt_decision(view, receipt: BankTransferReceipt, decision: str, 
                       "payment.", number=order.number, company=order.company.name, amount=total),
             items=[_("Reason: %(reason)s", reason=reason.strip())],
             confirm_label=_("Reject the receipt"))
-    return ask(view, confirmation, purpose, [receipt.id], view.get_url(".review_view", id=receipt.id))
+    return ask(view, confirmation, purpose, [receipt.id],
+               view.get_url(".review_view", id=receipt.id, url=get_redirect_target() or None))
 
 
 class ReceiptReviewView(ScopedModelView):
@@ -611,7 +613,7 @@ class ReceiptReviewView(ScopedModelView):
 
     @expose("/review/", methods=("GET", "POST"))
     def review_view(self):
-        list_url = self.get_url(".index_view")
+        list_url = get_redirect_target() or self.get_url(".index_view")
         receipt = self.get_one(request.args.get("id"))
         if receipt is None:
             flash(_("Receipt #%(id)s: not found.", id=request.args.get("id", "")[:20]), "error")

@@ -340,7 +340,7 @@ class PendingReviewView(_ApplicationView):
     @expose("/review/", methods=("GET", "POST"))
     def review_view(self):
         """The review page: the application, its history, approve / reject / decline with a comment."""
-        list_url = self.get_url(".index_view")
+        list_url = get_redirect_target() or self.get_url(".index_view")
         raw_id = request.args.get("id", "")
         application = self.any_application(raw_id)
         if application is None:
@@ -354,7 +354,7 @@ class PendingReviewView(_ApplicationView):
                 purpose = f"{self.endpoint}.{decision}"
                 if not is_confirmed(purpose, [app_id]):
                     return ask(self, describe_review(application, decision, comment), purpose, [app_id],
-                               self.get_url(".review_view", id=app_id))
+                               self.get_url(".review_view", id=app_id, url=list_url))
             with unit_of_work() as work:
                 review(db.session, current_user, application, decision, comment, _expected_terms(request.form))
             if isinstance(work.error, AlreadyReviewed):

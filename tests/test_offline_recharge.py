@@ -483,7 +483,7 @@ def test_pending_rows_link_to_their_review_page(client, login, pending, world):
     db.session.commit()
     login("finance")
     page = client.get(PENDING).get_data(as_text=True)
-    assert f'href="{PENDING}review/?id={pending.id}"' in page
+    assert f'href="{PENDING}review/?id={pending.id}&amp;url=/admin/recharge_review/?page_size%3D50"' in page  # and back
     assert page.count("/review/?id=") == 1
     assert "CN¥1,000.00" in page
 

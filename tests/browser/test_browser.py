@@ -177,11 +177,14 @@ def test_suspend_devices_with_the_list_action(open_as, live_app):
     for box in boxes:
         box.check()
     shot(page, "device-list")
-    dialogs = []
-    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.click("a.dropdown-toggle:has-text('With selected')")
-    submit(page, "a.dropdown-item:text-is('Suspend')")
-    assert dialogs == ["Suspend the selected devices?"]
+    submit(page, "a.dropdown-item:text-is('Suspend')")  # no JavaScript confirm(): the server asks
+    expect(page.locator("#rd-confirm-summary")).to_have_text("Suspend 3 devices:")
+    for number in numbers:
+        expect(page.locator("#rd-confirm-items")).to_contain_text(number)
+    assert live_app.scalar("SELECT count(*) FROM device WHERE status = 'suspended' AND number IN (:a, :b, :c)",
+                           a=numbers[0], b=numbers[1], c=numbers[2]) == 0
+    submit(page, "#rd-confirm-yes")
     expect(page.locator(".alert-success")).to_contain_text("3 devices suspended")
     for number in numbers:
         row = page.locator("table.model-list tbody tr", has=page.locator(f"td.col-number:text-is('{number}')"))
@@ -212,6 +215,8 @@ def test_suspend_devices_by_pasted_numbers(open_as, live_app):
                            "(:a, :b, :c, :d)", a=numbers[0], b=numbers[1], c=numbers[2], d=numbers[3]) == 0
     shot(page, "batch-suspend-preview")
     submit(page, "#rd-confirm")
+    expect(page.locator("#rd-confirm-summary")).to_have_text("Suspend 4 devices:")
+    submit(page, "#rd-confirm-yes")
     expect(page.locator(".alert-success")).to_contain_text("4 devices suspended")
     shot(page, "batch-suspend-done")
     for number in numbers:
@@ -324,6 +329,9 @@ def test_offline_recharge_then_renewal_paid_by_balance(open_as, live_app):
     finance.fill("#rd-comment", "Transfer seen on the bank statement.")
     shot(finance, "recharge-review")
     submit(finance, "#rd-approve")
+    expect(finance.locator("#rd-confirm-summary")).to_have_text(
+        "Approve and credit CN¥1,000.00 to the CNY balance of Acme Logistics.")
+    submit(finance, "#rd-confirm-yes")
     expect(finance.locator(".alert-success")).to_contain_text("approved: CN¥1,000.00 credited to Acme Logistics")
     finance.goto(live_app.url("/admin/recharge_reviewed/"))
     expect(finance.locator("table.model-list")).to_contain_text("BANK-2026-0042")
