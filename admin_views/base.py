@@ -399,7 +399,8 @@ def describe_delete(view, rows) -> Confirmation:
 
 def confirm_first(describe):
     """Mark a list action as needing the server's confirmation page first: `describe(view, rows)`
-    returns the Confirmation naming what the action will do to the (scoped) rows."""
+    returns the Confirmation naming what the action will do to the (scoped) rows, or None when it
+    would change none of them."""
 
     def mark(handler):
         handler._confirm = describe
@@ -615,8 +616,10 @@ class ScopedModelView(RoleMixin, ModelView):
             purpose = f"{self.endpoint}.action.{name}"
             if not is_confirmed(purpose, ids):
                 rows = self.scoped_rows(ids)
-                if rows:  # nothing found: the action itself names the refused ids and changes nothing
-                    confirmation = describe(self, rows)
+                # Nothing found, or nothing the action would change (the describer says None): the action
+                # itself refuses and changes nothing, without a confirmation page first.
+                confirmation = describe(self, rows) if rows else None
+                if confirmation is not None:
                     refused = [f"{label} ({why})" for label, why in self.refused_ids(ids, rows)]
                     if refused:
                         confirmation = replace(confirmation, refused=tuple(confirmation.refused) + tuple(refused))

@@ -115,9 +115,11 @@ def device_label(device: Device) -> str:
 SUSPEND_NOTE = _l("A suspended device is left out of auto-renewal and expiry reminders until it is enabled again.")
 
 
-def describe_suspension(view, devices) -> Confirmation:
+def describe_suspension(view, devices) -> Confirmation | None:
     """The confirmation of suspending `devices`: how many, each named; those already suspended apart."""
     active = [d for d in devices if d.status != "suspended"]
+    if not active:
+        return None  # the action names each one as already suspended
     return Confirmation(
         title=_("Suspend devices"),
         summary=_("Suspend %(count)s devices:", count=len(active)),
