@@ -16,13 +16,14 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import aliased, joinedload
+from werkzeug.datastructures import MultiDict
 from wtforms.fields import DateField
+from wtforms.utils import unset_value
 from wtforms.validators import ValidationError
-from wtforms.widgets import DateInput
 
 from actions import DomainError
 from actions.audit import history
-from actions.dates import EARLIEST_EXPIRY, LATEST_EXPIRY, check_expiry_window
+from actions.dates import check_expiry_window
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
@@ -308,12 +309,55 @@ class ExpiryCellWidget(XEditableWidget):
     stops it at 2030)."""
 
     def get_kwargs(self, field, kwargs):
+        if isinstance(field, ExpiryDateField):
+            field.type = "DateField"  # edited inline as the date it is
         kwargs = super().get_kwargs(field, kwargs)
         if field.type == "DateField":
             year = date.today().year
             kwargs["data-combodate"] = json.dumps({"minuteStep": 1, "minYear": year - 5, "maxYear": year + 20,
                                                    "yearDescending": False})
         return kwargs
+
+
+class YearMonthDaySelects:
+    """A date as three lists (年 / 月 / 日 in Chinese): years from last year to twenty years ahead, and
+    the date's own year when it lies outside."""
+
+    def __call__(self, field, **kwargs):
+        value = field.data if isinstance(field.data, date) else None
+        this_year = date.today().year
+        first, last = this_year - 1, this_year + 20
+        if value is not None:
+            first, last = min(first, value.year), max(last, value.year)
+        raw = field.raw_data[0].split("-") if field.raw_data and field.raw_data[0].count("-") == 2 else None
+        chosen = raw or ([str(value.year), str(value.month), str(value.day)] if value else ["", "", ""])
+
+        def select(part: str, numbers, label) -> Markup:
+            options = [Markup('<option value=""></option>')] if not chosen[0] else []
+            wanted = chosen[("year", "month", "day").index(part)].lstrip("0")
+            options += [Markup('<option value="{v}"{s}>{v}</option>').format(
+                v=n, s=Markup(" selected") if str(n) == wanted else "") for n in numbers]
+            return Markup('<select class="form-control mx-1" id="{id}-{part}" name="{name}-{part}" aria-label="{label}">'
+                          '{options}</select>').format(id=field.id, name=field.name, part=part, label=label,
+                                                       options=Markup("").join(options))
+
+        parts = {"year": select("year", range(first, last + 1), _("Year")),
+                 "month": select("month", range(1, 13), _("Month")),
+                 "day": select("day", range(1, 32), _("Day"))}
+        return Markup('<div class="form-inline" id="{id}">{selects}</div>').format(
+            id=field.id, selects=Markup(_("Year %(year)s Month %(month)s Day %(day)s", **parts)))
+
+
+class ExpiryDateField(DateField):
+    """The expiry date, chosen year, month and day; a plain YYYY-MM-DD value is taken as well."""
+
+    widget = YearMonthDaySelects()
+
+    def process(self, formdata, data=unset_value, extra_filters=None):
+        if formdata is not None and self.name not in formdata and f"{self.name}-year" in formdata:
+            parts = [formdata.get(f"{self.name}-{part}", "").strip() for part in ("year", "month", "day")]
+            formdata = MultiDict({self.name: "-".join(p.zfill(2) for p in parts) if all(parts) else ""})
+        super().process(formdata, data, extra_filters)
 
 
 class DeviceExpiryView(DeviceView):
@@ -325,10 +369,9 @@ class DeviceExpiryView(DeviceView):
     can_export = False
     column_editable_list = ("expires_on",)
     form_columns = ("expires_on",)
-    # A plain date input: any year (Flask-Admin's pickers stop at 2030 or five years ahead).
-    form_overrides = {"expires_on": DateField}
-    form_args = {"expires_on": {"label": _l("New expiry date"), "widget": DateInput(),
-                                "render_kw": {"min": EARLIEST_EXPIRY.isoformat(), "max": LATEST_EXPIRY.isoformat()}}}
+    # Year, month and day lists: twenty years ahead (Flask-Admin's pickers stop at 2030 or five years ahead).
+    form_overrides = {"expires_on": ExpiryDateField}
+    form_args = {"expires_on": {"label": _l("New expiry date")}}
     list_template = "admin/model/list.html"
     edit_template = "renewdesk/device_expiry_edit.html"
 
@@ -340,9 +383,7 @@ class DeviceExpiryView(DeviceView):
         """The edit form names the device (number, name, company) above its new expiry date."""
         device = self.get_one(request.args.get("id"))
         if device is not None:
-            self._template_args.update(
-                statuses=DEVICE_STATUSES, current_expiry=device.expires_on, earliest=EARLIEST_EXPIRY.isoformat(),
-                latest=LATEST_EXPIRY.isoformat())
+            self._template_args.update(statuses=DEVICE_STATUSES, current_expiry=device.expires_on)
         return super().edit_view()
 
     def is_action_allowed(self, name):

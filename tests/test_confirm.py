@@ -402,12 +402,29 @@ def test_expiry_maintenance_form_names_the_device_and_takes_any_year(client, log
     text = text_of(client.get(f"/admin/device_expiry/edit/?id={device.id}"))
     assert "Expiry date of device NO0002" in text
     assert "Truck NO0002" in text and "Acme North" in text
-    field = re.search(r'<input[^>]*name="expires_on"[^>]*>', page).group(0)
-    assert 'type="date"' in field and 'max="2199-12-31"' in field and 'min="2000-01-01"' in field
-    assert 'data-role="datepicker"' not in field
-    answer = post(client, f"/admin/device_expiry/edit/?id={device.id}", {"expires_on": "2046-06-30"})
+    years = re.search(r'<select[^>]*name="expires_on-year"[^>]*>(.*?)</select>', page, re.S).group(1)
+    this_year = date.today().year
+    assert re.findall(r'value="(\d+)"', years) == [str(y) for y in range(this_year - 1, this_year + 21)]
+    expires_on = fresh(Device, device.id).expires_on
+    assert f'value="{expires_on.year}" selected' in years
+    assert 'data-role="datepicker"' not in page.split('id="rd-expiry-device"')[1]
+    answer = post(client, f"/admin/device_expiry/edit/?id={device.id}",
+                  {"expires_on-year": str(this_year + 20), "expires_on-month": "6", "expires_on-day": "30"})
     assert answer.status_code == 302
-    assert fresh(Device, device.id).expires_on == date(2046, 6, 30)
+    assert fresh(Device, device.id).expires_on == date(this_year + 20, 6, 30)
+    answer = post(client, f"/admin/device_expiry/edit/?id={device.id}",
+                  {"expires_on-year": str(this_year), "expires_on-month": "2", "expires_on-day": "31"})
+    assert answer.status_code == 200  # no such day: the form again, nothing saved
+    assert fresh(Device, device.id).expires_on == date(this_year + 20, 6, 30)
+
+
+def test_expiry_years_include_a_date_beyond_the_list(client, login, world):
+    device = db.session.get(Device, world.devices["NO0002"].id)
+    device.expires_on = date(2090, 1, 1)
+    db.session.commit()
+    login("support")
+    page = client.get(f"/admin/device_expiry/edit/?id={device.id}").get_data(as_text=True)
+    assert 'value="2090" selected' in page
 
 
 def test_inline_expiry_editor_offers_twenty_years_ahead(client, login, world):

@@ -50,7 +50,8 @@
       bar.style.height = "1.5rem";
       bar.style.maxWidth = "40rem";
       bar.innerHTML = '<div class="progress-bar progress-bar-striped progress-bar-animated" role="progressbar" ' +
-        'style="width: 0%" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></div>';
+        'style="width: 0%; min-width: 6em" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0"></div>';
+      bar.firstChild.textContent = (words().uploading || "") + " 0%";
       form.parentNode.insertBefore(bar, form.nextSibling);
     }
     return bar.firstChild;
