@@ -73,9 +73,10 @@ def test_approving_an_offline_recharge_asks_on_its_own_page(zh, live_app):
     reference = f"ZH-CONFIRM-{int(time.time())}"
     sales = zh("sales")
     sales.goto(live_app.url("/admin/offline_recharge/new/"))
-    sales.select_option("#company_id", sales.locator("#company_id option", has_text="Acme Logistics").first
+    # Initech's balance: test_browser.py pays Acme's order from a balance it expects to know.
+    sales.select_option("#company_id", sales.locator("#company_id option", has_text="Initech Rentals").first
                         .get_attribute("value"))
-    sales.fill("#payer", "Acme Logistics Ltd")
+    sales.fill("#payer", "Initech Rentals Ltd")
     sales.select_option("#currency", "CNY")
     sales.fill("#amount", "1000.00")
     sales.fill("#reference", reference)
@@ -87,13 +88,13 @@ def test_approving_an_offline_recharge_asks_on_its_own_page(zh, live_app):
     submit(finance, f"a[href*='review/?id={application}']")
     submit(finance, "#rd-approve")
     expect(finance.locator("#rd-confirm-page .card-header")).to_have_text(f"审核通过线下充值 #{application}")
-    expect(finance.locator("#rd-confirm-summary")).to_have_text("审核通过并充值 ¥1,000.00 到 Acme Logistics 的人民币余额。")
+    expect(finance.locator("#rd-confirm-summary")).to_have_text("审核通过并充值 ¥1,000.00 到 Initech Rentals 的人民币余额。")
     expect(finance.locator("#rd-confirm-yes")).to_have_text("审核通过并充值 ¥1,000.00")
     expect(finance.locator("#rd-confirm-back")).to_have_text("返回")
     assert live_app.scalar("SELECT status FROM offline_recharge WHERE id = :i", i=application) == "submitted"
     shot(finance, "confirm-recharge-zh")
     submit(finance, "#rd-confirm-yes")
-    expect(finance.locator(".alert-success")).to_contain_text("Acme Logistics")
+    expect(finance.locator(".alert-success")).to_contain_text("Initech Rentals")
     assert live_app.scalar("SELECT status FROM offline_recharge WHERE id = :i", i=application) == "approved"
     assert "/admin/recharge_review/" in finance.url
 
