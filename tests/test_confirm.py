@@ -518,3 +518,16 @@ def test_review_links_carry_the_list_and_lead_back_to_it(client, login, world, p
     assert same_list(parse_qs(urlsplit(review).query)["url"][0], url)
     done = confirm_post(client, review, {"decision": "approve"})
     assert same_list(done.headers["Location"], url)
+
+
+def test_withdrawing_value_added_offers_asks_first(app, client, login, world):
+    from actions.bindings import offer_packages
+    from models import CompanyPackage
+
+    with app.test_request_context():
+        offer_packages(db.session, world.users["support"], world.acme, [world.packages["VAS-SMS"]])
+    db.session.commit()
+    offer = db.session.scalar(select(CompanyPackage.id))
+    login("support")
+    check_asks_first(client, "/admin/company_package/action/", [("action", "delete"), ("rowid", str(offer))],
+                     lambda: fresh(CompanyPackage, offer) is None, "Stop offering 1 value-added packages:")
