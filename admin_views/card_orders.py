@@ -22,8 +22,9 @@ from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
 from actions.orders import approve_refund, pay_with_balance, request_refund
 from actions.idempotency import remember
-from admin_views.base import ScopedModelView, badge, claim_form, unit_of_work
+from admin_views.base import ScopedModelView, badge, claim_form, confirm_first, unit_of_work
 from admin_views.cards import DistributorAccess, holder_cell, int_arg, refused
+from admin_views.confirm import Confirmation
 from models import (
     CARD_ORDER_STATUSES, CardCustomer, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db,
 )
@@ -115,7 +116,13 @@ class CardOrderView(DistributorAccess, ScopedModelView):
             if not work.failed:
                 flash(_("Order %(number)s received.", number=card_order.order.number), "success")
 
-    @action("refund", _l("Approve the refund"), _l("Approve the refunds awaiting approval of the selected orders?"))
+    @action("refund", _l("Approve the refund"))
+    @confirm_first(lambda view, rows: Confirmation(
+        title=_("Approve card order refunds"),
+        summary=_("Approve the refunds awaiting approval of %(count)s orders: the money goes back the way it was "
+                  "paid.", count=len(rows)),
+        items=[row.order.number for row in rows],
+        confirm_label=_("Approve %(count)s refunds", count=len(rows))))
     def action_refund(self, ids):
         for card_order in self.scoped_rows(ids):
             refund = open_refund(db.session, card_order)

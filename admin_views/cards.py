@@ -37,7 +37,9 @@ from actions.distribution import (
 )
 from actions.money import format_money, from_minor
 from actions.idempotency import remember
-from admin_views.base import RoleView, ScopedModelView, badge, claim_form, label_formatter, unit_of_work
+from admin_views.base import (
+    RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, unit_of_work,
+)
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from importers.cards import CHUNK as IMPORT_CHUNK
 from importers.cards import (
@@ -618,8 +620,8 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
     def action_submit(self, ids):
         self._each(ids, submit_settlement, _("Submitted: %(ids)s"))
 
-    @action("approve", _l("Approve and post"), _l("Approve the selected statements and post them to the "
-                                                  "commission wallets?"))
+    @action("approve", _l("Approve and post"))
+    @confirm_first(lambda view, rows: describe_posting(rows))
     def action_approve(self, ids):
         self._each(ids, approve_settlement, _("Approved and posted: %(ids)s"))
 
@@ -645,6 +647,16 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
 
 
 # --- 财务管理: withdrawals, the statement ----------------------------------------------------------
+
+
+def describe_posting(statements) -> Confirmation:
+    """What approving statements does: each one's total goes to its distributor's commission wallet."""
+    return Confirmation(
+        title=_("Approve and post statements"),
+        summary=_("Approve %(count)s statements and post them to the commission wallets:", count=len(statements)),
+        items=[f"#{s.id} {s.company.name} {s.month} · {format_money(from_minor(s.total_minor, s.currency), s.currency)}"
+               for s in statements],
+        confirm_label=_("Approve and post %(count)s statements", count=len(statements)))
 
 
 class WithdrawalView(DistributorAccess, ScopedModelView):

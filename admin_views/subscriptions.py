@@ -672,7 +672,12 @@ class CashReceiptView(ScopedModelView):
     column_default_sort = ("id", True)
     column_select_related_list = (CashReceipt.company, CashReceipt.subscription, CashReceipt.order)
 
-    @action("confirm", _l("Confirm cash received"), _l("Confirm the selected cash receipts?"))
+    @action("confirm", _l("Confirm cash received"))
+    @confirm_first(lambda view, rows: Confirmation(
+        title=_("Confirm cash received"),
+        summary=_("Confirm the cash of %(count)s receipts: their subscriptions start.", count=len(rows)),
+        items=[f"#{row.id} {row.company.name} · {format_money(row.amount, row.currency)}" for row in rows],
+        confirm_label=_("Confirm %(count)s receipts", count=len(rows))))
     def action_confirm(self, ids):
         self.act_on_each(ids, lambda row: subs.confirm_cash_receipt(db.session, current_user, row, date.today()),
                          lambda row: f"#{row.id}", _("%(count)s confirmed; the subscriptions started."))

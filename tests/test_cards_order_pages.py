@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from actions.cards import CardInput, add_card
 from actions.distribution import save_rule
 from actions.wallets import balance_of, credit, wallet_for
-from conftest import post
+from conftest import confirm_post, post
 from models import CardOrder, CommissionEntry, SimCard, db
 
 pytest_plugins = ("card_fixtures",)
@@ -71,12 +71,12 @@ def test_worked_example_through_the_order_pages(cards, vault, client, login):
     post(client, f"{LIST}refund/", {"id": str(card_order.id), "numbers": f"{rows[0].iccid}\n{rows[1].iccid}",
                                     "reason": "two faulty cards"})
     assert number in _tab(client, "refunding") and number not in _tab(client, "received")
-    answer = post(client, f"{LIST}action/", [("action", "refund"), ("rowid", str(card_order.id))],
-                  follow_redirects=True)
+    answer = confirm_post(client, f"{LIST}action/", [("action", "refund"), ("rowid", str(card_order.id))],
+                          follow_redirects=True)
     assert "another person must approve" in answer.get_data(as_text=True)
     login.logout()
     login("finance2")
-    post(client, f"{LIST}action/", [("action", "refund"), ("rowid", str(card_order.id))])
+    confirm_post(client, f"{LIST}action/", [("action", "refund"), ("rowid", str(card_order.id))])
     assert number in _tab(client, "received") and number not in _tab(client, "refunding")
     db.session.expire_all()
     assert balance_of(db.session, b.id, "CNY") == D("703.60")

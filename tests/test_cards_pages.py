@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from actions.cards import CardInput, add_card, post_stock_document
 from actions.distribution import commission_balance, hold_received, record_sale, release_held, save_rule
 from actions.wallets import credit, ledger_differences, wallet_for
-from conftest import make_company, make_user, post
+from conftest import confirm_post, make_company, make_user, post
 from models import (
     AuditEvent, CommissionSettlement, DistributorProfile, LedgerEntry, Order, SimCard, Withdrawal, db,
 )
@@ -153,12 +153,12 @@ def test_worked_example_settlement_and_withdrawal_through_the_pages(cards, clien
     post(client, "/admin/commissionsettlement/prepare/", {"company_id": str(b.id), "month": month})
     statement = s.scalar(select(CommissionSettlement).where(CommissionSettlement.company_id == b.id))
     post(client, "/admin/commissionsettlement/action/", [("action", "submit"), ("rowid", str(statement.id))])
-    answer = post(client, "/admin/commissionsettlement/action/", [("action", "approve"), ("rowid", str(statement.id))],
-                  follow_redirects=True)
+    answer = confirm_post(client, "/admin/commissionsettlement/action/",
+                          [("action", "approve"), ("rowid", str(statement.id))], follow_redirects=True)
     assert "cannot approve" in answer.get_data(as_text=True)
     login.logout()
     login("finance2")
-    post(client, "/admin/commissionsettlement/action/", [("action", "approve"), ("rowid", str(statement.id))])
+    confirm_post(client, "/admin/commissionsettlement/action/", [("action", "approve"), ("rowid", str(statement.id))])
     s.expire_all()
     assert commission_balance(s, b.id) == D("29.64")
 

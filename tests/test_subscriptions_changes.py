@@ -102,7 +102,7 @@ def test_cash_receipt_page_confirms_through_the_action(app, client, login, world
     login.logout()
     login("finance")
     assert client.get("/admin/cashreceipt/").status_code == 200
-    post(client, "/admin/cashreceipt/action/", [("action", "confirm"), ("rowid", str(receipt.id))])
+    confirm_post(client, "/admin/cashreceipt/action/", [("action", "confirm"), ("rowid", str(receipt.id))])
     db.session.expire_all()
     assert db.session.get(CashReceipt, receipt.id).status == "confirmed"
     assert db.session.get(Subscription, subscription.id).status == "active"

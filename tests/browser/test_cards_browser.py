@@ -85,14 +85,18 @@ def row_of(page, text: str):
     return page.locator("table.model-list tbody tr", has_text=text)
 
 
-def with_selected(page, row, action: str, question: str) -> None:
-    """Tick one list row and run a Flask-Admin action from 批量操作 ("With selected"), accepting its question."""
+def with_selected(page, row, action: str, question: str | None, summary: str | None = None) -> None:
+    """Tick one list row and run a Flask-Admin action from 批量操作 ("With selected"), accepting its question;
+    an action that moves money asks on the server's confirmation page instead (its `summary`), and is confirmed."""
     row.locator("input.action-checkbox").check()
     dialogs = []
     page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.click("a.dropdown-toggle:has-text('批量操作')")
     submit(page, f"a.dropdown-item:text-is('{action}')")
-    assert dialogs == [question], dialogs
+    assert dialogs == ([question] if question else []), dialogs
+    if summary is not None:
+        expect(page.locator("#rd-confirm-summary")).to_have_text(summary)
+        submit(page, "#rd-confirm-yes")
 
 
 def run_cards_receive(live_app, day: date) -> str:
@@ -287,7 +291,8 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     expect(row_of(finance, number)).to_be_visible()
     shot(finance, "cards-order-refund-requested-zh")
     admin.goto(live_app.url("/admin/cardorder/?tab=refunding"))
-    with_selected(admin, row_of(admin, number), "审批退款", "审批所选订单中待审批的退款?")
+    with_selected(admin, row_of(admin, number), "审批退款", None,
+                  "审批以下 1 个订单中待审批的退款：款项按原支付方式退回。")
     expect(admin.locator(".alert-success")).to_contain_text(f"订单 {number} 的退款已审批。")
     shot(admin, "cards-order-refund-approved-zh")
     # Two cards' share of the net paid (74.10) is back in the seller's balance.
@@ -337,14 +342,14 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     expect(row_of(finance, "Aotuo Shenzhen").filter(has_text=month)).to_contain_text("待审核")
     shot(finance, "cards-settlement-submitted-zh")
     # Whoever prepared it may not approve it.
-    with_selected(finance, row_of(finance, "Aotuo Shenzhen").filter(has_text=month), "审批并入账",
-                  "审批所选结算单并计入佣金账户?")
+    with_selected(finance, row_of(finance, "Aotuo Shenzhen").filter(has_text=month), "审批并入账", None,
+                  "审批以下 1 张结算单并计入佣金账户：")
     expect(finance.locator(".alert-danger")).to_contain_text(str(settlement))
     assert one("SELECT status FROM commission_settlement WHERE id = :s", s=settlement) == "submitted"
 
     admin.goto(live_app.url("/admin/commissionsettlement/"))
-    with_selected(admin, row_of(admin, "Aotuo Shenzhen").filter(has_text=month), "审批并入账",
-                  "审批所选结算单并计入佣金账户?")
+    with_selected(admin, row_of(admin, "Aotuo Shenzhen").filter(has_text=month), "审批并入账", None,
+                  "审批以下 1 张结算单并计入佣金账户：")
     expect(admin.locator(".alert-success")).to_contain_text(f"已审批并入账:{settlement}")
     expect(row_of(admin, "Aotuo Shenzhen").filter(has_text=month)).to_contain_text("已入账")
     shot(admin, "cards-settlement-posted-zh")

@@ -130,6 +130,7 @@ def fund_wallet(open_as, live_app, company: str, amount: str, reference: str) ->
     submit(finance, f"a[title='Review'][href*='id={application}']")
     finance.fill("#rd-comment", "Subscription browser test: transfer seen.")
     submit(finance, "#rd-approve")
+    submit(finance, "#rd-confirm-yes")  # the server's confirmation page: 审核通过并充值 … names the amount
     expect(finance.locator(".alert-success")).to_contain_text("approved")
 
 
@@ -286,7 +287,10 @@ def test_os_checkout_cash_entered_by_sales_confirmed_by_finance(open_as, live_ap
         finance.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
         finance.click("a.dropdown-toggle:has-text('Thao tác hàng loạt')")  # Flask-Admin's "With selected"
         submit(finance, "a.dropdown-item:text-is('Xác nhận đã nhận tiền mặt')")
-        assert dialogs == ["Xác nhận các phiếu thu đã chọn?"], dialogs
+        assert dialogs == [], dialogs  # money: the server's confirmation page asks instead
+        expect(finance.locator("#rd-confirm-summary")).to_have_text(
+            "Xác nhận tiền mặt của 1 phiếu thu: các thuê bao bắt đầu.")
+        submit(finance, "#rd-confirm-yes")
         expect(finance.locator(".alert-success")).to_contain_text("các thuê bao đã bắt đầu")
         finance.goto(live_app.url(f"/admin/subscription/view/{subscription_id}/"))
         expect(finance.locator("#rd-state")).to_have_text(ACTIVE_VI)
