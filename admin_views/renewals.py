@@ -592,7 +592,7 @@ class OrderManagementView(OrderListView):
         if order is None:
             abort(404)
         line_ids = [i for i in (parse_row_id(v) for v in request.form.getlist("line")) if i is not None]
-        back = self.get_url(".details_view", id=order.id)
+        back = self.get_url(".details_view", id=order.id, url=get_redirect_target() or None)  # and on to the list
         if not line_ids:
             flash(_("Tick at least one line to refund."), "error")
             return redirect(back)

@@ -22,7 +22,7 @@ from actions.offline_recharge import create_application
 from actions.orders import request_refund
 from actions.tenants import apply, credit_code_check_char
 from actions.wallets import balance_of, credit, wallet_for
-from conftest import confirmation_form, confirm_post, make_company, make_device, post
+from conftest import confirmation_form, confirm_post, make_device, post
 from models import (
     BankTransferReceipt, BillingConfig, Device, InvoiceRequest, OfflineRecharge, Order, OrderLine,
     OrderRefund, Package, TenantApplication, User, db,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from actions.devices import plan_status_change, search_clause
 from models import Device, db
-from tests.conftest import confirm_post, make_device, post
+from tests.conftest import confirm_post, make_device
 
 TODAY = date.today()
 
