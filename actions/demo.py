@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from actions.card_demo import seed_cards
 from actions.companies import place
+from actions.demo_activity import seed_activity
 from actions.subscriptions import seed_subscriptions
 from models import (
     BillingConfig, Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory, User,
@@ -111,8 +112,11 @@ def insert_devices(session: Session, count: int, companies: list[Company], packa
         session.execute(insert(Device), rows)
 
 
-def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> dict:
-    """Build the demo world in an empty database; returns what was made."""
+def seed_demo(session: Session, devices: int = 500, method: str = "scrypt", activity: bool = True) -> dict:
+    """Build the demo world in an empty database; returns what was made.
+
+    `activity` adds a week's work made through the actions (recharges, orders, an invoice request:
+    actions/demo_activity.py); without it every queue starts empty."""
     companies = _companies(session)
     packages = _catalog(session)
     for username, role, company in DEMO_USERS:
@@ -134,6 +138,8 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> d
     from actions.crypto import vault
 
     seed_cards(session, vault(), method=method)
+    if activity:
+        seed_activity(session, companies, date.today())
     # Planner statistics after a bulk load: without them SQLite walks a customer's whole
     # company tree to show one page (bench/README.md).
     session.execute(text("ANALYZE"))
