@@ -179,7 +179,7 @@ class DistributorProfileView(ScopedModelView):
     column_export_list = column_list
     column_labels = {"company": _l("Company"), "legal_name": _l("Legal name"), "id_type": _l("ID type"),
                      "id_number_hint": _l("ID number"), "licence_file_name": _l("Licence file"),
-                     "status": _l("Status"), "reason": _l("Reason"), "reviewed_at": _l("Reviewed"),
+                     "status": _l("Status"), "reason": _l("Reason"), "reviewed_at": _l("Reviewed at"),
                      "created_at": _l("Submitted")}
     column_formatters = {"id_type": label_formatter(ID_TYPES),
                          "id_number_hint": lambda v, c, m, n: m.id_number_masked,

@@ -545,7 +545,7 @@ class ReceiptReviewView(ScopedModelView):
         "payer_company": _l("Payer company"),
         "payer_account": _l("Payer bank account"), "amount": _l("Amount"), "order.total": _l("Order total"),
         "status": _l("Status"), "uploaded_by": _l("Uploaded by"), "created_at": _l("Uploaded"),
-        "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed"), "comment": _l("Reason"),
+        "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed at"), "comment": _l("Reason"),
         "file_name": _l("File"), "content_type": _l("Type"), "file_size": _l("Size (bytes)"),
     }
     column_default_sort = ("id", True)
