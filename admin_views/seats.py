@@ -26,8 +26,8 @@ from actions.idempotency import remember
 from actions.quotes import FIELD as QUOTE_FIELD
 from actions.quotes import check_quote, quote_digest
 from actions.seats import (
-    MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
-    deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
+    MAX_SEATS_PER_ORDER, activate_organizers, create_organizer, create_seat_order,
+    deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures, seat_packages,
 )
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
@@ -37,7 +37,7 @@ from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
 from models import (
     INVITATION_STATES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, SEAT_EDITIONS, Company,
-    MemberAccount, Order, OrderLine, Package, db,
+    MemberAccount, Order, OrderLine, db,
 )
 
 INDENT = "\u00a0\u00a0\u00a0"
@@ -55,10 +55,7 @@ def _company_choices() -> list[tuple[str, str]]:
 
 def _catalog_prices() -> dict[str, tuple]:
     """Edition → (amount, currency) of the active seat packages of the catalog."""
-    packages = db.session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
-                                                        Package.code.in_(PACKAGE_CODES.values())))
-    by_code = {p.code: (p.amount, p.currency) for p in packages}
-    return {edition: by_code[code] for edition, code in PACKAGE_CODES.items() if code in by_code}
+    return {edition: (p.amount, p.currency) for edition, p in seat_packages(db.session).items()}
 
 
 def _prices() -> dict[str, str]:
