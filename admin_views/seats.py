@@ -63,6 +63,11 @@ def _prices() -> dict[str, str]:
     return {edition: format_money(amount, currency) for edition, (amount, currency) in _catalog_prices().items()}
 
 
+def _missing_editions(prices: dict) -> list[str]:
+    """The product editions with no seat package on sale (they cannot be bought or granted)."""
+    return [str(label) for edition, label in SEAT_EDITIONS.items() if edition not in prices]
+
+
 def _seat_summary() -> list[tuple[Company, list]]:
     """Per company of the actor's scope that has seats: its editions with what is left."""
     grouped: dict[int, tuple[Company, list]] = {}
@@ -401,6 +406,7 @@ class SeatOrderView(ScopedModelView):
                 return redirect(self.get_url(".index_view"))
         return self.render("renewdesk/seat_buy.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, prices=_prices(), max_quantity=MAX_SEATS_PER_ORDER,
+                           missing=_missing_editions(_catalog_prices()),
                            seat_summary=_seat_summary(), seat_editions=SEAT_EDITIONS,
                            return_url=self.get_url(".index_view"))
 
@@ -441,6 +447,7 @@ class SeatGrantView(RoleView):
         ).unique().all()
         return self.render("renewdesk/seat_grant.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, prices=_prices(), recent=recent,
+                           missing=_missing_editions(_catalog_prices()),
                            quote_hash=quote_digest(_catalog_prices(), current_app.config["SECRET_KEY"]),
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)
 
