@@ -565,7 +565,7 @@ ORDER_KINDS = {
     "recharge": _l("Recharge"),
     "coins": _l("Coin purchase"),
     "renewal": _l("Renewal"),
-    "value_added": _l("Value-added"),
+    "value_added": _l("Value-added order"),
     "vip_upgrade": _l("VIP upgrade"),
     "seats": _l("Account increase"),
     "subscription": _l("Subscription"),

@@ -269,7 +269,7 @@ def test_buy_pay_and_find_it_in_order_records(client, login, world, sms):
     devices = [world.devices["AC0001"], world.devices["FL0001"]]
     number = order_number(post(client, "/admin/renewal_center/value-added/order/", order_form(world, sms, devices)))
     confirm = text(client.get(f"/admin/renewal_center/order/{number}/"))
-    assert "Value-added" in confirm and "VAS-SMS" in confirm and str(add_months(TODAY, 3)) in confirm
+    assert "Value-added order" in confirm and "VAS-SMS" in confirm and str(add_months(TODAY, 3)) in confirm
     paid = post(client, f"/admin/renewal_center/order/{number}/pay/", {"method": "balance"})
     assert paid.status_code == 302
     assert balance(world.acme) == Decimal("970.00")
