@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session
 from actions import DomainError, require_role
 from actions.audit import record
 from actions.money import parse
-from models import SEAT_EDITIONS, Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
+from models import (
+    SEAT_EDITIONS, Company, CompanyPackage, Device, DeviceService, OrderLine, Package, PackageCategory,
+    PackageSubcategory,
+)
 
 CATALOG_ROLES = {"tech_support"}
 MAX_AMOUNT = Decimal("100000000")  # one package above this is a typo
@@ -144,6 +147,11 @@ def delete_package(session: Session, actor, package: Package) -> str:
     if usage.in_use:
         raise DomainError(_l("%(usage)s: it cannot be deleted. Stop its sales instead; nothing was changed.",
                              usage=describe_usage(package, usage)))
+    sold = session.scalar(select(exists().where(OrderLine.package_id == package.id))) or session.scalar(
+        select(exists().where(DeviceService.package_id == package.id)))
+    if sold:  # orders and bought services keep pointing at it
+        raise DomainError(_l("Package %(code)s was sold (orders or services refer to it): it cannot be deleted. Stop "
+                             "its sales instead; nothing was changed.", code=package.code))
     record(session, actor, "delete", "package", [package.id], package.code)
     session.delete(package)
     session.flush()

@@ -326,3 +326,22 @@ def test_finance_refunds_a_line_in_order_management_and_an_admin_approves(client
     assert service_end(world.devices["AC0002"], sms) is None
     assert service_end(world.devices["AC0001"], sms) == add_months(TODAY, 3)
     assert balance(world.acme) == Decimal("985.00")
+
+
+def test_a_customer_asking_for_another_companys_devices_sees_their_own(client, login, world, sms):
+    login("customer")
+    page = text(client.get(f"/admin/renewal_center/value-added/?company_id={world.globex.id}"))
+    assert f"Company #{world.globex.id} is not one of your companies." in page
+    assert "GX0001" not in page and "AC0001" in page
+
+
+def test_a_sold_value_added_package_cannot_be_deleted(in_request, world, sms):
+    from actions.catalog import delete_package
+    from actions.bindings import withdraw_offers
+
+    buy(world, [world.devices["AC0001"]], sms, months=1)
+    offers = list(db.session.scalars(select(CompanyPackage).where(CompanyPackage.package_id == sms.id)))
+    withdraw_offers(db.session, world.users["support"], offers)
+    db.session.commit()
+    with pytest.raises(DomainError, match="Package VAS-SMS was sold"):
+        delete_package(db.session, world.users["support"], sms)
