@@ -345,3 +345,23 @@ def test_a_sold_value_added_package_cannot_be_deleted(in_request, world, sms):
     db.session.commit()
     with pytest.raises(DomainError, match="Package VAS-SMS was sold"):
         delete_package(db.session, world.users["support"], sms)
+
+
+@pytest.mark.parametrize("locale, words", [
+    ("zh_Hans_CN", ("增值服务", "增值套餐", "服务时长", "¥5.00 / 月", "增值订单", "服务到期日")),
+    ("vi", ("Dịch vụ giá trị gia tăng", "Gói giá trị gia tăng", "Thời hạn dịch vụ", "Đơn giá trị gia tăng")),
+])
+def test_the_value_added_pages_speak_chinese_and_vietnamese(client, login, world, sms, locale, words):
+    from tests.test_no_english import english_in, read
+
+    db.session.get(type(world.users["customer"]), world.users["customer"].id).locale = locale
+    db.session.commit()
+    login("customer")
+    center = client.get(f"/admin/renewal_center/value-added/?company_id={world.acme.id}&package_id={sms.id}")
+    number = order_number(post(client, "/admin/renewal_center/value-added/order/",
+                               order_form(world, sms, [world.devices["AC0001"]])))
+    order = client.get(f"/admin/renewal_center/order/{number}/")
+    shown = " ".join(" ".join(read(page.get_data(as_text=True)).parts) for page in (center, order))
+    assert english_in(shown) == []
+    for word in words:
+        assert word in shown, word
