@@ -125,14 +125,14 @@ def quote_services(session: Session, actor: User, company: Company | None, devic
         raise DomainError(_l("Select at least one device."))
     if len(devices) > MAX_DEVICES_PER_ORDER:
         raise DomainError(_l("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER))
-    tree = set(session.scalars(company.subtree_ids()))
+    tree = set(session.scalars(company.subtree_ids()))  # inside the actor's scope, as the company is
     problems: list[str] = []
-    outside = [d for d in devices if d.company_id not in tree or not in_scope(actor, d.company_id, session)]
+    outside = [d for d in devices if d.company_id not in tree]
     if outside:
         problems.append(str(_l("not devices of %(company)s: %(numbers)s", company=company.name,
                                numbers=_numbers(outside))))
     offered_to = set(session.scalars(select(CompanyPackage.company_id).where(CompanyPackage.package_id == package.id)))
-    not_offered = [d for d in devices if d not in outside and not offered_to & set(ancestor_ids(d.company))]
+    not_offered = [d for d in devices if d.company_id in tree and not offered_to & set(ancestor_ids(d.company))]
     if not_offered:
         problems.append(str(_l("%(code)s is not offered to the company of %(numbers)s", code=package.code,
                                numbers=_numbers(not_offered))))
