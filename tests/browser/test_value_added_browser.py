@@ -6,7 +6,8 @@ balance, and finds the 增值订单 in 订单记录; the device page shows the s
 of one line in 订单管理 and the admin (a second person) approves it under 退款审核: that device loses the
 service, the other keeps it, the line's money is back. Technical support sees the demo's seat packages in
 套餐管理 with their product edition, and sales grants seats right away. The only step not done through a
-page is putting ¥1,000 on Acme's wallet (wallet and ledger kept equal). Screenshots:
+page is putting ¥1,000 on Acme South's wallet (wallet and ledger kept equal; the order is Acme South's, so
+Acme Logistics' own balance, which other browser tests read, stays as it was). Screenshots:
 tests/artifacts/value-added-*-zh.png and seat-packages-zh.png (the visible 1366×768 screen).
 """
 from __future__ import annotations
@@ -81,11 +82,10 @@ def chinese_page(chromium, live_app, problems):
     assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 
 
-def _fund_acme(live_app) -> None:
-    """¥1,000.00 on Acme Logistics' CNY wallet, once, with its ledger entry."""
+def _fund(live_app, company: int) -> None:
+    """¥1,000.00 on the company's CNY wallet, once, with its ledger entry."""
     if live_app.scalar("SELECT count(*) FROM ledger_entry WHERE idempotency_key = :k", k=FUND_KEY):
         return
-    company = live_app.scalar("SELECT id FROM company WHERE name = 'Acme Logistics'")
     now = datetime.now(timezone.utc).replace(microsecond=0)
     with live_app.engine.begin() as conn:
         wallet = conn.execute(sa.text("SELECT id, balance_minor FROM wallet WHERE company_id = :c AND currency = 'CNY'"),
@@ -111,13 +111,15 @@ def _service_end(live_app, number: str, code: str):
 
 
 def test_customer_buys_a_value_added_service_and_finance_refunds_a_line(chinese_page, live_app):
-    _fund_acme(live_app)
+    south = live_app.scalar("SELECT id FROM company WHERE name = 'Acme South'")
+    _fund(live_app, south)
     sms = live_app.scalar("SELECT id FROM package WHERE code = 'VAS-SMS'")
     customer = chinese_page("customer")
     customer.goto(live_app.url("/admin/renewal_center/"))
     expect(customer.locator("#rd-tab-value-added")).to_have_text("增值服务")
     submit(customer, "#rd-tab-value-added")
     expect(customer.locator("#rd-tab-value-added")).to_have_class("nav-link active")
+    choose(customer, "#rd-company", value=str(south))
     expect(customer.locator("#rd-package option")).to_have_count(2)  # VAS-FENCE and VAS-SMS, offered to Acme
     choose(customer, "#rd-package", value=str(sms))
     expect(customer.locator("#rd-package option:checked")).to_have_text("VAS-SMS SMS alerts — ¥5.00 / 月")
