@@ -167,6 +167,8 @@ def test_only_packages_offered_to_the_devices_company_can_be_bought(in_request, 
     db.session.add(fence)
     db.session.flush()
     offer(world.north, fence)  # to North only: its devices and Fleet's, not Acme's own or South's
+    assert offered_packages(db.session, world.acme) == [fence, sms]  # by code; some of Acme's devices may buy it
+    assert offered_packages(db.session, world.south) == [sms]
     quote = quote_services(db.session, world.users["customer"], world.acme,
                            [world.devices["NO0001"], world.devices["FL0001"]], fence, 1, TODAY)
     assert len(quote.lines) == 2
