@@ -183,6 +183,8 @@ PACKAGE_KINDS = {
     "plan": _l("Plan"),
     "card": _l("SIM card"),
 }
+# Product editions of seat packages and organizer accounts (seed 004).
+SEAT_EDITIONS = {"enterprise": _l("Enterprise"), "standard": _l("Standard"), "basic": _l("Basic")}
 PRICING_METHODS = {
     "per_month": _l("Per month"),
     "per_year": _l("Per year"),
@@ -378,6 +380,14 @@ class Package(db.Model):
         CheckConstraint(_in("pricing", PRICING_METHODS), name="pricing"),
         CheckConstraint(_in("currency", CURRENCIES), name="currency"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
+        # A seat package prices one seat of one product edition; no other kind has an edition.
+        CheckConstraint(
+            f"edition IS NULL OR (kind = 'seat' AND {_in('edition', SEAT_EDITIONS)})",
+            name="seat_edition",
+        ),
+        # One seat package on sale per edition: buying and granting seats find it by its edition.
+        Index("uq_package_active_seat_edition", "edition", unique=True,
+              sqlite_where=text("kind = 'seat' AND active"), postgresql_where=text("kind = 'seat' AND active")),
         CheckConstraint(
             "(pricing = 'per_term' AND term_months > 0) OR "
             "(pricing <> 'per_term' AND term_months IS NULL)",
@@ -403,6 +413,8 @@ class Package(db.Model):
     term_months: Mapped[int | None]
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The product edition a seat package sells (SEAT_EDITIONS); None for every other kind.
+    edition: Mapped[str | None] = mapped_column(String(20))
 
     category: Mapped[PackageCategory] = relationship()
     subcategory: Mapped[PackageSubcategory | None] = relationship(
@@ -506,6 +518,22 @@ class CompanyPackage(db.Model):
     package: Mapped[Package] = relationship()
 
 
+class DeviceService(db.Model):
+    """A value-added service a customer bought for a device (增值订单), running until `expires_on`."""
+
+    __tablename__ = "device_service"
+    __table_args__ = (UniqueConstraint("device_id", "package_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"), index=True)
+    expires_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    device: Mapped[Device] = relationship()
+    package: Mapped[Package] = relationship()
+
+
 class ExpiryImport(db.Model):
     """One uploaded expiry workbook and what became of it."""
 
@@ -537,7 +565,7 @@ ORDER_KINDS = {
     "recharge": _l("Recharge"),
     "coins": _l("Coin purchase"),
     "renewal": _l("Renewal"),
-    "value_added": _l("Value-added"),
+    "value_added": _l("Value-added order"),
     "vip_upgrade": _l("VIP upgrade"),
     "seats": _l("Account increase"),
     "subscription": _l("Subscription"),
@@ -928,7 +956,6 @@ class ReminderLog(db.Model):
 
 APPLICATION_STATUSES = {"pending": _l("Pending review"), "approved": _l("Approved"), "rejected": _l("Rejected")}
 VIP_LEVELS = {"none": _l("Ordinary"), "vip": _l("VIP"), "svip": _l("SVIP")}
-SEAT_EDITIONS = {"enterprise": _l("Enterprise"), "standard": _l("Standard"), "basic": _l("Basic")}
 INVITATION_STATES = {"none": _l("Not invited"), "sent": _l("Invited"), "accepted": _l("Accepted")}
 RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"), "rejected": _l("Rejected")}
 INVOICE_TITLE_KINDS = {"ordinary": _l("Ordinary invoice"), "special": _l("Special VAT invoice")}

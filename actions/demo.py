@@ -54,7 +54,8 @@ def _companies(session: Session) -> dict[str, Company]:
 def _catalog(session: Session) -> dict[str, Package]:
     renewal = PackageCategory(code="REN", name="Renewal services", kind="renewal")
     extras = PackageCategory(code="VAS", name="Value-added services", kind="value_added")
-    session.add_all([renewal, extras])
+    seats = PackageCategory(code="SEAT", name="Meeting seats", kind="seat")
+    session.add_all([renewal, extras, seats])
     session.flush()
     subs = {
         "REN-GPS": PackageSubcategory(code="REN-GPS", name="GPS tracker renewal", kind="renewal", category=renewal),
@@ -72,6 +73,10 @@ def _catalog(session: Session) -> dict[str, Package]:
         ("VAS-SMS", "SMS alerts", extras, "VAS-ALERT", "value_added", "5.00", "per_month", None, "CNY"),
         ("VAS-FENCE", "Geofence", extras, "VAS-ALERT", "value_added", "8.00", "per_month", None, "CNY"),
     ]
+    # One seat package on sale per product edition: organizer seats can be bought and granted at once.
+    seat_specs = [("SEAT-ENTERPRISE", "Enterprise seat", "enterprise", "300.00"),
+                  ("SEAT-STANDARD", "Standard seat", "standard", "200.00"),
+                  ("SEAT-BASIC", "Basic seat", "basic", "100.00")]
     packages = {}
     for code, name, category, sub, kind, amount, pricing, term, currency in specs:
         packages[code] = Package(
@@ -79,6 +84,9 @@ def _catalog(session: Session) -> dict[str, Package]:
             subcategory_id=subs[sub].id if sub else None, kind=kind, amount=Decimal(amount),
             pricing=pricing, term_months=term, currency=currency,
         )
+    for code, name, edition, amount in seat_specs:
+        packages[code] = Package(code=code, name=name, category_id=seats.id, kind="seat", edition=edition,
+                                 amount=Decimal(amount), pricing="per_year", currency="CNY")
     session.add_all(packages.values())
     session.flush()
     return packages
@@ -131,6 +139,7 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt", acti
                               push_language="en", push_emails="billing@globex.example"))
     for name in ("Acme Logistics", "Globex Trading"):
         session.add(CompanyPackage(company=companies[name], package=packages["VAS-SMS"]))
+    session.add(CompanyPackage(company=companies["Acme Logistics"], package=packages["VAS-FENCE"]))
     session.flush()
     insert_devices(session, devices, list(companies.values()), packages)
     session.flush()

@@ -1,7 +1,7 @@
 """Seats (seed 004): seats bought per product edition, organizer accounts that use them, invitations.
 
 A company buys seats of an edition with an Order of kind "seats" (账号增加: one line with the
-edition and the quantity, priced from the active catalog package SEAT-<EDITION>); paying it —
+edition and the quantity, priced from the catalog's seat package on sale for that edition); paying it —
 from the balance, online, or in cash when sales grants seats — adds the quantity to the
 company's SeatQuota.purchased in the payment's transaction (the "seats" order kind, registered in
 actions/order_kinds.py, delivers with `add_purchased_seats` and undoes with `remove_purchased_seats`).
@@ -34,7 +34,6 @@ from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Pack
 ORGANIZER_ROLES = {"customer_admin"}
 BUY_ROLES = {"customer_admin"}
 GRANT_ROLES = {"sales"}
-PACKAGE_CODES = {edition: f"SEAT-{edition.upper()}" for edition in SEAT_EDITIONS}
 MAX_SEATS_PER_ORDER = 10_000
 MAX_NAME = 60  # MemberAccount.first_name / last_name
 MAX_LOGIN = 100  # MemberAccount.login
@@ -201,13 +200,20 @@ def _expire_quotas(session: Session) -> None:
 
 # --- seat orders ---------------------------------------------------------------------------------
 
+def seat_packages(session: Session) -> dict[str, Package]:
+    """Edition → the catalog's seat package on sale for it (at most one per edition, by a unique index)."""
+    packages = session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
+                                                     Package.edition.isnot(None)))
+    return {package.edition: package for package in packages}
+
+
 def seat_package(session: Session, edition: str) -> Package:
-    """The active catalog package that prices one seat of `edition` (code SEAT-<EDITION>, kind seat)."""
-    package = session.scalar(select(Package).where(Package.code == PACKAGE_CODES[edition], Package.kind == "seat",
+    """The catalog's seat package on sale for `edition` (type seat, that edition); its price is one seat's."""
+    package = session.scalar(select(Package).where(Package.kind == "seat", Package.edition == edition,
                                                    Package.active.is_(True)))
     if package is None:
-        raise DomainError(_l("No seat package for edition %(edition)s: the catalog needs an active seat package "
-                             "%(code)s.", edition=SEAT_EDITIONS[edition], code=PACKAGE_CODES[edition]))
+        raise DomainError(_l("No seat package of edition %(edition)s is on sale: technical support adds one under "
+                             "Packages (type Seat, product edition %(edition)s).", edition=SEAT_EDITIONS[edition]))
     return package
 
 

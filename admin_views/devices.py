@@ -18,6 +18,7 @@ from wtforms.validators import ValidationError
 from actions import DomainError
 from actions.audit import history
 from actions.dates import check_expiry_window
+from actions.value_added import services_of
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
@@ -197,6 +198,8 @@ class DeviceView(ScopedModelView):
         device = self.get_one(request.args.get("id"))
         if device is not None:
             self._template_args["events"] = history(db.session, "device", device.id)
+            self._template_args["services"] = services_of(db.session, [device.id]).get(device.id, [])
+            self._template_args["today"] = date.today()
         return super().details_view()
 
 

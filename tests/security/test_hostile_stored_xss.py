@@ -123,7 +123,7 @@ def seat_catalog(world):
     category = PackageCategory(code="SEAT", name="Seats", kind="seat")
     db.session.add(category)
     db.session.flush()
-    db.session.add(Package(code="SEAT-ENTERPRISE", name="Enterprise seat", category_id=category.id, kind="seat",
+    db.session.add(Package(code="SEAT-ENTERPRISE", name="Enterprise seat", category_id=category.id, kind="seat", edition="enterprise",
                            amount=12, pricing="per_year", currency="CNY"))
     db.session.commit()
 
