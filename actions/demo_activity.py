@@ -15,6 +15,7 @@ from actions.invoices import request_invoice, save_invoice_title
 from actions.offline_recharge import create_application, review
 from actions.orders import create_renewal_order, pay_with_balance, quote_renewal
 from actions.tenants import credit_code_check_char
+from actions.value_added import create_service_order, quote_services
 from models import Company, Device, Package, User
 
 ACME_TAX_BODY = "91440300MA5DEMX01"  # 17 characters; the 18th is its check character
@@ -35,7 +36,8 @@ def _renewable(session: Session, company: Company, count: int, offset: int = 0) 
 
 
 def seed_activity(session: Session, companies: dict[str, Company], today: date) -> dict:
-    """Recharges (approved, waiting for review, draft), a paid and a pending renewal, an invoice request."""
+    """Recharges (approved, waiting for review, draft), a paid and a pending renewal, SMS alerts bought for
+    three devices (增值订单), an invoice request."""
     sales, finance, customer = (_user(session, name) for name in ("sales", "finance", "customer"))
     acme, globex = companies["Acme Logistics"], companies["Globex Trading"]
 
@@ -55,6 +57,10 @@ def seed_activity(session: Session, companies: dict[str, Company], today: date) 
         save_invoice_title(session, customer, acme, "ordinary", title="Acme Logistics Co., Ltd.",
                            tax_id=ACME_TAX_BODY + credit_code_check_char(ACME_TAX_BODY))
         request_invoice(session, customer, acme, [paid], "electronic_ordinary", email="billing@acme.example")
-        made = {"paid_order": paid.number, "pending_order": pending.number}
+        sms = session.scalar(select(Package).where(Package.code == "VAS-SMS"))
+        services = create_service_order(session, customer, quote_services(session, customer, acme, to_renew[:3],
+                                                                          sms, 12, today))
+        pay_with_balance(session, customer, services, today)
+        made = {"paid_order": paid.number, "pending_order": pending.number, "value_added_order": services.number}
     session.flush()
     return made

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from actions.demo import seed_demo
 from actions.wallets import balance_of, ledger_differences
-from models import Company, InvoiceRequest, LedgerEntry, OfflineRecharge, Order, db
+from models import Company, DeviceService, InvoiceRequest, LedgerEntry, OfflineRecharge, Order, db
 from tests.conftest import FAST_HASH
 
 
@@ -25,12 +25,16 @@ def test_demo_activity_leaves_work_in_each_queue(app):
         assert made["devices"] == 300
         acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
         paid = db.session.scalar(select(Order).where(Order.number == orders[0].number))
-        assert balance_of(db.session, acme.id, "CNY") == 20_000 - paid.total
         assert db.session.scalar(select(func.count()).select_from(LedgerEntry)
                                  .where(LedgerEntry.order_id == paid.id)) == 1
         assert ledger_differences(db.session) == []
         assert db.session.scalar(select(InvoiceRequest.status)) == "requested"
         assert all(line.new_expires_on > date.today() for line in paid.lines)
+        services = db.session.scalar(select(Order).where(Order.kind == "value_added"))
+        assert services.status == "paid" and len(services.lines) == 3
+        assert made["value_added_order"] == services.number
+        assert db.session.scalar(select(func.count()).select_from(DeviceService)) == 3
+        assert balance_of(db.session, acme.id, "CNY") == 20_000 - paid.total - services.total
 
 
 def test_demo_without_activity_starts_with_empty_queues(app):
