@@ -29,6 +29,7 @@ from actions import ActionResult, DomainError, each_in_savepoint, in_scope, requ
 from actions.audit import record
 from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
+from actions.texts import english, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
     ORDER_KINDS, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
@@ -134,9 +135,11 @@ class DiscountSpec:
 
 @dataclass(frozen=True)
 class LineSpec:
-    """One line of an order to open: what it is, its gross price and the discounts on it."""
+    """One line of an order to open: what it is, its gross price and the discounts on it.
 
-    description: str
+    `description` is plain text, or a stored message (actions.texts.message) shown in the reader's language."""
+
+    description: str | dict
     gross: Decimal
     quantity: int = 1
     unit_price: Decimal | None = None
@@ -173,15 +176,17 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
     if not lines:
         raise DomainError(_l("An order needs at least one line."))
     rows, total_minor = [], 0
+    texts = [(spec.description, None) if not isinstance(spec.description, dict)
+             else (english(spec.description), spec.description) for spec in lines]
     for number, spec in enumerate(lines, 1):
         gross = to_minor(round_money(spec.gross, currency), currency)
         discount = sum(to_minor(round_money(d.amount, currency), currency) for d in spec.discounts)
         if gross < 0 or discount < 0 or any(d.amount <= 0 for d in spec.discounts):
             raise DomainError(_l("Line %(n)s (%(what)s): amounts must not be negative.", n=number,
-                                 what=spec.description))
+                                 what=render(texts[number - 1][1], texts[number - 1][0])))
         if discount > gross:
             raise DomainError(_l("Line %(n)s (%(what)s): the discounts (%(discount)s) exceed its price (%(gross)s).",
-                                 n=number, what=spec.description,
+                                 n=number, what=render(texts[number - 1][1], texts[number - 1][0]),
                                  discount=format_money(from_minor(discount, currency), currency),
                                  gross=format_money(from_minor(gross, currency), currency)))
         unit = spec.unit_price if spec.unit_price is not None else spec.gross
@@ -192,12 +197,12 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
                   created_by_id=actor.id if actor else None, created_at=now, note=note[:255], promotion=promotion)
     number_order(session, order)
     values = [
-        {"order_id": order.id, "description": spec.description[:255], "quantity": spec.quantity,
+        {"order_id": order.id, "description": text[:255], "description_data": data, "quantity": spec.quantity,
          "unit_price_minor": unit, "gross_minor": gross, "discount_minor": discount, "net_minor": gross - discount,
          "refunded_minor": 0, "device_id": spec.device_id, "package_id": spec.package_id, "months": spec.months,
          "edition": spec.edition, "member_account_id": spec.member_account_id, "old_level": spec.old_level,
          "old_expires_on": spec.old_expires_on, "new_expires_on": spec.new_expires_on}
-        for spec, gross, discount, unit in rows
+        for (spec, gross, discount, unit), (text, data) in zip(rows, texts)
     ]
     if any(spec.discounts for spec, *_ in rows):
         for value, (spec, *_rest) in zip(values, rows):

@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
+from actions.texts import render as render_text
 from actions import ActionResult, DomainError
 from actions.audit import record
 from actions.companies import place
@@ -209,6 +210,8 @@ AUDIT_ACTIONS = {
     "change_password": pgettext("audit action", "Change password"),
     "configure": pgettext("audit action", "Configure"),
     "confirm": pgettext("audit action", "Confirm"),
+    "credit": pgettext("audit action", "Credit to balance"),
+    "cancel_stale": pgettext("audit action", "Cancel (expired unpaid)"),
     "create": pgettext("audit action", "Create"),
     "deactivate": pgettext("audit action", "Deactivate"),
     "delete": pgettext("audit action", "Delete"),
@@ -303,7 +306,8 @@ class AuditEventView(ScopedModelView):
     column_filters = ("at", "actor_name", "action", "model",
                       TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
     column_formatters = {"ids": _ids_formatter, "action": _audit_label(AUDIT_ACTIONS),
-                         "model": _audit_label(AUDIT_TABLES)}
+                         "model": _audit_label(AUDIT_TABLES),
+                         "summary": lambda v, c, m, n: render_text(m.summary_data, m.summary)}
     column_formatters_export = column_formatters
     column_labels = {
         "at": _l("Time"), "actor_name": _l("Actor"), "action": _l("Action"), "model": _l("Table"),
