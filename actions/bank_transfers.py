@@ -25,7 +25,6 @@ import os
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
@@ -35,7 +34,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.orders import mark_paid
-from actions.money import format_money, parse, to_minor
+from actions.money import parse, to_minor
 from actions.texts import message, money_param
 from actions.wallets import credit, wallet_for
 from models import BankTransferReceipt, Order, User, utcnow

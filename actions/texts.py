@@ -32,11 +32,40 @@ MESSAGES = {
     "ledger.refund": _l("Refund of order %(order)s"),
     "ledger.bank_transfer": _l("Bank transfer receipt #%(receipt)s for order %(order)s: %(amount)s received"),
     "ledger.offline_recharge": _l("Offline recharge #%(id)s from %(payer)s"),
+    "ledger.offline_recharge_ref": _l("Offline recharge #%(id)s from %(payer)s, reference %(reference)s"),
+    "ledger.commission": _l("Commission for %(month)s"),
+    "ledger.withdrawal": _l("Withdrawal #%(id)s"),
+    "ledger.withdrawal_release": _l("Withdrawal #%(id)s not paid"),
+    "ledger.upgrade_credit": _l("%(subscription)s: unused days before the upgrade"),
     # audit summaries
-    "audit.order.open": _l("Order %(order)s opened: %(amount)s"),
-    "audit.order.pay": _l("Order %(order)s: %(amount)s paid by %(method)s"),
+    "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
+    "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
+    "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
+    "audit.order.coins": _l("Order %(order)s: %(coins)s coins for %(amount)s (%(company)s), to pay by %(method)s"),
+    "audit.order.seats": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, %(amount)s"),
+    "audit.order.seats_promotion": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, "
+                                      "%(amount)s (promotion: %(promotion)s)"),
+    "audit.order.seats_granted": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, "
+                                    "%(amount)s in cash (%(note)s)"),
+    "audit.order.pay_balance": _l("Order %(order)s: %(amount)s paid from the balance"),
+    "audit.order.pay_offline": _l("Order %(order)s: %(amount)s paid by %(method)s"),
+    "audit.order.pay_offline_note": _l("Order %(order)s: %(amount)s paid by %(method)s (%(note)s)"),
+    "audit.order.pay_provider": _l("Order %(order)s: %(amount)s paid by %(method)s (%(reference)s)"),
     "audit.order.cancel": _l("Order %(order)s cancelled"),
-    "audit.order.refund": _l("Order %(order)s: refund of %(amount)s"),
+    "audit.order.cancel_stale": _l("%(count)s pending orders expired"),
+    "audit.order.request_refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s"),
+    "audit.order.refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s back by %(method)s"),
+    "audit.order.refund_free": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines (free order)"),
+    "audit.order.refund_failed": _l("Order %(order)s: refund #%(refund)s refused by %(method)s: %(reason)s"),
+    "audit.order.reject_refund": _l("Order %(order)s: refund #%(refund)s rejected: %(reason)s"),
+    # subscription history
+    "subscription.paid": _l("Order %(order)s: %(amount)s paid by %(method)s"),
+    "subscription.renewal_on": _l("Auto-renew on, by %(method)s"),
+    "subscription.renewal_off": _l("Auto-renew off, by %(method)s"),
+    "subscription.suspended": _l("Suspended"),
+    "subscription.resumed": _l("Resumed"),
+    "subscription.cancel_now": _l("Cancel now: refund #%(id)s awaits approval by finance."),
+    "subscription.upgrade_credit": _l("Credit for unused days: %(amount)s to the balance."),
     "audit.receipt.submit": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s)"),
     "audit.receipt.submit_differs": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s); "
                                        "the order is for %(total)s"),
@@ -44,18 +73,19 @@ MESSAGES = {
     "audit.receipt.credit": _l("Order %(order)s: %(amount)s received by bank transfer, not the order total "
                                "%(total)s; credited to the balance, order still awaiting payment"),
     "audit.receipt.reject": _l("Order %(order)s: receipt rejected: %(reason)s"),
-    "audit.coins.pay": _l("Order %(order)s: %(coins)s coins credited"),
 }
 
 
 def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
     from models import (
-        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, SEAT_EDITIONS, WALLET_CURRENCIES,
+        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RENEWAL_METHODS, SEAT_EDITIONS,
+        WALLET_CURRENCIES,
     )
 
     return {"payment_method": PAYMENT_METHODS, "seat_edition": SEAT_EDITIONS, "order_kind": ORDER_KINDS,
-            "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES}
+            "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
+            "renewal_method": RENEWAL_METHODS}
 
 
 def message(key: str, **params) -> dict:

@@ -31,7 +31,7 @@ from actions import DomainError, companies_in_scope, scoped
 from actions.money import format_amount, format_money
 from actions.audit import history
 from actions.bank_transfers import (
-    DEFAULT_MAX_BYTES, FILE_KINDS, TRANSFER_CURRENCIES, AlreadyReviewed, amount_differs_clause, amount_matches,
+    DEFAULT_MAX_BYTES, TRANSFER_CURRENCIES, AlreadyReviewed, amount_differs_clause, amount_matches,
     confirm_receipt, file_path, may_view, payee_for, reject_receipt, sniff, submit_receipt,
 )
 from actions.coins import (
