@@ -266,6 +266,7 @@ AUDIT_TABLES = {
     "package": pgettext("audit table", "Package"),
     "billing_config": pgettext("audit table", "Billing config"),
     "device": pgettext("audit table", "Device"),
+    "device_type": pgettext("audit table", "Device type"),
     "company_package": pgettext("audit table", "Value-added package offer"),
     "expiry_import": pgettext("audit table", "Expiry import"),
     "wallet": pgettext("audit table", "Wallet"),
