@@ -69,6 +69,8 @@ def test_customer_sees_the_payee_account_where_they_pay(app, client, login, worl
     for url in (f"/admin/bank_transfer/upload/?order={order.number}", "/admin/bank_transfer/"):
         page = client.get(url).get_data(as_text=True)
         assert demo["name"] in page and demo["bank"] in page and demo["account"] in page, url
+    page = client.get("/admin/bank_transfer/").get_data(as_text=True)
+    assert f"/admin/renewal_center/order/{order.number}/" in page  # where it can be paid from the balance too
 
 
 def test_no_payee_configured_says_ask_finance(app, client, login, world, monkeypatch):
