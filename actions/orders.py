@@ -29,7 +29,7 @@ from actions import ActionResult, DomainError, each_in_savepoint, in_scope, requ
 from actions.audit import record
 from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
-from actions.texts import english, label_param, message, money_param, render
+from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
     ORDER_KINDS, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
@@ -176,8 +176,9 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
     if not lines:
         raise DomainError(_l("An order needs at least one line."))
     rows, total_minor = [], 0
-    texts = [(spec.description, None) if not isinstance(spec.description, dict)
-             else (english(spec.description), spec.description) for spec in lines]
+    plain = english_all([spec.description for spec in lines])  # one locale switch for a thousand lines
+    texts = [(text, spec.description if isinstance(spec.description, dict) else None)
+             for text, spec in zip(plain, lines)]
     for number, spec in enumerate(lines, 1):
         gross = to_minor(round_money(spec.gross, currency), currency)
         discount = sum(to_minor(round_money(d.amount, currency), currency) for d in spec.discounts)

@@ -137,3 +137,11 @@ def english(data, fallback: str = "") -> str:
 
     with force_locale("en"):
         return render(data, fallback)
+
+
+def english_all(items) -> list[str]:
+    """`english(item)` for each stored message of `items` (plain strings pass through), in one locale switch."""
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        return [render(item) if isinstance(item, dict) else item for item in items]
