@@ -24,7 +24,6 @@ from actions.orders import (
 )
 from actions.seats import grant_seats
 from actions.texts import MESSAGES, render
-from actions.wallets import credit, wallet_for
 from models import AuditEvent, LedgerEntry, MemberAccount, Order, Package, PackageCategory, PlanAddOn, PlanCycle, \
     Promotion, ServicePlan, Subscription, User, db
 from test_no_english import read

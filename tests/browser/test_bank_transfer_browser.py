@@ -15,7 +15,7 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import ARTIFACTS, CHROMIUM, demo_password, login, shot  # noqa: E402
+from .conftest import CHROMIUM, demo_password, login, shot  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -62,20 +62,20 @@ def chinese_page(chromium, live_app, problems):
     assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 
 
-def _receipt_png(chromium, number: str):
+def _receipt_png(chromium, number: str, folder):
     """A picture of a bank's electronic receipt (drawn by Chromium), as the customer would upload it."""
     context = chromium.new_context(viewport={"width": 620, "height": 330})
     try:
         page = context.new_page()
         page.set_content(RECEIPT_HTML.format(number=number))
-        path = ARTIFACTS / "bank-transfer-receipt-input.png"
+        path = folder / "工行电子回单.png"
         page.screenshot(path=str(path))
         return path
     finally:
         context.close()
 
 
-def test_bank_transfer_with_a_different_amount_in_chinese(chinese_page, chromium, live_app):
+def test_bank_transfer_with_a_different_amount_in_chinese(chinese_page, chromium, live_app, tmp_path):
     customer = chinese_page("customer")
     customer.goto(live_app.url("/admin/coins/"))
     customer.fill("#rd-amount", "2160.00")
@@ -101,7 +101,7 @@ def test_bank_transfer_with_a_different_amount_in_chinese(chinese_page, chromium
     customer.fill("#rd-amount", "2160")
     expect(customer.locator("#rd-amount-warning")).to_be_hidden()
     customer.fill("#rd-amount", "2,100.00")
-    customer.set_input_files("#rd-file", str(_receipt_png(chromium, number)))
+    customer.set_input_files("#rd-file", str(_receipt_png(chromium, number, tmp_path)))
     shot(customer, "bank-transfer-payee-zh")
     with customer.expect_navigation():
         customer.click("#rd-submit")
