@@ -42,6 +42,14 @@ DEFAULTS = {
     "FLASK_ADMIN_SWATCH": "default",
 }
 
+# 对公账户 shown to customers paying by bank transfer, per currency. Demo values, used only in
+# development and testing when BANK_TRANSFER_PAYEE is not set: production shows none until configured.
+DEMO_BANK_TRANSFER_PAYEE = {
+    "CNY": {"name": "演示科技有限公司", "bank": "中国工商银行北京海淀支行", "account": "0200 0045 0920 0123 456"},
+    "USD": {"name": "Demo Technology Co., Ltd.", "bank": "Bank of China, Beijing Branch",
+            "account": "3498 5820 1234", "swift": "BKCHCNBJ110"},
+}
+
 # Variables read from the environment when set (the README lists them).
 ENVIRONMENT = (
     "SECRET_KEY",
@@ -142,6 +150,8 @@ def create_app(config: dict | None = None) -> Flask:
                 "(set SECRET_KEY, or ENV_NAME=development for a local run)"
             )
         app.config["SECRET_KEY"] = "dev-only-not-secret"
+    if app.config["ENV_NAME"] in ("development", "testing"):
+        app.config.setdefault("BANK_TRANSFER_PAYEE", DEMO_BANK_TRANSFER_PAYEE)
     if app.config["ENV_NAME"] == "testing":
         app.config.setdefault("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", True)
     # Refuse to start rather than take payments nobody can verify (actions.payments.payment_settings).
@@ -195,6 +205,9 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_pages(app, admin)
     register_commands(app)
     app.jinja_env.globals["pay_page_url"] = pay_page_url
+    from actions.texts import render as render_stored_text
+
+    app.jinja_env.globals["stored_text"] = render_stored_text  # {{ stored_text(row.memo_data, row.memo) }}
 
     @app.before_request
     def remember_remote_addr():

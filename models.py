@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    JSON,
     MetaData,
     String,
     Text,
@@ -325,6 +326,8 @@ class AuditEvent(db.Model):
     model: Mapped[str] = mapped_column(String(40))
     ids: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[str] = mapped_column(Text, default="")
+    # The summary as a message key and parameters (actions/texts.py), shown in the reader's language.
+    summary_data: Mapped[dict | None] = mapped_column(JSON)
     ip: Mapped[str | None] = mapped_column(String(45))
 
     actor: Mapped[User | None] = relationship()
@@ -503,6 +506,23 @@ class Device(db.Model):
         return self.number
 
 
+class DeviceType(db.Model):
+    """设备类型: the list a device's type is chosen from; technical support maintains it.
+
+    `Device.device_type` keeps the name (a device of a type taken off the list keeps its value)."""
+
+    __tablename__ = "device_type"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class CompanyPackage(db.Model):
     """客户增值配置: a value-added package offered to a company."""
 
@@ -601,6 +621,7 @@ LEDGER_KINDS = {
     "offline_recharge": _l("Offline recharge"),
     "payment": _l("Payment"),
     "refund": _l("Refund"),
+    "bank_transfer": _l("Bank transfer"),
     # cards (seed 002): the commission wallet's movements
     "commission": _l("Commission"),
     "withdrawal": _l("Withdrawal"),
@@ -669,6 +690,8 @@ class LedgerEntry(db.Model):
     # What the movement is for, e.g. "pay:order:17": the same movement can never be written twice.
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     memo: Mapped[str] = mapped_column(String(255), default="")
+    # The memo as a message key and parameters (actions/texts.py), shown in the reader's language.
+    memo_data: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     wallet: Mapped[Wallet] = relationship()
@@ -756,6 +779,8 @@ class OrderLine(db.Model):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), index=True)
     package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"), index=True)
     description: Mapped[str] = mapped_column(String(255), default="")
+    # The description as a message key and parameters (actions/texts.py); `description` is its English.
+    description_data: Mapped[dict | None] = mapped_column(JSON)
     edition: Mapped[str | None] = mapped_column(String(20))
     months: Mapped[int | None]
     quantity: Mapped[int] = mapped_column(Integer, default=1)
@@ -957,7 +982,8 @@ class ReminderLog(db.Model):
 APPLICATION_STATUSES = {"pending": _l("Pending review"), "approved": _l("Approved"), "rejected": _l("Rejected")}
 VIP_LEVELS = {"none": _l("Ordinary"), "vip": _l("VIP"), "svip": _l("SVIP")}
 INVITATION_STATES = {"none": _l("Not invited"), "sent": _l("Invited"), "accepted": _l("Accepted")}
-RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"), "rejected": _l("Rejected")}
+RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"),
+                    "credited": _l("Credited to balance"), "rejected": _l("Rejected")}
 INVOICE_TITLE_KINDS = {"ordinary": _l("Ordinary invoice"), "special": _l("Special VAT invoice")}
 INVOICE_TYPES = {
     "electronic_ordinary": _l("Electronic ordinary invoice"),
@@ -1062,6 +1088,7 @@ class BankTransferReceipt(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", RECEIPT_STATUSES), name="status"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("received_minor IS NULL OR received_minor > 0", name="received_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -1070,6 +1097,10 @@ class BankTransferReceipt(db.Model):
     payer_account: Mapped[str] = mapped_column(String(64))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     amount = Money("amount_minor", _order_currency)
+    # What finance saw arrive on the bank statement (set on review): the order is paid only when it
+    # equals the total; any other amount is credited to the company's balance (actions/bank_transfers.py).
+    received_minor: Mapped[int | None] = mapped_column(BigInteger)
+    received = Money("received_minor", _order_currency)
     file_name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     file_sha256: Mapped[str] = mapped_column(String(64))
@@ -1744,6 +1775,8 @@ class SubscriptionEvent(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
     audit_event_id: Mapped[int | None] = mapped_column(ForeignKey("audit_event.id"))
     summary: Mapped[str] = mapped_column(Text, default="")
+    # The summary as a message key and parameters (actions/texts.py), shown in the reader's language.
+    summary_data: Mapped[dict | None] = mapped_column(JSON)
 
     actor: Mapped[User | None] = relationship()
     order: Mapped[Order | None] = relationship()

@@ -13,7 +13,7 @@ from actions.companies import place
 from actions.demo_activity import seed_activity
 from actions.subscriptions import seed_subscriptions
 from models import (
-    BillingConfig, Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory, User,
+    BillingConfig, Company, CompanyPackage, Device, DeviceType, Package, PackageCategory, PackageSubcategory, User,
 )
 
 DEMO_USERS = (
@@ -140,6 +140,9 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt", acti
     for name in ("Acme Logistics", "Globex Trading"):
         session.add(CompanyPackage(company=companies[name], package=packages["VAS-SMS"]))
     session.add(CompanyPackage(company=companies["Acme Logistics"], package=packages["VAS-FENCE"]))
+    # The device-type list tech support maintains (Device types), and a Chinese company address.
+    session.add_all(DeviceType(name=name, sort_order=i) for i, name in enumerate(DEVICE_TYPES))
+    companies["Acme Logistics"].province, companies["Acme Logistics"].city = "上海市", "上海市"
     session.flush()
     insert_devices(session, devices, list(companies.values()), packages)
     session.flush()

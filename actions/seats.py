@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, aliased
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
-from actions.money import format_money, round_money
+from actions.money import round_money
+from actions.texts import label_param, message, money_param
 from actions.orders import LineSpec, open_order, pay_offline
 from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Package, SeatQuota, User, utcnow
 
@@ -226,7 +227,8 @@ def _new_seat_order(session: Session, actor: User, company: Company, edition, qu
     total = round_money(package.amount * quantity, package.currency)
     order = open_order(session, actor, kind="seats", company_id=company.id, currency=package.currency,
                        promotion=promotion, note=note,
-                       lines=[LineSpec(description=f"{package.code} × {quantity}", gross=total, quantity=quantity,
+                       lines=[LineSpec(description=message("order.line.seats", edition=label_param("seat_edition", edition),
+                                                           quantity=quantity), gross=total, quantity=quantity,
                                        unit_price=package.amount, package_id=package.id, edition=edition)])
     return order, order.lines[0]
 
@@ -238,8 +240,10 @@ def create_seat_order(session: Session, actor: User, company: Company, edition: 
     company = _check_company(session, actor, company)
     order, line = _new_seat_order(session, actor, company, edition, quantity, promotion)
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: {line.quantity} {line.edition} seats for {company.name}, "
-           f"{format_money(order.total, order.currency, 'en')}" + (f" (promotion: {order.promotion})" if order.promotion else ""))
+           message("audit.order.seats_promotion" if order.promotion else "audit.order.seats", order=order.number,
+                   quantity=line.quantity, edition=label_param("seat_edition", line.edition), company=company.name,
+                   amount=money_param(order.total, order.currency),
+                   **({"promotion": order.promotion} if order.promotion else {})))
     session.flush()
     return order
 
@@ -254,8 +258,9 @@ def grant_seats(session: Session, actor: User, company: Company, edition: str, q
     quantity, edition = line.quantity, line.edition
     pay_offline(session, actor, order, "cash", today, note)
     record(session, actor, "grant", "order", [order.id],
-           f"{order.number}: {quantity} {edition} seats for {company.name}, "
-           f"{format_money(order.total, order.currency, 'en')} in cash ({note})")
+           message("audit.order.seats_granted", order=order.number, quantity=quantity,
+                   edition=label_param("seat_edition", edition), company=company.name,
+                   amount=money_param(order.total, order.currency), note=note))
     session.flush()
     return order
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.companies import create_company
+from actions.regions import RegionError, check_region
 from actions.times import check_zone
 from actions.users import create_user, generate_password
 from models import ROLES, BillingConfig, Company, TenantApplication, User, utcnow
@@ -378,10 +379,14 @@ def update_profile(
     company_values = {
         "phone": _phone("phone", phone, required=False),
         "fax": _phone("fax", fax, required=False),
-        "province": _text("province", province, 60, required=False),
-        "city": _text("city", city, 60, required=False),
         "address": _text("address", address, 255, required=False),
     }
+    try:  # chosen from the lists (actions/regions.py); stored values off the list stay while unchanged
+        company_values["province"], company_values["city"] = check_region(
+            _text("province", province, 60, required=False), _text("city", city, 60, required=False),
+            keep=(company.province, company.city))
+    except RegionError as exc:
+        raise InvalidField(exc.field, exc.problem) from None
     user_values = {
         "full_name": _text("full_name", full_name, 100),
         "email": _email("email", email),

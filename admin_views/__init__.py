@@ -51,8 +51,8 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, card_orders, cards, catalog, devices, expiry_import, invoices, mailing, members, money,
-        offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
+        billing, bindings, card_orders, cards, catalog, device_types, devices, expiry_import, invoices, mailing,
+        members, money, offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, CARDS, DISTRIBUTION, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -68,6 +68,7 @@ def init_admin(app: Flask) -> Admin:
     billing.register(admin, sales=SALES, customer=CUSTOMER)
     catalog.register(admin, SUPPORT)
     bindings.register(admin, support=SUPPORT)
+    device_types.register(admin, support=SUPPORT)
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
     mailing.register(admin, SYSTEM)

@@ -22,6 +22,7 @@ from actions.value_added import services_of
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
+from admin_views.device_types import device_type_filter
 from admin_views.base import RoleView, ScopedModelView, badge, flash_result, unit_of_work
 from admin_views.system import InCompanyTree
 from importers.xlsx import formula_safe
@@ -128,7 +129,7 @@ class DeviceView(ScopedModelView):
     column_filters = (
         InCompanyTree(Device.company_id, _l("Company"), Device.company_id),
         "status",
-        "device_type",
+        device_type_filter(),
         "expires_on",
         ExpiryWindow(),
         PackageBound(),

@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
+from actions.texts import render as render_text
 from actions import ActionResult, DomainError
 from actions.audit import record
 from actions.companies import place
@@ -209,6 +210,16 @@ AUDIT_ACTIONS = {
     "change_password": pgettext("audit action", "Change password"),
     "configure": pgettext("audit action", "Configure"),
     "confirm": pgettext("audit action", "Confirm"),
+    "credit": pgettext("audit action", "Credit to balance"),
+    "auto_renew": pgettext("audit action", "Auto-renew"),
+    "remind": pgettext("audit action", "Expiry reminder"),
+    "login_failed": pgettext("audit action", "Failed login"),
+    "preview": pgettext("audit action", "Preview import"),
+    "commit": pgettext("audit action", "Import"),
+    "rollback": pgettext("audit action", "Undo import"),
+    "export": pgettext("audit action", "Export"),
+    "export_pins": pgettext("audit action", "Export with PINs"),
+    "cancel_stale": pgettext("audit action", "Cancel (expired unpaid)"),
     "create": pgettext("audit action", "Create"),
     "deactivate": pgettext("audit action", "Deactivate"),
     "delete": pgettext("audit action", "Delete"),
@@ -263,6 +274,16 @@ AUDIT_TABLES = {
     "package": pgettext("audit table", "Package"),
     "billing_config": pgettext("audit table", "Billing config"),
     "device": pgettext("audit table", "Device"),
+    "device_type": pgettext("audit table", "Device type"),
+    "auto_renew_attempt": pgettext("audit table", "Auto-renew run"),
+    "card_import": pgettext("audit table", "Card import"),
+    "card_order": pgettext("audit table", "Card order"),
+    "commission_rule": pgettext("audit table", "Commission rule"),
+    "commission_settlement": pgettext("audit table", "Commission statement"),
+    "distributor_profile": pgettext("audit table", "Distributor profile"),
+    "sim_card": pgettext("audit table", "SIM card"),
+    "stock_document": pgettext("audit table", "Stock document"),
+    "withdrawal": pgettext("audit table", "Withdrawal"),
     "company_package": pgettext("audit table", "Value-added package offer"),
     "expiry_import": pgettext("audit table", "Expiry import"),
     "wallet": pgettext("audit table", "Wallet"),
@@ -303,7 +324,8 @@ class AuditEventView(ScopedModelView):
     column_filters = ("at", "actor_name", "action", "model",
                       TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
     column_formatters = {"ids": _ids_formatter, "action": _audit_label(AUDIT_ACTIONS),
-                         "model": _audit_label(AUDIT_TABLES)}
+                         "model": _audit_label(AUDIT_TABLES),
+                         "summary": lambda v, c, m, n: render_text(m.summary_data, m.summary)}
     column_formatters_export = column_formatters
     column_labels = {
         "at": _l("Time"), "actor_name": _l("Actor"), "action": _l("Action"), "model": _l("Table"),

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from wtforms import Form, SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
+from actions.regions import COUNTRIES, cities_of, is_province, regions
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
 from actions.times import zone_names
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
@@ -63,8 +64,10 @@ class RejectForm(Form):
 class ProfileForm(Form):
     phone = StringField(FIELDS["phone"], render_kw={"maxlength": 40})
     fax = StringField(FIELDS["fax"], render_kw={"maxlength": 40})
-    province = StringField(FIELDS["province"], render_kw={"maxlength": 60})
-    city = StringField(FIELDS["city"], render_kw={"maxlength": 60})
+    # Chosen from the lists of actions/regions.py (choices set per request: region_choices); the
+    # action checks that the city belongs to the province.
+    province = SelectField(FIELDS["province"], choices=[], validate_choice=False)
+    city = SelectField(FIELDS["city"], choices=[], validate_choice=False)
     address = StringField(FIELDS["address"], render_kw={"maxlength": 255})
     full_name = StringField(FIELDS["full_name"], render_kw={"maxlength": 100})
     email = StringField(FIELDS["email"], render_kw={"maxlength": 254, "type": "email"},
@@ -79,6 +82,20 @@ class ProfileForm(Form):
 # Offered first in the time zone list: where the customers are.
 COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Ho_Chi_Minh", "Asia/Singapore",
                 "Asia/Tokyo", "UTC")
+
+
+def region_choices(form, province: str | None, city: str | None) -> None:
+    """The province list (China, then Vietnam, in groups) and the chosen province's cities; a stored
+    value that is not on the lists stays selectable so an old profile still shows (and saves) it."""
+    lists = regions()
+    groups = {str(COUNTRIES[code]): [(p["name"], p["name"]) for p in lists[code]] for code in ("CN", "VN")}
+    if province and not is_province(province):
+        groups[_("Not on the list")] = [(province, province)]
+    form.province.choices = {"": [("", _("— choose —"))], **groups}
+    cities = [(c, c) for c in cities_of(province or "")]
+    if city and city not in dict(cities):
+        cities.append((city, city))
+    form.city.choices = [("", _("— choose —")), *cities]
 
 
 def _zone_choices():
@@ -360,6 +377,7 @@ class CompanyProfileView(RoleView):
         if request.method == "POST":
             form = ProfileForm(request.form)
             form.time_zone.choices = _zone_choices()
+            region_choices(form, form.province.data, form.city.data)
             with unit_of_work(flash_error=False) as work:
                 change = update_profile(
                     db.session, current_user, phone=form.phone.data, fax=form.fax.data,
@@ -386,7 +404,9 @@ class CompanyProfileView(RoleView):
                 "user_phone": user.phone, "mobile": user.mobile, "time_zone": company.time_zone,
             })
         form.time_zone.choices = _zone_choices()
-        return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED)
+        region_choices(form, form.province.data, form.city.data)
+        return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED,
+                           regions=regions())
 
 
 def register(admin, system, customer) -> None:
