@@ -55,7 +55,7 @@ def _seat_catalog():
     db.session.flush()
     for edition, price in (("enterprise", "300.00"), ("standard", "200.00"), ("basic", "100.00")):
         db.session.add(Package(code=f"SEAT-{edition.upper()}", name=f"{edition} 席位", category_id=category.id,
-                               kind="seat", amount=Decimal(price), pricing="per_year", currency="CNY"))
+                               kind="seat", edition=edition, amount=Decimal(price), pricing="per_year", currency="CNY"))
     db.session.flush()
 
 
