@@ -26,6 +26,7 @@ MESSAGES = {
     "order.line.coins": _l("%(coins)s coins"),
     "order.line.seats": _l("%(edition)s seats × %(quantity)s"),
     "order.line.renewal": _l("%(device)s %(package)s × %(months)s months"),
+    "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),
     "ledger.payment": _l("Payment of order %(order)s"),
@@ -41,6 +42,8 @@ MESSAGES = {
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
     "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
+    "audit.order.value_added": _l("Order %(order)s: %(package)s for %(devices)s devices × %(months)s months = "
+                                  "%(amount)s"),
     "audit.order.coins": _l("Order %(order)s: %(coins)s coins for %(amount)s (%(company)s), to pay by %(method)s"),
     "audit.order.seats": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, %(amount)s"),
     "audit.order.seats_promotion": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, "

@@ -25,8 +25,9 @@ from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.bindings import check_value_added_package
 from actions.dates import renewal_fits
-from actions.money import format_money, zero
+from actions.money import zero
 from actions.orders import MAX_MONTHS, LineSpec, open_order, renewal_price, renewed_until
+from actions.texts import message, money_param
 from models import Company, CompanyPackage, Device, DeviceService, Order, OrderLine, Package, User
 
 BUY_ROLES = {"customer_admin", "tech_support", "finance", "sales"}  # the renewal center's roles
@@ -158,13 +159,14 @@ def create_service_order(session: Session, actor: User, quote: ServiceQuote) -> 
     package, months = quote.package, quote.months
     order = open_order(
         session, actor, kind="value_added", company_id=quote.company.id, currency=quote.currency,
-        lines=[LineSpec(description=f"{line.device.number} {package.code} × {months}", gross=line.price,
+        lines=[LineSpec(description=message("order.line.value_added", device=line.device.number,
+                                            package=package.name, months=months), gross=line.price,
                         unit_price=line.price, device_id=line.device.id, package_id=package.id, months=months)
                for line in quote.lines],
     )
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: {package.code} for {len(quote.lines)} devices × {months} months = "
-           f"{format_money(order.total, order.currency, 'en')}")
+           message("audit.order.value_added", order=order.number, package=package.name, devices=len(quote.lines),
+                   months=months, amount=money_param(order.total, order.currency)))
     session.flush()
     return order
 

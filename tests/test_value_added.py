@@ -313,7 +313,7 @@ def test_finance_refunds_a_line_in_order_management_and_an_admin_approves(client
     login("finance")
     assert order.number in text(client.get("/admin/order_management/?flt0_0=value_added"))
     details = text(client.get(f"/admin/order_management/details/?id={order.id}"))
-    assert "Request a refund of the ticked lines" in details and "AC0002 VAS-SMS × 3" in details
+    assert "Request a refund of the ticked lines" in details and "AC0002 SMS × 3 months" in details
     requested = post(client, "/admin/order_management/refund-lines/",
                      [("id", str(order.id)), ("line", str(line.id)), ("reason", "device returned")],
                      follow_redirects=True)
