@@ -274,9 +274,10 @@ def create_app(config: dict | None = None) -> Flask:
 def _check_login_settings(config) -> None:
     """Refuse to start on a wrong password policy, or on phone verification whose codes nobody receives."""
     from actions.passwords import PasswordPolicy
-    from actions.sms import DEVELOPMENT_BACKENDS
+    from actions.sms import DEVELOPMENT_BACKENDS, backend_for
 
     PasswordPolicy.from_config(config)  # raises ValueError naming the setting
+    backend_for(config)  # an unknown SMS_BACKEND stops the start, not the first login
     verifying = config["PHONE_VERIFICATION_STAFF"] or config["PHONE_VERIFICATION_CUSTOMER"]
     development = config["ENV_NAME"] in ("development", "testing")
     if verifying and not development and str(config["SMS_BACKEND"]) in DEVELOPMENT_BACKENDS:

@@ -124,16 +124,16 @@ class PasswordPolicy:
                                      classes=_join(missing)), field)
 
     def generate(self) -> str:
-        """A random password that follows the policy (initial passwords, resets)."""
-        length = max(self.min_length, min(GENERATED_LENGTH, self.max_length))
+        """A random password that follows the policy (initial passwords, resets): one character of
+        each required class, the rest from the allowed ones (letters and digits when any are)."""
+        length = max(self.min_length, min(GENERATED_LENGTH, self.max_length), len(self.require))
         pool = "".join(sorted(self.alphabet)) if self.allowed else string.ascii_letters + string.digits
-        while True:
-            password = "".join(secrets.choice(pool) for _ in range(length))
-            try:
-                self.check(password)
-            except PasswordRefused:
-                continue  # a required class missing: draw again (rare)
-            return password
+        chars = [secrets.choice(CLASSES[name]) for name in sorted(self.require)]
+        chars += [secrets.choice(pool) for _ in range(length - len(chars))]
+        for i in range(len(chars) - 1, 0, -1):  # Fisher–Yates with the secrets generator
+            j = secrets.randbelow(i + 1)
+            chars[i], chars[j] = chars[j], chars[i]
+        return "".join(chars)
 
 
 def _join(names: Iterable[str]) -> str:

@@ -89,8 +89,9 @@ def send_sms(phone: str, text: str, config: Mapping | None = None) -> None:
         from flask import current_app
 
         config = current_app.config
+    backend = backend_for(config)  # a wrong setting is the operator's error, not a failed send
     try:
-        backend_for(config).send(phone, text)
+        backend.send(phone, text)
     except SmsFailed:
         raise
     except Exception as exc:  # a provider's own error: the caller tells the user it did not leave
