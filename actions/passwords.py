@@ -116,7 +116,7 @@ class PasswordPolicy:
         if self.allowed:
             wrong = sorted({c for c in password if c not in self.alphabet})
             if wrong:
-                raise PasswordRefused(_l("The password may only contain %(classes)s; not allowed: %(chars)s",
+                raise PasswordRefused(_l("The password may only contain %(classes)s; not allowed: “%(chars)s”",
                                          classes=_join(self.allowed), chars=" ".join(wrong[:10])), field)
         missing = [name for name in sorted(self.require) if not set(CLASSES[name]) & set(password)]
         if missing:

@@ -92,6 +92,11 @@ def mask_phone(phone: str) -> str:
     return f"+{number.country_code} {national[:3]}****{national[-4:]}"
 
 
+def display_phone(phone: str) -> str:
+    """+8613800138000 → +86 138 0013 8000: how people write it."""
+    return phonenumbers.format_number(phonenumbers.parse(phone), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
 # --- the phone number ------------------------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from actions import ActionResult, DomainError, require_role
 from actions.audit import record
 from actions.auth import end_sessions
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
+from actions.phone_login import display_phone
 from models import APPLICANT, ROLES, Company, User
 
 
@@ -121,7 +122,7 @@ def register_applicant(
         raise PasswordRefused(_l("The two passwords differ."), field="confirm")
     if password.lower() == username.lower():
         raise PasswordRefused(_l("The password may not be the username."), field="password")
-    user = User(username=username, role=APPLICANT, company=None, mobile=phone, login_phone=phone,
+    user = User(username=username, role=APPLICANT, company=None, mobile=display_phone(phone), login_phone=phone,
                 must_change_password=False, session_version=0)
     user.set_password(password, method=method)
     session.add(user)

@@ -28,7 +28,7 @@ from actions import DomainError
 from actions.auth import authenticate, change_password as change_password_action, end_sessions
 from actions.passwords import PasswordPolicy
 from actions.phone_login import (
-    PhoneSettings, captcha_png, code_message, consume_captcha, mask_phone, new_captcha, normalize_phone,
+    PhoneSettings, captcha_png, code_message, consume_captcha, display_phone, mask_phone, new_captcha, normalize_phone,
     request_code, verify_code,
 )
 from actions.sms import SmsFailed, send_sms
@@ -75,7 +75,7 @@ class RegisterForm(FlaskForm):
     password = _kept_password(_l("Password"), validators=[DataRequired(), Length(max=256)])
     confirm = _kept_password(_l("Repeat the password"), validators=[DataRequired()])
     phone = StringField(_l("Mobile number"), validators=[DataRequired(), Length(max=40)],
-                        description=_l("A mainland China or Vietnam mobile, e.g. 138 0013 8000 or +84 912 345 678."),
+                        description=_l("A mobile number of mainland China or Vietnam."),
                         render_kw={"maxlength": 40, "autocomplete": "tel", "inputmode": "tel"})
     captcha = StringField(_l("Picture code"), validators=[DataRequired(), Length(max=10)],
                           render_kw={"maxlength": 10, "autocomplete": "off"})
@@ -83,7 +83,7 @@ class RegisterForm(FlaskForm):
 
 class SendCodeForm(FlaskForm):
     phone = StringField(_l("Mobile number"), validators=[Length(max=40)],
-                        description=_l("A mainland China or Vietnam mobile, e.g. 138 0013 8000 or +84 912 345 678."),
+                        description=_l("A mobile number of mainland China or Vietnam."),
                         render_kw={"maxlength": 40, "autocomplete": "tel", "inputmode": "tel"})
     captcha = StringField(_l("Picture code"), validators=[DataRequired(), Length(max=10)],
                           render_kw={"maxlength": 10, "autocomplete": "off"})
@@ -258,6 +258,8 @@ def verify_phone():
             else:
                 db.session.commit()
                 return _complete_login(user, state.get("next") or url_for("admin.index"))
+    if request.method == "GET" and state.get("phone") and not user.login_phone:
+        send_form.phone.data = display_phone(state["phone"])  # where the code went; bound once verified
     return render_template(
         "auth/verify_phone.html", send_form=send_form, verify_form=verify_form, user=user,
         bound_phone=mask_phone(user.login_phone) if user.login_phone else None,
@@ -302,11 +304,18 @@ def register():
 @login_required
 def apply():
     """An applicant's application (the console's 申请开通 form, without a parent) and then its review status."""
-    if not current_user.is_applicant:
+    user = current_user._get_current_object()
+    if not user.is_applicant:
+        approved = db.session.scalar(select(TenantApplication.id).where(
+            TenantApplication.applicant_id == user.id, TenantApplication.status == "approved",
+            TenantApplication.company_id == user.company_id).limit(1))
+        if approved is not None and user.company is not None:  # came back from the waiting page
+            flash(_("Your application was approved: welcome to the console of %(company)s.",
+                    company=user.company.name), "success")
+            return redirect(url_for("admin.index"))
         return redirect(url_for("tenant_apply.index"))
     from admin_views.tenants import REQUIRED, ApplicationForm
 
-    user = current_user._get_current_object()
     mine = db.session.scalars(
         select(TenantApplication).where(TenantApplication.applicant_id == user.id)
         .order_by(TenantApplication.created_at.desc(), TenantApplication.id.desc()).limit(20)

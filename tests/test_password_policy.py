@@ -18,7 +18,7 @@ def test_seed_004_letters_or_digits_of_4_to_16():
     policy = PasswordPolicy.from_config(SEED_004)
     for good in ("abcd", "1234", "Ab12cd34", "a" * 16):
         policy.check(good)
-    for bad, words in (("abc", "at least 4"), ("a" * 17, "at most 16"), ("ab-12", "not allowed: -"),
+    for bad, words in (("abc", "at least 4"), ("a" * 17, "at most 16"), ("ab-12", "not allowed: “-”"),
                        ("密码1234", "not allowed"), ("ab 12", "not allowed")):
         with pytest.raises(PasswordRefused) as caught:
             policy.check(bad)

@@ -53,7 +53,7 @@ def test_register_then_apply_then_wait(client, world, fixed_captcha):
         answer = client.get(url)
         assert answer.status_code == 302 and answer.headers["Location"] == "/apply", url
     page = client.get("/apply", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
-    assert "第 2 步" in page and 'name="parent"' not in page and 'value="+8613800138000"' in page
+    assert "第 2 步" in page and 'name="parent"' not in page and 'value="+86 138 0013 8000"' in page
     answer = post(client, "/apply", APPLICATION)
     assert answer.status_code == 302 and answer.headers["Location"] == "/apply"
     application = db.session.scalar(select(TenantApplication))
@@ -93,7 +93,7 @@ def test_approval_makes_the_applicant_the_administrator(client, login, world, fi
     assert db.session.scalar(select(func.count()).select_from(User).where(User.company_id == company.id)) == 1
     assert login("wangfang", "a-good-password").headers["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
-    assert client.get("/apply").headers["Location"] == "/admin/tenant_apply/"
+    assert client.get("/apply").headers["Location"] == "/admin/"  # the waiting page's button now leads in
     devices = client.get("/admin/device/").get_data(as_text=True)
     assert "AC0001" not in devices
 
@@ -106,8 +106,8 @@ def test_a_waiting_applicant_enters_the_console_once_approved(client, web_app, w
 
     approve(db.session, db.session.get(User, world.users["admin"].id), application)
     db.session.commit()
-    assert client.get("/apply").headers["Location"] == "/admin/tenant_apply/"  # same session, now a customer
-    assert client.get("/admin/").status_code == 200
+    answer = client.get("/apply", follow_redirects=True)  # same session, now a customer
+    assert answer.request.path == "/admin/" and "welcome to the console of 初创科技" in answer.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("overrides,field,message", [
