@@ -150,6 +150,8 @@ def _sign_in(user: User, next_url: str | None):
 
 
 def _complete_login(user: User, target: str):
+    session.pop("pending_login", None)
+    session.pop("captcha_verify", None)
     login_user(user)
     if user.must_change_password:
         flash(_("Please choose a new password before you continue."), "info")

@@ -107,7 +107,8 @@ class UserView(ScopedModelView):
     }
     column_details_exclude_list = ("password_hash", "session_version")
     form_columns = ("username", "email", "role", "company", "locale", "initial_password")
-    form_choices = {"role": list(ROLES.items()), "locale": list(LOCALES.items())}
+    # Applicants (registered from the login page) keep their role until approval; admins create the others.
+    form_choices = {"role": list(USER_ROLES.items()), "locale": list(LOCALES.items())}
     form_extra_fields = {
         "initial_password": PasswordField(
             _l("Initial password"),

@@ -222,3 +222,24 @@ def test_a_must_change_password_user_verifies_first_then_changes(client, login, 
     assert client.get("/password").headers["Location"] == "/login/verify"
     _send(client)
     assert _verify(client, _last_code()).headers["Location"] == "/password"
+
+
+@pytest.mark.parametrize("extra,words", [
+    ({"PHONE_VERIFICATION_STAFF": True}, "SMS_BACKEND=log only writes the codes down"),
+    ({"PHONE_VERIFICATION_CUSTOMER": True, "SMS_BACKEND": "test"}, "SMS_BACKEND=test only writes the codes down"),
+    ({"CAPTCHA_TEST_ANSWER": "AB3K"}, "testing only"),
+])
+def test_production_refuses_codes_nobody_receives_and_fixed_captchas(extra, words):
+    from app import create_app
+
+    with pytest.raises(RuntimeError, match=words):
+        create_app({"ENV_NAME": "production", "SECRET_KEY": "x", "SQLALCHEMY_DATABASE_URI": "sqlite://", **extra})
+
+
+def test_a_wrong_password_setting_or_sms_backend_stops_the_start():
+    from app import create_app
+
+    with pytest.raises(ValueError, match="PASSWORD_ALLOWED"):
+        create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://", "PASSWORD_ALLOWED": "emoji"})
+    with pytest.raises(ValueError, match="SMS_BACKEND"):
+        create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://", "SMS_BACKEND": "carrier-pigeon"})

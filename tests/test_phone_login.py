@@ -227,3 +227,60 @@ def test_a_provider_plugs_in_by_dotted_path_and_its_failure_is_smsfailed(app):
         send_sms(PHONE, "x", {"SMS_BACKEND": "test_phone_login:_Broken"})
     with pytest.raises(ValueError):
         send_sms(PHONE, "x", {"SMS_BACKEND": "nonsense"})
+
+
+# --- concurrency: the database, not Python, decides -----------------------------------------------------
+
+def _race(user_id: int, workers: int, call) -> list[str]:
+    """Run `call(session, user)` in `workers` threads at once, each on its own connection and
+    transaction; returns "ok" or the refusal of each."""
+    import threading
+
+    from sqlalchemy.orm import Session
+
+    engine = db.engine
+    barrier = threading.Barrier(workers)
+    outcomes: list[str] = []
+
+    def worker():
+        with Session(engine) as session:
+            user = session.get(User, user_id)
+            barrier.wait()
+            try:
+                call(session, user)
+                session.commit()
+                outcomes.append("ok")
+            except VerificationRefused as exc:
+                session.commit()  # what a refusal counted stays counted, as in the views
+                outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+@pytest.mark.parametrize("known_phone", [False, True])
+def test_simultaneous_sends_to_one_phone_send_one_code(app, user, known_phone):
+    if known_phone:  # the phone's throttle row exists (an old send) or is created by the race itself
+        db.session.add(PhoneThrottle(phone=PHONE, last_sent_at=T0 - timedelta(hours=2),
+                                     window_started_at=T0 - timedelta(hours=2), sent_in_window=3))
+        db.session.commit()
+    outcomes = _race(user.id, 6, lambda session, u: request_code(session, u, PHONE, T0, SETTINGS, SECRET))
+    assert outcomes.count("ok") == 1, outcomes
+    assert all("wait" in o for o in outcomes if o != "ok"), outcomes
+    db.session.expire_all()
+    assert db.session.query(PhoneCode).count() == 1
+
+
+def test_simultaneous_wrong_guesses_are_all_counted(app, user):
+    request_code(db.session, user, PHONE, T0, SETTINGS, SECRET)
+    db.session.commit()
+    outcomes = _race(user.id, 8, lambda session, u: verify_code(session, u, PHONE, "99999x", T0, SETTINGS, SECRET))
+    assert len(outcomes) == 8 and "ok" not in outcomes
+    assert sum("tries left" in o for o in outcomes) == 4  # tries 1 to 4
+    assert sum("locked" in o for o in outcomes) == 4  # the 5th locks it; 6, 7, 8 find it locked
+    db.session.expire_all()
+    assert db.session.query(PhoneCode).one().attempts == 5

@@ -60,6 +60,11 @@ def upgrade():
 
 
 def downgrade():
+    # Applicants (no company) cannot exist before this revision: their applications and audit events
+    # keep their text and lose the link, then the logins go.
+    applicants = "SELECT id FROM \"user\" WHERE role = 'applicant'"
+    op.execute(f"UPDATE tenant_application SET applicant_id = NULL WHERE applicant_id IN ({applicants})")
+    op.execute(f"UPDATE audit_event SET actor_id = NULL WHERE actor_id IN ({applicants})")
     op.execute("DELETE FROM \"user\" WHERE role = 'applicant'")
     with op.batch_alter_table("user") as batch_op:
         batch_op.drop_constraint(op.f("ck_user_role"), type_="check")
