@@ -222,6 +222,15 @@ def request_code(session: Session, user: User, phone: str, now: datetime, settin
     return code
 
 
+def send_login_code(session: Session, user: User, *, typed_phone: str | None, captcha_token: str | None,
+                    captcha_answer: str | None, now: datetime, settings: PhoneSettings, secret: str) -> tuple[str, str]:
+    """获取验证码: the picture code (used up whatever happens next), the phone (the bound one, else the
+    typed one, bound only once its code is entered), then a new code. Returns (phone, code)."""
+    consume_captcha(session, captcha_token, captcha_answer, now, secret)
+    phone = user.login_phone or normalize_phone(typed_phone, settings.regions)
+    return phone, request_code(session, user, phone, now, settings, secret)
+
+
 def code_message(code: str, minutes: int) -> str:
     """The SMS text, in the user's language."""
     return str(_l("Your Renewdesk verification code is %(code)s; it expires in %(n)s minutes. "

@@ -29,7 +29,7 @@ from actions.auth import authenticate, change_password as change_password_action
 from actions.passwords import PasswordPolicy
 from actions.phone_login import (
     PhoneSettings, captcha_png, code_message, consume_captcha, display_phone, mask_phone, new_captcha, normalize_phone,
-    request_code, verify_code,
+    send_login_code, verify_code,
 )
 from actions.sms import SmsFailed, send_sms
 from actions.tenants import apply as apply_action
@@ -229,11 +229,11 @@ def verify_phone():
     send_form = SendCodeForm(prefix="send")
     verify_form = VerifyCodeForm(prefix="verify")
     if request.method == "POST" and request.form.get("step") == "send" and send_form.validate_on_submit():
-        now = utcnow()
         try:
-            consume_captcha(db.session, session.pop("captcha_verify", None), send_form.captcha.data, now, secret)
-            phone = user.login_phone or normalize_phone(send_form.phone.data, settings.regions)
-            code = request_code(db.session, user, phone, now, settings, secret)
+            phone, code = send_login_code(
+                db.session, user, typed_phone=send_form.phone.data, captcha_token=session.pop("captcha_verify", None),
+                captcha_answer=send_form.captcha.data, now=utcnow(), settings=settings, secret=secret,
+            )
         except DomainError as exc:
             db.session.commit()  # a used picture code stays used
             _field_error(send_form, exc)  # a refused send (too soon, too many) names no field: a message

@@ -243,3 +243,11 @@ def test_a_wrong_password_setting_or_sms_backend_stops_the_start():
         create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://", "PASSWORD_ALLOWED": "emoji"})
     with pytest.raises(ValueError, match="SMS_BACKEND"):
         create_app({"ENV_NAME": "testing", "SQLALCHEMY_DATABASE_URI": "sqlite://", "SMS_BACKEND": "carrier-pigeon"})
+
+
+def test_log_in_as_someone_else_ends_the_pending_login(client, login, world, verifying):
+    login("support")
+    assert 'id="rd-other-login"' in client.get("/login/verify").get_data(as_text=True)
+    assert post(client, "/logout", {}).headers["Location"] == "/login"
+    assert client.get("/admin/").headers["Location"].startswith("/login?next=")
+    assert client.get("/login/verify").headers["Location"] == "/login"

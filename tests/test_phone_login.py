@@ -229,6 +229,24 @@ def test_a_provider_plugs_in_by_dotted_path_and_its_failure_is_smsfailed(app):
         send_sms(PHONE, "x", {"SMS_BACKEND": "nonsense"})
 
 
+def test_send_login_code_checks_the_captcha_first_and_prefers_the_bound_phone(app, user):
+    from actions.phone_login import send_login_code
+
+    token, answer = new_captcha(db.session, T0, SECRET)
+    _refused(lambda: send_login_code(db.session, user, typed_phone="not a phone", captcha_token=token,
+                                     captcha_answer=answer, now=T0, settings=SETTINGS, secret=SECRET), "phone")
+    assert db.session.get(CaptchaChallenge, token) is None  # used up by the refused attempt
+    token, _answer = new_captcha(db.session, T0, SECRET, answer="AB3K")
+    _refused(lambda: send_login_code(db.session, user, typed_phone=PHONE, captcha_token=token, captcha_answer="XXXX",
+                                     now=T0, settings=SETTINGS, secret=SECRET), "captcha")
+    assert db.session.query(PhoneCode).count() == 0
+    user.login_phone = "+84912345678"
+    token, answer = new_captcha(db.session, T0, SECRET)
+    phone, code = send_login_code(db.session, user, typed_phone=PHONE, captcha_token=token, captcha_answer=answer,
+                                  now=T0, settings=SETTINGS, secret=SECRET)
+    assert phone == "+84912345678" and len(code) == 6
+
+
 # --- concurrency: the database, not Python, decides -----------------------------------------------------
 
 def _race(user_id: int, workers: int, call) -> list[str]:
