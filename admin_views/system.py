@@ -23,7 +23,7 @@ from admin_views.base import (
     parse_row_id,
     ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options, unit_of_work,
 )
-from models import COMPANY_STATUSES, LOCALES, ROLES, USER_ROLES, AuditEvent, Company, User, db
+from models import COMPANY_STATUSES, LOCALES, USER_ROLES, AuditEvent, Company, User, db
 
 
 class InCompanyTree(BaseSQLAFilter):
