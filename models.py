@@ -168,6 +168,10 @@ ROLES = {
     "customer_admin": _l("Customer administrator"),
 }
 STAFF_ROLES = frozenset({"admin", "tech_support", "finance", "sales"})
+# A visitor who registered from the login page (申请开通) and has no company yet: outside the
+# console; approval of their application makes them their new company's customer administrator.
+APPLICANT = "applicant"
+USER_ROLES = {**ROLES, APPLICANT: _l("Applicant")}
 
 COMPANY_STATUSES = {
     "pending": _l("Pending"),
@@ -253,7 +257,7 @@ class User(db.Model):
 
     __tablename__ = "user"
     __table_args__ = (
-        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(_in("role", USER_ROLES), name="role"),
         CheckConstraint(
             "role <> 'customer_admin' OR company_id IS NOT NULL", name="customer_has_company"
         ),
@@ -277,6 +281,10 @@ class User(db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The mobile bound for login verification (E.164, e.g. +8613800138000): set once an SMS code
+    # sent to it was entered; `phone`/`mobile` above are contact details typed in the profile.
+    login_phone: Mapped[str | None] = mapped_column(String(20))
+    login_phone_verified_at: Mapped[datetime | None]
 
     company: Mapped[Company | None] = relationship()
 
@@ -301,6 +309,10 @@ class User(db.Model):
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
 
+    @property
+    def is_applicant(self) -> bool:
+        return self.role == APPLICANT
+
     def set_password(self, password: str, method: str = "scrypt") -> None:
         self.password_hash = generate_password_hash(password, method=method)
         self.session_version = (self.session_version or 0) + 1
@@ -310,6 +322,44 @@ class User(db.Model):
 
     def __str__(self) -> str:
         return self.username
+
+
+class PhoneCode(db.Model):
+    """An SMS code sent to verify a login's phone: kept only as a hash, single use, expires, and
+    dead after `attempts` reaches the limit (counted by a conditional UPDATE)."""
+
+    __tablename__ = "phone_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class PhoneThrottle(db.Model):
+    """Per phone: when the last SMS code left and how many left in the current hour. One
+    conditional UPDATE claims a send, so two requests at the same moment cannot both pass."""
+
+    __tablename__ = "phone_throttle"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_sent_at: Mapped[datetime]
+    window_started_at: Mapped[datetime]
+    sent_in_window: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CaptchaChallenge(db.Model):
+    """An image captcha shown once: its answer hashed (HMAC), consumed by one DELETE whatever the answer."""
+
+    __tablename__ = "captcha_challenge"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AuditEvent(db.Model):

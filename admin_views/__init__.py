@@ -13,7 +13,7 @@ from flask_login import current_user
 from actions.idempotency import new_key
 from admin_views.base import RoleMixin, current_zone
 from admin_views.wording import picker_locale, use_our_wording
-from models import LOCALES, ROLES
+from models import LOCALES, ROLES, USER_ROLES
 
 # Menu groups, as the user guides group them.
 CUSTOMER = _l("Customer center")  # 客户中心
@@ -79,7 +79,7 @@ def init_admin(app: Flask) -> Admin:
 
     @app.context_processor
     def console_context():
-        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale, "idempotency_key": new_key,
+        return {"locales": LOCALES, "role_labels": USER_ROLES, "get_locale": get_locale, "idempotency_key": new_key,
                 "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS}
 
     return admin

@@ -20,6 +20,7 @@ from actions import DomainError, companies_in_scope
 from actions.regions import COUNTRIES, cities_of, is_province, regions
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
 from actions.times import zone_names
+from admin_views.auth import current_password_policy
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
@@ -153,12 +154,18 @@ def queue_welcome(onboarded: Onboarded, locale: str) -> int | None:
         f"tenant_approved:{onboarded.user.id}", "tenant_approved", [onboarded.email], locale,
         _l("Your Renewdesk account for %(company)s is ready", company=company.name), sensitive=True,
         company=company.name, contact_name=onboarded.contact_name, username=onboarded.user.username,
-        password=onboarded.password, login_url=url_for("auth.login", _external=True),
+        password=onboarded.password or "", login_url=url_for("auth.login", _external=True),
     )
 
 
-def flash_welcome(outcomes, company: str, email: str, username: str, password: str) -> None:
+def flash_welcome(outcomes, company: str, email: str, username: str, password: str | None) -> None:
     """Say what happened to the welcome mail; if it did not leave, the admin must pass the password on."""
+    if password is None:  # a registered applicant keeps their own password: nothing secret to pass on
+        flash(_("Tenant %(company)s created; the applicant %(user)s is its administrator and can enter the "
+                "console now.", company=company, user=username), "success")
+        if not (outcomes and (outcomes[0].sent or not outcomes[0].failed)):
+            flash_mail(outcomes)
+        return
     if outcomes and outcomes[0].sent:
         flash(_("Tenant %(company)s created; the login and initial password of %(user)s were emailed to "
                 "%(email)s.", company=company, user=username, email=email), "success")
@@ -265,6 +272,7 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
             onboarded = approve(
                 db.session, current_user, application, parent=_company(form.parent.data),
                 username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
+                policy=current_password_policy(),
             )
         if work.failed:
             _show_error(work.error, form)
@@ -314,6 +322,7 @@ class TenantOnboardingView(RoleView):
                     contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
                     contact_email=form.contact_email.data, parent=_company(form.parent.data),
                     username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
+                    policy=current_password_policy(),
                 )
             if work.failed:
                 _show_error(work.error, form)
