@@ -141,3 +141,10 @@ def _join(names: Iterable[str]) -> str:
 
 
 DEFAULT_POLICY = PasswordPolicy()
+
+
+def current_policy() -> PasswordPolicy:
+    """The password policy of the running app's settings (README "Password policy")."""
+    from flask import current_app
+
+    return PasswordPolicy.from_config(current_app.config)

@@ -26,7 +26,7 @@ from wtforms.widgets import PasswordInput
 
 from actions import DomainError
 from actions.auth import authenticate, change_password as change_password_action, end_sessions
-from actions.passwords import PasswordPolicy
+from actions.passwords import current_policy
 from actions.phone_login import (
     PhoneSettings, captcha_png, code_message, consume_captcha, display_phone, mask_phone, new_captcha, normalize_phone,
     send_login_code, verify_code,
@@ -46,11 +46,6 @@ PENDING_ENDPOINTS = frozenset({"auth.verify_phone", "auth.login", "auth.logout",
 # What an applicant (registered, no company yet) may reach: applying, and the pages outside the console.
 APPLICANT_ENDPOINTS = frozenset({"auth.apply", "auth.logout", "auth.set_language", "auth.change_password",
                                  "auth.login", "static"})
-
-
-def current_password_policy() -> PasswordPolicy:
-    """The password policy of this app's settings (README "Password policy")."""
-    return PasswordPolicy.from_config(current_app.config)
 
 
 def _kept_password(label, **kwargs) -> PasswordField:
@@ -276,7 +271,7 @@ def register():
     if current_user.is_authenticated:
         return redirect(url_for("auth.apply") if current_user.is_applicant else url_for("tenant_apply.index"))
     form = RegisterForm()
-    policy = current_password_policy()
+    policy = current_policy()
     form.password.description = policy.describe()
     if form.validate_on_submit():
         settings = _phone_settings()
@@ -365,7 +360,7 @@ def logout():
 @login_required
 def change_password():
     form = ChangePasswordForm()
-    policy = current_password_policy()
+    policy = current_policy()
     form.new.description = policy.describe()
     if form.validate_on_submit():
         user = current_user._get_current_object()

@@ -19,7 +19,7 @@ from actions.audit import record
 from actions.companies import place
 from actions.unique import unique_or
 from actions.users import create_user, generate_password, reset_password, set_active
-from admin_views.auth import current_password_policy
+from actions.passwords import current_policy
 from admin_views.base import (
     parse_row_id,
     ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options, unit_of_work,
@@ -120,7 +120,7 @@ class UserView(ScopedModelView):
     can_delete = False
 
     def create_model(self, form):
-        policy = current_password_policy()
+        policy = current_policy()
         password = form.initial_password.data or generate_password(policy)
         with unit_of_work() as work:
             user = create_user(
@@ -138,7 +138,7 @@ class UserView(ScopedModelView):
 
     def create_form(self, obj=None):
         form = super().create_form(obj)
-        form.initial_password.description = (f"{current_password_policy().describe()} "
+        form.initial_password.description = (f"{current_policy().describe()} "
                                               f"{_('Leave empty to generate one; the user must change it at first login.')}")
         return form
 
@@ -179,7 +179,7 @@ class UserView(ScopedModelView):
         with unit_of_work() as work:
             passwords = reset_password(db.session, current_user, users,
                                        method=current_app.config["PASSWORD_HASH_METHOD"],
-                                       policy=current_password_policy())
+                                       policy=current_policy())
         if work.failed:
             return
         for username, password in passwords.items():

@@ -20,7 +20,7 @@ from actions import DomainError, companies_in_scope
 from actions.regions import COUNTRIES, cities_of, is_province, regions
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
 from actions.times import zone_names
-from admin_views.auth import current_password_policy
+from actions.passwords import current_policy
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
@@ -272,7 +272,7 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
             onboarded = approve(
                 db.session, current_user, application, parent=_company(form.parent.data),
                 username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
-                policy=current_password_policy(),
+                policy=current_policy(),
             )
         if work.failed:
             _show_error(work.error, form)
@@ -322,7 +322,7 @@ class TenantOnboardingView(RoleView):
                     contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
                     contact_email=form.contact_email.data, parent=_company(form.parent.data),
                     username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
-                    policy=current_password_policy(),
+                    policy=current_policy(),
                 )
             if work.failed:
                 _show_error(work.error, form)
