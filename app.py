@@ -40,6 +40,29 @@ DEFAULTS = {
     "PROXY_COUNT": 0,
     "CARD_AUTO_RECEIVE_DAYS": 10,
     "FLASK_ADMIN_SWATCH": "default",
+    # Password policy (actions/passwords.py; README "Password policy").
+    "PASSWORD_MIN_LENGTH": 10,
+    "PASSWORD_MAX_LENGTH": 128,
+    "PASSWORD_ALLOWED": "",
+    "PASSWORD_REQUIRE": "",
+    # Phone verification at login (actions/phone_login.py; README "Phone verification at login").
+    "PHONE_VERIFICATION_STAFF": False,
+    "PHONE_VERIFICATION_CUSTOMER": False,
+    "PHONE_REGIONS": "CN,VN",
+    "SMS_BACKEND": "log",
+    "SMS_CODE_MINUTES": 5,
+    "SMS_RESEND_SECONDS": 60,
+    "SMS_CODES_PER_HOUR": 5,
+    "SMS_CODE_MAX_ATTEMPTS": 5,
+    "CAPTCHA_MINUTES": 5,
+}
+
+# 对公账户 shown to customers paying by bank transfer, per currency. Demo values, used only in
+# development and testing when BANK_TRANSFER_PAYEE is not set: production shows none until configured.
+DEMO_BANK_TRANSFER_PAYEE = {
+    "CNY": {"name": "演示科技有限公司", "bank": "中国工商银行北京海淀支行", "account": "0200 0045 0920 0123 456"},
+    "USD": {"name": "Demo Technology Co., Ltd.", "bank": "Bank of China, Beijing Branch",
+            "account": "3498 5820 1234", "swift": "BKCHCNBJ110"},
 }
 
 # Variables read from the environment when set (the README lists them).
@@ -102,6 +125,21 @@ ENVIRONMENT = (
     "CARD_ENCRYPTION_KEYS",
     "CARD_BLIND_INDEX_KEY",
     "CARD_AUTO_RECEIVE_DAYS",
+    "PASSWORD_MIN_LENGTH",
+    "PASSWORD_MAX_LENGTH",
+    "PASSWORD_ALLOWED",
+    "PASSWORD_REQUIRE",
+    "PHONE_VERIFICATION_STAFF",
+    "PHONE_VERIFICATION_CUSTOMER",
+    "PHONE_REGIONS",
+    "SMS_BACKEND",
+    "SMS_TEST_FILE",
+    "SMS_CODE_MINUTES",
+    "SMS_RESEND_SECONDS",
+    "SMS_CODES_PER_HOUR",
+    "SMS_CODE_MAX_ATTEMPTS",
+    "CAPTCHA_MINUTES",
+    "CAPTCHA_TEST_ANSWER",
 )
 
 
@@ -112,7 +150,7 @@ def _from_environment() -> dict:
         if value is None:
             continue
         if value.isdigit() and name.endswith(("_BYTES", "_ROWS", "_PORT", "_HOURS", "_COUNT", "_MAX", "_MINUTE",
-                                              "_MINUTES", "_ATTEMPTS")):
+                                              "_MINUTES", "_ATTEMPTS", "_LENGTH", "_SECONDS", "_HOUR")):
             value = int(value)
         elif value.lower() in ("true", "false"):
             value = value.lower() == "true"
@@ -142,8 +180,11 @@ def create_app(config: dict | None = None) -> Flask:
                 "(set SECRET_KEY, or ENV_NAME=development for a local run)"
             )
         app.config["SECRET_KEY"] = "dev-only-not-secret"
+    if app.config["ENV_NAME"] in ("development", "testing"):
+        app.config.setdefault("BANK_TRANSFER_PAYEE", DEMO_BANK_TRANSFER_PAYEE)
     if app.config["ENV_NAME"] == "testing":
         app.config.setdefault("FLASK_ADMIN_RAISE_ON_VIEW_EXCEPTION", True)
+    _check_login_settings(app.config)
     # Refuse to start rather than take payments nobody can verify (actions.payments.payment_settings).
     from actions.payments import SANDBOX_DEVELOPMENT_SECRET, payment_settings
 
@@ -195,6 +236,9 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_pages(app, admin)
     register_commands(app)
     app.jinja_env.globals["pay_page_url"] = pay_page_url
+    from actions.texts import render as render_stored_text
+
+    app.jinja_env.globals["stored_text"] = render_stored_text  # {{ stored_text(row.memo_data, row.memo) }}
 
     @app.before_request
     def remember_remote_addr():
@@ -238,6 +282,22 @@ def create_app(config: dict | None = None) -> Flask:
         return redirect(url_for("admin.index"))
 
     return app
+
+
+def _check_login_settings(config) -> None:
+    """Refuse to start on a wrong password policy, or on phone verification whose codes nobody receives."""
+    from actions.passwords import PasswordPolicy
+    from actions.sms import DEVELOPMENT_BACKENDS, backend_for
+
+    PasswordPolicy.from_config(config)  # raises ValueError naming the setting
+    backend_for(config)  # an unknown SMS_BACKEND stops the start, not the first login
+    verifying = config["PHONE_VERIFICATION_STAFF"] or config["PHONE_VERIFICATION_CUSTOMER"]
+    development = config["ENV_NAME"] in ("development", "testing")
+    if verifying and not development and str(config["SMS_BACKEND"]) in DEVELOPMENT_BACKENDS:
+        raise RuntimeError(f"SMS_BACKEND={config['SMS_BACKEND']} only writes the codes down: set a real "
+                           "SMS provider (README \"Phone verification at login\") or turn verification off")
+    if config.get("CAPTCHA_TEST_ANSWER") and config["ENV_NAME"] != "testing":
+        raise RuntimeError("CAPTCHA_TEST_ANSWER makes every picture code the same: testing only")
 
 
 def select_locale() -> str:

@@ -66,7 +66,9 @@ def register_commands(app: Flask) -> None:
     @app.cli.command("seed-demo")
     @click.option("--devices", default=500, show_default=True, help="How many devices to create.")
     @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when the database has users.")
-    def seed_demo_command(devices: int, if_empty: bool) -> None:
+    @click.option("--no-activity", is_flag=True,
+                  help="Leave the queues empty: no recharges, orders or invoice requests.")
+    def seed_demo_command(devices: int, if_empty: bool, no_activity: bool) -> None:
         """Load the demo world (companies, users, catalog, devices) into an empty database."""
         from actions.demo import is_empty, seed_demo
 
@@ -76,7 +78,8 @@ def register_commands(app: Flask) -> None:
                 return
             raise click.ClickException("The database is not empty; seed-demo loads only into an empty one.")
         started = time.perf_counter()
-        made = seed_demo(db.session, devices=devices, method=current_app.config["PASSWORD_HASH_METHOD"])
+        made = seed_demo(db.session, devices=devices, method=current_app.config["PASSWORD_HASH_METHOD"],
+                         activity=not no_activity)
         db.session.commit()
         click.echo(
             f"Demo data loaded in {time.perf_counter() - started:.1f}s: {made['companies']} companies, "

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    JSON,
     MetaData,
     String,
     Text,
@@ -167,6 +168,10 @@ ROLES = {
     "customer_admin": _l("Customer administrator"),
 }
 STAFF_ROLES = frozenset({"admin", "tech_support", "finance", "sales"})
+# A visitor who registered from the login page (申请开通) and has no company yet: outside the
+# console; approval of their application makes them their new company's customer administrator.
+APPLICANT = "applicant"
+USER_ROLES = {**ROLES, APPLICANT: _l("Applicant")}
 
 COMPANY_STATUSES = {
     "pending": _l("Pending"),
@@ -183,6 +188,8 @@ PACKAGE_KINDS = {
     "plan": _l("Plan"),
     "card": _l("SIM card"),
 }
+# Product editions of seat packages and organizer accounts (seed 004).
+SEAT_EDITIONS = {"enterprise": _l("Enterprise"), "standard": _l("Standard"), "basic": _l("Basic")}
 PRICING_METHODS = {
     "per_month": _l("Per month"),
     "per_year": _l("Per year"),
@@ -250,7 +257,7 @@ class User(db.Model):
 
     __tablename__ = "user"
     __table_args__ = (
-        CheckConstraint(_in("role", ROLES), name="role"),
+        CheckConstraint(_in("role", USER_ROLES), name="role"),
         CheckConstraint(
             "role <> 'customer_admin' OR company_id IS NOT NULL", name="customer_has_company"
         ),
@@ -274,6 +281,10 @@ class User(db.Model):
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The mobile bound for login verification (E.164, e.g. +8613800138000): set once an SMS code
+    # sent to it was entered; `phone`/`mobile` above are contact details typed in the profile.
+    login_phone: Mapped[str | None] = mapped_column(String(20))
+    login_phone_verified_at: Mapped[datetime | None]
 
     company: Mapped[Company | None] = relationship()
 
@@ -298,6 +309,10 @@ class User(db.Model):
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
 
+    @property
+    def is_applicant(self) -> bool:
+        return self.role == APPLICANT
+
     def set_password(self, password: str, method: str = "scrypt") -> None:
         self.password_hash = generate_password_hash(password, method=method)
         self.session_version = (self.session_version or 0) + 1
@@ -307,6 +322,44 @@ class User(db.Model):
 
     def __str__(self) -> str:
         return self.username
+
+
+class PhoneCode(db.Model):
+    """An SMS code sent to verify a login's phone: kept only as a hash, single use, expires, and
+    dead after `attempts` reaches the limit (counted by a conditional UPDATE)."""
+
+    __tablename__ = "phone_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class PhoneThrottle(db.Model):
+    """Per phone: when the last SMS code left and how many left in the current hour. One
+    conditional UPDATE claims a send, so two requests at the same moment cannot both pass."""
+
+    __tablename__ = "phone_throttle"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_sent_at: Mapped[datetime]
+    window_started_at: Mapped[datetime]
+    sent_in_window: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CaptchaChallenge(db.Model):
+    """An image captcha shown once: its answer hashed (HMAC), consumed by one DELETE whatever the answer."""
+
+    __tablename__ = "captcha_challenge"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    answer_hash: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class AuditEvent(db.Model):
@@ -323,6 +376,8 @@ class AuditEvent(db.Model):
     model: Mapped[str] = mapped_column(String(40))
     ids: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[str] = mapped_column(Text, default="")
+    # The summary as a message key and parameters (actions/texts.py), shown in the reader's language.
+    summary_data: Mapped[dict | None] = mapped_column(JSON)
     ip: Mapped[str | None] = mapped_column(String(45))
 
     actor: Mapped[User | None] = relationship()
@@ -378,6 +433,14 @@ class Package(db.Model):
         CheckConstraint(_in("pricing", PRICING_METHODS), name="pricing"),
         CheckConstraint(_in("currency", CURRENCIES), name="currency"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
+        # A seat package prices one seat of one product edition; no other kind has an edition.
+        CheckConstraint(
+            f"edition IS NULL OR (kind = 'seat' AND {_in('edition', SEAT_EDITIONS)})",
+            name="seat_edition",
+        ),
+        # One seat package on sale per edition: buying and granting seats find it by its edition.
+        Index("uq_package_active_seat_edition", "edition", unique=True,
+              sqlite_where=text("kind = 'seat' AND active"), postgresql_where=text("kind = 'seat' AND active")),
         CheckConstraint(
             "(pricing = 'per_term' AND term_months > 0) OR "
             "(pricing <> 'per_term' AND term_months IS NULL)",
@@ -403,6 +466,8 @@ class Package(db.Model):
     term_months: Mapped[int | None]
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The product edition a seat package sells (SEAT_EDITIONS); None for every other kind.
+    edition: Mapped[str | None] = mapped_column(String(20))
 
     category: Mapped[PackageCategory] = relationship()
     subcategory: Mapped[PackageSubcategory | None] = relationship(
@@ -491,6 +556,23 @@ class Device(db.Model):
         return self.number
 
 
+class DeviceType(db.Model):
+    """设备类型: the list a device's type is chosen from; technical support maintains it.
+
+    `Device.device_type` keeps the name (a device of a type taken off the list keeps its value)."""
+
+    __tablename__ = "device_type"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class CompanyPackage(db.Model):
     """客户增值配置: a value-added package offered to a company."""
 
@@ -503,6 +585,22 @@ class CompanyPackage(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     company: Mapped[Company] = relationship()
+    package: Mapped[Package] = relationship()
+
+
+class DeviceService(db.Model):
+    """A value-added service a customer bought for a device (增值订单), running until `expires_on`."""
+
+    __tablename__ = "device_service"
+    __table_args__ = (UniqueConstraint("device_id", "package_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"), index=True)
+    expires_on: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    device: Mapped[Device] = relationship()
     package: Mapped[Package] = relationship()
 
 
@@ -537,7 +635,7 @@ ORDER_KINDS = {
     "recharge": _l("Recharge"),
     "coins": _l("Coin purchase"),
     "renewal": _l("Renewal"),
-    "value_added": _l("Value-added"),
+    "value_added": _l("Value-added order"),
     "vip_upgrade": _l("VIP upgrade"),
     "seats": _l("Account increase"),
     "subscription": _l("Subscription"),
@@ -573,6 +671,7 @@ LEDGER_KINDS = {
     "offline_recharge": _l("Offline recharge"),
     "payment": _l("Payment"),
     "refund": _l("Refund"),
+    "bank_transfer": _l("Bank transfer"),
     # cards (seed 002): the commission wallet's movements
     "commission": _l("Commission"),
     "withdrawal": _l("Withdrawal"),
@@ -641,6 +740,8 @@ class LedgerEntry(db.Model):
     # What the movement is for, e.g. "pay:order:17": the same movement can never be written twice.
     idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
     memo: Mapped[str] = mapped_column(String(255), default="")
+    # The memo as a message key and parameters (actions/texts.py), shown in the reader's language.
+    memo_data: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
     wallet: Mapped[Wallet] = relationship()
@@ -728,6 +829,8 @@ class OrderLine(db.Model):
     device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), index=True)
     package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"), index=True)
     description: Mapped[str] = mapped_column(String(255), default="")
+    # The description as a message key and parameters (actions/texts.py); `description` is its English.
+    description_data: Mapped[dict | None] = mapped_column(JSON)
     edition: Mapped[str | None] = mapped_column(String(20))
     months: Mapped[int | None]
     quantity: Mapped[int] = mapped_column(Integer, default=1)
@@ -928,9 +1031,9 @@ class ReminderLog(db.Model):
 
 APPLICATION_STATUSES = {"pending": _l("Pending review"), "approved": _l("Approved"), "rejected": _l("Rejected")}
 VIP_LEVELS = {"none": _l("Ordinary"), "vip": _l("VIP"), "svip": _l("SVIP")}
-SEAT_EDITIONS = {"enterprise": _l("Enterprise"), "standard": _l("Standard"), "basic": _l("Basic")}
 INVITATION_STATES = {"none": _l("Not invited"), "sent": _l("Invited"), "accepted": _l("Accepted")}
-RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"), "rejected": _l("Rejected")}
+RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"),
+                    "credited": _l("Credited to balance"), "rejected": _l("Rejected")}
 INVOICE_TITLE_KINDS = {"ordinary": _l("Ordinary invoice"), "special": _l("Special VAT invoice")}
 INVOICE_TYPES = {
     "electronic_ordinary": _l("Electronic ordinary invoice"),
@@ -1035,6 +1138,7 @@ class BankTransferReceipt(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", RECEIPT_STATUSES), name="status"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("received_minor IS NULL OR received_minor > 0", name="received_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -1043,6 +1147,10 @@ class BankTransferReceipt(db.Model):
     payer_account: Mapped[str] = mapped_column(String(64))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     amount = Money("amount_minor", _order_currency)
+    # What finance saw arrive on the bank statement (set on review): the order is paid only when it
+    # equals the total; any other amount is credited to the company's balance (actions/bank_transfers.py).
+    received_minor: Mapped[int | None] = mapped_column(BigInteger)
+    received = Money("received_minor", _order_currency)
     file_name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
     file_sha256: Mapped[str] = mapped_column(String(64))
@@ -1717,6 +1825,8 @@ class SubscriptionEvent(db.Model):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"))
     audit_event_id: Mapped[int | None] = mapped_column(ForeignKey("audit_event.id"))
     summary: Mapped[str] = mapped_column(Text, default="")
+    # The summary as a message key and parameters (actions/texts.py), shown in the reader's language.
+    summary_data: Mapped[dict | None] = mapped_column(JSON)
 
     actor: Mapped[User | None] = relationship()
     order: Mapped[Order | None] = relationship()

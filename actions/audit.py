@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
+from actions.texts import english
 from models import AuditEvent, User
 
 MAX_IDS_TEXT = 20_000
@@ -16,9 +17,14 @@ def record(
     action: str,
     model: str,
     ids: Iterable[object] = (),
-    summary: str = "",
+    summary: str | dict = "",
 ) -> AuditEvent:
-    """Add an AuditEvent; the address comes from `session.info` (set per request by the app)."""
+    """Add an AuditEvent; the address comes from `session.info` (set per request by the app).
+
+    `summary` is plain text, or a stored message (actions.texts.message) shown in the reader's language."""
+    summary_data = summary if isinstance(summary, dict) else None
+    if summary_data:
+        summary = english(summary_data)
     # Stored as ",3,5,8," so "which events touched row 5" is one LIKE '%,5,%'.
     ids_text = ",".join(str(i) for i in ids)
     if len(ids_text) > MAX_IDS_TEXT:
@@ -31,6 +37,7 @@ def record(
         model=model,
         ids=ids_text,
         summary=summary,
+        summary_data=summary_data,
         ip=session.info.get("remote_addr"),
     )
     session.add(event)

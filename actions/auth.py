@@ -10,9 +10,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from actions import DomainError
 from actions.audit import record
+from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
 from models import User
 
-MIN_PASSWORD_LENGTH = 10
 # Checked against when the username is unknown, so both answers take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt:1024:8:1")
 
@@ -74,27 +74,27 @@ def authenticate(
     return user
 
 
-def check_new_password(user: User, new_password: str, confirm: str) -> None:
-    """Raise DomainError when the new password is weak, unconfirmed or unchanged."""
+def check_new_password(
+    user: User, new_password: str, confirm: str, policy: PasswordPolicy = DEFAULT_POLICY
+) -> None:
+    """Raise PasswordRefused (naming the field) when the new password breaks the policy, is unconfirmed or unchanged."""
+    policy.check(new_password, field="new")
     if new_password != confirm:
-        raise DomainError(_l("The two new passwords differ."))
-    if len(new_password) < MIN_PASSWORD_LENGTH:
-        raise DomainError(
-            _l("The new password needs at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)
-        )
+        raise PasswordRefused(_l("The two new passwords differ."), field="confirm")
     if new_password.lower() == user.username.lower():
-        raise DomainError(_l("The new password may not be the username."))
+        raise PasswordRefused(_l("The new password may not be the username."), field="new")
     if user.check_password(new_password):
-        raise DomainError(_l("The new password must differ from the current one."))
+        raise PasswordRefused(_l("The new password must differ from the current one."), field="new")
 
 
 def change_password(
-    session: Session, user: User, current: str, new_password: str, confirm: str, method: str
+    session: Session, user: User, current: str, new_password: str, confirm: str, method: str,
+    policy: PasswordPolicy = DEFAULT_POLICY,
 ) -> None:
     """Change the user's own password after checking the current one; ends other sessions."""
     if not user.check_password(current):
-        raise DomainError(_l("The current password is wrong."))
-    check_new_password(user, new_password, confirm)
+        raise PasswordRefused(_l("The current password is wrong."), field="current")
+    check_new_password(user, new_password, confirm, policy)
     user.set_password(new_password, method=method)
     user.must_change_password = False
     record(session, user, "change_password", "user", [user.id])

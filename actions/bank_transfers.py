@@ -1,6 +1,15 @@
 """银行转账: a customer uploads the electronic receipt of a bank transfer paying a pending order;
-finance confirms it (the order is paid once, through actions.orders.mark_paid) or rejects it
-with a reason (the order stays pending and the customer may upload again).
+finance confirms the amount that actually arrived, or rejects the receipt with a reason (the order
+stays pending and the customer may upload again).
+
+The amount on the receipt is what the customer declares; a receipt whose amount differs from the
+order's total is accepted but flagged (`amount_matches`), on upload and in finance's list.
+What arrived decides (`confirm_receipt(received=…)`), and no money is ever lost or invented:
+- received == the order's total: the receipt is confirmed and the order paid (actions.orders.mark_paid,
+  method bank_transfer), exactly once;
+- any other amount: the order is NOT marked paid; what arrived is credited to the company's prepaid
+  balance in the order's currency (ledger kind "bank_transfer", one entry, same transaction) and the
+  receipt is "credited". The customer can pay the order from the balance (or finance refunds it).
 
 Receipt files are PNG, JPEG or PDF, recognised by their first bytes (the file name must agree),
 at most BANK_RECEIPT_MAX_BYTES, and kept once under <folder>/<sha256>: the database row holds
@@ -11,11 +20,11 @@ pay the order once.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 from flask_babel import lazy_gettext as _l
@@ -25,7 +34,9 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.orders import mark_paid
-from actions.money import format_money, parse
+from actions.money import parse, to_minor
+from actions.texts import message, money_param
+from actions.wallets import credit, wallet_for
 from models import BankTransferReceipt, Order, User, utcnow
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
@@ -93,6 +104,27 @@ def file_path(folder: str | os.PathLike, receipt: BankTransferReceipt) -> Path:
     return Path(folder) / receipt.file_sha256
 
 
+PAYEE_FIELDS = ("name", "bank", "account", "branch", "swift")
+
+
+def payee_for(setting, currency: str) -> dict | None:
+    """The account a customer pays `currency` into (对公账户), from BANK_TRANSFER_PAYEE; None if not configured.
+
+    The setting maps a currency to {"name", "bank", "account"} (optional "branch", "swift"); a JSON text
+    of that (the environment's form) is read too. A currency without an entry has no payee shown."""
+    if isinstance(setting, str):
+        try:
+            setting = json.loads(setting) if setting.strip() else None
+        except ValueError:
+            return None
+    if not isinstance(setting, dict):
+        return None
+    entry = setting.get(currency)
+    if not isinstance(entry, dict) or not all(str(entry.get(k) or "").strip() for k in ("name", "bank", "account")):
+        return None
+    return {k: str(entry.get(k) or "").strip() for k in PAYEE_FIELDS}
+
+
 def open_receipt(session: Session, order: Order) -> BankTransferReceipt | None:
     """The receipt of `order` awaiting confirmation, if any."""
     return session.scalar(select(BankTransferReceipt).where(BankTransferReceipt.order_id == order.id,
@@ -136,22 +168,36 @@ def submit_receipt(session: Session, actor: User, order: Order, payer_company: s
     )
     session.add(receipt)
     session.flush()
-    record(session, actor, "submit", "bank_transfer_receipt", [receipt.id],
-           f"{order.number}: {amount} {order.currency} from {payer_company} ({payer_account}), "
-           f"{kind.content_type} {len(data)} bytes")
+    params = dict(order=order.number, amount=money_param(amount, order.currency), payer=payer_company,
+                  account=payer_account)
+    if amount_matches(receipt):
+        record(session, actor, "submit", "bank_transfer_receipt", [receipt.id],
+               message("audit.receipt.submit", **params))
+    else:
+        record(session, actor, "submit", "bank_transfer_receipt", [receipt.id],
+               message("audit.receipt.submit_differs", **params, total=money_param(order.total, order.currency)))
     session.flush()
     return receipt
 
 
 def amount_matches(receipt: BankTransferReceipt) -> bool:
+    """Whether the amount the customer declared equals the order's total."""
     return receipt.amount == receipt.order.total
 
 
-def _claim(session: Session, receipt: BankTransferReceipt, new_status: str, actor: User, comment: str = "") -> None:
+def amount_differs_clause():
+    """SQL: the receipt's declared amount differs from its order's total (finance's list filter)."""
+    total = select(Order.total_minor).where(Order.id == BankTransferReceipt.order_id).scalar_subquery()
+    return BankTransferReceipt.amount_minor != total
+
+
+def _claim(session: Session, receipt: BankTransferReceipt, new_status: str, actor: User, comment: str = "",
+           received_minor: int | None = None) -> None:
     result = session.execute(
         update(BankTransferReceipt)
         .where(BankTransferReceipt.id == receipt.id, BankTransferReceipt.status == "submitted")
-        .values(status=new_status, reviewed_by_id=actor.id, reviewed_at=utcnow(), comment=comment)
+        .values(status=new_status, reviewed_by_id=actor.id, reviewed_at=utcnow(), comment=comment,
+                received_minor=received_minor)
         .execution_options(synchronize_session=False)
     )
     session.expire(receipt)
@@ -159,27 +205,39 @@ def _claim(session: Session, receipt: BankTransferReceipt, new_status: str, acto
         raise AlreadyReviewed(_l("Receipt #%(id)s was reviewed already.", id=receipt.id))
 
 
-def confirm_receipt(session: Session, actor: User, receipt: BankTransferReceipt, today: date) -> Order:
-    """Finance confirms the transfer: the receipt is confirmed and its order paid, both exactly once.
+def confirm_receipt(session: Session, actor: User, receipt: BankTransferReceipt, today: date,
+                    received) -> Order:
+    """Finance confirms what arrived on the bank statement (`received`, text or Decimal, in the order's currency).
 
-    Refused when the receipt's amount differs from the order's total. Paying goes through
-    actions.orders.mark_paid (method bank_transfer), so a coin order credits its coins and a
-    renewal order renews its devices exactly as an online payment would.
+    Exactly the order's total: the receipt is confirmed and the order paid through
+    actions.orders.mark_paid (method bank_transfer), so a coin order credits its coins and a renewal
+    renews its devices as an online payment would. Any other amount: the order stays unpaid and the
+    amount is credited to the company's balance in the order's currency (one ledger entry, in this
+    transaction); the receipt is "credited". Either happens exactly once (a conditional UPDATE).
     """
     require_role(actor, REVIEW_ROLES)
     order = receipt.order
-    receipt_id, amount, number, total, currency = receipt.id, receipt.amount, order.number, order.total, order.currency
+    receipt_id, number, total, currency = receipt.id, order.number, order.total, order.currency
     if receipt.status != "submitted":
         raise AlreadyReviewed(_l("Receipt #%(id)s was reviewed already.", id=receipt_id))
-    if amount != total:
-        raise DomainError(_l("Receipt #%(id)s says %(amount)s but order %(number)s is for %(total)s: "
-                             "not confirmed. Reject it, or ask the customer for the right receipt.",
-                             id=receipt_id, amount=format_money(amount, currency), number=number,
-                             total=format_money(total, currency)))
-    _claim(session, receipt, "confirmed", actor)
-    mark_paid(session, order, "bank_transfer", f"bank-receipt-{receipt_id}", Decimal(amount), currency, today)
-    record(session, actor, "confirm", "bank_transfer_receipt", [receipt_id],
-           f"{number}: {format_money(amount, currency, 'en')} received by bank transfer; order paid")
+    received = parse(received, currency, str(_l("Amount received")))
+    if received == total:
+        if order.status != "pending":
+            raise DomainError(_l("Order %(number)s is not awaiting payment: reject the receipt instead.",
+                                 number=number))
+        _claim(session, receipt, "confirmed", actor, received_minor=to_minor(received, currency))
+        mark_paid(session, order, "bank_transfer", f"bank-receipt-{receipt_id}", received, currency, today)
+        record(session, actor, "confirm", "bank_transfer_receipt", [receipt_id],
+               message("audit.receipt.confirm", order=number, amount=money_param(received, currency)))
+    else:
+        _claim(session, receipt, "credited", actor, received_minor=to_minor(received, currency))
+        wallet = wallet_for(session, order.company_id, currency)
+        credit(session, wallet, received, "bank_transfer", f"bank-receipt:{receipt_id}", actor, order_id=order.id,
+               memo=message("ledger.bank_transfer", receipt=receipt_id, order=number,
+                            amount=money_param(received, currency)))
+        record(session, actor, "credit", "bank_transfer_receipt", [receipt_id],
+               message("audit.receipt.credit", order=number, amount=money_param(received, currency),
+                       total=money_param(total, currency)))
     session.flush()
     return order
 
@@ -194,7 +252,8 @@ def reject_receipt(session: Session, actor: User, receipt: BankTransferReceipt, 
         raise DomainError(_l("Reason: at most %(n)s characters.", n=MAX_REASON))
     receipt_id, number = receipt.id, receipt.order.number
     _claim(session, receipt, "rejected", actor, reason)
-    record(session, actor, "reject", "bank_transfer_receipt", [receipt_id], f"{number}: {reason}"[:2000])
+    record(session, actor, "reject", "bank_transfer_receipt", [receipt_id],
+           message("audit.receipt.reject", order=number, reason=reason))
     session.flush()
 
 

@@ -12,7 +12,10 @@ from sqlalchemy.orm import Session
 from actions import DomainError, require_role
 from actions.audit import record
 from actions.money import parse
-from models import Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory
+from models import (
+    SEAT_EDITIONS, Company, CompanyPackage, Device, DeviceService, OrderLine, Package, PackageCategory,
+    PackageSubcategory,
+)
 
 CATALOG_ROLES = {"tech_support"}
 MAX_AMOUNT = Decimal("100000000")  # one package above this is a typo
@@ -63,6 +66,27 @@ def check_package(session: Session, package: Package) -> None:
             raise DomainError(_l("Term months: required (a whole number of months) for per-term pricing."))
     else:
         package.term_months = None
+    check_seat_edition(session, package)
+
+
+def check_seat_edition(session: Session, package: Package) -> None:
+    """A seat package sells one product edition, and one seat package is on sale per edition; other
+    kinds have no edition (it is cleared)."""
+    if package.kind != "seat":
+        package.edition = None
+        return
+    if package.edition not in SEAT_EDITIONS:
+        raise DomainError(_l("Product edition: a seat package needs one (%(editions)s).",
+                             editions=", ".join(str(label) for label in SEAT_EDITIONS.values())))
+    if not package.active:
+        return
+    with session.no_autoflush:
+        other = session.scalar(select(Package.code).where(
+            Package.kind == "seat", Package.edition == package.edition, Package.active.is_(True),
+            Package.id != package.id if package.id else True))
+    if other:
+        raise DomainError(_l("Product edition: seat package %(code)s is already on sale for %(edition)s; stop its "
+                             "sales first.", code=other, edition=SEAT_EDITIONS[package.edition]))
 
 
 def package_in_use(session: Session, package: Package) -> bool:
@@ -123,6 +147,11 @@ def delete_package(session: Session, actor, package: Package) -> str:
     if usage.in_use:
         raise DomainError(_l("%(usage)s: it cannot be deleted. Stop its sales instead; nothing was changed.",
                              usage=describe_usage(package, usage)))
+    sold = session.scalar(select(exists().where(OrderLine.package_id == package.id))) or session.scalar(
+        select(exists().where(DeviceService.package_id == package.id)))
+    if sold:  # orders and bought services keep pointing at it
+        raise DomainError(_l("Package %(code)s was sold (orders or services refer to it): it cannot be deleted. Stop "
+                             "its sales instead; nothing was changed.", code=package.code))
     record(session, actor, "delete", "package", [package.id], package.code)
     session.delete(package)
     session.flush()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import parse, round_money
+from actions.texts import count_param, label_param, message, money_param
 from actions.orders import LineSpec, open_order
 from actions.payments import online_methods
 from actions.wallets import credit, debit, wallet_for
@@ -102,10 +103,12 @@ def create_coin_order(session: Session, actor: User, company: Company, cny_amoun
     amount = parse(cny_amount, "CNY", str(_l("Amount")))
     coins = coins_for_cny(amount)
     order = open_order(session, actor, kind="coins", company_id=company.id, currency="CNY",
-                       lines=[LineSpec(description=f"{coins} coins", gross=amount, quantity=coins,
+                       lines=[LineSpec(description=message("order.line.coins", coins=count_param(coins)), gross=amount,
+                                       quantity=coins,
                                        unit_price=Decimal("0.01"))])
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: {coins} coins for {amount} CNY ({company.name}), to pay by {method}")
+           message("audit.order.coins", order=order.number, coins=count_param(coins), amount=money_param(amount, "CNY"),
+                   company=company.name, method=label_param("payment_method", method)))
     session.flush()
     return order
 
@@ -114,7 +117,8 @@ def credit_coins(session: Session, order: Order, today) -> None:
     """A paid coin purchase credits the COIN wallet: 100 coins per CNY of the order's total."""
     wallet = wallet_for(session, order.company_id, "COIN")
     credit(session, wallet, whole_coins(order.total * COINS_PER_CNY), "coin_purchase", f"coins:order:{order.id}",
-           None, order_id=order.id, memo=f"{order.number} via {order.payment_method}")
+           None, order_id=order.id,
+           memo=message("ledger.paid", order=order.number, method=label_param("payment_method", order.payment_method)))
 
 
 def take_back_coins(session: Session, order: Order, lines: list[OrderLine]) -> None:
@@ -123,4 +127,4 @@ def take_back_coins(session: Session, order: Order, lines: list[OrderLine]) -> N
     wallet = wallet_for(session, order.company_id, "COIN")
     debit(session, wallet, whole_coins(cny * COINS_PER_CNY), "refund",
           f"uncoins:order:{order.id}:" + ",".join(str(line.id) for line in lines), None, order_id=order.id,
-          memo=f"refund {order.number}")
+          memo=message("ledger.refund", order=order.number))

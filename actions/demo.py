@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from actions.card_demo import seed_cards
 from actions.companies import place
+from actions.demo_activity import seed_activity
 from actions.subscriptions import seed_subscriptions
 from models import (
-    BillingConfig, Company, CompanyPackage, Device, Package, PackageCategory, PackageSubcategory, User,
+    BillingConfig, Company, CompanyPackage, Device, DeviceType, Package, PackageCategory, PackageSubcategory, User,
 )
 
 DEMO_USERS = (
@@ -53,7 +54,8 @@ def _companies(session: Session) -> dict[str, Company]:
 def _catalog(session: Session) -> dict[str, Package]:
     renewal = PackageCategory(code="REN", name="Renewal services", kind="renewal")
     extras = PackageCategory(code="VAS", name="Value-added services", kind="value_added")
-    session.add_all([renewal, extras])
+    seats = PackageCategory(code="SEAT", name="Meeting seats", kind="seat")
+    session.add_all([renewal, extras, seats])
     session.flush()
     subs = {
         "REN-GPS": PackageSubcategory(code="REN-GPS", name="GPS tracker renewal", kind="renewal", category=renewal),
@@ -71,6 +73,10 @@ def _catalog(session: Session) -> dict[str, Package]:
         ("VAS-SMS", "SMS alerts", extras, "VAS-ALERT", "value_added", "5.00", "per_month", None, "CNY"),
         ("VAS-FENCE", "Geofence", extras, "VAS-ALERT", "value_added", "8.00", "per_month", None, "CNY"),
     ]
+    # One seat package on sale per product edition: organizer seats can be bought and granted at once.
+    seat_specs = [("SEAT-ENTERPRISE", "Enterprise seat", "enterprise", "300.00"),
+                  ("SEAT-STANDARD", "Standard seat", "standard", "200.00"),
+                  ("SEAT-BASIC", "Basic seat", "basic", "100.00")]
     packages = {}
     for code, name, category, sub, kind, amount, pricing, term, currency in specs:
         packages[code] = Package(
@@ -78,6 +84,9 @@ def _catalog(session: Session) -> dict[str, Package]:
             subcategory_id=subs[sub].id if sub else None, kind=kind, amount=Decimal(amount),
             pricing=pricing, term_months=term, currency=currency,
         )
+    for code, name, edition, amount in seat_specs:
+        packages[code] = Package(code=code, name=name, category_id=seats.id, kind="seat", edition=edition,
+                                 amount=Decimal(amount), pricing="per_year", currency="CNY")
     session.add_all(packages.values())
     session.flush()
     return packages
@@ -111,8 +120,11 @@ def insert_devices(session: Session, count: int, companies: list[Company], packa
         session.execute(insert(Device), rows)
 
 
-def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> dict:
-    """Build the demo world in an empty database; returns what was made."""
+def seed_demo(session: Session, devices: int = 500, method: str = "scrypt", activity: bool = True) -> dict:
+    """Build the demo world in an empty database; returns what was made.
+
+    `activity` adds a week's work made through the actions (recharges, orders, an invoice request:
+    actions/demo_activity.py); without it every queue starts empty."""
     companies = _companies(session)
     packages = _catalog(session)
     for username, role, company in DEMO_USERS:
@@ -127,6 +139,10 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> d
                               push_language="en", push_emails="billing@globex.example"))
     for name in ("Acme Logistics", "Globex Trading"):
         session.add(CompanyPackage(company=companies[name], package=packages["VAS-SMS"]))
+    session.add(CompanyPackage(company=companies["Acme Logistics"], package=packages["VAS-FENCE"]))
+    # The device-type list tech support maintains (Device types), and a Chinese company address.
+    session.add_all(DeviceType(name=name, sort_order=i) for i, name in enumerate(DEVICE_TYPES))
+    companies["Acme Logistics"].province, companies["Acme Logistics"].city = "上海市", "上海市"
     session.flush()
     insert_devices(session, devices, list(companies.values()), packages)
     session.flush()
@@ -134,6 +150,8 @@ def seed_demo(session: Session, devices: int = 500, method: str = "scrypt") -> d
     from actions.crypto import vault
 
     seed_cards(session, vault(), method=method)
+    if activity:
+        seed_activity(session, companies, date.today())
     # Planner statistics after a bulk load: without them SQLite walks a customer's whole
     # company tree to show one page (bench/README.md).
     session.execute(text("ANALYZE"))

@@ -20,6 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from actions.texts import message
 from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.audit import record
 from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
@@ -288,7 +289,7 @@ def post_settlement(session: Session, actor: User, settlement: CommissionSettlem
         raise DomainError(_l("Statement %(id)s is not approved, or already posted.", id=settlement.id))
     wallet = wallet_for(session, settlement.company_id, settlement.currency, kind="commission")
     entry = credit(session, wallet, from_minor(settlement.total_minor, settlement.currency), "commission",
-                   f"settlement:{settlement.id}", actor, memo=f"commission {settlement.month}")
+                   f"settlement:{settlement.id}", actor, memo=message("ledger.commission", month=settlement.month))
     settlement.ledger_entry_id = entry.id
     session.execute(update(CommissionEntry).where(CommissionEntry.settlement_id == settlement.id)
                     .values(state="posted").execution_options(synchronize_session=False))
@@ -334,7 +335,7 @@ def submit_withdrawal(session: Session, actor: User, vault: Vault, company: Comp
     wallet = wallet_for(session, company.id, currency, kind="commission")
     try:
         debit(session, wallet, value, "withdrawal", f"withdrawal:{withdrawal.id}:hold", actor,
-              memo=f"withdrawal #{withdrawal.id}")
+              memo=message("ledger.withdrawal", id=withdrawal.id))
     except InsufficientBalance:
         raise DomainError(_l("Amount: %(amount)s is more than the available commission %(held)s.",
                              amount=value, held=commission_balance(session, company.id, currency))) from None
@@ -345,7 +346,7 @@ def submit_withdrawal(session: Session, actor: User, vault: Vault, company: Comp
 def _release(session: Session, actor: User, withdrawal: Withdrawal) -> None:
     wallet = wallet_for(session, withdrawal.company_id, withdrawal.currency, kind="commission")
     credit(session, wallet, from_minor(withdrawal.amount_minor, withdrawal.currency), "withdrawal_release",
-           f"withdrawal:{withdrawal.id}:release", actor, memo=f"withdrawal #{withdrawal.id} not paid")
+           f"withdrawal:{withdrawal.id}:release", actor, memo=message("ledger.withdrawal_release", id=withdrawal.id))
 
 
 def approve_withdrawal(session: Session, actor: User, withdrawal: Withdrawal) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from actions import ActionResult, DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, from_minor, parse, to_minor
+from actions.texts import message
 from actions.unique import unique_or
 from actions.wallets import credit, wallet_for
 from models import CURRENCIES, RECHARGE_STATUSES, Company, OfflineRecharge, User, utcnow
@@ -299,7 +300,8 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
         wallet = wallet_for(session, company_id, currency)
         credit(session, wallet, amount, "offline_recharge", f"offline_recharge:{application.id}", actor,
                recharge_id=application.id,
-               memo=f"offline recharge #{application.id} {payer}" + (f" ref {reference}" if reference else ""))
+               memo=message("ledger.offline_recharge_ref" if reference else "ledger.offline_recharge",
+                            id=application.id, payer=payer, **({"reference": reference} if reference else {})))
     record(session, actor, decision, AUDIT_MODEL, [application.id],
            summary + (f"; comment: {comment}" if comment else ""))
     session.flush()

@@ -29,6 +29,7 @@ from actions import ActionResult, DomainError, each_in_savepoint, in_scope, requ
 from actions.audit import record
 from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
+from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
     ORDER_KINDS, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
@@ -134,9 +135,11 @@ class DiscountSpec:
 
 @dataclass(frozen=True)
 class LineSpec:
-    """One line of an order to open: what it is, its gross price and the discounts on it."""
+    """One line of an order to open: what it is, its gross price and the discounts on it.
 
-    description: str
+    `description` is plain text, or a stored message (actions.texts.message) shown in the reader's language."""
+
+    description: str | dict
     gross: Decimal
     quantity: int = 1
     unit_price: Decimal | None = None
@@ -173,15 +176,18 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
     if not lines:
         raise DomainError(_l("An order needs at least one line."))
     rows, total_minor = [], 0
+    plain = english_all([spec.description for spec in lines])  # one locale switch for a thousand lines
+    texts = [(text, spec.description if isinstance(spec.description, dict) else None)
+             for text, spec in zip(plain, lines)]
     for number, spec in enumerate(lines, 1):
         gross = to_minor(round_money(spec.gross, currency), currency)
         discount = sum(to_minor(round_money(d.amount, currency), currency) for d in spec.discounts)
         if gross < 0 or discount < 0 or any(d.amount <= 0 for d in spec.discounts):
             raise DomainError(_l("Line %(n)s (%(what)s): amounts must not be negative.", n=number,
-                                 what=spec.description))
+                                 what=render(texts[number - 1][1], texts[number - 1][0])))
         if discount > gross:
             raise DomainError(_l("Line %(n)s (%(what)s): the discounts (%(discount)s) exceed its price (%(gross)s).",
-                                 n=number, what=spec.description,
+                                 n=number, what=render(texts[number - 1][1], texts[number - 1][0]),
                                  discount=format_money(from_minor(discount, currency), currency),
                                  gross=format_money(from_minor(gross, currency), currency)))
         unit = spec.unit_price if spec.unit_price is not None else spec.gross
@@ -192,12 +198,12 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
                   created_by_id=actor.id if actor else None, created_at=now, note=note[:255], promotion=promotion)
     number_order(session, order)
     values = [
-        {"order_id": order.id, "description": spec.description[:255], "quantity": spec.quantity,
+        {"order_id": order.id, "description": text[:255], "description_data": data, "quantity": spec.quantity,
          "unit_price_minor": unit, "gross_minor": gross, "discount_minor": discount, "net_minor": gross - discount,
          "refunded_minor": 0, "device_id": spec.device_id, "package_id": spec.package_id, "months": spec.months,
          "edition": spec.edition, "member_account_id": spec.member_account_id, "old_level": spec.old_level,
          "old_expires_on": spec.old_expires_on, "new_expires_on": spec.new_expires_on}
-        for spec, gross, discount, unit in rows
+        for (spec, gross, discount, unit), (text, data) in zip(rows, texts)
     ]
     if any(spec.discounts for spec, *_ in rows):
         for value, (spec, *_rest) in zip(values, rows):
@@ -215,7 +221,7 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
         if not claim_order(session, order, "pending", status="paid", paid_at=utcnow()):
             raise DomainError(_l("Order %(number)s is not awaiting payment.", number=order.number))
         deliver(session, order, today or date.today())
-        record(session, actor, "pay", "order", [order.id], f"{order.number}: 0 {currency}, nothing to pay")
+        record(session, actor, "pay", "order", [order.id], message("audit.order.free", order=order.number))
     session.flush()
     return order
 
@@ -294,13 +300,14 @@ def create_renewal_order(session: Session, actor: User, quote: RenewalQuote) -> 
     require_role(actor, RENEWAL_ROLES)
     order = open_order(
         session, actor, kind="renewal", company_id=quote.company.id, currency=quote.currency,
-        lines=[LineSpec(description=f"{d.number} {p.code} × {quote.months}", gross=price, unit_price=price,
+        lines=[LineSpec(description=message("order.line.renewal", device=d.number, package=p.name, months=quote.months),
+                        gross=price, unit_price=price,
                         device_id=d.id, package_id=p.id, months=quote.months)
                for d, p, price, _new in quote.lines],
     )
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: renew {len(quote.lines)} devices × {quote.months} months = "
-           f"{format_money(order.total, order.currency, 'en')}")
+           message("audit.order.renewal", order=order.number, devices=len(quote.lines), months=quote.months,
+                   amount=money_param(order.total, order.currency)))
     session.flush()
     return order
 
@@ -314,9 +321,10 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
         raise DomainError(_l("Currency: %(currency)s cannot be recharged.", currency=currency))
     amount = parse(amount, currency, str(_l("Amount")))
     order = open_order(session, actor, kind="recharge", company_id=company.id, currency=currency,
-                       lines=[LineSpec(description=f"Recharge {format_money(amount, currency, 'en')}", gross=amount)])
+                       lines=[LineSpec(description=message("order.line.recharge", amount=money_param(amount, currency)),
+                                       gross=amount)])
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: recharge {format_money(amount, currency, 'en')}")
+           message("audit.order.recharge", order=order.number, amount=money_param(amount, currency)))
     session.flush()
     return order
 
@@ -389,7 +397,7 @@ def credit_recharge(session: Session, order: Order, today: date) -> None:
     """A paid top-up credits the company's wallet with the order's total."""
     wallet = wallet_for(session, order.company_id, order.currency)
     credit(session, wallet, order.total, "recharge", f"recharge:order:{order.id}", None, order_id=order.id,
-           memo=f"{order.number} via {order.payment_method}")
+           memo=message("ledger.paid", order=order.number, method=label_param("payment_method", order.payment_method)))
 
 
 def undo_recharge(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:
@@ -397,7 +405,7 @@ def undo_recharge(session: Session, order: Order, lines: Sequence[OrderLine]) ->
     amount = sum((line.net for line in lines), zero(order.currency))
     wallet = wallet_for(session, order.company_id, order.currency)
     debit(session, wallet, amount, "refund", f"unrecharge:order:{order.id}:" + ",".join(str(l.id) for l in lines),
-          None, order_id=order.id, memo=f"refund {order.number}")
+          None, order_id=order.id, memo=message("ledger.refund", order=order.number))
 
 
 # --- paying --------------------------------------------------------------------------------------
@@ -420,9 +428,11 @@ def pay_with_balance(session: Session, actor: User | None, order: Order, today: 
                              number=number, status=order.status))
     if total > 0:
         wallet = wallet_for(session, company_id, currency)
-        debit(session, wallet, total, "payment", f"pay:order:{order.id}", actor, order_id=order.id, memo=f"{number}")
+        debit(session, wallet, total, "payment", f"pay:order:{order.id}", actor, order_id=order.id,
+              memo=message("ledger.payment", order=number))
     deliver(session, order, today)
-    record(session, actor, "pay", "order", [order.id], f"{number}: {format_money(total, currency, 'en')} from balance")
+    record(session, actor, "pay", "order", [order.id],
+           message("audit.order.pay_balance", order=number, amount=money_param(total, currency)))
     session.flush()
 
 
@@ -436,7 +446,9 @@ def pay_offline(session: Session, actor: User, order: Order, method: str, today:
         raise DomainError(_l("Order %(number)s is not awaiting payment.", number=number))
     deliver(session, order, today)
     record(session, actor, "pay", "order", [order.id],
-           f"{number}: {format_money(order.total, order.currency, 'en')} in {method}" + (f" ({note})" if note else ""))
+           message("audit.order.pay_offline_note" if note else "audit.order.pay_offline", order=number,
+                   amount=money_param(order.total, order.currency), method=label_param("payment_method", method),
+                   **({"note": note} if note else {})))
     session.flush()
 
 
@@ -457,7 +469,8 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
                              number=order.number, status=order.status))
     deliver(session, order, today)
     record(session, None, "pay", "order", [order.id],
-           f"{order.number}: {format_money(order.total, currency, 'en')} via {method} ({provider_ref})")
+           message("audit.order.pay_provider", order=order.number, amount=money_param(order.total, currency),
+                   method=label_param("payment_method", method), reference=provider_ref))
     session.flush()
     return True
 
@@ -485,7 +498,7 @@ def cancel_stale_orders(session: Session, older_than: timedelta, now: datetime) 
         .execution_options(synchronize_session=False)
     )
     if result.rowcount:
-        record(session, None, "cancel_stale", "order", [], f"{result.rowcount} pending orders expired")
+        record(session, None, "cancel_stale", "order", [], message("audit.order.cancel_stale", count=result.rowcount))
     return result.rowcount
 
 
@@ -498,7 +511,7 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     if not claim_order(session, order, "pending", status="cancelled", cancelled_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=number, status=order.status))
-    record(session, actor, "cancel", "order", [order.id], number)
+    record(session, actor, "cancel", "order", [order.id], message("audit.order.cancel", order=number))
     session.flush()
 
 
@@ -555,8 +568,8 @@ def request_refund(session: Session, actor: User, order: Order, line_ids: Sequen
     session.execute(insert(OrderRefundLine), [{"refund_id": refund.id, "line_id": line.id,
                                                "amount_minor": line.net_minor} for line in chosen])
     record(session, actor, "request_refund", "order", [order.id],
-           f"{number}: refund #{refund.id} of {len(chosen)} lines, "
-           f"{format_money(from_minor(amount_minor, order.currency), order.currency, 'en')}")
+           message("audit.order.request_refund", order=number, refund=refund.id, lines=len(chosen),
+                   amount=money_param(from_minor(amount_minor, order.currency), order.currency)))
     session.flush()
     return refund
 
@@ -599,7 +612,8 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
                         .values(status="failed", completed_at=utcnow(), failure_reason=reason[:2000]))
         session.expire_all()
         record(session, approver, "refund_failed", "order", [order.id],
-               f"{number}: refund #{refund.id} refused by {order.payment_method}: {reason}")
+               message("audit.order.refund_failed", order=number, refund=refund.id, reason=reason,
+                       method=label_param("payment_method", order.payment_method)))
         session.flush()
         return "failed"
     session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
@@ -607,9 +621,14 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
     session.execute(update(Order).where(Order.id == order.id, Order.refunded_minor == Order.total_minor)
                     .values(status="refunded", refunded_at=utcnow()))
     session.expire_all()
-    record(session, approver, "refund", "order", [order.id],
-           f"{number}: refund #{refund.id} of {len(lines)} lines, {format_money(refund.amount, order.currency, 'en')} "
-           f"back via {order.payment_method or 'nothing (free order)'}")
+    if order.payment_method:
+        record(session, approver, "refund", "order", [order.id],
+               message("audit.order.refund", order=number, refund=refund.id, lines=len(lines),
+                       amount=money_param(refund.amount, order.currency),
+                       method=label_param("payment_method", order.payment_method)))
+    else:
+        record(session, approver, "refund", "order", [order.id],
+               message("audit.order.refund_free", order=number, refund=refund.id, lines=len(lines)))
     session.flush()
     return "completed"
 
@@ -640,7 +659,7 @@ def _carry_out_refund(session: Session, approver: User, refund: OrderRefund, ord
     if order.payment_method == "balance":
         wallet = wallet_for(session, order.company_id, order.currency)
         credit(session, wallet, refund.amount, "refund", f"refund:{refund.id}", approver, order_id=order.id,
-               memo=f"refund {number}")
+               memo=message("ledger.refund", order=number))
     elif order.payment_method in _PROVIDER_REFUNDS:
         try:
             provider_id = _PROVIDER_REFUNDS[order.payment_method](session, order, refund)
@@ -660,7 +679,8 @@ def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: st
                          approved_at=utcnow()):
         raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
                              id=refund.id, number=number, status=refund.status))
-    record(session, actor, "reject_refund", "order", [refund.order_id], f"{number}: refund #{refund.id}: {reason}")
+    record(session, actor, "reject_refund", "order", [refund.order_id],
+           message("audit.order.reject_refund", order=number, refund=refund.id, reason=reason))
     session.flush()
 
 

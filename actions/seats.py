@@ -1,7 +1,7 @@
 """Seats (seed 004): seats bought per product edition, organizer accounts that use them, invitations.
 
 A company buys seats of an edition with an Order of kind "seats" (账号增加: one line with the
-edition and the quantity, priced from the active catalog package SEAT-<EDITION>); paying it —
+edition and the quantity, priced from the catalog's seat package on sale for that edition); paying it —
 from the balance, online, or in cash when sales grants seats — adds the quantity to the
 company's SeatQuota.purchased in the payment's transaction (the "seats" order kind, registered in
 actions/order_kinds.py, delivers with `add_purchased_seats` and undoes with `remove_purchased_seats`).
@@ -27,14 +27,14 @@ from sqlalchemy.orm import Session, aliased
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
-from actions.money import format_money, round_money
+from actions.money import round_money
+from actions.texts import label_param, message, money_param
 from actions.orders import LineSpec, open_order, pay_offline
 from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Package, SeatQuota, User, utcnow
 
 ORGANIZER_ROLES = {"customer_admin"}
 BUY_ROLES = {"customer_admin"}
 GRANT_ROLES = {"sales"}
-PACKAGE_CODES = {edition: f"SEAT-{edition.upper()}" for edition in SEAT_EDITIONS}
 MAX_SEATS_PER_ORDER = 10_000
 MAX_NAME = 60  # MemberAccount.first_name / last_name
 MAX_LOGIN = 100  # MemberAccount.login
@@ -201,13 +201,20 @@ def _expire_quotas(session: Session) -> None:
 
 # --- seat orders ---------------------------------------------------------------------------------
 
+def seat_packages(session: Session) -> dict[str, Package]:
+    """Edition → the catalog's seat package on sale for it (at most one per edition, by a unique index)."""
+    packages = session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
+                                                     Package.edition.isnot(None)))
+    return {package.edition: package for package in packages}
+
+
 def seat_package(session: Session, edition: str) -> Package:
-    """The active catalog package that prices one seat of `edition` (code SEAT-<EDITION>, kind seat)."""
-    package = session.scalar(select(Package).where(Package.code == PACKAGE_CODES[edition], Package.kind == "seat",
+    """The catalog's seat package on sale for `edition` (type seat, that edition); its price is one seat's."""
+    package = session.scalar(select(Package).where(Package.kind == "seat", Package.edition == edition,
                                                    Package.active.is_(True)))
     if package is None:
-        raise DomainError(_l("No seat package for edition %(edition)s: the catalog needs an active seat package "
-                             "%(code)s.", edition=SEAT_EDITIONS[edition], code=PACKAGE_CODES[edition]))
+        raise DomainError(_l("No seat package of edition %(edition)s is on sale: technical support adds one under "
+                             "Packages (type Seat, product edition %(edition)s).", edition=SEAT_EDITIONS[edition]))
     return package
 
 
@@ -220,7 +227,8 @@ def _new_seat_order(session: Session, actor: User, company: Company, edition, qu
     total = round_money(package.amount * quantity, package.currency)
     order = open_order(session, actor, kind="seats", company_id=company.id, currency=package.currency,
                        promotion=promotion, note=note,
-                       lines=[LineSpec(description=f"{package.code} × {quantity}", gross=total, quantity=quantity,
+                       lines=[LineSpec(description=message("order.line.seats", edition=label_param("seat_edition", edition),
+                                                           quantity=quantity), gross=total, quantity=quantity,
                                        unit_price=package.amount, package_id=package.id, edition=edition)])
     return order, order.lines[0]
 
@@ -232,8 +240,10 @@ def create_seat_order(session: Session, actor: User, company: Company, edition: 
     company = _check_company(session, actor, company)
     order, line = _new_seat_order(session, actor, company, edition, quantity, promotion)
     record(session, actor, "create", "order", [order.id],
-           f"{order.number}: {line.quantity} {line.edition} seats for {company.name}, "
-           f"{format_money(order.total, order.currency, 'en')}" + (f" (promotion: {order.promotion})" if order.promotion else ""))
+           message("audit.order.seats_promotion" if order.promotion else "audit.order.seats", order=order.number,
+                   quantity=line.quantity, edition=label_param("seat_edition", line.edition), company=company.name,
+                   amount=money_param(order.total, order.currency),
+                   **({"promotion": order.promotion} if order.promotion else {})))
     session.flush()
     return order
 
@@ -248,8 +258,9 @@ def grant_seats(session: Session, actor: User, company: Company, edition: str, q
     quantity, edition = line.quantity, line.edition
     pay_offline(session, actor, order, "cash", today, note)
     record(session, actor, "grant", "order", [order.id],
-           f"{order.number}: {quantity} {edition} seats for {company.name}, "
-           f"{format_money(order.total, order.currency, 'en')} in cash ({note})")
+           message("audit.order.seats_granted", order=order.number, quantity=quantity,
+                   edition=label_param("seat_edition", edition), company=company.name,
+                   amount=money_param(order.total, order.currency), note=note))
     session.flush()
     return order
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, round_money, zero
+from actions.texts import english, label_param, message, money_param
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, keep_pending_while, mark_paid, open_order, pay_with_balance,
     register_kind,
@@ -666,11 +667,12 @@ def _link_of(session: Session, order: Order) -> SubscriptionOrder | None:
 
 
 def event(session: Session, subscription: Subscription, kind: str, actor: User | None, *, order: Order | None = None,
-          audit=None, summary: str = "") -> SubscriptionEvent:
-    """Append one history event (never edited)."""
+          audit=None, summary: str | dict = "") -> SubscriptionEvent:
+    """Append one history event (never edited); `summary` is text or a stored message (actions.texts)."""
+    data = summary if isinstance(summary, dict) else None
     row = SubscriptionEvent(subscription_id=subscription.id, kind=kind, actor_id=actor.id if actor else None,
                             order_id=order.id if order else None, audit_event_id=audit.id if audit else None,
-                            summary=summary, at=utcnow())
+                            summary=english(data) if data else summary, summary_data=data, at=utcnow())
     session.add(row)
     return row
 
@@ -730,7 +732,8 @@ def deliver(session: Session, order: Order, today: date) -> None:
                             .execution_options(synchronize_session=False))
     kind = {"start": "started", "renewal": "renewed", "upgrade": "upgraded"}[link.purpose]
     event(session, subscription, "paid", None, order=order,
-          summary=f"{order.number}: {format_money(order.total, order.currency)} ({order.payment_method or ''})")
+          summary=message("subscription.paid", order=order.number, amount=money_param(order.total, order.currency),
+                          method=label_param("payment_method", order.payment_method)))
     event(session, subscription, kind, None, order=order,
           summary=f"{subscription.period_start.isoformat()} → {subscription.period_end.isoformat()}")
     session.flush()
@@ -919,7 +922,8 @@ def update_renewal(session: Session, actor: User, subscription: Subscription, au
                    f"auto_renew/renewal_method: {before} → {(subscription.auto_renew, method)}")
     session.flush()
     event(session, subscription, "settings", actor, audit=audit,
-          summary=f"auto-renew {'on' if subscription.auto_renew else 'off'}, {method}")
+          summary=message("subscription.renewal_on" if subscription.auto_renew else "subscription.renewal_off",
+                          method=label_param("renewal_method", method)))
     session.flush()
 
 
@@ -970,7 +974,7 @@ def suspend(session: Session, actor: User, subscription: Subscription, at: datet
         raise DomainError(_l("Subscription %(number)s is not active.", number=subscription.number))
     session.refresh(subscription)
     audit = record(session, actor, "suspend", "subscription", [subscription.id], subscription.number)
-    event(session, subscription, "settings", actor, audit=audit, summary=str(_l("Suspended")))
+    event(session, subscription, "settings", actor, audit=audit, summary=message("subscription.suspended"))
     session.flush()
 
 
@@ -984,7 +988,7 @@ def resume(session: Session, actor: User, subscription: Subscription) -> None:
         raise DomainError(_l("Subscription %(number)s is not suspended.", number=subscription.number))
     session.refresh(subscription)
     audit = record(session, actor, "resume", "subscription", [subscription.id], subscription.number)
-    event(session, subscription, "settings", actor, audit=audit, summary=str(_l("Resumed")))
+    event(session, subscription, "settings", actor, audit=audit, summary=message("subscription.resumed"))
     session.flush()
 
 
@@ -1042,7 +1046,7 @@ def request_cancel_now(session: Session, actor: User, subscription: Subscription
     audit = record(session, actor, "cancel_now_requested", "subscription", [subscription.id],
                    f"{subscription.number}: refund #{refund.id} of {order.number}")
     event(session, subscription, "cancel_scheduled", actor, order=order, audit=audit,
-          summary=str(_l("Cancel now: refund #%(id)s awaits approval by finance.", id=refund.id)))
+          summary=message("subscription.cancel_now", id=refund.id))
     session.flush()
     return refund
 
@@ -1086,10 +1090,9 @@ def _credit_unused_days(session: Session, subscription: Subscription, order: Ord
     if amount > 0:
         wallet = wallet_for(session, subscription.company_id, subscription.currency)
         credit(session, wallet, amount, "refund", f"subscription-upgrade-credit:{order.id}", None, order_id=order.id,
-               memo=f"{subscription.number}: unused days before upgrade")
+               memo=message("ledger.upgrade_credit", subscription=subscription.number))
         event(session, subscription, "upgraded", None, order=order,
-              summary=str(_l("Credit for unused days: %(amount)s to the balance.",
-                             amount=format_money(amount, subscription.currency))))
+              summary=message("subscription.upgrade_credit", amount=money_param(amount, subscription.currency)))
 
 
 def upgrade_now(session: Session, actor: User, subscription: Subscription, cycle_id: int, today: date) -> Order:

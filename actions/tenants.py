@@ -31,9 +31,11 @@ from sqlalchemy.orm import Session
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.companies import create_company
+from actions.regions import RegionError, check_region
 from actions.times import check_zone
+from actions.passwords import DEFAULT_POLICY, PasswordPolicy
 from actions.users import create_user, generate_password
-from models import ROLES, BillingConfig, Company, TenantApplication, User, utcnow
+from models import APPLICANT, USER_ROLES, BillingConfig, Company, TenantApplication, User, utcnow
 
 CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _CREDIT_WEIGHTS = tuple(pow(3, i, 31) for i in range(17))
@@ -206,8 +208,15 @@ def apply(
     contact_name: str | None, contact_phone: str | None, contact_email: str | None,
     parent: Company | None = None,
 ) -> TenantApplication:
-    """申请开通: record a pending application (any signed-in role; a customer's parent stays in their tree)."""
-    require_role(actor, ROLES)
+    """申请开通: record a pending application (any signed-in role; a customer's parent stays in their tree;
+    an applicant who registered from the login page applies for a top-level company, one at a time)."""
+    require_role(actor, USER_ROLES)
+    if actor.is_applicant:
+        parent = None
+        waiting = session.scalar(select(TenantApplication.id).where(
+            TenantApplication.applicant_id == actor.id, TenantApplication.status == "pending").limit(1))
+        if waiting is not None:
+            raise DomainError(_l("Your application #%(id)s is waiting for review.", id=waiting))
     fields = clean_tenant_fields(company_name, tax_id, contact_name, contact_phone, contact_email)
     _check_parent(session, actor, parent)
     _refuse_duplicates(session, fields.tax_id)
@@ -233,20 +242,26 @@ class Onboarded:
 
     company: Company
     user: User
-    password: str
+    password: str | None  # None: an applicant who keeps their own password
     email: str
     contact_name: str
 
 
 def create_tenant(
     session: Session, actor: User, fields: TenantFields, parent: Company | None,
-    username: str | None, method: str = "scrypt",
+    username: str | None, method: str = "scrypt", policy: PasswordPolicy = DEFAULT_POLICY,
+    applicant: User | None = None,
 ) -> Onboarded:
-    """The company under `parent`, its billing config and its customer administrator (admins only)."""
+    """The company under `parent`, its billing config and its customer administrator (admins only).
+
+    With `applicant` (a user who registered from the login page) that user becomes the
+    administrator and keeps the password they chose; otherwise a new login is created with a
+    one-time password."""
     require_role(actor, {"admin"})
-    username = _username(username or fields.contact_email)
-    if session.scalar(select(User.id).where(User.username == username)):
-        raise InvalidField("username", _l("%(name)s is taken; give another username.", name=username))
+    if applicant is None:
+        username = _username(username or fields.contact_email)
+        if session.scalar(select(User.id).where(User.username == username)):
+            raise InvalidField("username", _l("%(name)s is taken; give another username.", name=username))
     company = create_company(
         session, actor, fields.company_name, parent, status="active", tax_id=fields.tax_id,
         contact_name=fields.contact_name, contact_phone=fields.contact_phone,
@@ -257,10 +272,26 @@ def create_tenant(
     session.flush()
     record(session, actor, "create", "billing_config", [config.id],
            f"{company.name} (#{company.id}): defaults, push_emails={fields.contact_email}")
-    password = generate_password()
+    if applicant is not None:
+        promoted = session.execute(
+            update(User).where(User.id == applicant.id, User.role == APPLICANT)
+            .values(role="customer_admin", company_id=company.id).execution_options(synchronize_session="fetch")
+        ).rowcount
+        if promoted != 1:
+            raise DomainError(_l("User %(name)s is no longer an applicant.", name=applicant.username))
+        session.refresh(applicant)
+        applicant.email = applicant.email or fields.contact_email
+        applicant.full_name = applicant.full_name or fields.contact_name
+        applicant.phone = applicant.phone or fields.contact_phone
+        record(session, actor, "edit", "user", [applicant.id],
+               f"role: applicant → customer_admin; company=#{company.id}")
+        session.flush()
+        return Onboarded(company, applicant, None, applicant.email, fields.contact_name)
+    password = generate_password(policy)
     try:
         user = create_user(session, actor, username, "customer_admin", password, company=company,
-                           email=fields.contact_email, method=method, must_change_password=True)
+                           email=fields.contact_email, method=method, must_change_password=True,
+                           policy=policy)
     except IntegrityError as exc:  # taken by a concurrent request since the check above
         raise InvalidField("username", _l("%(name)s is taken; give another username.", name=username)) from exc
     user.full_name = fields.contact_name
@@ -288,9 +319,11 @@ _KEEP = object()
 
 def approve(
     session: Session, actor: User, application: TenantApplication, *, parent=_KEEP,
-    username: str | None = None, method: str = "scrypt",
+    username: str | None = None, method: str = "scrypt", policy: PasswordPolicy = DEFAULT_POLICY,
 ) -> Onboarded:
-    """Approve a pending application: create the tenant (parent: the applicant's choice unless given)."""
+    """Approve a pending application: create the tenant (parent: the applicant's choice unless given).
+
+    An application from a registered applicant makes that applicant the administrator."""
     require_role(actor, {"admin"})
     _close_application(session, actor, application, "approved")
     if parent is _KEEP:
@@ -299,7 +332,9 @@ def approve(
     fields = clean_tenant_fields(application.company_name, application.tax_id, application.contact_name,
                                  application.contact_phone, application.contact_email)
     _refuse_duplicates(session, fields.tax_id, pending_too=False)
-    onboarded = create_tenant(session, actor, fields, parent, username, method=method)
+    applicant = application.applicant if application.applicant and application.applicant.is_applicant else None
+    onboarded = create_tenant(session, actor, fields, parent, username, method=method, policy=policy,
+                              applicant=applicant)
     application.company_id = onboarded.company.id
     session.flush()
     record(session, actor, "approve", "tenant_application", [application.id],
@@ -327,13 +362,14 @@ def onboard(
     session: Session, actor: User, *, company_name: str | None, tax_id: str | None,
     contact_name: str | None, contact_phone: str | None, contact_email: str | None,
     parent: Company | None = None, username: str | None = None, method: str = "scrypt",
+    policy: PasswordPolicy = DEFAULT_POLICY,
 ) -> Onboarded:
     """Quick onboarding: an admin creates a tenant in one step, as an approval would."""
     require_role(actor, {"admin"})
     fields = clean_tenant_fields(company_name, tax_id, contact_name, contact_phone, contact_email)
     _check_parent(session, actor, parent)
     _refuse_duplicates(session, fields.tax_id)
-    onboarded = create_tenant(session, actor, fields, parent, username, method=method)
+    onboarded = create_tenant(session, actor, fields, parent, username, method=method, policy=policy)
     record(session, actor, "onboard", "company", [onboarded.company.id],
            f"name={fields.company_name} tax_id={fields.tax_id} user={onboarded.user.username}")
     session.flush()
@@ -378,10 +414,14 @@ def update_profile(
     company_values = {
         "phone": _phone("phone", phone, required=False),
         "fax": _phone("fax", fax, required=False),
-        "province": _text("province", province, 60, required=False),
-        "city": _text("city", city, 60, required=False),
         "address": _text("address", address, 255, required=False),
     }
+    try:  # chosen from the lists (actions/regions.py); stored values off the list stay while unchanged
+        company_values["province"], company_values["city"] = check_region(
+            _text("province", province, 60, required=False), _text("city", city, 60, required=False),
+            keep=(company.province, company.city))
+    except RegionError as exc:
+        raise InvalidField(exc.field, exc.problem) from None
     user_values = {
         "full_name": _text("full_name", full_name, 100),
         "email": _email("email", email),

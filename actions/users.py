@@ -1,21 +1,22 @@
-"""Staff and customer logins: create, deactivate, reset passwords."""
+"""Staff and customer logins: create, deactivate, reset passwords; applicants register themselves."""
 from __future__ import annotations
 
-import secrets
-
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, require_role
 from actions.audit import record
 from actions.auth import end_sessions
-from models import ROLES, Company, User
+from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
+from actions.phone_login import display_phone
+from models import APPLICANT, ROLES, Company, User
 
 
-def generate_password() -> str:
-    """A random initial password the user must change at first login."""
-    return secrets.token_urlsafe(9)
+def generate_password(policy: PasswordPolicy = DEFAULT_POLICY) -> str:
+    """A random initial password, following the policy, that the user must change at first login."""
+    return policy.generate()
 
 
 def create_user(
@@ -28,6 +29,7 @@ def create_user(
     email: str | None = None,
     method: str = "scrypt",
     must_change_password: bool = True,
+    policy: PasswordPolicy = DEFAULT_POLICY,
 ) -> User:
     """Create a login; it must change its password at first login unless told otherwise."""
     require_role(actor, {"admin"})
@@ -36,6 +38,7 @@ def create_user(
         raise DomainError(_l("The username is required."))
     if role not in ROLES:
         raise DomainError(_l("Unknown role %(role)s.", role=role))
+    policy.check(password, field="initial_password")
     if role == "customer_admin" and company is None:
         raise DomainError(_l("A customer administrator needs a company."))
     if session.scalar(select(User.id).where(User.username == username)):
@@ -79,13 +82,14 @@ def set_active(session: Session, actor: User, users: list[User], active: bool) -
 
 
 def reset_password(
-    session: Session, actor: User, users: list[User], method: str = "scrypt"
+    session: Session, actor: User, users: list[User], method: str = "scrypt",
+    policy: PasswordPolicy = DEFAULT_POLICY,
 ) -> dict[str, str]:
-    """Give each user a new random password to change at next login; returns them once."""
+    """Give each user a new random password (following the policy) to change at next login; returns them once."""
     require_role(actor, {"admin"})
     passwords = {}
     for user in users:
-        password = generate_password()
+        password = generate_password(policy)
         user.set_password(password, method=method)
         user.must_change_password = True
         user.failed_logins = 0
@@ -94,3 +98,40 @@ def reset_password(
     record(session, actor, "reset_password", "user", [u.id for u in users])
     session.flush()
     return passwords
+
+
+USERNAME_MAX = 64
+
+
+def register_applicant(
+    session: Session, username: str | None, password: str | None, confirm: str | None, phone: str,
+    policy: PasswordPolicy = DEFAULT_POLICY, method: str = "scrypt",
+) -> User:
+    """申请开通 from the login page: a visitor's own login, with no company until an admin approves
+    their application. `phone` is already normalized (actions.phone_login.normalize_phone)."""
+    username = (username or "").strip()
+    if not username:
+        raise PasswordRefused(_l("Choose a username."), field="username")
+    if len(username) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in username):
+        raise PasswordRefused(_l("The username has at most %(n)s characters, without spaces.", n=USERNAME_MAX),
+                              field="username")
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        raise PasswordRefused(_l("The username %(name)s is taken: choose another.", name=username), field="username")
+    policy.check(password or "", field="password")
+    if password != confirm:
+        raise PasswordRefused(_l("The two passwords differ."), field="confirm")
+    if password.lower() == username.lower():
+        raise PasswordRefused(_l("The password may not be the username."), field="password")
+    user = User(username=username, role=APPLICANT, company=None, mobile=display_phone(phone), login_phone=phone,
+                must_change_password=False, session_version=0)
+    user.set_password(password, method=method)
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:  # the same username registered a moment ago (the unique index)
+        raise PasswordRefused(_l("The username %(name)s is taken: choose another.", name=username),
+                              field="username") from None
+    record(session, user, "register", "user", [user.id], f"username={username}")
+    session.flush()
+    return user

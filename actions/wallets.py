@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.money import format_money, from_minor, parse, to_minor
+from actions.texts import english
 from models import WALLET_CURRENCIES, LedgerEntry, User, Wallet, utcnow
 
 
@@ -48,11 +49,13 @@ def wallet_for(session: Session, company_id: int, currency: str, kind: str = "pr
 
 
 def _entry(session, wallet, kind, amount_minor, balance_minor, key, actor, order_id, recharge_id, memo) -> LedgerEntry:
+    # A memo is plain text, or a stored message (actions.texts.message) shown in the reader's language.
+    memo_data = memo if isinstance(memo, dict) else None
     entry = LedgerEntry(
         wallet_id=wallet.id, currency=wallet.currency, kind=kind, amount_minor=amount_minor,
         balance_after_minor=balance_minor,
         idempotency_key=key, actor_id=actor.id if actor else None, order_id=order_id,
-        offline_recharge_id=recharge_id, memo=memo[:255],
+        offline_recharge_id=recharge_id, memo=(english(memo) if memo_data else memo)[:255], memo_data=memo_data,
     )
     session.add(entry)
     session.flush()
@@ -60,7 +63,7 @@ def _entry(session, wallet, kind, amount_minor, balance_minor, key, actor, order
 
 
 def credit(session: Session, wallet: Wallet, amount: Decimal, kind: str, key: str, actor: User | None = None,
-           order_id: int | None = None, recharge_id: int | None = None, memo: str = "") -> LedgerEntry:
+           order_id: int | None = None, recharge_id: int | None = None, memo: str | dict = "") -> LedgerEntry:
     """Add `amount` (a positive Decimal in the wallet's currency) and write its ledger entry (same transaction)."""
     minor = to_minor(parse(amount, wallet.currency), wallet.currency)
     balance = session.execute(
@@ -74,7 +77,7 @@ def credit(session: Session, wallet: Wallet, amount: Decimal, kind: str, key: st
 
 
 def debit(session: Session, wallet: Wallet, amount: Decimal, kind: str, key: str, actor: User | None = None,
-          order_id: int | None = None, memo: str = "") -> LedgerEntry:
+          order_id: int | None = None, memo: str | dict = "") -> LedgerEntry:
     """Take `amount` from the wallet only if it holds that much; else InsufficientBalance."""
     currency = wallet.currency
     minor = to_minor(parse(amount, currency), currency)

@@ -13,7 +13,7 @@ from flask_login import current_user
 from actions.idempotency import new_key
 from admin_views.base import RoleMixin, current_zone
 from admin_views.wording import picker_locale, use_our_wording
-from models import LOCALES, ROLES
+from models import LOCALES, ROLES, USER_ROLES
 
 # Menu groups, as the user guides group them.
 CUSTOMER = _l("Customer center")  # 客户中心
@@ -51,8 +51,8 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, card_orders, cards, catalog, devices, expiry_import, invoices, mailing, members, money,
-        offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
+        billing, bindings, card_orders, cards, catalog, device_types, devices, expiry_import, invoices, mailing,
+        members, money, offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, CARDS, DISTRIBUTION, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -68,6 +68,7 @@ def init_admin(app: Flask) -> Admin:
     billing.register(admin, sales=SALES, customer=CUSTOMER)
     catalog.register(admin, SUPPORT)
     bindings.register(admin, support=SUPPORT)
+    device_types.register(admin, support=SUPPORT)
     expiry_import.register(admin, SALES)
     system.register(admin, SYSTEM)
     mailing.register(admin, SYSTEM)
@@ -78,7 +79,7 @@ def init_admin(app: Flask) -> Admin:
 
     @app.context_processor
     def console_context():
-        return {"locales": LOCALES, "role_labels": ROLES, "get_locale": get_locale, "idempotency_key": new_key,
+        return {"locales": LOCALES, "role_labels": USER_ROLES, "get_locale": get_locale, "idempotency_key": new_key,
                 "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS}
 
     return admin

@@ -14,9 +14,11 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from actions import ActionResult, companies_in_scope
+from actions.device_types import device_type_names
 from actions.bindings import (
     bind_package, bind_package_to_type, offer_packages, plan_type_binding, unbind, withdraw_offers,
 )
+from admin_views.device_types import device_type_filter
 from admin_views.base import ScopedModelView, badge, confirm_first, flash_result, unit_of_work
 from admin_views.confirm import Confirmation
 from admin_views.devices import LABELS as DEVICE_LABELS
@@ -95,7 +97,7 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
     column_filters = (
         InCompanyTree(Device.company_id, _l("Company"), Device.company_id),
         PackageBound(),
-        "device_type",
+        device_type_filter(),
         "package.code",
         "package.name",
         "expires_on",
@@ -180,10 +182,7 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
                 _report(result, _("%(count)s devices of type %(type)s bound to package %(code)s.",
                                   count=len(result.changed), type=device_type, code=package.code))
                 return redirect(self.list_url_for_company(company))
-        types_query = select(Device.device_type).where(Device.device_type != "").distinct()
-        if company is not None:
-            types_query = types_query.where(Device.company_id.in_(company.subtree_ids()))
-        types = list(db.session.scalars(types_query.order_by(Device.device_type).limit(500)))
+        types = device_type_names(db.session, company.subtree_ids() if company is not None else None)
         return self.render(
             "renewdesk/bind_type.html", companies=self.company_choices(), types=types,
             packages=_active_packages("renewal"), company=company, package=package,

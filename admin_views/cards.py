@@ -24,6 +24,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms.validators import DataRequired, Length
 
+from actions.texts import render as render_text
 from actions import DomainError, companies_in_scope, scope_company_ids
 from actions.cards import (
     CARD_ADMIN_ROLES, PLATFORM, REVEAL_PIN_ROLES, CardInput, add_card, distributor_profile, find_by_pin,
@@ -182,7 +183,7 @@ class DistributorProfileView(ScopedModelView):
     column_export_list = column_list
     column_labels = {"company": _l("Company"), "legal_name": _l("Legal name"), "id_type": _l("ID type"),
                      "id_number_hint": _l("ID number"), "licence_file_name": _l("Licence file"),
-                     "status": _l("Status"), "reason": _l("Reason"), "reviewed_at": _l("Reviewed"),
+                     "status": _l("Status"), "reason": _l("Reason"), "reviewed_at": _l("Reviewed at"),
                      "created_at": _l("Submitted")}
     column_formatters = {"id_type": label_formatter(ID_TYPES),
                          "id_number_hint": lambda v, c, m, n: m.id_number_masked,
@@ -780,7 +781,7 @@ class CardFinanceView(DistributorAccess, RoleView):
             for entry, currency, kind in entries:
                 rows.append({"at": entry.created_at, "kind": LEDGER_KINDS.get(entry.kind, entry.kind),
                              "wallet": kind, "amount": format_money(entry.amount, currency),
-                             "income": entry.amount > 0, "memo": entry.memo})
+                             "income": entry.amount > 0, "memo": render_text(entry.memo_data, entry.memo)})
             for kind, currency, wallet_kind, total in db.session.execute(
                     select(LedgerEntry.kind, Wallet.currency, Wallet.kind, func.sum(LedgerEntry.amount_minor))
                     .join(Wallet, Wallet.id == LedgerEntry.wallet_id).where(Wallet.company_id == company_id)

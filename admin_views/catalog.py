@@ -18,13 +18,14 @@ from actions.catalog import (
 )
 from admin_views.base import ScopedModelView, label_formatter, unit_of_work
 from models import (
-    CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, Package, PackageCategory, PackageSubcategory, db,
+    CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, SEAT_EDITIONS, Package, PackageCategory, PackageSubcategory, db,
 )
 
 LABELS = {
     "code": _l("Code"), "name": _l("Name"), "kind": _l("Type"), "category": _l("Category"),
     "subcategory": _l("Subcategory"), "amount": _l("Amount"), "pricing": _l("Pricing method"),
     "term_months": _l("Term (months)"), "currency": _l("Currency"), "active": _l("Active"),
+    "edition": _l("Product edition"),
     # Filters over the category. The English is Flask-Admin's own label, from which it makes the filter's
     # URL argument (category_package_category_code_…): kept, so that saved links still filter.
     "category.code": _l("category / Package Category / Code"), "category.name": _l("category / Package Category / Name"),
@@ -113,6 +114,11 @@ class PackageSubcategoryView(CatalogView):
         check_subcategory_deletable(db.session, model)
 
 
+def _edition_cell(view, context, model, name):
+    """A seat package's product edition by its label; nothing for other kinds."""
+    return str(SEAT_EDITIONS[model.edition]) if model.edition in SEAT_EDITIONS else ""
+
+
 def _active_cell(view, context, model, name):
     """Yes/no, and for a package on sale the link to stop its sales (a preview first)."""
     if not model.active:
@@ -122,18 +128,22 @@ def _active_cell(view, context, model, name):
 
 
 class PackageView(CatalogView):
-    column_list = ("code", "name", "category", "subcategory", "kind", "amount", "pricing",
+    column_list = ("code", "name", "category", "subcategory", "kind", "edition", "amount", "pricing",
                    "term_months", "currency", "active")
     column_searchable_list = ("code", "name")
-    column_filters = ("code", "name", "kind", "pricing", "currency", "active", "amount",
+    column_filters = ("code", "name", "kind", "edition", "pricing", "currency", "active", "amount",
                       "category.name", "term_months")
     column_select_related_list = (Package.category, Package.subcategory)
     column_sortable_list = ("code", "name", "kind", "amount", "pricing", "currency", "active")
-    form_columns = ("code", "name", "category", "subcategory_id", "kind", "amount", "pricing",
+    form_columns = ("code", "name", "category", "subcategory_id", "kind", "edition", "amount", "pricing",
                     "term_months", "currency", "active")
     column_labels = {**LABELS, "subcategory_id": _l("Subcategory")}
-    column_formatters = {**CatalogView.column_formatters, "active": _active_cell}
-    column_formatters_export = CatalogView.column_formatters  # the export keeps plain values
+    # A seat package names the product edition whose seats it sells (seed 004); no other kind has one.
+    form_choices = {**CatalogView.form_choices, "edition": [("", "—")] + list(SEAT_EDITIONS.items())}
+    form_args = {"edition": {"description": _l("Seat packages only: the product edition one seat of which this "
+                                               "package prices.")}}
+    column_formatters = {**CatalogView.column_formatters, "active": _active_cell, "edition": _edition_cell}
+    column_formatters_export = {**CatalogView.column_formatters, "edition": _edition_cell}
 
     def _subcategory_choices(self, form):
         subs = db.session.scalars(

@@ -24,9 +24,11 @@ from wtforms.validators import ValidationError
 from actions import DomainError
 from actions.audit import history
 from actions.dates import check_expiry_window
+from actions.value_added import services_of
 from actions.devices import (
     TARGET_STATUS, apply_status_change, change_status, parse_numbers, plan_status_change, search_clause,
 )
+from admin_views.device_types import device_type_filter
 from admin_views.base import RoleView, ScopedModelView, badge, confirm_first, flash_result, unit_of_work
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
@@ -158,7 +160,7 @@ class DeviceView(ScopedModelView):
     column_filters = (
         InCompanyTree(Device.company_id, _l("Company"), Device.company_id),
         "status",
-        "device_type",
+        device_type_filter(),
         "expires_on",
         ExpiryWindow(),
         PackageBound(),
@@ -229,6 +231,8 @@ class DeviceView(ScopedModelView):
         device = self.get_one(request.args.get("id"))
         if device is not None:
             self._template_args["events"] = history(db.session, "device", device.id)
+            self._template_args["services"] = services_of(db.session, [device.id]).get(device.id, [])
+            self._template_args["today"] = date.today()
         return super().details_view()
 
 

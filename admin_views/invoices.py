@@ -200,7 +200,7 @@ REQUEST_LABELS = {
     "postal_address": _l("Postal address"), "remark": _l("Remark"), "status": _l("Status"),
     "invoice_number": _l("Invoice number"), "invoice_date": _l("Invoice date"),
     "reject_reason": _l("Rejection reason"), "requested_by": _l("Requested by"), "reviewed_by": _l("Reviewed by"),
-    "reviewed_at": _l("Reviewed"), "created_at": _l("Requested"),
+    "reviewed_at": _l("Reviewed at"), "created_at": _l("Requested"),
 }
 _REQUEST_FORMATTERS = {
     "invoice_type": label_formatter(INVOICE_TYPES), "status": _status_cell, "total": _total_cell,

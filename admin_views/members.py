@@ -29,11 +29,11 @@ from werkzeug.utils import secure_filename
 from wtforms import Form, PasswordField, RadioField, SelectField, StringField
 
 from actions import DomainError, companies_in_scope, scoped
-from actions.money import format_amount, format_money
+from actions.money import format_amount, format_money, parse, to_minor
 from actions.audit import history
 from actions.bank_transfers import (
-    DEFAULT_MAX_BYTES, FILE_KINDS, TRANSFER_CURRENCIES, AlreadyReviewed, amount_matches, confirm_receipt, file_path,
-    may_view, reject_receipt, submit_receipt,
+    DEFAULT_MAX_BYTES, TRANSFER_CURRENCIES, AlreadyReviewed, amount_differs_clause, amount_matches,
+    confirm_receipt, file_path, may_view, payee_for, reject_receipt, sniff, submit_receipt,
 )
 from actions.coins import (
     COIN_PAYMENT_METHODS, COINS_PER_CNY, TERM_LABELS, TERM_MONTHS, YEARLY_PRICE_CNY, coin_price, coins_for_cny,
@@ -437,15 +437,35 @@ def _receipt_folder() -> Path:
     return Path(current_app.instance_path) / "receipts"
 
 
-def receipt_file_response(receipt: BankTransferReceipt) -> Response:
-    """The stored receipt file as an attachment with the type found by its first bytes."""
+INLINE_TYPES = ("image/png", "image/jpeg", "application/pdf")
+
+
+def receipt_file_response(receipt: BankTransferReceipt, inline: bool = False) -> Response:
+    """The stored receipt file, with the type its first bytes show.
+
+    `inline` shows a PNG, JPEG or PDF in the browser (the review page's image); anything else —
+    an SVG or HTML that somehow got stored, a file whose bytes no longer match — is only ever
+    sent as an octet-stream attachment, never rendered. `nosniff` keeps browsers from guessing.
+    """
     path = file_path(_receipt_folder(), receipt)
     if not path.is_file():
         abort(404)
-    extension = next((k.extensions[0] for k in FILE_KINDS if k.content_type == receipt.content_type), "")
+    data = path.read_bytes()
+    found = sniff(data)
+    trusted = found is not None and found.content_type == receipt.content_type
+    extension = found.extensions[0] if trusted else ".bin"
     name = (secure_filename(os.path.splitext(receipt.file_name)[0]) or f"receipt-{receipt.id}") + extension
-    return Response(path.read_bytes(), mimetype=receipt.content_type,
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+    show = inline and trusted and receipt.content_type in INLINE_TYPES
+    headers = {"Content-Disposition": f"{'inline' if show else 'attachment'}; filename={name}",
+               "X-Content-Type-Options": "nosniff",
+               # An image opened on its own may load or run nothing (a PDF keeps the browser's viewer).
+               "Content-Security-Policy": ("frame-ancestors 'none'" if receipt.content_type == "application/pdf"
+                                           else "default-src 'none'; frame-ancestors 'none'")}
+    return Response(data, mimetype=receipt.content_type if trusted else "application/octet-stream", headers=headers)
+
+
+def _payee(currency: str):
+    return payee_for(current_app.config.get("BANK_TRANSFER_PAYEE"), currency)
 
 
 class BankTransferView(RoleView):
@@ -468,7 +488,8 @@ class BankTransferView(RoleView):
         ).all()
         waiting = {r.order_id for r in receipts if r.status == "submitted"}
         return self.render("renewdesk/bank_transfer.html", orders=orders, receipts=receipts, waiting=waiting,
-                           statuses=RECEIPT_STATUSES, kinds=ORDER_KINDS)
+                           statuses=RECEIPT_STATUSES, kinds=ORDER_KINDS, matches=amount_matches,
+                           payees={c: _payee(c) for c in TRANSFER_CURRENCIES})
 
     @expose("/upload/", methods=("GET", "POST"))
     def upload(self):
@@ -484,15 +505,23 @@ class BankTransferView(RoleView):
             number = order.number
             with unit_of_work() as work:
                 remember(claim_form("bank_transfer"), url_for(".index"))
-                submit_receipt(db.session, current_user, order, form.get("payer_company", ""),
-                               form.get("payer_account", ""), form.get("amount", ""),
-                               upload.filename if upload else "", data, _receipt_folder(), max_bytes)
+                receipt = submit_receipt(db.session, current_user, order, form.get("payer_company", ""),
+                                         form.get("payer_account", ""), form.get("amount", ""),
+                                         upload.filename if upload else "", data, _receipt_folder(), max_bytes)
+                differs = not amount_matches(receipt)
+                declared, total, currency = receipt.amount, order.total, order.currency
             again = work.already_done(url_for(".index"))
             if again:
                 return again
             if not work.failed:
                 flash(_("Receipt for order %(number)s sent: finance will confirm the payment.", number=number),
                       "success")
+                if differs:
+                    flash(_("The amount on the receipt (%(amount)s) differs from the order total (%(total)s). "
+                            "Finance confirms what arrived: if it is not the order total, it is credited to "
+                            "your balance and the order stays unpaid.",
+                            amount=format_money(declared, currency), total=format_money(total, currency)),
+                          "warning")
                 return redirect(url_for(".index"))
         receipts = db.session.scalars(select(BankTransferReceipt).where(BankTransferReceipt.order_id == order.id)
                                       .order_by(BankTransferReceipt.id.desc())).all()
@@ -500,8 +529,7 @@ class BankTransferView(RoleView):
             "renewdesk/bank_transfer_upload.html", order=order, receipts=receipts, statuses=RECEIPT_STATUSES,
             order_statuses=ORDER_STATUSES, kinds=ORDER_KINDS,
             payer_company=form.get("payer_company", order.company.name), payer_account=form.get("payer_account", ""),
-            amount=form.get("amount", str(order.total)),
-            payee=current_app.config.get("BANK_TRANSFER_PAYEE", ""),
+            amount=form.get("amount", ""), payee=_payee(order.currency), matches=amount_matches,
             max_mb=f"{current_app.config.get('BANK_RECEIPT_MAX_BYTES', DEFAULT_MAX_BYTES) / 1048576:g}",
         )
 
@@ -510,7 +538,7 @@ class BankTransferView(RoleView):
         receipt = db.session.get(BankTransferReceipt, receipt_id)
         if receipt is None or not may_view(db.session, current_user, receipt):
             abort(404)
-        return receipt_file_response(receipt)
+        return receipt_file_response(receipt, inline=request.args.get("inline") == "1")
 
 
 # --- bank transfer: finance confirms ---------------------------------------------------------------
@@ -523,38 +551,73 @@ def _receipt_amount_cell(view, context, model, name):
                    total=format_money(model.order.total, model.order.currency)), "danger")
 
 
+def _receipt_received_cell(view, context, model, name):
+    if model.received is None:
+        return ""
+    text = format_money(model.received, model.order.currency)
+    return text if model.received == model.order.total else badge(text, "warning")
+
+
 def _receipt_status_cell(view, context, model, name):
-    kinds = {"submitted": "info", "confirmed": "success", "rejected": "warning"}
+    kinds = {"submitted": "info", "confirmed": "success", "credited": "warning", "rejected": "secondary"}
     return badge(str(RECEIPT_STATUSES.get(model.status, model.status)), kinds.get(model.status, "secondary"))
 
 
-def confirm_receipt_decision(view, receipt: BankTransferReceipt, decision: str, reason: str):
-    """The confirmation page of confirming (the order is paid) or rejecting a receipt; None once confirmed."""
-    if receipt.status != "submitted" or decision not in ("confirm", "reject") or (decision == "reject"
-                                                                                  and not reason.strip()):
-        return None  # nothing to confirm: the review itself refuses it, changing nothing
-    purpose = f"{view.endpoint}.{decision}"
-    if is_confirmed(purpose, [receipt.id]):
-        return None
+def confirm_receipt_decision(view, receipt: BankTransferReceipt, decision: str, reason: str, received: str):
+    """The confirmation page of confirming the amount received (the order is paid, or the amount credited) or
+    rejecting a receipt; None once confirmed, or when the review itself will refuse and change nothing."""
     order = receipt.order
     total = format_money(order.total, order.currency)
-    if decision == "confirm":
-        confirmation = Confirmation(
-            title=_("Confirm bank transfer receipt #%(id)s", id=receipt.id),
-            summary=_("Confirm the transfer of %(amount)s from %(payer)s: order %(number)s of %(company)s "
-                      "(%(total)s) is paid and delivered.", amount=format_money(receipt.amount, order.currency),
-                      payer=receipt.payer_company, number=order.number, company=order.company.name, total=total),
-            note=_("Confirming cannot be undone; a mistake is corrected by a refund."),
-            confirm_label=_("Confirm the receipt"))
-    else:
+    if receipt.status != "submitted" or decision not in ("confirm", "reject"):
+        return None
+    if decision == "reject":
+        if not reason.strip():
+            return None
+        purpose = f"{view.endpoint}.reject"
         confirmation = Confirmation(
             title=_("Reject bank transfer receipt #%(id)s", id=receipt.id),
             summary=_("Reject the receipt of order %(number)s of %(company)s (%(amount)s): the order still awaits "
                       "payment.", number=order.number, company=order.company.name, amount=total),
             items=[_("Reason: %(reason)s", reason=reason.strip())],
             confirm_label=_("Reject the receipt"))
+    else:
+        try:
+            amount = parse(received, order.currency, str(_l("Amount received")))
+        except DomainError:
+            return None
+        purpose = f"{view.endpoint}.confirm.{to_minor(amount, order.currency)}"  # bound to the amount typed
+        shown = format_money(amount, order.currency)
+        if amount == order.total:
+            summary = _("Confirm the transfer of %(amount)s from %(payer)s: order %(number)s of %(company)s "
+                        "(%(total)s) is paid and delivered.", amount=shown, payer=receipt.payer_company,
+                        number=order.number, company=order.company.name, total=total)
+        else:
+            summary = _("%(amount)s received, not the order total %(total)s: it is credited to the balance of "
+                        "%(company)s and order %(number)s still awaits payment.", amount=shown, total=total,
+                        company=order.company.name, number=order.number)
+        confirmation = Confirmation(
+            title=_("Confirm bank transfer receipt #%(id)s", id=receipt.id), summary=summary,
+            note=_("Confirming cannot be undone; a mistake is corrected by a refund."),
+            confirm_label=_("Confirm the receipt"))
+    if is_confirmed(purpose, [receipt.id]):
+        return None
     return ask(view, confirmation, purpose, [receipt.id],
                view.get_url(".review_view", id=receipt.id, url=get_redirect_target() or None))
+
+
+class AmountDiffers(BaseSQLAFilter):
+    """Receipts whose declared amount differs from (or equals) their order's total."""
+
+    def __init__(self, column, name):
+        super().__init__(column, name, options=(("1", _l("Differs from the order total")),
+                                                ("0", _l("Equals the order total"))))
+
+    def apply(self, query, value, alias=None):
+        differs = amount_differs_clause()
+        return query.filter(differs if value == "1" else ~differs)
+
+    def operation(self):
+        return _l("equals")
 
 
 class ReceiptReviewView(ScopedModelView):
@@ -565,18 +628,19 @@ class ReceiptReviewView(ScopedModelView):
     can_create = can_edit = can_delete = False
     can_export = True
     column_list = ("id", "order", "order.company", "payer_company", "payer_account", "amount", "order.total",
-                   "status", "uploaded_by", "created_at", "reviewed_by", "comment")
+                   "received", "status", "uploaded_by", "created_at", "reviewed_by", "comment")
     column_export_list = ("id", "order", "order.company", "payer_company", "payer_account", "amount", "order.total",
-                          "status", "uploaded_by", "created_at", "reviewed_by", "reviewed_at", "comment")
+                          "received", "status", "uploaded_by", "created_at", "reviewed_by", "reviewed_at", "comment")
     column_details_list = ("id", "order", "order.company", "payer_company", "payer_account", "amount", "order.total",
-                           "file_name", "content_type", "file_size", "status", "uploaded_by", "created_at",
+                           "received", "file_name", "content_type", "file_size", "status", "uploaded_by", "created_at",
                            "reviewed_by", "reviewed_at", "comment")
     column_labels = {
         "id": _l("No."), "order": _l("Order"), "order.company": _l("Customer company"),
         "payer_company": _l("Payer company"),
-        "payer_account": _l("Payer bank account"), "amount": _l("Amount"), "order.total": _l("Order total"),
+        "payer_account": _l("Payer bank account"), "amount": _l("Amount on the receipt"),
+        "order.total": _l("Order total"), "received": _l("Amount received"),
         "status": _l("Status"), "uploaded_by": _l("Uploaded by"), "created_at": _l("Uploaded"),
-        "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed"), "comment": _l("Reason"),
+        "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed at"), "comment": _l("Reason"),
         "file_name": _l("File"), "content_type": _l("Type"), "file_size": _l("Size (bytes)"),
     }
     column_default_sort = ("id", True)
@@ -585,11 +649,13 @@ class ReceiptReviewView(ScopedModelView):
     column_select_related_list = (BankTransferReceipt.uploaded_by, BankTransferReceipt.reviewed_by)
     column_filters = (
         sqla_filters.FilterEqual(BankTransferReceipt.status, _l("Status"), options=list(RECEIPT_STATUSES.items())),
+        AmountDiffers(BankTransferReceipt.amount_minor, _l("Amount vs order total")),
         "payer_company",
         "created_at",
     )
     column_formatters = {
-        "amount": _receipt_amount_cell, "status": _receipt_status_cell, "created_at": time_cell,
+        "amount": _receipt_amount_cell, "received": _receipt_received_cell, "status": _receipt_status_cell,
+        "created_at": time_cell,
         "reviewed_at": time_cell,
         "order.company": lambda v, c, m, n: m.order.company.name,
         "order.total": lambda v, c, m, n: format_money(m.order.total, m.order.currency),
@@ -599,6 +665,7 @@ class ReceiptReviewView(ScopedModelView):
         "order.company": lambda v, c, m, n: m.order.company.name,
         "order.total": lambda v, c, m, n: m.order.total,
         "amount": lambda v, c, m, n: m.amount,
+        "received": lambda v, c, m, n: m.received,
     }
     column_extra_row_actions = [EndpointLinkRowAction("fa fa-gavel", ".review_view", title=_l("Review"))]
 
@@ -619,15 +686,18 @@ class ReceiptReviewView(ScopedModelView):
             flash(_("Receipt #%(id)s: not found.", id=request.args.get("id", "")[:20]), "error")
             return redirect(list_url)
         reason = request.form.get("reason", "")
+        received = request.form.get("received", "")
         if request.method == "POST":
             decision = request.form.get("decision", "")
             receipt_id, number = receipt.id, receipt.order.number
-            asked = confirm_receipt_decision(self, receipt, decision, reason)
+            asked = confirm_receipt_decision(self, receipt, decision, reason, received)
             if asked is not None:
                 return asked
             with unit_of_work() as work:
                 if decision == "confirm":
-                    confirm_receipt(db.session, current_user, receipt, date.today())
+                    confirm_receipt(db.session, current_user, receipt, date.today(), received)
+                    credited = receipt.status == "credited"
+                    shown = format_money(receipt.received, receipt.order.currency)
                 elif decision == "reject":
                     reject_receipt(db.session, current_user, receipt, reason)
                 else:
@@ -637,7 +707,11 @@ class ReceiptReviewView(ScopedModelView):
             if work.failed:
                 receipt = self.get_one(str(receipt_id))
             else:
-                if decision == "confirm":
+                if decision == "confirm" and credited:
+                    flash(_("Receipt #%(id)s: %(amount)s received, not the order total: credited to the customer's "
+                            "balance; order %(number)s still awaits payment.", id=receipt_id, amount=shown,
+                            number=number), "warning")
+                elif decision == "confirm":
                     flash(_("Receipt #%(id)s confirmed: order %(number)s is paid.", id=receipt_id, number=number),
                           "success")
                 else:
@@ -645,7 +719,8 @@ class ReceiptReviewView(ScopedModelView):
                             number=number), "success")
                 return redirect(list_url)
         return self.render("renewdesk/bank_transfer_review.html", receipt=receipt, order=receipt.order,
-                           matches=amount_matches(receipt), reason=reason, statuses=RECEIPT_STATUSES,
+                           matches=amount_matches(receipt), reason=reason, received=received,
+                           statuses=RECEIPT_STATUSES,
                            order_statuses=ORDER_STATUSES, kinds=ORDER_KINDS, return_url=list_url,
                            events=history(db.session, "bank_transfer_receipt", receipt.id))
 
@@ -654,7 +729,7 @@ class ReceiptReviewView(ScopedModelView):
         receipt = self.get_one(request.args.get("id"))
         if receipt is None or not may_view(db.session, current_user, receipt):
             abort(404)
-        return receipt_file_response(receipt)
+        return receipt_file_response(receipt, inline=request.args.get("inline") == "1")
 
 
 def register(admin, customer, finance) -> None:

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import false, select
 from sqlalchemy.orm import joinedload
 
+from actions.texts import render as render_text
 from actions.billing import parse_id
 from admin_views.base import ScopedModelView, label_formatter, scoped_company_options
 from models import LEDGER_KINDS, WALLET_CURRENCIES, Company, LedgerEntry, Wallet, db
@@ -109,8 +110,9 @@ class LedgerEntryView(ScopedModelView):
             select(Wallet.id).where(Wallet.company_id.in_(tree)))),
         "amount",
     )
-    column_formatters = {"kind": label_formatter(LEDGER_KINDS), "actor": _actor}
-    column_formatters_export = {"kind": label_formatter(LEDGER_KINDS), "actor": _actor}
+    column_formatters = {"kind": label_formatter(LEDGER_KINDS), "actor": _actor,
+                         "memo": lambda v, c, m, n: render_text(m.memo_data, m.memo)}
+    column_formatters_export = column_formatters
 
     def search_placeholder(self):
         return _("Memo (order number)")

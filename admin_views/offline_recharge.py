@@ -39,10 +39,10 @@ from admin_views.system import InCompanyTree
 from models import CURRENCIES, RECHARGE_STATUSES, OfflineRecharge, User, db
 
 LABELS = {
-    "id": _l("No."), "company": _l("Customer company"), "payer": _l("Payer"), "currency": _l("Currency"),
+    "id": _l("Application No."), "company": _l("Customer company"), "payer": _l("Payer"), "currency": _l("Currency"),
     "amount": _l("Amount"), "reference": _l("Reference number"), "status": _l("Status"),
     "created_by": _l("Created by"), "created_at": _l("Created"), "submitted_at": _l("Submitted"),
-    "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed"), "review_comment": _l("Review comment"),
+    "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed at"), "review_comment": _l("Review comment"),
 }
 STATUS_BADGES = {"draft": "secondary", "submitted": "info", "approved": "success", "rejected": "warning",
                  "declined": "danger"}

@@ -34,6 +34,9 @@ from actions.orders import (
     scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
+from actions.value_added import (
+    create_service_order, offered_packages, preview_ends, quote_services, service_until, services_of,
+)
 from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
@@ -104,6 +107,16 @@ def _device_row(device: Device, months: int | None, today: date, choices: dict |
                                date=device.expires_on.isoformat())
         price = None
     return DeviceRow(device, price, new, problem, rebind_to)
+
+
+def package_price_label(package: Package) -> str:
+    """"¥5.00 per month", "¥100.00 per year", "¥45.00 per 3 months": what a package costs and for how long."""
+    price = format_money(package.amount, package.currency)
+    if package.pricing == "per_month":
+        return _("%(price)s per month", price=price)
+    if package.pricing == "per_year":
+        return _("%(price)s per year", price=price)
+    return _("%(price)s per %(n)s months", price=price, n=package.term_months)
 
 
 def parse_months(values) -> tuple[str, str, int | None]:
@@ -288,12 +301,102 @@ class RenewalCenterView(RoleView):
         flash(_("Device %(number)s now renews with package %(code)s.", number=number, code=code), "success")
         return redirect(back)
 
+    # --- 增值服务: value-added packages bought for devices (actions/value_added.py) ----------------
+
+    @expose("/value-added/")
+    def value_added_view(self):
+        """The company tree's devices with their services; choose an offered package and months to see prices."""
+        args = request.args
+        today = date.today()
+        company = self._chosen_company(args.get("company_id"))
+        window = args.get("window") if args.get("window") in WINDOWS else "all"
+        choice, custom, months = parse_months(args)
+        if months is None:
+            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+        page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0
+        page_size = int(args["page_size"]) if args.get("page_size", "").isdecimal() else PAGE_SIZES[1]
+        page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
+        search = (args.get("q") or "").strip()[:SEARCH_MAX]
+        packages = offered_packages(db.session, company) if company is not None else []
+        package = next((p for p in packages if str(p.id) == args.get("package_id")), packages[0] if packages else None)
+        devices, has_next, total, services, price = [], False, 0, {}, None
+        if company is not None:
+            devices, has_next, total = self.device_page(company, window, page, page_size, today, search)
+            services = services_of(db.session, [d.id for d in devices])
+            if package is not None and months:
+                try:
+                    price = renewal_price(package, months)
+                except DomainError as exc:
+                    flash(str(exc), "error")
+        ends = {d.id: next((s.expires_on for s in services.get(d.id, ()) if s.package_id == package.id), None)
+                for d in devices} if package is not None else {}
+        new_ends = {d_id: service_until(end, months, today) if months and renewal_fits(end or today, months, today)
+                    else None for d_id, end in ends.items()}
+        params = {"company_id": company.id if company else "", "window": window, "months": choice,
+                  "custom_months": custom, "page_size": page_size, "q": search,
+                  "package_id": package.id if package else ""}
+        return self.render(
+            "renewdesk/value_added_center.html", company=company, companies=self.company_choices(),
+            windows=WINDOWS, window=window, month_choices=MONTH_CHOICES, choice=choice, custom=custom,
+            months=months, devices=devices, services=services, packages=packages, package=package, price=price,
+            ends=ends, new_ends=new_ends, page=page, page_size=page_size, page_sizes=PAGE_SIZES, has_next=has_next,
+            total=total, params=params, today=today, search=search, price_label=package_price_label,
+        )
+
+    @expose("/value-added/order/", methods=("POST",))
+    def value_added_order_view(self):
+        """The ticked devices × the chosen package and months: a pending 增值订单, then its confirmation page."""
+        form = request.form
+        choice, custom, months = parse_months(form)
+        back = url_for(".value_added_view", company_id=form.get("company_id", ""), window=form.get("window", "all"),
+                       months=choice, custom_months=custom, q=(form.get("q") or "")[:SEARCH_MAX],
+                       package_id=form.get("package_id", ""))
+        company = self.scoped_company(form.get("company_id"))
+        ids = form.getlist("rowid")
+        if company is None:
+            flash(_("Choose one of your companies first."), "error")
+            return redirect(back)
+        if months is None:
+            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+            return redirect(back)
+        if len(ids) > MAX_DEVICES_PER_ORDER:
+            flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
+            return redirect(back)
+        clean = sorted({int(i) for i in ids if str(i).isdecimal()})
+        devices = list(db.session.scalars(
+            scoped(select(Device).options(joinedload(Device.company)).where(Device.id.in_(clean)),
+                   current_user, Device.company_id)
+        )) if clean else []
+        found = {str(d.id) for d in devices}
+        missing = [i for i in ids if str(i) not in found]
+        if missing:
+            flash(_("Not ordered: %(rows)s (not found or outside your companies).",
+                    rows=", ".join(f"#{i}" for i in missing[:50])), "error")
+            return redirect(back)
+        package_id = parse_row_id(form.get("package_id"))
+        package = db.session.get(Package, package_id) if package_id else None
+        with unit_of_work() as work:
+            claimed = claim_form("value_added")
+            quote = quote_services(db.session, current_user, company, devices, package, months, date.today())
+            order = create_service_order(db.session, current_user, quote)
+            number = order.number
+            remember(claimed, url_for(".order_view", number=number))
+        if work.failed:
+            return work.already_done(back) or redirect(back)
+        return redirect(url_for(".order_view", number=number))
+
     @expose("/order/<number>/")
     def order_view(self, number: str):
         """The order: for a pending one the confirmation (devices, months, prices, new expiries)."""
         order = _order_or_404(number)
         lines, line_count = order_lines(order)
         today = date.today()
+        if order.kind == "value_added":
+            ends = preview_ends(db.session, order, lines, today)
+            return self.render("renewdesk/order.html", order=order, lines=lines, line_count=line_count,
+                               expiries={k: new for k, (_old, new) in ends.items()},
+                               old_expiries={k: old for k, (old, _new) in ends.items()}, kinds=ORDER_KINDS,
+                               statuses=ORDER_STATUSES, methods=PAYMENT_METHODS, status_badges=STATUS_BADGES)
         expiries = {
             line.id: (line.new_expires_on if order.status != "pending" or line.device is None or not line.months
                       else renewed_until(line.device.expires_on, line.months, today)

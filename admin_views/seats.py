@@ -26,8 +26,8 @@ from actions.idempotency import remember
 from actions.quotes import FIELD as QUOTE_FIELD
 from actions.quotes import check_quote, quote_digest
 from actions.seats import (
-    MAX_SEATS_PER_ORDER, PACKAGE_CODES, activate_organizers, create_organizer, create_seat_order,
-    deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures,
+    MAX_SEATS_PER_ORDER, activate_organizers, create_organizer, create_seat_order,
+    deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures, seat_packages,
 )
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
@@ -37,7 +37,7 @@ from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
 from models import (
     INVITATION_STATES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, SEAT_EDITIONS, Company,
-    MemberAccount, Order, OrderLine, Package, db,
+    MemberAccount, Order, OrderLine, db,
 )
 
 INDENT = "\u00a0\u00a0\u00a0"
@@ -55,15 +55,17 @@ def _company_choices() -> list[tuple[str, str]]:
 
 def _catalog_prices() -> dict[str, tuple]:
     """Edition → (amount, currency) of the active seat packages of the catalog."""
-    packages = db.session.scalars(select(Package).where(Package.kind == "seat", Package.active.is_(True),
-                                                        Package.code.in_(PACKAGE_CODES.values())))
-    by_code = {p.code: (p.amount, p.currency) for p in packages}
-    return {edition: by_code[code] for edition, code in PACKAGE_CODES.items() if code in by_code}
+    return {edition: (p.amount, p.currency) for edition, p in seat_packages(db.session).items()}
 
 
 def _prices() -> dict[str, str]:
     """Edition → "12.00 CNY" for the active seat packages of the catalog."""
     return {edition: format_money(amount, currency) for edition, (amount, currency) in _catalog_prices().items()}
+
+
+def _missing_editions(prices: dict) -> list[str]:
+    """The product editions with no seat package on sale (they cannot be bought or granted)."""
+    return [str(label) for edition, label in SEAT_EDITIONS.items() if edition not in prices]
 
 
 def _seat_summary() -> list[tuple[Company, list]]:
@@ -404,6 +406,7 @@ class SeatOrderView(ScopedModelView):
                 return redirect(self.get_url(".index_view"))
         return self.render("renewdesk/seat_buy.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, prices=_prices(), max_quantity=MAX_SEATS_PER_ORDER,
+                           missing=_missing_editions(_catalog_prices()),
                            seat_summary=_seat_summary(), seat_editions=SEAT_EDITIONS,
                            return_url=self.get_url(".index_view"))
 
@@ -444,6 +447,7 @@ class SeatGrantView(RoleView):
         ).unique().all()
         return self.render("renewdesk/seat_grant.html", values=values, companies=_company_choices(),
                            editions=SEAT_EDITIONS, prices=_prices(), recent=recent,
+                           missing=_missing_editions(_catalog_prices()),
                            quote_hash=quote_digest(_catalog_prices(), current_app.config["SECRET_KEY"]),
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)
 

@@ -13,16 +13,18 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
+from actions.texts import render as render_text
 from actions import ActionResult, DomainError
 from actions.audit import record
 from actions.companies import place
 from actions.unique import unique_or
 from actions.users import create_user, generate_password, reset_password, set_active
+from actions.passwords import current_policy
 from admin_views.base import (
     parse_row_id,
     ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options, unit_of_work,
 )
-from models import COMPANY_STATUSES, LOCALES, ROLES, AuditEvent, Company, User, db
+from models import COMPANY_STATUSES, LOCALES, USER_ROLES, AuditEvent, Company, User, db
 
 
 class InCompanyTree(BaseSQLAFilter):
@@ -97,7 +99,7 @@ class UserView(ScopedModelView):
     column_searchable_list = ("username", "email")
     column_filters = ("role", "active", InCompanyTree(User.company_id, _l("Company"), User.company_id))
     column_select_related_list = (User.company,)
-    column_formatters = {"role": label_formatter(ROLES)}
+    column_formatters = {"role": label_formatter(USER_ROLES)}
     column_labels = {
         "username": _l("Username"), "role": _l("Role"), "company": _l("Company"),
         "email": _l("Email"), "active": _l("Active"), "must_change_password": _l("Must change password"),
@@ -106,7 +108,8 @@ class UserView(ScopedModelView):
     }
     column_details_exclude_list = ("password_hash", "session_version")
     form_columns = ("username", "email", "role", "company", "locale", "initial_password")
-    form_choices = {"role": list(ROLES.items()), "locale": list(LOCALES.items())}
+    # Applicants (registered from the login page) keep their role until approval; admins create the others.
+    form_choices = {"role": list(USER_ROLES.items()), "locale": list(LOCALES.items())}
     form_extra_fields = {
         "initial_password": PasswordField(
             _l("Initial password"),
@@ -117,12 +120,13 @@ class UserView(ScopedModelView):
     can_delete = False
 
     def create_model(self, form):
-        password = form.initial_password.data or generate_password()
+        policy = current_policy()
+        password = form.initial_password.data or generate_password(policy)
         with unit_of_work() as work:
             user = create_user(
                 db.session, current_user, form.username.data, form.role.data, password,
                 company=form.company.data, email=form.email.data or None,
-                method=current_app.config["PASSWORD_HASH_METHOD"],
+                method=current_app.config["PASSWORD_HASH_METHOD"], policy=policy,
             )
             user.locale = form.locale.data or None
         if work.failed:
@@ -131,6 +135,12 @@ class UserView(ScopedModelView):
             flash(_("Initial password of %(user)s (shown once): %(password)s",
                     user=user.username, password=password), "info")
         return user
+
+    def create_form(self, obj=None):
+        form = super().create_form(obj)
+        form.initial_password.description = (f"{current_policy().describe()} "
+                                              f"{_('Leave empty to generate one; the user must change it at first login.')}")
+        return form
 
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
@@ -168,7 +178,8 @@ class UserView(ScopedModelView):
         users = self.scoped_rows(ids)
         with unit_of_work() as work:
             passwords = reset_password(db.session, current_user, users,
-                                       method=current_app.config["PASSWORD_HASH_METHOD"])
+                                       method=current_app.config["PASSWORD_HASH_METHOD"],
+                                       policy=current_policy())
         if work.failed:
             return
         for username, password in passwords.items():
@@ -209,6 +220,16 @@ AUDIT_ACTIONS = {
     "change_password": pgettext("audit action", "Change password"),
     "configure": pgettext("audit action", "Configure"),
     "confirm": pgettext("audit action", "Confirm"),
+    "credit": pgettext("audit action", "Credit to balance"),
+    "auto_renew": pgettext("audit action", "Auto-renew"),
+    "remind": pgettext("audit action", "Expiry reminder"),
+    "login_failed": pgettext("audit action", "Failed login"),
+    "preview": pgettext("audit action", "Preview import"),
+    "commit": pgettext("audit action", "Import"),
+    "rollback": pgettext("audit action", "Undo import"),
+    "export": pgettext("audit action", "Export"),
+    "export_pins": pgettext("audit action", "Export with PINs"),
+    "cancel_stale": pgettext("audit action", "Cancel (expired unpaid)"),
     "create": pgettext("audit action", "Create"),
     "deactivate": pgettext("audit action", "Deactivate"),
     "delete": pgettext("audit action", "Delete"),
@@ -227,6 +248,10 @@ AUDIT_ACTIONS = {
     "reinvite": pgettext("audit action", "Invite again"),
     "reject": pgettext("audit action", "Reject"),
     "reject_refund": pgettext("audit action", "Reject refund"),
+    "register": pgettext("audit action", "Register"),
+    "send_sms_code": pgettext("audit action", "SMS code sent"),
+    "verify_phone": pgettext("audit action", "Phone verified"),
+    "phone_code_failed": pgettext("audit action", "Wrong SMS code"),
     "remove_seat": pgettext("audit action", "Remove seat"),
     "request": pgettext("audit action", "Request"),
     "request_refund": pgettext("audit action", "Request refund"),
@@ -263,6 +288,16 @@ AUDIT_TABLES = {
     "package": pgettext("audit table", "Package"),
     "billing_config": pgettext("audit table", "Billing config"),
     "device": pgettext("audit table", "Device"),
+    "device_type": pgettext("audit table", "Device type"),
+    "auto_renew_attempt": pgettext("audit table", "Auto-renew run"),
+    "card_import": pgettext("audit table", "Card import"),
+    "card_order": pgettext("audit table", "Card order"),
+    "commission_rule": pgettext("audit table", "Commission rule"),
+    "commission_settlement": pgettext("audit table", "Commission statement"),
+    "distributor_profile": pgettext("audit table", "Distributor profile"),
+    "sim_card": pgettext("audit table", "SIM card"),
+    "stock_document": pgettext("audit table", "Stock document"),
+    "withdrawal": pgettext("audit table", "Withdrawal"),
     "company_package": pgettext("audit table", "Value-added package offer"),
     "expiry_import": pgettext("audit table", "Expiry import"),
     "wallet": pgettext("audit table", "Wallet"),
@@ -303,7 +338,8 @@ class AuditEventView(ScopedModelView):
     column_filters = ("at", "actor_name", "action", "model",
                       TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
     column_formatters = {"ids": _ids_formatter, "action": _audit_label(AUDIT_ACTIONS),
-                         "model": _audit_label(AUDIT_TABLES)}
+                         "model": _audit_label(AUDIT_TABLES),
+                         "summary": lambda v, c, m, n: render_text(m.summary_data, m.summary)}
     column_formatters_export = column_formatters
     column_labels = {
         "at": _l("Time"), "actor_name": _l("Actor"), "action": _l("Action"), "model": _l("Table"),

@@ -17,8 +17,10 @@ from sqlalchemy import select
 from wtforms import Form, SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
+from actions.regions import COUNTRIES, cities_of, is_province, regions
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
 from actions.times import zone_names
+from actions.passwords import current_policy
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
@@ -64,8 +66,10 @@ class RejectForm(Form):
 class ProfileForm(Form):
     phone = StringField(FIELDS["phone"], render_kw={"maxlength": 40})
     fax = StringField(FIELDS["fax"], render_kw={"maxlength": 40})
-    province = StringField(FIELDS["province"], render_kw={"maxlength": 60})
-    city = StringField(FIELDS["city"], render_kw={"maxlength": 60})
+    # Chosen from the lists of actions/regions.py (choices set per request: region_choices); the
+    # action checks that the city belongs to the province.
+    province = SelectField(FIELDS["province"], choices=[], validate_choice=False)
+    city = SelectField(FIELDS["city"], choices=[], validate_choice=False)
     address = StringField(FIELDS["address"], render_kw={"maxlength": 255})
     full_name = StringField(FIELDS["full_name"], render_kw={"maxlength": 100})
     email = StringField(FIELDS["email"], render_kw={"maxlength": 254, "type": "email"},
@@ -80,6 +84,20 @@ class ProfileForm(Form):
 # Offered first in the time zone list: where the customers are.
 COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Ho_Chi_Minh", "Asia/Singapore",
                 "Asia/Tokyo", "UTC")
+
+
+def region_choices(form, province: str | None, city: str | None) -> None:
+    """The province list (China, then Vietnam, in groups) and the chosen province's cities; a stored
+    value that is not on the lists stays selectable so an old profile still shows (and saves) it."""
+    lists = regions()
+    groups = {str(COUNTRIES[code]): [(p["name"], p["name"]) for p in lists[code]] for code in ("CN", "VN")}
+    if province and not is_province(province):
+        groups[_("Not on the list")] = [(province, province)]
+    form.province.choices = {"": [("", _("— choose —"))], **groups}
+    cities = [(c, c) for c in cities_of(province or "")]
+    if city and city not in dict(cities):
+        cities.append((city, city))
+    form.city.choices = [("", _("— choose —")), *cities]
 
 
 def _zone_choices():
@@ -137,12 +155,18 @@ def queue_welcome(onboarded: Onboarded, locale: str) -> int | None:
         f"tenant_approved:{onboarded.user.id}", "tenant_approved", [onboarded.email], locale,
         _l("Your Renewdesk account for %(company)s is ready", company=company.name), sensitive=True,
         company=company.name, contact_name=onboarded.contact_name, username=onboarded.user.username,
-        password=onboarded.password, login_url=url_for("auth.login", _external=True),
+        password=onboarded.password or "", login_url=url_for("auth.login", _external=True),
     )
 
 
-def flash_welcome(outcomes, company: str, email: str, username: str, password: str) -> None:
+def flash_welcome(outcomes, company: str, email: str, username: str, password: str | None) -> None:
     """Say what happened to the welcome mail; if it did not leave, the admin must pass the password on."""
+    if password is None:  # a registered applicant keeps their own password: nothing secret to pass on
+        flash(_("Tenant %(company)s created; the applicant %(user)s is its administrator and can enter the "
+                "console now.", company=company, user=username), "success")
+        if not (outcomes and (outcomes[0].sent or not outcomes[0].failed)):
+            flash_mail(outcomes)
+        return
     if outcomes and outcomes[0].sent:
         flash(_("Tenant %(company)s created; the login and initial password of %(user)s were emailed to "
                 "%(email)s.", company=company, user=username, email=email), "success")
@@ -249,6 +273,7 @@ class TenantApplicationView(OpenRowsFirst, ScopedModelView):
             onboarded = approve(
                 db.session, current_user, application, parent=_company(form.parent.data),
                 username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
+                policy=current_policy(),
             )
         if work.failed:
             _show_error(work.error, form)
@@ -309,6 +334,7 @@ class TenantOnboardingView(RoleView):
                     contact_name=form.contact_name.data, contact_phone=form.contact_phone.data,
                     contact_email=form.contact_email.data, parent=_company(form.parent.data),
                     username=form.username.data, method=current_app.config["PASSWORD_HASH_METHOD"],
+                    policy=current_policy(),
                 )
             if work.failed:
                 _show_error(work.error, form)
@@ -372,6 +398,7 @@ class CompanyProfileView(RoleView):
         if request.method == "POST":
             form = ProfileForm(request.form)
             form.time_zone.choices = _zone_choices()
+            region_choices(form, form.province.data, form.city.data)
             with unit_of_work(flash_error=False) as work:
                 change = update_profile(
                     db.session, current_user, phone=form.phone.data, fax=form.fax.data,
@@ -398,7 +425,9 @@ class CompanyProfileView(RoleView):
                 "user_phone": user.phone, "mobile": user.mobile, "time_zone": company.time_zone,
             })
         form.time_zone.choices = _zone_choices()
-        return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED)
+        region_choices(form, form.province.data, form.city.data)
+        return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED,
+                           regions=regions())
 
 
 def register(admin, system, customer) -> None:

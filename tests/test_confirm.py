@@ -157,9 +157,19 @@ def receipt(app, world, tmp_path):
 
 def test_confirming_a_bank_transfer_asks_first(client, login, world, receipt):
     login("finance")
-    check_asks_first(client, f"/admin/bank_transfer_review/review/?id={receipt.id}", {"decision": "confirm"},
+    check_asks_first(client, f"/admin/bank_transfer_review/review/?id={receipt.id}",
+                     {"decision": "confirm", "received": "2,160.00"},
                      lambda: fresh(BankTransferReceipt, receipt.id).status == "confirmed",
                      "Confirm the transfer of CN¥2,160.00 from Acme Logistics Ltd")
+
+
+def test_a_confirmation_of_one_amount_does_not_confirm_another(client, login, world, receipt):
+    login("finance")
+    url = f"/admin/bank_transfer_review/review/?id={receipt.id}"
+    _action, fields = confirmation_form(post(client, url, {"decision": "confirm", "received": "2,160.00"}))
+    changed = [(k, "1.00" if k == "received" else v) for k, v in fields]
+    assert "does not match" in text_of(client.post(url, data=MultiDict(changed)))
+    assert fresh(BankTransferReceipt, receipt.id).status == "submitted"
 
 
 def test_rejecting_a_bank_transfer_asks_first(client, login, world, receipt):

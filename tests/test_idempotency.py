@@ -215,7 +215,7 @@ def test_the_seat_order_sent_twice_makes_one_order(client, login, world):
     category = PackageCategory(code="SEAT", name="Seats", kind="seat")
     db.session.add(category)
     db.session.flush()
-    db.session.add(Package(code="SEAT-BASIC", name="basic seat", category_id=category.id, kind="seat",
+    db.session.add(Package(code="SEAT-BASIC", name="basic seat", category_id=category.id, kind="seat", edition="basic",
                            amount=PRICES["basic"], pricing="per_year", currency="CNY"))
     db.session.commit()
     login("customer")

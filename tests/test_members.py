@@ -498,14 +498,14 @@ def test_confirming_pays_the_order_once_and_credits_the_coins(app, world, folder
     order = coin_order(world)
     receipt = upload(world, order, folder)
     db.session.commit()
-    confirm_receipt(db.session, world.users["finance"], receipt, TODAY)
+    confirm_receipt(db.session, world.users["finance"], receipt, TODAY, "2160.00")
     db.session.commit()
     db.session.expire_all()
     assert (order.status, order.payment_method) == ("paid", "bank_transfer")
     assert receipt.status == "confirmed" and receipt.reviewed_by_id == world.users["finance"].id
     assert coin_balance(world.acme) == Decimal("216000")
     with pytest.raises(AlreadyReviewed):
-        confirm_receipt(db.session, world.users["finance"], receipt, TODAY)
+        confirm_receipt(db.session, world.users["finance"], receipt, TODAY, "2160.00")
     db.session.rollback()
     assert coin_balance(world.acme) == Decimal("216000")
     assert ledger_differences(db.session) == []
@@ -517,7 +517,7 @@ def test_a_second_receipt_cannot_pay_a_paid_order(app, world, folder):
     first_id = first.id
     reject_receipt(db.session, world.users["finance"], first, "blurry")
     second = upload(world, order, folder)
-    confirm_receipt(db.session, world.users["finance"], second, TODAY)
+    confirm_receipt(db.session, world.users["finance"], second, TODAY, "2160.00")
     db.session.commit()
     with pytest.raises(DomainError):
         upload(world, order, folder)  # the order is paid: no more receipts
@@ -540,19 +540,19 @@ def test_rejecting_keeps_the_order_pending_and_allows_another_upload(app, world,
     again = upload(world, order, folder)
     assert again.status == "submitted"
     with pytest.raises(AlreadyReviewed):
-        confirm_receipt(db.session, world.users["finance"], receipt, TODAY)
+        confirm_receipt(db.session, world.users["finance"], receipt, TODAY, "2160.00")
 
 
-def test_an_amount_mismatch_cannot_be_confirmed(app, world, folder):
+def test_an_amount_mismatch_never_pays_the_order(app, world, folder):
+    """What arrived decides: 2,100.00 of a 2,160.00 order is credited to the CNY balance, no coins."""
     order = coin_order(world)
     receipt = upload(world, order, folder, amount="2100.00")
-    with pytest.raises(DomainError) as caught:
-        confirm_receipt(db.session, world.users["finance"], receipt, TODAY)
-    assert "2,100.00" in str(caught.value) and "2,160.00" in str(caught.value)
-    db.session.rollback()
+    confirm_receipt(db.session, world.users["finance"], receipt, TODAY, "2100.00")
+    db.session.commit()
     db.session.expire_all()
-    assert order.status == "pending" and receipt.status == "submitted"
+    assert order.status == "pending" and receipt.status == "credited"
     assert coin_balance(world.acme) == Decimal("0")
+    assert balance_of(db.session, world.acme.id, "CNY") == Decimal("2100.00")
 
 
 def test_receipt_roles_and_scope(app, world, folder):
@@ -561,9 +561,9 @@ def test_receipt_roles_and_scope(app, world, folder):
         submit_receipt(db.session, world.users["globex"], order, "X", "1", "2160.00", "r.png", PNG, folder)
     receipt = upload(world, order, folder)
     with pytest.raises(DomainError):
-        confirm_receipt(db.session, world.users["customer"], receipt, TODAY)
+        confirm_receipt(db.session, world.users["customer"], receipt, TODAY, "2160.00")
     with pytest.raises(DomainError):
-        confirm_receipt(db.session, world.users["sales"], receipt, TODAY)
+        confirm_receipt(db.session, world.users["sales"], receipt, TODAY, "2160.00")
 
 
 def test_a_coin_wallet_order_cannot_be_paid_by_transfer(app, world, folder):
@@ -814,9 +814,11 @@ def test_http_bank_transfer_upload_review_and_file_access(app, client, login, wo
     assert number in listing and "Acme &lt;b&gt;Ltd&lt;/b&gt;" in listing
     review = f"/admin/bank_transfer_review/review/?id={receipt.id}"
     assert "rd-confirm" in client.get(review).get_data(as_text=True)
-    page = confirm_post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
+    page = confirm_post(client, review, {"decision": "confirm", "received": "2,160.00"},
+                        follow_redirects=True).get_data(as_text=True)
     assert "is paid" in page
-    page = post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
+    page = post(client, review, {"decision": "confirm", "received": "2160.00"},
+                follow_redirects=True).get_data(as_text=True)
     assert "reviewed already" in page
     assert coin_balance(world.acme) == Decimal("216000")
     assert ledger_differences(db.session) == []
@@ -829,9 +831,9 @@ def test_http_finance_sees_a_mismatch_and_can_reject(app, client, login, world):
     login("finance")
     review = f"/admin/bank_transfer_review/review/?id={receipt.id}"
     page = client.get(review).get_data(as_text=True)
-    assert "rd-mismatch" in page and "rd-confirm" not in page
-    page = confirm_post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
-    assert "not confirmed" in page
+    assert "rd-mismatch" in page
+    page = post(client, review, {"decision": "confirm"}, follow_redirects=True).get_data(as_text=True)
+    assert "Amount received" in page  # what arrived must be typed
     page = confirm_post(client, review, {"decision": "reject", "reason": "Wrong <amount>"},
                         follow_redirects=True).get_data(as_text=True)
     assert "still awaits payment" in page

@@ -608,7 +608,7 @@ def test_each_list_shows_its_statuses(client, login, several):
     (f"{REVIEWED}?flt0_reviewed_by_equals={{finance}}", ["c", "d"]),
     (f"{REVIEWED}?flt0_reviewed_between={{today}}+00:00:00+to+{{today}}+23:59:59", ["c", "d"]),
     (f"{LIST}?flt0_status_equals=draft", ["a"]),
-    (f"{LIST}?flt0_no_equals={{a}}", ["a"]),
+    (f"{LIST}?flt0_application_no_equals={{a}}", ["a"]),
 ])
 def test_filters_and_search(client, login, world, several, url, wanted):
     login("sales" if url.startswith(LIST) else "finance")

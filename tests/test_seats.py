@@ -45,14 +45,14 @@ def request_context(request, app):
 
 @pytest.fixture
 def catalog(world):
-    """The seat packages SEAT-ENTERPRISE / SEAT-STANDARD / SEAT-BASIC."""
+    """A seat package on sale per product edition."""
     category = PackageCategory(code="SEAT", name="Seats", kind="seat")
     db.session.add(category)
     db.session.flush()
     packages = {}
     for edition, price in PRICES.items():
         packages[edition] = Package(code=f"SEAT-{edition.upper()}", name=f"{edition} seat", category_id=category.id,
-                                    kind="seat", amount=price, pricing="per_year", currency="CNY")
+                                    kind="seat", edition=edition, amount=price, pricing="per_year", currency="CNY")
     db.session.add_all(packages.values())
     db.session.commit()
     return packages
@@ -131,13 +131,13 @@ def test_paying_a_seat_order_online_adds_the_seats_once(world, catalog):
 def test_a_seat_order_is_refused_without_an_active_seat_package(world, catalog, change):
     package = catalog["standard"]
     if change == "missing":
-        package.code = "SEAT-STD-OLD"
+        db.session.delete(package)
     elif change == "inactive":
         package.active = False
     else:
-        package.kind = "vip"
+        package.kind, package.edition = "vip", None
     db.session.commit()
-    with pytest.raises(DomainError, match="No seat package for edition Standard"):
+    with pytest.raises(DomainError, match="No seat package of edition Standard is on sale"):
         create_seat_order(db.session, users(world, "customer"), world.acme, "standard", 1)
 
 

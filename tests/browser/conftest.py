@@ -2,7 +2,7 @@
 
 - `live_app` (session): a fresh database (a temporary SQLite file, or a dedicated database on
   TEST_DATABASE_URL's PostgreSQL server), migrated with `flask --app app db upgrade`, loaded with
-  `flask --app app seed-demo --devices 300`, served by `flask --app app run` on a free loopback
+  `flask --app app seed-demo --no-activity --devices 300` (queues empty: each test makes its own work), served by `flask --app app run` on a free loopback
   port (ENV_NAME=testing, its own SECRET_KEY); stopped and dropped at the end. The commands run
   as one shell chain started by `_boot`, so the server prepares while Chromium starts.
   `live_app.scalar(sql)` / `.rows(sql)` read the server's database to pick rows and check results.
@@ -162,7 +162,7 @@ class _Boot:
         # `--if-empty`: a retry on another port does not seed twice; `exec`: the pid is the server's.
         chain = " && ".join([
             shlex.join(_flask("db", "upgrade")),
-            shlex.join(_flask("seed-demo", "--if-empty", "--devices", str(DEMO_DEVICES))),
+            shlex.join(_flask("seed-demo", "--if-empty", "--no-activity", "--devices", str(DEMO_DEVICES))),
             "exec " + shlex.join(_flask("run", "--host", "127.0.0.1", "--port", str(port), "--no-reload",
                                         "--no-debugger", "--with-threads")),
         ])

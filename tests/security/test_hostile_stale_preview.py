@@ -98,7 +98,7 @@ def test_a_cash_seat_grant_at_a_changed_catalog_price_is_refused(client, login, 
     category = PackageCategory(code="SEAT", name="Seats", kind="seat")
     db.session.add(category)
     db.session.flush()
-    package = Package(code="SEAT-BASIC", name="Basic seat", category_id=category.id, kind="seat",
+    package = Package(code="SEAT-BASIC", name="Basic seat", category_id=category.id, kind="seat", edition="basic",
                       amount=Decimal("10.00"), pricing="per_year", currency="CNY")
     db.session.add(package)
     db.session.commit()

@@ -1,0 +1,150 @@
+"""Stored texts shown in the reader's language: a message key and its parameters, kept as JSON beside
+the plain English text, rendered through Babel when a page shows them.
+
+Order lines, ledger memos and audit summaries are written once and read by people of every
+language: "Recharge ¥1,000.00" stored as English would show English in the Chinese console. So
+the writer stores `message("order.line.recharge", amount=money_param(amount, "CNY"))` and the page
+renders it with `render(data, fallback)` (Jinja: `{{ stored_text(data, fallback) }}`) in the
+reader's locale. Rows written before a message existed have no data and show their plain text.
+
+Parameters are plain strings and integers, or tagged values formatted when shown:
+`money_param(amount, currency)` (through actions.money.format_money), `label_param(group, code)`
+(a choice label such as a payment method, through its lazy_gettext label) and `count_param(n, unit)`.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask_babel import lazy_gettext as _l
+
+from actions.money import format_amount, format_money
+
+# Every message a stored text may name. Keys are stable (rows keep them); the English is the msgid.
+MESSAGES = {
+    # order lines
+    "order.line.recharge": _l("Recharge %(amount)s"),
+    "order.line.coins": _l("%(coins)s coins"),
+    "order.line.seats": _l("%(edition)s seats × %(quantity)s"),
+    "order.line.renewal": _l("%(device)s %(package)s × %(months)s months"),
+    "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
+    # ledger memos
+    "ledger.paid": _l("Order %(order)s paid by %(method)s"),
+    "ledger.payment": _l("Payment of order %(order)s"),
+    "ledger.refund": _l("Refund of order %(order)s"),
+    "ledger.bank_transfer": _l("Bank transfer receipt #%(receipt)s for order %(order)s: %(amount)s received"),
+    "ledger.offline_recharge": _l("Offline recharge #%(id)s from %(payer)s"),
+    "ledger.offline_recharge_ref": _l("Offline recharge #%(id)s from %(payer)s, reference %(reference)s"),
+    "ledger.commission": _l("Commission for %(month)s"),
+    "ledger.withdrawal": _l("Withdrawal #%(id)s"),
+    "ledger.withdrawal_release": _l("Withdrawal #%(id)s not paid"),
+    "ledger.upgrade_credit": _l("%(subscription)s: unused days before the upgrade"),
+    # audit summaries
+    "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
+    "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
+    "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
+    "audit.order.value_added": _l("Order %(order)s: %(package)s for %(devices)s devices × %(months)s months = "
+                                  "%(amount)s"),
+    "audit.order.coins": _l("Order %(order)s: %(coins)s coins for %(amount)s (%(company)s), to pay by %(method)s"),
+    "audit.order.seats": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, %(amount)s"),
+    "audit.order.seats_promotion": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, "
+                                      "%(amount)s (promotion: %(promotion)s)"),
+    "audit.order.seats_granted": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, "
+                                    "%(amount)s in cash (%(note)s)"),
+    "audit.order.pay_balance": _l("Order %(order)s: %(amount)s paid from the balance"),
+    "audit.order.pay_offline": _l("Order %(order)s: %(amount)s paid by %(method)s"),
+    "audit.order.pay_offline_note": _l("Order %(order)s: %(amount)s paid by %(method)s (%(note)s)"),
+    "audit.order.pay_provider": _l("Order %(order)s: %(amount)s paid by %(method)s (%(reference)s)"),
+    "audit.order.cancel": _l("Order %(order)s cancelled"),
+    "audit.order.cancel_stale": _l("%(count)s pending orders expired"),
+    "audit.order.request_refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s"),
+    "audit.order.refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s back by %(method)s"),
+    "audit.order.refund_free": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines (free order)"),
+    "audit.order.refund_failed": _l("Order %(order)s: refund #%(refund)s refused by %(method)s: %(reason)s"),
+    "audit.order.reject_refund": _l("Order %(order)s: refund #%(refund)s rejected: %(reason)s"),
+    # subscription history
+    "subscription.paid": _l("Order %(order)s: %(amount)s paid by %(method)s"),
+    "subscription.renewal_on": _l("Auto-renew on, by %(method)s"),
+    "subscription.renewal_off": _l("Auto-renew off, by %(method)s"),
+    "subscription.suspended": _l("Suspended"),
+    "subscription.resumed": _l("Resumed"),
+    "subscription.cancel_now": _l("Cancel now: refund #%(id)s awaits approval by finance."),
+    "subscription.upgrade_credit": _l("Credit for unused days: %(amount)s to the balance."),
+    "audit.receipt.submit": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s)"),
+    "audit.receipt.submit_differs": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s); "
+                                       "the order is for %(total)s"),
+    "audit.receipt.confirm": _l("Order %(order)s: %(amount)s received by bank transfer; order paid"),
+    "audit.receipt.credit": _l("Order %(order)s: %(amount)s received by bank transfer, not the order total "
+                               "%(total)s; credited to the balance, order still awaiting payment"),
+    "audit.receipt.reject": _l("Order %(order)s: receipt rejected: %(reason)s"),
+}
+
+
+def _labels() -> dict[str, dict]:
+    """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
+    from models import (
+        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RENEWAL_METHODS, SEAT_EDITIONS,
+        WALLET_CURRENCIES,
+    )
+
+    return {"payment_method": PAYMENT_METHODS, "seat_edition": SEAT_EDITIONS, "order_kind": ORDER_KINDS,
+            "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
+            "renewal_method": RENEWAL_METHODS}
+
+
+def message(key: str, **params) -> dict:
+    """The JSON to store for message `key` with `params`; an unknown key is a programming error."""
+    if key not in MESSAGES:
+        raise KeyError(f"unknown stored-text message {key!r}: add it to actions.texts.MESSAGES")
+    return {"key": key, "params": params}
+
+
+def money_param(amount, currency: str) -> dict:
+    return {"money": str(Decimal(amount)), "currency": currency}
+
+
+def label_param(group: str, code: str | None) -> dict:
+    return {"label": group, "code": code or ""}
+
+
+def count_param(n, unit: str = "COIN") -> dict:
+    """A whole number shown with the reader's grouping (216,000)."""
+    return {"count": str(n), "unit": unit}
+
+
+def _value(value) -> str:
+    if isinstance(value, dict):
+        if "money" in value:
+            return format_money(Decimal(value["money"]), value.get("currency", "CNY"))
+        if "label" in value:
+            label = _labels().get(value["label"], {}).get(value.get("code", ""))
+            return str(label) if label is not None else str(value.get("code", ""))
+        if "count" in value:
+            return format_amount(Decimal(value["count"]), value.get("unit", "COIN"))
+    return "" if value is None else str(value)
+
+
+def render(data, fallback: str = "") -> str:
+    """`data` (a stored message) in the current locale; `fallback` when there is none or it cannot be read."""
+    if not isinstance(data, dict) or data.get("key") not in MESSAGES:
+        return fallback or ""
+    params = {name: _value(value) for name, value in (data.get("params") or {}).items()}
+    try:
+        return str(MESSAGES[data["key"]]) % params
+    except (KeyError, TypeError, ValueError):
+        return fallback or ""
+
+
+def english(data, fallback: str = "") -> str:
+    """The plain English text of `data`, stored beside it for searches, exports and old readers."""
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        return render(data, fallback)
+
+
+def english_all(items) -> list[str]:
+    """`english(item)` for each stored message of `items` (plain strings pass through), in one locale switch."""
+    from flask_babel import force_locale
+
+    with force_locale("en"):
+        return [render(item) if isinstance(item, dict) else item for item in items]

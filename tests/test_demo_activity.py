@@ -1,0 +1,44 @@
+"""The demo world's activity is made through the actions: balances agree with the ledger, and each
+role's queue has something in it on a fresh `make run`."""
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import func, select
+
+from actions.demo import seed_demo
+from actions.wallets import balance_of, ledger_differences
+from models import Company, DeviceService, InvoiceRequest, LedgerEntry, OfflineRecharge, Order, db
+from tests.conftest import FAST_HASH
+
+
+def test_demo_activity_leaves_work_in_each_queue(app):
+    with app.app_context():
+        made = seed_demo(db.session, devices=300, method=FAST_HASH)
+        db.session.commit()
+        statuses = dict(db.session.execute(
+            select(OfflineRecharge.status, func.count()).group_by(OfflineRecharge.status)).all())
+        assert statuses == {"approved": 1, "submitted": 1, "draft": 1}
+        orders = db.session.execute(select(Order.number, Order.kind, Order.status)
+                                    .where(Order.kind == "renewal").order_by(Order.id)).all()
+        assert [(o.kind, o.status) for o in orders] == [("renewal", "paid"), ("renewal", "pending")]
+        assert made["devices"] == 300
+        acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
+        paid = db.session.scalar(select(Order).where(Order.number == orders[0].number))
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)
+                                 .where(LedgerEntry.order_id == paid.id)) == 1
+        assert ledger_differences(db.session) == []
+        assert db.session.scalar(select(InvoiceRequest.status)) == "requested"
+        assert all(line.new_expires_on > date.today() for line in paid.lines)
+        services = db.session.scalar(select(Order).where(Order.kind == "value_added"))
+        assert services.status == "paid" and len(services.lines) == 3
+        assert db.session.scalar(select(func.count()).select_from(DeviceService)) == 3
+        assert balance_of(db.session, acme.id, "CNY") == 20_000 - paid.total - services.total
+
+
+def test_demo_without_activity_starts_with_empty_queues(app):
+    with app.app_context():
+        seed_demo(db.session, devices=50, method=FAST_HASH, activity=False)
+        db.session.commit()
+        assert db.session.scalar(select(func.count()).select_from(OfflineRecharge)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Order).where(Order.kind == "renewal")) == 0
