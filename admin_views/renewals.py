@@ -44,6 +44,7 @@ from admin_views.base import (
     COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter,
     local_day_start, parse_row_id, time_cell, unit_of_work,
 )
+from actions.texts import render as render_stored_text
 from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
@@ -707,7 +708,8 @@ class OrderManagementView(OrderListView):
                 title=_("Request a refund"),
                 summary=_("Request a refund of %(count)s lines of order %(number)s of %(company)s:", count=len(lines),
                           number=order.number, company=order.company.name),
-                items=[f"{line.description} · {format_money(line.net, order.currency)}" for line in lines],
+                items=[f"{render_stored_text(line.description_data, line.description)} · "
+                       f"{format_money(line.net, order.currency)}" for line in lines],
                 note=_("Another finance user approves it under Refunds; only then is the money paid back."),
                 confirm_label=_("Request the refund")), purpose, line_ids, back)
         try:

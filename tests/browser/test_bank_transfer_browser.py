@@ -128,6 +128,11 @@ def test_bank_transfer_with_a_different_amount_in_chinese(chinese_page, chromium
     finance.fill("#rd-received-input", "2,100.00")
     with finance.expect_navigation():
         finance.click("#rd-confirm")
+    # The server's confirmation page says where the money goes before anything is credited.
+    expect(finance.locator("#rd-confirm-summary")).to_contain_text("与订单金额 ¥2,160.00 不符")
+    assert live_app.scalar("SELECT status FROM bank_transfer_receipt WHERE id = :i", i=receipt_id) == "submitted"
+    with finance.expect_navigation():
+        finance.click("#rd-confirm-yes")
     expect(finance.locator(".alert-warning")).to_contain_text("已计入客户余额")
     shot(finance, "bank-transfer-confirmed-zh")
     assert live_app.scalar("SELECT status FROM \"order\" WHERE number = :n", n=number) == "pending"
