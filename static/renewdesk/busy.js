@@ -1,4 +1,4 @@
-/* Busy buttons and upload progress.
+/* Busy buttons, upload progress and file fields.
 
    - A form marked `data-busy` is sent once: on submit its submit buttons are disabled and the one
      pressed reads "处理中…" with a spinner (the words come from the server, #rd-busy-words). The
@@ -105,6 +105,16 @@
       return;
     }
     busy(form, event.submitter);
+  });
+
+  // A chosen file's name in its Bootstrap file field (the label says "choose a file" until then).
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!(input instanceof HTMLInputElement) || !input.classList.contains("custom-file-input")) return;
+    var label = input.parentNode.querySelector(".custom-file-label");
+    if (label && input.files && input.files.length) {
+      label.textContent = Array.prototype.map.call(input.files, function (file) { return file.name; }).join(", ");
+    }
   });
 
   // Back from the next page (bfcache): the form may be sent again.
