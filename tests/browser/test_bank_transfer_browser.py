@@ -15,7 +15,7 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, demo_password, login, shot  # noqa: E402
+from .conftest import CHROMIUM, LiveApp, booting, demo_password, login, shot  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,6 +32,22 @@ RECEIPT_HTML = """<html><body style="margin:0;font-family:sans-serif;background:
 <tr><td>付款人</td><td>Acme 物流有限公司</td></tr><tr><td>付款账号</td><td>6222 0000 1111 2222</td></tr>
 <tr><td>收款人</td><td>演示科技有限公司</td></tr><tr><td>收款账号</td><td>0200 0045 0920 0123 456</td></tr>
 <tr><td>金额</td><td><b>¥2,100.00</b></td></tr><tr><td>附言</td><td>{number}</td></tr></table></div></body></html>"""
+
+
+@pytest.fixture(scope="session")
+def _boot():
+    """A server of this module's own: the transfer credits Acme Logistics' balance, which
+    test_browser.py's renewal expects to start at zero."""
+    with booting(tag="_bank") as boot:
+        yield boot
+
+
+@pytest.fixture(scope="session")
+def live_app(_boot):
+    base = _boot.wait()
+    engine = sa.create_engine(_boot.database_url)
+    yield LiveApp(base, _boot.database_url, _boot.log_path, engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -150,7 +150,7 @@ def test_new_user_must_change_the_initial_password(open_as, live_app):
     page.fill("#new", "newhire-own-secret-7")
     page.fill("#confirm", "wrong repetition")
     submit(page, "form button[type=submit]")
-    expect(page.locator(".alert-danger")).to_contain_text("differ")
+    expect(page.locator(".invalid-feedback")).to_contain_text("differ")
     page.fill("#current", "Initial-pass-2024")
     page.fill("#new", "newhire-own-secret-7")
     page.fill("#confirm", "newhire-own-secret-7")

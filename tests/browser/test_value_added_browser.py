@@ -169,7 +169,7 @@ def test_customer_buys_a_value_added_service_and_finance_refunds_a_line(chinese_
     expect(finance.locator("tr", has_text=number)).to_contain_text("增值订单")
     finance.goto(live_app.url(f"/admin/order_management/details/?id={order_id}"))
     refunded_device = numbers[1]
-    finance.locator("label", has_text=f"{refunded_device} SMS alerts × 6").click()  # the line text as stored since 88a4c57
+    finance.locator("label", has_text=f"{refunded_device} SMS alerts × 6").click()
     finance.fill("#rd-refund-reason", "设备已退回")
     screen(finance, "value-added-refund-zh")
     submit(finance, "#rd-refund-lines")
