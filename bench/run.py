@@ -608,55 +608,109 @@ def print_table(bench: Bench, passed: dict[str, bool]) -> None:
         print(f"{key:<{width}}  {text:>9}  {goal:<29}  {verdict}")
 
 
-def main() -> int:
+BENCHMARKS = ("lists", "suspend", "renewals", "members", "import", "cards", "export", "auto_renew",
+              "subscriptions", "analyzed", "postgresql")
+
+
+def parse_args(argv: list[str]):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", metavar="NAME[,NAME…]",
+                        help=f"run only these benchmarks (of: {', '.join(BENCHMARKS)})")
+    parser.add_argument("--keep", metavar="DIR", type=Path,
+                        help="seed the two SQLite databases into DIR once and copy them from there on later runs")
+    args = parser.parse_args(argv)
+    chosen = [name for name in args.only.split(",") if name]
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)} (known: {', '.join(BENCHMARKS)})")
+    args.only = set(chosen or BENCHMARKS)
+    return args
+
+
+def seed(bench: Bench, folder: Path, keep: Path | None) -> dict[int, Path]:
+    """The two seeded SQLite databases in `folder`: built there, or copied from `keep` (built into it once)."""
+    paths = {SMALL: folder / "small.db", BIG: folder / "big.db"}
+    kept = {size: keep / f"{size}.db" for size in paths} if keep else None
+    if kept and all(path.exists() for path in kept.values()):
+        bench.section(f"copying the seeded databases from {keep}")
+    else:
+        bench.section(f"seeding {SMALL:,} and {BIG:,} devices (migrate + actions.demo.seed_demo), in parallel")
+        built = kept or paths
+        if keep:
+            keep.mkdir(parents=True, exist_ok=True)
+        with ProcessPoolExecutor(max_workers=2) as pool:
+            seconds = dict(zip(built, pool.map(build_database, built.values(), built.keys())))
+        bench.keep("seed_200k_seconds", seconds[BIG])
+        print(f"     (seeding 200k took {seconds[BIG]:.1f} s)")
+    if kept:
+        import sqlite3
+
+        for size, path in paths.items():
+            with sqlite3.connect(kept[size]) as source, sqlite3.connect(path) as copy:
+                source.backup(copy)  # consistent, WAL included
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    only = args.only
     bench = Bench()
     load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="renewdesk-bench-"))
     try:
-        bench.section(f"seeding {SMALL:,} and {BIG:,} devices (migrate + actions.demo.seed_demo), in parallel")
-        paths = {SMALL: folder / "small.db", BIG: folder / "big.db"}
-        with ProcessPoolExecutor(max_workers=2) as pool:
-            seconds = dict(zip(paths, pool.map(build_database, paths.values(), paths.keys())))
-        bench.keep("seed_200k_seconds", seconds[BIG])
-        print(f"     (seeding 200k took {seconds[BIG]:.1f} s)")
+        paths = seed(bench, folder, args.keep)
         apps = {size: make_app(path) for size, path in paths.items()}
 
-        bench.section(f"device list /admin/device/ through the test client: {BIG:,} devices over {SMALL:,}")
-        bench_list_pages(bench, apps)
-        bench.section(f"device list: last page against first page ({BIG:,} devices)")
-        bench_last_page(bench, apps[BIG])
+        if "lists" in only:
+            bench.section(f"device list /admin/device/ through the test client: {BIG:,} devices over {SMALL:,}")
+            bench_list_pages(bench, apps)
+            bench.section(f"device list: last page against first page ({BIG:,} devices)")
+            bench_last_page(bench, apps[BIG])
 
-        bench.section(f"batch suspend of {BATCH_NUMBERS:,} pasted numbers ({BIG:,} devices)")
-        bench_batch_suspend(bench, apps[BIG])
+        if "suspend" in only:
+            bench.section(f"batch suspend of {BATCH_NUMBERS:,} pasted numbers ({BIG:,} devices)")
+            bench_batch_suspend(bench, apps[BIG])
 
-        bench.section(f"renewal order: quote + create + pay by balance ({BIG:,} devices)")
-        bench_renewals(bench, apps[BIG])
+        if "renewals" in only:
+            bench.section(f"renewal order: quote + create + pay by balance ({BIG:,} devices)")
+            bench_renewals(bench, apps[BIG])
 
-        bench.section("member accounts: create from a pattern + bulk VIP upgrade, 10 vs 1,000")
-        bench_members(bench, apps[BIG])
+        if "members" in only:
+            bench.section("member accounts: create from a pattern + bulk VIP upgrade, 10 vs 1,000")
+            bench_members(bench, apps[BIG])
 
-        bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
-        imports.bench_import(bench, apps[BIG], paths[BIG], folder, target, IMPORT_ROWS, IMPORT_REPEAT)
+        if "import" in only:
+            bench.section(f"expiry import of {IMPORT_ROWS:,} rows (child process)")
+            imports.bench_import(bench, apps[BIG], paths[BIG], folder, target, IMPORT_ROWS, IMPORT_REPEAT)
 
-        bench.section(f"card import of {IMPORT_ROWS:,} cards: preview + chunked commit (child process)")
-        from bench.cards import bench_card_import
+        if "cards" in only:
+            bench.section(f"card import of {IMPORT_ROWS:,} cards: preview + chunked commit (child process)")
+            from bench.cards import bench_card_import
 
-        bench_card_import(bench, paths[BIG], folder, lambda *args: child_module("bench.cards", *args),
-                          rows=IMPORT_ROWS)
+            bench_card_import(bench, paths[BIG], folder, lambda *args: child_module("bench.cards", *args),
+                              rows=IMPORT_ROWS)
 
-        bench.section(f"xlsx export of {BIG:,} devices (child process)")
-        bench_export(bench, paths[BIG])
+        if "export" in only:
+            bench.section(f"xlsx export of {BIG:,} devices (child process)")
+            bench_export(bench, paths[BIG])
 
-        bench.section(f"auto-renewal over {BIG:,} devices")
-        bench_auto_renew(bench, apps[BIG])
-        subscriptions.bench_subscriptions(bench, paths[SMALL], folder, target, SMALL_RUN)
+        if "auto_renew" in only:
+            bench.section(f"auto-renewal over {BIG:,} devices")
+            bench_auto_renew(bench, apps[BIG])
+        if "subscriptions" in only:
+            subscriptions.bench_subscriptions(bench, paths[SMALL], folder, target, SMALL_RUN)
 
-        bench.section("device list again, after ANALYZE (SQLite planner statistics)")
-        for app in apps.values():
-            analyze(app)
-        bench_list_pages(bench, apps, suffix="_analyzed")
+        if "analyzed" in only:
+            bench.section("device list again, after ANALYZE (SQLite planner statistics)")
+            for app in apps.values():
+                analyze(app)
+            bench_list_pages(bench, apps, suffix="_analyzed")
 
-        if os.environ.get("TEST_DATABASE_URL"):
+        if "postgresql" not in only:
+            pass
+        elif os.environ.get("TEST_DATABASE_URL"):
             bench_postgresql(bench, os.environ["TEST_DATABASE_URL"])
         else:
             bench.note("PostgreSQL not measured: set TEST_DATABASE_URL=postgresql+psycopg://… to add the _pg figures")
@@ -683,8 +737,11 @@ def main() -> int:
                      "load_average_end": os.getloadavg(), "seconds": round(total)},
     }
     out["measured"]["sizes"] = [SMALL, BIG]
-    (HERE / ("results-small.json" if SMALL_RUN else "results.json")).write_text(
-        json.dumps(out, indent=2, default=str) + "\n")
+    name = "results-small" if SMALL_RUN else "results"
+    if only != set(BENCHMARKS):  # a partial run must not overwrite the full run's figures
+        out["measured"]["only"] = sorted(only)
+        name += "-partial"
+    (HERE / f"{name}.json").write_text(json.dumps(out, indent=2, default=str) + "\n")
     return 0
 
 
