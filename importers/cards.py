@@ -18,8 +18,6 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Font, PatternFill
 from sqlalchemy import delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -64,6 +62,9 @@ class CardPreview:
 
 def build_template(language: str = "en") -> bytes:
     """The blank card workbook: headers (text columns), and the active card plans on a second sheet."""
+    from openpyxl import Workbook  # here, not at start-up: 8 MB per web worker
+    from openpyxl.styles import Font, PatternFill
+
     index = 1 if language.startswith("zh") else 0
     workbook = Workbook()
     sheet = workbook.active
@@ -132,6 +133,8 @@ def _date(cell) -> date | None:
 
 def read_cards(data: bytes, today: date, max_rows: int = MAX_ROWS) -> tuple[list[tuple[int, CardInput]], CardPreview]:
     """The rows of the first sheet: the well-formed ones, and a preview holding the malformed ones."""
+    from openpyxl import load_workbook
+
     preview = CardPreview()
     rows: list[tuple[int, CardInput]] = []
     try:
