@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, exists, func, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, each_in_savepoint, in_scope, require_role, scoped
@@ -345,14 +345,13 @@ def apply_renewal(session: Session, order: Order, today: date) -> None:
     """
     line_table, device = OrderLine.__table__, Device.__table__
     lines = session.execute(
-        select(line_table.c.id, line_table.c.device_id, line_table.c.months)
-        .where(line_table.c.order_id == order.id, line_table.c.device_id.isnot(None),
-               line_table.c.new_expires_on.is_(None))
+        select(line_table.c.id, line_table.c.device_id, line_table.c.months, line_table.c.new_expires_on.is_(None))
+        .where(line_table.c.order_id == order.id, line_table.c.device_id.isnot(None))
     ).all()
-    if lines:
-        _price_lines_expiries(session, order, lines, today)
-    expected = session.scalar(select(func.count()).select_from(line_table).where(
-        line_table.c.order_id == order.id, line_table.c.device_id.isnot(None)))
+    unpriced = [line for line in lines if line[3]]
+    if unpriced:
+        _price_lines_expiries(session, order, unpriced, today)
+    expected = len(lines)
     result = session.execute(
         device.update()
         .where(line_table.c.order_id == order.id, device.c.id == line_table.c.device_id,
