@@ -34,7 +34,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -294,12 +294,14 @@ class _AutoRenewal:
                 self._batch_done()
         buffers.clear()
 
-    def _claim(self, rows: Sequence, outcome: str, reasons: dict[int, str] | None = None) -> dict[int, int]:
-        """Insert the attempts of these devices for their current expiry; {device_id: attempt_id} of those won.
+    def _claim(self, rows: Sequence, outcome: str, reasons: dict[int, str] | None = None) -> dict[int, tuple[int, date]]:
+        """Insert the attempts of these devices for their current expiry; {device_id: (attempt_id, that expiry)}
+        of those won.
 
         Set-based: one INSERT … SELECT from device per message, the device's number put in by SQL
         (the unbound message; "<number>: <reason>" for a device its package cannot price, `reasons`
-        by device id)."""
+        by device id). A device is claimed only while it is still due: active, expiring by the
+        period's end (another run or a person may have renewed or suspended it since the scan)."""
         now = utcnow()
         if outcome == "no_package":
             groups = {self.unbound_template: [r.id for r in rows]}
@@ -308,7 +310,7 @@ class _AutoRenewal:
             for row in rows:
                 groups[reasons.get(row.id, "") if reasons else ""].append(row.id)
         device, attempts = Device.__table__, self.attempts
-        claimed: dict[int, int] = {}
+        claimed: dict[int, tuple[int, date]] = {}
         for message, ids in groups.items():
             if outcome == "no_package":
                 text = func.replace(message, "%(number)s", device.c.number)
@@ -322,12 +324,14 @@ class _AutoRenewal:
                     .from_select(
                         ["device_id", "period_start", "outcome", "message", "created_at"],
                         select(device.c.id, device.c.expires_on, literal(outcome), text, literal(now, attempts.c.created_at.type))
-                        .where(device.c.id.in_(chunk)),
+                        .where(device.c.id.in_(chunk), device.c.status == "active",
+                               device.c.expires_on <= self.period.end),
                     )
                     .on_conflict_do_nothing(index_elements=["device_id", "period_start"])
-                    .returning(attempts.c.id, attempts.c.device_id)
+                    .returning(attempts.c.id, attempts.c.device_id, type_coerce(attempts.c.period_start, String))
                 )
-                claimed.update({device_id: attempt_id for attempt_id, device_id in result})
+                claimed.update({device_id: (attempt_id, self._date(expires))
+                                for attempt_id, device_id, expires in result})
         return claimed
 
     def _reclaim_unbound(self, rows: Sequence) -> dict[int, int]:
@@ -374,7 +378,8 @@ class _AutoRenewal:
             if price is None:
                 reasons[row.id] = reason
         refusals = {r.id: f"{r.number}: {reasons[r.id]}"[:255] for r in rows if r.id in reasons}
-        claimed = self._claim(rows, "failed", reasons)
+        won = self._claim(rows, "failed", reasons)
+        claimed = {device_id: attempt_id for device_id, (attempt_id, _expires) in won.items()}
         lost = [r for r in rows if r.id not in claimed]
         if lost:
             reclaimed = self._reclaim_unbound(lost)
@@ -388,7 +393,8 @@ class _AutoRenewal:
                     unpriced,
                 )
         self.totals["skipped"] += len(rows) - len(claimed)
-        rows = [r for r in rows if r.id in claimed]
+        # Renewed from the expiry each device was claimed for (the reclaimed ones: the one recorded).
+        rows = [replace(r, expires_on=won[r.id][1]) if r.id in won else r for r in rows if r.id in claimed]
         failed = [refusals[r.id] for r in rows if r.id in refusals]
         outcome.failed += failed
         self.totals["failed"] += len(failed)

@@ -6,9 +6,11 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+import actions.billing_jobs as billing_jobs
 from actions import DomainError
+from actions.billing_jobs import auto_renew
 from actions.orders import LineSpec, open_order, pay_with_balance
 from models import AutoRenewAttempt, Device, db
 from tests.test_billing_jobs import TODAY, configure, expires, fund, renew, set_expiry
@@ -93,3 +95,32 @@ def test_a_suspended_device_refuses_the_payment_by_its_number(app, due):
         pay_with_balance(db.session, None, order, TODAY)
     db.session.rollback()
     assert expires(due, "AC0001") == date(2026, 11, 20)
+
+
+def _moved_before_the_claim(monkeypatch, device_id: int, expires_on: date) -> None:
+    """Another run or a person changes the device's expiry between the due scan and the claim."""
+    claim = billing_jobs._AutoRenewal._claim
+
+    def claim_after_the_change(self, *args, **kwargs):
+        db.session.execute(update(Device).where(Device.id == device_id).values(expires_on=expires_on))
+        return claim(self, *args, **kwargs)
+
+    monkeypatch.setattr(billing_jobs._AutoRenewal, "_claim", claim_after_the_change)
+
+
+def test_a_device_renewed_since_the_scan_is_not_renewed_again(app, due, monkeypatch):
+    _moved_before_the_claim(monkeypatch, due.devices["AC0001"].id, date(2027, 1, 20))
+    summary = auto_renew(db.session, TODAY)
+    db.session.commit()
+    assert (summary.renewed, summary.skipped, summary.orders) == (0, 1, ())
+    assert expires(due, "AC0001") == date(2027, 1, 20)
+    assert attempt_of(due, "AC0001") is None
+
+
+def test_a_device_whose_expiry_moved_within_the_period_is_renewed_from_its_new_expiry(app, due, monkeypatch):
+    _moved_before_the_claim(monkeypatch, due.devices["AC0001"].id, date(2026, 11, 25))
+    summary = auto_renew(db.session, TODAY)
+    db.session.commit()
+    assert summary.renewed == 1
+    assert expires(due, "AC0001") == date(2026, 12, 25)
+    assert attempt_of(due, "AC0001").period_start == date(2026, 11, 25)
