@@ -1,4 +1,5 @@
-"""A web worker imports what it serves: no payment SDK without its keys, no openpyxl before a workbook."""
+"""A web worker imports what it serves: no payment SDK without its keys, no openpyxl before a workbook,
+no Alembic before a migration."""
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def test_the_app_starts_without_the_payment_sdks_or_openpyxl(tmp_path):
                                env={"PATH": "/usr/bin:/bin", "ENV_NAME": "testing"}, check=True)
     loaded = set(json.loads(completed.stdout.strip().splitlines()[-1]))
     assert "flask_admin" in loaded  # the app did start
-    assert not loaded & {"alipay", "wechatpayv3", "requests", "Cryptodome", "openpyxl"}
+    assert not loaded & {"alipay", "wechatpayv3", "requests", "Cryptodome", "openpyxl", "alembic"}
 
 
 def test_an_adapter_whose_keys_are_set_is_still_served():
@@ -39,3 +40,22 @@ def test_an_adapter_whose_keys_are_set_is_still_served():
 
     providers, missing = configured_providers({"PAYPAL_CLIENT_ID": "id"})
     assert providers == {} and set(missing) == {"PAYPAL_CLIENT_SECRET", "PAYPAL_WEBHOOK_ID"}
+
+
+def test_flask_db_commands_still_migrate(tmp_path):
+    """Flask-Migrate is loaded by the `flask db` command that needs it: upgrade, then current."""
+    from app import create_app
+
+    app = create_app({"ENV_NAME": "testing", "TESTING": True, "SECRET_KEY": "x",
+                      "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'cli.db'}"})
+    runner = app.test_cli_runner()
+    upgraded = runner.invoke(args=["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    current = runner.invoke(args=["db", "current"])
+    assert current.exit_code == 0, current.output
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "cli.db") as connection:
+        (head,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    assert head and "device" in {row[0] for row in sqlite3.connect(tmp_path / "cli.db").execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'")}
