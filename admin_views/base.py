@@ -670,7 +670,7 @@ class ScopedModelView(RoleMixin, ModelView):
 
     # --- exports never carry formulas; xlsx streams in bounded memory ---------------------------
     export_types = ["xlsx", "csv"]
-    export_batch_rows = 500  # rows per fetch and per streamed piece: 2,000 held 4 MB more, for no less CPU
+    export_batch_rows = 2000
 
     def get_export_name(self, export_type: str = "csv") -> str:
         """订单管理_2026-12-01.xlsx: the list's name in the reader's language and today in their zone."""
