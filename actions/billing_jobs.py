@@ -34,12 +34,12 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import String, bindparam, func, literal, select, tuple_, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -50,7 +50,7 @@ from actions.outbox import RenderedMail, queue_mail
 from actions.money import format_money, from_minor
 # open_order and pay_with_balance are the one way an order is written and paid (a paid renewal
 # moves expiries, remembering old and new for refunds); auto-renewal must not grow a second one.
-from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price
+from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price, renewed_until
 from actions.wallets import InsufficientBalance
 from models import (
     AutoRenewAttempt, BillingConfig, Company, Device, Order, Package, ReminderLog, utcnow,
@@ -201,6 +201,17 @@ class _CompanyOutcome:
         return lines
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A due device as the scan read it."""
+
+    id: int
+    number: str
+    company_id: int
+    expires_on: date
+    package_id: int | None
+
+
 class _AutoRenewal:
     """One run: claims devices batch by batch, pays one order per company, currency and batch."""
 
@@ -212,7 +223,11 @@ class _AutoRenewal:
         self.commit = commit
         self.attempts = AutoRenewAttempt.__table__
         # Translated once per run: gettext per claimed row cost more than the row's INSERT.
-        self.unbound_message = str(_l("%(number)s: no renewal package bound", number="\x00"))
+        # Untranslated placeholders kept: SQL puts each device's number in (_claim).
+        self.unbound_template = str(_l("%(number)s: no renewal package bound"))
+        self.dates: dict[object, date] = {}  # stored expiry → date
+        self.renewed: dict[date, date] = {}  # expiry → new expiry
+        self.prices: dict[int, tuple[Decimal | None, str]] = {}  # package id → (price, or None and why not)
 
     def run(self, companies: Sequence[CompanySettings]) -> None:
         names = {c.id: c.name for c in companies}
@@ -245,23 +260,32 @@ class _AutoRenewal:
         Keyset pages on (expiry, id): rows renewed meanwhile leave the window, rows refused stay
         behind the cursor, so no row is read twice however the batches end.
         """
+        # The expiry as stored (ISO text on SQLite), turned into a date once per distinct day, not per row.
+        stored = type_coerce(Device.expires_on, String)
         for company_id in company_ids:
             after = None
             while True:
                 query = (
-                    select(Device.id, Device.number, Device.company_id, Device.expires_on, Device.package_id,
-                           Device.status)
+                    select(Device.id, Device.number, Device.company_id, stored, Device.package_id, Device.status)
                     .where(Device.company_id == company_id, Device.expires_on <= self.period.end)
                     .order_by(Device.expires_on, Device.id)
                     .limit(BATCH_DEVICES)
                 )
                 if after is not None:
-                    query = query.where(tuple_(Device.expires_on, Device.id) > after)
+                    query = query.where(tuple_(stored, Device.id) > after)
                 rows = self.session.execute(query).all()
-                yield from (row for row in rows if row.status == "active")
+                for id_, number, company, expires, package_id, status in rows:
+                    if status == "active":
+                        yield _Due(id_, number, company, self._date(expires), package_id)
                 if len(rows) < BATCH_DEVICES:
                     break
-                after = (rows[-1].expires_on, rows[-1].id)
+                after = (rows[-1][3], rows[-1][0])
+
+    def _date(self, stored) -> date:
+        found = self.dates.get(stored)
+        if found is None:
+            found = self.dates[stored] = stored if isinstance(stored, date) else date.fromisoformat(stored)
+        return found
 
     def _settle_all(self, buffers: dict) -> None:
         for currency, rows in list(buffers.items()):
@@ -270,19 +294,45 @@ class _AutoRenewal:
                 self._batch_done()
         buffers.clear()
 
-    def _claim(self, rows: Sequence, outcome: str) -> dict[int, int]:
-        """Insert the attempts of these devices for their current expiry; {device_id: attempt_id} of those won."""
+    def _claim(self, rows: Sequence, outcome: str, reasons: dict[int, str] | None = None) -> dict[int, tuple[int, date]]:
+        """Insert the attempts of these devices for their current expiry; {device_id: (attempt_id, that expiry)}
+        of those won.
+
+        Set-based: one INSERT … SELECT from device per message, the device's number put in by SQL
+        (the unbound message; "<number>: <reason>" for a device its package cannot price, `reasons`
+        by device id). A device is claimed only while it is still due: active, expiring by the
+        period's end (another run or a person may have renewed or suspended it since the scan)."""
         now = utcnow()
-        numbers = {r.id: r.number for r in rows}
-        result = self.session.execute(
-            _insert(self.session, self.attempts)
-            .on_conflict_do_nothing(index_elements=["device_id", "period_start"])
-            .returning(self.attempts.c.id, self.attempts.c.device_id),
-            [{"device_id": r.id, "period_start": r.expires_on, "outcome": outcome, "created_at": now,
-              "message": self.unbound_message.replace("\x00", numbers[r.id]) if outcome == "no_package" else ""}
-             for r in rows],
-        )
-        return {device_id: attempt_id for attempt_id, device_id in result}
+        if outcome == "no_package":
+            groups = {self.unbound_template: [r.id for r in rows]}
+        else:
+            groups = defaultdict(list)
+            for row in rows:
+                groups[reasons.get(row.id, "") if reasons else ""].append(row.id)
+        device, attempts = Device.__table__, self.attempts
+        claimed: dict[int, tuple[int, date]] = {}
+        for message, ids in groups.items():
+            if outcome == "no_package":
+                text = func.replace(message, "%(number)s", device.c.number)
+            elif message:
+                text = func.substr(device.c.number + f": {message}", 1, 255)
+            else:
+                text = literal("")
+            for chunk in _chunks(ids):
+                result = self.session.execute(
+                    _insert(self.session, attempts)
+                    .from_select(
+                        ["device_id", "period_start", "outcome", "message", "created_at"],
+                        select(device.c.id, device.c.expires_on, literal(outcome), text, literal(now, attempts.c.created_at.type))
+                        .where(device.c.id.in_(chunk), device.c.status == "active",
+                               device.c.expires_on <= self.period.end),
+                    )
+                    .on_conflict_do_nothing(index_elements=["device_id", "period_start"])
+                    .returning(attempts.c.id, attempts.c.device_id, type_coerce(attempts.c.period_start, String))
+                )
+                claimed.update({device_id: (attempt_id, self._date(expires))
+                                for attempt_id, device_id, expires in result})
+        return claimed
 
     def _reclaim_unbound(self, rows: Sequence) -> dict[int, int]:
         """Devices recorded as "no_package" for this expiry that have a package now: try them again."""
@@ -299,6 +349,20 @@ class _AutoRenewal:
             claimed.update({device_id: attempt_id for attempt_id, device_id in result})
         return claimed
 
+    def _price(self, package_id: int) -> tuple[Decimal | None, str]:
+        """The price of this run's months of a package, or None and why it cannot be renewed (once per package)."""
+        found = self.prices.get(package_id)
+        if found is None:
+            package = self.packages[package_id]
+            try:
+                if not package.active:
+                    raise DomainError(_l("package %(code)s is no longer sold", code=package.code))
+                found = (renewal_price(package, self.months), "")
+            except DomainError as exc:
+                found = (None, str(exc))
+            self.prices[package_id] = found
+        return found
+
     def _settle(self, company_id: int, currency: str | None, rows: list) -> None:
         outcome = self.outcomes[company_id]
         if currency is None:
@@ -307,42 +371,43 @@ class _AutoRenewal:
             self.totals["no_package"] += len(claimed)
             outcome.no_package += [r.number for r in rows if r.id in claimed]
             return
-        claimed = self._claim(rows, "failed")
+        # Priced before claiming, so that a device its package cannot price is claimed with its reason.
+        reasons = {}
+        for row in rows:
+            price, reason = self._price(row.package_id)
+            if price is None:
+                reasons[row.id] = reason
+        refusals = {r.id: f"{r.number}: {reasons[r.id]}"[:255] for r in rows if r.id in reasons}
+        won = self._claim(rows, "failed", reasons)
+        claimed = {device_id: attempt_id for device_id, (attempt_id, _expires) in won.items()}
         lost = [r for r in rows if r.id not in claimed]
         if lost:
-            claimed.update(self._reclaim_unbound(lost))
+            reclaimed = self._reclaim_unbound(lost)
+            claimed.update(reclaimed)
+            unpriced = [{"b_id": reclaimed[r.id], "b_message": refusals[r.id]} for r in lost
+                        if r.id in reclaimed and r.id in refusals]
+            if unpriced:
+                self.session.execute(
+                    update(self.attempts).where(self.attempts.c.id == bindparam("b_id"))
+                    .values(message=bindparam("b_message")),
+                    unpriced,
+                )
         self.totals["skipped"] += len(rows) - len(claimed)
-        rows = [r for r in rows if r.id in claimed]
-        if not rows:
-            return
-        unpriced: list[dict] = []  # devices whose package cannot price this renewal, each with its reason
-        priced = []
-        for row in rows:
-            package = self.packages[row.package_id]
-            try:
-                if not package.active:
-                    raise DomainError(_l("package %(code)s is no longer sold", code=package.code))
-                priced.append((row, package, renewal_price(package, self.months)))
-            except DomainError as exc:
-                message = f"{row.number}: {exc}"
-                unpriced.append({"b_id": claimed[row.id], "b_message": message[:255]})
-                outcome.failed.append(message)
-                self.totals["failed"] += 1
-        if unpriced:
-            self.session.execute(
-                update(self.attempts).where(self.attempts.c.id == bindparam("b_id"))
-                .values(outcome="failed", message=bindparam("b_message")),
-                unpriced,
-            )
+        # Renewed from the expiry each device was claimed for (the reclaimed ones: the one recorded).
+        rows = [replace(r, expires_on=won[r.id][1]) if r.id in won else r for r in rows if r.id in claimed]
+        failed = [refusals[r.id] for r in rows if r.id in refusals]
+        outcome.failed += failed
+        self.totals["failed"] += len(failed)
+        priced = [r for r in rows if r.id not in refusals]
         if not priced:
             return
-        ids = [claimed[row.id] for row, _package, _price in priced]
+        ids = [claimed[row.id] for row in priced]
         try:
             with self.session.begin_nested():
                 order = self._pay(company_id, currency, priced)
         except InsufficientBalance as exc:
             message = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
-            outcome.insufficient.append(f"{message} ({_named([r.number for r, _p, _a in priced])})")
+            outcome.insufficient.append(f"{message} ({_named([r.number for r in priced])})")
             self.totals["insufficient"] += len(priced)
             self._finish(ids, outcome="insufficient_balance", message=str(exc)[:255])
         except DomainError as exc:
@@ -362,20 +427,32 @@ class _AutoRenewal:
         for chunk in _chunks(list(attempt_ids)):
             self.session.execute(update(self.attempts).where(self.attempts.c.id.in_(chunk)).values(**values))
 
-    def _pay(self, company_id: int, currency: str, priced: list) -> Order:
-        """A renewal order for these devices, paid from the company's own wallet; expiries moved."""
+    def _renewed_until(self, expires_on: date) -> date:
+        found = self.renewed.get(expires_on)
+        if found is None:
+            found = self.renewed[expires_on] = renewed_until(expires_on, self.months, self.today)
+        return found
+
+    def _pay(self, company_id: int, currency: str, rows: list) -> Order:
+        """A renewal order for these devices, paid from the company's own wallet; expiries moved.
+
+        The lines carry each device's old and new expiry from the start (read by the due scan):
+        paying moves them all with one UPDATE (actions.orders.apply_renewal)."""
         session = self.session
+        months, packages = self.months, self.packages
         order = open_order(
             session, None, kind="renewal", company_id=company_id, currency=currency,
             note=f"auto-renew {self.period.label}",
-            lines=[LineSpec(description=f"{row.number} {package.code} × {self.months}", gross=price, unit_price=price,
-                            device_id=row.id, package_id=package.id, months=self.months)
-                   for row, package, price in priced],
+            lines=[LineSpec(description=f"{row.number} {packages[row.package_id].code} × {months}",
+                            gross=self.prices[row.package_id][0], unit_price=self.prices[row.package_id][0],
+                            device_id=row.id, package_id=row.package_id, months=months,
+                            old_expires_on=row.expires_on, new_expires_on=self._renewed_until(row.expires_on))
+                   for row in rows],
         )
         number, order_id, total = order.number, order.id, order.total
         pay_with_balance(session, None, order, self.today)
         record(session, None, "auto_renew", "order", [order_id],
-               f"{number}: renew {len(priced)} devices × {self.months} months = "
+               f"{number}: renew {len(rows)} devices × {self.months} months = "
                f"{format_money(total, currency, 'en')} from balance ({self.period.label})")
         session.flush()
         return order

@@ -179,9 +179,17 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
     plain = english_all([spec.description for spec in lines])  # one locale switch for a thousand lines
     texts = [(text, spec.description if isinstance(spec.description, dict) else None)
              for text, spec in zip(plain, lines)]
+    minor_units: dict[Decimal, int] = {}  # a thousand lines share a few prices: round each price once
+
+    def minor(amount: Decimal) -> int:
+        found = minor_units.get(amount)
+        if found is None:
+            found = minor_units[amount] = to_minor(round_money(amount, currency), currency)
+        return found
+
     for number, spec in enumerate(lines, 1):
-        gross = to_minor(round_money(spec.gross, currency), currency)
-        discount = sum(to_minor(round_money(d.amount, currency), currency) for d in spec.discounts)
+        gross = minor(spec.gross)
+        discount = sum(minor(d.amount) for d in spec.discounts)
         if gross < 0 or discount < 0 or any(d.amount <= 0 for d in spec.discounts):
             raise DomainError(_l("Line %(n)s (%(what)s): amounts must not be negative.", n=number,
                                  what=render(texts[number - 1][1], texts[number - 1][0])))
@@ -191,7 +199,7 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
                                  discount=format_money(from_minor(discount, currency), currency),
                                  gross=format_money(from_minor(gross, currency), currency)))
         unit = spec.unit_price if spec.unit_price is not None else spec.gross
-        rows.append((spec, gross, discount, to_minor(round_money(unit, currency), currency)))
+        rows.append((spec, gross, discount, minor(unit)))
         total_minor += gross - discount
     now = utcnow()
     order = Order(kind=kind, status="pending", company_id=company_id, currency=currency, total_minor=total_minor,
@@ -214,8 +222,8 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
                 session.add(OrderDiscount(order_id=order.id, line_id=line.id, source=d.source, label=d.label[:200],
                                           promotion_ref=d.promotion_ref,
                                           amount_minor=to_minor(round_money(d.amount, currency), currency)))
-    else:  # one executemany: a thousand-line order is one statement
-        session.execute(insert(OrderLine), values)
+    else:  # one executemany of the table (no ORM bookkeeping): a thousand-line order is one statement
+        session.execute(insert(OrderLine.__table__), values)
     session.flush()
     if total_minor == 0:
         if not claim_order(session, order, "pending", status="paid", paid_at=utcnow()):
@@ -337,10 +345,42 @@ def scoped_order(session: Session, actor: User, number: str) -> Order | None:
 # --- what the core's kinds deliver and undo (registered in actions/order_kinds.py) ---------------
 
 def apply_renewal(session: Session, order: Order, today: date) -> None:
-    """Move each renewed device's expiry (batched), remembering old and new for refunds."""
+    """Move each renewed device's expiry, remembering old and new on its line for refunds.
+
+    Lines opened with their old and new expiry (auto-renewal read them already) are used as they
+    are; the others get them from the devices now. Then one set-based UPDATE … FROM order_line
+    moves every device whose expiry is still the line's old one.
+    """
+    line_table, device = OrderLine.__table__, Device.__table__
     lines = session.execute(
-        select(OrderLine.id, OrderLine.device_id, OrderLine.months).where(OrderLine.order_id == order.id)
+        select(line_table.c.id, line_table.c.device_id, line_table.c.months, line_table.c.new_expires_on.is_(None))
+        .where(line_table.c.order_id == order.id, line_table.c.device_id.isnot(None))
     ).all()
+    unpriced = [line for line in lines if line[3]]
+    if unpriced:
+        _price_lines_expiries(session, order, unpriced, today)
+    expected = len(lines)
+    result = session.execute(
+        device.update()
+        .where(line_table.c.order_id == order.id, device.c.id == line_table.c.device_id,
+               device.c.expires_on == line_table.c.old_expires_on, device.c.status != "suspended")
+        .values(expires_on=line_table.c.new_expires_on)
+    )
+    if result.rowcount != expected:
+        suspended = session.scalars(
+            select(Device.number).join(OrderLine, OrderLine.device_id == Device.id)
+            .where(OrderLine.order_id == order.id, Device.status == "suspended").order_by(Device.number)
+        ).all()
+        if suspended:
+            raise DomainError(_l("Cannot renew — suspended devices cannot be renewed: %(numbers)s.",
+                                 numbers=", ".join(suspended)))
+        raise DomainError(_l("Some devices of order %(number)s changed meanwhile; nothing was paid. Try again.",
+                             number=order.number))
+    session.expire_all()
+
+
+def _price_lines_expiries(session: Session, order: Order, lines: Sequence, today: date) -> None:
+    """Write each line's old expiry (the device's now) and new one (renewed_until); suspended devices refuse."""
     current: dict[int, tuple[date, str, str]] = {}
     ids = [line.device_id for line in lines]
     for start in range(0, len(ids), _CHUNK):
@@ -352,28 +392,13 @@ def apply_renewal(session: Session, order: Order, today: date) -> None:
     if suspended:
         raise DomainError(_l("Cannot renew — suspended devices cannot be renewed: %(numbers)s.",
                              numbers=", ".join(suspended)))
-    changes = [
-        {"b_id": line.device_id, "b_old": current[line.device_id][0],
-         "b_new": renewed_until(current[line.device_id][0], line.months, today), "b_line": line.id}
-        for line in lines
-    ]
-    device = Device.__table__
-    result = session.execute(
-        device.update()
-        .where(device.c.id == bindparam("b_id"), device.c.expires_on == bindparam("b_old"))
-        .values(expires_on=bindparam("b_new")),
-        changes,
-    )
-    if result.rowcount != len(changes):
-        raise DomainError(_l("Some devices of order %(number)s changed meanwhile; nothing was paid. Try again.",
-                             number=order.number))
     line_table = OrderLine.__table__
     session.execute(
         line_table.update().where(line_table.c.id == bindparam("b_line"))
         .values(old_expires_on=bindparam("b_old"), new_expires_on=bindparam("b_new")),
-        changes,
+        [{"b_line": line.id, "b_old": current[line.device_id][0],
+          "b_new": renewed_until(current[line.device_id][0], line.months, today)} for line in lines],
     )
-    session.expire_all()
 
 
 def undo_renewal(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:

@@ -152,6 +152,7 @@ class DeviceView(ScopedModelView):
     can_export = True
     column_list = ("number", "name", "device_type", "company", "status", "expires_on", "package")
     column_export_list = ("number", "name", "device_type", "company", "status", "expires_on", "package")
+    export_batch_rows = 500  # rows per fetch and streamed piece: 2,000 held 4 MB more at 200,000 rows, for no less CPU
     column_labels = LABELS
     column_default_sort = ("expires_on", False)
     column_sortable_list = ("number", "name", "device_type", "status", "expires_on")

@@ -13,7 +13,7 @@ The workbook is read with expat straight from the zip (see "reading" below), abo
 times faster than openpyxl's read-only mode and in bounded memory. python-calamine parses
 faster still but reports a formula's cached value as if it were typed, and builds the dense
 range of the used area in memory (a 5 KB file with one cell in XFD2000 took 1 GB).
-openpyxl writes the template.
+openpyxl writes the template; it is imported there, not at start-up (8 MB per web worker).
 """
 from __future__ import annotations
 
@@ -33,11 +33,6 @@ from typing import BinaryIO, NamedTuple
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.styles.numbers import is_date_format
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -114,11 +109,24 @@ class ImportReport:
         return len({row_no for row_no, _reason in self.errors})
 
 
+def _column_letter(index: int) -> str:
+    """The spreadsheet letters of a 1-based column number: 1 → A, 28 → AB."""
+    name = ""
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(65 + rest) + name
+    return name
+
+
 # --- template ------------------------------------------------------------------------------
 
 
 def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int = 10 * 1024 * 1024) -> bytes:
     """The blank workbook: a header row, date-formatted expiry column, and an instructions sheet."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     number_header, expiry_header = HEADERS_BY_LANGUAGE["zh" if language.startswith("zh") else "en"]
     workbook = Workbook()
     sheet = workbook.active
@@ -411,6 +419,8 @@ def _read_book(archive: zipfile.ZipFile, budget: _Budget, max_strings: int) -> _
                 in_cell_xfs[0] = False
 
         _parse_part(archive, "xl/styles.xml", budget, styles_start, styles_end)
+        from openpyxl.styles.numbers import is_date_format
+
         book.date_styles = frozenset(
             index for index, format_id in enumerate(xf_formats)
             if (format_id in custom and is_date_format(custom[format_id]))
@@ -586,7 +596,7 @@ class _SheetReader:
                 parsed.errors.append((1, columns or self._header_problem({})))
                 raise _Stop
             self.columns = columns
-            self.letters = (get_column_letter(columns[0]), get_column_letter(columns[1]))
+            self.letters = (_column_letter(columns[0]), _column_letter(columns[1]))
             return
         parsed.rows_scanned += 1
         if not self.row_has_value:

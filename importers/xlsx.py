@@ -1,4 +1,7 @@
-"""Formula-safe xlsx writing: streamed as it is written (stream_xlsx), or to a file (openpyxl write-only)."""
+"""Formula-safe xlsx writing: streamed as it is written (stream_xlsx), or to a file (openpyxl write-only).
+
+openpyxl is imported where a workbook is written, not at start-up: every web worker imports this
+module (the lists' export) and most never write a workbook with openpyxl (8 MB per process)."""
 from __future__ import annotations
 
 import re
@@ -8,9 +11,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CHUNK = 64 * 1024
@@ -37,6 +37,8 @@ def formula_safe(value):
 
 def write_xlsx(headers: Sequence[str], rows: Iterable[Sequence], sheet_title: str = "Sheet1"):
     """Write rows to a temporary xlsx file in bounded memory; returns the open file, rewound."""
+    from openpyxl import Workbook
+
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(sheet_title[:31])
     sheet.append([str(h) for h in headers])
@@ -52,6 +54,8 @@ def _cell(sheet, value):
     if isinstance(value, str):
         if value.startswith(FORMULA_PREFIXES):
             # An explicit string cell: openpyxl would otherwise store "=..." as a formula.
+            from openpyxl.cell import WriteOnlyCell
+
             cell = WriteOnlyCell(sheet, value=value)
             cell.data_type = "s"
             return cell
