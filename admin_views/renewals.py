@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
@@ -153,6 +154,18 @@ def _balance(company_id: int, currency: str) -> Decimal:
     return balance_of(db.session, company_id, currency)
 
 
+class ListArgs(NamedTuple):
+    """What a device page of the renewal center was asked for."""
+    company: Company | None
+    window: str
+    choice: str
+    custom: str
+    months: int | None
+    page: int
+    page_size: int
+    search: str
+
+
 class RenewalCenterView(RoleView):
     """充值续费: expired and expiring devices → renewal order → confirmation → payment."""
 
@@ -205,19 +218,26 @@ class RenewalCenterView(RoleView):
         total = BoundedCount(COUNT_BOUND) if total > COUNT_BOUND else total
         return [by_id[i] for i in ids[:page_size] if i in by_id], len(ids) > page_size, total
 
-    @expose("/")
-    def index(self):
+    def list_args(self, default_window: str) -> ListArgs:
+        """The company, window, months, page and search of a device page's query string (both tabs)."""
         args = request.args
-        today = date.today()
-        company = self._chosen_company(args.get("company_id"))
-        window = args.get("window") if args.get("window") in WINDOWS else "30"
         choice, custom, months = parse_months(args)
         if months is None:
             flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
-        page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0
         page_size = int(args["page_size"]) if args.get("page_size", "").isdecimal() else PAGE_SIZES[1]
-        page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
-        search = (args.get("q") or "").strip()[:SEARCH_MAX]
+        return ListArgs(
+            company=self._chosen_company(args.get("company_id")),
+            window=args.get("window") if args.get("window") in WINDOWS else default_window,
+            choice=choice, custom=custom, months=months,
+            page=min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0,
+            page_size=page_size if page_size in PAGE_SIZES else PAGE_SIZES[1],
+            search=(args.get("q") or "").strip()[:SEARCH_MAX],
+        )
+
+    @expose("/")
+    def index(self):
+        today = date.today()
+        company, window, choice, custom, months, page, page_size, search = self.list_args("30")
         rows, has_next, total = [], False, 0
         if company is not None:
             devices, has_next, total = self.device_page(company, window, page, page_size, today, search)
@@ -309,15 +329,7 @@ class RenewalCenterView(RoleView):
         """The company tree's devices with their services; choose an offered package and months to see prices."""
         args = request.args
         today = date.today()
-        company = self._chosen_company(args.get("company_id"))
-        window = args.get("window") if args.get("window") in WINDOWS else "all"
-        choice, custom, months = parse_months(args)
-        if months is None:
-            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
-        page = min(int(args["page"]), MAX_PAGE) if args.get("page", "").isdecimal() else 0
-        page_size = int(args["page_size"]) if args.get("page_size", "").isdecimal() else PAGE_SIZES[1]
-        page_size = page_size if page_size in PAGE_SIZES else PAGE_SIZES[1]
-        search = (args.get("q") or "").strip()[:SEARCH_MAX]
+        company, window, choice, custom, months, page, page_size, search = self.list_args("all")
         packages = offered_packages(db.session, company) if company is not None else []
         package = next((p for p in packages if str(p.id) == args.get("package_id")), packages[0] if packages else None)
         devices, has_next, total, services, price = [], False, 0, {}, None

@@ -50,6 +50,7 @@ SECRET_KEY = "browser-test-secret"
 DEMO_DEVICES = 300
 START_TIMEOUT = 90  # seconds: migrate + seed + first answer on a slow CI machine
 VIEWPORT = {"width": 1366, "height": 900}
+SCREEN = {"width": 1366, "height": 768}  # the issue's laptop screen, for the Chinese walks
 
 
 def demo_password(username: str) -> str:
@@ -272,6 +273,40 @@ def open_as(chromium, live_app, problems):
     yield new_page
     for context in contexts:
         context.close()
+    assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
+    assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
+
+
+@pytest.fixture
+def chinese_page(chromium, live_app, problems):
+    """chinese_page(username) → a page of a new zh-CN browser context at 1366×768, logged in as a user
+    whose language is Chinese for the test (their stored choice is put back afterwards). The page's
+    requests that leave the app are kept in `page.outside_requests` (no CDN: the app ships its scripts)."""
+    contexts = []
+    chosen: dict[str, str | None] = {}
+
+    def new_page(username: str):
+        chosen.setdefault(username, live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u=username))
+        with live_app.engine.begin() as conn:
+            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "zh_Hans_CN", "u": username})
+        context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        page = context.new_page()
+        problems.watch(page)
+        outside = []
+        page.on("request", lambda request: outside.append(request.url)
+                if not request.url.startswith((live_app.base, "data:", "blob:")) else None)
+        page.outside_requests = outside
+        login(page, live_app, username, demo_password(username))
+        return page
+
+    yield new_page
+    for context in contexts:
+        context.close()
+    with live_app.engine.begin() as conn:
+        for username, locale in chosen.items():
+            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": locale, "u": username})
     assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
     assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, LiveApp, booting, demo_password, login, shot  # noqa: E402
+from .conftest import CHROMIUM, LiveApp, booting, shot  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,7 +24,6 @@ pytestmark = [
                        reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
 ]
 
-SCREEN = {"width": 1366, "height": 768}
 RECEIPT_HTML = """<html><body style="margin:0;font-family:sans-serif;background:#fff">
 <div style="width:560px;padding:24px;border:2px solid #c00">
 <h2 style="text-align:center;color:#c00;margin:0 0 12px">中国工商银行 电子回单</h2>
@@ -49,33 +48,6 @@ def live_app(_boot):
     yield LiveApp(base, _boot.database_url, _boot.log_path, engine)
     engine.dispose()
 
-
-@pytest.fixture
-def chinese_page(chromium, live_app, problems):
-    """chinese_page(username) → a page of a new zh-CN context at 1366×768, logged in, the user's language Chinese."""
-    contexts = []
-    chosen: dict[str, str | None] = {}
-
-    def new_page(username: str):
-        chosen.setdefault(username, live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u=username))
-        with live_app.engine.begin() as conn:
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "zh_Hans_CN", "u": username})
-        context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        problems.watch(page)
-        login(page, live_app, username, demo_password(username))
-        return page
-
-    yield new_page
-    for context in contexts:
-        context.close()
-    with live_app.engine.begin() as conn:
-        for username, locale in chosen.items():
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": locale, "u": username})
-    assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
-    assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 
 
 def _receipt_png(chromium, number: str, folder):

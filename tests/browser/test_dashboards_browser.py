@@ -12,7 +12,7 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, demo_password, login, shot  # noqa: E402
+from .conftest import CHROMIUM, shot  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,7 +21,6 @@ pytestmark = [
                        reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
 ]
 
-SCREEN = {"width": 1366, "height": 768}
 CHARTS = {"customer": ["expiring"], "support": ["expiring"], "finance": ["income"], "admin": ["expiring", "income"],
           "sales": []}
 TITLES = {"expiring": "未来 90 天到期的设备", "income": "近 30 天每日收入"}
@@ -33,38 +32,6 @@ CHART_OPTION = """(id) => {
   return {series: option.series.map(s => s.data), canvas: !!document.querySelector('#' + id + ' canvas'), data};
 }"""
 
-
-@pytest.fixture
-def chinese_page(chromium, live_app, problems):
-    """chinese_page(username) → a page of a new zh-CN browser context at 1366×768, logged in as a user
-    whose language is Chinese (their own choice, set by other tests, is put back afterwards)."""
-    contexts = []
-    chosen: dict[str, str | None] = {}
-
-    def new_page(username: str):
-        chosen.setdefault(username, live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u=username))
-        with live_app.engine.begin() as conn:
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "zh_Hans_CN", "u": username})
-        context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        problems.watch(page)
-        outside = []
-        page.on("request", lambda request: outside.append(request.url)
-                if not request.url.startswith((live_app.base, "data:", "blob:")) else None)
-        page.outside_requests = outside
-        login(page, live_app, username, demo_password(username))
-        return page
-
-    yield new_page
-    for context in contexts:
-        context.close()
-    with live_app.engine.begin() as conn:
-        for username, locale in chosen.items():
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": locale, "u": username})
-    assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
-    assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 
 
 def _money_in(live_app) -> None:

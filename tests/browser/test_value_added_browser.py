@@ -23,7 +23,7 @@ from playwright.sync_api import expect  # noqa: E402
 
 from actions.orders import add_months  # noqa: E402
 
-from .conftest import ARTIFACTS, CHROMIUM, demo_password, flashes, login  # noqa: E402
+from .conftest import ARTIFACTS, CHROMIUM, flashes  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,7 +32,6 @@ pytestmark = [
                        reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
 ]
 
-SCREEN = {"width": 1366, "height": 768}
 FUND_KEY = "browser-value-added:fund"
 
 
@@ -53,33 +52,6 @@ def choose(page, selector: str, **option) -> None:
     with page.expect_navigation():
         page.select_option(selector, **option)
 
-
-@pytest.fixture
-def chinese_page(chromium, live_app, problems):
-    """chinese_page(username) → a page of a new zh-CN context at 1366×768, logged in as a user whose
-    language is set to Chinese for the test (their stored choice is put back afterwards)."""
-    contexts, chosen = [], {}
-
-    def new_page(username: str):
-        chosen.setdefault(username, live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u=username))
-        with live_app.engine.begin() as conn:
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "zh_Hans_CN", "u": username})
-        context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        problems.watch(page)
-        login(page, live_app, username, demo_password(username))
-        return page
-
-    yield new_page
-    for context in contexts:
-        context.close()
-    with live_app.engine.begin() as conn:
-        for username, locale in chosen.items():
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": locale, "u": username})
-    assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
-    assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
 
 
 def _fund(live_app, company: int) -> None:
