@@ -662,7 +662,7 @@ class CashReceiptView(ScopedModelView):
     can_create = can_edit = can_delete = False
     column_list = ("id", "created_at", "company.name", "subscription.number", "order.number", "amount",
                    "received_on", "reference", "status", "entered_by", "confirmed_by", "confirmed_at")
-    column_labels = {"company.name": _l("Company"), "subscription.number": _l("Subscription"),
+    column_labels = {"id": _l("No."), "company.name": _l("Company"), "subscription.number": _l("Subscription"),
                      "order.number": _l("Order"), "amount": _l("Amount"), "received_on": _l("Received on"),
                      "reference": _l("Reference"), "status": _l("Status"), "entered_by": _l("Entered by"),
                      "confirmed_by": _l("Confirmed by"), "confirmed_at": _l("Confirmed at"),

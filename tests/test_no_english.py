@@ -24,7 +24,7 @@ FRAGMENTS = (
     "Required", "This field is required", "Not a valid", "Record was successfully", "Are you sure",
     "equals", "not equal", "contains", "not contains", "greater than", "smaller than", "empty", "in list",
     "between", "not between", "Add", "View", "Page", "Show", "Total", "Code", "package", "Name", "Type", "Status",
-    "Created", "Updated",
+    "Created", "Updated", "Id",
 )
 PATTERN = re.compile("|".join(rf"(?<![\w-]){re.escape(f)}(?![\w-])" for f in FRAGMENTS))
 ROLES = ("admin", "support", "finance", "sales", "customer")
