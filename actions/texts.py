@@ -27,6 +27,7 @@ MESSAGES = {
     "order.line.seats": _l("%(edition)s seats × %(quantity)s"),
     "order.line.renewal": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
+    "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),
     "ledger.payment": _l("Payment of order %(order)s"),
@@ -54,6 +55,12 @@ MESSAGES = {
     "audit.order.pay_offline": _l("Order %(order)s: %(amount)s paid by %(method)s"),
     "audit.order.pay_offline_note": _l("Order %(order)s: %(amount)s paid by %(method)s (%(note)s)"),
     "audit.order.pay_provider": _l("Order %(order)s: %(amount)s paid by %(method)s (%(reference)s)"),
+    "audit.order.auto_renew": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s from "
+                                 "the balance (period %(period)s)"),
+    "audit.auto_renew.run": _l("%(day)s: %(renewed)s devices renewed in %(orders)s orders, %(insufficient)s with "
+                               "insufficient balance, %(no_package)s without a package, %(failed)s failed, "
+                               "%(skipped)s skipped"),
+    "audit.remind.run": _l("%(day)s: %(queued)s expiry reminders queued (%(devices)s devices)"),
     "audit.order.cancel": _l("Order %(order)s cancelled"),
     "audit.order.cancel_stale": _l("%(count)s pending orders expired"),
     "audit.order.request_refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s"),
@@ -127,9 +134,14 @@ def render(data, fallback: str = "") -> str:
     """`data` (a stored message) in the current locale; `fallback` when there is none or it cannot be read."""
     if not isinstance(data, dict) or data.get("key") not in MESSAGES:
         return fallback or ""
-    params = {name: _value(value) for name, value in (data.get("params") or {}).items()}
+    return _filled(str(MESSAGES[data["key"]]), data, fallback)
+
+
+def _filled(template: str, data: dict, fallback: str) -> str:
+    params = {name: value if isinstance(value, str) else _value(value)
+              for name, value in (data.get("params") or {}).items()}
     try:
-        return str(MESSAGES[data["key"]]) % params
+        return template % params
     except (KeyError, TypeError, ValueError):
         return fallback or ""
 
@@ -146,5 +158,16 @@ def english_all(items) -> list[str]:
     """`english(item)` for each stored message of `items` (plain strings pass through), in one locale switch."""
     from flask_babel import force_locale
 
+    templates: dict[str, str] = {}  # each key's English looked up once: a thousand order lines share one
+
+    def english_of(data: dict) -> str:
+        key = data.get("key")
+        template = templates.get(key)
+        if template is None:
+            if key not in MESSAGES:
+                return ""
+            template = templates[key] = str(MESSAGES[key])
+        return _filled(template, data, "")
+
     with force_locale("en"):
-        return [render(item) if isinstance(item, dict) else item for item in items]
+        return [english_of(item) if isinstance(item, dict) else item for item in items]

@@ -557,6 +557,7 @@ ORDER_LABELS = {
 }
 _LABEL_FORMATTERS = {
     "kind": label_formatter(ORDER_KINDS),
+    "note": lambda v, c, m, n: render_stored_text(m.note_data, m.note),
     "payment_method": lambda v, c, m, n: str(PAYMENT_METHODS.get(m.payment_method, "")) if m.payment_method else "",
 }
 
