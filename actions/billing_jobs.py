@@ -312,11 +312,11 @@ class _AutoRenewal:
                 groups[reasons.get(row.id, "") if reasons else ""].append(row.id)
         device, attempts = Device.__table__, self.attempts
         claimed: dict[int, tuple[int, date]] = {}
-        for message, ids in groups.items():
+        for unbound, ids in groups.items():
             if outcome == "no_package":
-                text = func.replace(message, "%(number)s", device.c.number)
-            elif message:
-                text = func.substr(device.c.number + f": {message}", 1, 255)
+                text = func.replace(unbound, "%(number)s", device.c.number)
+            elif unbound:
+                text = func.substr(device.c.number + f": {unbound}", 1, 255)
             else:
                 text = literal("")
             for chunk in _chunks(ids):
@@ -407,8 +407,8 @@ class _AutoRenewal:
             with self.session.begin_nested():
                 order = self._pay(company_id, currency, priced)
         except InsufficientBalance as exc:
-            message = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
-            outcome.insufficient.append(f"{message} ({_named([r.number for r in priced])})")
+            refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
+            outcome.insufficient.append(f"{refusal} ({_named([r.number for r in priced])})")
             self.totals["insufficient"] += len(priced)
             self._finish(ids, outcome="insufficient_balance", message=str(exc)[:255])
         except DomainError as exc:

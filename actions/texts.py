@@ -13,6 +13,7 @@ Parameters are plain strings and integers, or tagged values formatted when shown
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -40,6 +41,10 @@ MESSAGES = {
     "ledger.withdrawal_release": _l("Withdrawal #%(id)s not paid"),
     "ledger.upgrade_credit": _l("%(subscription)s: unused days before the upgrade"),
     # audit summaries
+    # An edit's changes, each "field: old → new" with the field's label (and choice labels) in the reader's
+    # language: the text is the `changes` parameter alone (a `changes_param`).
+    "audit.changes": _l("%(changes)s"),
+    "audit.devices": _l("%(count)s devices"),
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
     "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
@@ -113,6 +118,70 @@ def label_param(group: str, code: str | None) -> dict:
     return {"label": group, "code": code or ""}
 
 
+def msgid(text) -> str:
+    """The English msgid of a lazy_gettext label (to store and translate when shown); plain text as it is."""
+    args = getattr(text, "_args", None)
+    return args[0] if args and isinstance(args[0], str) else str(text)
+
+
+def _stored_value(value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat(" ") if isinstance(value, datetime) else value.isoformat()
+    return str(value)
+
+
+def change(field: str, label, old, new, choices: dict | None = None) -> dict:
+    """One changed field of an edit, for `changes_param`: its key, its label's msgid, the old and new values
+    (a choice's label msgid kept beside its code, so "active" reads 正常 in Chinese)."""
+
+    def value(v):
+        if choices and v in choices:
+            return {"code": _stored_value(v), "label": msgid(choices[v])}
+        return _stored_value(v)
+
+    return {"field": field, "label": msgid(label) if label is not None else field, "old": value(old),
+            "new": value(new)}
+
+
+def changes_param(changes) -> dict:
+    """The changes of an edit (`change(...)` each), shown "label: old → new; …" in the reader's language."""
+    return {"changes": list(changes)}
+
+
+CHANGE = _l("%(field)s: %(old)s → %(new)s")
+CHANGED = _l("%(field)s: changed")
+CHANGE_SEPARATOR = _l("; ")
+YES, NO = _l("Yes"), _l("No")
+
+
+def _shown(value) -> str:
+    from flask_babel import gettext as translated  # of a stored msgid (not a literal for pybabel to extract)
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(YES if value else NO)
+    if isinstance(value, dict):
+        return translated(value["label"]) if value.get("label") else str(value.get("code", ""))
+    return str(value)
+
+
+def _changes_text(changes) -> str:
+    from flask_babel import gettext as translated  # of a stored msgid (not a literal for pybabel to extract)
+
+    parts = []
+    for item in changes:
+        name = item.get("label") or item.get("field") or ""
+        label = translated(name) if name else ""
+        if item.get("changed"):
+            parts.append(str(CHANGED) % {"field": label})
+        else:
+            parts.append(str(CHANGE) % {"field": label, "old": _shown(item.get("old")), "new": _shown(item.get("new"))})
+    return str(CHANGE_SEPARATOR).join(parts)
+
+
 def count_param(n, unit: str = "COIN") -> dict:
     """A whole number shown with the reader's grouping (216,000)."""
     return {"count": str(n), "unit": unit}
@@ -127,6 +196,8 @@ def _value(value) -> str:
             return str(label) if label is not None else str(value.get("code", ""))
         if "count" in value:
             return format_amount(Decimal(value["count"]), value.get("unit", "COIN"))
+        if "changes" in value:
+            return _changes_text(value["changes"])
     return "" if value is None else str(value)
 
 
