@@ -22,7 +22,7 @@ pytestmark = [
 ]
 
 
-def test_cancelling_an_order_asks_on_its_own_page(zh, live_app):
+def test_cancelling_an_order_asks_on_its_own_page(zh, live_app):  # noqa: F811 (the imported fixture)
     customer = zh("customer")
     customer.goto(live_app.url("/admin/renewal_center/?months=12"))
     row = customer.locator("#rd-renewal-devices tr.rd-row", has=customer.locator("input.rd-device:enabled")).first
