@@ -788,6 +788,7 @@ class Order(db.Model):
     cancelled_at: Mapped[datetime | None]
     refunded_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(String(255), default="")
+    note_data: Mapped[dict | None] = mapped_column(JSON)  # the note as a stored message (actions.texts), if any
     promotion: Mapped[str | None] = mapped_column(String(100))
     # The open or issued invoice request covering this order: never two at once.
     invoice_request_id: Mapped[int | None] = mapped_column(ForeignKey("invoice_request.id"), index=True)

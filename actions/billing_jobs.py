@@ -48,6 +48,7 @@ from actions import DomainError
 from actions.audit import record
 from actions.outbox import RenderedMail, queue_mail
 from actions.money import format_money, from_minor
+from actions.texts import message, money_param
 # open_order and pay_with_balance are the one way an order is written and paid (a paid renewal
 # moves expiries, remembering old and new for refunds); auto-renewal must not grow a second one.
 from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price, renewed_until
@@ -311,11 +312,11 @@ class _AutoRenewal:
                 groups[reasons.get(row.id, "") if reasons else ""].append(row.id)
         device, attempts = Device.__table__, self.attempts
         claimed: dict[int, tuple[int, date]] = {}
-        for message, ids in groups.items():
+        for unbound, ids in groups.items():
             if outcome == "no_package":
-                text = func.replace(message, "%(number)s", device.c.number)
-            elif message:
-                text = func.substr(device.c.number + f": {message}", 1, 255)
+                text = func.replace(unbound, "%(number)s", device.c.number)
+            elif unbound:
+                text = func.substr(device.c.number + f": {unbound}", 1, 255)
             else:
                 text = literal("")
             for chunk in _chunks(ids):
@@ -406,8 +407,8 @@ class _AutoRenewal:
             with self.session.begin_nested():
                 order = self._pay(company_id, currency, priced)
         except InsufficientBalance as exc:
-            message = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
-            outcome.insufficient.append(f"{message} ({_named([r.number for r in priced])})")
+            refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
+            outcome.insufficient.append(f"{refusal} ({_named([r.number for r in priced])})")
             self.totals["insufficient"] += len(priced)
             self._finish(ids, outcome="insufficient_balance", message=str(exc)[:255])
         except DomainError as exc:
@@ -440,10 +441,13 @@ class _AutoRenewal:
         paying moves them all with one UPDATE (actions.orders.apply_renewal)."""
         session = self.session
         months, packages = self.months, self.packages
+        # Stored messages, shown in the reader's language; built as plain dicts (open_order renders their
+        # English once per order, in one locale switch).
         order = open_order(
             session, None, kind="renewal", company_id=company_id, currency=currency,
-            note=f"auto-renew {self.period.label}",
-            lines=[LineSpec(description=f"{row.number} {packages[row.package_id].code} × {months}",
+            note=message("order.note.auto_renew", period=self.period.label),
+            lines=[LineSpec(description={"key": "order.line.renewal", "params": {
+                                "device": row.number, "package": packages[row.package_id].code, "months": months}},
                             gross=self.prices[row.package_id][0], unit_price=self.prices[row.package_id][0],
                             device_id=row.id, package_id=row.package_id, months=months,
                             old_expires_on=row.expires_on, new_expires_on=self._renewed_until(row.expires_on))
@@ -452,8 +456,8 @@ class _AutoRenewal:
         number, order_id, total = order.number, order.id, order.total
         pay_with_balance(session, None, order, self.today)
         record(session, None, "auto_renew", "order", [order_id],
-               f"{number}: renew {len(rows)} devices × {self.months} months = "
-               f"{format_money(total, currency, 'en')} from balance ({self.period.label})")
+               message("audit.order.auto_renew", order=number, devices=len(rows), months=self.months,
+                       amount=money_param(total, currency), period=self.period.label))
         session.flush()
         return order
 
@@ -494,8 +498,9 @@ def auto_renew(session: Session, today: date, months: int | None = None,
                                totals["skipped"], tuple(orders), lines)
     if summary.renewed or summary.insufficient or summary.no_package or summary.failed:
         record(session, None, "auto_renew", "auto_renew_attempt", [],
-               f"{today}: {summary.renewed} renewed in {len(orders)} orders, {summary.insufficient} insufficient "
-               f"balance, {summary.no_package} without package, {summary.failed} failed, {summary.skipped} skipped")
+               message("audit.auto_renew.run", day=today.isoformat(), renewed=summary.renewed, orders=len(orders),
+                       insufficient=summary.insufficient, no_package=summary.no_package, failed=summary.failed,
+                       skipped=summary.skipped))
     session.flush()
     return summary
 
@@ -604,6 +609,6 @@ def remind(session: Session, today: date, compose: Callable[[ExpiryReminder], Re
                 company_ids.append(company_id)
     if queued:
         record(session, None, "remind", "company", company_ids,
-               f"{today}: {queued} expiry reminders queued ({devices} devices)")
+               message("audit.remind.run", day=today.isoformat(), queued=queued, devices=devices))
     session.flush()
     return RemindSummary(queued, skipped, devices, tuple(lines), tuple(mail_ids))

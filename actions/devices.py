@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from actions import ActionResult, DomainError, require_role, scope_company_ids
 from actions.audit import record
 from actions.dates import check_expiry_window
+from actions.texts import change, changes_param, message
 from models import Device, User
 
 DEVICE_ROLES = {"tech_support", "customer_admin"}
@@ -158,8 +159,7 @@ def apply_status_change(session: Session, actor: User, plan: StatusPlan, now: da
     if changed != len(plan.ids):
         refused.append(("…", str(_l("%(n)s devices changed state meanwhile and were left alone",
                                     n=len(plan.ids) - changed))))
-    record(session, actor, plan.operation, "device", plan.ids,
-           f"{plan.operation} {changed} devices")
+    record(session, actor, plan.operation, "device", plan.ids, message("audit.devices", count=changed))
     session.flush()
     session.expire_all()
     return ActionResult(tuple(plan.numbers), tuple(refused))
@@ -179,5 +179,6 @@ def set_expiry(session: Session, actor: User, device: Device, expires_on: date) 
     check_expiry_window(device.number, expires_on)
     old = device.expires_on
     device.expires_on = expires_on
-    record(session, actor, "set_expiry", "device", [device.id], f"expires_on: {old} → {expires_on}")
+    record(session, actor, "set_expiry", "device", [device.id], message("audit.changes", changes=changes_param(
+        [change("expires_on", _l("Expires on"), old, expires_on)])))
     session.flush()

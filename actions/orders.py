@@ -166,9 +166,12 @@ def number_order(session: Session, order: Order) -> None:
 
 
 def open_order(session: Session, actor: User | None, *, kind: str, company_id: int, currency: str,
-               lines: Sequence[LineSpec], note: str = "", promotion: str | None = None,
+               lines: Sequence[LineSpec], note: str | dict = "", promotion: str | None = None,
                today: date | None = None) -> Order:
     """A pending order of `kind` with `lines` (net = gross − discounts ≥ 0 each; total = Σ net).
+
+    `note` and each line's description are plain text or a stored message (actions.texts.message),
+    shown in the reader's language.
 
     A total of 0 is paid at once, with no ledger movement, and delivered (`today` needed then).
     """
@@ -176,7 +179,8 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
     if not lines:
         raise DomainError(_l("An order needs at least one line."))
     rows, total_minor = [], 0
-    plain = english_all([spec.description for spec in lines])  # one locale switch for a thousand lines
+    plain = english_all([note] + [spec.description for spec in lines])  # one locale switch for a thousand lines
+    note, note_data, plain = plain[0], note if isinstance(note, dict) else None, plain[1:]
     texts = [(text, spec.description if isinstance(spec.description, dict) else None)
              for text, spec in zip(plain, lines)]
     minor_units: dict[Decimal, int] = {}  # a thousand lines share a few prices: round each price once
@@ -203,7 +207,8 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
         total_minor += gross - discount
     now = utcnow()
     order = Order(kind=kind, status="pending", company_id=company_id, currency=currency, total_minor=total_minor,
-                  created_by_id=actor.id if actor else None, created_at=now, note=note[:255], promotion=promotion)
+                  created_by_id=actor.id if actor else None, created_at=now, note=note[:255], note_data=note_data,
+                  promotion=promotion)
     number_order(session, order)
     values = [
         {"order_id": order.id, "description": text[:255], "description_data": data, "quantity": spec.quantity,

@@ -1024,10 +1024,17 @@ def _cancel_by_job(session: Session, order: Order, now: datetime) -> None:
         record(session, None, "cancel", "order", [order.id], f"{order.number}: subscription expired unpaid")
 
 
+def pending_orders(session: Session, subscription: Subscription, purpose: str | None = None) -> list[Order]:
+    """The subscription's orders awaiting payment (only those for `purpose` when given), oldest first."""
+    query = select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(
+        SubscriptionOrder.subscription_id == subscription.id, Order.status == "pending")
+    if purpose is not None:
+        query = query.where(SubscriptionOrder.purpose == purpose)
+    return list(session.scalars(query.order_by(Order.id)))
+
+
 def _pending_renewals(session: Session, subscription: Subscription) -> list[Order]:
-    return list(session.scalars(select(Order).join(SubscriptionOrder, SubscriptionOrder.order_id == Order.id).where(
-        SubscriptionOrder.subscription_id == subscription.id, SubscriptionOrder.purpose == "renewal",
-        Order.status == "pending")))
+    return pending_orders(session, subscription, "renewal")
 
 
 def request_cancel_now(session: Session, actor: User, subscription: Subscription, reason: str):

@@ -32,6 +32,7 @@ from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.companies import create_company
 from actions.regions import RegionError, check_region
+from actions.texts import change, changes_param, message
 from actions.times import check_zone
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy
 from actions.users import create_user, generate_password
@@ -283,8 +284,9 @@ def create_tenant(
         applicant.email = applicant.email or fields.contact_email
         applicant.full_name = applicant.full_name or fields.contact_name
         applicant.phone = applicant.phone or fields.contact_phone
-        record(session, actor, "edit", "user", [applicant.id],
-               f"role: applicant → customer_admin; company=#{company.id}")
+        record(session, actor, "edit", "user", [applicant.id], message("audit.changes", changes=changes_param([
+            change("role", _l("Role"), "applicant", "customer_admin", USER_ROLES),
+            change("company", _l("Company"), None, company.name)])))
         session.flush()
         return Onboarded(company, applicant, None, applicant.email, fields.contact_name)
     password = generate_password(policy)
@@ -448,7 +450,7 @@ def update_profile(
     if company_changes:
         record(session, actor, "edit", "company", [company.id], _describe(company_changes))
     if user_changes:
-        record(session, actor, "edit", "user", [actor.id], _describe(user_changes))
+        record(session, actor, "edit", "user", [actor.id], _describe(user_changes, {"phone": FIELDS["user_phone"]}))
     session.flush()
     return ProfileChange(tuple(company_changes), tuple(user_changes), old_email, new_email)
 
@@ -464,8 +466,11 @@ def _assign(row, values: dict) -> dict[str, tuple]:
     return changes
 
 
-def _describe(changes: dict[str, tuple]) -> str:
-    return "; ".join(f"{key}: {old} → {new}" for key, (old, new) in changes.items())
+def _describe(changes: dict[str, tuple], labels: dict | None = None) -> dict:
+    """The audit summary of a profile edit, its fields named in the reader's language."""
+    labels = {**FIELDS, **(labels or {})}
+    return message("audit.changes", changes=changes_param(
+        change(key, labels.get(key, key), old, new) for key, (old, new) in changes.items()))
 
 
 def _replace_push_email(session: Session, actor: User, company: Company, old: str | None, new: str) -> None:

@@ -13,6 +13,7 @@ Parameters are plain strings and integers, or tagged values formatted when shown
 """
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -27,6 +28,7 @@ MESSAGES = {
     "order.line.seats": _l("%(edition)s seats × %(quantity)s"),
     "order.line.renewal": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
+    "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),
     "ledger.payment": _l("Payment of order %(order)s"),
@@ -39,6 +41,10 @@ MESSAGES = {
     "ledger.withdrawal_release": _l("Withdrawal #%(id)s not paid"),
     "ledger.upgrade_credit": _l("%(subscription)s: unused days before the upgrade"),
     # audit summaries
+    # An edit's changes, each "field: old → new" with the field's label (and choice labels) in the reader's
+    # language: the text is the `changes` parameter alone (a `changes_param`).
+    "audit.changes": _l("%(changes)s"),
+    "audit.devices": _l("%(count)s devices"),
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
     "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
@@ -54,6 +60,12 @@ MESSAGES = {
     "audit.order.pay_offline": _l("Order %(order)s: %(amount)s paid by %(method)s"),
     "audit.order.pay_offline_note": _l("Order %(order)s: %(amount)s paid by %(method)s (%(note)s)"),
     "audit.order.pay_provider": _l("Order %(order)s: %(amount)s paid by %(method)s (%(reference)s)"),
+    "audit.order.auto_renew": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s from "
+                                 "the balance (period %(period)s)"),
+    "audit.auto_renew.run": _l("%(day)s: %(renewed)s devices renewed in %(orders)s orders, %(insufficient)s with "
+                               "insufficient balance, %(no_package)s without a package, %(failed)s failed, "
+                               "%(skipped)s skipped"),
+    "audit.remind.run": _l("%(day)s: %(queued)s expiry reminders queued (%(devices)s devices)"),
     "audit.order.cancel": _l("Order %(order)s cancelled"),
     "audit.order.cancel_stale": _l("%(count)s pending orders expired"),
     "audit.order.request_refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s"),
@@ -106,6 +118,70 @@ def label_param(group: str, code: str | None) -> dict:
     return {"label": group, "code": code or ""}
 
 
+def msgid(text) -> str:
+    """The English msgid of a lazy_gettext label (to store and translate when shown); plain text as it is."""
+    args = getattr(text, "_args", None)
+    return args[0] if args and isinstance(args[0], str) else str(text)
+
+
+def _stored_value(value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat(" ") if isinstance(value, datetime) else value.isoformat()
+    return str(value)
+
+
+def change(field: str, label, old, new, choices: dict | None = None) -> dict:
+    """One changed field of an edit, for `changes_param`: its key, its label's msgid, the old and new values
+    (a choice's label msgid kept beside its code, so "active" reads 正常 in Chinese)."""
+
+    def value(v):
+        if choices and v in choices:
+            return {"code": _stored_value(v), "label": msgid(choices[v])}
+        return _stored_value(v)
+
+    return {"field": field, "label": msgid(label) if label is not None else field, "old": value(old),
+            "new": value(new)}
+
+
+def changes_param(changes) -> dict:
+    """The changes of an edit (`change(...)` each), shown "label: old → new; …" in the reader's language."""
+    return {"changes": list(changes)}
+
+
+CHANGE = _l("%(field)s: %(old)s → %(new)s")
+CHANGED = _l("%(field)s: changed")
+CHANGE_SEPARATOR = _l("; ")
+YES, NO = _l("Yes"), _l("No")
+
+
+def _shown(value) -> str:
+    from flask_babel import gettext as translated  # of a stored msgid (not a literal for pybabel to extract)
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return str(YES if value else NO)
+    if isinstance(value, dict):
+        return translated(value["label"]) if value.get("label") else str(value.get("code", ""))
+    return str(value)
+
+
+def _changes_text(changes) -> str:
+    from flask_babel import gettext as translated  # of a stored msgid (not a literal for pybabel to extract)
+
+    parts = []
+    for item in changes:
+        name = item.get("label") or item.get("field") or ""
+        label = translated(name) if name else ""
+        if item.get("changed"):
+            parts.append(str(CHANGED) % {"field": label})
+        else:
+            parts.append(str(CHANGE) % {"field": label, "old": _shown(item.get("old")), "new": _shown(item.get("new"))})
+    return str(CHANGE_SEPARATOR).join(parts)
+
+
 def count_param(n, unit: str = "COIN") -> dict:
     """A whole number shown with the reader's grouping (216,000)."""
     return {"count": str(n), "unit": unit}
@@ -120,6 +196,8 @@ def _value(value) -> str:
             return str(label) if label is not None else str(value.get("code", ""))
         if "count" in value:
             return format_amount(Decimal(value["count"]), value.get("unit", "COIN"))
+        if "changes" in value:
+            return _changes_text(value["changes"])
     return "" if value is None else str(value)
 
 
@@ -127,9 +205,14 @@ def render(data, fallback: str = "") -> str:
     """`data` (a stored message) in the current locale; `fallback` when there is none or it cannot be read."""
     if not isinstance(data, dict) or data.get("key") not in MESSAGES:
         return fallback or ""
-    params = {name: _value(value) for name, value in (data.get("params") or {}).items()}
+    return _filled(str(MESSAGES[data["key"]]), data, fallback)
+
+
+def _filled(template: str, data: dict, fallback: str) -> str:
+    params = {name: value if isinstance(value, str) else _value(value)
+              for name, value in (data.get("params") or {}).items()}
     try:
-        return str(MESSAGES[data["key"]]) % params
+        return template % params
     except (KeyError, TypeError, ValueError):
         return fallback or ""
 
@@ -146,5 +229,16 @@ def english_all(items) -> list[str]:
     """`english(item)` for each stored message of `items` (plain strings pass through), in one locale switch."""
     from flask_babel import force_locale
 
+    templates: dict[str, str] = {}  # each key's English looked up once: a thousand order lines share one
+
+    def english_of(data: dict) -> str:
+        key = data.get("key")
+        template = templates.get(key)
+        if template is None:
+            if key not in MESSAGES:
+                return ""
+            template = templates[key] = str(MESSAGES[key])
+        return _filled(template, data, "")
+
     with force_locale("en"):
-        return [render(item) if isinstance(item, dict) else item for item in items]
+        return [english_of(item) if isinstance(item, dict) else item for item in items]

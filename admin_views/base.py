@@ -46,6 +46,7 @@ from wtforms.validators import ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
+from actions.texts import change, changes_param, message, msgid
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from actions.times import MINUTE, format_minute, zone_for
 from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor
@@ -574,7 +575,7 @@ class ScopedModelView(RoleMixin, ModelView):
             )
             if company_id is None or allowed is None:
                 raise ValidationError(_("That company is outside your companies."))
-        summary = describe_changes(model)
+        summary = describe_changes(model, self.column_labels, self.form_choices)
         db.session.flush()
         record(
             db.session, current_user, "create" if is_created else "edit",
@@ -895,30 +896,44 @@ class OpenRowsFirst:
         return query.filter(self.open_clause()) if self._open_only() else query
 
 
-def describe_changes(model) -> str:
-    """"field: old → new" for each changed column of a pending model (for the audit log)."""
+PASSWORD_LABEL = _l("Password")
+
+
+def changed_fields(model, labels: dict | None = None, choices: dict | None = None) -> list[dict]:
+    """Each changed column of a pending model as an audit `change` (actions.texts): the field's label from
+    `labels` (a view's column labels; "category" stands for "category_id"), a choice's label from
+    `choices` (a view's form_choices), money in major units."""
+    labels, choices = labels or {}, {key: dict(options) for key, options in (choices or {}).items()}
     state = inspect(model)
-    parts = []
+    money = {m.minor: name for name, m in getattr(type(model), "_money_attributes", {}).items()}
+    changes = []
     for attr in state.mapper.column_attrs:
         history = state.attrs[attr.key].history
         if not history.has_changes():
             continue
-        if attr.key in ("password_hash",):
-            parts.append(f"{attr.key}: changed")
+        key = attr.key
+        if key == "password_hash":
+            changes.append({"field": key, "label": msgid(PASSWORD_LABEL), "changed": True})
             continue
         old = history.deleted[0] if history.deleted else None
         new = history.added[0] if history.added else None
         if old == new:
             continue
-        money = {m.minor: name for name, m in getattr(type(model), "_money_attributes", {}).items()}
-        if attr.key in money:  # say "amount: 100.00 → 99.00", not the minor units
-            currency = type(model)._money_attributes[money[attr.key]].currency_of(model)
+        if key in money:  # say "amount: 100.00 → 99.00", not the minor units
+            currency = type(model)._money_attributes[money[key]].currency_of(model)
             old = from_minor(old, currency) if old is not None else None
             new = from_minor(new, currency) if new is not None else None
-            parts.append(f"{money[attr.key]}: {old} → {new}")
-            continue
-        parts.append(f"{attr.key}: {old} → {new}")
-    return "; ".join(parts)
+            key = money[key]
+        name = key.removesuffix("_id") if key.endswith("_id") and key not in labels else key
+        changes.append(change(key, labels.get(name, key), old, new, choices.get(name)))
+    return changes
+
+
+def describe_changes(model, labels: dict | None = None, choices: dict | None = None) -> dict | str:
+    """The audit summary of a pending model's changes: a stored message read in the reader's language
+    ("金额：100.00 → 99.00"), or "" when nothing changed."""
+    changes = changed_fields(model, labels, choices)
+    return message("audit.changes", changes=changes_param(changes)) if changes else ""
 
 
 def scoped_company_options():

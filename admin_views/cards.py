@@ -660,6 +660,66 @@ def describe_posting(statements) -> Confirmation:
         confirm_label=_("Approve and post %(count)s statements", count=len(statements)))
 
 
+def withdrawal_label(row: Withdrawal) -> str:
+    """A withdrawal as a confirmation page names it: number, distributor, amount and the account paid to."""
+    return (f"#{row.id} · {row.company.name} · {format_money(from_minor(row.amount_minor, row.currency), row.currency)}"
+            f" · {row.bank_name} {row.account_name} {row.account_masked}")
+
+
+def describe_approval(view, rows) -> Confirmation | None:
+    """Approving withdrawals: each named with its amount; what finance does next."""
+    submitted = [row for row in rows if row.status == "submitted"]
+    if not submitted:
+        return None  # the action names each one as already reviewed
+    return Confirmation(
+        title=_("Approve withdrawals"),
+        summary=_("Approve %(count)s withdrawals, %(amount)s in all:", count=len(submitted), amount=" + ".join(
+            format_money(from_minor(sum(r.amount_minor for r in submitted if r.currency == currency), currency),
+                         currency) for currency in sorted({r.currency for r in submitted}))),
+        items=[withdrawal_label(row) for row in submitted],
+        note=_("The amounts stay held from the distributors' commission; finance then transfers them by bank and "
+               "marks each one paid (or failed, which gives the amount back)."),
+        confirm_label=_("Approve %(count)s withdrawals", count=len(submitted)),
+        refused=[_("#%(id)s: already reviewed (%(status)s)", id=row.id,
+                   status=WITHDRAWAL_STATUSES.get(row.status, row.status)) for row in rows if row.status != "submitted"])
+
+
+def describe_cancellation(view, rows) -> Confirmation | None:
+    """A distributor cancelling its submitted withdrawals: each named; the amount comes back."""
+    submitted = [row for row in rows if row.status == "submitted"]
+    if not submitted:
+        return None  # the action names each one as no longer submitted
+    return Confirmation(
+        title=_("Cancel withdrawals"),
+        summary=_("Cancel %(count)s withdrawals:", count=len(submitted)),
+        items=[withdrawal_label(row) for row in submitted],
+        note=_("Nothing is paid: the held amounts go back to your commission balance, available again."),
+        confirm_label=_("Cancel %(count)s withdrawals", count=len(submitted)),
+        refused=[_("#%(id)s: already reviewed (%(status)s)", id=row.id,
+                   status=WITHDRAWAL_STATUSES.get(row.status, row.status)) for row in rows if row.status != "submitted"])
+
+
+def describe_decision(row: Withdrawal, outcome: str, text: str) -> Confirmation:
+    """Paying, rejecting or failing one withdrawal: its amount and where the money goes."""
+    amount = format_money(from_minor(row.amount_minor, row.currency), row.currency)
+    if outcome == "paid":
+        return Confirmation(
+            title=_("Mark withdrawal %(id)s paid", id=row.id),
+            summary=_("Withdrawal %(id)s of %(company)s: %(amount)s was transferred to %(account)s.", id=row.id,
+                      company=row.company.name, amount=amount,
+                      account=f"{row.bank_name} {row.account_name} {row.account_masked}"),
+            items=[_("Bank reference: %(reference)s", reference=text.strip())],
+            note=_("The held amount leaves the commission for good; this cannot be undone."),
+            confirm_label=_("Mark paid"))
+    return Confirmation(
+        title=_("Withdrawal %(id)s: %(status)s", id=row.id, status=WITHDRAWAL_STATUSES.get(outcome, outcome)),
+        summary=_("Close withdrawal %(id)s of %(company)s (%(amount)s) as %(status)s.", id=row.id,
+                  company=row.company.name, amount=amount, status=WITHDRAWAL_STATUSES.get(outcome, outcome)),
+        items=[_("Reason: %(reason)s", reason=text.strip())],
+        note=_("Nothing is paid: the held %(amount)s goes back to the distributor's commission balance.", amount=amount),
+        confirm_label=_("Confirm"))
+
+
 class WithdrawalView(DistributorAccess, ScopedModelView):
     """提现: distributors submit (held at once) or cancel; finance approves, pays, rejects or fails."""
 
@@ -691,7 +751,8 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
             return current_user.role == "customer_admin"
         return current_user.is_staff and super().is_action_allowed(name)
 
-    @action("approve", _l("Approve"), _l("Approve the selected withdrawals?"))
+    @action("approve", _l("Approve"))
+    @confirm_first(describe_approval)
     def action_approve(self, ids):
         for row in self.scoped_rows(ids):
             with unit_of_work() as work:
@@ -699,7 +760,8 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
             if not work.failed:
                 flash(_("Withdrawal %(id)s approved.", id=row.id), "success")
 
-    @action("cancel", _l("Cancel"), _l("Cancel the selected withdrawals?"))
+    @action("cancel", _l("Cancel"))
+    @confirm_first(describe_cancellation)
     def action_cancel(self, ids):
         for row in self.scoped_rows(ids):
             with unit_of_work() as work:
@@ -718,6 +780,11 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
         secret = None
         if request.method == "POST":
             outcome, text = request.form.get("outcome", ""), request.form.get("text", "")
+            purpose = f"{self.endpoint}.decide.{outcome}"
+            if (outcome in ("paid", "rejected", "failed") and text.strip()
+                    and not is_confirmed(purpose, [row.id])):  # an empty text is refused below, without asking
+                return ask(self, describe_decision(row, outcome, text), purpose, [row.id],
+                           url_for(".decide", id=row.id))
             with unit_of_work() as work:
                 if outcome == "paid":
                     pay_withdrawal(db.session, current_user, row, text)

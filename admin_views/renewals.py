@@ -42,8 +42,8 @@ from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, flash_result, label_formatter,
-    local_day_start, parse_row_id, time_cell, unit_of_work,
+    COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, confirm_first, flash_result,
+    label_formatter, local_day_start, parse_row_id, time_cell, unit_of_work,
 )
 from actions.texts import render as render_stored_text
 from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
@@ -463,11 +463,44 @@ class RenewalCenterView(RoleView):
     def cancel_view(self, number: str):
         order = _order_or_404(number)
         number = order.number
+        purpose = f"{self.endpoint}.cancel"
+        if order.status == "pending" and not is_confirmed(purpose, [order.id]):
+            return ask(self, describe_cancel(self, [order]), purpose, [order.id],
+                       url_for(".order_view", number=number))
         with unit_of_work() as work:
             cancel_order(db.session, current_user, order)
         if not work.failed:
             flash(_("Order %(number)s is cancelled.", number=number), "success")
         return redirect(url_for(".order_view", number=number))
+
+
+def order_label(order: Order) -> str:
+    """An order as a confirmation page names it: number, kind, company and total."""
+    return (f"{order.number} · {ORDER_KINDS.get(order.kind, order.kind)} · {order.company.name} · "
+            f"{format_money(order.total, order.currency)}")
+
+
+def describe_cancel(view, orders) -> Confirmation | None:
+    """The confirmation of cancelling `orders`: each pending one named with its total; the others apart."""
+    pending = [o for o in orders if o.status == "pending"]
+    if not pending:
+        return None  # the action names each one as not awaiting payment
+    if len(pending) == 1:
+        order = pending[0]
+        title = _("Cancel order %(number)s", number=order.number)
+        summary = _("Cancel order %(number)s of %(company)s, %(amount)s, which awaits payment:", number=order.number,
+                    company=order.company.name, amount=format_money(order.total, order.currency))
+    else:
+        title = _("Cancel orders")
+        summary = _("Cancel %(count)s orders that await payment:", count=len(pending))
+    return Confirmation(
+        title=title, summary=summary, items=[order_label(o) for o in pending],
+        note=_("No money moves: nothing was paid for these orders, and nothing is taken from the balance. A cancelled "
+               "order cannot be paid any more and its devices are not renewed; place a new order if needed."),
+        confirm_label=_("Cancel %(count)s orders", count=len(pending)) if len(pending) > 1 else _("Cancel the order"),
+        refused=[_("%(order)s: not awaiting payment (%(status)s)", order=o.number,
+                   status=ORDER_STATUSES.get(o.status, o.status)) for o in orders if o.status != "pending"],
+    )
 
 
 # --- order lists -----------------------------------------------------------------------------------
@@ -536,6 +569,7 @@ ORDER_LABELS = {
 }
 _LABEL_FORMATTERS = {
     "kind": label_formatter(ORDER_KINDS),
+    "note": lambda v, c, m, n: render_stored_text(m.note_data, m.note),
     "payment_method": lambda v, c, m, n: str(PAYMENT_METHODS.get(m.payment_method, "")) if m.payment_method else "",
 }
 
@@ -600,7 +634,8 @@ class CustomerOrderView(OrderListView):
     roles = frozenset({"customer_admin"})
     order_links = True
 
-    @action("cancel", _l("Cancel"), _l("Cancel the selected orders that await payment?"))
+    @action("cancel", _l("Cancel"))
+    @confirm_first(describe_cancel)
     def action_cancel(self, ids):
         orders = self.scoped_rows(ids)
         with unit_of_work() as work:

@@ -29,7 +29,7 @@ from actions.wallets import InsufficientBalance
 from admin_views.base import (
     RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
 )
-from admin_views.confirm import Confirmation
+from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
@@ -294,6 +294,60 @@ def _number_cell(view, context, model, name):
     return Markup('<a href="{}">{}</a>').format(url_for("subscription.detail_view", id=model.id), model.number)
 
 
+def _order_label(order: Order) -> str:
+    return f"{order.number} · {format_money(order.total, order.currency)}"
+
+
+def describe_cancel(subscription: Subscription) -> Confirmation | None:
+    """Cancelling at the period's end: when it ends, no money back, which unpaid renewal orders are cancelled now."""
+    if subscription.status != "active":
+        return None
+    orders = subs.pending_orders(db.session, subscription, "renewal")
+    return Confirmation(
+        title=_("Cancel subscription %(number)s", number=subscription.number),
+        summary=_("Cancel subscription %(number)s of %(company)s at the end of its period, on %(date)s.",
+                  number=subscription.number, company=subscription.company.name,
+                  date=subscription.period_end.isoformat() if subscription.period_end else "—"),
+        items=[_("Unpaid renewal order cancelled now: %(order)s", order=_order_label(o)) for o in orders],
+        note=_("No money is paid back: the subscription keeps running until that day, then ends. Until then you "
+               "can keep it."),
+        confirm_label=_("Cancel at the end of the period"))
+
+
+def describe_cancel_now(subscription: Subscription) -> Confirmation | None:
+    """Cancelling now: the refund asked for, of which order and amount, and who approves it."""
+    if subscription.status not in ("active", "cancel_scheduled", "past_due"):
+        return None
+    order = subs.current_period_order(db.session, subscription)
+    if order is None:
+        return None
+    return Confirmation(
+        title=_("Cancel subscription %(number)s now", number=subscription.number),
+        summary=_("Cancel subscription %(number)s of %(company)s now and request a refund of order %(order)s "
+                  "(%(amount)s).", number=subscription.number, company=subscription.company.name,
+                  order=order.number, amount=format_money(order.total, order.currency)),
+        items=[_("Reason: %(reason)s", reason=request.form.get("reason", "").strip())]
+        if request.form.get("reason", "").strip() else [],
+        note=_("The refunded lines' amount goes back to the payer once another person of finance approves the "
+               "refund; the subscription ends then."),
+        confirm_label=_("Request the refund"))
+
+
+def describe_abandon(subscription: Subscription) -> Confirmation | None:
+    """Dropping an unpaid checkout: its orders cancelled (nothing was paid), promotions given back."""
+    if subscription.status != "pending_payment":
+        return None
+    orders = subs.pending_orders(db.session, subscription)
+    return Confirmation(
+        title=_("Cancel the order of subscription %(number)s", number=subscription.number),
+        summary=_("Cancel the unpaid orders of subscription %(number)s of %(company)s:", number=subscription.number,
+                  company=subscription.company.name),
+        items=[_order_label(o) for o in orders],
+        note=_("No money moves: nothing was paid for these orders. The promotions they reserved are given back and "
+               "the subscription does not start."),
+        confirm_label=_("Cancel this order"))
+
+
 class SubscriptionView(ScopedModelView):
     """Quản lý thuê bao: every subscription of the company tree (unlimited per company)."""
 
@@ -447,9 +501,25 @@ class SubscriptionView(ScopedModelView):
                                                                          form.get("renewal_method", "")),
                           _("Renewal settings saved."))
 
+    def _ask_first(self, id: int, name: str, describe, tab: str = "details"):
+        """The confirmation page of operation `name` on subscription `id` unless the form carries its token;
+        None when confirmed, or when `describe` returns None (the operation itself then refuses)."""
+        subscription = self._subscription_or_404(id)
+        purpose = f"{self.endpoint}.{name}"
+        if is_confirmed(purpose, [subscription.id]):
+            return None
+        confirmation = describe(subscription)
+        if confirmation is None:
+            return None
+        return ask(self, confirmation, purpose, [subscription.id], url_for(".detail_view", id=id, tab=tab))
+
     @expose("/view/<int:id>/cancel/", methods=("POST",))
     def cancel_view(self, id: int):
         undo = request.form.get("undo") == "y"
+        if not undo:
+            page = self._ask_first(id, "cancel", describe_cancel)
+            if page is not None:
+                return page
         return self._post(id, "details", lambda s: (subs.undo_cancel if undo else subs.schedule_cancel)(
             db.session, current_user, s),
             _("Cancellation withdrawn.") if undo else _("The subscription ends at the end of its period."))
@@ -479,12 +549,18 @@ class SubscriptionView(ScopedModelView):
 
     @expose("/view/<int:id>/cancel-now/", methods=("POST",))
     def cancel_now_view(self, id: int):
+        page = self._ask_first(id, "cancel_now", describe_cancel_now)
+        if page is not None:
+            return page
         return self._post(id, "details", lambda s: subs.request_cancel_now(db.session, current_user, s,
                                                                             request.form.get("reason", "")),
                           _("Refund requested; the subscription ends when another person of finance approves it."))
 
     @expose("/view/<int:id>/abandon/", methods=("POST",))
     def abandon_view(self, id: int):
+        page = self._ask_first(id, "abandon", describe_abandon, "payments")
+        if page is not None:
+            return page
         return self._post(id, "payments", lambda s: subs.abandon(db.session, current_user, s),
                           _("The order is cancelled and its promotions are given back."))
 

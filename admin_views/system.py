@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
+from actions.texts import change, changes_param, message
 from actions.texts import render as render_text
 from actions import ActionResult, DomainError
 from actions.audit import record
@@ -22,7 +23,7 @@ from actions.users import create_user, generate_password, reset_password, set_ac
 from actions.passwords import current_policy
 from admin_views.base import (
     parse_row_id,
-    ScopedModelView, describe_changes, flash_result, label_formatter, scoped_company_options, unit_of_work,
+    ScopedModelView, changed_fields, flash_result, label_formatter, scoped_company_options, unit_of_work,
 )
 from models import COMPANY_STATUSES, LOCALES, USER_ROLES, AuditEvent, Company, User, db
 
@@ -74,7 +75,7 @@ class CompanyView(ScopedModelView):
     def on_model_change(self, form, model, is_created):
         # place() flushes (and re-roots the subtree), which leaves the base view nothing to
         # describe: read the form's changes first and write the event here.
-        changes = [describe_changes(model)]
+        changes = changed_fields(model, self.column_labels, self.form_choices)
         before = {"parent_id": model.parent_id, "path": model.path}
         model.tax_id = (model.tax_id or "").strip().upper() or None  # as actions.tenants normalizes it
         taken = DomainError(_l("Tax ID %(tax_id)s belongs to another company already; nothing was saved.",
@@ -85,10 +86,15 @@ class CompanyView(ScopedModelView):
         except DomainError as exc:
             db.session.rollback()  # a failed flush leaves the session unusable, even to read the locale
             raise ValidationError(str(exc)) from exc
-        changes += [f"{key}: {old} → {getattr(model, key)}" for key, old in before.items()
-                    if getattr(model, key) != old]
+        def named(company_id):  # the parent by name, not by id
+            parent = db.session.get(Company, company_id) if company_id else None
+            return parent.name if parent is not None else company_id
+
+        changes += [change(key, self.column_labels[key.removesuffix("_id")],
+                           *((named(old), named(model.parent_id)) if key == "parent_id" else (old, getattr(model, key))))
+                    for key, old in before.items() if getattr(model, key) != old]
         record(db.session, current_user, "create" if is_created else "edit", self._audit_model,
-               [model.id], "; ".join(c for c in changes if c))
+               [model.id], message("audit.changes", changes=changes_param(changes)) if changes else "")
 
 
 class UserView(ScopedModelView):

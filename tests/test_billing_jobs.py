@@ -157,7 +157,7 @@ def test_auto_renew_renews_due_devices_from_the_company_balance(app, due):
     [order] = orders_of(world.acme)
     assert (order.kind, order.status, order.payment_method, order.total, order.currency) == (
         "renewal", "paid", "balance", Decimal("20.00"), "CNY")
-    assert "auto-renew 2026-11" in order.note
+    assert order.note == "Auto-renewal, period 2026-11" and order.note_data["key"] == "order.note.auto_renew"
     assert order.number in result.output
     lines = {line.device.number: line for line in order.lines}
     assert lines["AC0001"].old_expires_on == date(2026, 11, 20) and lines["AC0001"].months == 1

@@ -178,8 +178,9 @@ def test_worked_example_settlement_and_withdrawal_through_the_pages(cards, clien
     assert ACCOUNT not in client.get("/admin/withdrawal/").get_data(as_text=True)
     login.logout()
     login("finance")
-    post(client, "/admin/withdrawal/action/", [("action", "approve"), ("rowid", str(withdrawal.id))])
-    post(client, "/admin/withdrawal/decide/", {"id": str(withdrawal.id), "outcome": "paid", "text": "ICBC-778899"})
+    confirm_post(client, "/admin/withdrawal/action/", [("action", "approve"), ("rowid", str(withdrawal.id))])
+    confirm_post(client, "/admin/withdrawal/decide/", {"id": str(withdrawal.id), "outcome": "paid",
+                                                       "text": "ICBC-778899"})
     s.expire_all()
     assert s.get(Withdrawal, withdrawal.id).status == "paid"
     assert s.get(Withdrawal, withdrawal.id).bank_reference == "ICBC-778899"

@@ -221,7 +221,7 @@ def test_create_category_subcategory_and_package_through_the_forms(client, login
     for model, code in (("package_category", "SIM"), ("package_subcategory", "SIM-4G"), ("package", "SIM-4G-Y")):
         (event,) = audit(model, "create")
         assert event.actor_name == "support"
-        assert f"code: None → {code}" in event.summary
+        assert f"Code: — → {code}" in event.summary
 
 
 def test_create_per_term_package(client, login, world):
@@ -286,7 +286,7 @@ def test_editing_a_package_keeps_its_own_code(client, login, world):
     pkg = package("GPS-Y")
     assert (pkg.name, pkg.amount) == ("GPS per year", Decimal("99.00"))
     (event,) = audit("package", "edit")
-    assert "amount: 100.00 → 99.00" in event.summary
+    assert "Amount: 100.00 → 99.00" in event.summary
 
 
 def test_subcategory_of_another_category_is_refused(client, login, world):

@@ -200,11 +200,18 @@ def test_simultaneous_cancellations_from_the_order_list_never_answer_500(server,
     ids = [o.id for o in orders]
     customer = Browser(server.base).login("customer")
 
-    def cancel(i, browser, barrier):
-        return browser.post("/admin/order_record/action/", [
-            ("action", "cancel"), ("rowid", str(ids[i])), ("url", "/admin/order_record/")])
+    form = lambda i: [("action", "cancel"), ("rowid", str(ids[i])), ("url", "/admin/order_record/")]  # noqa: E731
 
-    answers = run_together(len(ids), lambda i: customer.clone(), cancel)
+    def prepare(i):
+        browser = customer.clone()
+        asked = browser.post("/admin/order_record/action/", form(i))  # the confirmation page
+        browser.confirm_token = re.search(r'name="confirm_token" value="([^"]+)"', asked.body).group(1)
+        return browser
+
+    def cancel(i, browser, barrier):
+        return browser.post("/admin/order_record/action/", form(i) + [("confirm_token", browser.confirm_token)])
+
+    answers = run_together(len(ids), prepare, cancel)
     assert Counter(a.status if isinstance(a, Answer) else repr(a) for a in answers) == {200: len(ids)}
     assert all("1 orders cancelled." in a.body for a in answers), [flashes(a.body) for a in answers][:3]
     db.session.expire_all()

@@ -171,7 +171,7 @@ def test_set_expiry_records_old_and_new_date(world):
     db.session.commit()
     assert db.session.get(Device, device.id).expires_on == new
     (event,) = events("set_expiry")
-    assert event.summary == f"expires_on: {old} → {new}"
+    assert event.summary == f"Expires on: {old} → {new}"
     assert event.ids == f",{device.id},"
 
 
@@ -566,10 +566,10 @@ def test_tech_support_edits_expiry_and_the_audit_names_old_and_new(client, login
     (event,) = [e for e in events() if e.action in ("edit", "set_expiry")]
     assert event.actor_name == "support"
     assert event.ids == f",{device.id},"
-    assert event.summary == f"expires_on: {old} → 2031-03-31"
+    assert event.summary == f"Expires on: {old} → 2031-03-31"
     page = client.get(f"/admin/device/details/?id={device.id}").get_data(as_text=True)
     history = page[page.index('id="rd-history"'):]
-    assert f"expires_on: {old} → 2031-03-31" in history
+    assert f"Expires on: {old} → 2031-03-31" in history
     assert "support" in history
 
 
@@ -754,7 +754,7 @@ def test_inline_expiry_edit_is_audited(client, login, world):
     db.session.expire_all()
     assert db.session.get(Device, device.id).expires_on == date(2030, 2, 28)
     (event,) = events("edit")
-    assert event.summary == f"expires_on: {old} → 2030-02-28"
+    assert event.summary == f"Expires on: {old} → 2030-02-28"
 
 
 def test_inline_expiry_edit_refuses_an_empty_date(client, login, world):

@@ -433,8 +433,8 @@ def test_company_profile_action(app, world):
     assert fresh(config).email_list == ["ops@acme.example", "Chen@acme.example"]
     events = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "edit")).all()
     summaries = {e.model: e.summary for e in events}
-    assert "email: customer@example.test → Chen@acme.example" in summaries["user"]
-    assert "phone: None → 021-1234567" in summaries["company"]
+    assert "Administrator email: customer@example.test → Chen@acme.example" in summaries["user"]
+    assert "Company phone: — → 021-1234567" in summaries["company"]
     assert "Chen@acme.example" in summaries["billing_config"]
     with pytest.raises(DomainError):
         update_profile(db.session, world.users["admin"], full_name="A", email="a@example.test", user_phone="123")

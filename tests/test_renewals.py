@@ -20,7 +20,7 @@ from actions.orders import (
 )
 from actions.wallets import balance_of, credit, wallet_for
 from models import Company, Device, LedgerEntry, Order, OrderLine, OrderRefund, Package, Wallet, db, utcnow
-from tests.conftest import make_device, post
+from tests.conftest import confirm_post, make_device, post
 
 TODAY = date.today()
 
@@ -466,7 +466,7 @@ def test_order_pages_of_another_company_answer_404(client, login, world):
 def test_cancel_a_pending_order_from_its_page(client, login, world):
     login("customer")
     number = order_number_from(renew_via_http(client, world.acme, [world.devices["AC0001"]]))
-    response = post(client, f"/admin/renewal_center/order/{number}/cancel/", {}, follow_redirects=True)
+    response = confirm_post(client, f"/admin/renewal_center/order/{number}/cancel/", {}, follow_redirects=True)
     assert f"Order {number} is cancelled." in page_text(response)
     assert orders_of()[0].status == "cancelled"
     response = post(client, f"/admin/renewal_center/order/{number}/pay/", {"method": "balance"}, follow_redirects=True)
@@ -737,7 +737,7 @@ def test_customer_cancels_pending_orders_from_the_list(client, login, world):
     db.session.commit()
     login("customer")
     pairs = [("action", "cancel")] + [("rowid", str(o.id)) for o in (pending, paid, foreign)]
-    response = post(client, "/admin/order_record/action/", pairs, follow_redirects=True)
+    response = confirm_post(client, "/admin/order_record/action/", pairs, follow_redirects=True)
     text = page_text(response)
     assert "1 orders cancelled." in text
     assert "RN-P2 (Order RN-P2 is not awaiting payment (it is paid).)" in text

@@ -310,7 +310,7 @@ def test_detail_page_forms_post_through_the_scoped_view(app, client, login, worl
     post(client, f"{base}/seats/", {"logins": "driver-01"})
     post(client, f"{base}/notes/", {"body": "Please call before renewal", "visibility": "internal", "pinned": "y"})
     post(client, f"{base}/renewal/", {"renewal_method": "online"})
-    post(client, f"{base}/cancel/", {})
+    confirm_post(client, f"{base}/cancel/", {})
     db.session.expire_all()
     fresh = db.session.get(Subscription, subscription.id)
     assert fresh.seats_used == 1 and fresh.renewal_method == "online" and fresh.auto_renew is False
@@ -331,7 +331,7 @@ def test_customer_abandons_a_pending_checkout_and_the_promotions_come_back(app, 
     db.session.commit()
     assert by_code(Promotion, "INVOICE7").reserved == 1
     login("customer")
-    post(client, f"/admin/subscription/view/{subscription.id}/abandon/", {})
+    confirm_post(client, f"/admin/subscription/view/{subscription.id}/abandon/", {})
     db.session.expire_all()
     assert db.session.get(Subscription, subscription.id).status == "abandoned"
     assert subs.start_order(db.session, subscription).status == "cancelled"

@@ -379,14 +379,19 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     assert one(commission_wallet, c=shenzhen) == 371  # held on submit
 
     finance.goto(live_app.url("/admin/withdrawal/"))
-    with_selected(finance, row_of(finance, "Aotuo Shenzhen").filter(has_text=cny("20.00")), "审核通过",
-                  "审批所选提现申请?")
+    with_selected(finance, row_of(finance, "Aotuo Shenzhen").filter(has_text=cny("20.00")), "审核通过", None,
+                  f"审核通过 1 笔提现，合计 {cny('20.00')}：")
     expect(finance.locator(".alert-success")).to_contain_text(f"提现申请 {withdrawal} 已审批。")
     submit(finance, f"table.model-list a[title='审核'][href*='id={withdrawal}']")
     expect(finance.locator("table").first).to_contain_text(cny("20.00"))
     finance.fill("#text", "ICBC-20261201-0001")
     shot(finance, "cards-withdrawal-decide-zh")
     submit(finance, "#rd-decide button[value=paid]")
+    expect(finance.locator("#rd-confirm-note")).to_have_text("冻结的金额将从佣金中永久扣除，此操作不可撤销。")
+    expect(finance.locator("#rd-confirm-items")).to_contain_text("ICBC-20261201-0001")
+    assert live_app.scalar("SELECT status FROM withdrawal WHERE id = :w", w=withdrawal) == "approved"
+    shot(finance, "cards-withdrawal-pay-confirm-zh")
+    submit(finance, "#rd-confirm-yes")
     expect(finance.locator(".alert-success")).to_contain_text(f"提现申请 {withdrawal}:已支付。")
     expect(row_of(finance, "ICBC-20261201-0001")).to_contain_text(cny("20.00"))
     shot(finance, "cards-withdrawal-paid-zh")
