@@ -17,7 +17,7 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, demo_password, login, shot  # noqa: E402
+from .conftest import CHROMIUM, shot  # noqa: E402
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,36 +26,12 @@ pytestmark = [
                        reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
 ]
 
-SCREEN = {"width": 1366, "height": 768}
 
 
 @pytest.fixture
-def zh(chromium, live_app, problems):
-    """zh(username) → a page of a new zh-CN browser context at 1366×768, logged in as a user whose language
-    is Chinese (their own choice is put back afterwards)."""
-    contexts = []
-    chosen: dict[str, str | None] = {}
-
-    def new_page(username: str):
-        chosen.setdefault(username, live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u=username))
-        with live_app.engine.begin() as conn:
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "zh_Hans_CN", "u": username})
-        context = chromium.new_context(locale="zh-CN", viewport=SCREEN)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        problems.watch(page)
-        login(page, live_app, username, demo_password(username))
-        return page
-
-    yield new_page
-    for context in contexts:
-        context.close()
-    with live_app.engine.begin() as conn:
-        for username, locale in chosen.items():
-            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": locale, "u": username})
-    assert not problems.js_errors, f"JavaScript errors: {problems.js_errors}"
-    assert not problems.server_errors, f"server errors: {problems.server_errors}\n{live_app.log_tail()}"
+def zh(chinese_page):
+    """zh(username) → a page in Chinese at 1366×768, logged in (conftest's chinese_page)."""
+    return chinese_page
 
 
 def submit(page, selector: str) -> None:
