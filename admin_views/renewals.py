@@ -234,6 +234,32 @@ class RenewalCenterView(RoleView):
             search=(args.get("q") or "").strip()[:SEARCH_MAX],
         )
 
+    @staticmethod
+    def posted_devices(company: Company | None, months: int | None, ids: list[str], load) -> list[Device] | None:
+        """The ticked devices of an order form (both tabs), read in the user's scope with `load` joined,
+        soonest expiry first; None, with the refusal flashed, when the form cannot become an order."""
+        if company is None:
+            flash(_("Choose one of your companies first."), "error")
+            return None
+        if months is None:
+            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+            return None
+        if len(ids) > MAX_DEVICES_PER_ORDER:
+            flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
+            return None
+        clean = sorted({int(i) for i in ids if str(i).isdecimal()})
+        devices = list(db.session.scalars(
+            scoped(select(Device).options(joinedload(load)).where(Device.id.in_(clean)),
+                   current_user, Device.company_id).order_by(Device.expires_on, Device.id)
+        )) if clean else []
+        found = {str(d.id) for d in devices}
+        missing = [i for i in ids if str(i) not in found]
+        if missing:
+            flash(_("Not ordered: %(rows)s (not found or outside your companies).",
+                    rows=", ".join(f"#{i}" for i in missing[:50])), "error")
+            return None
+        return devices
+
     @expose("/")
     def index(self):
         today = date.today()
@@ -265,25 +291,8 @@ class RenewalCenterView(RoleView):
                        months=choice, custom_months=custom, q=(form.get("q") or "")[:SEARCH_MAX])
         company = self.scoped_company(form.get("company_id"))
         ids = [form["only"]] if form.get("only") else form.getlist("rowid")
-        if company is None:
-            flash(_("Choose one of your companies first."), "error")
-            return redirect(back)
-        if months is None:
-            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
-            return redirect(back)
-        if len(ids) > MAX_DEVICES_PER_ORDER:
-            flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
-            return redirect(back)
-        clean = sorted({int(i) for i in ids if str(i).isdecimal()})
-        devices = list(db.session.scalars(
-            scoped(select(Device).options(joinedload(Device.package)).where(Device.id.in_(clean)),
-                   current_user, Device.company_id).order_by(Device.expires_on, Device.id)
-        )) if clean else []
-        found = {str(d.id) for d in devices}
-        missing = [i for i in ids if str(i) not in found]
-        if missing:
-            flash(_("Not renewed: %(rows)s (not found or outside your companies).",
-                    rows=", ".join(f"#{i}" for i in missing[:50])), "error")
+        devices = self.posted_devices(company, months, ids, Device.package)
+        if devices is None:
             return redirect(back)
         with unit_of_work() as work:
             claimed = claim_form("renew")
@@ -365,26 +374,8 @@ class RenewalCenterView(RoleView):
                        months=choice, custom_months=custom, q=(form.get("q") or "")[:SEARCH_MAX],
                        package_id=form.get("package_id", ""))
         company = self.scoped_company(form.get("company_id"))
-        ids = form.getlist("rowid")
-        if company is None:
-            flash(_("Choose one of your companies first."), "error")
-            return redirect(back)
-        if months is None:
-            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
-            return redirect(back)
-        if len(ids) > MAX_DEVICES_PER_ORDER:
-            flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
-            return redirect(back)
-        clean = sorted({int(i) for i in ids if str(i).isdecimal()})
-        devices = list(db.session.scalars(
-            scoped(select(Device).options(joinedload(Device.company)).where(Device.id.in_(clean)),
-                   current_user, Device.company_id)
-        )) if clean else []
-        found = {str(d.id) for d in devices}
-        missing = [i for i in ids if str(i) not in found]
-        if missing:
-            flash(_("Not ordered: %(rows)s (not found or outside your companies).",
-                    rows=", ".join(f"#{i}" for i in missing[:50])), "error")
+        devices = self.posted_devices(company, months, form.getlist("rowid"), Device.company)
+        if devices is None:
             return redirect(back)
         package_id = parse_row_id(form.get("package_id"))
         package = db.session.get(Package, package_id) if package_id else None
