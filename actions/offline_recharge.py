@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, in_scope, require_role
 from actions.audit import record
-from actions.money import format_money, from_minor, parse, to_minor
-from actions.texts import message
+from actions.money import format_amount, from_minor, parse, to_minor
+from actions.texts import change, changes_param, label_param, message, money_param
 from actions.unique import unique_or
 from actions.wallets import credit, wallet_for
 from models import CURRENCIES, RECHARGE_STATUSES, Company, OfflineRecharge, User, utcnow
@@ -137,9 +137,20 @@ def _reference_taken(terms: RechargeTerms) -> DomainError:
                           "company; nothing was saved.", reference=terms.reference))
 
 
-def _describe(terms: RechargeTerms) -> str:
-    reference = f" ref {terms.reference}" if terms.reference else ""
-    return f"company {terms.company_id}, {terms.amount} {terms.currency} from {terms.payer}{reference}"
+FIELD_LABELS = {"company_id": _l("Customer company"), "payer": _l("Payer"), "currency": _l("Currency"),
+                "amount": _l("Amount"), "reference": _l("Reference number")}
+
+
+def _company_name(session: Session, company_id: int) -> str:
+    company = session.get(Company, company_id)
+    return company.name if company is not None else f"#{company_id}"
+
+
+def _summary(session: Session, key: str, application_id: int, status: str, terms: RechargeTerms, **extra) -> dict:
+    """The audit summary of an application (a stored message: read in the reader's language)."""
+    return message(key, id=application_id, status=label_param("recharge_status", status),
+                   amount=money_param(terms.amount, terms.currency), payer=terms.payer,
+                   company=_company_name(session, terms.company_id), **extra)
 
 
 def create_application(session: Session, actor: User, company_id, payer, currency, amount, reference="",
@@ -158,7 +169,7 @@ def create_application(session: Session, actor: User, company_id, payer, currenc
     with unique_or(REFERENCE_INDEX, _reference_taken(terms)):
         session.flush()
     record(session, actor, "create", AUDIT_MODEL, [application.id],
-           f"#{application.id} {'submitted' if submit else 'draft'}: {_describe(terms)}")
+           _summary(session, "audit.recharge.create", application.id, application.status, terms))
     session.flush()
     return application
 
@@ -200,8 +211,15 @@ def edit_application(session: Session, actor: User, application: OfflineRecharge
         raise DomainError(_l("Application %(label)s changed meanwhile; try again.", label=_label(application)))
     after = {"company_id": terms.company_id, "payer": terms.payer, "currency": terms.currency,
              "amount": terms.amount, "reference": terms.reference}
-    changes = "; ".join(f"{name}: {before[name]} → {after[name]}" for name in after if before[name] != after[name])
-    record(session, actor, "edit", AUDIT_MODEL, [application.id], f"#{application.id} {changes or 'no change'}")
+    def shown(name: str, values: dict):
+        if name == "company_id":
+            return _company_name(session, values[name])
+        return format_amount(values[name], values["currency"]) if name == "amount" else values[name]
+
+    changes = [change(name, FIELD_LABELS[name], shown(name, before), shown(name, after))
+               for name in after if before[name] != after[name]]
+    record(session, actor, "edit", AUDIT_MODEL, [application.id],
+           message("audit.recharge.edit", id=application.id, changes=changes_param(changes)))
     session.flush()
     return application
 
@@ -228,7 +246,8 @@ def submit(session: Session, actor: User, application: OfflineRecharge) -> None:
         raise DomainError(_l("Application %(label)s cannot be submitted: it is %(status)s.",
                              label=label, status=_status_label(application.status)))
     record(session, actor, "submit", AUDIT_MODEL, [application.id],
-           f"#{application.id}: {application.amount} {application.currency} from {application.payer}")
+           message("audit.recharge.submit", id=application.id,
+                   amount=money_param(application.amount, application.currency), payer=application.payer))
     session.flush()
 
 
@@ -295,14 +314,15 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
                              label=label, status=_status_label(current.status if current else None)))
     company_id, currency, amount_minor, payer, reference = claimed
     amount = from_minor(amount_minor, currency)
-    summary = f"#{application.id} {status}: {format_money(amount, currency, 'en')} from {payer} (company {company_id})"
+    terms = RechargeTerms(company_id, payer, currency, amount, reference)
+    summary = (_summary(session, "audit.recharge.review_comment", application.id, status, terms, comment=comment)
+               if comment else _summary(session, "audit.recharge.review", application.id, status, terms))
     if decision == "approve":
         wallet = wallet_for(session, company_id, currency)
         credit(session, wallet, amount, "offline_recharge", f"offline_recharge:{application.id}", actor,
                recharge_id=application.id,
                memo=message("ledger.offline_recharge_ref" if reference else "ledger.offline_recharge",
                             id=application.id, payer=payer, **({"reference": reference} if reference else {})))
-    record(session, actor, decision, AUDIT_MODEL, [application.id],
-           summary + (f"; comment: {comment}" if comment else ""))
+    record(session, actor, decision, AUDIT_MODEL, [application.id], summary)
     session.flush()
     return application

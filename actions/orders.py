@@ -434,7 +434,7 @@ def undo_recharge(session: Session, order: Order, lines: Sequence[OrderLine]) ->
     """A refunded top-up takes its money out of the wallet again (refused if it was spent)."""
     amount = sum((line.net for line in lines), zero(order.currency))
     wallet = wallet_for(session, order.company_id, order.currency)
-    debit(session, wallet, amount, "refund", f"unrecharge:order:{order.id}:" + ",".join(str(l.id) for l in lines),
+    debit(session, wallet, amount, "refund", f"unrecharge:order:{order.id}:" + ",".join(str(line.id) for line in lines),
           None, order_id=order.id, memo=message("ledger.refund", order=order.number))
 
 

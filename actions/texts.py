@@ -44,6 +44,12 @@ MESSAGES = {
     # An edit's changes, each "field: old → new" with the field's label (and choice labels) in the reader's
     # language: the text is the `changes` parameter alone (a `changes_param`).
     "audit.changes": _l("%(changes)s"),
+    "audit.recharge.create": _l("Application #%(id)s (%(status)s): %(amount)s from %(payer)s to %(company)s"),
+    "audit.recharge.submit": _l("Application #%(id)s submitted: %(amount)s from %(payer)s"),
+    "audit.recharge.review": _l("Application #%(id)s %(status)s: %(amount)s from %(payer)s to %(company)s"),
+    "audit.recharge.review_comment": _l("Application #%(id)s %(status)s: %(amount)s from %(payer)s to %(company)s; "
+                                        "comment: %(comment)s"),
+    "audit.recharge.edit": _l("Application #%(id)s: %(changes)s"),
     "audit.devices": _l("%(count)s devices"),
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
@@ -94,11 +100,13 @@ MESSAGES = {
 def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
     from models import (
-        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RENEWAL_METHODS, SEAT_EDITIONS,
+        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
+        SEAT_EDITIONS,
         WALLET_CURRENCIES,
     )
 
     return {"payment_method": PAYMENT_METHODS, "seat_edition": SEAT_EDITIONS, "order_kind": ORDER_KINDS,
+            "recharge_status": RECHARGE_STATUSES,
             "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
             "renewal_method": RENEWAL_METHODS}
 

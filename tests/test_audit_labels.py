@@ -94,3 +94,26 @@ def test_the_stored_english_names_the_fields_by_their_labels(client, login, worl
     assert "Amount: 100.00 → 99.00" in summaries["package"]
     assert summaries["device"].startswith("Expires on: ") and summaries["device"].endswith("→ 2031-03-31")
 
+
+
+@pytest.mark.parametrize("locale, created, approved", [
+    ("zh_Hans_CN", "申请单 #{id}（待审核）：Acme Logistics Ltd 付款 ¥1,000.00，充值到 Acme Logistics",
+     "申请单 #{id} 已通过：Acme Logistics Ltd 付款 ¥1,000.00，充值到 Acme Logistics"),
+    ("vi", "Đơn #{id} (Chờ duyệt): 1.000,00\xa0CN¥ từ Acme Logistics Ltd cho Acme Logistics",
+     "Đơn #{id} Đã duyệt: 1.000,00\xa0CN¥ từ Acme Logistics Ltd cho Acme Logistics"),
+])
+def test_offline_recharge_audit_reads_in_the_readers_language(app, world, locale, created, approved):
+    from flask_babel import force_locale
+
+    from actions.offline_recharge import create_application, review
+
+    application = create_application(db.session, world.users["sales"], world.acme.id, "Acme Logistics Ltd", "CNY",
+                                     "1000.00", submit=True)
+    review(db.session, world.users["finance"], application, "approve")
+    db.session.commit()
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.model == "offline_recharge")
+                                .order_by(AuditEvent.id)).all()
+    with app.test_request_context("/"), force_locale(locale):
+        shown = [render(e.summary_data, e.summary) for e in events]
+    assert shown == [created.format(id=application.id), approved.format(id=application.id)]
+    assert "from" not in " ".join(shown) and "approved" not in " ".join(shown)

@@ -91,7 +91,7 @@ def test_a_draft_is_saved_and_stays_editable(world):
             application.reference, application.status) == (world.south.id, "Other Payer", "USD",
                                                           Decimal("250.50"), "TT-001", "draft")
     assert [e.action for e in events()] == ["create", "edit"]
-    assert "amount: 1000.00 → 250.50" in events("edit")[0].summary
+    assert "Amount: 1,000.00 → 250.50" in events("edit")[0].summary
 
 
 def test_create_can_submit_at_once(world):
