@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
+from actions.texts import change, changes_param, message, setting
 from models import BILLING_CYCLES, PUSH_LANGUAGES, BillingConfig, Company, User
 
 BILLING_ROLES = frozenset({"sales", "customer_admin"})
@@ -211,8 +212,26 @@ def clean_settings(values: Mapping[str, object]) -> dict[str, object]:
     }
 
 
-def _describe(settings: Mapping[str, object]) -> str:
-    return "; ".join(f"{key}={str(settings[key]).replace(chr(10), ', ')}" for key in SETTINGS)
+SETTING_LABELS = {"billing_cycle": _l("Billing cycle"), "auto_renew": _l("Auto-renew"), "push_enabled": _l("Push on"),
+                  "push_language": _l("Push email language"), "push_emails": _l("Push emails")}
+SETTING_CHOICES = {"billing_cycle": BILLING_CYCLES, "push_language": PUSH_LANGUAGES}
+
+
+def _shown_setting(values: Mapping[str, object], key: str):
+    value = values.get(key)
+    return value.replace("\n", ", ") if isinstance(value, str) and key == "push_emails" else value
+
+
+def _setting_changes(old: Mapping[str, object], new: Mapping[str, object]) -> dict:
+    """The settings that differ, as a stored list of changes (read in the reader's language)."""
+    return changes_param([change(key, SETTING_LABELS[key], _shown_setting(old, key), _shown_setting(new, key),
+                                 SETTING_CHOICES.get(key)) for key in SETTINGS if old.get(key) != new.get(key)])
+
+
+def _settings(values: Mapping[str, object]) -> dict:
+    """Every setting with its value, as a stored list (a config created or deleted)."""
+    return changes_param([setting(key, SETTING_LABELS[key], _shown_setting(values, key), SETTING_CHOICES.get(key))
+                          for key in SETTINGS])
 
 
 def configure_companies(
@@ -233,8 +252,7 @@ def configure_companies(
             (c.company_id, c)
             for c in session.scalars(select(BillingConfig).where(BillingConfig.company_id.in_(chunk)))
         )
-    notes: list[str] = []
-    configs: list[BillingConfig] = []
+    summaries: list[tuple[BillingConfig, dict]] = []  # one audit event per company, in the reader's language
     created = 0
     for company in unique:
         config = existing.get(company.id)
@@ -242,21 +260,22 @@ def configure_companies(
             config = BillingConfig(company=company, **settings)
             session.add(config)
             created += 1
-            notes.append(f"{company.name} (#{company.id}): created")
+            summary = message("audit.billing.create", company=company.name, changes=_settings(settings))
         else:
-            changes = [f"{key}: {getattr(config, key)!r} → {settings[key]!r}"
-                       for key in SETTINGS if getattr(config, key) != settings[key]]
+            before = {key: getattr(config, key) for key in SETTINGS}
             for key in SETTINGS:
                 setattr(config, key, settings[key])
-            notes.append(f"{company.name} (#{company.id}): " + (", ".join(changes) or "unchanged"))
-        configs.append(config)
+            summary = (message("audit.billing.configure", company=company.name,
+                               changes=_setting_changes(before, settings))
+                       if before != dict(settings) else message("audit.billing.unchanged", company=company.name))
+        summaries.append((config, summary))
     try:
         session.flush()
     except IntegrityError as exc:
         # Another request gave one of these companies a config meanwhile.
         raise DomainError(_l("The billing config changed meanwhile; please try again.")) from exc
-    record(session, actor, "configure", "billing_config", [c.id for c in configs],
-           f"{_describe(settings)} | " + " | ".join(notes))
+    for config, summary in summaries:
+        record(session, actor, "configure", "billing_config", [config.id], summary)
     session.flush()
     return ActionResult(changed=tuple(c.name for c in unique), extra={"created": created})
 
@@ -268,7 +287,8 @@ def delete_config(session: Session, actor: User, config: BillingConfig) -> Actio
     if not in_scope(actor, company.id, session):
         raise DomainError(_l("Billing config #%(id)s: not found or outside your companies.", id=config.id))
     record(session, actor, "delete", "billing_config", [config.id],
-           f"{company.name} (#{company.id}): {_describe({k: getattr(config, k) for k in SETTINGS})}")
+           message("audit.billing.delete", company=company.name,
+                   changes=_settings({k: getattr(config, k) for k in SETTINGS})))
     session.delete(config)
     session.flush()
     return ActionResult(changed=(company.name,))

@@ -44,6 +44,10 @@ MESSAGES = {
     # An edit's changes, each "field: old → new" with the field's label (and choice labels) in the reader's
     # language: the text is the `changes` parameter alone (a `changes_param`).
     "audit.changes": _l("%(changes)s"),
+    "audit.billing.create": _l("%(company)s: billing config created (%(changes)s)"),
+    "audit.billing.configure": _l("%(company)s: %(changes)s"),
+    "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
+    "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),
     "audit.recharge.create": _l("Application #%(id)s (%(status)s): %(amount)s from %(payer)s to %(company)s"),
     "audit.recharge.submit": _l("Application #%(id)s submitted: %(amount)s from %(payer)s"),
     "audit.recharge.review": _l("Application #%(id)s %(status)s: %(amount)s from %(payer)s to %(company)s"),
@@ -153,6 +157,12 @@ def change(field: str, label, old, new, choices: dict | None = None) -> dict:
             "new": value(new)}
 
 
+def setting(field: str, label, value, choices: dict | None = None) -> dict:
+    """One field's value (not a change), for `changes_param`: shown "label: value" (a created or deleted row)."""
+    shown = change(field, label, None, value, choices)
+    return {"field": shown["field"], "label": shown["label"], "value": shown["new"]}
+
+
 def changes_param(changes) -> dict:
     """The changes of an edit (`change(...)` each), shown "label: old → new; …" in the reader's language."""
     return {"changes": list(changes)}
@@ -160,6 +170,7 @@ def changes_param(changes) -> dict:
 
 CHANGE = _l("%(field)s: %(old)s → %(new)s")
 CHANGED = _l("%(field)s: changed")
+SETTING = _l("%(field)s: %(value)s")
 CHANGE_SEPARATOR = _l("; ")
 YES, NO = _l("Yes"), _l("No")
 
@@ -185,6 +196,8 @@ def _changes_text(changes) -> str:
         label = translated(name) if name else ""
         if item.get("changed"):
             parts.append(str(CHANGED) % {"field": label})
+        elif "value" in item:
+            parts.append(str(SETTING) % {"field": label, "value": _shown(item.get("value"))})
         else:
             parts.append(str(CHANGE) % {"field": label, "old": _shown(item.get("old")), "new": _shown(item.get("new"))})
     return str(CHANGE_SEPARATOR).join(parts)

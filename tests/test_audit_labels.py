@@ -117,3 +117,27 @@ def test_offline_recharge_audit_reads_in_the_readers_language(app, world, locale
         shown = [render(e.summary_data, e.summary) for e in events]
     assert shown == [created.format(id=application.id), approved.format(id=application.id)]
     assert "from" not in " ".join(shown) and "approved" not in " ".join(shown)
+
+
+def test_billing_config_audit_reads_in_chinese(app, world):
+    from flask_babel import force_locale
+
+    from actions.billing import configure_companies, delete_config
+    from models import BillingConfig
+
+    settings = {"billing_cycle": "quarterly", "auto_renew": True, "push_enabled": True, "push_language": "en",
+                "push_emails": "ops@example.com"}
+    configure_companies(db.session, world.users["sales"], [world.north], settings)
+    configure_companies(db.session, world.users["sales"], [world.north], {**settings, "billing_cycle": "yearly"})
+    delete_config(db.session, world.users["sales"],
+                  db.session.scalar(select(BillingConfig).where(BillingConfig.company_id == world.north.id)))
+    db.session.commit()
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.model == "billing_config")
+                                .order_by(AuditEvent.id)).all()
+    with app.test_request_context("/"), force_locale("zh_Hans_CN"):
+        shown = [render(e.summary_data, e.summary) for e in events]
+    assert shown[0] == ("Acme North：新建计费配置（出账周期：每季度；自动续费：是；是否推送：是；推送邮件语言：英文；"
+                        "推送邮箱：ops@example.com）")
+    assert shown[1] == "Acme North：出账周期：每季度 → 每年"
+    assert shown[2].startswith("Acme North：已删除计费配置（原为 出账周期：每年；")
+    assert not any(word in " ".join(shown) for word in ("billing_cycle", "created", "quarterly", "True"))
