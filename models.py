@@ -208,6 +208,11 @@ LOCALES = {"en": "English", "zh_Hans_CN": "简体中文", "vi": "Tiếng Việt"
 # --- companies and users -----------------------------------------------------------------
 
 
+def path_ids(path: str) -> list[int]:
+    """The company ids of a tree path, top first (/1/7/12/ → [1, 7, 12])."""
+    return [int(part) for part in path.strip("/").split("/") if part.isdigit()]
+
+
 class Company(db.Model):
     """A customer tenant. `path` (/1/7/12/) makes "this company and all below it" one query."""
 
@@ -243,6 +248,11 @@ class Company(db.Model):
     @property
     def depth(self) -> int:
         return self.path.count("/") - 2
+
+    @property
+    def path_ids(self) -> list[int]:
+        """The ids on the company's path, from the top of its tree down to itself."""
+        return path_ids(self.path)
 
     def subtree_ids(self):
         """A SELECT of the ids of this company and every company below it."""

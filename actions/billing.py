@@ -69,11 +69,6 @@ def normalize_emails(text: str | Iterable[str] | None) -> list[str]:
     return emails
 
 
-def _path_ids(company: Company) -> list[int]:
-    """The ids on the company's path, root first (the company itself last)."""
-    return [int(part) for part in company.path.strip("/").split("/") if part.isdigit()]
-
-
 def _nearest(path_ids: Sequence[int], configs: Mapping[int, BillingConfig]) -> BillingConfig | None:
     for company_id in reversed(path_ids):
         config = configs.get(company_id)
@@ -84,7 +79,7 @@ def _nearest(path_ids: Sequence[int], configs: Mapping[int, BillingConfig]) -> B
 
 def effective_config(session: Session, company: Company) -> tuple[BillingConfig | None, Company | None]:
     """The config in effect for `company` and the company it belongs to (itself or an ancestor)."""
-    path_ids = _path_ids(company)
+    path_ids = company.path_ids
     configs = session.scalars(
         select(BillingConfig)
         .where(BillingConfig.company_id.in_(path_ids))
@@ -138,7 +133,7 @@ def list_configs(
         return []
     # Every listed company's ancestors are the chosen company's ancestors or listed rows.
     listed_ids = select(Company.id).where(where)
-    ancestor_ids = _path_ids(company) if company is not None else []
+    ancestor_ids = company.path_ids if company is not None else []
     configs = session.scalars(
         select(BillingConfig)
         .where(or_(BillingConfig.company_id.in_(listed_ids), BillingConfig.company_id.in_(ancestor_ids)))
@@ -147,7 +142,7 @@ def list_configs(
     by_company = {c.company_id: c for c in configs}
     rows = []
     for listed in companies:
-        effective = _nearest(_path_ids(listed), by_company)
+        effective = _nearest(listed.path_ids, by_company)
         rows.append(ConfigRow(listed, by_company.get(listed.id), effective,
                               effective.company if effective else None))
     return rows

@@ -54,7 +54,7 @@ from actions.texts import message, money_param
 from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price, renewed_until
 from actions.wallets import InsufficientBalance
 from models import (
-    AutoRenewAttempt, BillingConfig, Company, Device, Order, Package, ReminderLog, utcnow,
+    AutoRenewAttempt, BillingConfig, Company, Device, Order, Package, ReminderLog, path_ids, utcnow,
 )
 
 CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -115,7 +115,7 @@ def effective_settings(session: Session) -> list[CompanySettings]:
     for company_id, name, path in session.execute(
         select(Company.id, Company.name, Company.path).where(Company.status == "active").order_by(Company.path)
     ):
-        ancestry = [int(part) for part in path.strip("/").split("/") if part.isdigit()]
+        ancestry = path_ids(path)
         config = next((configs[i] for i in reversed(ancestry) if i in configs), None)
         if config is not None:
             settings.append(CompanySettings(

@@ -121,7 +121,7 @@ class CheckoutContext:
 def checkout_context(session: Session, company: Company, now: datetime,
                      checkout_key: str | None = None) -> CheckoutContext:
     """What eligibility needs for `company` now (a checkout's own reservations count as held)."""
-    ancestors = {int(part) for part in company.path.strip("/").split("/") if part}
+    ancestors = set(company.path_ids)
     first = not session.scalar(select(func.count()).select_from(Subscription).where(
         Subscription.company_id == company.id, Subscription.status != "abandoned"))
     live = (PromotionReservation.status == "redeemed") | (

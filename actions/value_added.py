@@ -34,16 +34,11 @@ BUY_ROLES = {"customer_admin", "tech_support", "finance", "sales"}  # the renewa
 MAX_DEVICES_PER_ORDER = 1000
 
 
-def ancestor_ids(company: Company) -> list[int]:
-    """The ids on the company's path, from the top of its tree down to itself (/1/7/12/ → 1, 7, 12)."""
-    return [int(part) for part in company.path.strip("/").split("/") if part]
-
-
 def offered_packages(session: Session, company: Company) -> list[Package]:
     """The value-added packages on sale that some device of `company`'s tree may buy: those offered to
     the company, to a company above it, or to one of its subsidiaries (for their own devices)."""
     offered_to = select(CompanyPackage.package_id).where(
-        CompanyPackage.company_id.in_(ancestor_ids(company)) | CompanyPackage.company_id.in_(company.subtree_ids()))
+        CompanyPackage.company_id.in_(company.path_ids) | CompanyPackage.company_id.in_(company.subtree_ids()))
     return list(session.scalars(
         select(Package).where(Package.id.in_(offered_to), Package.kind == "value_added", Package.active.is_(True))
         .order_by(Package.code)
@@ -75,6 +70,19 @@ def _current_ends(session: Session, package_id: int, device_ids: Sequence[int]) 
 def service_until(current: date | None, months: int, today: date) -> date:
     """The end of a service bought for N months: max(its current end, today) + N months."""
     return renewed_until(current or today, months, today)
+
+
+def preview_services(services: dict[int, list[DeviceService]], device_ids: Sequence[int], package: Package | None,
+                     months: int | None, today: date) -> tuple[dict[int, date | None], dict[int, date | None]]:
+    """For the listed devices: the current end of `package`'s service ({id: date or None}) and where buying
+    `months` more would take it (None when no months are chosen or the end would pass the calendar)."""
+    if package is None:
+        return {}, {}
+    ends = {d_id: next((s.expires_on for s in services.get(d_id, ()) if s.package_id == package.id), None)
+            for d_id in device_ids}
+    new_ends = {d_id: service_until(end, months, today) if months and renewal_fits(end or today, months, today)
+                else None for d_id, end in ends.items()}
+    return ends, new_ends
 
 
 @dataclass(frozen=True)
@@ -133,7 +141,7 @@ def quote_services(session: Session, actor: User, company: Company | None, devic
         problems.append(str(_l("not devices of %(company)s: %(numbers)s", company=company.name,
                                numbers=_numbers(outside))))
     offered_to = set(session.scalars(select(CompanyPackage.company_id).where(CompanyPackage.package_id == package.id)))
-    not_offered = [d for d in devices if d.company_id in tree and not offered_to & set(ancestor_ids(d.company))]
+    not_offered = [d for d in devices if d.company_id in tree and not offered_to & set(d.company.path_ids)]
     if not_offered:
         problems.append(str(_l("%(code)s is not offered to the company of %(numbers)s", code=package.code,
                                numbers=_numbers(not_offered))))

@@ -36,7 +36,7 @@ from actions.orders import (
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (
-    create_service_order, offered_packages, preview_ends, quote_services, service_until, services_of,
+    create_service_order, offered_packages, preview_ends, preview_services, quote_services, services_of,
 )
 from actions.wallets import balance_of
 from actions.payments import check_method, online_methods
@@ -350,10 +350,7 @@ class RenewalCenterView(RoleView):
                     price = renewal_price(package, months)
                 except DomainError as exc:
                     flash(str(exc), "error")
-        ends = {d.id: next((s.expires_on for s in services.get(d.id, ()) if s.package_id == package.id), None)
-                for d in devices} if package is not None else {}
-        new_ends = {d_id: service_until(end, months, today) if months and renewal_fits(end or today, months, today)
-                    else None for d_id, end in ends.items()}
+        ends, new_ends = preview_services(services, [d.id for d in devices], package, months, today)
         params = {"company_id": company.id if company else "", "window": window, "months": choice,
                   "custom_months": custom, "page_size": page_size, "q": search,
                   "package_id": package.id if package else ""}

@@ -13,19 +13,10 @@ from actions import DomainError
 from actions.billing_jobs import auto_renew
 from actions.orders import LineSpec, open_order, pay_with_balance
 from models import AutoRenewAttempt, Device, db
-from tests.test_billing_jobs import TODAY, configure, expires, fund, renew, set_expiry
+from tests import test_billing_jobs
+from tests.test_billing_jobs import TODAY, expires, renew, set_expiry
 
-
-@pytest.fixture
-def due(world):
-    """Acme renews monthly from its balance; of the world's devices only AC0001 is due (2026-11-20)."""
-    for device in world.devices.values():
-        device.expires_on = date(2027, 6, 1)
-    world.devices["AC0001"].expires_on = date(2026, 11, 20)
-    configure(world.acme, auto_renew=True)
-    fund(world.acme, "100.00")
-    db.session.commit()
-    return world
+due = test_billing_jobs.due  # the fixture: Acme renews monthly from its balance, only AC0001 is due
 
 
 def attempt_of(world, number: str) -> AutoRenewAttempt:

@@ -19,6 +19,7 @@ from actions.wallets import balance_of, ledger_differences
 from app import DEMO_BANK_TRANSFER_PAYEE
 from conftest import confirm_post, post
 from models import AuditEvent, BankTransferReceipt, LedgerEntry, Order, db
+import test_invoices
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 PDF = b"%PDF-1.7\n" + b"0" * 64
@@ -26,15 +27,8 @@ TODAY = date(2024, 5, 15)
 REVIEW = "/admin/bank_transfer_review/"
 
 
-@pytest.fixture(autouse=True)
-def request_context(request, app, tmp_path, monkeypatch):
-    """Receipts go to a per-test instance folder; action tests run inside a request (lazy messages)."""
-    if "client" in request.fixturenames:
-        monkeypatch.setattr(request.getfixturevalue("web_app"), "instance_path", str(tmp_path / "instance"))
-        yield
-        return
-    with app.test_request_context():
-        yield
+# Receipts go to a per-test instance folder; action tests run inside a request (lazy messages).
+request_context = test_invoices.request_context
 
 
 def coin_order(world, company=None, amount="2160.00") -> Order:

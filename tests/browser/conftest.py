@@ -46,6 +46,13 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--disable-quic", "--no-first-run",
 ]
+# Every browser test module: `pytestmark = BROWSER` (one pytest worker, skipped without Chromium).
+BROWSER = [
+    pytest.mark.browser,
+    pytest.mark.xdist_group("browser"),
+    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
+]
 SECRET_KEY = "browser-test-secret"
 DEMO_DEVICES = 300
 START_TIMEOUT = 90  # seconds: migrate + seed + first answer on a slow CI machine
@@ -209,13 +216,18 @@ def _boot():
         yield boot
 
 
+def serving(boot):
+    """The LiveApp of a prepared server (a module with a server of its own yields from it in its live_app)."""
+    base = boot.wait()
+    engine = sa.create_engine(boot.database_url)
+    yield LiveApp(base, boot.database_url, boot.log_path, engine)
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def live_app(_boot):
     """The real app on a migrated, demo-seeded database, served on a free loopback port."""
-    base = _boot.wait()
-    engine = sa.create_engine(_boot.database_url)
-    yield LiveApp(base, _boot.database_url, _boot.log_path, engine)
-    engine.dispose()
+    yield from serving(_boot)
 
 
 # --- the browser -------------------------------------------------------------------------------------

@@ -6,23 +6,16 @@ balance, the order stays unpaid); the company profile's province → city select
 Screenshots: tests/artifacts/bank-transfer-*-zh.png, province-city-zh.png, device-type-zh.png."""
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
-import sqlalchemy as sa
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, LiveApp, booting, shot  # noqa: E402
+from .conftest import BROWSER, booting, serving, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 RECEIPT_HTML = """<html><body style="margin:0;font-family:sans-serif;background:#fff">
 <div style="width:560px;padding:24px;border:2px solid #c00">
@@ -43,10 +36,7 @@ def _boot():
 
 @pytest.fixture(scope="session")
 def live_app(_boot):
-    base = _boot.wait()
-    engine = sa.create_engine(_boot.database_url)
-    yield LiveApp(base, _boot.database_url, _boot.log_path, engine)
-    engine.dispose()
+    yield from serving(_boot)
 
 
 

@@ -8,7 +8,6 @@ the module is skipped with the reason when either is missing. `make test` runs t
 """
 from __future__ import annotations
 
-import os
 import re
 from datetime import date, timedelta
 from decimal import Decimal
@@ -18,14 +17,9 @@ import pytest
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, ROOT, flashes, login, shot  # noqa: E402
+from .conftest import BROWSER, ROOT, flashes, login, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 # What each demo role must find in the menu (group → entries), and the groups it must not see.
 MUST_SEE = {

@@ -13,7 +13,6 @@ tests/artifacts/cards-*.png.
 from __future__ import annotations
 
 import io
-import os
 import re
 import subprocess
 from contextlib import contextmanager
@@ -30,14 +29,9 @@ from playwright.sync_api import expect  # noqa: E402
 
 from actions.money import format_money  # noqa: E402
 
-from .conftest import CHROMIUM, ROOT, _environment, _flask, flashes, shot  # noqa: E402
+from .conftest import BROWSER, ROOT, _environment, _flask, flashes, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 ZH = "zh_Hans_CN"
 USERS = ("customer", "admin", "support", "subdistributor", "finance")

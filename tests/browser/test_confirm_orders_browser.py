@@ -4,22 +4,16 @@
 Screenshot: tests/artifacts/confirm-order-cancel-zh.png."""
 from __future__ import annotations
 
-import os
 
 import pytest
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, shot  # noqa: E402
+from .conftest import BROWSER, shot  # noqa: E402
 from .test_confirm_browser import submit, zh  # noqa: E402,F401  (zh: the fixture of a Chinese page)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 
 def test_cancelling_an_order_asks_on_its_own_page(zh, live_app):  # noqa: F811 (the imported fixture)

@@ -3,7 +3,6 @@ charts (devices expiring in the next 90 days, income by day) drawn from the app'
 (no request leaves the app). Screenshots: tests/artifacts/dashboard-<role>-zh.png."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,14 +11,9 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, shot  # noqa: E402
+from .conftest import BROWSER, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 CHARTS = {"customer": ["expiring"], "support": ["expiring"], "finance": ["income"], "admin": ["expiring", "income"],
           "sales": []}

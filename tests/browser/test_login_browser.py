@@ -12,7 +12,6 @@ picture, a test cannot. Screenshots: tests/artifacts/login-*-zh.png, register-*-
 from __future__ import annotations
 
 import json
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -23,14 +22,9 @@ import sqlalchemy as sa
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 from playwright.sync_api import expect  # noqa: E402
 
-from .conftest import CHROMIUM, LiveApp, booting, flashes, shot  # noqa: E402
+from .conftest import BROWSER, booting, flashes, serving, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 SCREEN = {"width": 1366, "height": 768}
 CAPTCHA = "AB3K"
@@ -54,10 +48,7 @@ def _boot():
 
 @pytest.fixture(scope="session")
 def live_app(_boot):
-    base = _boot.wait()
-    engine = sa.create_engine(_boot.database_url)
-    yield LiveApp(base, _boot.database_url, _boot.log_path, engine)
-    engine.dispose()
+    yield from serving(_boot)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ the `notify_url` the app gave it, as the provider would. Screenshots: tests/arti
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -26,14 +25,9 @@ from playwright.sync_api import expect  # noqa: E402
 
 from provider_fakes import FakeAlipay, FakePayPal, FakeServer, FakeVNPTPay, FakeWeChatPay  # noqa: E402
 
-from .conftest import CHROMIUM, LiveApp, booting, flashes, shot  # noqa: E402
+from .conftest import BROWSER, booting, flashes, serving, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 VALID_MST = "0100233488"  # a valid Vietnamese tax code (python-stdnum's vn.mst)
 
@@ -80,10 +74,7 @@ def _boot(fakes):
 
 @pytest.fixture(scope="session")
 def live_app(_boot):
-    base = _boot.wait()
-    engine = sa.create_engine(_boot.database_url)
-    yield LiveApp(base, _boot.database_url, _boot.log_path, engine)
-    engine.dispose()
+    yield from serving(_boot)
 
 
 # --- helpers -------------------------------------------------------------------------------------------

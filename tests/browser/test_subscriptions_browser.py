@@ -9,7 +9,6 @@ tests/artifacts/subscription-*.png.
 """
 from __future__ import annotations
 
-import os
 import re
 from contextlib import contextmanager
 from datetime import date
@@ -23,14 +22,9 @@ from playwright.sync_api import expect  # noqa: E402
 
 from actions.money import format_money  # noqa: E402
 
-from .conftest import CHROMIUM, flashes, shot  # noqa: E402
+from .conftest import BROWSER, flashes, shot  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 VALID_MST = "0100233488"  # a valid Vietnamese tax code (python-stdnum's vn.mst)
 # The seed's six tabs, as the Vietnamese user guide names them.

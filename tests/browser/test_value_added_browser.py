@@ -12,7 +12,6 @@ tests/artifacts/value-added-*-zh.png and seat-packages-zh.png (the visible 1366Ã
 """
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timezone
 
 import pytest
@@ -23,14 +22,9 @@ from playwright.sync_api import expect  # noqa: E402
 
 from actions.orders import add_months  # noqa: E402
 
-from .conftest import ARTIFACTS, CHROMIUM, flashes  # noqa: E402
+from .conftest import ARTIFACTS, BROWSER, flashes  # noqa: E402
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.xdist_group("browser"),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"{CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_PATH)"),
-]
+pytestmark = BROWSER
 
 FUND_KEY = "browser-value-added:fund"
 
