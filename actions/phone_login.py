@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import phonenumbers
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -87,6 +86,8 @@ def _digest(secret: str, *parts: str) -> str:
 
 def mask_phone(phone: str) -> str:
     """+8613800138000 → +86 138****8000: enough for the user to recognise their phone."""
+    import phonenumbers  # here, not at start-up: a web worker that never verifies a phone keeps 7 MB
+
     number = phonenumbers.parse(phone)
     national = str(number.national_number)
     return f"+{number.country_code} {national[:3]}****{national[-4:]}"
@@ -94,6 +95,7 @@ def mask_phone(phone: str) -> str:
 
 def display_phone(phone: str) -> str:
     """+8613800138000 → +86 138 0013 8000: how people write it."""
+    import phonenumbers
     return phonenumbers.format_number(phonenumbers.parse(phone), phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
@@ -102,6 +104,7 @@ def display_phone(phone: str) -> str:
 
 def normalize_phone(raw: str | None, regions: tuple[str, ...] = ("CN", "VN"), field: str = "phone") -> str:
     """A mobile number of one of `regions` in E.164 (+8613800138000), or VerificationRefused naming the field."""
+    import phonenumbers
     value = (raw or "").strip()
     if not value:
         raise VerificationRefused(_l("Enter your mobile number."), field)
