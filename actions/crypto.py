@@ -11,11 +11,11 @@ Nothing here logs or returns a secret except `decrypt`; lists use `mask`.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import unicodedata
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from functools import cached_property
 
 DEV_ENVIRONMENTS = ("development", "testing")
 _DEV_SEED = b"renewdesk-development-only-card-key"
@@ -31,13 +31,28 @@ class Vault:
     def __init__(self, encryption_keys: list[bytes], index_key: bytes):
         if not encryption_keys or not index_key:
             raise SecretsNotConfigured("encryption and blind-index keys are required")
-        self._fernet = MultiFernet([Fernet(k) for k in encryption_keys])
+        for key in encryption_keys:  # what Fernet(key) checks, without loading cryptography at start-up
+            try:
+                if len(base64.urlsafe_b64decode(key)) != 32:
+                    raise ValueError("a Fernet key is 32 bytes")
+            except binascii.Error:
+                raise ValueError("a Fernet key is url-safe base64") from None
+        self._keys = list(encryption_keys)
         self._index_key = index_key
+
+    @cached_property
+    def _fernet(self):
+        # cryptography (6 MB) is loaded by the first process that encrypts or decrypts, not by every worker.
+        from cryptography.fernet import Fernet, MultiFernet
+
+        return MultiFernet([Fernet(k) for k in self._keys])
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(normalize(plain).encode()).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode()
         except InvalidToken:

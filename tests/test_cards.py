@@ -319,6 +319,13 @@ def test_production_refuses_to_start_without_keys():
     assert before.blind_index(" 12 34", "pin") == rotated.blind_index("1234", "pin")
 
 
+@pytest.mark.parametrize("key", ["not-base64!", "c2hvcnQ=", "A" * 42 + "=="])  # bad padding, 5 bytes, 31 bytes
+def test_production_refuses_to_start_with_a_key_that_is_not_a_fernet_key(key):
+    """The keys are checked at start-up (cryptography itself loads on the first encryption)."""
+    with pytest.raises(SecretsNotConfigured, match="Fernet key"):
+        vault_from_config({"ENV_NAME": "production", "CARD_ENCRYPTION_KEYS": key, "CARD_BLIND_INDEX_KEY": "k"})
+
+
 def test_two_withdrawals_racing_for_one_balance_never_overdraw(cards, vault):
     s, u, b = db.session, cards["users"], cards["b"]
     credit(s, wallet_for(s, b.id, "CNY", kind="commission"), D("100.00"), "commission", "test:seed", u["admin"])
