@@ -536,8 +536,10 @@ class Device(db.Model):
     __table_args__ = (
         CheckConstraint(_in("status", DEVICE_STATUSES), name="status"),
         Index("ix_device_company_expires", "company_id", "expires_on"),
-        # company_id included: a customer's status-filtered count never reads the table.
-        Index("ix_device_status_expires", "status", "expires_on", "company_id"),
+        # A status filter sorted by expiry is read in index order, the id breaking ties (every list
+        # sort ends on it); company_id included: a customer's status-filtered page and count never
+        # read the table.
+        Index("ix_device_status_expires", "status", "expires_on", "id", "company_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -36,7 +36,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy import case, exists, func, inspect, literal_column, select
+from sqlalchemy import func, inspect, literal_column, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
@@ -706,12 +706,10 @@ class ScopedModelView(RoleMixin, ModelView):
         """The rows of the filtered list; with `bound`, counting stops past it (BoundedCount)."""
         if bound is None:
             return count_query.scalar() or 0
-        # One statement: a probe for a row past the bound (stepping index entries, cheaper than
-        # counting them), and only when there is none, the count.
+        # One pass over at most bound + 1 index entries. (A probe for a row past the bound first, then
+        # the count, read a list just under the bound twice: a customer's 9,000 suspended devices.)
         rows = count_query.with_entities(literal_column("1"))
-        beyond = exists(select(literal_column("1")).select_from(rows.limit(1).offset(bound).subquery()))
-        counted = select(func.count()).select_from(rows.limit(bound + 1).subquery()).scalar_subquery()
-        found = count_query.session.scalar(select(case((beyond, bound + 1), else_=counted))) or 0
+        found = count_query.session.scalar(select(func.count()).select_from(rows.limit(bound + 1).subquery())) or 0
         return BoundedCount(bound) if found > bound else found
 
     def get_list(self, page, sort_column, sort_desc, search, filters, execute=True, page_size=None):
