@@ -2084,7 +2084,9 @@ class SimCard(db.Model):
         CheckConstraint(_in("status", CARD_STATUSES), name="status"),
         CheckConstraint(f"status NOT IN {tuple(CARD_ON_ORDER_STATUSES)!r} OR order_line_id IS NOT NULL",
                         name="on_order_has_line"),
-        Index("ix_sim_card_stock", "holder_key", "package_id", "status", "valid_until"),
+        # Holder and status first: stock look-ups (holder, status, plan, oldest validity first) and a
+        # distributor's list filtered by status are each one range of it.
+        Index("ix_sim_card_stock", "holder_key", "status", "package_id", "valid_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

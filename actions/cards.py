@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -285,6 +285,46 @@ def reveal_pin(session: Session, actor: User, vault: Vault, card: SimCard, reaso
 
 def may_export_pins(actor: User) -> bool:
     return actor.active and actor.role in EXPORT_PIN_ROLES
+
+
+# --- the card list's search ---------------------------------------------------------------------
+
+SEARCH_MAX = 32  # characters of a search term that count
+_FEW = 500  # matches looked up once, by id
+
+
+def _starting_with(column, term: str):
+    """`column` starts with the digits `term`, as a range of the column's unique index: [term, next)."""
+    stem = term.rstrip("9")
+    if not stem:  # "999": everything from it on
+        return column >= term
+    upper = stem[:-1] + chr(ord(stem[-1]) + 1)
+    return and_(column >= term, column < upper)
+
+
+def search_clause(session: Session, text: str):
+    """Cards whose ICCID or phone number starts with the term; when none does, those containing it.
+
+    What users type is a whole number or its first digits (a batch of ICCIDs, a phone segment):
+    digits are looked up as ranges of the two unique indexes, at any size of the inventory. A part
+    from the middle or the end (a phone's last four digits) has no index: only when no number
+    starts with it is the table read for it, once. Other terms (letters, a "+") are matched
+    anywhere, in any ASCII case. Spaces typed inside a number are ignored. None for an empty term.
+    """
+    term = "".join((text or "").split())[:SEARCH_MAX]
+    if not term:
+        return None
+    pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    contains = or_(SimCard.iccid.ilike(pattern, escape="\\"), SimCard.phone.ilike(pattern, escape="\\"))
+    if not term.isdigit():
+        return contains
+    # The ids of the matches are looked up once, for the page and its count alike, when they are few.
+    starting = or_(_starting_with(SimCard.iccid, term), _starting_with(SimCard.phone, term))
+    found = session.scalars(select(SimCard.id).where(starting).limit(_FEW + 1)).all()
+    if not found:  # digits have no case: LIKE, not lower() of every number read
+        starting = or_(SimCard.iccid.like(pattern, escape="\\"), SimCard.phone.like(pattern, escape="\\"))
+        found = session.scalars(select(SimCard.id).where(starting).limit(_FEW + 1)).all()
+    return SimCard.id.in_(found) if len(found) <= _FEW else starting
 
 
 # --- stock documents ----------------------------------------------------------------------------

@@ -107,9 +107,9 @@ class DevicePackageView(CompanyPickerMixin, ScopedModelView):
     list_template = "renewdesk/device_package_list.html"
     page_size_options = (20, 50, 100, 500)
 
-    # The device list's prefix search (index range scans), shared as is.
+    # The device list's search (the trigram index), shared as is.
     search_placeholder = DeviceView.search_placeholder
-    _apply_search = DeviceView._apply_search
+    search_clause = staticmethod(DeviceView.search_clause)
 
     # --- bind selected devices: choose the devices, then the package, then confirm ----------
     def _render_bind(self, devices, return_url: str, package_id: str = ""):

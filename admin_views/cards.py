@@ -28,6 +28,7 @@ from actions.texts import render as render_text
 from actions import DomainError, companies_in_scope, scope_company_ids
 from actions.cards import (
     CARD_ADMIN_ROLES, PLATFORM, REVEAL_PIN_ROLES, CardInput, add_card, distributor_profile, find_by_pin,
+    search_clause as card_search_clause,
     is_distributor_user, may_export_pins, parse_numbers, post_stock_document, reveal_id_number, reveal_pin,
     review_verification, stock_summary, submit_verification,
 )
@@ -93,8 +94,19 @@ def _holder_name(key: int) -> str:
 
 
 def holder_cell(view, context, model, name):
-    """A list cell naming a card holder (the platform or a company)."""
-    return _holder_name(getattr(model, name))
+    """A list cell naming a card holder (the platform or a company).
+
+    The holders of the whole page are named by one query, on its first cell (the rows are in the
+    template's `data`), and kept for the request: not a query per row."""
+    key = getattr(model, name)
+    if key == PLATFORM:
+        return _holder_name(key)
+    names = g.setdefault("card_holder_names", {})
+    if key not in names:
+        rows = (context.get("data") if context is not None else None) or [model]
+        wanted = {getattr(row, name) for row in rows} | {key}
+        names.update(db.session.execute(select(Company.id, Company.name).where(Company.id.in_(wanted))).all())
+    return names.get(key) or f"#{key}"
 
 
 def _status_badges(choices, kinds):
@@ -265,6 +277,8 @@ class SimCardView(DistributorAccess, ScopedModelView):
     column_formatters_export = {"pin_hint": _pin_cell, "holder_key": holder_cell,
                                 "status": label_formatter(CARD_STATUSES)}
     column_searchable_list = ("iccid", "phone")
+    # Whole numbers and their first digits through the unique indexes, else a part of one.
+    search_clause = staticmethod(card_search_clause)
     column_sortable_list = ("iccid", "phone", "valid_until", "status", "created_at")
     column_select_related_list = (SimCard.package,)
     column_default_sort = ("id", True)

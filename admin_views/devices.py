@@ -157,6 +157,8 @@ class DeviceView(ScopedModelView):
     column_default_sort = ("expires_on", False)
     column_sortable_list = ("number", "name", "device_type", "status", "expires_on")
     column_searchable_list = ("number", "name")
+    # Substring search on number and name, any case, through the trigram index.
+    search_clause = staticmethod(search_clause)
     column_select_related_list = (Device.company, Device.package)
     column_filters = (
         InCompanyTree(Device.company_id, _l("Company"), Device.company_id),
@@ -178,15 +180,6 @@ class DeviceView(ScopedModelView):
     def search_placeholder(self):
         return _("Part of a device number or name")
 
-    def _apply_search(self, query, count_query, joins, count_joins, search):
-        """Substring search on number and name, any case, through the trigram index (search_clause)."""
-        clause = search_clause(db.session, search)
-        if clause is None:
-            return query, count_query, joins, count_joins
-        query = query.filter(clause)
-        if count_query is not None:
-            count_query = count_query.filter(clause)
-        return query, count_query, joins, count_joins
 
     def export_rows(self):
         """Plain rows straight from SQL (no Device objects), with the company and package joined:

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
-from bench import imports, subscriptions  # noqa: E402
+from bench import card_lists, imports, subscriptions  # noqa: E402
 
 # BENCH_SMALL=1: the same benchmarks at small sizes, in a minute or two (.ci/run runs it after the
 # tests, so that a regression shows). The keys keep their names ("_200k" is then 20,000 devices).
@@ -623,7 +623,7 @@ def print_table(bench: Bench, passed: dict[str, bool]) -> None:
         print(f"{key:<{width}}  {text:>9}  {goal:<29}  {verdict}")
 
 
-BENCHMARKS = ("lists", "suspend", "renewals", "members", "import", "cards", "export", "auto_renew",
+BENCHMARKS = ("lists", "suspend", "renewals", "members", "import", "cards", "card_lists", "export", "auto_renew",
               "subscriptions", "analyzed", "postgresql")
 
 
@@ -706,6 +706,9 @@ def main(argv: list[str] | None = None) -> int:
 
             bench_card_import(bench, paths[BIG], folder, lambda *args: child_module("bench.cards", *args),
                               rows=IMPORT_ROWS)
+
+        if "card_lists" in only:
+            card_lists.bench_card_lists(bench, paths[SMALL], folder, target, SMALL_RUN)
 
         if "export" in only:
             bench.section(f"xlsx export of {BIG:,} devices (child process)")
