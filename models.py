@@ -2087,6 +2087,9 @@ class SimCard(db.Model):
         # Holder and status first: stock look-ups (holder, status, plan, oldest validity first) and a
         # distributor's list filtered by status are each one range of it.
         Index("ix_sim_card_stock", "holder_key", "status", "package_id", "valid_until"),
+        # A holder's cards by validity: the list's "valid until" filter counted and paged in one range
+        # per holder of the scope, whatever their status or plan.
+        Index("ix_sim_card_holder_valid", "holder_key", "valid_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
