@@ -261,6 +261,25 @@ def time_cell(view, context, model, name):
     return local_time(getattr(model, name))
 
 
+def page_label(context, model, attribute: str, key_column, label_column):
+    """The label (`label_column`) of the row whose key (`key_column`) `model.<attribute>` holds.
+
+    For list cells naming another row by its id (a user, a company): the keys of the whole page are
+    looked up by one query on its first cell (the rows are in the template's `data`; an export has
+    no context and looks up each new key) and kept for the request. Not a query per row. None when
+    the key is empty or names no row."""
+    key = getattr(model, attribute)
+    if key is None:
+        return None
+    cache = g.setdefault("page_labels", {}).setdefault((key_column, label_column), {})
+    if key not in cache:
+        rows = (context.get("data") if context is not None else None) or [model]
+        wanted = {getattr(row, attribute) for row in rows} - {None} - cache.keys() | {key}
+        cache.update(dict.fromkeys(wanted))
+        cache.update(db.session.execute(select(key_column, label_column).where(key_column.in_(wanted))).all())
+    return cache[key]
+
+
 class LocalFilterValue:
     """Typed filter times are in the reader's zone: Flask-Admin parses them naive, our columns hold
     aware UTC."""

@@ -40,7 +40,7 @@ from actions.distribution import (
 from actions.money import format_money, from_minor
 from actions.idempotency import remember
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, unit_of_work,
+    RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, page_label, unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from importers.cards import CHUNK as IMPORT_CHUNK
@@ -94,19 +94,11 @@ def _holder_name(key: int) -> str:
 
 
 def holder_cell(view, context, model, name):
-    """A list cell naming a card holder (the platform or a company).
-
-    The holders of the whole page are named by one query, on its first cell (the rows are in the
-    template's `data`), and kept for the request: not a query per row."""
+    """A list cell naming a card holder (the platform or a company): one query per page (page_label)."""
     key = getattr(model, name)
     if key == PLATFORM:
         return _holder_name(key)
-    names = g.setdefault("card_holder_names", {})
-    if key not in names:
-        rows = (context.get("data") if context is not None else None) or [model]
-        wanted = {getattr(row, name) for row in rows} | {key}
-        names.update(db.session.execute(select(Company.id, Company.name).where(Company.id.in_(wanted))).all())
-    return names.get(key) or f"#{key}"
+    return page_label(context, model, name, Company.id, Company.name) or f"#{key}"
 
 
 def _status_badges(choices, kinds):

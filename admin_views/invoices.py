@@ -28,8 +28,8 @@ from actions.invoices import (
     may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
 )
 from admin_views.base import (
-    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, parse_row_id,
-    time_cell, unit_of_work,
+    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, page_label,
+    parse_row_id, time_cell, unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.mailing import flash_mail, queue, send_now, user_locale
@@ -188,8 +188,7 @@ def _user(user_id: int | None) -> User | None:
 
 def _user_cell(attribute: str):
     def format_(view, context, model, name):
-        user = _user(getattr(model, attribute))
-        return user.username if user else ""
+        return page_label(context, model, attribute, User.id, User.username) or ""
 
     return format_
 

@@ -277,12 +277,14 @@ class SubscribeView(RoleView):
 
 # --- the subscription list and its detail page --------------------------------------------------------------
 
-def _options(model, label_of):
-    """Filter options read per request (Flask-Admin also calls them once at start-up, outside one)."""
+def _options(model, label_of, *load):
+    """Filter options read per request (Flask-Admin also calls them once at start-up, outside one);
+    `load`: the relationships the labels read, loaded with the rows (one query, not one per row)."""
     def options():
         if not has_request_context() or not current_user.is_authenticated:
             return []
-        return [(str(row.id), label_of(row)) for row in db.session.scalars(select(model).order_by(model.id))]
+        rows = db.session.scalars(select(model).options(*(joinedload(r) for r in load)).order_by(model.id))
+        return [(str(row.id), label_of(row)) for row in rows]
     return options
 
 
@@ -378,7 +380,7 @@ class SubscriptionView(ScopedModelView):
             FilterEqual(Subscription.service_id, _l("Service"), options=_options(Service, str)),
             FilterEqual(Subscription.plan_id, _l("Plan"), options=_options(ServicePlan, str)),
             FilterEqual(Subscription.cycle_id, _l("Cycle"), options=_options(
-                PlanCycle, lambda c: f"{c.plan.name} · {c.months}")),
+                PlanCycle, lambda c: f"{c.plan.name} · {c.months}", PlanCycle.plan)),
             "period_end",
             InCompanyTree(Subscription.company_id, _l("Company"), Subscription.company_id),
         ]

@@ -12,9 +12,10 @@ from sqlalchemy.engine import Engine
 
 from admin_views.base import COUNT_BOUND, BoundedCount, ScopedModelView
 from models import (
-    AuditEvent, Device, LedgerEntry, MemberAccount, OfflineRecharge, Order, Wallet, db,
+    AuditEvent, Device, InvoiceRequest, InvoiceTitle, LedgerEntry, MemberAccount, OfflineRecharge, Order, Wallet,
+    db,
 )
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, make_user
 
 TODAY = date.today()
 SAME_TIME = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
@@ -175,6 +176,21 @@ def _devices(world, start, count):
         for i in range(start, start + count)])
 
 
+def _invoice_requests(world, start, count):
+    """Requests each asked for by a user of its own: the list names requester and reviewer per row."""
+    title = db.session.query(InvoiceTitle).filter_by(company_id=world.acme.id).first()
+    if title is None:
+        title = InvoiceTitle(company_id=world.acme.id, kind="ordinary", title="Acme Logistics Ltd",
+                             tax_id="91310000MA1FL4X12Q")
+        db.session.add(title)
+        db.session.flush()
+    requesters = [make_user(f"asker{i:04d}", "customer_admin", world.acme).id for i in range(start, start + count)]
+    db.session.execute(insert(InvoiceRequest), [
+        {"company_id": world.acme.id, "title_id": title.id, "invoice_type": "electronic_ordinary",
+         "currency": "CNY", "total_minor": 10000, "email": "ap@acme.example", "status": "requested",
+         "requested_by_id": user_id, "created_at": SAME_TIME} for user_id in requesters])
+
+
 LISTS = [
     ("support", "/admin/device/", _devices),
     ("customer", "/admin/device/", _devices),
@@ -185,6 +201,7 @@ LISTS = [
     ("admin", "/admin/auditevent/", _audit),
     ("finance", "/admin/recharge_review/", _recharges),
     ("customer", "/admin/memberaccount/", _members),
+    ("finance", "/admin/invoice_review/", _invoice_requests),
 ]
 
 
