@@ -76,7 +76,7 @@ class CompanyView(ScopedModelView):
         # place() flushes (and re-roots the subtree), which leaves the base view nothing to
         # describe: read the form's changes first and write the event here.
         changes = changed_fields(model, self.column_labels, self.form_choices)
-        before = {"parent_id": model.parent_id, "path": model.path}
+        before = {"parent_id": model.parent_id}  # the path follows the parent: a row of ids, not for readers
         model.tax_id = (model.tax_id or "").strip().upper() or None  # as actions.tenants normalizes it
         taken = DomainError(_l("Tax ID %(tax_id)s belongs to another company already; nothing was saved.",
                                tax_id=model.tax_id))

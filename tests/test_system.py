@@ -143,6 +143,7 @@ def test_move_company_through_the_form_moves_the_subtree(client, login, world):
     (event,) = events("company", "edit")
     assert event.ids == f",{north.id}," and event.actor_name == "admin"
     assert "Parent company: Acme Logistics → Acme South" in event.summary
+    assert "Path" not in event.summary and world.south.path not in event.summary  # ids are not for readers
 
 
 def test_moving_under_own_subsidiary_is_refused_through_the_form(client, login, world):
