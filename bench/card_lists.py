@@ -26,9 +26,7 @@ from __future__ import annotations
 import math
 import random
 import re
-import shutil
 import sys
-import tempfile
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians  # noqa: E402
+from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians, run_alone  # noqa: E402
 from bench.subscriptions import copy_database  # noqa: E402
 
 BATCH = 20_000
@@ -234,13 +232,4 @@ def bench_card_lists(bench, base_db: Path | None, folder: Path, target, small: b
 
 
 if __name__ == "__main__":
-    from bench.subscriptions import _Collector
-
-    collector = _Collector()
-    work = Path(tempfile.mkdtemp(prefix="renewdesk-bench-cards-"))
-    try:
-        bench_card_lists(collector, None, work,
-                         lambda key, text, check: collector.targets.__setitem__(key, (text, check)),
-                         "--small" in sys.argv)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    run_alone(bench_card_lists, "cards", "--small" in sys.argv)

@@ -196,3 +196,39 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Collector:
+    """A stand-in for bench.run.Bench when a benchmark module runs alone (`run_alone`)."""
+
+    def __init__(self):
+        self.results: dict = {}
+        self.targets: dict = {}
+
+    def keep(self, key, value):
+        self.results[key] = round(value, 4) if isinstance(value, float) else value
+
+    def put(self, key, value):
+        self.keep(key, value)
+        text, check = self.targets.get(key, ("", None))
+        verdict = "" if check is None else ("ok" if check(value, self.results) else "MISSED")
+        print(f"  {key} = {self.results[key]}  {text} {verdict}", flush=True)
+
+    def section(self, title):
+        print(f"== {title}", flush=True)
+
+    def target(self, key, text, check):
+        self.targets[key] = (text, check)
+
+
+def run_alone(measure: Callable, name: str, small: bool) -> None:
+    """Run `measure(bench, base_db, folder, target, small)` on a fresh demo database in a scratch folder."""
+    import shutil
+    import tempfile
+
+    collector = Collector()
+    work = Path(tempfile.mkdtemp(prefix=f"renewdesk-bench-{name}-"))
+    try:
+        measure(collector, None, work, collector.target, small)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -33,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians  # noqa: E402
+from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians, run_alone  # noqa: E402
 
 BATCH = 20_000
 STATES = ("active",) * 14 + ("pending_payment", "past_due", "cancel_scheduled", "cancelled", "expired", "abandoned",
@@ -290,32 +288,5 @@ def bench_subscriptions(bench, base_db: Path | None, folder: Path, target, small
     count_checkout(bench, apps, target)
 
 
-class _Collector:
-    """A stand-in for bench.run.Bench when this module runs alone."""
-
-    def __init__(self):
-        self.results: dict = {}
-        self.targets: dict = {}
-
-    def keep(self, key, value):
-        self.results[key] = round(value, 4) if isinstance(value, float) else value
-
-    def put(self, key, value):
-        self.keep(key, value)
-        text, check = self.targets.get(key, ("", None))
-        verdict = "" if check is None else ("ok" if check(value, self.results) else "MISSED")
-        print(f"  {key} = {self.results[key]}  {text} {verdict}", flush=True)
-
-    def section(self, title):
-        print(f"== {title}", flush=True)
-
-
 if __name__ == "__main__":
-    collector = _Collector()
-    work = Path(tempfile.mkdtemp(prefix="renewdesk-bench-subs-"))
-    try:
-        bench_subscriptions(collector, None, work,
-                            lambda key, text, check: collector.targets.__setitem__(key, (text, check)),
-                            "--small" in sys.argv)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    run_alone(bench_subscriptions, "subs", "--small" in sys.argv)
