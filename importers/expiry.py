@@ -1003,13 +1003,14 @@ class _Chunks:
 
     def _conflict(self, applied: int) -> None:
         """Some devices of the chunk at `applied` changed since the preview: set the import back, fail it."""
+        if self.commit is not None:
+            self.session.rollback()
         numbers = self._changed_since(applied)
         named = ", ".join(numbers[:CONFLICTS_NAMED]) + (", …" if len(numbers) > CONFLICTS_NAMED else "")
         text = _l("Import #%(id)s was not committed: %(n)s devices changed since its preview (%(numbers)s). Nothing "
                   "was changed; upload the file again.", id=self.import_id, n=len(numbers), numbers=named)
         if self.commit is None:
             raise ImportRejected(text)  # one transaction: the caller rolls it back
-        self.session.rollback()
         kept = self._set_back(applied)
         table = self.table
         self.session.execute(
@@ -1023,13 +1024,18 @@ class _Chunks:
         raise ImportRejected(text)
 
     def _changed_since(self, applied: int) -> list[str]:
-        """The device numbers, from the chunk at `applied` on, whose expiry is no longer the preview's."""
+        """The device numbers, from the chunk at `applied` on, whose expiry is no longer the preview's.
+
+        Without a commit callable the failed chunk is not rolled back yet: its devices at their new
+        expiry are this chunk's own doing."""
         rest = self.changes[applied:]
+        ours = COMMIT_CHUNK if self.commit is None else 0
         now_expires: dict[int, date] = {}
         for start in range(0, len(rest), _CHUNK):
             ids = [c.device_id for c in rest[start:start + _CHUNK]]
             now_expires.update(self.session.execute(select(Device.id, Device.expires_on).where(Device.id.in_(ids))).all())
-        return [c.number for c in rest if now_expires.get(c.device_id) != c.old]
+        return [c.number for i, c in enumerate(rest)
+                if now_expires.get(c.device_id) != c.old and not (i < ours and now_expires.get(c.device_id) == c.new)]
 
     def _set_back(self, applied: int) -> int:
         """Set the first `applied` changes back to their old expiry, the last chunk first, each its own
