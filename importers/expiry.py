@@ -825,14 +825,11 @@ def _load_plan(path: Path | None, import_id: int) -> list[Change] | None:
         if payload["import_id"] != import_id:
             return None
         day = date.fromordinal
-        return [Change(row_no, device_id, number, day(old), day(new)) for row_no, device_id, number, old, new
-                in zip(payload["rows"], payload["ids"], payload["numbers"], payload["old"], payload["new"], strict=True)]
+        columns = (payload["rows"], payload["ids"], payload["numbers"], payload["old"], payload["new"])
+        return [Change(row_no, device_id, number, day(old), day(new))
+                for row_no, device_id, number, old, new in zip(*columns, strict=True)]
     except (AttributeError, OSError, ValueError, KeyError, TypeError):
         return None
-
-
-class _Conflict(Exception):
-    """A chunk's UPDATE changed fewer devices than it names: some changed since the preview."""
 
 
 def commit(session: Session, actor: User, report: ImportReport | None, import_record: ExpiryImport,
@@ -1035,7 +1032,8 @@ class _Chunks:
         now_expires: dict[int, date] = {}
         for start in range(0, len(rest), _CHUNK):
             ids = [c.device_id for c in rest[start:start + _CHUNK]]
-            now_expires.update(self.session.execute(select(Device.id, Device.expires_on).where(Device.id.in_(ids))).all())
+            now_expires.update(self.session.execute(
+                select(Device.id, Device.expires_on).where(Device.id.in_(ids))).all())
         return [c.number for i, c in enumerate(rest)
                 if now_expires.get(c.device_id) != c.old and not (i < ours and now_expires.get(c.device_id) == c.new)]
 

@@ -181,7 +181,8 @@ def test_set_back_leaves_a_device_someone_changed_after_it_was_set(app, world, d
 def test_a_conflict_in_one_transaction_is_rolled_back_by_the_caller(app, world, devices):
     """Without a commit callable everything is the caller's transaction: it raises, the caller rolls back."""
     record, report = previewed(world, devices)
-    db.session.execute(update(Device).where(Device.number.in_(["CHK040", "CHK041"])).values(expires_on=date(2031, 3, 3)))
+    db.session.execute(update(Device).where(Device.number.in_(["CHK040", "CHK041"]))
+                       .values(expires_on=date(2031, 3, 3)))
     db.session.commit()
     with pytest.raises(ImportRejected, match=r"2 devices changed since its preview \(CHK040, CHK041\)"):
         commit(db.session, world.users["sales"], report, record)
