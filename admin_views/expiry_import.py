@@ -38,6 +38,7 @@ from importers.expiry import (
     preview,
     read_rows,
     record_preview,
+    refuse_commit,
     save_parsed,
     store_workbook,
 )
@@ -170,7 +171,7 @@ class ExpiryImportView(RoleView):
                     report = preview(db.session, current_user, self._parsed_for(import_record))
             if report is not None and not report.ok:
                 # The devices changed since the preview (say one was deleted): record why.
-                record_preview(import_record, report)
+                refuse_commit(db.session, import_record, report)
                 db.session.commit()
                 flash(_("The file now has %(n)s bad rows; nothing was changed.", n=report.rows_failed), "error")
                 return self._render_preview(import_record, report)

@@ -801,6 +801,16 @@ def record_preview(import_record: ExpiryImport, report: ImportReport) -> None:
     import_record.errors = errors_text(report.errors)
 
 
+def refuse_commit(session: Session, import_record: ExpiryImport, report: ImportReport) -> bool:
+    """Record that a previewed import turned bad when committed (its rows and errors now), unless another
+    request claimed it meanwhile (a conditional UPDATE, as the claim); returns whether it was recorded."""
+    table = ExpiryImport.__table__
+    return session.execute(
+        update(table).where(table.c.id == import_record.id, table.c.status == "previewed")
+        .values(status="failed", rows_total=report.rows_total, rows_changed=len(report.changes),
+                rows_failed=report.rows_failed, errors=errors_text(report.errors))).rowcount == 1
+
+
 def plan_path(folder: str | os.PathLike, import_id: int) -> Path:
     """Where the commit of import `import_id` keeps its changes (old and new expiry), to resume or set back."""
     return Path(folder) / f"{import_id}.plan.json"

@@ -344,3 +344,29 @@ def test_a_second_click_while_the_commit_runs_is_refused(client, login, world, d
     assert expiries(devices) == [new for _number, new in rows(devices)]
     assert import_state(record.id) == ("committed", 45, 45)
     assert len(audit_events()) == 1
+
+
+def test_a_preview_gone_bad_does_not_fail_an_import_another_request_claimed(client, login, world, devices,
+                                                                             monkeypatch):
+    """This click's preview finds a deleted device while another click has claimed the import: the other
+    commit goes on; this one records nothing over it."""
+    import admin_views.expiry_import as view_module
+
+    login("sales")
+    upload(client, workbook_bytes(rows(devices)))
+    record_id = latest_import().id
+    db.session.delete(db.session.scalars(select(Device).where(Device.number == "CHK007")).one())
+    db.session.commit()
+    real_preview = view_module.preview
+
+    def preview_while_another_claims(*args, **kwargs):
+        report = real_preview(*args, **kwargs)
+        with db.engine.begin() as connection:
+            connection.execute(update(ExpiryImport).where(ExpiryImport.id == record_id)
+                               .values(status="committing", progress_at=utcnow()))
+        return report
+
+    monkeypatch.setattr(view_module, "preview", preview_while_another_claims)
+    response = post(client, URL + f"commit/{record_id}", {})
+    assert "unknown device CHK007" in page_text(response)
+    assert import_state(record_id)[:2] == ("committing", 0)
