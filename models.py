@@ -616,12 +616,19 @@ class DeviceService(db.Model):
     package: Mapped[Package] = relationship()
 
 
+EXPIRY_IMPORT_STATUSES = ("previewed", "committing", "committed", "failed")
+
+
 class ExpiryImport(db.Model):
-    """One uploaded expiry workbook and what became of it."""
+    """One uploaded expiry workbook and what became of it.
+
+    A commit applies its changes a chunk at a time (importers.expiry.commit): while it runs, or
+    after it was interrupted, the import is "committing" with `rows_applied` of `rows_changed`
+    devices set, `progress_at` the last chunk's time; committing it again resumes from there."""
 
     __tablename__ = "expiry_import"
     __table_args__ = (
-        CheckConstraint(_in("status", ("previewed", "committed", "failed")), name="status"),
+        CheckConstraint(_in("status", EXPIRY_IMPORT_STATUSES), name="status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -636,6 +643,8 @@ class ExpiryImport(db.Model):
     # The per-row errors, one "row N: reason" per line (the first thousand).
     errors: Mapped[str] = mapped_column(Text, default="")
     committed_at: Mapped[datetime | None]
+    rows_applied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress_at: Mapped[datetime | None]
 
     actor: Mapped[User] = relationship()
 

@@ -55,6 +55,10 @@ MESSAGES = {
                                         "comment: %(comment)s"),
     "audit.recharge.edit": _l("Application #%(id)s: %(changes)s"),
     "audit.devices": _l("%(count)s devices"),
+    "audit.expiry_import": _l("Expiry import #%(id)s (%(file)s): %(count)s devices; %(changes)s"),
+    "audit.expiry_import.set_back": _l("Expiry import #%(id)s (%(file)s) failed: %(count)s devices changed since its "
+                                       "preview (%(numbers)s); the %(applied)s devices already set were set back, "
+                                       "%(kept)s of them left as someone else changed them since"),
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
     "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),

@@ -2,7 +2,8 @@
 
 The workbook is parsed once, on upload, outside SQLite's write lock; its parsed rows are kept
 beside it (importers.expiry.save_parsed) and the commit reads those, previews them again
-against today's devices (still outside the lock) and holds the lock for the UPDATEs alone.
+against today's devices (still outside the lock), then applies the changes a chunk per short
+transaction (importers.expiry.commit); an interrupted commit resumes when committed again.
 """
 from __future__ import annotations
 
@@ -33,9 +34,11 @@ from importers.expiry import (
     file_sha256,
     load_parsed,
     parsed_path,
+    plan_path,
     preview,
     read_rows,
     record_preview,
+    refuse_commit,
     save_parsed,
     store_workbook,
 )
@@ -157,22 +160,26 @@ class ExpiryImportView(RoleView):
 
     @expose("/commit/<int:import_id>", methods=("POST",))
     def apply(self, import_id: int):
-        """Preview the kept rows again outside the write lock; then apply them in one short transaction."""
+        """Preview the kept rows again outside the write lock, then apply them a chunk per transaction
+        (or resume an interrupted commit where it stopped)."""
         try:
             with without_write_lock():
                 import_record = self._get_import(import_id)
                 check_committable(import_record)
-                report = preview(db.session, current_user, self._parsed_for(import_record))
-            if not report.ok:
+                report = None  # an import being committed resumes from its kept changes
+                if import_record.status == "previewed":
+                    report = preview(db.session, current_user, self._parsed_for(import_record))
+            if report is not None and not report.ok:
                 # The devices changed since the preview (say one was deleted): record why.
-                record_preview(import_record, report)
+                refuse_commit(db.session, import_record, report)
                 db.session.commit()
                 flash(_("The file now has %(n)s bad rows; nothing was changed.", n=report.rows_failed), "error")
                 return self._render_preview(import_record, report)
-            if not report.changes:
+            if report is not None and not report.changes:
                 flash(_("Nothing to change: every device in the file already has that expiry date."), "info")
                 return redirect(url_for(".index"))
-            changed = commit(db.session, current_user, report, import_record)
+            changed = commit(db.session, current_user, report, import_record,
+                             plan_file=plan_path(self._folder, import_id), commit=db.session.commit)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

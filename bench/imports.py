@@ -13,8 +13,8 @@ the same process. Figures:
 - import_peak_mb: the peak resident size during the first run minus the size after start-up
   (app created, logged in), target < 150; import_startup_mb is that start-up size;
 - import_longest_write_lock_s: the longest write transaction of the two requests, wall seconds
-  (from BEGIN IMMEDIATE, or the first write, to COMMIT or ROLLBACK): the commit's one UPDATE of
-  every changed device; longest_write_lock_s keeps the longest of this and any figure measured
+  (from BEGIN IMMEDIATE, or the first write, to COMMIT or ROLLBACK): one chunk of the commit
+  (importers.expiry.COMMIT_CHUNK devices); longest_write_lock_s keeps the longest of this and any figure measured
   before it in the same run (auto-renew). Wall time: on a loaded machine it grows with the load.
 """
 from __future__ import annotations

@@ -67,6 +67,7 @@ def run_import(db_path: Path, xlsx_path: Path, runs: int) -> dict:
             )
             db.session.add(record)
             db.session.flush()
+            # No commit callable: the chunks stay in this one transaction, rolled back for the next run.
             found["rows_changed"] = expiry.commit(db.session, sales, report, record)
             db.session.rollback()
 

@@ -1,13 +1,14 @@
 """批量设置过期时间: the expiry workbook — template, archive checks, parsing, preview, commit.
 
-Plain functions, no Flask request objects: the view (and a CLI or a job) reads the upload,
-calls them in order and commits once.
+Plain functions, no Flask request objects: the view (and a CLI or a job) reads the upload and
+calls them in order; the commit is given the session's commit to call after each chunk.
 
     check_archive(data, ...)          the file is a real, reasonably sized xlsx, not a zip bomb
     read_rows(data, max_rows)         the rows of the first visible sheet, and each bad row with its reason
     save_parsed / load_parsed         the parsed rows kept beside the upload: the commit never parses again
     preview(session, actor, parsed)   old → new expiry per device, unknown/out-of-scope devices
-    commit(session, actor, report, …) every change in one executemany UPDATE, audited; flush, no commit
+    commit(session, actor, report, …) the changes a chunk at a time (each its own transaction when given
+                                      a `commit`), resumable, set back on a conflict; audited once
 
 The workbook is read with expat straight from the zip (see "reading" below), about five
 times faster than openpyxl's read-only mode and in bounded memory. python-calamine parses
@@ -25,7 +26,7 @@ import re
 import tempfile
 import xml.parsers.expat
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,18 +34,23 @@ from typing import BinaryIO, NamedTuple
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role, scope_company_ids
 from actions.audit import record
 from actions.dates import EARLIEST_EXPIRY, LATEST_EXPIRY
+from actions.texts import message
 from models import Device, ExpiryImport, User, utcnow
 
 IMPORT_ROLES = {"sales"}
 DATE_FORMAT = "yyyy-mm-dd"
 _CHUNK = 900  # stays under SQLite's bound-parameter limit
-UPDATE_CACHE_KB = 32 * 1024  # SQLite page cache while the commit's UPDATE runs
+UPDATE_CACHE_KB = 32 * 1024  # SQLite page cache while a chunk's UPDATE runs
+COMMIT_CHUNK = 3_000  # devices per write transaction: ~60 ms CPU at 200k devices (bench/README.md, the import)
+STALE_AFTER = timedelta(minutes=2)  # a commit without progress this long was interrupted: it may be resumed
+SHOWN_IN_AUDIT = 200  # changes spelled out in the audit event
+CONFLICTS_NAMED = 10  # devices named when some changed since the preview
 
 # Archive limits (DESIGN.md section 6). A 200,000-row sheet of the template is about 25 MB of XML;
 # Excel's own files (shared strings) are smaller. The limit bounds the declared sizes together
@@ -795,77 +801,271 @@ def record_preview(import_record: ExpiryImport, report: ImportReport) -> None:
     import_record.errors = errors_text(report.errors)
 
 
-def commit(session: Session, actor: User, report: ImportReport, import_record: ExpiryImport,
-           now: datetime | None = None) -> int:
-    """Apply a clean report in one executemany UPDATE, audit it, mark the import committed; flush only.
+def refuse_commit(session: Session, import_record: ExpiryImport, report: ImportReport) -> bool:
+    """Record that a previewed import turned bad when committed (its rows and errors now), unless another
+    request claimed it meanwhile (a conditional UPDATE, as the claim); returns whether it was recorded."""
+    table = ExpiryImport.__table__
+    return session.execute(
+        update(table).where(table.c.id == import_record.id, table.c.status == "previewed")
+        .values(status="failed", rows_total=report.rows_total, rows_changed=len(report.changes),
+                rows_failed=report.rows_failed, errors=errors_text(report.errors))).rowcount == 1
 
-    Everything is prepared before the first write, so that on SQLite the write lock is held
-    for the UPDATEs alone. A device whose expiry changed since the preview is left alone and
-    makes the commit fail (ImportRejected; the caller rolls back). Returns how many devices
-    changed. Refuses a report with any bad row, and an import not (or no longer) waiting.
+
+def plan_path(folder: str | os.PathLike, import_id: int) -> Path:
+    """Where the commit of import `import_id` keeps its changes (old and new expiry), to resume or set back."""
+    return Path(folder) / f"{import_id}.plan.json"
+
+
+def _save_plan(path: Path, import_id: int, changes: Sequence[Change]) -> None:
+    """Keep the sorted changes of a claimed commit (JSON, written atomically) before its first chunk."""
+    payload = {"import_id": import_id, "rows": [c.row_no for c in changes], "ids": [c.device_id for c in changes],
+               "numbers": [c.number for c in changes], "old": [c.old.toordinal() for c in changes],
+               "new": [c.new.toordinal() for c in changes]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))  # one-shot: the C encoder
+    os.replace(temporary, path)
+
+
+def _load_plan(path: Path | None, import_id: int) -> list[Change] | None:
+    """The changes kept by _save_plan for that import, or None when there are none."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if payload["import_id"] != import_id:
+            return None
+        day = date.fromordinal
+        columns = (payload["rows"], payload["ids"], payload["numbers"], payload["old"], payload["new"])
+        return [Change(row_no, device_id, number, day(old), day(new))
+                for row_no, device_id, number, old, new in zip(*columns, strict=True)]
+    except (AttributeError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def commit(session: Session, actor: User, report: ImportReport | None, import_record: ExpiryImport,
+           now: datetime | None = None, *, plan_file: Path | None = None,
+           commit: Callable[[], None] | None = None) -> int:
+    """Apply a clean report a chunk at a time (COMMIT_CHUNK devices, sorted by id), audit it once, mark it committed.
+
+    The import is claimed first (previewed → committing, a conditional UPDATE: of two concurrent
+    commits one wins). `commit`, when given, is called after the claim and after each chunk: each
+    is then its own short write transaction, and the import shows its progress (rows_applied of
+    rows_changed). The changes are kept in `plan_file` before the first chunk, so that an import
+    interrupted half-way (still "committing", its progress not moving for STALE_AFTER) resumes
+    where it stopped when committed again (`report` is then not needed), or is set back.
+
+    Each chunk's UPDATE changes a device only from the expiry the preview showed. A device that
+    changed since makes the commit fail: the chunks already applied are set back (their devices
+    still at the new expiry), the import is marked failed naming the devices, and ImportRejected
+    says that nothing was changed. Without `commit`, everything is the caller's one transaction:
+    a conflict raises ImportRejected and the caller rolls back.
+
+    Returns how many devices changed. Refuses a report with any bad row, and an import not (or no
+    longer) waiting, or being committed by another request right now.
     """
+    chunks = None
+    if report is not None and not report.errors:
+        # Prepared before the first statement: on SQLite a write request's first statement takes the lock.
+        changes = sorted(report.changes, key=lambda c: c.device_id)  # in table order; one lock order on PostgreSQL
+        chunks = _Chunks(session, changes, commit)
     require_role(actor, IMPORT_ROLES)
-    if report.errors:
-        raise ImportRejected(_l("The file has %(n)s bad rows; nothing was changed.", n=report.rows_failed))
     check_committable(import_record)
     now = now or utcnow()
-    import_id, filename = import_record.id, import_record.filename
-    # Everything the UPDATE needs is prepared first, as the driver takes it (SQLite keeps dates as
-    # ISO text): no per-row work by SQLAlchemy inside the write lock. Rows sorted by id touch the
-    # table in order, and lock rows in one order on PostgreSQL.
-    dialect = session.get_bind().dialect
-    as_stored = date.isoformat if dialect.name == "sqlite" else (lambda day: day)
-    parameters = sorted(((as_stored(c.new), c.device_id, as_stored(c.old)) for c in report.changes),
-                        key=lambda row: row[1])
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    # The preview already refused devices outside the actor's scope; only staff import (IMPORT_ROLES).
-    statement = f"UPDATE device SET expires_on = {mark} WHERE id = {mark} AND expires_on = {mark}"
-    shown = "; ".join(f"{c.number}: {c.old} → {c.new}" for c in report.changes[:200])
-    more = " …" if len(report.changes) > 200 else ""
-
-    ids = [c.device_id for c in report.changes]
-
-    # Claim the import with a conditional UPDATE: of two concurrent commits, one wins.
-    connection = session.connection()
-    claimed = session.execute(
-        update(ExpiryImport)
-        .where(ExpiryImport.id == import_id, ExpiryImport.status == "previewed")
-        .values(status="committed", committed_at=now, rows_total=report.rows_total, rows_failed=0, errors="")
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if claimed != 1:
+    import_id, filename, resuming = import_record.id, import_record.filename, import_record.status == "committing"
+    table = ExpiryImport.__table__
+    if resuming:
+        seen = import_record.rows_applied
+        claim = (update(table).where(table.c.id == import_id, table.c.status == "committing",
+                                     table.c.rows_applied == seen,
+                                     or_(table.c.progress_at.is_(None), table.c.progress_at < now - STALE_AFTER))
+                 .values(progress_at=now))
+    elif report is None:
+        raise ValueError(f"import #{import_id} is not being committed: its report is needed")
+    elif chunks is None:
+        raise ImportRejected(_l("The file has %(n)s bad rows; nothing was changed.", n=report.rows_failed))
+    else:
+        seen = 0
+        claim = (update(table).where(table.c.id == import_id, table.c.status == "previewed")
+                 .values(status="committing", rows_applied=0, progress_at=now, committed_at=None,
+                         rows_total=report.rows_total, rows_changed=len(chunks.changes), rows_failed=0, errors=""))
+    if session.execute(claim).rowcount != 1:
         session.refresh(import_record)
         check_committable(import_record)
-    changed = 0
-    if parameters and dialect.name == "sqlite":
-        # SQLite's default page cache (2 MB) thrashes on an UPDATE that touches three expiry indexes
-        # all over a big table: a larger one for this statement halves the time the lock is held.
+        raise ImportRejected(_l("Import #%(id)s is being committed by another request: %(done)s of %(n)s devices "
+                                "applied. Reload the page to follow it.", id=import_id,
+                                done=f"{import_record.rows_applied:,}", n=f"{import_record.rows_changed:,}"))
+    if commit is not None:
+        commit()
+    if resuming:
+        changes = _load_plan(plan_file, import_id)
+        if changes is None:
+            _lost_plan(session, import_id, seen, commit)
+        chunks = _Chunks(session, changes, commit)
+    elif commit is not None and plan_file is not None:
+        _save_plan(plan_file, import_id, chunks.changes)
+    try:
+        return chunks.run(seen, actor, import_id, filename, now)
+    except Exception as exc:
+        if commit is not None and not isinstance(exc, DomainError):
+            _release(session, import_id, commit)
+        raise
+
+
+def _lost_plan(session: Session, import_id: int, applied: int, commit) -> None:
+    """A resumed import whose kept changes are gone: before any chunk it waits again; after, it cannot go on."""
+    table = ExpiryImport.__table__
+    if applied == 0:
+        session.execute(update(table).where(table.c.id == import_id, table.c.status == "committing",
+                                            table.c.rows_applied == 0)
+                        .values(status="previewed", progress_at=None))
+        if commit is not None:
+            commit()
+        raise ImportRejected(_l("Import #%(id)s was interrupted before it changed anything: commit it again.",
+                                id=import_id))
+    raise ImportRejected(_l("Import #%(id)s cannot be resumed: the record of its changes is no longer stored "
+                            "(%(done)s devices were set).", id=import_id, done=f"{applied:,}"))
+
+
+def _release(session: Session, import_id: int, commit: Callable[[], None]) -> None:
+    """After an error the process survived: the import may be resumed at once (no progress time)."""
+    session.rollback()
+    table = ExpiryImport.__table__
+    try:
+        session.execute(update(table).where(table.c.id == import_id, table.c.status == "committing")
+                        .values(progress_at=None))
+        commit()
+    except Exception:  # the error being raised says more than this one (a busy database, most likely)
+        session.rollback()
+
+
+class _Chunks:
+    """One commit's chunked UPDATEs: each chunk claims its place in the import, then moves its devices."""
+
+    def __init__(self, session: Session, changes: Sequence[Change], commit: Callable[[], None] | None):
+        """Prepare the statements and their parameters (no statement runs here)."""
+        self.session, self.changes, self.commit = session, changes, commit
+        dialect = session.get_bind().dialect
+        self.sqlite = dialect.name == "sqlite"
+        self.sane_rowcount = dialect.supports_sane_multi_rowcount
+        # As the driver takes them (SQLite keeps dates as ISO text): no per-row work by SQLAlchemy
+        # inside the write lock.
+        as_stored = date.isoformat if self.sqlite else (lambda day: day)
+        self.forward = [(as_stored(c.new), c.device_id, as_stored(c.old)) for c in changes]
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        # The preview already refused devices outside the actor's scope; only staff import (IMPORT_ROLES).
+        self.statement = f"UPDATE device SET expires_on = {mark} WHERE id = {mark} AND expires_on = {mark}"
+        self.table = ExpiryImport.__table__
+
+    def _done(self) -> None:
+        if self.commit is not None:
+            self.commit()
+
+    def _progress(self, before: int, after: int, **values) -> None:
+        """Move the import's progress from `before` to `after`, or stop: another request moved it."""
+        table = self.table
+        moved = self.session.execute(
+            update(table).where(table.c.id == self.import_id, table.c.status == "committing",
+                                table.c.rows_applied == before)
+            .values(rows_applied=after, progress_at=utcnow(), **values)).rowcount
+        if moved != 1:
+            raise ImportRejected(_l("Import #%(id)s is being committed by another request; reload the page to "
+                                    "follow it.", id=self.import_id))
+
+    def _update(self, parameters: list[tuple]) -> int:
+        connection = self.session.connection()
+        if not self.sqlite:
+            return connection.exec_driver_sql(self.statement, parameters).rowcount
+        # SQLite's default page cache (2 MB) thrashes on UPDATEs that touch three expiry indexes all
+        # over a big table: a larger one while a chunk runs.
         cache = connection.exec_driver_sql("PRAGMA cache_size").scalar()
         connection.exec_driver_sql(f"PRAGMA cache_size = {-UPDATE_CACHE_KB}")
         try:
-            changed = connection.exec_driver_sql(statement, parameters).rowcount
+            return connection.exec_driver_sql(self.statement, parameters).rowcount
         finally:
             connection.exec_driver_sql(f"PRAGMA cache_size = {int(cache)}")
-    elif parameters:
-        changed = connection.exec_driver_sql(statement, parameters).rowcount
-    if changed != len(parameters) and dialect.supports_sane_multi_rowcount:
-        raise ImportRejected(_l("%(n)s devices of import #%(id)s changed while it was being committed; nothing "
-                                "was changed. Open the preview again.", n=len(parameters) - changed, id=import_id))
-    session.execute(
-        update(ExpiryImport).where(ExpiryImport.id == import_id).values(rows_changed=changed)
-        .execution_options(synchronize_session=False)
-    )
-    record(session, actor, "expiry_import", "device", ids,
-           f"expiry import #{import_id} ({filename}): {changed} devices; {shown}{more}")
-    session.flush()
-    session.expire_all()
-    return changed
+
+    def run(self, applied: int, actor: User, import_id: int, filename: str, now: datetime) -> int:
+        """Apply the chunks from `applied` on; the last one also marks the import committed and audits it."""
+        self.actor, self.import_id, self.filename, self.now = actor, import_id, filename, now
+        total, size = len(self.forward), COMMIT_CHUNK
+        while applied < total:
+            end = min(applied + size, total)
+            finished = end == total
+            extra = {"status": "committed", "committed_at": self.now, "rows_changed": total} if finished else {}
+            self._progress(applied, end, **extra)
+            changed = self._update(self.forward[applied:end])
+            if changed != end - applied and self.sane_rowcount:
+                self._conflict(applied)
+            if finished:
+                self._audit()
+            self._done()
+            applied = end
+        self.session.expire_all()
+        return total
+
+    def _audit(self) -> None:
+        shown = "; ".join(f"{c.number}: {c.old} → {c.new}" for c in self.changes[:SHOWN_IN_AUDIT])
+        more = " …" if len(self.changes) > SHOWN_IN_AUDIT else ""
+        record(self.session, self.actor, "expiry_import", "device", [c.device_id for c in self.changes],
+               message("audit.expiry_import", id=self.import_id, file=self.filename, count=len(self.changes),
+                       changes=shown + more))
+
+    def _conflict(self, applied: int) -> None:
+        """Some devices of the chunk at `applied` changed since the preview: set the import back, fail it."""
+        if self.commit is not None:
+            self.session.rollback()
+        numbers = self._changed_since(applied)
+        named = ", ".join(numbers[:CONFLICTS_NAMED]) + (", …" if len(numbers) > CONFLICTS_NAMED else "")
+        text = _l("Import #%(id)s was not committed: %(n)s devices changed since its preview (%(numbers)s). Nothing "
+                  "was changed; upload the file again.", id=self.import_id, n=len(numbers), numbers=named)
+        if self.commit is None:
+            raise ImportRejected(text)  # one transaction: the caller rolls it back
+        kept = self._set_back(applied)
+        table = self.table
+        self.session.execute(
+            update(table).where(table.c.id == self.import_id, table.c.status == "committing", table.c.rows_applied == 0)
+            .values(status="failed", errors=str(text), progress_at=utcnow()))
+        if applied:
+            record(self.session, self.actor, "expiry_import", "device", [c.device_id for c in self.changes[:applied]],
+                   message("audit.expiry_import.set_back", id=self.import_id, file=self.filename, count=len(numbers),
+                           numbers=named, applied=applied, kept=kept))
+        self._done()
+        raise ImportRejected(text)
+
+    def _changed_since(self, applied: int) -> list[str]:
+        """The device numbers, from the chunk at `applied` on, whose expiry is no longer the preview's.
+
+        Without a commit callable the failed chunk is not rolled back yet: its devices at their new
+        expiry are this chunk's own doing."""
+        rest = self.changes[applied:]
+        ours = COMMIT_CHUNK if self.commit is None else 0
+        now_expires: dict[int, date] = {}
+        for start in range(0, len(rest), _CHUNK):
+            ids = [c.device_id for c in rest[start:start + _CHUNK]]
+            now_expires.update(self.session.execute(
+                select(Device.id, Device.expires_on).where(Device.id.in_(ids))).all())
+        return [c.number for i, c in enumerate(rest)
+                if now_expires.get(c.device_id) != c.old and not (i < ours and now_expires.get(c.device_id) == c.new)]
+
+    def _set_back(self, applied: int) -> int:
+        """Set the first `applied` changes back to their old expiry, the last chunk first, each its own
+        transaction that moves the progress down with it; returns how many devices were changed by
+        someone else since and are left as they are."""
+        kept, size = 0, COMMIT_CHUNK
+        backward = [(old, device_id, new) for new, device_id, old in self.forward]
+        while applied > 0:
+            start = max(0, applied - size)
+            self._progress(applied, start)
+            kept += (applied - start) - self._update(backward[start:applied])
+            self._done()
+            applied = start
+        return kept
 
 
 def check_committable(import_record: ExpiryImport) -> None:
-    """Raise ImportRejected unless the import is a clean preview not committed yet."""
+    """Raise ImportRejected unless the import is a clean preview, or a commit that may be resumed."""
     if import_record.status == "committed":
         raise ImportRejected(_l("Import #%(id)s was already committed; nothing was changed.", id=import_record.id))
-    if import_record.status != "previewed":
+    if import_record.status not in ("previewed", "committing"):
         raise ImportRejected(_l("Import #%(id)s has bad rows and cannot be committed; fix the file and upload "
                                 "it again.", id=import_record.id))

@@ -238,8 +238,9 @@ def test_commit_applies_more_changes_than_one_chunk(app, world):
     assert all(expiries[n] == d for n, d in rows)
 
 
-def test_commit_is_one_transaction(sales, world, monkeypatch):
-    """A failure after the devices were updated (here: writing the audit event) leaves nothing."""
+def test_a_failed_chunk_changes_nothing_and_the_import_resumes(sales, world, monkeypatch):
+    """A failure inside a chunk (here: writing the audit event, in the last one) rolls that chunk back;
+    the import stays "being applied" and committing it again, at once, finishes it."""
     before = all_expiries()
     upload(sales, workbook_bytes([("AC0001", date(2030, 1, 31)), ("GX0002", date(2030, 2, 1))]))
     record_id = latest_import().id
@@ -251,10 +252,13 @@ def test_commit_is_one_transaction(sales, world, monkeypatch):
     with pytest.raises(RuntimeError):
         post(sales, URL + f"commit/{record_id}", {})
     assert all_expiries() == before
-    assert latest_import().status == "previewed"
+    record = latest_import()
+    assert (record.status, record.rows_applied, record.progress_at) == ("committing", 0, None)
     monkeypatch.setattr("importers.expiry.record", audit_record)
-    post(sales, URL + f"commit/{record_id}", {})
+    response = post(sales, URL + f"commit/{record_id}", {}, follow_redirects=True)
+    assert "2 devices have a new expiry date" in page_text(response)
     assert expiry_of("GX0002") == date(2030, 2, 1)
+    assert latest_import().status == "committed"
 
 
 # --- every bad-row reason: its row number, and nothing changed ------------------------------------

@@ -1,8 +1,8 @@
 """Issue 10 item 4: an expiry import holds the write lock for its UPDATEs only; a lock timeout is a message.
 
 On SQLite a write request's transaction starts with BEGIN IMMEDIATE, which takes the database's
-one write lock. The import parses and previews outside it, then applies every change in one
-executemany UPDATE in a short transaction of its own.
+one write lock. The import parses and previews outside it, then claims the import and applies
+the changes a chunk at a time, each chunk one executemany UPDATE in a short transaction of its own.
 """
 from __future__ import annotations
 
@@ -66,9 +66,24 @@ def is_write(statement: str) -> bool:
     return statement.split(" ", 1)[0] in ("INSERT", "UPDATE", "DELETE")
 
 
-def test_commit_prepares_everything_then_updates_in_one_executemany(sales):
-    """The commit request reads and previews first; its writing transaction holds the claim, one
-    executemany UPDATE of the devices, the counts and the audit event, and nothing else."""
+def transactions(log: list[tuple[str, int]]) -> list[list[tuple[str, int]]]:
+    """The logged statements cut at each COMMIT, keeping only the writing transactions."""
+    found, current = [], []
+    for sql, n in log:
+        if sql == "COMMIT":
+            if any(is_write(s) for s, _n in current):
+                found.append(current)
+            current = []
+        else:
+            current.append((sql, n))
+    return found
+
+
+def test_commit_prepares_everything_then_updates_a_chunk_per_transaction(sales, monkeypatch):
+    """The commit request reads and previews first; then one short transaction claims the import,
+    and each chunk's transaction holds one executemany UPDATE of its devices and the import's progress
+    (the last one also the audit event), and nothing else."""
+    monkeypatch.setattr("importers.expiry.COMMIT_CHUNK", 500)
     upload(sales, workbook_bytes(lock_rows()))
     record_id = latest_import().id
     with sales.application.app_context():
@@ -78,14 +93,17 @@ def test_commit_prepares_everything_then_updates_in_one_executemany(sales):
     assert response.status_code == 302
     log = statements.log
     first_write = next(i for i, (sql, _n) in enumerate(log) if is_write(sql))
-    commit_at = next(i for i, (sql, _n) in enumerate(log) if sql == "COMMIT" and i > first_write)
     device_lookups = [i for i, (sql, _n) in enumerate(log) if sql.startswith("SELECT device.number")]
     assert device_lookups and max(device_lookups) < first_write  # the preview ran before any write
-    writing = log[first_write:commit_at]
-    device_updates = [(sql, n) for sql, n in writing if sql.startswith("UPDATE device ")]
-    assert device_updates == [(device_updates[0][0], ROWS)]  # one statement, every row as parameters
-    assert not [sql for sql, _n in writing if sql.startswith("SELECT device.number")]
-    assert len(writing) <= 8, writing
+    claim, *chunks = transactions(log)
+    assert [sql.split(" ", 2)[:2] for sql, _n in claim if is_write(sql)] == [["UPDATE", "expiry_import"]]
+    assert [[n for sql, n in chunk if sql.startswith("UPDATE device ")] for chunk in chunks] == [[500], [500], [200]]
+    for chunk in chunks:
+        writes = [sql.split(" ", 2)[:2] for sql, _n in chunk if is_write(sql)]
+        assert writes[:2] == [["UPDATE", "expiry_import"], ["UPDATE", "device"]]
+        assert writes[2:] in ([], [["INSERT", "INTO"]])  # the last chunk: the audit event
+        assert not [sql for sql, _n in chunk if sql.startswith("SELECT device.number")]
+        assert len(chunk) <= 10, chunk
     if db.engine.dialect.name == "sqlite":
         begins = [i for i, (sql, _n) in enumerate(log) if sql == "BEGIN IMMEDIATE" and i < first_write]
         # the write lock is taken after the preview: the BEGIN IMMEDIATE that the writes follow
