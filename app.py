@@ -214,6 +214,8 @@ def create_app(config: dict | None = None) -> Flask:
 
     import actions.order_kinds  # noqa: F401 - the core's order kinds register what paying delivers
     import actions.card_orders  # noqa: F401 - cards (seed 002) register the card_sale kind
+    from flask_babel import format_number
+
     from actions.money import format_money
     from admin_views import init_admin
     from admin_views.base import local_time
@@ -232,6 +234,7 @@ def create_app(config: dict | None = None) -> Flask:
     csrf.exempt(callbacks)
     app.jinja_env.filters["money"] = format_money  # {{ amount|money(currency) }}: the one money display
     app.jinja_env.filters["datetime"] = local_time  # {{ at|datetime }}: the reader's zone, to the minute
+    app.jinja_env.filters["number"] = format_number  # {{ n|number }}: 100,000 / 100.000 as the reader writes it
     admin = init_admin(app)
     register_error_pages(app, admin)
     register_commands(app)

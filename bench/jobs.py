@@ -1,6 +1,5 @@
 """Benchmarks that run in a fresh child process, so that its peak memory is theirs alone.
 
-    python -m bench.jobs import DB XLSX RUNS   the expiry import of XLSX into DB, and bare iteration
     python -m bench.jobs export DB RUNS        the device list's xlsx export, and a bare openpyxl loop
 
 Each prints one JSON object as its last line. The measured job runs first, then the peak
@@ -36,58 +35,6 @@ def alternate(job, baseline, runs: int) -> dict:
     cpu, wall = medians(job_times)
     base_cpu, base_wall = medians(base_times)
     return {"cpu": cpu, "wall": wall, "baseline_cpu": base_cpu, "baseline_wall": base_wall, "peak_mb": peak}
-
-
-def run_import(db_path: Path, xlsx_path: Path, runs: int) -> dict:
-    """Check, parse, validate, preview and commit the workbook as sales, rolled back after each run."""
-    from openpyxl import load_workbook
-    from sqlalchemy import select
-
-    from importers import expiry
-    from models import ExpiryImport, User, db
-
-    app = make_app(db_path)
-    data = xlsx_path.read_bytes()
-    found: dict[str, int] = {}
-    with app.app_context():
-        sales_id = db.session.scalar(select(User.id).where(User.username == "sales"))
-        startup = peak_rss_mb()
-
-        def job():
-            db.session.remove()
-            sales = db.session.get(User, sales_id)
-            expiry.check_archive(data, filename=xlsx_path.name, max_bytes=app.config["IMPORT_MAX_BYTES"])
-            parsed = expiry.read_rows(data, app.config["IMPORT_MAX_ROWS"])
-            report = expiry.preview(db.session, sales, parsed)
-            record = ExpiryImport(
-                actor_id=sales.id, filename=xlsx_path.name, file_sha256=expiry.file_sha256(data),
-                status="previewed" if report.ok else "failed", rows_total=report.rows_total,
-                rows_changed=len(report.changes), rows_failed=report.rows_failed,
-                errors=expiry.errors_text(report.errors),
-            )
-            db.session.add(record)
-            db.session.flush()
-            # No commit callable: the chunks stay in this one transaction, rolled back for the next run.
-            found["rows_changed"] = expiry.commit(db.session, sales, report, record)
-            db.session.rollback()
-
-        def baseline():
-            workbook = load_workbook(xlsx_path, read_only=True)
-            found["rows_read"] = sum(1 for _row in workbook.worksheets[0].iter_rows(values_only=True)) - 1
-            workbook.close()
-
-        def iterate_and_update():
-            """The least an import must do: read the rows, then one bare UPDATE per row (rolled back)."""
-            workbook = load_workbook(xlsx_path, read_only=True)
-            rows = workbook.worksheets[0].iter_rows(min_row=2, values_only=True)
-            changes = [(expires_on.date().isoformat(), str(number)) for number, expires_on, *_rest in rows]
-            workbook.close()
-            db.session.connection().exec_driver_sql("UPDATE device SET expires_on = ? WHERE number = ?", changes)
-            db.session.rollback()
-
-        result = alternate(job, baseline, runs)
-        floor_cpu, _wall = medians([timed(iterate_and_update)])
-    return {**result, **found, "startup_mb": startup, "iterate_and_update_cpu": floor_cpu}
 
 
 EXPORT_SQL = (
@@ -154,9 +101,7 @@ def run_export(db_path: Path, runs: int) -> dict:
 
 def main(argv: list[str]) -> None:
     job = argv[0]
-    if job == "import":
-        result = run_import(Path(argv[1]), Path(argv[2]), int(argv[3]))
-    elif job == "export":
+    if job == "export":
         result = run_export(Path(argv[1]), int(argv[2]))
     else:
         raise SystemExit(f"unknown job {job!r}")

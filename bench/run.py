@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -378,25 +378,7 @@ def bench_members(bench: Bench, app) -> None:
     bench.put("members_1000_seconds", medians([t for t, _ in big])[1])
 
 
-# --- expiry import and export (child processes, for their peak memory) ------------------------------
-
-
-def write_expiry_workbook(app, path: Path) -> None:
-    """The import template filled in as a user would: every second device, a new date cell each."""
-    import io
-
-    from openpyxl import load_workbook
-
-    from importers.expiry import build_template
-
-    with app.test_request_context():
-        template = build_template("en")
-    workbook = load_workbook(io.BytesIO(template))
-    sheet = workbook.worksheets[0]
-    first = date.today() + timedelta(days=500)
-    for i in range(IMPORT_ROWS):
-        sheet.append([f"GT{2 * i + 1:08d}", first + timedelta(days=i % 365)])
-    workbook.save(path)
+# --- export (a child process, for its peak memory) ------------------------------------------
 
 
 def child_module(module: str, *args: str) -> dict:
@@ -409,43 +391,8 @@ def child_module(module: str, *args: str) -> dict:
 
 
 def child(*args: str) -> dict:
-    """Run `python -m bench.jobs ARGS` and return the JSON it prints last."""
-    completed = subprocess.run([sys.executable, "-m", "bench.jobs", *args], cwd=ROOT, capture_output=True,
-                               text=True, env={**os.environ, "ENV_NAME": "testing"})
-    if completed.returncode != 0:
-        raise RuntimeError(f"bench.jobs {args[0]} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
-def bench_import(bench: Bench, app, db_path: Path, folder: Path) -> None:
-    try:
-        from importers import expiry
-        missing = [name for name in ("build_template", "check_archive", "read_rows", "preview", "commit",
-                                     "errors_text", "file_sha256")
-                   if not hasattr(expiry, name)]
-    except ImportError as exc:
-        missing = [str(exc)]
-    if missing:
-        bench.note(f"import not measured: importers/expiry.py lacks {', '.join(missing)}")
-        return
-    xlsx = folder / "expiry-100k.xlsx"
-    write_expiry_workbook(app, xlsx)
-    result = child("import", str(db_path), str(xlsx), str(IMPORT_REPEAT))
-    if result["rows_changed"] != IMPORT_ROWS or result["rows_read"] != IMPORT_ROWS:
-        raise RuntimeError(f"the import changed {result['rows_changed']} devices, read {result['rows_read']} rows")
-    bench.keep("import_seconds", result["wall"])
-    bench.keep("import_baseline_seconds", result["baseline_wall"])
-    bench.keep("import_cpu_seconds", result["cpu"])
-    bench.keep("import_baseline_cpu_seconds", result["baseline_cpu"])
-    bench.keep("import_startup_mb", result["startup_mb"])
-    bench.keep("import_iterate_and_update_cpu_seconds", result["iterate_and_update_cpu"])
-    bench.keep("import_ratio_vs_iterate_and_update", result["cpu"] / result["iterate_and_update_cpu"])
-    bench.put("import_ratio", result["cpu"] / result["baseline_cpu"])
-    bench.put("import_peak_mb", result["peak_mb"])
-    print(f"     (CPU {result['cpu']:.2f} s vs bare iteration {result['baseline_cpu']:.2f} s; wall "
-          f"{result['wall']:.2f} / {result['baseline_wall']:.2f} s; iteration plus one bare UPDATE per row "
-          f"{result['iterate_and_update_cpu']:.2f} s; {xlsx.stat().st_size / 1e6:.1f} MB file; "
-          f"{result['startup_mb']:.0f} MB after start-up)")
+    """Run `python -m bench.jobs ARGS` (a job in a fresh process) and return the JSON it prints last."""
+    return child_module("bench.jobs", *args)
 
 
 def bench_export(bench: Bench, db_path: Path) -> None:

@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
+from flask_babel import format_number
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, update
@@ -168,10 +169,12 @@ def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int
         _("4. List each device once. Type values: a cell with a formula is refused."),
         _("5. Headers may be in English (%(en)s) or Chinese (%(zh)s); other columns are ignored.",
           en=" / ".join(HEADERS_BY_LANGUAGE["en"]), zh=" / ".join(HEADERS_BY_LANGUAGE["zh"])),
-        _("6. At most %(rows)s rows and %(size)s per file.", rows=f"{max_rows:,}", size=describe_size(max_bytes)),
+        _("6. At most %(rows)s rows and %(size)s per file.", rows=format_number(max_rows), size=describe_size(max_bytes)),
         _("7. Upload the file and check the preview: each device with its old and new expiry date, and "
           "each bad row with its row number and reason. A file with any bad row changes nothing."),
-        _("8. Commit to apply every change at once. Uploading the same file again changes nothing more."),
+        _("8. Commit to apply the changes: a few thousand devices at a time, the page shows how far it is. If a "
+          "device changed since the preview, the devices already set are set back. Uploading the same file again "
+          "changes nothing more."),
     ]
     for line in lines:
         notes.append([line])
@@ -610,7 +613,7 @@ class _SheetReader:
         self.rows_with_values += 1
         if self.rows_with_values > self.max_rows:
             raise ImportRejected(_l("The file has more than %(max)s rows; split it into smaller files.",
-                                    max=f"{self.max_rows:,}"))
+                                    max=format_number(self.max_rows)))
         number_col, expiry_col = self.columns
         number_cell, expiry_cell = self.cells.get(number_col), self.cells.get(expiry_col)
         if self._blank(number_cell) and self._blank(expiry_cell):
@@ -893,7 +896,7 @@ def commit(session: Session, actor: User, report: ImportReport | None, import_re
         check_committable(import_record)
         raise ImportRejected(_l("Import #%(id)s is being committed by another request: %(done)s of %(n)s devices "
                                 "applied. Reload the page to follow it.", id=import_id,
-                                done=f"{import_record.rows_applied:,}", n=f"{import_record.rows_changed:,}"))
+                                done=format_number(import_record.rows_applied), n=format_number(import_record.rows_changed)))
     if commit is not None:
         commit()
     if resuming:
@@ -923,7 +926,7 @@ def _lost_plan(session: Session, import_id: int, applied: int, commit) -> None:
         raise ImportRejected(_l("Import #%(id)s was interrupted before it changed anything: commit it again.",
                                 id=import_id))
     raise ImportRejected(_l("Import #%(id)s cannot be resumed: the record of its changes is no longer stored "
-                            "(%(done)s devices were set).", id=import_id, done=f"{applied:,}"))
+                            "(%(done)s devices were set).", id=import_id, done=format_number(applied)))
 
 
 def _release(session: Session, import_id: int, commit: Callable[[], None]) -> None:
