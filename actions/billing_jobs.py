@@ -12,21 +12,24 @@ never due again in the same period. With a rolling window a device renewed from 
 (expired, or expiring today) would be due again the very next day and be charged twice.
 
 Both jobs are safe to run again and again, and concurrently:
-- auto_renew claims each device for its period by inserting AutoRenewAttempt(device_id,
-  period_start = the device's current expires_on) BEFORE anything else (unique key, ON CONFLICT
-  DO NOTHING). A device already claimed by an earlier or a concurrent run is skipped. The
-  outcome stays recorded: "insufficient_balance" and "failed" are not retried while the expiry
-  stays the same (someone renews or changes the expiry: that is a new period_start);
-  "no_package" is retried once a package has been bound.
+- auto_renew claims each device for the expiry it renews from, in the same statement that writes
+  what happened (unique keys, ON CONFLICT): a renewed device's claim is its order line
+  (order_line.auto_renew_from = the old expiry, unique with the device); a refused device's is an
+  AutoRenewAttempt(device_id, period_start = that expiry, outcome, message). A device claimed in
+  either by an earlier or a concurrent run is skipped. Refusals stay recorded: "insufficient_balance"
+  and "failed" are not retried while the expiry stays the same (someone renews or changes the
+  expiry: that is a new period_start); "no_package" is retried once a package has been bound (the
+  refusal stays as history; a new refusal replaces it).
 - remind claims (company, period) by inserting its ReminderLog first: one email per company per
   period, queued in the mail outbox (actions.outbox) in the same transaction. The mail leaves
   after the commit; a mail that fails stays in the outbox, failed with its reason, and is
   retried from there (`flask --app app mail send-queued`, an admin's retry), never lost.
 
-Nothing here commits. auto_renew calls the `commit` it is given after each batch (the CLI passes
-the session's commit): a run over many due devices never holds SQLite's write lock for longer
-than one batch, and a run that stops half-way keeps the batches it finished. Each batch is its
-own claims plus its order, so running the command again picks up exactly what is left.
+Nothing here commits. auto_renew calls the `commit` it is given after the batch that takes the
+write transaction past TRANSACTION_SECONDS (the CLI passes the session's commit): a run over many
+due devices never holds SQLite's write lock for much longer than that, and a run that stops
+half-way keeps the batches it committed. Each batch is its own order (or its refusals) with its
+claims, so running the command again picks up exactly what is left.
 remind: the CLI commits once.
 """
 from __future__ import annotations
@@ -54,7 +57,7 @@ from actions.money import format_money, from_minor, to_minor
 from actions.texts import english, message, money_param
 # actions.orders writes and pays every order (a paid renewal moves expiries, remembering old and new
 # for refunds); auto-renewal opens its orders there too, their lines selected by SQL.
-from actions.orders import MAX_MONTHS, open_order_of_selected_lines, pay_with_balance, renewal_price
+from actions.orders import MAX_MONTHS, add_months, open_order_of_selected_lines, pay_with_balance, renewal_price
 from actions.wallets import InsufficientBalance
 from models import (
     AutoRenewAttempt, BillingConfig, Company, Device, OrderLine, Package, ReminderLog, path_ids, utcnow,
@@ -67,6 +70,10 @@ BATCH_DEVICES = 1000  # devices per auto-renewal order
 # devices spread over most of the device table's pages), and SQLite's write lock is held about this
 # long plus one batch.
 TRANSACTION_SECONDS = 0.2
+# SQLite's page cache for a run, in KiB (the default is 2 MB): batch after batch, a run touches the same
+# device-table and index pages (a thousand devices spread over most of them), which a 2 MB cache reads
+# again from the file each time. The connection's own size is put back at the end of the run.
+SQLITE_CACHE_KIB = 32768
 MAX_LISTED = 1000  # devices listed in one reminder email; the rest are counted
 _CHUNK = 900  # ids per IN (...): stays under SQLite's bound-parameter limit
 _MAX_NAMED = 20  # device numbers named in one report line
@@ -216,6 +223,19 @@ class _CompanyOutcome:
 _DEVICE_TOKEN = "\u2063device\u2063"  # where SQL puts each device's number into a line's English description
 
 
+def _page_cache(session: Session, size: int | None = None) -> int | None:
+    """On SQLite: set the connection's PRAGMA cache_size to `size` (negative: KiB; positive: pages; default
+    SQLITE_CACHE_KIB) and return the one it had. Other databases: nothing, None."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    connection = session.connection()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    wanted = -SQLITE_CACHE_KIB if size is None else int(size)
+    if before != wanted:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {wanted}")
+    return before
+
+
 def renewed_until_sql(expires_on, today: date, months: int, postgresql: bool):
     """actions.orders.renewed_until in SQL: max(expiry, today) + N months, clamped to the end of a shorter month
     (PostgreSQL's date + interval clamps; SQLite's date(…, '+N months') overflows into the next month, so the
@@ -255,6 +275,9 @@ class _AutoRenewal:
         self.commit = commit
         self.began = time.monotonic()  # when the current write transaction began
         self.postgresql = session.get_bind().dialect.name == "postgresql"
+        # Renewed for fewer months than the cycle, a device may still be due afterwards: the next run
+        # renews it again (from its new expiry), not this one (it leaves out its own orders' devices).
+        self.order_ids: list[int] | None = [] if add_months(today, months) <= period.end else None
         self.attempts, self.device, self.line = AutoRenewAttempt.__table__, Device.__table__, OrderLine.__table__
         # Translated once per run; SQL puts each device's number in.
         self.unbound_template = str(_l("%(number)s: no renewal package bound"))
@@ -301,6 +324,7 @@ class _AutoRenewal:
         if self.commit is not None and time.monotonic() - self.began >= TRANSACTION_SECONDS:
             self.commit()
             self.began = time.monotonic()
+            _page_cache(self.session)  # the next transaction may be on another pooled connection
 
     # -- what is due -----------------------------------------------------------------------------
 
@@ -422,6 +446,8 @@ class _AutoRenewal:
         codes = case({i: self.packages[i].code for i in prices}, value=d.c.package_id)
         due = [*self._due(company_id), d.c.package_id.in_(list(prices)), ~self._refused_already(),
                ~self._renewed_already()]
+        if self.order_ids:
+            due.append(~exists().where(line.c.device_id == d.c.id, line.c.order_id.in_(self.order_ids)))
         if after is not None:
             due.append(tuple_(d.c.expires_on, d.c.id) > after)
 
@@ -433,7 +459,9 @@ class _AutoRenewal:
                 .where(*due).order_by(d.c.expires_on, d.c.id).limit(BATCH_DEVICES)
             )
             # PostgreSQL: the devices stay locked until the batch commits; one changed by someone else
-            # meanwhile is checked again (still due?) before it is taken.
+            # meanwhile is checked again (still due?) before it is taken. A concurrent run's line for the
+            # same device and expiry is then impossible; were it not, the unique index would fail this
+            # batch rather than renew twice.
             return query.with_for_update(of=d) if self.postgresql else query
 
         try:
@@ -441,7 +469,7 @@ class _AutoRenewal:
                 opened = open_order_of_selected_lines(
                     session, kind="renewal", company_id=company_id, currency=currency,
                     note=message("order.note.auto_renew", period=self.period.label),
-                    columns=_LINE_COLUMNS, lines=lines, on_conflict=("device_id", "auto_renew_from"))
+                    columns=_LINE_COLUMNS, lines=lines)
                 if opened is None:
                     return 0, after
                 order, count = opened
@@ -473,6 +501,8 @@ class _AutoRenewal:
         outcome.renewed += count
         outcome.orders.append(f"{number} ({format_money(total, currency)})")
         self.orders.append(number)
+        if self.order_ids is not None:
+            self.order_ids.append(order_id)
         self.totals["renewed"] += count
         self._batch_done()
         return count, tuple(last)
@@ -487,8 +517,9 @@ def auto_renew(session: Session, today: date, months: int | None = None,
                commit: Callable[[], None] | None = None) -> AutoRenewSummary:
     """Renew the due devices of every company whose effective config has auto-renew on, from the balance.
 
-    `commit`, when given, is called after each batch (one order, or one batch of refusals): the
-    caller's transaction then spans one batch, and the caller commits the run's summary at the end.
+    `commit`, when given, is called after the batch (one order, or a company's refusals) that takes
+    the transaction past TRANSACTION_SECONDS: the caller's transaction then spans a few batches, and
+    the caller commits the rest and the run's summary at the end.
 
     Each device is renewed for its company's cycle length (`months` overrides it) and paid from
     the wallet of the DEVICE'S OWN company, also when the config is inherited from a parent: the
@@ -510,10 +541,13 @@ def auto_renew(session: Session, today: date, months: int | None = None,
     outcomes: dict[int, _CompanyOutcome] = {}
     totals = defaultdict(int)
     orders: list[str] = []
+    cache = _page_cache(session)
     for cycle, group in _by_cycle(companies).items():
         period = billing_period(today, cycle)
         _AutoRenewal(session, today, period, months or CYCLE_MONTHS[cycle], packages, outcomes, totals,
                      orders, commit).run(group)
+    if cache is not None:
+        _page_cache(session, cache)
     lines = tuple(line for company_id, outcome in outcomes.items() for line in outcome.lines(company_id))
     summary = AutoRenewSummary(totals["renewed"], totals["insufficient"], totals["no_package"], totals["failed"],
                                totals["skipped"], tuple(orders), lines)

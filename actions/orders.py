@@ -240,8 +240,8 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
 
 
 def open_order_of_selected_lines(session: Session, *, kind: str, company_id: int, currency: str,
-                                 columns: Sequence[str], lines: Callable[[int], object], note: str | dict = "",
-                                 on_conflict: Sequence[str] = ()) -> tuple[Order, int] | None:
+                                 columns: Sequence[str], lines: Callable[[int], object],
+                                 note: str | dict = "") -> tuple[Order, int] | None:
     """A pending order whose lines are written by one INSERT … SELECT: `lines(order_id)` selects
     `columns` of order_line (order_id among them), gross, discount and net already in minor units
     (net = gross − discount, none negative: the table's CHECKs refuse anything else). No discount
@@ -249,9 +249,7 @@ def open_order_of_selected_lines(session: Session, *, kind: str, company_id: int
 
     For jobs that build a thousand lines from other tables (auto-renewal): the rows never pass
     through Python. The order is paid as any other (pay_with_balance); its total is Σ net, and 0
-    is paid there with no ledger movement. `on_conflict`: the columns of a unique index of
-    order_line whose conflicting lines are left out (ON CONFLICT DO NOTHING). Returns the order and
-    its number of lines."""
+    is paid there with no ledger movement. Returns the order and its number of lines."""
     order_kind(kind)
     (note_text,) = english_all([note])
     order = Order(kind=kind, status="pending", company_id=company_id, currency=currency, total_minor=0,
@@ -259,10 +257,8 @@ def open_order_of_selected_lines(session: Session, *, kind: str, company_id: int
                   note_data=note if isinstance(note, dict) else None)
     number_order(session, order)
     line_table, order_table = OrderLine.__table__, Order.__table__
-    statement = _dialect_insert(session, line_table).from_select(list(columns), lines(order.id))
-    if on_conflict:
-        statement = statement.on_conflict_do_nothing(index_elements=list(on_conflict))
-    session.execute(statement)
+    # A plain INSERT: SQLAlchemy caches its compiled form (not a dialect's INSERT … ON CONFLICT's).
+    session.execute(insert(line_table).from_select(list(columns), lines(order.id)))
     inserted, total_minor = session.execute(
         select(func.count(), func.coalesce(func.sum(line_table.c.net_minor), 0)).where(line_table.c.order_id == order.id)
     ).one()
@@ -273,15 +269,6 @@ def open_order_of_selected_lines(session: Session, *, kind: str, company_id: int
     session.execute(order_table.update().where(order_table.c.id == order.id).values(total_minor=total_minor))
     session.expire(order)
     return order, inserted
-
-
-def _dialect_insert(session: Session, table):
-    """INSERT with ON CONFLICT support for the session's database."""
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(table)
 
 
 def deliver(session: Session, order: Order, today: date) -> None:

@@ -100,3 +100,17 @@ def test_batches_share_a_transaction_until_it_has_lasted_transaction_seconds(app
     assert summary.renewed == 12 and len(summary.orders) == 3  # still one order per batch
     assert commits == []  # the caller's commit at the end is the only one
     assert renewed_expiries() == [date(2026, 12, 20)] * 12
+
+
+def test_a_run_gives_the_sqlite_connection_its_page_cache_back(app, many_due):
+    if db.engine.dialect.name != "sqlite":
+        return
+    connection = db.session.connection()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    seen = []
+    summary = auto_renew(db.session, TODAY, commit=lambda: (
+        seen.append(db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar()), db.session.commit()))
+    assert summary.renewed == 12
+    assert seen and all(size == -billing_jobs.SQLITE_CACHE_KIB for size in seen)  # during the run
+    assert db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == before
+    db.session.commit()

@@ -14,7 +14,7 @@ from actions import DomainError
 from actions.billing_jobs import auto_renew, renewed_until_sql
 from actions.orders import LineSpec, approve_refund, open_order, pay_with_balance, renewed_until, request_refund
 from conftest import make_user
-from models import AutoRenewAttempt, Device, Order, OrderLine, db
+from models import AutoRenewAttempt, BillingConfig, Device, Order, OrderLine, db
 from tests import test_billing_jobs
 from tests.test_billing_jobs import TODAY, expires, renew, set_expiry
 
@@ -188,3 +188,16 @@ def test_the_new_expiry_in_sql_is_renewed_until(app, months):
             type_coerce(renewed_until_sql(literal(day, Date), today, months, postgresql), Date) for day in chunk
         ])).one()
         assert list(found) == [renewed_until(day, months, today) for day in chunk]
+
+
+def test_renewed_for_less_than_the_cycle_a_device_is_renewed_again_by_the_next_run_not_this_one(app, due):
+    db.session.execute(update(BillingConfig).where(BillingConfig.company_id == due.acme.id)
+                       .values(billing_cycle="quarterly"))  # 2026-Q4: ends 12-31
+    db.session.commit()
+    first = auto_renew(db.session, TODAY, months=1)
+    db.session.commit()
+    assert first.renewed == 1 and expires(due, "AC0001") == date(2026, 12, 20)  # still due this quarter
+    second = auto_renew(db.session, TODAY, months=1)
+    db.session.commit()
+    assert second.renewed == 1 and expires(due, "AC0001") == date(2027, 1, 20)
+    assert auto_renew(db.session, TODAY, months=1).renewed == 0
