@@ -69,7 +69,7 @@ BATCH_DEVICES = 1000  # devices per auto-renewal order
 # batches share one commit (each commit writes every page the transaction changed, and a thousand
 # devices spread over most of the device table's pages), and SQLite's write lock is held about this
 # long plus one batch.
-TRANSACTION_SECONDS = 0.2
+TRANSACTION_SECONDS = 0.1
 # SQLite's page cache for a run, in KiB (the default is 2 MB): batch after batch, a run touches the same
 # device-table and index pages (a thousand devices spread over most of them), which a 2 MB cache reads
 # again from the file each time. The connection's own size is put back at the end of the run.
