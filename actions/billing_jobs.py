@@ -74,6 +74,7 @@ TRANSACTION_SECONDS = 0.1
 # device-table and index pages (a thousand devices spread over most of them), which a 2 MB cache reads
 # again from the file each time. The connection's own size is put back at the end of the run.
 SQLITE_CACHE_KIB = 32768
+REFUSALS_PER_STATEMENT = 5000  # refusals recorded by one INSERT … SELECT (cheaper than a renewal)
 MAX_LISTED = 1000  # devices listed in one reminder email; the rest are counted
 _CHUNK = 900  # ids per IN (...): stays under SQLite's bound-parameter limit
 _MAX_NAMED = 20  # device numbers named in one report line
@@ -346,8 +347,6 @@ class _AutoRenewal:
     def _company(self, company_id: int, outcome: _CompanyOutcome) -> int:
         """Refuse, then renew, the company's due devices; how many this run did either to."""
         handled = self._refuse_unrenewable(company_id, outcome)
-        if handled:
-            self._batch_done()
         for currency, prices in self.priced.items():
             after = None
             while True:
@@ -360,10 +359,10 @@ class _AutoRenewal:
     # -- refusals --------------------------------------------------------------------------------
 
     def _refuse_unrenewable(self, company_id: int, outcome: _CompanyOutcome) -> int:
-        """Record, in one INSERT … SELECT, the refusal of each due device without a package ("no_package") or
-        whose package cannot be priced ("failed", the reason in the message); the device's number is put in
-        by SQL. A device recorded "no_package" for this expiry and bound since to a package that cannot be
-        priced has its refusal turned into that one. How many were recorded."""
+        """Record, REFUSALS_PER_STATEMENT at a time by INSERT … SELECT, the refusal of each due device without a
+        package ("no_package") or whose package cannot be priced ("failed", the reason in the message); the
+        device's number is put in by SQL. A device recorded "no_package" for this expiry and bound since to a
+        package that cannot be priced has its refusal turned into that one. How many were recorded."""
         d = self.device
         unpriced = [package_id for ids in self.unpriced.values() for package_id in ids]
         condition = d.c.package_id.is_(None)
@@ -376,28 +375,39 @@ class _AutoRenewal:
                         else_=func.substr(d.c.number + case(
                             {package_id: f": {reason}" for package_id, reason in reasons.items()},
                             value=d.c.package_id), 1, 255))
-        refused = self._refuse(company_id, condition, case((d.c.package_id.is_(None), "no_package"), else_="failed"),
-                               text)
-        unbound = [device_id for device_id, result, _m in refused if result == "no_package"]
-        failed = [text for _d, result, text in refused if result == "failed"]
-        if unbound:
-            outcome.no_package += len(unbound)
-            outcome.unbound += self._numbers(unbound)[:_MAX_NAMED - len(outcome.unbound)]
-            self.totals["no_package"] += len(unbound)
-        outcome.failed += failed
-        self.totals["failed"] += len(failed)
-        return len(refused)
+        result = case((d.c.package_id.is_(None), "no_package"), else_="failed")
+        total, after = 0, None
+        while True:
+            refused = self._refuse(company_id, condition, result, text, after=after, limit=REFUSALS_PER_STATEMENT)
+            unbound = [device_id for device_id, _s, result_, _m in refused if result_ == "no_package"]
+            failed = [text_ for _d, _s, result_, text_ in refused if result_ == "failed"]
+            if unbound:
+                outcome.no_package += len(unbound)
+                outcome.unbound += self._numbers(unbound)[:_MAX_NAMED - len(outcome.unbound)]
+                self.totals["no_package"] += len(unbound)
+            outcome.failed += failed
+            self.totals["failed"] += len(failed)
+            total += len(refused)
+            if refused:
+                self._batch_done()
+            if len(refused) < REFUSALS_PER_STATEMENT:
+                return total
+            last = refused[-1][1]
+            after = (last if isinstance(last, date) else date.fromisoformat(last), refused[-1][0])
 
     def _refuse(self, company_id: int, condition, outcome, text, *, after=None,
-                limit: int | None = None) -> list[tuple[int, str, str]]:
+                limit: int | None = None) -> list[tuple[int, object, str, str]]:
         """Record the refusal `outcome` (an SQL expression of the device, as the message `text`) of the company's
-        due devices matching `condition` not renewed by auto-renewal from their current expiry; [(device id,
-        outcome, message)] of those recorded, in due order. A "no_package" refusal for the same expiry gives way;
-        any other stands (ON CONFLICT)."""
+        due devices matching `condition` (after `after` in (expiry, id) order, the first `limit`) that no claim
+        stands for; [(device id, expiry, outcome, message)] of those recorded, in (expiry, id) order. A
+        "no_package" refusal of a device that has a package now gives way (ON CONFLICT: also when a concurrent
+        run recorded it meanwhile); any other stands."""
         d, a = self.device, self.attempts
+        standing = exists().where(a.c.device_id == d.c.id, a.c.period_start == d.c.expires_on,
+                                  (a.c.outcome != "no_package") | d.c.package_id.is_(None))
         rows = (
             select(d.c.id, d.c.expires_on, outcome, text, literal(utcnow(), a.c.created_at.type))
-            .where(*self._due(company_id), condition, ~self._renewed_already())
+            .where(*self._due(company_id), condition, ~standing, ~self._renewed_already())
         )
         if after is not None:
             rows = rows.where(tuple_(d.c.expires_on, d.c.id) > after)
@@ -412,10 +422,11 @@ class _AutoRenewal:
                       "created_at": statement.excluded.created_at},
                 where=(a.c.outcome == "no_package") & (statement.excluded.outcome != "no_package"),
             )
+            # The expiry as stored (ISO text on SQLite): not parsed into a date for each of thousands of rows.
             .returning(a.c.device_id, type_coerce(a.c.period_start, String), a.c.outcome, a.c.message)
         ).all()
         result.sort(key=lambda row: (row[1], row[0]))
-        return [(device_id, result, text) for device_id, _start, result, text in result]
+        return [tuple(row) for row in result]
 
     def _numbers(self, device_ids: Sequence[int]) -> list[str]:
         """The numbers of the first _MAX_NAMED of these devices, in their order (for a report line)."""
@@ -485,12 +496,12 @@ class _AutoRenewal:
                 session.flush()
         except DomainError as exc:  # InsufficientBalance among them
             insufficient = isinstance(exc, InsufficientBalance)
-            refused = self._refuse(company_id, d.c.package_id.in_(list(prices)) & ~self._refused_already(),
+            refused = self._refuse(company_id, d.c.package_id.in_(list(prices)),
                                    literal("insufficient_balance" if insufficient else "failed"),
                                    literal(str(exc)[:255]), after=after, limit=BATCH_DEVICES)
             refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=len(refused), reason=exc))
             if insufficient:
-                numbers = self._numbers([device_id for device_id, _o, _m in refused])
+                numbers = self._numbers([row[0] for row in refused])
                 outcome.insufficient.append(f"{refusal} ({_named(numbers, len(refused))})")
                 self.totals["insufficient"] += len(refused)
             else:

@@ -114,3 +114,19 @@ def test_a_run_gives_the_sqlite_connection_its_page_cache_back(app, many_due):
     assert seen and all(size == -billing_jobs.SQLITE_CACHE_KIB for size in seen)  # during the run
     assert db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == before
     db.session.commit()
+
+
+def test_refusals_are_recorded_a_statement_at_a_time_and_reported_whole(app, many_due, monkeypatch):
+    """Refusals go REFUSALS_PER_STATEMENT at a time, each with the batch commit; all are recorded once."""
+    monkeypatch.setattr(billing_jobs, "REFUSALS_PER_STATEMENT", 5)
+    db.session.execute(Device.__table__.update().where(Device.number.like("DUE%")).values(package_id=None))
+    db.session.commit()
+    commits = []
+    summary = auto_renew(db.session, TODAY, commit=lambda: (commits.append(1), db.session.commit()))
+    db.session.commit()
+    assert (summary.no_package, summary.renewed, len(commits)) == (12, 0, 3)
+    assert db.session.scalar(select(func.count()).select_from(AutoRenewAttempt)
+                             .where(AutoRenewAttempt.outcome == "no_package")) == 12
+    assert "DUE000, DUE001" in "\n".join(summary.lines)
+    again = auto_renew(db.session, TODAY)
+    assert (again.no_package, again.skipped) == (0, 12)
