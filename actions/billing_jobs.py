@@ -253,8 +253,9 @@ def renewed_until_sql(expires_on, today: date, months: int, postgresql: bool):
 class _AutoRenewal:
     """One run over the companies of one billing cycle, company by company, set-based.
 
-    Per company: its refusals first, one INSERT … SELECT into auto_renew_attempt per message (no
-    package; each reason a package cannot be priced), then one order per currency and batch of
+    Per company: its refusals first (no package; a package that cannot be priced), one INSERT …
+    SELECT into auto_renew_attempt per REFUSALS_PER_STATEMENT devices, outcome and message (the
+    device's number in it) computed by SQL; then one order per currency and batch of
     BATCH_DEVICES devices whose lines are selected from the due devices by SQL
     (actions.orders.open_order_of_selected_lines: device, package, price, old and new expiry, the
     description with the device's number), paid from the balance (pay_with_balance: the ledger
