@@ -115,8 +115,9 @@ def register_commands(app: Flask) -> None:
 
         day = _day(today)
         with writing():
-            # One commit per batch of devices: the write lock is held for one batch at a time, and a
-            # run that stops keeps its finished batches (the next run does the rest).
+            # A commit every 0.1 s or so, after a batch of devices (billing_jobs.TRANSACTION_SECONDS): the
+            # write lock is held briefly, and a run that stops keeps its committed batches (the next run
+            # does the rest).
             summary = auto_renew(db.session, day, months, commit=db.session.commit)
             db.session.commit()
         click.echo(f"auto-renew {day}: {summary.renewed} devices renewed in {len(summary.orders)} orders, "

@@ -844,11 +844,14 @@ class OrderLine(db.Model):
         CheckConstraint("gross_minor >= 0 AND discount_minor >= 0", name="amounts_not_negative"),
         CheckConstraint("net_minor = gross_minor - discount_minor AND net_minor >= 0", name="net_is_gross_less_discount"),
         CheckConstraint("refunded_minor >= 0 AND refunded_minor <= net_minor", name="refunded_within_net"),
+        # An auto-renewal line is the device's claim for the expiry it renews from: never twice (NULLs,
+        # every other line, never collide). It also serves the look-ups by device.
+        Index("uq_order_line_device_auto_renew", "device_id", "auto_renew_from", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
-    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"), index=True)
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id"))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"), index=True)
     description: Mapped[str] = mapped_column(String(255), default="")
     # The description as a message key and parameters (actions/texts.py); `description` is its English.
@@ -870,6 +873,9 @@ class OrderLine(db.Model):
     # The expiry before and after payment, so a refund can roll it back (devices, member accounts).
     old_expires_on: Mapped[date | None] = mapped_column(Date)
     new_expires_on: Mapped[date | None] = mapped_column(Date)
+    # Auto-renewal lines only: the expiry the run claimed the device for (its old_expires_on), unique per
+    # device (actions.billing_jobs). NULL on every other line.
+    auto_renew_from: Mapped[date | None] = mapped_column(Date)
     # A VIP upgrade's account and its level before, so a refund can put it back.
     member_account_id: Mapped[int | None] = mapped_column(ForeignKey("member_account.id"), index=True)
     old_level: Mapped[str | None] = mapped_column(String(20))

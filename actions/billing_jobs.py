@@ -12,34 +12,40 @@ never due again in the same period. With a rolling window a device renewed from 
 (expired, or expiring today) would be due again the very next day and be charged twice.
 
 Both jobs are safe to run again and again, and concurrently:
-- auto_renew claims each device for its period by inserting AutoRenewAttempt(device_id,
-  period_start = the device's current expires_on) BEFORE anything else (unique key, ON CONFLICT
-  DO NOTHING). A device already claimed by an earlier or a concurrent run is skipped. The
-  outcome stays recorded: "insufficient_balance" and "failed" are not retried while the expiry
-  stays the same (someone renews or changes the expiry: that is a new period_start);
-  "no_package" is retried once a package has been bound.
+- auto_renew claims each device for the expiry it renews from, in the same statement that writes
+  what happened (unique keys, ON CONFLICT): a renewed device's claim is its order line
+  (order_line.auto_renew_from = the old expiry, unique with the device); a refused device's is an
+  AutoRenewAttempt(device_id, period_start = that expiry, outcome, message). A device claimed in
+  either by an earlier or a concurrent run is skipped. Refusals stay recorded: "insufficient_balance"
+  and "failed" are not retried while the expiry stays the same (someone renews or changes the
+  expiry: that is a new period_start); "no_package" is retried once a package has been bound (the
+  refusal stays as history; a new refusal replaces it).
 - remind claims (company, period) by inserting its ReminderLog first: one email per company per
   period, queued in the mail outbox (actions.outbox) in the same transaction. The mail leaves
   after the commit; a mail that fails stays in the outbox, failed with its reason, and is
   retried from there (`flask --app app mail send-queued`, an admin's retry), never lost.
 
-Nothing here commits. auto_renew calls the `commit` it is given after each batch (the CLI passes
-the session's commit): a run over many due devices never holds SQLite's write lock for longer
-than one batch, and a run that stops half-way keeps the batches it finished. Each batch is its
-own claims plus its order, so running the command again picks up exactly what is left.
+Nothing here commits. auto_renew calls the `commit` it is given after the batch that takes the
+write transaction past TRANSACTION_SECONDS (the CLI passes the session's commit): a run over many
+due devices never holds SQLite's write lock for much longer than that, and a run that stops
+half-way keeps the batches it committed. Each batch is its own order (or its refusals) with its
+claims, so running the command again picks up exactly what is left.
 remind: the CLI commits once.
 """
 from __future__ import annotations
 
 import calendar
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import String, bindparam, func, literal, select, tuple_, type_coerce, update
+from sqlalchemy import (
+    Date, Integer, String, case, cast, exists, func, literal, literal_column, select, tuple_, type_coerce,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -47,18 +53,28 @@ from sqlalchemy.orm import Session
 from actions import DomainError
 from actions.audit import record
 from actions.outbox import RenderedMail, queue_mail
-from actions.money import format_money, from_minor
-from actions.texts import message, money_param
-# open_order and pay_with_balance are the one way an order is written and paid (a paid renewal
-# moves expiries, remembering old and new for refunds); auto-renewal must not grow a second one.
-from actions.orders import MAX_MONTHS, LineSpec, open_order, pay_with_balance, renewal_price, renewed_until
+from actions.money import format_money, from_minor, to_minor
+from actions.texts import english, message, money_param
+# actions.orders writes and pays every order (a paid renewal moves expiries, remembering old and new
+# for refunds); auto-renewal opens its orders there too, their lines selected by SQL.
+from actions.orders import MAX_MONTHS, add_months, open_order_of_selected_lines, pay_with_balance, renewal_price
 from actions.wallets import InsufficientBalance
 from models import (
-    AutoRenewAttempt, BillingConfig, Company, Device, Order, Package, ReminderLog, path_ids, utcnow,
+    AutoRenewAttempt, BillingConfig, Company, Device, OrderLine, Package, ReminderLog, path_ids, utcnow,
 )
 
 CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
-BATCH_DEVICES = 1000  # devices per auto-renewal order (and per page read)
+BATCH_DEVICES = 1000  # devices per auto-renewal order
+# A run's write transaction is committed after the batch that takes it past this many seconds: a few
+# batches share one commit (each commit writes every page the transaction changed, and a thousand
+# devices spread over most of the device table's pages), and SQLite's write lock is held about this
+# long plus one batch.
+TRANSACTION_SECONDS = 0.1
+# SQLite's page cache for a run, in KiB (the default is 2 MB): batch after batch, a run touches the same
+# device-table and index pages (a thousand devices spread over most of them), which a 2 MB cache reads
+# again from the file each time. The connection's own size is put back at the end of the run.
+SQLITE_CACHE_KIB = 32768
+REFUSALS_PER_STATEMENT = 5000  # refusals recorded by one INSERT … SELECT (cheaper than a renewal)
 MAX_LISTED = 1000  # devices listed in one reminder email; the rest are counted
 _CHUNK = 900  # ids per IN (...): stays under SQLite's bound-parameter limit
 _MAX_NAMED = 20  # device numbers named in one report line
@@ -160,9 +176,11 @@ def _insert(session: Session, table):
     return (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
-def _named(numbers: Sequence[str]) -> str:
+def _named(numbers: Sequence[str], total: int | None = None) -> str:
+    """The first _MAX_NAMED of `numbers`, then how many more (of `total` when only the first are given)."""
+    total = len(numbers) if total is None else total
     text = ", ".join(numbers[:_MAX_NAMED])
-    return text + (f", … (+{len(numbers) - _MAX_NAMED})" if len(numbers) > _MAX_NAMED else "")
+    return text + (f", … (+{total - _MAX_NAMED})" if total > _MAX_NAMED else "")
 
 
 # --- auto-renewal --------------------------------------------------------------------------------
@@ -186,7 +204,8 @@ class _CompanyOutcome:
     renewed: int = 0
     orders: list[str] = field(default_factory=list)
     insufficient: list[str] = field(default_factory=list)
-    no_package: list[str] = field(default_factory=list)
+    no_package: int = 0
+    unbound: list[str] = field(default_factory=list)  # the first _MAX_NAMED device numbers without a package
     failed: list[str] = field(default_factory=list)
 
     def lines(self, company_id: int) -> list[str]:
@@ -198,23 +217,57 @@ class _CompanyOutcome:
         lines += [f"{head}: {text}" for text in self.insufficient + self.failed]
         if self.no_package:
             lines.append(str(_l("%(company)s: no renewal package bound (bind one first): %(numbers)s",
-                                company=head, numbers=_named(self.no_package))))
+                                company=head, numbers=_named(self.unbound, self.no_package))))
         return lines
 
 
-@dataclass(frozen=True, slots=True)
-class _Due:
-    """A due device as the scan read it."""
+_DEVICE_TOKEN = "\u2063device\u2063"  # where SQL puts each device's number into a line's English description
 
-    id: int
-    number: str
-    company_id: int
-    expires_on: date
-    package_id: int | None
+
+def _page_cache(session: Session, size: int | None = None) -> int | None:
+    """On SQLite: set the connection's PRAGMA cache_size to `size` (negative: KiB; positive: pages; default
+    SQLITE_CACHE_KIB) and return the one it had. Other databases: nothing, None."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    connection = session.connection()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    wanted = -SQLITE_CACHE_KIB if size is None else int(size)
+    if before != wanted:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {wanted}")
+    return before
+
+
+def renewed_until_sql(expires_on, today: date, months: int, postgresql: bool):
+    """actions.orders.renewed_until in SQL: max(expiry, today) + N months, clamped to the end of a shorter month
+    (PostgreSQL's date + interval clamps; SQLite's date(…, '+N months') overflows into the next month, so the
+    last day of the target month caps it)."""
+    months = int(months)
+    start = literal(today, Date)
+    if postgresql:
+        return cast(func.greatest(expires_on, start) + literal_column(f"interval '{months} months'"), Date)
+    start = func.max(expires_on, start)
+    return func.min(func.date(start, f"+{months} months"),
+                    func.date(start, "start of month", f"+{months + 1} months", "-1 day"))
 
 
 class _AutoRenewal:
-    """One run: claims devices batch by batch, pays one order per company, currency and batch."""
+    """One run over the companies of one billing cycle, company by company, set-based.
+
+    Per company: its refusals first (no package; a package that cannot be priced), one INSERT …
+    SELECT into auto_renew_attempt per REFUSALS_PER_STATEMENT devices, outcome and message (the
+    device's number in it) computed by SQL; then one order per currency and batch of
+    BATCH_DEVICES devices whose lines are selected from the due devices by SQL
+    (actions.orders.open_order_of_selected_lines: device, package, price, old and new expiry, the
+    description with the device's number), paid from the balance (pay_with_balance: the ledger
+    entry, the devices moved). No device row passes through Python.
+
+    The claim of a renewed device is its order line (unique on device and auto_renew_from, the
+    expiry renewed from); the claim of a refused device is its auto_renew_attempt (unique on device
+    and period_start). A device is selected only while it is due (active, expiring by the period's
+    end) and claimed in neither table for its current expiry; on PostgreSQL the selected devices
+    are locked (FOR UPDATE) until the batch commits, so a device renewed or suspended meanwhile by
+    someone else is re-checked and left out, never renewed twice.
+    """
 
     def __init__(self, session: Session, today: date, period: BillingPeriod, months: int,
                  packages: dict[int, _Package], outcomes: dict[int, _CompanyOutcome], totals: dict[str, int],
@@ -222,252 +275,263 @@ class _AutoRenewal:
         self.session, self.today, self.period, self.months = session, today, period, months
         self.packages, self.outcomes, self.totals, self.orders = packages, outcomes, totals, orders
         self.commit = commit
-        self.attempts = AutoRenewAttempt.__table__
-        # Translated once per run: gettext per claimed row cost more than the row's INSERT.
-        # Untranslated placeholders kept: SQL puts each device's number in (_claim).
+        self.began = time.monotonic()  # when the current write transaction began
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
+        # Renewed for fewer months than the cycle, a device may still be due afterwards: the next run
+        # renews it again (from its new expiry), not this one (it leaves out its own orders' devices).
+        self.order_ids: list[int] | None = [] if add_months(today, months) <= period.end else None
+        self.attempts, self.device, self.line = AutoRenewAttempt.__table__, Device.__table__, OrderLine.__table__
+        # Translated once per run; SQL puts each device's number in.
         self.unbound_template = str(_l("%(number)s: no renewal package bound"))
-        self.dates: dict[object, date] = {}  # stored expiry → date
-        self.renewed: dict[date, date] = {}  # expiry → new expiry
-        self.prices: dict[int, tuple[Decimal | None, str]] = {}  # package id → (price, or None and why not)
+        # Each package priced once: {currency: {package id: price in minor units}}, {reason: [package ids]}.
+        self.priced: dict[str, dict[int, int]] = defaultdict(dict)
+        self.unpriced: dict[str, list[int]] = defaultdict(list)
+        for package in packages.values():
+            price, reason = self._price(package)
+            if price is None:
+                self.unpriced[reason].append(package.id)
+            else:
+                self.priced[package.currency][package.id] = to_minor(price, package.currency)
+        self.descriptions = {  # package id → its lines' English, the device's number left to SQL
+            package_id: english(message("order.line.renewal", device=_DEVICE_TOKEN,
+                                        package=packages[package_id].code, months=months))
+            for prices in self.priced.values() for package_id in prices
+        }
+
+    def _price(self, package: _Package) -> tuple[Decimal | None, str]:
+        """The price of this run's months of a package, or None and why it cannot be renewed."""
+        try:
+            if not package.active:
+                raise DomainError(_l("package %(code)s is no longer sold", code=package.code))
+            return renewal_price(package, self.months), ""
+        except DomainError as exc:
+            return None, str(exc)
 
     def run(self, companies: Sequence[CompanySettings]) -> None:
-        names = {c.id: c.name for c in companies}
-        buffers: dict[str | None, list] = {}
-        current = None
-        for row in self._due_devices([c.id for c in companies]):
-            if row.company_id != current:
-                self._settle_all(buffers)
-                current = row.company_id
-                self.outcomes.setdefault(current, _CompanyOutcome(names[current]))
-            package = self.packages.get(row.package_id) if row.package_id else None
-            currency = package.currency if package is not None else None
-            buffer = buffers.setdefault(currency, [])
-            buffer.append(row)
-            if len(buffer) >= BATCH_DEVICES:
-                self._settle(row.company_id, currency, buffers.pop(currency))
-                self._batch_done()
-        self._settle_all(buffers)
+        d = self.device
+        # How many devices each company has due, from the covering ix_device_status_expires: those this
+        # run neither renews nor refuses were claimed already (the summary's "already attempted").
+        due = dict(self.session.execute(
+            select(d.c.company_id, func.count()).where(d.c.status == "active", d.c.expires_on <= self.period.end)
+            .group_by(d.c.company_id)
+        ).all())
+        for company in companies:
+            if due.get(company.id):
+                outcome = self.outcomes.setdefault(company.id, _CompanyOutcome(company.name))
+                handled = self._company(company.id, outcome)
+                self.totals["skipped"] += max(0, due[company.id] - handled)
 
     def _batch_done(self) -> None:
-        if self.commit is not None:
+        """A batch is written: commit when the transaction has lasted TRANSACTION_SECONDS."""
+        if self.commit is not None and time.monotonic() - self.began >= TRANSACTION_SECONDS:
             self.commit()
+            self.began = time.monotonic()
+            _page_cache(self.session)  # the next transaction may be on another pooled connection
 
-    def _due_devices(self, company_ids: Sequence[int]) -> Iterator:
-        """Active devices of these companies expiring by the period's end, a page at a time.
+    # -- what is due -----------------------------------------------------------------------------
 
-        One company at a time, each page a range scan of ix_device_company_expires. Suspended
-        devices are dropped here rather than in SQL: with `status = 'active'` in the WHERE clause
-        SQLite picks ix_device_status_expires and rescans every company's due devices per page.
-        Keyset pages on (expiry, id): rows renewed meanwhile leave the window, rows refused stay
-        behind the cursor, so no row is read twice however the batches end.
-        """
-        # The expiry as stored (ISO text on SQLite), turned into a date once per distinct day, not per row.
-        stored = type_coerce(Device.expires_on, String)
-        for company_id in company_ids:
+    def _due(self, company_id: int) -> tuple:
+        """Active devices of the company expiring by the period's end (a range of ix_device_company_expires)."""
+        d = self.device
+        return d.c.company_id == company_id, d.c.expires_on <= self.period.end, d.c.status == "active"
+
+    def _renewed_already(self):
+        """The device has an auto-renewal line for its current expiry."""
+        d, line = self.device, self.line
+        return exists().where(line.c.device_id == d.c.id, line.c.auto_renew_from == d.c.expires_on)
+
+    def _refused_already(self):
+        """A refusal stands for the device's current expiry ("no_package" does not once a package is bound)."""
+        d, a = self.device, self.attempts
+        return exists().where(a.c.device_id == d.c.id, a.c.period_start == d.c.expires_on, a.c.outcome != "no_package")
+
+    def _company(self, company_id: int, outcome: _CompanyOutcome) -> int:
+        """Refuse, then renew, the company's due devices; how many this run did either to."""
+        handled = self._refuse_unrenewable(company_id, outcome)
+        for currency, prices in self.priced.items():
             after = None
             while True:
-                query = (
-                    select(Device.id, Device.number, Device.company_id, stored, Device.package_id, Device.status)
-                    .where(Device.company_id == company_id, Device.expires_on <= self.period.end)
-                    .order_by(Device.expires_on, Device.id)
-                    .limit(BATCH_DEVICES)
-                )
-                if after is not None:
-                    query = query.where(tuple_(stored, Device.id) > after)
-                rows = self.session.execute(query).all()
-                for id_, number, company, expires, package_id, status in rows:
-                    if status == "active":
-                        yield _Due(id_, number, company, self._date(expires), package_id)
-                if len(rows) < BATCH_DEVICES:
+                count, after = self._renew_batch(company_id, currency, prices, outcome, after)
+                handled += count
+                if count < BATCH_DEVICES:
                     break
-                after = (rows[-1][3], rows[-1][0])
+        return handled
 
-    def _date(self, stored) -> date:
-        found = self.dates.get(stored)
-        if found is None:
-            found = self.dates[stored] = stored if isinstance(stored, date) else date.fromisoformat(stored)
-        return found
+    # -- refusals --------------------------------------------------------------------------------
 
-    def _settle_all(self, buffers: dict) -> None:
-        for currency, rows in list(buffers.items()):
-            if rows:
-                self._settle(rows[0].company_id, currency, rows)
+    def _refuse_unrenewable(self, company_id: int, outcome: _CompanyOutcome) -> int:
+        """Record, REFUSALS_PER_STATEMENT at a time by INSERT … SELECT, the refusal of each due device without a
+        package ("no_package") or whose package cannot be priced ("failed", the reason in the message); the
+        device's number is put in by SQL. A device recorded "no_package" for this expiry and bound since to a
+        package that cannot be priced has its refusal turned into that one. How many were recorded."""
+        d = self.device
+        unpriced = [package_id for ids in self.unpriced.values() for package_id in ids]
+        condition = d.c.package_id.is_(None)
+        if unpriced:
+            condition = condition | d.c.package_id.in_(unpriced)
+        reasons = {package_id: reason for reason, ids in self.unpriced.items() for package_id in ids}
+        text = func.replace(self.unbound_template, "%(number)s", d.c.number)
+        if reasons:
+            text = case((d.c.package_id.is_(None), text),
+                        else_=func.substr(d.c.number + case(
+                            {package_id: f": {reason}" for package_id, reason in reasons.items()},
+                            value=d.c.package_id), 1, 255))
+        result = case((d.c.package_id.is_(None), "no_package"), else_="failed")
+        total, after = 0, None
+        while True:
+            refused = self._refuse(company_id, condition, result, text, after=after, limit=REFUSALS_PER_STATEMENT)
+            unbound = [device_id for device_id, _s, result_, _m in refused if result_ == "no_package"]
+            failed = [text_ for _d, _s, result_, text_ in refused if result_ == "failed"]
+            if unbound:
+                outcome.no_package += len(unbound)
+                outcome.unbound += self._numbers(unbound)[:_MAX_NAMED - len(outcome.unbound)]
+                self.totals["no_package"] += len(unbound)
+            outcome.failed += failed
+            self.totals["failed"] += len(failed)
+            total += len(refused)
+            if refused:
                 self._batch_done()
-        buffers.clear()
+            if len(refused) < REFUSALS_PER_STATEMENT:
+                return total
+            last = refused[-1][1]
+            after = (last if isinstance(last, date) else date.fromisoformat(last), refused[-1][0])
 
-    def _claim(self, rows: Sequence, outcome: str, reasons: dict[int, str] | None = None) -> dict[int, tuple[int, date]]:
-        """Insert the attempts of these devices for their current expiry; {device_id: (attempt_id, that expiry)}
-        of those won.
-
-        Set-based: one INSERT … SELECT from device per message, the device's number put in by SQL
-        (the unbound message; "<number>: <reason>" for a device its package cannot price, `reasons`
-        by device id). A device is claimed only while it is still due: active, expiring by the
-        period's end (another run or a person may have renewed or suspended it since the scan)."""
-        now = utcnow()
-        if outcome == "no_package":
-            groups = {self.unbound_template: [r.id for r in rows]}
-        else:
-            groups = defaultdict(list)
-            for row in rows:
-                groups[reasons.get(row.id, "") if reasons else ""].append(row.id)
-        device, attempts = Device.__table__, self.attempts
-        claimed: dict[int, tuple[int, date]] = {}
-        for unbound, ids in groups.items():
-            if outcome == "no_package":
-                text = func.replace(unbound, "%(number)s", device.c.number)
-            elif unbound:
-                text = func.substr(device.c.number + f": {unbound}", 1, 255)
-            else:
-                text = literal("")
-            for chunk in _chunks(ids):
-                result = self.session.execute(
-                    _insert(self.session, attempts)
-                    .from_select(
-                        ["device_id", "period_start", "outcome", "message", "created_at"],
-                        select(device.c.id, device.c.expires_on, literal(outcome), text, literal(now, attempts.c.created_at.type))
-                        .where(device.c.id.in_(chunk), device.c.status == "active",
-                               device.c.expires_on <= self.period.end),
-                    )
-                    .on_conflict_do_nothing(index_elements=["device_id", "period_start"])
-                    .returning(attempts.c.id, attempts.c.device_id, type_coerce(attempts.c.period_start, String))
-                )
-                claimed.update({device_id: (attempt_id, self._date(expires))
-                                for attempt_id, device_id, expires in result})
-        return claimed
-
-    def _reclaim_unbound(self, rows: Sequence) -> dict[int, int]:
-        """Devices recorded as "no_package" for this expiry that have a package now: try them again."""
-        claimed: dict[int, int] = {}
-        for chunk in _chunks(list(rows)):
-            result = self.session.execute(
-                update(self.attempts)
-                .where(tuple_(self.attempts.c.device_id, self.attempts.c.period_start)
-                       .in_([(r.id, r.expires_on) for r in chunk]),
-                       self.attempts.c.outcome == "no_package")
-                .values(outcome="failed", message="", created_at=utcnow())
-                .returning(self.attempts.c.id, self.attempts.c.device_id)
-            )
-            claimed.update({device_id: attempt_id for attempt_id, device_id in result})
-        return claimed
-
-    def _price(self, package_id: int) -> tuple[Decimal | None, str]:
-        """The price of this run's months of a package, or None and why it cannot be renewed (once per package)."""
-        found = self.prices.get(package_id)
-        if found is None:
-            package = self.packages[package_id]
-            try:
-                if not package.active:
-                    raise DomainError(_l("package %(code)s is no longer sold", code=package.code))
-                found = (renewal_price(package, self.months), "")
-            except DomainError as exc:
-                found = (None, str(exc))
-            self.prices[package_id] = found
-        return found
-
-    def _settle(self, company_id: int, currency: str | None, rows: list) -> None:
-        outcome = self.outcomes[company_id]
-        if currency is None:
-            claimed = self._claim(rows, "no_package")
-            self.totals["skipped"] += len(rows) - len(claimed)
-            self.totals["no_package"] += len(claimed)
-            outcome.no_package += [r.number for r in rows if r.id in claimed]
-            return
-        # Priced before claiming, so that a device its package cannot price is claimed with its reason.
-        reasons = {}
-        for row in rows:
-            price, reason = self._price(row.package_id)
-            if price is None:
-                reasons[row.id] = reason
-        refusals = {r.id: f"{r.number}: {reasons[r.id]}"[:255] for r in rows if r.id in reasons}
-        won = self._claim(rows, "failed", reasons)
-        claimed = {device_id: attempt_id for device_id, (attempt_id, _expires) in won.items()}
-        lost = [r for r in rows if r.id not in claimed]
-        if lost:
-            reclaimed = self._reclaim_unbound(lost)
-            claimed.update(reclaimed)
-            unpriced = [{"b_id": reclaimed[r.id], "b_message": refusals[r.id]} for r in lost
-                        if r.id in reclaimed and r.id in refusals]
-            if unpriced:
-                self.session.execute(
-                    update(self.attempts).where(self.attempts.c.id == bindparam("b_id"))
-                    .values(message=bindparam("b_message")),
-                    unpriced,
-                )
-        self.totals["skipped"] += len(rows) - len(claimed)
-        # Renewed from the expiry each device was claimed for (the reclaimed ones: the one recorded).
-        rows = [replace(r, expires_on=won[r.id][1]) if r.id in won else r for r in rows if r.id in claimed]
-        failed = [refusals[r.id] for r in rows if r.id in refusals]
-        outcome.failed += failed
-        self.totals["failed"] += len(failed)
-        priced = [r for r in rows if r.id not in refusals]
-        if not priced:
-            return
-        ids = [claimed[row.id] for row in priced]
-        try:
-            with self.session.begin_nested():
-                order = self._pay(company_id, currency, priced)
-        except InsufficientBalance as exc:
-            refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc))
-            outcome.insufficient.append(f"{refusal} ({_named([r.number for r in priced])})")
-            self.totals["insufficient"] += len(priced)
-            self._finish(ids, outcome="insufficient_balance", message=str(exc)[:255])
-        except DomainError as exc:
-            outcome.failed.append(str(_l("%(count)s devices not renewed: %(reason)s", count=len(priced), reason=exc)))
-            self.totals["failed"] += len(priced)
-            self._finish(ids, outcome="failed", message=str(exc)[:255])
-        else:
-            number, total = order.number, order.total
-            outcome.renewed += len(priced)
-            outcome.orders.append(f"{number} ({format_money(total, currency)})")
-            self.orders.append(number)
-            self.totals["renewed"] += len(priced)
-            self._finish(ids, outcome="renewed", order_id=order.id, message=number)
-
-    def _finish(self, attempt_ids: Sequence[int], **values) -> None:
-        """Record one outcome for a batch of claimed attempts."""
-        for chunk in _chunks(list(attempt_ids)):
-            self.session.execute(update(self.attempts).where(self.attempts.c.id.in_(chunk)).values(**values))
-
-    def _renewed_until(self, expires_on: date) -> date:
-        found = self.renewed.get(expires_on)
-        if found is None:
-            found = self.renewed[expires_on] = renewed_until(expires_on, self.months, self.today)
-        return found
-
-    def _pay(self, company_id: int, currency: str, rows: list) -> Order:
-        """A renewal order for these devices, paid from the company's own wallet; expiries moved.
-
-        The lines carry each device's old and new expiry from the start (read by the due scan):
-        paying moves them all with one UPDATE (actions.orders.apply_renewal)."""
-        session = self.session
-        months, packages = self.months, self.packages
-        # Stored messages, shown in the reader's language; built as plain dicts (open_order renders their
-        # English once per order, in one locale switch).
-        order = open_order(
-            session, None, kind="renewal", company_id=company_id, currency=currency,
-            note=message("order.note.auto_renew", period=self.period.label),
-            lines=[LineSpec(description={"key": "order.line.renewal", "params": {
-                                "device": row.number, "package": packages[row.package_id].code, "months": months}},
-                            gross=self.prices[row.package_id][0], unit_price=self.prices[row.package_id][0],
-                            device_id=row.id, package_id=row.package_id, months=months,
-                            old_expires_on=row.expires_on, new_expires_on=self._renewed_until(row.expires_on))
-                   for row in rows],
+    def _refuse(self, company_id: int, condition, outcome, text, *, after=None,
+                limit: int | None = None) -> list[tuple[int, object, str, str]]:
+        """Record the refusal `outcome` (an SQL expression of the device, as the message `text`) of the company's
+        due devices matching `condition` (after `after` in (expiry, id) order, the first `limit`) that no claim
+        stands for; [(device id, expiry, outcome, message)] of those recorded, in (expiry, id) order. A
+        "no_package" refusal of a device that has a package now gives way (ON CONFLICT: also when a concurrent
+        run recorded it meanwhile); any other stands."""
+        d, a = self.device, self.attempts
+        standing = exists().where(a.c.device_id == d.c.id, a.c.period_start == d.c.expires_on,
+                                  (a.c.outcome != "no_package") | d.c.package_id.is_(None))
+        rows = (
+            select(d.c.id, d.c.expires_on, outcome, text, literal(utcnow(), a.c.created_at.type))
+            .where(*self._due(company_id), condition, ~standing, ~self._renewed_already())
         )
-        number, order_id, total = order.number, order.id, order.total
-        pay_with_balance(session, None, order, self.today)
-        record(session, None, "auto_renew", "order", [order_id],
-               message("audit.order.auto_renew", order=number, devices=len(rows), months=self.months,
-                       amount=money_param(total, currency), period=self.period.label))
-        session.flush()
-        return order
+        if after is not None:
+            rows = rows.where(tuple_(d.c.expires_on, d.c.id) > after)
+        if limit is not None:
+            rows = rows.order_by(d.c.expires_on, d.c.id).limit(limit)
+        statement = _insert(self.session, a).from_select(
+            ["device_id", "period_start", "outcome", "message", "created_at"], rows)
+        result = self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["device_id", "period_start"],
+                set_={"outcome": statement.excluded.outcome, "message": statement.excluded.message,
+                      "created_at": statement.excluded.created_at},
+                where=(a.c.outcome == "no_package") & (statement.excluded.outcome != "no_package"),
+            )
+            # The expiry as stored (ISO text on SQLite): not parsed into a date for each of thousands of rows.
+            .returning(a.c.device_id, type_coerce(a.c.period_start, String), a.c.outcome, a.c.message)
+        ).all()
+        result.sort(key=lambda row: (row[1], row[0]))
+        return [tuple(row) for row in result]
+
+    def _numbers(self, device_ids: Sequence[int]) -> list[str]:
+        """The numbers of the first _MAX_NAMED of these devices, in their order (for a report line)."""
+        wanted = list(device_ids[:_MAX_NAMED])
+        found = dict(self.session.execute(select(Device.id, Device.number).where(Device.id.in_(wanted))).all())
+        return [found[i] for i in wanted if i in found]
+
+    # -- renewals --------------------------------------------------------------------------------
+
+    def _description_data(self, packages):
+        d = self.device
+        build = func.json_build_object if self.postgresql else func.json_object
+        key = cast(literal("order.line.renewal"), String)
+        return build(cast(literal("key"), String), key, cast(literal("params"), String), build(
+            cast(literal("device"), String), d.c.number,
+            cast(literal("package"), String), packages,
+            cast(literal("months"), String), cast(literal(self.months), Integer)))
+
+    def _renew_batch(self, company_id: int, currency: str, prices: dict[int, int], outcome: _CompanyOutcome,
+                     after: tuple | None) -> tuple[int, tuple | None]:
+        """One order for the company's next BATCH_DEVICES due devices (after `after`, their (expiry, id) order)
+        of these packages, paid from the balance; how many devices it took (0: none left) and the last one's
+        (expiry, id). A batch the balance cannot cover is refused whole."""
+        session, d, line = self.session, self.device, self.line
+        price = case(prices, value=d.c.package_id)
+        description = func.substr(func.replace(
+            case({i: self.descriptions[i] for i in prices}, value=d.c.package_id), _DEVICE_TOKEN, d.c.number), 1, 255)
+        codes = case({i: self.packages[i].code for i in prices}, value=d.c.package_id)
+        due = [*self._due(company_id), d.c.package_id.in_(list(prices)), ~self._refused_already(),
+               ~self._renewed_already()]
+        if self.order_ids:
+            due.append(~exists().where(line.c.device_id == d.c.id, line.c.order_id.in_(self.order_ids)))
+        if after is not None:
+            due.append(tuple_(d.c.expires_on, d.c.id) > after)
+
+        def lines(order_id: int):
+            query = (
+                select(literal(order_id), d.c.id, d.c.package_id, description, self._description_data(codes),
+                       literal(self.months), literal(1), price, price, literal(0), price, literal(0),
+                       d.c.expires_on, renewed_until_sql(d.c.expires_on, self.today, self.months, self.postgresql), d.c.expires_on)
+                .where(*due).order_by(d.c.expires_on, d.c.id).limit(BATCH_DEVICES)
+            )
+            # PostgreSQL: the devices stay locked until the batch commits; one changed by someone else
+            # meanwhile is checked again (still due?) before it is taken. A concurrent run's line for the
+            # same device and expiry is then impossible; were it not, the unique index would fail this
+            # batch rather than renew twice.
+            return query.with_for_update(of=d) if self.postgresql else query
+
+        try:
+            with session.begin_nested():
+                opened = open_order_of_selected_lines(
+                    session, kind="renewal", company_id=company_id, currency=currency,
+                    note=message("order.note.auto_renew", period=self.period.label),
+                    columns=_LINE_COLUMNS, lines=lines)
+                if opened is None:
+                    return 0, after
+                order, count = opened
+                number, order_id, total = order.number, order.id, order.total
+                pay_with_balance(session, None, order, self.today)
+                record(session, None, "auto_renew", "order", [order_id],
+                       message("audit.order.auto_renew", order=number, devices=count, months=self.months,
+                               amount=money_param(total, currency), period=self.period.label))
+                last = session.execute(
+                    select(line.c.old_expires_on, line.c.device_id).where(line.c.order_id == order_id)
+                    .order_by(line.c.old_expires_on.desc(), line.c.device_id.desc()).limit(1)
+                ).one()
+                session.flush()
+        except DomainError as exc:  # InsufficientBalance among them
+            insufficient = isinstance(exc, InsufficientBalance)
+            refused = self._refuse(company_id, d.c.package_id.in_(list(prices)),
+                                   literal("insufficient_balance" if insufficient else "failed"),
+                                   literal(str(exc)[:255]), after=after, limit=BATCH_DEVICES)
+            refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=len(refused), reason=exc))
+            if insufficient:
+                numbers = self._numbers([row[0] for row in refused])
+                outcome.insufficient.append(f"{refusal} ({_named(numbers, len(refused))})")
+                self.totals["insufficient"] += len(refused)
+            else:
+                outcome.failed.append(refusal)
+                self.totals["failed"] += len(refused)
+            self._batch_done()
+            return len(refused), after
+        outcome.renewed += count
+        outcome.orders.append(f"{number} ({format_money(total, currency)})")
+        self.orders.append(number)
+        if self.order_ids is not None:
+            self.order_ids.append(order_id)
+        self.totals["renewed"] += count
+        self._batch_done()
+        return count, tuple(last)
+
+
+_LINE_COLUMNS = ("order_id", "device_id", "package_id", "description", "description_data", "months", "quantity",
+                 "unit_price_minor", "gross_minor", "discount_minor", "net_minor", "refunded_minor",
+                 "old_expires_on", "new_expires_on", "auto_renew_from")
 
 
 def auto_renew(session: Session, today: date, months: int | None = None,
                commit: Callable[[], None] | None = None) -> AutoRenewSummary:
     """Renew the due devices of every company whose effective config has auto-renew on, from the balance.
 
-    `commit`, when given, is called after each batch (one order, or one batch of refusals): the
-    caller's transaction then spans one batch, and the caller commits the run's summary at the end.
+    `commit`, when given, is called after the batch (one order, or a company's refusals) that takes
+    the transaction past TRANSACTION_SECONDS: the caller's transaction then spans a few batches, and
+    the caller commits the rest and the run's summary at the end.
 
     Each device is renewed for its company's cycle length (`months` overrides it) and paid from
     the wallet of the DEVICE'S OWN company, also when the config is inherited from a parent: the
@@ -489,10 +553,13 @@ def auto_renew(session: Session, today: date, months: int | None = None,
     outcomes: dict[int, _CompanyOutcome] = {}
     totals = defaultdict(int)
     orders: list[str] = []
+    cache = _page_cache(session)
     for cycle, group in _by_cycle(companies).items():
         period = billing_period(today, cycle)
         _AutoRenewal(session, today, period, months or CYCLE_MONTHS[cycle], packages, outcomes, totals,
                      orders, commit).run(group)
+    if cache is not None:
+        _page_cache(session, cache)
     lines = tuple(line for company_id, outcome in outcomes.items() for line in outcome.lines(company_id))
     summary = AutoRenewSummary(totals["renewed"], totals["insufficient"], totals["no_package"], totals["failed"],
                                totals["skipped"], tuple(orders), lines)

@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, each_in_savepoint, in_scope, require_role, scoped
@@ -237,6 +237,38 @@ def open_order(session: Session, actor: User | None, *, kind: str, company_id: i
         record(session, actor, "pay", "order", [order.id], message("audit.order.free", order=order.number))
     session.flush()
     return order
+
+
+def open_order_of_selected_lines(session: Session, *, kind: str, company_id: int, currency: str,
+                                 columns: Sequence[str], lines: Callable[[int], object],
+                                 note: str | dict = "") -> tuple[Order, int] | None:
+    """A pending order whose lines are written by one INSERT … SELECT: `lines(order_id)` selects
+    `columns` of order_line (order_id among them), gross, discount and net already in minor units
+    (net = gross − discount, none negative: the table's CHECKs refuse anything else). No discount
+    rows. None, and no order, when the SELECT finds no line.
+
+    For jobs that build a thousand lines from other tables (auto-renewal): the rows never pass
+    through Python. The order is paid as any other (pay_with_balance); its total is Σ net, and 0
+    is paid there with no ledger movement. Returns the order and its number of lines."""
+    order_kind(kind)
+    (note_text,) = english_all([note])
+    order = Order(kind=kind, status="pending", company_id=company_id, currency=currency, total_minor=0,
+                  created_by_id=None, created_at=utcnow(), note=note_text[:255],
+                  note_data=note if isinstance(note, dict) else None)
+    number_order(session, order)
+    line_table, order_table = OrderLine.__table__, Order.__table__
+    # A plain INSERT: SQLAlchemy caches its compiled form (not a dialect's INSERT … ON CONFLICT's).
+    session.execute(insert(line_table).from_select(list(columns), lines(order.id)))
+    inserted, total_minor = session.execute(
+        select(func.count(), func.coalesce(func.sum(line_table.c.net_minor), 0)).where(line_table.c.order_id == order.id)
+    ).one()
+    if not inserted:
+        session.execute(order_table.delete().where(order_table.c.id == order.id))
+        session.expunge(order)
+        return None
+    session.execute(order_table.update().where(order_table.c.id == order.id).values(total_minor=total_minor))
+    session.expire(order)
+    return order, inserted
 
 
 def deliver(session: Session, order: Order, today: date) -> None:

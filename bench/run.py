@@ -433,7 +433,7 @@ def bench_auto_renew(bench: Bench, app, suffix: str = "") -> None:
 
     from actions.wallets import credit, wallet_for
     from app import WRITE_INTENT
-    from models import AutoRenewAttempt, Company, db
+    from models import Company, OrderLine, db
 
     today = date.today()
     server = ServerClock.for_app(app)
@@ -459,8 +459,8 @@ def bench_auto_renew(bench: Bench, app, suffix: str = "") -> None:
         finally:
             WRITE_INTENT.reset(token)
         locks = [b - a for a, b in zip(ended, ended[1:])]
-        renewed = db.session.scalars(
-            select(AutoRenewAttempt.device_id).where(AutoRenewAttempt.outcome == "renewed")).all()
+        # The devices it renewed: an auto-renewal's order line is the renewed device's claim.
+        renewed = db.session.scalars(select(OrderLine.device_id).where(OrderLine.auto_renew_from.isnot(None))).all()
         db.session.rollback()
         if not summary.renewed:
             raise RuntimeError("auto_renew renewed nothing")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 import actions.billing_jobs as billing_jobs
 from actions.billing_jobs import auto_renew
 from actions.wallets import ledger_differences
-from models import AuditEvent, AutoRenewAttempt, Device, Order, db, utcnow
+from models import AuditEvent, AutoRenewAttempt, Device, Order, OrderLine, db, utcnow
 from tests.test_billing_jobs import DAY, TODAY, configure, fund, run
 
 DUE = date(2026, 11, 20)
@@ -20,6 +20,7 @@ DUE = date(2026, 11, 20)
 def many_due(world, monkeypatch):
     """12 of Acme's devices due this month, batches of 5 devices."""
     monkeypatch.setattr(billing_jobs, "BATCH_DEVICES", 5)
+    monkeypatch.setattr(billing_jobs, "TRANSACTION_SECONDS", 0)  # a commit after every batch
     for device in world.devices.values():
         device.expires_on = date(2027, 6, 1)
     db.session.execute(Device.__table__.insert(), [
@@ -63,7 +64,9 @@ def test_a_run_that_stops_keeps_its_batches_and_the_next_run_does_the_rest(app, 
     assert summary.renewed == 2  # the renewed ten now expire after the period: not due again
     assert renewed_expiries() == [date(2026, 12, 20)] * 12
     assert db.session.scalar(select(func.count()).select_from(Order).where(Order.kind == "renewal")) == 3
-    assert db.session.scalar(select(func.count()).select_from(AutoRenewAttempt)) == 12
+    assert db.session.scalar(select(func.count()).select_from(OrderLine)
+                             .where(OrderLine.auto_renew_from == DUE)) == 12  # each renewed once, its line the claim
+    assert db.session.scalar(select(func.count()).select_from(AutoRenewAttempt)) == 0
     assert ledger_differences(db.session) == []
 
 
@@ -87,3 +90,43 @@ def test_cli_commits_per_batch(app, many_due):
     assert len(commits) == 4
     assert db.session.scalar(select(func.count()).select_from(AuditEvent)
                              .where(AuditEvent.action == "auto_renew", AuditEvent.model == "order")) == 3
+
+
+def test_batches_share_a_transaction_until_it_has_lasted_transaction_seconds(app, many_due, monkeypatch):
+    monkeypatch.setattr(billing_jobs, "TRANSACTION_SECONDS", 3600)
+    commits = []
+    summary = auto_renew(db.session, TODAY, commit=lambda: (commits.append(1), db.session.commit()))
+    db.session.commit()
+    assert summary.renewed == 12 and len(summary.orders) == 3  # still one order per batch
+    assert commits == []  # the caller's commit at the end is the only one
+    assert renewed_expiries() == [date(2026, 12, 20)] * 12
+
+
+def test_a_run_gives_the_sqlite_connection_its_page_cache_back(app, many_due):
+    if db.engine.dialect.name != "sqlite":
+        return
+    connection = db.session.connection()
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    seen = []
+    summary = auto_renew(db.session, TODAY, commit=lambda: (
+        seen.append(db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar()), db.session.commit()))
+    assert summary.renewed == 12
+    assert seen and all(size == -billing_jobs.SQLITE_CACHE_KIB for size in seen)  # during the run
+    assert db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == before
+    db.session.commit()
+
+
+def test_refusals_are_recorded_a_statement_at_a_time_and_reported_whole(app, many_due, monkeypatch):
+    """Refusals go REFUSALS_PER_STATEMENT at a time, each with the batch commit; all are recorded once."""
+    monkeypatch.setattr(billing_jobs, "REFUSALS_PER_STATEMENT", 5)
+    db.session.execute(Device.__table__.update().where(Device.number.like("DUE%")).values(package_id=None))
+    db.session.commit()
+    commits = []
+    summary = auto_renew(db.session, TODAY, commit=lambda: (commits.append(1), db.session.commit()))
+    db.session.commit()
+    assert (summary.no_package, summary.renewed, len(commits)) == (12, 0, 3)
+    assert db.session.scalar(select(func.count()).select_from(AutoRenewAttempt)
+                             .where(AutoRenewAttempt.outcome == "no_package")) == 12
+    assert "DUE000, DUE001" in "\n".join(summary.lines)
+    again = auto_renew(db.session, TODAY)
+    assert (again.no_package, again.skipped) == (0, 12)

@@ -1,18 +1,20 @@
-"""Auto-renewal writes each batch set-based: attempts claimed with their outcome and reason at once,
-order lines carrying old and new expiry, devices moved by one UPDATE … FROM order_line on payment."""
+"""Auto-renewal writes set-based: the refusals recorded by one INSERT … SELECT with their outcome and
+reason, each order's lines selected from the due devices by SQL (old and new expiry, the line being the
+renewed device's claim), devices moved by one UPDATE … FROM order_line on payment."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Date, literal, select, type_coerce, update
 
 import actions.billing_jobs as billing_jobs
 from actions import DomainError
-from actions.billing_jobs import auto_renew
-from actions.orders import LineSpec, open_order, pay_with_balance
-from models import AutoRenewAttempt, Device, db
+from actions.billing_jobs import auto_renew, renewed_until_sql
+from actions.orders import LineSpec, approve_refund, open_order, pay_with_balance, renewed_until, request_refund
+from conftest import make_user
+from models import AutoRenewAttempt, BillingConfig, Device, Order, OrderLine, db
 from tests import test_billing_jobs
 from tests.test_billing_jobs import TODAY, expires, renew, set_expiry
 
@@ -37,10 +39,12 @@ def test_a_device_its_package_cannot_price_is_claimed_failed_with_the_reason(app
     due.packages["GPS-Y"].active = False
     db.session.commit()
     renew(app)
-    refused, renewed = attempt_of(due, "AC0002"), attempt_of(due, "AC0001")
+    refused = attempt_of(due, "AC0002")
     assert (refused.outcome, refused.order_id) == ("failed", None)
     assert refused.message == "AC0002: package GPS-Y is no longer sold"
-    assert renewed.outcome == "renewed" and renewed.order_id is not None and renewed.message.startswith("RN")
+    assert attempt_of(due, "AC0001") is None
+    [line] = db.session.scalars(select(OrderLine).where(OrderLine.device_id == due.devices["AC0001"].id))
+    assert line.order.number.startswith("RN") and line.auto_renew_from == date(2026, 11, 20)
 
 
 def test_a_device_bound_since_to_a_package_not_sold_gets_the_reason_on_its_earlier_attempt(app, due):
@@ -88,30 +92,112 @@ def test_a_suspended_device_refuses_the_payment_by_its_number(app, due):
     assert expires(due, "AC0001") == date(2026, 11, 20)
 
 
-def _moved_before_the_claim(monkeypatch, device_id: int, expires_on: date) -> None:
-    """Another run or a person changes the device's expiry between the due scan and the claim."""
-    claim = billing_jobs._AutoRenewal._claim
+@pytest.fixture
+def two_batches(due, monkeypatch):
+    """AC0001 and AC0002 due, one device per batch, a commit after each."""
+    monkeypatch.setattr(billing_jobs, "BATCH_DEVICES", 1)
+    monkeypatch.setattr(billing_jobs, "TRANSACTION_SECONDS", 0)
+    set_expiry(due, AC0002=date(2026, 11, 25))
+    db.session.commit()
+    return due
 
-    def claim_after_the_change(self, *args, **kwargs):
-        db.session.execute(update(Device).where(Device.id == device_id).values(expires_on=expires_on))
-        return claim(self, *args, **kwargs)
 
-    monkeypatch.setattr(billing_jobs._AutoRenewal, "_claim", claim_after_the_change)
+def _between_batches(change):
+    """A commit that lets someone else change a device after the run's first batch."""
+    calls = []
+
+    def commit():
+        db.session.commit()
+        calls.append(1)
+        if len(calls) == 1:
+            change()
+            db.session.commit()
+
+    return commit
 
 
-def test_a_device_renewed_since_the_scan_is_not_renewed_again(app, due, monkeypatch):
-    _moved_before_the_claim(monkeypatch, due.devices["AC0001"].id, date(2027, 1, 20))
+def test_a_device_renewed_by_someone_else_during_the_run_is_not_renewed_again(app, two_batches):
+    device_id = two_batches.devices["AC0002"].id
+    summary = auto_renew(db.session, TODAY, commit=_between_batches(lambda: db.session.execute(
+        update(Device).where(Device.id == device_id).values(expires_on=date(2027, 1, 25)))))
+    db.session.commit()
+    assert (summary.renewed, len(summary.orders)) == (1, 1)
+    assert expires(two_batches, "AC0001") == date(2026, 12, 20)
+    assert expires(two_batches, "AC0002") == date(2027, 1, 25)
+    assert attempt_of(two_batches, "AC0002") is None
+
+
+def test_a_device_suspended_during_the_run_is_skipped(app, two_batches):
+    device_id = two_batches.devices["AC0002"].id
+    summary = auto_renew(db.session, TODAY, commit=_between_batches(lambda: db.session.execute(
+        update(Device).where(Device.id == device_id).values(status="suspended"))))
+    db.session.commit()
+    assert summary.renewed == 1 and summary.failed == summary.insufficient == 0
+    assert expires(two_batches, "AC0002") == date(2026, 11, 25)
+
+
+def test_a_device_whose_expiry_moved_within_the_period_is_renewed_from_its_new_expiry(app, two_batches):
+    device_id = two_batches.devices["AC0002"].id
+    summary = auto_renew(db.session, TODAY, commit=_between_batches(lambda: db.session.execute(
+        update(Device).where(Device.id == device_id).values(expires_on=date(2026, 11, 28)))))
+    db.session.commit()
+    assert summary.renewed == 2
+    assert expires(two_batches, "AC0002") == date(2026, 12, 28)
+    line = db.session.scalar(select(OrderLine).where(OrderLine.device_id == device_id))
+    assert (line.old_expires_on, line.new_expires_on, line.auto_renew_from) == (
+        date(2026, 11, 28), date(2026, 12, 28), date(2026, 11, 28))
+
+
+def test_a_device_another_run_renewed_from_this_expiry_is_skipped(app, due):
+    """The order line is the claim: a device with an auto-renewal line for its current expiry is not renewed."""
+    _order_carrying(due, "AC0001", date(2026, 11, 20), date(2026, 12, 20)).lines[0].auto_renew_from = date(2026, 11, 20)
+    db.session.commit()
     summary = auto_renew(db.session, TODAY)
     db.session.commit()
-    assert (summary.renewed, summary.skipped, summary.orders) == (0, 1, ())
-    assert expires(due, "AC0001") == date(2027, 1, 20)
-    assert attempt_of(due, "AC0001") is None
+    assert (summary.renewed, summary.skipped) == (0, 1)
+    assert expires(due, "AC0001") == date(2026, 11, 20)
 
 
-def test_a_device_whose_expiry_moved_within_the_period_is_renewed_from_its_new_expiry(app, due, monkeypatch):
-    _moved_before_the_claim(monkeypatch, due.devices["AC0001"].id, date(2026, 11, 25))
+def test_a_refunded_auto_renewal_is_not_renewed_again_from_the_same_expiry(app, due):
     summary = auto_renew(db.session, TODAY)
     db.session.commit()
-    assert summary.renewed == 1
-    assert expires(due, "AC0001") == date(2026, 12, 25)
-    assert attempt_of(due, "AC0001").period_start == date(2026, 11, 25)
+    [number] = summary.orders
+    order = db.session.scalar(select(Order).where(Order.number == number))
+    requester = make_user("refund-asker", "finance")
+    approver = make_user("refund-approver", "finance")
+    refund = request_refund(db.session, requester, order)
+    assert approve_refund(db.session, approver, refund, TODAY) == "completed"
+    db.session.commit()
+    assert expires(due, "AC0001") == date(2026, 11, 20)  # back where it was
+
+    again = auto_renew(db.session, TODAY)
+    db.session.commit()
+    assert (again.renewed, again.skipped) == (0, 1)
+    assert expires(due, "AC0001") == date(2026, 11, 20)
+
+
+@pytest.mark.parametrize("months", [1, 3, 12])
+def test_the_new_expiry_in_sql_is_renewed_until(app, months):
+    """Every day of 2027–2028 (month ends, a leap day), from a day before and after `today`."""
+    today = date(2027, 6, 15)
+    postgresql = db.engine.dialect.name == "postgresql"
+    days = [date(2027, 1, 1) + timedelta(days=i) for i in range(731)]
+    for start in range(0, len(days), 100):
+        chunk = days[start:start + 100]
+        found = db.session.execute(select(*[
+            type_coerce(renewed_until_sql(literal(day, Date), today, months, postgresql), Date) for day in chunk
+        ])).one()
+        assert list(found) == [renewed_until(day, months, today) for day in chunk]
+
+
+def test_renewed_for_less_than_the_cycle_a_device_is_renewed_again_by_the_next_run_not_this_one(app, due):
+    db.session.execute(update(BillingConfig).where(BillingConfig.company_id == due.acme.id)
+                       .values(billing_cycle="quarterly"))  # 2026-Q4: ends 12-31
+    db.session.commit()
+    first = auto_renew(db.session, TODAY, months=1)
+    db.session.commit()
+    assert first.renewed == 1 and expires(due, "AC0001") == date(2026, 12, 20)  # still due this quarter
+    second = auto_renew(db.session, TODAY, months=1)
+    db.session.commit()
+    assert second.renewed == 1 and expires(due, "AC0001") == date(2027, 1, 20)
+    assert auto_renew(db.session, TODAY, months=1).renewed == 0

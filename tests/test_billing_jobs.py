@@ -167,10 +167,9 @@ def test_auto_renew_renews_due_devices_from_the_company_balance(app, due):
     assert (payment.kind, payment.amount, payment.balance_after) == ("payment", Decimal("-20.00"), Decimal("80.00"))
     [south_order] = orders_of(world.south)
     assert south_order.total == Decimal("30.00") and balance(world.south) == Decimal("20.00")
-    attempts = {a.device_id: a for a in db.session.scalars(select(AutoRenewAttempt))}
-    assert attempts[world.devices["AC0001"].id].outcome == "renewed"
-    assert attempts[world.devices["AC0001"].id].period_start == date(2026, 11, 20)
-    assert attempts[world.devices["AC0001"].id].order_id == order.id
+    # The renewed device's claim is its order line (the expiry it was renewed from); refusals only are attempts.
+    assert lines["AC0001"].auto_renew_from == date(2026, 11, 20)
+    assert db.session.scalar(select(func.count()).select_from(AutoRenewAttempt)) == 0
     assert run(app, "ledger-check").exit_code == 0
 
 
@@ -327,7 +326,11 @@ def test_auto_renew_reports_devices_without_package_and_renews_them_once_bound(a
     assert "1 devices renewed in 1 orders" in bound.output
     assert expires(world, "AC0001") == date(2026, 12, 20)
     assert orders_of(world.acme)[0].total == Decimal("8.33")  # 100 per year × 1/12
-    assert db.session.scalar(select(AutoRenewAttempt.outcome)) == "renewed"
+    [line] = orders_of(world.acme)[0].lines
+    assert (line.device_id, line.auto_renew_from) == (world.devices["AC0001"].id, date(2026, 11, 20))
+    # The refusal stays on record as it was (no package at that expiry); it no longer stands in the way.
+    assert db.session.scalar(select(AutoRenewAttempt.outcome)) == "no_package"
+    assert "0 devices renewed" in renew(app).output
 
 
 def test_auto_renew_fails_devices_whose_package_is_no_longer_sold_and_renews_the_rest(app, due):
@@ -343,7 +346,8 @@ def test_auto_renew_fails_devices_whose_package_is_no_longer_sold_and_renews_the
     assert "AC0002" in result.output and "GPS-Y" in result.output
     assert expires(world, "AC0002") == date(2026, 11, 25)
     outcomes = dict(db.session.execute(select(AutoRenewAttempt.device_id, AutoRenewAttempt.outcome)).all())
-    assert outcomes == {world.devices["AC0001"].id: "renewed", world.devices["AC0002"].id: "failed"}
+    assert outcomes == {world.devices["AC0002"].id: "failed"}
+    assert [line.device_id for line in orders_of(world.acme)[0].lines] == [world.devices["AC0001"].id]
 
 
 def test_auto_renew_pays_one_order_per_batch_and_currency(app, due, monkeypatch):
