@@ -439,6 +439,9 @@ class ReturningLinkRowAction(EndpointLinkRowAction):
             self.endpoint, **{k: v for k, v in kwargs.items() if v}))
 
 
+BLANK_CHOICE = "—"  # the empty choice of an optional select (no word to translate)
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
@@ -552,6 +555,10 @@ class ScopedModelView(RoleMixin, ModelView):
     # --- forms: company pickers offer only the actor's companies ---------------------------
     def _scope_company_fields(self, form):
         for field in form:
+            if getattr(field, "allow_blank", False) and not getattr(field, "blank_text", None):
+                # WTForms 3.3 labels an option without text by its value: the blank choice of an optional
+                # relation read "__None" in every language.
+                field.blank_text = BLANK_CHOICE
             if isinstance(field, QuerySelectField) and getattr(field, "query_factory", None):
                 sample = field.query_factory()
                 entity = getattr(sample, "column_descriptions", [{}])[0].get("entity")

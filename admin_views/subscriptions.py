@@ -27,7 +27,7 @@ from actions import subscriptions as subs
 from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
+    BLANK_CHOICE, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
@@ -636,8 +636,9 @@ class PromotionView(ScopedModelView):
     inline_models = (
         (PromotionTarget, {"form_columns": ("id", "plan", "cycle", "add_on"),
                            "form_label": _l("Applies only to (one plan, cycle or add-on per row)"),
-                           "form_args": {"plan": {"label": _l("Plan")}, "cycle": {"label": _l("Cycle")},
-                                         "add_on": {"label": _l("Add-on")}}}),
+                           "form_args": {"plan": {"label": _l("Plan"), "blank_text": BLANK_CHOICE},
+                                         "cycle": {"label": _l("Cycle"), "blank_text": BLANK_CHOICE},
+                                         "add_on": {"label": _l("Add-on"), "blank_text": BLANK_CHOICE}}}),
         (PromotionCompany, {"form_columns": ("id", "company"), "form_label": _l("Offered only to (and subsidiaries)"),
                             "form_args": {"company": {"label": _l("Company")}},
                             "form_ajax_refs": {"company": QueryAjaxModelLoader("company", db.session, Company,
