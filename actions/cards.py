@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, in_scope, require_role
+from actions.texts import message
 from actions.audit import record
 from actions.crypto import Vault, normalize
 from models import (
@@ -393,7 +394,7 @@ def post_stock_document(session: Session, actor: User, kind: str, iccids: Sequen
         if kind == "adjustment":
             adjust_on_hand(session, package_id, from_holder, count)
     session.flush()
-    record(session, actor, kind, "stock_document", [document.id], f"{len(cards)} cards")
+    record(session, actor, kind, "stock_document", [document.id], message("audit.cards", count=len(cards)))
     return document
 
 

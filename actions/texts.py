@@ -46,6 +46,11 @@ MESSAGES = {
     "audit.changes": _l("%(changes)s"),
     "audit.billing.create": _l("%(company)s: billing config created (%(changes)s)"),
     "audit.billing.configure": _l("%(company)s: %(changes)s"),
+    "audit.invoice_title": _l("%(company)s: %(changes)s"),
+    "audit.invoice.request": _l("%(type)s for %(company)s: %(amount)s over orders %(orders)s"),
+    "audit.invoice.issue": _l("Invoice %(number)s of %(date)s over %(count)s orders"),
+    "audit.invoice.reject": _l("Rejected (%(reason)s); orders released: %(orders)s"),
+    "audit.cards": _l("%(count)s cards"),
     "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
     "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),
     "audit.recharge.create": _l("Application #%(id)s (%(status)s): %(amount)s from %(payer)s to %(company)s"),
@@ -104,7 +109,7 @@ MESSAGES = {
 def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
     from models import (
-        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
+        INVOICE_TYPES, LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
         SEAT_EDITIONS,
         WALLET_CURRENCIES,
     )
@@ -112,7 +117,7 @@ def _labels() -> dict[str, dict]:
     return {"payment_method": PAYMENT_METHODS, "seat_edition": SEAT_EDITIONS, "order_kind": ORDER_KINDS,
             "recharge_status": RECHARGE_STATUSES,
             "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
-            "renewal_method": RENEWAL_METHODS}
+            "renewal_method": RENEWAL_METHODS, "invoice_type": INVOICE_TYPES}
 
 
 def message(key: str, **params) -> dict:
