@@ -27,6 +27,7 @@ from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
+from flask_admin.model.typefmt import DETAIL_FORMATTERS
 from flask_admin.contrib.sqla.fields import QuerySelectField
 from flask_admin.helpers import get_redirect_target, is_safe_url
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EndpointLinkRowAction
@@ -371,6 +372,17 @@ def local_minute(view, value, name=None):
     return local_time(value)
 
 
+def yes_no_icon(view, value, name=None):
+    """A boolean in a list: Flask-Admin's icon, its tooltip in the reader's language (not "active: true")."""
+    fa, word = ("fa-check-circle", _("Yes")) if value else ("fa-minus-circle", _("No"))
+    return Markup('<span class="fa {}" title="{}"></span>').format(fa, word)
+
+
+def yes_no(view, value, name=None):
+    """A boolean on a details page: 是 / 否, not "True"."""
+    return _("Yes") if value else _("No")
+
+
 def attachment(filename: str) -> str:
     """The Content-Disposition of a download named `filename`, whatever its script: an ASCII fallback
     for old clients and the exact name as UTF-8 (RFC 6266, RFC 5987 `filename*`)."""
@@ -447,7 +459,9 @@ class ScopedModelView(RoleMixin, ModelView):
 
     filter_converter = FilterConverter()
     # On screen, every time column reads to the minute; exports keep them typed.
-    column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute}
+    column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute, bool: yes_no_icon}
+    # Details pages too (Flask-Admin's own show "True" and "2026-12-02 06:36:53.329060+00:00").
+    column_type_formatters_detail = {**DETAIL_FORMATTERS, datetime: local_minute, bool: yes_no}
 
     scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
     audit_name: str | None = None  # the AuditEvent.model; defaults to the table name

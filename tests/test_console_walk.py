@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import pytest
 
@@ -57,3 +58,21 @@ def test_invoice_audit_summaries_read_in_the_readers_language(client, login, wor
     for english in ("ordinary", "title:", "tax_id", "None", "over orders", "orders released", "Electronic"):
         assert english not in page, english
     assert "T900001" in page and "¥620.00" in page and "抬头有误" in page
+
+
+def test_details_pages_show_yes_no_and_local_minutes(client, login, world):
+    """Flask-Admin's details page showed a boolean as "True" and a time as "2026-12-02 06:36:53.329060+00:00";
+    list icons had the tooltip "active: true"."""
+    from models import DeviceType
+
+    kind = DeviceType(name="测试类型", active=True, sort_order=0)
+    db.session.add(kind)
+    db.session.commit()
+    _as(client, login, "support", "zh_Hans_CN")
+    page = client.get(f"/admin/devicetype/details/?id={kind.id}").get_data(as_text=True)
+    cells = [c.strip() for c in re.findall(r"<td>\s*(.*?)\s*</td>", page, re.S)]
+    assert "是" in cells, cells
+    assert not any(c in ("True", "False") or "+00:00" in c or re.search(r"\d{2}:\d{2}:\d{2}\.\d", c)
+                   for c in cells), cells
+    listing = client.get("/admin/devicetype/").get_data(as_text=True)
+    assert 'title="是"' in listing and ": true" not in listing
