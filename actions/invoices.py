@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
 from actions.audit import record
-from actions.money import format_money, zero
+from actions.money import zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
 from actions.texts import change, changes_param, label_param, message, money_param, setting

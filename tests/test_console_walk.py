@@ -76,3 +76,24 @@ def test_details_pages_show_yes_no_and_local_minutes(client, login, world):
                    for c in cells), cells
     listing = client.get("/admin/devicetype/").get_data(as_text=True)
     assert 'title="是"' in listing and ": true" not in listing
+
+
+@pytest.mark.parametrize(("locale", "required", "bad_choice"), [
+    ("vi", "Trường này là bắt buộc.", "Lựa chọn không hợp lệ."),
+    ("zh_Hans_CN", "此项为必填项。", "不是有效的选项。"),
+])
+def test_form_validation_messages_are_translated(client, login, world, locale, required, bad_choice):
+    """WTForms has no Vietnamese catalog ("This field is required." on every Vietnamese form), and the plain forms
+    (offline recharge, billing config, members, tenant profile) translated nothing ("Not a valid choice." in
+    Chinese too)."""
+    from conftest import post
+
+    _as(client, login, "admin", locale)
+    page = post(client, "/admin/company/new/", {"name": "", "status": "active"}).get_data(as_text=True)
+    assert required in page and "This field is required" not in page
+    _as(client, login, "sales", locale)
+    page = post(client, "/admin/offline_recharge/new/", {"company_id": str(world.acme.id), "payer": "甲",
+                                                         "currency": "", "amount": "1", "reference": "R1"})
+    text = page.get_data(as_text=True)
+    assert bad_choice in text and "Not a valid choice" not in text
+    assert 'value="R1"' in text  # what was typed is kept
