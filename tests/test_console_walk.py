@@ -97,3 +97,11 @@ def test_form_validation_messages_are_translated(client, login, world, locale, r
     text = page.get_data(as_text=True)
     assert bad_choice in text and "Not a valid choice" not in text
     assert 'value="R1"' in text  # what was typed is kept
+
+
+def test_pages_name_their_icon_so_the_browser_asks_for_no_favicon(client, login, world):
+    """Every page made Chromium fetch /favicon.ico, a 404 in the console of each page."""
+    assert client.get("/favicon.ico").status_code == 404
+    assert '<link rel="icon" href="data:,">' in client.get("/login").get_data(as_text=True)
+    login("customer")
+    assert '<link rel="icon" href="data:,">' in client.get("/admin/").get_data(as_text=True)
