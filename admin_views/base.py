@@ -451,6 +451,8 @@ class ReturningLinkRowAction(EndpointLinkRowAction):
             self.endpoint, **{k: v for k, v in kwargs.items() if v}))
 
 
+DETAILS_HIDDEN = ("idempotency_key", "percent_hundredths")  # (a percentage is shown by the view's "value")
+DETAILS_HIDDEN_SUFFIXES = ("_data", "_enc", "_index", "_hash", "_sha256")
 BLANK_CHOICE = "—"  # the empty choice of an optional select (no word to translate)
 
 
@@ -517,6 +519,20 @@ class ScopedModelView(RoleMixin, ModelView):
                 if isinstance(name, str) and name in money and name not in extra:
                     extra[name] = MoneyField((self.column_labels or {}).get(name, name))
             self.form_extra_fields = extra
+
+    def get_details_columns(self):
+        """Flask-Admin's details page shows every column: money as its amount (not `amount_minor`), and
+        never the machinery (stored-message JSON, idempotency keys, ciphertexts and blind indexes, hashes)."""
+        money = {m.minor: name for name, m in getattr(self.model, "_money_attributes", {}).items()}
+        columns = []
+        for name, label in super().get_details_columns():
+            if name in money:
+                name = money[name]
+                label = self.get_column_name(name)
+            elif name in DETAILS_HIDDEN or name.endswith(DETAILS_HIDDEN_SUFFIXES):
+                continue
+            columns.append((name, label))
+        return columns
 
     # --- scope ---------------------------------------------------------------------------
     def scope_clause(self):

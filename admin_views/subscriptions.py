@@ -613,7 +613,9 @@ class PromotionView(ScopedModelView):
                      "first_subscription_only": _l("First subscription only"), "created_by": _l("Created by"),
                      "percent": _l("Percentage"), "amount": _l("Amount"), "max_discount": _l("Cap"),
                      "min_subtotal": _l("Minimum subtotal"), "max_redemptions": _l("Redemptions cap"),
-                     "max_per_company": _l("Per-company cap"), "duration_cycles": _l("Cycles")}
+                     "max_per_company": _l("Per-company cap"), "duration_cycles": _l("Cycles"),
+                     "redeemed": _l("Redeemed"), "reserved": _l("Reserved"), "activated_by": _l("Activated by"),
+                     "activated_at": _l("Activated"), "created_at": _l("Created")}
     column_formatters = {"scope": label_formatter(PROMOTION_SCOPES), "kind": label_formatter(PROMOTION_KINDS),
                          "status": label_formatter(PROMOTION_STATUSES),
                          "duration": label_formatter(PROMOTION_DURATIONS),
@@ -743,7 +745,8 @@ class CashReceiptView(ScopedModelView):
                      "order.number": _l("Order"), "amount": _l("Amount"), "received_on": _l("Received on"),
                      "reference": _l("Reference"), "status": _l("Status"), "entered_by": _l("Entered by"),
                      "confirmed_by": _l("Confirmed by"), "confirmed_at": _l("Confirmed at"),
-                     "created_at": _l("Created")}
+                     "created_at": _l("Created"), "company": _l("Company"), "subscription": _l("Subscription"),
+                     "order": _l("Order"), "currency": _l("Currency")}
     column_formatters = {"amount": _receipt_amount, "status": label_formatter(CASH_RECEIPT_STATUSES)}
     column_filters = ("status", "received_on")
     column_default_sort = ("id", True)
