@@ -136,3 +136,47 @@ def test_company_details_read_in_vietnamese(client, login, world):
     names = [re.sub(r"\s+", " ", n).strip() for n in re.findall(r"<b>(.*?)</b>", page, re.S)]
     assert "Múi giờ" in names or any("giờ" in n for n in names), names
     assert not {"Phone", "Fax", "Province", "City", "Address", "Time Zone"} & set(names), names
+
+
+@pytest.mark.parametrize("locale", ["zh_Hans_CN", "vi"])
+def test_every_stored_text_has_a_translation(web_app, locale):
+    """A stored message key whose text is missing from a catalog reads English on that language's pages."""
+    from flask_babel import force_locale
+
+    from actions.texts import MESSAGES
+
+    with web_app.test_request_context("/admin/"):
+        with force_locale("en"):
+            english = {key: str(text) for key, text in MESSAGES.items()}
+        with force_locale(locale):
+            same = [key for key, text in MESSAGES.items()
+                    if str(text) == english[key] and re.search(r"[A-Za-z]{3,}", re.sub(r"%\(\w+\)s", "", english[key]))]
+    assert same == [], same
+
+
+def test_audit_of_catalog_bindings_and_users_reads_chinese(client, login, world, app):
+    """Stopping sales, binding packages and creating users wrote English audit rows ("sales stopped; 0 devices
+    bound", "package → GPS-Y on 2 devices", "username=… role=…")."""
+    from actions.bindings import bind_package
+    from actions.catalog import stop_sales
+    from actions.users import create_user
+    from models import AuditEvent, Device, Package
+
+    with app.test_request_context():
+        support = db.session.get(User, world.users["support"].id)
+        admin = db.session.get(User, world.users["admin"].id)
+        devices = db.session.scalars(db.select(Device).where(Device.company_id == world.acme.id).limit(2)).all()
+        package = db.session.scalars(db.select(Package).where(Package.kind == "renewal")).first()
+        bind_package(db.session, support, devices, package)
+        other = db.session.scalars(db.select(Package).where(Package.kind == "renewal", Package.id != package.id)).first()
+        stop_sales(db.session, support, other)
+        create_user(db.session, admin, "新用户", "finance", "Str0ng-passw0rd!")
+        db.session.commit()
+    rows = db.session.scalars(db.select(AuditEvent).where(AuditEvent.action.in_(
+        ("bind_package", "stop_sales", "create")))).all()
+    assert rows and all(r.summary_data for r in rows), [r.summary for r in rows]
+    _as(client, login, "admin", "zh_Hans_CN")
+    page = client.get("/admin/auditevent/?page_size=100").get_data(as_text=True)
+    for english in ("sales stopped", "devices bound", "package →", "username=", "role=finance"):
+        assert english not in page, english
+    assert "已停售" in page and "续费套餐 →" in page and "已创建用户 新用户（财务）" in page
