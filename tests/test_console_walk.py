@@ -29,7 +29,6 @@ def test_invoice_audit_summaries_read_in_the_readers_language(client, login, wor
     """The audit log of an invoice title, an invoice request, its rejection and a stock transfer read
     "ordinary: title: None → …; tax_id: …", "Electronic ordinary invoice for … over orders …" and "20 cards" in
     English (raw field names and None) on the Chinese page."""
-    from datetime import date
     from decimal import Decimal
 
     from actions.invoices import reject_invoice_request, request_invoice, save_invoice_title
