@@ -398,5 +398,6 @@ def close_withdrawal(session: Session, actor: User, withdrawal: Withdrawal, outc
 def reveal_account(session: Session, actor: User, vault: Vault, withdrawal: Withdrawal, reason: str) -> str:
     """The plain bank account number for finance paying it; audited with the reason only."""
     check_reveal(actor, reason)
-    record(session, actor, "reveal", "withdrawal", [withdrawal.id], f"bank account revealed: {reason.strip()[:200]}")
+    record(session, actor, "reveal", "withdrawal", [withdrawal.id], message("audit.reveal.bank_account",
+                                                                                    reason=reason.strip()[:200]))
     return vault.decrypt(withdrawal.account_enc)

@@ -81,6 +81,12 @@ MESSAGES = {
     "audit.subscription.downgrade": _l("%(number)s: %(old)s → %(new)s × %(months)s months from %(date)s"),
     "audit.cash.entered": _l("%(order)s: %(amount)s received on %(date)s"),
     "audit.cash.confirmed": _l("%(order)s: confirmed"),
+    "audit.reveal.bank_account": _l("Bank account revealed: %(reason)s"),
+    "audit.tenant.apply": _l("Application of %(company)s (tax ID %(tax_id)s), parent company: %(parent)s"),
+    "audit.tenant.approve": _l("Company %(company)s opened with administrator %(username)s, parent company: "
+                               "%(parent)s"),
+    "audit.mail.retry": _l("%(count)s failed mails queued again"),
+    "audit.cards.removed": _l("%(count)s cards removed"),
     "ledger.demo_balance": _l("Opening balance (demo data)"),
     "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
     "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),
