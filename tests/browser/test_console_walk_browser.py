@@ -24,3 +24,16 @@ def test_select2_speaks_chinese(chinese_page, live_app):
     page.keyboard.type("zzzz-none")
     page.wait_for_function("() => /没有匹配项/.test(document.querySelector('.select2-drop-active').innerText)")
     assert "No matches" not in drop.inner_text() and "Please enter" not in drop.inner_text()
+
+
+def test_checkout_add_on_boxes_sit_inside_the_page(chinese_page, live_app):
+    """The add-on checkboxes of checkout step 1 were drawn half outside the page's left edge (a Bootstrap
+    column and .form-check on one element: the column's padding replaced the box's room)."""
+    page = chinese_page("customer")
+    cycle = live_app.scalar("SELECT id FROM plan_cycle ORDER BY id LIMIT 1")
+    page.goto(live_app.url(f"/admin/subscribe/checkout/?cycle={cycle}"))
+    boxes = page.locator("input[name=add_on]")
+    assert boxes.count() > 0
+    form_left = page.locator("input[name=add_on]").first.evaluate("e => e.closest('fieldset').getBoundingClientRect().left")
+    for i in range(boxes.count()):
+        assert boxes.nth(i).bounding_box()["x"] >= form_left, "an add-on checkbox sticks out of the form"
