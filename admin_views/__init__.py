@@ -80,9 +80,15 @@ def init_admin(app: Flask) -> Admin:
     @app.context_processor
     def console_context():
         return {"locales": LOCALES, "role_labels": USER_ROLES, "get_locale": get_locale, "idempotency_key": new_key,
-                "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS}
+                "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS, "html_lang": html_lang}
 
     return admin
+
+
+def html_lang() -> str:
+    """The page's language as HTML wants it ("zh-Hans-CN", "vi"): Chromium picks Chinese glyphs and offers no
+    translation of a page that says its language."""
+    return str(get_locale() or "en").replace("_", "-")
 
 
 def registered_views(admin: Admin):

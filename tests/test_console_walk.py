@@ -179,3 +179,13 @@ def test_audit_of_catalog_bindings_and_users_reads_chinese(client, login, world,
     for english in ("sales stopped", "devices bound", "package →", "username=", "role=finance"):
         assert english not in page, english
     assert "已停售" in page and "续费套餐 →" in page and "已创建用户 新用户（财务）" in page
+
+
+def test_pages_say_their_language(client, login, world):
+    """The sign-in page said lang="zh_Hans_CN" (not a language tag) and the console's pages no language at all:
+    Chromium then offers to translate a Chinese page and may draw its Han characters with Japanese glyphs."""
+    page = client.get("/login", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="zh-Hans-CN">' in page
+    _as(client, login, "customer", "vi")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert '<script>document.documentElement.lang = "vi";' in page
