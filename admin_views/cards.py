@@ -530,7 +530,7 @@ class CardStockView(RoleView):
                     note=request.form.get("note", ""))
             if not work.failed:
                 flash(_("Document %(id)s posted: %(n)s cards.", id=document.id, n=document.cards), "success")
-            return redirect(url_for(".index"))
+                return redirect(url_for(".index"))
         return self.render("renewdesk/cards/stock.html", rows=stock_summary(db.session), holders=holders(),
                            holder_name=_holder_name, kinds={k: v for k, v in STOCK_DOCUMENT_KINDS.items()
                                                             if k != "stock_in"})
