@@ -189,3 +189,27 @@ def test_pages_say_their_language(client, login, world):
     _as(client, login, "customer", "vi")
     page = client.get("/admin/").get_data(as_text=True)
     assert '<script>document.documentElement.lang = "vi";' in page
+
+
+@pytest.mark.parametrize(("locale", "title"), [("zh_Hans_CN", "表单已过期"), ("vi", "Biểu mẫu đã hết hạn")])
+def test_an_expired_form_is_answered_in_the_readers_language(client, login, world, locale, title):
+    """A form sent with a missing or stale CSRF token (a page left open for hours) got Werkzeug's English
+    "400 Bad Request: The CSRF token is missing."; a GET of a form-only address "405 Method Not Allowed"."""
+    _as(client, login, "sales", locale)
+    answer = client.post("/admin/offline_recharge/new/", data={"csrf_token": "stale", "amount": "1"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and title in page and "CSRF" not in page and "Bad Request" not in page
+    answer = client.get("/admin/expiry_import/upload")
+    assert answer.status_code == 405 and "Method Not Allowed" not in answer.get_data(as_text=True)
+
+
+def test_the_language_menu_of_a_page_drawn_by_a_form_leads_back_to_the_form(client, login, world):
+    """A page drawn in answer to a form (an upload's preview, a confirmation, a refused form) led the language menu
+    back to the address the form was sent to: a GET there is 405 for the form-only ones."""
+    from conftest import post
+
+    _as(client, login, "sales", "zh_Hans_CN")
+    answer = post(client, "/admin/offline_recharge/new/", {"currency": "", "amount": "1"},
+                  headers={"Referer": "http://localhost/admin/offline_recharge/new/?url=%2Fadmin%2F"})
+    text = answer.get_data(as_text=True)
+    assert '<input type="hidden" name="next" value="/admin/offline_recharge/new/?url=%2Fadmin%2F">' in text
