@@ -54,6 +54,7 @@ def render_error(admin: Admin, code: int, page_key: int | str | None = None):
     title, message = PAGES[page_key or code]
     # The language menu leads home, not back to the failing URL (which it would echo into the page).
     context = {"code": code, "title": str(title), "message": str(message), "back_url": _back_url(),
+               "reason": "CSRF" if page_key == "csrf" else None,  # for scripts and tests: why the form was refused
                "language_next": url_for("admin.index")}
     if _signed_in():
         page = admin.index_view.render("errors/console.html", **context)
