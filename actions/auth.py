@@ -10,6 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from actions import DomainError
 from actions.audit import record
+from actions.texts import message
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
 from models import User
 
@@ -55,7 +56,8 @@ def authenticate(
             )
         )
         session.refresh(user)
-        record(session, None, "login_failed", "user", [user.id], f"username={user.username}")
+        record(session, None, "login_failed", "user", [user.id], message("audit.user.login_failed",
+                                                                                  username=user.username))
         if user.failed_logins >= max_failures:
             raise LoginRefused(
                 _l(

@@ -17,6 +17,7 @@ from sqlalchemy.orm.util import identity_key
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
+from actions.texts import message
 from models import Company, CompanyPackage, Device, Package, User
 
 BINDING_ROLES = {"tech_support"}
@@ -114,7 +115,7 @@ def bind_package(session: Session, actor: User, devices: Sequence[Device], packa
         refused.append(("…", str(_l("%(n)s devices were bound to %(code)s meanwhile",
                                     n=len(todo) - len(ids), code=package.code))))
     record(session, actor, "bind_package", "device", ids,
-           f"package → {package.code} on {len(ids)} devices (was: {was or '—'})")
+           message("audit.bind.devices", code=package.code, count=len(ids), was=was or "—"))
     session.flush()
     return ActionResult(tuple(numbers), tuple(refused))
 
@@ -166,11 +167,10 @@ def bind_package_to_type(session: Session, actor: User, company: Company | None,
         .returning(Device.id, Device.number)
         .execution_options(synchronize_session=False)
     ).all()
-    scope = "and its subsidiaries" if include_subsidiaries else "only"
     _forget(session, [r.id for r in rows])
     record(session, actor, "bind_package_type", "device", [r.id for r in rows],
-           f"package → {package.code} on {len(rows)} '{device_type}' devices of "
-           f"{company.name} (#{company.id}) {scope}")
+           message("audit.bind.type_subsidiaries" if include_subsidiaries else "audit.bind.type", code=package.code,
+                   count=len(rows), type=device_type, company=f"{company.name} (#{company.id})"))
     session.flush()
     return ActionResult(tuple(r.number for r in rows))
 
@@ -190,7 +190,7 @@ def unbind(session: Session, actor: User, devices: Sequence[Device]) -> ActionRe
     if len(ids) != len(todo):
         refused.append(("…", str(_l("%(n)s devices were unbound meanwhile", n=len(todo) - len(ids)))))
     record(session, actor, "unbind_package", "device", ids,
-           f"package removed from {len(ids)} devices (was: {was or '—'})")
+           message("audit.bind.remove", count=len(ids), was=was or "—"))
     session.flush()
     return ActionResult(tuple(numbers), tuple(refused))
 
@@ -223,7 +223,7 @@ def offer_packages(session: Session, actor: User, company: Company | None,
                              name=company.name)) from exc
     codes = tuple(p.code for p in unique if p.id not in offered)
     record(session, actor, "offer_packages", "company_package", [cp.id for cp in new],
-           f"{company.name} (#{company.id}): + {', '.join(codes) or '—'}")
+           message("audit.bind.offer", company=f"{company.name} (#{company.id})", codes=", ".join(codes) or "—"))
     session.flush()
     return ActionResult(codes, tuple(refused))
 
@@ -289,5 +289,5 @@ def rebind_unsold(session: Session, actor: User, device: Device, package: Packag
     if moved != 1:
         raise DomainError(_l("Device %(number)s changed meanwhile; nothing was changed.", number=device.number))
     record(session, actor, "rebind_package", "device", [device.id],
-           f"{device.number}: package {old.code} (no longer sold) → {package.code}")
+           message("audit.bind.rebind", device=device.number, old=old.code, code=package.code))
     session.flush()

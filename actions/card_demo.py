@@ -16,6 +16,7 @@ from actions.cards import CardInput, add_card, post_stock_document, review_verif
 from actions.companies import place
 from actions.crypto import Vault
 from actions.distribution import save_rule
+from actions.texts import message
 from actions.wallets import credit, wallet_for
 from models import Company, Package, PackageCategory, User
 
@@ -69,7 +70,7 @@ def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: da
     save_rule(session, admin, parent, None, mode="override", kind="percent", level1_percent="10")
     save_rule(session, admin, child, None, mode="split", kind="percent", level1_percent="8", level2_percent="10")
     credit(session, wallet_for(session, child.id, "CNY"), Decimal("2000.00"), "offline_recharge",
-           "demo:cards:balance", admin, memo="demo balance")
+           "demo:cards:balance", admin, memo=message("ledger.demo_balance"))
     staff.active = admin.active = False
     session.flush()
     return {"distributors": 2, "cards": len(cards)}

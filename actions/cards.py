@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, in_scope, require_role
+from actions.texts import message
 from actions.audit import record
 from actions.crypto import Vault, normalize
 from models import (
@@ -128,7 +129,8 @@ def review_verification(session: Session, actor: User, profile: DistributorProfi
 def reveal_id_number(session: Session, actor: User, vault: Vault, profile: DistributorProfile, reason: str) -> str:
     """The plain ID number, for an admin or finance user who types why; audited without the number."""
     check_reveal(actor, reason)
-    record(session, actor, "reveal", "distributor_profile", [profile.id], f"ID number revealed: {reason.strip()[:200]}")
+    record(session, actor, "reveal", "distributor_profile", [profile.id], message("audit.reveal.id_number",
+                                                                                     reason=reason.strip()[:200]))
     return vault.decrypt(profile.id_number_enc)
 
 
@@ -279,7 +281,8 @@ def check_reveal(actor: User, reason: str, roles=REVEAL_PIN_ROLES) -> None:
 def reveal_pin(session: Session, actor: User, vault: Vault, card: SimCard, reason: str) -> str:
     """The plain PIN of one card, for a reveal role with a typed reason; the audit row holds the reason only."""
     check_reveal(actor, reason)
-    record(session, actor, "reveal", "sim_card", [card.id], f"PIN of {card.iccid} revealed: {reason.strip()[:200]}")
+    record(session, actor, "reveal", "sim_card", [card.id], message("audit.reveal.pin", iccid=card.iccid,
+                                                                           reason=reason.strip()[:200]))
     return vault.decrypt(card.pin_enc)
 
 
@@ -393,7 +396,7 @@ def post_stock_document(session: Session, actor: User, kind: str, iccids: Sequen
         if kind == "adjustment":
             adjust_on_hand(session, package_id, from_holder, count)
     session.flush()
-    record(session, actor, kind, "stock_document", [document.id], f"{len(cards)} cards")
+    record(session, actor, kind, "stock_document", [document.id], message("audit.cards", count=len(cards)))
     return document
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
+from actions.texts import message
 from actions.money import parse
 from models import (
     SEAT_EDITIONS, Company, CompanyPackage, Device, DeviceService, OrderLine, Package, PackageCategory,
@@ -179,8 +180,8 @@ def stop_sales(session: Session, actor, package: Package, previewed_devices: int
     if claimed != 1:
         raise DomainError(_l("Package %(code)s is not sold already; nothing was changed.", code=package.code))
     record(session, actor, "stop_sales", "package", [package.id],
-           f"{package.code}: sales stopped; {usage.devices} devices bound, offered to {usage.offers} companies, "
-           f"{usage.companies} companies concerned")
+           message("audit.package.stop_sales", code=package.code, devices=usage.devices, offers=usage.offers,
+                   companies=usage.companies))
     session.flush()
     return usage
 

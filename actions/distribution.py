@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from actions.texts import message
+from actions.texts import label_param, message
 from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.audit import record
 from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
@@ -102,7 +102,9 @@ def save_rule(session: Session, actor: User, company: Company, package_id: int |
     rule.fixed_level1_minor, rule.fixed_level2_minor = to_minor(fixed1, currency), to_minor(fixed2, currency)
     rule.tiers, rule.hold_days = tiers_text, int(hold_days)
     session.flush()
-    record(session, actor, "save", "commission_rule", [rule.id], f"{company.name}: {mode} {kind}")
+    record(session, actor, "save", "commission_rule", [rule.id], message("audit.commission_rule", company=company.name,
+                                                                     mode=label_param("commission_mode", mode),
+                                                                     kind=label_param("commission_kind", kind)))
     return rule
 
 
@@ -396,5 +398,6 @@ def close_withdrawal(session: Session, actor: User, withdrawal: Withdrawal, outc
 def reveal_account(session: Session, actor: User, vault: Vault, withdrawal: Withdrawal, reason: str) -> str:
     """The plain bank account number for finance paying it; audited with the reason only."""
     check_reveal(actor, reason)
-    record(session, actor, "reveal", "withdrawal", [withdrawal.id], f"bank account revealed: {reason.strip()[:200]}")
+    record(session, actor, "reveal", "withdrawal", [withdrawal.id], message("audit.reveal.bank_account",
+                                                                                    reason=reason.strip()[:200]))
     return vault.decrypt(withdrawal.account_enc)

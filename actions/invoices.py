@@ -29,9 +29,10 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
 from actions.audit import record
-from actions.money import format_money, zero
+from actions.money import zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
+from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
 from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
 
@@ -63,6 +64,7 @@ TITLE_FIELDS = {
     "bank_account": _l("Bank account"),
     "document": _l("General-taxpayer registration"),
 }
+TITLE_KIND_LABEL = _l("Invoice title type")
 TITLE_LIMITS = {"title": 200, "address": 255, "phone": 40, "bank_name": 100, "bank_account": 64}
 
 
@@ -189,7 +191,9 @@ def save_invoice_title(session: Session, actor: User, company: Company, kind: st
                              "document (PDF, PNG or JPEG); only general taxpayers may ask for special invoices.",
                              field=TITLE_FIELDS["document"]))
     row = existing or InvoiceTitle(company_id=company.id, kind=kind)
-    changes = [f"{k}: {getattr(row, k, None)} → {v}" for k, v in values.items() if getattr(row, k, None) != v]
+    labels = {**TITLE_FIELDS, "registration_file_name": TITLE_FIELDS["document"]}  # the file's hash goes unsaid
+    changes = [change(k, labels[k], getattr(row, k, None), v)
+               for k, v in values.items() if k in labels and getattr(row, k, None) != v]
     for key, value in values.items():
         setattr(row, key, value)
     row.updated_at = utcnow()
@@ -200,7 +204,8 @@ def save_invoice_title(session: Session, actor: User, company: Company, kind: st
         raise DomainError(_l("%(company)s has a %(kind)s title already; reload the page.", company=company.name,
                              kind=INVOICE_TITLE_KINDS[kind])) from None
     record(session, actor, "create" if existing is None else "edit", "invoice_title", [row.id],
-           f"{company.name} {kind}: " + ("; ".join(changes) or "unchanged"))
+           message("audit.invoice_title", company=company.name, changes=changes_param(
+               [setting("kind", TITLE_KIND_LABEL, kind, INVOICE_TITLE_KINDS), *changes])))
     session.flush()
     return row
 
@@ -301,8 +306,8 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
     for order in orders:
         session.expire(order)
     record(session, actor, "request", "invoice_request", [invoice_request.id],
-           f"{INVOICE_TYPES[invoice_type]} for {company.name}: {format_money(total, currencies[0], 'en')} over orders "
-           + ", ".join(numbers[i] for i in ids))
+           message("audit.invoice.request", type=label_param("invoice_type", invoice_type), company=company.name,
+                   amount=money_param(total, currencies[0]), orders=", ".join(numbers[i] for i in ids)))
     session.flush()
     return invoice_request
 
@@ -360,7 +365,7 @@ def issue_invoice(session: Session, actor: User, invoice_request: InvoiceRequest
         .execution_options(synchronize_session=False)
     )
     record(session, actor, "issue", "invoice_request", [request_id],
-           f"invoice {number} of {invoice_date.isoformat()} over {result.rowcount} orders")
+           message("audit.invoice.issue", number=number, date=invoice_date.isoformat(), count=result.rowcount))
     session.expire_all()
     session.flush()
 
@@ -380,6 +385,6 @@ def reject_invoice_request(session: Session, actor: User, invoice_request: Invoi
         .values(invoice_request_id=None, invoice_status="none").execution_options(synchronize_session=False)
     )
     record(session, actor, "reject", "invoice_request", [request_id],
-           f"rejected ({reason[:200]}); orders released: " + ",".join(str(i) for i in released))
+           message("audit.invoice.reject", reason=reason[:200], orders=",".join(str(i) for i in released)))
     session.expire_all()
     session.flush()

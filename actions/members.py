@@ -47,6 +47,7 @@ from werkzeug.security import generate_password_hash
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
+from actions.texts import count_param, label_param, message
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
 from actions.money import round_money
 from actions.orders import LineSpec, add_months, open_order, pay_with_balance
@@ -420,11 +421,14 @@ def upgrade_vip(session: Session, actor: User, accounts: Sequence[MemberAccount]
     for account in accounts:
         session.expire(account)
     logins = tuple(line.login for line in quote.accounts)
-    converted = f" ({quote.conversion_coins} of them converting remaining days)" if quote.conversion_coins else ""
-    record(session, actor, "upgrade_vip", "member_account", [line.id for line in quote.accounts],
-           f"{order.number}: {len(logins)} accounts to {quote.level} for {quote.years} year "
-           f"({quote.months} months), {quote.coins} coins{converted} from {quote.payer.name}: "
-           + ", ".join(logins)[:2000])
+    summary = dict(order=order.number, count=len(logins), level=label_param("vip_level", quote.level),
+                   months=quote.months, coins=count_param(quote.coins), payer=quote.payer.name,
+                   logins=", ".join(logins)[:2000])
+    if quote.conversion_coins:
+        summary = message("audit.members.upgrade_converted", converted=count_param(quote.conversion_coins), **summary)
+    else:
+        summary = message("audit.members.upgrade", **summary)
+    record(session, actor, "upgrade_vip", "member_account", [line.id for line in quote.accounts], summary)
     session.flush()
     return ActionResult(logins, quote.refused, {"order": order.number, "coins": quote.coins})
 
@@ -460,7 +464,8 @@ def refresh_levels(session: Session, actor: User, accounts: Sequence[MemberAccou
         session.expire(account)
     if kept:
         record(session, actor, "refresh_levels", "member_account", ids,
-               f"{len(kept)} accounts re-read; {len(lapsed)} lapsed: " + ", ".join(lapsed_logins)[:2000])
+               message("audit.members.reread", count=len(kept), lapsed=len(lapsed),
+                       logins=", ".join(lapsed_logins)[:2000] or "—"))
     session.flush()
     return ActionResult(lapsed_logins, tuple(refused), {"levels": levels, "checked": len(kept)})
 

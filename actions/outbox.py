@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from actions import ActionResult, require_role
 from actions.audit import record
+from actions.texts import message
 from models import OutboxMail, User, utcnow
 
 # The Content-Language tag of a mail rendered in one of our catalogs.
@@ -172,7 +173,7 @@ def retry_mails(session: Session, actor: User, mails: Sequence[OutboxMail]) -> A
             session.refresh(mail)
             refused.append((f"#{mail.id}", str(_l("not failed (it is %(status)s)", status=mail.status))))
     if changed:
-        record(session, actor, "retry", "outbox_mail", changed, f"{len(changed)} failed mails queued again")
+        record(session, actor, "retry", "outbox_mail", changed, message("audit.mail.retry", count=len(changed)))
     session.flush()
     return ActionResult(tuple(f"#{i}" for i in changed), tuple(refused), {"ids": changed})
 

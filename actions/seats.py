@@ -318,7 +318,8 @@ def create_organizer(session: Session, actor: User, company: Company, email: str
     except IntegrityError:  # created by someone else a moment ago
         raise DomainError(_l("An account with the login %(login)s exists already.", login=email)) from None
     record(session, actor, "create", "member_account", [account.id],
-           f"organizer {email} ({last_name} {first_name}), {edition} seat of {company.name}, invitation sent")
+           message("audit.organizer.create", email=email, name=f"{last_name} {first_name}",
+                   edition=label_param("seat_edition", edition), company=company.name))
     session.flush()
     return account
 

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, round_money, zero
-from actions.texts import english, label_param, message, money_param
+from actions.texts import change, changes_param, english, label_param, message, money_param
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, keep_pending_while, mark_paid, open_order, pay_with_balance,
     register_kind,
@@ -35,7 +35,7 @@ from actions.pricing import Promotion as PromotionRule
 from models import (
     AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse,
     PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem,
-    SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
+    RENEWAL_METHODS, SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
 CHECKOUT_ROLES = {"customer_admin", "sales"}
@@ -617,8 +617,9 @@ def confirm(session: Session, actor: User, company: Company, selection: Selectio
                                      scope="invoice", cycles_left=_cycles_left(current.invoice_promotion)))
     session.flush()
     audit = record(session, actor, "create", "subscription", [subscription.id],
-                   f"{subscription.number}: {current.plan.name} × {current.cycle.months} for {company.name}, "
-                   f"total {current.total} {current.currency}, terms {terms.version}")
+                   message("audit.subscription.create", number=subscription.number, plan=current.plan.name,
+                           months=current.cycle.months, company=company.name,
+                           total=money_param(current.total, current.currency), terms=terms.version))
     session.flush()
     order = _open_subscription_order(session, actor, subscription, current, "start", None, today)
     event(session, subscription, "created", actor, order=order, audit=audit,
@@ -783,7 +784,8 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
     session.add(receipt)
     session.flush()
     audit = record(session, actor, "create", "cash_receipt", [receipt.id],
-                   f"{order.number}: {order.total} {order.currency} received {received_on.isoformat()}")
+                   message("audit.cash.entered", order=order.number, amount=money_param(order.total, order.currency),
+                           date=received_on.isoformat()))
     event(session, subscription, "cash_entered", actor, order=order, audit=audit,
           summary=format_money(order.total, order.currency))
     session.flush()
@@ -805,7 +807,8 @@ def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, to
     session.refresh(receipt)
     order = receipt.order
     mark_paid(session, order, "cash", f"cash-{receipt.id}", order.total, order.currency, today)
-    audit = record(session, actor, "confirm", "cash_receipt", [receipt.id], f"{order.number}: confirmed")
+    audit = record(session, actor, "confirm", "cash_receipt", [receipt.id],
+                   message("audit.cash.confirmed", order=order.number))
     event(session, receipt.subscription, "cash_confirmed", actor, order=order, audit=audit,
           summary=format_money(order.total, order.currency))
     session.flush()
@@ -919,7 +922,9 @@ def update_renewal(session: Session, actor: User, subscription: Subscription, au
     before = (subscription.auto_renew, subscription.renewal_method)
     subscription.auto_renew, subscription.renewal_method = bool(auto_renew), method
     audit = record(session, actor, "edit", "subscription", [subscription.id],
-                   f"auto_renew/renewal_method: {before} → {(subscription.auto_renew, method)}")
+                   message("audit.changes", changes=changes_param([
+                       change("auto_renew", _l("Auto-renew"), before[0], subscription.auto_renew),
+                       change("renewal_method", _l("Renewal method"), before[1], method, RENEWAL_METHODS)])))
     session.flush()
     event(session, subscription, "settings", actor, audit=audit,
           summary=message("subscription.renewal_on" if subscription.auto_renew else "subscription.renewal_off",
@@ -1021,7 +1026,8 @@ def _cancel_by_job(session: Session, order: Order, now: datetime) -> None:
                            .execution_options(synchronize_session=False)).rowcount
     session.expire(order)
     if done:
-        record(session, None, "cancel", "order", [order.id], f"{order.number}: subscription expired unpaid")
+        record(session, None, "cancel", "order", [order.id], message("audit.subscription.expired_unpaid",
+                                                                       order=order.number))
 
 
 def pending_orders(session: Session, subscription: Subscription, purpose: str | None = None) -> list[Order]:
@@ -1051,7 +1057,8 @@ def request_cancel_now(session: Session, actor: User, subscription: Subscription
                              number=subscription.number))
     refund = request_refund(session, actor, order, None, (reason or "").strip() or "cancel now")
     audit = record(session, actor, "cancel_now_requested", "subscription", [subscription.id],
-                   f"{subscription.number}: refund #{refund.id} of {order.number}")
+                   message("audit.subscription.cancel_now", number=subscription.number, refund=refund.id,
+                           order=order.number))
     event(session, subscription, "cancel_scheduled", actor, order=order, audit=audit,
           summary=message("subscription.cancel_now", id=refund.id))
     session.flush()
@@ -1133,7 +1140,8 @@ def upgrade_now(session: Session, actor: User, subscription: Subscription, cycle
                    priced, _digest(selection, priced))
     order = _open_subscription_order(session, actor, subscription, result, "upgrade", today, today)
     record(session, actor, "upgrade", "subscription", [subscription.id],
-           f"{subscription.number}: {subscription.plan.name} → {cycle.plan.name}, order {order.number}")
+           message("audit.subscription.upgrade", number=subscription.number, old=subscription.plan.name,
+                   new=cycle.plan.name, order=order.number))
     session.flush()
     return order
 
@@ -1155,8 +1163,8 @@ def schedule_downgrade(session: Session, actor: User, subscription: Subscription
                              plan=cycle.plan.name, limit=cycle.plan.seat_limit, used=seats))
     subscription.next_plan_id, subscription.next_cycle_id = cycle.plan_id, cycle.id
     audit = record(session, actor, "downgrade", "subscription", [subscription.id],
-                   f"{subscription.number}: {subscription.plan.name} → {cycle.plan.name} × {cycle.months} "
-                   f"from {subscription.period_end}")
+                   message("audit.subscription.downgrade", number=subscription.number, old=subscription.plan.name,
+                           new=cycle.plan.name, months=cycle.months, date=str(subscription.period_end)))
     session.flush()
     event(session, subscription, "downgrade_scheduled", actor, audit=audit,
           summary=f"{cycle.plan.name} · {cycle.months}")

@@ -232,7 +232,8 @@ def apply(
     except IntegrityError:  # a concurrent application with the same tax ID won (unique index)
         raise DomainError(_l("Tax ID %(tax_id)s already has a pending application.", tax_id=fields.tax_id)) from None
     record(session, actor, "apply", "tenant_application", [application.id],
-           f"company={fields.company_name} tax_id={fields.tax_id} parent={parent.id if parent else '-'}")
+           message("audit.tenant.apply", company=fields.company_name, tax_id=fields.tax_id,
+                   parent=parent.name if parent else "—"))
     session.flush()
     return application
 
@@ -340,8 +341,8 @@ def approve(
     application.company_id = onboarded.company.id
     session.flush()
     record(session, actor, "approve", "tenant_application", [application.id],
-           f"company=#{onboarded.company.id} user={onboarded.user.username} "
-           f"parent={parent.id if parent else '-'}")
+           message("audit.tenant.approve", company=f"{onboarded.company.name} (#{onboarded.company.id})",
+                   username=onboarded.user.username, parent=parent.name if parent else "—"))
     session.flush()
     return onboarded
 

@@ -46,6 +46,48 @@ MESSAGES = {
     "audit.changes": _l("%(changes)s"),
     "audit.billing.create": _l("%(company)s: billing config created (%(changes)s)"),
     "audit.billing.configure": _l("%(company)s: %(changes)s"),
+    "audit.invoice_title": _l("%(company)s: %(changes)s"),
+    "audit.invoice.request": _l("%(type)s for %(company)s: %(amount)s over orders %(orders)s"),
+    "audit.invoice.issue": _l("Invoice %(number)s of %(date)s over %(count)s orders"),
+    "audit.invoice.reject": _l("Rejected (%(reason)s); orders released: %(orders)s"),
+    "audit.cards": _l("%(count)s cards"),
+    "audit.package.stop_sales": _l("%(code)s: sales stopped; %(devices)s devices bound, offered to %(offers)s "
+                                   "companies, %(companies)s companies concerned"),
+    "audit.bind.devices": _l("Renewal package → %(code)s on %(count)s devices (was: %(was)s)"),
+    "audit.bind.type": _l("Renewal package → %(code)s on %(count)s devices of type %(type)s of %(company)s"),
+    "audit.bind.type_subsidiaries": _l("Renewal package → %(code)s on %(count)s devices of type %(type)s of "
+                                       "%(company)s and its subsidiaries"),
+    "audit.bind.remove": _l("Renewal package removed from %(count)s devices (was: %(was)s)"),
+    "audit.bind.offer": _l("%(company)s: offered %(codes)s"),
+    "audit.bind.rebind": _l("%(device)s: renewal package %(old)s (no longer sold) → %(code)s"),
+    "audit.user.create": _l("User %(username)s created (%(role)s)"),
+    "audit.user.register": _l("User %(username)s registered"),
+    "audit.user.login_failed": _l("Failed sign-in as %(username)s"),
+    "audit.organizer.create": _l("Organizer %(email)s (%(name)s), %(edition)s seat of %(company)s; invitation sent"),
+    "audit.members.upgrade": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, %(coins)s "
+                                "from %(payer)s: %(logins)s"),
+    "audit.members.upgrade_converted": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, "
+                                          "%(coins)s (%(converted)s of them for converted days) from %(payer)s: "
+                                          "%(logins)s"),
+    "audit.members.reread": _l("%(count)s accounts re-read; %(lapsed)s lapsed: %(logins)s"),
+    "audit.reveal.id_number": _l("ID number revealed: %(reason)s"),
+    "audit.reveal.pin": _l("PIN of %(iccid)s revealed: %(reason)s"),
+    "audit.commission_rule": _l("%(company)s: %(mode)s, %(kind)s"),
+    "audit.subscription.create": _l("%(number)s: %(plan)s × %(months)s months for %(company)s, total %(total)s, "
+                                    "terms %(terms)s"),
+    "audit.subscription.expired_unpaid": _l("%(order)s: subscription expired unpaid"),
+    "audit.subscription.cancel_now": _l("%(number)s: refund #%(refund)s of %(order)s"),
+    "audit.subscription.upgrade": _l("%(number)s: %(old)s → %(new)s, order %(order)s"),
+    "audit.subscription.downgrade": _l("%(number)s: %(old)s → %(new)s × %(months)s months from %(date)s"),
+    "audit.cash.entered": _l("%(order)s: %(amount)s received on %(date)s"),
+    "audit.cash.confirmed": _l("%(order)s: confirmed"),
+    "audit.reveal.bank_account": _l("Bank account revealed: %(reason)s"),
+    "audit.tenant.apply": _l("Application of %(company)s (tax ID %(tax_id)s), parent company: %(parent)s"),
+    "audit.tenant.approve": _l("Company %(company)s opened with administrator %(username)s, parent company: "
+                               "%(parent)s"),
+    "audit.mail.retry": _l("%(count)s failed mails queued again"),
+    "audit.cards.removed": _l("%(count)s cards removed"),
+    "ledger.demo_balance": _l("Opening balance (demo data)"),
     "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
     "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),
     "audit.recharge.create": _l("Application #%(id)s (%(status)s): %(amount)s from %(payer)s to %(company)s"),
@@ -108,7 +150,7 @@ MESSAGES = {
 def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
     from models import (
-        LEDGER_KINDS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
+        COMMISSION_KINDS, COMMISSION_MODES, INVOICE_TYPES, LEDGER_KINDS, USER_ROLES, VIP_LEVELS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
         SEAT_EDITIONS,
         WALLET_CURRENCIES,
     )
@@ -116,7 +158,9 @@ def _labels() -> dict[str, dict]:
     return {"payment_method": PAYMENT_METHODS, "seat_edition": SEAT_EDITIONS, "order_kind": ORDER_KINDS,
             "recharge_status": RECHARGE_STATUSES,
             "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
-            "renewal_method": RENEWAL_METHODS}
+            "renewal_method": RENEWAL_METHODS, "invoice_type": INVOICE_TYPES,
+            "user_role": USER_ROLES, "vip_level": VIP_LEVELS, "commission_mode": COMMISSION_MODES,
+            "commission_kind": COMMISSION_KINDS}
 
 
 def message(key: str, **params) -> dict:

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from actions import ActionResult, DomainError, require_role
 from actions.audit import record
+from actions.texts import label_param, message
 from actions.auth import end_sessions
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
 from actions.phone_login import display_phone
@@ -54,7 +55,8 @@ def create_user(
     user.set_password(password, method=method)
     session.add(user)
     session.flush()
-    record(session, actor, "create", "user", [user.id], f"username={username} role={role}")
+    record(session, actor, "create", "user", [user.id], message("audit.user.create", username=username,
+                                                                  role=label_param("user_role", role)))
     return user
 
 
@@ -132,6 +134,6 @@ def register_applicant(
     except IntegrityError:  # the same username registered a moment ago (the unique index)
         raise PasswordRefused(_l("The username %(name)s is taken: choose another.", name=username),
                               field="username") from None
-    record(session, user, "register", "user", [user.id], f"username={username}")
+    record(session, user, "register", "user", [user.id], message("audit.user.register", username=username))
     session.flush()
     return user

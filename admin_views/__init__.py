@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from flask import Flask
+from flask import Flask, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
+from flask_admin.helpers import is_safe_url
 from flask_admin.theme import Bootstrap4Theme
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
@@ -80,9 +82,28 @@ def init_admin(app: Flask) -> Admin:
     @app.context_processor
     def console_context():
         return {"locales": LOCALES, "role_labels": USER_ROLES, "get_locale": get_locale, "idempotency_key": new_key,
-                "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS}
+                "picker_locale": picker_locale, "audit_actions": system.AUDIT_ACTIONS, "html_lang": html_lang,
+                "language_return": language_return}
 
     return admin
+
+
+def html_lang() -> str:
+    """The page's language as HTML wants it ("zh-Hans-CN", "vi"): Chromium picks Chinese glyphs and offers no
+    translation of a page that says its language."""
+    return str(get_locale() or "en").replace("_", "-")
+
+
+def language_return() -> str:
+    """Where the language menu leads back to: this page; for a page drawn in answer to a form (whose address may
+    answer forms only: 405) the page the form was on."""
+    if request.method == "GET":
+        return request.full_path
+    referrer = request.referrer
+    if referrer and is_safe_url(referrer):
+        parts = urlsplit(referrer)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return url_for("admin.index")
 
 
 def registered_views(admin: Admin):

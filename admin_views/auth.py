@@ -35,6 +35,7 @@ from actions.sms import SmsFailed, send_sms
 from actions.tenants import apply as apply_action
 from actions.users import register_applicant
 from admin_views.base import unit_of_work
+from admin_views.wording import FORM_TRANSLATIONS
 from models import APPLICATION_STATUSES, LOCALES, TenantApplication, User, db, utcnow
 
 bp = Blueprint("auth", __name__)
@@ -53,18 +54,26 @@ def _kept_password(label, **kwargs) -> PasswordField:
     return PasswordField(label, widget=PasswordInput(hide_value=False), **kwargs)
 
 
-class LoginForm(FlaskForm):
+class PageForm(FlaskForm):
+    """The forms of these pages: WTForms' own messages in the reader's language."""
+
+    class Meta:
+        def get_translations(self, form):
+            return FORM_TRANSLATIONS
+
+
+class LoginForm(PageForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=256)])
 
 
-class ChangePasswordForm(FlaskForm):
+class ChangePasswordForm(PageForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired()])
     new = _kept_password(_l("New password"), validators=[DataRequired(), Length(max=256)])
     confirm = _kept_password(_l("Repeat the new password"), validators=[DataRequired()])
 
 
-class RegisterForm(FlaskForm):
+class RegisterForm(PageForm):
     username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)],
                            render_kw={"maxlength": 64, "autocomplete": "username"})
     password = _kept_password(_l("Password"), validators=[DataRequired(), Length(max=256)])
@@ -76,7 +85,7 @@ class RegisterForm(FlaskForm):
                           render_kw={"maxlength": 10, "autocomplete": "off"})
 
 
-class SendCodeForm(FlaskForm):
+class SendCodeForm(PageForm):
     phone = StringField(_l("Mobile number"), validators=[Length(max=40)],
                         description=_l("A mobile number of mainland China or Vietnam."),
                         render_kw={"maxlength": 40, "autocomplete": "tel", "inputmode": "tel"})
@@ -84,12 +93,12 @@ class SendCodeForm(FlaskForm):
                           render_kw={"maxlength": 10, "autocomplete": "off"})
 
 
-class VerifyCodeForm(FlaskForm):
+class VerifyCodeForm(PageForm):
     code = StringField(_l("SMS code"), validators=[DataRequired(), Length(max=10)],
                        render_kw={"maxlength": 6, "autocomplete": "one-time-code", "inputmode": "numeric"})
 
 
-class LanguageForm(FlaskForm):
+class LanguageForm(PageForm):
     locale = SelectField(_l("Language"), choices=list(LOCALES.items()))
 
 

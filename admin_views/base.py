@@ -27,6 +27,7 @@ from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.model import filters as model_filters
+from flask_admin.model.typefmt import DETAIL_FORMATTERS
 from flask_admin.contrib.sqla.fields import QuerySelectField
 from flask_admin.helpers import get_redirect_target, is_safe_url
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EndpointLinkRowAction
@@ -390,6 +391,17 @@ def local_minute(view, value, name=None):
     return local_time(value)
 
 
+def yes_no_icon(view, value, name=None):
+    """A boolean in a list: Flask-Admin's icon, its tooltip in the reader's language (not "active: true")."""
+    fa, word = ("fa-check-circle", _("Yes")) if value else ("fa-minus-circle", _("No"))
+    return Markup('<span class="fa {}" title="{}"></span>').format(fa, word)
+
+
+def yes_no(view, value, name=None):
+    """A boolean on a details page: 是 / 否, not "True"."""
+    return _("Yes") if value else _("No")
+
+
 def attachment(filename: str) -> str:
     """The Content-Disposition of a download named `filename`, whatever its script: an ASCII fallback
     for old clients and the exact name as UTF-8 (RFC 6266, RFC 5987 `filename*`)."""
@@ -458,12 +470,19 @@ class ReturningLinkRowAction(EndpointLinkRowAction):
             self.endpoint, **{k: v for k, v in kwargs.items() if v}))
 
 
+DETAILS_HIDDEN = ("idempotency_key", "percent_hundredths")  # (a percentage is shown by the view's "value")
+DETAILS_HIDDEN_SUFFIXES = ("_data", "_enc", "_index", "_hash", "_sha256")
+BLANK_CHOICE = "—"  # the empty choice of an optional select (no word to translate)
+
+
 class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
     filter_converter = FilterConverter()
     # On screen, every time column reads to the minute; exports keep them typed.
-    column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute}
+    column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute, bool: yes_no_icon}
+    # Details pages too (Flask-Admin's own show "True" and "2026-12-02 06:36:53.329060+00:00").
+    column_type_formatters_detail = {**DETAIL_FORMATTERS, datetime: local_minute, bool: yes_no}
 
     scope_column: str | None = None  # e.g. "company_id"; "id" on Company itself
     audit_name: str | None = None  # the AuditEvent.model; defaults to the table name
@@ -520,6 +539,20 @@ class ScopedModelView(RoleMixin, ModelView):
                     extra[name] = MoneyField((self.column_labels or {}).get(name, name))
             self.form_extra_fields = extra
 
+    def get_details_columns(self):
+        """Flask-Admin's details page shows every column: money as its amount (not `amount_minor`), and
+        never the machinery (stored-message JSON, idempotency keys, ciphertexts and blind indexes, hashes)."""
+        money = {m.minor: name for name, m in getattr(self.model, "_money_attributes", {}).items()}
+        columns = []
+        for name, label in super().get_details_columns():
+            if name in money:
+                name = money[name]
+                label = self.get_column_name(name)
+            elif name in DETAILS_HIDDEN or name.endswith(DETAILS_HIDDEN_SUFFIXES):
+                continue
+            columns.append((name, label))
+        return columns
+
     # --- scope ---------------------------------------------------------------------------
     def scope_clause(self):
         """The WHERE clause for the current user, or None when they see every company."""
@@ -571,6 +604,10 @@ class ScopedModelView(RoleMixin, ModelView):
     # --- forms: company pickers offer only the actor's companies ---------------------------
     def _scope_company_fields(self, form):
         for field in form:
+            if getattr(field, "allow_blank", False) and not getattr(field, "blank_text", None):
+                # WTForms 3.3 labels an option without text by its value: the blank choice of an optional
+                # relation read "__None" in every language.
+                field.blank_text = BLANK_CHOICE
             if isinstance(field, QuerySelectField) and getattr(field, "query_factory", None):
                 sample = field.query_factory()
                 entity = getattr(sample, "column_descriptions", [{}])[0].get("entity")

@@ -11,7 +11,7 @@ from flask_admin import expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from wtforms import BooleanField, Form, SelectField, TextAreaField
+from wtforms import BooleanField, SelectField, TextAreaField
 
 from actions import DomainError, companies_in_scope, in_scope
 from actions.billing import (
@@ -26,6 +26,7 @@ from actions.billing import (
 )
 from admin_views.base import RoleView, unit_of_work
 from admin_views.confirm import Confirmation, ask, is_confirmed
+from admin_views.wording import Form
 from models import BILLING_CYCLES, PUSH_LANGUAGES, BillingConfig, Company, db
 
 LIST_LIMIT = 1000

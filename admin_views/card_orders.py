@@ -73,7 +73,8 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     column_labels = {"order": _l("Order"), "seller": _l("Distributor"), "package": _l("Plan"),
                      "quantity": _l("Cards"), "total": _l("Total"), "customer_name": _l("Customer"),
                      "customer_phone": _l("Phone number"),
-                     "holder_key": _l("Shipped by"), "status": _l("Status"), "created_at": _l("Created")}
+                     "holder_key": _l("Shipped by"), "status": _l("Status"), "created_at": _l("Created"),
+                     "customer": _l("Customer"), "reserved": _l("Reserved"), "shipping_address": _l("Shipping address")}
     column_formatters = {"order": _order_cell, "total": _total_cell, "holder_key": holder_cell,
                          "status": _status_cell}
     column_formatters_export = {"order": _order_cell, "total": _total_cell, "holder_key": holder_cell,

@@ -522,7 +522,7 @@ class CardStockView(RoleView):
                     note=request.form.get("note", ""))
             if not work.failed:
                 flash(_("Document %(id)s posted: %(n)s cards.", id=document.id, n=document.cards), "success")
-            return redirect(url_for(".index"))
+                return redirect(url_for(".index"))
         return self.render("renewdesk/cards/stock.html", rows=stock_summary(db.session), holders=holders(),
                            holder_name=_holder_name, kinds={k: v for k, v in STOCK_DOCUMENT_KINDS.items()
                                                             if k != "stock_in"})
@@ -541,10 +541,14 @@ class CommissionRuleView(ScopedModelView):
                    "updated_at")
     column_labels = {"company": _l("Distributor"), "package": _l("Plan"), "mode": _l("Mode"), "kind": _l("Kind"),
                      "level1_rate_bp": _l("Level-1 rate"), "level2_rate_bp": _l("Level-2 rate"),
-                     "tiers": _l("Monthly tiers"), "hold_days": _l("Hold days"), "updated_at": _l("Updated")}
+                     "tiers": _l("Monthly tiers"), "hold_days": _l("Hold days"), "updated_at": _l("Updated"),
+                     "currency": _l("Currency"), "fixed_level1_minor": _l("Level-1 fixed amount"),
+                     "fixed_level2_minor": _l("Level-2 fixed amount")}
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
                          "level1_rate_bp": lambda v, c, m, n: f"{m.level1_rate_bp / 100:g} %",
-                         "level2_rate_bp": lambda v, c, m, n: f"{m.level2_rate_bp / 100:g} %"}
+                         "level2_rate_bp": lambda v, c, m, n: f"{m.level2_rate_bp / 100:g} %",
+                         "fixed_level1_minor": _money_cell("fixed_level1_minor"),
+                         "fixed_level2_minor": _money_cell("fixed_level2_minor")}
     column_select_related_list = (CommissionRule.company, CommissionRule.package)
 
     @expose("/set/", methods=("GET", "POST"))
@@ -581,7 +585,8 @@ class CommissionEntryView(DistributorAccess, ScopedModelView):
     column_labels = {"created_at": _l("Created"), "company": _l("Earned by"), "seller": _l("Sold by"),
                      "level": _l("Level"), "kind": _l("Kind"), "order_id": _l("Order"), "cards": _l("Cards"),
                      "base_minor": _l("Base (net paid)"), "rate_bp": _l("Rate"), "amount_minor": _l("Commission"),
-                     "month": _l("Month"), "state": _l("State")}
+                     "month": _l("Month"), "state": _l("State"), "currency": _l("Currency"),
+                     "hold_until": _l("Held until")}
     column_formatters = {"base_minor": _money_cell("base_minor"), "amount_minor": _money_cell("amount_minor"),
                          "rate_bp": lambda v, c, m, n: "" if m.rate_bp is None else f"{m.rate_bp / 100:g} %",
                          "kind": label_formatter(COMMISSION_ENTRY_KINDS), "state": label_formatter(COMMISSION_STATES)}
@@ -602,7 +607,8 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
                    "posted_at")
     column_labels = {"id": _l("No."), "company": _l("Distributor"), "month": _l("Month"),
                      "total_minor": _l("Total"), "entries": _l("Entries"), "status": _l("Status"),
-                     "created_at": _l("Prepared"), "approved_at": _l("Approved"), "posted_at": _l("Posted")}
+                     "created_at": _l("Prepared"), "approved_at": _l("Approved"), "posted_at": _l("Posted"),
+                     "currency": _l("Currency"), "submitted_at": _l("Submitted")}
     column_formatters = {"total_minor": _money_cell("total_minor"),
                          "status": _status_badges(SETTLEMENT_STATUSES, {"posted": "success", "submitted": "info",
                                                                         "approved": "primary"})}
@@ -739,7 +745,9 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
     column_labels = {"id": _l("No."), "company": _l("Distributor"), "amount_minor": _l("Amount"),
                      "bank_name": _l("Bank"), "account_name": _l("Account name"), "account_hint": _l("Account"),
                      "status": _l("Status"), "bank_reference": _l("Bank reference"), "reason": _l("Reason"),
-                     "created_at": _l("Submitted"), "paid_at": _l("Paid")}
+                     "created_at": _l("Submitted"), "paid_at": _l("Paid"), "currency": _l("Currency"),
+                     "submitted_by": _l("Submitted by"), "approved_by": _l("Approved by"),
+                     "decided_at": _l("Decided")}
     column_formatters = {"amount_minor": _money_cell("amount_minor"),
                          "account_hint": lambda v, c, m, n: m.account_masked,
                          "status": _status_badges(WITHDRAWAL_STATUSES, {"paid": "success", "submitted": "info",

@@ -26,7 +26,7 @@ from flask_login import current_user
 from sqlalchemy import and_, select
 from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
-from wtforms import Form, PasswordField, RadioField, SelectField, StringField
+from wtforms import PasswordField, RadioField, SelectField, StringField
 
 from actions import DomainError, companies_in_scope, scoped
 from actions.money import format_amount, format_money, parse, to_minor
@@ -52,6 +52,7 @@ from admin_views.base import (
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.payments import enabled_methods, pay_page_url
 from admin_views.system import InCompanyTree
+from admin_views.wording import Form
 from importers.xlsx import write_xlsx
 from models import (
     ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, RECEIPT_STATUSES, VIP_LEVELS, BankTransferReceipt, Company,

@@ -21,7 +21,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
-from wtforms import Form, SelectField, StringField
+from wtforms import SelectField, StringField
 
 from actions import companies_in_scope
 from actions.money import format_money
@@ -36,6 +36,7 @@ from admin_views.base import (
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
+from admin_views.wording import Form
 from models import CURRENCIES, RECHARGE_STATUSES, OfflineRecharge, User, db
 
 LABELS = {

@@ -27,7 +27,7 @@ from actions import subscriptions as subs
 from actions.money import format_money, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
+    BLANK_CHOICE, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
@@ -615,7 +615,9 @@ class PromotionView(ScopedModelView):
                      "first_subscription_only": _l("First subscription only"), "created_by": _l("Created by"),
                      "percent": _l("Percentage"), "amount": _l("Amount"), "max_discount": _l("Cap"),
                      "min_subtotal": _l("Minimum subtotal"), "max_redemptions": _l("Redemptions cap"),
-                     "max_per_company": _l("Per-company cap"), "duration_cycles": _l("Cycles")}
+                     "max_per_company": _l("Per-company cap"), "duration_cycles": _l("Cycles"),
+                     "redeemed": _l("Redeemed"), "reserved": _l("Reserved"), "activated_by": _l("Activated by"),
+                     "activated_at": _l("Activated"), "created_at": _l("Created")}
     column_formatters = {"scope": label_formatter(PROMOTION_SCOPES), "kind": label_formatter(PROMOTION_KINDS),
                          "status": label_formatter(PROMOTION_STATUSES),
                          "duration": label_formatter(PROMOTION_DURATIONS),
@@ -638,8 +640,9 @@ class PromotionView(ScopedModelView):
     inline_models = (
         (PromotionTarget, {"form_columns": ("id", "plan", "cycle", "add_on"),
                            "form_label": _l("Applies only to (one plan, cycle or add-on per row)"),
-                           "form_args": {"plan": {"label": _l("Plan")}, "cycle": {"label": _l("Cycle")},
-                                         "add_on": {"label": _l("Add-on")}}}),
+                           "form_args": {"plan": {"label": _l("Plan"), "blank_text": BLANK_CHOICE},
+                                         "cycle": {"label": _l("Cycle"), "blank_text": BLANK_CHOICE},
+                                         "add_on": {"label": _l("Add-on"), "blank_text": BLANK_CHOICE}}}),
         (PromotionCompany, {"form_columns": ("id", "company"), "form_label": _l("Offered only to (and subsidiaries)"),
                             "form_args": {"company": {"label": _l("Company")}},
                             "form_ajax_refs": {"company": QueryAjaxModelLoader("company", db.session, Company,
@@ -744,7 +747,8 @@ class CashReceiptView(ScopedModelView):
                      "order.number": _l("Order"), "amount": _l("Amount"), "received_on": _l("Received on"),
                      "reference": _l("Reference"), "status": _l("Status"), "entered_by": _l("Entered by"),
                      "confirmed_by": _l("Confirmed by"), "confirmed_at": _l("Confirmed at"),
-                     "created_at": _l("Created")}
+                     "created_at": _l("Created"), "company": _l("Company"), "subscription": _l("Subscription"),
+                     "order": _l("Order"), "currency": _l("Currency")}
     column_formatters = {"amount": _receipt_amount, "status": label_formatter(CASH_RECEIPT_STATUSES)}
     column_filters = ("status", "received_on")
     column_default_sort = ("id", True)

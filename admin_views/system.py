@@ -21,6 +21,7 @@ from actions.companies import place
 from actions.unique import unique_or
 from actions.users import create_user, generate_password, reset_password, set_active
 from actions.passwords import current_policy
+from actions.tenants import FIELDS
 from admin_views.base import (
     parse_row_id,
     ScopedModelView, changed_fields, flash_result, label_formatter, scoped_company_options, unit_of_work,
@@ -62,6 +63,8 @@ class CompanyView(ScopedModelView):
         "name": _l("Name"), "parent": _l("Parent company"), "status": _l("Status"),
         "tax_id": _l("Tax ID"), "contact_name": _l("Contact"), "contact_phone": _l("Phone"),
         "contact_email": _l("Email"), "created_at": _l("Created"), "path": _l("Path"),
+        "phone": FIELDS["phone"], "fax": FIELDS["fax"], "province": FIELDS["province"], "city": FIELDS["city"],
+        "address": FIELDS["address"], "time_zone": FIELDS["time_zone"],
     }
     form_columns = ("name", "parent", "status", "tax_id", "contact_name", "contact_phone", "contact_email")
     form_choices = {"status": list(COMPANY_STATUSES.items())}
@@ -110,7 +113,9 @@ class UserView(ScopedModelView):
         "username": _l("Username"), "role": _l("Role"), "company": _l("Company"),
         "email": _l("Email"), "active": _l("Active"), "must_change_password": _l("Must change password"),
         "locked_until": _l("Locked until"), "last_login_at": _l("Last login"), "locale": _l("Language"),
-        "initial_password": _l("Initial password"),
+        "initial_password": _l("Initial password"), "full_name": _l("Full name"), "phone": _l("Phone"),
+        "mobile": _l("Mobile phone"), "failed_logins": _l("Failed sign-ins"), "created_at": _l("Created"),
+        "login_phone": _l("Sign-in phone"), "login_phone_verified_at": _l("Sign-in phone verified"),
     }
     column_details_exclude_list = ("password_hash", "session_version")
     form_columns = ("username", "email", "role", "company", "locale", "initial_password")
@@ -351,6 +356,7 @@ class AuditEventView(ScopedModelView):
         "at": _l("Time"), "actor_name": _l("Actor"), "action": _l("Action"), "model": _l("Table"),
         "ids": _l("Row ids"), "summary": _l("Summary"), "ip": _l("IP address"),
     }
+    column_details_exclude_list = ("actor",)  # named by actor_name
 
 
 def register(admin, category) -> None:

@@ -14,7 +14,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
-from wtforms import Form, SelectField, StringField, TextAreaField
+from wtforms import SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
 from actions.regions import COUNTRIES, cities_of, is_province, regions
@@ -24,6 +24,7 @@ from actions.passwords import current_policy
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
 from admin_views.mailing import flash_mail, queue, send_now
+from admin_views.wording import Form
 from models import APPLICATION_STATUSES, LOCALES, ROLES, Company, TenantApplication, db
 
 INDENT = "\u00a0\u00a0\u00a0"

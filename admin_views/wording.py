@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import wtforms
 from babel import support
 from flask_babel import get_locale, pgettext
 from flask_babel import lazy_gettext as _l
@@ -62,6 +63,7 @@ def use_our_wording(translations: Path) -> None:
 
     domain.get_translations = get_translations
     domain.renewdesk_wording = str(translations)
+    translate_flask_admin_forms()
 
 
 def picker_locale() -> dict:
@@ -80,3 +82,83 @@ def picker_locale() -> dict:
         "monthNames": [months[i] for i in range(1, 13)],
         "firstDay": 0 if str(locale) == "en" else 1,
     }
+
+
+# WTForms' own messages (a required field, a choice or number that does not parse): WTForms ships no
+# Vietnamese catalog, and a plain `wtforms.Form` translates nothing, so "This field is required." and "Not a
+# valid choice." were English on Vietnamese (and, for plain forms, Chinese) pages. Ours are in our catalog.
+WTFORMS_STRINGS = (
+    _l("Field must be equal to %(other_name)s."),
+    ngettext("Field must be at least %(min)d character long.", "Field must be at least %(min)d characters long.", 1),
+    ngettext("Field cannot be longer than %(max)d character.", "Field cannot be longer than %(max)d characters.", 1),
+    ngettext("Field must be exactly %(max)d character long.", "Field must be exactly %(max)d characters long.", 1),
+    _l("Field must be between %(min)d and %(max)d characters long."),
+    _l("Number must be at least %(min)s."),
+    _l("Number must be at most %(max)s."),
+    _l("Number must be between %(min)s and %(max)s."),
+    _l("Date must be at least %(min)s."),
+    _l("Date must be at most %(max)s."),
+    _l("Date must be between %(min)s and %(max)s."),
+    _l("This field is required."),
+    _l("Invalid input."),
+    _l("Invalid email address."),
+    _l("Invalid URL."),
+    _l("Invalid value, must be one of: %(values)s."),
+    _l("Invalid value, can't be any of: %(values)s."),
+    _l("This field cannot be edited."),
+    _l("This field is disabled and cannot have a value."),
+    _l("Invalid CSRF Token."),
+    _l("CSRF token missing."),
+    _l("CSRF failed."),
+    _l("CSRF token expired."),
+    _l("Invalid Choice: could not coerce."),
+    _l("Not a valid choice."),
+    _l("Invalid choice(s): one or more data inputs could not be coerced."),
+    ngettext("'%(value)s' is not a valid choice for this field.", "'%(value)s' are not valid choices for this field.", 1),
+    _l("Not a valid datetime value."),
+    _l("Not a valid date value."),
+    _l("Not a valid time value."),
+    _l("Not a valid integer value."),
+    _l("Not a valid decimal value."),
+    _l("Not a valid float value."),
+)
+
+
+class FormTranslations:
+    """WTForms' `Meta.get_translations` object: our catalog first, then WTForms' own (through Flask-Admin)."""
+
+    def gettext(self, string: str) -> str:
+        from flask_babel import get_translations
+
+        ours = get_translations().ugettext(string)
+        return ours if ours != string else _theirs().gettext(string)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        from flask_babel import get_translations
+
+        ours = get_translations().ungettext(singular, plural, n)
+        return ours if ours not in (singular, plural) else _theirs().ngettext(singular, plural, n)
+
+
+def _theirs():
+    from flask_admin.babel import Translations
+
+    return Translations()
+
+
+FORM_TRANSLATIONS = FormTranslations()
+
+
+class Form(wtforms.Form):
+    """A plain form whose built-in messages read in the reader's language."""
+
+    class Meta:
+        def get_translations(self, form):
+            return FORM_TRANSLATIONS
+
+
+def translate_flask_admin_forms() -> None:
+    """Flask-Admin's model forms read WTForms' messages through FORM_TRANSLATIONS too."""
+    from flask_admin.form import BaseForm
+
+    BaseForm.Meta._translations = FORM_TRANSLATIONS

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
+from actions.texts import message
 from actions.cards import (
     CARD_ADMIN_ROLES, PLATFORM, CardInput, adjust_on_hand, card_packages, check_card_fields, may_export_pins,
 )
@@ -392,7 +393,7 @@ def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = 
             adjust_on_hand(session, package_id, holder, number)
         connection.execute(delete(staging).where(chunk_rows))
     if finished:
-        record(session, actor, "commit", "card_import", [batch.id], f"{done + count} cards")
+        record(session, actor, "commit", "card_import", [batch.id], message("audit.cards", count=done + count))
     return done + count, batch.rows_new
 
 
@@ -419,7 +420,7 @@ def rollback_import(session: Session, actor: User, batch: CardImport) -> int:
     session.execute(delete(CardImportRow).where(CardImportRow.import_id == batch.id))
     batch.status, batch.rolled_back_at = "rolled_back", utcnow()
     session.flush()
-    record(session, actor, "rollback", "card_import", [batch.id], f"{removed} cards removed")
+    record(session, actor, "rollback", "card_import", [batch.id], message("audit.cards.removed", count=removed))
     return removed
 
 

@@ -192,7 +192,8 @@ def test_create_user_must_change_password(world):
     assert user.username == "li" and user.must_change_password and user.company is None
     assert user.check_password("initial-pass-1")
     (event,) = events("user", "create")
-    assert event.ids == f",{user.id}," and "role=finance" in event.summary
+    assert event.ids == f",{user.id}," and event.summary == "User li created (Finance)"
+    assert event.summary_data["params"]["role"] == {"label": "user_role", "code": "finance"}
 
 
 def test_customer_admin_needs_a_company(world):

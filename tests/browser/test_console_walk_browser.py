@@ -1,0 +1,39 @@
+"""What a Chinese user of the console sees that only a browser draws: Select2's own messages.
+
+Select2 3.5 (Flask-Admin's searchable selects) said "Please enter 1 or more character" and "No matches found"
+in English on the promotion form's company picker (and any searchable select)."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+
+from .conftest import BROWSER  # noqa: E402
+
+pytestmark = BROWSER
+
+
+def test_select2_speaks_chinese(chinese_page, live_app):
+    page = chinese_page("sales")
+    page.goto(live_app.url("/admin/promotion/new/"))
+    page.locator(".inline-field-list + a.btn, a.btn:has-text('仅提供给')").last.click()  # add an "offered only to" row
+    page.locator(".select2-container").last.click()
+    drop = page.locator(".select2-drop-active")
+    drop.wait_for()
+    assert "请再输入 1 个字符" in drop.inner_text()
+    page.keyboard.type("zzzz-none")
+    page.wait_for_function("() => /没有匹配项/.test(document.querySelector('.select2-drop-active').innerText)")
+    assert "No matches" not in drop.inner_text() and "Please enter" not in drop.inner_text()
+
+
+def test_checkout_add_on_boxes_sit_inside_the_page(chinese_page, live_app):
+    """The add-on checkboxes of checkout step 1 were drawn half outside the page's left edge (a Bootstrap
+    column and .form-check on one element: the column's padding replaced the box's room)."""
+    page = chinese_page("customer")
+    cycle = live_app.scalar("SELECT id FROM plan_cycle ORDER BY id LIMIT 1")
+    page.goto(live_app.url(f"/admin/subscribe/checkout/?cycle={cycle}"))
+    boxes = page.locator("input[name=add_on]")
+    assert boxes.count() > 0
+    form_left = page.locator("input[name=add_on]").first.evaluate("e => e.closest('fieldset').getBoundingClientRect().left")
+    for i in range(boxes.count()):
+        assert boxes.nth(i).bounding_box()["x"] >= form_left, "an add-on checkbox sticks out of the form"
