@@ -540,12 +540,15 @@ class Device(db.Model):
         # sort ends on it); company_id included: a customer's status-filtered page and count never
         # read the table.
         Index("ix_device_status_expires", "status", "expires_on", "id", "company_id"),
+        # The types devices carry, one probe per type (actions.device_types.device_type_names), and
+        # whether a company of a scope has a device of a type: an entry per (type, company).
+        Index("ix_device_type_company", "device_type", "company_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="", index=True)
-    device_type: Mapped[str] = mapped_column(String(40), default="", index=True)
+    device_type: Mapped[str] = mapped_column(String(40), default="")
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
     status: Mapped[str] = mapped_column(String(20), default="active")
     expires_on: Mapped[date] = mapped_column(Date, index=True)

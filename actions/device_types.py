@@ -8,8 +8,8 @@ from __future__ import annotations
 import unicodedata
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from actions import DomainError
 from models import Device, DeviceType
@@ -35,12 +35,23 @@ def check_device_type(session: Session, row: DeviceType) -> None:
 
 def device_type_names(session: Session, company_ids=None) -> list[str]:
     """The types to choose from: the active list in its order, then values devices carry that are not on it
-    (of the companies selected by `company_ids`, a SELECT of ids, when given)."""
+    (of the companies selected by `company_ids`, a SELECT of ids, when given).
+
+    The values devices carry are read one distinct type at a time from ix_device_type_company (a
+    recursive "next type after this one" look-up, then one probe per type for the scope), not by a
+    DISTINCT over every device of the scope: the filter's options cost the same at 2,000 devices as
+    at 200,000."""
     listed = list(session.scalars(select(DeviceType.name).where(DeviceType.active)
                                   .order_by(DeviceType.sort_order, DeviceType.name)))
-    used = select(Device.device_type).where(Device.device_type != "").distinct()
+    first, following = aliased(Device), aliased(Device)
+    types = (select(func.min(first.device_type).label("name")).where(first.device_type > "")
+             .cte("carried_type", recursive=True))
+    after = select(func.min(following.device_type)).where(following.device_type > types.c.name).scalar_subquery()
+    types = types.union_all(select(after).where(types.c.name.is_not(None)))
+    used = select(types.c.name).where(types.c.name.is_not(None))
     if company_ids is not None:
-        used = used.where(Device.company_id.in_(company_ids))
+        holder = aliased(Device)
+        used = used.where(exists().where(holder.device_type == types.c.name, holder.company_id.in_(company_ids)))
     known = set(listed)
-    others = [name for name in session.scalars(used.order_by(Device.device_type).limit(500)) if name not in known]
+    others = [name for name in session.scalars(used.order_by(types.c.name).limit(500)) if name not in known]
     return listed + others

@@ -197,3 +197,39 @@ def test_device_filter_offers_the_types_of_the_users_own_devices(app, client, lo
                         .replace("&#34;", '"').replace("&quot;", '"'))
     options = [o[0] for f in groups["Device type"] for o in (f["options"] or [])]
     assert options == ["车载定位器", "GPS tracker"]
+
+
+def test_the_types_devices_carry_are_read_a_type_at_a_time_from_the_index(in_request, world):
+    """Not a DISTINCT over every device of the scope: the recursive look-up steps through
+    ix_device_type_company (type, company), one probe per type, whatever the number of devices."""
+    from sqlalchemy import inspect
+
+    indexes = {i["name"]: i["column_names"] for i in inspect(db.engine).get_indexes("device")}
+    assert indexes["ix_device_type_company"] == ["device_type", "company_id"]
+    assert "ix_device_device_type" not in indexes
+    for n in range(3):
+        make_device(f"AC-OLD-{n}", world.acme, device_type=f"Old type {n % 2}")
+    make_device("GX-OLD", world.globex, device_type="Globex-only")
+    db.session.flush()
+    assert device_type_names(db.session, world.acme.subtree_ids())[-2:] == ["Old type 0", "Old type 1"]
+    assert "Globex-only" in device_type_names(db.session) and "Globex-only" not in device_type_names(
+        db.session, world.acme.subtree_ids())
+    if db.engine.dialect.name != "sqlite":
+        return  # PostgreSQL plans a table this small with a sequential scan
+    statements = []
+    from sqlalchemy import event
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("WITH RECURSIVE"):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        device_type_names(db.session, world.acme.subtree_ids())
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    (statement, parameters), = statements
+    plan = " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
+        "EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "SCAN device" not in plan, plan  # every read of device is a SEARCH of the index
+    assert "ix_device_type_company" in plan, plan
