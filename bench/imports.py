@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import Timing, build_database, login, make_app, medians, peak_rss_mb, timed  # noqa: E402
+from bench.lib import Collector, Timing, build_database, login, make_app, medians, peak_rss_mb, timed  # noqa: E402
 
 IMPORT_ROWS = 100_000
 IMPORT_REPEAT = 3
@@ -202,33 +202,13 @@ def bench_import(bench, app, db_path: Path, folder: Path, target, rows: int = IM
           f" peak {result['peak_mb']:.0f} MB, {result['startup_mb']:.0f} MB after start-up)")
 
 
-class _Collector:
-    """A stand-in for bench.run.Bench when this module runs alone (--small)."""
-
-    def __init__(self):
-        self.results: dict = {}
-        self.targets: dict = {}
-
-    def keep(self, key, value):
-        self.results[key] = round(value, 4) if isinstance(value, float) else value
-
-    def put(self, key, value):
-        self.keep(key, value)
-        text, check = self.targets.get(key, ("", None))
-        verdict = "" if check is None else ("ok" if check(value, self.results) else "MISSED")
-        print(f"  {key} = {self.results[key]}  {text} {verdict}", flush=True)
-
-    def target(self, key, text, check):
-        self.targets[key] = (text, check)
-
-
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--small":
         rows = int(argv[1]) if len(argv) > 1 else 2000
         folder = Path(tempfile.mkdtemp(prefix="renewdesk-import-small-"))
         try:
             build_database(folder / "small.db", 2 * rows)
-            collector = _Collector()
+            collector = Collector()
             bench_import(collector, None, folder / "small.db", folder, collector.target, rows=rows, runs=2)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
