@@ -25,6 +25,7 @@ import os
 import re
 import tempfile
 import xml.parsers.expat
+import unicodedata
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,9 +64,10 @@ RATIO_CHECK_FROM = 1024 * 1024  # tiny parts (styles, an empty sheet) compress f
 MAX_HEADER_COLUMNS = 50  # the headers must be within the first 50 columns (A:AX)
 
 # Headers are matched case- and space-insensitively; the template writes the first of each.
-NUMBER_HEADERS = ("Device number", "设备号", "设备编号")
-EXPIRY_HEADERS = ("New expiry date", "到期时间", "新到期时间", "过期时间", "Expiry date")
-HEADERS_BY_LANGUAGE = {"en": (NUMBER_HEADERS[0], EXPIRY_HEADERS[0]), "zh": (NUMBER_HEADERS[1], EXPIRY_HEADERS[1])}
+NUMBER_HEADERS = ("Device number", "设备号", "Số thiết bị", "设备编号", "Mã thiết bị")
+EXPIRY_HEADERS = ("New expiry date", "到期时间", "Ngày hết hạn mới", "新到期时间", "过期时间", "Expiry date",
+                  "Ngày hết hạn")
+HEADERS_BY_LANGUAGE = {language: (NUMBER_HEADERS[i], EXPIRY_HEADERS[i]) for i, language in enumerate(("en", "zh", "vi"))}
 
 _TEXT_DATE = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})")
 
@@ -134,7 +136,7 @@ def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    number_header, expiry_header = HEADERS_BY_LANGUAGE["zh" if language.startswith("zh") else "en"]
+    number_header, expiry_header = HEADERS_BY_LANGUAGE.get(language[:2], HEADERS_BY_LANGUAGE["en"])
     workbook = Workbook()
     sheet = workbook.active
     sheet.title = _("Devices")  # in the reader's language (the reader takes the first sheet, whatever its name)
@@ -167,8 +169,8 @@ def build_template(language: str = "en", max_rows: int = 200_000, max_bytes: int
         _("3. %(column)s: a date cell, or text written as YYYY-MM-DD (2027-12-31) or YYYY/MM/DD.",
           column=expiry_header),
         _("4. List each device once. Type values: a cell with a formula is refused."),
-        _("5. Headers may be in English (%(en)s) or Chinese (%(zh)s); other columns are ignored.",
-          en=" / ".join(HEADERS_BY_LANGUAGE["en"]), zh=" / ".join(HEADERS_BY_LANGUAGE["zh"])),
+        _("5. Headers may be in English (%(en)s), Chinese (%(zh)s) or Vietnamese (%(vi)s); other columns are "
+          "ignored.", **{language: " / ".join(headers) for language, headers in HEADERS_BY_LANGUAGE.items()}),
         _("6. At most %(rows)s rows and %(size)s per file.", rows=format_number(max_rows), size=describe_size(max_bytes)),
         _("7. Upload the file and check the preview: each device with its old and new expiry date, and "
           "each bad row with its row number and reason. A file with any bad row changes nothing."),
@@ -753,7 +755,8 @@ def _in_window(day: date, name: str) -> tuple[date | None, str | None]:
 
 
 def _normal(text) -> str:
-    return " ".join(str(text).split()).casefold()
+    """A header as compared: spaces collapsed, any case, Vietnamese marks in one form (NFC)."""
+    return unicodedata.normalize("NFC", " ".join(str(text).split())).casefold()
 
 
 # --- preview and commit --------------------------------------------------------------------

@@ -112,6 +112,25 @@ def test_chinese_template_has_chinese_headers_and_reads_back(app):
     assert [c.value for c in sheet[1]] == ["设备号", "到期时间"]
 
 
+def test_vietnamese_template_has_vietnamese_headers_and_reads_back(app):
+    """vi: the headers in Vietnamese, named in the instructions; read back, typed with decomposed marks too."""
+    with app.test_request_context(headers={"Accept-Language": "vi"}):
+        workbook = load_workbook(io.BytesIO(build_template("vi")))
+    sheet = workbook.worksheets[0]
+    assert [c.value for c in sheet[1]] == ["Số thiết bị", "Ngày hết hạn mới"]
+    instructions = " ".join(str(v) for (v,) in workbook.worksheets[1].iter_rows(values_only=True) if v)
+    assert "Số thiết bị / Ngày hết hạn mới" in instructions
+    sheet.append(["AC0001", date(2030, 1, 31)])
+    out = io.BytesIO()
+    workbook.save(out)
+    assert [(r.number, r.expires_on) for r in read_rows(out.getvalue()).rows] == [("AC0001", date(2030, 1, 31))]
+    import unicodedata
+
+    typed = [unicodedata.normalize("NFD", "số thiết bị"), unicodedata.normalize("NFD", "NGÀY HẾT HẠN")]
+    parsed = read_rows(workbook_bytes([("AC0001", "2030-01-31")], headers=typed))
+    assert parsed.errors == [] and [r.number for r in parsed.rows] == ["AC0001"]
+
+
 def test_filled_template_imports(app, world):
     workbook = load_workbook(io.BytesIO(build_template()))
     workbook.worksheets[0].append(["AC0001", date(2030, 1, 31)])
