@@ -23,7 +23,6 @@ is read, see actions.cards.search_clause).
 """
 from __future__ import annotations
 
-import math
 import random
 import re
 import sys
@@ -34,7 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians, run_alone  # noqa: E402
+from bench.lib import (  # noqa: E402
+    StatementCounter, Timing, build_database, first_and_last_pages, login, make_app, medians, render, run_alone,
+)
 from bench.subscriptions import copy_database  # noqa: E402
 
 BATCH = 20_000
@@ -125,14 +126,6 @@ def listed(body: str) -> list[str]:
     return re.findall(r'<td class="col-iccid">\s*(\d+)\s*</td>', body)
 
 
-def render(client, url: str) -> Timing:
-    with Timing() as timing:
-        response = client.get(url)
-    if response.status_code != 200:
-        raise RuntimeError(f"{url} answered HTTP {response.status_code}")
-    return timing
-
-
 def time_pages(bench, apps: dict[str, object], target, repeat: int, warmup: int) -> None:
     from models import db
 
@@ -194,19 +187,8 @@ def time_last_page(bench, app, target, repeat: int, warmup: int) -> None:
         client = app.test_client()
         login(client, username)
         rows, page_size = in_scope[prefix], card_view(app).page_size
-        last = math.ceil(rows / page_size) - 1
-        urls = {"first": "/admin/simcard/", "last": f"/admin/simcard/?page={last}"}
-        for url in urls.values():
-            for _ in range(warmup):
-                render(client, url)
-        shown = len(listed(client.get(urls["last"]).get_data(as_text=True)))
-        if shown != rows - last * page_size:
-            raise RuntimeError(f"the last page (page {last}) listed {shown} cards, not {rows - last * page_size}")
-        times: dict[str, list[Timing]] = {"first": [], "last": []}
-        for _ in range(repeat):
-            for which, url in urls.items():
-                times[which].append(render(client, url))
-        (first_cpu, _fw), (last_cpu, _lw) = medians(times["first"]), medians(times["last"])
+        last, (first_cpu, _fw), (last_cpu, _lw) = first_and_last_pages(
+            client, "/admin/simcard/", rows, page_size, listed, repeat, warmup)
         bench.keep(f"{prefix}card_last_page_cpu_ms_200k", last_cpu * 1000)
         bench.put(key, last_cpu / first_cpu)
         print(f"     (page {last + 1} of {rows:,} cards: CPU {last_cpu * 1000:.1f} ms, first page "

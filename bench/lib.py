@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import resource
 import statistics
@@ -176,6 +177,35 @@ def timed(run: Callable[[], object]) -> Timing:
     with Timing() as timing:
         run()
     return timing
+
+
+def render(client, url: str, server=None) -> Timing:
+    """GET a page through the test client, timed (the server's CPU too, with a ServerClock); must answer 200."""
+    with Timing(server) as timing:
+        response = client.get(url)
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered HTTP {response.status_code}")
+    return timing
+
+
+def first_and_last_pages(client, url: str, rows: int, page_size: int, listed: Callable[[str], list],
+                         repeat: int, warmup: int, server=None) -> tuple[int, tuple, tuple]:
+    """A list's first and last pages rendered by turns, after checking that the last lists the rows left.
+
+    Returns the last page's index and the (CPU, wall) medians of the first and of the last page."""
+    last = math.ceil(rows / page_size) - 1
+    urls = {"first": url, "last": f"{url}?page={last}"}
+    for page in urls.values():
+        for _ in range(warmup):
+            render(client, page)
+    shown = len(listed(client.get(urls["last"]).get_data(as_text=True)))
+    if shown != rows - last * page_size:
+        raise RuntimeError(f"the last page (page {last}) of {url} listed {shown} rows, not {rows - last * page_size}")
+    times: dict[str, list[Timing]] = {"first": [], "last": []}
+    for _ in range(repeat):
+        for which, page in urls.items():
+            times[which].append(render(client, page, server))
+    return last, medians(times["first"]), medians(times["last"])
 
 
 def medians(timings: list[Timing]) -> tuple[float, float]:

@@ -28,7 +28,9 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians  # noqa: E402
+from bench.lib import (  # noqa: E402
+    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians, render,
+)
 from bench import card_lists, imports, subscriptions  # noqa: E402
 
 # BENCH_SMALL=1: the same benchmarks at small sizes, in a minute or two (.ci/run runs it after the
@@ -140,14 +142,6 @@ def listed_numbers(body: str) -> list[str]:
     return re.findall(r'<td class="col-number">\s*([^<\s]+)\s*</td>', body)
 
 
-def render(client, url: str, server=None) -> Timing:
-    with Timing(server) as timing:
-        response = client.get(url)
-    if response.status_code != 200:
-        raise RuntimeError(f"{url} answered HTTP {response.status_code}")
-    return timing
-
-
 def bench_list_pages(bench: Bench, apps: dict[int, object], suffix: str = "") -> None:
     """Median render times at both sizes, interleaved so that load on the machine hits both alike."""
     from models import db
@@ -211,19 +205,8 @@ def bench_last_page(bench: Bench, app, suffix: str = "") -> None:
         client = app.test_client()
         login(client, username)
         rows = in_scope[prefix]
-        last = math.ceil(rows / PAGE_SIZE) - 1
-        urls = {"first": "/admin/device/", "last": f"/admin/device/?page={last}"}
-        for url in urls.values():
-            for _ in range(WARMUP):
-                render(client, url)
-        shown = len(listed_numbers(client.get(urls["last"]).get_data(as_text=True)))
-        if shown != rows - last * PAGE_SIZE:
-            raise RuntimeError(f"the last page (page {last}) listed {shown} devices, not {rows - last * PAGE_SIZE}")
-        times: dict[str, list[Timing]] = {"first": [], "last": []}
-        for _ in range(LIST_REPEAT):
-            for which, url in urls.items():
-                times[which].append(render(client, url, server))
-        (first_cpu, first_wall), (last_cpu, last_wall) = medians(times["first"]), medians(times["last"])
+        last, (first_cpu, first_wall), (last_cpu, last_wall) = first_and_last_pages(
+            client, "/admin/device/", rows, PAGE_SIZE, listed_numbers, LIST_REPEAT, WARMUP, server)
         bench.keep(f"{prefix}last_page_cpu_ms_200k{suffix}", last_cpu * 1000)
         bench.keep(f"{prefix}last_page_wall_ratio_200k{suffix}", last_wall / first_wall)
         bench.put(f"{prefix}last_page_ratio_200k{suffix}", last_cpu / first_cpu)
