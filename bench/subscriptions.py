@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.lib import StatementCounter, Timing, build_database, login, make_app, medians, run_alone  # noqa: E402
+from bench.lib import (  # noqa: E402
+    StatementCounter, Timing, build_database, login, make_app, medians, render, run_alone,
+)
 
 BATCH = 20_000
 STATES = ("active",) * 14 + ("pending_payment", "past_due", "cancel_scheduled", "cancelled", "expired", "abandoned",
@@ -149,14 +151,6 @@ def copy_database(source: Path, path: Path) -> None:
     dst.close()
 
 
-def _get(client, url: str, server=None) -> Timing:
-    with Timing(server) as timing:
-        response = client.get(url)
-    if response.status_code != 200:
-        raise RuntimeError(f"{url} answered HTTP {response.status_code}")
-    return timing
-
-
 def listed(body: str) -> list[str]:
     return re.findall(r">(SUB\d{7})</a>", body)
 
@@ -223,12 +217,12 @@ def count_checkout(bench, apps: dict[str, object], target) -> None:
                     raise RuntimeError(f"step 2 at {suffix} did not render (HTTP {response.status_code})")
                 totals[suffix] = found.group(1)
             else:
-                _get(client, urls[page])  # warm-up
+                render(client, urls[page])  # warm-up
                 with StatementCounter(engine) as counter:
-                    _get(client, urls[page])
+                    render(client, urls[page])
             bench.put(f"subscription_checkout_sql_statements_{page}_{suffix}", counter.count)
         # Step 1's time as well (not a target: its work grows with the promotions to check, not the rows).
-        times = [_get(client, urls["step1"]) for _ in range(3)]
+        times = [render(client, urls["step1"]) for _ in range(3)]
         bench.keep(f"subscription_checkout_step1_cpu_ms_{suffix}", medians(times)[0] * 1000)
         print(f"     (step 1 at {suffix}: CPU {medians(times)[0] * 1000:.1f} ms)", flush=True)
     if len(set(totals.values())) != 1 or "1,642.96" not in next(iter(totals.values())):
@@ -247,19 +241,19 @@ def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int)
             clients[suffix] = app.test_client()
             login(clients[suffix], username)
             for _ in range(warmup):
-                _get(clients[suffix], "/admin/subscription/")
+                render(clients[suffix], "/admin/subscription/")
             shown = listed(clients[suffix].get("/admin/subscription/").get_data(as_text=True))
             if len(shown) < 20:
                 raise RuntimeError(f"the list as {username} at {suffix} showed {len(shown)} subscriptions")
             with app.app_context():
                 engine = db.engine
             with StatementCounter(engine) as counter:
-                _get(clients[suffix], "/admin/subscription/")
+                render(clients[suffix], "/admin/subscription/")
             bench.keep(f"{prefix}subscription_list_sql_statements_{suffix}", counter.count)
         times: dict[str, list[Timing]] = {suffix: [] for suffix in apps}
         for _ in range(repeat):
             for suffix, client in clients.items():
-                times[suffix].append(_get(client, "/admin/subscription/"))
+                times[suffix].append(render(client, "/admin/subscription/"))
         (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
         bench.keep(f"{prefix}subscription_list_cpu_ms_1k", small_cpu * 1000)
         bench.keep(f"{prefix}subscription_list_cpu_ms_100k", big_cpu * 1000)
