@@ -35,6 +35,7 @@ remind: the CLI commits once.
 from __future__ import annotations
 
 import calendar
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -64,15 +65,18 @@ from models import (
 )
 
 CYCLE_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
-BATCH_DEVICES = 1000  # devices per auto-renewal order
+BATCH_DEVICES = 5000  # devices per auto-renewal order (a batch the balance cannot cover is refused whole)
 # A run's write transaction is committed after the batch that takes it past this many seconds: a few
-# batches share one commit (each commit writes every page the transaction changed, and a thousand
-# devices spread over most of the device table's pages), and SQLite's write lock is held about this
-# long plus one batch.
+# batches share one commit (each commit writes every page the transaction changed, and the devices of a
+# batch spread over most of the device table's pages), and SQLite's write lock is held about this long
+# plus one batch.
 TRANSACTION_SECONDS = 0.1
-# SQLite's page cache for a run, in KiB (the default is 2 MB): batch after batch, a run touches the same
-# device-table and index pages (a thousand devices spread over most of them), which a 2 MB cache reads
-# again from the file each time. The connection's own size is put back at the end of the run.
+# SQLite, for the length of a run (the connection's own settings are put back at its end):
+# - its page cache, in KiB (the default is 2 MB): batch after batch, a run touches the same device-table
+#   and index pages, which a 2 MB cache reads again from the file each time;
+# - no automatic WAL checkpoint after each commit: a checkpoint copies every page the WAL holds back into
+#   the database file, and a run's transactions write the same device and index pages again and again.
+#   Once the run has put the connection's setting back, the caller's last commit checkpoints them once.
 SQLITE_CACHE_KIB = 32768
 REFUSALS_PER_STATEMENT = 5000  # refusals recorded by one INSERT … SELECT (cheaper than a renewal)
 MAX_LISTED = 1000  # devices listed in one reminder email; the rest are counted
@@ -224,17 +228,35 @@ class _CompanyOutcome:
 _DEVICE_TOKEN = "\u2063device\u2063"  # where SQL puts each device's number into a line's English description
 
 
-def _page_cache(session: Session, size: int | None = None) -> int | None:
-    """On SQLite: set the connection's PRAGMA cache_size to `size` (negative: KiB; positive: pages; default
-    SQLITE_CACHE_KIB) and return the one it had. Other databases: nothing, None."""
-    if session.get_bind().dialect.name != "sqlite":
-        return None
-    connection = session.connection()
-    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    wanted = -SQLITE_CACHE_KIB if size is None else int(size)
-    if before != wanted:
-        connection.exec_driver_sql(f"PRAGMA cache_size = {wanted}")
-    return before
+class _SQLiteSettings:
+    """A run's SQLite settings (PRAGMA cache_size and wal_autocheckpoint, see SQLITE_CACHE_KIB) on each connection
+    it uses (after a commit the next transaction may be on another pooled connection), each connection's own
+    put back by restore(), also after a failed run. Does nothing on other databases."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.sqlite = session.get_bind().dialect.name == "sqlite"
+        self.wanted = {"cache_size": -SQLITE_CACHE_KIB, "wal_autocheckpoint": 0}
+        self.before: dict[object, dict[str, int]] = {}  # DB-API connection → its settings before the run
+
+    def apply(self) -> None:
+        if not self.sqlite:
+            return
+        connection = self.session.connection().connection.dbapi_connection
+        if connection not in self.before:
+            self.before[connection] = {
+                name: connection.execute(f"PRAGMA {name}").fetchone()[0] for name in self.wanted}
+            for name, value in self.wanted.items():
+                connection.execute(f"PRAGMA {name} = {int(value)}")
+
+    def restore(self) -> None:
+        for connection, settings in self.before.items():
+            try:
+                for name, value in settings.items():
+                    connection.execute(f"PRAGMA {name} = {int(value)}")
+            except sqlite3.ProgrammingError:  # closed meanwhile (the pool let it go): nothing to put back
+                pass
+        self.before.clear()
 
 
 def renewed_until_sql(expires_on, today: date, months: int, postgresql: bool):
@@ -271,8 +293,9 @@ class _AutoRenewal:
 
     def __init__(self, session: Session, today: date, period: BillingPeriod, months: int,
                  packages: dict[int, _Package], outcomes: dict[int, _CompanyOutcome], totals: dict[str, int],
-                 orders: list[str], commit: Callable[[], None] | None = None):
+                 orders: list[str], sqlite_settings: _SQLiteSettings, commit: Callable[[], None] | None = None):
         self.session, self.today, self.period, self.months = session, today, period, months
+        self.sqlite_settings = sqlite_settings
         self.packages, self.outcomes, self.totals, self.orders = packages, outcomes, totals, orders
         self.commit = commit
         self.began = time.monotonic()  # when the current write transaction began
@@ -326,7 +349,7 @@ class _AutoRenewal:
         if self.commit is not None and time.monotonic() - self.began >= TRANSACTION_SECONDS:
             self.commit()
             self.began = time.monotonic()
-            _page_cache(self.session)  # the next transaction may be on another pooled connection
+            self.sqlite_settings.apply()  # the next transaction may be on another pooled connection
 
     # -- what is due -----------------------------------------------------------------------------
 
@@ -334,6 +357,12 @@ class _AutoRenewal:
         """Active devices of the company expiring by the period's end (a range of ix_device_company_expires)."""
         d = self.device
         return d.c.company_id == company_id, d.c.expires_on <= self.period.end, d.c.status == "active"
+
+    def _after(self, after: tuple) -> list:
+        """Due devices after `after` in (expiry, id) order: the first term makes it a range of the index (a
+        scan from there, not from the company's first due device)."""
+        d = self.device
+        return [d.c.expires_on >= after[0], tuple_(d.c.expires_on, d.c.id) > after]
 
     def _renewed_already(self):
         """The device has an auto-renewal line for its current expiry."""
@@ -361,48 +390,57 @@ class _AutoRenewal:
 
     def _refuse_unrenewable(self, company_id: int, outcome: _CompanyOutcome) -> int:
         """Record, REFUSALS_PER_STATEMENT at a time by INSERT … SELECT, the refusal of each due device without a
-        package ("no_package") or whose package cannot be priced ("failed", the reason in the message); the
-        device's number is put in by SQL. A device recorded "no_package" for this expiry and bound since to a
-        package that cannot be priced has its refusal turned into that one. How many were recorded."""
+        package ("no_package") or whose package cannot be priced ("failed"); each message is the device's
+        number (put in by SQL) and the reason. A device recorded "no_package" for this expiry and bound since
+        to a package that cannot be priced has its refusal turned into that one. The report has one line per
+        reason: how many devices, the first numbers. How many were recorded."""
         d = self.device
-        unpriced = [package_id for ids in self.unpriced.values() for package_id in ids]
+        unpriced = {package_id: reason for reason, ids in self.unpriced.items() for package_id in ids}
         condition = d.c.package_id.is_(None)
-        if unpriced:
-            condition = condition | d.c.package_id.in_(unpriced)
-        reasons = {package_id: reason for reason, ids in self.unpriced.items() for package_id in ids}
         text = func.replace(self.unbound_template, "%(number)s", d.c.number)
-        if reasons:
-            text = case((d.c.package_id.is_(None), text),
-                        else_=func.substr(d.c.number + case(
-                            {package_id: f": {reason}" for package_id, reason in reasons.items()},
-                            value=d.c.package_id), 1, 255))
+        if unpriced:
+            condition = condition | d.c.package_id.in_(list(unpriced))
+            text = case((d.c.package_id.is_(None), text), else_=func.substr(
+                d.c.number + case({i: f": {reason}" for i, reason in unpriced.items()}, value=d.c.package_id), 1, 255))
         result = case((d.c.package_id.is_(None), "no_package"), else_="failed")
-        total, after = 0, None
+        unbound: list[int] = []
+        failed: dict[str, list[int]] = defaultdict(list)  # reason → the devices refused for it
+        after = None
         while True:
-            refused = self._refuse(company_id, condition, result, text, after=after, limit=REFUSALS_PER_STATEMENT)
-            unbound = [device_id for device_id, _s, result_, _m in refused if result_ == "no_package"]
-            failed = [text_ for _d, _s, result_, text_ in refused if result_ == "failed"]
-            if unbound:
-                outcome.no_package += len(unbound)
-                outcome.unbound += self._numbers(unbound)[:_MAX_NAMED - len(outcome.unbound)]
-                self.totals["no_package"] += len(unbound)
-            outcome.failed += failed
-            self.totals["failed"] += len(failed)
-            total += len(refused)
+            refused = self._refuse(company_id, condition, result, text, after=after, limit=REFUSALS_PER_STATEMENT,
+                                   messages=True)
+            for device_id, _expiry, result_, message_ in refused:
+                if result_ == "no_package":
+                    unbound.append(device_id)
+                else:  # "<number>: <reason>"
+                    failed[message_.partition(": ")[2]].append(device_id)
             if refused:
                 self._batch_done()
             if len(refused) < REFUSALS_PER_STATEMENT:
-                return total
-            last = refused[-1][1]
-            after = (last if isinstance(last, date) else date.fromisoformat(last), refused[-1][0])
+                break
+            device_id, expiry = refused[-1][:2]
+            after = (expiry if isinstance(expiry, date) else date.fromisoformat(expiry), device_id)
+        if unbound:
+            outcome.no_package += len(unbound)
+            outcome.unbound += self._numbers(unbound)[:_MAX_NAMED - len(outcome.unbound)]
+            self.totals["no_package"] += len(unbound)
+        for reason, device_ids in failed.items():
+            outcome.failed.append(self._refusal_line(len(device_ids), reason, device_ids))
+            self.totals["failed"] += len(device_ids)
+        return len(unbound) + sum(len(ids) for ids in failed.values())
 
-    def _refuse(self, company_id: int, condition, outcome, text, *, after=None,
-                limit: int | None = None) -> list[tuple[int, object, str, str]]:
+    def _refusal_line(self, count: int, reason, device_ids: Sequence[int]) -> str:
+        """"N devices not renewed: <reason> (the first numbers, … (+more))"."""
+        refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=count, reason=reason))
+        return f"{refusal} ({_named(self._numbers(device_ids), count)})"
+
+    def _refuse(self, company_id: int, condition, outcome, text, *, after=None, limit: int | None = None,
+                messages: bool = False) -> list[tuple]:
         """Record the refusal `outcome` (an SQL expression of the device, as the message `text`) of the company's
         due devices matching `condition` (after `after` in (expiry, id) order, the first `limit`) that no claim
-        stands for; [(device id, expiry, outcome, message)] of those recorded, in (expiry, id) order. A
-        "no_package" refusal of a device that has a package now gives way (ON CONFLICT: also when a concurrent
-        run recorded it meanwhile); any other stands."""
+        stands for; [(device id, expiry)] of those recorded, in (expiry, id) order (with `messages`: [(device id,
+        expiry, outcome, message)]). A "no_package" refusal of a device that has a package now gives way (ON
+        CONFLICT: also when a concurrent run recorded it meanwhile); any other stands."""
         d, a = self.device, self.attempts
         standing = exists().where(a.c.device_id == d.c.id, a.c.period_start == d.c.expires_on,
                                   (a.c.outcome != "no_package") | d.c.package_id.is_(None))
@@ -411,7 +449,7 @@ class _AutoRenewal:
             .where(*self._due(company_id), condition, ~standing, ~self._renewed_already())
         )
         if after is not None:
-            rows = rows.where(tuple_(d.c.expires_on, d.c.id) > after)
+            rows = rows.where(*self._after(after))
         if limit is not None:
             rows = rows.order_by(d.c.expires_on, d.c.id).limit(limit)
         statement = _insert(self.session, a).from_select(
@@ -424,7 +462,8 @@ class _AutoRenewal:
                 where=(a.c.outcome == "no_package") & (statement.excluded.outcome != "no_package"),
             )
             # The expiry as stored (ISO text on SQLite): not parsed into a date for each of thousands of rows.
-            .returning(a.c.device_id, type_coerce(a.c.period_start, String), a.c.outcome, a.c.message)
+            .returning(a.c.device_id, type_coerce(a.c.period_start, String),
+                       *((a.c.outcome, a.c.message) if messages else ()))
         ).all()
         result.sort(key=lambda row: (row[1], row[0]))
         return [tuple(row) for row in result]
@@ -461,7 +500,7 @@ class _AutoRenewal:
         if self.order_ids:
             due.append(~exists().where(line.c.device_id == d.c.id, line.c.order_id.in_(self.order_ids)))
         if after is not None:
-            due.append(tuple_(d.c.expires_on, d.c.id) > after)
+            due += self._after(after)
 
         def lines(order_id: int):
             query = (
@@ -500,13 +539,12 @@ class _AutoRenewal:
             refused = self._refuse(company_id, d.c.package_id.in_(list(prices)),
                                    literal("insufficient_balance" if insufficient else "failed"),
                                    literal(str(exc)[:255]), after=after, limit=BATCH_DEVICES)
-            refusal = str(_l("%(count)s devices not renewed: %(reason)s", count=len(refused), reason=exc))
+            line = self._refusal_line(len(refused), exc, [row[0] for row in refused])
             if insufficient:
-                numbers = self._numbers([row[0] for row in refused])
-                outcome.insufficient.append(f"{refusal} ({_named(numbers, len(refused))})")
+                outcome.insufficient.append(line)
                 self.totals["insufficient"] += len(refused)
             else:
-                outcome.failed.append(refusal)
+                outcome.failed.append(line)
                 self.totals["failed"] += len(refused)
             self._batch_done()
             return len(refused), after
@@ -553,13 +591,15 @@ def auto_renew(session: Session, today: date, months: int | None = None,
     outcomes: dict[int, _CompanyOutcome] = {}
     totals = defaultdict(int)
     orders: list[str] = []
-    cache = _page_cache(session)
-    for cycle, group in _by_cycle(companies).items():
-        period = billing_period(today, cycle)
-        _AutoRenewal(session, today, period, months or CYCLE_MONTHS[cycle], packages, outcomes, totals,
-                     orders, commit).run(group)
-    if cache is not None:
-        _page_cache(session, cache)
+    settings = _SQLiteSettings(session)
+    settings.apply()
+    try:
+        for cycle, group in _by_cycle(companies).items():
+            period = billing_period(today, cycle)
+            _AutoRenewal(session, today, period, months or CYCLE_MONTHS[cycle], packages, outcomes, totals,
+                         orders, settings, commit).run(group)
+    finally:
+        settings.restore()
     lines = tuple(line for company_id, outcome in outcomes.items() for line in outcome.lines(company_id))
     summary = AutoRenewSummary(totals["renewed"], totals["insufficient"], totals["no_package"], totals["failed"],
                                totals["skipped"], tuple(orders), lines)

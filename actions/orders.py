@@ -389,14 +389,16 @@ def apply_renewal(session: Session, order: Order, today: date) -> None:
     moves every device whose expiry is still the line's old one.
     """
     line_table, device = OrderLine.__table__, Device.__table__
-    lines = session.execute(
-        select(line_table.c.id, line_table.c.device_id, line_table.c.months, line_table.c.new_expires_on.is_(None))
-        .where(line_table.c.order_id == order.id, line_table.c.device_id.isnot(None))
-    ).all()
-    unpriced = [line for line in lines if line[3]]
+    devices = (line_table.c.order_id == order.id, line_table.c.device_id.isnot(None))
+    # Counted, not fetched: an auto-renewal order has thousands of lines, all with their expiries.
+    expected, unpriced = session.execute(
+        select(func.count(), func.count(line_table.c.id).filter(line_table.c.new_expires_on.is_(None))).where(*devices)
+    ).one()
     if unpriced:
-        _price_lines_expiries(session, order, unpriced, today)
-    expected = len(lines)
+        _price_lines_expiries(session, order, session.execute(
+            select(line_table.c.id, line_table.c.device_id, line_table.c.months)
+            .where(*devices, line_table.c.new_expires_on.is_(None))
+        ).all(), today)
     result = session.execute(
         device.update()
         .where(line_table.c.order_id == order.id, device.c.id == line_table.c.device_id,

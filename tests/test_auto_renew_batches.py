@@ -57,6 +57,8 @@ def test_a_run_that_stops_keeps_its_batches_and_the_next_run_does_the_rest(app, 
 
     with pytest.raises(RuntimeError):
         auto_renew(db.session, TODAY, commit=commit_then_fail)
+    if db.engine.dialect.name == "sqlite":  # the connection's own settings are back after a failed run too
+        assert db.session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() > 0
     db.session.rollback()
     assert sorted(renewed_expiries()) == [DUE] * 2 + [date(2026, 12, 20)] * 10
     summary = auto_renew(db.session, TODAY, commit=db.session.commit)
@@ -102,18 +104,27 @@ def test_batches_share_a_transaction_until_it_has_lasted_transaction_seconds(app
     assert renewed_expiries() == [date(2026, 12, 20)] * 12
 
 
-def test_a_run_gives_the_sqlite_connection_its_page_cache_back(app, many_due):
+def test_a_run_gives_the_sqlite_connection_its_settings_back_and_its_last_commit_checkpoints(app, many_due):
+    """During a run: a 32 MB page cache and no WAL checkpoint after each commit; afterwards the connection's own
+    settings, so that the caller's last commit copies the run's pages into the database file once."""
     if db.engine.dialect.name != "sqlite":
         return
     connection = db.session.connection()
-    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    pragma = lambda name: db.session.connection().exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+    before = (pragma("cache_size"), pragma("wal_autocheckpoint"))
+    assert before[1] > 0
+    connection.exec_driver_sql("PRAGMA wal_autocheckpoint = 1")  # the caller's: checkpoint after any commit
     seen = []
     summary = auto_renew(db.session, TODAY, commit=lambda: (
-        seen.append(db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar()), db.session.commit()))
+        seen.append((pragma("cache_size"), pragma("wal_autocheckpoint"))), db.session.commit()))
     assert summary.renewed == 12
-    assert seen and all(size == -billing_jobs.SQLITE_CACHE_KIB for size in seen)  # during the run
-    assert db.session.connection().exec_driver_sql("PRAGMA cache_size").scalar() == before
+    assert seen and all(during == (-billing_jobs.SQLITE_CACHE_KIB, 0) for during in seen)
+    assert (pragma("cache_size"), pragma("wal_autocheckpoint")) == (before[0], 1)
     db.session.commit()
+    # The run's commits left their pages in the WAL; the caller's last commit checkpointed them.
+    busy, wal_frames, checkpointed = db.session.connection().exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+    assert busy == 0 and wal_frames == checkpointed
+    db.session.connection().exec_driver_sql(f"PRAGMA wal_autocheckpoint = {before[1]}")
 
 
 def test_refusals_are_recorded_a_statement_at_a_time_and_reported_whole(app, many_due, monkeypatch):
@@ -130,3 +141,19 @@ def test_refusals_are_recorded_a_statement_at_a_time_and_reported_whole(app, man
     assert "DUE000, DUE001" in "\n".join(summary.lines)
     again = auto_renew(db.session, TODAY)
     assert (again.no_package, again.skipped) == (0, 12)
+
+
+def test_refusals_for_one_reason_make_one_report_line_naming_the_first_devices(app, many_due):
+    """Devices whose package cannot be priced are reported one line per reason (how many, the first numbers),
+    not a line per device; each refusal keeps the device's own message."""
+    gps_m = many_due.packages["GPS-M"]
+    gps_m.active = False
+    db.session.commit()
+    summary = auto_renew(db.session, TODAY)
+    db.session.commit()
+    assert (summary.failed, summary.renewed) == (12, 0)
+    [line] = [line for line in summary.lines if "GPS-M" in line]
+    assert "12 devices not renewed: package GPS-M is no longer sold" in line
+    assert "DUE000, DUE001" in line and "DUE011" in line
+    messages = db.session.scalars(select(AutoRenewAttempt.message).order_by(AutoRenewAttempt.id)).all()
+    assert messages[0] == "DUE000: package GPS-M is no longer sold" and len(messages) == 12
