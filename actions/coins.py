@@ -10,14 +10,14 @@ transfer, which goes through mark_paid too) the company's COIN wallet is credite
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
-from actions.money import parse, round_money
+from actions.money import parse, round_money, typed_number
 from actions.texts import count_param, label_param, message, money_param
 from actions.orders import LineSpec, open_order
 from actions.payments import online_methods
@@ -37,10 +37,12 @@ COIN_PAYMENT_METHODS = tuple(online_methods("CNY")) + ("bank_transfer",)
 
 def whole_coins(value, field: str = "coins") -> Decimal:
     """A positive whole number of coins as a Decimal (the COIN wallet never holds fractions)."""
-    try:
-        coins = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise DomainError(_l("%(field)s: %(value)s is not a number of coins.", field=field, value=value)) from None
+    text = str(value).strip()
+    coins = value if isinstance(value, Decimal) else typed_number(text)  # 10,000, in Vietnamese 10.000
+    if coins is None and text.startswith("-") and typed_number(text[1:]) is not None:
+        coins = -typed_number(text[1:])
+    if coins is None:
+        raise DomainError(_l("%(field)s: %(value)s is not a number of coins.", field=field, value=value))
     if not coins.is_finite() or coins <= 0:
         raise DomainError(_l("%(field)s: must be greater than zero.", field=field))
     if coins != coins.to_integral_value():
@@ -55,10 +57,7 @@ def coins_for_cny(cny) -> int:
 
 def parse_years(value) -> Decimal:
     """A term the seed sells (0.25, 0.5 or 1 year), or DomainError."""
-    try:
-        years = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        years = None
+    years = typed_number(str(value))  # 0.5, in Vietnamese also 0,5
     for term in TERM_MONTHS:
         if years is not None and years.is_finite() and years == term:
             return term

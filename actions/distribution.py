@@ -26,7 +26,7 @@ from actions.audit import record
 from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
 from actions.commission import Tier, format_tiers, parse_tiers, reversal, sale_shares, true_up
 from actions.crypto import Vault, normalize
-from actions.money import from_minor, parse, to_minor
+from actions.money import from_minor, parse, to_minor, typed_number
 from actions.wallets import InsufficientBalance, credit, debit, wallet_for
 from models import (
     CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet, Withdrawal,
@@ -44,11 +44,11 @@ def rate_of(bp: int) -> Decimal:
 
 
 def bp_of(percent_text: str, field: str) -> int:
-    """Basis points from a typed percent ("8", "7.5"), at most two decimals, 0–100."""
-    try:
-        value = Decimal(str(percent_text).strip().rstrip("%") or "0")
-    except ArithmeticError:
-        raise DomainError(_l("%(field)s: %(value)s is not a percent.", field=field, value=percent_text)) from None
+    """Basis points from a typed percent ("8", "7.5", in Vietnamese "7,5"), at most two decimals, 0–100."""
+    text = str(percent_text).strip().rstrip("%").strip()
+    value = typed_number(text) if text else Decimal(0)  # as the reader types it: 7.5, in Vietnamese 7,5
+    if value is None:
+        raise DomainError(_l("%(field)s: %(value)s is not a percent.", field=field, value=percent_text))
     bp = value * 100
     if not value.is_finite() or bp != bp.to_integral_value() or not 0 <= value <= 100:
         raise DomainError(_l("%(field)s: a percent between 0 and 100 with at most two decimals.", field=field))

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_decimal_symbol, get_group_symbol
 from flask_babel import lazy_gettext as _l
 
 from errors import DomainError
@@ -22,8 +22,11 @@ from errors import DomainError
 EXPONENTS: dict[str, int] = {"CNY": 2, "USD": 2, "VND": 0, "COIN": 0}
 # One movement above this (in major units) is a typo, not a payment.
 MAX_AMOUNT = Decimal("100000000")
-_PLAIN = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?")
+# How people type a number: plain (12800.5) or grouped by thousands (12,800.5) with the given group and
+# decimal symbols; a first group never starts with 0 (0.250 is a quarter, not two hundred and fifty).
+_FORMS = r"(?P<plain>[0-9]+(?:{d}[0-9]+)?)|(?P<grouped>[1-9][0-9]{{0,2}}(?:{g}[0-9]{{3}})+(?:{d}[0-9]+)?)"
+_MACHINE = re.compile(_FORMS.format(g=",", d=r"\."))
+_LOCALE_FORMS: dict[str, re.Pattern | None] = {}  # locale → its own forms (None: the same as _MACHINE)
 
 
 class MoneyError(DomainError):
@@ -71,10 +74,56 @@ def zero(currency: str) -> Decimal:
     return from_minor(0, currency)
 
 
+def typed_number(text: str, locale=None) -> Decimal | None:
+    """A number as a person typed it, or None: in the reader's locale (`locale`, default the request's)
+    with its own group and decimal symbols (Vietnamese `12.800,5`), else as machines and English write
+    it (`12800.5`, `12,800.5`). The reader's own form wins where both read it: in Vietnamese `12.800` is
+    twelve thousand eight hundred; `500.00`, not grouped by thousands, is five hundred in every locale.
+    Digits and those symbols only: no sign, no exponent, no spaces inside."""
+    text = str(text).strip()
+    for forms, group, decimal in (_locale_forms(_locale_name(locale)), (_MACHINE, ",", ".")):
+        if forms is None:
+            continue
+        found = forms.fullmatch(text)
+        if found:
+            digits = text if found.group("plain") else text.replace(group, "")
+            return Decimal(digits.replace(decimal, "."))
+    return None
+
+
+def _locale_forms(locale: str) -> tuple[re.Pattern | None, str, str]:
+    """The number forms of a locale and its group and decimal symbols; None when they are the machine's."""
+    try:
+        group, decimal = get_group_symbol(locale), get_decimal_symbol(locale)
+    except (ValueError, LookupError):  # not a locale Babel knows: the machine's forms alone
+        return None, ",", "."
+    if (group, decimal) == (",", "."):
+        return None, group, decimal
+    if locale not in _LOCALE_FORMS:
+        _LOCALE_FORMS[locale] = re.compile(_FORMS.format(g=re.escape(group), d=re.escape(decimal)))
+    return _LOCALE_FORMS[locale], group, decimal
+
+
+def number_symbols(locale=None) -> dict[str, str]:
+    """{"group": …, "decimal": …} of the reader's locale (Vietnamese: "." and ","), for a page's script that
+    reads what people type as typed_number does."""
+    _forms, group, decimal = _locale_forms(_locale_name(locale))
+    return {"group": group, "decimal": decimal}
+
+
+def typed(amount: Decimal | int | None, locale=None) -> str:
+    """An amount as the reader would type it (a form's value): its digits with the locale's decimal symbol,
+    not grouped (`500,00` in Vietnamese, `500.00` in English); read back by typed_number."""
+    if amount is None:
+        return ""
+    return str(amount).replace(".", number_symbols(locale)["decimal"])
+
+
 def parse(value, currency: str, field: str | None = None, *, allow_zero: bool = False,
-          maximum: Decimal | None = None) -> Decimal:
-    """An amount typed by a person: `12,800.00` or `12800`; no exponents, no other digits, no
-    more decimals than the currency has; positive (or zero when allowed). DomainError names the field."""
+          maximum: Decimal | None = None, locale=None) -> Decimal:
+    """An amount typed by a person (typed_number: `12800`, `12,800.00`, in Vietnamese also `12.800,00`);
+    no exponents, no other digits, no more decimals than the currency has; positive (or zero when
+    allowed). DomainError names the field."""
     field = field or str(_l("Amount"))
     if isinstance(value, float):
         raise TypeError("money is never a float")
@@ -86,14 +135,11 @@ def parse(value, currency: str, field: str | None = None, *, allow_zero: bool = 
         text = str(value if value is not None else "").strip()
         if not text:
             raise MoneyError(_l("%(field)s: enter an amount.", field=field))
-        if not (_PLAIN.fullmatch(text) or _GROUPED.fullmatch(text)):
-            if text.startswith("-") and _PLAIN.fullmatch(text[1:].replace(",", "")):
+        amount = typed_number(text, locale)
+        if amount is None:
+            if text.startswith("-") and typed_number(text[1:].strip(), locale) is not None:
                 raise MoneyError(_l("%(field)s: must be greater than zero.", field=field))
             raise MoneyError(_l("%(field)s: %(value)s is not an amount.", field=field, value=text[:40]))
-        try:
-            amount = Decimal(text.replace(",", ""))
-        except InvalidOperation:  # pragma: no cover - the patterns above admit only decimals
-            raise MoneyError(_l("%(field)s: %(value)s is not an amount.", field=field, value=text[:40])) from None
     if amount < 0 or (amount == 0 and not allow_zero):
         raise MoneyError(_l("%(field)s: must be greater than zero.", field=field))
     limit = maximum if maximum is not None else MAX_AMOUNT

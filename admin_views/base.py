@@ -50,7 +50,7 @@ from actions.audit import record
 from actions.texts import change, changes_param, message, msgid
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from actions.times import MINUTE, format_minute, zone_for
-from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor
+from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor, typed
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
 from importers.xlsx import Amount, formula_safe, stream_xlsx
@@ -323,7 +323,7 @@ class MoneyField(StringField):
     def _value(self):
         if self.raw_data:
             return self.raw_data[0]
-        return "" if self.data is None else str(self.data)
+        return typed(self.data) if isinstance(self.data, Decimal) else "" if self.data is None else str(self.data)
 
     def process_formdata(self, valuelist):
         if valuelist:
