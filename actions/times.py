@@ -10,7 +10,7 @@ from datetime import datetime, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from babel.dates import format_datetime
+from babel.dates import format_datetime, get_timezone_location
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
@@ -24,6 +24,22 @@ MINUTE = "yyyy-MM-dd HH:mm"
 def zone_names() -> tuple[str, ...]:
     """Every IANA time zone name this machine knows, sorted."""
     return tuple(sorted(available_timezones()))
+
+
+@lru_cache(maxsize=8)
+def zone_labels(locale: str) -> dict[str, str]:
+    """Each zone as a reader finds it: where it is, in their language, then its IANA name ("中国（上海）时间 ·
+    Asia/Shanghai", "Giờ Việt Nam · Asia/Ho_Chi_Minh"); zones of no place (UTC, Etc/GMT-7) by name alone."""
+    labels = {}
+    for name in zone_names():
+        place = None
+        if "/" in name and not name.startswith("Etc/"):
+            try:
+                place = get_timezone_location(name, locale=locale)
+            except (LookupError, ValueError):  # a zone or locale Babel does not know
+                place = None
+        labels[name] = f"{place} · {name}" if place else name
+    return labels
 
 
 def check_zone(name: str | None) -> str:

@@ -19,7 +19,7 @@ from wtforms import SelectField, StringField, TextAreaField
 from actions import DomainError, companies_in_scope
 from actions.regions import COUNTRIES, cities_of, is_province, regions
 from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
-from actions.times import zone_names
+from actions.times import zone_labels
 from actions.passwords import current_policy
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.base import OpenRowsFirst, RoleView, ScopedModelView, badge, unit_of_work
@@ -102,8 +102,11 @@ def region_choices(form, province: str | None, city: str | None) -> None:
 
 
 def _zone_choices():
-    others = [(name, name) for name in zone_names() if name not in COMMON_ZONES]
-    return [("", str(_l("Automatic (by language)"))), *((name, name) for name in COMMON_ZONES), *others]
+    """The common zones first, then every other; each labelled where it is in the reader's language."""
+    labels = zone_labels(str(get_locale() or "en"))
+    others = [(name, label) for name, label in labels.items() if name not in COMMON_ZONES]
+    return [("", str(_l("Automatic (by language)"))), *((name, labels.get(name, name)) for name in COMMON_ZONES),
+            *others]
 
 
 REQUIRED = frozenset({"company_name", "tax_id", "contact_name", "contact_phone", "contact_email",

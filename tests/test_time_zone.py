@@ -103,3 +103,18 @@ def test_staff_see_times_by_their_language(client, login, world):
     login("finance")
     page = client.get("/admin/order_management/").get_data(as_text=True)
     assert "2026-06-10 03:05" in page and "+00:00" not in page
+
+
+@pytest.mark.parametrize("locale, labels", [
+    ("vi", ["Giờ Việt Nam · Asia/Ho_Chi_Minh", "Giờ Trung Quốc (Thượng Hải) · Asia/Shanghai", ">UTC<"]),
+    ("zh_Hans_CN", ["越南时间 · Asia/Ho_Chi_Minh", "中国（上海）时间 · Asia/Shanghai", ">Etc/GMT-7<"]),
+])
+def test_the_zone_picker_names_each_zone_where_it_is_in_the_readers_language(client, login, world, locale, labels):
+    """Six hundred IANA names (Asia/Ho_Chi_Minh) alone read as code: each is labelled with Babel's name of its place
+    in the reader's language, its IANA name kept (what people search for); zones of no place by name."""
+    set_locale("customer", locale)
+    login("customer")
+    form = client.get("/admin/company_profile/").get_data(as_text=True)
+    for label in labels:
+        assert label in form, label
+    assert 'value="Asia/Ho_Chi_Minh"' in form
