@@ -214,3 +214,11 @@ def test_the_language_menu_of_a_page_drawn_by_a_form_leads_back_to_the_form(clie
                   headers={"Referer": "http://localhost/admin/offline_recharge/new/?url=%2Fadmin%2F"})
     text = answer.get_data(as_text=True)
     assert '<input type="hidden" name="next" value="/admin/offline_recharge/new/?url=%2Fadmin%2F">' in text
+
+
+@pytest.mark.parametrize(("locale", "label"), [("zh_Hans_CN", "切换导航"), ("vi", "Mở/đóng menu")])
+def test_the_menu_button_is_named_in_the_readers_language(client, login, world, locale, label):
+    """Flask-Admin's menu button (shown on narrow screens) told screen readers "Toggle navigation" in English."""
+    _as(client, login, "customer", locale)
+    page = client.get("/admin/").get_data(as_text=True)
+    assert f'aria-label="{label}"' in page and "Toggle navigation" not in page
