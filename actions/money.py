@@ -111,7 +111,7 @@ def number_symbols(locale=None) -> dict[str, str]:
     return {"group": group, "decimal": decimal}
 
 
-def typed(amount: Decimal | int | None, locale=None) -> str:
+def typed(amount: Decimal | int | str | None, locale=None) -> str:
     """An amount as the reader would type it (a form's value): its digits with the locale's decimal symbol,
     not grouped (`500,00` in Vietnamese, `500.00` in English); read back by typed_number."""
     if amount is None:

@@ -91,6 +91,7 @@ def test_a_vietnamese_customer_tops_up_as_vietnamese_write_amounts(client, login
                                                     "amount": "1.500,50", "idempotency_key": key})
     (order,) = db.session.scalars(db.select(Order).where(Order.kind == "recharge", Order.company_id == world.acme.id))
     assert (order.currency, order.total) == ("USD", Decimal("1500.50"))
+    assert 'placeholder="100,00"' in client.get("/admin/recharge_record/top-up/").get_data(as_text=True)
 
 
 def test_the_receipt_page_tells_the_script_the_readers_symbols(client, login, world):
