@@ -239,8 +239,9 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_pages(app, admin)
     register_commands(app)
     app.jinja_env.globals["pay_page_url"] = pay_page_url
-    from actions.money import number_symbols, typed
+    from actions.money import format_amount, number_symbols, typed
 
+    app.jinja_env.filters["amount"] = format_amount  # {{ price|amount(currency) }}: the number alone (180,00)
     app.jinja_env.filters["typed"] = typed  # {{ amount|typed }}: a form's value, as the reader types it (500,00)
     app.jinja_env.globals["number_symbols"] = number_symbols  # the reader's group and decimal symbols, for scripts
     from actions.texts import render as render_stored_text

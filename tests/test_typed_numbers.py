@@ -105,3 +105,13 @@ def test_the_receipt_page_tells_the_script_the_readers_symbols(client, login, wo
     field = re.search(r'<input[^>]*id="rd-amount"[^>]*>', page, re.S).group(0)
     assert 'data-group="."' in field and 'data-decimal=","' in field
     assert 'placeholder="2160,50"' in field and 'data-total="2160.50"' in field
+
+
+def test_the_renewal_center_shows_prices_in_the_readers_number_format(client, login, world):
+    """Prices were the bare Decimal (180.00) in every language; Vietnamese writes 180,00."""
+    db.session.scalar(db.select(User).where(User.username == "customer")).locale = "vi"
+    db.session.commit()
+    login("customer")
+    page = client.get(f"/admin/renewal_center/?company_id={world.acme.id}&months=12&scope=all").get_data(as_text=True)
+    prices = re.findall(r'<td class="text-right rd-price">([^<]*)</td>', page)
+    assert prices and all(re.fullmatch(r"[0-9.]+,[0-9]{2}|—", price) for price in prices), prices
