@@ -24,6 +24,7 @@ import re
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,7 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    StatementCounter, Timing, build_database, login, make_app, medians, render, run_alone,
+    ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians, render, run_alone,
 )
 
 BATCH = 20_000
@@ -48,8 +49,9 @@ def sizes(small: bool) -> dict[str, dict[str, int]]:
 
 
 def add_subscriptions(app, count: int, seed: int = 3) -> None:
-    """`count` subscriptions by bulk INSERT (one statement per 20,000 rows), then ANALYZE as after any bulk load."""
-    from sqlalchemy import insert, select, text
+    """`count` subscriptions by bulk INSERT (one statement per 20,000 rows), then ANALYZE as after any bulk load
+    (PostgreSQL: VACUUM ANALYZE, bench.lib.analyze)."""
+    from sqlalchemy import insert, select
 
     from models import Company, PlanCycle, Subscription, User, db
 
@@ -83,9 +85,9 @@ def add_subscriptions(app, count: int, seed: int = 3) -> None:
                 rows = []
         if rows:
             db.session.execute(insert(Subscription), rows)
-        db.session.execute(text("ANALYZE"))
         db.session.commit()
         db.session.remove()
+    analyze(app)
 
 
 def add_promotions(app, count: int) -> None:
@@ -104,14 +106,15 @@ def add_promotions(app, count: int) -> None:
         cycles = db.session.scalars(select(PlanCycle).order_by(PlanCycle.id)).all()
         add_ons = db.session.scalars(select(PlanAddOn).order_by(PlanAddOn.id)).all()
         now = datetime.now(timezone.utc)
-        first = (db.session.scalar(select(Promotion.id).order_by(Promotion.id.desc()).limit(1)) or 0) + 1
+        # Targets and companies name their promotion by code until the INSERT gives it an id (from the
+        # table's own sequence: explicit ids would leave PostgreSQL's behind).
         promotions, targets, allowed = [], [], []
         for n in range(count):
-            pid, currency = first + n, ("CNY", "VND")[n % 2]
+            pid, currency = f"BENCH{n:04d}", ("CNY", "VND")[n % 2]
             scope = ("plan", "add_on", "invoice")[n % 3]
             percent = n % 4 != 3 or scope == "invoice"
             promotions.append({
-                "id": pid, "code": f"BENCH{n:04d}", "name": f"Bench promotion {n}", "scope": scope,
+                "code": pid, "name": f"Bench promotion {n}", "scope": scope,
                 "kind": "percent" if percent else "fixed", "currency": currency,
                 "percent_hundredths": 100 + 25 * (n % 40) if percent else None,
                 "amount_minor": None if percent else (1000 if currency == "CNY" else 10000),
@@ -134,6 +137,9 @@ def add_promotions(app, count: int) -> None:
             if n % 5 == 1:
                 allowed.append({"promotion_id": pid, "company_id": companies[n % len(companies)]})
         db.session.execute(insert(Promotion), promotions)
+        ids = dict(db.session.execute(select(Promotion.code, Promotion.id).where(Promotion.code.like("BENCH%"))).all())
+        targets = [{**t, "promotion_id": ids[t["promotion_id"]]} for t in targets]
+        allowed = [{**a, "promotion_id": ids[a["promotion_id"]]} for a in allowed]
         if targets:
             db.session.execute(insert(PromotionTarget), [{"plan_id": None, "cycle_id": None, "add_on_id": None, **t}
                                                          for t in targets])
@@ -189,7 +195,7 @@ def _hidden(body: str) -> list[tuple[str, str]]:
     return fields
 
 
-def count_checkout(bench, apps: dict[str, object], target) -> None:
+def count_checkout(bench, apps: dict[str, object], target, suffix: str = "") -> None:
     """The statements of the price table, step 1 and step 2 as the customer, at both sizes."""
     from werkzeug.datastructures import MultiDict
 
@@ -197,10 +203,10 @@ def count_checkout(bench, apps: dict[str, object], target) -> None:
 
     urls = checkout_urls(apps["1k"])
     for page in PAGES:
-        target(f"subscription_checkout_sql_statements_{page}_100k", "= 1k count",
-               lambda v, r, p=page: v == r.get(f"subscription_checkout_sql_statements_{p}_1k"))
+        target(f"subscription_checkout_sql_statements_{page}_100k{suffix}", "= 1k count",
+               lambda v, r, p=page: v == r.get(f"subscription_checkout_sql_statements_{p}_1k{suffix}"))
     totals = {}
-    for suffix, app in apps.items():
+    for size, app in apps.items():
         client = app.test_client()
         login(client, "customer")
         with app.app_context():
@@ -214,72 +220,79 @@ def count_checkout(bench, apps: dict[str, object], target) -> None:
                 text = response.get_data(as_text=True)
                 found = re.search(r'id="rd-total">([^<]+)<', text)
                 if response.status_code != 200 or found is None:
-                    raise RuntimeError(f"step 2 at {suffix} did not render (HTTP {response.status_code})")
-                totals[suffix] = found.group(1)
+                    raise RuntimeError(f"step 2 at {size} did not render (HTTP {response.status_code})")
+                totals[size] = found.group(1)
             else:
                 render(client, urls[page])  # warm-up
                 with StatementCounter(engine) as counter:
                     render(client, urls[page])
-            bench.put(f"subscription_checkout_sql_statements_{page}_{suffix}", counter.count)
+            bench.put(f"subscription_checkout_sql_statements_{page}_{size}{suffix}", counter.count)
         # Step 1's time as well (not a target: its work grows with the promotions to check, not the rows).
         times = [render(client, urls["step1"]) for _ in range(3)]
-        bench.keep(f"subscription_checkout_step1_cpu_ms_{suffix}", medians(times)[0] * 1000)
-        print(f"     (step 1 at {suffix}: CPU {medians(times)[0] * 1000:.1f} ms)", flush=True)
+        bench.keep(f"subscription_checkout_step1_cpu_ms_{size}{suffix}", medians(times)[0] * 1000)
+        print(f"     (step 1 at {size}: CPU {medians(times)[0] * 1000:.1f} ms)", flush=True)
     if len(set(totals.values())) != 1 or "1,642.96" not in next(iter(totals.values())):
         raise RuntimeError(f"step 2 totals differ from the worked example's 1,642.96: {totals}")
 
 
-def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int) -> None:
+def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int, suffix: str = "") -> None:
     """First page of /admin/subscription/ as admin and as the customer, medians of CPU time, interleaved."""
     from models import db
 
+    servers = {size: ServerClock.for_app(app) for size, app in apps.items()}
     for username, prefix in (("admin", ""), ("customer", "customer_admin_")):
-        key = f"{prefix}subscription_list_ratio_100k_vs_1k"
+        key = f"{prefix}subscription_list_ratio_100k_vs_1k{suffix}"
         target(key, "≤ 1.2", lambda v, r: v <= 1.2)
         clients = {}
-        for suffix, app in apps.items():
-            clients[suffix] = app.test_client()
-            login(clients[suffix], username)
+        for size, app in apps.items():
+            clients[size] = app.test_client()
+            login(clients[size], username)
             for _ in range(warmup):
-                render(clients[suffix], "/admin/subscription/")
-            shown = listed(clients[suffix].get("/admin/subscription/").get_data(as_text=True))
+                render(clients[size], "/admin/subscription/")
+            shown = listed(clients[size].get("/admin/subscription/").get_data(as_text=True))
             if len(shown) < 20:
-                raise RuntimeError(f"the list as {username} at {suffix} showed {len(shown)} subscriptions")
+                raise RuntimeError(f"the list as {username} at {size} showed {len(shown)} subscriptions")
             with app.app_context():
                 engine = db.engine
             with StatementCounter(engine) as counter:
-                render(clients[suffix], "/admin/subscription/")
-            bench.keep(f"{prefix}subscription_list_sql_statements_{suffix}", counter.count)
-        times: dict[str, list[Timing]] = {suffix: [] for suffix in apps}
+                render(clients[size], "/admin/subscription/")
+            bench.keep(f"{prefix}subscription_list_sql_statements_{size}{suffix}", counter.count)
+        times: dict[str, list[Timing]] = {size: [] for size in apps}
         for _ in range(repeat):
-            for suffix, client in clients.items():
-                times[suffix].append(render(client, "/admin/subscription/"))
+            for size, client in clients.items():
+                times[size].append(render(client, "/admin/subscription/", servers[size]))
         (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
-        bench.keep(f"{prefix}subscription_list_cpu_ms_1k", small_cpu * 1000)
-        bench.keep(f"{prefix}subscription_list_cpu_ms_100k", big_cpu * 1000)
-        bench.keep(f"{prefix}subscription_list_wall_ratio_100k_vs_1k", big_wall / small_wall)
+        bench.keep(f"{prefix}subscription_list_cpu_ms_1k{suffix}", small_cpu * 1000)
+        bench.keep(f"{prefix}subscription_list_cpu_ms_100k{suffix}", big_cpu * 1000)
+        bench.keep(f"{prefix}subscription_list_wall_ratio_100k_vs_1k{suffix}", big_wall / small_wall)
         bench.put(key, big_cpu / small_cpu)
         print(f"     ({username}: CPU {small_cpu * 1000:.1f} ms at 1k, {big_cpu * 1000:.1f} ms at 100k; "
               f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
 
 
-def bench_subscriptions(bench, base_db: Path | None, folder: Path, target, small: bool) -> None:
-    """Build the two databases (copies of `base_db`, a migrated demo database), then measure."""
-    bench.section("subscriptions: list at 100k vs 1k subscriptions, SQL statements of the checkout pages")
-    if base_db is None:
-        base_db = folder / "subscriptions-base.db"
-        build_database(base_db, 100)
+def bench_subscriptions(bench, base_db: Path | None, folder: Path | None, target, small: bool, suffix: str = "",
+                        copy: Callable[[str], Path | str] | None = None) -> None:
+    """Build the two databases (copies of `base_db`, a migrated demo database, in `folder`; or
+    `copy(label)`, a new copy's path or URL: bench.run's PostgreSQL part), then measure; keys end in `suffix`."""
+    where = " on PostgreSQL" if suffix == "_pg" else ""
+    bench.section(f"subscriptions{where}: list at 100k vs 1k subscriptions, SQL statements of the checkout pages")
+    if copy is None:
+        if base_db is None:
+            base_db = folder / "subscriptions-base.db"
+            build_database(base_db, 100)
+
+        def copy(label: str) -> Path:
+            copy_database(base_db, folder / f"{label}.db")
+            return folder / f"{label}.db"
     apps = {}
     started = time.perf_counter()
-    for suffix, size in sizes(small).items():
-        path = folder / f"subscriptions-{suffix}.db"
-        copy_database(base_db, path)
-        apps[suffix] = make_app(path)
-        add_promotions(apps[suffix], size["promotions"])
-        add_subscriptions(apps[suffix], size["subscriptions"])
-    bench.keep("subscription_build_seconds", time.perf_counter() - started)
-    time_lists(bench, apps, target, repeat=3 if small else 9, warmup=1 if small else 2)
-    count_checkout(bench, apps, target)
+    for size, counts in sizes(small).items():
+        apps[size] = make_app(copy(f"subscriptions_{size}"))
+        add_promotions(apps[size], counts["promotions"])
+        add_subscriptions(apps[size], counts["subscriptions"])
+    bench.keep(f"subscription_build_seconds{suffix}", time.perf_counter() - started)
+    time_lists(bench, apps, target, repeat=3 if small else 9, warmup=1 if small else 2, suffix=suffix)
+    count_checkout(bench, apps, target, suffix)
 
 
 if __name__ == "__main__":
