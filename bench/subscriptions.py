@@ -13,6 +13,8 @@ scope, some aimed at plans or add-ons, some offered to a company subtree only.
 - subscription_list_ratio_100k_vs_1k: median CPU time of GET /admin/subscription/ (first page,
   default sort) as admin, at 100k over 1k (target ≤ 1.2); customer_admin_subscription_list_… the
   same as the customer administrator of Acme Logistics (4 of the 7 companies).
+- subscription_list_sql_statements_1k / _100k (customer_admin_… too): statements per render of that
+  page, equal at both sizes (target).
 - subscription_checkout_sql_statements_<page>_1k / _100k for the price table, step 1 (GET with the
   worked example's plan, add-ons and promotions chosen) and step 2 (POST Next: the promotions
   reserved, step 2 rendered), as the customer administrator: equal at both sizes (target).
@@ -33,13 +35,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    ServerClock, StatementCounter, Timing, analyze, build_database, login, make_app, medians, render, run_alone,
+    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians,
+    render, run_alone,
 )
 
 BATCH = 20_000
 STATES = ("active",) * 14 + ("pending_payment", "past_due", "cancel_scheduled", "cancelled", "expired", "abandoned",
                              "suspended")
 PAGES = ("price_table", "step1", "step2")
+PAGE_SIZE = 50  # the subscription list's page size (Flask-Admin's default)
 
 
 def sizes(small: bool) -> dict[str, dict[str, int]]:
@@ -235,39 +239,114 @@ def count_checkout(bench, apps: dict[str, object], target, suffix: str = "") -> 
         raise RuntimeError(f"step 2 totals differ from the worked example's 1,642.96: {totals}")
 
 
+USERS = (("admin", ""), ("customer", "customer_admin_"))
+
+
+def list_pages(app) -> dict[str, str]:
+    """The subscription list's pages, named as the keys name them: the first page (key
+    subscription_list_…), status cancelled (~5 %) and active (2/3), one plan, a month of period ends,
+    one whole number (of Acme Logistics, so in both readers' scope; the same row at both sizes)."""
+    from sqlalchemy import select
+
+    from models import Company, ServicePlan, Subscription, db
+
+    admin = app.extensions["admin"][0]
+    view = next(v for v in admin._views if getattr(v, "endpoint", None) == "subscription")
+    args = {key: key for key in view._filter_args}
+    with app.app_context():
+        plan = db.session.scalar(select(ServicePlan.id).order_by(ServicePlan.id))
+        acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
+        number = db.session.scalar(select(Subscription.number).where(
+            Subscription.company_id.in_(acme.subtree_ids())).order_by(Subscription.id).offset(100).limit(1))
+        db.session.remove()
+    month = date.today() - timedelta(days=30)
+    window = f"{month:%Y-%m-%d} to {month + timedelta(days=30):%Y-%m-%d}"
+    return {
+        "list": "/admin/subscription/",
+        "filtered_list": f"/admin/subscription/?flt0_{args['status_equals']}=cancelled",
+        "active_filter": f"/admin/subscription/?flt0_{args['status_equals']}=active",
+        "plan_filter": f"/admin/subscription/?flt0_{args['plan_equals']}={plan}",
+        "period_end_filter": f"/admin/subscription/?flt0_{args['period_end_between']}={window}",
+        "search": f"/admin/subscription/?search={number}",
+    }
+
+
 def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int, suffix: str = "") -> None:
-    """First page of /admin/subscription/ as admin and as the customer, medians of CPU time, interleaved."""
+    """The pages of /admin/subscription/ (`list_pages`) as admin and as the customer, medians of CPU time
+    (the database server's too on PostgreSQL), both sizes by turns."""
     from models import db
 
+    urls = list_pages(apps["1k"])
     servers = {size: ServerClock.for_app(app) for size, app in apps.items()}
-    for username, prefix in (("admin", ""), ("customer", "customer_admin_")):
-        key = f"{prefix}subscription_list_ratio_100k_vs_1k{suffix}"
-        target(key, "≤ 1.2", lambda v, r: v <= 1.2)
+    for username, prefix in USERS:
         clients = {}
         for size, app in apps.items():
             clients[size] = app.test_client()
             login(clients[size], username)
-            for _ in range(warmup):
-                render(clients[size], "/admin/subscription/")
-            shown = listed(clients[size].get("/admin/subscription/").get_data(as_text=True))
-            if len(shown) < 20:
-                raise RuntimeError(f"the list as {username} at {size} showed {len(shown)} subscriptions")
-            with app.app_context():
-                engine = db.engine
-            with StatementCounter(engine) as counter:
-                render(clients[size], "/admin/subscription/")
-            bench.keep(f"{prefix}subscription_list_sql_statements_{size}{suffix}", counter.count)
-        times: dict[str, list[Timing]] = {size: [] for size in apps}
-        for _ in range(repeat):
+        for page, url in urls.items():
+            key = f"{prefix}subscription_{page}_ratio_100k_vs_1k{suffix}"
+            target(key, "≤ 1.2", lambda v, r: v <= 1.2)
+            shown = {}
             for size, client in clients.items():
-                times[size].append(render(client, "/admin/subscription/", servers[size]))
-        (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
-        bench.keep(f"{prefix}subscription_list_cpu_ms_1k{suffix}", small_cpu * 1000)
-        bench.keep(f"{prefix}subscription_list_cpu_ms_100k{suffix}", big_cpu * 1000)
-        bench.keep(f"{prefix}subscription_list_wall_ratio_100k_vs_1k{suffix}", big_wall / small_wall)
-        bench.put(key, big_cpu / small_cpu)
-        print(f"     ({username}: CPU {small_cpu * 1000:.1f} ms at 1k, {big_cpu * 1000:.1f} ms at 100k; "
-              f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
+                for _ in range(warmup):
+                    render(client, url)
+                shown[size] = listed(client.get(url).get_data(as_text=True))
+            if page == "search" and not all(found == [url.rsplit("=", 1)[1]] for found in shown.values()):
+                raise RuntimeError(f"the search as {username} listed {shown}: {url}")
+            if page == "list" and any(len(found) < 20 for found in shown.values()):
+                raise RuntimeError(f"the list as {username} showed {shown}")
+            if not all(shown.values()):
+                raise RuntimeError(f"{page} as {username} listed no subscription: {url}")
+            if page == "list":
+                for size, client in clients.items():
+                    with apps[size].app_context():
+                        engine = db.engine
+                    with StatementCounter(engine) as counter:
+                        render(client, url)
+                    statements = f"{prefix}subscription_list_sql_statements_{size}{suffix}"
+                    if size == "100k":
+                        target(statements, "= 1k count",
+                               lambda v, r, k=statements: v == r.get(k.replace("_100k", "_1k")))
+                    bench.put(statements, counter.count)
+            times: dict[str, list[Timing]] = {size: [] for size in apps}
+            for _ in range(repeat):
+                for size, client in clients.items():
+                    times[size].append(render(client, url, servers[size]))
+            (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
+            bench.keep(f"{prefix}subscription_{page}_cpu_ms_1k{suffix}", small_cpu * 1000)
+            bench.keep(f"{prefix}subscription_{page}_cpu_ms_100k{suffix}", big_cpu * 1000)
+            bench.keep(f"{prefix}subscription_{page}_wall_ratio_100k_vs_1k{suffix}", big_wall / small_wall)
+            bench.put(key, big_cpu / small_cpu)
+            print(f"     ({page}, {username}: CPU {small_cpu * 1000:.1f} ms at 1k, {big_cpu * 1000:.1f} ms at 100k; "
+                  f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
+
+
+def time_last_page(bench, app, target, repeat: int, warmup: int, suffix: str = "") -> None:
+    """The last page of the default sort against the first, at the big size, as admin and customer."""
+    from sqlalchemy import func, select
+
+    from models import Company, Subscription, db
+
+    with app.app_context():
+        acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
+        in_scope = {"": db.session.scalar(select(func.count()).select_from(Subscription)),
+                    "customer_admin_": db.session.scalar(select(func.count()).select_from(Subscription).where(
+                        Subscription.company_id.in_(acme.subtree_ids())))}
+        db.session.remove()
+    server = ServerClock.for_app(app)
+    for username, prefix in USERS:
+        key = f"{prefix}subscription_last_page_ratio_100k{suffix}"
+        target(key, "≤ 1.5", lambda v, r: v <= 1.5)
+        client = app.test_client()
+        login(client, username)
+        rows = in_scope[prefix]
+        last, (first_cpu, first_wall), (last_cpu, last_wall) = first_and_last_pages(
+            client, "/admin/subscription/", rows, PAGE_SIZE, listed, repeat, warmup, server)
+        bench.keep(f"{prefix}subscription_last_page_cpu_ms_100k{suffix}", last_cpu * 1000)
+        bench.keep(f"{prefix}subscription_last_page_wall_ratio_100k{suffix}", last_wall / first_wall)
+        bench.put(key, last_cpu / first_cpu)
+        print(f"     (page {last + 1} of {rows:,} subscriptions: CPU {last_cpu * 1000:.1f} ms, first page "
+              f"{first_cpu * 1000:.1f} ms)", flush=True)
 
 
 def bench_subscriptions(bench, base_db: Path | None, folder: Path | None, target, small: bool, suffix: str = "",
@@ -291,7 +370,9 @@ def bench_subscriptions(bench, base_db: Path | None, folder: Path | None, target
         add_promotions(apps[size], counts["promotions"])
         add_subscriptions(apps[size], counts["subscriptions"])
     bench.keep(f"subscription_build_seconds{suffix}", time.perf_counter() - started)
-    time_lists(bench, apps, target, repeat=3 if small else 9, warmup=1 if small else 2, suffix=suffix)
+    repeat, warmup = (3, 1) if small else (9, 2)
+    time_lists(bench, apps, target, repeat, warmup, suffix)
+    time_last_page(bench, apps["100k"], target, repeat, warmup, suffix)
     count_checkout(bench, apps, target, suffix)
 
 
