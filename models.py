@@ -1689,13 +1689,17 @@ class Subscription(db.Model):
         CheckConstraint("seats_used >= 0", name="seats_used_not_negative"),
         Index("ix_subscription_company_status", "company_id", "status"),
         Index("ix_subscription_status_period_end", "status", "period_end"),
+        # A customer's list filtered by plan or by period end counts its rows from an index alone, one
+        # range per company of its tree (migration 0024).
+        Index("ix_subscription_plan_company", "plan_id", "company_id"),
+        Index("ix_subscription_company_period_end", "company_id", "period_end"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
     service_id: Mapped[int] = mapped_column(ForeignKey("service.id"), index=True)
-    plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("service_plan.id"))  # ix_subscription_plan_company
     cycle_id: Mapped[int] = mapped_column(ForeignKey("plan_cycle.id"))
     currency: Mapped[str] = mapped_column(String(4))
     status: Mapped[str] = mapped_column(String(20), default="pending_payment")

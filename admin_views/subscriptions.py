@@ -12,7 +12,7 @@ from flask import abort, flash, has_request_context, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
-from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_admin.contrib.sqla.filters import FilterEqual, IntEqualFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -370,6 +370,7 @@ class SubscriptionView(ScopedModelView):
     column_formatters_export = {"status": label_formatter(SUBSCRIPTION_STATES),
                                 "renewal_method": label_formatter(RENEWAL_METHODS)}
     column_searchable_list = ("number",)
+    search_clause = staticmethod(subs.search_clause)  # a range of the number's unique index, not LIKE '%…%'
     column_default_sort = ("id", True)
     column_select_related_list = (Subscription.company, Subscription.service, Subscription.plan, Subscription.cycle)
     column_details_list = column_list
@@ -377,9 +378,10 @@ class SubscriptionView(ScopedModelView):
     def __init__(self, *args, **kwargs):
         self.column_filters = [
             FilterEqual(Subscription.status, _l("Status"), options=list(SUBSCRIPTION_STATES.items())),
-            FilterEqual(Subscription.service_id, _l("Service"), options=_options(Service, str)),
-            FilterEqual(Subscription.plan_id, _l("Plan"), options=_options(ServicePlan, str)),
-            FilterEqual(Subscription.cycle_id, _l("Cycle"), options=_options(
+            # Integer filters for the id columns: PostgreSQL refuses `integer = character varying`.
+            IntEqualFilter(Subscription.service_id, _l("Service"), options=_options(Service, str)),
+            IntEqualFilter(Subscription.plan_id, _l("Plan"), options=_options(ServicePlan, str)),
+            IntEqualFilter(Subscription.cycle_id, _l("Cycle"), options=_options(
                 PlanCycle, lambda c: f"{c.plan.name} · {c.months}", PlanCycle.plan)),
             "period_end",
             InCompanyTree(Subscription.company_id, _l("Company"), Subscription.company_id),

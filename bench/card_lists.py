@@ -26,6 +26,7 @@ from __future__ import annotations
 import random
 import re
 import sys
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,7 +35,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    StatementCounter, Timing, build_database, first_and_last_pages, login, make_app, medians, render, run_alone,
+    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians,
+    render, run_alone,
 )
 from bench.subscriptions import copy_database  # noqa: E402
 
@@ -61,8 +63,8 @@ def phone(i: int) -> str:
 
 
 def add_cards(app, count: int, seed: int = 2) -> None:
-    """`count` cards by bulk INSERT (one statement per 20,000 rows), then ANALYZE."""
-    from sqlalchemy import insert, select, text
+    """`count` cards by bulk INSERT (one statement per 20,000 rows), then ANALYZE (PostgreSQL: VACUUM ANALYZE)."""
+    from sqlalchemy import insert, select
 
     from models import Package, SimCard, db
 
@@ -86,9 +88,9 @@ def add_cards(app, count: int, seed: int = 2) -> None:
                 rows = []
         if rows:
             db.session.execute(insert(SimCard), rows)
-        db.session.execute(text("ANALYZE"))
         db.session.commit()
         db.session.remove()
+    analyze(app)
 
 
 def card_view(app):
@@ -126,17 +128,18 @@ def listed(body: str) -> list[str]:
     return re.findall(r'<td class="col-iccid">\s*(\d+)\s*</td>', body)
 
 
-def time_pages(bench, apps: dict[str, object], target, repeat: int, warmup: int) -> None:
+def time_pages(bench, apps: dict[str, object], target, repeat: int, warmup: int, suffix: str = "") -> None:
     from models import db
 
     urls = pages(apps[SMALL])
+    servers = {size: ServerClock.for_app(app) for size, app in apps.items()}
     for username, prefix in USERS:
         clients = {}
         for size, app in apps.items():
             clients[size] = app.test_client()
             login(clients[size], username)
         for page, url in urls.items():
-            key = f"{prefix}card_{page}_ratio_200k_vs_2k"
+            key = f"{prefix}card_{page}_ratio_200k_vs_2k{suffix}"
             if page not in UNTARGETED:
                 target(key, "≤ 1.2", lambda v, r: v <= 1.2)
             shown = {}
@@ -154,24 +157,24 @@ def time_pages(bench, apps: dict[str, object], target, repeat: int, warmup: int)
                 with StatementCounter(engine) as counter:
                     render(client, url)
                 if page == "list_page":
-                    statements = f"{prefix}card_list_page_sql_statements_{size}"
+                    statements = f"{prefix}card_list_page_sql_statements_{size}{suffix}"
                     if size == BIG:
                         target(statements, "= 2k count",
-                               lambda v, r, k=statements: v == r.get(k.replace(BIG, SMALL)))
+                               lambda v, r, k=statements: v == r.get(k.replace(f"_{BIG}", f"_{SMALL}")))
                     bench.put(statements, counter.count)
             times: dict[str, list[Timing]] = {size: [] for size in apps}
             for _ in range(repeat):
                 for size, client in clients.items():
-                    times[size].append(render(client, url))
+                    times[size].append(render(client, url, servers[size]))
             (small_cpu, small_wall), (big_cpu, big_wall) = medians(times[SMALL]), medians(times[BIG])
-            bench.keep(f"{prefix}card_{page}_cpu_ms_2k", small_cpu * 1000)
-            bench.keep(f"{prefix}card_{page}_cpu_ms_200k", big_cpu * 1000)
+            bench.keep(f"{prefix}card_{page}_cpu_ms_2k{suffix}", small_cpu * 1000)
+            bench.keep(f"{prefix}card_{page}_cpu_ms_200k{suffix}", big_cpu * 1000)
             (bench.keep if page in UNTARGETED else bench.put)(key, big_cpu / small_cpu)
             print(f"     ({page}: CPU {small_cpu * 1000:.1f} ms at 2k, {big_cpu * 1000:.1f} ms at 200k; "
                   f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
 
 
-def time_last_page(bench, app, target, repeat: int, warmup: int) -> None:
+def time_last_page(bench, app, target, repeat: int, warmup: int, suffix: str = "") -> None:
     from sqlalchemy import func, select
 
     from models import SimCard, db
@@ -181,36 +184,43 @@ def time_last_page(bench, app, target, repeat: int, warmup: int) -> None:
                     "customer_admin_": db.session.scalar(
                         select(func.count()).select_from(SimCard).where(SimCard.holder_key.in_((9, 10))))}
         db.session.remove()
+    server = ServerClock.for_app(app)
     for username, prefix in USERS:
-        key = f"{prefix}card_last_page_ratio_200k"
+        key = f"{prefix}card_last_page_ratio_200k{suffix}"
         target(key, "≤ 1.5", lambda v, r: v <= 1.5)
         client = app.test_client()
         login(client, username)
         rows, page_size = in_scope[prefix], card_view(app).page_size
         last, (first_cpu, _fw), (last_cpu, _lw) = first_and_last_pages(
-            client, "/admin/simcard/", rows, page_size, listed, repeat, warmup)
-        bench.keep(f"{prefix}card_last_page_cpu_ms_200k", last_cpu * 1000)
+            client, "/admin/simcard/", rows, page_size, listed, repeat, warmup, server)
+        bench.keep(f"{prefix}card_last_page_cpu_ms_200k{suffix}", last_cpu * 1000)
         bench.put(key, last_cpu / first_cpu)
         print(f"     (page {last + 1} of {rows:,} cards: CPU {last_cpu * 1000:.1f} ms, first page "
               f"{first_cpu * 1000:.1f} ms)", flush=True)
 
 
-def bench_card_lists(bench, base_db: Path | None, folder: Path, target, small: bool) -> None:
-    """Build the two databases (copies of `base_db`, a migrated demo database), then measure."""
+def bench_card_lists(bench, base_db: Path | None, folder: Path | None, target, small: bool, suffix: str = "",
+                     copy: Callable[[str], Path | str] | None = None) -> None:
+    """Build the two databases (copies of `base_db`, a migrated demo database, in `folder`; or
+    `copy(label)`, a new copy's path or URL: bench.run's PostgreSQL part), then measure; keys end in `suffix`."""
     counts = sizes(small)
-    bench.section(f"card list /admin/simcard/: {counts[BIG]:,} cards over {counts[SMALL]:,}")
-    if base_db is None:
-        base_db = folder / "cards-base.db"
-        build_database(base_db, 100)
+    where = " on PostgreSQL" if suffix == "_pg" else ""
+    bench.section(f"card list /admin/simcard/{where}: {counts[BIG]:,} cards over {counts[SMALL]:,}")
+    if copy is None:
+        if base_db is None:
+            base_db = folder / "cards-base.db"
+            build_database(base_db, 100)
+
+        def copy(label: str) -> Path:
+            copy_database(base_db, folder / f"{label}.db")
+            return folder / f"{label}.db"
     apps = {}
     for size, count in counts.items():
-        path = folder / f"cards-{size}.db"
-        copy_database(base_db, path)
-        apps[size] = make_app(path)
+        apps[size] = make_app(copy(f"cards_{size}"))
         add_cards(apps[size], count)
     repeat, warmup = (3, 1) if small else (9, 2)
-    time_pages(bench, apps, target, repeat, warmup)
-    time_last_page(bench, apps[BIG], target, repeat, warmup)
+    time_pages(bench, apps, target, repeat, warmup, suffix)
+    time_last_page(bench, apps[BIG], target, repeat, warmup, suffix)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
 import re
 import resource
 import statistics
@@ -91,6 +92,61 @@ def login(client, username: str) -> None:
                                            "csrf_token": token.group(1)})
     if response.status_code != 302:
         raise RuntimeError(f"login as {username} failed: HTTP {response.status_code}")
+
+
+class PostgresScratch:
+    """Scratch databases on the PostgreSQL server of `base_url`, beside its database: created empty or
+    as a copy of another (CREATE DATABASE … TEMPLATE, PostgreSQL's copy of a seeded database), each
+    dropped by `drop_all` (WITH (FORCE): connections left open are closed)."""
+
+    def __init__(self, base_url: str):
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+
+        self.base = make_url(base_url)
+        self.server = create_engine(base_url, isolation_level="AUTOCOMMIT")
+        self.names: list[str] = []
+
+    def name(self, label: str) -> str:
+        return f"renewdesk_bench_{label}_{os.getpid()}"
+
+    def url(self, label: str) -> str:
+        return self.base.set(database=self.name(label)).render_as_string(hide_password=False)
+
+    def create(self, label: str, template: str | None = None) -> str:
+        """The URL of a new database `label` (empty, or a copy of the scratch database `template`)."""
+        from sqlalchemy.exc import OperationalError
+
+        name = self.name(label)
+        copy = f' TEMPLATE "{self.name(template)}"' if template else ""
+        with self.server.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            self.names.append(name)
+            for attempt in range(10):
+                try:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"{copy}')
+                    break
+                except OperationalError:  # the template still in use (a closing connection, autovacuum)
+                    if attempt == 9:
+                        raise
+                    time.sleep(0.5)
+        return self.url(label)
+
+    def drop_all(self) -> None:
+        with self.server.connect() as conn:
+            for name in self.names:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.names = []
+        self.server.dispose()
+
+
+def dispose(app) -> None:
+    """Close an app's database connections (a PostgreSQL database is copied only when nobody is connected)."""
+    from models import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 class StatementCounter:

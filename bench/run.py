@@ -29,7 +29,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians, render,
+    PostgresScratch, ServerClock, StatementCounter, Timing, analyze, build_database, dispose, first_and_last_pages, login,
+    make_app, medians, render,
 )
 from bench import card_lists, imports, subscriptions  # noqa: E402
 
@@ -485,46 +486,51 @@ def bench_auto_renew(bench: Bench, app, suffix: str = "") -> None:
 
 # --- PostgreSQL ----------------------------------------------------------------------------------------
 
+PG_BENCHMARKS = ("lists", "auto_renew", "card_lists", "subscriptions")  # what `postgresql` runs again there
 
-def bench_postgresql(bench: Bench, base_url: str) -> None:
-    """The device list benchmarks again on PostgreSQL (keys with a _pg suffix), in two scratch databases
-    created beside TEST_DATABASE_URL's and dropped afterwards."""
-    import sqlalchemy as sa
 
-    from models import db
 
-    server = sa.create_engine(base_url, isolation_level="AUTOCOMMIT")
-    names = {SMALL: f"renewdesk_bench_{SMALL}_{os.getpid()}", BIG: f"renewdesk_bench_{BIG}_{os.getpid()}"}
-    urls = {size: sa.engine.make_url(base_url).set(database=name).render_as_string(hide_password=False)
-            for size, name in names.items()}
+def bench_postgresql(bench: Bench, base_url: str, only: set[str] | None = None) -> None:
+    """The device list, auto-renewal, card list and subscription benchmarks again on PostgreSQL (keys with
+    a _pg suffix), in scratch databases created beside TEST_DATABASE_URL's and dropped afterwards: two
+    seeded with devices, and copies of the small one (CREATE DATABASE … TEMPLATE) for the cards and the
+    subscriptions, as the SQLite run copies its small database."""
+    only = set(PG_BENCHMARKS) if only is None else only
+    scratch = PostgresScratch(base_url)
+    # The big device database only for the device benchmarks; the small one is also the copies' template.
+    labels = {SMALL: str(SMALL), BIG: str(BIG)} if only & {"lists", "auto_renew"} else {SMALL: str(SMALL)}
     apps = {}
     try:
-        with server.connect() as conn:
-            for name in names.values():
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        bench.section(f"PostgreSQL: seeding {SMALL:,} and {BIG:,} devices, then VACUUM ANALYZE")
+        urls = {size: scratch.create(label) for size, label in labels.items()}
+        bench.section(f"PostgreSQL: seeding {' and '.join(f'{size:,}' for size in urls)} devices, then VACUUM ANALYZE")
         with ProcessPoolExecutor(max_workers=2) as pool:
             seconds = dict(zip(urls, pool.map(build_database, urls.values(), urls.keys())))
-        bench.keep("seed_200k_seconds_pg", seconds[BIG])
+        if BIG in seconds:
+            bench.keep("seed_200k_seconds_pg", seconds[BIG])
         apps = {size: make_app(url) for size, url in urls.items()}
         for app in apps.values():
             analyze(app)
-        bench.section(f"PostgreSQL: device list, {BIG:,} devices over {SMALL:,}")
-        bench_list_pages(bench, apps, suffix="_pg")
-        bench.section(f"PostgreSQL: last page against first page ({BIG:,} devices)")
-        bench_last_page(bench, apps[BIG], suffix="_pg")
-        bench.section(f"PostgreSQL: auto-renewal over {BIG:,} devices")
-        bench_auto_renew(bench, apps[BIG], suffix="_pg")
+        if "lists" in only:
+            bench.section(f"PostgreSQL: device list, {BIG:,} devices over {SMALL:,}")
+            bench_list_pages(bench, apps, suffix="_pg")
+            bench.section(f"PostgreSQL: last page against first page ({BIG:,} devices)")
+            bench_last_page(bench, apps[BIG], suffix="_pg")
+        if "auto_renew" in only:
+            bench.section(f"PostgreSQL: auto-renewal over {BIG:,} devices")
+            bench_auto_renew(bench, apps[BIG], suffix="_pg")
+        dispose(apps[SMALL])  # the small database is the template of the copies below
+
+        def copy(label: str) -> str:
+            return scratch.create(label, template=labels[SMALL])
+
+        if "card_lists" in only:
+            card_lists.bench_card_lists(bench, None, None, target, SMALL_RUN, suffix="_pg", copy=copy)
+        if "subscriptions" in only:
+            subscriptions.bench_subscriptions(bench, None, None, target, SMALL_RUN, suffix="_pg", copy=copy)
     finally:
         for app in apps.values():
-            with app.app_context():
-                db.session.remove()
-                db.engine.dispose()
-        with server.connect() as conn:
-            for name in names.values():
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.dispose()
+            dispose(app)
+        scratch.drop_all()
 
 
 # --- the table -----------------------------------------------------------------------------------------
@@ -565,7 +571,13 @@ def parse_args(argv: list[str]):
                         help=f"run only these benchmarks (of: {', '.join(BENCHMARKS)})")
     parser.add_argument("--keep", metavar="DIR", type=Path,
                         help="seed the two SQLite databases into DIR once and copy them from there on later runs")
+    parser.add_argument("--pg", default="", metavar="NAME[,NAME…]",
+                        help=f"with postgresql, run only these there (of: {', '.join(PG_BENCHMARKS)}; default all)")
     args = parser.parse_args(argv)
+    on_pg = [name for name in args.pg.split(",") if name]
+    if any(name not in PG_BENCHMARKS for name in on_pg):
+        parser.error(f"--pg takes {', '.join(PG_BENCHMARKS)}")
+    args.pg = set(on_pg or PG_BENCHMARKS)
     chosen = [name for name in args.only.split(",") if name]
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
@@ -659,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
         if "postgresql" not in only:
             pass
         elif os.environ.get("TEST_DATABASE_URL"):
-            bench_postgresql(bench, os.environ["TEST_DATABASE_URL"])
+            bench_postgresql(bench, os.environ["TEST_DATABASE_URL"], args.pg)
         else:
             bench.note("PostgreSQL not measured: set TEST_DATABASE_URL=postgresql+psycopg://… to add the _pg figures")
     finally:

@@ -13,6 +13,8 @@ scope, some aimed at plans or add-ons, some offered to a company subtree only.
 - subscription_list_ratio_100k_vs_1k: median CPU time of GET /admin/subscription/ (first page,
   default sort) as admin, at 100k over 1k (target ≤ 1.2); customer_admin_subscription_list_… the
   same as the customer administrator of Acme Logistics (4 of the 7 companies).
+- subscription_list_sql_statements_1k / _100k (customer_admin_… too): statements per render of that
+  page, equal at both sizes (target).
 - subscription_checkout_sql_statements_<page>_1k / _100k for the price table, step 1 (GET with the
   worked example's plan, add-ons and promotions chosen) and step 2 (POST Next: the promotions
   reserved, step 2 rendered), as the customer administrator: equal at both sizes (target).
@@ -24,6 +26,7 @@ import re
 import sqlite3
 import sys
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,13 +35,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    StatementCounter, Timing, build_database, login, make_app, medians, render, run_alone,
+    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians,
+    render, run_alone,
 )
 
 BATCH = 20_000
 STATES = ("active",) * 14 + ("pending_payment", "past_due", "cancel_scheduled", "cancelled", "expired", "abandoned",
                              "suspended")
 PAGES = ("price_table", "step1", "step2")
+PAGE_SIZE = 50  # the subscription list's page size (Flask-Admin's default)
 
 
 def sizes(small: bool) -> dict[str, dict[str, int]]:
@@ -48,8 +53,9 @@ def sizes(small: bool) -> dict[str, dict[str, int]]:
 
 
 def add_subscriptions(app, count: int, seed: int = 3) -> None:
-    """`count` subscriptions by bulk INSERT (one statement per 20,000 rows), then ANALYZE as after any bulk load."""
-    from sqlalchemy import insert, select, text
+    """`count` subscriptions by bulk INSERT (one statement per 20,000 rows), then ANALYZE as after any bulk load
+    (PostgreSQL: VACUUM ANALYZE, bench.lib.analyze)."""
+    from sqlalchemy import insert, select
 
     from models import Company, PlanCycle, Subscription, User, db
 
@@ -83,9 +89,9 @@ def add_subscriptions(app, count: int, seed: int = 3) -> None:
                 rows = []
         if rows:
             db.session.execute(insert(Subscription), rows)
-        db.session.execute(text("ANALYZE"))
         db.session.commit()
         db.session.remove()
+    analyze(app)
 
 
 def add_promotions(app, count: int) -> None:
@@ -104,14 +110,15 @@ def add_promotions(app, count: int) -> None:
         cycles = db.session.scalars(select(PlanCycle).order_by(PlanCycle.id)).all()
         add_ons = db.session.scalars(select(PlanAddOn).order_by(PlanAddOn.id)).all()
         now = datetime.now(timezone.utc)
-        first = (db.session.scalar(select(Promotion.id).order_by(Promotion.id.desc()).limit(1)) or 0) + 1
+        # Targets and companies name their promotion by code until the INSERT gives it an id (from the
+        # table's own sequence: explicit ids would leave PostgreSQL's behind).
         promotions, targets, allowed = [], [], []
         for n in range(count):
-            pid, currency = first + n, ("CNY", "VND")[n % 2]
+            pid, currency = f"BENCH{n:04d}", ("CNY", "VND")[n % 2]
             scope = ("plan", "add_on", "invoice")[n % 3]
             percent = n % 4 != 3 or scope == "invoice"
             promotions.append({
-                "id": pid, "code": f"BENCH{n:04d}", "name": f"Bench promotion {n}", "scope": scope,
+                "code": pid, "name": f"Bench promotion {n}", "scope": scope,
                 "kind": "percent" if percent else "fixed", "currency": currency,
                 "percent_hundredths": 100 + 25 * (n % 40) if percent else None,
                 "amount_minor": None if percent else (1000 if currency == "CNY" else 10000),
@@ -134,6 +141,9 @@ def add_promotions(app, count: int) -> None:
             if n % 5 == 1:
                 allowed.append({"promotion_id": pid, "company_id": companies[n % len(companies)]})
         db.session.execute(insert(Promotion), promotions)
+        ids = dict(db.session.execute(select(Promotion.code, Promotion.id).where(Promotion.code.like("BENCH%"))).all())
+        targets = [{**t, "promotion_id": ids[t["promotion_id"]]} for t in targets]
+        allowed = [{**a, "promotion_id": ids[a["promotion_id"]]} for a in allowed]
         if targets:
             db.session.execute(insert(PromotionTarget), [{"plan_id": None, "cycle_id": None, "add_on_id": None, **t}
                                                          for t in targets])
@@ -189,7 +199,7 @@ def _hidden(body: str) -> list[tuple[str, str]]:
     return fields
 
 
-def count_checkout(bench, apps: dict[str, object], target) -> None:
+def count_checkout(bench, apps: dict[str, object], target, suffix: str = "") -> None:
     """The statements of the price table, step 1 and step 2 as the customer, at both sizes."""
     from werkzeug.datastructures import MultiDict
 
@@ -197,10 +207,10 @@ def count_checkout(bench, apps: dict[str, object], target) -> None:
 
     urls = checkout_urls(apps["1k"])
     for page in PAGES:
-        target(f"subscription_checkout_sql_statements_{page}_100k", "= 1k count",
-               lambda v, r, p=page: v == r.get(f"subscription_checkout_sql_statements_{p}_1k"))
+        target(f"subscription_checkout_sql_statements_{page}_100k{suffix}", "= 1k count",
+               lambda v, r, p=page: v == r.get(f"subscription_checkout_sql_statements_{p}_1k{suffix}"))
     totals = {}
-    for suffix, app in apps.items():
+    for size, app in apps.items():
         client = app.test_client()
         login(client, "customer")
         with app.app_context():
@@ -214,72 +224,161 @@ def count_checkout(bench, apps: dict[str, object], target) -> None:
                 text = response.get_data(as_text=True)
                 found = re.search(r'id="rd-total">([^<]+)<', text)
                 if response.status_code != 200 or found is None:
-                    raise RuntimeError(f"step 2 at {suffix} did not render (HTTP {response.status_code})")
-                totals[suffix] = found.group(1)
+                    raise RuntimeError(f"step 2 at {size} did not render (HTTP {response.status_code})")
+                totals[size] = found.group(1)
             else:
                 render(client, urls[page])  # warm-up
                 with StatementCounter(engine) as counter:
                     render(client, urls[page])
-            bench.put(f"subscription_checkout_sql_statements_{page}_{suffix}", counter.count)
+            bench.put(f"subscription_checkout_sql_statements_{page}_{size}{suffix}", counter.count)
         # Step 1's time as well (not a target: its work grows with the promotions to check, not the rows).
         times = [render(client, urls["step1"]) for _ in range(3)]
-        bench.keep(f"subscription_checkout_step1_cpu_ms_{suffix}", medians(times)[0] * 1000)
-        print(f"     (step 1 at {suffix}: CPU {medians(times)[0] * 1000:.1f} ms)", flush=True)
+        bench.keep(f"subscription_checkout_step1_cpu_ms_{size}{suffix}", medians(times)[0] * 1000)
+        print(f"     (step 1 at {size}: CPU {medians(times)[0] * 1000:.1f} ms)", flush=True)
     if len(set(totals.values())) != 1 or "1,642.96" not in next(iter(totals.values())):
         raise RuntimeError(f"step 2 totals differ from the worked example's 1,642.96: {totals}")
 
 
-def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int) -> None:
-    """First page of /admin/subscription/ as admin and as the customer, medians of CPU time, interleaved."""
+USERS = (("admin", ""), ("customer", "customer_admin_"))
+
+
+def list_pages(app) -> dict[str, str]:
+    """The subscription list's pages, named as the keys name them: the first page (key
+    subscription_list_…), status cancelled (~5 %) and active (2/3), one plan, half a year of period ends,
+    one whole number (of Acme Logistics, so in both readers' scope; the same row at both sizes)."""
+    from sqlalchemy import select
+
+    from models import Company, ServicePlan, Subscription, db
+
+    admin = app.extensions["admin"][0]
+    view = next(v for v in admin._views if getattr(v, "endpoint", None) == "subscription")
+    args = {key: key for key in view._filter_args}
+    with app.app_context():
+        plan = db.session.scalar(select(ServicePlan.id).order_by(ServicePlan.id))
+        acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
+        number = db.session.scalar(select(Subscription.number).where(
+            Subscription.company_id.in_(acme.subtree_ids())).order_by(Subscription.id).offset(100).limit(1))
+        db.session.remove()
+    # Half a year of period ends around today: enough for a full page at 1k for the customer too (a
+    # month listed 12 rows there, a cheaper page than the 50 at 100k: not the same work compared).
+    start = date.today() - timedelta(days=91)
+    window = f"{start:%Y-%m-%d} to {start + timedelta(days=182):%Y-%m-%d}"
+    return {
+        "list": "/admin/subscription/",
+        "filtered_list": f"/admin/subscription/?flt0_{args['status_equals']}=cancelled",
+        "active_filter": f"/admin/subscription/?flt0_{args['status_equals']}=active",
+        "plan_filter": f"/admin/subscription/?flt0_{args['plan_equals']}={plan}",
+        "period_end_filter": f"/admin/subscription/?flt0_{args['period_end_between']}={window}",
+        "search": f"/admin/subscription/?search={number}",
+    }
+
+
+def time_lists(bench, apps: dict[str, object], target, repeat: int, warmup: int, suffix: str = "") -> None:
+    """The pages of /admin/subscription/ (`list_pages`) as admin and as the customer, medians of CPU time
+    (the database server's too on PostgreSQL), both sizes by turns."""
     from models import db
 
-    for username, prefix in (("admin", ""), ("customer", "customer_admin_")):
-        key = f"{prefix}subscription_list_ratio_100k_vs_1k"
-        target(key, "≤ 1.2", lambda v, r: v <= 1.2)
+    urls = list_pages(apps["1k"])
+    servers = {size: ServerClock.for_app(app) for size, app in apps.items()}
+    for username, prefix in USERS:
         clients = {}
-        for suffix, app in apps.items():
-            clients[suffix] = app.test_client()
-            login(clients[suffix], username)
-            for _ in range(warmup):
-                render(clients[suffix], "/admin/subscription/")
-            shown = listed(clients[suffix].get("/admin/subscription/").get_data(as_text=True))
-            if len(shown) < 20:
-                raise RuntimeError(f"the list as {username} at {suffix} showed {len(shown)} subscriptions")
-            with app.app_context():
-                engine = db.engine
-            with StatementCounter(engine) as counter:
-                render(clients[suffix], "/admin/subscription/")
-            bench.keep(f"{prefix}subscription_list_sql_statements_{suffix}", counter.count)
-        times: dict[str, list[Timing]] = {suffix: [] for suffix in apps}
-        for _ in range(repeat):
-            for suffix, client in clients.items():
-                times[suffix].append(render(client, "/admin/subscription/"))
-        (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
-        bench.keep(f"{prefix}subscription_list_cpu_ms_1k", small_cpu * 1000)
-        bench.keep(f"{prefix}subscription_list_cpu_ms_100k", big_cpu * 1000)
-        bench.keep(f"{prefix}subscription_list_wall_ratio_100k_vs_1k", big_wall / small_wall)
-        bench.put(key, big_cpu / small_cpu)
-        print(f"     ({username}: CPU {small_cpu * 1000:.1f} ms at 1k, {big_cpu * 1000:.1f} ms at 100k; "
-              f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
+        for size, app in apps.items():
+            clients[size] = app.test_client()
+            login(clients[size], username)
+        for page, url in urls.items():
+            key = f"{prefix}subscription_{page}_ratio_100k_vs_1k{suffix}"
+            target(key, "≤ 1.2", lambda v, r: v <= 1.2)
+            shown = {}
+            for size, client in clients.items():
+                for _ in range(warmup):
+                    render(client, url)
+                shown[size] = listed(client.get(url).get_data(as_text=True))
+            if page == "search" and not all(found == [url.rsplit("=", 1)[1]] for found in shown.values()):
+                raise RuntimeError(f"the search as {username} listed {shown}: {url}")
+            if page == "list" and any(len(found) < 20 for found in shown.values()):
+                raise RuntimeError(f"the list as {username} showed {shown}")
+            if not all(shown.values()):
+                raise RuntimeError(f"{page} as {username} listed no subscription: {url}")
+            if len(shown["1k"]) != len(shown["100k"]):  # fewer rows rendered: a cheaper page at 1k
+                bench.note(f"{prefix}subscription_{page}{suffix}: {len(shown['1k'])} rows at 1k, "
+                           f"{len(shown['100k'])} at 100k")
+            if page == "list":
+                for size, client in clients.items():
+                    with apps[size].app_context():
+                        engine = db.engine
+                    with StatementCounter(engine) as counter:
+                        render(client, url)
+                    statements = f"{prefix}subscription_list_sql_statements_{size}{suffix}"
+                    if size == "100k":
+                        target(statements, "= 1k count",
+                               lambda v, r, k=statements: v == r.get(k.replace("_100k", "_1k")))
+                    bench.put(statements, counter.count)
+            times: dict[str, list[Timing]] = {size: [] for size in apps}
+            for _ in range(repeat):
+                for size, client in clients.items():
+                    times[size].append(render(client, url, servers[size]))
+            (small_cpu, small_wall), (big_cpu, big_wall) = medians(times["1k"]), medians(times["100k"])
+            bench.keep(f"{prefix}subscription_{page}_cpu_ms_1k{suffix}", small_cpu * 1000)
+            bench.keep(f"{prefix}subscription_{page}_cpu_ms_100k{suffix}", big_cpu * 1000)
+            bench.keep(f"{prefix}subscription_{page}_wall_ratio_100k_vs_1k{suffix}", big_wall / small_wall)
+            bench.put(key, big_cpu / small_cpu)
+            print(f"     ({page}, {username}: CPU {small_cpu * 1000:.1f} ms at 1k, {big_cpu * 1000:.1f} ms at 100k; "
+                  f"wall {small_wall * 1000:.1f} / {big_wall * 1000:.1f} ms)", flush=True)
 
 
-def bench_subscriptions(bench, base_db: Path | None, folder: Path, target, small: bool) -> None:
-    """Build the two databases (copies of `base_db`, a migrated demo database), then measure."""
-    bench.section("subscriptions: list at 100k vs 1k subscriptions, SQL statements of the checkout pages")
-    if base_db is None:
-        base_db = folder / "subscriptions-base.db"
-        build_database(base_db, 100)
+def time_last_page(bench, app, target, repeat: int, warmup: int, suffix: str = "") -> None:
+    """The last page of the default sort against the first, at the big size, as admin and customer."""
+    from sqlalchemy import func, select
+
+    from models import Company, Subscription, db
+
+    with app.app_context():
+        acme = db.session.scalar(select(Company).where(Company.name == "Acme Logistics"))
+        in_scope = {"": db.session.scalar(select(func.count()).select_from(Subscription)),
+                    "customer_admin_": db.session.scalar(select(func.count()).select_from(Subscription).where(
+                        Subscription.company_id.in_(acme.subtree_ids())))}
+        db.session.remove()
+    server = ServerClock.for_app(app)
+    for username, prefix in USERS:
+        key = f"{prefix}subscription_last_page_ratio_100k{suffix}"
+        target(key, "≤ 1.5", lambda v, r: v <= 1.5)
+        client = app.test_client()
+        login(client, username)
+        rows = in_scope[prefix]
+        last, (first_cpu, first_wall), (last_cpu, last_wall) = first_and_last_pages(
+            client, "/admin/subscription/", rows, PAGE_SIZE, listed, repeat, warmup, server)
+        bench.keep(f"{prefix}subscription_last_page_cpu_ms_100k{suffix}", last_cpu * 1000)
+        bench.keep(f"{prefix}subscription_last_page_wall_ratio_100k{suffix}", last_wall / first_wall)
+        bench.put(key, last_cpu / first_cpu)
+        print(f"     (page {last + 1} of {rows:,} subscriptions: CPU {last_cpu * 1000:.1f} ms, first page "
+              f"{first_cpu * 1000:.1f} ms)", flush=True)
+
+
+def bench_subscriptions(bench, base_db: Path | None, folder: Path | None, target, small: bool, suffix: str = "",
+                        copy: Callable[[str], Path | str] | None = None) -> None:
+    """Build the two databases (copies of `base_db`, a migrated demo database, in `folder`; or
+    `copy(label)`, a new copy's path or URL: bench.run's PostgreSQL part), then measure; keys end in `suffix`."""
+    where = " on PostgreSQL" if suffix == "_pg" else ""
+    bench.section(f"subscriptions{where}: list at 100k vs 1k subscriptions, SQL statements of the checkout pages")
+    if copy is None:
+        if base_db is None:
+            base_db = folder / "subscriptions-base.db"
+            build_database(base_db, 100)
+
+        def copy(label: str) -> Path:
+            copy_database(base_db, folder / f"{label}.db")
+            return folder / f"{label}.db"
     apps = {}
     started = time.perf_counter()
-    for suffix, size in sizes(small).items():
-        path = folder / f"subscriptions-{suffix}.db"
-        copy_database(base_db, path)
-        apps[suffix] = make_app(path)
-        add_promotions(apps[suffix], size["promotions"])
-        add_subscriptions(apps[suffix], size["subscriptions"])
-    bench.keep("subscription_build_seconds", time.perf_counter() - started)
-    time_lists(bench, apps, target, repeat=3 if small else 9, warmup=1 if small else 2)
-    count_checkout(bench, apps, target)
+    for size, counts in sizes(small).items():
+        apps[size] = make_app(copy(f"subscriptions_{size}"))
+        add_promotions(apps[size], counts["promotions"])
+        add_subscriptions(apps[size], counts["subscriptions"])
+    bench.keep(f"subscription_build_seconds{suffix}", time.perf_counter() - started)
+    repeat, warmup = (3, 1) if small else (9, 2)
+    time_lists(bench, apps, target, repeat, warmup, suffix)
+    time_last_page(bench, apps["100k"], target, repeat, warmup, suffix)
+    count_checkout(bench, apps, target, suffix)
 
 
 if __name__ == "__main__":
