@@ -242,7 +242,10 @@ def create_app(config: dict | None = None) -> Flask:
     from actions.money import format_amount, number_symbols, typed
 
     app.jinja_env.filters["amount"] = format_amount  # {{ price|amount(currency) }}: the number alone (180,00)
-    app.jinja_env.filters["typed"] = typed  # {{ amount|typed }}: a form's value, as the reader types it (500,00)
+    # {{ amount|typed }}: a form's value, as the reader types it (500,00). Like every filter here, on values only:
+    # Jinja works out a filter of a literal ({{ "1.00"|typed }}) once, when it compiles the template, in whichever
+    # language that request had.
+    app.jinja_env.filters["typed"] = typed
     app.jinja_env.globals["number_symbols"] = number_symbols  # the reader's group and decimal symbols, for scripts
     from actions.texts import render as render_stored_text
 

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
-from actions.money import format_money
+from actions.money import format_money, typed
 from actions.idempotency import remember
 from actions.bindings import rebind_choices, rebind_unsold
 from actions.dates import renewal_fits
@@ -675,7 +675,7 @@ class RechargeRecordView(CustomerOrderView):
                     return redirect(url_for("renewal_center.pay_view", number=number))
         return self.render(
             "renewdesk/top_up.html", companies=companies, company_id=company_id, currencies=CURRENCIES,
-            currency=currency, amount=amount,
+            currency=currency, amount=amount, example=typed(Decimal("100.00")),
             methods={c: [PAYMENT_METHODS[m] for m in online_methods(c, enabled_methods())] for c in CURRENCIES},
         )
 

@@ -94,6 +94,19 @@ def test_a_vietnamese_customer_tops_up_as_vietnamese_write_amounts(client, login
     assert 'placeholder="100,00"' in client.get("/admin/recharge_record/top-up/").get_data(as_text=True)
 
 
+def test_the_top_up_example_follows_each_readers_language(client, login, world):
+    """The example amount was a filter of a literal, which Jinja works out once when it compiles the template:
+    every later reader saw the first reader's 100.00 or 100,00."""
+    customer = db.session.scalar(db.select(User).where(User.username == "customer"))
+    for locale, example in (("zh_Hans_CN", "100.00"), ("vi", "100,00"), ("en", "100.00"), ("vi", "100,00")):
+        customer.locale = locale
+        db.session.commit()
+        login("customer")
+        page = client.get("/admin/recharge_record/top-up/").get_data(as_text=True)
+        assert f'placeholder="{example}"' in page, locale
+        login.logout()
+
+
 def test_the_receipt_page_tells_the_script_the_readers_symbols(client, login, world):
     """The bank-transfer receipt page compares the typed amount with the order total in the browser: its
     script reads the amount as the server will (data-group / data-decimal of the reader's language)."""
