@@ -17,10 +17,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
 
 from actions import scoped
+from actions.cards import is_distributor_user
 from actions.money import EXPONENTS, format_money, from_minor
 from models import (
-    SEAT_EDITIONS, WALLET_CURRENCIES, BankTransferReceipt, CashReceipt, Company, Device, ExpiryImport, InvoiceRequest, LedgerEntry,
-    OfflineRecharge, Order, OrderRefund, SeatQuota, TenantApplication, User, Wallet, db, utcnow,
+    SEAT_EDITIONS, WALLET_CURRENCIES, BankTransferReceipt, CardOrder, CashReceipt, Company, Device, ExpiryImport,
+    InvoiceRequest, LedgerEntry, OfflineRecharge, Order, OrderRefund, SeatQuota, SimCard, TenantApplication, User,
+    Wallet, Withdrawal, db, utcnow,
 )
 
 EXPIRY_DAYS = 90
@@ -70,6 +72,7 @@ class Chart:
 class Dashboard:
     cards: list[Card] = field(default_factory=list)
     balances: list[Balance] = field(default_factory=list)
+    commission: list[Balance] = field(default_factory=list)  # a distributor's withdrawable commission
     seats: list[SeatLine] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
 
@@ -140,16 +143,20 @@ def _customer_cards(user) -> list[Card]:
     ]
 
 
-def balances_of(user) -> list[Balance]:
-    """The customer's balance per currency (CNY, USD, coins, and any other it holds): its company tree's
-    total, and its own company's when subsidiaries hold money too. One query."""
+def balances_of(user, kind: str = "prepaid") -> list[Balance]:
+    """The customer's balance per currency in its wallets of `kind`: the prepaid balance (CNY, USD, coins always,
+    and any other it holds) or a distributor's commission (the currencies it holds; only withdrawals spend
+    it, so it is never added to the balance). Its company tree's total, and its own company's when
+    subsidiaries hold money too. One query."""
     own = func.sum(case((Wallet.company_id == user.company_id, Wallet.balance_minor), else_=0))
     rows = db.session.execute(
-        scoped(select(Wallet.currency, func.sum(Wallet.balance_minor), own), user, Wallet.company_id)
+        scoped(select(Wallet.currency, func.sum(Wallet.balance_minor), own).where(Wallet.kind == kind), user,
+               Wallet.company_id)
         .group_by(Wallet.currency)
     ).all()
     found = {currency: (int(total or 0), int(mine or 0)) for currency, total, mine in rows}
-    currencies = [*BALANCE_CURRENCIES, *sorted(c for c in found if c not in BALANCE_CURRENCIES)]
+    always = BALANCE_CURRENCIES if kind == "prepaid" else ()
+    currencies = [*always, *sorted(c for c in found if c not in always)]
     balances = []
     for currency in currencies:
         total, mine = found.get(currency, (0, 0))
@@ -160,6 +167,23 @@ def balances_of(user) -> list[Balance]:
             format_money(from_minor(mine, currency), currency) if mine != total else "",
         ))
     return balances
+
+
+def _distributor_cards(user) -> list[Card]:
+    """A distributor's card business, as its personal centre opens (seed 002): stock, orders to ship,
+    withdrawals under review."""
+    paid = CardOrder.order_id.in_(select(Order.id).where(Order.status == "paid"))
+    return [
+        Card("cards_in_stock", str(_l("Cards in stock")),
+             _count_scoped(user, SimCard, SimCard.holder_key, SimCard.status == "in_stock"),
+             url_for("simcard.index_view")),
+        Card("card_orders_to_ship", str(_l("Card orders awaiting shipment")),
+             _count_scoped(user, CardOrder, CardOrder.seller_company_id, CardOrder.status == "awaiting_shipment", paid),
+             url_for("cardorder.index_view", tab="awaiting")),
+        Card("withdrawals", str(_l("Withdrawals pending review")),
+             _count_scoped(user, Withdrawal, Withdrawal.company_id, Withdrawal.status == "submitted"),
+             url_for("withdrawal.index_view")),
+    ]
 
 
 def seats_of(user) -> list[SeatLine]:
@@ -274,6 +298,9 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
                           _count(OfflineRecharge, OfflineRecharge.status == "rejected"),
                           url_for("offline_recharge.index_view")))
     if user.role == "customer_admin":
+        if is_distributor_user(db.session, user):
+            cards[:0] = _distributor_cards(user)
+            board.commission = balances_of(user, "commission")
         cards += _customer_cards(user)
         board.balances = balances_of(user)
         board.seats = seats_of(user)
