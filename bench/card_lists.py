@@ -35,10 +35,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians,
-    render, run_alone,
+    ServerClock, StatementCounter, Timing, analyze, first_and_last_pages, login, make_app, medians,
+    render, run_alone, sqlite_copies,
 )
-from bench.subscriptions import copy_database  # noqa: E402
 
 BATCH = 20_000
 SMALL, BIG = "2k", "200k"
@@ -207,13 +206,7 @@ def bench_card_lists(bench, base_db: Path | None, folder: Path | None, target, s
     where = " on PostgreSQL" if suffix == "_pg" else ""
     bench.section(f"card list /admin/simcard/{where}: {counts[BIG]:,} cards over {counts[SMALL]:,}")
     if copy is None:
-        if base_db is None:
-            base_db = folder / "cards-base.db"
-            build_database(base_db, 100)
-
-        def copy(label: str) -> Path:
-            copy_database(base_db, folder / f"{label}.db")
-            return folder / f"{label}.db"
+        copy = sqlite_copies(base_db, folder, "cards")
     apps = {}
     for size, count in counts.items():
         apps[size] = make_app(copy(f"cards_{size}"))

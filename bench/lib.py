@@ -318,3 +318,27 @@ def run_alone(measure: Callable, name: str, small: bool) -> None:
         measure(collector, None, work, collector.target, small)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def copy_database(source: Path, path: Path) -> None:
+    """A consistent copy of a SQLite database in WAL mode (the backup API reads the -wal file too)."""
+    import sqlite3
+
+    with sqlite3.connect(source) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
+
+
+def sqlite_copies(base_db: Path | None, folder: Path, name: str) -> Callable[[str], Path]:
+    """`copy(label)`: a new copy of `base_db` in `folder` (<label>.db), its path; without `base_db`, a migrated demo
+    database with 100 devices is built first (<name>-base.db)."""
+    if base_db is None:
+        base_db = folder / f"{name}-base.db"
+        build_database(base_db, 100)
+
+    def copy(label: str) -> Path:
+        copy_database(base_db, folder / f"{label}.db")
+        return folder / f"{label}.db"
+
+    return copy

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import random
 import re
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -35,8 +34,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    ServerClock, StatementCounter, Timing, analyze, build_database, first_and_last_pages, login, make_app, medians,
-    render, run_alone,
+    ServerClock, StatementCounter, Timing, analyze, first_and_last_pages, login, make_app, medians,
+    render, run_alone, sqlite_copies,
 )
 
 BATCH = 20_000
@@ -154,14 +153,6 @@ def add_promotions(app, count: int) -> None:
             db.session.execute(insert(PromotionCompany), allowed)
         db.session.commit()
         db.session.remove()
-
-
-def copy_database(source: Path, path: Path) -> None:
-    """A consistent copy of a SQLite database in WAL mode (the backup API reads the -wal file too)."""
-    with sqlite3.connect(source) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
 
 
 def listed(body: str) -> list[str]:
@@ -364,13 +355,7 @@ def bench_subscriptions(bench, base_db: Path | None, folder: Path | None, target
     where = " on PostgreSQL" if suffix == "_pg" else ""
     bench.section(f"subscriptions{where}: list at 100k vs 1k subscriptions, SQL statements of the checkout pages")
     if copy is None:
-        if base_db is None:
-            base_db = folder / "subscriptions-base.db"
-            build_database(base_db, 100)
-
-        def copy(label: str) -> Path:
-            copy_database(base_db, folder / f"{label}.db")
-            return folder / f"{label}.db"
+        copy = sqlite_copies(base_db, folder, "subscriptions")
     apps = {}
     started = time.perf_counter()
     for size, counts in sizes(small).items():
