@@ -35,8 +35,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    ServerClock, StatementCounter, Timing, analyze, first_and_last_pages, login, make_app, medians,
-    render, run_alone, sqlite_copies,
+    ServerClock, StatementCounter, Timing, analyze, last_page_ratios, login, make_app,
+    medians, render, run_alone, sqlite_copies,
 )
 
 BATCH = 20_000
@@ -183,19 +183,8 @@ def time_last_page(bench, app, target, repeat: int, warmup: int, suffix: str = "
                     "customer_admin_": db.session.scalar(
                         select(func.count()).select_from(SimCard).where(SimCard.holder_key.in_((9, 10))))}
         db.session.remove()
-    server = ServerClock.for_app(app)
-    for username, prefix in USERS:
-        key = f"{prefix}card_last_page_ratio_200k{suffix}"
-        target(key, "≤ 1.5", lambda v, r: v <= 1.5)
-        client = app.test_client()
-        login(client, username)
-        rows, page_size = in_scope[prefix], card_view(app).page_size
-        last, (first_cpu, _fw), (last_cpu, _lw) = first_and_last_pages(
-            client, "/admin/simcard/", rows, page_size, listed, repeat, warmup, server)
-        bench.keep(f"{prefix}card_last_page_cpu_ms_200k{suffix}", last_cpu * 1000)
-        bench.put(key, last_cpu / first_cpu)
-        print(f"     (page {last + 1} of {rows:,} cards: CPU {last_cpu * 1000:.1f} ms, first page "
-              f"{first_cpu * 1000:.1f} ms)", flush=True)
+    last_page_ratios(bench, app, USERS, "/admin/simcard/", in_scope, card_view(app).page_size, listed, repeat, warmup,
+                     stem="card_", size="200k", noun="cards", target=target, suffix=suffix)
 
 
 def bench_card_lists(bench, base_db: Path | None, folder: Path | None, target, small: bool, suffix: str = "",

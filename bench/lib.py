@@ -342,3 +342,27 @@ def sqlite_copies(base_db: Path | None, folder: Path, name: str) -> Callable[[st
         return folder / f"{label}.db"
 
     return copy
+
+
+def last_page_ratios(bench, app, readers, url: str, in_scope: dict[str, int], page_size: int, listed: Callable[[str], list],
+                     repeat: int, warmup: int, *, stem: str, size: str, noun: str, target=None, suffix: str = "") -> None:
+    """For each (username, prefix) of `readers`: the last page of `url` against its first (first_and_last_pages) as
+    `{prefix}{stem}last_page_ratio_{size}{suffix}` (≤ 1.5, registered with `target` when given), with its
+    `…last_page_cpu_ms_…` and `…last_page_wall_ratio_…` kept."""
+    server = ServerClock.for_app(app)
+    for username, prefix in readers:
+        def name(what: str) -> str:
+            return f"{prefix}{stem}last_page_{what}_{size}{suffix}"
+
+        if target is not None:
+            target(name("ratio"), "≤ 1.5", lambda v, r: v <= 1.5)
+        client = app.test_client()
+        login(client, username)
+        rows = in_scope[prefix]
+        last, (first_cpu, first_wall), (last_cpu, last_wall) = first_and_last_pages(
+            client, url, rows, page_size, listed, repeat, warmup, server)
+        bench.keep(name("cpu_ms"), last_cpu * 1000)
+        bench.keep(name("wall_ratio"), last_wall / first_wall)
+        bench.put(name("ratio"), last_cpu / first_cpu)
+        print(f"     (page {last + 1} of {rows:,} {noun}: CPU {last_cpu * 1000:.1f} ms, first page "
+              f"{first_cpu * 1000:.1f} ms; wall {last_wall * 1000:.1f} / {first_wall * 1000:.1f} ms)", flush=True)

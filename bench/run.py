@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    PostgresScratch, ServerClock, StatementCounter, Timing, analyze, build_database, dispose, first_and_last_pages, login,
+    PostgresScratch, ServerClock, StatementCounter, Timing, analyze, build_database, dispose, last_page_ratios, login,
     make_app, medians, render,
 )
 from bench import card_lists, imports, subscriptions  # noqa: E402
@@ -201,18 +201,8 @@ def bench_last_page(bench: Bench, app, suffix: str = "") -> None:
                 select(func.count()).select_from(Device).where(Device.company_id.in_(acme.subtree_ids()))),
         }
         db.session.remove()
-    server = ServerClock.for_app(app)
-    for username, prefix in (("support", ""), ("customer", "customer_admin_")):
-        client = app.test_client()
-        login(client, username)
-        rows = in_scope[prefix]
-        last, (first_cpu, first_wall), (last_cpu, last_wall) = first_and_last_pages(
-            client, "/admin/device/", rows, PAGE_SIZE, listed_numbers, LIST_REPEAT, WARMUP, server)
-        bench.keep(f"{prefix}last_page_cpu_ms_200k{suffix}", last_cpu * 1000)
-        bench.keep(f"{prefix}last_page_wall_ratio_200k{suffix}", last_wall / first_wall)
-        bench.put(f"{prefix}last_page_ratio_200k{suffix}", last_cpu / first_cpu)
-        print(f"     (page {last + 1} of {rows:,} devices: CPU {last_cpu * 1000:.1f} ms, first page "
-              f"{first_cpu * 1000:.1f} ms; wall {last_wall * 1000:.1f} / {first_wall * 1000:.1f} ms)", flush=True)
+    last_page_ratios(bench, app, (("support", ""), ("customer", "customer_admin_")), "/admin/device/", in_scope,
+                     PAGE_SIZE, listed_numbers, LIST_REPEAT, WARMUP, stem="", size="200k", noun="devices", suffix=suffix)
 
 
 # --- batch suspend -------------------------------------------------------------------------------

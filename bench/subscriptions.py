@@ -34,8 +34,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    ServerClock, StatementCounter, Timing, analyze, first_and_last_pages, login, make_app, medians,
-    render, run_alone, sqlite_copies,
+    ServerClock, StatementCounter, Timing, analyze, last_page_ratios, login, make_app,
+    medians, render, run_alone, sqlite_copies,
 )
 
 BATCH = 20_000
@@ -332,20 +332,8 @@ def time_last_page(bench, app, target, repeat: int, warmup: int, suffix: str = "
                     "customer_admin_": db.session.scalar(select(func.count()).select_from(Subscription).where(
                         Subscription.company_id.in_(acme.subtree_ids())))}
         db.session.remove()
-    server = ServerClock.for_app(app)
-    for username, prefix in USERS:
-        key = f"{prefix}subscription_last_page_ratio_100k{suffix}"
-        target(key, "≤ 1.5", lambda v, r: v <= 1.5)
-        client = app.test_client()
-        login(client, username)
-        rows = in_scope[prefix]
-        last, (first_cpu, first_wall), (last_cpu, last_wall) = first_and_last_pages(
-            client, "/admin/subscription/", rows, PAGE_SIZE, listed, repeat, warmup, server)
-        bench.keep(f"{prefix}subscription_last_page_cpu_ms_100k{suffix}", last_cpu * 1000)
-        bench.keep(f"{prefix}subscription_last_page_wall_ratio_100k{suffix}", last_wall / first_wall)
-        bench.put(key, last_cpu / first_cpu)
-        print(f"     (page {last + 1} of {rows:,} subscriptions: CPU {last_cpu * 1000:.1f} ms, first page "
-              f"{first_cpu * 1000:.1f} ms)", flush=True)
+    last_page_ratios(bench, app, USERS, "/admin/subscription/", in_scope, PAGE_SIZE, listed, repeat, warmup,
+                     stem="subscription_", size="100k", noun="subscriptions", target=target, suffix=suffix)
 
 
 def bench_subscriptions(bench, base_db: Path | None, folder: Path | None, target, small: bool, suffix: str = "",
