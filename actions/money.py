@@ -26,7 +26,7 @@ MAX_AMOUNT = Decimal("100000000")
 # decimal symbols; a first group never starts with 0 (0.250 is a quarter, not two hundred and fifty).
 _FORMS = r"(?P<plain>[0-9]+(?:{d}[0-9]+)?)|(?P<grouped>[1-9][0-9]{{0,2}}(?:{g}[0-9]{{3}})+(?:{d}[0-9]+)?)"
 _MACHINE = re.compile(_FORMS.format(g=",", d=r"\."))
-_LOCALE_FORMS: dict[str, re.Pattern | None] = {}  # locale → its own forms (None: the same as _MACHINE)
+_LOCALE_FORMS: dict[str, re.Pattern] = {}  # locale → its own forms, for locales whose symbols are not the machine's
 
 
 class MoneyError(DomainError):
