@@ -1432,8 +1432,11 @@ def search_clause(session: Session, text: str):
 
     number = Subscription.number
     upper = term.upper()
-    starting = and_(number >= upper, number < upper[:-1] + chr(ord(upper[-1]) + 1),
-                    number.like(escaped(upper) + "%", escape="\\"))
+    after = ord(upper[-1]) + 1
+    after += 0x800 if 0xD800 <= after <= 0xDFFF else 0  # no surrogate: the next character that can be stored
+    starting = and_(number >= upper, number.like(escaped(upper) + "%", escape="\\"))
+    if after <= 0x10FFFF:  # else nothing sorts after the term's last character: no upper bound
+        starting = and_(starting, number < upper[:-1] + chr(after))
     found = session.scalars(select(Subscription.id).where(starting).limit(_FEW + 1)).all()
     if not found:
         starting = number.ilike("%" + escaped(term) + "%", escape="\\")

@@ -135,3 +135,11 @@ def test_a_customers_plan_and_period_end_filters_are_counted_from_the_index(rows
         plan_text = " | ".join(row[3] for row in db.session.connection().exec_driver_sql(
             "EXPLAIN QUERY PLAN " + count, params))
         assert f"COVERING INDEX {index}" in plan_text, plan_text
+
+
+@pytest.mark.parametrize("term", ["\U0010ffff", "SUB\ud7ff", "ퟻ", "\x7f"])
+def test_a_term_ending_in_the_last_characters_there_are_is_searched_not_a_server_error(rows, client, login, term):
+    """The range's upper bound is the term with its last character the next one: past U+10FFFF there is none,
+    and after U+D7FF comes a surrogate, which no database stores (the page answered 500)."""
+    login("admin")
+    assert search(client, term) == []
