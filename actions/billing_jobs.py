@@ -233,10 +233,11 @@ class _SQLiteSettings:
     it uses (after a commit the next transaction may be on another pooled connection), each connection's own
     put back by restore(), also after a failed run. Does nothing on other databases."""
 
+    WANTED = {"cache_size": -SQLITE_CACHE_KIB, "wal_autocheckpoint": 0}
+
     def __init__(self, session: Session):
         self.session = session
         self.sqlite = session.get_bind().dialect.name == "sqlite"
-        self.wanted = {"cache_size": -SQLITE_CACHE_KIB, "wal_autocheckpoint": 0}
         self.before: dict[object, dict[str, int]] = {}  # DB-API connection → its settings before the run
 
     def apply(self) -> None:
@@ -245,8 +246,8 @@ class _SQLiteSettings:
         connection = self.session.connection().connection.dbapi_connection
         if connection not in self.before:
             self.before[connection] = {
-                name: connection.execute(f"PRAGMA {name}").fetchone()[0] for name in self.wanted}
-            for name, value in self.wanted.items():
+                name: connection.execute(f"PRAGMA {name}").fetchone()[0] for name in self.WANTED}
+            for name, value in self.WANTED.items():
                 connection.execute(f"PRAGMA {name} = {int(value)}")
 
     def restore(self) -> None:
@@ -412,8 +413,10 @@ class _AutoRenewal:
             for device_id, _expiry, result_, message_ in refused:
                 if result_ == "no_package":
                     unbound.append(device_id)
-                else:  # "<number>: <reason>"
-                    failed[message_.partition(": ")[2]].append(device_id)
+                else:  # "<number>: <reason>" (a number may hold ": " too), the end cut off past 255 characters
+                    reason = next((r for r in self.unpriced if message_.endswith(f": {r}")),
+                                  message_.partition(": ")[2])
+                    failed[reason].append(device_id)
             if refused:
                 self._batch_done()
             if len(refused) < REFUSALS_PER_STATEMENT:

@@ -37,10 +37,12 @@ COIN_PAYMENT_METHODS = tuple(online_methods("CNY")) + ("bank_transfer",)
 
 def whole_coins(value, field: str = "coins") -> Decimal:
     """A positive whole number of coins as a Decimal (the COIN wallet never holds fractions)."""
-    text = str(value).strip()
-    coins = value if isinstance(value, Decimal) else typed_number(text)  # 10,000, in Vietnamese 10.000
-    if coins is None and text.startswith("-") and typed_number(text[1:]) is not None:
-        coins = -typed_number(text[1:])
+    coins = value
+    if not isinstance(value, Decimal):
+        text = str(value).strip()
+        coins = typed_number(text.removeprefix("-"))  # 10,000, in Vietnamese 10.000
+        if coins is not None and text.startswith("-"):
+            coins = -coins
     if coins is None:
         raise DomainError(_l("%(field)s: %(value)s is not a number of coins.", field=field, value=value))
     if not coins.is_finite() or coins <= 0:

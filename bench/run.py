@@ -29,8 +29,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.lib import (  # noqa: E402
-    PostgresScratch, ServerClock, StatementCounter, Timing, analyze, build_database, dispose, last_page_ratios, login,
-    make_app, medians, render,
+    PostgresScratch, ServerClock, StatementCounter, Timing, analyze, build_database, copy_database, dispose,
+    last_page_ratios, login, make_app, medians, render,
 )
 from bench import card_lists, imports, subscriptions  # noqa: E402
 
@@ -479,7 +479,6 @@ def bench_auto_renew(bench: Bench, app, suffix: str = "") -> None:
 PG_BENCHMARKS = ("lists", "auto_renew", "card_lists", "subscriptions")  # what `postgresql` runs again there
 
 
-
 def bench_postgresql(bench: Bench, base_url: str, only: set[str] | None = None) -> None:
     """The device list, auto-renewal, card list and subscription benchmarks again on PostgreSQL (keys with
     a _pg suffix), in scratch databases created beside TEST_DATABASE_URL's and dropped afterwards: two
@@ -592,11 +591,8 @@ def seed(bench: Bench, folder: Path, keep: Path | None) -> dict[int, Path]:
         bench.keep("seed_200k_seconds", seconds[BIG])
         print(f"     (seeding 200k took {seconds[BIG]:.1f} s)")
     if kept:
-        import sqlite3
-
         for size, path in paths.items():
-            with sqlite3.connect(kept[size]) as source, sqlite3.connect(path) as copy:
-                source.backup(copy)  # consistent, WAL included
+            copy_database(kept[size], path)  # consistent, WAL included
     return paths
 
 
