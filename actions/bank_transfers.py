@@ -35,6 +35,7 @@ from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.orders import mark_paid
 from actions.money import parse, to_minor
+from actions.text_input import one_line, text_block
 from actions.texts import message, money_param
 from actions.wallets import credit, wallet_for
 from models import BankTransferReceipt, Order, User, utcnow
@@ -131,15 +132,6 @@ def open_receipt(session: Session, order: Order) -> BankTransferReceipt | None:
                                                             BankTransferReceipt.status == "submitted"))
 
 
-def _text(value, label, limit: int) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise DomainError(_l("%(field)s is required.", field=label))
-    if len(text) > limit:
-        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=label, n=limit))
-    return text
-
-
 def submit_receipt(session: Session, actor: User, order: Order, payer_company: str, payer_account: str, amount,
                    file_name: str, data: bytes, folder: str | os.PathLike,
                    max_bytes: int = DEFAULT_MAX_BYTES) -> BankTransferReceipt:
@@ -155,8 +147,8 @@ def submit_receipt(session: Session, actor: User, order: Order, payer_company: s
     if open_receipt(session, order) is not None:
         raise DomainError(_l("Order %(number)s already has a receipt awaiting confirmation by finance.",
                              number=order.number))
-    payer_company = _text(payer_company, _l("Payer company"), MAX_PAYER_COMPANY)
-    payer_account = _text(payer_account, _l("Payer bank account"), MAX_PAYER_ACCOUNT)
+    payer_company = one_line(payer_company, _l("Payer company"), MAX_PAYER_COMPANY)
+    payer_account = one_line(payer_account, _l("Payer bank account"), MAX_PAYER_ACCOUNT)
     amount = parse(amount, order.currency, str(_l("Amount")))
     kind = check_file(file_name, data, max_bytes)
     digest = store_file(data, folder)
@@ -245,11 +237,9 @@ def confirm_receipt(session: Session, actor: User, receipt: BankTransferReceipt,
 def reject_receipt(session: Session, actor: User, receipt: BankTransferReceipt, reason: str) -> None:
     """Finance rejects the receipt with a reason; the order stays pending for another upload."""
     require_role(actor, REVIEW_ROLES)
-    reason = (reason or "").strip()
+    reason = text_block(reason, _l("Reason"), MAX_REASON)
     if not reason:
         raise DomainError(_l("Give the reason for rejecting the receipt: the customer reads it."))
-    if len(reason) > MAX_REASON:
-        raise DomainError(_l("Reason: at most %(n)s characters.", n=MAX_REASON))
     receipt_id, number = receipt.id, receipt.order.number
     _claim(session, receipt, "rejected", actor, reason)
     record(session, actor, "reject", "bank_transfer_receipt", [receipt_id],

@@ -5,13 +5,12 @@ the devices that have it, and lists that choose by type still offer the values d
 """
 from __future__ import annotations
 
-import unicodedata
-
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from actions import DomainError
+from actions.text_input import text_problem
 from models import Device, DeviceType
 
 MAX_NAME = 40
@@ -22,10 +21,9 @@ def check_device_type(session: Session, row: DeviceType) -> None:
     name = (row.name or "").strip()
     if not name:
         raise DomainError(_l("Device type: the name is required."))
-    if len(name) > MAX_NAME:
-        raise DomainError(_l("Device type: at most %(n)s characters.", n=MAX_NAME))
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
-        raise DomainError(_l("Device type: control characters and line breaks are not allowed."))
+    problem = text_problem(name, MAX_NAME)
+    if problem is not None:
+        raise DomainError(_l("%(field)s: %(problem)s", field=_l("Device type"), problem=problem))
     with session.no_autoflush:  # the row may be pending in the session already (a form's new row)
         taken = session.scalars(select(DeviceType).where(DeviceType.name == name)).all()
     if any(other is not row for other in taken):

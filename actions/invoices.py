@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
@@ -32,6 +31,7 @@ from actions.audit import record
 from actions.money import zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
+from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
 from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
@@ -70,32 +70,8 @@ TITLE_LIMITS = {"title": 200, "address": 255, "phone": 40, "bank_name": 100, "ba
 
 # --- text checks ------------------------------------------------------------------------------
 
-def _line(value, field, limit: int, required: bool) -> str | None:
-    """One line of text, trimmed; None when empty and optional."""
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise DomainError(_l("%(field)s is required.", field=field))
-        return None
-    if len(text) > limit:
-        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=field, n=limit))
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
-        raise DomainError(_l("%(field)s: control characters and line breaks are not allowed.", field=field))
-    return text
-
-
-def _text_block(value, field, limit: int) -> str:
-    """Several lines of text (a remark, a reason), trimmed; other control characters refused."""
-    text = (value or "").replace("\r\n", "\n").strip()
-    if len(text) > limit:
-        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=field, n=limit))
-    if any(c not in "\n\t" and unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
-        raise DomainError(_l("%(field)s: control characters are not allowed.", field=field))
-    return text
-
-
 def _email(value, field) -> str | None:
-    text = _line(value, field, 254, False)
+    text = one_line(value, field, 254, False)
     if text is None:
         return None
     try:
@@ -106,7 +82,7 @@ def _email(value, field) -> str | None:
 
 
 def _phone(value, field) -> str | None:
-    text = _line(value, field, 40, False)
+    text = one_line(value, field, 40, False)
     if text is not None and (not _PHONE.fullmatch(text) or sum(c.isdigit() for c in text) < 3):
         raise DomainError(_l("%(field)s: not a phone number (digits, spaces, +, -, brackets).", field=field))
     return text
@@ -167,17 +143,17 @@ def save_invoice_title(session: Session, actor: User, company: Company, kind: st
     if kind not in INVOICE_TITLE_KINDS:
         raise DomainError(_l("Invoice title: choose ordinary or special."))
     special = kind == "special"
-    values = {"title": _line(title, TITLE_FIELDS["title"], TITLE_LIMITS["title"], True)}
+    values = {"title": one_line(title, TITLE_FIELDS["title"], TITLE_LIMITS["title"], True)}
     try:
         values["tax_id"] = validate_credit_code(tax_id)
     except InvalidField as exc:
         raise DomainError(str(exc)) from None
-    values["address"] = _line(address, TITLE_FIELDS["address"], TITLE_LIMITS["address"], special)
-    values["phone"] = _line(phone, TITLE_FIELDS["phone"], TITLE_LIMITS["phone"], special)
+    values["address"] = one_line(address, TITLE_FIELDS["address"], TITLE_LIMITS["address"], special)
+    values["phone"] = one_line(phone, TITLE_FIELDS["phone"], TITLE_LIMITS["phone"], special)
     if values["phone"] is not None:
         _phone(values["phone"], TITLE_FIELDS["phone"])
-    values["bank_name"] = _line(bank_name, TITLE_FIELDS["bank_name"], TITLE_LIMITS["bank_name"], special)
-    values["bank_account"] = _line(bank_account, TITLE_FIELDS["bank_account"], TITLE_LIMITS["bank_account"], special)
+    values["bank_name"] = one_line(bank_name, TITLE_FIELDS["bank_name"], TITLE_LIMITS["bank_name"], special)
+    values["bank_account"] = one_line(bank_account, TITLE_FIELDS["bank_account"], TITLE_LIMITS["bank_account"], special)
     existing = session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == company.id,
                                                          InvoiceTitle.kind == kind))
     if document_data or document_name:
@@ -262,8 +238,8 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
 
     email = _email(email, _l("Email"))
     phone = _phone(phone, _l("Mobile phone"))
-    postal_address = _line(postal_address, _l("Postal address"), 255, False)
-    remark = _text_block(remark, _l("Remark"), MAX_REMARK)
+    postal_address = one_line(postal_address, _l("Postal address"), 255, False)
+    remark = text_block(remark, _l("Remark"), MAX_REMARK)
     if invoice_type == "electronic_ordinary":
         if not email and not phone:
             raise DomainError(_l("An electronic invoice is sent by email or text message: give an email address "
@@ -338,7 +314,7 @@ def issue_invoice(session: Session, actor: User, invoice_request: InvoiceRequest
                   invoice_date, today: date) -> None:
     """Finance issues the invoice: number and date recorded, the request's orders become invoiced."""
     require_role(actor, REVIEW_ROLES)
-    number = _line(invoice_number, _l("Invoice number"), 64, True)
+    number = one_line(invoice_number, _l("Invoice number"), 64, True)
     if isinstance(invoice_date, str):
         try:
             invoice_date = date.fromisoformat(invoice_date.strip())
@@ -373,7 +349,7 @@ def issue_invoice(session: Session, actor: User, invoice_request: InvoiceRequest
 def reject_invoice_request(session: Session, actor: User, invoice_request: InvoiceRequest, reason: str) -> None:
     """Finance rejects the request with a reason; its orders are released for another request."""
     require_role(actor, REVIEW_ROLES)
-    reason = _text_block(reason, _l("Reason"), MAX_REASON)
+    reason = text_block(reason, _l("Reason"), MAX_REASON)
     if not reason:
         raise DomainError(_l("Reason is required: the customer reads it."))
     request_id = invoice_request.id

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from actions import ActionResult, DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_amount, from_minor, parse, to_minor
+from actions.text_input import text_block, text_problem
 from actions.texts import change, changes_param, label_param, message, money_param
 from actions.unique import unique_or
 from actions.wallets import credit, wallet_for
@@ -94,8 +95,8 @@ def clean_terms(session: Session, actor: User, company_id, payer, currency, amou
     payer = (payer or "").strip()
     if not payer:
         problems.append(str(_l("Payer: required.")))
-    elif len(payer) > MAX_PAYER:
-        problems.append(str(_l("Payer: at most %(max)s characters.", max=MAX_PAYER)))
+    elif (problem := text_problem(payer, MAX_PAYER)) is not None:
+        problems.append(str(_l("%(field)s: %(problem)s", field=_l("Payer"), problem=problem)))
     currency = (currency or "").strip().upper()
     if currency not in CURRENCIES:
         problems.append(str(_l("Currency: choose one of %(choices)s.", choices=", ".join(CURRENCIES))))
@@ -104,8 +105,8 @@ def clean_terms(session: Session, actor: User, company_id, payer, currency, amou
     except DomainError as exc:
         problems.append(str(exc))
     reference = (reference or "").strip()
-    if len(reference) > MAX_REFERENCE:
-        problems.append(str(_l("Reference number: at most %(max)s characters.", max=MAX_REFERENCE)))
+    if (problem := text_problem(reference, MAX_REFERENCE)) is not None:
+        problems.append(str(_l("%(field)s: %(problem)s", field=_l("Reference number"), problem=problem)))
     if problems:
         raise DomainError(" ".join(problems))
     return RechargeTerms(company.id, payer, currency, amount, reference)
@@ -277,11 +278,9 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
         raise DomainError(_l("Application %(label)s is outside your companies.", label=label))
     if decision not in DECISIONS:
         raise DomainError(_l("Decision: choose approve, reject or decline."))
-    comment = (comment or "").strip()
+    comment = text_block(comment, _l("Review comment"), MAX_COMMENT)
     if decision != "approve" and not comment:
         raise DomainError(_l("Review comment: required to reject or decline application %(label)s.", label=label))
-    if len(comment) > MAX_COMMENT:
-        raise DomainError(_l("Review comment: at most %(max)s characters.", max=MAX_COMMENT))
     status = DECISIONS[decision]
     conditions = [OfflineRecharge.id == application.id, OfflineRecharge.status == "submitted"]
     if expected is not None:

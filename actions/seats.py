@@ -14,7 +14,6 @@ The invitation mail is the view's job, after commit: these functions say whom to
 """
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -28,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
 from actions.money import round_money
+from actions.text_input import one_line
 from actions.texts import label_param, message, money_param
 from actions.orders import LineSpec, open_order, pay_offline
 from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Package, SeatQuota, User, utcnow
@@ -76,22 +76,8 @@ def _quantity(value) -> int:
     return int(text)
 
 
-def _line(value, field, limit: int, required: bool) -> str | None:
-    """One line of text, trimmed; None when empty and optional."""
-    text = (value or "").strip()
-    if not text:
-        if required:
-            raise DomainError(_l("%(field)s is required.", field=field))
-        return None
-    if len(text) > limit:
-        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=field, n=limit))
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
-        raise DomainError(_l("%(field)s: control characters and line breaks are not allowed.", field=field))
-    return text
-
-
 def _email(value) -> str:
-    text = _line(value, _l("Account email"), MAX_LOGIN, True)
+    text = one_line(value, _l("Account email"), MAX_LOGIN, True)
     try:
         return validate_email(text, check_deliverability=False).normalized
     except EmailNotValidError:
@@ -222,7 +208,7 @@ def _new_seat_order(session: Session, actor: User, company: Company, edition, qu
                     note: str = "") -> tuple[Order, OrderLine]:
     edition = _edition(edition)
     quantity = _quantity(quantity)
-    promotion = _line(promotion, _l("Promotion"), MAX_PROMOTION, False)
+    promotion = one_line(promotion, _l("Promotion"), MAX_PROMOTION, False)
     package = seat_package(session, edition)
     total = round_money(package.amount * quantity, package.currency)
     order = open_order(session, actor, kind="seats", company_id=company.id, currency=package.currency,
@@ -252,7 +238,7 @@ def grant_seats(session: Session, actor: User, company: Company, edition: str, q
                 today: date, promotion: str | None = None) -> Order:
     """Sales enters seats paid in cash: a seat order, paid at once, whose seats are added now."""
     require_role(actor, GRANT_ROLES)
-    note = _line(note, _l("Note"), MAX_NOTE, True)
+    note = one_line(note, _l("Note"), MAX_NOTE, True)
     company = _check_company(session, actor, company)
     order, line = _new_seat_order(session, actor, company, edition, quantity, promotion, note)
     quantity, edition = line.quantity, line.edition
@@ -303,8 +289,8 @@ def create_organizer(session: Session, actor: User, company: Company, email: str
     require_role(actor, ORGANIZER_ROLES)
     company = _check_company(session, actor, company)
     email = _email(email)
-    last_name = _line(last_name, _l("Last name"), MAX_NAME, True)
-    first_name = _line(first_name, _l("First name"), MAX_NAME, True)
+    last_name = one_line(last_name, _l("Last name"), MAX_NAME, True)
+    first_name = one_line(first_name, _l("First name"), MAX_NAME, True)
     edition = _edition(edition)
     if session.scalar(select(MemberAccount.id).where(MemberAccount.login == email)) is not None:
         raise DomainError(_l("An account with the login %(login)s exists already.", login=email))

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, round_money, zero
+from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, english, label_param, message, money_param
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, keep_pending_while, mark_paid, open_order, pay_with_balance,
@@ -500,15 +501,6 @@ def validate_tax_code(value: str, field_name: str) -> str:
                          "credit code).", field=field_name, value=text[:40]))
 
 
-def _required(value: str, field_name: str, limit: int) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise DomainError(_l("%(field)s: required.", field=field_name))
-    if len(text) > limit:
-        raise DomainError(_l("%(field)s: at most %(n)s characters.", field=field_name, n=limit))
-    return text
-
-
 def current_terms(session: Session, service: Service) -> TermsVersion | None:
     return session.scalar(select(TermsVersion).where(TermsVersion.service_id == service.id)
                           .order_by(TermsVersion.published_at.desc(), TermsVersion.id.desc()).limit(1))
@@ -517,13 +509,13 @@ def current_terms(session: Session, service: Service) -> TermsVersion | None:
 def check_details(session: Session, service: Service, details: CheckoutDetails, actor: User) -> dict:
     """Step 2's fields checked (each error names its field); the values to store."""
     values = {
-        "invoice_title": _required(details.invoice_title, str(_l("Invoice title")), 200),
+        "invoice_title": one_line(details.invoice_title, _l("Invoice title"), 200),
         "invoice_tax_id": validate_tax_code(details.invoice_tax_id, str(_l("Tax code"))),
         "invoice_address": (details.invoice_address or "").strip()[:255],
         "invoice_email": (details.invoice_email or "").strip(),
-        "contact_name": _required(details.contact_name, str(_l("Contact name")), 100),
-        "contact_phone": _required(details.contact_phone, str(_l("Contact phone")), 40),
-        "contact_email": _required(details.contact_email, str(_l("Contact email")), 254),
+        "contact_name": one_line(details.contact_name, _l("Contact name"), 100),
+        "contact_phone": one_line(details.contact_phone, _l("Contact phone"), 40),
+        "contact_email": one_line(details.contact_email, _l("Contact email"), 254),
     }
     if values["invoice_email"] and not _EMAIL.fullmatch(values["invoice_email"]):
         raise DomainError(_l("%(field)s: not an email address.", field=_l("Invoice email")))
@@ -892,11 +884,9 @@ def remove_seat(session: Session, actor: User, subscription: Subscription, seat_
 def add_note(session: Session, actor: User, subscription: Subscription, body: str, visibility: str,
              pinned: bool) -> SubscriptionNote:
     _check_subscription(session, actor, subscription)
-    body = (body or "").strip()
+    body = text_block(body, _l("Note"), 4000)
     if not body:
         raise DomainError(_l("Note: write something."))
-    if len(body) > 4000:
-        raise DomainError(_l("Note: at most %(n)s characters.", n=4000))
     if visibility not in ("internal", "customer") or (not actor.is_staff and visibility != "customer"):
         visibility = "customer"
     note = SubscriptionNote(subscription_id=subscription.id, author_id=actor.id, body=body, visibility=visibility,

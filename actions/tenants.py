@@ -32,6 +32,7 @@ from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.companies import create_company
 from actions.regions import RegionError, check_region
+from actions.text_input import text_problem
 from actions.texts import change, changes_param, message
 from actions.times import check_zone
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy
@@ -122,10 +123,9 @@ def _text(field: str, value: str | None, max_length: int, required: bool = True)
         if required:
             raise InvalidField(field, _l("required."))
         return None
-    if len(value) > max_length:
-        raise InvalidField(field, _l("at most %(n)s characters.", n=max_length))
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
-        raise InvalidField(field, _l("control characters and line breaks are not allowed."))
+    problem = text_problem(value, max_length)
+    if problem is not None:
+        raise InvalidField(field, problem)
     return value
 
 
@@ -350,11 +350,11 @@ def approve(
 def reject(session: Session, actor: User, application: TenantApplication, reason: str | None) -> TenantApplication:
     """Reject a pending application; the reason (required) is mailed to the contact by the caller."""
     require_role(actor, {"admin"})
-    reason = (reason or "").strip()
+    reason = (reason or "").replace("\r\n", "\n").strip()
     if not reason:
         raise InvalidField("reason", _l("required: the applicant reads it."))
-    if len(reason) > REASON_MAX:
-        raise InvalidField("reason", _l("at most %(n)s characters.", n=REASON_MAX))
+    if (problem := text_problem(reason, REASON_MAX, lines=True)) is not None:
+        raise InvalidField("reason", problem)
     _close_application(session, actor, application, "rejected", reason)
     record(session, actor, "reject", "tenant_application", [application.id], f"reason={reason}")
     session.flush()
