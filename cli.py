@@ -178,8 +178,9 @@ def register_commands(app: Flask) -> None:
     @TODAY_OPTION
     def reconcile_payments_command(today: datetime | None) -> None:
         """Ask each payment provider about pending orders older than PAYMENT_RECONCILE_AFTER_MINUTES (and
-        younger than ORDER_PENDING_HOURS) and settle the paid ones, as their lost notifications would."""
-        from actions.provider_settlement import reconcile_payments
+        younger than ORDER_PENDING_HOURS) and settle the paid ones, as their lost notifications would; then
+        about the refunds it accepted but had not paid out yet, and record where their money went."""
+        from actions.provider_settlement import check_refunds, reconcile_payments
 
         config = current_app.config
         after = int(config["PAYMENT_RECONCILE_AFTER_MINUTES"])
@@ -189,13 +190,23 @@ def register_commands(app: Flask) -> None:
                                         timedelta(hours=int(config["ORDER_PENDING_HOURS"])), _day(today),
                                         commit=db.session.commit)
             db.session.commit()
+            refunds = check_refunds(db.session, providers, commit=db.session.commit)
+            db.session.commit()
         click.echo(f"reconcile-payments: {len(report.paid)} orders paid, {report.unpaid} still unpaid, "
                    f"{len(report.failed)} failed ({', '.join(sorted(providers)) or 'no provider configured'})")
         for number in report.paid:
             click.echo(f"  paid: {number}")
         for number, reason in report.failed:
             click.echo(f"  failed: {number}: {reason}")
-        if report.failed:
+        click.echo(f"refunds on their way: {len(refunds.completed)} paid out, {len(refunds.processing)} still on "
+                   f"their way, {len(refunds.not_paid_out)} not paid out, {len(refunds.failed)} not asked")
+        for label in refunds.completed:
+            click.echo(f"  paid out: {label}")
+        for label, reason in refunds.not_paid_out:
+            click.echo(f"  not paid out (finance pays it back by hand): {label}: {reason}")
+        for label, reason in refunds.failed:
+            click.echo(f"  not asked: {label}: {reason}")
+        if report.failed or refunds.failed:
             raise click.exceptions.Exit(1)
 
     @billing.command("subscriptions")

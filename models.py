@@ -674,7 +674,9 @@ ORDER_STATUSES = {
 REFUND_STATUSES = {
     "requested": _l("Refund requested"),
     "approved": _l("Refund approved"),
+    "processing": _l("Refund on its way"),
     "completed": _l("Refunded"),
+    "not_paid_out": _l("Refund not paid out"),
     "rejected": _l("Refund rejected"),
     "failed": _l("Refund failed"),
 }

@@ -29,10 +29,12 @@ from actions import ActionResult, DomainError, each_in_savepoint, in_scope, requ
 from actions.audit import record
 from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
+from actions.providers.base import ProviderRefund
+from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
-    ORDER_KINDS, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
+    ORDER_KINDS, REFUND_STATUSES, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
     Package, User, utcnow,
 )
 
@@ -579,15 +581,18 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     session.flush()
 
 
-# --- refunds: requested → approved → completed | rejected | failed ---------------------------------
+# --- refunds: requested → approved → completed | processing | rejected | failed ----------------------
+# A provider that accepts a refund may pay it out later (WeChat Pay's PROCESSING, PayPal's PENDING): the
+# refund is "processing" until the provider says where the money went (actions.provider_settlement asks):
+# "completed", or "not_paid_out" (the provider gave up: finance pays it back by hand, then marks it so).
 
 # Methods whose money the system gives back itself; the others (cash, bank transfer) are paid back
 # by finance outside the system, which approving the refund records.
-_PROVIDER_REFUNDS: dict[str, Callable[[Session, Order, OrderRefund], str]] = {}
+_PROVIDER_REFUNDS: dict[str, Callable[[Session, Order, OrderRefund], ProviderRefund]] = {}
 
 
-def register_provider_refund(method: str, refund: Callable[[Session, Order, OrderRefund], str]) -> None:
-    """How to give money back for orders paid with `method`: returns the provider's refund id or raises."""
+def register_provider_refund(method: str, refund: Callable[[Session, Order, OrderRefund], ProviderRefund]) -> None:
+    """How to give money back for orders paid with `method`: returns what the provider answered, or raises."""
     _PROVIDER_REFUNDS[method] = refund
 
 
@@ -653,8 +658,10 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
     """Approve a requested refund (not by its requester) and carry it out: the kind undoes those lines'
     effects, the money goes back the way the order was paid, once, whatever races.
 
-    Returns the refund's new status: "completed", or "failed" when the payment provider refused it
-    (its reason in `failure_reason`; the lines, the order and the kind's effects stay as they were).
+    Returns the refund's new status: "completed"; "processing" when the provider accepted it but has not
+    paid it out yet (the lines, the order and the kind's effects are refunded already); or "failed" when the
+    provider refused it (its reason in `failure_reason`; the lines, the order and the kind's effects stay as
+    they were).
     """
     require_role(approver, REFUND_ROLES)
     order = refund.order
@@ -665,11 +672,11 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
     if not _claim_refund(session, refund, "requested", status="approved", approved_by_id=approver.id,
                          approved_at=utcnow()):
         raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
-                             id=refund.id, number=number, status=refund.status))
+                             id=refund.id, number=number, status=REFUND_STATUSES.get(refund.status, refund.status)))
     lines = [rl.line for rl in refund.lines]
     try:
         with session.begin_nested():
-            provider_id = _carry_out_refund(session, approver, refund, order, lines)
+            answer = _carry_out_refund(session, approver, refund, order, lines)
     except _ProviderRefused as exc:
         reason = str(exc.args[0])
         session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
@@ -680,12 +687,19 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
                        method=label_param("payment_method", order.payment_method)))
         session.flush()
         return "failed"
-    session.execute(update(OrderRefund).where(OrderRefund.id == refund.id)
-                    .values(status="completed", completed_at=utcnow(), provider_refund_id=provider_id))
+    status = "processing" if answer is not None and answer.state == "processing" else "completed"
+    session.execute(update(OrderRefund).where(OrderRefund.id == refund.id).values(
+        status=status, completed_at=utcnow() if status == "completed" else None,
+        provider_refund_id=answer.refund_id if answer is not None else None))
     session.execute(update(Order).where(Order.id == order.id, Order.refunded_minor == Order.total_minor)
                     .values(status="refunded", refunded_at=utcnow()))
     session.expire_all()
-    if order.payment_method:
+    if status == "processing":
+        record(session, approver, "refund", "order", [order.id],
+               message("audit.order.refund_processing", order=number, refund=refund.id, lines=len(lines),
+                       amount=money_param(refund.amount, order.currency),
+                       method=label_param("payment_method", order.payment_method)))
+    elif order.payment_method:
         record(session, approver, "refund", "order", [order.id],
                message("audit.order.refund", order=number, refund=refund.id, lines=len(lines),
                        amount=money_param(refund.amount, order.currency),
@@ -694,12 +708,13 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
         record(session, approver, "refund", "order", [order.id],
                message("audit.order.refund_free", order=number, refund=refund.id, lines=len(lines)))
     session.flush()
-    return "completed"
+    return status
 
 
 def _carry_out_refund(session: Session, approver: User, refund: OrderRefund, order: Order,
-                      lines: list[OrderLine]) -> str | None:
-    """The lines, the order's refunded amount, the kind's undo and the money back; the provider's refund id."""
+                      lines: list[OrderLine]) -> ProviderRefund | None:
+    """The lines, the order's refunded amount, the kind's undo and the money back; what the provider answered
+    (None: no provider gives this money back)."""
     number = order.number
     line_table = OrderLine.__table__
     taken = session.execute(
@@ -719,17 +734,60 @@ def _carry_out_refund(session: Session, approver: User, refund: OrderRefund, ord
         raise DomainError(_l("Order %(number)s cannot give back %(amount)s more.", number=number,
                              amount=format_money(refund.amount, order.currency)))
     order_kind(order.kind).undo(session, order, lines)
-    provider_id = None
+    answer = None
     if order.payment_method == "balance":
         wallet = wallet_for(session, order.company_id, order.currency)
         credit(session, wallet, refund.amount, "refund", f"refund:{refund.id}", approver, order_id=order.id,
                memo=message("ledger.refund", order=number))
     elif order.payment_method in _PROVIDER_REFUNDS:
         try:
-            provider_id = _PROVIDER_REFUNDS[order.payment_method](session, order, refund)
+            answer = _PROVIDER_REFUNDS[order.payment_method](session, order, refund)
         except DomainError as exc:
             raise _ProviderRefused(str(exc)) from exc
-    return provider_id
+        if answer.state == "failed":
+            raise _ProviderRefused(answer.reason)
+    return answer
+
+
+def settle_refund(session: Session, refund: OrderRefund, answer: ProviderRefund) -> str:
+    """Record where the money of a "processing" refund went, as its provider now says: "completed", or
+    "not_paid_out" with the provider's reason (the lines stay refunded: finance pays the money back by hand).
+    Once, whatever races (a conditional update); the refund's status after it."""
+    number = refund.order.number
+    if answer.state == "completed":
+        done = _claim_refund(session, refund, "processing", status="completed", completed_at=utcnow())
+        key, extra = "audit.order.refund_paid_out", {}
+    elif answer.state == "failed":
+        done = _claim_refund(session, refund, "processing", status="not_paid_out",
+                             failure_reason=(answer.reason or "")[:2000])
+        key, extra = "audit.order.refund_not_paid_out", {"reason": answer.reason}
+    else:
+        return refund.status
+    if done:
+        record(session, None, "refund_settled", "order", [refund.order_id],
+               message(key, order=number, refund=refund.id, amount=money_param(refund.amount, refund.order.currency),
+                       method=label_param("payment_method", refund.order.payment_method), **extra))
+        session.flush()
+    return refund.status
+
+
+def mark_paid_back_by_hand(session: Session, actor: User, refund: OrderRefund, note: str) -> None:
+    """Finance paid a refund its provider did not pay out ("not_paid_out") back outside the system: it is
+    completed, with the note (how and when it was paid)."""
+    require_role(actor, REFUND_ROLES)
+    note = text_block(note, _l("How it was paid back"), 2000)
+    if not note:
+        raise DomainError(_l("How it was paid back: say how and when the money reached the payer."))
+    number = refund.order.number
+    if not _claim_refund(session, refund, "not_paid_out", status="completed", completed_at=utcnow(),
+                         failure_reason=note):
+        raise DomainError(_l("Refund #%(id)s of %(number)s is not waiting to be paid back by hand (it is "
+                             "%(status)s).", id=refund.id, number=number,
+                             status=REFUND_STATUSES.get(refund.status, refund.status)))
+    record(session, actor, "refund_by_hand", "order", [refund.order_id],
+           message("audit.order.refund_by_hand", order=number, refund=refund.id,
+                   amount=money_param(refund.amount, refund.order.currency), note=note))
+    session.flush()
 
 
 def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: str) -> None:
@@ -742,7 +800,7 @@ def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: st
     if not _claim_refund(session, refund, "requested", status="rejected", failure_reason=reason[:2000],
                          approved_at=utcnow()):
         raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
-                             id=refund.id, number=number, status=refund.status))
+                             id=refund.id, number=number, status=REFUND_STATUSES.get(refund.status, refund.status)))
     record(session, actor, "reject_refund", "order", [refund.order_id],
            message("audit.order.reject_refund", order=number, refund=refund.id, reason=reason))
     session.flush()

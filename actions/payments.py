@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError
 from actions.payment_errors import BadNotification, PaymentConfigError  # noqa: F401 - re-exported
 from actions.orders import mark_paid, register_provider_refund
+from actions.providers.base import ProviderRefund
 from models import NOTIFICATION_REFUSALS, Order, RefusedNotification, utcnow
 
 PROVIDER_CURRENCIES = {"wechat": ("CNY",), "alipay": ("CNY",), "paypal": ("USD",), "vnptpay": ("VND",)}
@@ -246,14 +247,14 @@ def record_refusal(session: Session, source: str, method: str, reason: str, deta
     return row
 
 
-def sandbox_refund(session: Session, order: Order, refund) -> str:
-    """The sandbox provider accepts every refund of an order it was paid through; its refund id."""
+def sandbox_refund(session: Session, order: Order, refund) -> ProviderRefund:
+    """The sandbox provider pays back every refund of an order it was paid through, at once."""
     if not order.provider_ref:
         raise DomainError(_l("Order %(number)s has no provider payment to refund.", number=order.number))
-    return f"{order.payment_method}-refund-{uuid.uuid4().hex[:20]}"
+    return ProviderRefund(f"{order.payment_method}-refund-{uuid.uuid4().hex[:20]}")
 
 
-def refund_online_payment(session: Session, order: Order, refund) -> str:
+def refund_online_payment(session: Session, order: Order, refund) -> ProviderRefund:
     """Give an online payment back through the app's configured provider adapter, else the sandbox.
 
     The adapters belong to the running app (its configuration), so they are looked up there.

@@ -1,5 +1,7 @@
 """Settling what a provider vouches for (a notification, a query, the reconcile job) through the one
-idempotent path, `actions.payments.settle_payment` → `actions.orders.mark_paid`."""
+idempotent path, `actions.payments.settle_payment` → `actions.orders.mark_paid`; and asking the providers
+where the money of the refunds they accepted but had not paid out ("processing") went
+(`actions.orders.settle_refund`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -12,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError
 from actions.payment_errors import BadNotification
+from actions.orders import settle_refund
 from actions.payments import settle_payment
 from actions.providers.base import PaymentStart, Provider, ProviderError, ProviderPayment
-from models import Order, PaymentAttempt, utcnow
+from models import PAYMENT_METHODS, Order, OrderRefund, PaymentAttempt, utcnow
 
 
 def settle(session: Session, provider: Provider, payment: ProviderPayment, today: date) -> bool:
@@ -105,3 +108,54 @@ def reconcile_payments(session: Session, providers: Mapping[str, Provider], now:
         else:
             report.unpaid += 1
     return report
+
+
+@dataclass
+class RefundCheck:
+    """What asking the providers about processing refunds found: refunds paid out, still processing, not paid
+    out (with the provider's reason), and the ones that could not be asked (with why), by "order #refund"."""
+
+    completed: list[str] = field(default_factory=list)
+    processing: list[str] = field(default_factory=list)
+    not_paid_out: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def check_refunds(session: Session, providers: Mapping[str, Provider], refunds: list[OrderRefund] | None = None,
+                  commit=None) -> RefundCheck:
+    """Ask each refund's provider where its money is, for `refunds` (default: every refund still "processing"),
+    and record what it says (`settle_refund`). A refund of a provider that is not configured here, or that
+    cannot be asked, is reported as failed and stays as it is. `commit` (optional) is called after each
+    refund that changed."""
+    check = RefundCheck()
+    if refunds is None:
+        refunds = list(session.scalars(select(OrderRefund).where(OrderRefund.status == "processing")
+                                       .order_by(OrderRefund.id)))
+    for refund in refunds:
+        order = refund.order
+        label = f"{order.number} #{refund.id}"
+        if refund.status != "processing":
+            check.failed.append((label, str(_l("it is not on its way at a provider."))))
+            continue
+        provider = providers.get(order.payment_method)
+        ask = getattr(provider, "refund_status", None)
+        if ask is None:
+            check.failed.append((label, str(_l("%(method)s is not configured here: ask it by hand.",
+                                               method=PAYMENT_METHODS.get(order.payment_method,
+                                                                          order.payment_method)))))
+            continue
+        try:
+            answer = ask(order, refund)
+        except DomainError as exc:
+            check.failed.append((label, str(exc)))
+            continue
+        status = settle_refund(session, refund, answer)
+        if status == "completed":
+            check.completed.append(label)
+        elif status == "not_paid_out":
+            check.not_paid_out.append((label, refund.failure_reason))
+        else:
+            check.processing.append(label)
+        if status != "processing" and commit is not None:
+            commit()
+    return check

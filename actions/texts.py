@@ -128,6 +128,12 @@ MESSAGES = {
     "audit.order.refund": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s back by %(method)s"),
     "audit.order.refund_free": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines (free order)"),
     "audit.order.refund_failed": _l("Order %(order)s: refund #%(refund)s refused by %(method)s: %(reason)s"),
+    "audit.order.refund_processing": _l("Order %(order)s: refund #%(refund)s of %(lines)s lines, %(amount)s accepted "
+                                        "by %(method)s, not paid out yet"),
+    "audit.order.refund_paid_out": _l("Order %(order)s: refund #%(refund)s, %(amount)s paid out by %(method)s"),
+    "audit.order.refund_not_paid_out": _l("Order %(order)s: refund #%(refund)s, %(amount)s not paid out by "
+                                          "%(method)s: %(reason)s"),
+    "audit.order.refund_by_hand": _l("Order %(order)s: refund #%(refund)s, %(amount)s paid back by hand: %(note)s"),
     "audit.order.reject_refund": _l("Order %(order)s: refund #%(refund)s rejected: %(reason)s"),
     # subscription history
     "subscription.paid": _l("Order %(order)s: %(amount)s paid by %(method)s"),

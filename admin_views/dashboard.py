@@ -110,7 +110,10 @@ def _device_cards(user, today: date) -> list[Card]:
 
 
 def _finance_cards() -> list[Card]:
-    return [
+    # Shown only while there is one: a refund its provider did not pay out waits for finance to pay it by hand.
+    by_hand = _count(OrderRefund, OrderRefund.status == "not_paid_out")
+    return ([Card("refunds_not_paid_out", str(_l("Refunds to pay back by hand")), by_hand,
+                  url_for("orderrefund.index_view", flt0_status_equals="not_paid_out"))] if by_hand else []) + [
         Card("pending_review", str(_l("Offline recharges awaiting review")),
              _count(OfflineRecharge, OfflineRecharge.status == "submitted"),
              url_for("recharge_review.index_view")),

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import filters as sqla_filters
@@ -31,7 +31,7 @@ from actions.bindings import rebind_choices, rebind_unsold
 from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
-    pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
+    mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
     scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
@@ -765,7 +765,7 @@ REFUND_LABELS = {
     "amount": _l("Amount"), "reason": _l("Reason"), "requested_by": _l("Requested by"),
     "approved_by": _l("Reviewed by"), "created_at": _l("Requested at"), "approved_at": _l("Reviewed at"),
     "completed_at": _l("Refunded at"), "provider_refund_id": _l("Provider refund id"),
-    "failure_reason": _l("Reason for rejection"),
+    "failure_reason": _l("Reason or note"),
 }
 
 
@@ -774,11 +774,12 @@ class RefundView(ScopedModelView):
 
     roles = frozenset({"finance"})
     audit_name = "order_refund"
+    details_template = "renewdesk/refund_details.html"
     can_create = can_edit = can_delete = False
     can_export = True
     column_list = ("id", "order", "order.company", "status", "amount", "reason", "requested_by", "created_at",
                    "approved_by", "approved_at")
-    column_export_list = column_list
+    column_export_list = (*column_list, "completed_at", "provider_refund_id", "failure_reason")
     column_details_list = ("id", "order", "order.company", "status", "amount", "reason", "requested_by",
                            "created_at", "approved_by", "approved_at", "completed_at", "provider_refund_id",
                            "failure_reason")
@@ -849,6 +850,53 @@ class RefundView(ScopedModelView):
             return redirect(return_url)
         db.session.commit()
         flash(_("Refund rejected."), "success")
+        return redirect(return_url)
+
+    @action("check", _l("Ask the provider where the money is"))
+    def action_check(self, ids):
+        """Refunds a provider accepted but had not paid out ("on its way"): ask it now and record the answer."""
+        from actions.provider_settlement import check_refunds
+
+        refunds = self.scoped_rows(ids)
+        providers = current_app.extensions["renewdesk_payments"].adapters
+        check = check_refunds(db.session, providers, refunds)
+        db.session.commit()
+        if check.completed:
+            flash(_("Paid out: %(refunds)s.", refunds=", ".join(check.completed)), "success")
+        if check.processing:
+            flash(_("Still on its way: %(refunds)s.", refunds=", ".join(check.processing)), "info")
+        for label, reason in check.not_paid_out:
+            flash(_("Not paid out by the provider: %(refund)s: %(reason)s Pay it back another way, then record how "
+                    "on its page.", refund=label, reason=reason), "error")
+        for label, reason in check.failed + self.refused_ids(ids, refunds):
+            flash(_("%(refund)s: %(reason)s", refund=label, reason=reason), "error")
+        return None
+
+    @expose("/by-hand/", methods=("POST",))
+    def by_hand_view(self):
+        """Finance paid a refund the provider did not pay out back by hand: say how, then it is completed."""
+        refund = self.get_one(request.form.get("id"))
+        if refund is None:
+            abort(404)
+        return_url = get_redirect_target() or self.get_url(".details_view", id=refund.id)
+        note = request.form.get("note", "")
+        purpose = f"{self.endpoint}.by_hand"
+        if refund.status == "not_paid_out" and note.strip() and not is_confirmed(purpose, [refund.id]):
+            return ask(self, Confirmation(
+                title=_("Refund #%(id)s paid back by hand", id=refund.id),
+                summary=_("%(amount)s of order %(number)s of %(company)s reached the payer outside Renewdesk: the "
+                          "refund is completed.", amount=format_money(refund.amount, refund.order.currency),
+                          number=refund.order.number, company=refund.order.company.name),
+                items=[_("How it was paid back: %(note)s", note=note.strip())],
+                confirm_label=_("Mark it paid back")), purpose, [refund.id], return_url)
+        try:
+            mark_paid_back_by_hand(db.session, current_user, refund, note)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(return_url)
+        db.session.commit()
+        flash(_("Refund marked paid back by hand."), "success")
         return redirect(return_url)
 
 

@@ -55,8 +55,9 @@ class FakeServer:
 
 
 class FakeWeChatPay:
-    """WeChat Pay API v3 (direct merchant, WeChat Pay public key mode): Native order, query, refund,
-    and the TRANSACTION.SUCCESS notification (signed, resource AES-256-GCM encrypted)."""
+    """WeChat Pay API v3 (direct merchant, WeChat Pay public key mode): Native order, query, refund (answered
+    PROCESSING, as WeChat Pay answers most; `pay_out` moves it on) and its query, and the TRANSACTION.SUCCESS
+    notification (signed, resource AES-256-GCM encrypted)."""
 
     AUTH = re.compile(r'^WECHATPAY2-SHA256-RSA2048 mchid="([^"]*)",nonce_str="([^"]*)",signature="([^"]*)",'
                       r'timestamp="([^"]*)",serial_no="([^"]*)"$')
@@ -73,6 +74,11 @@ class FakeWeChatPay:
         self.refuse_refunds: str | None = None
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+
+    def pay_out(self, out_refund_no: str, status: str = "SUCCESS") -> None:
+        """What happens to an accepted refund later: SUCCESS (paid out), ABNORMAL or CLOSED."""
+        with self.lock:
+            self.refunds[out_refund_no]["status"] = status
 
     def config(self, url: str) -> dict:
         """The app's configuration for this merchant, pointed at the fake."""
@@ -129,6 +135,7 @@ class FakeWeChatPay:
             return self._reply({"code": "SIGN_ERROR", "message": "签名错误"}, 401)(environ, start_response)
         native = re.fullmatch(r"/v3/pay/transactions/native", request.path)
         by_number = re.fullmatch(r"/v3/pay/transactions/out-trade-no/([^/]+)", request.path)
+        refund_query = re.fullmatch(r"/v3/refund/domestic/refunds/([^/]+)", request.path)
         if native and request.method == "POST":
             response = self._create(json.loads(body))
         elif by_number and request.method == "GET":
@@ -137,6 +144,10 @@ class FakeWeChatPay:
                 else self._reply({k: v for k, v in trade.items() if k != "notify_url"})
         elif request.path == "/v3/refund/domestic/refunds" and request.method == "POST":
             response = self._refund(json.loads(body))
+        elif refund_query and request.method == "GET":
+            refund = self.refunds.get(refund_query.group(1))
+            response = self._reply({"code": "RESOURCE_NOT_EXISTS", "message": "退款单不存在"}, 404) if refund is None \
+                else self._reply(refund)
         else:
             response = self._reply({"code": "NOT_FOUND", "message": "not found"}, 404)
         return response(environ, start_response)
@@ -323,6 +334,7 @@ class FakePayPal:
         self.refunds: dict[str, dict] = {}
         self.sent_webhooks: dict[str, bytes] = {}
         self.refuse_refunds: str | None = None
+        self.refund_status = "COMPLETED"  # what a new refund answers; PENDING: `pay_out` moves it on
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         self.url = ""
@@ -395,6 +407,7 @@ class FakePayPal:
         data = request.get_json(silent=True) or {}
         match = re.fullmatch(r"/v2/checkout/orders/([A-Z0-9]+)(/capture)?", path)
         refund = re.fullmatch(r"/v2/payments/captures/([A-Z0-9]+)/refund", path)
+        refund_query = re.fullmatch(r"/v2/payments/refunds/([A-Z0-9]+)", path)
         if path == "/v2/checkout/orders" and verb == "POST":
             return self._create(data, request.headers.get("PayPal-Request-Id"))
         if match and not match.group(2) and verb == "GET":
@@ -404,6 +417,9 @@ class FakePayPal:
             return self._capture(match.group(1))
         if refund and verb == "POST":
             return self._refund(refund.group(1), data, request.headers.get("PayPal-Request-Id"))
+        if refund_query and verb == "GET":
+            found = next((r for r in self.refunds.values() if r["id"] == refund_query.group(1)), None)
+            return self._reply(found) if found else self._reply({"name": "RESOURCE_NOT_FOUND"}, 404)
         if path == "/v1/notifications/verify-webhook-signature" and verb == "POST":
             return self._verify(data)
         return self._reply({"name": "NOT_FOUND"}, 404)
@@ -458,9 +474,17 @@ class FakePayPal:
             return self._reply({"name": "RESOURCE_NOT_FOUND"}, 404)
         with self.lock:
             refund = self.refunds.setdefault(request_id or secrets.token_hex(4), {
-                "id": secrets.token_hex(9).upper()[:17], "status": "COMPLETED", "amount": data["amount"],
+                "id": secrets.token_hex(9).upper()[:17], "status": self.refund_status, "amount": data["amount"],
                 "invoice_id": data.get("invoice_id"), "capture_id": capture_id})
         return self._reply(refund, 201)
+
+    def pay_out(self, refund_id: str, status: str = "COMPLETED", reason: str = "") -> None:
+        """What happens to a PENDING refund later: COMPLETED, FAILED or CANCELLED (with PayPal's reason)."""
+        with self.lock:
+            refund = next(r for r in self.refunds.values() if r["id"] == refund_id)
+            refund["status"] = status
+            if reason:
+                refund["status_details"] = {"reason": reason}
 
     def _verify(self, data: dict) -> Response:
         """SUCCESS only for an event this fake sent, unchanged, whose signature checks with its certificate."""
@@ -587,6 +611,8 @@ def provider_fixtures(fake_class, name: str):
         provider = request.getfixturevalue(name)
         body_app = request.getfixturevalue(f"{name}_apps")[0]
         provider.refuse_refunds = None
+        if hasattr(provider, "refund_status"):
+            provider.refund_status = "COMPLETED"
         if isinstance(getattr(provider, "requests", None), list):
             provider.requests.clear()
         with body_app.app_context():

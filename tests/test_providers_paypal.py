@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from actions.orders import approve_refund, approve_refunds, request_refund
-from conftest import make_app
+from conftest import make_app, post
 from models import LedgerEntry, Order, OrderRefund, PaymentAttempt, RefusedNotification, db, utcnow
 from provider_fakes import FakePayPal, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
@@ -191,6 +191,35 @@ def test_a_refund_goes_back_to_the_capture(app, client, login, paypal, world, re
     sent = paypal.refunds[f"{order.number}-R{refund.id}"]
     assert refund.provider_refund_id == sent["id"] and sent["capture_id"] == order.provider_ref
     assert sent["amount"] == {"value": "88.00", "currency_code": "USD"}
+    assert fresh(Order, order.id).status == "refunded" and balance(world.acme, "USD") == Decimal("0.00")
+
+
+@pytest.mark.parametrize("later, status, reason", [("COMPLETED", "completed", ""),
+                                                  ("FAILED", "not_paid_out", "PayPal did not pay the refund out "
+                                                                             "(FAILED ECHECK).")])
+def test_a_pending_refund_is_on_its_way_until_finance_asks_paypal(app, client, login, paypal, world, recharge, later,
+                                                                  status, reason):
+    """PayPal answers some refunds PENDING: they were marked "completed" at once. Now they are on their way
+    until PayPal says otherwise; finance asks from the refund list."""
+    order = paid_with_paypal(client, login, paypal, recharge)
+    refund = request_refund(db.session, world.users["finance"], order, None, "customer asked")
+    paypal.refund_status = "PENDING"
+    assert approve_refund(db.session, world.users["admin"], refund, utcnow().date()) == "processing"
+    db.session.commit()
+    login.logout()
+    login("finance")
+    listed = client.get("/admin/orderrefund/?flt0_status_equals=processing").get_data(as_text=True)
+    assert "Refund on its way" in listed and order.number in listed
+    ask = [("action", "check"), ("rowid", str(refund.id))]
+    assert "Still on its way" in client.get(post(client, "/admin/orderrefund/action/", ask).headers["Location"]) \
+        .get_data(as_text=True)
+    assert fresh(OrderRefund, refund.id).status == "processing"
+    paypal.pay_out(fresh(OrderRefund, refund.id).provider_refund_id, later, "ECHECK" if later == "FAILED" else "")
+    page = client.get(post(client, "/admin/orderrefund/action/", ask).headers["Location"]).get_data(as_text=True)
+    assert ("Paid out: " if later == "COMPLETED" else "Not paid out by the provider") in page
+    refund = fresh(OrderRefund, refund.id)
+    assert (refund.status, refund.failure_reason) == (status, reason)
+    assert (refund.completed_at is not None) == (status == "completed")
     assert fresh(Order, order.id).status == "refunded" and balance(world.acme, "USD") == Decimal("0.00")
 
 

@@ -5,6 +5,7 @@ return settle a lost notification; refunds go back through WeChat Pay, a refusal
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import threading
 import time
@@ -16,7 +17,7 @@ from sqlalchemy import func, select, update
 
 from actions.orders import approve_refund, approve_refunds, request_refund
 from actions.payments import PaymentConfigError
-from conftest import make_app
+from conftest import make_app, post
 from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
 from provider_fakes import FakeWeChatPay, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
@@ -221,17 +222,65 @@ def paid_with_wechat(client, login, wechat, recharge) -> Order:
     return fresh(Order, recharge.id)
 
 
-def test_a_refund_goes_back_through_wechat(app, client, login, wechat, world, recharge):
+def test_a_refund_goes_back_through_wechat_and_is_on_its_way_until_paid_out(app, wechat_apps, client, login, wechat,
+                                                                          world, recharge):
+    """WeChat Pay answers a refund PROCESSING: it was marked "completed" although no money had reached the payer
+    (and might never: ABNORMAL). It is "processing" until reconcile-payments hears SUCCESS."""
     order = paid_with_wechat(client, login, wechat, recharge)
     refund = request_refund(db.session, world.users["finance"], order, None, "customer asked")
-    assert approve_refund(db.session, world.users["admin"], refund, utcnow().date()) == "completed"
+    assert approve_refund(db.session, world.users["admin"], refund, utcnow().date()) == "processing"
     db.session.commit()
     refund = fresh(OrderRefund, refund.id)
-    assert refund.status == "completed" and refund.provider_refund_id.startswith("5030")
+    assert (refund.status, refund.completed_at) == ("processing", None) and refund.provider_refund_id.startswith("5030")
     sent = wechat.refunds[f"{order.number}-R{refund.id}"]
     assert sent["amount"] == {"refund": 8800, "total": 8800, "currency": "CNY"}
     assert sent["transaction_id"] == order.provider_ref
     assert fresh(Order, order.id).status == "refunded" and balance(world.acme) == Decimal("0.00")
+    runner = wechat_apps[1].test_cli_runner()
+    waiting = runner.invoke(args=["billing", "reconcile-payments"])
+    assert waiting.exit_code == 0, waiting.output
+    assert "0 paid out, 1 still on their way, 0 not paid out" in waiting.output
+    assert fresh(OrderRefund, refund.id).status == "processing"
+    wechat.pay_out(f"{order.number}-R{refund.id}", "SUCCESS")
+    paid = runner.invoke(args=["billing", "reconcile-payments"])
+    assert f"paid out: {order.number} #{refund.id}" in paid.output, paid.output
+    refund = fresh(OrderRefund, refund.id)
+    assert refund.status == "completed" and refund.completed_at is not None
+    again = runner.invoke(args=["billing", "reconcile-payments"])
+    assert "0 paid out, 0 still on their way" in again.output
+    asked = [path for method, path in wechat.requests if method == "GET" and "/refund/" in path]
+    assert asked == [f"/v3/refund/domestic/refunds/{order.number}-R{refund.id}"] * 2
+
+
+def test_a_refund_wechat_cannot_pay_out_waits_for_finance_to_pay_it_by_hand(app, wechat_apps, client, login, wechat,
+                                                                            world, recharge):
+    order = paid_with_wechat(client, login, wechat, recharge)
+    refund = request_refund(db.session, world.users["finance"], order, None, "customer asked")
+    approve_refund(db.session, world.users["admin"], refund, utcnow().date())
+    db.session.commit()
+    wechat.pay_out(f"{order.number}-R{refund.id}", "ABNORMAL")
+    result = wechat_apps[1].test_cli_runner().invoke(args=["billing", "reconcile-payments"])
+    assert "1 not paid out" in result.output and "ABNORMAL" in result.output, result.output
+    refund = fresh(OrderRefund, refund.id)
+    assert (refund.status, refund.completed_at) == ("not_paid_out", None) and "ABNORMAL" in refund.failure_reason
+    assert fresh(Order, order.id).status == "refunded"  # the lines stay refunded: the money is owed to the payer
+    login.logout()
+    login("finance")
+    assert 'data-card="refunds_not_paid_out">1<' in client.get("/admin/").get_data(as_text=True)
+    page = client.get(f"/admin/orderrefund/details/?id={refund.id}").get_data(as_text=True)
+    assert "rd-refund-by-hand" in page and "Refund not paid out" in page
+    form = {"id": refund.id, "note": "Bank transfer of 3 Dec, ref. TT-0312"}
+    asked = post(client, "/admin/orderrefund/by-hand/", form)
+    assert asked.status_code == 200 and "confirm_token" in asked.get_data(as_text=True)
+    assert fresh(OrderRefund, refund.id).status == "not_paid_out"  # nothing before the confirmation
+    token = re.search(r'name="confirm_token" value="([^"]+)"', asked.get_data(as_text=True)).group(1)
+    done = post(client, "/admin/orderrefund/by-hand/", {**form, "confirm_token": token})
+    assert done.status_code == 302
+    refund = fresh(OrderRefund, refund.id)
+    assert refund.status == "completed" and refund.failure_reason == "Bank transfer of 3 Dec, ref. TT-0312"
+    assert "refunds_not_paid_out" not in client.get("/admin/").get_data(as_text=True)
+    twice = post(client, "/admin/orderrefund/by-hand/", {**form, "confirm_token": token})
+    assert "not waiting to be paid back by hand" in client.get(twice.headers["Location"]).get_data(as_text=True)
 
 
 def test_a_refund_wechat_refuses_stays_failed_with_the_reason(app, client, login, wechat, world, recharge):

@@ -26,7 +26,9 @@ from flask_babel import lazy_gettext as _l
 from actions import DomainError
 from actions.money import round_money
 from actions.payment_errors import BadNotification
-from actions.providers.base import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
+from actions.providers.base import (
+    Answer, PaymentStart, ProviderError, ProviderPayment, ProviderRefund, ReturnUrls,
+)
 from actions.providers.wechat import key_text
 
 log = logging.getLogger(__name__)
@@ -163,8 +165,9 @@ class Alipay:
             return None
         return self._payment(answer)
 
-    def refund(self, order, refund) -> str:
+    def refund(self, order, refund) -> ProviderRefund:
         """Refund `refund.amount` of the order's trade; the refund's request number, DomainError when refused.
+        Alipay pays a refund back in its answer ("10000"): it is completed.
 
         `out_request_no` is fixed per refund, so asking again (after a timeout) never refunds twice.
         """
@@ -176,5 +179,5 @@ class Alipay:
         if answer.get("code") != "10000":
             raise DomainError(_l("Alipay refused the refund: %(message)s",
                                  message=answer.get("sub_msg") or answer.get("msg") or answer.get("code")))
-        return request_no
+        return ProviderRefund(request_no)
 

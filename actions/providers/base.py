@@ -38,6 +38,18 @@ class ProviderPayment:
 
 
 @dataclass(frozen=True)
+class ProviderRefund:
+    """What a provider says of a refund it accepted: its id for the refund, and where the money is —
+    "completed" (back with the payer), "processing" (on its way: WeChat Pay's PROCESSING, PayPal's
+    PENDING; ask again later) or "failed" (it will not arrive: WeChat Pay's ABNORMAL or CLOSED, PayPal's
+    FAILED or CANCELLED), with the provider's `reason`."""
+
+    refund_id: str
+    state: str = "completed"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class ReturnUrls:
     """Where the provider sends the payer back (`return_url`) and posts its notification (`notify_url`)."""
 
@@ -68,4 +80,7 @@ class Provider(Protocol):
 
     def query(self, order: Order, reference: str) -> ProviderPayment | None: ...
 
-    def refund(self, order: Order, refund) -> str: ...
+    def refund(self, order: Order, refund) -> ProviderRefund: ...
+
+    # Providers whose refunds can stay "processing" (WeChat Pay, PayPal) also answer
+    # `refund_status(order, refund) -> ProviderRefund`; Alipay and VNPT Pay settle a refund in its answer.

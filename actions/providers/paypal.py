@@ -29,12 +29,16 @@ from flask_babel import lazy_gettext as _l
 from actions import DomainError
 from actions.money import EXPONENTS, exponent, round_money
 from actions.payment_errors import BadNotification
-from actions.providers.base import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
+from actions.providers.base import (
+    Answer, PaymentStart, ProviderError, ProviderPayment, ProviderRefund, ReturnUrls,
+)
 
 log = logging.getLogger(__name__)
 
 API = "https://api-m.paypal.com"
 TIMEOUT = (5, 30)  # connect, read (seconds)
+# A refund's `status`: COMPLETED with the payer; PENDING on its way; FAILED or CANCELLED never paid out.
+REFUND_STATES = {"COMPLETED": "completed", "PENDING": "processing", "FAILED": "failed", "CANCELLED": "failed"}
 HEADERS = ("PAYPAL-TRANSMISSION-ID", "PAYPAL-TRANSMISSION-TIME", "PAYPAL-TRANSMISSION-SIG", "PAYPAL-CERT-URL",
            "PAYPAL-AUTH-ALGO")
 
@@ -213,8 +217,9 @@ class PayPal:
         """PayPal retries a webhook until it gets a 2xx."""
         return Answer("", 200) if accepted else Answer(message[:200] or "refused", 400)
 
-    def refund(self, order, refund) -> str:
-        """Refund `refund.amount` of the order's capture; PayPal's refund id, DomainError when refused."""
+    def refund(self, order, refund) -> ProviderRefund:
+        """Refund `refund.amount` of the order's capture: PayPal's refund id and where the money is (PENDING:
+        not with the payer yet); DomainError when refused."""
         capture_id = requests.utils.quote(order.provider_ref or "", safe="")
         body = {"amount": {"value": value(refund.amount, order.currency), "currency_code": order.currency},
                 "invoice_id": f"{order.number}-R{refund.id}", "note_to_payer": (refund.reason or "Refund")[:255]}
@@ -225,4 +230,24 @@ class PayPal:
                 or not data.get("id"):
             raise DomainError(_l("PayPal refused the refund: %(message)s",
                                  message=self._problem(data, data.get("status") or response.status_code)))
-        return str(data["id"])
+        return self._refund_state(data)
+
+    def refund_status(self, order, refund) -> ProviderRefund:
+        """Where the money of a refund PayPal accepted is now (GET /v2/payments/refunds/{id})."""
+        refund_id = requests.utils.quote(refund.provider_refund_id or "", safe="")
+        response = self._send("refund query", "GET", f"/v2/payments/refunds/{refund_id}")
+        data = self._json(response)
+        if response.status_code != 200 or data.get("status") not in REFUND_STATES or not data.get("id"):
+            raise ProviderError(_l("PayPal did not say where refund %(number)s stands: %(message)s",
+                                   number=refund.provider_refund_id,
+                                   message=self._problem(data, data.get("status") or response.status_code)))
+        return self._refund_state(data)
+
+    @staticmethod
+    def _refund_state(data: dict) -> ProviderRefund:
+        status = data["status"]
+        if REFUND_STATES[status] != "failed":
+            return ProviderRefund(str(data["id"]), REFUND_STATES[status])
+        why = (data.get("status_details") or {}).get("reason") if isinstance(data.get("status_details"), dict) else None
+        return ProviderRefund(str(data["id"]), "failed", str(_l("PayPal did not pay the refund out (%(status)s).",
+                                                                  status=" ".join(filter(None, (status, why))))))

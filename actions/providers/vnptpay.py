@@ -31,7 +31,9 @@ from flask_babel import lazy_gettext as _l
 from actions import DomainError
 from actions.money import to_minor
 from actions.payment_errors import BadNotification
-from actions.providers.base import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
+from actions.providers.base import (
+    Answer, PaymentStart, ProviderError, ProviderPayment, ProviderRefund, ReturnUrls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +162,9 @@ class VNPTPay:
             return None
         return self._payment(data)
 
-    def refund(self, order, refund) -> str:
-        """Refund `refund.amount` of the order's payment; VNPT Pay's refund transaction id, DomainError if refused."""
+    def refund(self, order, refund) -> ProviderRefund:
+        """Refund `refund.amount` of the order's payment; VNPT Pay's refund transaction id, DomainError if refused.
+        VNPT Pay answers "00" once the refund is made: it is completed."""
         data = self._call("REFUND", {
             "MERCHANT_ORDER_ID": order.number, "VNPTPAY_TRANSACTION_ID": order.provider_ref or "",
             "REFUND_ID": f"{order.number}-R{refund.id}", "AMOUNT": str(to_minor(refund.amount, "VND")),
@@ -169,4 +172,4 @@ class VNPTPay:
         if data.get("RESPONSE_CODE") != "00" or not data.get("REFUND_TRANSACTION_ID"):
             raise DomainError(_l("VNPT Pay refused the refund: %(message)s",
                                  message=data.get("DESCRIPTION") or data.get("RESPONSE_CODE")))
-        return str(data["REFUND_TRANSACTION_ID"])
+        return ProviderRefund(str(data["REFUND_TRANSACTION_ID"]))

@@ -2,7 +2,8 @@
 
 Follows WeChat Pay's API v3 documentation (pay.weixin.qq.com/doc/v3/merchant): Native order
 (`POST /v3/pay/transactions/native`), query by out_trade_no, refund
-(`POST /v3/refund/domestic/refunds`), and the payment notification: `Wechatpay-Signature` is
+(`POST /v3/refund/domestic/refunds`) and its query (`GET …/refunds/{out_refund_no}`: a refund is
+PROCESSING until WeChat Pay has paid it out), and the payment notification: `Wechatpay-Signature` is
 RSA-SHA256 over "timestamp\\nnonce\\nbody\\n" with the WeChat Pay public key named by
 `Wechatpay-Serial`; a timestamp more than 5 minutes away from now is refused (replays); the
 `resource` is AES-256-GCM encrypted with the APIv3 key. Requests and the signatures of WeChat's
@@ -26,13 +27,18 @@ from wechatpayv3.utils import aes_decrypt, load_public_key, rsa_verify
 from actions import DomainError
 from actions.money import EXPONENTS, from_minor, to_minor
 from actions.payment_errors import BadNotification
-from actions.providers.base import Answer, PaymentStart, ProviderError, ProviderPayment, ReturnUrls
+from actions.providers.base import (
+    Answer, PaymentStart, ProviderError, ProviderPayment, ProviderRefund, ReturnUrls,
+)
 
 log = logging.getLogger(__name__)
 
 GATEWAY = "https://api.mch.weixin.qq.com"
 MAX_CLOCK_SKEW_SECONDS = 5 * 60
 TIMEOUT = (5, 20)  # connect, read (seconds)
+# A refund's `status`: SUCCESS paid out; PROCESSING on its way; ABNORMAL stuck (the payer's card is closed:
+# the merchant pays it out by hand); CLOSED closed without paying.
+REFUND_STATES = {"SUCCESS": "completed", "PROCESSING": "processing", "ABNORMAL": "failed", "CLOSED": "failed"}
 
 
 def key_text(value: str) -> str:
@@ -178,8 +184,9 @@ class WeChatPay:
                                    message=data.get("message") or code))
         return self._payment(data)
 
-    def refund(self, order, refund) -> str:
-        """Refund `refund.amount` of the order's payment; WeChat Pay's refund id, DomainError when refused.
+    def refund(self, order, refund) -> ProviderRefund:
+        """Refund `refund.amount` of the order's payment: WeChat Pay's refund id and where the money is (most
+        refunds answer PROCESSING: accepted, not paid out yet); DomainError when refused.
 
         `out_refund_no` is fixed per refund, so asking again (after a timeout) never refunds twice.
         """
@@ -190,4 +197,20 @@ class WeChatPay:
         if code != 200 or data.get("status") not in ("SUCCESS", "PROCESSING") or not data.get("refund_id"):
             raise DomainError(_l("WeChat Pay refused the refund: %(message)s",
                                  message=data.get("message") or data.get("status") or code))
-        return str(data["refund_id"])
+        return self._refund_state(data)
+
+    def refund_status(self, order, refund) -> ProviderRefund:
+        """Where the money of a refund WeChat Pay accepted is now (query by out_refund_no)."""
+        code, data = self._call("refund query", self.client.query_refund, out_refund_no=f"{order.number}-R{refund.id}")
+        if code != 200 or data.get("status") not in REFUND_STATES or not data.get("refund_id"):
+            raise ProviderError(_l("WeChat Pay did not say where refund %(number)s stands: %(message)s",
+                                   number=f"{order.number}-R{refund.id}",
+                                   message=data.get("message") or data.get("status") or code))
+        return self._refund_state(data)
+
+    @staticmethod
+    def _refund_state(data: dict) -> ProviderRefund:
+        status = data["status"]
+        reason = "" if REFUND_STATES[status] != "failed" else str(_l(
+            "WeChat Pay could not pay the refund out (%(status)s).", status=status))
+        return ProviderRefund(str(data["refund_id"]), REFUND_STATES[status], reason)
