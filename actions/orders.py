@@ -34,8 +34,8 @@ from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
-    ORDER_KINDS, REFUND_STATUSES, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund, OrderRefundLine,
-    Package, User, utcnow,
+    ORDER_KINDS, REFUND_STATUSES, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund,
+    OrderRefundLine, Package, User, utcnow,
 )
 
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}

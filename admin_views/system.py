@@ -278,6 +278,8 @@ AUDIT_ACTIONS = {
     "prepare": pgettext("audit action", "Prepare"),
     "receive": pgettext("audit action", "Confirm receipt"),
     "refund_failed": pgettext("audit action", "Refund failed"),
+    "refund_settled": pgettext("audit action", "Refund paid out or not"),
+    "refund_by_hand": pgettext("audit action", "Refund paid back by hand"),
     "reveal": pgettext("audit action", "Reveal"),
     "save": pgettext("audit action", "Save"),
     "ship": pgettext("audit action", "Ship"),
