@@ -195,8 +195,7 @@ def test_a_refund_goes_back_to_the_capture(app, client, login, paypal, world, re
 
 
 @pytest.mark.parametrize("later, status, reason", [("COMPLETED", "completed", ""),
-                                                  ("FAILED", "not_paid_out", "PayPal did not pay the refund out "
-                                                                             "(FAILED ECHECK).")])
+                                                  ("FAILED", "not_paid_out", "FAILED ECHECK")])
 def test_a_pending_refund_is_on_its_way_until_finance_asks_paypal(app, client, login, paypal, world, recharge, later,
                                                                   status, reason):
     """PayPal answers some refunds PENDING: they were marked "completed" at once. Now they are on their way

@@ -42,7 +42,8 @@ class ProviderRefund:
     """What a provider says of a refund it accepted: its id for the refund, and where the money is —
     "completed" (back with the payer), "processing" (on its way: WeChat Pay's PROCESSING, PayPal's
     PENDING; ask again later) or "failed" (it will not arrive: WeChat Pay's ABNORMAL or CLOSED, PayPal's
-    FAILED or CANCELLED), with the provider's `reason`."""
+    FAILED or CANCELLED), with the provider's own words for why (its status and reason codes, the same in
+    every language: "ABNORMAL", "FAILED ECHECK")."""
 
     refund_id: str
     state: str = "completed"

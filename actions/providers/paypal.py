@@ -248,6 +248,6 @@ class PayPal:
         status = data["status"]
         if REFUND_STATES[status] != "failed":
             return ProviderRefund(str(data["id"]), REFUND_STATES[status])
-        why = (data.get("status_details") or {}).get("reason") if isinstance(data.get("status_details"), dict) else None
-        return ProviderRefund(str(data["id"]), "failed", str(_l("PayPal did not pay the refund out (%(status)s).",
-                                                                  status=" ".join(filter(None, (status, why))))))
+        details = data.get("status_details") if isinstance(data.get("status_details"), dict) else {}
+        why = str(details.get("reason") or "")
+        return ProviderRefund(str(data["id"]), "failed", " ".join(filter(None, (status, why))))

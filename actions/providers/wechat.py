@@ -211,6 +211,5 @@ class WeChatPay:
     @staticmethod
     def _refund_state(data: dict) -> ProviderRefund:
         status = data["status"]
-        reason = "" if REFUND_STATES[status] != "failed" else str(_l(
-            "WeChat Pay could not pay the refund out (%(status)s).", status=status))
-        return ProviderRefund(str(data["refund_id"]), REFUND_STATES[status], reason)
+        return ProviderRefund(str(data["refund_id"]), REFUND_STATES[status],
+                              status if REFUND_STATES[status] == "failed" else "")
