@@ -272,12 +272,25 @@ def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
     })
 
 
+def _keeps_devices(user: User, distributor: bool) -> bool:
+    """Whether the home page shows device panels: staff and customers always; a distributor's administrator
+    only while its company tree holds a device (seed 002: its centre is its card business, and device counts
+    and an expiry chart it can never fill are noise)."""
+    if user.role not in ("admin", "tech_support", "customer_admin"):
+        return False
+    if not distributor:
+        return True
+    return db.session.scalar(scoped(select(Device.id), user, Device.company_id).limit(1)) is not None
+
+
 def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashboard:
     """What `user`'s role sees on the home page; days are days in `zone` (the reader's)."""
     today = today or utcnow().astimezone(zone).date()
     board = Dashboard()
     cards = board.cards
-    if user.role in ("admin", "tech_support", "customer_admin"):
+    distributor = user.role == "customer_admin" and is_distributor_user(db.session, user)
+    devices = _keeps_devices(user, distributor)
+    if devices:
         cards += _device_cards(user, today)
     if user.role in ("admin", "tech_support"):
         cards.append(Card("unbound", str(_l("Devices without a renewal package")),
@@ -298,7 +311,7 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
                           _count(OfflineRecharge, OfflineRecharge.status == "rejected"),
                           url_for("offline_recharge.index_view")))
     if user.role == "customer_admin":
-        if is_distributor_user(db.session, user):
+        if distributor:
             cards[:0] = _distributor_cards(user)
             board.commission = balances_of(user, "commission")
         cards += _customer_cards(user)
@@ -312,7 +325,7 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
         cards.append(Card("locked", str(_l("Locked or deactivated users")),
                           _count(User, (User.active.is_(False)) | (User.locked_until.isnot(None))),
                           url_for("user.index_view")))
-    if user.role in ("admin", "tech_support", "customer_admin"):
+    if devices:
         board.charts.append(expiring_chart(user, today))
     if user.role in ("admin", "finance"):
         board.charts.append(income_chart(zone))
