@@ -66,6 +66,15 @@ class Chart:
     key: str
     title: str
     data: dict
+    empty_text: str = ""  # what the card says instead of an empty chart
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to draw: no device expires in the window, no money came in (the page says so instead of an
+        empty axis)."""
+        if self.data.get("kind") == "money":
+            return not any(any(s["minor"]) for s in self.data["series"])
+        return not any(self.data.get("counts", ()))
 
 
 @dataclass
@@ -221,7 +230,7 @@ def expiring_chart(user, today: date) -> Chart:
         "counts": counts,
         "series_name": str(_l("Devices")),
         "total": sum(counts),
-    })
+    }, str(_l("No device expires in the next 90 days.")))
 
 
 def _hour_bucket(column):
@@ -269,7 +278,7 @@ def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
         "labels": [_short_day(day) for day in days],
         "days": [day.isoformat() for day in days],
         "series": series,
-    })
+    }, str(_l("No money came in during the last 30 days.")))
 
 
 def _keeps_devices(user: User, distributor: bool) -> bool:

@@ -88,4 +88,4 @@ def test_a_plain_customer_without_devices_keeps_its_device_panels(cards, client,
     db.session.commit()
     login("plain")
     page = client.get("/admin/").get_data(as_text=True)
-    assert DEVICE_CARDS <= set(_cards_on_home(page)) and 'id="rd-chart-expiring"' in page
+    assert DEVICE_CARDS <= set(_cards_on_home(page)) and 'data-chart-empty="expiring"' in page
