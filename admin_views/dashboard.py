@@ -32,6 +32,8 @@ INCOME_DAYS = 30
 INCOME_KINDS = ("recharge", "offline_recharge", "payment")
 # A customer's balances: always these, and any other currency it holds.
 BALANCE_CURRENCIES = ("CNY", "USD", "COIN")
+# A distributor's commission to withdraw: always this (a new distributor reads 0, not nothing), and any other.
+COMMISSION_CURRENCIES = ("CNY",)
 
 
 @dataclass(frozen=True)
@@ -154,8 +156,8 @@ def _customer_cards(user) -> list[Card]:
 
 def balances_of(user, kind: str = "prepaid") -> list[Balance]:
     """The customer's balance per currency in its wallets of `kind`: the prepaid balance (CNY, USD, coins always,
-    and any other it holds) or a distributor's commission (the currencies it holds; only withdrawals spend
-    it, so it is never added to the balance). Its company tree's total, and its own company's when
+    and any other it holds) or a distributor's commission (CNY, what withdrawals pay out by default, even before
+    the first sale, and any other it holds; only withdrawals spend it, so it is never added to the balance). Its company tree's total, and its own company's when
     subsidiaries hold money too. One query."""
     own = func.sum(case((Wallet.company_id == user.company_id, Wallet.balance_minor), else_=0))
     rows = db.session.execute(
@@ -164,7 +166,7 @@ def balances_of(user, kind: str = "prepaid") -> list[Balance]:
         .group_by(Wallet.currency)
     ).all()
     found = {currency: (int(total or 0), int(mine or 0)) for currency, total, mine in rows}
-    always = BALANCE_CURRENCIES if kind == "prepaid" else ()
+    always = BALANCE_CURRENCIES if kind == "prepaid" else COMMISSION_CURRENCIES
     currencies = [*always, *sorted(c for c in found if c not in always)]
     balances = []
     for currency in currencies:

@@ -74,6 +74,8 @@ def test_a_distributor_without_devices_sees_no_device_panels_until_its_tree_hold
     found = _cards_on_home(page)
     assert "cards_in_stock" in found and not DEVICE_CARDS & set(found), found
     assert 'id="rd-chart-expiring"' not in page and 'id="rd-balances"' in page
+    # Its commission to withdraw is on the page before the first sale brought any (README: the home opens on it).
+    assert dict(re.findall(r'data-commission="([A-Z]+)">([^<]*)<', page)) == {"CNY": "CN¥0.00"}
     make_device("GPS-B-1", cards["b"], expires_on=date.today() + timedelta(days=5))
     db.session.commit()
     page = client.get("/admin/").get_data(as_text=True)
