@@ -24,7 +24,7 @@ from wtforms.validators import ValidationError
 
 from actions import DomainError, companies_in_scope
 from actions import subscriptions as subs
-from actions.money import format_money, parse
+from actions.money import format_money, format_percent, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     BLANK_CHOICE, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
@@ -591,7 +591,7 @@ class SubscriptionView(ScopedModelView):
 
 def _value_cell(view, context, model, name):
     if model.kind == "percent":
-        text = f"{model.percent.normalize():f} %"
+        text = format_percent(model.percent)
         if model.max_discount is not None:
             text += " ≤ " + view.money(model.max_discount, model.currency)
         return text

@@ -308,3 +308,15 @@ def test_import_refusals_are_shown_and_write_nothing(cards, client, login):
                           headers={"X-CSRFToken": csrf_token(client)})
     assert refused.status_code == 409 and "bad rows" in refused.get_json()["error"]
     assert db.session.scalar(select(func.count()).select_from(SimCard)) == 0
+
+
+def test_commission_rates_read_as_the_reader_writes_a_percent(cards, client, login):
+    """The rule list wrote rates "12.5 %" on a Vietnamese page, where the reader writes 12,5%."""
+    users = cards["users"]
+    save_rule(db.session, users["finance"], cards["b"], cards["package"].id, mode="override", kind="percent",
+              level1_percent="12.5", level2_percent="2")
+    users["finance"].locale = "vi"
+    db.session.commit()
+    login("finance")
+    page = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert "12,5%" in page and "2%" in page and "12.5 %" not in page

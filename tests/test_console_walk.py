@@ -222,3 +222,18 @@ def test_the_menu_button_is_named_in_the_readers_language(client, login, world, 
     _as(client, login, "customer", locale)
     page = client.get("/admin/").get_data(as_text=True)
     assert f'aria-label="{label}"' in page and "Toggle navigation" not in page
+
+
+def test_rates_read_as_the_reader_writes_a_percent(client, login, world):
+    """The price table's saving read "70,00 CN¥ (9.7 %)" and the promotions "12.5 %" on Vietnamese pages (a decimal
+    point where the reader writes a comma); Chinese pages wrote "9.7 %" where the reader writes 9.7%."""
+    _as(client, login, "customer", "vi")
+    table = client.get("/admin/subscribe/").get_data(as_text=True)
+    assert "(9,7%)" in table and "(16,7%)" in table and " %)" not in table
+    login.logout()
+    _as(client, login, "sales", "vi")
+    promotions = client.get("/admin/promotion/").get_data(as_text=True)
+    assert "12,5%" in promotions and "12.5 %" not in promotions
+    login.logout()
+    _as(client, login, "customer", "zh_Hans_CN")
+    assert "(9.7%)" in client.get("/admin/subscribe/").get_data(as_text=True)
