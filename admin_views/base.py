@@ -304,6 +304,16 @@ class FilterConverter(sqla_filters.FilterConverter):
     def conv_utc_datetime(self, column, name, **kwargs):
         return [f(column, name, **kwargs) for f in self.utc_datetime_filters]
 
+    def conv_string(self, column, name, **kwargs):
+        """A stored code with choices (the view's column_choices) is picked by its label, equal or not: as text it
+        offered "contains"/"in list" on a box where only the code ("suspended") matched, whatever the reader's
+        language."""
+        if kwargs.get("options"):
+            return [sqla_filters.FilterEqual(column, name, **kwargs), sqla_filters.FilterNotEqual(column, name, **kwargs)]
+        return super().conv_string(column, name, **kwargs)
+
+    conv_string._converter_for = sqla_filters.FilterConverter.conv_string._converter_for
+
 
 # --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
 
@@ -500,7 +510,19 @@ class ScopedModelView(RoleMixin, ModelView):
         if "customer_admin" in self.roles and self.scope_column is None:
             raise TypeError(f"{type(self).__name__} lets customers in but declares no scope_column")
         self._adapt_money_columns(model)
+        self._choices_from_labels()
         super().__init__(model, db, *args, **kwargs)
+
+    def _choices_from_labels(self) -> None:
+        """A filtered column shown by its labels (label_formatter) is filtered by them too: its filter picks a
+        label instead of asking for the stored code."""
+        choices = dict(self.column_choices or {})
+        for name in self.column_filters or ():
+            labels = getattr((self.column_formatters or {}).get(name), "choices", None) if isinstance(name, str) else None
+            if labels and name not in choices:
+                choices[name] = list(labels.items())
+        if choices:
+            self.column_choices = choices
 
     def _adapt_money_columns(self, model) -> None:
         """Money attributes (models.Money) are not columns: show them through the one formatter, sort
@@ -1012,12 +1034,14 @@ def scoped_company_options():
 
 
 def label_formatter(choices: dict):
-    """A column formatter that shows a stored code by its translated label."""
+    """A column formatter that shows a stored code by its translated label (its `choices` also give the column's
+    filter its options, see ScopedModelView._choices_from_labels)."""
 
     def format_(view, context, model, name):
         value = getattr(model, name)
         return str(choices.get(value, value))
 
+    format_.choices = choices
     return format_
 
 

@@ -331,11 +331,6 @@ AUDIT_TABLES = {
 }
 
 
-def _audit_label(labels: dict):
-    def cell(view, context, model, name):
-        code = getattr(model, name)
-        return str(labels.get(code, code))
-    return cell
 
 
 class AuditEventView(ScopedModelView):
@@ -348,8 +343,8 @@ class AuditEventView(ScopedModelView):
     column_searchable_list = ("summary", "actor_name")
     column_filters = ("at", "actor_name", "action", "model",
                       TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
-    column_formatters = {"ids": _ids_formatter, "action": _audit_label(AUDIT_ACTIONS),
-                         "model": _audit_label(AUDIT_TABLES),
+    column_formatters = {"ids": _ids_formatter, "action": label_formatter(AUDIT_ACTIONS),
+                         "model": label_formatter(AUDIT_TABLES),
                          "summary": lambda v, c, m, n: render_text(m.summary_data, m.summary)}
     column_formatters_export = column_formatters
     column_labels = {

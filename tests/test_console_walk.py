@@ -5,6 +5,7 @@ import html
 import re
 
 import pytest
+from flask_babel import force_locale
 
 from models import User, db
 
@@ -237,3 +238,44 @@ def test_rates_read_as_the_reader_writes_a_percent(client, login, world):
     login.logout()
     _as(client, login, "customer", "zh_Hans_CN")
     assert "(9.7%)" in client.get("/admin/subscribe/").get_data(as_text=True)
+
+
+def _filter_groups(page: str) -> dict:
+    import json
+
+    return json.loads(page.split('id="filter-groups-data"', 1)[1].split(">", 1)[1].split("</div>", 1)[0])
+
+
+@pytest.mark.parametrize(("username", "url", "label", "code", "labels"), [
+    ("admin", "/admin/device/", "状态", "suspended", "DEVICE_STATUSES"),
+    ("support", "/admin/device_expiry/", "状态", "active", "DEVICE_STATUSES"),
+    ("sales", "/admin/promotion/", "状态", "active", "PROMOTION_STATUSES"),
+    ("sales", "/admin/promotion/", "适用于", "add_on", "PROMOTION_SCOPES"),
+    ("support", "/admin/package/", "计价方式", "per_month", "PRICING_METHODS"),
+    ("support", "/admin/packagecategory/", "类型", "renewal", "PACKAGE_KINDS"),
+    ("admin", "/admin/company/", "状态", "active", "COMPANY_STATUSES"),
+    ("admin", "/admin/user/", "角色", "finance", "USER_ROLES"),
+    ("finance", "/admin/cashreceipt/", "状态", "submitted", "CASH_RECEIPT_STATUSES"),
+])
+def test_a_coded_column_is_filtered_by_its_labels(app, client, login, world, username, url, label, code, labels):
+    """Status, role, kind, scope and pricing filters were text boxes (contains, in list, …) where only the stored
+    code matched: a reader typing 已停用 found nothing, "suspended" found the rows. Each is a choice of the labels
+    the list shows now, equal or not equal, and the code still travels in the address."""
+    import models
+
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        shown = str(getattr(models, labels)[code])
+    _as(client, login, username, "zh_Hans_CN")
+    filters = _filter_groups(client.get(url).get_data(as_text=True))[label]
+    assert [f["arg"].rsplit("_", 2)[-1] for f in filters] == ["equals", "equal"], filters
+    assert all(f["options"] for f in filters), filters
+    assert dict(filters[0]["options"])[code] == shown
+    assert client.get(f"{url}?flt0_{filters[0]['arg']}={code}").status_code == 200
+
+
+def test_the_audit_log_is_filtered_by_action_labels(client, login, world):
+    from admin_views.system import AUDIT_ACTIONS
+
+    _as(client, login, "admin", "zh_Hans_CN")
+    filters = _filter_groups(client.get("/admin/auditevent/").get_data(as_text=True))["操作"]
+    assert len(filters) == 2 and set(dict(filters[0]["options"])) == set(AUDIT_ACTIONS), filters
