@@ -26,7 +26,9 @@ from admin_views.base import (
     parse_row_id,
     ScopedModelView, changed_fields, flash_result, label_formatter, scoped_company_options, unit_of_work,
 )
-from models import COMPANY_STATUSES, LOCALES, USER_ROLES, AuditEvent, Company, User, db
+from models import (
+    COMPANY_STATUSES, LOCALES, STOCK_DOCUMENT_KINDS, USER_ROLES, WITHDRAWAL_STATUSES, AuditEvent, Company, User, db,
+)
 
 
 class InCompanyTree(BaseSQLAFilter):
@@ -290,6 +292,11 @@ AUDIT_ACTIONS = {
     "paused": pgettext("audit action", "Pause"),
     "archived": pgettext("audit action", "Archive"),
     "draft": pgettext("audit action", "Back to draft"),
+    # Stock documents are recorded by their kind, offline recharge reviews by the decision, closed withdrawals
+    # by the outcome: they read as those pages name them.
+    **STOCK_DOCUMENT_KINDS,
+    "decline": _l("Decline (final)"),
+    **{outcome: WITHDRAWAL_STATUSES[outcome] for outcome in ("rejected", "failed", "cancelled")},
 }
 AUDIT_TABLES = {
     "company": pgettext("audit table", "Company"),
