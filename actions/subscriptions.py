@@ -35,7 +35,7 @@ from actions.pricing import Promotion as PromotionRule
 from models import (
     AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse,
     PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem,
-    RENEWAL_METHODS, SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
+    PROMOTION_STATUSES, RENEWAL_METHODS, SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
 CHECKOUT_ROLES = {"customer_admin", "sales"}
@@ -1312,7 +1312,8 @@ def set_promotion_status(session: Session, actor: User, promotion: Promotion, st
                               .values(status=status).execution_options(synchronize_session=False)).rowcount
     if not claimed:
         raise DomainError(_l("Promotion %(code)s cannot go from %(old)s to %(new)s.", code=promotion.code,
-                             old=promotion.status, new=status))
+                             old=PROMOTION_STATUSES.get(promotion.status, promotion.status),
+                             new=PROMOTION_STATUSES[status]))
     record(session, actor, status, "promotion", [promotion.id], promotion.code)
     session.flush()
 

@@ -5,9 +5,12 @@ import io
 from datetime import date, timedelta
 from decimal import Decimal as D
 
+import pytest
+from flask_babel import force_locale
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
+from actions import DomainError
 from actions.cards import CardInput, add_card, post_stock_document
 from actions.distribution import commission_balance, hold_received, record_sale, release_held, save_rule
 from actions.wallets import credit, ledger_differences, wallet_for
@@ -320,3 +323,15 @@ def test_commission_rates_read_as_the_reader_writes_a_percent(cards, client, log
     login("finance")
     page = client.get("/admin/commissionrule/").get_data(as_text=True)
     assert "12,5%" in page and "2%" in page and "12.5 %" not in page
+
+
+def test_a_refused_stock_document_names_the_card_status_in_the_readers_words(cards, vault, app):
+    """Adjusting cards that are in stock (an adjustment puts returned cards back) answered "not returned at this
+    holder" with the stored code on a Chinese page."""
+    support = cards["users"]["support"]
+    card = add_card(db.session, support, vault, _card(1), date.today())
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        with pytest.raises(DomainError) as refused:
+            post_stock_document(db.session, support, "adjustment", [card.iccid])
+        text = str(refused.value)
+    assert "returned" not in text and card.iccid in text, text

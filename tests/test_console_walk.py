@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import re
+from decimal import Decimal
 
 import pytest
 from flask_babel import force_locale
@@ -279,3 +280,39 @@ def test_the_audit_log_is_filtered_by_action_labels(client, login, world):
     _as(client, login, "admin", "zh_Hans_CN")
     filters = _filter_groups(client.get("/admin/auditevent/").get_data(as_text=True))["操作"]
     assert len(filters) == 2 and set(dict(filters[0]["options"])) == set(AUDIT_ACTIONS), filters
+
+
+def test_refusals_name_a_status_in_the_readers_words(app, world):
+    """Paying an order twice, refunding an unpaid one or pausing a draft promotion answered "(it is paid)",
+    "it is pending", "from draft to paused" on Chinese pages."""
+    from datetime import date
+
+    from actions import DomainError
+    from actions.orders import LineSpec, open_order, pay_with_balance, request_refund
+    from actions.subscriptions import set_promotion_status
+    from models import Promotion
+
+    customer, finance = world.users["customer"], world.users["finance"]
+    order = open_order(db.session, customer, kind="renewal", company_id=world.acme.id, currency="CNY",
+                       lines=[LineSpec(description="AC0001", gross=Decimal("0.00"),
+                                       device_id=world.devices["AC0001"].id, months=1)])
+    pending = open_order(db.session, customer, kind="renewal", company_id=world.acme.id, currency="CNY",
+                         lines=[LineSpec(description="AC0002", gross=Decimal("10.00"),
+                                         device_id=world.devices["AC0002"].id, months=1)])
+    draft = db.session.scalar(db.select(Promotion).where(Promotion.code == "PLAN15"))
+    draft.status = "draft"
+    db.session.flush()
+    attempts = [
+        lambda: pay_with_balance(db.session, customer, order, date.today()),  # a 0.00 order is paid at once
+        lambda: request_refund(db.session, finance, pending, [line.id for line in pending.lines], "重复"),
+        lambda: set_promotion_status(db.session, world.users["sales"], draft, "paused"),
+    ]
+    texts = []
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        for attempt in attempts:
+            with pytest.raises(DomainError) as refused:
+                attempt()
+            texts.append(str(refused.value))
+    joined = " | ".join(texts)
+    for code in ("paid", "pending", "draft", "paused"):
+        assert not re.search(rf"\b{code}\b", joined), joined
