@@ -335,3 +335,22 @@ def test_a_refused_stock_document_names_the_card_status_in_the_readers_words(car
             post_stock_document(db.session, support, "adjustment", [card.iccid])
         text = str(refused.value)
     assert "returned" not in text and card.iccid in text, text
+
+
+def test_card_timeline_and_statement_do_not_claim_utc_for_local_times(cards, vault, client, login):
+    """The card timeline and the distributor's statement headed their time column "时间(UTC)" over times shown in
+    the reader's own zone (the `datetime` filter)."""
+    support = cards["users"]["support"]
+    card = add_card(db.session, support, vault, _card(1), date.today())
+    support.locale = "zh_Hans_CN"
+    cards["users"]["a_admin"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("support")
+    timeline = client.get(f"/admin/simcard/timeline/?id={card.id}").get_data(as_text=True)
+    head = timeline.split('id="rd-timeline"', 1)[1].split("</thead>", 1)[0]
+    assert "UTC" not in head and "时间" in head, head
+    login.logout()
+    login("a_admin")
+    statement = client.get("/admin/card_finance/").get_data(as_text=True)
+    head = statement.split('id="rd-statement"', 1)[1].split("</thead>", 1)[0]
+    assert "UTC" not in head and "时间" in head, head
