@@ -354,3 +354,14 @@ def test_card_timeline_and_statement_do_not_claim_utc_for_local_times(cards, vau
     statement = client.get("/admin/card_finance/").get_data(as_text=True)
     head = statement.split('id="rd-statement"', 1)[1].split("</thead>", 1)[0]
     assert "UTC" not in head and "时间" in head, head
+
+
+def test_an_empty_report_draws_no_empty_chart(cards, client, login):
+    """With nothing sold the report drew an empty axis and legend above "No sales yet."; its export link read a bare
+    "xlsx"."""
+    cards["users"]["finance"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("finance")
+    page = client.get("/admin/card_report/?group=month").get_data(as_text=True)
+    assert 'id="rd-chart"' not in page and "echarts" not in page and "暂无销售" in page
+    assert "导出 XLSX" in page.split('id="rd-report-export"', 1)[1].split("</a>", 1)[0]
