@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
 
-from .conftest import BROWSER  # noqa: E402
+from .conftest import BROWSER, shot  # noqa: E402
 
 pytestmark = BROWSER
 
@@ -37,3 +37,19 @@ def test_checkout_add_on_boxes_sit_inside_the_page(chinese_page, live_app):
     form_left = page.locator("input[name=add_on]").first.evaluate("e => e.closest('fieldset').getBoundingClientRect().left")
     for i in range(boxes.count()):
         assert boxes.nth(i).bounding_box()["x"] >= form_left, "an add-on checkbox sticks out of the form"
+
+
+def test_filter_operations_are_not_cut_short(chinese_page, live_app):
+    """The company filter's operation read "属于（…" (属于（含下级）, "in the tree of"): Flask-Admin draws every
+    operation box 130px wide whatever its words."""
+    page = chinese_page("customer")
+    page.goto(live_app.url("/admin/device/"))
+    page.locator("a.dropdown-toggle", has_text="添加筛选器").click()
+    page.locator("a.filter", has_text="公司").click()
+    shown = page.locator("table.filters .select2-container").first
+    shown.wait_for()
+    chosen = shown.locator(".select2-chosen")
+    assert chosen.inner_text().strip() == "属于（含下级）"
+    fits = chosen.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert fits, "the operation's words are cut off"
+    shot(page, "filter-operation-zh")
