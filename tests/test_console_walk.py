@@ -316,3 +316,31 @@ def test_refusals_name_a_status_in_the_readers_words(app, world):
     joined = " | ".join(texts)
     for code in ("paid", "pending", "draft", "paused"):
         assert not re.search(rf"\b{code}\b", joined), joined
+
+
+def test_a_top_up_order_shows_no_device_columns(app, client, login, world):
+    """A top-up's order page listed "device number, renewal package, months, expires on, new expiry" over one line
+    that has none of them; a renewal keeps them."""
+    from actions.orders import LineSpec, create_recharge_order, open_order
+
+    customer = world.users["customer"]
+    with app.test_request_context():
+        top_up = create_recharge_order(db.session, customer, world.acme, "CNY", "100.00")
+        renewal = open_order(db.session, customer, kind="renewal", company_id=world.acme.id, currency="CNY",
+                             lines=[LineSpec(description="AC0001", gross=Decimal("10.00"),
+                                             device_id=world.devices["AC0001"].id, months=1)])
+        db.session.commit()
+    _as(client, login, "customer", "zh_Hans_CN")
+
+    def head_and_foot(number):
+        page = client.get(f"/admin/renewal_center/order/{number}/").get_data(as_text=True)
+        table = page.split('id="rd-order-lines"', 1)[1].split("</table>", 1)[0]
+        heads = re.findall(r"<th[^>]*>([^<]*)</th>", table.split("</thead>", 1)[0])
+        cells = len(re.findall(r"<td", table.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("</tr>", 1)[0]))
+        return heads, cells
+
+    heads, cells = head_and_foot(top_up.number)
+    assert "设备号" not in heads and "到期时间" not in heads and "月数" not in heads, heads
+    assert cells == len(heads) == 3, (heads, cells)  # description, unit price, amount
+    heads, cells = head_and_foot(renewal.number)
+    assert "设备号" in heads and "到期时间" in heads and cells == len(heads), (heads, cells)
