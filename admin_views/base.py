@@ -293,12 +293,33 @@ class LocalFilterValue:
         return cleaned.replace(tzinfo=zone) if isinstance(cleaned, datetime) else cleaned
 
 
+class OurEmptyWord:
+    """The "empty" operation in our catalog's words: Flask-Admin's Vietnamese one calls it "sản phẩm nào" ("which
+    product"). The msgid stays "empty", so its address (…_empty) is unchanged."""
+
+    def operation(self):
+        return _l("empty")
+
+
+def _with_our_empty(kinds: tuple) -> tuple:
+    return tuple(type(f.__name__, (OurEmptyWord, f), {}) if issubclass(f, sqla_filters.FilterEmpty) else f
+                 for f in kinds)
+
+
 class FilterConverter(sqla_filters.FilterConverter):
     """Flask-Admin's filters, plus our aware UTC datetime column type (typed in the reader's zone)."""
 
-    utc_datetime_filters = tuple(
-        type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
-    )
+    _parent = sqla_filters.FilterConverter
+    strings = _with_our_empty(_parent.strings)
+    string_key_filters = _with_our_empty(_parent.string_key_filters)
+    int_filters = _with_our_empty(_parent.int_filters)
+    float_filters = _with_our_empty(_parent.float_filters)
+    enum = _with_our_empty(_parent.enum)
+    date_filters = _with_our_empty(_parent.date_filters)
+    datetime_filters = _with_our_empty(_parent.datetime_filters)
+    time_filters = _with_our_empty(_parent.time_filters)
+    utc_datetime_filters = tuple(type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in datetime_filters)
+    del _parent
 
     @model_filters.convert("utcdatetime")
     def conv_utc_datetime(self, column, name, **kwargs):
