@@ -339,9 +339,27 @@ class FilterConverter(sqla_filters.FilterConverter):
 # --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
 
 def money_cell(view, context, model, name):
-    """A money attribute of a row, formatted in the reader's locale and the row's currency."""
-    attribute = type(model)._money_attributes[name]
-    return format_money(getattr(model, name), attribute.currency_of(model))
+    """A money attribute of a row (or of a row it points to: "package.amount"), formatted in the reader's locale
+    and its owner's currency."""
+    owner = model
+    while "." in name:
+        relation, name = name.split(".", 1)
+        owner = getattr(owner, relation)
+        if owner is None:
+            return ""
+    attribute = type(owner)._money_attributes[name]
+    return format_money(getattr(owner, name), attribute.currency_of(owner))
+
+
+def _related_money(model, name: str) -> bool:
+    """Whether a dotted column ("package.amount") ends on a money attribute of the related model."""
+    mapper = model.__mapper__
+    *relations, last = name.split(".")
+    for relation in relations:
+        if relation not in mapper.relationships:
+            return False
+        mapper = mapper.relationships[relation].mapper
+    return last in getattr(mapper.class_, "_money_attributes", {})
 
 
 class MoneyField(StringField):
@@ -549,14 +567,23 @@ class ScopedModelView(RoleMixin, ModelView):
         """Money attributes (models.Money) are not columns: show them through the one formatter, sort
         and filter them on their minor-unit column, edit them with a MoneyField; exports stay typed."""
         money = getattr(model, "_money_attributes", {})
-        if not money:
+        shown = {*(self.column_list or ()), *(self.column_details_list or ())}
+        related = [name for name in shown if isinstance(name, str) and "." in name and _related_money(model, name)]
+        if not money and not related:
             return
         if self.column_formatters_export is None:
             self.column_formatters_export = dict(self.column_formatters or {})
         formatters = dict(self.column_formatters or {})
-        for name in money:
+        for name in [*money, *related]:
             formatters.setdefault(name, money_cell)
         self.column_formatters = formatters
+        if self.column_formatters_detail is not None:  # a view's own details formatters: money reads the same there
+            detail = dict(self.column_formatters_detail)
+            for name in [*money, *related]:
+                detail.setdefault(name, money_cell)
+            self.column_formatters_detail = detail
+        if not money:
+            return
         if self.column_sortable_list:
             self.column_sortable_list = [_money_sort_key(model, entry) for entry in self.column_sortable_list]
         if self.column_default_sort:

@@ -355,3 +355,30 @@ def test_the_empty_filter_operation_is_ours_not_flask_admins_vietnamese(client, 
     assert empties, groups
     assert all(f["operation"] != "sản phẩm nào" for f in empties), empties
     assert client.get(f"/admin/outboxmail/?flt0_{empties[0]['arg']}=1").status_code == 200
+
+
+def test_money_reads_as_money_on_details_pages_and_related_columns(app, client, login, world):
+    """An order's details page read "合计 180.00" / "Tổng cộng 1000.50" (its view's own details formatters had no
+    money one), and the value-added offers listed a package's price as "8.00"."""
+    from actions.orders import LineSpec, open_order
+    from models import CompanyPackage, Package
+
+    order = open_order(db.session, world.users["customer"], kind="renewal", company_id=world.acme.id,
+                       currency="CNY", lines=[LineSpec(description="AC0001", gross=Decimal("1000.50"),
+                                                       device_id=world.devices["AC0001"].id, months=1)])
+    package = db.session.scalar(db.select(Package).where(Package.kind == "value_added"))
+    db.session.add(CompanyPackage(company_id=world.acme.id, package_id=package.id))
+    db.session.commit()
+    _as(client, login, "finance", "vi")
+    page = client.get(f"/admin/order_management/details/?id={order.id}").get_data(as_text=True)
+    cells = [html.unescape(c).replace("\xa0", " ").strip() for c in re.findall(r"<td>\s*(.*?)\s*</td>", page, re.S)]
+    assert "1000.50" not in cells and "1.000,50 CN¥" in cells, cells
+    login.logout()
+    _as(client, login, "support", "zh_Hans_CN")
+    listing = client.get("/admin/company_package/").get_data(as_text=True)
+    amount = f"{package.amount:.2f}"
+    assert f">{amount}<" not in re.sub(r"\s+", "", listing), "a raw price"
+    from actions.money import format_money
+
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        assert format_money(package.amount, package.currency) in listing
