@@ -15,6 +15,7 @@ from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import FilterEqual, IntEqualFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -382,7 +383,8 @@ class SubscriptionView(ScopedModelView):
             IntEqualFilter(Subscription.service_id, _l("Service"), options=_options(Service, str)),
             IntEqualFilter(Subscription.plan_id, _l("Plan"), options=_options(ServicePlan, str)),
             IntEqualFilter(Subscription.cycle_id, _l("Cycle"), options=_options(
-                PlanCycle, lambda c: f"{c.plan.name} · {c.months}", PlanCycle.plan)),
+                PlanCycle, lambda c: f"{c.plan.name} · {ngettext('%(num)s month', '%(num)s months', c.months)}",
+                PlanCycle.plan)),
             "period_end",
             InCompanyTree(Subscription.company_id, _l("Company"), Subscription.company_id),
         ]
