@@ -53,3 +53,17 @@ def test_filter_operations_are_not_cut_short(chinese_page, live_app):
     fits = chosen.evaluate("e => e.scrollWidth <= e.clientWidth")
     assert fits, "the operation's words are cut off"
     shot(page, "filter-operation-zh")
+
+
+def test_distributor_home_opens_on_its_card_business(chinese_page, live_app):
+    """The demo distributor (no devices) saw three device counts at 0 and an empty "devices expiring" chart after
+    its card panels; its commission's rule ran past the balance card's padding."""
+    page = chinese_page("distributor")
+    assert page.locator("[data-card=cards_in_stock]").is_visible()
+    assert page.locator("[data-card=expiring_30], [data-card=expired], [data-card=suspended]").count() == 0
+    assert page.locator("#rd-chart-expiring, [data-chart-empty]").count() == 0
+    rule = page.locator("#rd-commission").bounding_box()
+    label = page.locator("#rd-balances .text-muted.small").first.bounding_box()
+    assert abs(rule["x"] - label["x"]) <= 1, (rule, label)
+    assert page.locator("[data-commission=CNY]").inner_text().startswith("¥")
+    shot(page, "home-distributor-zh")
