@@ -950,12 +950,14 @@ class ScopedModelView(RoleMixin, ModelView):
 
     def export_value(self, model, name):
         """The value of one exported cell: money as a number in its currency's format, numbers and
-        dates typed, the rest text."""
+        dates typed, yes/no in the reader's words, the rest text."""
         money = getattr(type(model), "_money_attributes", {}).get(name)
         if money is not None:
             amount, currency = getattr(model, name), money.currency_of(model)
             return None if amount is None or not currency else Amount(round_money(amount, currency), exponent(currency))
         value = ModelView.get_export_value(self, model, name)
+        if isinstance(value, bool):  # 是 / 否 as on screen: a CSV read "True", a sheet TRUE
+            return _("Yes") if value else _("No")
         if value is None or isinstance(value, (str, int, Decimal, date)):
             if isinstance(value, datetime) and value.tzinfo is not None:
                 # Excel has no zones: the reader's wall-clock time, as on screen.

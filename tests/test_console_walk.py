@@ -382,3 +382,23 @@ def test_money_reads_as_money_on_details_pages_and_related_columns(app, client, 
 
     with app.test_request_context(), force_locale("zh_Hans_CN"):
         assert format_money(package.amount, package.currency) in listing
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_exports_write_yes_or_no_not_true(client, login, world, kind):
+    """The package and value-added offer exports wrote booleans as "True"/"False" (CSV) or TRUE (a sheet) in a
+    Chinese export; they read 是/否 as the list does."""
+    import io
+
+    from openpyxl import load_workbook
+
+    _as(client, login, "support", "zh_Hans_CN")
+    answer = client.get(f"/admin/package/export/{kind}/")
+    assert answer.status_code == 200
+    if kind == "csv":
+        rows = [line.split(",") for line in answer.get_data(as_text=True).splitlines()]
+    else:
+        rows = [[c for c in row] for row in load_workbook(io.BytesIO(answer.data)).active.iter_rows(values_only=True)]
+    column = rows[0].index("已启用")
+    values = {row[column] for row in rows[1:]}
+    assert values and values <= {"是", "否"}, values
