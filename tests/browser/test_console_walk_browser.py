@@ -67,3 +67,24 @@ def test_distributor_home_opens_on_its_card_business(chinese_page, live_app):
     assert abs(rule["x"] - label["x"]) <= 1, (rule, label)
     assert page.locator("[data-commission=CNY]").inner_text().startswith("¥")
     shot(page, "home-distributor-zh")
+
+
+def test_chart_axes_group_numbers_as_the_reader_writes_them(open_as, live_app):
+    """The income chart's axis read "25,000" on a Vietnamese home page (ECharts groups with a comma whatever the
+    language): a Vietnamese reader writes 25.000."""
+    import sqlalchemy as sa
+
+    before = live_app.scalar('SELECT locale FROM "user" WHERE username = :u', u="customer")
+    with live_app.engine.begin() as conn:
+        conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": "vi", "u": "customer"})
+    try:
+        page = open_as("customer")
+        page.locator("#rd-chart-expiring[data-rendered='1'] canvas").wait_for()
+        shown = page.evaluate("""() => {
+          const axis = echarts.getInstanceByDom(document.getElementById('rd-chart-expiring')).getOption().yAxis[0];
+          return [axis.axisLabel.formatter(25000), axis.axisLabel.formatter(1234567), axis.axisLabel.formatter(12)];
+        }""")
+        assert shown == ["25.000", "1.234.567", "12"], shown
+    finally:
+        with live_app.engine.begin() as conn:
+            conn.execute(sa.text('UPDATE "user" SET locale = :l WHERE username = :u'), {"l": before, "u": "customer"})
