@@ -402,3 +402,15 @@ def test_exports_write_yes_or_no_not_true(client, login, world, kind):
     column = rows[0].index("已启用")
     values = {row[column] for row in rows[1:]}
     assert values and values <= {"是", "否"}, values
+
+
+def test_a_subscriptions_created_event_is_not_the_created_column(app):
+    """The history tab's first event read "创建时间" / "Ngày tạo" (the column label "Created", creation time) where
+    it means the subscription was created: the event has its own msgid."""
+    from flask_babel import lazy_gettext
+
+    from models import SUBSCRIPTION_EVENT_KINDS
+
+    for locale in ("zh_Hans_CN", "vi"):
+        with app.test_request_context(), force_locale(locale):
+            assert str(SUBSCRIPTION_EVENT_KINDS["created"]) != str(lazy_gettext("Created")), locale
