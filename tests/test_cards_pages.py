@@ -365,3 +365,14 @@ def test_an_empty_report_draws_no_empty_chart(cards, client, login):
     page = client.get("/admin/card_report/?group=month").get_data(as_text=True)
     assert 'id="rd-chart"' not in page and "echarts" not in page and "暂无销售" in page
     assert "导出 XLSX" in page.split('id="rd-report-export"', 1)[1].split("</a>", 1)[0]
+
+
+def test_the_statement_month_is_a_month_picker(cards, client, login):
+    """Preparing a statement asked for a month in a text box whose hint read "yyyy-mm" on Chinese and Vietnamese
+    pages; it is a month field (the browser's own picker, in the reader's language) named 月份."""
+    cards["users"]["finance"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("finance")
+    page = client.get("/admin/commissionsettlement/").get_data(as_text=True)
+    form = page.split('id="rd-prepare"', 1)[1].split("</form>", 1)[0]
+    assert 'type="month"' in form and 'aria-label="月份"' in form and "yyyy" not in form, form
