@@ -33,7 +33,7 @@ from admin_views.base import (
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
 from models import (
-    CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
+    CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
     PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES, SUBSCRIPTION_EVENT_KINDS,
     SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle, Order, PlanCycle, Promotion,
     PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionOrder, db,
@@ -627,6 +627,7 @@ class PromotionView(ScopedModelView):
                          "duration": label_formatter(PROMOTION_DURATIONS),
                          "value": _value_cell, "redemptions": _redemptions_cell}
     column_filters = ("status", "scope", "kind", "currency")
+    column_choices = {"currency": [(code, CURRENCIES[code]) for code in SUBSCRIPTION_CURRENCIES]}  # 人民币, picked
     column_searchable_list = ("code", "name")
     form_columns = ("code", "name", "scope", "kind", "currency", "percent_value", "amount_value", "cap_value",
                     "min_subtotal_value",

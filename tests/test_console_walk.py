@@ -252,6 +252,7 @@ def _filter_groups(page: str) -> dict:
     ("support", "/admin/device_expiry/", "状态", "active", "DEVICE_STATUSES"),
     ("sales", "/admin/promotion/", "状态", "active", "PROMOTION_STATUSES"),
     ("sales", "/admin/promotion/", "适用于", "add_on", "PROMOTION_SCOPES"),
+    ("sales", "/admin/promotion/", "币别", "VND", "CURRENCIES"),
     ("support", "/admin/package/", "计价方式", "per_month", "PRICING_METHODS"),
     ("support", "/admin/packagecategory/", "类型", "renewal", "PACKAGE_KINDS"),
     ("admin", "/admin/company/", "状态", "active", "COMPANY_STATUSES"),
