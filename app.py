@@ -239,13 +239,14 @@ def create_app(config: dict | None = None) -> Flask:
     register_error_pages(app, admin)
     register_commands(app)
     app.jinja_env.globals["pay_page_url"] = pay_page_url
-    from actions.money import format_amount, number_symbols, typed
+    from actions.money import format_amount, format_percent, number_symbols, typed
 
     app.jinja_env.filters["amount"] = format_amount  # {{ price|amount(currency) }}: the number alone (180,00)
     # {{ amount|typed }}: a form's value, as the reader types it (500,00). Like every filter here, on values only:
     # Jinja works out a filter of a literal ({{ "1.00"|typed }}) once, when it compiles the template, in whichever
     # language that request had.
     app.jinja_env.filters["typed"] = typed
+    app.jinja_env.filters["percent"] = format_percent  # {{ rate|percent }}: 9.7% / 9,7% as the reader writes it
     app.jinja_env.globals["number_symbols"] = number_symbols  # the reader's group and decimal symbols, for scripts
     from actions.texts import render as render_stored_text
 

@@ -9,6 +9,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext as pgettext  # lazy; named so that pybabel extracts it
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
     BigInteger,
@@ -1387,7 +1388,7 @@ RENEWAL_METHODS = {"balance": _l("Balance"), "online": _l("Online payment"), "ca
 NOTE_VISIBILITIES = {"internal": _l("Internal"), "customer": _l("Visible to the customer")}
 SUBSCRIPTION_ORDER_PURPOSES = {"start": _l("Subscription"), "renewal": _l("Renewal"), "upgrade": _l("Upgrade")}
 SUBSCRIPTION_EVENT_KINDS = {
-    "created": _l("Created"),
+    "created": pgettext("subscription event", "Created"),  # an event (已创建), not the column "Created" (创建时间)
     "paid": _l("Paid"),
     "started": _l("Started"),
     "renewal_ordered": _l("Renewal ordered"),

@@ -27,7 +27,7 @@ from actions.texts import message
 from actions.audit import record
 from actions.crypto import Vault, normalize
 from models import (
-    ID_TYPES, CardMovement, CardStock, Company, DistributorProfile, Package, SimCard, StockDocument, User,
+    CARD_STATUSES, ID_TYPES, CardMovement, CardStock, Company, DistributorProfile, Package, SimCard, StockDocument, User,
     utcnow,
 )
 
@@ -359,7 +359,7 @@ def post_stock_document(session: Session, actor: User, kind: str, iccids: Sequen
         raise DomainError(_l("Card numbers: enter at least one."))
     # A stock-out voids cards in stock or returned ones found unusable; an adjustment puts returned ones back.
     wanted = {"stock_out": ("in_stock", "returned"), "transfer": ("in_stock",), "adjustment": ("returned",)}[kind]
-    wanted_status = "/".join(wanted)
+    wanted_status = "/".join(str(CARD_STATUSES[status]) for status in wanted)  # 在库/已退回, not in_stock/returned
     wrong = [c.iccid for c in cards if c.status not in wanted or c.holder_key != from_holder]
     if kind == "transfer" and (to_holder is None or to_holder == from_holder):
         raise DomainError(_l("Transfer: choose a different holder to move the cards to."))

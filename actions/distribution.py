@@ -29,7 +29,7 @@ from actions.crypto import Vault, normalize
 from actions.money import from_minor, parse, to_minor, typed_number
 from actions.wallets import InsufficientBalance, credit, debit, wallet_for
 from models import (
-    CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet, Withdrawal,
+    WITHDRAWAL_STATUSES, CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet, Withdrawal,
     utcnow,
 )
 
@@ -390,7 +390,8 @@ def close_withdrawal(session: Session, actor: User, withdrawal: Withdrawal, outc
         raise DomainError(_l("Unknown outcome %(outcome)s.", outcome=outcome))
     if not _transition(session, Withdrawal, withdrawal, from_status, status=outcome, reason=(reason or "").strip(),
                        decided_at=utcnow()):
-        raise DomainError(_l("Withdrawal %(id)s is no longer %(status)s.", id=withdrawal.id, status=from_status))
+        raise DomainError(_l("Withdrawal %(id)s is no longer %(status)s.", id=withdrawal.id,
+                                             status=WITHDRAWAL_STATUSES[from_status]))
     _release(session, actor, withdrawal)
     record(session, actor, outcome, "withdrawal", [withdrawal.id], (reason or "")[:200])
 

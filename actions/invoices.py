@@ -34,7 +34,7 @@ from actions.tenants import InvalidField, validate_credit_code
 from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
-from models import INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
+from models import INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
 
 CUSTOMER_ROLES = {"customer_admin"}
 REVIEW_ROLES = {"finance"}
@@ -297,7 +297,8 @@ def _claim_request(session: Session, invoice_request: InvoiceRequest, **values) 
     session.expire(invoice_request)
     if result.rowcount != 1:
         raise AlreadyReviewed(_l("Invoice request #%(id)s was reviewed already (it is %(status)s).", id=request_id,
-                                 status=invoice_request.status))
+                                 status=INVOICE_REQUEST_STATUSES.get(invoice_request.status,
+                                                                     invoice_request.status)))
 
 
 def _check_invoice_number(session: Session, number: str, request_id: int) -> None:

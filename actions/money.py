@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from babel.numbers import format_currency, format_decimal, get_decimal_symbol, get_group_symbol
+from babel.numbers import format_percent as babel_percent
 from flask_babel import lazy_gettext as _l
 
 from errors import DomainError
@@ -214,3 +215,13 @@ def format_amount(amount: Decimal | int | None, currency: str, locale=None) -> s
     places = exponent(currency)
     pattern = "#,##0" + ("." + "0" * places if places else "")
     return format_decimal(amount, format=pattern, locale=_locale_name(locale))
+
+
+def format_percent(percent: Decimal | int | None, locale=None) -> str:
+    """A rate given in percent (`9.7`, `12.50`, `10`) as the reader writes it: `9.7%`, `12.5%`, and `9,7%` in
+    Vietnamese; its own decimals without trailing zeros. None shows as an empty string."""
+    if percent is None:
+        return ""
+    if isinstance(percent, float):
+        raise TypeError("a rate is never a float")
+    return babel_percent(Decimal(percent) / 100, locale=_locale_name(locale), decimal_quantization=False)

@@ -34,8 +34,8 @@ from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
-    ORDER_KINDS, REFUND_STATUSES, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine, OrderRefund,
-    OrderRefundLine, Package, User, utcnow,
+    ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine,
+    OrderRefund, OrderRefundLine, Package, User, utcnow,
 )
 
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
@@ -65,6 +65,11 @@ _KINDS: dict[str, OrderKind] = {}
 
 class UnknownOrderKind(DomainError):
     """An order of a kind that registered no delivery: paying it would deliver nothing, so nothing happens."""
+
+
+def _status(status: str) -> str:
+    """An order's status as the reader's words (messages name it: "it is 已支付", not "paid")."""
+    return str(ORDER_STATUSES.get(status, status))
 
 
 def register_kind(code: str, prefix: str, deliver: Callable[[Session, Order, date], None],
@@ -491,7 +496,7 @@ def pay_with_balance(session: Session, actor: User | None, order: Order, today: 
     number, total, currency, company_id = order.number, order.total, order.currency, order.company_id
     if not claim_order(session, order, "pending", status="paid", payment_method="balance", paid_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
-                             number=number, status=order.status))
+                             number=number, status=_status(order.status)))
     if total > 0:
         wallet = wallet_for(session, company_id, currency)
         debit(session, wallet, total, "payment", f"pay:order:{order.id}", actor, order_id=order.id,
@@ -532,7 +537,7 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
         if order.status == "paid" and order.provider_ref == provider_ref:
             return False  # a concurrent delivery of the same notification won
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
-                             number=order.number, status=order.status))
+                             number=order.number, status=_status(order.status)))
     deliver(session, order, today)
     record(session, None, "pay", "order", [order.id],
            message("audit.order.pay_provider", order=order.number, amount=money_param(order.total, currency),
@@ -576,7 +581,7 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     number = order.number
     if not claim_order(session, order, "pending", status="cancelled", cancelled_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
-                             number=number, status=order.status))
+                             number=number, status=_status(order.status)))
     record(session, actor, "cancel", "order", [order.id], message("audit.order.cancel", order=number))
     session.flush()
 
@@ -610,7 +615,7 @@ def request_refund(session: Session, actor: User, order: Order, line_ids: Sequen
                              number=number, kind=ORDER_KINDS[order.kind]))
     if order.status != "paid":
         raise DomainError(_l("Order %(number)s cannot be refunded: it is %(status)s.", number=number,
-                             status=order.status))
+                             status=_status(order.status)))
     lines = {line.id: line for line in order.lines}
     wanted = list(lines) if line_ids is None else list(dict.fromkeys(int(i) for i in line_ids))
     unknown = [str(i) for i in wanted if i not in lines]
@@ -672,7 +677,8 @@ def approve_refund(session: Session, approver: User, refund: OrderRefund, today:
     if not _claim_refund(session, refund, "requested", status="approved", approved_by_id=approver.id,
                          approved_at=utcnow()):
         raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
-                             id=refund.id, number=number, status=REFUND_STATUSES.get(refund.status, refund.status)))
+                             id=refund.id, number=number,
+                             status=REFUND_STATUSES.get(refund.status, refund.status)))
     lines = [rl.line for rl in refund.lines]
     try:
         with session.begin_nested():
@@ -800,7 +806,8 @@ def reject_refund(session: Session, actor: User, refund: OrderRefund, reason: st
     if not _claim_refund(session, refund, "requested", status="rejected", failure_reason=reason[:2000],
                          approved_at=utcnow()):
         raise DomainError(_l("Refund #%(id)s of %(number)s is not awaiting approval (it is %(status)s).",
-                             id=refund.id, number=number, status=REFUND_STATUSES.get(refund.status, refund.status)))
+                             id=refund.id, number=number,
+                             status=REFUND_STATUSES.get(refund.status, refund.status)))
     record(session, actor, "reject_refund", "order", [refund.order_id],
            message("audit.order.reject_refund", order=number, refund=refund.id, reason=reason))
     session.flush()

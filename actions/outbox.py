@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, scoped_session
 from actions import ActionResult, require_role
 from actions.audit import record
 from actions.texts import message
-from models import OutboxMail, User, utcnow
+from models import MAIL_STATUSES, OutboxMail, User, utcnow
 
 # The Content-Language tag of a mail rendered in one of our catalogs.
 CONTENT_LANGUAGES = {"zh_Hans_CN": "zh-CN", "en": "en", "vi": "vi"}
@@ -171,7 +171,8 @@ def retry_mails(session: Session, actor: User, mails: Sequence[OutboxMail]) -> A
             changed.append(mail.id)
         else:
             session.refresh(mail)
-            refused.append((f"#{mail.id}", str(_l("not failed (it is %(status)s)", status=mail.status))))
+            status = MAIL_STATUSES.get(mail.status, mail.status)
+            refused.append((f"#{mail.id}", str(_l("not failed (it is %(status)s)", status=status))))
     if changed:
         record(session, actor, "retry", "outbox_mail", changed, message("audit.mail.retry", count=len(changed)))
     session.flush()

@@ -26,7 +26,7 @@ from actions import DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_money, round_money, zero
 from actions.text_input import one_line, text_block
-from actions.texts import change, changes_param, english, label_param, message, money_param
+from actions.texts import change, changes_param, english, label_param, message, money_param, render
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, keep_pending_while, mark_paid, open_order, pay_with_balance,
     register_kind,
@@ -36,7 +36,7 @@ from actions.pricing import Promotion as PromotionRule
 from models import (
     AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse,
     PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem,
-    RENEWAL_METHODS, SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
+    PROMOTION_STATUSES, RENEWAL_METHODS, SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
 CHECKOUT_ROLES = {"customer_admin", "sales"}
@@ -217,6 +217,13 @@ class QuoteLine:
     label: str
     add_on: PlanAddOn | None
     promotion: Promotion | None
+    stored: dict | None = None  # the order line's description as a stored message (shown in the reader's language)
+
+
+def plan_line(service: Service, plan: ServicePlan, months: int, promotion: Promotion | None) -> QuoteLine:
+    """The plan's line of a quote: "Cloud Office · Standard · 12 个月" in the reader's language (it read "… · 12")."""
+    stored = message("order.line.plan", service=service.name, plan=plan.name, months=months)
+    return QuoteLine("plan", render(stored), None, promotion, stored)
 
 
 @dataclass(frozen=True)
@@ -300,9 +307,8 @@ def quote(session: Session, actor: User, company: Company, selection: Selection,
                                  reason=reason))
         return promotion
 
-    lines = [QuoteLine("plan", f"{service.name} · {plan.name} · {cycle.months}",
-                       None, pick(selection.plan_promotion_id, "plan", str(_l("Plan promotion")), plan=plan,
-                                  cycle=cycle))]
+    lines = [plan_line(service, plan, cycle.months, pick(selection.plan_promotion_id, "plan", str(_l("Plan promotion")),
+                                                         plan=plan, cycle=cycle))]
     for add_on in add_ons:
         promotion = pick(add_on_promotions.get(add_on.id), "add_on",
                          str(_l("Promotion for %(add_on)s", add_on=add_on.name)), add_on=add_on)
@@ -555,8 +561,8 @@ def _line_specs(result: Quote, purpose: str) -> list[LineSpec]:
             discounts.append(DiscountSpec("invoice", promotion_label(result.invoice_promotion), priced.invoice_share,
                                           promotion_ref=str(result.invoice_promotion.id)))
         # An add-on line names its code, so a refund of that line finds the add-on to end.
-        description = f"{line.label} [{line.add_on.code}]" if line.add_on is not None else line.label
-        specs.append(LineSpec(description=description[:255], gross=priced.gross, quantity=1, unit_price=priced.gross,
+        description = f"{line.label} [{line.add_on.code}]"[:255] if line.add_on is not None else line.stored or line.label
+        specs.append(LineSpec(description=description, gross=priced.gross, quantity=1, unit_price=priced.gross,
                               months=result.cycle.months, discounts=discounts))
     return specs
 
@@ -1117,7 +1123,7 @@ def upgrade_now(session: Session, actor: User, subscription: Subscription, cycle
         raise DomainError(_l("Subscription %(number)s has an upgrade order awaiting payment already.",
                              number=subscription.number))
     currency = subscription.currency
-    lines = [QuoteLine("plan", f"{subscription.service.name} · {cycle.plan.name} · {cycle.months}", None, None)]
+    lines = [plan_line(subscription.service, cycle.plan, cycle.months, None)]
     gross = {"plan": cycle.price}
     for item in subscription.items:
         if item.active and item.add_on.active:
@@ -1177,7 +1183,7 @@ def renewal_quote(session: Session, subscription: Subscription) -> Quote:
             SubscriptionOrder.subscription_id == subscription.id, Order.status == "paid").order_by(Order.id.desc()))
         if last is not None and last.lines:
             plan_price = last.lines[0].gross
-    lines = [QuoteLine("plan", f"{service.name} · {plan.name} · {cycle.months}", None, by_scope.get(("plan", None)))]
+    lines = [plan_line(service, plan, cycle.months, by_scope.get(("plan", None)))]
     gross = {"plan": plan_price}
     for item in subscription.items:
         if item.active and item.add_on.active:
@@ -1302,7 +1308,8 @@ def set_promotion_status(session: Session, actor: User, promotion: Promotion, st
                               .values(status=status).execution_options(synchronize_session=False)).rowcount
     if not claimed:
         raise DomainError(_l("Promotion %(code)s cannot go from %(old)s to %(new)s.", code=promotion.code,
-                             old=promotion.status, new=status))
+                             old=PROMOTION_STATUSES.get(promotion.status, promotion.status),
+                             new=PROMOTION_STATUSES[status]))
     record(session, actor, status, "promotion", [promotion.id], promotion.code)
     session.flush()
 

@@ -28,6 +28,7 @@ MESSAGES = {
     "order.line.seats": _l("%(edition)s seats × %(quantity)s"),
     "order.line.renewal": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
+    "order.line.plan": _l("%(service)s · %(plan)s · %(months)s months"),
     "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),

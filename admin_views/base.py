@@ -293,24 +293,73 @@ class LocalFilterValue:
         return cleaned.replace(tzinfo=zone) if isinstance(cleaned, datetime) else cleaned
 
 
+class OurEmptyWord:
+    """The "empty" operation in our catalog's words: Flask-Admin's Vietnamese one calls it "sản phẩm nào" ("which
+    product"). The msgid stays "empty", so its address (…_empty) is unchanged."""
+
+    def operation(self):
+        return _l("empty")
+
+
+def _with_our_empty(kinds: tuple) -> tuple:
+    return tuple(type(f.__name__, (OurEmptyWord, f), {}) if issubclass(f, sqla_filters.FilterEmpty) else f
+                 for f in kinds)
+
+
 class FilterConverter(sqla_filters.FilterConverter):
     """Flask-Admin's filters, plus our aware UTC datetime column type (typed in the reader's zone)."""
 
-    utc_datetime_filters = tuple(
-        type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in sqla_filters.FilterConverter.datetime_filters
-    )
+    _parent = sqla_filters.FilterConverter
+    strings = _with_our_empty(_parent.strings)
+    string_key_filters = _with_our_empty(_parent.string_key_filters)
+    int_filters = _with_our_empty(_parent.int_filters)
+    float_filters = _with_our_empty(_parent.float_filters)
+    enum = _with_our_empty(_parent.enum)
+    date_filters = _with_our_empty(_parent.date_filters)
+    datetime_filters = _with_our_empty(_parent.datetime_filters)
+    time_filters = _with_our_empty(_parent.time_filters)
+    utc_datetime_filters = tuple(type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in datetime_filters)
+    del _parent
 
     @model_filters.convert("utcdatetime")
     def conv_utc_datetime(self, column, name, **kwargs):
         return [f(column, name, **kwargs) for f in self.utc_datetime_filters]
 
+    def conv_string(self, column, name, **kwargs):
+        """A stored code with choices (the view's column_choices) is picked by its label, equal or not: as text it
+        offered "contains"/"in list" on a box where only the code ("suspended") matched, whatever the reader's
+        language."""
+        if kwargs.get("options"):
+            return [sqla_filters.FilterEqual(column, name, **kwargs), sqla_filters.FilterNotEqual(column, name, **kwargs)]
+        return super().conv_string(column, name, **kwargs)
+
+    conv_string._converter_for = sqla_filters.FilterConverter.conv_string._converter_for
+
 
 # --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
 
 def money_cell(view, context, model, name):
-    """A money attribute of a row, formatted in the reader's locale and the row's currency."""
-    attribute = type(model)._money_attributes[name]
-    return format_money(getattr(model, name), attribute.currency_of(model))
+    """A money attribute of a row (or of a row it points to: "package.amount"), formatted in the reader's locale
+    and its owner's currency."""
+    owner = model
+    while "." in name:
+        relation, name = name.split(".", 1)
+        owner = getattr(owner, relation)
+        if owner is None:
+            return ""
+    attribute = type(owner)._money_attributes[name]
+    return format_money(getattr(owner, name), attribute.currency_of(owner))
+
+
+def _related_money(model, name: str) -> bool:
+    """Whether a dotted column ("package.amount") ends on a money attribute of the related model."""
+    mapper = model.__mapper__
+    *relations, last = name.split(".")
+    for relation in relations:
+        if relation not in mapper.relationships:
+            return False
+        mapper = mapper.relationships[relation].mapper
+    return last in getattr(mapper.class_, "_money_attributes", {})
 
 
 class MoneyField(StringField):
@@ -500,20 +549,41 @@ class ScopedModelView(RoleMixin, ModelView):
         if "customer_admin" in self.roles and self.scope_column is None:
             raise TypeError(f"{type(self).__name__} lets customers in but declares no scope_column")
         self._adapt_money_columns(model)
+        self._choices_from_labels()
         super().__init__(model, db, *args, **kwargs)
+
+    def _choices_from_labels(self) -> None:
+        """A filtered column shown by its labels (label_formatter) is filtered by them too: its filter picks a
+        label instead of asking for the stored code."""
+        choices = dict(self.column_choices or {})
+        for name in self.column_filters or ():
+            labels = getattr((self.column_formatters or {}).get(name), "choices", None) if isinstance(name, str) else None
+            if labels and name not in choices:
+                choices[name] = list(labels.items())
+        if choices:
+            self.column_choices = choices
 
     def _adapt_money_columns(self, model) -> None:
         """Money attributes (models.Money) are not columns: show them through the one formatter, sort
         and filter them on their minor-unit column, edit them with a MoneyField; exports stay typed."""
         money = getattr(model, "_money_attributes", {})
-        if not money:
+        shown = {*(self.column_list or ()), *(self.column_details_list or ())}
+        related = [name for name in shown if isinstance(name, str) and "." in name and _related_money(model, name)]
+        if not money and not related:
             return
         if self.column_formatters_export is None:
             self.column_formatters_export = dict(self.column_formatters or {})
         formatters = dict(self.column_formatters or {})
-        for name in money:
+        for name in [*money, *related]:
             formatters.setdefault(name, money_cell)
         self.column_formatters = formatters
+        if self.column_formatters_detail is not None:  # a view's own details formatters: money reads the same there
+            detail = dict(self.column_formatters_detail)
+            for name in [*money, *related]:
+                detail.setdefault(name, money_cell)
+            self.column_formatters_detail = detail
+        if not money:
+            return
         if self.column_sortable_list:
             self.column_sortable_list = [_money_sort_key(model, entry) for entry in self.column_sortable_list]
         if self.column_default_sort:
@@ -880,12 +950,14 @@ class ScopedModelView(RoleMixin, ModelView):
 
     def export_value(self, model, name):
         """The value of one exported cell: money as a number in its currency's format, numbers and
-        dates typed, the rest text."""
+        dates typed, yes/no in the reader's words, the rest text."""
         money = getattr(type(model), "_money_attributes", {}).get(name)
         if money is not None:
             amount, currency = getattr(model, name), money.currency_of(model)
             return None if amount is None or not currency else Amount(round_money(amount, currency), exponent(currency))
         value = ModelView.get_export_value(self, model, name)
+        if isinstance(value, bool):  # 是 / 否 as on screen: a CSV read "True", a sheet TRUE
+            return _("Yes") if value else _("No")
         if value is None or isinstance(value, (str, int, Decimal, date)):
             if isinstance(value, datetime) and value.tzinfo is not None:
                 # Excel has no zones: the reader's wall-clock time, as on screen.
@@ -1012,12 +1084,14 @@ def scoped_company_options():
 
 
 def label_formatter(choices: dict):
-    """A column formatter that shows a stored code by its translated label."""
+    """A column formatter that shows a stored code by its translated label (its `choices` also give the column's
+    filter its options, see ScopedModelView._choices_from_labels)."""
 
     def format_(view, context, model, name):
         value = getattr(model, name)
         return str(choices.get(value, value))
 
+    format_.choices = choices
     return format_
 
 

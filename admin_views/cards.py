@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 from flask import Response, abort, current_app, flash, g, has_request_context, redirect, request, url_for
@@ -37,7 +38,7 @@ from actions.distribution import (
     approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, pay_withdrawal,
     prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
 )
-from actions.money import format_money, from_minor
+from actions.money import format_money, format_percent, from_minor
 from actions.idempotency import remember
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, page_label, unit_of_work,
@@ -531,6 +532,11 @@ class CardStockView(RoleView):
 # --- 分销管理 -------------------------------------------------------------------------------------
 
 
+def _rate(bp: int | None) -> str:
+    """A rate stored in basis points, as the reader writes a percent (8%, 12,5% in Vietnamese)."""
+    return "" if bp is None else format_percent(Decimal(bp) / 100)
+
+
 class CommissionRuleView(ScopedModelView):
     """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels)."""
 
@@ -545,8 +551,8 @@ class CommissionRuleView(ScopedModelView):
                      "currency": _l("Currency"), "fixed_level1_minor": _l("Level-1 fixed amount"),
                      "fixed_level2_minor": _l("Level-2 fixed amount")}
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
-                         "level1_rate_bp": lambda v, c, m, n: f"{m.level1_rate_bp / 100:g} %",
-                         "level2_rate_bp": lambda v, c, m, n: f"{m.level2_rate_bp / 100:g} %",
+                         "level1_rate_bp": lambda v, c, m, n: _rate(m.level1_rate_bp),
+                         "level2_rate_bp": lambda v, c, m, n: _rate(m.level2_rate_bp),
                          "fixed_level1_minor": _money_cell("fixed_level1_minor"),
                          "fixed_level2_minor": _money_cell("fixed_level2_minor")}
     column_select_related_list = (CommissionRule.company, CommissionRule.package)
@@ -588,7 +594,7 @@ class CommissionEntryView(DistributorAccess, ScopedModelView):
                      "month": _l("Month"), "state": _l("State"), "currency": _l("Currency"),
                      "hold_until": _l("Held until")}
     column_formatters = {"base_minor": _money_cell("base_minor"), "amount_minor": _money_cell("amount_minor"),
-                         "rate_bp": lambda v, c, m, n: "" if m.rate_bp is None else f"{m.rate_bp / 100:g} %",
+                         "rate_bp": lambda v, c, m, n: _rate(m.rate_bp),
                          "kind": label_formatter(COMMISSION_ENTRY_KINDS), "state": label_formatter(COMMISSION_STATES)}
     column_filters = (sqla_filters.FilterEqual(CommissionEntry.state, _l("State"),
                                                options=list(COMMISSION_STATES.items())),

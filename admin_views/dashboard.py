@@ -32,6 +32,8 @@ INCOME_DAYS = 30
 INCOME_KINDS = ("recharge", "offline_recharge", "payment")
 # A customer's balances: always these, and any other currency it holds.
 BALANCE_CURRENCIES = ("CNY", "USD", "COIN")
+# A distributor's commission to withdraw: always this (a new distributor reads 0, not nothing), and any other.
+COMMISSION_CURRENCIES = ("CNY",)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,15 @@ class Chart:
     key: str
     title: str
     data: dict
+    empty_text: str = ""  # what the card says instead of an empty chart
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to draw: no device expires in the window, no money came in (the page says so instead of an
+        empty axis)."""
+        if self.data.get("kind") == "money":
+            return not any(any(s["minor"]) for s in self.data["series"])
+        return not any(self.data.get("counts", ()))
 
 
 @dataclass
@@ -148,8 +159,8 @@ def _customer_cards(user) -> list[Card]:
 
 def balances_of(user, kind: str = "prepaid") -> list[Balance]:
     """The customer's balance per currency in its wallets of `kind`: the prepaid balance (CNY, USD, coins always,
-    and any other it holds) or a distributor's commission (the currencies it holds; only withdrawals spend
-    it, so it is never added to the balance). Its company tree's total, and its own company's when
+    and any other it holds) or a distributor's commission (CNY, what withdrawals pay out by default, even before
+    the first sale, and any other it holds; only withdrawals spend it, so it is never added to the balance). Its company tree's total, and its own company's when
     subsidiaries hold money too. One query."""
     own = func.sum(case((Wallet.company_id == user.company_id, Wallet.balance_minor), else_=0))
     rows = db.session.execute(
@@ -158,7 +169,7 @@ def balances_of(user, kind: str = "prepaid") -> list[Balance]:
         .group_by(Wallet.currency)
     ).all()
     found = {currency: (int(total or 0), int(mine or 0)) for currency, total, mine in rows}
-    always = BALANCE_CURRENCIES if kind == "prepaid" else ()
+    always = BALANCE_CURRENCIES if kind == "prepaid" else COMMISSION_CURRENCIES
     currencies = [*always, *sorted(c for c in found if c not in always)]
     balances = []
     for currency in currencies:
@@ -224,7 +235,7 @@ def expiring_chart(user, today: date) -> Chart:
         "counts": counts,
         "series_name": str(_l("Devices")),
         "total": sum(counts),
-    })
+    }, str(_l("No device expires in the next 90 days.")))
 
 
 def _hour_bucket(column):
@@ -272,7 +283,18 @@ def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
         "labels": [_short_day(day) for day in days],
         "days": [day.isoformat() for day in days],
         "series": series,
-    })
+    }, str(_l("No money came in during the last 30 days.")))
+
+
+def _keeps_devices(user: User, distributor: bool) -> bool:
+    """Whether the home page shows device panels: staff and customers always; a distributor's administrator
+    only while its company tree holds a device (seed 002: its centre is its card business, and device counts
+    and an expiry chart it can never fill are noise)."""
+    if user.role not in ("admin", "tech_support", "customer_admin"):
+        return False
+    if not distributor:
+        return True
+    return db.session.scalar(scoped(select(Device.id), user, Device.company_id).limit(1)) is not None
 
 
 def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashboard:
@@ -280,7 +302,9 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
     today = today or utcnow().astimezone(zone).date()
     board = Dashboard()
     cards = board.cards
-    if user.role in ("admin", "tech_support", "customer_admin"):
+    distributor = user.role == "customer_admin" and is_distributor_user(db.session, user)
+    devices = _keeps_devices(user, distributor)
+    if devices:
         cards += _device_cards(user, today)
     if user.role in ("admin", "tech_support"):
         cards.append(Card("unbound", str(_l("Devices without a renewal package")),
@@ -301,7 +325,7 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
                           _count(OfflineRecharge, OfflineRecharge.status == "rejected"),
                           url_for("offline_recharge.index_view")))
     if user.role == "customer_admin":
-        if is_distributor_user(db.session, user):
+        if distributor:
             cards[:0] = _distributor_cards(user)
             board.commission = balances_of(user, "commission")
         cards += _customer_cards(user)
@@ -315,7 +339,7 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
         cards.append(Card("locked", str(_l("Locked or deactivated users")),
                           _count(User, (User.active.is_(False)) | (User.locked_until.isnot(None))),
                           url_for("user.index_view")))
-    if user.role in ("admin", "tech_support", "customer_admin"):
+    if devices:
         board.charts.append(expiring_chart(user, today))
     if user.role in ("admin", "finance"):
         board.charts.append(income_chart(zone))

@@ -171,6 +171,7 @@ class DeviceView(ScopedModelView):
     )
     column_formatters = {"status": _status_cell}
     column_formatters_export = {"status": _export_status}
+    column_choices = {"status": list(DEVICE_STATUSES.items())}  # the status filter picks 已停用, not "suspended"
     column_details_list = ("number", "name", "device_type", "company", "status", "expires_on",
                            "package", "suspended_at", "created_at")
     details_template = "renewdesk/device_details.html"

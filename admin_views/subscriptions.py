@@ -15,6 +15,7 @@ from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
 from flask_admin.contrib.sqla.filters import FilterEqual, IntEqualFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 from sqlalchemy import select
@@ -24,7 +25,7 @@ from wtforms.validators import ValidationError
 
 from actions import DomainError, companies_in_scope
 from actions import subscriptions as subs
-from actions.money import format_money, parse
+from actions.money import format_money, format_percent, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     BLANK_CHOICE, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
@@ -32,7 +33,7 @@ from admin_views.base import (
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
 from models import (
-    CASH_RECEIPT_STATUSES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
+    CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
     PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES, SUBSCRIPTION_EVENT_KINDS,
     SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle, Order, PlanCycle, Promotion,
     PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionOrder, db,
@@ -382,7 +383,8 @@ class SubscriptionView(ScopedModelView):
             IntEqualFilter(Subscription.service_id, _l("Service"), options=_options(Service, str)),
             IntEqualFilter(Subscription.plan_id, _l("Plan"), options=_options(ServicePlan, str)),
             IntEqualFilter(Subscription.cycle_id, _l("Cycle"), options=_options(
-                PlanCycle, lambda c: f"{c.plan.name} · {c.months}", PlanCycle.plan)),
+                PlanCycle, lambda c: f"{c.plan.name} · {ngettext('%(num)s month', '%(num)s months', c.months)}",
+                PlanCycle.plan)),
             "period_end",
             InCompanyTree(Subscription.company_id, _l("Company"), Subscription.company_id),
         ]
@@ -591,7 +593,7 @@ class SubscriptionView(ScopedModelView):
 
 def _value_cell(view, context, model, name):
     if model.kind == "percent":
-        text = f"{model.percent.normalize():f} %"
+        text = format_percent(model.percent)
         if model.max_discount is not None:
             text += " ≤ " + view.money(model.max_discount, model.currency)
         return text
@@ -625,6 +627,7 @@ class PromotionView(ScopedModelView):
                          "duration": label_formatter(PROMOTION_DURATIONS),
                          "value": _value_cell, "redemptions": _redemptions_cell}
     column_filters = ("status", "scope", "kind", "currency")
+    column_choices = {"currency": [(code, CURRENCIES[code]) for code in SUBSCRIPTION_CURRENCIES]}  # 人民币, picked
     column_searchable_list = ("code", "name")
     form_columns = ("code", "name", "scope", "kind", "currency", "percent_value", "amount_value", "cap_value",
                     "min_subtotal_value",

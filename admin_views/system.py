@@ -26,7 +26,9 @@ from admin_views.base import (
     parse_row_id,
     ScopedModelView, changed_fields, flash_result, label_formatter, scoped_company_options, unit_of_work,
 )
-from models import COMPANY_STATUSES, LOCALES, USER_ROLES, AuditEvent, Company, User, db
+from models import (
+    COMPANY_STATUSES, LOCALES, STOCK_DOCUMENT_KINDS, USER_ROLES, WITHDRAWAL_STATUSES, AuditEvent, Company, User, db,
+)
 
 
 class InCompanyTree(BaseSQLAFilter):
@@ -292,6 +294,11 @@ AUDIT_ACTIONS = {
     "paused": pgettext("audit action", "Pause"),
     "archived": pgettext("audit action", "Archive"),
     "draft": pgettext("audit action", "Back to draft"),
+    # Stock documents are recorded by their kind, offline recharge reviews by the decision, closed withdrawals
+    # by the outcome: they read as those pages name them.
+    **STOCK_DOCUMENT_KINDS,
+    "decline": _l("Decline (final)"),
+    **{outcome: WITHDRAWAL_STATUSES[outcome] for outcome in ("rejected", "failed", "cancelled")},
 }
 AUDIT_TABLES = {
     "company": pgettext("audit table", "Company"),
@@ -333,11 +340,6 @@ AUDIT_TABLES = {
 }
 
 
-def _audit_label(labels: dict):
-    def cell(view, context, model, name):
-        code = getattr(model, name)
-        return str(labels.get(code, code))
-    return cell
 
 
 class AuditEventView(ScopedModelView):
@@ -350,8 +352,8 @@ class AuditEventView(ScopedModelView):
     column_searchable_list = ("summary", "actor_name")
     column_filters = ("at", "actor_name", "action", "model",
                       TouchesRow(AuditEvent.ids, _l("Row ids")), "ip")
-    column_formatters = {"ids": _ids_formatter, "action": _audit_label(AUDIT_ACTIONS),
-                         "model": _audit_label(AUDIT_TABLES),
+    column_formatters = {"ids": _ids_formatter, "action": label_formatter(AUDIT_ACTIONS),
+                         "model": label_formatter(AUDIT_TABLES),
                          "summary": lambda v, c, m, n: render_text(m.summary_data, m.summary)}
     column_formatters_export = column_formatters
     column_labels = {

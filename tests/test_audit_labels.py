@@ -141,3 +141,27 @@ def test_billing_config_audit_reads_in_chinese(app, world):
     assert shown[1] == "Acme North：出账周期：每季度 → 每年"
     assert shown[2].startswith("Acme North：已删除计费配置（原为 出账周期：每年；")
     assert not any(word in " ".join(shown) for word in ("billing_cycle", "created", "quarterly", "True"))
+
+
+def test_every_recorded_action_has_a_label():
+    """The audit log showed "transfer" (a stock document), "decline" (an offline recharge declined) and a closed
+    withdrawal's "rejected"/"failed"/"cancelled" as stored codes on Chinese and Vietnamese pages. Every action
+    written by a literal `record(..., "action", ...)`, and every value of the variables recorded as actions, reads
+    as a word."""
+    import re
+    from pathlib import Path
+
+    from actions.devices import TARGET_STATUS
+    from actions.offline_recharge import DECISIONS
+    from admin_views.system import AUDIT_ACTIONS
+    from models import STOCK_DOCUMENT_KINDS
+
+    root = Path(__file__).resolve().parents[1]
+    literal = set()
+    for path in [*root.glob("actions/*.py"), *root.glob("admin_views/*.py"), *root.glob("importers/*.py"),
+                 root / "cli.py"]:
+        literal |= set(re.findall(r'\brecord\(\s*[\w.]+,\s*[\w.]+,\s*"(\w+)"', path.read_text()))
+    assert len(literal) > 40, literal  # the scan found the calls
+    variable = {*STOCK_DOCUMENT_KINDS, *DECISIONS, *TARGET_STATUS, "paused", "archived",  # promotion status
+                "rejected", "failed", "cancelled"}  # actions.distribution.close_withdrawal's outcomes
+    assert sorted((literal | variable) - set(AUDIT_ACTIONS)) == []

@@ -5,9 +5,12 @@ import io
 from datetime import date, timedelta
 from decimal import Decimal as D
 
+import pytest
+from flask_babel import force_locale
 from openpyxl import Workbook, load_workbook
 from sqlalchemy import func, select
 
+from actions import DomainError
 from actions.cards import CardInput, add_card, post_stock_document
 from actions.distribution import commission_balance, hold_received, record_sale, release_held, save_rule
 from actions.wallets import credit, ledger_differences, wallet_for
@@ -308,3 +311,68 @@ def test_import_refusals_are_shown_and_write_nothing(cards, client, login):
                           headers={"X-CSRFToken": csrf_token(client)})
     assert refused.status_code == 409 and "bad rows" in refused.get_json()["error"]
     assert db.session.scalar(select(func.count()).select_from(SimCard)) == 0
+
+
+def test_commission_rates_read_as_the_reader_writes_a_percent(cards, client, login):
+    """The rule list wrote rates "12.5 %" on a Vietnamese page, where the reader writes 12,5%."""
+    users = cards["users"]
+    save_rule(db.session, users["finance"], cards["b"], cards["package"].id, mode="override", kind="percent",
+              level1_percent="12.5", level2_percent="2")
+    users["finance"].locale = "vi"
+    db.session.commit()
+    login("finance")
+    page = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert "12,5%" in page and "2%" in page and "12.5 %" not in page
+
+
+def test_a_refused_stock_document_names_the_card_status_in_the_readers_words(cards, vault, app):
+    """Adjusting cards that are in stock (an adjustment puts returned cards back) answered "not returned at this
+    holder" with the stored code on a Chinese page."""
+    support = cards["users"]["support"]
+    card = add_card(db.session, support, vault, _card(1), date.today())
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        with pytest.raises(DomainError) as refused:
+            post_stock_document(db.session, support, "adjustment", [card.iccid])
+        text = str(refused.value)
+    assert "returned" not in text and card.iccid in text, text
+
+
+def test_card_timeline_and_statement_do_not_claim_utc_for_local_times(cards, vault, client, login):
+    """The card timeline and the distributor's statement headed their time column "时间(UTC)" over times shown in
+    the reader's own zone (the `datetime` filter)."""
+    support = cards["users"]["support"]
+    card = add_card(db.session, support, vault, _card(1), date.today())
+    support.locale = "zh_Hans_CN"
+    cards["users"]["a_admin"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("support")
+    timeline = client.get(f"/admin/simcard/timeline/?id={card.id}").get_data(as_text=True)
+    head = timeline.split('id="rd-timeline"', 1)[1].split("</thead>", 1)[0]
+    assert "UTC" not in head and "时间" in head, head
+    login.logout()
+    login("a_admin")
+    statement = client.get("/admin/card_finance/").get_data(as_text=True)
+    head = statement.split('id="rd-statement"', 1)[1].split("</thead>", 1)[0]
+    assert "UTC" not in head and "时间" in head, head
+
+
+def test_an_empty_report_draws_no_empty_chart(cards, client, login):
+    """With nothing sold the report drew an empty axis and legend above "No sales yet."; its export link read a bare
+    "xlsx"."""
+    cards["users"]["finance"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("finance")
+    page = client.get("/admin/card_report/?group=month").get_data(as_text=True)
+    assert 'id="rd-chart"' not in page and "echarts" not in page and "暂无销售" in page
+    assert "导出 XLSX" in page.split('id="rd-report-export"', 1)[1].split("</a>", 1)[0]
+
+
+def test_the_statement_month_is_a_month_picker(cards, client, login):
+    """Preparing a statement asked for a month in a text box whose hint read "yyyy-mm" on Chinese and Vietnamese
+    pages; it is a month field (the browser's own picker, in the reader's language) named 月份."""
+    cards["users"]["finance"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("finance")
+    page = client.get("/admin/commissionsettlement/").get_data(as_text=True)
+    form = page.split('id="rd-prepare"', 1)[1].split("</form>", 1)[0]
+    assert 'type="month"' in form and 'aria-label="月份"' in form and "yyyy" not in form, form

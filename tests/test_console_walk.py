@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import html
 import re
+from decimal import Decimal
 
 import pytest
+from flask_babel import force_locale
 
 from models import User, db
 
@@ -222,3 +224,194 @@ def test_the_menu_button_is_named_in_the_readers_language(client, login, world, 
     _as(client, login, "customer", locale)
     page = client.get("/admin/").get_data(as_text=True)
     assert f'aria-label="{label}"' in page and "Toggle navigation" not in page
+
+
+def test_rates_read_as_the_reader_writes_a_percent(client, login, world):
+    """The price table's saving read "70,00 CN¥ (9.7 %)" and the promotions "12.5 %" on Vietnamese pages (a decimal
+    point where the reader writes a comma); Chinese pages wrote "9.7 %" where the reader writes 9.7%."""
+    _as(client, login, "customer", "vi")
+    table = client.get("/admin/subscribe/").get_data(as_text=True)
+    assert "(9,7%)" in table and "(16,7%)" in table and " %)" not in table
+    login.logout()
+    _as(client, login, "sales", "vi")
+    promotions = client.get("/admin/promotion/").get_data(as_text=True)
+    assert "12,5%" in promotions and "12.5 %" not in promotions
+    login.logout()
+    _as(client, login, "customer", "zh_Hans_CN")
+    assert "(9.7%)" in client.get("/admin/subscribe/").get_data(as_text=True)
+
+
+def _filter_groups(page: str) -> dict:
+    import json
+
+    return json.loads(page.split('id="filter-groups-data"', 1)[1].split(">", 1)[1].split("</div>", 1)[0])
+
+
+@pytest.mark.parametrize(("username", "url", "label", "code", "labels"), [
+    ("admin", "/admin/device/", "状态", "suspended", "DEVICE_STATUSES"),
+    ("support", "/admin/device_expiry/", "状态", "active", "DEVICE_STATUSES"),
+    ("sales", "/admin/promotion/", "状态", "active", "PROMOTION_STATUSES"),
+    ("sales", "/admin/promotion/", "适用于", "add_on", "PROMOTION_SCOPES"),
+    ("sales", "/admin/promotion/", "币别", "VND", "CURRENCIES"),
+    ("support", "/admin/package/", "计价方式", "per_month", "PRICING_METHODS"),
+    ("support", "/admin/packagecategory/", "类型", "renewal", "PACKAGE_KINDS"),
+    ("admin", "/admin/company/", "状态", "active", "COMPANY_STATUSES"),
+    ("admin", "/admin/user/", "角色", "finance", "USER_ROLES"),
+    ("finance", "/admin/cashreceipt/", "状态", "submitted", "CASH_RECEIPT_STATUSES"),
+])
+def test_a_coded_column_is_filtered_by_its_labels(app, client, login, world, username, url, label, code, labels):
+    """Status, role, kind, scope and pricing filters were text boxes (contains, in list, …) where only the stored
+    code matched: a reader typing 已停用 found nothing, "suspended" found the rows. Each is a choice of the labels
+    the list shows now, equal or not equal, and the code still travels in the address."""
+    import models
+
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        shown = str(getattr(models, labels)[code])
+    _as(client, login, username, "zh_Hans_CN")
+    filters = _filter_groups(client.get(url).get_data(as_text=True))[label]
+    assert [f["arg"].rsplit("_", 2)[-1] for f in filters] == ["equals", "equal"], filters
+    assert all(f["options"] for f in filters), filters
+    assert dict(filters[0]["options"])[code] == shown
+    assert client.get(f"{url}?flt0_{filters[0]['arg']}={code}").status_code == 200
+
+
+def test_the_audit_log_is_filtered_by_action_labels(client, login, world):
+    from admin_views.system import AUDIT_ACTIONS
+
+    _as(client, login, "admin", "zh_Hans_CN")
+    filters = _filter_groups(client.get("/admin/auditevent/").get_data(as_text=True))["操作"]
+    assert len(filters) == 2 and set(dict(filters[0]["options"])) == set(AUDIT_ACTIONS), filters
+
+
+def test_refusals_name_a_status_in_the_readers_words(app, world):
+    """Paying an order twice, refunding an unpaid one or pausing a draft promotion answered "(it is paid)",
+    "it is pending", "from draft to paused" on Chinese pages."""
+    from datetime import date
+
+    from actions import DomainError
+    from actions.orders import LineSpec, open_order, pay_with_balance, request_refund
+    from actions.subscriptions import set_promotion_status
+    from models import Promotion
+
+    customer, finance = world.users["customer"], world.users["finance"]
+    order = open_order(db.session, customer, kind="renewal", company_id=world.acme.id, currency="CNY",
+                       lines=[LineSpec(description="AC0001", gross=Decimal("0.00"),
+                                       device_id=world.devices["AC0001"].id, months=1)])
+    pending = open_order(db.session, customer, kind="renewal", company_id=world.acme.id, currency="CNY",
+                         lines=[LineSpec(description="AC0002", gross=Decimal("10.00"),
+                                         device_id=world.devices["AC0002"].id, months=1)])
+    draft = db.session.scalar(db.select(Promotion).where(Promotion.code == "PLAN15"))
+    draft.status = "draft"
+    db.session.flush()
+    attempts = [
+        lambda: pay_with_balance(db.session, customer, order, date.today()),  # a 0.00 order is paid at once
+        lambda: request_refund(db.session, finance, pending, [line.id for line in pending.lines], "重复"),
+        lambda: set_promotion_status(db.session, world.users["sales"], draft, "paused"),
+    ]
+    texts = []
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        for attempt in attempts:
+            with pytest.raises(DomainError) as refused:
+                attempt()
+            texts.append(str(refused.value))
+    joined = " | ".join(texts)
+    for code in ("paid", "pending", "draft", "paused"):
+        assert not re.search(rf"\b{code}\b", joined), joined
+
+
+def test_a_top_up_order_shows_no_device_columns(app, client, login, world):
+    """A top-up's order page listed "device number, renewal package, months, expires on, new expiry" over one line
+    that has none of them; a renewal keeps them."""
+    from actions.orders import LineSpec, create_recharge_order, open_order
+
+    customer = world.users["customer"]
+    with app.test_request_context():
+        top_up = create_recharge_order(db.session, customer, world.acme, "CNY", "100.00")
+        renewal = open_order(db.session, customer, kind="renewal", company_id=world.acme.id, currency="CNY",
+                             lines=[LineSpec(description="AC0001", gross=Decimal("10.00"),
+                                             device_id=world.devices["AC0001"].id, months=1)])
+        db.session.commit()
+    _as(client, login, "customer", "zh_Hans_CN")
+
+    def head_and_foot(number):
+        page = client.get(f"/admin/renewal_center/order/{number}/").get_data(as_text=True)
+        table = page.split('id="rd-order-lines"', 1)[1].split("</table>", 1)[0]
+        heads = re.findall(r"<th[^>]*>([^<]*)</th>", table.split("</thead>", 1)[0])
+        cells = len(re.findall(r"<td", table.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("</tr>", 1)[0]))
+        return heads, cells
+
+    heads, cells = head_and_foot(top_up.number)
+    assert "设备号" not in heads and "到期时间" not in heads and "月数" not in heads, heads
+    assert cells == len(heads) == 3, (heads, cells)  # description, unit price, amount
+    heads, cells = head_and_foot(renewal.number)
+    assert "设备号" in heads and "到期时间" in heads and cells == len(heads), (heads, cells)
+
+
+def test_the_empty_filter_operation_is_ours_not_flask_admins_vietnamese(client, login, world):
+    """Every "empty" filter operation read "sản phẩm nào" ("which product", Flask-Admin's Vietnamese catalog) on
+    Vietnamese pages. The word is now our catalog's msgid "empty"; the filter's address keeps "…_empty"."""
+    _as(client, login, "admin", "vi")
+    groups = _filter_groups(client.get("/admin/outboxmail/").get_data(as_text=True))
+    empties = [f for filters in groups.values() for f in filters if f["arg"].endswith("_empty")]
+    assert empties, groups
+    assert all(f["operation"] != "sản phẩm nào" for f in empties), empties
+    assert client.get(f"/admin/outboxmail/?flt0_{empties[0]['arg']}=1").status_code == 200
+
+
+def test_money_reads_as_money_on_details_pages_and_related_columns(app, client, login, world):
+    """An order's details page read "合计 180.00" / "Tổng cộng 1000.50" (its view's own details formatters had no
+    money one), and the value-added offers listed a package's price as "8.00"."""
+    from actions.orders import LineSpec, open_order
+    from models import CompanyPackage, Package
+
+    order = open_order(db.session, world.users["customer"], kind="renewal", company_id=world.acme.id,
+                       currency="CNY", lines=[LineSpec(description="AC0001", gross=Decimal("1000.50"),
+                                                       device_id=world.devices["AC0001"].id, months=1)])
+    package = db.session.scalar(db.select(Package).where(Package.kind == "value_added"))
+    db.session.add(CompanyPackage(company_id=world.acme.id, package_id=package.id))
+    db.session.commit()
+    _as(client, login, "finance", "vi")
+    page = client.get(f"/admin/order_management/details/?id={order.id}").get_data(as_text=True)
+    cells = [html.unescape(c).replace("\xa0", " ").strip() for c in re.findall(r"<td>\s*(.*?)\s*</td>", page, re.S)]
+    assert "1000.50" not in cells and "1.000,50 CN¥" in cells, cells
+    login.logout()
+    _as(client, login, "support", "zh_Hans_CN")
+    listing = client.get("/admin/company_package/").get_data(as_text=True)
+    amount = f"{package.amount:.2f}"
+    assert f">{amount}<" not in re.sub(r"\s+", "", listing), "a raw price"
+    from actions.money import format_money
+
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        assert format_money(package.amount, package.currency) in listing
+
+
+@pytest.mark.parametrize("kind", ["csv", "xlsx"])
+def test_exports_write_yes_or_no_not_true(client, login, world, kind):
+    """The package and value-added offer exports wrote booleans as "True"/"False" (CSV) or TRUE (a sheet) in a
+    Chinese export; they read 是/否 as the list does."""
+    import io
+
+    from openpyxl import load_workbook
+
+    _as(client, login, "support", "zh_Hans_CN")
+    answer = client.get(f"/admin/package/export/{kind}/")
+    assert answer.status_code == 200
+    if kind == "csv":
+        rows = [line.split(",") for line in answer.get_data(as_text=True).splitlines()]
+    else:
+        rows = [[c for c in row] for row in load_workbook(io.BytesIO(answer.data)).active.iter_rows(values_only=True)]
+    column = rows[0].index("已启用")
+    values = {row[column] for row in rows[1:]}
+    assert values and values <= {"是", "否"}, values
+
+
+def test_a_subscriptions_created_event_is_not_the_created_column(app):
+    """The history tab's first event read "创建时间" / "Ngày tạo" (the column label "Created", creation time) where
+    it means the subscription was created: the event has its own msgid."""
+    from flask_babel import lazy_gettext
+
+    from models import SUBSCRIPTION_EVENT_KINDS
+
+    for locale in ("zh_Hans_CN", "vi"):
+        with app.test_request_context(), force_locale(locale):
+            assert str(SUBSCRIPTION_EVENT_KINDS["created"]) != str(lazy_gettext("Created")), locale

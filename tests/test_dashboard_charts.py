@@ -75,6 +75,26 @@ def test_expiring_chart_counts_the_customers_devices_per_week(client, login, wor
     assert data["total"] == 4 and all(isinstance(c, int) for c in data["counts"])
 
 
+def test_empty_charts_say_so_instead_of_drawing_an_empty_axis(client, login, world):
+    """A customer with no device expiring in the next 90 days and finance with no money in for 30 days got an
+    empty grid of bars at 0 and no word why; the card now says there is nothing."""
+    for device in world.devices.values():
+        device.expires_on = date.today() + timedelta(days=200)
+    db.session.execute(db.delete(LedgerEntry))
+    db.session.commit()
+    page = home(client, login, "customer", "zh_Hans_CN")
+    assert 'data-chart-empty="expiring"' in page and 'id="rd-chart-data-expiring"' not in page
+    assert "echarts.min.js" not in page  # nothing to draw: the script is not loaded
+    login.logout()
+    page = home(client, login, "finance", "vi")
+    assert 'data-chart-empty="income"' in page and 'id="rd-chart-data-income"' not in page
+    world.devices["AC0001"].expires_on = date.today() + timedelta(days=3)
+    db.session.commit()
+    login.logout()
+    page = home(client, login, "customer", "zh_Hans_CN")
+    assert chart_data(page, "expiring")["total"] == 1 and 'data-chart-empty' not in page
+
+
 def test_finance_sees_its_queues(client, login, world):
     order = db.session.scalar(db.select(Order).where(Order.number == "RC-GLOBEX-0001"))
     db.session.add(BankTransferReceipt(order_id=order.id, payer_company="Globex", payer_account="6222",

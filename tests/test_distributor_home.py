@@ -12,7 +12,7 @@ from actions.cards import CardInput, add_card, post_stock_document
 from actions.distribution import submit_withdrawal
 from actions.orders import pay_with_balance
 from actions.wallets import credit, wallet_for
-from conftest import make_company, make_user
+from conftest import make_company, make_device, make_user
 from models import db
 from tests.test_cards import ACCOUNT
 
@@ -60,3 +60,34 @@ def test_a_customer_that_is_no_distributor_sees_no_card_panels(cards, client, lo
     page = client.get("/admin/").get_data(as_text=True)
     assert "cards_in_stock" not in _cards_on_home(page) and 'id="rd-commission"' not in page
     assert dict(re.findall(r'data-balance="([A-Z]+)">([^<]*)<', page))["CNY"] == "CN¥5.00"
+
+
+DEVICE_CARDS = {"expiring_30", "expired", "suspended"}
+
+
+def test_a_distributor_without_devices_sees_no_device_panels_until_its_tree_holds_one(cards, client, login):
+    """Seed 002's personal centre is the card business: a distributor holding no device saw three device counts at
+    0 and an empty "devices expiring" chart after its card panels. Once a device sits in its tree (here at its
+    sub-distributor), the device panels are back; a plain customer always has them."""
+    login("a_admin")
+    page = client.get("/admin/").get_data(as_text=True)
+    found = _cards_on_home(page)
+    assert "cards_in_stock" in found and not DEVICE_CARDS & set(found), found
+    assert 'id="rd-chart-expiring"' not in page and 'id="rd-balances"' in page
+    # Its commission to withdraw is on the page before the first sale brought any (README: the home opens on it).
+    assert dict(re.findall(r'data-commission="([A-Z]+)">([^<]*)<', page)) == {"CNY": "CN¥0.00"}
+    make_device("GPS-B-1", cards["b"], expires_on=date.today() + timedelta(days=5))
+    db.session.commit()
+    page = client.get("/admin/").get_data(as_text=True)
+    found = _cards_on_home(page)
+    assert DEVICE_CARDS <= set(found) and found["expiring_30"] == "1", found
+    assert 'id="rd-chart-expiring"' in page and "cards_in_stock" in found
+
+
+def test_a_plain_customer_without_devices_keeps_its_device_panels(cards, client, login):
+    plain = make_company("Plain Customer")
+    make_user("plain", "customer_admin", plain)
+    db.session.commit()
+    login("plain")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert DEVICE_CARDS <= set(_cards_on_home(page)) and 'data-chart-empty="expiring"' in page

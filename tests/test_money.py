@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 from actions import DomainError
-from actions.money import allocate, format_money, parse, round_money, to_minor
+from actions.money import allocate, format_money, format_percent, parse, round_money, to_minor
 from actions.orders import LineSpec, approve_refund, open_order, pay_with_balance, request_refund
 from actions.wallets import balance_of, credit, debit, ledger_differences, wallet_for
 from models import LedgerEntry, Order, OrderLine, db
@@ -69,6 +69,20 @@ def test_one_formatter_in_the_readers_locale(app, locale, amount, currency, want
 
 
 # --- integer minor units on every database ----------------------------------------------------------
+
+@pytest.mark.parametrize(("locale", "percent", "wanted"), [
+    ("zh_Hans_CN", Decimal("9.7"), "9.7%"), ("vi", Decimal("9.7"), "9,7%"), ("vi", Decimal("12.50"), "12,5%"),
+    ("en", 8, "8%"), ("vi", Decimal("0.05"), "0,05%"), ("zh_Hans_CN", None, ""),
+])
+def test_a_rate_reads_as_the_reader_writes_a_percent(app, locale, percent, wanted):
+    """Rates were written "12.5 %" by hand: a Vietnamese reader writes 12,5%."""
+    assert format_percent(percent, locale) == wanted
+
+
+def test_a_rate_is_never_a_float():
+    with pytest.raises(TypeError):
+        format_percent(12.5, "en")
+
 
 def test_no_money_column_is_a_float_or_numeric(app):
     """Every amount is a BigInteger of minor units; no REAL, FLOAT or NUMERIC column exists at all."""

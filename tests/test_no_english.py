@@ -5,6 +5,7 @@ Flask-Admin's own strings are checked through its translation domain too (form e
 after a failed save)."""
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
@@ -42,6 +43,7 @@ class VisibleText(HTMLParser):
         self.parts: list[str] = []
         self.links: list[str] = []
         self._hidden = 0
+        self._filters = False
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
@@ -55,13 +57,23 @@ class VisibleText(HTMLParser):
             self.parts.append(attrs.get("value") or "")
         if tag == "div" and attrs.get("id") == "filter-groups-data":
             self.parts.append(" ")  # its JSON (filter names, operations, options) is drawn as menus
+            self._filters = True
 
     def handle_endtag(self, tag):
         if tag in ("script", "style") and self._hidden:
             self._hidden -= 1
+        if tag == "div":
+            self._filters = False
 
     def handle_data(self, data):
-        if not self._hidden:
+        if self._filters:  # what the menus draw: names, operations and option labels, not the codes sent
+            groups = json.loads(data)
+            for name, filters in groups.items():
+                self.parts.append(name)
+                for entry in filters:
+                    self.parts.append(entry["operation"])
+                    self.parts += [str(label) for _code, label in entry.get("options") or ()]
+        elif not self._hidden:
             self.parts.append(data)
 
 

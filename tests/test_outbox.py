@@ -238,7 +238,7 @@ def test_retry_is_for_admins_and_only_for_failed_mail(app, client, login, world)
     login("admin")
     page = post(client, OUTBOX + "action/", [("action", "retry"), ("rowid", str(mail.id))],
                 follow_redirects=True).get_data(as_text=True)
-    assert f"#{mail.id} (not failed (it is sent))" in page
+    assert f"#{mail.id} (not failed (it is Sent))" in page
     assert [m.status for m in mails()] == ["sent"]
 
 

@@ -740,7 +740,7 @@ def test_customer_cancels_pending_orders_from_the_list(client, login, world):
     response = confirm_post(client, "/admin/order_record/action/", pairs, follow_redirects=True)
     text = page_text(response)
     assert "1 orders cancelled." in text
-    assert "RN-P2 (Order RN-P2 is not awaiting payment (it is paid).)" in text
+    assert "RN-P2 (Order RN-P2 is not awaiting payment (it is Paid).)" in text
     assert f"#{foreign.id} (not found or outside your companies)" in text
     assert [fresh(Order, o.id).status for o in (pending, paid, foreign)] == ["cancelled", "paid", "pending"]
 
@@ -810,7 +810,7 @@ def test_refund_goes_through_a_confirmation_page(client, login, world):
     twice = post(client, "/admin/order_management/refund/", [("rowid", str(order.id)),
                                                              ("confirm_token", confirm_token_of(again))],
                  follow_redirects=True)
-    assert f"{order.number} (Order {order.number} cannot be refunded: it is refunded.)" in page_text(twice)
+    assert f"{order.number} (Order {order.number} cannot be refunded: it is Refunded.)" in page_text(twice)
     assert balance(world.acme) == Decimal("500.00")
     assert len([e for e in ledger(world.acme) if e.kind == "refund"]) == 1
 
@@ -827,7 +827,7 @@ def test_refund_names_each_refused_order_and_refunds_the_others(client, login, w
                     [("rowid", str(i)) for i in ids] + [("confirm_token", confirm_token_of(ask))], follow_redirects=True)
     text = page_text(response)
     assert "2 refunds requested" in text
-    assert "RN-PD1 (Order RN-PD1 cannot be refunded: it is pending.)" in text
+    assert "RN-PD1 (Order RN-PD1 cannot be refunded: it is Pending payment.)" in text
     assert db.session.scalar(select(func.count()).select_from(OrderRefund)) == 2
     assert [fresh(Order, i).status for i in ids] == ["paid", "paid", "pending"]
 

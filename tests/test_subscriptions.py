@@ -512,3 +512,31 @@ def test_promotion_needs_another_person_of_finance(world):
         subs.activate_promotion(db.session, world.users["finance"], draft)
     with pytest.raises(DomainError):
         subs.activate_promotion(db.session, world.users["sales"], draft)
+
+
+def test_the_plan_line_names_its_months(app, client, login, world):
+    """The plan's line read "Cloud Office · Standard · 12" (a bare 12) in the quote, on the order and in the cycle
+    filter; the order line is now a stored message read in each reader's language, the filter says 12 个月."""
+    import json
+
+    with app.test_request_context():
+        subscription = checkout(world.users["customer"], world.acme)
+        db.session.commit()
+    line = subscription_order_lines(subscription)[0]
+    assert line.description_data and line.description_data["key"] == "order.line.plan", line.description_data
+    assert line.description == "Cloud Office · Standard · 12 months"
+    world.users["customer"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("customer")
+    page = client.get("/admin/subscription/").get_data(as_text=True)
+    groups = json.loads(page.split('id="filter-groups-data"', 1)[1].split(">", 1)[1].split("</div>", 1)[0])
+    labels = [label for f in groups["周期"] for _code, label in f["options"]]
+    assert "Standard · 12 个月" in labels and "Standard · 12" not in labels, labels
+
+
+def subscription_order_lines(subscription):
+    from models import OrderLine, SubscriptionOrder
+
+    return db.session.scalars(select(OrderLine).join(SubscriptionOrder, SubscriptionOrder.order_id == OrderLine.order_id)
+                              .where(SubscriptionOrder.subscription_id == subscription.id)
+                              .order_by(OrderLine.id)).all()

@@ -418,6 +418,7 @@ def test_audit_log_lists_the_operations(client, login, world):
     page = client.get("/admin/auditevent/?flt0_action_equals=reset_password").get_data(as_text=True)
     assert "Reset password" in page and "Acme East" not in page
     page = client.get("/admin/auditevent/?flt0_table_equals=company").get_data(as_text=True)
+    page = re.sub(r'<div id="filter-groups-data".*?</div>', "", page, flags=re.S)  # the filter's codes, not shown
     assert "Acme East" in page and "reset_password" not in page
     page = client.get("/admin/auditevent/?flt0_actor_equals=nobody").get_data(as_text=True)
     assert "Acme East" not in page

@@ -5,6 +5,15 @@
   "use strict";
   var script = document.getElementById("rd-dashboard-js");
   var locale = script ? script.getAttribute("data-locale") : "EN";
+  // Axis numbers as the reader writes them (25.000 in Vietnamese): ECharts' own grouping is always "25,000".
+  var group = (script && script.getAttribute("data-group")) || ",";
+  var decimal = (script && script.getAttribute("data-decimal")) || ".";
+
+  function axisNumber(value) {
+    var parts = String(value).split(".");
+    var whole = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, group);
+    return parts.length > 1 ? whole + decimal + parts[1] : whole;
+  }
 
   function scaled(minor, exponent) {
     return minor / Math.pow(10, exponent);  // display only: the amounts shown are the server's text
@@ -21,7 +30,7 @@
         }
       },
       xAxis: {type: "category", data: data.labels, axisLabel: {interval: 0, rotate: 0, hideOverlap: true}},
-      yAxis: {type: "value", minInterval: 1},
+      yAxis: {type: "value", minInterval: 1, axisLabel: {formatter: axisNumber}},
       series: [{name: data.series_name, type: "bar", data: data.counts, itemStyle: {color: "#007bff"}}]
     };
   }
@@ -49,7 +58,7 @@
         }
       },
       xAxis: {type: "category", data: data.labels, axisLabel: {hideOverlap: true}},
-      yAxis: {type: "value"},
+      yAxis: {type: "value", axisLabel: {formatter: axisNumber}},
       series: data.series.map(function (s) {
         return {
           name: s.currency, type: "bar",

@@ -304,8 +304,8 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     expect(a_row).to_have_count(1)
     for line in (b_row, a_row):
         expect(line).to_contain_text(cny("370.50"))
-    expect(b_row).to_contain_text("8 %")
-    expect(a_row).to_contain_text("2 %")
+    expect(b_row).to_contain_text("8%")
+    expect(a_row).to_contain_text("2%")
     reversals = entries.filter(has_text="冲回")
     expect(reversals).to_have_count(2)
     expect(reversals.filter(has_text=cny("-5.93"))).to_have_count(1)
