@@ -15,6 +15,8 @@ slice at its own rate; volume: the whole month at the rate of the tier it reache
 """
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,7 +24,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 
 from actions import DomainError
-from actions.money import round_money, zero
+from actions.money import round_money, typed_number, zero
 
 MODES = ("override", "split")
 KINDS = ("percent", "fixed", "graduated", "volume")
@@ -156,23 +158,34 @@ def true_up(sales: Decimal, tiers: Sequence[Tier], kind: str, provisional: Decim
     return tiered_commission(sales, tiers, kind, currency) - round_money(provisional, currency)
 
 
-def parse_tiers(text: str) -> tuple[Tier, ...]:
-    """Tiers typed one per line as `lower-upper:percent` (`0-10000:6`, `50000-:10`)."""
+def parse_tiers(text: str, locale=None) -> tuple[Tier, ...]:
+    """Tiers typed one per line as `lower-upper:percent` (`0-10000:6`, `50000-:10`): as a Chinese keyboard
+    types them too (full-width `０-１００００：６`, a `～` between the bounds), and with the numbers in the reader's
+    forms (`locale`, default the request's: Vietnamese `50.000-:12,5`) or the machine's."""
+    def number(typed: str) -> Decimal:
+        value = typed_number(typed.strip(), locale)
+        if value is None:
+            raise ValueError(typed)
+        return value
+
     tiers = []
-    for number, line in enumerate((row.strip() for row in (text or "").splitlines() if row.strip()), start=1):
+    for number_, line in enumerate((row.strip() for row in (text or "").splitlines() if row.strip()), start=1):
         try:
-            bounds, percent = line.split(":")
-            lower, upper = bounds.split("-")
-            tier = Tier(Decimal(lower.strip().replace(",", "")),
-                        Decimal(upper.strip().replace(",", "")) if upper.strip() else None,
-                        Decimal(percent.strip().rstrip("%")) / 100)
+            bounds, percent = unicodedata.normalize("NFKC", line).split(":")
+            lower, upper = re.split(r"[-~]", bounds)
+            tier = Tier(number(lower), number(upper) if upper.strip() else None,
+                        number(percent.strip().removesuffix("%")) / 100)
         except (ValueError, ArithmeticError):
             raise DomainError(_l("Tier %(number)s: write it as lower-upper:percent, e.g. 0-10000:6.",
-                                 number=number)) from None
+                                 number=number_)) from None
         tiers.append(tier)
     return check_tiers(tiers)
 
 
 def format_tiers(tiers: Sequence[Tier]) -> str:
-    """The text `parse_tiers` reads back."""
-    return "\n".join(f"{t.lower}-{'' if t.upper is None else t.upper}:{(t.rate * 100).normalize()}" for t in tiers)
+    """The text `parse_tiers` reads back in any language: machine forms, no exponent (a 10 % tier read "1E+1")."""
+    def plain(value: Decimal) -> str:
+        return format(value.normalize(), "f")
+
+    return "\n".join(f"{plain(t.lower)}-{'' if t.upper is None else plain(t.upper)}:{plain(t.rate * 100)}"
+                     for t in tiers)

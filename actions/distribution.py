@@ -109,7 +109,7 @@ def save_rule(session: Session, actor: User, company: Company, package_id: int |
 
 
 def _rule_tiers(rule: CommissionRule) -> tuple[Tier, ...]:
-    return parse_tiers(rule.tiers)
+    return parse_tiers(rule.tiers, locale="en")  # stored as format_tiers writes them: machine forms
 
 
 def record_sale(session: Session, *, order_id: int, seller_id: int, package_id: int, cards: int, base: Decimal,

@@ -73,6 +73,21 @@ def test_full_refund_reverses_the_whole_entry_and_half_up_rounding():
         reversal(D("29.64"), 11, 10, "CNY")
 
 
+def test_tiers_read_as_a_chinese_or_vietnamese_keyboard_types_them_and_print_without_exponents():
+    """A Chinese IME types "0-10000：6" (full-width colon) and ranges as "0～10000": refused as malformed. A
+    Vietnamese reader's 50.000 is fifty thousand (it read 50). A 10 % tier was stored and shown as "1E+1"."""
+    typed = parse_tiers("０-１００００：６\n10000～50000:8％\n50000-:10", locale="zh_Hans_CN")
+    assert typed == (Tier(D(0), D(10000), D("0.06")), Tier(D(10000), D(50000), D("0.08")),
+                     Tier(D(50000), None, D("0.1")))
+    assert parse_tiers("0-50.000:6\n50.000-:12,5", locale="vi") == (Tier(D(0), D(50000), D("0.06")),
+                                                                    Tier(D(50000), None, D("0.125")))
+    assert parse_tiers("0-10,000:6\n10,000-:12.5", locale="en")[1] == Tier(D(10000), None, D("0.125"))
+    assert format_tiers(typed) == "0-10000:6\n10000-50000:8\n50000-:10"
+    assert parse_tiers(format_tiers(typed), locale="vi") == typed  # what is stored reads back in any language
+    with pytest.raises(DomainError, match="Tier 2"):
+        parse_tiers("0-100:6\n100-:1e1", locale="en")
+
+
 def test_tiers_must_be_contiguous_and_round_trip_as_text():
     assert parse_tiers(format_tiers(TIERS)) == TIERS
     with pytest.raises(DomainError, match="Tier 2"):
