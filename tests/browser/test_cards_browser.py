@@ -144,7 +144,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     customer.set_input_files("#licence", files=[{"name": "licence.png", "mimeType": "image/png",
                                                  "buffer": b"\x89PNG\r\n\x1a\n" + b"\0" * 64}])
     submit(customer, "#rd-verification button[type=submit]")
-    expect(customer.locator(".alert-success")).to_contain_text("已提交:管理员将进行认证。")
+    expect(customer.locator(".alert-success")).to_contain_text("已提交：管理员将进行认证。")
     expect(customer.locator("#rd-profile")).to_contain_text("****")  # the ID number masked
     assert "91310000MA1FL8XQ30" not in customer.content()
     shot(customer, "cards-verification-submitted-zh")
@@ -152,8 +152,8 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     admin = open_as("admin")
     to_chinese(admin, live_app)
     admin.goto(live_app.url("/admin/distributorprofile/"))
-    with_selected(admin, row_of(admin, "艾克米物流有限公司"), "通过认证", "认证所选分销商?")
-    expect(admin.locator(".alert-success")).to_contain_text("已认证:艾克米物流有限公司")
+    with_selected(admin, row_of(admin, "艾克米物流有限公司"), "通过认证", "认证所选分销商？")
+    expect(admin.locator(".alert-success")).to_contain_text("已认证：艾克米物流有限公司")
     expect(row_of(admin, "艾克米物流有限公司")).to_contain_text("已认证")
     shot(admin, "cards-verification-approved-zh")
     assert one("SELECT status FROM distributor_profile WHERE company_id = :c", c=acme) == "verified"
@@ -203,7 +203,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     support.fill("#note", "寄售给 Aotuo Cards")
     submit(support, "#rd-stock-document button[type=submit]")
     document = one("SELECT max(id) FROM stock_document")
-    expect(support.locator(".alert-success")).to_contain_text(f"单据 {document} 已过账:2 张号卡。")
+    expect(support.locator(".alert-success")).to_contain_text(f"单据 {document} 已过账：2 张号卡。")
     consigned = live_app.rows("SELECT holder_key, status FROM sim_card WHERE iccid IN (:a, :b)",
                               a=IMPORTED[0][0], b=IMPORTED[1][0])
     assert {(r.holder_key, r.status) for r in consigned} == {(aotuo, "in_stock")}, consigned
@@ -232,7 +232,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     shot(seller, "cards-order-place-zh")
     submit(seller, "#rd-place-form button[type=submit]")
     success = seller.locator(".alert-success")
-    expect(success).to_contain_text(f"已支付({cny('370.50')});号卡已预占。")
+    expect(success).to_contain_text(f"已支付（{cny('370.50')}）；号卡已预占。")
     number = re.search(r"订单 (\S+) 已支付", flashes(seller)).group(1)
     row = row_of(seller, number)
     expect(row).to_contain_text(cny("370.50"))
@@ -264,7 +264,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
 
     # --- 确认收货: the seller confirms its customer received them -------------------------------------------
     seller.goto(live_app.url("/admin/cardorder/?tab=shipped"))
-    with_selected(seller, row_of(seller, number), "确认收货", "确认客户已收到所选订单?")
+    with_selected(seller, row_of(seller, number), "确认收货", "确认客户已收到所选订单？")
     expect(seller.locator(".alert-success")).to_contain_text(f"订单 {number} 已确认收货。")
     seller.goto(live_app.url("/admin/cardorder/?tab=received"))
     expect(row_of(seller, number)).to_contain_text("已收货")
@@ -280,7 +280,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     finance.fill("#numbers", "\n".join(SOLD[-2:]))
     finance.fill("#reason", "客户退回两张卡")
     submit(finance, "#rd-refund-form button[type=submit]")
-    expect(finance.locator(".alert-success")).to_contain_text("已申请退款;由另一位财务人员审批。")
+    expect(finance.locator(".alert-success")).to_contain_text("已申请退款；由另一位财务人员审批。")
     expect(finance.locator("#rd-order-tabs a.active")).to_have_text("退款中")
     expect(row_of(finance, number)).to_be_visible()
     shot(finance, "cards-order-refund-requested-zh")
@@ -331,8 +331,8 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     statement = row_of(finance, "Aotuo Shenzhen").filter(has_text=month)
     expect(statement).to_contain_text(cny("23.71"))  # 29.64 − 5.93
     expect(statement).to_contain_text("草稿")
-    with_selected(finance, statement, "提交", "提交所选结算单审批?")
-    expect(finance.locator(".alert-success")).to_contain_text(f"已提交:{settlement}")
+    with_selected(finance, statement, "提交", "提交所选结算单审批？")
+    expect(finance.locator(".alert-success")).to_contain_text(f"已提交：{settlement}")
     expect(row_of(finance, "Aotuo Shenzhen").filter(has_text=month)).to_contain_text("待审核")
     shot(finance, "cards-settlement-submitted-zh")
     # Whoever prepared it may not approve it.
@@ -344,7 +344,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     admin.goto(live_app.url("/admin/commissionsettlement/"))
     with_selected(admin, row_of(admin, "Aotuo Shenzhen").filter(has_text=month), "审批并入账", None,
                   "审批以下 1 张结算单并计入佣金账户：")
-    expect(admin.locator(".alert-success")).to_contain_text(f"已审批并入账:{settlement}")
+    expect(admin.locator(".alert-success")).to_contain_text(f"已审批并入账：{settlement}")
     expect(row_of(admin, "Aotuo Shenzhen").filter(has_text=month)).to_contain_text("已入账")
     shot(admin, "cards-settlement-posted-zh")
     posted = live_app.rows("SELECT status, total_minor, prepared_by_id, approved_by_id FROM commission_settlement "
@@ -357,7 +357,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     seller.goto(live_app.url("/admin/withdrawal/"))
     expect(seller.locator("#rd-withdraw")).to_have_text("佣金提现")
     submit(seller, "#rd-withdraw")
-    expect(seller.locator("body")).to_contain_text(f"可提现佣金:{cny('23.71')}")
+    expect(seller.locator("body")).to_contain_text(f"可提现佣金：{cny('23.71')}")
     expect(seller.locator("#account_name")).to_have_value("Li Wei")  # the verified legal name
     seller.fill("#amount", "20.00")
     seller.fill("#bank_name", "中国工商银行深圳南山支行")
@@ -365,7 +365,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     shot(seller, "cards-withdrawal-new-zh")
     submit(seller, "#rd-withdrawal-form button[type=submit]")
     withdrawal = one("SELECT max(id) FROM withdrawal WHERE company_id = :c", c=shenzhen)
-    expect(seller.locator(".alert-success")).to_contain_text(f"提现申请 {withdrawal} 已提交;金额已冻结,待财务打款。")
+    expect(seller.locator(".alert-success")).to_contain_text(f"提现申请 {withdrawal} 已提交；金额已冻结，待财务打款。")
     expect(row_of(seller, cny("20.00"))).to_contain_text("****33")
     expect(row_of(seller, cny("20.00"))).to_contain_text("待审核")
     shot(seller, "cards-withdrawal-submitted-zh")
@@ -386,7 +386,7 @@ def walk(open_as, live_app, today, month, acme, shenzhen, aotuo):
     assert live_app.scalar("SELECT status FROM withdrawal WHERE id = :w", w=withdrawal) == "approved"
     shot(finance, "cards-withdrawal-pay-confirm-zh")
     submit(finance, "#rd-confirm-yes")
-    expect(finance.locator(".alert-success")).to_contain_text(f"提现申请 {withdrawal}:已支付。")
+    expect(finance.locator(".alert-success")).to_contain_text(f"提现申请 {withdrawal}：已支付。")
     expect(row_of(finance, "ICBC-20261201-0001")).to_contain_text(cny("20.00"))
     shot(finance, "cards-withdrawal-paid-zh")
     paid = live_app.rows("SELECT status, bank_reference, submitted_by_id, approved_by_id FROM withdrawal "
