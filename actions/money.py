@@ -10,6 +10,7 @@ This module imports nothing of the project but `errors`, so models can use it.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
@@ -80,8 +81,9 @@ def typed_number(text: str, locale=None) -> Decimal | None:
     with its own group and decimal symbols (Vietnamese `12.800,5`), else as machines and English write
     it (`12800.5`, `12,800.5`). The reader's own form wins where both read it: in Vietnamese `12.800` is
     twelve thousand eight hundred; `500.00`, not grouped by thousands, is five hundred in every locale.
-    Digits and those symbols only: no sign, no exponent, no spaces inside."""
-    text = str(text).strip()
+    Digits and those symbols only: no sign, no exponent, no spaces inside. Full-width forms, as a Chinese
+    input method types them (`１，０００．５０`), read as their ASCII ones."""
+    text = unicodedata.normalize("NFKC", str(text)).strip()
     for forms, group, decimal in (_locale_forms(_locale_name(locale)), (_MACHINE, ",", ".")):
         if forms is None:
             continue

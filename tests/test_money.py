@@ -23,13 +23,14 @@ TODAY = date(2026, 12, 1)
 @pytest.mark.parametrize("text, currency, wanted", [
     ("12,800.00", "CNY", Decimal("12800.00")), ("12800", "CNY", Decimal("12800.00")), ("0.7", "USD", Decimal("0.70")),
     ("1,234,567", "VND", Decimal("1234567")), ("216000", "COIN", Decimal("216000")),
+    ("１２", "CNY", Decimal("12.00")),  # full-width, as a Chinese input method types digits
 ])
 def test_parse_accepts_amounts_as_people_type_them(text, currency, wanted):
     assert parse(text, currency) == wanted and str(parse(text, currency)) == str(wanted)
 
 
 @pytest.mark.parametrize("text, currency, message", [
-    ("1e3", "CNY", "is not an amount"), ("١٢٣", "CNY", "is not an amount"), ("１２", "CNY", "is not an amount"),
+    ("1e3", "CNY", "is not an amount"), ("١٢٣", "CNY", "is not an amount"), ("１e３", "CNY", "is not an amount"),
     ("1.005", "CNY", "at most two decimal places"), ("12.5", "VND", "no decimals"), ("1,23.00", "CNY", "not an amount"),
     ("-5", "CNY", "greater than zero"), ("0", "CNY", "greater than zero"), ("NaN", "CNY", "not an amount"),
     ("", "CNY", "enter an amount"), ("999999999999", "CNY", "larger than any single payment"),

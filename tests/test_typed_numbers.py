@@ -58,6 +58,16 @@ def test_english_and_chinese_read_as_before(app):
     assert typed_number("12.800", "vi") == Decimal("12800") and typed_number("12.800", "en") == Decimal("12.800")
 
 
+def test_full_width_digits_as_a_chinese_input_method_types_them_are_read(app):
+    """"１，０００．５０" (full-width, an IME's default) was "not an amount"."""
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        assert parse("１，０００．５０", "CNY") == Decimal("1000.50")
+        assert parse("５００", "CNY") == Decimal("500.00")
+        assert bp_of("１２．５", "Rate") == 1250
+    assert typed_number("１．５００．０００", "vi") == Decimal("1500000")
+    assert typed_number("٣٠٠", "zh_Hans_CN") is None  # other scripts' digits are not ours to guess
+
+
 def test_percents_coins_and_terms_are_read_in_the_readers_language_too(app):
     with app.test_request_context(), force_locale("vi"):
         assert bp_of("7,5", "Level 1") == 750 and bp_of("7.5", "Level 1") == 750 and bp_of("", "Level 1") == 0
