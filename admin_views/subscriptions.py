@@ -264,7 +264,8 @@ class SubscribeView(RoleView):
                     currency=order.currency), "warning")
             return redirect(detail)
         try:
-            subs.enter_cash_receipt(db.session, current_user, subscription, date.today())
+            today = date.today()
+            subs.enter_cash_receipt(db.session, current_user, subscription, today, today=today)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -582,7 +583,8 @@ class SubscriptionView(ScopedModelView):
                 received = date.fromisoformat(form.get("received_on", "") or date.today().isoformat())
             except ValueError:
                 raise DomainError(_l("Received on: a date such as 2026-12-01.")) from None
-            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""))
+            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""),
+                                    date.today())
 
         return self._post(id, "payments", enter, _("Cash receipt entered; finance confirms it."))
 
