@@ -26,6 +26,8 @@ from flask_admin.babel import lazy_gettext as admin_lazy_gettext
 from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_admin.contrib.sqla.form import AdminModelConverter
+from flask_admin.model.form import converts
 from flask_admin.model import filters as model_filters
 from flask_admin.model.typefmt import DETAIL_FORMATTERS
 from flask_admin.contrib.sqla.fields import QuerySelectField
@@ -43,7 +45,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from sqlalchemy import and_, or_
 from wtforms import StringField
-from wtforms.validators import ValidationError
+from wtforms.validators import NumberRange, ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
@@ -305,6 +307,24 @@ class FilterConverter(sqla_filters.FilterConverter):
         return [f(column, name, **kwargs) for f in self.utc_datetime_filters]
 
 
+class ModelConverter(AdminModelConverter):
+    """Flask-Admin's form fields, with every whole-number field held to its column's range.
+
+    A number past it (3000000000 typed into a cap) was a DataError on PostgreSQL and an OverflowError
+    on SQLite beyond 64 bits: the page answered "not found" instead of naming the field. A view that
+    sets its own NumberRange (form_args) keeps it."""
+
+    INTEGER_RANGES = {"SmallInteger": 2**15, "BigInteger": 2**63}
+
+    @converts("Integer")
+    def handle_integer_types(self, column, field_args, **extra):
+        if not any(isinstance(v, NumberRange) for v in field_args["validators"]):
+            bound = next((b for name, b in self.INTEGER_RANGES.items()
+                          if any(t.__name__ == name for t in type(column.type).__mro__)), 2**31)
+            field_args["validators"].append(NumberRange(min=-bound, max=bound - 1))
+        return super().handle_integer_types(column, field_args, **extra)
+
+
 # --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
 
 def money_cell(view, context, model, name):
@@ -479,6 +499,7 @@ class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
     filter_converter = FilterConverter()
+    model_form_converter = ModelConverter
     # On screen, every time column reads to the minute; exports keep them typed.
     column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute, bool: yes_no_icon}
     # Details pages too (Flask-Admin's own show "True" and "2026-12-02 06:36:53.329060+00:00").
