@@ -319,10 +319,28 @@ class ModelConverter(AdminModelConverter):
     @converts("Integer")
     def handle_integer_types(self, column, field_args, **extra):
         if not any(isinstance(v, NumberRange) for v in field_args["validators"]):
-            bound = next((b for name, b in self.INTEGER_RANGES.items()
-                          if any(t.__name__ == name for t in type(column.type).__mro__)), 2**31)
+            bound = integer_bound(column.type)
             field_args["validators"].append(NumberRange(min=-bound, max=bound - 1))
         return super().handle_integer_types(column, field_args, **extra)
+
+
+def integer_bound(column_type) -> int:
+    """2**15, 2**31 or 2**63: the magnitude a whole-number column type cannot reach."""
+    names = {t.__name__ for t in type(column_type).__mro__}
+    return next((bound for name, bound in ModelConverter.INTEGER_RANGES.items() if name in names), 2**31)
+
+
+def integer_filter_out_of_range(flt, value: str) -> bool:
+    """Whether an integer filter's typed value (or one of a list's) lies outside its column's range."""
+    if not isinstance(flt, (model_filters.BaseIntFilter, model_filters.BaseIntListFilter)):
+        return False
+    column_type = getattr(getattr(flt, "column", None), "type", None)
+    try:
+        cleaned = flt.clean(value)
+    except (ValueError, TypeError):
+        return False  # Flask-Admin's own validation refuses it
+    bound = integer_bound(column_type) if column_type is not None else 2**31
+    return any(not -bound <= number < bound for number in (cleaned if isinstance(cleaned, list) else [cleaned]))
 
 
 # --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
@@ -854,7 +872,30 @@ class ScopedModelView(RoleMixin, ModelView):
         by_id = {row.id: row for row in rows_query}
         return count, [by_id[i] for i in ids if i in by_id]
 
+    def _get_list_extra_args(self):
+        """The list's query string, a page before the first read as the first: PostgreSQL refuses a
+        negative OFFSET (a DataError, which answered "not found"), SQLite read it as 0."""
+        args = super()._get_list_extra_args()
+        args.page = max(args.page or 0, 0)
+        return args
+
     # --- filters: options are computed per request, inside the actor's scope ------------------
+    def _get_list_filter_args(self):
+        """The filters of the query string, but whole numbers past their column's range: flashed as an
+        invalid value (as Flask-Admin does text typed for a number), where the database's DataError
+        (PostgreSQL past 2**31, SQLite past 2**63) made the list answer "not found"."""
+        filters = super()._get_list_filter_args()
+        if not filters:
+            return filters
+        kept = []
+        for index, name, value in filters:
+            flt = self._filters[index]
+            if integer_filter_out_of_range(flt, value):
+                flash(self.get_invalid_value_msg(value, flt), "error")
+            else:
+                kept.append((index, name, value))
+        return kept
+
     def get_filter_arg(self, index, flt):
         """A filter's URL argument as computed at start-up, whatever the reader's language.
 
