@@ -105,3 +105,15 @@ def test_ids_past_the_integer_range_are_refused_on_the_page(client, login, world
                              data={**form, "csrf_token": csrf_token(client)} if method == "POST" else None)
         assert answer.status_code in (200, 302), (method, answer.status_code)
     assert set(changed_tables(before)) <= {"audit_event"}
+
+
+@pytest.mark.parametrize("url", ["/admin/offline_recharge/edit/", "/admin/recharge_review/edit/",
+                                 "/admin/recharge_review/review/"])
+@pytest.mark.parametrize("raw_id", [BEYOND_INTEGER, HUGE])
+def test_an_application_id_past_the_integer_range_is_not_found_with_the_message(client, login, world, url, raw_id):
+    """The offline recharge pages name an unknown application ("Application #…: not found.") and go back to
+    the list; an id past 2**31 reached PostgreSQL instead and answered a bare 404."""
+    login("admin")
+    answer = client.get(f"{url}?id={raw_id}", follow_redirects=True)
+    assert answer.status_code == 200
+    assert f"Application #{raw_id[:20]}: not found." in answer.get_data(as_text=True)
