@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from flask_babel import force_locale, format_date, ngettext
 from sqlalchemy import func, select
 
+from actions.dates import EARLIEST_EXPIRY, LATEST_EXPIRY
 from actions.outbox import RenderedMail, render_mail, send_queued
 from extensions import WRITE_INTENT
 from models import Wallet, db, utcnow
@@ -54,17 +55,41 @@ def send_mail_queue(ids=None) -> list:
                            retry_after=timedelta(minutes=int(config["MAIL_RETRY_MINUTES"])))
 
 
-def _day(value: datetime | None) -> date:
-    return value.date() if value is not None else date.today()
+def _day(value: date | None) -> date:
+    return value if value is not None else date.today()
 
 
-TODAY_OPTION = click.option("--today", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+class Day(click.ParamType):
+    """A calendar day typed as YYYY-MM-DD (or a month as YYYY-MM), refused outside the days the
+    system keeps (EARLIEST_EXPIRY – LATEST_EXPIRY): a job run as of 9999-12-31 would overflow
+    Python's dates, one as of 0001-01-01 has nothing to do."""
+
+    def __init__(self, pattern: str = "%Y-%m-%d", shown: str = "YYYY-MM-DD"):
+        self.pattern, self.shown = pattern, shown
+        self.name = shown
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, date):
+            return value
+        try:
+            day = datetime.strptime(value, self.pattern).date()
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a date written {self.shown}.", param, ctx)
+        if not EARLIEST_EXPIRY <= day <= LATEST_EXPIRY:
+            self.fail(f"{value!r} is outside {EARLIEST_EXPIRY:%Y-%m-%d} – {LATEST_EXPIRY:%Y-%m-%d}.", param, ctx)
+        return day
+
+
+TODAY_OPTION = click.option("--today", type=Day(), default=None,
                             help="Run as of this day (YYYY-MM-DD); default: today.")
+# The days a card order waits after shipping before it counts as received: ten years at most.
+RECEIVE_DAYS = click.IntRange(0, 3650)
 
 
 def register_commands(app: Flask) -> None:
     @app.cli.command("seed-demo")
-    @click.option("--devices", default=500, show_default=True, help="How many devices to create.")
+    @click.option("--devices", type=click.IntRange(0, 10_000_000), default=500, show_default=True,
+                  help="How many devices to create (0 to 10,000,000).")
     @click.option("--if-empty", is_flag=True, help="Do nothing (exit 0) when the database has users.")
     @click.option("--no-activity", is_flag=True,
                   help="Leave the queues empty: no recharges, orders or invoice requests.")
@@ -109,7 +134,7 @@ def register_commands(app: Flask) -> None:
     @TODAY_OPTION
     @click.option("--months", type=click.IntRange(1, 120), default=None,
                   help="Renew for this many months instead of each company's billing cycle.")
-    def auto_renew_command(today: datetime | None, months: int | None) -> None:
+    def auto_renew_command(today: date | None, months: int | None) -> None:
         """Renew due devices of companies with auto-renew on, paid from their balance."""
         from actions.billing_jobs import auto_renew
 
@@ -128,7 +153,7 @@ def register_commands(app: Flask) -> None:
 
     @billing.command("remind")
     @TODAY_OPTION
-    def remind_command(today: datetime | None) -> None:
+    def remind_command(today: date | None) -> None:
         """Email each company with push on its devices expiring this billing period (once per period)."""
         from actions.billing_jobs import remind
 
@@ -176,7 +201,7 @@ def register_commands(app: Flask) -> None:
 
     @billing.command("reconcile-payments")
     @TODAY_OPTION
-    def reconcile_payments_command(today: datetime | None) -> None:
+    def reconcile_payments_command(today: date | None) -> None:
         """Ask each payment provider about pending orders older than PAYMENT_RECONCILE_AFTER_MINUTES (and
         younger than ORDER_PENDING_HOURS) and settle the paid ones, as their lost notifications would; then
         about the refunds it accepted but had not paid out yet, and record where their money went."""
@@ -211,7 +236,7 @@ def register_commands(app: Flask) -> None:
 
     @billing.command("subscriptions")
     @TODAY_OPTION
-    def subscriptions_command(today: datetime | None) -> None:
+    def subscriptions_command(today: date | None) -> None:
         """Renewal orders N days ahead, auto-renew from the wallet, past due, expiry, scheduled cancellations."""
         from actions.subscriptions import run_billing
 
@@ -233,13 +258,14 @@ def register_commands(app: Flask) -> None:
 
     @cards.command("receive")
     @TODAY_OPTION
-    @click.option("--days", type=int, default=None, help="Days after shipping; default CARD_AUTO_RECEIVE_DAYS.")
-    def cards_receive_command(today: datetime | None, days: int | None) -> None:
+    @click.option("--days", type=RECEIVE_DAYS, default=None,
+                  help="Days after shipping (0 to 3650); default CARD_AUTO_RECEIVE_DAYS.")
+    def cards_receive_command(today: date | None, days: int | None) -> None:
         """Confirm receipt of card orders shipped N days ago or more, and release commission held long enough."""
         from actions.card_orders import auto_receive
         from actions.distribution import release_held
 
-        day = today.date() if today else date.today()
+        day = _day(today)
         days = days if days is not None else int(current_app.config["CARD_AUTO_RECEIVE_DAYS"])
         with writing():
             received = auto_receive(db.session, day, days)
@@ -249,16 +275,12 @@ def register_commands(app: Flask) -> None:
                    f"{released} commission entries available")
 
     @cards.command("true-up")
-    @click.option("--month", default=None, help="YYYY-MM; default: last month.")
-    def cards_true_up_command(month: str | None) -> None:
+    @click.option("--month", type=Day("%Y-%m", "YYYY-MM"), default=None, help="YYYY-MM; default: last month.")
+    def cards_true_up_command(month: date | None) -> None:
         """Bring each seller's month on tiered commission rates to its tiered amount (safe to repeat)."""
         from actions.distribution import true_up_month
 
-        if month is None:
-            last = date.today().replace(day=1) - timedelta(days=1)
-            month = f"{last:%Y-%m}"
-        elif not (len(month) == 7 and month[4] == "-" and month.replace("-", "").isdigit()):
-            raise click.BadParameter("use YYYY-MM", param_hint="--month")
+        month = f"{month or date.today().replace(day=1) - timedelta(days=1):%Y-%m}"
         with writing():
             entries = true_up_month(db.session, month)
             db.session.commit()

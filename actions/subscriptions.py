@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from actions import DomainError, in_scope, require_role
 from actions.audit import record
+from actions.dates import EARLIEST_EXPIRY
 from actions.money import format_money, round_money, zero
 from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, english, label_param, message, money_param, render
@@ -770,9 +771,14 @@ keep_pending_while(lambda: exists().where(CashReceipt.order_id == Order.id, Cash
 # --- OS flow: cash receipts (maker–checker) -----------------------------------------------------------------
 
 def enter_cash_receipt(session: Session, actor: User, subscription: Subscription, received_on: date,
-                       reference: str = "") -> CashReceipt:
-    """Sales records the cash paid for the subscription's pending order (the whole total)."""
+                       reference: str = "", today: date | None = None) -> CashReceipt:
+    """Sales records the cash paid for the subscription's pending order (the whole total), received on a
+    day from EARLIEST_EXPIRY to `today` (default: the server's today)."""
     require_role(actor, CASH_ENTRY_ROLES)
+    today = today or date.today()
+    if not EARLIEST_EXPIRY <= received_on <= today:
+        raise DomainError(_l("Cash received on: a day from %(first)s to today (%(date)s is not).",
+                             first=EARLIEST_EXPIRY.isoformat(), date=received_on.isoformat()))
     order = _pending_order(session, subscription)
     if session.scalar(select(CashReceipt.id).where(CashReceipt.order_id == order.id)):
         raise DomainError(_l("Order %(number)s already has a cash receipt.", number=order.number))

@@ -26,6 +26,8 @@ from flask_admin.babel import lazy_gettext as admin_lazy_gettext
 from flask_admin.babel import ngettext as admin_ngettext
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla import filters as sqla_filters
+from flask_admin.contrib.sqla.form import AdminModelConverter
+from flask_admin.model.form import converts
 from flask_admin.model import filters as model_filters
 from flask_admin.model.typefmt import DETAIL_FORMATTERS
 from flask_admin.contrib.sqla.fields import QuerySelectField
@@ -43,7 +45,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from sqlalchemy import and_, or_
 from wtforms import StringField
-from wtforms.validators import ValidationError
+from wtforms.validators import NumberRange, ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
@@ -336,6 +338,42 @@ class FilterConverter(sqla_filters.FilterConverter):
     conv_string._converter_for = sqla_filters.FilterConverter.conv_string._converter_for
 
 
+class ModelConverter(AdminModelConverter):
+    """Flask-Admin's form fields, with every whole-number field held to its column's range.
+
+    A number past it (3000000000 typed into a cap) was a DataError on PostgreSQL and an OverflowError
+    on SQLite beyond 64 bits: the page answered "not found" instead of naming the field. A view that
+    sets its own NumberRange (form_args) keeps it."""
+
+    INTEGER_RANGES = {"SmallInteger": 2**15, "BigInteger": 2**63}
+
+    @converts("Integer")
+    def handle_integer_types(self, column, field_args, **extra):
+        if not any(isinstance(v, NumberRange) for v in field_args["validators"]):
+            bound = integer_bound(column.type)
+            field_args["validators"].append(NumberRange(min=-bound, max=bound - 1))
+        return super().handle_integer_types(column, field_args, **extra)
+
+
+def integer_bound(column_type) -> int:
+    """2**15, 2**31 or 2**63: the magnitude a whole-number column type cannot reach."""
+    names = {t.__name__ for t in type(column_type).__mro__}
+    return next((bound for name, bound in ModelConverter.INTEGER_RANGES.items() if name in names), 2**31)
+
+
+def integer_filter_out_of_range(flt, value: str) -> bool:
+    """Whether an integer filter's typed value (or one of a list's) lies outside its column's range."""
+    if not isinstance(flt, (model_filters.BaseIntFilter, model_filters.BaseIntListFilter)):
+        return False
+    column_type = getattr(getattr(flt, "column", None), "type", None)
+    try:
+        cleaned = flt.clean(value)
+    except (ValueError, TypeError):
+        return False  # Flask-Admin's own validation refuses it
+    bound = integer_bound(column_type) if column_type is not None else 2**31
+    return any(not -bound <= number < bound for number in (cleaned if isinstance(cleaned, list) else [cleaned]))
+
+
 # --- money columns: shown by the one formatter, sorted and filtered on their minor units ----------
 
 def money_cell(view, context, model, name):
@@ -528,6 +566,7 @@ class ScopedModelView(RoleMixin, ModelView):
     """A model page whose rows a customer administrator sees only inside their company tree."""
 
     filter_converter = FilterConverter()
+    model_form_converter = ModelConverter
     # On screen, every time column reads to the minute; exports keep them typed.
     column_type_formatters = {**ModelView.column_type_formatters, datetime: local_minute, bool: yes_no_icon}
     # Details pages too (Flask-Admin's own show "True" and "2026-12-02 06:36:53.329060+00:00").
@@ -903,7 +942,30 @@ class ScopedModelView(RoleMixin, ModelView):
         by_id = {row.id: row for row in rows_query}
         return count, [by_id[i] for i in ids if i in by_id]
 
+    def _get_list_extra_args(self):
+        """The list's query string, a page before the first read as the first: PostgreSQL refuses a
+        negative OFFSET (a DataError, which answered "not found"), SQLite read it as 0."""
+        args = super()._get_list_extra_args()
+        args.page = max(args.page or 0, 0)
+        return args
+
     # --- filters: options are computed per request, inside the actor's scope ------------------
+    def _get_list_filter_args(self):
+        """The filters of the query string, but whole numbers past their column's range: flashed as an
+        invalid value (as Flask-Admin does text typed for a number), where the database's DataError
+        (PostgreSQL past 2**31, SQLite past 2**63) made the list answer "not found"."""
+        filters = super()._get_list_filter_args()
+        if not filters:
+            return filters
+        kept = []
+        for index, name, value in filters:
+            flt = self._filters[index]
+            if integer_filter_out_of_range(flt, value):
+                flash(self.get_invalid_value_msg(value, flt), "error")
+            else:
+                kept.append((index, name, value))
+        return kept
+
     def get_filter_arg(self, index, flt):
         """A filter's URL argument as computed at start-up, whatever the reader's language.
 

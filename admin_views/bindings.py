@@ -19,7 +19,7 @@ from actions.bindings import (
     bind_package, bind_package_to_type, offer_packages, plan_type_binding, unbind, withdraw_offers,
 )
 from admin_views.device_types import device_type_filter
-from admin_views.base import ScopedModelView, badge, confirm_first, flash_result, unit_of_work
+from admin_views.base import ScopedModelView, badge, confirm_first, flash_result, parse_row_id, unit_of_work
 from admin_views.confirm import Confirmation
 from admin_views.devices import LABELS as DEVICE_LABELS
 from admin_views.devices import DeviceView, PackageBound
@@ -29,8 +29,8 @@ from models import Company, CompanyPackage, Device, Package, db
 
 def _get(model, value):
     """The row of `model` whose id was submitted, or None."""
-    value = str(value or "").strip()
-    return db.session.get(model, int(value)) if value.isdecimal() else None
+    pk = parse_row_id(value)  # past 2**31 PostgreSQL refused the parameter: "not found", not a message
+    return db.session.get(model, pk) if pk is not None else None
 
 
 def _active_packages(kind: str) -> list[Package]:
@@ -225,7 +225,7 @@ class CompanyPackageView(CompanyPickerMixin, ScopedModelView):
     @expose("/offer/", methods=("GET", "POST"))
     def offer_view(self):
         company = _get(Company, request.values.get("company_id"))
-        ticked = {int(i) for i in request.form.getlist("package_id") if i.isdecimal()}
+        ticked = {pk for pk in map(parse_row_id, request.form.getlist("package_id")) if pk is not None}
         if request.method == "POST":
             packages = list(db.session.scalars(select(Package).where(Package.id.in_(ticked)))) if ticked else []
             with unit_of_work() as work:

@@ -32,7 +32,8 @@ from actions.offline_recharge import (
     edit_application, review, submit, submit_applications,
 )
 from admin_views.base import (
-    LocalFilterValue, ScopedModelView, badge, claim_form, flash_result, money_filters, time_cell, unit_of_work,
+    LocalFilterValue, ScopedModelView, badge, claim_form, flash_result, money_filters, parse_row_id, time_cell,
+    unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
@@ -208,9 +209,10 @@ class _ApplicationView(ScopedModelView):
 
     def any_application(self, raw_id) -> OfflineRecharge | None:
         """An application of the actor's companies, whatever its status (None if unknown)."""
-        if not str(raw_id).isdecimal():
+        pk = parse_row_id(raw_id)  # past 2**31 PostgreSQL refused the parameter: a bare 404, not the message
+        if pk is None:
             return None
-        return ScopedModelView.get_query(self).filter(OfflineRecharge.id == int(raw_id)).one_or_none()
+        return ScopedModelView.get_query(self).filter(OfflineRecharge.id == pk).one_or_none()
 
     def _render_form(self, form, application, return_url):
         return self.render(self.form_template, form=form, application=application, return_url=return_url,

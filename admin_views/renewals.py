@@ -174,10 +174,10 @@ class RenewalCenterView(RoleView):
     @staticmethod
     def scoped_company(value) -> Company | None:
         """The company whose id was submitted, if it is one of the actor's companies."""
-        value = str(value or "").strip()
-        if not value.isdecimal():
+        pk = parse_row_id(value)  # past 2**31 PostgreSQL refused the parameter: "not found", not a flash
+        if pk is None:
             return None
-        return db.session.scalar(scoped(select(Company).where(Company.id == int(value)), current_user, Company.id))
+        return db.session.scalar(scoped(select(Company).where(Company.id == pk), current_user, Company.id))
 
     def _chosen_company(self, value) -> Company | None:
         """The company to list: the chosen one, else a customer's own (staff must choose)."""
@@ -247,7 +247,7 @@ class RenewalCenterView(RoleView):
         if len(ids) > MAX_DEVICES_PER_ORDER:
             flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
             return None
-        clean = sorted({int(i) for i in ids if str(i).isdecimal()})
+        clean = sorted({pk for pk in map(parse_row_id, ids) if pk is not None})
         devices = list(db.session.scalars(
             scoped(select(Device).options(joinedload(load)).where(Device.id.in_(clean)),
                    current_user, Device.company_id).order_by(Device.expires_on, Device.id)

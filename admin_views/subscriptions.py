@@ -21,14 +21,15 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import StringField
-from wtforms.validators import ValidationError
+from wtforms.validators import NumberRange, Optional, ValidationError
 
 from actions import DomainError, companies_in_scope
 from actions import subscriptions as subs
 from actions.money import format_money, format_percent, parse
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
-    BLANK_CHOICE, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter, parse_row_id,
+    BLANK_CHOICE, MAX_ROW_ID, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter,
+    parse_row_id,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
@@ -265,7 +266,8 @@ class SubscribeView(RoleView):
                     currency=order.currency), "warning")
             return redirect(detail)
         try:
-            subs.enter_cash_receipt(db.session, current_user, subscription, date.today())
+            today = date.today()
+            subs.enter_cash_receipt(db.session, current_user, subscription, today, today=today)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -584,7 +586,8 @@ class SubscriptionView(ScopedModelView):
                 received = date.fromisoformat(form.get("received_on", "") or date.today().isoformat())
             except ValueError:
                 raise DomainError(_l("Received on: a date such as 2026-12-01.")) from None
-            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""))
+            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""),
+                                    date.today())
 
         return self._post(id, "payments", enter, _("Cash receipt entered; finance confirms it."))
 
@@ -637,6 +640,10 @@ class PromotionView(ScopedModelView):
     form_extra_fields = {"percent_value": StringField(_l("Percentage")), "amount_value": StringField(_l("Amount")),
                          "cap_value": StringField(_l("Cap")),
                          "min_subtotal_value": StringField(_l("Minimum subtotal"))}
+    # The database's checks (a cap of 0 or less, -1 cycles) answered with an IntegrityError: say it on the field.
+    form_args = {"max_redemptions": {"validators": [Optional(), NumberRange(min=0, max=MAX_ROW_ID)]},
+                 "max_per_company": {"validators": [Optional(), NumberRange(min=1, max=MAX_ROW_ID)]},
+                 "duration_cycles": {"validators": [Optional(), NumberRange(min=1, max=MAX_ROW_ID)]}}
     form_choices = {"scope": [(k, v) for k, v in PROMOTION_SCOPES.items()],
                     "kind": [(k, v) for k, v in PROMOTION_KINDS.items()],
                     "currency": [(c, c) for c in SUBSCRIPTION_CURRENCIES],
@@ -700,6 +707,12 @@ class PromotionView(ScopedModelView):
             model.min_subtotal_minor = optional(form.min_subtotal_value, _l("Minimum subtotal"))
             if model.duration != "cycles":
                 model.duration_cycles = None
+            elif not model.duration_cycles:
+                raise DomainError(_l("Cycles: enter how many billing cycles the discount lasts."))
+            taken = (model.redeemed or 0) + (model.reserved or 0)
+            if model.max_redemptions is not None and model.max_redemptions < taken:
+                raise DomainError(_l("Redemptions cap: at least %(count)s (already redeemed or reserved).",
+                                     count=taken))
             for target in model.targets:
                 if sum(x is not None for x in (target.plan, target.cycle, target.add_on)) != 1:
                     raise DomainError(_l("Applies only to: choose exactly one plan, cycle or add-on in each row."))

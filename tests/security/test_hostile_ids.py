@@ -81,3 +81,39 @@ def test_an_inline_edit_without_its_row_id_is_refused(client, login, world):
                     data={"expires_on": "2031-01-01", "csrf_token": csrf_token(client)})
     assert problem is None
     assert changed_tables(before) == []
+
+
+BEYOND_INTEGER = "2147483648"  # a valid int8, past PostgreSQL's INTEGER ids
+
+
+@pytest.mark.parametrize("username, url, form", [
+    ("customer", "/admin/renewal_center/renew/", {"company_id": BEYOND_INTEGER, "months": "12", "rowid": "1"}),
+    ("customer", "/admin/renewal_center/renew/", {"company_id": "{acme}", "months": "12", "rowid": BEYOND_INTEGER}),
+    ("customer", "/admin/renewal_center/value-added/order/", {"company_id": BEYOND_INTEGER, "months": "12",
+                                                              "rowid": BEYOND_INTEGER}),
+    ("support", "/admin/company_package/offer/", {"company_id": BEYOND_INTEGER, "package_id": BEYOND_INTEGER}),
+    ("support", "/admin/device_package/bind-type/", {"company_id": BEYOND_INTEGER, "package_id": BEYOND_INTEGER}),
+])
+def test_ids_past_the_integer_range_are_refused_on_the_page(client, login, world, username, url, form):
+    """Company, device and package ids past 2**31 reached PostgreSQL, whose DataError made the renewal
+    center, the value-added order and the package offer answer "not found" instead of naming the ids."""
+    login(username)
+    form = {key: value.replace("{acme}", str(world.acme.id)) for key, value in form.items()}
+    before = snapshot()
+    for method in ("GET", "POST") if "_package/" in url else ("POST",):  # the bindings pages show a GET too
+        answer = client.open(url, method=method, query_string=form if method == "GET" else None,
+                             data={**form, "csrf_token": csrf_token(client)} if method == "POST" else None)
+        assert answer.status_code in (200, 302), (method, answer.status_code)
+    assert set(changed_tables(before)) <= {"audit_event"}
+
+
+@pytest.mark.parametrize("url", ["/admin/offline_recharge/edit/", "/admin/recharge_review/edit/",
+                                 "/admin/recharge_review/review/"])
+@pytest.mark.parametrize("raw_id", [BEYOND_INTEGER, HUGE])
+def test_an_application_id_past_the_integer_range_is_not_found_with_the_message(client, login, world, url, raw_id):
+    """The offline recharge pages name an unknown application ("Application #…: not found.") and go back to
+    the list; an id past 2**31 reached PostgreSQL instead and answered a bare 404."""
+    login("admin")
+    answer = client.get(f"{url}?id={raw_id}", follow_redirects=True)
+    assert answer.status_code == 200
+    assert f"Application #{raw_id[:20]}: not found." in answer.get_data(as_text=True)
