@@ -26,12 +26,28 @@ def zone_names() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))
 
 
+# The areas of the IANA names of places; the others are aliases kept for old systems (US/Eastern, Canada/…).
+_AREAS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/", "Australia/", "Europe/", "Indian/",
+          "Pacific/")
+
+
+@lru_cache(maxsize=1)
+def offered_zones() -> tuple[str, ...]:
+    """The zones a picker offers: the places of today's time zones (pytz's common list: no "localtime",
+    "Factory", "Etc/GMT-7" or legacy alias such as "PRC") and UTC. check_zone still accepts every name."""
+    import pytz
+
+    known = set(zone_names())
+    return tuple(name for name in pytz.common_timezones
+                 if name in known and (name.startswith(_AREAS) or name == "UTC"))
+
+
 @lru_cache(maxsize=8)
 def zone_labels(locale: str) -> dict[str, str]:
-    """Each zone as a reader finds it: where it is, in their language, then its IANA name ("中国（上海）时间 ·
-    Asia/Shanghai", "Giờ Việt Nam · Asia/Ho_Chi_Minh"); zones of no place (UTC, Etc/GMT-7) by name alone."""
+    """Each offered zone as a reader finds it: where it is, in their language, then its IANA name ("中国（上海）时间 ·
+    Asia/Shanghai", "Giờ Việt Nam · Asia/Ho_Chi_Minh"); UTC by name alone."""
     labels = {}
-    for name in zone_names():
+    for name in offered_zones():
         place = None
         if "/" in name and not name.startswith("Etc/"):
             try:

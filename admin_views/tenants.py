@@ -101,12 +101,14 @@ def region_choices(form, province: str | None, city: str | None) -> None:
     form.city.choices = [("", _("— choose —")), *cities]
 
 
-def _zone_choices():
-    """The common zones first, then every other; each labelled where it is in the reader's language."""
+def _zone_choices(current: str | None = None):
+    """The common zones first, then every other offered one, each labelled where it is in the reader's language;
+    the company's own zone stays on the list when it is an older name no longer offered."""
     labels = zone_labels(str(get_locale() or "en"))
     others = [(name, label) for name, label in labels.items() if name not in COMMON_ZONES]
+    kept = [(current, current)] if current and current not in labels and current not in COMMON_ZONES else []
     return [("", str(_l("Automatic (by language)"))), *((name, labels.get(name, name)) for name in COMMON_ZONES),
-            *others]
+            *kept, *others]
 
 
 REQUIRED = frozenset({"company_name", "tax_id", "contact_name", "contact_phone", "contact_email",
@@ -401,7 +403,7 @@ class CompanyProfileView(RoleView):
             return self.render("renewdesk/company_profile.html", company=None, form=None, required=REQUIRED)
         if request.method == "POST":
             form = ProfileForm(request.form)
-            form.time_zone.choices = _zone_choices()
+            form.time_zone.choices = _zone_choices(company.time_zone)
             region_choices(form, form.province.data, form.city.data)
             with unit_of_work(flash_error=False) as work:
                 change = update_profile(
@@ -428,7 +430,7 @@ class CompanyProfileView(RoleView):
                 "address": company.address, "full_name": user.full_name, "email": user.email,
                 "user_phone": user.phone, "mobile": user.mobile, "time_zone": company.time_zone,
             })
-        form.time_zone.choices = _zone_choices()
+        form.time_zone.choices = _zone_choices(company.time_zone)
         region_choices(form, form.province.data, form.city.data)
         return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED,
                            regions=regions())
