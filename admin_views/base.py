@@ -295,31 +295,40 @@ class LocalFilterValue:
         return cleaned.replace(tzinfo=zone) if isinstance(cleaned, datetime) else cleaned
 
 
-class OurEmptyWord:
-    """The "empty" operation in our catalog's words: Flask-Admin's Vietnamese one calls it "sản phẩm nào" ("which
-    product"). The msgid stays "empty", so its address (…_empty) is unchanged."""
+# Filter operations whose words in Flask-Admin's own catalogs read wrong: Vietnamese "empty" is "sản phẩm nào"
+# ("which product"), "not contains" "không có" ("has not"), "not between" "không giữa"; Chinese "not between" is
+# 不是之间. These operations say our catalog's words; the msgids stay Flask-Admin's, so each filter's address
+# (…_empty, …_not_between) is unchanged. The "not between" filters subclass the "between" ones: they come first.
+_NOT_BETWEEN = (sqla_filters.DateNotBetweenFilter, sqla_filters.DateTimeNotBetweenFilter,
+                sqla_filters.TimeNotBetweenFilter)
+_OUR_WORDS = (
+    (sqla_filters.FilterEmpty, _l("empty")),
+    (sqla_filters.FilterNotLike, _l("not contains")),
+    (_NOT_BETWEEN, _l("not between")),
+    ((model_filters.BaseDateBetweenFilter, model_filters.BaseDateTimeBetweenFilter,
+      model_filters.BaseTimeBetweenFilter), _l("between")),
+)
 
-    def operation(self):
-        return _l("empty")
 
-
-def _with_our_empty(kinds: tuple) -> tuple:
-    return tuple(type(f.__name__, (OurEmptyWord, f), {}) if issubclass(f, sqla_filters.FilterEmpty) else f
-                 for f in kinds)
+def _in_our_words(kinds: tuple) -> tuple:
+    def ours(kind):
+        word = next((word for bases, word in _OUR_WORDS if issubclass(kind, bases)), None)
+        return kind if word is None else type(kind.__name__, (kind,), {"operation": lambda self, word=word: word})
+    return tuple(ours(kind) for kind in kinds)
 
 
 class FilterConverter(sqla_filters.FilterConverter):
     """Flask-Admin's filters, plus our aware UTC datetime column type (typed in the reader's zone)."""
 
     _parent = sqla_filters.FilterConverter
-    strings = _with_our_empty(_parent.strings)
-    string_key_filters = _with_our_empty(_parent.string_key_filters)
-    int_filters = _with_our_empty(_parent.int_filters)
-    float_filters = _with_our_empty(_parent.float_filters)
-    enum = _with_our_empty(_parent.enum)
-    date_filters = _with_our_empty(_parent.date_filters)
-    datetime_filters = _with_our_empty(_parent.datetime_filters)
-    time_filters = _with_our_empty(_parent.time_filters)
+    strings = _in_our_words(_parent.strings)
+    string_key_filters = _in_our_words(_parent.string_key_filters)
+    int_filters = _in_our_words(_parent.int_filters)
+    float_filters = _in_our_words(_parent.float_filters)
+    enum = _in_our_words(_parent.enum)
+    date_filters = _in_our_words(_parent.date_filters)
+    datetime_filters = _in_our_words(_parent.datetime_filters)
+    time_filters = _in_our_words(_parent.time_filters)
     utc_datetime_filters = tuple(type(f"Local{f.__name__}", (LocalFilterValue, f), {}) for f in datetime_filters)
     del _parent
 

@@ -358,6 +358,23 @@ def test_the_empty_filter_operation_is_ours_not_flask_admins_vietnamese(client, 
     assert client.get(f"/admin/outboxmail/?flt0_{empties[0]['arg']}=1").status_code == 200
 
 
+@pytest.mark.parametrize("locale, words", [
+    ("vi", {"_not_contains": "không chứa", "_not_between": "không nằm trong khoảng", "_between": "nằm trong khoảng"}),
+    ("zh_Hans_CN", {"_not_contains": "不包含", "_not_between": "不介于", "_between": "介于"}),
+])
+def test_filter_operations_read_in_our_words(client, login, world, locale, words):
+    """Flask-Admin's catalogs said "không có" ("has not") for "not contains", "không giữa" and 不是之间 for "not
+    between": those operations use our words now, at the same addresses."""
+    _as(client, login, "admin", locale)
+    page = client.get("/admin/auditevent/").get_data(as_text=True)
+    filters = [f for group in _filter_groups(page).values() for f in group]
+    for ending, word in words.items():
+        found = [f for f in filters if f["arg"].endswith(ending) and not (ending == "_between"
+                                                                          and f["arg"].endswith("_not_between"))]
+        assert found and all(f["operation"] == word for f in found), (ending, found)
+        assert client.get(f"/admin/auditevent/?flt0_{found[0]['arg']}=x").status_code == 200
+
+
 def test_money_reads_as_money_on_details_pages_and_related_columns(app, client, login, world):
     """An order's details page read "合计 180.00" / "Tổng cộng 1000.50" (its view's own details formatters had no
     money one), and the value-added offers listed a package's price as "8.00"."""
