@@ -79,7 +79,7 @@ def test_dashboard_charts_render_in_chinese(chinese_page, live_app, username):
                                 "ON c.id = w.company_id WHERE c.path LIKE (SELECT path FROM company "
                                 "WHERE name = 'Acme Logistics') || '%' AND w.currency = 'CNY'"))
         expect(page.locator("[data-balance='CNY']")).to_have_text(f"¥{minor // 100:,}.{minor % 100:02d}")
-        expect(page.locator("#rd-seats .card-header")).to_have_text("席位配额")
+        expect(page.locator("#rd-seats .card-header")).to_have_text("账号名额")
     if username in ("finance", "admin"):
         width = page.locator("#rd-chart-income").bounding_box()["width"]
         page.hover("#rd-chart-income canvas", position={"x": width - 30, "y": 200})  # today's bar
