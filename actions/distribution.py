@@ -26,7 +26,7 @@ from actions.audit import record
 from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
 from actions.commission import Tier, format_tiers, parse_tiers, reversal, sale_shares, true_up
 from actions.crypto import Vault, normalize
-from actions.money import from_minor, parse, to_minor, typed_number
+from actions.money import format_money, from_minor, parse, to_minor, typed_number
 from actions.wallets import InsufficientBalance, credit, debit, wallet_for
 from models import (
     WITHDRAWAL_STATUSES, CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet, Withdrawal,
@@ -340,7 +340,8 @@ def submit_withdrawal(session: Session, actor: User, vault: Vault, company: Comp
               memo=message("ledger.withdrawal", id=withdrawal.id))
     except InsufficientBalance:
         raise DomainError(_l("Amount: %(amount)s is more than the available commission %(held)s.",
-                             amount=value, held=commission_balance(session, company.id, currency))) from None
+                             amount=format_money(value, currency),
+                             held=format_money(commission_balance(session, company.id, currency), currency))) from None
     record(session, actor, "submit", "withdrawal", [withdrawal.id], f"{value} {currency}")
     return withdrawal
 

@@ -103,7 +103,8 @@ def test_unverified_or_misnamed_or_excessive_withdrawals_are_refused_and_write_n
     s.commit()
     before = s.scalar(select(func.count()).select_from(LedgerEntry))
     for kwargs, message in (
-        ({"amount": "100.01", "account_name": "Beta Zhang"}, "more than the available"),
+        ({"amount": "100.01", "account_name": "Beta Zhang"},
+         r"Amount: CN¥100\.01 is more than the available commission CN¥100\.00\."),  # read bare numbers, no currency
         ({"amount": "50", "account_name": "Somebody Else"}, "verified legal name"),
         ({"amount": "50", "account_name": "Beta Zhang", "account_number": "12"}, "8 to 30 digits"),
     ):
