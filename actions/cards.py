@@ -27,8 +27,8 @@ from actions.texts import message
 from actions.audit import record
 from actions.crypto import Vault, normalize
 from models import (
-    CARD_STATUSES, ID_TYPES, CardMovement, CardStock, Company, DistributorProfile, Package, SimCard, StockDocument, User,
-    utcnow,
+    CARD_STATUSES, ID_TYPES, CardMovement, CardStock, Company, DistributorProfile, Package, SimCard, StockDocument,
+    User, utcnow,
 )
 
 PLATFORM = 0  # holder_key of the platform's own warehouse

@@ -29,8 +29,8 @@ from actions.crypto import Vault, normalize
 from actions.money import format_money, from_minor, parse, to_minor, typed_number
 from actions.wallets import InsufficientBalance, credit, debit, wallet_for
 from models import (
-    WITHDRAWAL_STATUSES, CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet, Withdrawal,
-    utcnow,
+    WITHDRAWAL_STATUSES, CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet,
+    Withdrawal, utcnow,
 )
 
 RULE_ROLES = frozenset({"finance", "sales"})

@@ -34,7 +34,10 @@ from actions.tenants import InvalidField, validate_credit_code
 from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
-from models import INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User, utcnow
+from models import (
+    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User,
+    utcnow,
+)
 
 CUSTOMER_ROLES = {"customer_admin"}
 REVIEW_ROLES = {"finance"}

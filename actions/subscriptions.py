@@ -35,9 +35,10 @@ from actions.orders import (
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
 from models import (
-    AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse,
-    PromotionReservation, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem,
-    PROMOTION_STATUSES, RENEWAL_METHODS, SubscriptionNote, SubscriptionOrder, SubscriptionSeat, TermsVersion, User, utcnow,
+    PROMOTION_STATUSES, RENEWAL_METHODS, AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn,
+    PlanCycle, Promotion, PromotionCompanyUse, PromotionReservation, PromotionTarget, Service, ServicePlan,
+    Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote, SubscriptionOrder, SubscriptionSeat,
+    TermsVersion, User, utcnow,
 )
 
 CHECKOUT_ROLES = {"customer_admin", "sales"}
@@ -562,7 +563,8 @@ def _line_specs(result: Quote, purpose: str) -> list[LineSpec]:
             discounts.append(DiscountSpec("invoice", promotion_label(result.invoice_promotion), priced.invoice_share,
                                           promotion_ref=str(result.invoice_promotion.id)))
         # An add-on line names its code, so a refund of that line finds the add-on to end.
-        description = f"{line.label} [{line.add_on.code}]"[:255] if line.add_on is not None else line.stored or line.label
+        description = (f"{line.label} [{line.add_on.code}]"[:255] if line.add_on is not None
+                       else line.stored or line.label)
         specs.append(LineSpec(description=description, gross=priced.gross, quantity=1, unit_price=priced.gross,
                               months=result.cycle.months, discounts=discounts))
     return specs
@@ -1318,6 +1320,21 @@ def set_promotion_status(session: Session, actor: User, promotion: Promotion, st
                              new=PROMOTION_STATUSES[status]))
     record(session, actor, status, "promotion", [promotion.id], promotion.code)
     session.flush()
+
+
+def check_promotion_terms(promotion: Promotion) -> None:
+    """A promotion's terms as typed: how many cycles a per-cycle discount lasts (none for other durations), a
+    redemptions cap no lower than what is already redeemed or reserved, one plan, cycle or add-on per target."""
+    if promotion.duration != "cycles":
+        promotion.duration_cycles = None
+    elif not promotion.duration_cycles:
+        raise DomainError(_l("Cycles: enter how many billing cycles the discount lasts."))
+    taken = (promotion.redeemed or 0) + (promotion.reserved or 0)
+    if promotion.max_redemptions is not None and promotion.max_redemptions < taken:
+        raise DomainError(_l("Redemptions cap: at least %(count)s (already redeemed or reserved).", count=taken))
+    for target in promotion.targets:
+        if sum(x is not None for x in (target.plan, target.cycle, target.add_on)) != 1:
+            raise DomainError(_l("Applies only to: choose exactly one plan, cycle or add-on in each row."))
 
 
 def check_promotion_edit(promotion: Promotion, changed: Sequence[str]) -> None:

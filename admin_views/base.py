@@ -341,7 +341,7 @@ class FilterConverter(sqla_filters.FilterConverter):
         offered "contains"/"in list" on a box where only the code ("suspended") matched, whatever the reader's
         language."""
         if kwargs.get("options"):
-            return [sqla_filters.FilterEqual(column, name, **kwargs), sqla_filters.FilterNotEqual(column, name, **kwargs)]
+            return [kind(column, name, **kwargs) for kind in (sqla_filters.FilterEqual, sqla_filters.FilterNotEqual)]
         return super().conv_string(column, name, **kwargs)
 
     conv_string._converter_for = sqla_filters.FilterConverter.conv_string._converter_for
@@ -379,7 +379,7 @@ def integer_filter_out_of_range(flt, value: str) -> bool:
         cleaned = flt.clean(value)
     except (ValueError, TypeError):
         return False  # Flask-Admin's own validation refuses it
-    bound = integer_bound(column_type) if column_type is not None else 2**31
+    bound = integer_bound(column_type)  # no column type: a plain integer's 2**31
     return any(not -bound <= number < bound for number in (cleaned if isinstance(cleaned, list) else [cleaned]))
 
 
@@ -604,8 +604,9 @@ class ScopedModelView(RoleMixin, ModelView):
         """A filtered column shown by its labels (label_formatter) is filtered by them too: its filter picks a
         label instead of asking for the stored code."""
         choices = dict(self.column_choices or {})
+        formatters = self.column_formatters or {}
         for name in self.column_filters or ():
-            labels = getattr((self.column_formatters or {}).get(name), "choices", None) if isinstance(name, str) else None
+            labels = getattr(formatters.get(name), "choices", None) if isinstance(name, str) else None
             if labels and name not in choices:
                 choices[name] = list(labels.items())
         if choices:

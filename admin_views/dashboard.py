@@ -160,8 +160,8 @@ def _customer_cards(user) -> list[Card]:
 def balances_of(user, kind: str = "prepaid") -> list[Balance]:
     """The customer's balance per currency in its wallets of `kind`: the prepaid balance (CNY, USD, coins always,
     and any other it holds) or a distributor's commission (CNY, what withdrawals pay out by default, even before
-    the first sale, and any other it holds; only withdrawals spend it, so it is never added to the balance). Its company tree's total, and its own company's when
-    subsidiaries hold money too. One query."""
+    the first sale, and any other it holds; only withdrawals spend it, so it is never added to the balance). Its
+    company tree's total, and its own company's when subsidiaries hold money too. One query."""
     own = func.sum(case((Wallet.company_id == user.company_id, Wallet.balance_minor), else_=0))
     rows = db.session.execute(
         scoped(select(Wallet.currency, func.sum(Wallet.balance_minor), own).where(Wallet.kind == kind), user,
@@ -235,7 +235,7 @@ def expiring_chart(user, today: date) -> Chart:
         "counts": counts,
         "series_name": str(_l("Devices")),
         "total": sum(counts),
-    }, str(_l("No device expires in the next 90 days.")))
+    }, str(_l("No device expires in the next %(days)s days.", days=EXPIRY_DAYS)))
 
 
 def _hour_bucket(column):
@@ -283,7 +283,7 @@ def income_chart(zone: tzinfo, now: datetime | None = None) -> Chart:
         "labels": [_short_day(day) for day in days],
         "days": [day.isoformat() for day in days],
         "series": series,
-    }, str(_l("No money came in during the last 30 days.")))
+    }, str(_l("No money came in during the last %(days)s days.", days=INCOME_DAYS)))
 
 
 def _keeps_devices(user: User, distributor: bool) -> bool:

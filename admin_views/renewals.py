@@ -31,8 +31,8 @@ from actions.bindings import rebind_choices, rebind_unsold
 from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
-    mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until, request_refund, request_refunds,
-    scoped_order,
+    mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until,
+    request_refund, request_refunds, scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (

@@ -34,10 +34,11 @@ from admin_views.base import (
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.system import InCompanyTree
 from models import (
-    CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS, PROMOTION_KINDS,
-    PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES, SUBSCRIPTION_EVENT_KINDS,
-    SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle, Order, PlanCycle, Promotion,
-    PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription, SubscriptionEvent, SubscriptionOrder, db,
+    CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS,
+    PROMOTION_KINDS, PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES,
+    SUBSCRIPTION_EVENT_KINDS, SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle,
+    Order, PlanCycle, Promotion, PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription,
+    SubscriptionEvent, SubscriptionOrder, db,
 )
 
 STATE_BADGES = {"pending_payment": "warning", "active": "success", "past_due": "danger",
@@ -266,8 +267,7 @@ class SubscribeView(RoleView):
                     currency=order.currency), "warning")
             return redirect(detail)
         try:
-            today = date.today()
-            subs.enter_cash_receipt(db.session, current_user, subscription, today, today=today)
+            subs.enter_cash_receipt(db.session, current_user, subscription, date.today())
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -586,8 +586,7 @@ class SubscriptionView(ScopedModelView):
                 received = date.fromisoformat(form.get("received_on", "") or date.today().isoformat())
             except ValueError:
                 raise DomainError(_l("Received on: a date such as 2026-12-01.")) from None
-            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""),
-                                    date.today())
+            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""))
 
         return self._post(id, "payments", enter, _("Cash receipt entered; finance confirms it."))
 
@@ -705,17 +704,7 @@ class PromotionView(ScopedModelView):
                     raise DomainError(_l("%(field)s: enter an amount.", field=_l("Amount")))
                 model.percent_hundredths = model.max_discount_minor = None
             model.min_subtotal_minor = optional(form.min_subtotal_value, _l("Minimum subtotal"))
-            if model.duration != "cycles":
-                model.duration_cycles = None
-            elif not model.duration_cycles:
-                raise DomainError(_l("Cycles: enter how many billing cycles the discount lasts."))
-            taken = (model.redeemed or 0) + (model.reserved or 0)
-            if model.max_redemptions is not None and model.max_redemptions < taken:
-                raise DomainError(_l("Redemptions cap: at least %(count)s (already redeemed or reserved).",
-                                     count=taken))
-            for target in model.targets:
-                if sum(x is not None for x in (target.plan, target.cycle, target.add_on)) != 1:
-                    raise DomainError(_l("Applies only to: choose exactly one plan, cycle or add-on in each row."))
+            subs.check_promotion_terms(model)
             if is_created:
                 model.status, model.created_by_id = "draft", current_user.id
             else:
