@@ -26,6 +26,7 @@ from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.texts import message
 from actions.audit import record
 from actions.crypto import Vault, normalize
+from actions.dates import LATEST_EXPIRY
 from models import (
     CARD_STATUSES, ID_TYPES, CardMovement, CardStock, Company, DistributorProfile, Package, SimCard, StockDocument,
     User, utcnow,
@@ -210,6 +211,9 @@ def check_card_fields(card: CardInput, today: date) -> list[str]:
         problems.append(str(_l("valid until: enter a date (yyyy-mm-dd)")))
     elif card.valid_until < today:
         problems.append(str(_l("valid until %(day)s is in the past", day=card.valid_until.isoformat())))
+    elif card.valid_until > LATEST_EXPIRY:
+        problems.append(str(_l("valid until %(day)s is after %(last)s", day=card.valid_until.isoformat(),
+                               last=LATEST_EXPIRY.isoformat())))
     return problems
 
 

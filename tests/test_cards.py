@@ -242,6 +242,7 @@ def test_bad_cards_are_named_and_nothing_is_written(cards, vault):
         (card(2, pin=PIN), "PIN is already used"),
         (card(3, package="NOPE"), "plan NOPE is not an active card package"),
         (card(4, valid=TODAY - timedelta(days=1)), "is in the past"),
+        (card(5, valid=date(9999, 12, 31)), "valid until 9999-12-31 is after 2199-12-31"),
         (CardInput("12345", "13800000005", "1234", "SIM-39", TODAY), "ICCID 12345"),
     ):
         with pytest.raises(DomainError, match=message):

@@ -82,6 +82,10 @@ def test_support_adds_imports_and_finds_cards_by_pin(cards, client, login):
                                                "pin": "808182", "plan": "SIM-39", "valid_until": "2001-01-01",
                                                "holder": "0"}, follow_redirects=True).get_data(as_text=True)
     assert "this PIN is already used" in bad and "is in the past" in bad
+    far = post(client, "/admin/simcard/add/", {"iccid": "89860000000000000097", "phone": "13700000097",
+                                               "pin": "909192", "plan": "SIM-39", "valid_until": "9999-12-31",
+                                               "holder": "0"}, follow_redirects=True).get_data(as_text=True)
+    assert "valid until 9999-12-31 is after 2199-12-31" in far and "89860000000000000097" in far
     found = post(client, "/admin/simcard/find_pin/", {"pin": "808182"}, follow_redirects=True).get_data(as_text=True)
     assert "89860000000000000099" in found and "808182" not in found
     missing = post(client, "/admin/simcard/find_pin/", {"pin": "000000"}, follow_redirects=True)

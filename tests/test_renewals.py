@@ -575,6 +575,9 @@ def test_top_up_then_pay_online_credits_the_wallet_once(client, login, world):
     assert (order.kind, order.status, order.total, order.currency) == ("recharge", "pending", Decimal("100.50"), "USD")
     pay_page = page_text(client.get(response.headers["Location"]))
     assert 'value="paypal"' in pay_page
+    # The tab names the top-up, not the renewal center the pay page lives under.
+    assert f"<title>Recharge {order.number} - " in pay_page
+    assert f"<title>Recharge {order.number} - " in page_text(client.get(f"/admin/renewal_center/order/{order.number}/"))
     assert 'value="wechat"' not in pay_page and 'value="balance"' not in pay_page
     # The balance cannot pay for its own top-up, even when asked directly.
     refused = post(client, f"/admin/renewal_center/order/{order.number}/pay/", {"method": "balance"},
