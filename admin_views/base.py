@@ -56,7 +56,7 @@ from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, 
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
 from importers.xlsx import Amount, formula_safe, stream_xlsx
-from models import Company, db, utcnow
+from models import WALLET_CURRENCIES, Company, db, utcnow
 
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
 COUNT_BOUND = 10_000  # a list counts its rows up to here and shows "10,000+" beyond
@@ -597,6 +597,7 @@ class ScopedModelView(RoleMixin, ModelView):
         if "customer_admin" in self.roles and self.scope_column is None:
             raise TypeError(f"{type(self).__name__} lets customers in but declares no scope_column")
         self._adapt_money_columns(model)
+        self._currency_by_label(model)
         self._choices_from_labels()
         super().__init__(model, db, *args, **kwargs)
 
@@ -611,6 +612,17 @@ class ScopedModelView(RoleMixin, ModelView):
                 choices[name] = list(labels.items())
         if choices:
             self.column_choices = choices
+
+    def _currency_by_label(self, model) -> None:
+        """A currency column reads as its filter does (人民币, Đô la Mỹ), not as the stored code, unless the
+        view formats it itself."""
+        shown = {*(self.column_list or ()), *(self.column_details_list or ())}
+        formatters = dict(self.column_formatters or {})
+        if "currency" in shown and "currency" not in formatters and hasattr(model, "currency"):
+            formatters["currency"] = label_formatter(WALLET_CURRENCIES)
+            self.column_formatters = formatters
+            if self.column_formatters_export is not None:  # exports name the currency as the list does
+                self.column_formatters_export = {"currency": formatters["currency"], **self.column_formatters_export}
 
     def _adapt_money_columns(self, model) -> None:
         """Money attributes (models.Money) are not columns: show them through the one formatter, sort

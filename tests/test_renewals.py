@@ -926,3 +926,18 @@ def test_menu_places_the_pages_by_role(client, login, world):
     menu = client.get("/admin/").get_data(as_text=True)
     assert 'href="/admin/order_management/"' in menu and 'href="/admin/renewal_center/"' in menu
     assert 'href="/admin/order_record/"' not in menu
+
+
+def test_lists_name_the_currency_in_the_readers_language(client, login, world):
+    """A list's currency column reads like its filter (人民币), in the list and in its export."""
+    world.users["customer"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("customer")
+    post(client, "/admin/recharge_record/top-up/", {"company_id": str(world.acme.id), "currency": "CNY",
+                                                     "amount": "10"})
+    listed = page_text(client.get("/admin/recharge_record/"))
+    assert orders_of(world.acme)[0].number in listed
+    assert re.search(r'class="col-currency">\s*人民币\s*</td>', listed)
+    assert not re.search(r'class="col-currency">\s*CNY\s*</td>', listed)
+    exported = page_text(client.get("/admin/recharge_record/export/csv/"))
+    assert "人民币" in exported.splitlines()[1]
