@@ -69,7 +69,6 @@ for _who in ("", "customer_admin_"):
         target(f"{_who}list_page_sql_statements_200k{_db}", "= 2k count",
                lambda v, r, w=_who, d=_db: v == r.get(f"{w}list_page_sql_statements_2k{d}"))
 target("batch_suspend_ratio", "≤ 3", lambda v, r: v <= 3)
-target("import_ratio", "≤ 2", lambda v, r: v <= 2)
 target("export_ratio", "≤ 0.8", lambda v, r: v <= 0.8)
 target("export_first_byte_s", "≤ 2", lambda v, r: v <= 2)
 target("export_peak_mb", "< 100", lambda v, r: v < 100)
