@@ -257,9 +257,10 @@ def sandbox_refund(session: Session, order: Order, refund) -> ProviderRefund:
 def refund_online_payment(session: Session, order: Order, refund) -> ProviderRefund:
     """Give an online payment back through the app's configured provider adapter, else the sandbox.
 
-    The adapters belong to the running app (its configuration), so they are looked up there.
+    The adapters belong to the running app (its configuration), so they are looked up there; a provider
+    that notifies how refunds end (WeChat Pay) is given the app's callback for them.
     """
-    from flask import current_app, has_app_context
+    from flask import current_app, has_app_context, has_request_context, url_for
 
     adapters = current_app.extensions["renewdesk_payments"].adapters if has_app_context() else {}
     provider = adapters.get(order.payment_method)
@@ -267,7 +268,9 @@ def refund_online_payment(session: Session, order: Order, refund) -> ProviderRef
         return sandbox_refund(session, order, refund)
     if not order.provider_ref:
         raise DomainError(_l("Order %(number)s has no provider payment to refund.", number=order.number))
-    return provider.refund(order, refund)
+    notify_url = url_for("payment_callbacks.notify", method=order.payment_method, _external=True) \
+        if has_request_context() else ""
+    return provider.refund(order, refund, notify_url=notify_url)
 
 
 for _method in PROVIDER_CURRENCIES:

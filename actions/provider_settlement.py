@@ -16,14 +16,36 @@ from actions import DomainError
 from actions.payment_errors import BadNotification
 from actions.orders import settle_refund
 from actions.payments import settle_payment
-from actions.providers.base import PaymentStart, Provider, ProviderError, ProviderPayment
-from models import PAYMENT_METHODS, Order, OrderRefund, PaymentAttempt, utcnow
+from actions.providers.base import PaymentStart, Provider, ProviderError, ProviderPayment, RefundNotice
+from models import PAYMENT_METHODS, REFUND_STATUSES, Order, OrderRefund, PaymentAttempt, utcnow
 
 
 def settle(session: Session, provider: Provider, payment: ProviderPayment, today: date) -> bool:
     """Pay the order the provider vouches for (True), or recognise a repeat (False); BadNotification else."""
     return settle_payment(session, provider.method, payment.order_number, payment.transaction_id, payment.amount,
                           payment.currency, today)
+
+
+def settle_refund_notice(session: Session, method: str, notice: RefundNotice) -> str:
+    """Record how a refund ended as its provider's verified notification says (`settle_refund`, once
+    however often it is repeated); the refund's status after it. A notification for a refund we did not
+    send to that provider, or whose amount or provider refund id differ, is a BadNotification."""
+    number, _, refund_id = notice.out_refund_no.rpartition("-R")
+    refund = session.get(OrderRefund, int(refund_id)) if refund_id.isdigit() and len(refund_id) < 10 else None
+    order = refund.order if refund is not None else None
+    if order is None or number != notice.order_number or order.number != number or order.payment_method != method \
+            or refund.provider_refund_id not in (None, notice.answer.refund_id):
+        raise BadNotification(_l("No refund %(refund)s of ours is at %(method)s.", refund=notice.out_refund_no[:64],
+                                 method=PAYMENT_METHODS.get(method, method)), "unknown_order")
+    if notice.amount != refund.amount:
+        raise BadNotification(_l("Refund %(refund)s: the notification says %(amount)s, the refund is %(ours)s.",
+                                 refund=notice.out_refund_no, amount=notice.amount, ours=refund.amount),
+                              "amount_mismatch")
+    if refund.status not in ("processing", "completed", "not_paid_out"):
+        raise BadNotification(_l("Refund %(refund)s is not on its way at the provider (it is %(status)s).",
+                                 refund=notice.out_refund_no,
+                                 status=REFUND_STATUSES.get(refund.status, refund.status)), "unknown_order")
+    return settle_refund(session, refund, notice.answer)
 
 
 def record_attempt(session: Session, order: Order, started: PaymentStart) -> PaymentAttempt:

@@ -20,8 +20,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from actions import DomainError
 from actions.orders import scoped_order
 from actions.payments import BadNotification, check_method
-from actions.provider_settlement import check_paid, record_attempt, settle
-from actions.providers.base import ProviderError, ReturnUrls
+from actions.provider_settlement import check_paid, record_attempt, settle, settle_refund_notice
+from actions.providers.base import ProviderError, RefundNotice, ReturnUrls
 from extensions import WRITE_INTENT
 from models import ORDER_STATUSES, PAYMENT_METHODS, db, utcnow
 
@@ -99,7 +99,8 @@ def back(order_number: str, method: str):
 
 
 def notification(method: str, source_address: str, refuse) -> Response:
-    """Verify the provider's notification, settle its order once, and answer as the provider wants.
+    """Verify the provider's notification, settle its order (or record how its refund ended) once, and answer
+    as the provider wants.
 
     `refuse(reason, message, body, order_number)` records a refusal (admin_views.payments).
     """
@@ -111,10 +112,13 @@ def notification(method: str, source_address: str, refuse) -> Response:
         body = urlencode(list(request.form.items(multi=True))).encode()
     number = None
     try:
-        payment = provider.parse_notification(request.headers, body, utcnow())
-        if payment is not None:  # None: verified, but it pays nothing (a closed trade, a refund notice)
-            number = payment.order_number
-            settle(db.session, provider, payment, date.today())
+        notice = provider.parse_notification(request.headers, body, utcnow())
+        if isinstance(notice, RefundNotice):  # how a refund ended (WeChat Pay's REFUND.*)
+            number = notice.order_number
+            settle_refund_notice(db.session, method, notice)
+        elif notice is not None:  # None: verified, but it pays nothing (a closed trade, a refund notice)
+            number = notice.order_number
+            settle(db.session, provider, notice, date.today())
         db.session.commit()
     except ProviderError:
         # The provider could not be asked (verification is a call to it): it will send the notification again.

@@ -57,7 +57,7 @@ class FakeServer:
 class FakeWeChatPay:
     """WeChat Pay API v3 (direct merchant, WeChat Pay public key mode): Native order, query, refund (answered
     PROCESSING, as WeChat Pay answers most; `pay_out` moves it on) and its query, and the TRANSACTION.SUCCESS
-    notification (signed, resource AES-256-GCM encrypted)."""
+    and REFUND.* notifications (signed, resource AES-256-GCM encrypted)."""
 
     AUTH = re.compile(r'^WECHATPAY2-SHA256-RSA2048 mchid="([^"]*)",nonce_str="([^"]*)",signature="([^"]*)",'
                       r'timestamp="([^"]*)",serial_no="([^"]*)"$')
@@ -71,6 +71,7 @@ class FakeWeChatPay:
         self.apiv3_key = secrets.token_hex(16)  # 32 characters
         self.trades: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
+        self.refund_notify_urls: dict[str, str | None] = {}  # where each refund's REFUND.* notification goes
         self.refuse_refunds: str | None = None
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
@@ -123,6 +124,32 @@ class FakeWeChatPay:
                          "nonce": nonce},
         }, ensure_ascii=False)
         return self.signed_headers(body, key, timestamp, serial), body.encode()
+
+    def refund_notification(self, out_refund_no: str, /, key=None, **changes) -> tuple[dict, bytes]:
+        """The REFUND.SUCCESS / ABNORMAL / CLOSED notification of a refund paid out or given up (`pay_out`),
+        as WeChat Pay posts it to the refund's notify_url; `changes` edit the resource before it is encrypted."""
+        refund = self.refunds[out_refund_no]
+        resource = {"mchid": self.mchid, "out_trade_no": refund["out_trade_no"],
+                    "transaction_id": refund["transaction_id"], "out_refund_no": out_refund_no,
+                    "refund_id": refund["refund_id"], "refund_status": refund["status"],
+                    "success_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "user_received_account": "支付用户零钱",
+                    "amount": {"total": refund["amount"]["total"], "refund": refund["amount"]["refund"],
+                               "payer_total": refund["amount"]["total"], "payer_refund": refund["amount"]["refund"]},
+                    **changes}
+        nonce = secrets.token_hex(6)
+        cipher = AESGCM(self.apiv3_key.encode()).encrypt(
+            nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(), b"refund")
+        summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}[refund["status"]]
+        body = json.dumps({
+            "id": "EV-" + secrets.token_hex(10),
+            "create_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "resource_type": "encrypt-resource", "event_type": f"REFUND.{refund['status']}", "summary": summary,
+            "resource": {"original_type": "refund", "algorithm": "AEAD_AES_256_GCM",
+                         "ciphertext": base64.b64encode(cipher).decode(), "associated_data": "refund",
+                         "nonce": nonce},
+        }, ensure_ascii=False)
+        return self.signed_headers(body, key), body.encode()
 
     # --- the API --------------------------------------------------------------------------------
 
@@ -201,6 +228,7 @@ class FakeWeChatPay:
                 "transaction_id": trade["transaction_id"], "out_trade_no": trade["out_trade_no"],
                 "channel": "ORIGINAL", "status": "PROCESSING", "amount": dict(data["amount"]),
             })
+            self.refund_notify_urls[data["out_refund_no"]] = data.get("notify_url")
         return self._reply(refund)
 
 

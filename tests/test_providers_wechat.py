@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from actions.orders import approve_refund, approve_refunds, request_refund
 from actions.payments import PaymentConfigError
 from conftest import make_app, post
-from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
+from models import AuditEvent, LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
 from provider_fakes import FakeWeChatPay, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
 
@@ -281,6 +281,70 @@ def test_a_refund_wechat_cannot_pay_out_waits_for_finance_to_pay_it_by_hand(app,
     assert "refunds_not_paid_out" not in client.get("/admin/").get_data(as_text=True)
     twice = post(client, "/admin/orderrefund/by-hand/", {**form, "confirm_token": token})
     assert "not waiting to be paid back by hand" in client.get(twice.headers["Location"]).get_data(as_text=True)
+
+
+def approved_at_wechat(client, login, wechat, world, recharge) -> tuple[Order, OrderRefund, str]:
+    """A WeChat-paid order whose refund finance asked for and admin approved on the refunds page: processing."""
+    order = paid_with_wechat(client, login, wechat, recharge)
+    refund = request_refund(db.session, world.users["finance"], order, None, "customer asked")
+    db.session.commit()
+    login.logout()
+    login("admin")
+    ask = post(client, "/admin/orderrefund/action/", [("action", "approve"), ("rowid", str(refund.id))])
+    token = re.search(r'name="confirm_token" value="([^"]+)"', ask.get_data(as_text=True)).group(1)
+    post(client, "/admin/orderrefund/approve/", [("rowid", str(refund.id)), ("confirm_token", token)])
+    refund = fresh(OrderRefund, refund.id)
+    assert refund.status == "processing"
+    return order, refund, f"{order.number}-R{refund.id}"
+
+
+def settled_audits(order: Order) -> int:
+    db.session.expire_all()
+    return db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.action == "refund_settled", AuditEvent.ids == f",{order.id},"))
+
+
+def test_wechat_says_when_a_refund_is_paid_out_and_it_is_recorded_once(app, client, login, wechat, world, recharge):
+    """The refund asks WeChat Pay to notify our callback; its REFUND.SUCCESS completes the refund at once
+    (no waiting for reconcile-payments), however often WeChat Pay repeats it."""
+    order, refund, out_refund_no = approved_at_wechat(client, login, wechat, world, recharge)
+    assert wechat.refund_notify_urls[out_refund_no] == f"http://localhost{CALLBACK}"
+    wechat.pay_out(out_refund_no, "SUCCESS")
+    headers, body = wechat.refund_notification(out_refund_no)
+    for _ in range(3):
+        assert notify(client, headers, body).status_code == 204
+    refund = fresh(OrderRefund, refund.id)
+    assert refund.status == "completed" and refund.completed_at is not None
+    assert settled_audits(order) == 1 and refusals() == []
+
+
+def test_wechat_says_a_refund_was_not_paid_out(app, client, login, wechat, world, recharge):
+    order, refund, out_refund_no = approved_at_wechat(client, login, wechat, world, recharge)
+    wechat.pay_out(out_refund_no, "ABNORMAL")
+    assert notify(client, *wechat.refund_notification(out_refund_no)).status_code == 204
+    refund = fresh(OrderRefund, refund.id)
+    assert (refund.status, refund.completed_at, refund.failure_reason) == ("not_paid_out", None, "ABNORMAL")
+    assert fresh(Order, order.id).status == "refunded"  # the money is owed to the payer: finance pays it by hand
+
+
+@pytest.mark.parametrize("forge, reason", [
+    (lambda wechat, out: wechat.refund_notification(out, key=rsa_key()), "bad_signature"),
+    (lambda wechat, out: wechat.refund_notification(out, amount={"total": 8800, "refund": 100, "payer_total": 8800,
+                                                                 "payer_refund": 100}), "amount_mismatch"),
+    (lambda wechat, out: wechat.refund_notification(out, out_refund_no=out.rsplit("-R", 1)[0] + "-R99999999"),
+     "unknown_order"),
+    (lambda wechat, out: wechat.refund_notification(out, refund_id="5030" + "0" * 24), "unknown_order"),
+    (lambda wechat, out: wechat.refund_notification(out, mchid="1900000000"), "malformed"),
+    (lambda wechat, out: wechat.refund_notification(out, refund_status="ABNORMAL"), "malformed"),
+])
+def test_forged_or_foreign_refund_notifications_change_nothing(app, client, login, wechat, world, recharge, forge,
+                                                               reason):
+    order, refund, out_refund_no = approved_at_wechat(client, login, wechat, world, recharge)
+    wechat.pay_out(out_refund_no, "SUCCESS")
+    answer = notify(client, *forge(wechat, out_refund_no))
+    assert answer.status_code == 400 and answer.get_json()["code"] == "FAIL"
+    assert fresh(OrderRefund, refund.id).status == "processing" and settled_audits(order) == 0
+    assert [r.reason for r in refusals()] == [reason]
 
 
 def test_a_refund_wechat_refuses_stays_failed_with_the_reason(app, client, login, wechat, world, recharge):

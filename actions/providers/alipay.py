@@ -165,7 +165,7 @@ class Alipay:
             return None
         return self._payment(answer)
 
-    def refund(self, order, refund) -> ProviderRefund:
+    def refund(self, order, refund, notify_url: str = "") -> ProviderRefund:
         """Refund `refund.amount` of the order's trade; the refund's request number, DomainError when refused.
         Alipay pays a refund back in its answer ("10000"): it is completed.
 

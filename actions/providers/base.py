@@ -51,6 +51,18 @@ class ProviderRefund:
 
 
 @dataclass(frozen=True)
+class RefundNotice:
+    """A provider's verified word that a refund moved on (WeChat Pay's REFUND.SUCCESS / ABNORMAL / CLOSED):
+    which refund (`out_refund_no`, ours: "<order number>-R<refund id>"), of which order, how much, and where
+    its money now is (`answer`)."""
+
+    order_number: str
+    out_refund_no: str
+    amount: Decimal
+    answer: ProviderRefund
+
+
+@dataclass(frozen=True)
 class ReturnUrls:
     """Where the provider sends the payer back (`return_url`) and posts its notification (`notify_url`)."""
 
@@ -75,13 +87,14 @@ class Provider(Protocol):
     def start(self, order: Order, urls: ReturnUrls) -> PaymentStart: ...
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes,
-                           now: datetime) -> ProviderPayment | None: ...
+                           now: datetime) -> ProviderPayment | RefundNotice | None: ...
 
     def answer(self, accepted: bool, message: str = "") -> Answer: ...
 
     def query(self, order: Order, reference: str) -> ProviderPayment | None: ...
 
-    def refund(self, order: Order, refund) -> ProviderRefund: ...
+    def refund(self, order: Order, refund, notify_url: str = "") -> ProviderRefund: ...
+    # `notify_url`: where a provider that notifies refunds (WeChat Pay) posts how one ended; others ignore it.
 
     # Providers whose refunds can stay "processing" (WeChat Pay, PayPal) also answer
     # `refund_status(order, refund) -> ProviderRefund`; Alipay and VNPT Pay settle a refund in its answer.

@@ -217,7 +217,7 @@ class PayPal:
         """PayPal retries a webhook until it gets a 2xx."""
         return Answer("", 200) if accepted else Answer(message[:200] or "refused", 400)
 
-    def refund(self, order, refund) -> ProviderRefund:
+    def refund(self, order, refund, notify_url: str = "") -> ProviderRefund:
         """Refund `refund.amount` of the order's capture: PayPal's refund id and where the money is (PENDING:
         not with the payer yet); DomainError when refused."""
         capture_id = requests.utils.quote(order.provider_ref or "", safe="")

@@ -162,7 +162,7 @@ class VNPTPay:
             return None
         return self._payment(data)
 
-    def refund(self, order, refund) -> ProviderRefund:
+    def refund(self, order, refund, notify_url: str = "") -> ProviderRefund:
         """Refund `refund.amount` of the order's payment; VNPT Pay's refund transaction id, DomainError if refused.
         VNPT Pay answers "00" once the refund is made: it is completed."""
         data = self._call("REFUND", {

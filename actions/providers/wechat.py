@@ -3,7 +3,8 @@
 Follows WeChat Pay's API v3 documentation (pay.weixin.qq.com/doc/v3/merchant): Native order
 (`POST /v3/pay/transactions/native`), query by out_trade_no, refund
 (`POST /v3/refund/domestic/refunds`) and its query (`GET …/refunds/{out_refund_no}`: a refund is
-PROCESSING until WeChat Pay has paid it out), and the payment notification: `Wechatpay-Signature` is
+PROCESSING until WeChat Pay has paid it out), and the notifications (a payment's TRANSACTION.SUCCESS,
+a refund's REFUND.SUCCESS / ABNORMAL / CLOSED): `Wechatpay-Signature` is
 RSA-SHA256 over "timestamp\\nnonce\\nbody\\n" with the WeChat Pay public key named by
 `Wechatpay-Serial`; a timestamp more than 5 minutes away from now is refused (replays); the
 `resource` is AES-256-GCM encrypted with the APIv3 key. Requests and the signatures of WeChat's
@@ -28,7 +29,7 @@ from actions import DomainError
 from actions.money import EXPONENTS, from_minor, to_minor
 from actions.payment_errors import BadNotification
 from actions.providers.base import (
-    Answer, PaymentStart, ProviderError, ProviderPayment, ProviderRefund, ReturnUrls,
+    Answer, PaymentStart, ProviderError, ProviderPayment, ProviderRefund, RefundNotice, ReturnUrls,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ TIMEOUT = (5, 20)  # connect, read (seconds)
 # A refund's `status`: SUCCESS paid out; PROCESSING on its way; ABNORMAL stuck (the payer's card is closed:
 # the merchant pays it out by hand); CLOSED closed without paying.
 REFUND_STATES = {"SUCCESS": "completed", "PROCESSING": "processing", "ABNORMAL": "failed", "CLOSED": "failed"}
+# The notifications WeChat Pay posts to a notify_url: a payment, and how a refund ended.
+PAYMENT_EVENT = "TRANSACTION.SUCCESS"
+REFUND_EVENTS = {"REFUND.SUCCESS": "SUCCESS", "REFUND.ABNORMAL": "ABNORMAL", "REFUND.CLOSED": "CLOSED"}
 
 
 def key_text(value: str) -> str:
@@ -114,8 +118,10 @@ class WeChatPay:
                                    message=data.get("message") or code))
         return PaymentStart(self.method, qr_text=data["code_url"])
 
-    def parse_notification(self, headers: Mapping[str, str], body: bytes, now: datetime) -> ProviderPayment:
-        """Verify a payment notification as WeChat Pay specifies and read the payment from its resource."""
+    def parse_notification(self, headers: Mapping[str, str], body: bytes,
+                           now: datetime) -> ProviderPayment | RefundNotice:
+        """Verify a notification as WeChat Pay specifies and read its resource: the payment of a
+        TRANSACTION.SUCCESS, or how a refund ended (REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED)."""
         timestamp = headers.get("Wechatpay-Timestamp", "")
         nonce = headers.get("Wechatpay-Nonce", "")
         signature = headers.get("Wechatpay-Signature", "")
@@ -135,9 +141,11 @@ class WeChatPay:
             raise BadNotification(_l("Bad signature on the payment notification."), "bad_signature")
         try:
             data = json.loads(text)
-            resource = data["resource"]
-            if data.get("event_type") != "TRANSACTION.SUCCESS" or resource.get("algorithm") != "AEAD_AES_256_GCM":
-                raise ValueError(data.get("event_type"))
+            resource, event = data["resource"], data.get("event_type")
+            if event != PAYMENT_EVENT and event not in REFUND_EVENTS:
+                raise ValueError(event)
+            if resource.get("algorithm") != "AEAD_AES_256_GCM":
+                raise ValueError(resource.get("algorithm"))
             plain = aes_decrypt(nonce=resource["nonce"], ciphertext=resource["ciphertext"],
                                 associated_data=resource.get("associated_data") or "", apiv3_key=self.apiv3_key)
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -145,7 +153,23 @@ class WeChatPay:
         if plain is None:
             raise BadNotification(_l("The notification's resource does not decrypt with the APIv3 key."),
                                   "bad_signature")
-        return self._payment(plain)
+        return self._payment(plain) if event == PAYMENT_EVENT else self._refund_notice(plain, REFUND_EVENTS[event])
+
+    def _refund_notice(self, text: str, event_status: str) -> RefundNotice:
+        """How a refund ended, from a decrypted REFUND.* resource (its `refund_status` must agree with the event)."""
+        try:
+            refund = json.loads(text)
+            if refund.get("mchid") != self.mchid:
+                raise ValueError("another merchant")
+            status = refund["refund_status"]
+            number, out_refund_no, refund_id = refund["out_trade_no"], refund["out_refund_no"], refund["refund_id"]
+            amount = refund["amount"]["refund"]
+            if status != event_status or not isinstance(amount, int) or isinstance(amount, bool) or not all(
+                    isinstance(v, str) and v for v in (number, out_refund_no, refund_id)):
+                raise ValueError("fields")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise BadNotification(_l("Malformed payment notification.")) from None
+        return RefundNotice(number, out_refund_no, from_minor(amount, "CNY"), self._refund_state(refund_id, status))
 
     def _payment(self, text: str | dict) -> ProviderPayment:
         """The payment in a transaction (decrypted notification resource or query answer)."""
@@ -184,20 +208,22 @@ class WeChatPay:
                                    message=data.get("message") or code))
         return self._payment(data)
 
-    def refund(self, order, refund) -> ProviderRefund:
+    def refund(self, order, refund, notify_url: str = "") -> ProviderRefund:
         """Refund `refund.amount` of the order's payment: WeChat Pay's refund id and where the money is (most
-        refunds answer PROCESSING: accepted, not paid out yet); DomainError when refused.
+        refunds answer PROCESSING: accepted, not paid out yet); DomainError when refused. WeChat Pay posts how
+        it ended to `notify_url` (REFUND.SUCCESS / ABNORMAL / CLOSED); reconcile-payments asks in case it does not.
 
         `out_refund_no` is fixed per refund, so asking again (after a timeout) never refunds twice.
         """
         amount = {"refund": to_minor(refund.amount, order.currency), "total": to_minor(order.total, order.currency),
                   "currency": order.currency}
         code, data = self._call("refund", self.client.refund, out_refund_no=f"{order.number}-R{refund.id}",
-                                amount=amount, transaction_id=order.provider_ref, reason=(refund.reason or "")[:80])
+                                amount=amount, transaction_id=order.provider_ref, reason=(refund.reason or "")[:80],
+                                notify_url=notify_url or None)
         if code != 200 or data.get("status") not in ("SUCCESS", "PROCESSING") or not data.get("refund_id"):
             raise DomainError(_l("WeChat Pay refused the refund: %(message)s",
                                  message=data.get("message") or data.get("status") or code))
-        return self._refund_state(data)
+        return self._refund_state(data["refund_id"], data["status"])
 
     def refund_status(self, order, refund) -> ProviderRefund:
         """Where the money of a refund WeChat Pay accepted is now (query by out_refund_no)."""
@@ -206,10 +232,10 @@ class WeChatPay:
             raise ProviderError(_l("WeChat Pay did not say where refund %(number)s stands: %(message)s",
                                    number=f"{order.number}-R{refund.id}",
                                    message=data.get("message") or data.get("status") or code))
-        return self._refund_state(data)
+        return self._refund_state(data["refund_id"], data["status"])
 
     @staticmethod
-    def _refund_state(data: dict) -> ProviderRefund:
-        status = data["status"]
-        return ProviderRefund(str(data["refund_id"]), REFUND_STATES[status],
-                              status if REFUND_STATES[status] == "failed" else "")
+    def _refund_state(refund_id, status: str) -> ProviderRefund:
+        """Where a refund's money is, by WeChat Pay's status (the reason of a failed one is that status)."""
+        state = REFUND_STATES[status]
+        return ProviderRefund(str(refund_id), state, status if state == "failed" else "")
