@@ -137,6 +137,9 @@ class PackageView(CatalogView):
     column_sortable_list = ("code", "name", "kind", "amount", "pricing", "currency", "active")
     form_columns = ("code", "name", "category", "subcategory_id", "kind", "edition", "amount", "pricing",
                     "term_months", "currency", "active")
+    # Drawn in this order (the guide's: category, then subcategory, amount, pricing, currency); the
+    # subcategory field is added by scaffold_form, so without rules it would come last.
+    form_create_rules = form_edit_rules = form_columns
     column_labels = {**LABELS, "subcategory_id": _l("Subcategory")}
     # A seat package names the product edition whose seats it sells (seed 004); no other kind has one.
     form_choices = {**CatalogView.form_choices, "edition": [("", "—")] + list(SEAT_EDITIONS.items())}

@@ -224,6 +224,17 @@ def test_create_category_subcategory_and_package_through_the_forms(client, login
         assert f"Code: — → {code}" in event.summary
 
 
+def test_package_form_asks_for_the_subcategory_right_after_the_category(client, login, world):
+    """套餐管理 → 新增: 套餐代码、套餐名称、归属大类、小类、金额、计价方式、币别, in the guide's order."""
+    login("support")
+    for url in ("/admin/package/new/", f"/admin/package/edit/?id={package('GPS-M').id}"):
+        page = client.get(url).get_data(as_text=True)
+        form = re.search(r'<form[^>]*class="admin-form[^"]*"[^>]*>(.*?)</form>', page, re.S).group(1)
+        names = [n for n in re.findall(r'<(?:input|select)[^>]*\bname="([a-z_]+)"', form) if n != "csrf_token"]
+        assert names[:4] == ["code", "name", "category", "subcategory_id"], (url, names)
+        assert names.index("amount") < names.index("pricing") < names.index("currency"), (url, names)
+
+
 def test_create_per_term_package(client, login, world):
     login("support")
     response = post(client, "/admin/package/new/", package_form(world))
