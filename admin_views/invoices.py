@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 
 from actions import DomainError, companies_in_scope, scoped
-from actions.money import format_money
+from actions.money import format_amount, format_money
 from actions.audit import history
 from actions.invoices import (
     DEFAULT_DOC_MAX_BYTES, MAX_ORDERS_PER_REQUEST, TITLE_FIELDS, AlreadyReviewed, document_kind, issue_invoice,
@@ -311,7 +311,8 @@ class InvoiceRequestCustomerView(_RequestListView):
             if not work.failed:
                 flash(_("Invoice request #%(id)s sent: %(total)s %(currency)s over %(count)s orders. Finance issues "
                         "it (electronic invoices within a working day, paper ones in three to five).",
-                        id=request_id, total=total, currency=currency, count=len(orders)), "success")
+                        id=request_id, total=format_amount(total, currency), currency=currency, count=len(orders)),
+                      "success")
                 return redirect(self.get_url(".index_view"))
         unbilled = []
         if company is not None:

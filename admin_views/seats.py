@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
-from actions.money import format_money
+from actions.money import format_amount, format_money
 from actions.idempotency import remember
 from actions.quotes import FIELD as QUOTE_FIELD
 from actions.quotes import check_quote, quote_digest
@@ -400,7 +400,7 @@ class SeatOrderView(ScopedModelView):
                 return again
             if not work.failed:
                 flash(_("Order %(number)s created: %(total)s %(currency)s. Pay it to add the seats.",
-                        number=number, total=total, currency=currency), "success")
+                        number=number, total=format_amount(total, currency), currency=currency), "success")
                 if _order_pages():
                     return redirect(url_for("renewal_center.order_view", number=number))
                 return redirect(self.get_url(".index_view"))

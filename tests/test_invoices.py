@@ -482,6 +482,16 @@ def test_the_document_size_limit_comes_from_the_config(client, login, world, web
     assert db.session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == world.acme.id)) is None
 
 
+def test_invoice_request_message_reads_the_total_in_the_readers_format(client, login, world):
+    ordinary_title(world)
+    order = paid_order(world.acme, "12800.00")
+    login("customer")
+    answer = post(client, REQUESTS + "new/", [("company_id", str(world.acme.id)), ("rowid", str(order.id)),
+                                              ("invoice_type", "electronic_ordinary"), ("email", "ap@acme.example")],
+                  follow_redirects=True)
+    assert "12,800.00 CNY over 1 orders" in answer.get_data(as_text=True)
+
+
 def test_request_review_and_issue_over_http_mail_the_customer(client, login, world):
     ordinary_title(world)
     mine, foreign = paid_order(world.north, "80.00"), paid_order(world.globex, "999.00")

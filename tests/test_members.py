@@ -804,6 +804,14 @@ def test_pay_page_offers_no_bank_transfer_for_a_coin_wallet_order(app, client, l
     assert 'value="bank_transfer"' not in page
 
 
+def test_coin_order_message_reads_the_amount_in_the_readers_format(app, client, login, world):
+    """"1440.00 元" read like a code: the amount is grouped like every other amount on the page."""
+    login("customer")
+    page = post(client, "/admin/coins/", {"company_id": str(world.acme.id), "amount": "2160.00",
+                                          "method": "bank_transfer"}, follow_redirects=True).get_data(as_text=True)
+    assert "216,000 coins for 2,160.00 CNY" in page
+
+
 def _upload(client, number, data, name, amount="2160.00"):
     return post(client, f"/admin/bank_transfer/upload/?order={number}",
                 {"payer_company": "Acme <b>Ltd</b>", "payer_account": "6222", "amount": amount,

@@ -551,6 +551,13 @@ def test_buying_seats_over_http_leads_to_the_order_page_and_paying_adds_them(cli
     assert order.number in listing and "Account increase" in listing
 
 
+def test_seat_order_message_reads_the_total_in_the_readers_format(client, login, world, catalog):
+    login("customer")
+    page = post(client, SEAT_ORDERS + "buy/", {"company_id": str(world.acme.id), "edition": "basic", "quantity": "12"},
+                follow_redirects=True).get_data(as_text=True)
+    assert "created: 1,200.00 CNY. Pay it to add the seats." in page
+
+
 def test_sales_grants_seats_over_http_and_customers_may_not(client, login, world, catalog):
     login("sales")
     shown = re.search(r'name="quote_hash" value="(\w+)"', client.get("/admin/seat_grant/").get_data(as_text=True))
