@@ -460,6 +460,29 @@ def test_organizer_page_shows_seats_left_and_creating_mails_the_invitation(clien
     assert "Enterprise: 0 left" in listing and "&lt;b&gt;Na" in listing
 
 
+def _edition_options(page: str) -> list[tuple[str, bool]]:
+    select = page.split('id="rd-edition"')[1].split("</select>")[0]
+    return [(code, bool(chosen)) for code, chosen in re.findall(r'<option value="(\w+)"( selected)?>', select)]
+
+
+def test_organizer_form_offers_the_editions_bought_with_one_that_has_a_seat_chosen(client, login, world, catalog):
+    """4. 创建组织者账号: 若您购买多种版本的话，需在“产品类型”中选择所对应产品 — the editions bought, not one
+    the company never bought preselected (which could only be refused)."""
+    login("customer")
+    assert _edition_options(client.get(ORGANIZERS + "new/").get_data(as_text=True)) == [
+        ("enterprise", True), ("standard", False), ("basic", False)]  # none bought: every edition, and the hint
+    give_seats(world, world.acme, "basic", 2)
+    assert _edition_options(client.get(ORGANIZERS + "new/").get_data(as_text=True)) == [("basic", True)]
+    give_seats(world, world.acme, "enterprise", 1)
+    give_seats(world, world.north, "standard", 1)
+    organizer = create_organizer(db.session, world.users["customer"], world.acme, "a@acme.example", "A", "Li",
+                                 "enterprise")
+    db.session.commit()
+    assert organizer.seat_edition == "enterprise"
+    assert _edition_options(client.get(ORGANIZERS + "new/").get_data(as_text=True)) == [
+        ("enterprise", False), ("standard", False), ("basic", True)]  # Acme's enterprise seat is taken
+
+
 def test_creating_an_organizer_needs_the_csrf_token(client, login, world, catalog):
     give_seats(world, world.acme, "enterprise", 1)
     login("customer")
