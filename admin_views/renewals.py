@@ -640,9 +640,9 @@ class CustomerOrderView(OrderListView):
 
 
 class OrderRecordView(CustomerOrderView):
-    """订单记录: the company tree's recharge, renewal and value-added orders, paid or not."""
-
-    kinds = ("recharge", "renewal", "value_added")
+    """订单记录: the company tree's orders of every kind, paid or not (seed 001's recharges, renewals and
+    value-added orders; seed 000's 订单管理 → "vip/奥币" + 未付款 → 支付 finds coin purchases here too), as
+    finance's 订单管理 lists them and as the home page's "orders awaiting payment" counts them."""
 
 
 class RechargeRecordView(CustomerOrderView):

@@ -793,6 +793,22 @@ def test_pay_page_offers_the_bank_transfer_and_leads_to_the_receipt_upload(app, 
     assert db.session.scalar(select(func.count()).select_from(BankTransferReceipt)) == 0
 
 
+def test_an_unpaid_coin_order_is_found_in_the_order_records_and_paid_by_transfer(app, client, login, world):
+    """Seed 000 §2 第二步: 订单管理 → 选择“vip/奥币”和“未付款” → find the order → 【支付】 → 【银行转账】."""
+    order = coin_order(world)
+    paid = coin_order(world, amount="72.00")
+    mark_paid(db.session, paid, "wechat", "wx-test-1", Decimal("72.00"), "CNY", TODAY)
+    number = order.number
+    db.session.commit()
+    login("customer")
+    listing = client.get("/admin/order_record/?flt0_order_type_equals=coins&flt1_status_equals=pending")
+    page = listing.get_data(as_text=True)
+    assert number in page and paid.number not in page
+    assert f"/admin/renewal_center/order/{number}/pay/" in page  # its 支付
+    answer = post(client, f"/admin/renewal_center/order/{number}/pay/", {"method": "bank_transfer"})
+    assert answer.headers["Location"].endswith(f"/admin/bank_transfer/upload/?order={number}")
+
+
 def test_pay_page_offers_no_bank_transfer_for_a_coin_wallet_order(app, client, login, world):
     """A VIP upgrade is paid in coins: there is no bank account for coins."""
     order = Order(company_id=world.acme.id, kind="vip_upgrade", status="pending", currency="COIN",
