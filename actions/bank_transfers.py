@@ -126,6 +126,12 @@ def payee_for(setting, currency: str) -> dict | None:
     return {k: str(entry.get(k) or "").strip() for k in PAYEE_FIELDS}
 
 
+def takes_bank_transfer(actor: User, order: Order) -> bool:
+    """True when `actor` may pay `order` by bank transfer: a customer administrator's pending order in a
+    currency with a company account (they pay it, then upload the electronic receipt)."""
+    return actor.role in UPLOAD_ROLES and order.status == "pending" and order.currency in TRANSFER_CURRENCIES
+
+
 def open_receipt(session: Session, order: Order) -> BankTransferReceipt | None:
     """The receipt of `order` awaiting confirmation, if any."""
     return session.scalar(select(BankTransferReceipt).where(BankTransferReceipt.order_id == order.id,

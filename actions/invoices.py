@@ -35,8 +35,8 @@ from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
 from models import (
-    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, Company, InvoiceRequest, InvoiceTitle, Order, User,
-    utcnow,
+    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, Company, InvoiceRequest, InvoiceTitle,
+    Order, User, utcnow,
 )
 
 CUSTOMER_ROLES = {"customer_admin"}
@@ -191,13 +191,22 @@ def save_invoice_title(session: Session, actor: User, company: Company, kind: st
 
 # --- requests ---------------------------------------------------------------------------------------
 
-def unbilled_orders_query(actor: User, company: Company | None = None):
-    """A SELECT of the paid orders no invoice request covers, in the actor's scope (or `company`'s tree)."""
-    query = select(Order).where(Order.status == "paid", Order.invoice_request_id.is_(None),
-                                Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES))
+def unbilled_orders_query(actor: User, company: Company | None = None, kind: str | None = None, *, what=Order):
+    """A SELECT of the paid orders no invoice request covers, in the actor's scope (or `company`'s tree), of one
+    order type if `kind` is given (选择【vip/奥币/云服务】); `what` selects something else of them."""
+    query = select(what).where(Order.status == "paid", Order.invoice_request_id.is_(None),
+                               Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES))
     if company is not None:
         query = query.where(Order.company_id.in_(company.subtree_ids()))
+    if kind:
+        query = query.where(Order.kind == kind)
     return scoped(query, actor, Order.company_id)
+
+
+def unbilled_order_kinds(session: Session, actor: User, company: Company) -> list[str]:
+    """The order types among `company`'s tree's unbilled orders, in ORDER_KINDS' order (the type filter's choices)."""
+    present = set(session.scalars(unbilled_orders_query(actor, company, what=Order.kind).distinct()))
+    return [kind for kind in ORDER_KINDS if kind in present]
 
 
 def request_invoice(session: Session, actor: User, company: Company, orders: Sequence[Order], invoice_type: str,

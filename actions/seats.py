@@ -105,6 +105,16 @@ def seat_counts(session: Session, actor: User, company: Company | None = None) -
     return sorted(counts, key=lambda s: (s.company.path, order.index(s.edition)))
 
 
+def organizer_editions(counts: Sequence[SeatCount], company_id: int | None) -> tuple[list[str], str]:
+    """产品类型 on the organizer form: the editions bought in `counts` (every edition when none is), and the
+    one to preselect: the first with a seat left in `company_id`, else anywhere, else the first offered."""
+    bought = {count.edition for count in counts}
+    offered = [edition for edition in SEAT_EDITIONS if edition in bought] or list(SEAT_EDITIONS)
+    with_seats = [count for count in counts if count.left > 0]
+    first = next((c.edition for c in with_seats if c.company.id == company_id), None)
+    return offered, first or (with_seats[0].edition if with_seats else offered[0])
+
+
 def add_purchased_seats(session: Session, order: Order, today: date | None = None) -> None:
     """Add a paid seat order's quantity to its company's quota of that edition (creating the row once)."""
     edition, quantity = session.execute(

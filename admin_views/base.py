@@ -45,7 +45,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from sqlalchemy import and_, or_
 from wtforms import StringField
-from wtforms.validators import NumberRange, ValidationError
+from wtforms.validators import InputRequired, NumberRange, StopValidation, ValidationError
 
 from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
@@ -412,7 +412,11 @@ def _related_money(model, name: str) -> bool:
 class MoneyField(StringField):
     """An amount typed as people type it (12,800.00), checked in the currency chosen on the same form."""
 
-    def __init__(self, label=None, validators=None, currency_field: str = "currency", **kwargs):
+    def __init__(self, label=None, validators=None, currency_field: str = "currency", required: bool = False,
+                 **kwargs):
+        # required: starred on the form and asked for by the browser; an empty amount is refused by
+        # pre_validate's parse (its own words), which stops the chain before InputRequired speaks.
+        validators = [*(validators or ()), *((InputRequired(),) if required else ())]
         super().__init__(label, validators, **kwargs)
         self.currency_field = currency_field
 
@@ -434,7 +438,7 @@ class MoneyField(StringField):
             self.data = parse(self.data, currency, str(self.label.text))
         except DomainError as exc:
             self.data = None
-            raise ValidationError(str(exc)) from None
+            raise StopValidation(str(exc)) from None
 
 
 class _MoneyFilter(sqla_filters.BaseSQLAFilter):

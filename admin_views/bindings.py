@@ -13,7 +13,7 @@ from flask_login import current_user
 from markupsafe import escape
 from sqlalchemy import select
 
-from actions import ActionResult, companies_in_scope
+from actions import ActionResult
 from actions.device_types import device_type_names
 from actions.bindings import (
     bind_package, bind_package_to_type, offer_packages, plan_type_binding, unbind, withdraw_offers,
@@ -23,7 +23,7 @@ from admin_views.base import ScopedModelView, badge, confirm_first, flash_result
 from admin_views.confirm import Confirmation
 from admin_views.devices import LABELS as DEVICE_LABELS
 from admin_views.devices import DeviceView, PackageBound
-from admin_views.system import InCompanyTree
+from admin_views.system import CompanyPickerMixin, InCompanyTree
 from models import Company, CompanyPackage, Device, Package, db
 
 
@@ -47,28 +47,6 @@ def _report(result: ActionResult, done: str, extra_refused=()) -> None:
     elif not refused:
         flash(_("Nothing changed."), "info")
     flash_result(ActionResult((), refused), "")
-
-
-class CompanyPickerMixin:
-    """A "choose a company" box above the list that sets the company-tree filter (选择公司)."""
-
-    def company_filter_param(self) -> str | None:
-        """The URL argument of the company-tree filter (e.g. flt0_company_in_the_tree_of)."""
-        for arg, (_index, flt) in (self._filter_args or {}).items():
-            if isinstance(flt, InCompanyTree):
-                return f"flt0_{arg}"
-        return None
-
-    def company_choices(self):
-        """(id, indented name) of every company the user may pick, in tree order."""
-        return [(str(c.id), "— " * c.depth + c.name) for c in companies_in_scope(db.session, current_user)]
-
-    def list_url_for_company(self, company: Company | None) -> str:
-        """The list, filtered to `company`'s tree when one is given."""
-        param = self.company_filter_param()
-        if company is None or param is None:
-            return self.get_url(".index_view")
-        return self.get_url(".index_view", **{param: company.id})
 
 
 def _package_cell(view, context, model, name):

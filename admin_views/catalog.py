@@ -16,7 +16,7 @@ from actions.catalog import (
     check_category_deletable, check_code_unique, check_package, check_subcategory,
     check_subcategory_deletable, delete_package, package_usage, stop_sales,
 )
-from admin_views.base import ScopedModelView, label_formatter, unit_of_work
+from admin_views.base import MoneyField, ScopedModelView, label_formatter, unit_of_work
 from models import (
     CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, SEAT_EDITIONS, Package, PackageCategory, PackageSubcategory, db,
 )
@@ -137,6 +137,10 @@ class PackageView(CatalogView):
     column_sortable_list = ("code", "name", "kind", "amount", "pricing", "currency", "active")
     form_columns = ("code", "name", "category", "subcategory_id", "kind", "edition", "amount", "pricing",
                     "term_months", "currency", "active")
+    # Drawn in this order (the guide's: category, then subcategory, amount, pricing, currency); the
+    # subcategory field is added by scaffold_form, so without rules it would come last.
+    form_create_rules = form_edit_rules = form_columns
+    form_extra_fields = {"amount": MoneyField(LABELS["amount"], required=True)}  # every package has a price
     column_labels = {**LABELS, "subcategory_id": _l("Subcategory")}
     # A seat package names the product edition whose seats it sells (seed 004); no other kind has one.
     form_choices = {**CatalogView.form_choices, "edition": [("", "—")] + list(SEAT_EDITIONS.items())}

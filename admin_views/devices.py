@@ -31,7 +31,7 @@ from actions.devices import (
 from admin_views.device_types import device_type_filter
 from admin_views.base import RoleView, ScopedModelView, badge, confirm_first, flash_result, unit_of_work
 from admin_views.confirm import Confirmation, ask, is_confirmed
-from admin_views.system import InCompanyTree
+from admin_views.system import CompanyPickerMixin, InCompanyTree
 from importers.xlsx import formula_safe
 from models import DEVICE_STATUSES, Company, Device, Package, db, utcnow
 
@@ -359,8 +359,9 @@ class ExpiryDateField(DateField):
         super().process(formdata, data, extra_filters)
 
 
-class DeviceExpiryView(DeviceView):
-    """设备到期维护 (tech support): pick a company, edit a device's expiry date; each edit audited."""
+class DeviceExpiryView(CompanyPickerMixin, DeviceView):
+    """设备到期维护 (tech support): pick a company (选择某公司下的设备), edit a device's expiry date; each edit
+    audited."""
 
     roles = frozenset({"tech_support"})
     row_toggle = False
@@ -371,7 +372,7 @@ class DeviceExpiryView(DeviceView):
     # Year, month and day lists: twenty years ahead (Flask-Admin's pickers stop at 2030 or five years ahead).
     form_overrides = {"expires_on": ExpiryDateField}
     form_args = {"expires_on": {"label": _l("New expiry date")}}
-    list_template = "admin/model/list.html"
+    list_template = "renewdesk/device_expiry_list.html"
     edit_template = "renewdesk/device_expiry_edit.html"
 
     def scaffold_list_form(self, widget=None, validators=None):

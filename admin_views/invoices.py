@@ -21,11 +21,12 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 
 from actions import DomainError, companies_in_scope, scoped
-from actions.money import format_money
+from actions.money import format_amount, format_money
 from actions.audit import history
 from actions.invoices import (
     DEFAULT_DOC_MAX_BYTES, MAX_ORDERS_PER_REQUEST, TITLE_FIELDS, AlreadyReviewed, document_kind, issue_invoice,
-    may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_orders_query,
+    may_view_document, reject_invoice_request, request_invoice, save_invoice_title, unbilled_order_kinds,
+    unbilled_orders_query,
 )
 from admin_views.base import (
     OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, page_label,
@@ -290,6 +291,7 @@ class InvoiceRequestCustomerView(_RequestListView):
         values = {key: source.get(key, "") for key in ("invoice_type", "email", "phone", "postal_address", "remark")}
         values["company_id"] = source.get("company_id", "") or str(current_user.company_id or "")
         values["invoice_type"] = values["invoice_type"] or "electronic_ordinary"
+        values["kind"] = source.get("kind", "") if source.get("kind", "") in ORDER_KINDS else ""
         chosen = form.getlist("rowid")
         company = company_in_scope(values["company_id"])
         if request.method == "POST":
@@ -311,12 +313,14 @@ class InvoiceRequestCustomerView(_RequestListView):
             if not work.failed:
                 flash(_("Invoice request #%(id)s sent: %(total)s %(currency)s over %(count)s orders. Finance issues "
                         "it (electronic invoices within a working day, paper ones in three to five).",
-                        id=request_id, total=total, currency=currency, count=len(orders)), "success")
+                        id=request_id, total=format_amount(total, currency), currency=currency, count=len(orders)),
+                      "success")
                 return redirect(self.get_url(".index_view"))
-        unbilled = []
+        unbilled, unbilled_kinds = [], []
         if company is not None:
+            unbilled_kinds = unbilled_order_kinds(db.session, current_user, company)
             unbilled = db.session.scalars(
-                unbilled_orders_query(current_user, company).options(joinedload(Order.company))
+                unbilled_orders_query(current_user, company, values["kind"]).options(joinedload(Order.company))
                 .order_by(Order.paid_at.desc(), Order.id.desc()).limit(UNBILLED_SHOWN)
             ).all()
         titles = {}
@@ -325,8 +329,9 @@ class InvoiceRequestCustomerView(_RequestListView):
                                                            .where(InvoiceTitle.company_id == company.id))}
         return self.render(
             "renewdesk/invoice_request_form.html", values=values, companies=_company_choices(), company=company,
-            orders=unbilled, chosen=set(chosen), titles=titles, types=INVOICE_TYPES, kinds=ORDER_KINDS,
-            title_kinds=INVOICE_TITLE_KINDS, shown=UNBILLED_SHOWN, return_url=self.get_url(".index_view"),
+            orders=unbilled, unbilled_kinds=unbilled_kinds, chosen=set(chosen), titles=titles, types=INVOICE_TYPES,
+            kinds=ORDER_KINDS, title_kinds=INVOICE_TITLE_KINDS, shown=UNBILLED_SHOWN,
+            return_url=self.get_url(".index_view"),
         )
 
 

@@ -404,7 +404,7 @@ class BuyCoinsView(RoleView):
                 return again
             if not work.failed:
                 flash(_("Order %(number)s created: %(coins)s coins for %(amount)s CNY.", number=number,
-                        coins=_coins(order.total * COINS_PER_CNY), amount=order.total), "success")
+                        coins=_coins(order.total * COINS_PER_CNY), amount=format_amount(order.total, "CNY")), "success")
                 if method == "bank_transfer":
                     return redirect(url_for("bank_transfer.upload", order=number))
                 return redirect(pay_page_url(order, method))

@@ -27,6 +27,7 @@ from sqlalchemy.orm import joinedload
 from actions import ActionResult, DomainError, companies_in_scope, scoped
 from actions.money import format_money, typed
 from actions.idempotency import remember
+from actions.bank_transfers import takes_bank_transfer
 from actions.bindings import rebind_choices, rebind_unsold
 from actions.dates import renewal_fits
 from actions.orders import (
@@ -419,8 +420,11 @@ class RenewalCenterView(RoleView):
             return redirect(order_page)
         methods = online_methods(order.currency, enabled_methods())
         balance_allowed = order.kind != "recharge"
+        transfer_allowed = takes_bank_transfer(current_user, order)
         if request.method == "POST":
             method = request.form.get("method", "")
+            if method == "bank_transfer" and transfer_allowed:  # 第二步: 上传转账电子回单
+                return redirect(url_for("bank_transfer.upload", order=order.number))
             if method == "balance":
                 number, total, currency = order.number, order.total, order.currency
                 with unit_of_work() as work:
@@ -443,6 +447,7 @@ class RenewalCenterView(RoleView):
         return self.render(
             "renewdesk/order_pay.html", order=order, methods=methods, labels=PAYMENT_METHODS,
             provider_label=provider_label, balance_allowed=balance_allowed, balance=balance,
+            transfer_allowed=transfer_allowed,
             missing=(order.total - balance) if balance is not None and balance < order.total else None,
             kinds=ORDER_KINDS,
         )
@@ -635,9 +640,9 @@ class CustomerOrderView(OrderListView):
 
 
 class OrderRecordView(CustomerOrderView):
-    """订单记录: the company tree's recharge, renewal and value-added orders, paid or not."""
-
-    kinds = ("recharge", "renewal", "value_added")
+    """订单记录: the company tree's orders of every kind, paid or not (seed 001's recharges, renewals and
+    value-added orders; seed 000's 订单管理 → "vip/奥币" + 未付款 → 支付 finds coin purchases here too), as
+    finance's 订单管理 lists them and as the home page's "orders awaiting payment" counts them."""
 
 
 class RechargeRecordView(CustomerOrderView):

@@ -21,17 +21,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
-from actions.money import format_money
+from actions.money import format_amount, format_money
 from actions.idempotency import remember
 from actions.quotes import FIELD as QUOTE_FIELD
 from actions.quotes import check_quote, quote_digest
 from actions.seats import (
-    MAX_SEATS_PER_ORDER, activate_organizers, create_organizer, create_seat_order,
-    deactivate_organizers, grant_seats, reinvite_organizers, seat_counts, seat_figures, seat_packages,
+    MAX_SEATS_PER_ORDER, activate_organizers, create_organizer, create_seat_order, deactivate_organizers,
+    grant_seats, organizer_editions, reinvite_organizers, seat_counts, seat_figures, seat_packages,
 )
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
-    time_cell, unit_of_work,
+    parse_row_id, time_cell, unit_of_work,
 )
 from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
@@ -68,10 +68,10 @@ def _missing_editions(prices: dict) -> list[str]:
     return [str(label) for edition, label in SEAT_EDITIONS.items() if edition not in prices]
 
 
-def _seat_summary() -> list[tuple[Company, list]]:
-    """Per company of the actor's scope that has seats: its editions with what is left."""
+def _seat_summary(counts=None) -> list[tuple[Company, list]]:
+    """Per company of the actor's scope that has seats (or of `counts`): its editions with what is left."""
     grouped: dict[int, tuple[Company, list]] = {}
-    for count in seat_counts(db.session, current_user):
+    for count in seat_counts(db.session, current_user) if counts is None else counts:
         grouped.setdefault(count.company.id, (count.company, []))[1].append(count)
     return list(grouped.values())
 
@@ -179,9 +179,12 @@ class OrganizerView(ScopedModelView):
                 flash(_("Organizer %(login)s created.", login=login), "success")
                 flash_mail(outcomes)
                 return redirect(return_url)
+        counts = seat_counts(db.session, current_user)
+        offered, first = organizer_editions(counts, parse_row_id(values["company_id"]))
+        values["edition"] = values["edition"] or first
         return self.render("renewdesk/organizer_create.html", values=values, companies=_company_choices(),
-                           editions=SEAT_EDITIONS, seat_editions=SEAT_EDITIONS, seat_summary=_seat_summary(),
-                           return_url=return_url)
+                           editions={edition: SEAT_EDITIONS[edition] for edition in offered},
+                           seat_editions=SEAT_EDITIONS, seat_summary=_seat_summary(counts), return_url=return_url)
 
     def _act(self, ids, operation, done: str, mail=None) -> ActionResult | None:
         rows = self.scoped_rows(ids)
@@ -400,7 +403,7 @@ class SeatOrderView(ScopedModelView):
                 return again
             if not work.failed:
                 flash(_("Order %(number)s created: %(total)s %(currency)s. Pay it to add the seats.",
-                        number=number, total=total, currency=currency), "success")
+                        number=number, total=format_amount(total, currency), currency=currency), "success")
                 if _order_pages():
                     return redirect(url_for("renewal_center.order_view", number=number))
                 return redirect(self.get_url(".index_view"))

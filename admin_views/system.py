@@ -15,7 +15,7 @@ from wtforms.validators import Optional, ValidationError
 
 from actions.texts import change, changes_param, message
 from actions.texts import render as render_text
-from actions import ActionResult, DomainError
+from actions import ActionResult, DomainError, companies_in_scope
 from actions.audit import record
 from actions.companies import place
 from actions.unique import unique_or
@@ -47,6 +47,28 @@ class InCompanyTree(BaseSQLAFilter):
 
     def operation(self):
         return _l("in the tree of")
+
+
+class CompanyPickerMixin:
+    """A "choose a company" box above the list that sets the company-tree filter (选择公司)."""
+
+    def company_filter_param(self) -> str | None:
+        """The URL argument of the company-tree filter (e.g. flt0_company_in_the_tree_of)."""
+        for arg, (_index, flt) in (self._filter_args or {}).items():
+            if isinstance(flt, InCompanyTree):
+                return f"flt0_{arg}"
+        return None
+
+    def company_choices(self):
+        """(id, indented name) of every company the user may pick, in tree order."""
+        return [(str(c.id), "— " * c.depth + c.name) for c in companies_in_scope(db.session, current_user)]
+
+    def list_url_for_company(self, company: Company | None) -> str:
+        """The list, filtered to `company`'s tree when one is given."""
+        param = self.company_filter_param()
+        if company is None or param is None:
+            return self.get_url(".index_view")
+        return self.get_url(".index_view", **{param: company.id})
 
 
 def _indented_name(view, context, model, name):

@@ -224,6 +224,21 @@ def test_create_category_subcategory_and_package_through_the_forms(client, login
         assert f"Code: — → {code}" in event.summary
 
 
+def test_package_form_asks_for_the_subcategory_right_after_the_category(client, login, world):
+    """套餐管理 → 新增: 套餐代码、套餐名称、归属大类、小类、金额、计价方式、币别, in the guide's order."""
+    login("support")
+    for url in ("/admin/package/new/", f"/admin/package/edit/?id={package('GPS-M').id}"):
+        page = client.get(url).get_data(as_text=True)
+        form = re.search(r'<form[^>]*class="admin-form[^"]*"[^>]*>(.*?)</form>', page, re.S).group(1)
+        names = [n for n in re.findall(r'<(?:input|select)[^>]*\bname="([a-z_]+)"', form) if n != "csrf_token"]
+        assert names[:4] == ["code", "name", "category", "subcategory_id"], (url, names)
+        assert names.index("amount") < names.index("pricing") < names.index("currency"), (url, names)
+        amount = re.search(r'<input[^>]*\bname="amount"[^>]*>', form).group(0)
+        assert " required" in amount, amount  # asked for by the browser: every package has a price
+        label = re.search(r'<label[^>]*for="amount"[^>]*>(.*?)</label>', form, re.S).group(1)
+        assert "&#42;" in label or "*" in label, label  # and starred like 编码 and 名称
+
+
 def test_create_per_term_package(client, login, world):
     login("support")
     response = post(client, "/admin/package/new/", package_form(world))
@@ -310,6 +325,7 @@ def test_amount_rules_on_the_form(client, login, world, amount, message):
     login("support")
     page = post(client, "/admin/package/new/", package_form(world, amount=amount)).get_data(as_text=True)
     assert message in page
+    assert "This field is required" not in page  # one message, in our words, also for an empty amount
     assert package("GPS-Q") is None
 
 

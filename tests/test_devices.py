@@ -597,6 +597,17 @@ def test_expiry_maintenance_filters_by_company(client, login, world):
     assert sorted(numbers_on(page)) == ["SO0001", "SO0002"]
 
 
+def test_expiry_maintenance_starts_with_choosing_a_company(client, login, world):
+    """设备到期维护 → 选择某公司下的设备: a company box above the list, as on 客户延期配置, setting the filter."""
+    login("support")
+    page = client.get("/admin/device_expiry/").get_data(as_text=True)
+    picker = page.split('id="rd-company-picker"')[1].split("</form>")[0]
+    assert 'name="flt0_company_in_the_tree_of"' in picker
+    assert f'<option value="{world.south.id}">' in picker and f'<option value="{world.acme.id}">' in picker
+    chosen = client.get(f"/admin/device_expiry/?flt0_company_in_the_tree_of={world.south.id}").get_data(as_text=True)
+    assert f'<option value="{world.south.id}" selected>' in chosen
+
+
 def test_device_details_without_history_says_so(client, login, world):
     login("support")
     page = client.get(f"/admin/device/details/?id={world.devices['AC0001'].id}").get_data(as_text=True)

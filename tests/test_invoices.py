@@ -5,6 +5,7 @@ The rules are tested as functions; HTTP tests prove the wiring, roles, scope, up
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from datetime import date
 from decimal import Decimal
@@ -480,6 +481,38 @@ def test_the_document_size_limit_comes_from_the_config(client, login, world, web
                      ("scan.pdf", PDF + b"0" * 200))
     assert "larger than" in answer.get_data(as_text=True)
     assert db.session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == world.acme.id)) is None
+
+
+def test_unbilled_orders_can_be_narrowed_to_one_order_type(client, login, world):
+    """5.2 申请发票: 未开票订单 → 选择【vip/奥币/云服务】 → 勾选订单 → 申请开票."""
+    ordinary_title(world)
+    renewal = paid_order(world.acme, "100.00")
+    coins = paid_order(world.north, "2160.00", kind="coins")
+    foreign = paid_order(world.globex, "72.00", kind="vip_upgrade")
+    login("customer")
+    form = client.get(f"{REQUESTS}new/?company_id={world.acme.id}").get_data(as_text=True)
+    assert renewal.number in form and coins.number in form
+    options = re.findall(r'<option value="(\w*)"[^>]*>', form.split('id="rd-kind"')[1].split("</select>")[0])
+    assert options == ["", "coins", "renewal"]  # the types its unbilled orders have; none of another tenant's
+    only_coins = client.get(f"{REQUESTS}new/?company_id={world.acme.id}&kind=coins").get_data(as_text=True)
+    assert coins.number in only_coins and renewal.number not in only_coins
+    assert '<option value="coins" selected>' in only_coins and 'name="kind" value="coins"' in only_coins
+    anything = client.get(f"{REQUESTS}new/?company_id={world.acme.id}&kind=bogus").get_data(as_text=True)
+    assert renewal.number in anything and coins.number in anything and foreign.number not in anything
+    answer = post(client, REQUESTS + "new/", [("company_id", str(world.acme.id)), ("kind", "coins"),
+                                              ("rowid", str(coins.id)), ("invoice_type", "electronic_ordinary"),
+                                              ("email", "ap@acme.example")], follow_redirects=True)
+    assert "2,160.00 CNY over 1 orders" in answer.get_data(as_text=True)
+
+
+def test_invoice_request_message_reads_the_total_in_the_readers_format(client, login, world):
+    ordinary_title(world)
+    order = paid_order(world.acme, "12800.00")
+    login("customer")
+    answer = post(client, REQUESTS + "new/", [("company_id", str(world.acme.id)), ("rowid", str(order.id)),
+                                              ("invoice_type", "electronic_ordinary"), ("email", "ap@acme.example")],
+                  follow_redirects=True)
+    assert "12,800.00 CNY over 1 orders" in answer.get_data(as_text=True)
 
 
 def test_request_review_and_issue_over_http_mail_the_customer(client, login, world):

@@ -771,6 +771,63 @@ def test_buy_coins_page_computes_the_price_and_creates_the_order(app, client, lo
                                                                            Order.kind == "coins")) == 0
 
 
+def test_pay_page_offers_the_bank_transfer_and_leads_to_the_receipt_upload(app, client, login, world):
+    """Seed 000 §2: an unpaid coin order → 支付 → 银行转账 → 第二步：上传转账电子回单 (staff paying on a
+    customer's behalf cannot upload a receipt, so they are not offered it)."""
+    order = coin_order(world)
+    number = order.number
+    db.session.commit()
+    pay = f"/admin/renewal_center/order/{number}/pay/"
+    login("customer")
+    page = client.get(pay).get_data(as_text=True)
+    assert 'id="rd-method-bank_transfer" value="bank_transfer"' in page
+    assert "then upload the electronic receipt of the transfer" in page
+    answer = post(client, pay, {"method": "bank_transfer"})
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith(f"/admin/bank_transfer/upload/?order={number}")
+    login.logout()
+    login("finance")
+    assert 'value="bank_transfer"' not in client.get(pay).get_data(as_text=True)
+    answer = post(client, pay, {"method": "bank_transfer"})
+    assert "/bank_transfer/" not in answer.headers["Location"]
+    assert db.session.scalar(select(func.count()).select_from(BankTransferReceipt)) == 0
+
+
+def test_an_unpaid_coin_order_is_found_in_the_order_records_and_paid_by_transfer(app, client, login, world):
+    """Seed 000 §2 第二步: 订单管理 → 选择“vip/奥币”和“未付款” → find the order → 【支付】 → 【银行转账】."""
+    order = coin_order(world)
+    paid = coin_order(world, amount="72.00")
+    mark_paid(db.session, paid, "wechat", "wx-test-1", Decimal("72.00"), "CNY", TODAY)
+    number = order.number
+    db.session.commit()
+    login("customer")
+    listing = client.get("/admin/order_record/?flt0_order_type_equals=coins&flt1_status_equals=pending")
+    page = listing.get_data(as_text=True)
+    assert number in page and paid.number not in page
+    assert f"/admin/renewal_center/order/{number}/pay/" in page  # its 支付
+    answer = post(client, f"/admin/renewal_center/order/{number}/pay/", {"method": "bank_transfer"})
+    assert answer.headers["Location"].endswith(f"/admin/bank_transfer/upload/?order={number}")
+
+
+def test_pay_page_offers_no_bank_transfer_for_a_coin_wallet_order(app, client, login, world):
+    """A VIP upgrade is paid in coins: there is no bank account for coins."""
+    order = Order(company_id=world.acme.id, kind="vip_upgrade", status="pending", currency="COIN",
+                  total=Decimal(7200), number="VP-COIN-1", created_by_id=world.users["customer"].id)
+    db.session.add(order)
+    db.session.commit()
+    login("customer")
+    page = client.get("/admin/renewal_center/order/VP-COIN-1/pay/").get_data(as_text=True)
+    assert 'value="bank_transfer"' not in page
+
+
+def test_coin_order_message_reads_the_amount_in_the_readers_format(app, client, login, world):
+    """"1440.00 元" read like a code: the amount is grouped like every other amount on the page."""
+    login("customer")
+    page = post(client, "/admin/coins/", {"company_id": str(world.acme.id), "amount": "2160.00",
+                                          "method": "bank_transfer"}, follow_redirects=True).get_data(as_text=True)
+    assert "216,000 coins for 2,160.00 CNY" in page
+
+
 def _upload(client, number, data, name, amount="2160.00"):
     return post(client, f"/admin/bank_transfer/upload/?order={number}",
                 {"payer_company": "Acme <b>Ltd</b>", "payer_account": "6222", "amount": amount,

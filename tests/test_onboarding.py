@@ -446,6 +446,7 @@ def test_company_profile_page(app, client, login, world):
     assert 'value="Acme Logistics" readonly' in page
     assert 'name="name"' not in page and 'name="company_name"' not in page  # the name is read-only
     assert 'name="csrf_token"' in page
+    assert '<a class="btn btn-secondary" id="rd-cancel" href="/admin/company_profile/">Cancel</a>' in page  # 确定 / 取消
 
     answer = post(client, "/admin/company_profile/", {
         "full_name": "Chen", "email": "bad@", "user_phone": "123456", "address": "x"})

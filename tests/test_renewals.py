@@ -640,9 +640,9 @@ def listed_orders(client, url: str) -> set[str]:
         "RN-A1", "RC-F1", "VA-S1", "VP-A1", "RN-G1", "RN-OLD"}
 
 
-def test_order_records_show_the_customers_tree_and_three_kinds(client, login, ledgered):
+def test_order_records_show_the_customers_tree_and_every_kind(client, login, ledgered):
     login("customer")
-    assert listed_orders(client, "/admin/order_record/") == {"RN-A1", "RC-F1", "VA-S1", "RN-OLD"}
+    assert listed_orders(client, "/admin/order_record/") == {"RN-A1", "RC-F1", "VA-S1", "VP-A1", "RN-OLD"}
     login.logout()
     login("north")
     assert listed_orders(client, "/admin/order_record/") == {"RC-F1"}
@@ -677,7 +677,7 @@ def test_order_management_company_filter_takes_the_tree(client, login, world, le
 
 def test_order_record_filters_for_the_customer(client, login, ledgered):
     login("customer")
-    assert listed_orders(client, "/admin/order_record/?flt0_status_equals=paid") == {"RN-A1", "RN-OLD"}
+    assert listed_orders(client, "/admin/order_record/?flt0_status_equals=paid") == {"RN-A1", "VP-A1", "RN-OLD"}
     assert listed_orders(client, "/admin/order_record/?flt0_currency_equals=USD") == {"RC-F1"}
     assert listed_orders(client, "/admin/order_record/?flt0_payment_method_equals=balance") == {"RN-A1", "RN-OLD"}
     # The company filter offers only the customer's tree.
@@ -712,7 +712,7 @@ def test_order_exports_are_scoped_labelled_and_formula_safe(client, login, world
     login.logout()
     login("customer")
     rows = _sheet(client.get("/admin/order_record/export/xlsx/"))
-    assert {r[0] for r in rows[1:]} == {"RN-A1", "RC-F1", "VA-S1", "RN-OLD"}
+    assert {r[0] for r in rows[1:]} == {"RN-A1", "RC-F1", "VA-S1", "VP-A1", "RN-OLD"}
 
 
 def test_order_details_list_the_lines_and_stay_in_scope(client, login, world):

@@ -460,6 +460,29 @@ def test_organizer_page_shows_seats_left_and_creating_mails_the_invitation(clien
     assert "Enterprise: 0 left" in listing and "&lt;b&gt;Na" in listing
 
 
+def _edition_options(page: str) -> list[tuple[str, bool]]:
+    select = page.split('id="rd-edition"')[1].split("</select>")[0]
+    return [(code, bool(chosen)) for code, chosen in re.findall(r'<option value="(\w+)"( selected)?>', select)]
+
+
+def test_organizer_form_offers_the_editions_bought_with_one_that_has_a_seat_chosen(client, login, world, catalog):
+    """4. 创建组织者账号: 若您购买多种版本的话，需在“产品类型”中选择所对应产品 — the editions bought, not one
+    the company never bought preselected (which could only be refused)."""
+    login("customer")
+    assert _edition_options(client.get(ORGANIZERS + "new/").get_data(as_text=True)) == [
+        ("enterprise", True), ("standard", False), ("basic", False)]  # none bought: every edition, and the hint
+    give_seats(world, world.acme, "basic", 2)
+    assert _edition_options(client.get(ORGANIZERS + "new/").get_data(as_text=True)) == [("basic", True)]
+    give_seats(world, world.acme, "enterprise", 1)
+    give_seats(world, world.north, "standard", 1)
+    organizer = create_organizer(db.session, world.users["customer"], world.acme, "a@acme.example", "A", "Li",
+                                 "enterprise")
+    db.session.commit()
+    assert organizer.seat_edition == "enterprise"
+    assert _edition_options(client.get(ORGANIZERS + "new/").get_data(as_text=True)) == [
+        ("enterprise", False), ("standard", False), ("basic", True)]  # Acme's enterprise seat is taken
+
+
 def test_creating_an_organizer_needs_the_csrf_token(client, login, world, catalog):
     give_seats(world, world.acme, "enterprise", 1)
     login("customer")
@@ -549,6 +572,13 @@ def test_buying_seats_over_http_leads_to_the_order_page_and_paying_adds_them(cli
     assert quota(world.acme, "basic") == (3, 0)
     listing = client.get(SEAT_ORDERS).get_data(as_text=True)
     assert order.number in listing and "Account increase" in listing
+
+
+def test_seat_order_message_reads_the_total_in_the_readers_format(client, login, world, catalog):
+    login("customer")
+    page = post(client, SEAT_ORDERS + "buy/", {"company_id": str(world.acme.id), "edition": "basic", "quantity": "12"},
+                follow_redirects=True).get_data(as_text=True)
+    assert "created: 1,200.00 CNY. Pay it to add the seats." in page
 
 
 def test_sales_grants_seats_over_http_and_customers_may_not(client, login, world, catalog):
