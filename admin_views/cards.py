@@ -35,10 +35,10 @@ from actions.cards import (
 )
 from actions.crypto import vault
 from actions.distribution import (
-    approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, pay_withdrawal,
+    RULE_ROLES, approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, find_rule, pay_withdrawal,
     prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
 )
-from actions.money import format_money, format_percent, from_minor
+from actions.money import format_money, format_percent, from_minor, typed
 from actions.idempotency import remember
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, page_label, unit_of_work,
@@ -53,8 +53,8 @@ from importers.xlsx import iter_file, write_xlsx
 from models import (
     CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
     DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
-    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Package,
-    SimCard, Wallet, Withdrawal, db,
+    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Order,
+    Package, SimCard, Wallet, Withdrawal, db,
 )
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -551,14 +551,32 @@ class CommissionRuleView(ScopedModelView):
                      "currency": _l("Currency"), "fixed_level1_minor": _l("Level-1 fixed amount"),
                      "fixed_level2_minor": _l("Level-2 fixed amount")}
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
+                         "package": lambda v, c, m, n: m.package or _("Every plan"),
                          "level1_rate_bp": lambda v, c, m, n: _rate(m.level1_rate_bp),
                          "level2_rate_bp": lambda v, c, m, n: _rate(m.level2_rate_bp),
                          "fixed_level1_minor": _money_cell("fixed_level1_minor"),
                          "fixed_level2_minor": _money_cell("fixed_level2_minor")}
     column_select_related_list = (CommissionRule.company, CommissionRule.package)
+    list_template = "renewdesk/cards/rule_list.html"
+
+    def render(self, template, **kwargs):
+        kwargs.setdefault("may_set", current_user.role in RULE_ROLES | {"admin"})
+        return super().render(template, **kwargs)
+
+    @staticmethod
+    def _form_values(rule: CommissionRule | None) -> dict:
+        """A saved rule as the form shows it (percents and amounts as the reader types them), else the defaults."""
+        if rule is None:
+            return {"level1": "0", "level2": "0", "fixed1": "0", "fixed2": "0", "hold_days": 7, "tiers": ""}
+        return {"company_id": rule.company_id, "package_id": rule.package_id, "mode": rule.mode, "kind": rule.kind,
+                "level1": typed(Decimal(rule.level1_rate_bp) / 100), "level2": typed(Decimal(rule.level2_rate_bp) / 100),
+                "fixed1": typed(from_minor(rule.fixed_level1_minor, rule.currency)),
+                "fixed2": typed(from_minor(rule.fixed_level2_minor, rule.currency)),
+                "hold_days": rule.hold_days, "tiers": rule.tiers}
 
     @expose("/set/", methods=("GET", "POST"))
     def set_rule(self):
+        """分销设置: a new rule, or a saved one (`company_id`, `package_id`) to change."""
         companies = db.session.scalars(select(Company).join(
             DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all()
         packages = db.session.scalars(select(Package).where(Package.kind == "card").order_by(Package.code)).all()
@@ -576,8 +594,13 @@ class CommissionRuleView(ScopedModelView):
             if not work.failed:
                 flash(_("Commission rule saved for %(company)s.", company=company.name), "success")
                 return redirect(url_for(".index_view"))
+        if request.method == "POST":  # refused: the form again as it was typed
+            values = request.form.to_dict()
+        else:
+            company_id = int_arg("company_id")
+            values = self._form_values(find_rule(db.session, company_id, int_arg("package_id")) if company_id else None)
         return self.render("renewdesk/cards/rule_form.html", companies=companies, packages=packages,
-                           modes=COMMISSION_MODES, kinds=COMMISSION_KINDS)
+                           modes=COMMISSION_MODES, kinds=COMMISSION_KINDS, values=values)
 
 
 class CommissionEntryView(DistributorAccess, ScopedModelView):
@@ -589,11 +612,12 @@ class CommissionEntryView(DistributorAccess, ScopedModelView):
     column_list = ("created_at", "company", "seller", "level", "kind", "order_id", "cards", "base_minor", "rate_bp",
                    "amount_minor", "month", "state")
     column_labels = {"created_at": _l("Created"), "company": _l("Earned by"), "seller": _l("Sold by"),
-                     "level": _l("Level"), "kind": _l("Kind"), "order_id": _l("Order"), "cards": _l("Cards"),
+                     "level": _l("Level"), "kind": _l("Kind"), "order_id": _l("Order number"), "cards": _l("Cards"),
                      "base_minor": _l("Base (net paid)"), "rate_bp": _l("Rate"), "amount_minor": _l("Commission"),
                      "month": _l("Month"), "state": _l("State"), "currency": _l("Currency"),
                      "hold_until": _l("Held until")}
     column_formatters = {"base_minor": _money_cell("base_minor"), "amount_minor": _money_cell("amount_minor"),
+                         "order_id": lambda v, c, m, n: page_label(c, m, "order_id", Order.id, Order.number) or "",
                          "rate_bp": lambda v, c, m, n: _rate(m.rate_bp),
                          "kind": label_formatter(COMMISSION_ENTRY_KINDS), "state": label_formatter(COMMISSION_STATES)}
     column_filters = (sqla_filters.FilterEqual(CommissionEntry.state, _l("State"),

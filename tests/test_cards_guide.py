@@ -1,0 +1,76 @@
+"""Seed 002 step by step: what a user following the guide meets on the card pages (订单号 in 分销订单,
+the 分销设置 button and its form, 号卡信息 of an order, 全部 orders, 充值 and 提现 on 财务管理)."""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal as D
+
+from sqlalchemy import select
+
+from actions.cards import CardInput, add_card
+from actions.distribution import save_rule
+from actions.wallets import credit, wallet_for
+from conftest import post
+from models import CardOrder, CommissionRule, db
+
+pytest_plugins = ("card_fixtures",)
+ORDERS = "/admin/cardorder/"
+
+
+def _sell(cards, vault, client, login, n=2):
+    """B sells `n` cards from the platform warehouse (paid from its balance); returns the card order and cards."""
+    s, u, b = db.session, cards["users"], cards["b"]
+    rows = [add_card(s, u["support"], vault, CardInput(f"8986{i:016d}", f"1340000{i:04d}", f"T{i:05d}", "SIM-39",
+                                                       date.today() + timedelta(days=365)), date.today())
+            for i in range(n)]
+    credit(s, wallet_for(s, b.id, "CNY"), D("1000.00"), "offline_recharge", "test:fund", u["admin"])
+    save_rule(s, u["finance"], b, cards["package"].id, mode="split", kind="percent", level1_percent="8",
+              level2_percent="10")
+    s.commit()
+    login("b_admin")
+    post(client, f"{ORDERS}place/", {"seller_id": str(b.id), "package_id": str(cards["package"].id),
+                                     "quantity": str(n), "holder": "0", "customer_name": "Zhang San",
+                                     "customer_phone": "13900000000", "shipping_address": "Shenzhen"})
+    return db.session.scalar(select(CardOrder)), rows
+
+
+def test_distribution_orders_show_the_order_number(cards, vault, client, login):
+    """六.1 分销订单 lists 订单号: the order's number, not its internal id."""
+    card_order, _ = _sell(cards, vault, client, login)
+    page = client.get("/admin/commissionentry/").get_data(as_text=True)
+    cell = re.search(r'<td class="col-order_id">\s*(.*?)\s*</td>', page, re.S)
+    assert cell is not None and cell.group(1) == card_order.order.number
+
+
+def test_commission_settings_are_reached_from_their_list_and_open_a_saved_rule(cards, client, login):
+    """六.2 分销设置: the list has the button to set rates; a saved rule opens filled in, and saving it
+    changes that rule (no second one); a rule for every plan says so in the list."""
+    users = cards["users"]
+    save_rule(db.session, users["finance"], cards["b"], None, mode="override", kind="percent",
+              level1_percent="12.5", level2_percent="2", hold_days=10)
+    users["finance"].locale = "vi"
+    db.session.commit()
+    login("finance")
+    listing = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert 'href="/admin/commissionrule/set/"' in listing
+    assert "Mọi gói" in listing  # the rule for every plan (its plan cell was empty)
+    edit = re.search(r'href="(/admin/commissionrule/set/\?company_id=\d+)"', listing)
+    assert edit is not None
+    form = client.get(edit.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert 'name="level1" value="12,5"' in form and 'name="hold_days" value="10"' in form
+    assert re.search(rf'<option value="{cards["b"].id}" selected>', form)
+    post(client, "/admin/commissionrule/set/", {"company_id": str(cards["b"].id), "package_id": "",
+                                                "mode": "override", "kind": "percent", "level1": "9,5",
+                                                "level2": "2", "hold_days": "10"})
+    rules = db.session.scalars(select(CommissionRule)).all()
+    assert [(r.package_id, r.level1_rate_bp) for r in rules] == [(None, 950)]
+
+
+def test_a_refused_rule_form_keeps_what_was_typed(cards, client, login):
+    login("finance")
+    page = post(client, "/admin/commissionrule/set/", {"company_id": str(cards["b"].id), "package_id": "",
+                                                       "mode": "split", "kind": "percent", "level1": "12",
+                                                       "level2": "10", "hold_days": "5"}).get_data(as_text=True)
+    assert 'name="level1" value="12"' in page and 'name="hold_days" value="5"' in page
+    assert db.session.scalar(select(CommissionRule)) is None
