@@ -74,3 +74,25 @@ def test_a_refused_rule_form_keeps_what_was_typed(cards, client, login):
                                                        "level2": "10", "hold_days": "5"}).get_data(as_text=True)
     assert 'name="level1" value="12"' in page and 'name="hold_days" value="5"' in page
     assert db.session.scalar(select(CommissionRule)) is None
+
+
+def test_the_orders_page_opens_on_every_order_and_a_shipped_order_names_its_cards(cards, vault, client, login):
+    """四.1 订单管理: the page shows all orders (every status, in one list) and an order's details carry
+    号卡信息: the carrier, the tracking number and the cards shipped."""
+    card_order, rows = _sell(cards, vault, client, login)
+    number = card_order.order.number
+    assert number in client.get(ORDERS).get_data(as_text=True)
+    details = client.get(f"{ORDERS}details/?id={card_order.id}").get_data(as_text=True)
+    assert 'id="rd-order-shipment"' in details and "SF1234567890" not in details
+    login.logout()
+    login("support")
+    post(client, f"{ORDERS}ship/", {"id": str(card_order.id), "numbers": "\n".join(r.iccid for r in rows),
+                                    "carrier": "SF Express", "tracking_number": "SF1234567890"})
+    login.logout()
+    login("b_admin")
+    listing = client.get(ORDERS).get_data(as_text=True)
+    assert number in listing and number not in client.get(f"{ORDERS}?tab=awaiting").get_data(as_text=True)
+    details = client.get(f"{ORDERS}details/?id={card_order.id}").get_data(as_text=True)
+    shipment = details[details.index('id="rd-order-shipment"'):]
+    assert "SF Express" in shipment and "SF1234567890" in shipment
+    assert all(r.iccid in shipment and r.phone in shipment for r in rows)
