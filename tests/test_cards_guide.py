@@ -96,3 +96,16 @@ def test_the_orders_page_opens_on_every_order_and_a_shipped_order_names_its_card
     shipment = details[details.index('id="rd-order-shipment"'):]
     assert "SF Express" in shipment and "SF1234567890" in shipment
     assert all(r.iccid in shipment and r.phone in shipment for r in rows)
+
+
+def test_income_and_expenses_offer_recharge_and_withdrawal(cards, client, login):
+    """五.2/五.3 财务管理: the distributor's 提现 and 充值 buttons are on the page, and lead to working forms."""
+    login("b_admin")
+    page = client.get("/admin/card_finance/").get_data(as_text=True)
+    recharge = re.search(r'id="rd-finance-recharge" href="([^"]+)"', page)
+    withdraw = re.search(r'id="rd-finance-withdraw" href="([^"]+)"', page)
+    assert recharge and withdraw
+    assert client.get(recharge.group(1)).status_code == 200 and client.get(withdraw.group(1)).status_code == 200
+    login.logout()
+    login("finance")
+    assert 'id="rd-finance-recharge"' not in client.get("/admin/card_finance/").get_data(as_text=True)
