@@ -474,13 +474,14 @@ class CardCustomerView(DistributorAccess, ScopedModelView):
     roles = frozenset({"sales"})
     scope_column = "company_id"
     column_list = ("company", "name", "category", "contact_name", "phone", "address", "created_at")
-    column_labels = {"company": _l("Distributor"), "name": _l("Customer"), "category": _l("Category"),
+    # 客户分类: the distributor's own classes of customers ("Category" reads 套餐大类, the catalog's, in Chinese).
+    column_labels = {"company": _l("Distributor"), "name": _l("Customer"), "category": _l("Customer type"),
                      "contact_name": _l("Contact"), "phone": _l("Phone number"), "address": _l("Address"),
                      "note": _l("Note"), "created_at": _l("Created")}
     form_columns = ("company", "name", "category", "contact_name", "phone", "address", "note")
     column_searchable_list = ("name", "contact_name", "phone")
-    column_filters = (sqla_filters.FilterEqual(CardCustomer.category, _l("Category")),
-                      sqla_filters.FilterLike(CardCustomer.category, _l("Category")))
+    column_filters = (sqla_filters.FilterEqual(CardCustomer.category, _l("Customer type")),
+                      sqla_filters.FilterLike(CardCustomer.category, _l("Customer type")))
     column_select_related_list = (CardCustomer.company,)
     column_default_sort = ("id", True)
     form_args = {"name": {"validators": [DataRequired(), Length(max=200)]},

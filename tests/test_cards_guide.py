@@ -109,3 +109,13 @@ def test_income_and_expenses_offer_recharge_and_withdrawal(cards, client, login)
     login.logout()
     login("finance")
     assert 'id="rd-finance-recharge"' not in client.get("/admin/card_finance/").get_data(as_text=True)
+
+
+def test_customers_are_classed_by_customer_type_not_the_catalogs_category(cards, client, login):
+    """客户管理 (对客户进行分类管理): the class of a customer read 套餐大类 (the package catalog's word) in Chinese."""
+    cards["users"]["a_admin"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("a_admin")
+    for url in ("/admin/cardcustomer/", "/admin/cardcustomer/new/"):
+        page = client.get(url).get_data(as_text=True)
+        assert "客户类型" in page and "套餐大类" not in page, url
