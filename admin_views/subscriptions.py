@@ -168,11 +168,7 @@ class SubscribeView(RoleView):
         terms = subs.current_terms(db.session, quote.service)
         titles = list(db.session.scalars(select(InvoiceTitle).where(InvoiceTitle.company_id == quote.company.id)
                                          .order_by(InvoiceTitle.id)))
-        defaults = {"contact_name": quote.company.contact_name or "",
-                    "contact_phone": quote.company.contact_phone or "",
-                    "contact_email": quote.company.contact_email or "", "invoice_title": quote.company.name,
-                    "invoice_tax_id": quote.company.tax_id or "", "invoice_address": quote.company.address or "",
-                    "pay_method": "cash" if current_user.role == "sales" else "balance", "auto_renew": "y"}
+        defaults = subs.checkout_defaults(db.session, quote.company, current_user)
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
                            values=merged, terms=terms, titles=titles, stage=stage, previous=previous,

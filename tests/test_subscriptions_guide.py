@@ -1,0 +1,59 @@
+"""Seed 003 step 2 as a user following the guide meets it: Thông tin xuất hóa đơn opens with the company's
+saved invoice details, and a form with several fields at fault names them all at once."""
+from __future__ import annotations
+
+import re
+
+from actions import subscriptions as subs
+from conftest import post
+from models import InvoiceTitle, db
+from test_subscriptions import _hidden, cycle_of, details
+
+
+def _step2(client, world) -> str:
+    cycle = cycle_of("OFFICE-STD", 12)
+    step1 = client.get(f"/admin/subscribe/checkout/?cycle={cycle.id}&company_id={world.acme.id}").get_data(
+        as_text=True)
+    key = re.search(r'name="checkout_key" value="([0-9a-f]{32})"', step1).group(1)
+    return post(client, "/admin/subscribe/checkout/", [
+        ("checkout_key", key), ("company_id", str(world.acme.id)), ("cycle", str(cycle.id)),
+        ("step", "next")]).get_data(as_text=True)
+
+
+def test_step2_opens_with_the_companys_saved_invoice_title(client, login, world):
+    """Acme has no tax code of its own but a saved invoice title: step 2 is filled from it (the form opened
+    with an empty tax code the user had to look up, then refused it)."""
+    db.session.add(InvoiceTitle(company_id=world.acme.id, kind="ordinary", title="Acme Logistics Co., Ltd.",
+                                tax_id="91440300MA5DEMX01X", address="1 Harbour Road"))
+    world.acme.tax_id = None
+    db.session.commit()
+    login("customer")
+    page = _step2(client, world)
+    assert 'name="invoice_title" id="rd-invoice-title" maxlength="200" value="Acme Logistics Co., Ltd."' in page
+    assert 'value="91440300MA5DEMX01X"' in page and 'value="1 Harbour Road"' in page
+
+
+def test_step2_names_every_field_at_fault_at_once(client, login, world):
+    login("customer")
+    page = _step2(client, world)
+    fields = [pair for pair in _hidden(page, "rd-checkout-step2") if pair[0] not in ("csrf_token", "stage")]
+    answer = post(client, "/admin/subscribe/checkout/pay/", fields + [
+        ("stage", "details"), ("invoice_title", "Acme"), ("invoice_tax_id", "12345"), ("contact_name", "An"),
+        ("contact_phone", ""), ("contact_email", "a@acme.example"), ("pay_method", "balance")]).get_data(as_text=True)
+    assert 'id="rd-checkout-confirm"' not in answer
+    for said in ("Tax code: 12345 is not a valid tax code", "Contact phone is required.",
+                 "Terms: tick “I agree to the service terms”"):
+        assert said in answer, said
+
+
+def test_check_details_lists_each_problem_once(world):
+    service = cycle_of("OFFICE-STD", 12).plan.service
+    try:
+        subs.check_details(db.session, service, details(service, invoice_tax_id="", contact_email="nope",
+                                                        pay_method="cash"), world.users["customer"])
+    except subs.DomainError as exc:
+        text = str(exc)
+    else:
+        raise AssertionError("refused details were accepted")
+    assert text.count("Tax code") == 1 and text.count("Contact email") == 1 and "cash is recorded by sales" in text
+    assert subs.check_details(db.session, service, details(service), world.users["customer"])["invoice_tax_id"]
