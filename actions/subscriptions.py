@@ -680,6 +680,12 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     return order
 
 
+def subscription_of_order(session: Session, order: Order) -> Subscription | None:
+    """The subscription an order was made for (its start, renewal or change), or None."""
+    return session.scalar(select(Subscription).join(SubscriptionOrder, SubscriptionOrder.subscription_id
+                                                    == Subscription.id).where(SubscriptionOrder.order_id == order.id))
+
+
 def _link_of(session: Session, order: Order) -> SubscriptionOrder | None:
     link = session.scalar(select(SubscriptionOrder).where(SubscriptionOrder.order_id == order.id))
     if link is None and order.note:

@@ -32,6 +32,7 @@ from admin_views.base import (
     parse_row_id,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
+from admin_views.payments import register_paid_page
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS,
@@ -272,6 +273,12 @@ class SubscribeView(RoleView):
         flash(_("Subscription %(number)s: cash receipt entered; it starts when finance confirms it.",
                 number=number), "success")
         return redirect(detail)
+
+
+def _subscription_page(order: Order) -> str | None:
+    """A subscription's order paid online: the payer lands on the subscription (đăng ký thành công), not the order."""
+    subscription = subs.subscription_of_order(db.session, order)
+    return url_for("subscription.detail_view", id=subscription.id) if subscription is not None else None
 
 
 # --- the subscription list and its detail page --------------------------------------------------------------
@@ -770,6 +777,7 @@ class CashReceiptView(ScopedModelView):
 
 def register(admin, customer, sales, finance) -> None:
     """Subscribe (price table and checkout), subscriptions, promotions and cash receipts."""
+    register_paid_page("subscription", _subscription_page)
     admin.add_view(SubscribeView(name=_l("Subscribe to a service"), category=customer, endpoint="subscribe"))
     admin.add_view(SubscriptionView(name=_l("Subscriptions"), category=customer, endpoint="subscription"))
     admin.add_view(PromotionView(Promotion, name=_l("Promotions"), category=sales, endpoint="promotion"))

@@ -1,12 +1,16 @@
 """Seed 003 step 2 as a user following the guide meets it: Thông tin xuất hóa đơn opens with the company's
-saved invoice details, and a form with several fields at fault names them all at once."""
+saved invoice details, a form with several fields at fault names them all at once, and paying online ends
+on the subscription (đăng ký thành công)."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal as D
+
+from sqlalchemy import select
 
 from actions import subscriptions as subs
 from conftest import post
-from models import InvoiceTitle, db
+from models import InvoiceTitle, Order, OrderLine, Subscription, db
 from test_subscriptions import _hidden, cycle_of, details
 
 
@@ -57,3 +61,34 @@ def test_check_details_lists_each_problem_once(world):
         raise AssertionError("refused details were accepted")
     assert text.count("Tax code") == 1 and text.count("Contact email") == 1 and "cash is recorded by sales" in text
     assert subs.check_details(db.session, service, details(service), world.users["customer"])["invoice_tax_id"]
+
+
+def test_paying_a_subscription_online_lands_on_the_subscription(client, login, world):
+    """Thanh toán → Xác nhận → the provider's page → Thanh toán → 'màn hình đăng ký thành công': the payer
+    came back to the renewal center's order page (Trung tâm gia hạn), with no way to the subscription."""
+    login("customer")
+    page = _step2(client, world)
+    terms = subs.current_terms(db.session, cycle_of("OFFICE-STD", 12).plan.service)
+    filled = [p for p in _hidden(page, "rd-checkout-step2") if p[0] not in ("csrf_token", "stage")] + [
+        ("stage", "confirm"), ("invoice_title", "Acme Logistics"), ("invoice_tax_id", "91310000MA1FL8LQ47"),
+        ("contact_name", "Li Lei"), ("contact_phone", "13800000000"), ("contact_email", "li@acme.example"),
+        ("pay_method", "online"), ("accept_terms", "y"), ("terms_version_id", str(terms.id))]
+    answer = post(client, "/admin/subscribe/checkout/pay/", filled)
+    assert "/sandbox/pay/" in answer.headers["Location"]
+    paid = post(client, answer.headers["Location"], {"decision": "pay"})
+    subscription = db.session.scalar(select(Subscription).where(Subscription.company_id == world.acme.id,
+                                                                Subscription.status == "active"))
+    assert paid.headers["Location"] == f"/admin/subscription/view/{subscription.id}/"
+    assert subscription.number in client.get(paid.headers["Location"]).get_data(as_text=True)
+
+
+def test_paying_another_kind_online_still_lands_on_its_order(client, login, world):
+    order = Order(number="RC-GUIDE-0001", kind="recharge", status="pending", company_id=world.acme.id,
+                  currency="CNY", total=D("50.00"))
+    db.session.add(order)
+    db.session.flush()
+    db.session.add(OrderLine(order_id=order.id, description="Recharge", unit_price=D("50.00"), amount=D("50.00")))
+    db.session.commit()
+    login("customer")
+    paid = post(client, "/sandbox/pay/RC-GUIDE-0001?method=wechat", {"decision": "pay"})
+    assert paid.headers["Location"] == "/admin/renewal_center/order/RC-GUIDE-0001/"
