@@ -74,7 +74,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     list_template = "renewdesk/cards/order_list.html"
     column_list = ("order", "seller", "package", "quantity", "total", "customer_name", "holder_key", "status",
                    "created_at")
-    column_labels = {"order": _l("Order"), "seller": _l("Distributor"), "package": _l("Plan"),
+    column_labels = {"order": _l("Order"), "seller": _l("Distributor"), "package": _l("Package"),
                      "quantity": _l("Cards"), "total": _l("Total"), "customer_name": _l("Customer"),
                      "customer_phone": _l("Phone number"),
                      "holder_key": _l("Shipped by"), "status": _l("Status"), "created_at": _l("Created"),

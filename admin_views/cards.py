@@ -261,7 +261,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     column_list = ("iccid", "phone", "pin_hint", "package", "valid_until", "status", "holder_key", "created_at")
     column_details_list = column_list + ("warehouse", "order_line_id", "import_id")
     column_export_list = ("iccid", "phone", "pin_hint", "package", "valid_until", "status", "holder_key")
-    column_labels = {"iccid": "ICCID", "phone": _l("Phone number"), "pin_hint": "PIN", "package": _l("Plan"),
+    column_labels = {"iccid": "ICCID", "phone": _l("Phone number"), "pin_hint": "PIN", "package": _l("Package"),
                      "valid_until": _l("Valid until"), "status": _l("Status"), "holder_key": _l("Holder"),
                      "created_at": _l("Added"), "warehouse": _l("Warehouse"), "order_line_id": _l("Order line"),
                      "import_id": _l("Import")}
@@ -281,7 +281,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def __init__(self, *args, **kwargs):
         self.column_filters = (
             sqla_filters.FilterEqual(SimCard.status, _l("Status"), options=list(CARD_STATUSES.items())),
-            sqla_filters.IntEqualFilter(SimCard.package_id, _l("Plan"), options=self._plan_options),
+            sqla_filters.IntEqualFilter(SimCard.package_id, _l("Package"), options=self._plan_options),
             sqla_filters.DateBetweenFilter(SimCard.valid_until, _l("Valid until")),
         )
         super().__init__(SimCard, *args, **kwargs)
@@ -546,7 +546,7 @@ class CommissionRuleView(ScopedModelView):
     can_create = can_edit = False
     column_list = ("company", "package", "mode", "kind", "level1_rate_bp", "level2_rate_bp", "tiers", "hold_days",
                    "updated_at")
-    column_labels = {"company": _l("Distributor"), "package": _l("Plan"), "mode": _l("Mode"), "kind": _l("Kind"),
+    column_labels = {"company": _l("Distributor"), "package": _l("Package"), "mode": _l("Mode"), "kind": _l("Kind"),
                      "level1_rate_bp": _l("Level-1 rate"), "level2_rate_bp": _l("Level-2 rate"),
                      "tiers": _l("Monthly tiers"), "hold_days": _l("Hold days"), "updated_at": _l("Updated"),
                      "currency": _l("Currency"), "fixed_level1_minor": _l("Level-1 fixed amount"),
@@ -930,7 +930,7 @@ class CardReportView(DistributorAccess, RoleView):
     """分销报表: count, sales and commission by distributor, level, package and month; charts and xlsx."""
 
     roles = frozenset({"finance", "sales"})
-    groups = {"distributor": _l("Distributor"), "level": _l("Level"), "package": _l("Plan"), "month": _l("Month")}
+    groups = {"distributor": _l("Distributor"), "level": _l("Level"), "package": _l("Package"), "month": _l("Month")}
 
     def _rows(self):
         group = request.args.get("group", "month")

@@ -119,3 +119,29 @@ def test_customers_are_classed_by_customer_type_not_the_catalogs_category(cards,
     for url in ("/admin/cardcustomer/", "/admin/cardcustomer/new/"):
         page = client.get(url).get_data(as_text=True)
         assert "客户类型" in page and "套餐大类" not in page, url
+
+
+def test_cards_are_of_a_package_as_the_guide_and_the_import_say(cards, vault, client, login, app):
+    """三.1/三.3 号卡的套餐类型: the card pages named a card's package with the subscriptions' word (服务计划,
+    Gói dịch vụ), and a Chinese export had a column header the import does not read back."""
+    from io import BytesIO
+
+    from flask_babel import force_locale, gettext
+    from openpyxl import load_workbook
+
+    from importers.cards import HEADERS
+
+    add_card(db.session, cards["users"]["support"], vault,
+             CardInput("89860000000000000001", "13400000001", "T00001", "SIM-39", date.today() + timedelta(days=30)),
+             date.today())
+    cards["users"]["support"].locale = "zh_Hans_CN"
+    db.session.commit()
+    with app.test_request_context(), force_locale("zh_Hans_CN"):
+        package, plan = gettext("Package"), gettext("Plan")
+    login("support")
+    for url in ("/admin/simcard/", "/admin/simcard/add/", "/admin/card_stock/"):
+        page = client.get(url).get_data(as_text=True)
+        assert f">{package}<" in page.replace("\n", "").replace(" ", "") and plan not in page, url
+    exported = client.get("/admin/simcard/export/xlsx/")
+    header = [cell.value for cell in next(load_workbook(BytesIO(exported.data)).active.iter_rows(max_row=1))]
+    assert header[3] == package and header[3].casefold() in {h.casefold() for h in HEADERS["plan"]}, header
