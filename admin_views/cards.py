@@ -538,8 +538,18 @@ def _rate(bp: int | None) -> str:
     return "" if bp is None else format_percent(Decimal(bp) / 100)
 
 
-class CommissionRuleView(ScopedModelView):
-    """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels)."""
+def _parents_share_hidden(rule: CommissionRule) -> bool:
+    """A distributor reads its own rule without its parent's level-2 share (what the parent keeps of its sales)."""
+    return not current_user.is_staff and rule.company_id == current_user.company_id
+
+
+def _may_set_rules() -> bool:
+    return current_user.role in RULE_ROLES | {"admin"}
+
+
+class CommissionRuleView(DistributorAccess, ScopedModelView):
+    """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels).
+    Finance and sales set them; a distributor reads those of its tree (its own without the parent's share)."""
 
     roles = frozenset({"finance", "sales"})
     scope_column = "company_id"
@@ -554,14 +564,19 @@ class CommissionRuleView(ScopedModelView):
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
                          "package": lambda v, c, m, n: m.package or _("Every plan"),
                          "level1_rate_bp": lambda v, c, m, n: _rate(m.level1_rate_bp),
-                         "level2_rate_bp": lambda v, c, m, n: _rate(m.level2_rate_bp),
+                         "level2_rate_bp": lambda v, c, m, n: "—" if _parents_share_hidden(m) else _rate(m.level2_rate_bp),
                          "fixed_level1_minor": _money_cell("fixed_level1_minor"),
-                         "fixed_level2_minor": _money_cell("fixed_level2_minor")}
+                         "fixed_level2_minor": lambda v, c, m, n: "—" if _parents_share_hidden(m) else format_money(
+                             from_minor(m.fixed_level2_minor, m.currency), m.currency)}
     column_select_related_list = (CommissionRule.company, CommissionRule.package)
     list_template = "renewdesk/cards/rule_list.html"
 
+    @property
+    def can_delete(self) -> bool:
+        return has_request_context() and current_user.is_authenticated and _may_set_rules()
+
     def render(self, template, **kwargs):
-        kwargs.setdefault("may_set", current_user.role in RULE_ROLES | {"admin"})
+        kwargs.setdefault("may_set", _may_set_rules())
         return super().render(template, **kwargs)
 
     @staticmethod
@@ -578,6 +593,8 @@ class CommissionRuleView(ScopedModelView):
     @expose("/set/", methods=("GET", "POST"))
     def set_rule(self):
         """分销设置: a new rule, or a saved one (`company_id`, `package_id`) to change."""
+        if not _may_set_rules():
+            return refused()
         companies = db.session.scalars(select(Company).join(
             DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all()
         packages = db.session.scalars(select(Package).where(Package.kind == "card").order_by(Package.code)).all()

@@ -145,3 +145,30 @@ def test_cards_are_of_a_package_as_the_guide_and_the_import_say(cards, vault, cl
     exported = client.get("/admin/simcard/export/xlsx/")
     header = [cell.value for cell in next(load_workbook(BytesIO(exported.data)).active.iter_rows(max_row=1))]
     assert header[3] == package and header[3].casefold() in {h.casefold() for h in HEADERS["plan"]}, header
+
+
+def test_distributors_read_their_commission_settings_and_change_nothing(cards, client, login):
+    """六.2 分销设置 for a distributor: its menu had no 分销设置 at all. It now reads the rules of its tree —
+    its own without the parent's level-2 share — and can neither set nor delete one."""
+    users, b = cards["users"], cards["b"]
+    save_rule(db.session, users["finance"], b, None, mode="split", kind="percent", level1_percent="8",
+              level2_percent="13")
+    db.session.commit()
+    rule_id = db.session.scalar(select(CommissionRule.id))
+    login("a_admin")
+    assert 'href="/admin/commissionrule/"' in client.get("/admin/").get_data(as_text=True)
+    parent_view = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert "8%" in parent_view and "13%" in parent_view and "/admin/commissionrule/set/" not in parent_view
+    login.logout()
+    login("b_admin")
+    own_view = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert "8%" in own_view and "13%" not in own_view
+    refused = post(client, "/admin/commissionrule/set/", {"company_id": str(b.id), "package_id": "", "mode": "override",
+                                                          "kind": "percent", "level1": "50", "level2": "0"},
+                   follow_redirects=True).get_data(as_text=True)
+    assert "Your role may not do this" in refused
+    post(client, "/admin/commissionrule/action/", [("action", "delete"), ("rowid", str(rule_id))])
+    post(client, "/admin/commissionrule/delete/", {"id": str(rule_id)})
+    db.session.expire_all()
+    rule = db.session.get(CommissionRule, rule_id)
+    assert rule is not None and (rule.level1_rate_bp, rule.level2_rate_bp) == (800, 1300)
