@@ -118,6 +118,17 @@ class SubscribeView(RoleView):
                   for service in services]
         return self.render("renewdesk/subscriptions/price_table.html", tables=tables)
 
+    @expose("/service/<int:service_id>/")
+    def service_view(self, service_id: int):
+        """Chi tiết dịch vụ with its tabs: the details, and Bảng giá (the plans' cycles, each with Đăng ký)."""
+        service = db.session.get(Service, service_id)
+        if service is None or not service.active:
+            abort(404)
+        tab = "prices" if request.args.get("tab") == "prices" else "details"
+        plans = [(plan, subs.price_table(plan)) for plan in service.plans if plan.active]
+        return self.render("renewdesk/subscriptions/service.html", service=service, plans=plans, tab=tab,
+                           add_ons=[a for a in service.add_ons if a.active])
+
     def _step1(self, source, checkout_key: str):
         cycle = db.session.get(PlanCycle, parse_row_id(source.get("cycle")) or 0)
         if cycle is None or not cycle.active:

@@ -92,3 +92,27 @@ def test_paying_another_kind_online_still_lands_on_its_order(client, login, worl
     login("customer")
     paid = post(client, "/sandbox/pay/RC-GUIDE-0001?method=wechat", {"decision": "pay"})
     assert paid.headers["Location"] == "/admin/renewal_center/order/RC-GUIDE-0001/"
+
+
+def test_a_service_has_its_details_and_its_price_table_tab(client, login, world):
+    """'Vào xem chi tiết Dịch vụ, nhấn tab Bảng giá': the price table page was the only way in; each service now
+    opens on its details, and its Bảng giá tab lists its own cycles with Đăng ký."""
+    from models import Service
+
+    world.users["customer"].locale = "vi"
+    office = db.session.scalar(select(Service).where(Service.code == "CLOUD-OFFICE"))
+    db.session.commit()
+    login("customer")
+    table = client.get("/admin/subscribe/").get_data(as_text=True)
+    link = f'href="/admin/subscribe/service/{office.id}/"'
+    assert link in table
+    details = client.get(f"/admin/subscribe/service/{office.id}/").get_data(as_text=True)
+    assert "Chi tiết" in details and "Bảng giá" in details and "Dịch vụ bổ sung" in details
+    assert "rd-subscribe" not in details
+    prices = client.get(f"/admin/subscribe/service/{office.id}/?tab=prices").get_data(as_text=True)
+    std12 = cycle_of("OFFICE-STD", 12)
+    assert f"checkout/?cycle={std12.id}" in prices
+    assert f"checkout/?cycle={cycle_of('MEET-BASIC', 1).id}\"" not in prices  # the other service's cycles
+    office.active = False
+    db.session.commit()
+    assert client.get(f"/admin/subscribe/service/{office.id}/").status_code == 404
