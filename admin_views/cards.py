@@ -53,8 +53,8 @@ from importers.xlsx import iter_file, write_xlsx
 from models import (
     CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
     DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
-    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Order,
-    Package, SimCard, Wallet, Withdrawal, db,
+    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry,
+    Order, Package, SimCard, Wallet, Withdrawal, db,
 )
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -564,7 +564,8 @@ class CommissionRuleView(DistributorAccess, ScopedModelView):
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
                          "package": lambda v, c, m, n: m.package or _("Every plan"),
                          "level1_rate_bp": lambda v, c, m, n: _rate(m.level1_rate_bp),
-                         "level2_rate_bp": lambda v, c, m, n: "—" if _parents_share_hidden(m) else _rate(m.level2_rate_bp),
+                         "level2_rate_bp": lambda v, c, m, n: ("—" if _parents_share_hidden(m)
+                                                               else _rate(m.level2_rate_bp)),
                          "fixed_level1_minor": _money_cell("fixed_level1_minor"),
                          "fixed_level2_minor": lambda v, c, m, n: "—" if _parents_share_hidden(m) else format_money(
                              from_minor(m.fixed_level2_minor, m.currency), m.currency)}
@@ -585,7 +586,8 @@ class CommissionRuleView(DistributorAccess, ScopedModelView):
         if rule is None:
             return {"level1": "0", "level2": "0", "fixed1": "0", "fixed2": "0", "hold_days": 7, "tiers": ""}
         return {"company_id": rule.company_id, "package_id": rule.package_id, "mode": rule.mode, "kind": rule.kind,
-                "level1": typed(Decimal(rule.level1_rate_bp) / 100), "level2": typed(Decimal(rule.level2_rate_bp) / 100),
+                "level1": typed(Decimal(rule.level1_rate_bp) / 100),
+                "level2": typed(Decimal(rule.level2_rate_bp) / 100),
                 "fixed1": typed(from_minor(rule.fixed_level1_minor, rule.currency)),
                 "fixed2": typed(from_minor(rule.fixed_level2_minor, rule.currency)),
                 "hold_days": rule.hold_days, "tiers": rule.tiers}
