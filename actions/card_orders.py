@@ -212,6 +212,12 @@ def confirm_receipt(session: Session, actor: User | None, card_order: CardOrder,
     session.flush()
 
 
+def order_cards(session: Session, card_order: CardOrder) -> list[SimCard]:
+    """号卡信息: the cards shipped on the order and not refunded, by ICCID."""
+    return list(session.scalars(select(SimCard).join(OrderLine, OrderLine.id == SimCard.order_line_id)
+                                .where(OrderLine.order_id == card_order.order_id).order_by(SimCard.iccid)))
+
+
 def auto_receive(session: Session, today: date, days: int) -> int:
     """Confirm receipt of orders shipped at least `days` ago (cron-safe: each order once)."""
     cutoff = datetime.combine(today - timedelta(days=days), datetime.min.time(), tzinfo=timezone.utc)

@@ -72,6 +72,13 @@ def rule_for(session: Session, seller_id: int, package_id: int) -> CommissionRul
     return by_package.get(package_id) or by_package.get(None)
 
 
+def find_rule(session: Session, company_id: int, package_id: int | None) -> CommissionRule | None:
+    """The rule saved for exactly this distributor × package (None = its rule for every package)."""
+    return session.scalar(select(CommissionRule).where(
+        CommissionRule.company_id == company_id,
+        CommissionRule.package_id.is_(None) if package_id is None else CommissionRule.package_id == package_id))
+
+
 def save_rule(session: Session, actor: User, company: Company, package_id: int | None, *, mode: str, kind: str,
               level1_percent: str = "0", level2_percent: str = "0", fixed_level1: str = "0", fixed_level2: str = "0",
               tiers: str = "", currency: str = "CNY", hold_days: int = 7) -> CommissionRule:
@@ -91,9 +98,7 @@ def save_rule(session: Session, actor: User, company: Company, package_id: int |
         tiers_text = format_tiers(parse_tiers(tiers))
     if not 0 <= int(hold_days) <= 365:
         raise DomainError(_l("Hold days: between 0 and 365."))
-    rule = session.scalar(select(CommissionRule).where(CommissionRule.company_id == company.id,
-                                                       CommissionRule.package_id.is_(None) if package_id is None
-                                                       else CommissionRule.package_id == package_id))
+    rule = find_rule(session, company.id, package_id)
     if rule is None:
         rule = CommissionRule(company_id=company.id, package_id=package_id)
         session.add(rule)

@@ -35,10 +35,10 @@ from actions.orders import (
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
 from models import (
-    PROMOTION_STATUSES, RENEWAL_METHODS, AppliedPromotion, CashReceipt, Company, MemberAccount, Order, PlanAddOn,
-    PlanCycle, Promotion, PromotionCompanyUse, PromotionReservation, PromotionTarget, Service, ServicePlan,
-    Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote, SubscriptionOrder, SubscriptionSeat,
-    TermsVersion, User, utcnow,
+    PROMOTION_STATUSES, RENEWAL_METHODS, AppliedPromotion, CashReceipt, Company, InvoiceTitle, MemberAccount, Order,
+    PlanAddOn, PlanCycle, Promotion, PromotionCompanyUse, PromotionReservation, PromotionTarget, Service,
+    ServicePlan, Subscription, SubscriptionEvent, SubscriptionItem, SubscriptionNote, SubscriptionOrder,
+    SubscriptionSeat, TermsVersion, User, utcnow,
 )
 
 CHECKOUT_ROLES = {"customer_admin", "sales"}
@@ -509,38 +509,63 @@ def validate_tax_code(value: str, field_name: str) -> str:
                          "credit code).", field=field_name, value=text[:40]))
 
 
+def checkout_defaults(session: Session, company: Company, actor: User) -> dict[str, str]:
+    """Step 2 as it opens: the company's contact and invoice details, to change where needed. A company
+    without a tax code of its own lends its first saved invoice title's name, tax code and address."""
+    title = None if company.tax_id else session.scalar(
+        select(InvoiceTitle).where(InvoiceTitle.company_id == company.id).order_by(InvoiceTitle.id).limit(1))
+    return {"contact_name": company.contact_name or "", "contact_phone": company.contact_phone or "",
+            "contact_email": company.contact_email or "",
+            "invoice_title": title.title if title else company.name,
+            "invoice_tax_id": title.tax_id if title else company.tax_id or "",
+            "invoice_address": (title.address if title else None) or company.address or "",
+            "pay_method": "cash" if actor.role in CASH_ENTRY_ROLES else "balance", "auto_renew": "y"}
+
+
 def current_terms(session: Session, service: Service) -> TermsVersion | None:
     return session.scalar(select(TermsVersion).where(TermsVersion.service_id == service.id)
                           .order_by(TermsVersion.published_at.desc(), TermsVersion.id.desc()).limit(1))
 
 
 def check_details(session: Session, service: Service, details: CheckoutDetails, actor: User) -> dict:
-    """Step 2's fields checked (each error names its field); the values to store."""
+    """Step 2's fields checked, every field at fault named at once (a form refused one field at a time is
+    filled in again and again); the values to store."""
+    problems: list[str] = []
+
+    def checked(check, *args):
+        try:
+            return check(*args)
+        except DomainError as exc:
+            problems.append(str(exc))
+            return None
+
     values = {
-        "invoice_title": one_line(details.invoice_title, _l("Invoice title"), 200),
-        "invoice_tax_id": validate_tax_code(details.invoice_tax_id, str(_l("Tax code"))),
+        "invoice_title": checked(one_line, details.invoice_title, _l("Invoice title"), 200),
+        "invoice_tax_id": checked(validate_tax_code, details.invoice_tax_id, str(_l("Tax code"))),
         "invoice_address": (details.invoice_address or "").strip()[:255],
         "invoice_email": (details.invoice_email or "").strip(),
-        "contact_name": one_line(details.contact_name, _l("Contact name"), 100),
-        "contact_phone": one_line(details.contact_phone, _l("Contact phone"), 40),
-        "contact_email": one_line(details.contact_email, _l("Contact email"), 254),
+        "contact_name": checked(one_line, details.contact_name, _l("Contact name"), 100),
+        "contact_phone": checked(one_line, details.contact_phone, _l("Contact phone"), 40),
+        "contact_email": checked(one_line, details.contact_email, _l("Contact email"), 254),
     }
     if values["invoice_email"] and not _EMAIL.fullmatch(values["invoice_email"]):
-        raise DomainError(_l("%(field)s: not an email address.", field=_l("Invoice email")))
-    if not _EMAIL.fullmatch(values["contact_email"]):
-        raise DomainError(_l("%(field)s: not an email address.", field=_l("Contact email")))
-    if not _PHONE.fullmatch(values["contact_phone"]):
-        raise DomainError(_l("%(field)s: not a phone number.", field=_l("Contact phone")))
+        problems.append(str(_l("%(field)s: not an email address.", field=_l("Invoice email"))))
+    if values["contact_email"] is not None and not _EMAIL.fullmatch(values["contact_email"]):
+        problems.append(str(_l("%(field)s: not an email address.", field=_l("Contact email"))))
+    if values["contact_phone"] is not None and not _PHONE.fullmatch(values["contact_phone"]):
+        problems.append(str(_l("%(field)s: not a phone number.", field=_l("Contact phone"))))
     terms = current_terms(session, service)
     if not details.accepted_terms:
-        raise DomainError(_l("Terms: tick “I agree to the service terms” to subscribe."))
-    if terms is None or details.terms_version_id != terms.id:
-        raise DomainError(_l("Terms: the terms have changed since the page was opened; read and accept version "
-                             "%(version)s.", version=terms.version if terms else "—"))
+        problems.append(str(_l("Terms: tick “I agree to the service terms” to subscribe.")))
+    elif terms is None or details.terms_version_id != terms.id:
+        problems.append(str(_l("Terms: the terms have changed since the page was opened; read and accept version "
+                               "%(version)s.", version=terms.version if terms else "—")))
     if details.pay_method not in PAY_METHODS:
-        raise DomainError(_l("Payment: choose balance, online payment or cash."))
-    if details.pay_method == "cash" and actor.role not in ("sales", "admin"):
-        raise DomainError(_l("Payment: cash is recorded by sales (OS flow)."))
+        problems.append(str(_l("Payment: choose balance, online payment or cash.")))
+    elif details.pay_method == "cash" and actor.role not in ("sales", "admin"):
+        problems.append(str(_l("Payment: cash is recorded by sales (OS flow).")))
+    if problems:
+        raise DomainError(" ".join(problems))
     values["terms"] = terms
     return values
 
@@ -653,6 +678,12 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
               order=order,
               summary=f"{order.number}: {format_money(order.total, order.currency)}")
     return order
+
+
+def subscription_of_order(session: Session, order: Order) -> Subscription | None:
+    """The subscription an order was made for (its start, renewal or change), or None."""
+    return session.scalar(select(Subscription).join(SubscriptionOrder, SubscriptionOrder.subscription_id
+                                                    == Subscription.id).where(SubscriptionOrder.order_id == order.id))
 
 
 def _link_of(session: Session, order: Order) -> SubscriptionOrder | None:

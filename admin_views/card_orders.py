@@ -1,4 +1,4 @@
-"""订单管理 for cards: tabs 待发货 / 已发货 / 已收货 / 退款中 / 已退款; place and pay, ship, receive, refund.
+"""订单管理 for cards: tabs 所有订单 / 待发货 / 已发货 / 已收货 / 退款中 / 已退款; place and pay, ship, receive, refund.
 
 Thin views over actions.card_orders and the order core (pay_with_balance, request_refund,
 approve_refund). Distributors' administrators see their company tree's orders (DistributorAccess,
@@ -14,10 +14,10 @@ from flask_admin.actions import action
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, true
 
 from actions import DomainError, companies_in_scope
-from actions.card_orders import confirm_receipt, lines_for_refund, open_refund, place_order, ship
+from actions.card_orders import confirm_receipt, lines_for_refund, open_refund, order_cards, place_order, ship
 from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
 from actions.orders import approve_refund, pay_with_balance, request_refund
@@ -26,10 +26,12 @@ from admin_views.base import ScopedModelView, badge, claim_form, confirm_first, 
 from admin_views.cards import DistributorAccess, holder_cell, int_arg, refused
 from admin_views.confirm import Confirmation
 from models import (
-    CARD_ORDER_STATUSES, CardCustomer, CardFulfillment, CardOrder, DistributorProfile, Order, OrderRefund, Package, db,
+    CARD_ORDER_STATUSES, CARD_STATUSES, CardCustomer, CardFulfillment, CardOrder, DistributorProfile, Order,
+    OrderRefund, Package, db,
 )
 
 TABS = {
+    "all": _l("All orders"),  # 所有订单: where the page opens
     "awaiting": _l("Awaiting shipment"),  # 待发货
     "shipped": _l("Shipped"),  # 已发货
     "received": _l("Received"),  # 已收货
@@ -40,6 +42,8 @@ _OPEN_REFUND = exists().where(OrderRefund.order_id == CardOrder.order_id, OrderR
 
 
 def _tab_clause(tab: str):
+    if tab == "all":
+        return true()
     if tab == "refunding":
         return _OPEN_REFUND
     status = {"awaiting": "awaiting_shipment", "shipped": "shipped", "received": "received",
@@ -70,7 +74,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     list_template = "renewdesk/cards/order_list.html"
     column_list = ("order", "seller", "package", "quantity", "total", "customer_name", "holder_key", "status",
                    "created_at")
-    column_labels = {"order": _l("Order"), "seller": _l("Distributor"), "package": _l("Plan"),
+    column_labels = {"order": _l("Order"), "seller": _l("Distributor"), "package": _l("Package"),
                      "quantity": _l("Cards"), "total": _l("Total"), "customer_name": _l("Customer"),
                      "customer_phone": _l("Phone number"),
                      "holder_key": _l("Shipped by"), "status": _l("Status"), "created_at": _l("Created"),
@@ -79,13 +83,17 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                          "status": _status_cell}
     column_formatters_export = {"order": _order_cell, "total": _total_cell, "holder_key": holder_cell,
                                 "status": lambda v, c, m, n: str(CARD_ORDER_STATUSES.get(m.status, m.status))}
+    # The order, its customer as shipped to, and (in details_table) the shipment and the cards: 号卡信息.
+    column_details_list = ("order", "status", "seller", "package", "quantity", "total", "customer_name",
+                           "customer_phone", "shipping_address", "holder_key", "created_at")
+    details_template = "renewdesk/cards/order_details.html"
     column_searchable_list = ("customer_name", "customer_phone")
     column_select_related_list = (CardOrder.order, CardOrder.seller, CardOrder.package)
     column_default_sort = ("id", True)
 
     def _tab(self) -> str:
-        tab = request.args.get("tab", "awaiting") if request else "awaiting"
-        return tab if tab in TABS else "awaiting"
+        tab = request.args.get("tab", "all") if request else "all"
+        return tab if tab in TABS else "all"
 
     def _paid_only(self, query):
         return query.filter(CardOrder.order_id.in_(select(Order.id).where(Order.status.in_(("paid", "refunded")))))
@@ -179,6 +187,16 @@ class CardOrderView(DistributorAccess, ScopedModelView):
         return self.render("renewdesk/cards/order_place.html", sellers=sellers, packages=packages, customers=customers,
                            holders=[(PLATFORM, _("Platform warehouse"))] + [
                                (c.id, c.name) for c in sellers])
+
+    @expose("/details/")
+    def details_view(self):
+        card_order = self.get_one(request.args.get("id", ""))
+        if card_order is not None:
+            self._template_args.update(
+                fulfillment=db.session.scalar(select(CardFulfillment).where(
+                    CardFulfillment.card_order_id == card_order.id)),
+                cards=order_cards(db.session, card_order), card_statuses=CARD_STATUSES)
+        return super().details_view()
 
     @expose("/ship/", methods=("GET", "POST"))
     def ship_view(self):

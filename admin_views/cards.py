@@ -35,10 +35,10 @@ from actions.cards import (
 )
 from actions.crypto import vault
 from actions.distribution import (
-    approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, pay_withdrawal,
+    RULE_ROLES, approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, find_rule, pay_withdrawal,
     prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
 )
-from actions.money import format_money, format_percent, from_minor
+from actions.money import format_money, format_percent, from_minor, typed
 from actions.idempotency import remember
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, page_label, unit_of_work,
@@ -53,8 +53,8 @@ from importers.xlsx import iter_file, write_xlsx
 from models import (
     CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
     DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
-    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry, Package,
-    SimCard, Wallet, Withdrawal, db,
+    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry,
+    Order, Package, SimCard, Wallet, Withdrawal, db,
 )
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -261,7 +261,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     column_list = ("iccid", "phone", "pin_hint", "package", "valid_until", "status", "holder_key", "created_at")
     column_details_list = column_list + ("warehouse", "order_line_id", "import_id")
     column_export_list = ("iccid", "phone", "pin_hint", "package", "valid_until", "status", "holder_key")
-    column_labels = {"iccid": "ICCID", "phone": _l("Phone number"), "pin_hint": "PIN", "package": _l("Plan"),
+    column_labels = {"iccid": "ICCID", "phone": _l("Phone number"), "pin_hint": "PIN", "package": _l("Package"),
                      "valid_until": _l("Valid until"), "status": _l("Status"), "holder_key": _l("Holder"),
                      "created_at": _l("Added"), "warehouse": _l("Warehouse"), "order_line_id": _l("Order line"),
                      "import_id": _l("Import")}
@@ -281,7 +281,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     def __init__(self, *args, **kwargs):
         self.column_filters = (
             sqla_filters.FilterEqual(SimCard.status, _l("Status"), options=list(CARD_STATUSES.items())),
-            sqla_filters.IntEqualFilter(SimCard.package_id, _l("Plan"), options=self._plan_options),
+            sqla_filters.IntEqualFilter(SimCard.package_id, _l("Package"), options=self._plan_options),
             sqla_filters.DateBetweenFilter(SimCard.valid_until, _l("Valid until")),
         )
         super().__init__(SimCard, *args, **kwargs)
@@ -474,13 +474,14 @@ class CardCustomerView(DistributorAccess, ScopedModelView):
     roles = frozenset({"sales"})
     scope_column = "company_id"
     column_list = ("company", "name", "category", "contact_name", "phone", "address", "created_at")
-    column_labels = {"company": _l("Distributor"), "name": _l("Customer"), "category": _l("Category"),
+    # 客户分类: the distributor's own classes of customers ("Category" reads 套餐大类, the catalog's, in Chinese).
+    column_labels = {"company": _l("Distributor"), "name": _l("Customer"), "category": _l("Customer type"),
                      "contact_name": _l("Contact"), "phone": _l("Phone number"), "address": _l("Address"),
                      "note": _l("Note"), "created_at": _l("Created")}
     form_columns = ("company", "name", "category", "contact_name", "phone", "address", "note")
     column_searchable_list = ("name", "contact_name", "phone")
-    column_filters = (sqla_filters.FilterEqual(CardCustomer.category, _l("Category")),
-                      sqla_filters.FilterLike(CardCustomer.category, _l("Category")))
+    column_filters = (sqla_filters.FilterEqual(CardCustomer.category, _l("Customer type")),
+                      sqla_filters.FilterLike(CardCustomer.category, _l("Customer type")))
     column_select_related_list = (CardCustomer.company,)
     column_default_sort = ("id", True)
     form_args = {"name": {"validators": [DataRequired(), Length(max=200)]},
@@ -537,28 +538,65 @@ def _rate(bp: int | None) -> str:
     return "" if bp is None else format_percent(Decimal(bp) / 100)
 
 
-class CommissionRuleView(ScopedModelView):
-    """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels)."""
+def _parents_share_hidden(rule: CommissionRule) -> bool:
+    """A distributor reads its own rule without its parent's level-2 share (what the parent keeps of its sales)."""
+    return not current_user.is_staff and rule.company_id == current_user.company_id
+
+
+def _may_set_rules() -> bool:
+    return current_user.role in RULE_ROLES | {"admin"}
+
+
+class CommissionRuleView(DistributorAccess, ScopedModelView):
+    """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels).
+    Finance and sales set them; a distributor reads those of its tree (its own without the parent's share)."""
 
     roles = frozenset({"finance", "sales"})
     scope_column = "company_id"
     can_create = can_edit = False
     column_list = ("company", "package", "mode", "kind", "level1_rate_bp", "level2_rate_bp", "tiers", "hold_days",
                    "updated_at")
-    column_labels = {"company": _l("Distributor"), "package": _l("Plan"), "mode": _l("Mode"), "kind": _l("Kind"),
+    column_labels = {"company": _l("Distributor"), "package": _l("Package"), "mode": _l("Mode"), "kind": _l("Kind"),
                      "level1_rate_bp": _l("Level-1 rate"), "level2_rate_bp": _l("Level-2 rate"),
                      "tiers": _l("Monthly tiers"), "hold_days": _l("Hold days"), "updated_at": _l("Updated"),
                      "currency": _l("Currency"), "fixed_level1_minor": _l("Level-1 fixed amount"),
                      "fixed_level2_minor": _l("Level-2 fixed amount")}
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
+                         "package": lambda v, c, m, n: m.package or _("Every plan"),
                          "level1_rate_bp": lambda v, c, m, n: _rate(m.level1_rate_bp),
-                         "level2_rate_bp": lambda v, c, m, n: _rate(m.level2_rate_bp),
+                         "level2_rate_bp": lambda v, c, m, n: ("—" if _parents_share_hidden(m)
+                                                               else _rate(m.level2_rate_bp)),
                          "fixed_level1_minor": _money_cell("fixed_level1_minor"),
-                         "fixed_level2_minor": _money_cell("fixed_level2_minor")}
+                         "fixed_level2_minor": lambda v, c, m, n: "—" if _parents_share_hidden(m) else format_money(
+                             from_minor(m.fixed_level2_minor, m.currency), m.currency)}
     column_select_related_list = (CommissionRule.company, CommissionRule.package)
+    list_template = "renewdesk/cards/rule_list.html"
+
+    @property
+    def can_delete(self) -> bool:
+        return has_request_context() and current_user.is_authenticated and _may_set_rules()
+
+    def render(self, template, **kwargs):
+        kwargs.setdefault("may_set", _may_set_rules())
+        return super().render(template, **kwargs)
+
+    @staticmethod
+    def _form_values(rule: CommissionRule | None) -> dict:
+        """A saved rule as the form shows it (percents and amounts as the reader types them), else the defaults."""
+        if rule is None:
+            return {"level1": "0", "level2": "0", "fixed1": "0", "fixed2": "0", "hold_days": 7, "tiers": ""}
+        return {"company_id": rule.company_id, "package_id": rule.package_id, "mode": rule.mode, "kind": rule.kind,
+                "level1": typed(Decimal(rule.level1_rate_bp) / 100),
+                "level2": typed(Decimal(rule.level2_rate_bp) / 100),
+                "fixed1": typed(from_minor(rule.fixed_level1_minor, rule.currency)),
+                "fixed2": typed(from_minor(rule.fixed_level2_minor, rule.currency)),
+                "hold_days": rule.hold_days, "tiers": rule.tiers}
 
     @expose("/set/", methods=("GET", "POST"))
     def set_rule(self):
+        """分销设置: a new rule, or a saved one (`company_id`, `package_id`) to change."""
+        if not _may_set_rules():
+            return refused()
         companies = db.session.scalars(select(Company).join(
             DistributorProfile, DistributorProfile.company_id == Company.id).order_by(Company.path)).all()
         packages = db.session.scalars(select(Package).where(Package.kind == "card").order_by(Package.code)).all()
@@ -576,8 +614,13 @@ class CommissionRuleView(ScopedModelView):
             if not work.failed:
                 flash(_("Commission rule saved for %(company)s.", company=company.name), "success")
                 return redirect(url_for(".index_view"))
+        if request.method == "POST":  # refused: the form again as it was typed
+            values = request.form.to_dict()
+        else:
+            company_id = int_arg("company_id")
+            values = self._form_values(find_rule(db.session, company_id, int_arg("package_id")) if company_id else None)
         return self.render("renewdesk/cards/rule_form.html", companies=companies, packages=packages,
-                           modes=COMMISSION_MODES, kinds=COMMISSION_KINDS)
+                           modes=COMMISSION_MODES, kinds=COMMISSION_KINDS, values=values)
 
 
 class CommissionEntryView(DistributorAccess, ScopedModelView):
@@ -589,11 +632,12 @@ class CommissionEntryView(DistributorAccess, ScopedModelView):
     column_list = ("created_at", "company", "seller", "level", "kind", "order_id", "cards", "base_minor", "rate_bp",
                    "amount_minor", "month", "state")
     column_labels = {"created_at": _l("Created"), "company": _l("Earned by"), "seller": _l("Sold by"),
-                     "level": _l("Level"), "kind": _l("Kind"), "order_id": _l("Order"), "cards": _l("Cards"),
+                     "level": _l("Level"), "kind": _l("Kind"), "order_id": _l("Order number"), "cards": _l("Cards"),
                      "base_minor": _l("Base (net paid)"), "rate_bp": _l("Rate"), "amount_minor": _l("Commission"),
                      "month": _l("Month"), "state": _l("State"), "currency": _l("Currency"),
                      "hold_until": _l("Held until")}
     column_formatters = {"base_minor": _money_cell("base_minor"), "amount_minor": _money_cell("amount_minor"),
+                         "order_id": lambda v, c, m, n: page_label(c, m, "order_id", Order.id, Order.number) or "",
                          "rate_bp": lambda v, c, m, n: _rate(m.rate_bp),
                          "kind": label_formatter(COMMISSION_ENTRY_KINDS), "state": label_formatter(COMMISSION_STATES)}
     column_filters = (sqla_filters.FilterEqual(CommissionEntry.state, _l("State"),
@@ -905,7 +949,7 @@ class CardReportView(DistributorAccess, RoleView):
     """分销报表: count, sales and commission by distributor, level, package and month; charts and xlsx."""
 
     roles = frozenset({"finance", "sales"})
-    groups = {"distributor": _l("Distributor"), "level": _l("Level"), "package": _l("Plan"), "month": _l("Month")}
+    groups = {"distributor": _l("Distributor"), "level": _l("Level"), "package": _l("Package"), "month": _l("Month")}
 
     def _rows(self):
         group = request.args.get("group", "month")

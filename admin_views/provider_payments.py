@@ -22,6 +22,7 @@ from actions.orders import scoped_order
 from actions.payments import BadNotification, check_method
 from actions.provider_settlement import check_paid, record_attempt, settle, settle_refund_notice
 from actions.providers.base import ProviderError, RefundNotice, ReturnUrls
+from admin_views.payments import paid_order_page
 from extensions import WRITE_INTENT
 from models import ORDER_STATUSES, PAYMENT_METHODS, db, utcnow
 
@@ -95,6 +96,7 @@ def back(order_number: str, method: str):
     if order.status == "paid":
         flash(_("Order %(number)s is paid with %(provider)s.", number=number, provider=PAYMENT_METHODS[method]),
               "success")
+        return redirect(paid_order_page(order))
     return redirect(order_page)
 
 

@@ -32,6 +32,7 @@ from admin_views.base import (
     parse_row_id,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
+from admin_views.payments import register_paid_page
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS,
@@ -117,6 +118,17 @@ class SubscribeView(RoleView):
                   for service in services]
         return self.render("renewdesk/subscriptions/price_table.html", tables=tables)
 
+    @expose("/service/<int:service_id>/")
+    def service_view(self, service_id: int):
+        """Chi tiết dịch vụ with its tabs: the details, and Bảng giá (the plans' cycles, each with Đăng ký)."""
+        service = db.session.get(Service, service_id)
+        if service is None or not service.active:
+            abort(404)
+        tab = "prices" if request.args.get("tab") == "prices" else "details"
+        plans = [(plan, subs.price_table(plan)) for plan in service.plans if plan.active]
+        return self.render("renewdesk/subscriptions/service.html", service=service, plans=plans, tab=tab,
+                           add_ons=[a for a in service.add_ons if a.active])
+
     def _step1(self, source, checkout_key: str):
         cycle = db.session.get(PlanCycle, parse_row_id(source.get("cycle")) or 0)
         if cycle is None or not cycle.active:
@@ -168,11 +180,7 @@ class SubscribeView(RoleView):
         terms = subs.current_terms(db.session, quote.service)
         titles = list(db.session.scalars(select(InvoiceTitle).where(InvoiceTitle.company_id == quote.company.id)
                                          .order_by(InvoiceTitle.id)))
-        defaults = {"contact_name": quote.company.contact_name or "",
-                    "contact_phone": quote.company.contact_phone or "",
-                    "contact_email": quote.company.contact_email or "", "invoice_title": quote.company.name,
-                    "invoice_tax_id": quote.company.tax_id or "", "invoice_address": quote.company.address or "",
-                    "pay_method": "cash" if current_user.role == "sales" else "balance", "auto_renew": "y"}
+        defaults = subs.checkout_defaults(db.session, quote.company, current_user)
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
                            values=merged, terms=terms, titles=titles, stage=stage, previous=previous,
@@ -276,6 +284,12 @@ class SubscribeView(RoleView):
         flash(_("Subscription %(number)s: cash receipt entered; it starts when finance confirms it.",
                 number=number), "success")
         return redirect(detail)
+
+
+def _subscription_page(order: Order) -> str | None:
+    """A subscription's order paid online: the payer lands on the subscription (đăng ký thành công), not the order."""
+    subscription = subs.subscription_of_order(db.session, order)
+    return url_for("subscription.detail_view", id=subscription.id) if subscription is not None else None
 
 
 # --- the subscription list and its detail page --------------------------------------------------------------
@@ -774,6 +788,7 @@ class CashReceiptView(ScopedModelView):
 
 def register(admin, customer, sales, finance) -> None:
     """Subscribe (price table and checkout), subscriptions, promotions and cash receipts."""
+    register_paid_page("subscription", _subscription_page)
     admin.add_view(SubscribeView(name=_l("Subscribe to a service"), category=customer, endpoint="subscribe"))
     admin.add_view(SubscriptionView(name=_l("Subscriptions"), category=customer, endpoint="subscription"))
     admin.add_view(PromotionView(Promotion, name=_l("Promotions"), category=sales, endpoint="promotion"))

@@ -44,7 +44,7 @@ HEADERS = {
     "iccid": ("ICCID", "卡号", "ICCID号"),
     "phone": ("Phone number", "手机号", "号码", "手机号码"),
     "pin": ("PIN", "密码", "PIN码"),
-    "plan": ("Plan", "套餐", "套餐类型", "套餐编码"),
+    "plan": ("Plan", "套餐", "套餐类型", "套餐编码", "Package"),  # "Package": the list export's English header
     "valid_until": ("Valid until", "有效期", "有效期至"),
 }
 
@@ -428,7 +428,7 @@ def export_cards(session: Session, actor: User, vault: Vault, query, with_pins: 
     """The cards of `query` (already scoped) as an xlsx; PINs only for the export permission, audited."""
     if with_pins and not may_export_pins(actor):
         raise DomainError(_l("Your role may not export PINs."))
-    headers = ["ICCID", _("Phone number"), "PIN", _("Plan"), _("Valid until"), _("Status"), _("Holder")]
+    headers = ["ICCID", _("Phone number"), "PIN", _("Package"), _("Valid until"), _("Status"), _("Holder")]
 
     def rows():
         for card in session.scalars(query.execution_options(yield_per=1000)):

@@ -201,3 +201,20 @@ def test_a_refund_vnpt_pay_refuses_stays_failed_with_the_reason(app, client, log
     refund = fresh(OrderRefund, refund.id)
     assert refund.status == "failed" and "không đủ điều kiện" in refund.failure_reason
     assert fresh(Order, order.id).status == "paid" and balance(world.acme, "VND") == Decimal("1200000")
+
+
+def test_back_from_vnpt_pay_a_subscription_payer_lands_on_the_subscription(client, login, vnpt, world):
+    """Seed 003 (ON flow): after paying at VNPT Pay the payer sees the subscription registered, not the
+    renewal center's order page."""
+    from actions import subscriptions as subs
+    from test_subscriptions import checkout, cycle_of
+
+    subscription = checkout(world.users["customer"], world.acme, subs.Selection(cycle_of("MEET-BASIC", 1).id, None,
+                                                                                  (), (), None), pay_method="online")
+    order = subs.start_order(db.session, subscription)
+    db.session.commit()
+    open_at_vnpt(client, login, order)
+    vnpt.pay(order.number)
+    back = client.get(f"/payments/return/{order.number}/vnptpay")
+    assert fresh(Order, order.id).status == "paid"
+    assert back.headers["Location"] == f"/admin/subscription/view/{subscription.id}/"
