@@ -9,9 +9,10 @@ from actions.orders import apply_renewal, credit_recharge, register_kind, undo_r
 from actions.seats import add_purchased_seats, remove_purchased_seats
 from actions.value_added import deliver_services, undo_services
 
-register_kind("recharge", "RC", deliver=credit_recharge, undo=undo_recharge)
+register_kind("recharge", "RC", deliver=credit_recharge, undo=undo_recharge, balance_pays=False)
 register_kind("renewal", "RN", deliver=apply_renewal, undo=undo_renewal)
-register_kind("coins", "CO", deliver=credit_coins, undo=take_back_coins)
+# Coins are bought online or by bank transfer (seed 000 §2, 订单付款), as the 购买奥币 page offers.
+register_kind("coins", "CO", deliver=credit_coins, undo=take_back_coins, balance_pays=False)
 register_kind("vip_upgrade", "VP", deliver=apply_vip_upgrade, undo=undo_vip_upgrade)
 register_kind("seats", "SE", deliver=add_purchased_seats, undo=remove_purchased_seats)
 register_kind("value_added", "VA", deliver=deliver_services, undo=undo_services)

@@ -54,6 +54,7 @@ class OrderKind:
     prefix: str
     deliver: Callable[[Session, Order, date], None]
     undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None
+    balance_pays: bool = True  # False: never paid from a wallet (a top-up of it; coins, bought online or by transfer)
 
     @property
     def refundable(self) -> bool:
@@ -73,14 +74,17 @@ def _status(status: str) -> str:
 
 
 def register_kind(code: str, prefix: str, deliver: Callable[[Session, Order, date], None],
-                  undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None) -> OrderKind:
-    """Register an order kind (one of models.ORDER_KINDS). `undo` None: its orders cannot be refunded."""
+                  undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None,
+                  balance_pays: bool = True) -> OrderKind:
+    """Register an order kind (one of models.ORDER_KINDS). `undo` None: its orders cannot be refunded;
+    `balance_pays` False: the pay page offers no balance and `pay_with_balance` refuses."""
     if code not in ORDER_KINDS:
         raise ValueError(f"order kind {code!r} is not in models.ORDER_KINDS")
     existing = _KINDS.get(code)
-    if existing is not None and (existing.deliver, existing.undo) != (deliver, undo):
+    if existing is not None and (existing.deliver, existing.undo, existing.balance_pays) != (deliver, undo,
+                                                                                              balance_pays):
         raise ValueError(f"order kind {code!r} is registered twice")
-    _KINDS[code] = OrderKind(code, prefix, deliver, undo)
+    _KINDS[code] = OrderKind(code, prefix, deliver, undo, balance_pays)
     return _KINDS[code]
 
 
@@ -492,7 +496,9 @@ def pay_with_balance(session: Session, actor: User | None, order: Order, today: 
             raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
     if order.kind == "recharge":
         raise DomainError(_l("A recharge order cannot be paid from the balance it tops up."))
-    order_kind(order.kind)
+    if not order_kind(order.kind).balance_pays:
+        raise DomainError(_l("Order %(number)s is paid online or by bank transfer, not from the balance.",
+                             number=order.number))
     number, total, currency, company_id = order.number, order.total, order.currency, order.company_id
     if not claim_order(session, order, "pending", status="paid", payment_method="balance", paid_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",

@@ -950,10 +950,20 @@ def notes_for(session: Session, actor: User, subscription: Subscription) -> list
     return list(session.scalars(query.order_by(SubscriptionNote.pinned.desc(), SubscriptionNote.created_at.desc())))
 
 
+def renewal_methods_for(actor: User, subscription: Subscription) -> tuple[str, ...]:
+    """The renewal methods `actor` may choose: cash is arranged with sales (the OS flow), as at checkout, so a
+    customer is offered it only while sales has it set."""
+    if actor.role in ("sales", "admin") or subscription.renewal_method == "cash":
+        return PAY_METHODS
+    return tuple(m for m in PAY_METHODS if m != "cash")
+
+
 def update_renewal(session: Session, actor: User, subscription: Subscription, auto_renew: bool, method: str) -> None:
     _check_subscription(session, actor, subscription)
-    if method not in ("balance", "online", "cash"):
+    if method not in PAY_METHODS:
         raise DomainError(_l("Renewal method: choose balance, online payment or cash."))
+    if method not in renewal_methods_for(actor, subscription):
+        raise DomainError(_l("Renewal method: cash is arranged with sales (OS flow)."))
     before = (subscription.auto_renew, subscription.renewal_method)
     subscription.auto_renew, subscription.renewal_method = bool(auto_renew), method
     audit = record(session, actor, "edit", "subscription", [subscription.id],

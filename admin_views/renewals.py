@@ -33,7 +33,7 @@ from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
     mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until,
-    request_refund, request_refunds, scoped_order,
+    order_kind, request_refund, request_refunds, scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (
@@ -419,7 +419,7 @@ class RenewalCenterView(RoleView):
                     status=ORDER_STATUSES[order.status]), "error")
             return redirect(order_page)
         methods = online_methods(order.currency, enabled_methods())
-        balance_allowed = order.kind != "recharge"
+        balance_allowed = order_kind(order.kind).balance_pays
         transfer_allowed = takes_bank_transfer(current_user, order)
         if request.method == "POST":
             method = request.form.get("method", "")

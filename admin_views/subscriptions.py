@@ -461,7 +461,8 @@ class SubscriptionView(ScopedModelView):
             context["visibilities"] = NOTE_VISIBILITIES
         elif tab == "payments":
             context["links"] = links
-            context["renewal_methods"] = RENEWAL_METHODS
+            context["renewal_methods"] = {m: RENEWAL_METHODS[m] for m in subs.renewal_methods_for(current_user,
+                                                                                                   subscription)}
             context["payment_methods"] = PAYMENT_METHODS
             context["order_statuses"] = ORDER_STATUSES
             context["receipts"] = db.session.scalars(select(CashReceipt).where(

@@ -388,3 +388,29 @@ def test_confirm_after_the_promotion_sold_out_sends_back_to_step_1(app, client, 
     assert db.session.scalar(select(Subscription).where(Subscription.checkout_key == "b" * 32)) is None
     page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert "sold out" in page and not re.search(r'<option value="\d+"[^>]*>INVOICE7', page)
+
+
+def test_a_customer_cannot_switch_its_renewal_to_cash_which_sales_arranges(app, client, login, world):
+    """Checkout refuses cash from a customer (sales records it: the OS flow); the renewal settings did not."""
+    subscription = _active(world)
+    db.session.commit()
+    login("customer")
+    base = f"/admin/subscription/view/{subscription.id}"
+    page = client.get(f"{base}/?tab=payments").get_data(as_text=True)
+    assert 'name="renewal_method"' in page and 'value="cash"' not in page
+    answer = post(client, f"{base}/renewal/", {"renewal_method": "cash", "auto_renew": "y"}, follow_redirects=True)
+    assert "Renewal method: cash is arranged with sales (OS flow)." in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).renewal_method != "cash"
+    # Sales may set it; the customer then keeps it (and may move away from it).
+    login.logout()
+    login("sales")
+    post(client, f"{base}/renewal/", {"renewal_method": "cash", "auto_renew": "y"})
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).renewal_method == "cash"
+    login.logout()
+    login("customer")
+    assert 'value="cash"' in client.get(f"{base}/?tab=payments").get_data(as_text=True)
+    post(client, f"{base}/renewal/", {"renewal_method": "cash", "auto_renew": ""})
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).renewal_method == "cash"
