@@ -3,7 +3,7 @@
 Two verified distributors ("Aotuo Cards" and its sub-distributor "Aotuo Shenzhen", logins
 `distributor` / `subdistributor`, password demo-<username>), two card plans, 200 cards in the
 platform's stock and 20 on consignment with Aotuo Cards, commission rules (the issue's split
-example: parent 10 %, sub-distributor 8 %) and a prepaid balance to sell from.
+example: parent 10 %, sub-distributor 8 %) and a prepaid balance for each to sell from.
 """
 from __future__ import annotations
 
@@ -69,8 +69,11 @@ def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: da
                         note="consignment")
     save_rule(session, admin, parent, None, mode="override", kind="percent", level1_percent="10")
     save_rule(session, admin, child, None, mode="split", kind="percent", level1_percent="8", level2_percent="10")
-    credit(session, wallet_for(session, child.id, "CNY"), Decimal("2000.00"), "offline_recharge",
-           "demo:cards:balance", admin, memo=message("ledger.demo_balance"))
+    # Both distributors have a prepaid balance to sell from (so each one's 财务管理 shows where it came from).
+    for company, amount in ((parent, Decimal("5000.00")), (child, Decimal("2000.00"))):
+        key = "demo:cards:balance" if company is child else f"demo:cards:balance:{company.id}"
+        credit(session, wallet_for(session, company.id, "CNY"), amount, "offline_recharge", key, admin,
+               memo=message("ledger.demo_balance"))
     staff.active = admin.active = False
     session.flush()
     return {"distributors": 2, "cards": len(cards)}

@@ -42,3 +42,18 @@ def test_demo_without_activity_starts_with_empty_queues(app):
         db.session.commit()
         assert db.session.scalar(select(func.count()).select_from(OfflineRecharge)) == 0
         assert db.session.scalar(select(func.count()).select_from(Order).where(Order.kind == "renewal")) == 0
+
+
+
+def test_the_demo_distributor_s_finance_page_shows_where_its_balance_came_from(app, client, login):
+    """The distributor's 财务管理 opens on its own company: it read "No movements." (only its sub-distributor
+    had a prepaid balance)."""
+    with app.app_context():
+        seed_demo(db.session, devices=50, method=FAST_HASH)
+        db.session.commit()
+        parent = db.session.scalar(select(Company).where(Company.name == "Aotuo Cards"))
+        assert balance_of(db.session, parent.id, "CNY") == 5000
+        assert ledger_differences(db.session) == []
+    login("distributor", "demo-distributor")
+    page = client.get("/admin/card_finance/").get_data(as_text=True)
+    assert "No movements." not in page and "5,000.00" in page
