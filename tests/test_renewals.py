@@ -941,3 +941,18 @@ def test_lists_name_the_currency_in_the_readers_language(client, login, world):
     assert not re.search(r'class="col-currency">\s*CNY\s*</td>', listed)
     exported = page_text(client.get("/admin/recharge_record/export/csv/"))
     assert "人民币" in exported.splitlines()[1]
+
+
+def test_order_lines_show_quantity_and_unit_price_only_for_lines_of_several_units(client, login, world):
+    """A device's renewal line is one unit: its unit price repeated its amount; a line of 5 seats shows both."""
+    renewal = make_order(world.acme, "renewal", total="180.00")
+    seats = make_order(world.acme, "seats", total="500.00")
+    seats.lines[0].quantity, seats.lines[0].unit_price = 5, Decimal("100.00")
+    db.session.commit()
+    login("customer")
+    one = page_text(client.get(f"/admin/renewal_center/order/{renewal.number}/"))
+    assert "Unit price" not in one and "Quantity" not in one and "CN¥180.00" in one
+    several = page_text(client.get(f"/admin/renewal_center/order/{seats.number}/"))
+    cells = re.findall(r'<td class="text-right">([^<]*)</td>', several)
+    assert "Quantity" in several and "Unit price" in several
+    assert ["5", "CN¥100.00", "CN¥500.00"] == cells[:3]
