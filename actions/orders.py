@@ -54,7 +54,7 @@ class OrderKind:
     prefix: str
     deliver: Callable[[Session, Order, date], None]
     undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None
-    balance_pays: bool = True  # False: never paid from a wallet (a top-up of it; coins, bought online or by transfer)
+    balance_pays: bool = True  # False: never paid from a wallet (a top-up of that wallet)
 
     @property
     def refundable(self) -> bool:

@@ -9,7 +9,6 @@ and a source with too many refusals in a minute is turned away before anything i
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from urllib.parse import urlencode
 
@@ -27,28 +26,13 @@ from actions.payments import (
     record_refusal, refusals_in_last_minute,
 )
 from admin_views.base import ScopedModelView
-from models import NOTIFICATION_REFUSALS, ORDER_STATUSES, PAYMENT_METHODS, Order, RefusedNotification, db, utcnow
+from admin_views.paid_pages import paid_order_page
+from models import NOTIFICATION_REFUSALS, ORDER_STATUSES, PAYMENT_METHODS, RefusedNotification, db, utcnow
 
 # Providers post here: no CSRF token (app.py exempts it); the HMAC signature is the check.
 callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/payments/callback")
 # The stand-in for the providers' hosted pay pages.
 sandbox = Blueprint("sandbox", __name__, url_prefix="/sandbox")
-
-
-# Where a payer lands once an order is paid online: the page its area registered for the kind (a
-# subscription's detail page: 'màn hình đăng ký thành công'), else the order's page in the renewal center.
-_PAID_PAGES: dict[str, Callable[[Order], str | None]] = {}
-
-
-def register_paid_page(kind: str, page: Callable[[Order], str | None]) -> None:
-    """An area's page for a paid order of its kind (None from `page`: the order's page)."""
-    _PAID_PAGES[kind] = page
-
-
-def paid_order_page(order: Order) -> str:
-    """The page a payer is sent to after paying `order`."""
-    page = _PAID_PAGES.get(order.kind)
-    return (page(order) if page is not None else None) or url_for("renewal_center.order_view", number=order.number)
 
 
 def payment_settings() -> PaymentSettings:

@@ -22,7 +22,7 @@ from actions.orders import scoped_order
 from actions.payments import BadNotification, check_method
 from actions.provider_settlement import check_paid, record_attempt, settle, settle_refund_notice
 from actions.providers.base import ProviderError, RefundNotice, ReturnUrls
-from admin_views.payments import paid_order_page
+from admin_views.paid_pages import paid_order_page
 from extensions import WRITE_INTENT
 from models import ORDER_STATUSES, PAYMENT_METHODS, db, utcnow
 

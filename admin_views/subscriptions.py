@@ -32,7 +32,7 @@ from admin_views.base import (
     parse_row_id,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
-from admin_views.payments import register_paid_page
+from admin_views.paid_pages import register_paid_page
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS,

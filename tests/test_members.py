@@ -5,7 +5,6 @@ one-time password download and who may see a receipt file.
 """
 from __future__ import annotations
 
-import html
 import io
 import os
 import re
@@ -810,22 +809,23 @@ def test_an_unpaid_coin_order_is_found_in_the_order_records_and_paid_by_transfer
     assert answer.headers["Location"].endswith(f"/admin/bank_transfer/upload/?order={number}")
 
 
-def test_coins_are_not_bought_from_the_balance_on_any_page(app, client, login, world):
-    """The 购买奥币 page pays online or by transfer; the order's own pay page offered the CNY balance too."""
-    from actions.wallets import balance_of, credit, wallet_for
+def test_a_transfer_credited_to_the_balance_pays_the_coin_order_on_its_pay_page(app, client, login, world, tmp_path):
+    """A transfer of another amount is credited to the CNY balance; the coin order's pay page then takes it."""
+    from actions.bank_transfers import confirm_receipt
+    from actions.wallets import balance_of
 
-    credit(db.session, wallet_for(db.session, world.acme.id, "CNY"), Decimal("5000.00"), "recharge", "test:coins")
     order = coin_order(world)
     number = order.number
+    confirm_receipt(db.session, world.users["finance"], upload(world, order, tmp_path, amount="2200.00"), TODAY,
+                    "2200.00")
     db.session.commit()
     pay = f"/admin/renewal_center/order/{number}/pay/"
     login("customer")
-    assert 'value="balance"' not in client.get(pay).get_data(as_text=True)
-    answer = post(client, pay, {"method": "balance"}, follow_redirects=True).get_data(as_text=True)
-    assert f"Order {number} is paid online or by bank transfer, not from the balance." in html.unescape(answer)
+    assert 'value="balance"' in client.get(pay).get_data(as_text=True)
+    post(client, pay, {"method": "balance"}, follow_redirects=True)
     db.session.expire_all()
-    assert db.session.scalar(select(Order.status).where(Order.number == number)) == "pending"
-    assert balance_of(db.session, world.acme.id, "CNY") == Decimal("5000.00")
+    assert db.session.scalar(select(Order.status).where(Order.number == number)) == "paid"
+    assert balance_of(db.session, world.acme.id, "CNY") == Decimal("40.00")
 
 
 def test_pay_page_offers_no_bank_transfer_for_a_coin_wallet_order(app, client, login, world):
