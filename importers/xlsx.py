@@ -43,24 +43,11 @@ def write_xlsx(headers: Sequence[str], rows: Iterable[Sequence], sheet_title: st
     sheet = workbook.create_sheet(sheet_title[:31])
     sheet.append([str(h) for h in headers])
     for row in rows:
-        sheet.append([_cell(sheet, v) for v in row])
+        sheet.append([formula_safe(v) for v in row])  # text stays text, in a CSV saved from it too
     out = tempfile.TemporaryFile()
     workbook.save(out)
     out.seek(0)
     return out
-
-
-def _cell(sheet, value):
-    if isinstance(value, str):
-        if value.startswith(FORMULA_PREFIXES):
-            # An explicit string cell: openpyxl would otherwise store "=..." as a formula.
-            from openpyxl.cell import WriteOnlyCell
-
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.data_type = "s"
-            return cell
-        return value
-    return value
 
 
 def iter_file(handle, chunk: int = CHUNK) -> Iterator[bytes]:
@@ -188,6 +175,7 @@ def _cells(row: Sequence, number: int, letters: list[str]) -> str:
         if value is None or value == "":
             continue
         if isinstance(value, str):
+            value = formula_safe(value)  # "'=…": text in Excel, and still text in a CSV saved from the sheet
             space = ' xml:space="preserve"' if value[0].isspace() or value[-1].isspace() else ""
             out.append(f'<c r="{letter}{number}" t="inlineStr"><is><t{space}>{_text(value)}</t></is></c>')
         elif isinstance(value, Amount):
@@ -213,8 +201,8 @@ def stream_xlsx(headers: Sequence[str], rows: Iterable[Sequence], sheet_title: s
                 batch_rows: int = 2000, compresslevel: int = 1) -> Iterator[bytes]:
     """The bytes of an xlsx workbook of one sheet, yielded while it is written: a bold header row
     (frozen, with an autofilter), then `rows` (numbers, dates and datetimes typed; naive datetimes
-    as given). Strings are written as text, never as formulas; pass values through formula_safe
-    for files that are re-saved as CSV."""
+    as given). Strings are written as text, formula-looking ones quoted (formula_safe) as in every
+    export, so they stay text in a CSV saved from the sheet too."""
     headers = [str(h) for h in headers]
     letters = _column_letters(max(len(headers), 1))
     pipe = _Pipe()

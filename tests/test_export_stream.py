@@ -28,9 +28,9 @@ def test_stream_xlsx_types_cells_and_keeps_text_text():
     assert [c.value for c in sheet[1]] == [f"H{i}" for i in range(10)]
     assert sheet["A1"].font.b and sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:J2"
     values = [c.value for c in sheet[2]]
-    assert values == ["=1+1", " padded ", "a&b<c>\"'", 5, 1.5, datetime(2026, 1, 31), datetime(2026, 1, 31, 12, 30),
+    assert values == ["'=1+1", " padded ", "a&b<c>\"'", 5, 1.5, datetime(2026, 1, 31), datetime(2026, 1, 31, 12, 30),
                       None, True, "bell nul"]
-    assert sheet["A2"].data_type == "s"  # text, not a formula
+    assert sheet["A2"].data_type == "s"  # text, quoted as in every export (CSV too), not a formula
     assert sheet["F2"].number_format == "yyyy-mm-dd"
 
 
@@ -83,3 +83,20 @@ def test_device_export_streams_before_reading_devices(world, client, login):
     assert (name, company, status, package) == ("Truck AC0001", "Acme Logistics", "Active", "GPS-M GPS monthly")
     assert isinstance(expires_on, datetime)
     assert rows["'=HYPERLINK(1)"][1] == "'@SUM(A1)"
+
+
+def test_every_list_export_quotes_formula_looking_text_in_xlsx_and_csv(world, client, login):
+    """One rule for every export (not only the device list's): "=…", "+…", "-…", "@…" come out quoted."""
+    from actions.wallets import wallet_for
+
+    world.acme.name = '=HYPERLINK("http://evil.test","x")'
+    wallet_for(db.session, world.acme.id, "CNY")
+    db.session.commit()
+    login("finance")
+    sheet = workbook([client.get("/admin/wallet/export/xlsx/").data]).active
+    names = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert "'=HYPERLINK(\"http://evil.test\",\"x\")" in names
+    assert not any(isinstance(v, str) and v.startswith(("=", "+", "-", "@"))
+                   for row in sheet.iter_rows(min_row=2, values_only=True) for v in row)
+    csv_text = client.get("/admin/wallet/export/csv/").get_data(as_text=True)
+    assert "'=HYPERLINK" in csv_text
