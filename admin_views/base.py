@@ -40,7 +40,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy import func, inspect, literal_column, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from sqlalchemy import and_, or_
@@ -854,9 +854,22 @@ class ScopedModelView(RoleMixin, ModelView):
                                  "%(count)s records were successfully deleted.", count, count=count), "success")
         flash_result(ActionResult(refused=tuple(self.refused_ids(ids, rows))), "")
 
+    def delete_model(self, model):
+        """Flask-Admin's delete; a row other rows still point at (a customer with orders) is refused with
+        its name, not the database's message (handle_view_exception reads g.rd_deleting)."""
+        g.rd_deleting = str(model)
+        try:
+            return super().delete_model(model)
+        finally:
+            g.pop("rd_deleting", None)
+
     def handle_view_exception(self, exc):
         if isinstance(exc, DomainError):
             flash(str(exc), "error")
+            return True
+        if isinstance(exc, IntegrityError) and g.get("rd_deleting") is not None:
+            flash(_("%(row)s cannot be deleted: other records (orders, history) still refer to it.",
+                    row=g.rd_deleting), "error")
             return True
         if is_lock_timeout(exc):
             flash(str(BUSY_MESSAGE), "error")

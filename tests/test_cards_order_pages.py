@@ -152,6 +152,29 @@ def test_true_up_command_settles_a_tiered_month_once(cards, app):
     assert runner.invoke(args=["cards", "true-up", "--month", "26-11"]).exit_code != 0
 
 
+def test_a_customer_with_orders_is_not_deleted_and_the_message_names_it(cards, vault, client, login):
+    """Deleting a card customer its orders still name flashed the database's FOREIGN KEY message."""
+    from actions.card_orders import place_order
+    from models import CardCustomer
+
+    _setup(cards, vault, n=2)
+    s = db.session
+    customer = CardCustomer(company_id=cards["b"].id, name="Wang <b>Wu</b>", category="school")
+    s.add(customer)
+    s.flush()
+    place_order(s, cards["users"]["b_admin"], seller=cards["b"], package=cards["package"], quantity=1,
+                customer=customer)
+    s.commit()
+    customer_id = customer.id
+    login("b_admin")
+    page = confirm_post(client, "/admin/cardcustomer/delete/", {"id": str(customer_id)},
+                        follow_redirects=True).get_data(as_text=True)
+    assert "Wang &lt;b&gt;Wu&lt;/b&gt; cannot be deleted: other records (orders, history) still refer to it." in page
+    assert "IntegrityError" not in page and "FOREIGN KEY" not in page.upper()
+    s.expire_all()
+    assert s.get(CardCustomer, customer_id) is not None
+
+
 def test_an_order_for_a_picked_customer_takes_its_details_and_only_the_sellers_own(cards, vault, client, login):
     from models import CardCustomer
 
