@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 
-from flask import abort, flash, has_request_context, redirect, request, url_for
+from flask import abort, flash, has_request_context, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -175,6 +175,15 @@ class SubscribeView(RoleView):
             db.session.commit()
             return self._step2(quote, checkout_key, {})
         return self._step1(source, checkout_key)
+
+    @expose("/checkout/customer/<company_id>/")
+    def checkout_customer(self, company_id):
+        """Step 2's customer details as they are now: the page reads them again when the payer comes back
+        from editing them (Sửa thông tin opens the company profile in another tab)."""
+        company = company_in_scope(company_id)
+        if company is None:
+            abort(404)
+        return jsonify(name=company.name, tax_id=company.tax_id or "", address=company.address or "")
 
     def _step2(self, quote, checkout_key: str, values, stage: str = "details", previous=None):
         terms = subs.current_terms(db.session, quote.service)

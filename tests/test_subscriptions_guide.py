@@ -116,3 +116,18 @@ def test_a_service_has_its_details_and_its_price_table_tab(client, login, world)
     office.active = False
     db.session.commit()
     assert client.get(f"/admin/subscribe/service/{office.id}/").status_code == 404
+
+
+def test_step2_customer_details_are_read_again_only_for_ones_own_companies(client, login, world):
+    """The address the page asks when the payer is back from editing the company (Sửa thông tin)."""
+    world.acme.address = "1 <Harbour> Road"
+    db.session.commit()
+    login("customer")
+    page = _step2(client, world)
+    url = f"/admin/subscribe/checkout/customer/{world.acme.id}/"
+    assert f'data-url="{url}"' in page and "customer-refresh.js" in page
+    assert client.get(url).get_json() == {"name": world.acme.name, "tax_id": world.acme.tax_id or "",
+                                          "address": "1 <Harbour> Road"}
+    assert client.get(f"/admin/subscribe/checkout/customer/{world.globex.id}/").status_code == 404
+    assert client.get("/admin/subscribe/checkout/customer/999999/").status_code == 404
+    assert client.get("/admin/subscribe/checkout/customer/x/").status_code == 404
