@@ -329,3 +329,17 @@ def test_pages_have_no_english_ui_words(quotes, client, login, locale):
         assert answer.status_code == 200, url
         assert english_in(" ".join(read(answer.get_data(as_text=True)).parts)) == [], url
     assert LIST in client.get("/admin/").get_data(as_text=True)  # in the card menu
+
+
+def test_the_demo_distributor_has_a_sent_quote(app):
+    from actions.card_demo import seed_cards
+    from actions.crypto import vault as current_vault
+
+    seed_cards(db.session, current_vault(), method="scrypt:1024:8:1")
+    db.session.commit()
+    quote = db.session.scalar(select(CardQuote))
+    assert quote.status == "sent" and quote.seller.name == "Aotuo Cards" and quote.valid_until > TODAY
+    assert quote.total == D("2762.50")  # 50 × 35.00 less 5 % (1,662.50) and 20 × 55.00
+    distributor = db.session.scalar(select(User).where(User.username == "distributor"))
+    orders = accept_quote(db.session, distributor, quote, TODAY)
+    assert sum(o.order.total for o in orders) == quote.total
