@@ -22,10 +22,12 @@ from actions.card_quotes import (
 )
 from actions.idempotency import remember
 from actions.money import typed as typed_amount
-from admin_views.base import ScopedModelView, badge, claim_form, unit_of_work
+from admin_views.base import ScopedModelView, badge, claim_form, label_formatter, unit_of_work
 from admin_views.cards import DistributorAccess, int_arg
 from admin_views.confirm import Confirmation, ask, is_confirmed
-from models import CARD_QUOTE_STATUSES, ORDER_STATUSES, CardCustomer, CardQuote, DistributorProfile, Package, db
+from models import (
+    CARD_QUOTE_STATUSES, ORDER_STATUSES, WALLET_CURRENCIES, CardCustomer, CardQuote, DistributorProfile, Package, db,
+)
 
 STATUS_BADGES = {"draft": "secondary", "sent": "info", "accepted": "success", "declined": "dark",
                  "expired": "warning", "cancelled": "light"}
@@ -58,9 +60,10 @@ class CardQuoteView(DistributorAccess, ScopedModelView):
                      "customer_phone": _l("Phone number"), "customer_address": _l("Address"), "total": _l("Total"),
                      "currency": _l("Currency"), "valid_until": _l("Valid until"), "status": _l("Status"),
                      "note": _l("Note"), "created_by": _l("Created by"), "created_at": _l("Created"),
-                     "sent_at": _l("Sent"), "closed_at": _l("Closed")}
+                     "sent_at": _l("Sent at"), "closed_at": _l("Closed")}
     column_formatters = {"status": _status_cell}
-    column_formatters_export = {"status": _status_text, "seller": lambda v, c, m, n: m.seller.name}
+    column_formatters_export = {"status": _status_text, "seller": lambda v, c, m, n: m.seller.name,
+                                "currency": label_formatter(WALLET_CURRENCIES)}
     column_filters = (sqla_filters.FilterEqual(CardQuote.status, _l("Status"), options=[
                           (code, label) for code, label in CARD_QUOTE_STATUSES.items()]),
                       sqla_filters.FilterLike(CardQuote.customer_name, _l("Customer")),

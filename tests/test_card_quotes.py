@@ -288,6 +288,30 @@ def test_the_pages_create_send_accept_and_print(quotes, client, login):
     assert export.status_code == 200 and quote.number in export.get_data(as_text=True)
 
 
+def test_a_new_quote_form_sent_twice_makes_one_quote_and_decline_and_cancel_ask_first(quotes, client, login):
+    login("a_admin")
+    form = {**_line_form(seller_id=str(quotes["a"].id)), "line_package_id": [str(quotes["package"].id)],
+            "line_quantity": ["2"], "line_unit_price": [""], "line_discount_percent": [""],
+            "idempotency_key": "k" * 32}
+    assert post(client, f"{LIST}new/", _pairs(form)).status_code == 302
+    assert post(client, f"{LIST}new/", _pairs(form)).status_code == 302
+    quote = db.session.scalar(select(CardQuote))
+    assert db.session.scalar(select(func.count(CardQuote.id))) == 1 and quote.total == D("78.00")
+    first = post(client, f"{LIST}state/", {"id": str(quote.id), "to": "cancelled"})
+    assert "rd-confirm-form" in first.get_data(as_text=True)
+    db.session.expire_all()
+    assert quote.status == "draft"  # the confirmation page changed nothing
+    confirm_post(client, f"{LIST}state/", {"id": str(quote.id), "to": "cancelled"})
+    db.session.expire_all()
+    assert quote.status == "cancelled"
+    other = _sent(quotes)
+    confirm_post(client, f"{LIST}state/", {"id": str(other.id), "to": "declined"})
+    db.session.expire_all()
+    assert other.status == "declined"
+    answer = post(client, f"{LIST}state/", {"id": str(other.id), "to": "sent"}, follow_redirects=True)
+    assert f"{other.number} is Declined: only a draft can be sent" in answer.get_data(as_text=True)
+
+
 def test_a_refused_form_keeps_what_was_typed(quotes, client, login):
     login("a_admin")
     form = {**_line_form(seller_id=str(quotes["a"].id), customer_name="Typed Customer Li"),
@@ -322,6 +346,9 @@ def test_pages_have_no_english_ui_words(quotes, client, login, locale):
     quotes["users"]["a_admin"].locale = locale
     db.session.commit()
     login("a_admin")
+    edit = client.get(f"{LIST}edit/?id={draft.id}").get_data(as_text=True)  # the draft's lines, ready to change
+    assert f'<option value="{quotes["plan"].id}" selected>' in edit and 'value="7"' in edit
+    assert 'value="33,33"' in edit if locale == "vi" else 'value="33.33"' in edit
     urls = [LIST, f"{LIST}new/", f"{LIST}details/?id={quote.id}", f"{LIST}edit/?id={draft.id}",
             f"{LIST}print/?id={quote.id}", f"{LIST}details/?id={draft.id}"]
     for url in urls:
