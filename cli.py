@@ -274,6 +274,20 @@ def register_commands(app: Flask) -> None:
         click.echo(f"cards receive {day}: {received} orders received automatically ({days} days), "
                    f"{released} commission entries available")
 
+    @cards.command("expire-quotes")
+    @TODAY_OPTION
+    def cards_expire_quotes_command(today: date | None) -> None:
+        """Mark sent quotes valid until before today as expired (they can no longer be accepted)."""
+        from actions.card_quotes import expire_quotes
+
+        day = _day(today)
+        with writing():
+            numbers = expire_quotes(db.session, day)
+            db.session.commit()
+        click.echo(f"cards expire-quotes {day}: {len(numbers)} quotes expired")
+        for number in numbers:
+            click.echo(f"  {number}")
+
     @cards.command("true-up")
     @click.option("--month", type=Day("%Y-%m", "YYYY-MM"), default=None, help="YYYY-MM; default: last month.")
     def cards_true_up_command(month: date | None) -> None:

@@ -1967,6 +1967,14 @@ CARD_ORDER_STATUSES = {
     "refunded": _l("Refunded"),  # 已退款
 }
 # 退款中 is not a status: an order is in that tab while one of its refunds awaits approval.
+CARD_QUOTE_STATUSES = {
+    "draft": _l("Draft"),  # 草稿: editable, not shown to the customer yet
+    "sent": _l("Sent"),  # 已发送: awaiting the customer's answer until valid_until
+    "accepted": _l("Accepted"),  # 已接受: converted into card orders, once
+    "declined": pgettext("quote status", "Declined"),  # 已拒绝 (the customer said no)
+    "expired": _l("Expired"),  # 已到期: valid_until passed while sent
+    "cancelled": _l("Cancelled"),  # 已取消 (by the seller)
+}
 COMMISSION_MODES = {"override": _l("Override (platform sets both levels)"), "split": _l("Split (parent shares its rate)")}
 COMMISSION_KINDS = {
     "percent": _l("Percent of net paid"),
@@ -2210,6 +2218,8 @@ class CardOrder(db.Model):
     customer_phone: Mapped[str] = mapped_column(String(40), default="")
     shipping_address: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The accepted quote line this order was converted from: unique, so a quote is converted exactly once.
+    quote_line_id: Mapped[int | None] = mapped_column(ForeignKey("card_quote_line.id"), unique=True)
 
     order: Mapped[Order] = relationship()
     seller: Mapped[Company] = relationship()
@@ -2255,6 +2265,95 @@ class CardCustomer(db.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CardQuote(db.Model):
+    """销售报价: a distributor's offer of card packages to a customer at negotiated prices, valid until a day.
+
+    draft → sent → accepted (converted into card orders) | declined | expired; draft or sent → cancelled."""
+
+    __tablename__ = "card_quote"
+    __table_args__ = (
+        CheckConstraint(_in("status", CARD_QUOTE_STATUSES), name="status"),
+        CheckConstraint(_in("currency", WALLET_CURRENCIES), name="currency"),
+        CheckConstraint("total_minor >= 0", name="total_not_negative"),
+        Index("ix_card_quote_seller_status", "seller_company_id", "status"),
+        Index("ix_card_quote_created_id", "created_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    seller_company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
+    # The distributor's saved customer (客户管理) when picked; name, phone and address as quoted.
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("card_customer.id"), index=True)
+    customer_name: Mapped[str] = mapped_column(String(200), default="")
+    customer_phone: Mapped[str] = mapped_column(String(40), default="")
+    customer_address: Mapped[str] = mapped_column(String(255), default="")
+    currency: Mapped[str] = mapped_column(String(4), default="CNY")
+    valid_until: Mapped[date] = mapped_column(Date)
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="draft")
+    total_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    total = Money("total_minor")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]  # accepted, declined, expired or cancelled
+
+    seller: Mapped[Company] = relationship()
+    customer: Mapped[CardCustomer | None] = relationship()
+    created_by: Mapped[User | None] = relationship()
+    lines: Mapped[list[CardQuoteLine]] = relationship(back_populates="quote", order_by="CardQuoteLine.id",
+                                                      cascade="all, delete-orphan")
+
+    def __str__(self) -> str:
+        return self.number
+
+
+def _quote_currency(row) -> str | None:
+    """The currency of a quote line: its quote's."""
+    if row.quote is not None:
+        return row.quote.currency
+    session = Session.object_session(row)
+    if session is None or row.quote_id is None:
+        return None
+    return session.scalar(select(CardQuote.currency).where(CardQuote.id == row.quote_id))
+
+
+class CardQuoteLine(db.Model):
+    """One line of a quote: N cards of a package at a negotiated unit price, less an optional discount."""
+
+    __tablename__ = "card_quote_line"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("unit_price_minor >= 0 AND gross_minor >= 0 AND discount_minor >= 0",
+                        name="amounts_not_negative"),
+        CheckConstraint("discount_bp >= 0 AND discount_bp < 10000", name="discount_in_range"),
+        CheckConstraint("net_minor = gross_minor - discount_minor AND net_minor >= 0",
+                        name="net_is_gross_less_discount"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_id: Mapped[int] = mapped_column(ForeignKey("card_quote.id", ondelete="CASCADE"), index=True)
+    package_id: Mapped[int] = mapped_column(ForeignKey("package.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    discount_bp: Mapped[int] = mapped_column(Integer, default=0)  # the discount in hundredths of a percent
+    gross_minor: Mapped[int] = mapped_column(BigInteger)
+    discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_minor: Mapped[int] = mapped_column(BigInteger)
+    unit_price = Money("unit_price_minor", _quote_currency)
+    gross = Money("gross_minor", _quote_currency)
+    discount = Money("discount_minor", _quote_currency)
+    net = Money("net_minor", _quote_currency)
+
+    quote: Mapped[CardQuote] = relationship(back_populates="lines")
+    package: Mapped[Package] = relationship()
+
+    @property
+    def discount_percent(self) -> Decimal:
+        return Decimal(self.discount_bp or 0) / 100
 
 
 class CommissionRule(db.Model):

@@ -3,7 +3,8 @@
 Two verified distributors ("Aotuo Cards" and its sub-distributor "Aotuo Shenzhen", logins
 `distributor` / `subdistributor`, password demo-<username>), two card plans, 200 cards in the
 platform's stock and 20 on consignment with Aotuo Cards, commission rules (the issue's split
-example: parent 10 %, sub-distributor 8 %) and a prepaid balance for each to sell from.
+example: parent 10 %, sub-distributor 8 %), a prepaid balance for each to sell from, and one sent
+quote (销售报价) of Aotuo Cards.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
+from actions.card_quotes import LineInput, save_quote, send_quote
 from actions.cards import CardInput, add_card, post_stock_document, review_verification, submit_verification
 from actions.companies import place
 from actions.crypto import Vault
@@ -36,12 +38,14 @@ def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: da
     child = Company(name="Aotuo Shenzhen", status="active", contact_name="Li Wei")
     place(session, child, parent)
     companies = {"Aotuo Cards": parent, "Aotuo Shenzhen": child}
+    users = {}
     for number, (username, company_name, legal_name) in enumerate(CARD_USERS):
         user = User(username=username, role="customer_admin", company=companies[company_name],
                     must_change_password=False, email=f"{username}@renewdesk.example", session_version=0)
         user.set_password(f"demo-{username}", method=method)
         session.add(user)
         session.flush()
+        users[username] = user
         profile = submit_verification(session, user, vault, companies[company_name], legal_name=legal_name,
                                       id_type="business_licence" if number == 0 else "resident_id",
                                       id_number=f"91440300MA5D{number:06d}" if number == 0 else "440301199001010011")
@@ -74,6 +78,12 @@ def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: da
         key = "demo:cards:balance" if company is child else f"demo:cards:balance:{company.id}"
         credit(session, wallet_for(session, company.id, "CNY"), amount, "offline_recharge", key, admin,
                memo=message("ledger.demo_balance"))
+    # 销售报价: Aotuo Cards has sent a quote at negotiated prices, awaiting its customer's answer.
+    quote = save_quote(session, users["distributor"], seller=parent, customer_name="Shenzhen Fleet Logistics",
+                       customer_phone="13800138000", customer_address="Nanshan District, Shenzhen",
+                       valid_until=today + timedelta(days=30), today=today,
+                       lines=[LineInput(plans[0], 50, "35.00", "5"), LineInput(plans[1], 20, "55.00")])
+    send_quote(session, users["distributor"], quote, today)
     staff.active = admin.active = False
     session.flush()
-    return {"distributors": 2, "cards": len(cards)}
+    return {"distributors": 2, "cards": len(cards), "quotes": 1}

@@ -39,10 +39,13 @@ MAX_QUANTITY = 5_000
 def place_order(session: Session, actor: User, *, seller: Company, package: Package, quantity: int,
                 holder_key: int = PLATFORM, customer: CardCustomer | None = None, customer_name: str = "",
                 customer_phone: str = "", shipping_address: str = "", promotion_percent: str = "",
-                promotion_label: str = "") -> CardOrder:
+                promotion_label: str = "", unit_price: Decimal | None = None,
+                quote_line_id: int | None = None) -> CardOrder:
     """A pending card order: one line per card at the package price, an invoice promotion spread over them.
 
-    A picked `customer` must be the seller's own; its name, phone and address fill the blanks."""
+    A picked `customer` must be the seller's own; its name, phone and address fill the blanks. A
+    `unit_price` (a quoted, negotiated price) replaces the package price; `quote_line_id` links the order
+    to the quote line it converts (unique: a line is converted once)."""
     require_role(actor, SELL_ROLES)
     if not in_scope(actor, seller.id, session):
         raise NotAllowed(_l("Company %(name)s is outside your companies.", name=seller.name))
@@ -61,7 +64,9 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
         customer_phone = customer_phone.strip() or customer.phone
         shipping_address = shipping_address.strip() or customer.address
     currency = package.currency
-    price = round_money(package.amount, currency)
+    if unit_price is not None and (isinstance(unit_price, float) or unit_price < 0):
+        raise DomainError(_l("Unit price: 0 or more."))
+    price = round_money(package.amount if unit_price is None else unit_price, currency)
     gross_total = price * quantity
     shares = [Decimal(0)] * quantity
     label = ""
@@ -69,7 +74,7 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
         percent = parse(promotion_percent, "CNY", str(_l("Promotion (%)")))
         if percent >= 100:
             raise DomainError(_l("Promotion (%): below 100."))
-        label = (promotion_label or "").strip()[:150] or f"-{percent.normalize()}%"
+        label = (promotion_label or "").strip()[:150] or f"-{percent.normalize():f}%"
         discount = round_money(gross_total * percent / 100, currency)
         shares = allocate(discount, [price] * quantity, currency)
     lines = [LineSpec(description=f"{package.code} {package.name} #{n + 1}", gross=price, quantity=1,
@@ -82,7 +87,7 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
                            package_id=package.id, quantity=quantity, status="awaiting_shipment",
                            customer_id=customer.id if customer is not None else None,
                            customer_name=customer_name.strip()[:200], customer_phone=customer_phone.strip()[:40],
-                           shipping_address=shipping_address.strip()[:255])
+                           shipping_address=shipping_address.strip()[:255], quote_line_id=quote_line_id)
     session.add(card_order)
     session.flush()
     record(session, actor, "create", "card_order", [card_order.id], f"{order.number}: {quantity} × {package.code}")

@@ -166,14 +166,18 @@ class LineSpec:
     extra: dict = field(default_factory=dict)
 
 
+def number_row(session: Session, row, prefix: str) -> None:
+    """Give a new numbered row (an order, a quote) its number, `<prefix><yyyymmdd>-<id>` (flushes it)."""
+    row.number = f"tmp-{uuid.uuid4().hex[:24]}"
+    session.add(row)
+    session.flush()
+    row.number = f"{prefix}{row.created_at:%Y%m%d}-{row.id:06d}"
+    session.flush()
+
+
 def number_order(session: Session, order: Order) -> None:
     """Give a new order its number, `<prefix><yyyymmdd>-<id>` (flushes it)."""
-    prefix = order_kind(order.kind).prefix
-    order.number = f"tmp-{uuid.uuid4().hex[:24]}"
-    session.add(order)
-    session.flush()
-    order.number = f"{prefix}{order.created_at:%Y%m%d}-{order.id:06d}"
-    session.flush()
+    number_row(session, order, order_kind(order.kind).prefix)
 
 
 def open_order(session: Session, actor: User | None, *, kind: str, company_id: int, currency: str,

@@ -151,13 +151,17 @@ MESSAGES = {
     "audit.receipt.credit": _l("Order %(order)s: %(amount)s received by bank transfer, not the order total "
                                "%(total)s; credited to the balance, order still awaiting payment"),
     "audit.receipt.reject": _l("Order %(order)s: receipt rejected: %(reason)s"),
+    "audit.quote.saved": _l("Quote %(number)s for %(customer)s: %(lines)s lines, %(total)s, valid until %(day)s"),
+    "audit.quote.status": _l("Quote %(number)s: %(old)s → %(new)s"),
+    "audit.quote.accept": _l("Quote %(number)s converted into orders %(orders)s"),
+    "audit.quote.expire": _l("%(count)s quotes expired: %(numbers)s"),
 }
 
 
 def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
     from models import (
-        COMMISSION_KINDS, COMMISSION_MODES, INVOICE_TYPES, LEDGER_KINDS, USER_ROLES, VIP_LEVELS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
+        CARD_QUOTE_STATUSES, COMMISSION_KINDS, COMMISSION_MODES, INVOICE_TYPES, LEDGER_KINDS, USER_ROLES, VIP_LEVELS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
         SEAT_EDITIONS,
         WALLET_CURRENCIES,
     )
@@ -167,7 +171,7 @@ def _labels() -> dict[str, dict]:
             "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
             "renewal_method": RENEWAL_METHODS, "invoice_type": INVOICE_TYPES,
             "user_role": USER_ROLES, "vip_level": VIP_LEVELS, "commission_mode": COMMISSION_MODES,
-            "commission_kind": COMMISSION_KINDS}
+            "commission_kind": COMMISSION_KINDS, "quote_status": CARD_QUOTE_STATUSES}
 
 
 def message(key: str, **params) -> dict:

@@ -53,8 +53,8 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, card_orders, cards, catalog, device_types, devices, expiry_import, invoices, mailing,
-        members, money, offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
+        billing, bindings, card_orders, card_quotes, cards, catalog, device_types, devices, expiry_import, invoices,
+        mailing, members, money, offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, CARDS, DISTRIBUTION, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -78,6 +78,7 @@ def init_admin(app: Flask) -> Admin:
     subscriptions.register(admin, customer=CUSTOMER, sales=SALES, finance=FINANCE)
     cards.register(admin, cards=CARDS, distribution=DISTRIBUTION, finance=FINANCE, system=SYSTEM)
     card_orders.register(admin, CARDS)
+    card_quotes.register(admin, CARDS)
 
     @app.context_processor
     def console_context():

@@ -316,6 +316,9 @@ AUDIT_ACTIONS = {
     "paused": pgettext("audit action", "Pause"),
     "archived": pgettext("audit action", "Archive"),
     "draft": pgettext("audit action", "Back to draft"),
+    "send": pgettext("audit action", "Send"),
+    "accept": pgettext("audit action", "Accept"),
+    "expire": pgettext("audit action", "Expire"),
     # Stock documents are recorded by their kind, offline recharge reviews by the decision, closed withdrawals
     # by the outcome: they read as those pages name them.
     **STOCK_DOCUMENT_KINDS,
@@ -334,6 +337,7 @@ AUDIT_TABLES = {
     "auto_renew_attempt": pgettext("audit table", "Auto-renew run"),
     "card_import": pgettext("audit table", "Card import"),
     "card_order": pgettext("audit table", "Card order"),
+    "card_quote": pgettext("audit table", "Sales quotation"),
     "commission_rule": pgettext("audit table", "Commission rule"),
     "commission_settlement": pgettext("audit table", "Commission statement"),
     "distributor_profile": pgettext("audit table", "Distributor profile"),

@@ -175,7 +175,7 @@ def test_demo_world_has_distributors_that_can_sell(app):
 
     made = seed_cards(db.session, current_vault(), method="scrypt:1024:8:1")
     db.session.commit()
-    assert made == {"distributors": 2, "cards": 220}
+    assert made == {"distributors": 2, "cards": 220, "quotes": 1}
     seller = db.session.scalar(select(User).where(User.username == "subdistributor"))
     package = db.session.scalar(select(Package).where(Package.code == "SIM-39"))
     card_order = place_order(db.session, seller, seller=seller.company, package=package, quantity=3)
