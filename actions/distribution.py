@@ -10,6 +10,14 @@ the company's commission wallet, idempotency key `settlement:<id>`). Withdrawals
 amount leaves the commission wallet at once: it cannot be spent twice) → approved (finance, not
 the submitter) → paid (bank reference) | rejected | failed | cancelled (the amount comes back,
 once: key `withdrawal:<id>:release`). Every transition is a conditional UPDATE checked by rowcount.
+
+Rules (分销设置): the platform (finance, sales, admin) sets any rule (`save_rule`, `set_by_distributor_id`
+NULL). A distributor sets the share it passes to each direct sub-distributor (`save_share`: a percent split
+rule on the child, `set_by_distributor_id` = the parent), at most its own rate on the package
+(`share_ceiling`); at each sale the share comes out of the parent's own rate read then (`record_sale`).
+A lowered rate caps the shares below it, audited (`cap_shares`); a rule shares depend on cannot be deleted
+(`check_rule_deletable`). One rule per company × package, one for every package: unique keys, and a
+concurrent save updates the row the other one inserted (`_claim_rule`).
 """
 from __future__ import annotations
 
@@ -223,7 +231,8 @@ def save_share(session: Session, actor: User, child: Company, package_id: int | 
     rate on the sub-distributor's sales, so it may not exceed that rate (share_ceiling); the refusal names the
     package and the ceiling. A rule the platform set on that sub-distributor stays the platform's."""
     parent_id = _check_child(session, actor, child)
-    code = _package_code(session, package_id)
+    code = session.scalar(select(Package.code).where(Package.id == package_id, Package.kind == "card")) \
+        if package_id is not None else None
     if package_id is not None and code is None:
         raise DomainError(_l("Package: choose one."))
     label = _package_label(code)
