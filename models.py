@@ -2367,11 +2367,18 @@ class CommissionRule(db.Model):
                         "level2_rate_bp >= 0 AND level2_rate_bp <= 10000", name="rates_in_range"),
         CheckConstraint("fixed_level1_minor >= 0 AND fixed_level2_minor >= 0", name="fixed_not_negative"),
         UniqueConstraint("company_id", "package_id"),
+        # NULLs differ in a unique constraint: one rule "for every package" per company needs its own index.
+        Index("uq_commission_rule_company_every", "company_id", unique=True,
+              sqlite_where=text("package_id IS NULL"), postgresql_where=text("package_id IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"))
     package_id: Mapped[int | None] = mapped_column(ForeignKey("package.id"))
+    # Who set it: the parent distributor passing a share down (actions.distribution.save_share), or the
+    # platform (NULL: finance, sales, admin); and the user who saved it last.
+    set_by_distributor_id: Mapped[int | None] = mapped_column(ForeignKey("company.id"), index=True)
+    set_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     mode: Mapped[str] = mapped_column(String(10), default="override")
     kind: Mapped[str] = mapped_column(String(12), default="percent")
     level1_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
@@ -2384,8 +2391,10 @@ class CommissionRule(db.Model):
     hold_days: Mapped[int] = mapped_column(Integer, default=7)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    company: Mapped[Company] = relationship()
+    company: Mapped[Company] = relationship(foreign_keys=[company_id])
     package: Mapped[Package | None] = relationship()
+    set_by_distributor: Mapped[Company | None] = relationship(foreign_keys=[set_by_distributor_id])
+    set_by_user: Mapped[User | None] = relationship()
 
 
 class CommissionEntry(db.Model):

@@ -9,7 +9,10 @@ cards refunded, and a month on tiered rates is trued up against the provisional 
 Modes of a rule:
 - override: the platform sets both rates; the seller earns `level1_rate`, its parent `level2_rate`.
 - split: the parent's own rate is shared; the seller earns its share `level1_rate`, the parent keeps
-  `level2_rate − level1_rate` (in the rule, `level2_rate` is the parent's whole rate).
+  `level2_rate − level1_rate` (in the rule, `level2_rate` is the parent's whole rate), as an amount: the
+  parent's whole commission `round(base × level2_rate)` less the seller's, so both add up to it exactly.
+  A share a distributor passed down itself (actions.distribution.save_share) is a split whose
+  `level2_rate` is the parent's own rate on the package at the time of the sale.
 Kinds of a rule: percent of the net, fixed amount per card, or monthly tiers (graduated: each
 slice at its own rate; volume: the whole month at the rate of the tier it reaches).
 """
@@ -118,9 +121,14 @@ def sale_shares(*, base: Decimal, cards: int, currency: str, kind: str, mode: st
     if kind not in KINDS:
         raise DomainError(_l("Unknown commission kind %(kind)s.", kind=kind))
     rate_1, rate_2 = level_rates(mode, level1_rate, level2_rate)
-    shares = [Share(1, rate_1, commission(base, rate_1, currency))]
+    amount_1 = commission(base, rate_1, currency)
+    if mode == "split":  # the parent keeps its whole commission less the share: the two add up to it exactly
+        amount_2 = commission(base, rate_1 + rate_2, currency) - amount_1
+    else:
+        amount_2 = commission(base, rate_2, currency)
+    shares = [Share(1, rate_1, amount_1)]
     if has_parent:
-        shares.append(Share(2, rate_2, commission(base, rate_2, currency)))
+        shares.append(Share(2, rate_2, amount_2))
     return [s for s in shares if s.amount]
 
 

@@ -10,27 +10,37 @@ the company's commission wallet, idempotency key `settlement:<id>`). Withdrawals
 amount leaves the commission wallet at once: it cannot be spent twice) → approved (finance, not
 the submitter) → paid (bank reference) | rejected | failed | cancelled (the amount comes back,
 once: key `withdrawal:<id>:release`). Every transition is a conditional UPDATE checked by rowcount.
+
+Rules (分销设置): the platform (finance, sales, admin) sets any rule (`save_rule`, `set_by_distributor_id`
+NULL). A distributor sets the share it passes to each direct sub-distributor (`save_share`: a percent split
+rule on the child, `set_by_distributor_id` = the parent), at most its own rate on the package
+(`share_ceiling`); at each sale the share comes out of the parent's own rate read then (`record_sale`).
+A lowered rate caps the shares below it, audited (`cap_shares`); a rule shares depend on cannot be deleted
+(`check_rule_deletable`). One rule per company × package, one for every package: unique keys, and a
+concurrent save updates the row the other one inserted (`_claim_rule`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from actions.texts import label_param, message
+from actions.texts import label_param, message, percent_param, plan_param
 from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.audit import record
 from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
 from actions.commission import Tier, format_tiers, parse_tiers, reversal, sale_shares, true_up
 from actions.crypto import Vault, normalize
-from actions.money import format_money, from_minor, parse, to_minor, typed_number
+from actions.money import format_money, format_percent, from_minor, parse, to_minor, typed_number
 from actions.wallets import InsufficientBalance, credit, debit, wallet_for
 from models import (
-    WITHDRAWAL_STATUSES, CommissionEntry, CommissionRule, CommissionSettlement, Company, LedgerEntry, User, Wallet,
-    Withdrawal, utcnow,
+    WITHDRAWAL_STATUSES, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile,
+    LedgerEntry, Package, User, Wallet, Withdrawal, utcnow,
 )
 
 RULE_ROLES = frozenset({"finance", "sales"})
@@ -79,10 +89,39 @@ def find_rule(session: Session, company_id: int, package_id: int | None) -> Comm
         CommissionRule.package_id.is_(None) if package_id is None else CommissionRule.package_id == package_id))
 
 
+def _claim_rule(session: Session, company_id: int, package_id: int | None) -> tuple[CommissionRule, bool]:
+    """The rule of company × package, created when missing: (rule, created).
+
+    Two saves at once both find none and both INSERT; the unique keys (company, package) and (company)
+    where the package is NULL refuse the second, which then updates the first's row: one rule, not two."""
+    rule = find_rule(session, company_id, package_id)
+    if rule is not None:
+        return rule, False
+    try:
+        with session.begin_nested():
+            rule = CommissionRule(company_id=company_id, package_id=package_id)
+            session.add(rule)
+            session.flush()
+        return rule, True
+    except IntegrityError:
+        rule = find_rule(session, company_id, package_id)
+        if rule is None:
+            raise
+        return rule, False
+
+
+def _package_code(session: Session, package_id: int | None) -> str | None:
+    return session.scalar(select(Package.code).where(Package.id == package_id)) if package_id is not None else None
+
+
 def save_rule(session: Session, actor: User, company: Company, package_id: int | None, *, mode: str, kind: str,
               level1_percent: str = "0", level2_percent: str = "0", fixed_level1: str = "0", fixed_level2: str = "0",
               tiers: str = "", currency: str = "CNY", hold_days: int = 7) -> CommissionRule:
-    """分销设置: create or replace the rule of a distributor × package (None = every package)."""
+    """分销设置 by the platform: create or replace the rule of a distributor × package (None = every package).
+
+    The platform may set any rule, a share a parent distributor passed down included (it becomes the
+    platform's). When the company's own rate drops below a share it passes down, that share is capped
+    (see cap_shares)."""
     require_role(actor, RULE_ROLES)
     if distributor_profile(session, company.id) is None:
         raise DomainError(_l("%(company)s is not a distributor.", company=company.name))
@@ -98,19 +137,242 @@ def save_rule(session: Session, actor: User, company: Company, package_id: int |
         tiers_text = format_tiers(parse_tiers(tiers))
     if not 0 <= int(hold_days) <= 365:
         raise DomainError(_l("Hold days: between 0 and 365."))
-    rule = find_rule(session, company.id, package_id)
-    if rule is None:
-        rule = CommissionRule(company_id=company.id, package_id=package_id)
-        session.add(rule)
+    rule, created = _claim_rule(session, company.id, package_id)
+    old = None if created else rule.level1_rate_bp
     rule.mode, rule.kind, rule.currency = mode, kind, currency
     rule.level1_rate_bp, rule.level2_rate_bp = level1, level2
     rule.fixed_level1_minor, rule.fixed_level2_minor = to_minor(fixed1, currency), to_minor(fixed2, currency)
     rule.tiers, rule.hold_days = tiers_text, int(hold_days)
+    rule.set_by_distributor_id, rule.set_by_user_id = None, actor.id
     session.flush()
-    record(session, actor, "save", "commission_rule", [rule.id], message("audit.commission_rule", company=company.name,
-                                                                     mode=label_param("commission_mode", mode),
-                                                                     kind=label_param("commission_kind", kind)))
+    record(session, actor, "save", "commission_rule", [rule.id], message(
+        "audit.commission_rule.change", company=company.name, package=plan_param(_package_code(session, package_id)),
+        mode=label_param("commission_mode", mode), kind=label_param("commission_kind", kind),
+        old=percent_param(old), new=percent_param(level1)))
+    cap_shares(session, actor, company.id)
     return rule
+
+
+# --- shares a distributor passes to its direct sub-distributors ---------------------------------
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The most a distributor may pass down on a package: its own rate there (basis points), and the
+    package that sets it (None: its rule for every package)."""
+
+    basis_points: int
+    package_id: int | None
+    package_code: str | None
+
+
+def _is_distributor(session: Session, company_id: int | None) -> bool:
+    return distributor_profile(session, company_id) is not None
+
+
+def direct_sub_distributors(session: Session, company_id: int) -> list[Company]:
+    """The distributors whose parent is `company_id` (its level below; never further down)."""
+    return list(session.scalars(select(Company).join(DistributorProfile, DistributorProfile.company_id == Company.id)
+                                .where(Company.parent_id == company_id).order_by(Company.name, Company.id)))
+
+
+def own_rules(session: Session, company_id: int) -> list[CommissionRule]:
+    """The company's own rules (what it earns on its sales), the rule for every package first."""
+    rules = session.scalars(select(CommissionRule).where(CommissionRule.company_id == company_id)).all()
+    return sorted(rules, key=lambda r: (r.package_id is not None, r.package.code if r.package else ""))
+
+
+def share_ceiling(session: Session, parent_id: int, package_id: int | None) -> Ceiling | None:
+    """What the parent may pass down on `package_id`: its own percent rate for that package (its rule for the
+    package, else for every package); for every package, the lowest of its percent rates (its rule for every
+    package and each package rule), so that no package's share exceeds its rate there. None when it has
+    no percent rate to share (no rule, or fixed per card / monthly tiers, which only the platform splits)."""
+    if package_id is not None:
+        rule = rule_for(session, parent_id, package_id)
+        if rule is None or rule.kind != "percent":
+            return None
+        return Ceiling(rule.level1_rate_bp, rule.package_id, _package_code(session, rule.package_id))
+    rules = own_rules(session, parent_id)
+    every = next((r for r in rules if r.package_id is None), None)
+    if every is None or every.kind != "percent":
+        return None
+    lowest = min((r for r in rules if r.kind == "percent"), key=lambda r: (r.level1_rate_bp, r.package_id is not None))
+    return Ceiling(lowest.level1_rate_bp, lowest.package_id, _package_code(session, lowest.package_id))
+
+
+def _check_child(session: Session, actor: User, child: Company) -> int:
+    """The actor's company id when `child` is one of its direct sub-distributors; else NotAllowed naming it."""
+    require_role(actor, DISTRIBUTOR_ROLES)
+    parent_id = actor.company_id
+    if actor.is_staff or parent_id is None or not _is_distributor(session, parent_id):
+        raise NotAllowed(_l("Only a distributor passes shares to its sub-distributors."))
+    if child.id == parent_id:
+        raise NotAllowed(_l("Your own rate is set by the platform or by your parent distributor; you cannot "
+                            "change it."))
+    if child.parent_id != parent_id or not _is_distributor(session, child.id):
+        raise NotAllowed(_l("%(company)s is not one of your direct sub-distributors.", company=child.name))
+    return parent_id
+
+
+def _check_share_rule(rule: CommissionRule, parent_id: int, package_label: str) -> None:
+    if rule.set_by_distributor_id != parent_id:
+        raise NotAllowed(_l("The platform set the rate of %(company)s for %(package)s; only the platform can "
+                            "change or delete it.", company=rule.company.name, package=package_label))
+
+
+def _package_label(code: str | None) -> str:
+    return code or str(_l("Every plan"))
+
+
+def save_share(session: Session, actor: User, child: Company, package_id: int | None,
+               percent_text: str) -> CommissionRule:
+    """分销设置 by a distributor: set or change the share (a percent of the net paid) it passes to one of its
+    direct sub-distributors on a package (None = every package). The share comes out of the distributor's own
+    rate on the sub-distributor's sales, so it may not exceed that rate (share_ceiling); the refusal names the
+    package and the ceiling. A rule the platform set on that sub-distributor stays the platform's."""
+    parent_id = _check_child(session, actor, child)
+    code = session.scalar(select(Package.code).where(Package.id == package_id, Package.kind == "card")) \
+        if package_id is not None else None
+    if package_id is not None and code is None:
+        raise DomainError(_l("Package: choose one."))
+    label = _package_label(code)
+    share = bp_of(percent_text, str(_l("Share")))
+    existing = find_rule(session, child.id, package_id)
+    if existing is not None:
+        _check_share_rule(existing, parent_id, label)
+    ceiling = share_ceiling(session, parent_id, package_id)
+    if ceiling is None:
+        raise DomainError(_l("%(package)s: you have no commission rate in percent there to share (the platform "
+                             "sets it).", package=label))
+    if share > ceiling.basis_points:
+        raise DomainError(_l("%(package)s: the share %(share)s is above your own rate %(ceiling)s (your rule for "
+                             "%(ceiling_package)s); it can be at most that.", package=label, share=_percent(share),
+                             ceiling=_percent(ceiling.basis_points),
+                             ceiling_package=_package_label(ceiling.package_code)))
+    own = rule_for(session, parent_id, package_id) if package_id is not None else find_rule(session, parent_id, None)
+    rule, created = _claim_rule(session, child.id, package_id)
+    if not created:  # a concurrent save by the platform may have won the row meanwhile
+        _check_share_rule(rule, parent_id, label)
+    old = None if created else rule.level1_rate_bp
+    rule.mode, rule.kind, rule.currency = "split", "percent", own.currency
+    rule.level1_rate_bp, rule.level2_rate_bp = share, 0  # the parent's rate is read from its own rule at each sale
+    rule.fixed_level1_minor = rule.fixed_level2_minor = 0
+    rule.tiers, rule.hold_days = "", own.hold_days
+    rule.set_by_distributor_id, rule.set_by_user_id = parent_id, actor.id
+    session.flush()
+    record(session, actor, "save", "commission_rule", [rule.id], message(
+        "audit.commission_rule.share", company=child.name, package=plan_param(code), parent=actor.company.name,
+        old=percent_param(old), new=percent_param(share)))
+    cap_shares(session, actor, child.id)  # a lowered share lowers what the child passes down in turn
+    return rule
+
+
+def _percent(bp: int) -> str:
+    return format_percent(Decimal(bp) / 100)
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    """One rule of a direct sub-distributor as its parent reads it: what the parent keeps of its sales there
+    (None for fixed per card and monthly tiers), and whether the parent set it (it may change and delete it)."""
+
+    rule: CommissionRule
+    keeps_bp: int | None
+    editable: bool
+
+
+def sub_distributor_shares(session: Session, company_id: int) -> list[tuple[Company, list[ShareRow]]]:
+    """分销设置 of a distributor: each direct sub-distributor with its rules (none yet: an empty list)."""
+    children = direct_sub_distributors(session, company_id)
+    rules = session.scalars(select(CommissionRule).where(CommissionRule.company_id.in_([c.id for c in children]))
+                            ).all() if children else []
+    by_child: dict[int, list[CommissionRule]] = {}
+    for rule in rules:
+        by_child.setdefault(rule.company_id, []).append(rule)
+    result = []
+    for child in children:
+        rows = []
+        for rule in sorted(by_child.get(child.id, []), key=lambda r: (r.package_id is not None,
+                                                                      r.package.code if r.package else "")):
+            keeps = None
+            if rule.kind == "percent":
+                if rule.set_by_distributor_id == company_id:
+                    own = (rule_for(session, company_id, rule.package_id) if rule.package_id is not None
+                           else find_rule(session, company_id, None))
+                    keeps = max(own.level1_rate_bp - rule.level1_rate_bp, 0) if own is not None else 0
+                elif rule.mode == "split":
+                    keeps = rule.level2_rate_bp - rule.level1_rate_bp
+                else:
+                    keeps = rule.level2_rate_bp
+            rows.append(ShareRow(rule, keeps, rule.set_by_distributor_id == company_id))
+        result.append((child, rows))
+    return result
+
+
+def dependent_shares(session: Session, rule: CommissionRule) -> list[CommissionRule]:
+    """The shares its company passed down that take their ceiling from `rule`: on the same package, or, for a
+    rule for every package, on every package and on each package the company has no rule of its own for."""
+    shares = session.scalars(select(CommissionRule).join(Company, Company.id == CommissionRule.company_id).where(
+        CommissionRule.set_by_distributor_id == rule.company_id, Company.parent_id == rule.company_id)).all()
+    if rule.package_id is not None:
+        return [s for s in shares if s.package_id == rule.package_id]
+    own_packages = {r.package_id for r in own_rules(session, rule.company_id) if r.package_id is not None}
+    return [s for s in shares if s.package_id not in own_packages]
+
+
+def check_rule_deletable(session: Session, rule: CommissionRule) -> None:
+    """DomainError naming the sub-distributors (and packages) whose shares depend on `rule`: delete those first."""
+    dependents = dependent_shares(session, rule)
+    if dependents:
+        names = ", ".join(f"{s.company.name} ({_package_label(s.package.code if s.package else None)})"
+                          for s in sorted(dependents, key=lambda s: (s.company.name, s.package_id or 0)))
+        raise DomainError(_l("The rule of %(company)s for %(package)s cannot be deleted: the shares it passes down "
+                             "depend on it: %(shares)s. Delete or change those first.", company=rule.company.name,
+                             package=_package_label(rule.package.code if rule.package else None), shares=names))
+
+
+def delete_rule(session: Session, actor: User, rule: CommissionRule) -> None:
+    """Delete a rule: the platform any rule, a distributor only a share it passed to a direct sub-distributor;
+    refused while shares passed down depend on it (check_rule_deletable). Audited with the rate it had."""
+    if actor.is_staff:
+        require_role(actor, RULE_ROLES)
+    else:
+        parent_id = _check_child(session, actor, rule.company)
+        _check_share_rule(rule, parent_id, _package_label(rule.package.code if rule.package else None))
+    check_rule_deletable(session, rule)
+    record(session, actor, "delete", "commission_rule", [rule.id], message(
+        "audit.commission_rule.delete", company=rule.company.name,
+        package=plan_param(rule.package.code if rule.package else None), old=percent_param(rule.level1_rate_bp)))
+    company_id = rule.company_id
+    session.delete(rule)
+    session.flush()
+    cap_shares(session, actor, company_id)
+
+
+def cap_shares(session: Session, actor: User, company_id: int) -> list[CommissionRule]:
+    """Lower each share `company_id` passes to its direct sub-distributors to its ceiling, when its own rate
+    was lowered below it (by the platform or by its own parent), and so on down the tree; each capped share is
+    audited. We cap rather than refuse the lowering: the platform's (or the parent's) decision on a rate is
+    theirs, and the sub-distributor's share can never be paid out of money its parent no longer earns."""
+    capped = []
+    shares = session.scalars(select(CommissionRule).join(Company, Company.id == CommissionRule.company_id).where(
+        CommissionRule.set_by_distributor_id == company_id, Company.parent_id == company_id)
+        .order_by(CommissionRule.id)).all()
+    parent = session.get(Company, company_id)
+    for share in shares:
+        ceiling = share_ceiling(session, company_id, share.package_id)
+        top = ceiling.basis_points if ceiling is not None else 0
+        if share.level1_rate_bp <= top:
+            continue
+        old, share.level1_rate_bp = share.level1_rate_bp, top
+        session.flush()
+        record(session, actor, "edit", "commission_rule", [share.id], message(
+            "audit.commission_rule.capped", company=share.company.name,
+            package=plan_param(share.package.code if share.package else None), parent=parent.name,
+            old=percent_param(old), new=percent_param(top)))
+        capped.append(share)
+        capped += cap_shares(session, actor, share.company_id)
+    return capped
 
 
 def _rule_tiers(rule: CommissionRule) -> tuple[Tier, ...]:
@@ -125,12 +387,19 @@ def record_sale(session: Session, *, order_id: int, seller_id: int, package_id: 
         return []
     parent_id = commission_parent(session, seller_id)
     level1_rate = rate_of(rule.level1_rate_bp)
+    level2_bp = rule.level2_rate_bp
+    if rule.set_by_distributor_id is not None:
+        # A share its parent passed down: it comes out of the parent's own rate on this package, read now (the
+        # parent keeps its rate less the share). cap_shares keeps shares within it; this is the last guard.
+        own = rule_for(session, parent_id, package_id) if parent_id == rule.set_by_distributor_id else None
+        level2_bp = own.level1_rate_bp if own is not None and own.kind == "percent" else 0
+        level1_rate = min(level1_rate, rate_of(level2_bp))
     if rule.kind in TIERED:  # provisional at the first tier's rate; the month is trued up
         level1_rate = _rule_tiers(rule)[0].rate
-        if rule.mode == "split" and level1_rate > rate_of(rule.level2_rate_bp):
-            level1_rate = rate_of(rule.level2_rate_bp)
+        if rule.mode == "split" and level1_rate > rate_of(level2_bp):
+            level1_rate = rate_of(level2_bp)
     shares = sale_shares(base=base, cards=cards, currency=currency, kind="fixed" if rule.kind == "fixed" else "percent",
-                         mode=rule.mode, level1_rate=level1_rate, level2_rate=rate_of(rule.level2_rate_bp),
+                         mode=rule.mode, level1_rate=level1_rate, level2_rate=rate_of(level2_bp),
                          fixed_per_card=from_minor(rule.fixed_level1_minor, currency),
                          fixed_per_card_level2=from_minor(rule.fixed_level2_minor, currency),
                          has_parent=parent_id is not None)

@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
 
-from actions.money import format_amount, format_money
+from actions.money import format_amount, format_money, format_percent
 
 # Every message a stored text may name. Keys are stable (rows keep them); the English is the msgid.
 MESSAGES = {
@@ -74,6 +74,12 @@ MESSAGES = {
     "audit.reveal.id_number": _l("ID number revealed: %(reason)s"),
     "audit.reveal.pin": _l("PIN of %(iccid)s revealed: %(reason)s"),
     "audit.commission_rule": _l("%(company)s: %(mode)s, %(kind)s"),
+    "audit.commission_rule.change": _l("%(company)s, %(package)s: %(mode)s, %(kind)s, rate %(old)s → %(new)s"),
+    "audit.commission_rule.share": _l("%(company)s, %(package)s: share passed down by %(parent)s %(old)s → "
+                                      "%(new)s"),
+    "audit.commission_rule.capped": _l("%(company)s, %(package)s: share passed down by %(parent)s %(old)s → "
+                                       "%(new)s, capped at the rate of %(parent)s"),
+    "audit.commission_rule.delete": _l("%(company)s, %(package)s: rule deleted (rate %(old)s)"),
     "audit.subscription.create": _l("%(number)s: %(plan)s × %(months)s months for %(company)s, total %(total)s, "
                                     "terms %(terms)s"),
     "audit.subscription.expired_unpaid": _l("%(order)s: subscription expired unpaid"),
@@ -189,6 +195,16 @@ def label_param(group: str, code: str | None) -> dict:
     return {"label": group, "code": code or ""}
 
 
+def percent_param(basis_points: int | None) -> dict:
+    """A rate stored in basis points (800), shown as the reader writes a percent (8%, 12,5% in Vietnamese)."""
+    return {"basis_points": None if basis_points is None else int(basis_points)}
+
+
+def plan_param(code: str | None) -> dict:
+    """A package by its code, or None: every package (shown in the reader's language)."""
+    return {"plan": code or ""}
+
+
 def msgid(text) -> str:
     """The English msgid of a lazy_gettext label (to store and translate when shown); plain text as it is."""
     args = getattr(text, "_args", None)
@@ -232,6 +248,7 @@ CHANGED = _l("%(field)s: changed")
 SETTING = _l("%(field)s: %(value)s")
 CHANGE_SEPARATOR = _l("; ")
 YES, NO = _l("Yes"), _l("No")
+EVERY_PLAN = _l("Every plan")
 
 
 def _shown(value) -> str:
@@ -278,6 +295,10 @@ def _value(value) -> str:
             return format_amount(Decimal(value["count"]), value.get("unit", "COIN"))
         if "changes" in value:
             return _changes_text(value["changes"])
+        if "basis_points" in value:
+            return "—" if value["basis_points"] is None else format_percent(Decimal(value["basis_points"]) / 100)
+        if "plan" in value:
+            return value["plan"] or str(EVERY_PLAN)
     return "" if value is None else str(value)
 
 

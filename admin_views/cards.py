@@ -35,13 +35,15 @@ from actions.cards import (
 )
 from actions.crypto import vault
 from actions.distribution import (
-    RULE_ROLES, approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, find_rule, pay_withdrawal,
-    prepare_settlement, reveal_account, save_rule, submit_settlement, submit_withdrawal,
+    RULE_ROLES, approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, delete_rule, find_rule,
+    pay_withdrawal, prepare_settlement, reveal_account, save_rule, save_share, sub_distributor_shares,
+    submit_settlement, submit_withdrawal, own_rules,
 )
 from actions.money import format_money, format_percent, from_minor, typed
 from actions.idempotency import remember
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, claim_form, confirm_first, label_formatter, page_label, unit_of_work,
+    RoleView, ScopedModelView, badge, claim_form, company_in_scope, confirm_first, label_formatter, page_label,
+    unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from importers.cards import CHUNK as IMPORT_CHUNK
@@ -543,25 +545,39 @@ def _parents_share_hidden(rule: CommissionRule) -> bool:
     return not current_user.is_staff and rule.company_id == current_user.company_id
 
 
+def _rule_fixed(rule: CommissionRule) -> str:
+    """A fixed-per-card rule's own amount per card."""
+    return format_money(from_minor(rule.fixed_level1_minor, rule.currency), rule.currency)
+
+
 def _may_set_rules() -> bool:
     return current_user.role in RULE_ROLES | {"admin"}
 
 
+def _set_by(rule: CommissionRule) -> str:
+    """Who set a rule: the parent distributor (and its user), or the platform."""
+    who = rule.set_by_distributor.name if rule.set_by_distributor is not None else _("Platform")
+    return f"{who} ({rule.set_by_user.username})" if rule.set_by_user is not None else who
+
+
 class CommissionRuleView(DistributorAccess, ScopedModelView):
     """分销设置: each distributor × package rule (percent, fixed per card or monthly tiers; two levels).
-    Finance and sales set them; a distributor reads those of its tree (its own without the parent's share)."""
+    Finance and sales set any rule (the platform's override); a distributor reads its own rates and sets,
+    changes and deletes the shares it passes to its direct sub-distributors (actions.distribution.save_share)."""
 
     roles = frozenset({"finance", "sales"})
     scope_column = "company_id"
     can_create = can_edit = False
     column_list = ("company", "package", "mode", "kind", "level1_rate_bp", "level2_rate_bp", "tiers", "hold_days",
-                   "updated_at")
+                   "set_by", "updated_at")
     column_labels = {"company": _l("Distributor"), "package": _l("Package"), "mode": _l("Mode"), "kind": _l("Kind"),
                      "level1_rate_bp": _l("Level-1 rate"), "level2_rate_bp": _l("Level-2 rate"),
                      "tiers": _l("Monthly tiers"), "hold_days": _l("Hold days"), "updated_at": _l("Updated"),
                      "currency": _l("Currency"), "fixed_level1_minor": _l("Level-1 fixed amount"),
-                     "fixed_level2_minor": _l("Level-2 fixed amount")}
+                     "fixed_level2_minor": _l("Level-2 fixed amount"), "set_by": _l("Set by"),
+                     "set_by_distributor": _l("Set by"), "set_by_user": _l("Saved by")}
     column_formatters = {"mode": label_formatter(COMMISSION_MODES), "kind": label_formatter(COMMISSION_KINDS),
+                         "set_by": lambda v, c, m, n: _set_by(m),
                          "package": lambda v, c, m, n: m.package or _("Every plan"),
                          "level1_rate_bp": lambda v, c, m, n: _rate(m.level1_rate_bp),
                          "level2_rate_bp": lambda v, c, m, n: ("—" if _parents_share_hidden(m)
@@ -569,8 +585,80 @@ class CommissionRuleView(DistributorAccess, ScopedModelView):
                          "fixed_level1_minor": _money_cell("fixed_level1_minor"),
                          "fixed_level2_minor": lambda v, c, m, n: "—" if _parents_share_hidden(m) else format_money(
                              from_minor(m.fixed_level2_minor, m.currency), m.currency)}
-    column_select_related_list = (CommissionRule.company, CommissionRule.package)
+    column_select_related_list = (CommissionRule.company, CommissionRule.package, CommissionRule.set_by_distributor,
+                                  CommissionRule.set_by_user)
     list_template = "renewdesk/cards/rule_list.html"
+
+    @expose("/")
+    def index_view(self):
+        """Staff read every rule; a distributor its own rates and the shares of its direct sub-distributors."""
+        if current_user.is_staff:
+            return super().index_view()
+        company_id = current_user.company_id
+        return self.render("renewdesk/cards/rates.html", own=own_rules(db.session, company_id),
+                           children=sub_distributor_shares(db.session, company_id), rate=_rate,
+                           kinds=COMMISSION_KINDS, money=_rule_fixed)
+
+    def delete_model(self, model):
+        """The platform deletes a rule through actions.distribution.delete_rule (refused while shares depend on it)."""
+        with unit_of_work() as work:
+            delete_rule(db.session, current_user, model)
+        return not work.failed
+
+    def _direct_child(self, raw) -> Company:
+        """A sub-distributor named by the request: 404 outside the user's tree (its own company and its
+        direct sub-distributors are refused by the action, with a message)."""
+        company = company_in_scope(raw)
+        if company is None:
+            abort(404)
+        return company
+
+    @expose("/share/", methods=("GET", "POST"))
+    def share(self):
+        """分销设置 by a distributor: the share passed to one direct sub-distributor on a package (or every one)."""
+        if current_user.is_staff:
+            return redirect(url_for(".set_rule", **request.args))
+        children = [c for c, _rows in sub_distributor_shares(db.session, current_user.company_id)]
+        packages = db.session.scalars(select(Package).where(Package.kind == "card").order_by(Package.code)).all()
+        if request.method == "POST":
+            form = request.form
+            child = self._direct_child(form.get("company_id"))
+            with unit_of_work() as work:
+                save_share(db.session, current_user, child, int_arg("package_id"), form.get("share", ""))
+            if not work.failed:
+                flash(_("Share saved for %(company)s.", company=child.name), "success")
+                return redirect(url_for(".index_view"))
+            values = form.to_dict()  # refused: the form again as it was typed
+        else:
+            values = {name: request.args.get(name, "") for name in ("company_id", "package_id")}
+            if values["company_id"]:
+                child = self._direct_child(values["company_id"])
+                rule = find_rule(db.session, child.id, int_arg("package_id"))
+                if rule is not None:
+                    values["share"] = typed(Decimal(rule.level1_rate_bp) / 100)
+        return self.render("renewdesk/cards/share_form.html", children=children, packages=packages, values=values,
+                           own=own_rules(db.session, current_user.company_id), rate=_rate, kinds=COMMISSION_KINDS)
+
+    @expose("/share/delete/", methods=("POST",))
+    def delete_share(self):
+        """A distributor deletes a share it passed down, after a confirmation page naming it."""
+        rule = self.get_one(request.form.get("id"))  # scoped: another tree's rule is not found
+        if rule is None or current_user.is_staff:
+            abort(404)
+        purpose = f"{self.endpoint}.share.delete"
+        if not is_confirmed(purpose, [rule.id]):
+            package = rule.package.code if rule.package else _("Every plan")
+            return ask(self, Confirmation(
+                title=_("Delete the share"),
+                summary=_("Delete the share %(share)s passed to %(company)s on %(package)s?",
+                          share=_rate(rule.level1_rate_bp), company=rule.company.name, package=package),
+                note=_("Its sales then earn it no commission until a share is set again."),
+                confirm_label=_("Delete")), purpose, [rule.id], self.get_url(".index_view"))
+        with unit_of_work() as work:
+            delete_rule(db.session, current_user, rule)
+        if not work.failed:
+            flash(_("Share deleted."), "success")
+        return redirect(url_for(".index_view"))
 
     @property
     def can_delete(self) -> bool:

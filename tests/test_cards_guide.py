@@ -148,8 +148,9 @@ def test_cards_are_of_a_package_as_the_guide_and_the_import_say(cards, vault, cl
 
 
 def test_distributors_read_their_commission_settings_and_change_nothing(cards, client, login):
-    """六.2 分销设置 for a distributor: its menu had no 分销设置 at all. It now reads the rules of its tree —
-    its own without the parent's level-2 share — and can neither set nor delete one."""
+    """六.2 分销设置 for a distributor: its menu had no 分销设置 at all. It now reads its own rates (without the
+    parent's level-2 share) and its sub-distributors' rules; a rule the platform set it can neither change nor
+    delete (the shares it passes down itself: tests/test_cards_rates.py)."""
     users, b = cards["users"], cards["b"]
     save_rule(db.session, users["finance"], b, None, mode="split", kind="percent", level1_percent="8",
               level2_percent="13")
@@ -158,7 +159,9 @@ def test_distributors_read_their_commission_settings_and_change_nothing(cards, c
     login("a_admin")
     assert 'href="/admin/commissionrule/"' in client.get("/admin/").get_data(as_text=True)
     parent_view = client.get("/admin/commissionrule/").get_data(as_text=True)
-    assert "8%" in parent_view and "13%" in parent_view and "/admin/commissionrule/set/" not in parent_view
+    # B's share, and what A keeps of B's sales under the platform's split (13% − 8%); no button on that rule.
+    assert "8%" in parent_view and "5%" in parent_view and "/admin/commissionrule/set/" not in parent_view
+    assert "rd-edit-share" not in parent_view and "rd-delete-share" not in parent_view
     login.logout()
     login("b_admin")
     own_view = client.get("/admin/commissionrule/").get_data(as_text=True)
