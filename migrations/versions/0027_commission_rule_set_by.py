@@ -6,14 +6,14 @@ records the company that set it (`set_by_distributor_id`, NULL = the platform) a
 unique constraint (company_id, package_id) never caught two rules "for every package" (NULLs
 differ): a partial unique index does. Duplicates left by earlier races are refused by name.
 
-Revision ID: 0026_commission_rule_set_by
-Revises: 0025_refund_processing
+Revision ID: 0027_commission_rule_set_by
+Revises: 0026_card_quotes
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_commission_rule_set_by"
-down_revision = "0025_refund_processing"
+revision = "0027_commission_rule_set_by"
+down_revision = "0026_card_quotes"
 branch_labels = None
 depends_on = None
 
