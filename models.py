@@ -264,7 +264,7 @@ class Company(db.Model):
 
 
 class User(db.Model):
-    """A login: staff (no company) or a customer company's administrator."""
+    """A login: staff (no company), or a customer company's administrator or employee (`areas`)."""
 
     __tablename__ = "user"
     __table_args__ = (
@@ -272,6 +272,8 @@ class User(db.Model):
         CheckConstraint(
             "role <> 'customer_admin' OR company_id IS NOT NULL", name="customer_has_company"
         ),
+        # Only a customer login is ever restricted to some permission areas (staff have their roles).
+        CheckConstraint("areas IS NULL OR role = 'customer_admin'", name="areas_customer_only"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -296,6 +298,9 @@ class User(db.Model):
     # sent to it was entered; `phone`/`mobile` above are contact details typed in the profile.
     login_phone: Mapped[str | None] = mapped_column(String(20))
     login_phone_verified_at: Mapped[datetime | None]
+    # 员工权限设置: the permission areas (actions.permissions.AREAS) an employee of a customer company may use;
+    # NULL = every area (the company's administrators, and every login created before employees existed).
+    areas: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
     company: Mapped[Company | None] = relationship()
 

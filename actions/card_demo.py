@@ -4,7 +4,8 @@ Two verified distributors ("Aotuo Cards" and its sub-distributor "Aotuo Shenzhen
 `distributor` / `subdistributor`, password demo-<username>), two card plans, 200 cards in the
 platform's stock and 20 on consignment with Aotuo Cards, commission rules (the issue's split
 example: parent 10 %, sub-distributor 8 %), a prepaid balance for each to sell from, and one sent
-quote (销售报价) of Aotuo Cards.
+quote (销售报价) of Aotuo Cards. Its employee `distributor-clerk` (password demo-distributor-clerk) may use card
+orders and card customers only (员工权限设置).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from actions.cards import CardInput, add_card, post_stock_document, review_verif
 from actions.companies import place
 from actions.crypto import Vault
 from actions.distribution import save_rule
+from actions.employees import create_employee
 from actions.texts import message
 from actions.wallets import credit, wallet_for
 from models import Company, Package, PackageCategory, User
@@ -84,6 +86,10 @@ def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: da
                        valid_until=today + timedelta(days=30), today=today,
                        lines=[LineInput(plans[0], 50, "35.00", "5"), LineInput(plans[1], 20, "55.00")])
     send_quote(session, users["distributor"], quote, today)
+    # 员工权限设置: a clerk of Aotuo Cards who handles card orders and card customers only.
+    create_employee(session, users["distributor"], "distributor-clerk", ["card_orders", "card_customers"],
+                    "demo-distributor-clerk", full_name="Wang Fang", email="distributor-clerk@renewdesk.example",
+                    must_change_password=False, method=method)
     staff.active = admin.active = False
     session.flush()
     return {"distributors": 2, "cards": len(cards), "quotes": 1}

@@ -29,6 +29,7 @@ from actions import ActionResult, DomainError, each_in_savepoint, in_scope, requ
 from actions.audit import record
 from actions.dates import check_renewal_window
 from actions.money import format_money, from_minor, parse, round_money, to_minor, zero
+from actions.permissions import visible_order_kinds
 from actions.providers.base import ProviderRefund
 from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
@@ -390,8 +391,13 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
 
 
 def scoped_order(session: Session, actor: User, number: str) -> Order | None:
-    """The order numbered `number` if it belongs to the actor's companies, else None."""
-    return session.scalar(scoped(select(Order).where(Order.number == number), actor, Order.company_id))
+    """The order numbered `number` if it belongs to the actor's companies, else None; for an employee limited to
+    some areas (actions.permissions), only an order of a kind its areas make."""
+    query = scoped(select(Order).where(Order.number == number), actor, Order.company_id)
+    kinds = visible_order_kinds(actor)
+    if kinds is not None:
+        query = query.where(Order.kind.in_(sorted(kinds)))
+    return session.scalar(query)
 
 
 # --- what the core's kinds deliver and undo (registered in actions/order_kinds.py) ---------------

@@ -19,6 +19,7 @@ from decimal import Decimal
 from flask_babel import lazy_gettext as _l
 
 from actions.money import format_amount, format_money, format_percent
+from actions.passwords import LIST_SEPARATOR
 
 # Every message a stored text may name. Keys are stable (rows keep them); the English is the msgid.
 MESSAGES = {
@@ -64,6 +65,11 @@ MESSAGES = {
     "audit.user.create": _l("User %(username)s created (%(role)s)"),
     "audit.user.register": _l("User %(username)s registered"),
     "audit.user.login_failed": _l("Failed sign-in as %(username)s"),
+    "audit.employee.create": _l("Employee %(username)s created in %(company)s; permissions: %(areas)s"),
+    "audit.employee.areas": _l("Employee %(username)s: permissions %(old)s → %(new)s"),
+    "audit.employee.deactivate": _l("Employee %(username)s deactivated"),
+    "audit.employee.activate": _l("Employee %(username)s reactivated"),
+    "audit.employee.reset_password": _l("Employee %(username)s: password reset"),
     "audit.organizer.create": _l("Organizer %(email)s (%(name)s), %(edition)s seat of %(company)s; invitation sent"),
     "audit.members.upgrade": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, %(coins)s "
                                 "from %(payer)s: %(logins)s"),
@@ -166,6 +172,7 @@ MESSAGES = {
 
 def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
+    from actions.permissions import AREAS
     from models import (
         CARD_QUOTE_STATUSES, COMMISSION_KINDS, COMMISSION_MODES, INVOICE_TYPES, LEDGER_KINDS, USER_ROLES, VIP_LEVELS, ORDER_KINDS, PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS,
         SEAT_EDITIONS,
@@ -177,7 +184,7 @@ def _labels() -> dict[str, dict]:
             "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
             "renewal_method": RENEWAL_METHODS, "invoice_type": INVOICE_TYPES,
             "user_role": USER_ROLES, "vip_level": VIP_LEVELS, "commission_mode": COMMISSION_MODES,
-            "commission_kind": COMMISSION_KINDS, "quote_status": CARD_QUOTE_STATUSES}
+            "commission_kind": COMMISSION_KINDS, "quote_status": CARD_QUOTE_STATUSES, "permission_area": AREAS}
 
 
 def message(key: str, **params) -> dict:
@@ -193,6 +200,11 @@ def money_param(amount, currency: str) -> dict:
 
 def label_param(group: str, code: str | None) -> dict:
     return {"label": group, "code": code or ""}
+
+
+def labels_param(group: str, codes) -> dict:
+    """Several choice labels of one group (permission areas), shown joined in the reader's language; none: "—"."""
+    return {"labels": group, "codes": [str(code) for code in codes]}
 
 
 def percent_param(basis_points: int | None) -> dict:
@@ -291,6 +303,10 @@ def _value(value) -> str:
         if "label" in value:
             label = _labels().get(value["label"], {}).get(value.get("code", ""))
             return str(label) if label is not None else str(value.get("code", ""))
+        if "labels" in value:
+            group = _labels().get(value["labels"], {})
+            codes = value.get("codes") or []
+            return str(LIST_SEPARATOR).join(str(group.get(code, code)) for code in codes) if codes else "—"
         if "count" in value:
             return format_amount(Decimal(value["count"]), value.get("unit", "COIN"))
         if "changes" in value:

@@ -13,6 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from actions.idempotency import new_key
+from actions.permissions import OPEN
 from admin_views.base import RoleMixin, current_zone
 from admin_views.wording import picker_locale, use_our_wording
 from models import LOCALES, ROLES, USER_ROLES
@@ -32,6 +33,7 @@ class HomeView(RoleMixin, AdminIndexView):
     """The dashboard: per role, the numbers that role acts on, and its charts."""
 
     roles = frozenset(ROLES)
+    area = OPEN
 
     def is_visible(self) -> bool:
         return True
@@ -53,8 +55,8 @@ def init_admin(app: Flask) -> Admin:
         theme=Bootstrap4Theme(base_template="renewdesk/master.html", fluid=True),
     )
     from admin_views import (
-        billing, bindings, card_orders, card_quotes, cards, catalog, device_types, devices, expiry_import, invoices,
-        mailing, members, money, offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
+        billing, bindings, card_orders, card_quotes, cards, catalog, device_types, devices, employees, expiry_import,
+        invoices, mailing, members, money, offline_recharge, payments, renewals, seats, subscriptions, system, tenants,
     )
 
     for category in (MANAGEMENT, CUSTOMER, CARDS, DISTRIBUTION, FINANCE, SALES, SUPPORT, SYSTEM):
@@ -79,6 +81,7 @@ def init_admin(app: Flask) -> Admin:
     cards.register(admin, cards=CARDS, distribution=DISTRIBUTION, finance=FINANCE, system=SYSTEM)
     card_orders.register(admin, CARDS)
     card_quotes.register(admin, CARDS)
+    employees.register(admin, SYSTEM)  # 系统设置 → 员工权限设置, for customer administrators
 
     @app.context_processor
     def console_context():

@@ -49,6 +49,7 @@ from wtforms.validators import InputRequired, NumberRange, StopValidation, Valid
 
 from actions import ActionResult, DomainError, companies_in_scope, each_in_savepoint, in_scope, scope_filter
 from actions.audit import record
+from actions.permissions import may_use, may_use_any
 from actions.texts import change, changes_param, message, msgid
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from actions.times import MINUTE, format_minute, zone_for
@@ -190,9 +191,17 @@ def without_write_lock() -> Iterator[None]:
 
 
 class RoleMixin:
-    """`roles` lists who may use the view; admins always may. Anonymous users go to login."""
+    """`roles` lists who may use the view; admins always may. Anonymous users go to login.
+
+    A view customers use names its permission `area` too (actions.permissions.AREAS): an employee of a
+    customer company limited to some areas sees the view's menu and opens its URLs (every page of it: lists,
+    forms, exports, ajax look-ups, actions) only with that area. `shared_pages` opens some pages of the view
+    to further areas (the order pages of the renewal center, for every area that makes orders); the menu
+    follows `area` alone."""
 
     roles: frozenset[str] = frozenset()
+    area: str | None = None
+    shared_pages: dict[str, frozenset[str]] = {}
 
     def _run_view(self, fn, *args, **kwargs):
         # The one place a lock timeout becomes a message instead of an error page.
@@ -209,7 +218,8 @@ class RoleMixin:
             return redirect(back if back and is_safe_url(back) else url_for(".index_view" if isinstance(
                 self, ModelView) else ".index"))
 
-    def allows(self, user) -> bool:
+    def role_allows(self, user) -> bool:
+        """Whether `user`'s role may use the view (whatever its areas)."""
         return bool(
             user.is_authenticated
             and user.is_active
@@ -217,11 +227,26 @@ class RoleMixin:
             and (user.role == "admin" or user.role in self.roles)
         )
 
+    def allows(self, user) -> bool:
+        """Whether `user` may use the view: its role, and its permission areas."""
+        return self.role_allows(user) and may_use(user, self.area)
+
+    def _shared_page_areas(self) -> frozenset[str] | None:
+        """The further areas that open the page being requested, when it is one of `shared_pages`."""
+        if not self.shared_pages or not has_request_context() or not request.endpoint:
+            return None
+        endpoint, _dot, page = request.endpoint.rpartition(".")
+        return self.shared_pages.get(page) if endpoint == self.endpoint else None
+
     def is_accessible(self) -> bool:
-        return self.allows(current_user)
+        user = current_user
+        if self.allows(user):
+            return True
+        shared = self._shared_page_areas()
+        return shared is not None and self.role_allows(user) and may_use_any(user, shared)
 
     def is_visible(self) -> bool:
-        return self.is_accessible()
+        return self.allows(current_user)
 
     def inaccessible_callback(self, name, **kwargs):
         if not current_user.is_authenticated:
@@ -233,6 +258,18 @@ class RoleMixin:
 
 class RoleView(RoleMixin, BaseView):
     """A plain console page (a form, a report) with declared roles."""
+
+
+def require_areas(areas):
+    """A `before_request` for a blueprint customers use outside the console's views (paying an order): a signed-in
+    employee with none of `areas` is answered 403, as the views answer it (RoleMixin)."""
+    areas = frozenset(areas)
+
+    def check():
+        if current_user.is_authenticated and not may_use_any(current_user, areas):
+            abort(403)
+
+    return check
 
 
 def current_zone() -> tzinfo:

@@ -185,6 +185,7 @@ class AccountConfigView(BillingConfigView):
     """账户配置: a customer administrator's own company and its subsidiaries."""
 
     roles = frozenset({"customer_admin"})
+    area = "account_config"
 
 
 def register(admin, sales, customer) -> None:

@@ -69,6 +69,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     """Card orders by tab; the row icons ship (holder), and the actions receive and refund."""
 
     roles = frozenset({"tech_support", "finance", "sales"})
+    area = "card_orders"
     scope_column = "seller_company_id"
     can_create = can_edit = can_delete = False
     list_template = "renewdesk/cards/order_list.html"

@@ -46,6 +46,7 @@ class CardQuoteView(DistributorAccess, ScopedModelView):
     """Quotes of the actor's distributors: drafts are edited, sent ones accepted (into card orders) or declined."""
 
     roles = frozenset({"sales"})
+    area = "quotes"
     scope_column = "seller_company_id"
     can_create = can_edit = True
     can_delete = False

@@ -73,10 +73,11 @@ def _is_distributor(user) -> bool:
 
 
 class DistributorAccess:
-    """Staff by `roles`; customer administrators only when their company is a distributor."""
+    """Staff by `roles`; customer administrators only when their company is a distributor (and, for an employee,
+    when it has the view's `area`: RoleMixin.allows)."""
 
-    def allows(self, user) -> bool:
-        if super().allows(user):
+    def role_allows(self, user) -> bool:
+        if super().role_allows(user):
             return True
         return bool(user.is_authenticated and user.is_active and not user.must_change_password
                     and user.role == "customer_admin" and _is_distributor(user))
@@ -141,6 +142,7 @@ class VerificationView(RoleView):
     """实名认证: a customer administrator files the company's legal identity; an admin verifies it."""
 
     roles = frozenset({"customer_admin"})
+    area = "company"
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
@@ -257,6 +259,7 @@ class SimCardView(DistributorAccess, ScopedModelView):
     """号卡: query by number, PIN (exact), plan, status; add, import, export; reveal one PIN with a reason."""
 
     roles = frozenset({"tech_support", "finance", "sales"})
+    area = "cards"
     scope_column = "holder_key"
     can_create = can_edit = can_delete = False
     list_template = "renewdesk/cards/card_list.html"
@@ -474,6 +477,7 @@ class CardCustomerView(DistributorAccess, ScopedModelView):
     """客户管理: each distributor's customers, in categories it names itself."""
 
     roles = frozenset({"sales"})
+    area = "card_customers"
     scope_column = "company_id"
     column_list = ("company", "name", "category", "contact_name", "phone", "address", "created_at")
     # 客户分类: the distributor's own classes of customers ("Category" reads 套餐大类, the catalog's, in Chinese).
@@ -566,6 +570,7 @@ class CommissionRuleView(DistributorAccess, ScopedModelView):
     changes and deletes the shares it passes to its direct sub-distributors (actions.distribution.save_share)."""
 
     roles = frozenset({"finance", "sales"})
+    area = "distribution"
     scope_column = "company_id"
     can_create = can_edit = False
     column_list = ("company", "package", "mode", "kind", "level1_rate_bp", "level2_rate_bp", "tiers", "hold_days",
@@ -715,6 +720,7 @@ class CommissionEntryView(DistributorAccess, ScopedModelView):
     """分销订单: each commission entry with its order, base, rate and amount (reversals negative)."""
 
     roles = frozenset({"finance"})
+    area = "distribution"
     scope_column = "company_id"
     can_create = can_edit = can_delete = False
     column_list = ("created_at", "company", "seller", "level", "kind", "order_id", "cards", "base_minor", "rate_bp",
@@ -739,6 +745,7 @@ class CommissionSettlementView(DistributorAccess, ScopedModelView):
     """结算: monthly statements draft → submitted → approved (not by the preparer) → posted once."""
 
     roles = frozenset({"finance"})
+    area = "distribution"
     scope_column = "company_id"
     can_create = can_edit = can_delete = False
     column_list = ("id", "company", "month", "total_minor", "entries", "status", "created_at", "approved_at",
@@ -874,6 +881,7 @@ class WithdrawalView(DistributorAccess, ScopedModelView):
     """提现: distributors submit (held at once) or cancel; finance approves, pays, rejects or fails."""
 
     roles = frozenset({"finance"})
+    area = "card_finance"
     scope_column = "company_id"
     can_create = can_edit = can_delete = False
     list_template = "renewdesk/cards/withdrawal_list.html"
@@ -984,6 +992,7 @@ class CardFinanceView(DistributorAccess, RoleView):
     """财务管理: a company's income and expenses (order income, recharges, withdrawals, commission), from the ledger."""
 
     roles = frozenset({"finance"})
+    area = "card_finance"
 
     @expose("/")
     def index(self):
@@ -1037,6 +1046,7 @@ class CardReportView(DistributorAccess, RoleView):
     """分销报表: count, sales and commission by distributor, level, package and month; charts and xlsx."""
 
     roles = frozenset({"finance", "sales"})
+    area = "distribution"
     groups = {"distributor": _l("Distributor"), "level": _l("Level"), "package": _l("Package"), "month": _l("Month")}
 
     def _rows(self):

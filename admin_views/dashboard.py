@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
+from urllib.parse import urlsplit
 
 from babel.dates import format_skeleton
-from flask import url_for
+from flask import current_app, url_for
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select
@@ -19,6 +20,7 @@ from sqlalchemy import case, func, select
 from actions import scoped
 from actions.cards import is_distributor_user
 from actions.money import EXPONENTS, format_money, from_minor
+from actions.permissions import is_restricted, may_use
 from models import (
     SEAT_EDITIONS, WALLET_CURRENCIES, BankTransferReceipt, CardOrder, CashReceipt, Company, Device, ExpiryImport,
     InvoiceRequest, LedgerEntry, OfflineRecharge, Order, OrderRefund, SeatQuota, SimCard, TenantApplication, User,
@@ -297,13 +299,23 @@ def _keeps_devices(user: User, distributor: bool) -> bool:
     return db.session.scalar(scoped(select(Device.id), user, Device.company_id).limit(1)) is not None
 
 
+def _may_open(user: User, url: str) -> bool:
+    """Whether `user` may open the console view that `url` leads to (the view whose address is its longest prefix)."""
+    if not is_restricted(user):
+        return True
+    path = urlsplit(url).path.rstrip("/") + "/"
+    views = [view for view in current_app.extensions["admin"][0]._views if path.startswith(view.url.rstrip("/") + "/")]
+    view = max(views, key=lambda v: len(v.url), default=None)
+    return view is not None and view.allows(user)
+
+
 def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashboard:
     """What `user`'s role sees on the home page; days are days in `zone` (the reader's)."""
     today = today or utcnow().astimezone(zone).date()
     board = Dashboard()
     cards = board.cards
     distributor = user.role == "customer_admin" and is_distributor_user(db.session, user)
-    devices = _keeps_devices(user, distributor)
+    devices = _keeps_devices(user, distributor) and may_use(user, "devices")
     if devices:
         cards += _device_cards(user, today)
     if user.role in ("admin", "tech_support"):
@@ -327,10 +339,15 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
     if user.role == "customer_admin":
         if distributor:
             cards[:0] = _distributor_cards(user)
-            board.commission = balances_of(user, "commission")
+            if may_use(user, "card_finance"):
+                board.commission = balances_of(user, "commission")
         cards += _customer_cards(user)
-        board.balances = balances_of(user)
-        board.seats = seats_of(user)
+        if may_use(user, "orders"):
+            board.balances = balances_of(user)
+        if may_use(user, "members"):
+            board.seats = seats_of(user)
+        # An employee limited to some areas sees the numbers of the lists it may open only.
+        cards[:] = [card for card in cards if _may_open(user, card.url)]
     if user.role == "admin":
         cards.append(Card("applications", str(_l("Tenant applications to review")),
                           _count(TenantApplication, TenantApplication.status == "pending"),

@@ -146,6 +146,7 @@ class DeviceView(ScopedModelView):
     """The device list: filters, prefix search, export, suspend/enable one or many."""
 
     roles = frozenset({"tech_support", "customer_admin"})
+    area = "devices"
     scope_column = "company_id"
     row_toggle = True
     can_create = can_edit = can_delete = False
@@ -251,6 +252,7 @@ class BatchStatusView(RoleView):
     """批量设备停用: paste thousands of device numbers, see what would change, confirm."""
 
     roles = frozenset({"tech_support", "customer_admin"})
+    area = "devices"
 
     @expose("/", methods=("GET", "POST"))
     def index(self):

@@ -101,6 +101,7 @@ class InvoiceTitleView(ScopedModelView):
     """发票设置: each company's ordinary title and special VAT title (with the taxpayer document)."""
 
     roles = frozenset({"customer_admin"})
+    area = "invoices"
     scope_column = "company_id"
     audit_name = "invoice_title"
     can_create = can_edit = True
@@ -275,6 +276,7 @@ class InvoiceRequestCustomerView(_RequestListView):
     """申请开票 and its results: the company tree's requests; "request invoice" over unbilled orders."""
 
     roles = frozenset({"customer_admin"})
+    area = "invoices"
     can_create = True
     column_list = ("id", "created_at", "company", "title", "invoice_type", "total", "status", "invoice_number",
                    "invoice_date", "reject_reason")

@@ -28,6 +28,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from wtforms import PasswordField, RadioField, SelectField, StringField
 
+from actions.permissions import ORDER_AREAS
 from actions import DomainError, companies_in_scope, scoped
 from actions.money import format_amount, format_money, parse, to_minor
 from actions.audit import history
@@ -201,6 +202,7 @@ class MemberAccountView(ScopedModelView):
     """用户: member accounts with VIP level and expiry; batch creation, 批量 → 升级vip / 更新."""
 
     roles = frozenset({"customer_admin"})
+    area = "members"
     scope_column = "company_id"
     audit_name = "member_account"
     can_create = True
@@ -371,6 +373,7 @@ class BuyCoinsView(RoleView):
     """购买奥币: the price calculator (accounts × years × 72 / 216 CNY), then an order paid online or by transfer."""
 
     roles = frozenset({"customer_admin"})
+    area = "members"
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
@@ -473,6 +476,8 @@ class BankTransferView(RoleView):
     """银行转账 → 上传转账电子回单: orders awaiting payment, the receipt form, the receipts sent."""
 
     roles = frozenset({"customer_admin"})
+    area = "orders"
+    shared_pages = {"upload": ORDER_AREAS}  # the second step of paying any order by bank transfer
 
     @expose("/")
     def index(self):

@@ -25,7 +25,8 @@ from actions.payments import (
     NOTIFICATION_FIELDS, BadNotification, PaymentSettings, check_method, handle_notification, provider_for,
     record_refusal, refusals_in_last_minute,
 )
-from admin_views.base import ScopedModelView
+from actions.permissions import ORDER_AREAS
+from admin_views.base import ScopedModelView, require_areas
 from admin_views.paid_pages import paid_order_page
 from models import NOTIFICATION_REFUSALS, ORDER_STATUSES, PAYMENT_METHODS, RefusedNotification, db, utcnow
 
@@ -33,6 +34,7 @@ from models import NOTIFICATION_REFUSALS, ORDER_STATUSES, PAYMENT_METHODS, Refus
 callbacks = Blueprint("payment_callbacks", __name__, url_prefix="/payments/callback")
 # The stand-in for the providers' hosted pay pages.
 sandbox = Blueprint("sandbox", __name__, url_prefix="/sandbox")
+sandbox.before_request(require_areas(ORDER_AREAS))  # an employee pays only orders of its areas (scoped_order)
 
 
 def payment_settings() -> PaymentSettings:

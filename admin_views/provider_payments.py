@@ -22,11 +22,14 @@ from actions.orders import scoped_order
 from actions.payments import BadNotification, check_method
 from actions.provider_settlement import check_paid, record_attempt, settle, settle_refund_notice
 from actions.providers.base import ProviderError, RefundNotice, ReturnUrls
+from actions.permissions import ORDER_AREAS
+from admin_views.base import require_areas
 from admin_views.paid_pages import paid_order_page
 from extensions import WRITE_INTENT
 from models import ORDER_STATUSES, PAYMENT_METHODS, db, utcnow
 
 bp = Blueprint("provider_pay", __name__, url_prefix="/payments")
+bp.before_request(require_areas(ORDER_AREAS))  # an employee pays only orders of its areas (scoped_order)
 
 
 def adapters() -> dict:

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
+from actions.permissions import ORDER_AREAS
 from actions import ActionResult, DomainError, companies_in_scope, scoped
 from actions.money import format_money, typed
 from actions.idempotency import remember
@@ -171,6 +172,9 @@ class RenewalCenterView(RoleView):
     """充值续费: expired and expiring devices → renewal order → confirmation → payment."""
 
     roles = RENEW_ROLES
+    area = "renewals"
+    # The order pages serve every kind of order (seats, coins, subscriptions …): open to each area that makes one.
+    shared_pages = dict.fromkeys(("order_view", "pay_view", "cancel_view"), ORDER_AREAS)
 
     @staticmethod
     def scoped_company(value) -> Company | None:
@@ -625,6 +629,7 @@ class CustomerOrderView(OrderListView):
     """A customer's own orders: "pay" on pending ones, and cancel."""
 
     roles = frozenset({"customer_admin"})
+    area = "orders"
     order_links = True
 
     @action("cancel", _l("Cancel"))

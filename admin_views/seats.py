@@ -105,6 +105,7 @@ class OrganizerView(ScopedModelView):
     """会易通产品列表: organizer accounts, each using a seat of its edition; create, re-invite, deactivate."""
 
     roles = frozenset({"customer_admin"})
+    area = "members"
     scope_column = "company_id"
     audit_name = "member_account"
     can_create = True
@@ -299,6 +300,7 @@ class SeatOrderView(ScopedModelView):
     """会易通订单列表: every account increase with its quantity and the running maximum; filters, export."""
 
     roles = frozenset({"customer_admin"})
+    area = "members"
     scope_column = "company_id"
     audit_name = "order"
     can_create = can_edit = can_delete = False

@@ -109,6 +109,7 @@ class SubscribeView(RoleView):
     step 2 (invoice, customer, contact, terms) → Pay → Confirm."""
 
     roles = frozenset({"customer_admin", "sales"})
+    area = "subscriptions"
 
     @expose("/")
     def index(self):
@@ -380,6 +381,7 @@ class SubscriptionView(ScopedModelView):
     """Quản lý thuê bao: every subscription of the company tree (unlimited per company)."""
 
     roles = frozenset({"customer_admin", "sales", "finance"})
+    area = "subscriptions"
     scope_column = "company_id"
     can_create = can_edit = can_delete = False
     can_export = True

@@ -291,6 +291,7 @@ AUDIT_ACTIONS = {
     "request": pgettext("audit action", "Request"),
     "request_refund": pgettext("audit action", "Request refund"),
     "reset_password": pgettext("audit action", "Reset password"),
+    "set_permissions": pgettext("audit action", "Set permissions"),
     "resume": pgettext("audit action", "Resume"),
     "retry": pgettext("audit action", "Retry"),
     "set_expiry": pgettext("audit action", "Set expiry date"),

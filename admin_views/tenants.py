@@ -357,6 +357,7 @@ class TenantApplyView(RoleView):
     """申请开通: any signed-in user applies for a company (a customer: under their own tree)."""
 
     roles = frozenset(ROLES)
+    area = "company"
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
@@ -395,6 +396,7 @@ class CompanyProfileView(RoleView):
     """编辑信息: the customer administrator's company details and their own contact details."""
 
     roles = frozenset({"customer_admin"})
+    area = "company"
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
