@@ -142,7 +142,7 @@ def create_employee(
     chosen = _clean_areas(session, actor, actor.company_id, areas)
     email = (email or "").strip() or None
     if email is not None and (len(email) > 254 or "@" not in email or any(c.isspace() for c in email)):
-        raise EmployeeRefused(_l("Email: %(value)s is not an email address.", value=email), field="email")
+        raise EmployeeRefused(_l("%(address)s is not a valid email address.", address=email), field="email")
     password = password or generate_password(policy)
     policy.check(password, field="password")
     if password.lower() == username.lower():
