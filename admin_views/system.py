@@ -13,6 +13,8 @@ from markupsafe import Markup, escape
 from wtforms import PasswordField
 from wtforms.validators import Optional, ValidationError
 
+from actions.passwords import LIST_SEPARATOR
+from actions.permissions import AREAS, ordered
 from actions.texts import change, changes_param, message
 from actions.texts import render as render_text
 from actions import ActionResult, DomainError, companies_in_scope
@@ -124,6 +126,13 @@ class CompanyView(ScopedModelView):
                [model.id], message("audit.changes", changes=changes_param(changes)) if changes else "")
 
 
+def _areas_cell(view, context, model, name):
+    """A customer login's permission areas (员工权限设置), or that it has them all."""
+    if model.areas is None:
+        return _("Administrator: full access") if model.role == "customer_admin" else "—"
+    return str(LIST_SEPARATOR).join(str(AREAS[code]) for code in ordered(model.areas)) or "—"
+
+
 class UserView(ScopedModelView):
     roles = frozenset({"admin"})
     scope_column = "company_id"
@@ -132,8 +141,9 @@ class UserView(ScopedModelView):
     column_searchable_list = ("username", "email")
     column_filters = ("role", "active", InCompanyTree(User.company_id, _l("Company"), User.company_id))
     column_select_related_list = (User.company,)
-    column_formatters = {"role": label_formatter(USER_ROLES)}
+    column_formatters = {"role": label_formatter(USER_ROLES), "areas": _areas_cell}
     column_labels = {
+        "areas": _l("Permissions"),
         "username": _l("Username"), "role": _l("Role"), "company": _l("Company"),
         "email": _l("Email"), "active": _l("Active"), "must_change_password": _l("Must change password"),
         "locked_until": _l("Locked until"), "last_login_at": _l("Last login"), "locale": _l("Language"),
@@ -188,6 +198,7 @@ class UserView(ScopedModelView):
             raise ValidationError(_("A customer administrator needs a company."))
         if model.role != "customer_admin":
             model.company = None
+            model.areas = None  # staff have their roles, not permission areas
         model.locale = model.locale or None
         super().on_model_change(form, model, is_created)
 
