@@ -61,6 +61,8 @@ class EmployeeView(RoleView):
         )
 
     def _employee(self):
+        if current_user.company is None:  # staff: no employees of their own
+            abort(404)
         pk = parse_row_id(request.form.get("id"))
         try:
             return find_employee(db.session, current_user, pk)

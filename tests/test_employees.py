@@ -285,3 +285,14 @@ def test_only_customer_logins_have_areas(app, world):
         db.session.flush()
     db.session.rollback()
     make_company("Unused")  # the factory still works after the refusal
+
+
+def test_platform_admin_has_no_employees_here(app, client, login, world):
+    """Staff belong to no company: the page says where users are managed, and its forms find nobody."""
+    clerk = _employee(world.users["customer"], "clerk", ["devices"])
+    login("admin")
+    assert 'id="rd-no-company"' in client.get("/admin/employees/").get_data(as_text=True)
+    for url in ("/admin/employees/areas/", "/admin/employees/deactivate/", "/admin/employees/new/"):
+        assert post(client, url, {"id": str(clerk.id), "username": "x"}).status_code == 404, url
+    page = client.get(f"/admin/user/details/?id={clerk.id}").get_data(as_text=True)
+    assert "Devices" in page
