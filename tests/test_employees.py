@@ -196,8 +196,9 @@ def test_only_the_company_tree(app, client, login, world):
 
 def test_page_adds_edits_deactivates_and_audits(app, client, login, world):
     login("customer")
-    answer = post(client, "/admin/employees/new/", _form({"username": "north", "full_name": "Zhang San",
-                                                          "email": "zs@example.test", "areas": ["devices", "invoices"]}))
+    typed = {"username": "north", "full_name": "Zhang San", "email": "zs@example.test",
+             "areas": ["devices", "invoices"]}
+    answer = post(client, "/admin/employees/new/", _form(typed))
     text = answer.get_data(as_text=True)
     assert answer.status_code == 200 and "is taken" in text  # refused: the form keeps what was typed
     assert 'value="Zhang San"' in text and 'value="zs@example.test"' in text
