@@ -57,3 +57,6 @@ def test_the_demo_distributor_s_finance_page_shows_where_its_balance_came_from(a
     login("distributor", "demo-distributor")
     page = client.get("/admin/card_finance/").get_data(as_text=True)
     assert "No movements." not in page and "5,000.00" in page
+    # 分销设置 has a share of its own to change (the platform's rule of the sub-distributor is read-only to it).
+    page = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert "SIM-59" in page and "6%" in page and "/admin/commissionrule/share/?" in page
