@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import not_, select
+from sqlalchemy import func, not_, select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
@@ -260,7 +260,7 @@ class UsableIs(BaseSQLAFilter):
     EXISTS on the order's line (actions.seats.usable_clause), as of the reader's today."""
 
     def __init__(self):
-        super().__init__(Order.id, _l("Usable"), options=USABLE_OPTIONS)
+        super().__init__(Order.id, _l("Usable?"), options=USABLE_OPTIONS)
 
     def validate(self, value):
         return value in dict(USABLE_OPTIONS)
@@ -345,7 +345,7 @@ SEAT_ORDER_LABELS = {
     "company_type": _l("Customer type"), "edition": _l("Product edition"), "promotion": _l("Promotion"),
     "status": _l("Status"), "total": _l("Total"), "currency": _l("Currency"), "note": _l("Note"),
     "paid_at": _l("Paid at"), "created_by": _l("Created by"),
-    "expires_on": _l("Order expires on"), "usable": _l("Usable"),
+    "expires_on": _l("Order expires on"), "usable": _l("Usable?"),
 }
 _SEAT_FORMATTERS = {
     "kind": label_formatter(ORDER_KINDS),
@@ -405,6 +405,17 @@ class SeatOrderView(ScopedModelView):
 
     def search_placeholder(self):
         return _("Order number")
+
+    @expose("/")
+    def index_view(self):
+        """The list, and above it how many usable orders end within EXPIRING_SOON_DAYS (a link lists them)."""
+        query = scoped(select(func.count()).select_from(Order)
+                       .where(Order.kind == "seats", expiring_clause(local_today())), current_user, Order.company_id)
+        arg = next((arg for arg, (_index, flt) in (self._filter_args or {}).items() if isinstance(flt, UsableIs)),
+                   None)
+        self._template_args.update(expiring_count=db.session.scalar(query), expiring_days=EXPIRING_SOON_DAYS,
+                                   expiring_url=self.get_url(".index_view", **({f"flt0_{arg}": "soon"} if arg else {})))
+        return super().index_view()
 
     def get_query(self):
         return super().get_query().filter(Order.kind == "seats")
