@@ -28,7 +28,7 @@ from actions.quotes import check_quote, quote_digest
 from actions.seats import (
     EXPIRING_SOON_DAYS, MAX_SEATS_PER_ORDER, SeatTerm, activate_organizers, create_organizer, create_seat_order,
     deactivate_organizers, expiring_clause, grant_seats, organizer_editions, reinvite_organizers, seat_counts,
-    seat_figures, seat_packages, seat_terms, usable_clause,
+    seat_figures, seat_packages, seat_term_months, seat_terms, usable_clause,
 )
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
@@ -62,6 +62,12 @@ def _catalog_prices() -> dict[str, tuple]:
 def _prices() -> dict[str, str]:
     """Edition → "12.00 CNY" for the active seat packages of the catalog."""
     return {edition: format_money(amount, currency) for edition, (amount, currency) in _catalog_prices().items()}
+
+
+def _terms() -> dict[str, int]:
+    """Edition → the months a seat of the catalog's seat package lasts, for the packages whose seats expire."""
+    return {edition: months for edition, package in seat_packages(db.session).items()
+            if (months := seat_term_months(package))}
 
 
 def _missing_editions(prices: dict) -> list[str]:
@@ -496,7 +502,7 @@ class SeatOrderView(ScopedModelView):
                     return redirect(url_for("renewal_center.order_view", number=number))
                 return redirect(self.get_url(".index_view"))
         return self.render("renewdesk/seat_buy.html", values=values, companies=_company_choices(),
-                           editions=SEAT_EDITIONS, prices=_prices(), max_quantity=MAX_SEATS_PER_ORDER,
+                           editions=SEAT_EDITIONS, prices=_prices(), terms=_terms(), max_quantity=MAX_SEATS_PER_ORDER,
                            missing=_missing_editions(_catalog_prices()),
                            seat_summary=_seat_summary(), seat_editions=SEAT_EDITIONS,
                            return_url=self.get_url(".index_view"))
@@ -537,7 +543,7 @@ class SeatGrantView(RoleView):
             .order_by(Order.id.desc()).limit(RECENT_GRANTS)
         ).unique().all()
         return self.render("renewdesk/seat_grant.html", values=values, companies=_company_choices(),
-                           editions=SEAT_EDITIONS, prices=_prices(), recent=recent,
+                           editions=SEAT_EDITIONS, prices=_prices(), terms=_terms(), recent=recent,
                            missing=_missing_editions(_catalog_prices()),
                            quote_hash=quote_digest(_catalog_prices(), current_app.config["SECRET_KEY"]),
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)

@@ -128,6 +128,17 @@ def test_seats_of_a_package_without_a_term_never_expire(world, catalog):
     assert quota(world.acme, "basic") == (2, 0)
 
 
+def test_the_buy_and_grant_pages_say_how_long_seats_last(client, login, world, catalog):
+    login("customer")
+    page = _text(client.get(SEAT_ORDERS + "buy/"))
+    options = {line.strip() for line in page.splitlines() if "per account" in line}
+    assert any("Enterprise" in o and "300.00 per account (12 months from payment)" in o for o in options), options
+    assert any("Basic" in o and "months" not in o for o in options), options
+    login.logout()
+    login("sales")
+    assert "(12 months from payment)" in _text(client.get("/admin/seat_grant/"))
+
+
 def test_a_term_past_the_last_expiry_day_is_refused_when_the_order_is_made(world, catalog):
     catalog["enterprise"].term_months = 12 * 300
     db.session.commit()
