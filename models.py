@@ -857,7 +857,9 @@ class OrderLine(db.Model):
         Index("uq_order_line_device_auto_renew", "device_id", "auto_renew_from", unique=True),
         CheckConstraint("seat_state IS NULL OR " + _in("seat_state", SEAT_STATES), name="seat_state"),
         # The seat expiry job's look-up: seats still counted whose term ended before a day.
-        Index("ix_order_line_seat_state_expires", "seat_state", "new_expires_on"),
+        # Partial: the many other lines (renewals) write no entry.
+        Index("ix_order_line_seat_expires", "new_expires_on", sqlite_where=text("seat_state = 'active'"),
+              postgresql_where=text("seat_state = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

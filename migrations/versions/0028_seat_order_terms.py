@@ -8,14 +8,14 @@ expiry job took them back, "returned" once a refund did.
 Seat orders paid before this revision keep their seats (no term): their lines become "active", or
 "returned" when the order was refunded.
 
-Revision ID: 0026_seatterm
-Revises: 0025_refund_processing
+Revision ID: 0028_seat_order_terms
+Revises: 0027_commission_rule_set_by
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0026_seatterm"
-down_revision = "0025_refund_processing"
+revision = "0028_seat_order_terms"
+down_revision = "0027_commission_rule_set_by"
 branch_labels = None
 depends_on = None
 
@@ -26,7 +26,9 @@ def upgrade():
         batch_op.create_check_constraint(
             op.f("ck_order_line_seat_state"),
             "seat_state IS NULL OR seat_state IN ('active', 'expired', 'returned')")
-        batch_op.create_index("ix_order_line_seat_state_expires", ["seat_state", "new_expires_on"], unique=False)
+    # Partial: only the seats still counted, so the many other order lines (renewals) write no entry.
+    op.create_index("ix_order_line_seat_expires", "order_line", ["new_expires_on"], unique=False,
+                    sqlite_where=sa.text("seat_state = 'active'"), postgresql_where=sa.text("seat_state = 'active'"))
     for status, state in (("paid", "active"), ("refunded", "returned")):
         op.execute(
             "UPDATE order_line SET seat_state = '" + state + "' WHERE edition IS NOT NULL AND order_id IN "
@@ -34,7 +36,7 @@ def upgrade():
 
 
 def downgrade():
+    op.drop_index("ix_order_line_seat_expires", table_name="order_line")
     with op.batch_alter_table("order_line", schema=None) as batch_op:
-        batch_op.drop_index("ix_order_line_seat_state_expires")
         batch_op.drop_constraint(op.f("ck_order_line_seat_state"), type_="check")
         batch_op.drop_column("seat_state")
