@@ -40,7 +40,7 @@ from actions.orders import pay_with_balance
 from actions.wallets import credit, wallet_for
 from admin_views.base import ScopedModelView
 from admin_views.cards import DistributorAccess
-from conftest import Login, WorldRows, build_world, csrf_token
+from conftest import Login, WorldRows, build_world, csrf_token, make_user
 from console_urls import fill, views_by_endpoint
 from db_snapshot import changed_tables, snapshot
 from models import CardCustomer, Company, Order, Package, PackageCategory, User, db
@@ -110,6 +110,7 @@ def build_sweep_world():
         credit(db.session, wallet_for(db.session, company.id, "CNY"), Decimal("500.00"), "offline_recharge",
                f"sweep:fund:{company.id}", admin)
         _sell(company, users["customer" if company is world.acme else "globex"], support, iccids, customer)
+    make_user("south", "customer_admin", world.south)  # a customer that is no distributor
     world.devices["GX0002"].status = "suspended"  # the suspended devices' list has a foreign row too
     world.devices["SO0002"].status = "suspended"
     save_rule(db.session, finance, world.north, None, mode="split", kind="percent", level1_percent="5",
@@ -184,7 +185,10 @@ def _markers(actor: str, rows: list[Foreign]) -> tuple[str, ...]:
     return ACTORS[actor] + tuple(row.marker for row in rows if row.marker)
 
 
-ECHOED = re.compile(r"order(?:=|%3D)[\w-]+")  # the typed order number, echoed in a return URL (not a leak)
+# Numbers and logins of Globex's typed into the text boxes that take them (device batches, seats, card picks).
+TYPED = [("numbers", "GX0001\nGX0002\n89860000000000770001"), ("logins", "globex-member"), ("pin", "770001")]
+# What the actor typed, echoed back in a return URL or a kept text box: not a leak.
+ECHOED = re.compile(r"order(?:=|%3D)[\w-]+|GX0001(?:\n|\r\n|%0A)GX0002(?:\n|\r\n|%0A)89860000000000770001")
 
 
 def _text(answer) -> str:
@@ -263,6 +267,10 @@ def test_lists_and_exports_show_no_foreign_row(app, web_app, sweep, actor):
             problems.append((endpoint, "list", answer.status_code))
         problems += [(endpoint, "list names", leak) for leak in _leaks(text, markers)]
         problems += [(endpoint, "list offers", pk) for pk in _ids_listed(text) & ids]
+        for pk in _own_rows(app, view, user)[:1]:  # the actor's own row: its pages offer nothing foreign either
+            for page in ("details/", "edit/"):
+                answer = client.get(f"{base}{page}?id={pk}")
+                problems += [(endpoint, page, "own", leak) for leak in _leaks(_text(answer), markers)]
         if view.can_export:
             for export_type in view.export_types:
                 answer = client.get(f"{base}export/{export_type}/?show=all")
@@ -353,7 +361,7 @@ def test_every_route_filled_with_foreign_ids_names_and_changes_nothing(app, web_
             if "POST" in rule.methods:
                 actions = [name for name, _label in getattr(views.get(blueprint), "_actions", None) or []]
                 for action in actions or [""]:
-                    form = MultiDict(fields + [("action", action), ("confirm", "1"), ("save", "1"),
+                    form = MultiDict(fields + TYPED + [("action", action), ("confirm", "1"), ("save", "1"),
                                                ("decision", "approve"), ("months", "12"), ("quantity", "1"),
                                                ("amount", "10.00"), ("csrf_token", token)])
                     answer = client.post(url, data=form, follow_redirects=True)
@@ -444,7 +452,7 @@ def test_one_foreign_id_among_the_actors_own_changes_no_foreign_row(app, web_app
     assert problems == [], "\n".join(map(repr, problems))
 
 
-@pytest.mark.parametrize("username", ["support", "finance", "sales", "customer", "north", None])
+@pytest.mark.parametrize("username", ["support", "finance", "sales", "customer", "north", "south", None])
 def test_post_routes_of_views_a_role_may_not_use_answer_403(app, web_app, sweep, username):
     """Every POST route of every view (forms, actions, inline edits, deletes) answers 403 to a role the
     view does not let in, and sends anonymous users to the login page; nothing changes."""
