@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -31,13 +31,14 @@ def company_open(session: Session, user: User) -> bool:
     A disabled (or pending, rejected) company closes the console to its users and to its subsidiaries'."""
     if user.company_id is None:
         return True
-    path = session.scalar(select(Company.path).where(Company.id == user.company_id))
-    if path is None:
+    company = user.company  # the request reads it anyway (scope): no query of its own
+    if company is None:
         return False
-    ids = path_ids(path)
-    closed = session.scalar(select(func.count()).select_from(Company).where(
-        Company.id.in_(ids), Company.status != "active"))
-    return not closed
+    if company.status != "active":
+        return False
+    above = path_ids(company.path)[:-1]
+    return not above or session.scalar(select(Company.id).where(
+        Company.id.in_(above), Company.status != "active").limit(1)) is None
 
 
 def may_sign_in(session: Session, user: User) -> bool:
