@@ -211,10 +211,6 @@ def _export_text(answer, export_type: str) -> str:
                      for row in sheet.iter_rows(values_only=True))
 
 
-def _views(app):
-    return views_by_endpoint(app)
-
-
 def _signed_in(web_app, username: str):
     client = web_app.test_client()
     assert Login(client)(username).status_code == 302
@@ -236,7 +232,7 @@ def test_the_sweep_reaches_every_view_a_customer_may_use(app, sweep):
     build_sweep_world some when a new view fails here), and the walk covers the card views too."""
     customer = _user("customer")
     missing, walked = [], []
-    for endpoint, view in _views(app).items():
+    for endpoint, view in views_by_endpoint(app).items():
         if not _may_use(view, customer):
             continue
         walked.append(endpoint)
@@ -254,7 +250,7 @@ def test_lists_and_exports_show_no_foreign_row(app, web_app, sweep, actor):
     client = _signed_in(web_app, actor)
     user = _user(actor)
     problems = []
-    for endpoint, view in _views(app).items():
+    for endpoint, view in views_by_endpoint(app).items():
         if not isinstance(view, ScopedModelView) or not _may_use(view, user):
             continue
         rows = _foreign_rows(app, view, user)
@@ -289,7 +285,7 @@ def test_foreign_rows_cannot_be_opened_deleted_or_acted_on(app, web_app, sweep, 
     token = csrf_token(client)
     problems = []
     before = snapshot()
-    for endpoint, view in _views(app).items():
+    for endpoint, view in views_by_endpoint(app).items():
         if not isinstance(view, ScopedModelView) or not _may_use(view, user):
             continue
         rows = _foreign_rows(app, view, user)
@@ -319,9 +315,11 @@ def test_foreign_rows_cannot_be_opened_deleted_or_acted_on(app, web_app, sweep, 
 
 
 def _rules_of(app, view_endpoints: set[str]):
+    """The rules of the given views, and those outside the console (but signing in and provider callbacks)."""
+    views = views_by_endpoint(app)
     for rule in app.url_map.iter_rules():
         blueprint, _dot, page = rule.endpoint.partition(".")
-        if blueprint in view_endpoints or blueprint not in _views(app) and blueprint not in SKIP_BLUEPRINTS:
+        if blueprint in view_endpoints or blueprint not in views and blueprint not in SKIP_BLUEPRINTS:
             yield rule, blueprint, page
 
 
@@ -331,7 +329,7 @@ def test_every_route_filled_with_foreign_ids_names_and_changes_nothing(app, web_
     routes outside the console that take an order number), with every id field set to foreign ids."""
     client = _signed_in(web_app, actor)
     user = _user(actor)
-    views = _views(app)
+    views = views_by_endpoint(app)
     allowed = {endpoint for endpoint, view in views.items() if _may_use(view, user)}
     foreign = _foreign_values(sweep, actor)
     row_ids = {endpoint: [str(row.id) for row in _foreign_rows(app, view, user)]
@@ -409,7 +407,7 @@ def test_one_foreign_id_among_the_actors_own_changes_no_foreign_row(app, web_app
     and no new row names one. (The actor's own rows may change: the form may ignore that field.)"""
     client = _signed_in(web_app, actor)
     user = _user(actor)
-    views = _views(app)
+    views = views_by_endpoint(app)
     foreign = _foreign_values(sweep, actor)
     companies = {int(c) for c in foreign["companies"]}
     package = db.session.query(Package).filter_by(code="SIM-39").one()
@@ -461,7 +459,7 @@ def test_post_routes_of_views_a_role_may_not_use_answer_403(app, web_app, sweep,
     token = csrf_token(client)
     before = snapshot()
     wrong = []
-    for endpoint, view in _views(app).items():
+    for endpoint, view in views_by_endpoint(app).items():
         if user is not None and _may_use(view, user):
             continue
         for rule in app.url_map.iter_rules():
