@@ -33,6 +33,7 @@ from flask_login import login_user
 from werkzeug.datastructures import MultiDict
 
 from actions.card_orders import confirm_receipt, place_order, ship
+from actions.card_quotes import LineInput, save_quote
 from actions.cards import CardInput, add_card, post_stock_document, review_verification, submit_verification
 from actions.crypto import vault as current_vault
 from actions.distribution import prepare_settlement, release_held, save_rule, submit_withdrawal
@@ -97,8 +98,9 @@ def build_sweep_world():
     category = PackageCategory(code="SIM", name="SIM cards", kind="card")
     db.session.add(category)
     db.session.flush()
-    db.session.add(Package(code="SIM-39", name="39 plan", category_id=category.id, kind="card",
-                           amount=Decimal("39.00"), pricing="per_month", currency="CNY"))
+    package = Package(code="SIM-39", name="39 plan", category_id=category.id, kind="card",
+                      amount=Decimal("39.00"), pricing="per_month", currency="CNY")
+    db.session.add(package)
     db.session.flush()
     for company, prefix, buyer in ((world.acme, "8986000000000066", "Acme Card Buyer"),
                                    (world.globex, "8986000000000077", "Globex Card Buyer")):
@@ -109,7 +111,10 @@ def build_sweep_world():
         db.session.add(customer)
         credit(db.session, wallet_for(db.session, company.id, "CNY"), Decimal("500.00"), "offline_recharge",
                f"sweep:fund:{company.id}", admin)
-        _sell(company, users["customer" if company is world.acme else "globex"], support, iccids, customer)
+        seller_user = users["customer" if company is world.acme else "globex"]
+        _sell(company, seller_user, support, iccids, customer)
+        save_quote(db.session, seller_user, seller=company, valid_until=TODAY + timedelta(days=30), today=TODAY,
+                   lines=[LineInput(package, 2, "35.00")], customer=customer)
     make_user("south", "customer_admin", world.south)  # a customer that is no distributor
     world.devices["GX0002"].status = "suspended"  # the suspended devices' list has a foreign row too
     world.devices["SO0002"].status = "suspended"
@@ -241,7 +246,7 @@ def test_the_sweep_reaches_every_view_a_customer_may_use(app, sweep):
     assert missing == []
     for expected in ("device", "order_record", "memberaccount", "simcard", "cardorder", "cardcustomer",
                      "commissionrule", "commissionentry", "commissionsettlement", "withdrawal", "card_report",
-                     "card_finance", "renewal_center", "account_config"):
+                     "card_finance", "renewal_center", "account_config", "cardquote"):
         assert expected in walked, expected
 
 
