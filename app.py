@@ -328,6 +328,8 @@ def select_locale() -> str:
 
 
 def _init_login(app: Flask) -> None:
+    from actions.auth import may_sign_in
+
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"
@@ -341,8 +343,8 @@ def _init_login(app: Flask) -> None:
         except ValueError:
             return None
         user = db.session.get(User, uid)
-        if user is None or not user.active or user.session_version != version:
-            return None
+        if user is None or user.session_version != version or not may_sign_in(db.session, user):
+            return None  # a deactivated login, or its company disabled since: signed out
         return user
 
 

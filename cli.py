@@ -199,6 +199,27 @@ def register_commands(app: Flask) -> None:
             db.session.commit()
         click.echo(f"expire-orders: {count} pending orders older than {hours} hours cancelled")
 
+    @billing.command("expire-seats")
+    @TODAY_OPTION
+    def expire_seats_command(today: date | None) -> None:
+        """Take back the seats of seat orders whose term ended before today (once per order; safe to repeat)."""
+        from actions.seats import expire_seat_orders
+
+        day = _day(today)
+        with writing():
+            report = expire_seat_orders(db.session, day)
+            db.session.commit()
+        click.echo(f"expire-seats {day}: {len(report.expired)} seat orders expired, {len(report.deactivated)} "
+                   f"organizers deactivated to fit, {len(report.failed)} failed (retried next run)")
+        for number in report.expired:
+            click.echo(f"  expired: {number}")
+        for login in report.deactivated:
+            click.echo(f"  deactivated: {login}")
+        for number, reason in report.failed:
+            click.echo(f"  failed: {number}: {reason}")
+        if report.failed:
+            raise click.exceptions.Exit(1)
+
     @billing.command("reconcile-payments")
     @TODAY_OPTION
     def reconcile_payments_command(today: date | None) -> None:

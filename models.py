@@ -686,6 +686,8 @@ REFUND_STATUSES = {
     "rejected": _l("Refund rejected"),
     "failed": _l("Refund failed"),
 }
+# OrderLine.seat_state: seats counted in the quota, taken back at their expiry, or by a refund.
+SEAT_STATES = ("active", "expired", "returned")
 DISCOUNT_SOURCES = {"line": _l("Line promotion"), "invoice": _l("Invoice promotion")}
 PAYMENT_METHODS = {
     "balance": _l("Balance"),
@@ -858,6 +860,11 @@ class OrderLine(db.Model):
         # An auto-renewal line is the device's claim for the expiry it renews from: never twice (NULLs,
         # every other line, never collide). It also serves the look-ups by device.
         Index("uq_order_line_device_auto_renew", "device_id", "auto_renew_from", unique=True),
+        CheckConstraint("seat_state IS NULL OR " + _in("seat_state", SEAT_STATES), name="seat_state"),
+        # The seat expiry job's look-up: seats still counted whose term ended before a day.
+        # Partial: the many other lines (renewals) write no entry.
+        Index("ix_order_line_seat_expires", "new_expires_on", sqlite_where=text("seat_state = 'active'"),
+              postgresql_where=text("seat_state = 'active'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -890,6 +897,11 @@ class OrderLine(db.Model):
     # A VIP upgrade's account and its level before, so a refund can put it back.
     member_account_id: Mapped[int | None] = mapped_column(ForeignKey("member_account.id"), index=True)
     old_level: Mapped[str | None] = mapped_column(String(20))
+    # Seat lines only (actions.seats): whether their seats count in the company's SeatQuota.purchased.
+    # "active" from payment; "expired" once the expiry job took them back (new_expires_on, paid day + the
+    # package's term, had passed; `months` is that term, None: the seats never expire); "returned" once a
+    # refund did. Both leave "active" by a conditional UPDATE, so seats are taken back once. NULL elsewhere.
+    seat_state: Mapped[str | None] = mapped_column(String(10))
 
     order: Mapped[Order] = relationship(back_populates="lines")
     device: Mapped[Device | None] = relationship()

@@ -12,14 +12,38 @@ from actions import DomainError
 from actions.audit import record
 from actions.texts import message
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
-from models import User
+from models import Company, User, path_ids
 
 # Checked against when the username is unknown, so both answers take the same time.
 _DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt:1024:8:1")
 
 
+COMPANY_CLOSED = _l("Your company's account is not active. Ask an administrator.")
+
+
 class LoginRefused(DomainError):
-    """Wrong credentials, a locked or a deactivated account."""
+    """Wrong credentials, a locked or a deactivated account, or a company that is not active."""
+
+
+def company_open(session: Session, user: User) -> bool:
+    """Whether the user's company and every company above it are active (staff and applicants have none).
+
+    A disabled (or pending, rejected) company closes the console to its users and to its subsidiaries'."""
+    if user.company_id is None:
+        return True
+    company = user.company  # the request reads it anyway (scope): no query of its own
+    if company is None:
+        return False
+    if company.status != "active":
+        return False
+    above = path_ids(company.path)[:-1]
+    return not above or session.scalar(select(Company.id).where(
+        Company.id.in_(above), Company.status != "active").limit(1)) is None
+
+
+def may_sign_in(session: Session, user: User) -> bool:
+    """Whether `user` may be (or stay) signed in: an active login of an open company."""
+    return bool(user.active) and company_open(session, user)
 
 
 def authenticate(
@@ -68,6 +92,8 @@ def authenticate(
         raise LoginRefused(_l("Invalid username or password."))
     if not user.active:
         raise LoginRefused(_l("This account is deactivated. Ask an administrator."))
+    if not company_open(session, user):
+        raise LoginRefused(COMPANY_CLOSED)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now

@@ -3,7 +3,8 @@
 Two verified distributors ("Aotuo Cards" and its sub-distributor "Aotuo Shenzhen", logins
 `distributor` / `subdistributor`, password demo-<username>), two card plans, 200 cards in the
 platform's stock and 20 on consignment with Aotuo Cards, commission rules (the issue's split
-example: parent 10 %, sub-distributor 8 %), a prepaid balance for each to sell from, and one sent
+example: parent 10 %, sub-distributor 8 %; on the 59 plan a 6 % share Aotuo Cards passes down itself,
+editable in its 分销设置), a prepaid balance for each to sell from, and one sent
 quote (销售报价) of Aotuo Cards. Its employee `distributor-clerk` (password demo-distributor-clerk) may use card
 orders and card customers only (员工权限设置).
 """
@@ -18,7 +19,7 @@ from actions.card_quotes import LineInput, save_quote, send_quote
 from actions.cards import CardInput, add_card, post_stock_document, review_verification, submit_verification
 from actions.companies import place
 from actions.crypto import Vault
-from actions.distribution import save_rule
+from actions.distribution import save_rule, save_share
 from actions.employees import create_employee
 from actions.texts import message
 from actions.wallets import credit, wallet_for
@@ -75,6 +76,8 @@ def seed_cards(session: Session, vault: Vault, method: str = "scrypt", today: da
                         note="consignment")
     save_rule(session, admin, parent, None, mode="override", kind="percent", level1_percent="10")
     save_rule(session, admin, child, None, mode="split", kind="percent", level1_percent="8", level2_percent="10")
+    # 分销设置 by the distributor itself: on the 59 plan it passes Aotuo Shenzhen 6 % of its own 10 %.
+    save_share(session, users["distributor"], child, plans[1].id, "6")
     # Both distributors have a prepaid balance to sell from (so each one's 财务管理 shows where it came from).
     for company, amount in ((parent, Decimal("5000.00")), (child, Decimal("2000.00"))):
         key = "demo:cards:balance" if company is child else f"demo:cards:balance:{company.id}"

@@ -54,8 +54,7 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
         raise DomainError(_l("Plan %(code)s is not an active card package.", code=package.code))
     if not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise DomainError(_l("Quantity: between 1 and %(max)s cards.", max=MAX_QUANTITY))
-    if holder_key != PLATFORM and session.get(Company, holder_key) is None:
-        raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
+    check_holder(session, seller, holder_key)
     if customer is not None:
         if customer.company_id != seller.id:
             raise DomainError(_l("Customer %(name)s is not a customer of %(company)s.", name=customer.name,
@@ -92,6 +91,19 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
     session.flush()
     record(session, actor, "create", "card_order", [card_order.id], f"{order.number}: {quantity} × {package.code}")
     return card_order
+
+
+def check_holder(session: Session, seller: Company, holder_key: int) -> None:
+    """The cards of a sale come from the platform, the seller's own stock or an upstream distributor's
+    (an ancestor of the seller): never from an unrelated company's consignment."""
+    if holder_key == PLATFORM or holder_key == seller.id:
+        return
+    holder = session.get(Company, holder_key) if isinstance(holder_key, int) and holder_key > 0 else None
+    if holder is None:
+        raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
+    if holder.id not in seller.path_ids:
+        raise DomainError(_l("%(seller)s cannot sell cards held by %(holder)s: only the platform's, its own or "
+                             "its upstream distributors' stock.", seller=seller.name, holder=holder.name))
 
 
 def card_order_of(session: Session, order: Order) -> CardOrder:

@@ -37,6 +37,7 @@ from models import (
 QUOTE_ROLES = SELL_ROLES  # the distributor's administrators and platform sales (admins always)
 PREFIX = "QT"
 MAX_LINES = 100
+DEFAULT_VALIDITY_DAYS = 30  # a new quote's form proposes valid until today + 30 days
 EDITABLE = ("draft",)
 CANCELLABLE = ("draft", "sent")
 

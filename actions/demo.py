@@ -85,8 +85,11 @@ def _catalog(session: Session) -> dict[str, Package]:
             pricing=pricing, term_months=term, currency=currency,
         )
     for code, name, edition, amount in seat_specs:
+        # Basic seats last a 12-month term (seed 004 §6 订单到期时间); the other editions' never expire.
+        term = 12 if edition == "basic" else None
         packages[code] = Package(code=code, name=name, category_id=seats.id, kind="seat", edition=edition,
-                                 amount=Decimal(amount), pricing="per_year", currency="CNY")
+                                 amount=Decimal(amount), pricing="per_term" if term else "per_year",
+                                 term_months=term, currency="CNY")
     session.add_all(packages.values())
     session.flush()
     return packages

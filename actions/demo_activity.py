@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from actions.invoices import request_invoice, save_invoice_title
 from actions.offline_recharge import create_application, review
 from actions.orders import create_renewal_order, pay_with_balance, quote_renewal
+from actions.seats import create_seat_order, grant_seats
 from actions.tenants import credit_code_check_char
 from actions.value_added import create_service_order, quote_services
 from models import Company, Device, Package, User
@@ -37,7 +38,7 @@ def _renewable(session: Session, company: Company, count: int, offset: int = 0) 
 
 def seed_activity(session: Session, companies: dict[str, Company], today: date) -> dict:
     """Recharges (approved, waiting for review, draft), a paid and a pending renewal, SMS alerts bought for
-    three devices (增值订单), an invoice request."""
+    three devices (增值订单), an invoice request, seats granted and bought (账号增加)."""
     sales, finance, customer = (_user(session, name) for name in ("sales", "finance", "customer"))
     acme, globex = companies["Acme Logistics"], companies["Globex Trading"]
 
@@ -61,6 +62,12 @@ def seed_activity(session: Session, companies: dict[str, Company], today: date) 
         services = create_service_order(session, customer, quote_services(session, customer, acme, to_renew[:3],
                                                                           sms, 12, today))
         pay_with_balance(session, customer, services, today)
-        made = {"paid_order": paid.number, "pending_order": pending.number, "value_added_order": services.number}
+        # 账号增加 (seed 004 §6): sales grants standard seats paid in cash (they never expire); the customer
+        # buys basic seats, which last a 12-month term, and pays them from the balance.
+        grant_seats(session, sales, acme, "standard", 3, "Demo: paid in cash at the office", today)
+        seats = create_seat_order(session, customer, acme, "basic", 2)
+        pay_with_balance(session, customer, seats, today)
+        made = {"paid_order": paid.number, "pending_order": pending.number, "value_added_order": services.number,
+                "seat_order": seats.number}
     session.flush()
     return made

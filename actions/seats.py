@@ -15,12 +15,12 @@ The invitation mail is the view's job, after commit: these functions say whom to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -29,7 +29,8 @@ from actions.audit import record
 from actions.money import round_money
 from actions.text_input import one_line
 from actions.texts import label_param, message, money_param
-from actions.orders import LineSpec, open_order, pay_offline
+from actions.dates import LATEST_EXPIRY, renewal_fits
+from actions.orders import LineSpec, add_months, open_order, pay_offline
 from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Package, SeatQuota, User, utcnow
 
 ORGANIZER_ROLES = {"customer_admin"}
@@ -116,12 +117,32 @@ def organizer_editions(counts: Sequence[SeatCount], company_id: int | None) -> t
 
 
 def add_purchased_seats(session: Session, order: Order, today: date | None = None) -> None:
-    """Add a paid seat order's quantity to its company's quota of that edition (creating the row once)."""
+    """Add a paid seat order's quantity to its company's quota of that edition (creating the row once); its
+    line's seats count from now ("active") until `today` + the term it was sold with, if any."""
+    today = today or date.today()
     edition, quantity = session.execute(
         select(OrderLine.edition, func.sum(OrderLine.quantity)).where(OrderLine.order_id == order.id)
         .group_by(OrderLine.edition)
     ).one()
     _add_purchased(session, order.company_id, edition, int(quantity))
+    for line_id, months in session.execute(select(OrderLine.id, OrderLine.months)
+                                           .where(OrderLine.order_id == order.id)).all():
+        session.execute(update(OrderLine).where(OrderLine.id == line_id)
+                        .values(seat_state="active", new_expires_on=seats_expire_on(today, months))
+                        .execution_options(synchronize_session=False))
+    for row in list(session.identity_map.values()):
+        if isinstance(row, OrderLine) and row.order_id == order.id:
+            session.expire(row)
+
+
+def seats_expire_on(paid_on: date, months: int | None) -> date | None:
+    """The last day seats paid on `paid_on` with a term of `months` are usable (None: they never expire):
+    the paid day + the term, a calendar date clamped to the end of shorter months, at most LATEST_EXPIRY."""
+    if not months:
+        return None
+    if not renewal_fits(paid_on, months, paid_on):
+        return LATEST_EXPIRY
+    return add_months(paid_on, months)
 
 
 def _add_purchased(session: Session, company_id: int, edition: str, quantity: int) -> None:
@@ -149,8 +170,20 @@ def _add_purchased(session: Session, company_id: int, edition: str, quantity: in
 
 
 def remove_purchased_seats(session: Session, order: Order, lines: Sequence[OrderLine]) -> None:
-    """Take a refunded seat order's seats back, if they are free (else refuse: deactivate organizers first)."""
-    edition, quantity = lines[0].edition, sum(line.quantity for line in lines)
+    """Take a refunded seat order's seats back, if they are free (else refuse: deactivate organizers first).
+
+    Seats the expiry job took back already (seat_state "expired") are not taken twice: the lines leave
+    "active" by a conditional UPDATE, and only the quantity of those that did comes off the quota."""
+    edition, quantity = lines[0].edition, 0
+    for line_id, line_quantity in [(line.id, line.quantity) for line in lines]:
+        claimed = session.execute(
+            update(OrderLine).where(OrderLine.id == line_id, OrderLine.seat_state == "active")
+            .values(seat_state="returned").execution_options(synchronize_session=False))
+        quantity += line_quantity * claimed.rowcount
+    for line in lines:
+        session.expire(line)
+    if quantity == 0:
+        return  # the seats expired before the refund: nothing left to take back
     result = session.execute(
         update(SeatQuota)
         .where(SeatQuota.company_id == order.company_id, SeatQuota.edition == edition,
@@ -204,6 +237,11 @@ def seat_packages(session: Session) -> dict[str, Package]:
     return {package.edition: package for package in packages}
 
 
+def seat_term_months(package: Package) -> int | None:
+    """How long a seat of `package` lasts: its term when it is priced per term; None (never expires) else."""
+    return package.term_months if package.pricing == "per_term" and package.term_months else None
+
+
 def seat_package(session: Session, edition: str) -> Package:
     """The catalog's seat package on sale for `edition` (type seat, that edition); its price is one seat's."""
     package = session.scalar(select(Package).where(Package.kind == "seat", Package.edition == edition,
@@ -220,12 +258,18 @@ def _new_seat_order(session: Session, actor: User, company: Company, edition, qu
     quantity = _quantity(quantity)
     promotion = one_line(promotion, _l("Promotion"), MAX_PROMOTION, False)
     package = seat_package(session, edition)
+    months = seat_term_months(package)
+    if months and not renewal_fits(date.today(), months, date.today()):
+        raise DomainError(_l("Seat package %(code)s: a term of %(months)s months would end after %(last)s; "
+                             "technical support corrects the term.", code=package.code, months=months,
+                             last=LATEST_EXPIRY.isoformat()))
     total = round_money(package.amount * quantity, package.currency)
     order = open_order(session, actor, kind="seats", company_id=company.id, currency=package.currency,
                        promotion=promotion, note=note,
                        lines=[LineSpec(description=message("order.line.seats", edition=label_param("seat_edition", edition),
                                                            quantity=quantity), gross=total, quantity=quantity,
-                                       unit_price=package.amount, package_id=package.id, edition=edition)])
+                                       unit_price=package.amount, package_id=package.id, edition=edition,
+                                       months=months)])
     return order, order.lines[0]
 
 
@@ -289,6 +333,156 @@ def seat_figures(session: Session, order_ids) -> dict[int, tuple[str | None, int
     ).all()
     return {order_id: (edition, quantity, None if running is None else int(running))
             for order_id, edition, quantity, running in rows}
+
+
+# --- seat terms: 订单到期时间, 是否可用, and the daily expiry -------------------------------------------
+
+EXPIRING_SOON_DAYS = 30  # a usable order whose seats end within this many days is shown as expiring soon
+
+
+@dataclass(frozen=True)
+class SeatTerm:
+    """When a seat order's seats end (None: never) and whether they still count in the quota."""
+
+    expires_on: date | None
+    state: str | None
+
+    def usable(self, status: str, today: date) -> bool:
+        """可用: paid, not refunded, its seats not taken back, and not past its expiry."""
+        return (status == "paid" and self.state == "active"
+                and (self.expires_on is None or self.expires_on >= today))
+
+    def expiring_soon(self, status: str, today: date) -> bool:
+        """Usable, and its seats end within EXPIRING_SOON_DAYS of `today`."""
+        return (self.usable(status, today) and self.expires_on is not None
+                and (self.expires_on - today).days <= EXPIRING_SOON_DAYS)
+
+
+def seat_terms(session: Session, order_ids) -> dict[int, SeatTerm]:
+    """Order id → its SeatTerm, for a page of seat orders in one query."""
+    ids = sorted({int(i) for i in order_ids})
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(OrderLine.order_id, func.max(OrderLine.new_expires_on), func.max(OrderLine.seat_state))
+        .where(OrderLine.order_id.in_(ids)).group_by(OrderLine.order_id)).all()
+    return {order_id: SeatTerm(expires_on, state) for order_id, expires_on, state in rows}
+
+
+def usable_clause(today: date):
+    """是否可用 in SQL, on Order: SeatTerm.usable as one EXISTS (filters run it; nothing is filtered in Python)."""
+    return and_(Order.status == "paid", exists().where(
+        OrderLine.order_id == Order.id, OrderLine.seat_state == "active",
+        or_(OrderLine.new_expires_on.is_(None), OrderLine.new_expires_on >= today)))
+
+
+def expiring_clause(today: date, days: int = EXPIRING_SOON_DAYS):
+    """Usable seat orders whose seats end within `days` of `today`, in SQL on Order."""
+    return and_(Order.status == "paid", exists().where(
+        OrderLine.order_id == Order.id, OrderLine.seat_state == "active",
+        OrderLine.new_expires_on.between(today, today + timedelta(days=days))))
+
+
+@dataclass
+class SeatExpiryReport:
+    """What one run of expire_seat_orders did."""
+
+    expired: list[str] = field(default_factory=list)  # order numbers
+    deactivated: list[str] = field(default_factory=list)  # organizer logins
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (order number, reason); retried next run
+
+
+def expire_seat_orders(session: Session, today: date) -> SeatExpiryReport:
+    """Take back the seats of paid seat orders whose expiry is before `today` (the daily job; safe to repeat).
+
+    Each order is claimed by a conditional UPDATE of its line (seat_state "active" → "expired"): a second
+    run, or a concurrent one, or a refund that got there first, finds nothing to claim, so the seats are
+    taken back once. Then the company's SeatQuota.purchased drops by the order's quantity in one
+    conditional UPDATE (WHERE purchased − quantity ≥ used).
+
+    When organizers use more seats than would be left, the CHECK used ≤ purchased is kept by design:
+    the most recently created active organizers of that company and edition are deactivated, just
+    enough to fit, each freeing its seat as deactivating one by hand does; the audit event of the
+    expiry names them. The older accounts keep working; the customer saw the order as expiring
+    soon for EXPIRING_SOON_DAYS days and could buy seats in time. Keeping everyone and only blocking
+    new organizers was refused: it would count more seats in use than paid for, with no end.
+
+    Each order is its own savepoint: one that fails (say, an organizer created meanwhile took the
+    freed seat) is rolled back alone, reported, and expired by the next run. Nothing is committed here.
+    """
+    report = SeatExpiryReport()
+    due = session.execute(
+        select(OrderLine.id, OrderLine.quantity, OrderLine.edition, OrderLine.new_expires_on, Order.id, Order.number,
+               Order.company_id, Company.name)
+        .join(Order, Order.id == OrderLine.order_id).join(Company, Company.id == Order.company_id)
+        .where(OrderLine.seat_state == "active", OrderLine.new_expires_on < today, Order.kind == "seats")
+        .order_by(OrderLine.new_expires_on, OrderLine.id)
+    ).all()
+    for line_id, quantity, edition, expires_on, order_id, number, company_id, company_name in due:
+        try:
+            with session.begin_nested():
+                claimed = session.execute(
+                    update(OrderLine).where(OrderLine.id == line_id, OrderLine.seat_state == "active",
+                                            OrderLine.new_expires_on < today)
+                    .values(seat_state="expired").execution_options(synchronize_session=False))
+                if claimed.rowcount != 1:
+                    continue  # expired or refunded meanwhile
+                deactivated = []
+                if not _drop_purchased(session, company_id, edition, quantity):
+                    deactivated = _deactivate_newest(session, company_id, edition, quantity)
+                    if not _drop_purchased(session, company_id, edition, quantity):
+                        raise DomainError(_l("Order %(number)s: its %(edition)s seats are in use; try again.",
+                                             number=number, edition=SEAT_EDITIONS[edition]))
+                params = {"order": number, "quantity": quantity, "edition": label_param("seat_edition", edition),
+                          "company": company_name, "date": expires_on.isoformat()}
+                if deactivated:
+                    summary = message("audit.seats.expired_deactivated", logins=", ".join(deactivated), **params)
+                else:
+                    summary = message("audit.seats.expired", **params)
+                record(session, None, "expire_seats", "order", [order_id], summary)
+        except DomainError as exc:
+            report.failed.append((number, str(exc)))
+            continue
+        report.expired.append(number)
+        report.deactivated.extend(deactivated)
+    _expire_quotas(session)
+    session.flush()
+    return report
+
+
+def _drop_purchased(session: Session, company_id: int, edition: str, quantity: int) -> bool:
+    """purchased −= quantity in one conditional UPDATE, only if the seats in use still fit."""
+    result = session.execute(
+        update(SeatQuota)
+        .where(SeatQuota.company_id == company_id, SeatQuota.edition == edition,
+               SeatQuota.purchased - quantity >= SeatQuota.used)
+        .values(purchased=SeatQuota.purchased - quantity).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _deactivate_newest(session: Session, company_id: int, edition: str, quantity: int) -> list[str]:
+    """Deactivate the most recently created active organizers of that company and edition, enough for the
+    quota to lose `quantity` seats; each frees its seat. Their logins."""
+    purchased, used = session.execute(select(SeatQuota.purchased, SeatQuota.used).where(
+        SeatQuota.company_id == company_id, SeatQuota.edition == edition)).one()
+    excess = used - (purchased - quantity)
+    newest = session.execute(
+        select(MemberAccount.id, MemberAccount.login)
+        .where(MemberAccount.company_id == company_id, MemberAccount.seat_edition == edition,
+               MemberAccount.active.is_(True))
+        .order_by(MemberAccount.created_at.desc(), MemberAccount.id.desc()).limit(max(excess, 0))).all()
+    logins = []
+    for account_id, login in newest:
+        result = session.execute(
+            update(MemberAccount).where(MemberAccount.id == account_id, MemberAccount.active.is_(True))
+            .values(active=False).execution_options(synchronize_session=False))
+        if result.rowcount == 1:
+            _free_seat(session, company_id, edition)
+            logins.append(login)
+    for row in list(session.identity_map.values()):
+        if isinstance(row, MemberAccount) and row.id in {account_id for account_id, _login in newest}:
+            session.expire(row)
+    return logins
 
 
 # --- organizer accounts --------------------------------------------------------------------------

@@ -120,6 +120,11 @@ MESSAGES = {
     "audit.order.value_added": _l("Order %(order)s: %(package)s for %(devices)s devices × %(months)s months = "
                                   "%(amount)s"),
     "audit.order.coins": _l("Order %(order)s: %(coins)s coins for %(amount)s (%(company)s), to pay by %(method)s"),
+    "audit.seats.expired": _l("Order %(order)s: %(quantity)s %(edition)s seats of %(company)s expired on "
+                              "%(date)s and were taken back"),
+    "audit.seats.expired_deactivated": _l("Order %(order)s: %(quantity)s %(edition)s seats of %(company)s expired "
+                                          "on %(date)s and were taken back; organizers deactivated to fit: "
+                                          "%(logins)s"),
     "audit.order.seats": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, %(amount)s"),
     "audit.order.seats_promotion": _l("Order %(order)s: %(quantity)s %(edition)s seats for %(company)s, "
                                       "%(amount)s (promotion: %(promotion)s)"),

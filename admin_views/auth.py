@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 from flask import (
-    Blueprint, current_app, flash, redirect, render_template, request, session, url_for,
+    Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for,
 )
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -25,7 +25,8 @@ from wtforms.validators import DataRequired, Length
 from wtforms.widgets import PasswordInput
 
 from actions import DomainError
-from actions.auth import authenticate, change_password as change_password_action, end_sessions
+from actions.auth import COMPANY_CLOSED, authenticate, change_password as change_password_action, end_sessions
+from actions.auth import may_sign_in
 from actions.passwords import current_policy
 from actions.phone_login import (
     PhoneSettings, captcha_png, code_message, consume_captcha, display_phone, mask_phone, new_captcha, normalize_phone,
@@ -178,7 +179,12 @@ def _pending_user() -> tuple[User, dict] | None:
     except ValueError:
         return None
     user = db.session.get(User, uid)
-    if user is None or not user.active or user.session_version != version:
+    if user is None or user.session_version != version:
+        return None
+    if not may_sign_in(db.session, user):  # deactivated, or its company disabled, since the password was accepted
+        if user.active:
+            flash(str(COMPANY_CLOSED), "error")
+            g.login_refused = True
         return None
     return user, state
 
@@ -224,8 +230,9 @@ def verify_phone():
     """验证手机: bind a phone if none, the picture code, 获取验证码, then the SMS code and 验证."""
     pending = _pending_user()
     if pending is None:
+        if not g.get("login_refused"):  # a refusal said why already
+            flash(_("Your login has expired: log in again."), "error")
         session.pop("pending_login", None)
-        flash(_("Your login has expired: log in again."), "error")
         return redirect(url_for("auth.login"))
     user, state = pending
     settings = _phone_settings()

@@ -296,6 +296,11 @@ def local_day_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=current_zone())
 
 
+def local_today() -> date:
+    """Today in the reader's zone (their calendar day)."""
+    return utcnow().astimezone(current_zone()).date()
+
+
 def time_cell(view, context, model, name):
     """A list or details cell of a time column, in the reader's zone, to the minute."""
     return local_time(getattr(model, name))

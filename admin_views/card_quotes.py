@@ -6,7 +6,7 @@ platform sales see all. Accepting, declining and cancelling are final: each asks
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import expose
@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from actions import DomainError, companies_in_scope
 from actions.card_quotes import (
-    LineInput, accept_quote, cancel_quote, decline_quote, expire_quotes, quote_orders, save_quote, send_quote,
+    DEFAULT_VALIDITY_DAYS, LineInput, accept_quote, cancel_quote, decline_quote, expire_quotes, quote_orders,
+    save_quote, send_quote,
 )
 from actions.idempotency import remember
 from actions.money import typed as typed_amount
@@ -130,8 +131,8 @@ class CardQuoteView(DistributorAccess, ScopedModelView):
                       "unit_price": typed_amount(line.unit_price),
                       "discount_percent": typed_amount(line.discount_percent) if line.discount_bp else ""}
                      for line in quote.lines]
-        else:
-            sent, rows = {}, []
+        else:  # a new quote is valid for DEFAULT_VALIDITY_DAYS unless the seller says otherwise
+            sent, rows = {"valid_until": (date.today() + timedelta(days=DEFAULT_VALIDITY_DAYS)).isoformat()}, []
         rows = rows + [{}] * max(BLANK_LINES - len(rows), 1)
         return self.render("renewdesk/cards/quote_form.html", quote=quote, sellers=sellers, packages=packages,
                            customers=customers, sent=sent, rows=rows, back_url=back)

@@ -145,7 +145,10 @@ class PackageView(CatalogView):
     # A seat package names the product edition whose seats it sells (seed 004); no other kind has one.
     form_choices = {**CatalogView.form_choices, "edition": [("", "—")] + list(SEAT_EDITIONS.items())}
     form_args = {"edition": {"description": _l("Seat packages only: the product edition one seat of which this "
-                                               "package prices.")}}
+                                               "package prices.")},
+                 "term_months": {"description": _l("Per-term pricing only. A seat package priced per term sells "
+                                                   "seats that last this many months from payment; seats of a "
+                                                   "package priced otherwise never expire.")}}
     column_formatters = {**CatalogView.column_formatters, "active": _active_cell, "edition": _edition_cell}
     column_formatters_export = {**CatalogView.column_formatters, "edition": _edition_cell}
 

@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, not_, select
 from sqlalchemy.orm import joinedload
 
 from actions import ActionResult, DomainError, companies_in_scope, scoped
@@ -26,12 +26,13 @@ from actions.idempotency import remember
 from actions.quotes import FIELD as QUOTE_FIELD
 from actions.quotes import check_quote, quote_digest
 from actions.seats import (
-    MAX_SEATS_PER_ORDER, activate_organizers, create_organizer, create_seat_order, deactivate_organizers,
-    grant_seats, organizer_editions, reinvite_organizers, seat_counts, seat_figures, seat_packages,
+    EXPIRING_SOON_DAYS, MAX_SEATS_PER_ORDER, SeatTerm, activate_organizers, create_organizer, create_seat_order,
+    deactivate_organizers, expiring_clause, grant_seats, organizer_editions, reinvite_organizers, seat_counts,
+    seat_figures, seat_packages, seat_term_months, seat_terms, usable_clause,
 )
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
-    parse_row_id, time_cell, unit_of_work,
+    local_today, parse_row_id, time_cell, unit_of_work,
 )
 from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
@@ -61,6 +62,12 @@ def _catalog_prices() -> dict[str, tuple]:
 def _prices() -> dict[str, str]:
     """Edition → "12.00 CNY" for the active seat packages of the catalog."""
     return {edition: format_money(amount, currency) for edition, (amount, currency) in _catalog_prices().items()}
+
+
+def _terms() -> dict[str, int]:
+    """Edition → the months a seat of the catalog's seat package lasts, for the packages whose seats expire."""
+    return {edition: months for edition, package in seat_packages(db.session).items()
+            if (months := seat_term_months(package))}
 
 
 def _missing_editions(prices: dict) -> list[str]:
@@ -242,6 +249,40 @@ class EditionIs(BaseSQLAFilter):
         return _l("is")
 
 
+class ExpiresBetween(sqla_filters.DateBetweenFilter):
+    """订单到期时间: orders whose seats end on one of the days from the first to the last, both included."""
+
+    def apply(self, query, value, alias=None):
+        start, end = value
+        return query.filter(Order.id.in_(select(OrderLine.order_id).where(OrderLine.new_expires_on.between(start,
+                                                                                                            end))))
+
+
+USABLE_OPTIONS = (("yes", _l("Usable")), ("no", _l("Not usable")),
+                  ("soon", _l("Usable, expiring within %(days)s days", days=EXPIRING_SOON_DAYS)))
+
+
+class UsableIs(BaseSQLAFilter):
+    """是否可用: usable (paid, not refunded, seats not taken back, not past expiry), not, or expiring soon; one SQL
+    EXISTS on the order's line (actions.seats.usable_clause), as of the reader's today."""
+
+    def __init__(self):
+        super().__init__(Order.id, _l("Usable?"), options=USABLE_OPTIONS)
+
+    def validate(self, value):
+        return value in dict(USABLE_OPTIONS)
+
+    def apply(self, query, value, alias=None):
+        today = local_today()
+        if value == "soon":
+            return query.filter(expiring_clause(today))
+        clause = usable_clause(today)
+        return query.filter(clause if value == "yes" else not_(clause))
+
+    def operation(self):
+        return _l("is")
+
+
 def _promotion_options():
     """促销信息: the promotions of the seat orders the current user may see (per request)."""
     if not has_request_context() or not current_user.is_authenticated:
@@ -274,6 +315,32 @@ def _order_pages() -> bool:
     return "renewal_center.order_view" in current_app.view_functions
 
 
+def _expiry_cell(view, context, model, name):
+    """订单到期时间: the last day the seats are usable, blank when they never expire; marked while expiring soon."""
+    term, today = view.term(model), local_today()
+    if term.expires_on is None:
+        return ""
+    cell = Markup("{}").format(term.expires_on.isoformat())
+    if term.expiring_soon(model.status, today):
+        days = (term.expires_on - today).days
+        cell += Markup(" ") + badge(_("Expires in %(days)s days", days=days) if days else _("Expires today"),
+                                    "warning")
+    return cell
+
+
+def _usable_cell(view, context, model, name):
+    usable = view.term(model).usable(model.status, local_today())
+    return badge(_("Usable"), "success") if usable else badge(_("Not usable"))
+
+
+def _expiry_value(view, context, model, name):
+    return view.term(model).expires_on
+
+
+def _usable_value(view, context, model, name):
+    return _("Usable") if view.term(model).usable(model.status, local_today()) else _("Not usable")
+
+
 def _company_type(view, context, model, name):
     return _("Group") if model.company.parent_id is None else _("Subsidiary")
 
@@ -285,6 +352,7 @@ SEAT_ORDER_LABELS = {
     "company_type": _l("Customer type"), "edition": _l("Product edition"), "promotion": _l("Promotion"),
     "status": _l("Status"), "total": _l("Total"), "currency": _l("Currency"), "note": _l("Note"),
     "paid_at": _l("Paid at"), "created_by": _l("Created by"),
+    "expires_on": _l("Order expires on"), "usable": _l("Usable?"),
 }
 _SEAT_FORMATTERS = {
     "kind": label_formatter(ORDER_KINDS),
@@ -305,12 +373,14 @@ class SeatOrderView(ScopedModelView):
     audit_name = "order"
     can_create = can_edit = can_delete = False
     can_export = True
+    # The guide's columns in its order (订单到期时间 after 客户类型, 是否可用 last), then the status.
     column_list = ("id", "company", "created_at", "kind", "quantity", "running_max", "payment_method",
-                   "invoice_status", "number", "company_type", "edition", "promotion", "status")
+                   "invoice_status", "number", "company_type", "expires_on", "edition", "promotion", "usable",
+                   "status")
     column_export_list = column_list + ("total", "currency", "paid_at")
     column_details_list = ("number", "company", "created_at", "kind", "quantity", "running_max", "edition",
-                           "promotion", "status", "total", "currency", "payment_method", "invoice_status",
-                           "paid_at", "created_by", "note")
+                           "promotion", "status", "expires_on", "usable", "total", "currency", "payment_method",
+                           "invoice_status", "paid_at", "created_by", "note")
     column_labels = SEAT_ORDER_LABELS
     column_default_sort = ("created_at", True)
     column_sortable_list = ("id", ("company", "company.name"), "created_at", "payment_method", "invoice_status",
@@ -318,10 +388,12 @@ class SeatOrderView(ScopedModelView):
     column_searchable_list = ("number",)
     column_select_related_list = (Order.company,)
     column_formatters = {**_SEAT_FORMATTERS, "created_at": time_cell, "paid_at": time_cell,
-                         "status": _order_status_cell}
-    column_formatters_export = {**_SEAT_FORMATTERS, "status": label_formatter(ORDER_STATUSES)}
+                         "status": _order_status_cell, "expires_on": _expiry_cell, "usable": _usable_cell}
+    column_formatters_export = {**_SEAT_FORMATTERS, "status": label_formatter(ORDER_STATUSES),
+                                "expires_on": _expiry_value, "usable": _usable_value}
     column_formatters_detail = {**_SEAT_FORMATTERS, "created_at": time_cell, "paid_at": time_cell,
-                                "status": label_formatter(ORDER_STATUSES)}
+                                "status": label_formatter(ORDER_STATUSES), "expires_on": _expiry_cell,
+                                "usable": _usable_cell}
     list_template = "renewdesk/seat_order_list.html"
     page_size_options = (20, 50, 100, 500)
 
@@ -332,6 +404,8 @@ class SeatOrderView(ScopedModelView):
             sqla_filters.FilterEqual(Order.promotion, _l("Promotion"), options=_promotion_options),
             sqla_filters.FilterLike(Order.promotion, _l("Promotion")),
             EditionIs(),
+            UsableIs(),
+            ExpiresBetween(Order.id, _l("Order expires on")),
             sqla_filters.FilterEqual(Order.status, _l("Status"), options=list(ORDER_STATUSES.items())),
             InCompanyTree(Order.company_id, _l("Company"), Order.company_id),
         )
@@ -339,6 +413,17 @@ class SeatOrderView(ScopedModelView):
 
     def search_placeholder(self):
         return _("Order number")
+
+    @expose("/")
+    def index_view(self):
+        """The list, and above it how many usable orders end within EXPIRING_SOON_DAYS (a link lists them)."""
+        query = scoped(select(func.count()).select_from(Order)
+                       .where(Order.kind == "seats", expiring_clause(local_today())), current_user, Order.company_id)
+        arg = next((arg for arg, (_index, flt) in (self._filter_args or {}).items() if isinstance(flt, UsableIs)),
+                   None)
+        self._template_args.update(expiring_count=db.session.scalar(query), expiring_days=EXPIRING_SOON_DAYS,
+                                   expiring_url=self.get_url(".index_view", **({f"flt0_{arg}": "soon"} if arg else {})))
+        return super().index_view()
 
     def get_query(self):
         return super().get_query().filter(Order.kind == "seats")
@@ -353,8 +438,16 @@ class SeatOrderView(ScopedModelView):
             cache.update(seat_figures(db.session, [order.id]))
         return cache.get(order.id, (None, None, None))
 
+    def term(self, order) -> SeatTerm:
+        cache = g.setdefault("rd_seat_terms", {})
+        if order.id not in cache:
+            cache.update(seat_terms(db.session, [order.id]))
+        return cache.get(order.id, SeatTerm(None, None))
+
     def _remember(self, orders) -> None:
-        g.setdefault("rd_seat_figures", {}).update(seat_figures(db.session, [o.id for o in orders]))
+        ids = [o.id for o in orders]
+        g.setdefault("rd_seat_figures", {}).update(seat_figures(db.session, ids))
+        g.setdefault("rd_seat_terms", {}).update(seat_terms(db.session, ids))
 
     def get_list(self, *args, **kwargs):
         count, rows = super().get_list(*args, **kwargs)
@@ -379,6 +472,7 @@ class SeatOrderView(ScopedModelView):
     def _export_batch(self, orders, columns):
         if orders:
             g.rd_seat_figures = seat_figures(db.session, [o.id for o in orders])
+            g.rd_seat_terms = seat_terms(db.session, [o.id for o in orders])
         for order in orders:
             yield [self.export_value(order, c) for c in columns]
 
@@ -410,7 +504,7 @@ class SeatOrderView(ScopedModelView):
                     return redirect(url_for("renewal_center.order_view", number=number))
                 return redirect(self.get_url(".index_view"))
         return self.render("renewdesk/seat_buy.html", values=values, companies=_company_choices(),
-                           editions=SEAT_EDITIONS, prices=_prices(), max_quantity=MAX_SEATS_PER_ORDER,
+                           editions=SEAT_EDITIONS, prices=_prices(), terms=_terms(), max_quantity=MAX_SEATS_PER_ORDER,
                            missing=_missing_editions(_catalog_prices()),
                            seat_summary=_seat_summary(), seat_editions=SEAT_EDITIONS,
                            return_url=self.get_url(".index_view"))
@@ -451,7 +545,7 @@ class SeatGrantView(RoleView):
             .order_by(Order.id.desc()).limit(RECENT_GRANTS)
         ).unique().all()
         return self.render("renewdesk/seat_grant.html", values=values, companies=_company_choices(),
-                           editions=SEAT_EDITIONS, prices=_prices(), recent=recent,
+                           editions=SEAT_EDITIONS, prices=_prices(), terms=_terms(), recent=recent,
                            missing=_missing_editions(_catalog_prices()),
                            quote_hash=quote_digest(_catalog_prices(), current_app.config["SECRET_KEY"]),
                            figures=seat_figures(db.session, [o.id for o in recent]), max_quantity=MAX_SEATS_PER_ORDER)

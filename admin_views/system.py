@@ -282,6 +282,7 @@ AUDIT_ACTIONS = {
     "downgrade": pgettext("audit action", "Downgrade"),
     "edit": pgettext("audit action", "Edit"),
     "expiry_import": pgettext("audit action", "Expiry import"),
+    "expire_seats": pgettext("audit action", "Seats expired"),
     "grant": pgettext("audit action", "Grant"),
     "issue": pgettext("audit action", "Issue"),
     "login": pgettext("audit action", "Log in"),

@@ -341,14 +341,15 @@ class WorldRows:
     them, SQLite takes the largest id + 1). Built again when the day changes: devices expire
     relative to today."""
 
-    def __init__(self) -> None:
+    def __init__(self, builder=None) -> None:
+        self.builder = builder or build_world  # a test module may build a larger world on top of build_world
         self.day: date | None = None
         self.tables: list[tuple[sa.Table, list[dict]]] = []
         self.ids: dict[str, dict[str, int]] = {}
 
     def build(self) -> None:
         """Build the world in the (empty) database, read its rows back, and empty the database again."""
-        world = build_world()
+        world = self.builder()
         self.ids = {
             "companies": {name: getattr(world, name).id for name in ("acme", "north", "fleet", "south", "globex")},
             "users": {key: user.id for key, user in world.users.items()},

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from conftest import PASSWORD, csrf_token, make_user, post
 from models import AuditEvent, User, db
@@ -101,6 +102,53 @@ def test_deactivated_users_cannot_log_in(client, login, world):
     db.session.commit()
     page = login("support", follow=True).get_data(as_text=True)
     assert "deactivated" in page
+
+
+CLOSED = "Your company&#39;s account is not active. Ask an administrator."
+
+
+@pytest.mark.parametrize("status", ["disabled", "pending", "rejected"])
+@pytest.mark.parametrize("closed, username", [("acme", "customer"), ("acme", "north"), ("north", "north")])
+def test_users_of_a_company_that_is_not_active_cannot_log_in(client, login, world, status, closed, username):
+    """The company's users and its subsidiaries' are refused; the password was right, so no failure is counted."""
+    getattr(world, closed).status = status
+    db.session.commit()
+    answer = login(username, follow=True)
+    assert CLOSED in answer.get_data(as_text=True)
+    assert client.get("/admin/").status_code == 302
+    user = db.session.scalar(select(User).where(User.username == username))
+    db.session.refresh(user)
+    assert user.failed_logins == 0 and user.last_login_at is None
+
+
+def test_a_wrong_password_for_a_disabled_company_says_only_that_it_is_wrong(client, login, world):
+    world.acme.status = "disabled"
+    db.session.commit()
+    page = login("customer", "not-the-password", follow=True).get_data(as_text=True)
+    assert "Invalid username or password." in page and CLOSED not in page
+
+
+def test_a_signed_in_session_ends_when_its_company_is_disabled(client, login, world):
+    login("customer")
+    assert client.get("/admin/device/").status_code == 200
+    world.south.status = "disabled"  # a subsidiary closed: the group's administrator stays in
+    db.session.commit()
+    assert client.get("/admin/device/").status_code == 200
+    world.acme.status = "disabled"
+    db.session.commit()
+    answer = client.get("/admin/device/")
+    assert answer.status_code == 302 and answer.headers["Location"].startswith("/login")
+    world.acme.status = "active"  # enabled again: the same cookie works again (it was never more than refused)
+    db.session.commit()
+    assert client.get("/admin/device/").status_code == 200
+
+
+def test_staff_and_other_tenants_are_not_affected(client, login, world):
+    world.acme.status = "disabled"
+    db.session.commit()
+    for username in ("admin", "globex"):
+        assert login(username).headers["Location"] == "/admin/", username
+        login.logout()
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil.example",

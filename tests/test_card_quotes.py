@@ -312,6 +312,14 @@ def test_a_new_quote_form_sent_twice_makes_one_quote_and_decline_and_cancel_ask_
     assert f"{other.number} is Declined: only a draft can be sent" in answer.get_data(as_text=True)
 
 
+def test_a_new_quote_proposes_thirty_days_of_validity(quotes, client, login):
+    from datetime import date, timedelta
+
+    login("a_admin")
+    page = client.get(f"{LIST}new/").get_data(as_text=True)
+    assert f'name="valid_until" required value="{(date.today() + timedelta(days=30)).isoformat()}"' in page
+
+
 def test_a_refused_form_keeps_what_was_typed(quotes, client, login):
     login("a_admin")
     form = {**_line_form(seller_id=str(quotes["a"].id), customer_name="Typed Customer Li"),

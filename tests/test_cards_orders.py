@@ -183,3 +183,45 @@ def test_demo_world_has_distributors_that_can_sell(app):
     assert [e.amount_minor for e in db.session.scalars(select(CommissionEntry).order_by(CommissionEntry.level))] == \
         [936, 234]  # 117.00 × 8 % and × 2 %
     assert ledger_differences(db.session) == []
+
+
+def test_a_sale_takes_cards_only_from_the_platform_the_seller_or_its_upstream(cards, vault):
+    """holder_key was only checked to be a company: a distributor could sell (and reserve) an unrelated
+    distributor's consignment, or its own sub-distributor's."""
+    from conftest import make_company
+
+    s, u, a, b = db.session, cards["users"], cards["a"], cards["b"]
+    stranger = make_company("Stranger Cards")
+    for holder in (stranger, b):
+        _stock(cards, vault, 1, start=500 + holder.id, holder=holder.id)
+    _fund(cards, a)
+    s.commit()
+    with pytest.raises(DomainError, match="Stranger Cards"):
+        place_order(s, u["b_admin"], seller=b, package=cards["package"], quantity=1, holder_key=stranger.id)
+    s.rollback()
+    with pytest.raises(DomainError, match="Distributor B"):  # downstream stock is not the parent's to sell
+        place_order(s, u["a_admin"], seller=a, package=cards["package"], quantity=1, holder_key=b.id)
+    s.rollback()
+    with pytest.raises(DomainError, match="Holder 999999 is not a company"):
+        place_order(s, u["a_admin"], seller=a, package=cards["package"], quantity=1, holder_key=999_999)
+    s.rollback()
+    assert s.scalar(select(func.count()).select_from(CardOrder)) == 0
+    for seller, user, holder in ((b, "b_admin", a.id), (b, "b_admin", b.id), (a, "a_admin", 0)):
+        assert place_order(s, u[user], seller=seller, package=cards["package"], quantity=1,
+                           holder_key=holder).holder_key == holder
+
+
+def test_the_order_page_refuses_an_unrelated_holder_and_changes_nothing(cards, vault, client, login):
+    from conftest import make_company, post
+
+    stranger = make_company("Stranger Cards")
+    _stock(cards, vault, 2, start=600, holder=stranger.id)
+    _fund(cards, cards["b"])
+    db.session.commit()
+    login("b_admin")
+    answer = post(client, "/admin/cardorder/place/", {
+        "seller_id": str(cards["b"].id), "package_id": str(cards["package"].id), "quantity": "1",
+        "holder": str(stranger.id)}, follow_redirects=True)
+    assert "cannot sell cards held by Stranger Cards" in answer.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 0
+    assert balance_of(db.session, cards["b"].id, "CNY") == D("1000.00")

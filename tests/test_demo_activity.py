@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from actions.demo import seed_demo
 from actions.wallets import balance_of, ledger_differences
-from models import Company, DeviceService, InvoiceRequest, LedgerEntry, OfflineRecharge, Order, db
+from actions.orders import add_months
+from models import (Company, DeviceService, InvoiceRequest, LedgerEntry, OfflineRecharge, Order, OrderLine,
+                    db)
 from tests.conftest import FAST_HASH
 
 
@@ -33,7 +35,14 @@ def test_demo_activity_leaves_work_in_each_queue(app):
         services = db.session.scalar(select(Order).where(Order.kind == "value_added"))
         assert services.status == "paid" and len(services.lines) == 3
         assert db.session.scalar(select(func.count()).select_from(DeviceService)) == 3
-        assert balance_of(db.session, acme.id, "CNY") == 20_000 - paid.total - services.total
+        seats = db.session.scalar(select(Order).where(Order.kind == "seats", Order.created_by_id.is_not(None),
+                                                      Order.payment_method == "balance"))
+        assert seats.status == "paid" and seats.total == 200
+        assert balance_of(db.session, acme.id, "CNY") == 20_000 - paid.total - services.total - seats.total
+        # 订单到期时间: the basic seats bought last 12 months; the standard ones granted never expire.
+        expiries = dict(db.session.execute(select(OrderLine.edition, OrderLine.new_expires_on)
+                                           .join(Order).where(Order.kind == "seats")).all())
+        assert expiries == {"basic": add_months(date.today(), 12), "standard": None}
 
 
 def test_demo_without_activity_starts_with_empty_queues(app):
@@ -57,3 +66,6 @@ def test_the_demo_distributor_s_finance_page_shows_where_its_balance_came_from(a
     login("distributor", "demo-distributor")
     page = client.get("/admin/card_finance/").get_data(as_text=True)
     assert "No movements." not in page and "5,000.00" in page
+    # 分销设置 has a share of its own to change (the platform's rule of the sub-distributor is read-only to it).
+    page = client.get("/admin/commissionrule/").get_data(as_text=True)
+    assert "SIM-59" in page and "6%" in page and "/admin/commissionrule/share/?" in page

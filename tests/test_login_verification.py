@@ -205,6 +205,20 @@ def test_a_deactivated_user_cannot_finish(client, login, world, verifying):
     assert _verify(client, _last_code()).headers["Location"] == "/login"
 
 
+def test_a_user_whose_company_is_disabled_meanwhile_cannot_finish(client, login, world, verifying, web_app,
+                                                                  monkeypatch):
+    monkeypatch.setitem(web_app.config, "PHONE_VERIFICATION_CUSTOMER", True)
+    assert login("customer").headers["Location"] == "/login/verify"
+    _send(client)
+    world.acme.status = "disabled"
+    db.session.commit()
+    answer = _verify(client, _last_code(), follow_redirects=True)
+    page = answer.get_data(as_text=True)
+    assert "Your company&#39;s account is not active. Ask an administrator." in page
+    assert "Your login has expired" not in page
+    assert client.get("/admin/").status_code == 302
+
+
 def test_customers_verify_when_the_customer_setting_is_on(client, login, world, verifying, web_app, monkeypatch):
     monkeypatch.setitem(web_app.config, "PHONE_VERIFICATION_CUSTOMER", True)
     monkeypatch.setitem(web_app.config, "PHONE_VERIFICATION_STAFF", False)

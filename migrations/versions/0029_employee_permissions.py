@@ -9,14 +9,14 @@ A column on `user`, not a user_permission(user_id, area) table:
 Nothing queries "who has area X" across users; the codes are checked by actions.employees on write.
 A CHECK keeps restrictions to customer logins (staff have their roles).
 
-Revision ID: 0028_staff
-Revises: 0027_commission_rule_set_by
+Revision ID: 0029_employee_permissions
+Revises: 0028_seat_order_terms
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0028_staff"
-down_revision = "0027_commission_rule_set_by"
+revision = "0029_employee_permissions"
+down_revision = "0028_seat_order_terms"
 branch_labels = None
 depends_on = None
 
