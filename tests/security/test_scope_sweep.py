@@ -192,8 +192,10 @@ def _markers(actor: str, rows: list[Foreign]) -> tuple[str, ...]:
 
 # Numbers and logins of Globex's typed into the text boxes that take them (device batches, seats, card picks).
 TYPED = [("numbers", "GX0001\nGX0002\n89860000000000770001"), ("logins", "globex-member"), ("pin", "770001")]
-# What the actor typed, echoed back in a return URL or a kept text box: not a leak.
-ECHOED = re.compile(r"order(?:=|%3D)[\w-]+|GX0001(?:\n|\r\n|%0A)GX0002(?:\n|\r\n|%0A)89860000000000770001")
+# What the actor typed, echoed back in a return URL, a kept text box or the confirmation page's copy of the
+# submitted form (hidden inputs posted again with the token): not a leak.
+ECHOED = re.compile(r"order(?:=|%3D)[\w-]+|GX0001(?:\n|\r\n|%0A)GX0002(?:\n|\r\n|%0A)89860000000000770001"
+                    r'|<input type="hidden" name="(?!csrf_token|confirm_token)[^"]+" value="[^"]*">')
 
 
 def _text(answer) -> str:
