@@ -196,7 +196,7 @@ def _locale_name(locale) -> str:
 
 
 def format_money(amount: Decimal | int | None, currency: str, locale=None) -> str:
-    """`¥12,800.00`, `US$5.00`, `12.800 ₫`, `216,000 金币`: Babel's currency format in the reader's
+    """`¥12,800.00`, `US$5.00`, `12.800 ₫`, `216,000 奥币`: Babel's currency format in the reader's
     locale, always with the currency's own decimals. None shows as an empty string."""
     if amount is None:
         return ""

@@ -49,7 +49,7 @@ class Card:
 @dataclass(frozen=True)
 class Balance:
     currency: str
-    label: str  # 人民币, 美元, 金币
+    label: str  # 人民币, 美元, 奥币
     text: str  # the one formatter's text of the balance of the customer's whole company tree
     own_text: str  # the customer's own company's balance, when it differs; else ""
 

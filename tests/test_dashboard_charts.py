@@ -42,7 +42,7 @@ def test_customer_sees_balances_per_currency_of_its_tree_only(client, login, wor
     db.session.commit()
     page = home(client, login, "customer", "zh_Hans_CN")
     balances = dict(re.findall(r'data-balance="([A-Z]+)">([^<]*)<', page))
-    assert balances == {"CNY": "¥12,800.50", "USD": "US$0.00", "COIN": "216,000 金币"}
+    assert balances == {"CNY": "¥12,800.50", "USD": "US$0.00", "COIN": "216,000 奥币"}
     assert "¥12,800.00" in page  # its own company's part, beside the tree's total
 
 

@@ -59,7 +59,7 @@ def test_allocation_sums_exactly_and_gives_ties_to_the_lower_line():
 
 @pytest.mark.parametrize("locale, amount, currency, wanted", [
     ("zh_Hans_CN", "12800", "CNY", "¥12,800.00"), ("zh_Hans_CN", "5", "USD", "US$5.00"),
-    ("vi", "12800", "VND", "12.800\xa0₫"), ("zh_Hans_CN", "216000", "COIN", "216,000 金币"),
+    ("vi", "12800", "VND", "12.800\xa0₫"), ("zh_Hans_CN", "216000", "COIN", "216,000 奥币"),
     ("en", "1000", "CNY", "CN¥1,000.00"),
 ])
 def test_one_formatter_in_the_readers_locale(app, locale, amount, currency, wanted):
