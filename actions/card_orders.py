@@ -36,6 +36,18 @@ SELL_ROLES = frozenset({"customer_admin", "sales"})
 MAX_QUANTITY = 5_000
 
 
+def customer_details(seller: Company, customer: CardCustomer | None, name: str, phone: str,
+                     address: str) -> tuple[str, str, str]:
+    """The name, phone and address of an order or a quote: what was typed, blanks filled from a picked
+    `customer`, which must be the seller's own."""
+    if customer is None:
+        return name, phone, address
+    if customer.company_id != seller.id:
+        raise DomainError(_l("Customer %(name)s is not a customer of %(company)s.", name=customer.name,
+                             company=seller.name))
+    return (name.strip() or customer.name, phone.strip() or customer.phone, address.strip() or customer.address)
+
+
 def place_order(session: Session, actor: User, *, seller: Company, package: Package, quantity: int,
                 holder_key: int = PLATFORM, customer: CardCustomer | None = None, customer_name: str = "",
                 customer_phone: str = "", shipping_address: str = "", promotion_percent: str = "",
@@ -55,13 +67,8 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
     if not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
         raise DomainError(_l("Quantity: between 1 and %(max)s cards.", max=MAX_QUANTITY))
     check_holder(session, seller, holder_key)
-    if customer is not None:
-        if customer.company_id != seller.id:
-            raise DomainError(_l("Customer %(name)s is not a customer of %(company)s.", name=customer.name,
-                                 company=seller.name))
-        customer_name = customer_name.strip() or customer.name
-        customer_phone = customer_phone.strip() or customer.phone
-        shipping_address = shipping_address.strip() or customer.address
+    customer_name, customer_phone, shipping_address = customer_details(seller, customer, customer_name,
+                                                                       customer_phone, shipping_address)
     currency = package.currency
     if unit_price is not None and (isinstance(unit_price, float) or unit_price < 0):
         raise DomainError(_l("Unit price: 0 or more."))

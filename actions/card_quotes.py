@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.audit import record
-from actions.card_orders import MAX_QUANTITY, SELL_ROLES, place_order
+from actions.card_orders import MAX_QUANTITY, SELL_ROLES, customer_details, place_order
 from actions.cards import require_verified
 from actions.money import from_minor, parse, round_money, to_minor
 from actions.orders import number_row
@@ -128,13 +128,8 @@ def save_quote(session: Session, actor: User, *, seller: Company, valid_until: d
             raise DomainError(_l("Quote %(number)s is %(status)s: only a draft can be edited.",
                                  number=quote.number, status=_status(quote)))
     require_verified(session, seller.id)
-    if customer is not None:
-        if customer.company_id != seller.id:
-            raise DomainError(_l("Customer %(name)s is not a customer of %(company)s.", name=customer.name,
-                                 company=seller.name))
-        customer_name = customer_name.strip() or customer.name
-        customer_phone = customer_phone.strip() or customer.phone
-        customer_address = customer_address.strip() or customer.address
+    customer_name, customer_phone, customer_address = customer_details(seller, customer, customer_name,
+                                                                       customer_phone, customer_address)
     customer_name = (customer_name or "").strip()
     if not customer_name:
         raise DomainError(_l("Customer: pick a saved customer or type the customer's name."))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from actions.cards import distributor_profile
 from actions.passwords import DEFAULT_POLICY, LIST_SEPARATOR, PasswordPolicy, PasswordRefused
 from actions.permissions import AREAS, DISTRIBUTOR_AREAS, areas_of, is_restricted, ordered
 from actions.texts import labels_param, message
-from actions.users import USERNAME_MAX, generate_password
+from actions.users import check_new_username, generate_password
 from models import Company, User
 
 
@@ -118,16 +118,6 @@ def _clean_areas(session: Session, actor: User, company_id: int, areas: Iterable
     return ordered(chosen)
 
 
-def _check_username(session: Session, username: str) -> str:
-    username = (username or "").strip()
-    if not username:
-        raise EmployeeRefused(_l("Choose a username."), field="username")
-    if len(username) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in username):
-        raise EmployeeRefused(_l("The username has at most %(n)s characters, without spaces.", n=USERNAME_MAX),
-                              field="username")
-    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
-        raise EmployeeRefused(_l("The username %(name)s is taken: choose another.", name=username), field="username")
-    return username
 
 
 def create_employee(
@@ -138,7 +128,7 @@ def create_employee(
     """A new login of the actor's company limited to `areas`; returns it and its initial password (generated
     when none is given), which it must change at first login."""
     require_manager(actor)
-    username = _check_username(session, username)
+    username = check_new_username(session, username, EmployeeRefused)
     chosen = _clean_areas(session, actor, actor.company_id, areas)
     email = (email or "").strip() or None
     if email is not None and (len(email) > 254 or "@" not in email or any(c.isspace() for c in email)):

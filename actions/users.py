@@ -105,20 +105,28 @@ def reset_password(
 USERNAME_MAX = 64
 
 
+def check_new_username(session: Session, username: str | None, refused: type[PasswordRefused]) -> str:
+    """A new login's username, stripped: given, at most USERNAME_MAX printable characters without spaces,
+    and not taken (case-insensitively); else `refused(message, field="username")` (a DomainError whose
+    `field` names the form field, as PasswordRefused and EmployeeRefused do)."""
+    username = (username or "").strip()
+    if not username:
+        raise refused(_l("Choose a username."), field="username")
+    if len(username) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in username):
+        raise refused(_l("The username has at most %(n)s characters, without spaces.", n=USERNAME_MAX),
+                      field="username")
+    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        raise refused(_l("The username %(name)s is taken: choose another.", name=username), field="username")
+    return username
+
+
 def register_applicant(
     session: Session, username: str | None, password: str | None, confirm: str | None, phone: str,
     policy: PasswordPolicy = DEFAULT_POLICY, method: str = "scrypt",
 ) -> User:
     """申请开通 from the login page: a visitor's own login, with no company until an admin approves
     their application. `phone` is already normalized (actions.phone_login.normalize_phone)."""
-    username = (username or "").strip()
-    if not username:
-        raise PasswordRefused(_l("Choose a username."), field="username")
-    if len(username) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in username):
-        raise PasswordRefused(_l("The username has at most %(n)s characters, without spaces.", n=USERNAME_MAX),
-                              field="username")
-    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
-        raise PasswordRefused(_l("The username %(name)s is taken: choose another.", name=username), field="username")
+    username = check_new_username(session, username, PasswordRefused)
     policy.check(password or "", field="password")
     if password != confirm:
         raise PasswordRefused(_l("The two passwords differ."), field="confirm")
