@@ -81,7 +81,8 @@ def init_admin(app: Flask) -> Admin:
     cards.register(admin, cards=CARDS, distribution=DISTRIBUTION, finance=FINANCE, system=SYSTEM)
     card_orders.register(admin, CARDS)
     card_quotes.register(admin, CARDS)
-    employees.register(admin, SYSTEM)  # 系统设置 → 员工权限设置, for customer administrators
+    # 员工权限设置 (seed 002 系统设置): in the customer center, the platform's System menu stays staff-only
+    employees.register(admin, CUSTOMER)
 
     @app.context_processor
     def console_context():

@@ -167,5 +167,5 @@ class EmployeeView(RoleView):
         return redirect(url_for(".index"))
 
 
-def register(admin, system) -> None:
-    admin.add_view(EmployeeView(name=_l("Employee permissions"), category=system, endpoint="employees"))
+def register(admin, customer) -> None:
+    admin.add_view(EmployeeView(name=_l("Employee permissions"), category=customer, endpoint="employees"))
