@@ -128,7 +128,8 @@ def test_a_draft_is_edited_lines_added_and_removed(quotes):
     assert [(line.package.code, line.quantity, line.net) for line in quote.lines] == [
         ("SIM-59", 2, D("100.00")), ("SIM-39", 1, D("39.00")), ("SIM-39", 4, D("114.00"))]
     assert quote.total == D("253.00") and quote.customer_name == "Walk-in" and quote.customer_id is None
-    actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.model == "card_quote")).all()
+    actions = db.session.scalars(select(AuditEvent.action).where(AuditEvent.model == "card_quote")
+                                 .order_by(AuditEvent.id)).all()
     assert actions == ["create", "edit"]
 
 

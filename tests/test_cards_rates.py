@@ -135,7 +135,8 @@ def test_a_rule_shares_depend_on_cannot_be_deleted_and_the_refusal_names_them(tr
     delete_rule(db.session, users["finance"], own)
     db.session.commit()
     assert _rules(a) == {None: 1000} and _rules(b) == {}
-    deleted = db.session.scalars(select(AuditEvent.summary_data).where(AuditEvent.action == "delete")).all()
+    deleted = db.session.scalars(select(AuditEvent.summary_data).where(AuditEvent.action == "delete")
+                                 .order_by(AuditEvent.id)).all()
     assert [(d["key"], d["params"]["company"], d["params"]["old"]) for d in deleted] == [
         ("audit.commission_rule.delete", "Distributor B", {"basis_points": 500}),
         ("audit.commission_rule.delete", "Distributor A", {"basis_points": 1200})]
@@ -154,7 +155,8 @@ def test_every_change_is_audited_with_its_old_and_new_rate(tree):
         ("a_admin", "audit.commission_rule.share", {"basis_points": None}, {"basis_points": 400}),
         ("a_admin", "audit.commission_rule.share", {"basis_points": 400}, {"basis_points": 650})]
     assert events[-1].summary == "Distributor B, Every plan: share passed down by Distributor A 4% → 6.5%"
-    platform = db.session.scalars(select(AuditEvent.summary).where(AuditEvent.actor_name == "finance")).all()
+    platform = db.session.scalars(select(AuditEvent.summary).where(AuditEvent.actor_name == "finance")
+                                  .order_by(AuditEvent.id)).all()
     assert platform[0] == ("Distributor A, Every plan: Override (platform sets both levels), Percent of net paid, "
                            "rate — → 10%")
 
