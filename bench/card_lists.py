@@ -114,7 +114,7 @@ def pages(app) -> dict[str, str]:
         "list_page": "/admin/simcard/",
         "filtered_list": f"/admin/simcard/?flt0_{args['status_equals']}=returned",
         "active_filter": f"/admin/simcard/?flt0_{args['status_equals']}=in_stock",
-        "plan_filter": f"/admin/simcard/?flt0_{args['plan_equals']}={plan}",
+        "plan_filter": f"/admin/simcard/?flt0_{args.get('plan_equals') or args['package_equals']}={plan}",
         "valid_until_filter": f"/admin/simcard/?flt0_{args['valid_until_between']}={window}",
         "search": f"/admin/simcard/?search={iccid(WHOLE)}",
         "search_prefix": f"/admin/simcard/?search={phone(WHOLE)[:9]}",
