@@ -16,7 +16,6 @@ from collections.abc import Iterable
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, scope_company_ids
@@ -26,7 +25,7 @@ from actions.cards import distributor_profile
 from actions.passwords import DEFAULT_POLICY, LIST_SEPARATOR, PasswordPolicy, PasswordRefused
 from actions.permissions import AREAS, DISTRIBUTOR_AREAS, areas_of, is_restricted, ordered
 from actions.texts import labels_param, message
-from actions.users import check_new_username, generate_password
+from actions.users import check_new_username, generate_password, insert_login
 from models import Company, User
 
 
@@ -142,13 +141,7 @@ def create_employee(
                 mobile=(mobile or "").strip()[:40] or None, must_change_password=must_change_password,
                 session_version=0)
     user.set_password(password, method=method)
-    session.add(user)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:  # the same username taken a moment ago (the unique index)
-        raise EmployeeRefused(_l("The username %(name)s is taken: choose another.", name=username),
-                              field="username") from None
+    insert_login(session, user, EmployeeRefused)
     record(session, actor, "create", "user", [user.id], message(
         "audit.employee.create", username=username, company=actor.company.name,
         areas=labels_param("permission_area", chosen)))

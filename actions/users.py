@@ -105,6 +105,18 @@ def reset_password(
 USERNAME_MAX = 64
 
 
+def insert_login(session: Session, user: User, refused: type[PasswordRefused]) -> None:
+    """Insert a new login; its username taken a moment ago by another request (the unique index, after
+    check_new_username) is refused as check_new_username refuses it."""
+    session.add(user)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise refused(_l("The username %(name)s is taken: choose another.", name=user.username),
+                      field="username") from None
+
+
 def check_new_username(session: Session, username: str | None, refused: type[PasswordRefused]) -> str:
     """A new login's username, stripped: given, at most USERNAME_MAX printable characters without spaces,
     and not taken (case-insensitively); else `refused(message, field="username")` (a DomainError whose
@@ -135,13 +147,7 @@ def register_applicant(
     user = User(username=username, role=APPLICANT, company=None, mobile=display_phone(phone), login_phone=phone,
                 must_change_password=False, session_version=0)
     user.set_password(password, method=method)
-    session.add(user)
-    try:
-        with session.begin_nested():
-            session.flush()
-    except IntegrityError:  # the same username registered a moment ago (the unique index)
-        raise PasswordRefused(_l("The username %(name)s is taken: choose another.", name=username),
-                              field="username") from None
+    insert_login(session, user, PasswordRefused)
     record(session, user, "register", "user", [user.id], message("audit.user.register", username=username))
     session.flush()
     return user
