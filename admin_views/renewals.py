@@ -52,8 +52,8 @@ from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
 from admin_views.payments import enabled_methods, pay_page_url, provider_label
 from admin_views.system import InCompanyTree
 from models import (
-    CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, WALLET_CURRENCIES, Company, Device, Order,
-    REFUND_STATUSES, OrderLine, OrderRefund, Package, db,
+    CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, REFUND_STATUSES, WALLET_CURRENCIES,
+    Company, Device, Order, OrderLine, OrderRefund, Package, db,
 )
 
 RENEW_ROLES = frozenset({"customer_admin", "tech_support", "finance", "sales"})
@@ -711,7 +711,8 @@ class OrderManagementView(OrderListView):
             "renewdesk/refund_confirm.html", orders=orders, totals=sorted(totals.items()),
             kinds=ORDER_KINDS, statuses=ORDER_STATUSES, methods=PAYMENT_METHODS,
             return_url=get_redirect_target() or self.get_url(".index_view"),
-            confirm_token=confirm_token(f"{self.endpoint}.refund", [o.id for o in orders]),
+            # the page asks for the reason: the token covers the orders only
+            confirm_token=confirm_token(f"{self.endpoint}.refund", [o.id for o in orders], fields=()),
         )
 
     @expose("/refund/", methods=("POST",))
@@ -723,7 +724,7 @@ class OrderManagementView(OrderListView):
         if not orders:
             flash(_("Select at least one order."), "error")
             return redirect(return_url)
-        if not is_confirmed(f"{self.endpoint}.refund", [o.id for o in orders]):
+        if not is_confirmed(f"{self.endpoint}.refund", [o.id for o in orders], fields=()):
             return self.action_refund(ids)  # the confirmation page, again
         with unit_of_work() as work:
             remember(claim_form("refund"), return_url)
@@ -814,7 +815,7 @@ class RefundView(ScopedModelView):
             return None
         return self.render("renewdesk/refund_approve.html", refunds=refunds,
                            return_url=get_redirect_target() or self.get_url(".index_view"),
-                           confirm_token=confirm_token(f"{self.endpoint}.approve", [r.id for r in refunds]))
+                           confirm_token=confirm_token(f"{self.endpoint}.approve", [r.id for r in refunds], fields=()))
 
     @expose("/approve/", methods=("POST",))
     def approve_view(self):
@@ -822,7 +823,7 @@ class RefundView(ScopedModelView):
         ids = request.form.getlist("rowid")
         return_url = get_redirect_target() or self.get_url(".index_view")
         refunds = self.scoped_rows(ids)
-        if refunds and not is_confirmed(f"{self.endpoint}.approve", [r.id for r in refunds]):
+        if refunds and not is_confirmed(f"{self.endpoint}.approve", [r.id for r in refunds], fields=()):
             return self.action_approve(ids)  # the confirmation page, again
         try:
             result = approve_refunds(db.session, current_user, refunds, date.today())

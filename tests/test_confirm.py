@@ -62,6 +62,10 @@ def check_asks_first(client, url: str, data, changed, summary: str):
     without = [(k, v) for k, v in fields if k != "confirm_token"]
     assert client.post(action, data=MultiDict(without)).status_code == 200 and not changed()
 
+    added = client.post(action, data=MultiDict([*fields, ("months", "12")]))  # a field the page did not confirm
+    assert added.status_code == 200 and not changed()
+    assert "The confirmation does not match this action any more; nothing was changed." in text_of(added)
+
     done = client.post(action, data=MultiDict(fields))
     assert done.status_code == 302, text_of(done)[:1000]
     assert changed(), "the confirmed POST did nothing"
@@ -104,6 +108,19 @@ def test_decline_offline_recharge_asks_and_says_it_is_final(client, login, world
     check_asks_first(client, url, {"decision": "decline", "comment": "no such transfer"},
                      lambda: fresh(OfflineRecharge, pending.id).status == "declined",
                      "Decline the application of Acme Logistics for CN¥1,000.00: nothing is credited.")
+
+
+def test_a_confirmed_decline_cannot_carry_another_comment(client, login, world, pending):
+    """The token covers the posted fields: the comment the page showed is the one recorded."""
+    login("finance")
+    url = f"/admin/recharge_review/review/?id={pending.id}"
+    action, fields = confirmation_form(post(client, url, {"decision": "decline", "comment": "no such transfer"}))
+    edited = [(k, "paid twice, refund it" if k == "comment" else v) for k, v in fields]
+    answer = client.post(action, data=MultiDict(edited))
+    assert "does not match" in text_of(answer)
+    assert fresh(OfflineRecharge, pending.id).status == "submitted"
+    assert client.post(action, data=MultiDict(fields)).status_code == 302
+    assert fresh(OfflineRecharge, pending.id).status == "declined"
 
 
 def test_a_token_for_one_application_does_not_approve_another(client, login, world, pending, app):
