@@ -281,6 +281,20 @@ def test_an_old_qr_code_is_not_shown_again(client, login, wechat, recharge):
     assert attempts(recharge)[0].qr_given_at > utcnow() - timedelta(minutes=1)
 
 
+def test_buying_coins_with_wechat_opens_the_payment_once(client, login, wechat, world):
+    """The coins form's POST opens the payment; its replay (the form sent again) shows the same code."""
+    login("customer")
+    form = {"company_id": str(world.acme.id), "amount": "72", "method": "wechat",
+            "idempotency_key": secrets.token_hex(16)}
+    answer = post(client, "/admin/coins/", form)
+    order = db.session.scalar(select(Order).where(Order.kind == "coins", Order.company_id == world.acme.id))
+    assert answer.status_code == 302 and answer.headers["Location"] == f"/payments/pay/{order.number}/wechat"
+    code = qr_code(client.get(answer.headers["Location"]))
+    assert code == wechat.trades[order.number]["code_url"] and len(attempts(order)) == 1
+    again = post(client, "/admin/coins/", form, follow_redirects=True)
+    assert qr_code(again) == code and len(attempts(order)) == 1 and len(wechat.requests) == 1
+
+
 def test_a_paid_order_has_no_pay_page(client, login, wechat, recharge):
     open_at_wechat(client, login, recharge)
     assert notify(client, *wechat.notification(wechat.pay(recharge.number))).status_code == 204
