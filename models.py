@@ -1322,7 +1322,7 @@ class RefusedNotification(db.Model):
 class PaymentAttempt(db.Model):
     """A payment opened at a provider for an order, with the provider's reference for it (PayPal's
     order id; the order number for the others): what the payer's return and `billing
-    reconcile-payments` ask the provider about."""
+    reconcile-payments` ask the provider about, and the QR code the pay page shows again."""
 
     __tablename__ = "payment_attempt"
     __table_args__ = (
@@ -1335,6 +1335,10 @@ class PaymentAttempt(db.Model):
     method: Mapped[str] = mapped_column(String(20))
     reference: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The QR code's text the provider gave (WeChat Pay's code_url, Alipay's pre-created qr_code) and when:
+    # the pay page shows it again on a reload or the payer's return instead of opening another payment.
+    qr_text: Mapped[str | None] = mapped_column(Text)
+    qr_given_at: Mapped[datetime | None]
 
 
 MAIL_STATUSES = {

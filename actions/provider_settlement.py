@@ -48,17 +48,41 @@ def settle_refund_notice(session: Session, method: str, notice: RefundNotice) ->
     return settle_refund(session, refund, notice.answer)
 
 
+# How long a QR code a provider gave is shown again: WeChat Pay's code_url and Alipay's pre-created qr_code
+# last 2 hours; ten minutes less leaves the payer time to scan and pay before the provider closes it.
+QR_SHOWN_FOR = timedelta(minutes=110)
+
+
 def record_attempt(session: Session, order: Order, started: PaymentStart) -> PaymentAttempt:
-    """Remember what was opened at the provider for `order` (once per provider reference)."""
+    """Remember what was opened at the provider for `order` (once per provider reference), with the QR code
+    it gave (shown again by `open_qr_attempt`)."""
     reference = started.reference or order.number
     attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.method == started.method,
                                                           PaymentAttempt.reference == reference))
+    now = utcnow()
     if attempt is None:
-        attempt = PaymentAttempt(order_id=order.id, method=started.method, reference=reference, created_at=utcnow())
+        attempt = PaymentAttempt(order_id=order.id, method=started.method, reference=reference, created_at=now)
         session.add(attempt)
-        session.flush()
     elif attempt.order_id != order.id:
         raise ProviderError(_l("The provider gave a reference already used by another order."))
+    if started.qr_text:
+        attempt.qr_text, attempt.qr_given_at = started.qr_text, now
+    session.flush()
+    return attempt
+
+
+def open_qr_attempt(session: Session, order: Order, method: str, now: datetime) -> PaymentAttempt | None:
+    """The payment still open at `method` for `order` whose QR code can be shown again: its latest attempt
+    there, if the order is still pending and the provider gave a QR code for it less than QR_SHOWN_FOR ago.
+    None otherwise (nothing opened, a redirect to the provider's page, an old code): a new one is opened."""
+    if order.status != "pending":
+        return None
+    attempt = session.scalar(select(PaymentAttempt).where(
+        PaymentAttempt.order_id == order.id, PaymentAttempt.method == method)
+        .order_by(PaymentAttempt.id.desc()).limit(1))
+    if attempt is None or not attempt.qr_text or attempt.qr_given_at is None \
+            or attempt.qr_given_at < now - QR_SHOWN_FOR:
+        return None
     return attempt
 
 

@@ -51,7 +51,7 @@ from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, time_cell, unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
-from admin_views.payments import enabled_methods, pay_page_url
+from admin_views.payments import enabled_methods, go_to_pay, pay_page_url
 from admin_views.system import InCompanyTree
 from admin_views.wording import Form
 from importers.xlsx import write_xlsx
@@ -410,7 +410,7 @@ class BuyCoinsView(RoleView):
                         coins=_coins(order.total * COINS_PER_CNY), amount=format_amount(order.total, "CNY")), "success")
                 if method == "bank_transfer":
                     return redirect(url_for("bank_transfer.upload", order=number))
-                return redirect(pay_page_url(order, method))
+                return go_to_pay(order, method)
         coins_preview = None
         try:
             coins_preview = coins_for_cny(amount) if amount else None

@@ -57,6 +57,16 @@ def pay_page_url(order, method: str) -> str:
     return settings.pay_url(order, method)
 
 
+def go_to_pay(order, method: str) -> Response:
+    """The answer to a POST that chose `method` (checked) for a pending `order`: the payment opened at a real
+    provider (a GET of its pay page opens nothing), else off to the method's pay page."""
+    if method in payment_settings().adapters:
+        from admin_views.provider_payments import open_payment
+
+        return open_payment(order, method)
+    return redirect(pay_page_url(order, method))
+
+
 def _plain(text: str, status: int) -> Response:
     return Response(text, status=status, mimetype="text/plain")
 

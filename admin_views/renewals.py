@@ -49,7 +49,7 @@ from admin_views.base import (
 )
 from actions.texts import render as render_stored_text
 from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
-from admin_views.payments import enabled_methods, pay_page_url, provider_label
+from admin_views.payments import enabled_methods, go_to_pay, provider_label
 from admin_views.system import InCompanyTree
 from models import (
     CURRENCIES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, REFUND_STATUSES, WALLET_CURRENCIES,
@@ -446,7 +446,7 @@ class RenewalCenterView(RoleView):
             except DomainError as exc:
                 flash(str(exc), "error")
                 return redirect(url_for(".pay_view", number=order.number))
-            return redirect(pay_page_url(order, method))
+            return go_to_pay(order, method)
         balance = _balance(order.company_id, order.currency) if balance_allowed else None
         return self.render(
             "renewdesk/order_pay.html", order=order, methods=methods, labels=PAYMENT_METHODS,

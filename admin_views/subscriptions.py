@@ -276,11 +276,11 @@ class SubscribeView(RoleView):
         if method == "online":
             order = subs.start_order(db.session, subscription)
             from actions.payments import online_methods
-            from admin_views.payments import enabled_methods, pay_page_url
+            from admin_views.payments import enabled_methods, go_to_pay
 
             methods = online_methods(order.currency, enabled_methods())
             if methods:
-                return redirect(pay_page_url(order, methods[0]))
+                return go_to_pay(order, methods[0])
             flash(_("No online payment provider takes %(currency)s yet; pay by balance or cash.",
                     currency=order.currency), "warning")
             return redirect(detail)

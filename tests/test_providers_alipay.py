@@ -16,8 +16,8 @@ import requests
 from sqlalchemy import func, select, update
 
 from actions.orders import approve_refund, approve_refunds, request_refund
-from conftest import make_app
-from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
+from conftest import make_app, post
+from models import LedgerEntry, Order, OrderRefund, PaymentAttempt, RefusedNotification, db, utcnow
 from provider_fakes import FakeAlipay, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
 
@@ -42,7 +42,7 @@ def recharge(world) -> Order:
 def open_at_alipay(client, login, order: Order) -> str:
     """The customer goes to Alipay's cashier for the order (followed to the fake); the redirect URL."""
     login("customer")
-    response = client.get(f"/payments/pay/{order.number}/alipay")
+    response = post(client, f"/payments/pay/{order.number}/alipay")
     assert response.status_code == 302, response.get_data(as_text=True)
     cashier = requests.get(response.headers["Location"], timeout=10)
     assert cashier.status_code == 200 and "收银台" in cashier.text
@@ -81,11 +81,27 @@ def test_qr_mode_shows_the_precreated_qr_code(database_url, app, alipay, world):
     from conftest import Login
 
     Login(client)("customer")
-    page = client.get(f"/payments/pay/{order.number}/alipay")
+    page = post(client, f"/payments/pay/{order.number}/alipay", follow_redirects=True)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "<svg" in html and 'data-code="https://qr.alipay.com/bax0' in html
     assert alipay.trades[order.number]["total_amount"] == "12800.00"
+    asked = len(alipay.requests)
+    reload = client.get(f"/payments/pay/{order.number}/alipay")  # the same pre-created code, Alipay not asked
+    code = html.split('data-code="', 1)[1].split('"', 1)[0]
+    assert f'data-code="{code}"' in reload.get_data(as_text=True) and len(alipay.requests) == asked
+
+
+def test_a_get_after_the_cashier_opens_nothing(client, login, alipay, recharge):
+    """Page pay keeps no QR code: a GET of the pay page (the payer's reload, a link) offers the button again."""
+    open_at_alipay(client, login, recharge)
+    asked = len(alipay.requests)
+    page = client.get(f"/payments/pay/{recharge.number}/alipay")
+    assert page.status_code == 200 and 'id="rd-provider-start"' in page.get_data(as_text=True)
+    assert "<svg" not in page.get_data(as_text=True) and len(alipay.requests) == asked
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(PaymentAttempt)
+                             .where(PaymentAttempt.order_id == recharge.id)) == 1
 
 
 def test_a_verified_notification_pays_once_and_answers_success(client, login, alipay, world, recharge):

@@ -40,7 +40,7 @@ def recharge(world) -> Order:
 def open_at_paypal(client, login, order: Order) -> str:
     """The customer is sent to PayPal to approve (followed to the fake); PayPal's order id."""
     login("customer")
-    response = client.get(f"/payments/pay/{order.number}/paypal")
+    response = post(client, f"/payments/pay/{order.number}/paypal")
     assert response.status_code == 302, response.get_data(as_text=True)
     approval = requests.get(response.headers["Location"], timeout=10)
     assert approval.status_code == 200 and "PayPal Checkout" in approval.text

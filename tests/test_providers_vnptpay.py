@@ -17,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from actions.orders import approve_refund, approve_refunds, request_refund
 from actions.providers.vnptpay import secure_code
+from conftest import post
 from models import LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
 from provider_fakes import FakeVNPTPay, provider_fixtures
 from tests.test_renewals import balance, fresh, make_order
@@ -40,7 +41,7 @@ def recharge(world) -> Order:
 
 def open_at_vnpt(client, login, order: Order) -> None:
     login("customer")
-    response = client.get(f"/payments/pay/{order.number}/vnptpay")
+    response = post(client, f"/payments/pay/{order.number}/vnptpay")
     assert response.status_code == 302, response.get_data(as_text=True)
     page = requests.get(response.headers["Location"], timeout=10)
     assert page.status_code == 200 and "VNPT Pay" in page.text

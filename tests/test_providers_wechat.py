@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from actions.orders import approve_refund, approve_refunds, request_refund
 from actions.payments import PaymentConfigError
 from conftest import make_app, post
-from models import AuditEvent, LedgerEntry, Order, OrderRefund, RefusedNotification, db, utcnow
+from models import AuditEvent, LedgerEntry, Order, OrderRefund, PaymentAttempt, RefusedNotification, db, utcnow
 from provider_fakes import FakeWeChatPay, provider_fixtures, rsa_key
 from tests.test_renewals import balance, fresh, make_order
 
@@ -37,9 +37,12 @@ def recharge(world) -> Order:
 
 
 def open_at_wechat(client, login, order: Order) -> str:
-    """The customer opens WeChat Pay's pay page for the order; the page's QR code text."""
+    """The customer opens the payment at WeChat Pay (a POST), back on its pay page; the page's QR code text."""
     login("customer")
-    page = client.get(f"/payments/pay/{order.number}/wechat")
+    url = f"/payments/pay/{order.number}/wechat"
+    opened = post(client, url)
+    assert opened.status_code == 302 and opened.headers["Location"] == url, opened.get_data(as_text=True)
+    page = client.get(url)
     assert page.status_code == 200, page.get_data(as_text=True)
     html = page.get_data(as_text=True)
     assert "<svg" in html
@@ -208,6 +211,98 @@ def test_returning_from_wechat_asks_it(client, login, wechat, world, recharge):
     back = client.get(f"/payments/return/{recharge.number}/wechat", follow_redirects=True)
     assert back.status_code == 200
     assert fresh(Order, recharge.id).status == "paid" and balance(world.acme) == Decimal("88.00")
+
+
+def attempts(order: Order) -> list[PaymentAttempt]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(PaymentAttempt).where(PaymentAttempt.order_id == order.id)))
+
+
+def qr_code(page) -> str | None:
+    """The QR code's text a pay page shows, None when it shows none."""
+    match = re.search(r'id="rd-provider-qr" data-code="([^"]*)"', page.get_data(as_text=True))
+    return match.group(1) if match else None
+
+
+def test_a_get_of_the_pay_page_opens_nothing(client, login, wechat, recharge):
+    """A link or an <img> on another site cannot open a payment: the GET shows a button posting to the page."""
+    login("customer")
+    url = f"/payments/pay/{recharge.number}/wechat"
+    page = client.get(url)
+    assert page.status_code == 200 and qr_code(page) is None
+    html = page.get_data(as_text=True)
+    assert f'<form method="post" action="{url}"' in html and 'name="csrf_token"' in html
+    assert attempts(recharge) == [] and wechat.requests == [] and recharge.number not in wechat.trades
+
+
+def test_opening_the_payment_needs_the_csrf_token(client, login, wechat, recharge):
+    login("customer")
+    answer = client.post(f"/payments/pay/{recharge.number}/wechat")
+    assert answer.status_code == 400 and b"CSRF" in answer.data
+    assert attempts(recharge) == [] and wechat.requests == []
+
+
+def test_the_post_opens_one_payment_and_a_reload_shows_its_qr_code_again(client, login, wechat, recharge):
+    code = open_at_wechat(client, login, recharge)
+    assert [(a.reference, a.qr_text) for a in attempts(recharge)] == [(recharge.number, code)]
+    assert wechat.requests == [("POST", "/v3/pay/transactions/native")]
+    url = f"/payments/pay/{recharge.number}/wechat"
+    assert qr_code(client.get(url)) == code  # the reload: the same code, nothing asked, nothing recorded
+    again = post(client, url, follow_redirects=True)  # the button pressed twice: the open payment again
+    assert again.status_code == 200 and qr_code(again) == code
+    assert len(attempts(recharge)) == 1 and wechat.requests == [("POST", "/v3/pay/transactions/native")]
+
+
+def test_not_confirmed_yet_the_wechat_payer_sees_the_same_qr_code(client, login, wechat, recharge):
+    code = open_at_wechat(client, login, recharge)
+    before = [(a.id, a.qr_text, a.qr_given_at) for a in attempts(recharge)]
+    page = client.get(f"/payments/return/{recharge.number}/wechat", follow_redirects=True)
+    assert page.status_code == 200 and qr_code(page) == code
+    assert "has not confirmed the payment" in page.get_data(as_text=True)
+    assert [(a.id, a.qr_text, a.qr_given_at) for a in attempts(recharge)] == before
+    assert [method for method, _path in wechat.requests] == ["POST", "GET"]  # opened once, then asked
+    assert fresh(Order, recharge.id).status == "pending"
+
+
+def test_an_old_qr_code_is_not_shown_again(client, login, wechat, recharge):
+    from actions.provider_settlement import QR_SHOWN_FOR
+
+    open_at_wechat(client, login, recharge)
+    db.session.execute(update(PaymentAttempt).where(PaymentAttempt.order_id == recharge.id)
+                       .values(qr_given_at=utcnow() - QR_SHOWN_FOR - timedelta(minutes=1)))
+    db.session.commit()
+    url = f"/payments/pay/{recharge.number}/wechat"
+    page = client.get(url)
+    assert page.status_code == 200 and qr_code(page) is None and 'id="rd-provider-start"' in page.get_data(
+        as_text=True)
+    assert len(wechat.requests) == 1
+    assert qr_code(post(client, url, follow_redirects=True)) is not None  # the POST asks WeChat Pay again
+    assert len(wechat.requests) == 2 and len(attempts(recharge)) == 1
+    assert attempts(recharge)[0].qr_given_at > utcnow() - timedelta(minutes=1)
+
+
+def test_buying_coins_with_wechat_opens_the_payment_once(client, login, wechat, world):
+    """The coins form's POST opens the payment; its replay (the form sent again) shows the same code."""
+    login("customer")
+    form = {"company_id": str(world.acme.id), "amount": "72", "method": "wechat",
+            "idempotency_key": secrets.token_hex(16)}
+    answer = post(client, "/admin/coins/", form)
+    order = db.session.scalar(select(Order).where(Order.kind == "coins", Order.company_id == world.acme.id))
+    assert answer.status_code == 302 and answer.headers["Location"] == f"/payments/pay/{order.number}/wechat"
+    code = qr_code(client.get(answer.headers["Location"]))
+    assert code == wechat.trades[order.number]["code_url"] and len(attempts(order)) == 1
+    again = post(client, "/admin/coins/", form, follow_redirects=True)
+    assert qr_code(again) == code and len(attempts(order)) == 1 and len(wechat.requests) == 1
+
+
+def test_a_paid_order_has_no_pay_page(client, login, wechat, recharge):
+    open_at_wechat(client, login, recharge)
+    assert notify(client, *wechat.notification(wechat.pay(recharge.number))).status_code == 204
+    url = f"/payments/pay/{recharge.number}/wechat"
+    for answer in (client.get(url), post(client, url)):
+        assert answer.status_code == 302 and answer.headers["Location"].endswith(
+            f"/admin/renewal_center/order/{recharge.number}/")
+    assert len(wechat.requests) == 1
 
 
 def test_other_tenants_cannot_open_the_pay_page(client, login, recharge):

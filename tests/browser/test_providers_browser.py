@@ -165,6 +165,11 @@ def test_renewal_paid_with_wechat_pay_qr(open_as, live_app, fakes):
     assert trade["amount"]["total"] == order_row(live_app, order_number).total_minor
     shot(page, "provider-wechat-qr")
     assert order_row(live_app, order_number).status == "pending"
+    # A reload is a GET: the same code again, no other payment opened at WeChat Pay.
+    page.reload()
+    assert page.locator("#rd-provider-qr").get_attribute("data-code") == trade["code_url"]
+    assert live_app.scalar("SELECT count(*) FROM payment_attempt a JOIN \"order\" o ON o.id = a.order_id "
+                           "WHERE o.number = :n", n=order_number) == 1
 
     # The payer scans and pays; WeChat Pay posts its signed, encrypted notification.
     headers, body = wechat.notification(wechat.pay(order_number))
