@@ -193,10 +193,11 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     @expose("/place/holders/")
     def place_holders(self):
         """The "Shipped by" choices of the sell form for one of the actor's sellers (`seller_id`), as JSON: the form
-        narrows its list when the seller changes; placing the order checks the holder again."""
-        if not self._may_sell():
-            abort(403)
-        seller = next((c for c in sellers_in_scope(db.session, current_user) if c.id == int_arg("seller_id")), None)
+        narrows its list when the seller changes; placing the order checks the holder again. A role that does not
+        sell has no seller here: 404, like a seller outside the user's companies (a 403 is for roles the view
+        does not list)."""
+        sellers = sellers_in_scope(db.session, current_user) if self._may_sell() else []
+        seller = next((c for c in sellers if c.id == int_arg("seller_id")), None)
         if seller is None:
             abort(404)
         return jsonify(seller_id=seller.id,
