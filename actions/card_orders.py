@@ -21,7 +21,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from actions import DomainError, NotAllowed, in_scope, require_role
+from actions import DomainError, NotAllowed, in_scope, require_role, scoped
 from actions.audit import record
 from actions.cards import CARD_ADMIN_ROLES, PLATFORM, move, release, require_verified, reserve
 from actions.crypto import normalize
@@ -29,11 +29,19 @@ from actions.distribution import hold_received, record_refund, record_sale
 from actions.money import allocate, from_minor, parse, round_money
 from actions.orders import DiscountSpec, LineSpec, open_order, register_kind
 from models import (
-    CardCustomer, CardFulfillment, CardOrder, Company, Order, OrderLine, OrderRefund, Package, SimCard, User, utcnow,
+    CardCustomer, CardFulfillment, CardOrder, Company, DistributorProfile, Order, OrderLine, OrderRefund, Package,
+    SimCard, User, utcnow,
 )
 
 SELL_ROLES = frozenset({"customer_admin", "sales"})
 MAX_QUANTITY = 5_000
+
+
+def sellers_in_scope(session: Session, actor: User) -> list[Company]:
+    """The verified distributors of the actor's tree (every one for staff), by path: who may sell cards."""
+    return list(session.scalars(scoped(
+        select(Company).join(DistributorProfile, DistributorProfile.company_id == Company.id)
+        .where(DistributorProfile.status == "verified"), actor, Company.id).order_by(Company.path)))
 
 
 def customer_details(seller: Company, customer: CardCustomer | None, name: str, phone: str,
@@ -100,17 +108,28 @@ def place_order(session: Session, actor: User, *, seller: Company, package: Pack
     return card_order
 
 
+def valid_holder_keys(seller: Company) -> list[int]:
+    """The holders whose cards `seller` may sell: the platform, then its upstream distributors (top first) and
+    itself, never an unrelated company's consignment."""
+    return [PLATFORM, *seller.path_ids]
+
+
+def valid_holders(session: Session, seller: Company) -> list[tuple[int, str]]:
+    """`valid_holder_keys` with their names, in that order: the sell form's "Shipped by" choices."""
+    keys = valid_holder_keys(seller)
+    names = dict(session.execute(select(Company.id, Company.name).where(Company.id.in_(keys[1:]))).all())
+    return [(PLATFORM, str(_l("Platform warehouse")))] + [(key, names[key]) for key in keys[1:] if key in names]
+
+
 def check_holder(session: Session, seller: Company, holder_key: int) -> None:
-    """The cards of a sale come from the platform, the seller's own stock or an upstream distributor's
-    (an ancestor of the seller): never from an unrelated company's consignment."""
-    if holder_key == PLATFORM or holder_key == seller.id:
+    """The cards of a sale come from one of the seller's `valid_holder_keys`."""
+    if holder_key in valid_holder_keys(seller):
         return
     holder = session.get(Company, holder_key) if isinstance(holder_key, int) and holder_key > 0 else None
     if holder is None:
         raise DomainError(_l("Holder %(id)s is not a company.", id=holder_key))
-    if holder.id not in seller.path_ids:
-        raise DomainError(_l("%(seller)s cannot sell cards held by %(holder)s: only the platform's, its own or "
-                             "its upstream distributors' stock.", seller=seller.name, holder=holder.name))
+    raise DomainError(_l("%(seller)s cannot sell cards held by %(holder)s: only the platform's, its own or "
+                         "its upstream distributors' stock.", seller=seller.name, holder=holder.name))
 
 
 def card_order_of(session: Session, order: Order) -> CardOrder:

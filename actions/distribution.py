@@ -22,7 +22,7 @@ concurrent save updates the row the other one inserted (`_claim_rule`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from flask_babel import lazy_gettext as _l
@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from actions.texts import label_param, message, percent_param, plan_param
+from actions.texts import render as render_text
 from actions import DomainError, NotAllowed, in_scope, require_role
 from actions.audit import record
 from actions.cards import DISTRIBUTOR_ROLES, FINANCE_ROLES, check_reveal, distributor_profile, require_verified
@@ -677,3 +678,57 @@ def reveal_account(session: Session, actor: User, vault: Vault, withdrawal: With
     record(session, actor, "reveal", "withdrawal", [withdrawal.id], message("audit.reveal.bank_account",
                                                                                     reason=reason.strip()[:200]))
     return vault.decrypt(withdrawal.account_enc)
+
+
+# --- 财务管理: a company's income and expenses -----------------------------------------------------
+
+STATEMENT_ROLES = FINANCE_ROLES | DISTRIBUTOR_ROLES
+STATEMENT_LINES = 500  # the newest movements listed; the totals cover them all
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One movement of a company's wallets: positive is income, negative an expense."""
+
+    at: datetime
+    kind: str  # a LEDGER_KINDS key
+    wallet: str  # a WALLET_KINDS key
+    currency: str
+    amount: Decimal
+    memo: str  # in the current locale
+
+
+@dataclass(frozen=True)
+class StatementTotal:
+    """The sum of one kind of movement of one wallet, over the whole ledger."""
+
+    kind: str
+    wallet: str
+    currency: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Statement:
+    lines: list[StatementLine]
+    totals: list[StatementTotal]
+
+
+def company_statement(session: Session, actor: User, company: Company, limit: int = STATEMENT_LINES) -> Statement:
+    """财务管理: the newest `limit` movements of the company's wallets (prepaid and commission), newest first,
+    and the totals by kind and wallet; the company must be in the actor's tree."""
+    require_role(actor, STATEMENT_ROLES)
+    if not in_scope(actor, company.id, session):
+        raise NotAllowed(_l("Company %(name)s is outside your companies.", name=company.name))
+    lines = [StatementLine(at=entry.created_at, kind=entry.kind, wallet=wallet_kind, currency=currency,
+                           amount=from_minor(entry.amount_minor, currency),
+                           memo=render_text(entry.memo_data, entry.memo))
+             for entry, currency, wallet_kind in session.execute(
+                 select(LedgerEntry, Wallet.currency, Wallet.kind).join(Wallet, Wallet.id == LedgerEntry.wallet_id)
+                 .where(Wallet.company_id == company.id).order_by(LedgerEntry.id.desc()).limit(limit))]
+    groups = (LedgerEntry.kind, Wallet.currency, Wallet.kind)
+    totals = [StatementTotal(kind=kind, wallet=wallet_kind, currency=currency, amount=from_minor(total, currency))
+              for kind, currency, wallet_kind, total in session.execute(
+                  select(*groups, func.sum(LedgerEntry.amount_minor)).join(Wallet, Wallet.id == LedgerEntry.wallet_id)
+                  .where(Wallet.company_id == company.id).group_by(*groups).order_by(*groups))]
+    return Statement(lines, totals)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_babel import gettext as _
@@ -16,8 +16,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import exists, select, true
 
-from actions import DomainError, companies_in_scope
-from actions.card_orders import confirm_receipt, lines_for_refund, open_refund, order_cards, place_order, ship
+from actions import DomainError
+from actions.card_orders import (
+    confirm_receipt, lines_for_refund, open_refund, order_cards, place_order, sellers_in_scope, ship, valid_holders,
+)
 from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
 from actions.orders import approve_refund, pay_with_balance, request_refund
@@ -26,7 +28,7 @@ from admin_views.base import ScopedModelView, badge, claim_form, confirm_first, 
 from admin_views.cards import DistributorAccess, holder_cell, int_arg, refused
 from admin_views.confirm import Confirmation
 from models import (
-    CARD_ORDER_STATUSES, CARD_STATUSES, CardCustomer, CardFulfillment, CardOrder, DistributorProfile, Order,
+    CARD_ORDER_STATUSES, CARD_STATUSES, CardCustomer, CardFulfillment, CardOrder, Order,
     OrderRefund, Package, db,
 )
 
@@ -147,11 +149,9 @@ class CardOrderView(DistributorAccess, ScopedModelView):
     @expose("/place/", methods=("GET", "POST"))
     def place(self):
         """A distributor (or sales for one) sells cards and pays from the distributor's balance, one transaction."""
-        if current_user.role not in ("customer_admin", "sales", "admin"):
+        if not self._may_sell():
             return refused()
-        sellers = [c for c in companies_in_scope(db.session, current_user) if db.session.scalar(
-            select(DistributorProfile.id).where(DistributorProfile.company_id == c.id,
-                                                DistributorProfile.status == "verified"))]
+        sellers = sellers_in_scope(db.session, current_user)
         packages = db.session.scalars(select(Package).where(Package.kind == "card", Package.active)
                                       .order_by(Package.code)).all()
         customers = db.session.scalars(select(CardCustomer).where(
@@ -185,9 +185,27 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                 flash(_("Order %(number)s paid (%(total)s); the cards are reserved.", number=number, total=total),
                       "success")
                 return redirect(done_url)
+        chosen = next((c for c in sellers if c.id == int_arg("seller_id")), sellers[0] if sellers else None)
+        holders = valid_holders(db.session, chosen) if chosen is not None else [(PLATFORM, _("Platform warehouse"))]
         return self.render("renewdesk/cards/order_place.html", sellers=sellers, packages=packages, customers=customers,
-                           holders=[(PLATFORM, _("Platform warehouse"))] + [
-                               (c.id, c.name) for c in sellers])
+                           seller_id=chosen.id if chosen is not None else None, holders=holders)
+
+    @expose("/place/holders/")
+    def place_holders(self):
+        """The "Shipped by" choices of the sell form for one of the actor's sellers (`seller_id`), as JSON: the form
+        narrows its list when the seller changes; placing the order checks the holder again. A role that does not
+        sell has no seller here: 404, like a seller outside the user's companies (a 403 is for roles the view
+        does not list)."""
+        sellers = sellers_in_scope(db.session, current_user) if self._may_sell() else []
+        seller = next((c for c in sellers if c.id == int_arg("seller_id")), None)
+        if seller is None:
+            abort(404)
+        return jsonify(seller_id=seller.id,
+                       holders=[{"id": key, "name": name} for key, name in valid_holders(db.session, seller)])
+
+    @staticmethod
+    def _may_sell() -> bool:
+        return current_user.role in ("customer_admin", "sales", "admin")
 
     @expose("/details/")
     def details_view(self):

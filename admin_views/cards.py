@@ -25,7 +25,6 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from wtforms.validators import DataRequired, Length
 
-from actions.texts import render as render_text
 from actions import DomainError, companies_in_scope, scope_company_ids
 from actions.cards import (
     CARD_ADMIN_ROLES, PLATFORM, REVEAL_PIN_ROLES, CardInput, add_card, distributor_profile, find_by_pin,
@@ -35,7 +34,8 @@ from actions.cards import (
 )
 from actions.crypto import vault
 from actions.distribution import (
-    RULE_ROLES, approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, delete_rule, find_rule,
+    RULE_ROLES, approve_settlement, approve_withdrawal, close_withdrawal, commission_balance, company_statement,
+    delete_rule, find_rule,
     pay_withdrawal, prepare_settlement, reveal_account, save_rule, save_share, sub_distributor_shares,
     submit_settlement, submit_withdrawal, own_rules,
 )
@@ -53,10 +53,10 @@ from importers.cards import (
 )
 from importers.xlsx import iter_file, write_xlsx
 from models import (
-    CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES, COMMISSION_STATES, ID_TYPES,
-    DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES, CardImport, CardMovement,
-    CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company, DistributorProfile, LedgerEntry,
-    Order, Package, SimCard, Wallet, Withdrawal, db,
+    CARD_IMPORT_STATUSES, CARD_STATUSES, COMMISSION_ENTRY_KINDS, LEDGER_KINDS, COMMISSION_KINDS, COMMISSION_MODES,
+    COMMISSION_STATES, ID_TYPES, DISTRIBUTOR_STATUSES, SETTLEMENT_STATUSES, STOCK_DOCUMENT_KINDS, WITHDRAWAL_STATUSES,
+    CardImport, CardMovement, CardCustomer, CommissionEntry, CommissionRule, CommissionSettlement, Company,
+    DistributorProfile, Order, Package, SimCard, Withdrawal, db,
 )
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -998,25 +998,12 @@ class CardFinanceView(DistributorAccess, RoleView):
     def index(self):
         companies = list(companies_in_scope(db.session, current_user))
         company_id = int_arg("company_id") or (current_user.company_id if not current_user.is_staff else None)
-        allowed = {c.id for c in companies}
-        if company_id is not None and company_id not in allowed:
+        company = next((c for c in companies if c.id == company_id), None)
+        if company_id is not None and company is None:
             abort(404)
-        rows, totals = [], {}
-        if company_id is not None:
-            entries = db.session.execute(
-                select(LedgerEntry, Wallet.currency, Wallet.kind).join(Wallet, Wallet.id == LedgerEntry.wallet_id)
-                .where(Wallet.company_id == company_id).order_by(LedgerEntry.id.desc()).limit(500)).all()
-            for entry, currency, kind in entries:
-                rows.append({"at": entry.created_at, "kind": LEDGER_KINDS.get(entry.kind, entry.kind),
-                             "wallet": kind, "amount": format_money(entry.amount, currency),
-                             "income": entry.amount > 0, "memo": render_text(entry.memo_data, entry.memo)})
-            for kind, currency, wallet_kind, total in db.session.execute(
-                    select(LedgerEntry.kind, Wallet.currency, Wallet.kind, func.sum(LedgerEntry.amount_minor))
-                    .join(Wallet, Wallet.id == LedgerEntry.wallet_id).where(Wallet.company_id == company_id)
-                    .group_by(LedgerEntry.kind, Wallet.currency, Wallet.kind)):
-                totals[(str(LEDGER_KINDS.get(kind, kind)), wallet_kind)] = format_money(from_minor(total, currency), currency)
-        return self.render("renewdesk/cards/finance.html", companies=companies, company_id=company_id, rows=rows,
-                           totals=totals)
+        statement = company_statement(db.session, current_user, company) if company is not None else None
+        return self.render("renewdesk/cards/finance.html", companies=companies, company_id=company_id,
+                           statement=statement, kinds=LEDGER_KINDS)
 
 
 # --- 分销报表 -------------------------------------------------------------------------------------
