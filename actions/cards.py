@@ -264,7 +264,7 @@ def add_card(session: Session, actor: User, vault: Vault, card: CardInput, today
     session.add(row)
     session.flush()
     session.add(CardMovement(card_id=row.id, actor_id=actor.id, from_status=None, to_status="in_stock",
-                             from_holder_key=None, to_holder_key=holder_key, note="added"))
+                             from_holder_key=None, to_holder_key=holder_key, note=""))
     adjust_on_hand(session, package.id, holder_key, 1)
     record(session, actor, "create", "sim_card", [row.id], card.iccid)
     return row

@@ -603,8 +603,12 @@ class OrderListView(ScopedModelView):
     details_template = "renewdesk/order_details.html"
     page_size_options = (20, 50, 100, 500)
 
+    def extra_filters(self) -> tuple:
+        """Filters a subclass offers beside the common ones (new objects for each view)."""
+        return ()
+
     def __init__(self, *args, **kwargs):
-        self.column_filters = _order_filters(self.kinds)
+        self.column_filters = _order_filters(self.kinds) + self.extra_filters()
         super().__init__(Order, *args, **kwargs)
 
     def search_placeholder(self):
@@ -694,6 +698,16 @@ class OrderManagementView(OrderListView):
     """订单管理 (finance): every company's orders; refund after a confirmation page."""
 
     roles = frozenset({"finance"})
+    # 未开票订单 (seed 000): finance sees and filters each order's invoice status, and exports it.
+    column_list = ("number", "kind", "company", "status", "currency", "total", "payment_method", "invoice_status",
+                   "created_at", "paid_at")
+    column_export_list = column_list
+    column_formatters = {**OrderListView.column_formatters, "invoice_status": label_formatter(INVOICE_STATUSES)}
+    column_formatters_export = {**OrderListView.column_formatters_export,
+                                "invoice_status": label_formatter(INVOICE_STATUSES)}
+
+    def extra_filters(self) -> tuple:
+        return (sqla_filters.FilterEqual(Order.invoice_status, _l("Invoice"), options=list(INVOICE_STATUSES.items())),)
 
     @action("refund", _l("Refund"))
     def action_refund(self, ids):

@@ -133,6 +133,11 @@ def _areas_cell(view, context, model, name):
     return str(LIST_SEPARATOR).join(str(AREAS[code]) for code in ordered(model.areas)) or "—"
 
 
+def _locale_cell(view, context, model, name):
+    """语言 by its name in that language (简体中文), blank when the user follows the browser."""
+    return LOCALES.get(model.locale or "", model.locale or "")
+
+
 class UserView(ScopedModelView):
     roles = frozenset({"admin"})
     scope_column = "company_id"
@@ -141,7 +146,7 @@ class UserView(ScopedModelView):
     column_searchable_list = ("username", "email")
     column_filters = ("role", "active", InCompanyTree(User.company_id, _l("Company"), User.company_id))
     column_select_related_list = (User.company,)
-    column_formatters = {"role": label_formatter(USER_ROLES), "areas": _areas_cell}
+    column_formatters = {"role": label_formatter(USER_ROLES), "areas": _areas_cell, "locale": _locale_cell}
     column_labels = {
         "areas": _l("Permissions"),
         "username": _l("Username"), "role": _l("Role"), "company": _l("Company"),

@@ -675,6 +675,20 @@ def test_order_management_company_filter_takes_the_tree(client, login, world, le
         "RN-A1", "RC-F1", "VA-S1", "VP-A1", "RN-OLD"}
 
 
+def test_order_management_shows_and_filters_the_invoice_status(client, login, ledgered):
+    """未开票订单 (seed 000): finance sees each order's invoice status, filters on it and exports it."""
+    db.session.execute(Order.__table__.update().where(Order.number == "RN-A1").values(invoice_status="invoiced"))
+    db.session.commit()
+    login("finance")
+    assert listed_orders(client, "/admin/order_management/?flt0_invoice_equals=invoiced") == {"RN-A1"}
+    assert "RN-A1" not in listed_orders(client, "/admin/order_management/?flt0_invoice_equals=none")
+    page = client.get("/admin/order_management/").get_data(as_text=True)
+    assert "Invoiced" in page and "Not invoiced" in page
+    rows = _sheet(client.get("/admin/order_management/export/xlsx/"))
+    column = rows[0].index("Invoice")
+    assert {r[0]: r[column] for r in rows[1:]}["RN-A1"] == "Invoiced"
+
+
 def test_order_record_filters_for_the_customer(client, login, ledgered):
     login("customer")
     assert listed_orders(client, "/admin/order_record/?flt0_status_equals=paid") == {"RN-A1", "VP-A1", "RN-OLD"}

@@ -536,3 +536,17 @@ def test_reset_password_names_unknown_ids(client, login, world):
     login("admin")
     page = action_post(client, "user", "reset_password", [99999], follow_redirects=True).get_data(as_text=True)
     assert "#99999 (not found or outside your companies)" in page
+
+
+def test_a_users_language_reads_by_its_name(client, login, world):
+    """语言 on the user's details: 简体中文, not the code zh_Hans_CN; blank (not "None") when it follows the browser."""
+    chosen, unset = world.users["finance"], world.users["sales"]
+    chosen.locale, unset.locale = "zh_Hans_CN", None
+    db.session.commit()
+    login("admin")
+    def language_cell(user) -> str:
+        page = client.get(f"/admin/user/details/?id={user.id}").get_data(as_text=True)
+        return re.search(r"<b>Language</b>\s*</td>\s*<td>(.*?)</td>", page, re.S).group(1).strip()
+
+    assert language_cell(chosen) == "简体中文"
+    assert language_cell(unset) == ""
