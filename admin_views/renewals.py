@@ -675,7 +675,8 @@ class RechargeRecordView(CustomerOrderView):
             if company is None:
                 flash(_("Company: choose one of your companies."), "error")
             elif currency not in CURRENCIES:
-                flash(_("Currency: choose CNY or USD."), "error")
+                flash(_("Currency: choose one of %(currencies)s.",
+                        currencies=", ".join(str(label) for label in CURRENCIES.values())), "error")
             else:
                 with unit_of_work() as work:
                     claimed = claim_form("recharge")
