@@ -8,7 +8,7 @@ from flask import Flask, abort, has_request_context, request, session
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
 from extensions import WRITE_INTENT, babel, csrf, login_manager, mail, migrate
 from models import LOCALES, User, db
@@ -272,6 +272,24 @@ def create_app(config: dict | None = None) -> Flask:
         # An id or number beyond any column's range names no row: not found, never a crash.
         db.session.rollback()
         return render_error(admin, 404)
+
+    @app.errorhandler(OperationalError)
+    def database_busy(exc):
+        # SQLite's busy timeout ran out outside an admin view (sign-in, payment pages; RoleMixin._run_view
+        # handles the views): the request changed nothing, so say so and let the user try again, never a 500.
+        from flask import Response, flash, redirect
+        from flask_admin.helpers import is_safe_url
+
+        from admin_views.base import BUSY_MESSAGE, is_lock_timeout
+
+        if not is_lock_timeout(exc):
+            raise exc
+        db.session.rollback()
+        if request.method in ("GET", "HEAD"):
+            return Response(str(BUSY_MESSAGE), status=503, mimetype="text/plain", headers={"Retry-After": "2"})
+        flash(str(BUSY_MESSAGE), "error")
+        back = request.referrer
+        return redirect(back if back and is_safe_url(back) else request.path)
 
     @app.teardown_request
     def forget_write_intent(exc):

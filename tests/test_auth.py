@@ -189,3 +189,37 @@ def test_secret_key_is_required_outside_development(database_url):
 
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app({"ENV_NAME": "production", "SQLALCHEMY_DATABASE_URI": database_url, "SECRET_KEY": ""})
+
+
+
+def _locked_error():
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE app_user …", {}, sqlite3.OperationalError("database is locked"))
+
+
+def test_a_sign_in_that_meets_a_locked_database_says_so_instead_of_failing(client, login, world, monkeypatch):
+    """SQLite's busy timeout during a sign-in (many people signing in at once): a message and the login page
+    again, never a 500."""
+    import admin_views.auth as auth_views
+
+    def locked(*args, **kwargs):
+        raise _locked_error()
+
+    monkeypatch.setattr(auth_views, "authenticate", locked)
+    answer = login("finance")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert "The database is busy with another change; nothing was changed. Try again in a moment." in page
+
+
+def test_a_read_that_meets_a_locked_database_answers_503_and_other_errors_still_raise(app):
+    from sqlalchemy.exc import OperationalError
+
+    with app.test_request_context("/payments/pay/X/wechat", method="GET"):
+        busy = app.handle_user_exception(_locked_error())
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
+    with app.test_request_context("/login", method="POST"), pytest.raises(OperationalError):
+        app.handle_user_exception(OperationalError("SELECT 1", {}, Exception("no such table: nowhere")))
