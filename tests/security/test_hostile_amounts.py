@@ -77,7 +77,7 @@ def test_top_up(client, login, world):
     try_amounts(send)
     before = snapshot()
     for currency in ("COIN", "EUR", "cny", ""):
-        assert "currency: choose cny or usd" in page_of(send("10.00", currency)), currency
+        assert "currency: choose one of cny, usd, vnd." in page_of(send("10.00", currency)), currency
     assert changed_tables(before) == []
 
 
