@@ -18,7 +18,8 @@ from sqlalchemy import exists, select, true
 
 from actions import DomainError
 from actions.card_orders import (
-    confirm_receipt, lines_for_refund, open_refund, order_cards, place_order, sellers_in_scope, ship, valid_holders,
+    SELL_ROLES, confirm_receipt, lines_for_refund, open_refund, order_cards, place_order, sellers_in_scope, ship,
+    valid_holders,
 )
 from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
@@ -205,7 +206,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
 
     @staticmethod
     def _may_sell() -> bool:
-        return current_user.role in ("customer_admin", "sales", "admin")
+        return current_user.role == "admin" or current_user.role in SELL_ROLES
 
     @expose("/details/")
     def details_view(self):

@@ -17,6 +17,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from actions import DomainError, companies_in_scope
+from actions.card_orders import sellers_in_scope
 from actions.card_quotes import (
     DEFAULT_VALIDITY_DAYS, LineInput, accept_quote, cancel_quote, decline_quote, expire_quotes, quote_orders,
     save_quote, send_quote,
@@ -27,7 +28,7 @@ from admin_views.base import ScopedModelView, badge, claim_form, label_formatter
 from admin_views.cards import DistributorAccess, int_arg
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from models import (
-    CARD_QUOTE_STATUSES, ORDER_STATUSES, WALLET_CURRENCIES, CardCustomer, CardQuote, DistributorProfile, Package, db,
+    CARD_QUOTE_STATUSES, ORDER_STATUSES, WALLET_CURRENCIES, CardCustomer, CardQuote, Package, db,
 )
 
 STATUS_BADGES = {"draft": "secondary", "sent": "info", "accepted": "success", "declined": "dark",
@@ -77,9 +78,7 @@ class CardQuoteView(DistributorAccess, ScopedModelView):
 
     def _sellers(self):
         """The actor's verified distributors (a quote is sold by one)."""
-        return [c for c in companies_in_scope(db.session, current_user) if db.session.scalar(
-            select(DistributorProfile.id).where(DistributorProfile.company_id == c.id,
-                                                DistributorProfile.status == "verified"))]
+        return sellers_in_scope(db.session, current_user)
 
     def _expire_due(self) -> None:
         """Lazily: sent quotes past their day read expired (the cron command does the same for every seller)."""
