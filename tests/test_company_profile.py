@@ -5,15 +5,18 @@ grouped by country, the reader's country first; distributors read why they canno
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from actions.employees import create_employee
 from actions.tenants import InvalidField, company_administrator, onboard, update_profile
+from app import mail
 from conftest import FAST_HASH, PASSWORD, make_user, post
 from models import AuditEvent, BillingConfig, User, db
 from test_billing_jobs import DAY, inbox, mail_app, reminders, smtp_server  # noqa: F401, F811 (fixtures)
+from test_invoices import REVIEW, ask, ordinary_title, paid_order
 from test_onboarding import fields
 
 pytest_plugins = ("card_fixtures",)
@@ -216,6 +219,20 @@ def test_reminder_mail_goes_to_the_new_administrator_email(mail_app, inbox, remi
     acme = [sorted(rcpt) for rcpt, message in inbox.parsed() if "Acme Logistics" in message["Subject"]]
     assert acme == [["chen@acme.example", "ops@acme.test"]]
 
+
+
+def test_invoice_mail_goes_to_the_requesters_new_email(world, client, login):
+    """The order mail of a request made before the change reads the administrator's address when it is sent."""
+    ordinary_title(world)
+    made = ask(world, [paid_order(world.acme, "80.00")])
+    update_profile(db.session, db.session.get(User, world.users["customer"].id), email="chen@acme.example",
+                   full_name="Chen", user_phone="123456")
+    db.session.commit()
+    login("finance")
+    with mail.record_messages() as outbox:
+        post(client, REVIEW + "issue/", {"id": str(made.id), "invoice_number": "04400001",
+                                         "invoice_date": date.today().isoformat()})
+    assert [sorted(m.recipients) for m in outbox] == [["ap@acme.example", "chen@acme.example"]]
 
 # --- the province list, grouped by country -------------------------------------------------------------
 
