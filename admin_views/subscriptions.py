@@ -442,6 +442,7 @@ class SubscriptionView(ScopedModelView):
     column_default_sort = ("id", True)
     column_select_related_list = (Subscription.company, Subscription.service, Subscription.plan, Subscription.cycle)
     column_details_list = column_list
+    list_template = "renewdesk/subscriptions/list.html"  # with the "Awaiting cash" link of sales
 
     def __init__(self, *args, **kwargs):
         self.column_filters = [
@@ -457,8 +458,6 @@ class SubscriptionView(ScopedModelView):
             AwaitingCash(),
         ]
         super().__init__(Subscription, *args, **kwargs)
-
-    list_template = "renewdesk/subscriptions/list.html"
 
     def awaiting_cash_url(self) -> str | None:
         """The list filtered to the subscriptions awaiting cash (for those who take it), or None."""
