@@ -818,8 +818,24 @@ def _is_plan_line(order: Order, line) -> bool:
 
 
 register_kind("subscription", prefix="SB", deliver=deliver, undo=undo)
-# Cash entered by sales waits for finance: its order is not cancelled as stale meanwhile.
-keep_pending_while(lambda: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"))
+# The stale-order job (billing expire-orders, ORDER_PENDING_HOURS) leaves alone:
+# - an order whose cash sales entered and finance has yet to confirm;
+keep_pending_while(lambda now: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"))
+# - a renewal order, made renewal_days_before the period ends: it waits through the grace days, and
+#   run_billing cancels it when the subscription expires unpaid;
+keep_pending_while(lambda now: exists().where(SubscriptionOrder.order_id == Order.id,
+                                              SubscriptionOrder.purpose == "renewal"))
+# - the order of a subscription paid in cash (seed 003's OS flow) for CASH_WAIT: the customer brings the
+#   cash to sales, who enters it.
+CASH_WAIT = timedelta(days=7)
+keep_pending_while(lambda now: exists().where(
+    SubscriptionOrder.order_id == Order.id, Subscription.id == SubscriptionOrder.subscription_id,
+    Subscription.renewal_method == "cash", Order.created_at >= now - CASH_WAIT))
+
+
+def cash_pay_by(order: Order, pending: timedelta) -> datetime:
+    """When a cash subscription's unpaid order is cancelled as stale (`pending`: ORDER_PENDING_HOURS)."""
+    return order.created_at + max(pending, CASH_WAIT)
 
 
 # --- OS flow: cash receipts (maker–checker) -----------------------------------------------------------------

@@ -311,7 +311,7 @@ class SubscribeView(RoleView):
         order = orders[0]
         hours = int(current_app.config["ORDER_PENDING_HOURS"])
         return self.render("renewdesk/subscriptions/registered.html", subscription=subscription, order=order,
-                           pay_by=order.created_at + timedelta(hours=hours),
+                           pay_by=subs.cash_pay_by(order, timedelta(hours=hours)),
                            receipt=db.session.scalar(select(CashReceipt).where(CashReceipt.order_id == order.id)))
 
 
