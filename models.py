@@ -274,6 +274,8 @@ class User(db.Model):
         ),
         # Only a customer login is ever restricted to some permission areas (staff have their roles).
         CheckConstraint("areas IS NULL OR role = 'customer_admin'", name="areas_customer_only"),
+        # One login name in any letter case (sign-in and the actions compare names case-insensitively).
+        Index("uq_user_username_lower", text("lower(username)"), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

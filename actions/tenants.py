@@ -36,7 +36,7 @@ from actions.text_input import text_problem
 from actions.texts import change, changes_param, message
 from actions.times import check_zone
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy
-from actions.users import USERNAME_MAX, create_user, generate_password
+from actions.users import USERNAME_MAX, create_user, generate_password, username_taken
 from models import APPLICANT, USER_ROLES, BillingConfig, Company, TenantApplication, User, utcnow
 
 CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -500,9 +500,7 @@ def _free_username(session: Session, admin: User, name: str) -> str:
     if len(name) > USERNAME_MAX:
         raise InvalidField("email", _l("the administrator's username follows this email and has at most "
                                        "%(n)s characters: give a shorter address.", n=USERNAME_MAX))
-    taken = session.scalar(select(User.id).where(func.lower(User.username) == name.lower(), User.id != admin.id)
-                           .limit(1))
-    if taken is not None:
+    if username_taken(session, name, other_than=admin.id):
         raise _username_taken(name)
     return name
 

@@ -1,6 +1,8 @@
 """Staff and customer logins: create, deactivate, reset passwords; applicants register themselves."""
 from __future__ import annotations
 
+import unicodedata
+
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -105,6 +107,16 @@ def reset_password(
 USERNAME_MAX = 64
 
 
+def username_taken(session: Session, username: str, other_than: int | None = None) -> bool:
+    """Whether another login (not `other_than`) has `username` in any letter case, or in the form a reader
+    takes for it (NFKC: full-width ｂｉｌｌ reads as bill)."""
+    names = {username.lower(), unicodedata.normalize("NFKC", username).lower()}
+    query = select(User.id).where(func.lower(User.username).in_(names))
+    if other_than is not None:
+        query = query.where(User.id != other_than)
+    return session.scalar(query.limit(1)) is not None
+
+
 def insert_login(session: Session, user: User, refused: type[PasswordRefused]) -> None:
     """Insert a new login; its username taken a moment ago by another request (the unique index, after
     check_new_username) is refused as check_new_username refuses it."""
@@ -127,7 +139,7 @@ def check_new_username(session: Session, username: str | None, refused: type[Pas
     if len(username) > USERNAME_MAX or any(c.isspace() or not c.isprintable() for c in username):
         raise refused(_l("The username has at most %(n)s characters, without spaces.", n=USERNAME_MAX),
                       field="username")
-    if session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+    if username_taken(session, username):
         raise refused(_l("The username %(name)s is taken: choose another.", name=username), field="username")
     return username
 
