@@ -35,8 +35,8 @@ from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
-    ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, Company, Device, Order, OrderDiscount, OrderLine,
-    OrderRefund, OrderRefundLine, Package, User, utcnow,
+    ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, CashReceipt, Company, Device, Order,
+    OrderDiscount, OrderLine, OrderRefund, OrderRefundLine, Package, User, utcnow,
 )
 
 RENEWAL_ROLES = {"customer_admin", "tech_support", "finance", "sales"}
@@ -597,6 +597,11 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     if not in_scope(actor, order.company_id, session):
         raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
     number = order.number
+    receipt = session.scalar(select(CashReceipt.id).where(CashReceipt.order_id == order.id,
+                                                          CashReceipt.status == "submitted").limit(1))
+    if receipt is not None:  # the cash is with sales: cancelled, finance could never confirm it
+        raise DomainError(_l("Order %(number)s: its cash receipt #%(id)s is awaiting finance's confirmation; it "
+                             "cannot be cancelled now.", number=number, id=receipt))
     if not claim_order(session, order, "pending", status="cancelled", cancelled_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=number, status=_status(order.status)))

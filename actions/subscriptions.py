@@ -574,17 +574,25 @@ def check_details(session: Session, service: Service, details: CheckoutDetails, 
     elif terms is None or details.terms_version_id != terms.id:
         problems.append(str(_l("Terms: the terms have changed since the page was opened; read and accept version "
                                "%(version)s.", version=terms.version if terms else "—")))
-    offered = pay_methods_for(service, actor)
-    if details.pay_method not in PAY_METHODS:
-        problems.append(str(_l("Payment: choose balance, online payment or cash.")))
-    elif details.pay_method not in offered:
-        problems.append(str(_l("Payment: %(method)s is not offered for %(service)s (%(flow)s service); choose "
-                               "%(methods)s.", method=RENEWAL_METHODS[details.pay_method], service=service.name,
-                               flow=service.sales_flow, methods=_method_list(offered))))
+    problem = _pay_method_problem(service, details.pay_method, actor)
+    if problem:
+        problems.append(problem)
     if problems:
         raise DomainError(" ".join(problems))
     values["terms"] = terms
     return values
+
+
+def _pay_method_problem(service: Service, method: str, actor: User) -> str | None:
+    """Why `actor` may not pay for `service` with `method` (pay_methods_for), or None."""
+    offered = pay_methods_for(service, actor)
+    if method not in PAY_METHODS:
+        return str(_l("Payment: choose balance, online payment or cash."))
+    if method not in offered:
+        return str(_l("Payment: %(method)s is not offered for %(service)s (%(flow)s service); choose "
+                      "%(methods)s.", method=RENEWAL_METHODS[method], service=service.name,
+                      flow=service.sales_flow, methods=_method_list(offered)))
+    return None
 
 
 def _method_list(methods: Sequence[str]) -> str:
@@ -624,6 +632,9 @@ def confirm(session: Session, actor: User, company: Company, selection: Selectio
     if existing is not None:
         if existing.company_id != company.id:
             raise DomainError(_l("Checkout: this checkout belongs to another company."))
+        problem = _pay_method_problem(existing.service, details.pay_method, actor)
+        if problem:  # a replay pays only as checkout may (no online payment of an OS service)
+            raise DomainError(problem)
         return existing
     company = _check_company(session, actor, company)
     current = quote(session, actor, company, selection, now, checkout_key)
