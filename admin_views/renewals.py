@@ -276,7 +276,7 @@ class RenewalCenterView(RoleView):
             choices = {currency: rebind_choices(db.session, currency) for currency in sorted(retired)}
             rows = [_device_row(d, months, today, choices) for d in devices]
         # Rows ticked before the renewal length changed stay ticked (at most a page's worth of ids is read).
-        ticked = {int(v) for v in request.args.getlist("ticked")[:PAGE_SIZES[-1]] if v.isdecimal() and len(v) < 12}
+        ticked = {pk for pk in map(parse_row_id, request.args.getlist("ticked")[:PAGE_SIZES[-1]]) if pk is not None}
         params = {"company_id": company.id if company else "", "window": window, "months": choice,
                   "custom_months": custom, "page_size": page_size, "q": search}
         return self.render(
