@@ -660,8 +660,13 @@ def confirm(session: Session, actor: User, company: Company, selection: Selectio
             "online" if details.pay_method == "online" else "balance"),
         terms_version_id=terms.id, terms_accepted_by_id=actor.id, terms_accepted_at=now,
         terms_accepted_ip=session.info.get("remote_addr"), created_by_id=actor.id, created_at=now, **values)
-    session.add(subscription)
-    session.flush()
+    try:  # the checkout key's unique index: the same checkout confirmed at the same moment (a double click)
+        with session.begin_nested():
+            session.add(subscription)
+            session.flush()
+    except IntegrityError:
+        raise DomainError(_l("Checkout: this checkout was confirmed a moment ago; its subscription is in the "
+                             "subscription list.")) from None
     subscription.number = f"SUB{subscription.id:07d}"
     for line in current.lines:
         if line.add_on is not None:
@@ -866,8 +871,12 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
     receipt = CashReceipt(subscription_id=subscription.id, order_id=order.id, company_id=subscription.company_id,
                           currency=order.currency, amount_minor=order.total_minor, received_on=received_on,
                           reference=(reference or "").strip()[:100], entered_by_id=actor.id, status="submitted")
-    session.add(receipt)
-    session.flush()
+    try:  # one receipt an order (its unique key): two people entering the same cash at once
+        with session.begin_nested():
+            session.add(receipt)
+            session.flush()
+    except IntegrityError:
+        raise DomainError(_l("Order %(number)s already has a cash receipt.", number=order.number)) from None
     audit = record(session, actor, "create", "cash_receipt", [receipt.id],
                    message("audit.cash.entered", order=order.number, amount=money_param(order.total, order.currency),
                            date=received_on.isoformat()))

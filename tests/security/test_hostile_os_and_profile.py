@@ -314,6 +314,50 @@ def test_no_cash_is_entered_for_a_cancelled_checkout(client, login, world):
     assert changed_tables(before) == []
 
 
+class Racing:
+    """The session of a request racing another: its reads of `table` miss the other request's row (written
+    after it looked); everything else is the real session."""
+
+    def __init__(self, session, table: str):
+        self._session, self._table = session, table
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def scalar(self, statement, *args, **kwargs):
+        if f"FROM {self._table}" in str(statement) and "count" not in str(statement):
+            return None
+        return self._session.scalar(statement, *args, **kwargs)
+
+
+def test_two_people_entering_the_same_cash_at_once_make_one_receipt(world):
+    subscription = os_subscription(world.users["customer"], world.acme)
+    subs.enter_cash_receipt(db.session, world.users["sales"], subscription, TODAY, "PT-1")
+    db.session.commit()
+    before = snapshot()
+    with pytest.raises(subs.DomainError, match="already has a cash receipt"):
+        subs.enter_cash_receipt(Racing(db.session, "cash_receipt"), world.users["sales"], subscription, TODAY, "PT-2")
+    db.session.rollback()
+    assert changed_tables(before) == []
+
+
+def test_a_double_click_confirming_the_same_checkout_at_once_makes_one_subscription(world):
+    cycle = cycle_of("EINV-BASIC", 12)
+    selection = subs.Selection(cycle.id, None, (), (), None)
+    key = subs.new_checkout_key()
+    customer = world.users["customer"]
+    quote = subs.reserve(db.session, customer, world.acme, selection, key, now())
+    subs.confirm(db.session, customer, world.acme, selection, key, quote.digest,
+                 details(quote.service, pay_method="cash"), now(), TODAY)
+    db.session.commit()
+    before = snapshot()
+    with pytest.raises(subs.DomainError, match="confirmed a moment ago"):
+        subs.confirm(Racing(db.session, "subscription"), customer, world.acme, selection, key, quote.digest,
+                     details(quote.service, pay_method="cash"), now(), TODAY)
+    db.session.rollback()
+    assert changed_tables(before) == []
+
+
 # --- the company profile: the username that follows the email -----------------------------------------------
 
 @pytest.fixture
