@@ -13,6 +13,7 @@ from sqlalchemy import inspect
 from wtforms.validators import ValidationError
 
 from actions import DomainError
+from actions.text_input import one_line, text_block
 from actions.catalog import (
     check_category_deletable, check_code_unique, check_package, check_subcategory,
     check_subcategory_deletable, delete_package, package_usage, stop_sales,
@@ -255,6 +256,16 @@ class ServiceView(ScopedModelView):
         form = super().edit_form(obj)
         form.sales_flow.choices = [(code, f"{code} — {label}") for code, label in SALES_FLOWS.items()]
         return form
+
+    def on_model_change(self, form, model, is_created):
+        """The name is one line (the price table, checkout and every subscription show it); the description
+        a block of text, trimmed."""
+        try:
+            model.name = one_line(model.name, _l("Name"), 200)
+            model.description = text_block(model.description, _l("Description"), 4000)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
+        super().on_model_change(form, model, is_created)
 
 
 def register(admin, category) -> None:

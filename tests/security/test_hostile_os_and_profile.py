@@ -591,3 +591,31 @@ def test_the_audit_of_a_profile_change_names_old_and_new_escaped(web_app, client
                                                                  AuditEvent.action == "edit"))
     assert "bill@initech.example" in summary
     shows_nothing_raw(as_user(web_app, "admin"), "/admin/auditevent/")
+
+
+# --- a flask command with nothing set runs as development; anything named keeps production's rules ---------
+
+@pytest.mark.parametrize("setting", [("ENV_NAME", "production"), ("RENEWDESK_ENV_NAME", "production"),
+                                     ("ENV_NAME", ""), ("RENEWDESK_DATABASE_URL", "sqlite:////tmp/x.db"),
+                                     ("DATABASE_URL", "")])
+def test_a_command_that_names_its_environment_or_database_still_needs_a_secret_key(monkeypatch, setting):
+    import click
+
+    from app import create_app
+
+    for name in ("ENV_NAME", "DATABASE_URL", "SECRET_KEY", "RENEWDESK_ENV_NAME", "RENEWDESK_DATABASE_URL",
+                 "RENEWDESK_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(*setting)
+    with click.Context(click.Command("billing")), pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()
+
+
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201, "Meet\nVN", "\u200b"])
+def test_a_service_name_that_is_no_name_is_refused(client, login, world, name):
+    meet = service("MEET-VN")
+    login("support")
+    before = snapshot()
+    answer = post(client, f"/admin/service/edit/?id={meet.id}", {"name": name, "description": "", "sales_flow": "ON"})
+    assert answer.status_code == 200, (name, answer.status_code)
+    assert changed_tables(before) == []
