@@ -495,6 +495,22 @@ def undo_recharge(session: Session, order: Order, lines: Sequence[OrderLine]) ->
 
 # --- paying --------------------------------------------------------------------------------------
 
+def cash_awaiting_confirmation(session: Session, order: Order) -> int | None:
+    """The id of the cash receipt sales entered for `order` that finance has yet to confirm, or None. The
+    cash is with sales: the order is paid when finance confirms it, so it is neither paid again (balance,
+    online, offline) nor cancelled meanwhile."""
+    return session.scalar(select(CashReceipt.id).where(CashReceipt.order_id == order.id,
+                                                       CashReceipt.status == "submitted").limit(1))
+
+
+def refuse_if_cash_awaits(session: Session, order: Order) -> None:
+    """DomainError naming the order and its receipt when sales entered cash for it (cash_awaiting_confirmation)."""
+    receipt = cash_awaiting_confirmation(session, order)
+    if receipt is not None:
+        raise DomainError(_l("Order %(number)s: its cash receipt #%(id)s is awaiting finance's confirmation; it is "
+                             "paid when finance confirms it.", number=order.number, id=receipt))
+
+
 def pay_with_balance(session: Session, actor: User | None, order: Order, today: date) -> None:
     """Pay a pending order from the company's wallet; the debit and the delivery share one transaction.
 
@@ -509,6 +525,7 @@ def pay_with_balance(session: Session, actor: User | None, order: Order, today: 
     if not order_kind(order.kind).balance_pays:
         raise DomainError(_l("Order %(number)s is paid online or by bank transfer, not from the balance.",
                              number=order.number))
+    refuse_if_cash_awaits(session, order)
     number, total, currency, company_id = order.number, order.total, order.currency, order.company_id
     if not claim_order(session, order, "pending", status="paid", payment_method="balance", paid_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
@@ -528,6 +545,7 @@ def pay_offline(session: Session, actor: User, order: Order, method: str, today:
     if method not in ("cash", "bank_transfer"):
         raise DomainError(_l("Payment method: %(method)s is not paid offline.", method=method))
     order_kind(order.kind)
+    refuse_if_cash_awaits(session, order)
     number = order.number
     if not claim_order(session, order, "pending", status="paid", payment_method=method, paid_at=utcnow()):
         raise DomainError(_l("Order %(number)s is not awaiting payment.", number=number))
@@ -597,8 +615,7 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     if not in_scope(actor, order.company_id, session):
         raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
     number = order.number
-    receipt = session.scalar(select(CashReceipt.id).where(CashReceipt.order_id == order.id,
-                                                          CashReceipt.status == "submitted").limit(1))
+    receipt = cash_awaiting_confirmation(session, order)
     if receipt is not None:  # the cash is with sales: cancelled, finance could never confirm it
         raise DomainError(_l("Order %(number)s: its cash receipt #%(id)s is awaiting finance's confirmation; it "
                              "cannot be cancelled now.", number=number, id=receipt))

@@ -29,8 +29,8 @@ from actions.money import format_money, round_money, zero
 from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, english, label_param, message, money_param, render
 from actions.orders import (
-    DiscountSpec, LineSpec, add_months, cancel_order, keep_pending_while, mark_paid, open_order, pay_with_balance,
-    register_kind,
+    DiscountSpec, LineSpec, add_months, cancel_order, cash_awaiting_confirmation, keep_pending_while, mark_paid,
+    open_order, pay_with_balance, register_kind,
 )
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
@@ -783,8 +783,9 @@ def deliver(session: Session, order: Order, today: date) -> None:
     subscription.plan_id, subscription.cycle_id = link.plan_id, link.cycle_id
     session.flush()
     session.refresh(subscription)
+    months = subscription.cycle.months  # read first: loading the cycle flushes, and start < end must hold then
     subscription.period_start = start
-    subscription.period_end = add_months(start, subscription.cycle.months)
+    subscription.period_end = add_months(start, months)
     subscription.grace_until = None
     if link.purpose == "renewal":
         subscription.next_plan_id = subscription.next_cycle_id = None
@@ -1354,7 +1355,8 @@ def run_billing(session: Session, today: date, now: datetime) -> BillingReport:
             report.renewal_orders.append(order.number)
         else:
             order = link.order
-        if order.status == "pending" and subscription.auto_renew and subscription.renewal_method == "balance":
+        if (order.status == "pending" and subscription.auto_renew and subscription.renewal_method == "balance"
+                and cash_awaiting_confirmation(session, order) is None):  # cash entered: finance confirms it
             try:
                 with session.begin_nested():
                     pay_with_balance(session, None, order, today)

@@ -34,7 +34,7 @@ from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
     mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until,
-    order_kind, request_refund, request_refunds, scoped_order,
+    order_kind, refuse_if_cash_awaits, request_refund, request_refunds, scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (
@@ -423,6 +423,11 @@ class RenewalCenterView(RoleView):
         if order.status != "pending":
             flash(_("Order %(number)s is not awaiting payment (it is %(status)s).", number=order.number,
                     status=ORDER_STATUSES[order.status]), "error")
+            return redirect(order_page)
+        try:
+            refuse_if_cash_awaits(db.session, order)
+        except DomainError as exc:
+            flash(str(exc), "error")
             return redirect(order_page)
         methods = online_methods(order.currency, enabled_methods())
         balance_allowed = order_kind(order.kind).balance_pays

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import timedelta
 
 import openpyxl
 import pytest
@@ -17,13 +18,15 @@ from sqlalchemy import func, select
 
 from actions import subscriptions as subs
 from actions.employees import create_employee
+from actions.orders import pay_offline
 from actions.tenants import onboard
+from actions.wallets import credit, debit, wallet_for
 from conftest import FAST_HASH, PASSWORD, Login, confirm_post, make_user, post
 from console_urls import console_get_urls, post_rules
 from db_snapshot import changed_tables, snapshot
-from models import AuditEvent, CashReceipt, Device, Order, Subscription, User, db
+from models import AuditEvent, CashReceipt, Device, LedgerEntry, Order, Subscription, User, db
 from test_onboarding import fields
-from test_subscriptions import TODAY, _hidden, cycle_of, details, now
+from test_subscriptions import TODAY, _active, _hidden, cycle_of, details, now
 from test_subscriptions_os import _filled, _step2, service
 
 SCRIPT = "<script>alert(1)</script>"
@@ -285,7 +288,8 @@ def test_an_administrator_does_not_confirm_the_cash_it_entered(client, login, wo
 def test_a_checkout_whose_cash_sales_entered_is_not_cancelled(client, login, world):
     """The customer handed the cash over and sales entered it: cancelling the order now would leave the
     cash with sales and a receipt finance can never confirm. The customer's Cancel order is refused, the
-    stale-order job leaves it, finance confirms and the subscription starts."""
+    stale-order job leaves it; nor is it paid twice (balance, online, by hand); finance confirms and the
+    subscription starts."""
     subscription = os_subscription(world.users["customer"], world.acme)
     order = subs.start_order(db.session, subscription)
     receipt = subs.enter_cash_receipt(db.session, world.users["sales"], subscription, TODAY, "PT-1")
@@ -296,10 +300,55 @@ def test_a_checkout_whose_cash_sales_entered_is_not_cancelled(client, login, wor
                           follow_redirects=True)
     assert "awaiting finance" in answer.get_data(as_text=True), answer.get_data(as_text=True)[-1500:]
     assert changed_tables(before) == []
+    # Nor is it paid a second time meanwhile: from the balance, online, or as cash recorded by hand.
+    credit(db.session, wallet_for(db.session, world.acme.id, order.currency), order.total, "recharge", "os-topup")
+    db.session.commit()
+    ledger = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+    before = snapshot()
+    answer = confirm_post(client, f"/admin/renewal_center/order/{order.number}/cancel/", {}, required=False,
+                          follow_redirects=True)  # the order's own page
+    assert "awaiting finance" in answer.get_data(as_text=True)
+    answer = post(client, f"/admin/subscription/view/{subscription.id}/pay/", {}, follow_redirects=True)
+    assert "awaiting finance" in answer.get_data(as_text=True)
+    pay_page = f"/admin/renewal_center/order/{order.number}/pay/"
+    for answer in (client.get(pay_page, follow_redirects=True),
+                   post(client, pay_page, {"method": "vnptpay"}, follow_redirects=True),
+                   post(client, pay_page, {"method": "balance"}, follow_redirects=True)):
+        text = answer.get_data(as_text=True)
+        assert "awaiting finance" in text and 'id="rd-sandbox-form"' not in text
+    assert changed_tables(before) == []
     login.logout()
+    with pytest.raises(subs.DomainError, match="awaiting finance"):
+        pay_offline(db.session, world.users["admin"], db.session.get(Order, order.id), "cash", TODAY)
+    db.session.rollback()
     subs.confirm_cash_receipt(db.session, world.users["finance"], db.session.get(CashReceipt, receipt.id), TODAY)
     db.session.commit()
     assert db.session.get(Order, order.id).status == "paid"
+    assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == ledger  # the cash moved no wallet
+
+
+def test_the_billing_job_does_not_pay_from_the_balance_a_renewal_whose_cash_sales_entered(world):
+    """Auto-renew from the balance, short of money when the renewal order was made; the customer pays cash to
+    sales instead, then tops up: the next run leaves the order to finance (and does not stop at it)."""
+    subscription = _active(world)
+    wallet = wallet_for(db.session, world.acme.id, "CNY")
+    debit(db.session, wallet, wallet.balance, "payment", "test-empty")
+    db.session.commit()
+    end = subscription.period_end
+    first = subs.run_billing(db.session, end - timedelta(days=7), now())
+    db.session.commit()
+    renewal = db.session.scalar(select(Order).where(Order.number == first.unpaid[0]))
+    receipt = subs.enter_cash_receipt(db.session, world.users["sales"], subscription, TODAY, "PT-9")
+    assert receipt.order_id == renewal.id
+    credit(db.session, wallet, renewal.total, "recharge", "late-topup")
+    db.session.commit()
+    again = subs.run_billing(db.session, end - timedelta(days=6), now())
+    db.session.commit()
+    assert again.auto_paid == [] and db.session.get(Order, renewal.id).status == "pending"
+    assert wallet_for(db.session, world.acme.id, "CNY").balance == renewal.total
+    subs.confirm_cash_receipt(db.session, world.users["finance"], db.session.get(CashReceipt, receipt.id), TODAY)
+    db.session.commit()
+    assert db.session.get(Order, renewal.id).payment_method == "cash"
 
 
 def test_no_cash_is_entered_for_a_cancelled_checkout(client, login, world):
