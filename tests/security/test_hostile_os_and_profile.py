@@ -597,7 +597,10 @@ def test_a_service_name_with_markup_is_escaped_on_every_page(web_app, client, lo
     refused = post(customer, "/admin/subscribe/checkout/pay/", _filled(step2, cycle, "online")).get_data(
         as_text=True)  # the refusal names the service
     assert [r for r in RAW if r in refused] == [] and "Online payment is not offered for" in refused
-    shows_nothing_raw(customer, f"/admin/subscribe/registered/{subscription.id}/", shown=False)
+    shows_nothing_raw(customer, f"/admin/subscribe/registered/{subscription.id}/")
+    globex = os_subscription(world.users["globex"], world.globex)  # "Globex <b>Trading</b>"
+    registered = as_user(web_app, "globex").get(f"/admin/subscribe/registered/{globex.id}/").get_data(as_text=True)
+    assert "Globex &lt;b&gt;Trading&lt;/b&gt;" in registered and "<b>Trading" not in registered
     shows_nothing_raw(customer, "/admin/subscription/")
     for tab in ("employees", "details", "notes", "payments", "invoices", "history"):
         shows_nothing_raw(customer, f"/admin/subscription/view/{subscription.id}/?tab={tab}", shown=False)
