@@ -500,9 +500,22 @@ def _free_username(session: Session, admin: User, name: str) -> str:
     if len(name) > USERNAME_MAX:
         raise InvalidField("email", _l("the administrator's username follows this email and has at most "
                                        "%(n)s characters: give a shorter address.", n=USERNAME_MAX))
+    if any(_mixes_look_alike_scripts(part) for part in re.split(r"[@.]", name)):
+        raise InvalidField("email", _l("the administrator's username follows this email, whose letters mix "
+                                       "alphabets that look alike (Latin, Cyrillic, Greek): give another address."))
     if username_taken(session, name, other_than=admin.id):
         raise _username_taken(name)
     return name
+
+
+_LOOK_ALIKE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _mixes_look_alike_scripts(part: str) -> bool:
+    """Whether one part of an address (before the @, or one label of the domain) has letters of two of the
+    alphabets whose letters look alike: аdmin (a Cyrillic а) reads as admin in every list and log."""
+    scripts = {unicodedata.name(c, "").split(" ", 1)[0] for c in part if c.isalpha()}
+    return len(scripts & set(_LOOK_ALIKE_SCRIPTS)) > 1
 
 
 def _username_taken(name: str) -> InvalidField:

@@ -453,6 +453,27 @@ def test_an_email_that_cannot_be_a_username_is_refused_and_nothing_changes(clien
     assert changed_tables(before) == []
 
 
+@pytest.mark.parametrize(("email", "refused"), [
+    ("\u0430dmin@initech.example", True),  # a Cyrillic а before Latin letters: reads as admin
+    ("bill@initech.ex\u0430mple", True),  # in a label of the domain
+    ("\u03bfps@initech.example", True),  # a Greek ο
+    ("\u0438\u0432\u0430\u043d@initech.example", False),  # иван: Cyrillic alone is a name, not a disguise
+    ("\u5f20\u4e09@initech.example", False),  # 张三
+    ("nguy\u1ec5n@initech.example", False),  # nguyễn: Latin with its accents
+])
+def test_a_look_alike_of_another_alphabet_is_refused(client, login, world, tenant, email, refused):
+    login("peter@initech.example")
+    client.get(PROFILE)
+    before = snapshot()
+    page = post(client, PROFILE, {"email": email, **ADMIN}, follow_redirects=True).get_data(as_text=True)
+    if refused:
+        assert "mix alphabets that look alike" in page.split('id="email"', 1)[1].split("</div>", 1)[0]
+        assert changed_tables(before) == []
+    else:
+        db.session.expire_all()
+        assert db.session.get(User, tenant.user.id).username == email
+
+
 def test_a_username_with_markup_characters_is_escaped_everywhere(web_app, client, login, world, tenant):
     """Characters an email may hold (' & { }) in the new login name: escaped on the top bar, the welcome
     page, the user list and its search, the audit log; the export carries no formula."""
