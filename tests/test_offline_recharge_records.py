@@ -357,3 +357,14 @@ def test_the_migration_gives_applications_approved_before_it_their_order(tmp_pat
             assert db.session.get(LedgerEntry, 1).order_id == order.id
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_reviewed_list_names_each_approved_applications_order(client, login, world):
+    approve(world, reference="BANK-9")
+    [order] = offline_orders()
+    login("finance")
+    page = client.get("/admin/recharge_reviewed/").get_data(as_text=True)
+    assert order.number in page
+    rows = list(openpyxl.load_workbook(io.BytesIO(client.get("/admin/recharge_reviewed/export/xlsx/").data),
+                                       read_only=True).active.iter_rows(values_only=True))
+    assert any(order.number in row for row in rows)
