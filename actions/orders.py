@@ -402,6 +402,10 @@ def record_paid_recharge(session: Session, actor: User, *, company_id: int, curr
                                        gross=amount)])
     if not claim_order(session, order, "pending", status="paid", payment_method=method, paid_at=paid_at):
         raise DomainError(_l("Order %(number)s is not awaiting payment.", number=order.number))
+    record(session, actor, "pay", "order", [order.id],
+           message("audit.order.pay_offline", order=order.number, amount=money_param(amount, currency),
+                   method=label_param("payment_method", method)))
+    session.flush()
     return order
 
 

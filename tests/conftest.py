@@ -11,7 +11,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,8 +25,8 @@ from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from models import (
-    Company, Device, InvoiceRequest, InvoiceTitle, LedgerEntry, MemberAccount, Order, OrderLine, Package,
-    PackageCategory, PackageSubcategory, User, Wallet, db,
+    Company, Device, InvoiceRequest, InvoiceTitle, MemberAccount, Order, OrderLine, Package, PackageCategory,
+    PackageSubcategory, User, db,
 )
 
 FAST_HASH = "scrypt:1024:8:1"
@@ -327,14 +327,6 @@ def build_world() -> World:
     db.session.flush()
     db.session.add(InvoiceRequest(company_id=globex.id, title_id=title.id, invoice_type="electronic_ordinary",
                                   currency="CNY", total=Decimal("300.00"), email="ap@globex.example"))
-    # A movement of Globex's balance, long ago (outside every dashboard window): 余额明细 must not show it.
-    wallet = Wallet(company_id=globex.id, currency="CNY", kind="prepaid", balance_minor=5000,
-                    updated_at=datetime(2020, 1, 2, tzinfo=timezone.utc))
-    db.session.add(wallet)
-    db.session.flush()
-    db.session.add(LedgerEntry(wallet_id=wallet.id, kind="offline_recharge", currency="CNY", amount_minor=5000,
-                               balance_after_minor=5000, idempotency_key="world:globex:top-up",
-                               memo="Globex top-up 50.00", created_at=datetime(2020, 1, 2, tzinfo=timezone.utc)))
     from subscription_factories import add_foreign_subscription
 
     add_foreign_subscription(globex)  # the subscription catalog, and a Globex subscription
