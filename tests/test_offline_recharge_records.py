@@ -368,3 +368,14 @@ def test_the_reviewed_list_names_each_approved_applications_order(client, login,
     rows = list(openpyxl.load_workbook(io.BytesIO(client.get("/admin/recharge_reviewed/export/xlsx/").data),
                                        read_only=True).active.iter_rows(values_only=True))
     assert any(order.number in row for row in rows)
+
+
+
+def test_balance_history_filters_by_date_and_offers_only_the_readers_companies(client, login, world, movements):
+    login("customer")
+    page = client.get(HISTORY).get_data(as_text=True)
+    assert "Acme North" in page and "Globex" not in page  # the company filter's options: the reader's tree
+    before = client.get(f"{HISTORY}?flt0_time_smaller_than=2020-01-01+00:00:00").get_data(as_text=True)
+    assert "North top-up" not in before and "SUM(A1:A9)" not in before
+    after = client.get(f"{HISTORY}?flt0_time_greater_than=2020-01-01+00:00:00").get_data(as_text=True)
+    assert "North top-up" in after and "SUM(A1:A9)" in after and "Globex" not in after
