@@ -395,7 +395,7 @@ def record_paid_recharge(session: Session, actor: User, *, company_id: int, curr
     """A recharge order paid outside the order flow (an approved 线下充值): opened and marked paid by `method`
     at `paid_at` at once, so the customer's 充值记录 and finance's 订单管理 list it. Nothing is delivered here:
     the caller credits the wallet, in the same transaction, under its own idempotency key."""
-    if method not in ("offline",):
+    if method != "offline":
         raise DomainError(_l("Payment method: %(method)s is not paid offline.", method=method))
     order = open_order(session, actor, kind="recharge", company_id=company_id, currency=currency, note=note,
                        lines=[LineSpec(description=message("order.line.recharge", amount=money_param(amount, currency)),

@@ -7,8 +7,8 @@ from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import false, select
 from markupsafe import Markup
+from sqlalchemy import false, select
 from sqlalchemy.orm import joinedload
 
 from actions.texts import render as render_text
