@@ -385,3 +385,30 @@ def test_balance_history_filters_by_date_and_offers_only_the_readers_companies(c
     assert "North top-up" not in before and "SUM(A1:A9)" not in before
     after = client.get(f"{HISTORY}?flt0_time_greater_than=2020-01-01+00:00:00").get_data(as_text=True)
     assert "North top-up" in after and "SUM(A1:A9)" in after and "Globex" not in after
+
+
+def test_refunding_an_offline_recharge_over_http_asks_first_and_takes_the_money_back_once(client, login, world):
+    import re
+
+    approve(world, amount="40.00", reference="BANK-40")
+    [order] = offline_orders()
+    make_user("finance2", "finance")
+    db.session.commit()
+    login("finance")
+    ask = post(client, MANAGEMENT + "action/", [("action", "refund"), ("rowid", str(order.id))])
+    assert "Offline payment" in ask.get_data(as_text=True)
+    token = re.search(r'name="confirm_token" value="([^"]+)"', ask.get_data(as_text=True)).group(1)
+    done = post(client, MANAGEMENT + "refund/", [("rowid", str(order.id)), ("confirm_token", token),
+                                                 ("reason", "transfer returned")], follow_redirects=True)
+    assert "1 refunds requested" in done.get_data(as_text=True)
+    refund_id = db.session.scalar(select(OrderRefund.id).where(OrderRefund.order_id == order.id))
+    login.logout()
+    login("finance2")
+    ask = post(client, "/admin/orderrefund/action/", [("action", "approve"), ("rowid", str(refund_id))])
+    token = re.search(r'name="confirm_token" value="([^"]+)"', ask.get_data(as_text=True)).group(1)
+    for _ in range(2):  # a second post of the same confirmation pays nothing back again
+        post(client, "/admin/orderrefund/approve/", [("rowid", str(refund_id)), ("confirm_token", token)])
+    db.session.expire_all()
+    assert db.session.get(OrderRefund, refund_id).status == "completed"
+    assert db.session.get(Order, order.id).status == "refunded"
+    assert balance(world.acme) == Decimal("0.00") and ledger_differences(db.session) == []
