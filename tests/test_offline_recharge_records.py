@@ -396,7 +396,7 @@ def test_refunding_an_offline_recharge_over_http_asks_first_and_takes_the_money_
     db.session.commit()
     login("finance")
     ask = post(client, MANAGEMENT + "action/", [("action", "refund"), ("rowid", str(order.id))])
-    assert "Offline payment" in ask.get_data(as_text=True)
+    assert "Offline payment" in ask.get_data(as_text=True) and "rd-offline-refund-note" in ask.get_data(as_text=True)
     token = re.search(r'name="confirm_token" value="([^"]+)"', ask.get_data(as_text=True)).group(1)
     done = post(client, MANAGEMENT + "refund/", [("rowid", str(order.id)), ("confirm_token", token),
                                                  ("reason", "transfer returned")], follow_redirects=True)
@@ -405,6 +405,7 @@ def test_refunding_an_offline_recharge_over_http_asks_first_and_takes_the_money_
     login.logout()
     login("finance2")
     ask = post(client, "/admin/orderrefund/action/", [("action", "approve"), ("rowid", str(refund_id))])
+    assert "finance pays the money back to the payer outside Renewdesk" in ask.get_data(as_text=True)
     token = re.search(r'name="confirm_token" value="([^"]+)"', ask.get_data(as_text=True)).group(1)
     for _ in range(2):  # a second post of the same confirmation pays nothing back again
         post(client, "/admin/orderrefund/approve/", [("rowid", str(refund_id)), ("confirm_token", token)])
