@@ -158,11 +158,24 @@ def _from_environment() -> dict:
     return found
 
 
+def _local_command() -> bool:
+    """A `flask --app app …` command in a checkout that sets nothing (no ENV_NAME, no DATABASE_URL): it works
+    on the embedded SQLite database `make run` made, so it runs as `make run` does, in development. A server
+    (gunicorn, wsgi.py) is never one, and production always names its PostgreSQL database."""
+    import click
+
+    unset = all(os.environ.get(prefix + name) is None for name in ("ENV_NAME", "DATABASE_URL")
+                for prefix in ("", "RENEWDESK_"))
+    return unset and click.get_current_context(silent=True) is not None
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Build a Renewdesk application; `config` (tests pass a dict) wins over the environment."""
     app = Flask(__name__, instance_relative_config=True, template_folder="templates")
     app.config.update(DEFAULTS)
     app.config.update(_from_environment())
+    if config is None and _local_command():
+        app.config["ENV_NAME"] = "development"
     app.config.update(config or {})
 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)

@@ -1437,6 +1437,11 @@ PROMOTION_STATUSES = {"draft": _l("Draft"), "active": _l("Active"), "paused": _l
 PROMOTION_DURATIONS = {"once": _l("First cycle only"), "cycles": _l("Several cycles"), "forever": _l("Every cycle")}
 RESERVATION_STATUSES = {"reserved": _l("Reserved"), "redeemed": _l("Redeemed"), "released": _l("Released")}
 RENEWAL_METHODS = {"balance": _l("Balance"), "online": _l("Online payment"), "cash": _l("Cash")}
+# Seed 003's two registration flows: ON (the customer pays online or from the balance) and OS (the customer
+# pays cash to sales, who enters the receipt; finance confirms it). Shown as the codes, explained by these.
+SALES_FLOWS = {"ON": _l("Paid online or from the balance"),
+               "OS": _l("Cash accepted: pay cash to sales (or from the balance); the subscription starts when "
+                        "finance confirms the cash")}
 NOTE_VISIBILITIES = {"internal": _l("Internal"), "customer": _l("Visible to the customer")}
 SUBSCRIPTION_ORDER_PURPOSES = {"start": _l("Subscription"), "renewal": _l("Renewal"), "upgrade": _l("Upgrade")}
 SUBSCRIPTION_EVENT_KINDS = {
@@ -1474,6 +1479,7 @@ class Service(db.Model):
     __table_args__ = (
         CheckConstraint(_in("currency", SUBSCRIPTION_CURRENCIES), name="currency"),
         CheckConstraint("renewal_days_before >= 0 AND grace_days >= 0", name="days_not_negative"),
+        CheckConstraint(_in("sales_flow", SALES_FLOWS), name="sales_flow"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -1485,6 +1491,8 @@ class Service(db.Model):
     # for `grace_days` and then expires.
     renewal_days_before: Mapped[int] = mapped_column(Integer, default=7)
     grace_days: Mapped[int] = mapped_column(Integer, default=7)
+    # ON or OS (SALES_FLOWS): the payment methods checkout and renewal offer (subscriptions.pay_methods_for).
+    sales_flow: Mapped[str] = mapped_column(String(2), default="ON", server_default="ON")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     plans: Mapped[list[ServicePlan]] = relationship(back_populates="service", order_by="ServicePlan.rank")

@@ -6,7 +6,7 @@ the demo's balances, ledger, orders and audit trail agree exactly as real ones d
 """
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,9 +15,13 @@ from actions.invoices import request_invoice, save_invoice_title
 from actions.offline_recharge import create_application, review
 from actions.orders import create_renewal_order, pay_with_balance, quote_renewal
 from actions.seats import create_seat_order, grant_seats
+from actions.subscriptions import (
+    CheckoutDetails, Selection, checkout_defaults, confirm, confirm_cash_receipt, current_terms, enter_cash_receipt,
+    new_checkout_key, reserve,
+)
 from actions.tenants import credit_code_check_char
 from actions.value_added import create_service_order, quote_services
-from models import Company, Device, Package, User
+from models import Company, Device, Package, PlanCycle, ServicePlan, Subscription, User
 
 ACME_TAX_BODY = "91440300MA5DEMX01"  # 17 characters; the 18th is its check character
 
@@ -69,5 +73,40 @@ def seed_activity(session: Session, companies: dict[str, Company], today: date) 
         pay_with_balance(session, customer, seats, today)
         made = {"paid_order": paid.number, "pending_order": pending.number, "value_added_order": services.number,
                 "seat_order": seats.number}
+    made.update(_subscriptions(session, companies, customer, sales, finance, today))
     session.flush()
+    return made
+
+
+def _subscriptions(session: Session, companies: dict[str, Company], customer: User, sales: User, finance: User,
+                   today: date) -> dict:
+    """Seed 003's OS flow, twice, on the subsidiaries (Acme Logistics itself keeps its first subscription for
+    the worked example and MEET10): Acme North's e-invoice subscription, paid in cash and confirmed by finance,
+    is active; Acme South's waits for its cash (sales' "Awaiting cash")."""
+    tax_id = ACME_TAX_BODY + credit_code_check_char(ACME_TAX_BODY)
+
+    def register(company: Company, plan_code: str) -> Subscription | None:
+        cycle = session.scalar(select(PlanCycle).join(ServicePlan, ServicePlan.id == PlanCycle.plan_id)
+                               .where(ServicePlan.code == plan_code).order_by(PlanCycle.months))
+        if cycle is None:
+            return None
+        selection, key, now = Selection(cycle.id), new_checkout_key(), datetime.now(timezone.utc)
+        quote = reserve(session, customer, company, selection, key, now)
+        defaults = checkout_defaults(session, companies["Acme Logistics"], customer, quote.service)
+        details = CheckoutDetails(
+            invoice_title=f"{company.name} Co., Ltd.", invoice_tax_id=tax_id,
+            invoice_email="billing@acme.example", contact_name=defaults["contact_name"] or "Li Wei",
+            contact_phone=defaults["contact_phone"] or "+86 21 5555 0100",
+            contact_email=defaults["contact_email"] or "ops@acme.example",
+            terms_version_id=current_terms(session, quote.service).id, accepted_terms=True, pay_method="cash")
+        return confirm(session, customer, company, selection, key, quote.digest, details, now, today)
+
+    made = {}
+    north, south = companies.get("Acme North"), companies.get("Acme South")
+    if north is not None and (active := register(north, "EINV-BASIC")) is not None:
+        receipt = enter_cash_receipt(session, sales, active, today, "DEMO-CASH-0001")
+        confirm_cash_receipt(session, finance, receipt, today)
+        made["active_subscription"] = active.number
+    if south is not None and (waiting := register(south, "EINV-PRO")) is not None:
+        made["awaiting_cash_subscription"] = waiting.number
     return made

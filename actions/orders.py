@@ -583,21 +583,23 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
 
 # --- cancelling ----------------------------------------------------------------------------------
 
-# Pending orders that are someone's work in progress (a payment awaiting confirmation by finance)
-# are never cancelled as stale: each area registers the condition that says so.
-_AWAITING_CONFIRMATION: list[Callable[[], object]] = [
-    lambda: exists().where(BankTransferReceipt.order_id == Order.id, BankTransferReceipt.status == "submitted"),
+# Pending orders that are someone's work in progress (a payment awaiting confirmation by finance) or
+# that wait by their own area's rules (a subscription's renewal order) are never cancelled as stale:
+# each area registers the condition that says so, given the job's `now`.
+_AWAITING_CONFIRMATION: list[Callable[[datetime], object]] = [
+    lambda now: exists().where(BankTransferReceipt.order_id == Order.id, BankTransferReceipt.status == "submitted"),
 ]
 
 
-def keep_pending_while(condition: Callable[[], object]) -> None:
-    """Register an EXISTS over Order.id: pending orders it matches are not cancelled as stale."""
+def keep_pending_while(condition: Callable[[datetime], object]) -> None:
+    """Register a condition over Order (an EXISTS correlated to Order.id), given the job's `now`: pending
+    orders it matches are not cancelled as stale."""
     _AWAITING_CONFIRMATION.append(condition)
 
 
 def cancel_stale_orders(session: Session, older_than: timedelta, now: datetime) -> int:
     """Cancel pending orders created before now - older_than, except those awaiting a confirmation; how many."""
-    awaited = [~condition() for condition in _AWAITING_CONFIRMATION]
+    awaited = [~condition(now) for condition in _AWAITING_CONFIRMATION]
     result = session.execute(
         update(Order).where(Order.status == "pending", Order.created_at < now - older_than, *awaited)
         .values(status="cancelled", cancelled_at=now)

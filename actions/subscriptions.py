@@ -509,9 +509,22 @@ def validate_tax_code(value: str, field_name: str) -> str:
                          "credit code).", field=field_name, value=text[:40]))
 
 
-def checkout_defaults(session: Session, company: Company, actor: User) -> dict[str, str]:
+def pay_methods_for(service: Service, actor: User) -> tuple[str, ...]:
+    """The payment methods `actor` may choose for `service`, at checkout (step 2 offers them, check_details
+    accepts only them) and for renewal. ON: balance and online; cash only through sales (and admins), who
+    enter its receipt. OS (seed 003's cash flow, no payment page): cash for everyone who may subscribe, and
+    the balance; not online, which is the ON flow."""
+    if service.sales_flow == "OS":
+        return ("balance", "cash")
+    if actor.role in CASH_ENTRY_ROLES or actor.role == "admin":
+        return PAY_METHODS
+    return ("balance", "online")
+
+
+def checkout_defaults(session: Session, company: Company, actor: User, service: Service) -> dict[str, str]:
     """Step 2 as it opens: the company's contact and invoice details, to change where needed. A company
-    without a tax code of its own lends its first saved invoice title's name, tax code and address."""
+    without a tax code of its own lends its first saved invoice title's name, tax code and address. Cash is
+    chosen for an OS service and for sales; the balance otherwise."""
     title = None if company.tax_id else session.scalar(
         select(InvoiceTitle).where(InvoiceTitle.company_id == company.id).order_by(InvoiceTitle.id).limit(1))
     return {"contact_name": company.contact_name or "", "contact_phone": company.contact_phone or "",
@@ -519,7 +532,8 @@ def checkout_defaults(session: Session, company: Company, actor: User) -> dict[s
             "invoice_title": title.title if title else company.name,
             "invoice_tax_id": title.tax_id if title else company.tax_id or "",
             "invoice_address": (title.address if title else None) or company.address or "",
-            "pay_method": "cash" if actor.role in CASH_ENTRY_ROLES else "balance", "auto_renew": "y"}
+            "pay_method": "cash" if service.sales_flow == "OS" or actor.role in CASH_ENTRY_ROLES else "balance",
+            "auto_renew": "y"}
 
 
 def current_terms(session: Session, service: Service) -> TermsVersion | None:
@@ -560,14 +574,21 @@ def check_details(session: Session, service: Service, details: CheckoutDetails, 
     elif terms is None or details.terms_version_id != terms.id:
         problems.append(str(_l("Terms: the terms have changed since the page was opened; read and accept version "
                                "%(version)s.", version=terms.version if terms else "—")))
+    offered = pay_methods_for(service, actor)
     if details.pay_method not in PAY_METHODS:
         problems.append(str(_l("Payment: choose balance, online payment or cash.")))
-    elif details.pay_method == "cash" and actor.role not in ("sales", "admin"):
-        problems.append(str(_l("Payment: cash is recorded by sales (OS flow).")))
+    elif details.pay_method not in offered:
+        problems.append(str(_l("Payment: %(method)s is not offered for %(service)s (%(flow)s service); choose "
+                               "%(methods)s.", method=RENEWAL_METHODS[details.pay_method], service=service.name,
+                               flow=service.sales_flow, methods=_method_list(offered))))
     if problems:
         raise DomainError(" ".join(problems))
     values["terms"] = terms
     return values
+
+
+def _method_list(methods: Sequence[str]) -> str:
+    return ", ".join(str(RENEWAL_METHODS[m]) for m in methods)
 
 
 def _cycles_left(promotion: Promotion) -> int | None:
@@ -797,8 +818,24 @@ def _is_plan_line(order: Order, line) -> bool:
 
 
 register_kind("subscription", prefix="SB", deliver=deliver, undo=undo)
-# Cash entered by sales waits for finance: its order is not cancelled as stale meanwhile.
-keep_pending_while(lambda: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"))
+# The stale-order job (billing expire-orders, ORDER_PENDING_HOURS) leaves alone:
+# - an order whose cash sales entered and finance has yet to confirm;
+keep_pending_while(lambda now: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"))
+# - a renewal order, made renewal_days_before the period ends: it waits through the grace days, and
+#   run_billing cancels it when the subscription expires unpaid;
+keep_pending_while(lambda now: exists().where(SubscriptionOrder.order_id == Order.id,
+                                              SubscriptionOrder.purpose == "renewal"))
+# - the order of a subscription paid in cash (seed 003's OS flow) for CASH_WAIT: the customer brings the
+#   cash to sales, who enters it.
+CASH_WAIT = timedelta(days=7)
+keep_pending_while(lambda now: exists().where(
+    SubscriptionOrder.order_id == Order.id, Subscription.id == SubscriptionOrder.subscription_id,
+    Subscription.renewal_method == "cash", Order.created_at >= now - CASH_WAIT))
+
+
+def cash_pay_by(order: Order, pending: timedelta) -> datetime:
+    """When a cash subscription's unpaid order is cancelled as stale (`pending`: ORDER_PENDING_HOURS)."""
+    return order.created_at + max(pending, CASH_WAIT)
 
 
 # --- OS flow: cash receipts (maker–checker) -----------------------------------------------------------------
@@ -827,6 +864,15 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
           summary=format_money(order.total, order.currency))
     session.flush()
     return receipt
+
+
+def awaiting_cash():
+    """A WHERE clause on Subscription: paid in cash (its renewal method), with an order awaiting payment for
+    which no cash receipt is entered yet — the subscriptions whose cash sales is to take and enter."""
+    pending = select(SubscriptionOrder.id).join(Order, Order.id == SubscriptionOrder.order_id).where(
+        SubscriptionOrder.subscription_id == Subscription.id, Order.status == "pending",
+        ~exists().where(CashReceipt.order_id == Order.id))
+    return and_(Subscription.renewal_method == "cash", pending.exists())
 
 
 def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, today: date) -> None:
@@ -951,19 +997,21 @@ def notes_for(session: Session, actor: User, subscription: Subscription) -> list
 
 
 def renewal_methods_for(actor: User, subscription: Subscription) -> tuple[str, ...]:
-    """The renewal methods `actor` may choose: cash is arranged with sales (the OS flow), as at checkout, so a
-    customer is offered it only while sales has it set."""
-    if actor.role in ("sales", "admin") or subscription.renewal_method == "cash":
-        return PAY_METHODS
-    return tuple(m for m in PAY_METHODS if m != "cash")
+    """The renewal methods `actor` may choose: those of checkout (pay_methods_for: cash on an OS service, or
+    through sales), and the one set now, kept choosable (cash set by sales on an ON service)."""
+    offered = set(pay_methods_for(subscription.service, actor)) | {subscription.renewal_method}
+    return tuple(m for m in PAY_METHODS if m in offered)
 
 
 def update_renewal(session: Session, actor: User, subscription: Subscription, auto_renew: bool, method: str) -> None:
     _check_subscription(session, actor, subscription)
     if method not in PAY_METHODS:
         raise DomainError(_l("Renewal method: choose balance, online payment or cash."))
-    if method not in renewal_methods_for(actor, subscription):
-        raise DomainError(_l("Renewal method: cash is arranged with sales (OS flow)."))
+    offered = renewal_methods_for(actor, subscription)
+    if method not in offered:
+        raise DomainError(_l("Renewal method: %(method)s is not offered for %(service)s (%(flow)s service); choose "
+                             "%(methods)s.", method=RENEWAL_METHODS[method], service=subscription.service.name,
+                             flow=subscription.service.sales_flow, methods=_method_list(offered)))
     before = (subscription.auto_renew, subscription.renewal_method)
     subscription.auto_renew, subscription.renewal_method = bool(auto_renew), method
     audit = record(session, actor, "edit", "subscription", [subscription.id],
@@ -1390,7 +1438,8 @@ def check_promotion_edit(promotion: Promotion, changed: Sequence[str]) -> None:
 # --- demo data ----------------------------------------------------------------------------------------------
 
 def seed_subscriptions(session: Session) -> dict:
-    """The worked example's catalog (CNY) and promotions, and a VND service, for the demo and the tests.
+    """The worked example's catalog (CNY) and promotions, a VND service (both ON) and a VND service sold in
+    the OS flow (cash), for the demo and the tests.
 
     Promotions are drafted by the user `sales` and activated by `finance` when those exist.
     """
@@ -1403,12 +1452,18 @@ def seed_subscriptions(session: Session) -> dict:
                      description="Văn phòng điện tử: email, lịch, lưu trữ. 云办公：邮箱、日历、存储。")
     meeting = Service(code="MEET-VN", name="Hội nghị truyền hình", currency="VND", renewal_days_before=7,
                       grace_days=5, description="Phòng họp trực tuyến cho doanh nghiệp.")
-    session.add_all([office, meeting])
+    # Seed 003's OS flow: the customer registers and pays cash to sales (no payment page).
+    einvoice = Service(code="EINVOICE-VN", name="Hóa đơn điện tử", currency="VND", renewal_days_before=7,
+                       grace_days=5, sales_flow="OS",
+                       description="Phát hành và lưu trữ hóa đơn điện tử. Thanh toán tiền mặt (dịch vụ OS).")
+    session.add_all([office, meeting, einvoice])
     session.flush()
     standard = ServicePlan(service_id=office.id, code="OFFICE-STD", name="Standard", seat_limit=20, rank=1)
     business = ServicePlan(service_id=office.id, code="OFFICE-BIZ", name="Business", seat_limit=100, rank=2)
     meet = ServicePlan(service_id=meeting.id, code="MEET-BASIC", name="Cơ bản", seat_limit=10, rank=1)
-    session.add_all([standard, business, meet])
+    einvoice_basic = ServicePlan(service_id=einvoice.id, code="EINV-BASIC", name="Cơ bản", seat_limit=5, rank=1)
+    einvoice_pro = ServicePlan(service_id=einvoice.id, code="EINV-PRO", name="Nâng cao", seat_limit=20, rank=2)
+    session.add_all([standard, business, meet, einvoice_basic, einvoice_pro])
     session.flush()
     cycles = {
         "std-1": PlanCycle(plan_id=standard.id, months=1, currency="CNY", price_minor=minor(Decimal("120.00"), "CNY")),
@@ -1419,6 +1474,10 @@ def seed_subscriptions(session: Session) -> dict:
                             price_minor=minor(Decimal("3600.00"), "CNY")),
         "meet-1": PlanCycle(plan_id=meet.id, months=1, currency="VND", price_minor=199000),
         "meet-12": PlanCycle(plan_id=meet.id, months=12, currency="VND", price_minor=1990000),
+        # A plan of one cycle and a plan of several (the seed's "gói có 1 chu kì" / "nhiều chu kì").
+        "einv-basic-12": PlanCycle(plan_id=einvoice_basic.id, months=12, currency="VND", price_minor=990000),
+        "einv-pro-12": PlanCycle(plan_id=einvoice_pro.id, months=12, currency="VND", price_minor=2400000),
+        "einv-pro-24": PlanCycle(plan_id=einvoice_pro.id, months=24, currency="VND", price_minor=4320000),
     }
     add_ons = {
         "storage": PlanAddOn(service_id=office.id, code="OFFICE-STORAGE", name="Extra storage 1 TB", currency="CNY",
@@ -1433,6 +1492,9 @@ def seed_subscriptions(session: Session) -> dict:
         TermsVersion(service_id=office.id, version="2026.1",
                      body="Điều khoản đăng ký dịch vụ Cloud Office. Terms of the Cloud Office subscription."),
         TermsVersion(service_id=meeting.id, version="2026.1", body="Điều khoản đăng ký dịch vụ hội nghị truyền hình."),
+        TermsVersion(service_id=einvoice.id, version="2026.1",
+                     body="Điều khoản đăng ký dịch vụ hóa đơn điện tử. Thanh toán tiền mặt cho nhân viên kinh doanh; "
+                          "thuê bao bắt đầu khi kế toán xác nhận."),
     ])
     session.flush()
     status = "active" if creator is not None and activator is not None else "draft"
@@ -1462,8 +1524,9 @@ def seed_subscriptions(session: Session) -> dict:
                             max_discount_minor=150000, targets=[{"plan_id": meet.id}], first_subscription_only=True),
     }
     session.flush()
-    made.update(services={"office": office, "meeting": meeting},
-                plans={"standard": standard, "business": business, "meet": meet},
+    made.update(services={"office": office, "meeting": meeting, "einvoice": einvoice},
+                plans={"standard": standard, "business": business, "meet": meet, "einvoice_basic": einvoice_basic,
+                       "einvoice_pro": einvoice_pro},
                 cycles=cycles, add_ons=add_ons, promotions=promotions)
     return made
 

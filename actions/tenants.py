@@ -36,7 +36,7 @@ from actions.text_input import text_problem
 from actions.texts import change, changes_param, message
 from actions.times import check_zone
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy
-from actions.users import create_user, generate_password
+from actions.users import USERNAME_MAX, create_user, generate_password
 from models import APPLICANT, USER_ROLES, BillingConfig, Company, TenantApplication, User, utcnow
 
 CREDIT_CODE_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -385,14 +385,32 @@ COMPANY_PROFILE_FIELDS = ("phone", "fax", "province", "city", "address")
 ADMIN_PROFILE_FIELDS = ("full_name", "email", "phone", "mobile")
 
 
+def company_administrator(session: Session, company: Company) -> User | None:
+    """The company's administrator login: its first full-access customer login (`areas` NULL, lowest id).
+
+    That is the login onboarding created with the company (create_tenant: a new login, or the promoted
+    applicant), since employees come later; for a company set up by hand under System, its first administrator."""
+    return session.scalar(
+        select(User).where(User.company_id == company.id, User.role == "customer_admin", User.areas.is_(None))
+        .order_by(User.id).limit(1))
+
+
+def username_follows_email(user: User) -> bool:
+    """Whether `user`'s login name is its email (编辑信息: 用户名 与管理员邮箱同步), so it follows a new one."""
+    return bool(user.email) and user.username.lower() == user.email.lower()
+
+
 @dataclass(frozen=True)
 class ProfileChange:
-    """What a profile edit changed; `new_email` is set when mail now goes elsewhere."""
+    """What a profile edit changed; `new_email` is set when mail now goes elsewhere, `new_username` when the
+    administrator now signs in with another name; `administrator` is the login whose details were edited."""
 
     company_changes: tuple[str, ...]
     user_changes: tuple[str, ...]
     old_email: str | None = None
     new_email: str | None = None
+    new_username: str | None = None
+    administrator: User | None = None
 
     @property
     def changed(self) -> bool:
@@ -405,15 +423,21 @@ def update_profile(
     full_name: str | None = None, email: str | None = None, user_phone: str | None = None,
     mobile: str | None = None, time_zone: str | None = None,
 ) -> ProfileChange:
-    """编辑信息: a customer administrator edits their own company's details and their own contact.
+    """编辑信息: a customer login edits its company's details and the company administrator's contact.
 
-    The company name stays as registered; `time_zone` (None: unchanged) is an IANA name or "" (by language). A new administrator email becomes the address of the
-    login's mail and the company's contact email, and replaces the old one among the push emails.
+    The company name stays as registered; `time_zone` (None: unchanged) is an IANA name or "" (by language).
+    The administrator is `company_administrator` (the actor itself when it is that login). A new
+    administrator email becomes the address of that login's mail and the company's contact email, and
+    replaces the old one among the push emails; when the login name was the old email (用户名 与管理员邮箱
+    同步) it becomes the new one, in the same transaction: the old name stops signing in. Refused, naming the
+    email field, when another login already has that name, and for an employee limited to some areas (the
+    administrator's email is where its password mail goes).
     """
     require_role(actor, {"customer_admin"})
     company = actor.company
     if company is None:
         raise DomainError(_l("Only a customer administrator has a company profile."))
+    admin = company_administrator(session, company) or actor
     company_values = {
         "phone": _phone("phone", phone, required=False),
         "fax": _phone("fax", fax, required=False),
@@ -431,6 +455,13 @@ def update_profile(
         "phone": _phone("user_phone", user_phone),
         "mobile": _phone("mobile", mobile, required=False),
     }
+    new_username = None
+    if (admin.email or None) != user_values["email"]:
+        if admin.id != actor.id and actor.areas is not None:
+            raise InvalidField("email", _l("only the company's administrator changes it (it is where their "
+                                           "password and order mail goes)."))
+        if username_follows_email(admin) and admin.username != user_values["email"]:
+            new_username = _free_username(session, admin, user_values["email"])
     company_changes = _assign(company, company_values)
     if time_zone is not None:  # "" = by each user's language (actions/times.py)
         try:
@@ -440,7 +471,15 @@ def update_profile(
         if company.time_zone != zone:
             company_changes["time_zone"] = (company.time_zone, zone)
             company.time_zone = zone
-    user_changes = _assign(actor, user_values)
+    user_changes = _assign(admin, user_values)
+    if new_username is not None:
+        user_changes["username"] = (admin.username, new_username)
+        admin.username = new_username
+        try:  # the unique index: another login took the name since _free_username looked
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError:
+            raise _username_taken(new_username) from None
     old_email = new_email = None
     if "email" in user_changes:
         old_email, new_email = user_changes["email"]
@@ -451,9 +490,26 @@ def update_profile(
     if company_changes:
         record(session, actor, "edit", "company", [company.id], _describe(company_changes))
     if user_changes:
-        record(session, actor, "edit", "user", [actor.id], _describe(user_changes, {"phone": FIELDS["user_phone"]}))
+        record(session, actor, "edit", "user", [admin.id], _describe(user_changes, {"phone": FIELDS["user_phone"]}))
     session.flush()
-    return ProfileChange(tuple(company_changes), tuple(user_changes), old_email, new_email)
+    return ProfileChange(tuple(company_changes), tuple(user_changes), old_email, new_email, new_username, admin)
+
+
+def _free_username(session: Session, admin: User, name: str) -> str:
+    """`name` as the administrator's new login name; InvalidField (the email field) when it cannot be one."""
+    if len(name) > USERNAME_MAX:
+        raise InvalidField("email", _l("the administrator's username follows this email and has at most "
+                                       "%(n)s characters: give a shorter address.", n=USERNAME_MAX))
+    taken = session.scalar(select(User.id).where(func.lower(User.username) == name.lower(), User.id != admin.id)
+                           .limit(1))
+    if taken is not None:
+        raise _username_taken(name)
+    return name
+
+
+def _username_taken(name: str) -> InvalidField:
+    return InvalidField("email", _l("%(name)s is already the username of another login, and the administrator's "
+                                    "username follows this email: give another address.", name=name))
 
 
 def _assign(row, values: dict) -> dict[str, tuple]:

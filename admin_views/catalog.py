@@ -1,4 +1,5 @@
-"""技术支持 → 基础数据 / 业务管理: package categories, subcategories and packages."""
+"""技术支持 → 基础数据 / 业务管理: package categories, subcategories and packages; the services sold by
+subscription (seed 003) and the flow each is sold in (ON / OS)."""
 from __future__ import annotations
 
 from flask import abort, flash, redirect, request, url_for
@@ -18,7 +19,8 @@ from actions.catalog import (
 )
 from admin_views.base import MoneyField, ScopedModelView, label_formatter, unit_of_work
 from models import (
-    CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, SEAT_EDITIONS, Package, PackageCategory, PackageSubcategory, db,
+    CURRENCIES, PACKAGE_KINDS, PRICING_METHODS, SALES_FLOWS, SEAT_EDITIONS, Package, PackageCategory,
+    PackageSubcategory, Service, db,
 )
 
 LABELS = {
@@ -219,9 +221,46 @@ class PackageView(CatalogView):
                            usage=package_usage(db.session, package))
 
 
+def sales_flow_cell(view, context, model, name):
+    """ON / OS as a badge, with what it means for paying."""
+    return Markup('<span class="badge badge-{}">{}</span> <small class="text-muted">{}</small>').format(
+        "warning" if model.sales_flow == "OS" else "info", model.sales_flow, SALES_FLOWS.get(model.sales_flow, ""))
+
+
+class ServiceView(ScopedModelView):
+    """Dịch vụ (seed 003): the services sold by subscription. Tech support sets the flow each is sold in: ON
+    (paid online or from the balance) or OS (the customer may pay cash). Plans, cycles and terms come with the
+    service (demo data, migrations); no service is created or deleted here."""
+
+    roles = frozenset({"tech_support"})
+    can_create = can_delete = False
+    column_list = ("code", "name", "currency", "sales_flow", "active")
+    column_details_list = ("code", "name", "description", "currency", "sales_flow", "renewal_days_before",
+                           "grace_days", "active")
+    column_labels = {**LABELS, "sales_flow": _l("Sales flow"), "description": _l("Description"),
+                     "renewal_days_before": _l("Renewal order (days before the period ends)"),
+                     "grace_days": _l("Grace days")}
+    column_formatters = {"sales_flow": sales_flow_cell}
+    column_formatters_export = {"sales_flow": lambda view, context, model, name: model.sales_flow}
+    column_choices = {"sales_flow": [(code, code) for code in SALES_FLOWS]}
+    column_filters = ("sales_flow", "currency", "active")
+    column_searchable_list = ("code", "name")
+    form_columns = ("name", "description", "sales_flow")
+    form_choices = {"sales_flow": list(SALES_FLOWS.items())}
+    form_args = {"sales_flow": {"description": _l("ON: checkout offers the balance and online payment (cash only "
+                                                  "through sales). OS: the customer may choose cash, paid to sales "
+                                                  "and confirmed by finance, or the balance.")}}
+
+    def edit_form(self, obj=None):
+        form = super().edit_form(obj)
+        form.sales_flow.choices = [(code, f"{code} — {label}") for code, label in SALES_FLOWS.items()]
+        return form
+
+
 def register(admin, category) -> None:
     admin.add_view(PackageCategoryView(PackageCategory, name=_l("Package categories"),
                                        category=category, endpoint="packagecategory"))
     admin.add_view(PackageSubcategoryView(PackageSubcategory, name=_l("Package subcategories"),
                                           category=category, endpoint="packagesubcategory"))
     admin.add_view(PackageView(Package, name=_l("Packages"), category=category))
+    admin.add_view(ServiceView(Service, name=_l("Services"), category=category, endpoint="service"))

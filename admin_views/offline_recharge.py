@@ -131,6 +131,8 @@ class RechargeForm(Form):
     currency = SelectField(_l("Currency"), choices=list(CURRENCIES.items()))
     amount = StringField(_l("Amount"), render_kw={"inputmode": "decimal"})
     reference = StringField(_l("Reference number"), render_kw={"maxlength": MAX_REFERENCE})
+    # Marked with * on the page (actions.offline_recharge.clean_terms refuses them empty); 编号 is optional.
+    required_fields = ("company_id", "payer", "currency", "amount")
 
     def terms(self) -> dict:
         return {name: self[name].data for name in ("company_id", "payer", "currency", "amount", "reference")}

@@ -275,13 +275,15 @@ class RenewalCenterView(RoleView):
             retired = {d.package.currency for d in devices if d.package is not None and not d.package.active}
             choices = {currency: rebind_choices(db.session, currency) for currency in sorted(retired)}
             rows = [_device_row(d, months, today, choices) for d in devices]
+        # Rows ticked before the renewal length changed stay ticked (at most a page's worth of ids is read).
+        ticked = {int(v) for v in request.args.getlist("ticked")[:PAGE_SIZES[-1]] if v.isdecimal() and len(v) < 12}
         params = {"company_id": company.id if company else "", "window": window, "months": choice,
                   "custom_months": custom, "page_size": page_size, "q": search}
         return self.render(
             "renewdesk/renewal_center.html", company=company, companies=self.company_choices(),
             windows=WINDOWS, window=window, month_choices=MONTH_CHOICES, choice=choice, custom=custom,
             months=months, rows=rows, page=page, page_size=page_size, page_sizes=PAGE_SIZES,
-            has_next=has_next, total=total, params=params, today=today, search=search,
+            has_next=has_next, total=total, params=params, today=today, search=search, ticked=ticked,
         )
 
     def company_choices(self) -> list[tuple[str, str]]:

@@ -6,13 +6,13 @@ client never submits an amount: only ids, the checkout key and the quote's diges
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
-from flask import abort, flash, has_request_context, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, has_request_context, jsonify, redirect, request, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
-from flask_admin.contrib.sqla.filters import FilterEqual, IntEqualFilter
+from flask_admin.contrib.sqla.filters import BaseSQLAFilter, FilterEqual, IntEqualFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -36,7 +36,7 @@ from admin_views.paid_pages import register_paid_page
 from admin_views.system import InCompanyTree
 from models import (
     CASH_RECEIPT_STATUSES, CURRENCIES, NOTE_VISIBILITIES, ORDER_STATUSES, PAYMENT_METHODS, PROMOTION_DURATIONS,
-    PROMOTION_KINDS, PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SUBSCRIPTION_CURRENCIES,
+    PROMOTION_KINDS, PROMOTION_SCOPES, PROMOTION_STATUSES, RENEWAL_METHODS, SALES_FLOWS, SUBSCRIPTION_CURRENCIES,
     SUBSCRIPTION_EVENT_KINDS, SUBSCRIPTION_ORDER_PURPOSES, SUBSCRIPTION_STATES, CashReceipt, Company, InvoiceTitle,
     Order, PlanCycle, Promotion, PromotionCompany, PromotionTarget, Service, ServicePlan, Subscription,
     SubscriptionEvent, SubscriptionOrder, db,
@@ -117,7 +117,7 @@ class SubscribeView(RoleView):
             selectinload(Service.plans).selectinload(ServicePlan.cycles)).order_by(Service.name)).all()
         tables = [(service, [(plan, subs.price_table(plan)) for plan in service.plans if plan.active])
                   for service in services]
-        return self.render("renewdesk/subscriptions/price_table.html", tables=tables)
+        return self.render("renewdesk/subscriptions/price_table.html", tables=tables, sales_flows=SALES_FLOWS)
 
     @expose("/service/<int:service_id>/")
     def service_view(self, service_id: int):
@@ -128,7 +128,7 @@ class SubscribeView(RoleView):
         tab = "prices" if request.args.get("tab") == "prices" else "details"
         plans = [(plan, subs.price_table(plan)) for plan in service.plans if plan.active]
         return self.render("renewdesk/subscriptions/service.html", service=service, plans=plans, tab=tab,
-                           add_ons=[a for a in service.add_ons if a.active])
+                           add_ons=[a for a in service.add_ons if a.active], sales_flows=SALES_FLOWS)
 
     def _step1(self, source, checkout_key: str):
         cycle = db.session.get(PlanCycle, parse_row_id(source.get("cycle")) or 0)
@@ -190,17 +190,19 @@ class SubscribeView(RoleView):
         terms = subs.current_terms(db.session, quote.service)
         titles = list(db.session.scalars(select(InvoiceTitle).where(InvoiceTitle.company_id == quote.company.id)
                                          .order_by(InvoiceTitle.id)))
-        defaults = subs.checkout_defaults(db.session, quote.company, current_user)
+        defaults = subs.checkout_defaults(db.session, quote.company, current_user, quote.service)
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
                            values=merged, terms=terms, titles=titles, stage=stage, previous=previous,
-                           pay_methods=self._pay_methods())
+                           pay_methods=self._pay_methods(quote.service), enters_cash=_enters_cash(),
+                           sales_flows=SALES_FLOWS)
 
-    def _pay_methods(self) -> list[tuple[str, str]]:
-        methods = [("balance", _("Balance")), ("online", _("Online payment"))]
-        if current_user.role in ("sales", "admin"):
-            methods.append(("cash", _("Cash (OS): sales enters the receipt, finance confirms")))
-        return methods
+    def _pay_methods(self, service: Service) -> list[tuple[str, str]]:
+        """Step 2's choices: subs.pay_methods_for (the same list check_details accepts), each explained."""
+        labels = {"balance": _("Balance"), "online": _("Online payment"),
+                  "cash": _("Cash (OS): sales enters the receipt, finance confirms") if _enters_cash()
+                  else _("Cash: pay it to sales; the subscription starts when finance confirms it")}
+        return [(method, labels[method]) for method in subs.pay_methods_for(service, current_user)]
 
     @expose("/checkout/pay/", methods=("POST",))
     def pay(self):
@@ -284,6 +286,8 @@ class SubscribeView(RoleView):
             flash(_("No online payment provider takes %(currency)s yet; pay by balance or cash.",
                     currency=order.currency), "warning")
             return redirect(detail)
+        if not _enters_cash():  # a customer's cash (OS flow): registered; sales takes the cash, finance confirms
+            return redirect(url_for(".registered", subscription_id=subscription.id))
         try:
             subs.enter_cash_receipt(db.session, current_user, subscription, date.today())
             db.session.commit()
@@ -294,6 +298,26 @@ class SubscribeView(RoleView):
         flash(_("Subscription %(number)s: cash receipt entered; it starts when finance confirms it.",
                 number=number), "success")
         return redirect(detail)
+
+    @expose("/registered/<int:subscription_id>/")
+    def registered(self, subscription_id: int):
+        """Hiển thị màn hình đăng ký thành công (OS flow): registered, awaiting the cash; what happens next."""
+        subscription = db.session.get(Subscription, subscription_id)
+        if subscription is None or company_in_scope(subscription.company_id) is None:
+            abort(404)
+        orders = subs.pending_orders(db.session, subscription, "start")
+        if subscription.status != "pending_payment" or not orders:  # paid, or given up: the subscription says so
+            return redirect(url_for("subscription.detail_view", id=subscription.id))
+        order = orders[0]
+        hours = int(current_app.config["ORDER_PENDING_HOURS"])
+        return self.render("renewdesk/subscriptions/registered.html", subscription=subscription, order=order,
+                           pay_by=subs.cash_pay_by(order, timedelta(hours=hours)),
+                           receipt=db.session.scalar(select(CashReceipt).where(CashReceipt.order_id == order.id)))
+
+
+def _enters_cash() -> bool:
+    """Whether the current user takes cash and enters its receipt (sales; admins may too)."""
+    return current_user.role in subs.CASH_ENTRY_ROLES or current_user.role == "admin"
 
 
 def _subscription_page(order: Order) -> str | None:
@@ -377,6 +401,22 @@ def describe_abandon(subscription: Subscription) -> Confirmation | None:
         confirm_label=_("Cancel this order"))
 
 
+class AwaitingCash(BaseSQLAFilter):
+    """Subscriptions whose cash sales is to take (subs.awaiting_cash): the OS flow's to-do list."""
+
+    def __init__(self):
+        super().__init__(Subscription.renewal_method, _l("Cash"), options=[("y", _l("awaiting payment"))])
+
+    def validate(self, value):
+        return value == "y"
+
+    def apply(self, query, value, alias=None):
+        return query.filter(subs.awaiting_cash())
+
+    def operation(self):
+        return _l("is")
+
+
 class SubscriptionView(ScopedModelView):
     """Quản lý thuê bao: every subscription of the company tree (unlimited per company)."""
 
@@ -402,6 +442,7 @@ class SubscriptionView(ScopedModelView):
     column_default_sort = ("id", True)
     column_select_related_list = (Subscription.company, Subscription.service, Subscription.plan, Subscription.cycle)
     column_details_list = column_list
+    list_template = "renewdesk/subscriptions/list.html"  # with the "Awaiting cash" link of sales
 
     def __init__(self, *args, **kwargs):
         self.column_filters = [
@@ -414,8 +455,18 @@ class SubscriptionView(ScopedModelView):
                 PlanCycle.plan)),
             "period_end",
             InCompanyTree(Subscription.company_id, _l("Company"), Subscription.company_id),
+            AwaitingCash(),
         ]
         super().__init__(Subscription, *args, **kwargs)
+
+    def awaiting_cash_url(self) -> str | None:
+        """The list filtered to the subscriptions awaiting cash (for those who take it), or None."""
+        if not _enters_cash():
+            return None
+        for arg, (_index, flt) in (self._filter_args or {}).items():
+            if isinstance(flt, AwaitingCash):
+                return self.get_url(".index_view", **{f"flt0_{arg}": "y"})
+        return None
 
     def search_placeholder(self):
         return _("Subscription number")

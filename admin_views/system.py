@@ -194,7 +194,7 @@ class UserView(ScopedModelView):
 
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
-        del form.username  # the login name never changes
+        del form.username  # changed only by its company profile, following the administrator email
         del form.initial_password  # passwords change through "Reset password"
         return form
 

@@ -18,7 +18,10 @@ from wtforms import SelectField, StringField, TextAreaField
 
 from actions import DomainError, companies_in_scope
 from actions.regions import COUNTRIES, cities_of, is_province, regions
-from actions.tenants import FIELDS, InvalidField, Onboarded, apply, approve, onboard, reject, update_profile
+from actions.tenants import (
+    FIELDS, InvalidField, Onboarded, apply, approve, company_administrator, onboard, reject, update_profile,
+    username_follows_email,
+)
 from actions.times import zone_labels
 from actions.passwords import current_policy
 from admin_views.confirm import Confirmation, ask, is_confirmed
@@ -87,14 +90,21 @@ COMMON_ZONES = ("Asia/Shanghai", "Asia/Hong_Kong", "Asia/Taipei", "Asia/Ho_Chi_M
                 "Asia/Tokyo", "UTC")
 
 
+def country_order(locale: str | None = None) -> tuple[str, ...]:
+    """The countries of the province list, the reader's own first: Vietnam for a Vietnamese reader, else China."""
+    language = str(locale if locale is not None else (get_locale() or "en")).split("_")[0]
+    return ("VN", "CN") if language == "vi" else ("CN", "VN")
+
+
 def region_choices(form, province: str | None, city: str | None) -> None:
-    """The province list (China, then Vietnam, in groups) and the chosen province's cities; a stored
-    value that is not on the lists stays selectable so an old profile still shows (and saves) it."""
+    """The province list in one <optgroup> per country (named in the reader's language, the reader's country
+    first) and the chosen province's cities; a stored value that is not on the lists stays selectable so an
+    old profile still shows (and saves) it. WTForms escapes every label and value."""
     lists = regions()
-    groups = {str(COUNTRIES[code]): [(p["name"], p["name"]) for p in lists[code]] for code in ("CN", "VN")}
+    groups = {str(COUNTRIES[code]): [(p["name"], p["name"]) for p in lists[code]] for code in country_order()}
     if province and not is_province(province):
         groups[_("Not on the list")] = [(province, province)]
-    form.province.choices = {"": [("", _("— choose —"))], **groups}
+    form.province.choices = {None: [("", _("— choose —"))], **groups}  # the placeholder in no group
     cities = [(c, c) for c in cities_of(province or "")]
     if city and city not in dict(cities):
         cities.append((city, city))
@@ -393,7 +403,8 @@ class TenantApplyView(RoleView):
 
 
 class CompanyProfileView(RoleView):
-    """编辑信息: the customer administrator's company details and their own contact details."""
+    """编辑信息: the company's details and its administrator's contact details (actions.tenants.update_profile);
+    the administrator's username is shown beside the email it follows."""
 
     roles = frozenset({"customer_admin"})
     area = "company"
@@ -421,12 +432,19 @@ class CompanyProfileView(RoleView):
                     flash(_("Nothing changed."), "info")
                 else:
                     flash(_("Company profile saved."), "success")
-                if change.new_email:
+                mine = change.administrator is None or change.administrator.id == current_user.id
+                if change.new_email and mine:
                     flash(_("From now on, mail for your account (passwords, orders) goes to %(email)s.",
                             email=change.new_email), "info")
+                elif change.new_email:
+                    flash(_("From now on, mail for the administrator's account (passwords, orders) goes to "
+                            "%(email)s.", email=change.new_email), "info")
+                if change.new_username:
+                    flash(_("The administrator's username is now %(username)s: sign in with it from now on.",
+                            username=change.new_username), "info")
                 return redirect(url_for(".index"))
         else:
-            user = current_user
+            user = company_administrator(db.session, company) or current_user
             form = ProfileForm(data={
                 "phone": company.phone, "fax": company.fax, "province": company.province, "city": company.city,
                 "address": company.address, "full_name": user.full_name, "email": user.email,
@@ -434,8 +452,10 @@ class CompanyProfileView(RoleView):
             })
         form.time_zone.choices = _zone_choices(company.time_zone)
         region_choices(form, form.province.data, form.city.data)
+        administrator = company_administrator(db.session, company) or current_user
         return self.render("renewdesk/company_profile.html", company=company, form=form, required=REQUIRED,
-                           regions=regions())
+                           regions=regions(), administrator=administrator,
+                           follows_email=username_follows_email(administrator))
 
 
 def register(admin, system, customer) -> None:

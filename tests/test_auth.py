@@ -223,3 +223,24 @@ def test_a_read_that_meets_a_locked_database_answers_503_and_other_errors_still_
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "2"
     with app.test_request_context("/login", method="POST"), pytest.raises(OperationalError):
         app.handle_user_exception(OperationalError("SELECT 1", {}, Exception("no such table: nowhere")))
+
+
+def test_a_flask_command_in_an_unconfigured_checkout_runs_as_make_run_does(monkeypatch):
+    """`flask --app app ledger-check` after `make run` (nothing set): development, on the embedded database.
+    A server started the same way, or a command that names a database, still needs SECRET_KEY."""
+    import click
+
+    from app import create_app
+
+    for name in ("ENV_NAME", "DATABASE_URL", "SECRET_KEY", "RENEWDESK_ENV_NAME", "RENEWDESK_DATABASE_URL",
+                 "RENEWDESK_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with click.Context(click.Command("ledger-check")):
+        app = create_app()
+    assert app.config["ENV_NAME"] == "development"
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("instance/renewdesk.db")
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()  # gunicorn wsgi:app: no command, no default
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://db.example/renewdesk")
+    with click.Context(click.Command("ledger-check")), pytest.raises(RuntimeError, match="SECRET_KEY"):
+        create_app()

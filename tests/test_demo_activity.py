@@ -6,11 +6,12 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from actions import subscriptions as subs
 from actions.demo import seed_demo
 from actions.wallets import balance_of, ledger_differences
 from actions.orders import add_months
-from models import (Company, DeviceService, InvoiceRequest, LedgerEntry, OfflineRecharge, Order, OrderLine,
-                    db)
+from models import (CashReceipt, Company, DeviceService, InvoiceRequest, LedgerEntry, OfflineRecharge, Order,
+                    OrderLine, Subscription, db)
 from tests.conftest import FAST_HASH
 
 
@@ -43,6 +44,15 @@ def test_demo_activity_leaves_work_in_each_queue(app):
         expiries = dict(db.session.execute(select(OrderLine.edition, OrderLine.new_expires_on)
                                            .join(Order).where(Order.kind == "seats")).all())
         assert expiries == {"basic": add_months(date.today(), 12), "standard": None}
+        # Seed 003's OS flow: Acme North's e-invoice subscription is paid in cash and active, Acme South's
+        # waits for its cash; Acme Logistics itself has none (its first subscription is the worked example's).
+        subscriptions = {row.company.name: row for row in db.session.scalars(select(Subscription))}
+        assert sorted(subscriptions) == ["Acme North", "Acme South"]
+        assert subscriptions["Acme North"].status == "active" and subscriptions["Acme North"].period_end is not None
+        assert subscriptions["Acme South"].status == "pending_payment"
+        assert db.session.scalars(select(Subscription).where(subs.awaiting_cash())).all() == [
+            subscriptions["Acme South"]]
+        assert db.session.scalar(select(CashReceipt.status)) == "confirmed"
 
 
 def test_demo_without_activity_starts_with_empty_queues(app):

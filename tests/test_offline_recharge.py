@@ -376,6 +376,9 @@ def test_create_page_offers_draft_and_submit_buttons(client, login, world):
     for name in ("company_id", "payer", "currency", "amount", "reference"):
         assert f'name="{name}"' in page
     assert "Acme North Fleet" in page
+    # The four fields the application needs are marked; 编号 (reference) is optional.
+    marked = re.findall(r'aria-required="true"[^>]*name="(\w+)"|name="(\w+)"[^>]*aria-required="true"', page)
+    assert sorted(a or b for a, b in marked) == ["amount", "company_id", "currency", "payer"]
 
 
 @pytest.mark.parametrize("button, status", [("draft", "draft"), ("submit", "submitted")])

@@ -478,6 +478,45 @@ def test_unpaid_renewal_goes_past_due_then_expires(world):
     assert db.session.scalar(select(Order).where(Order.number == report.unpaid[0])).status == "cancelled"
 
 
+def test_the_stale_order_job_leaves_an_unpaid_renewal_order_to_the_subscription(world):
+    """billing expire-orders cancels orders left pending for ORDER_PENDING_HOURS, but a renewal order is made
+    days before the period ends and waits through the grace days: only the subscription job cancels it, when
+    the subscription expires unpaid. Until then the customer can still pay it."""
+    from actions.orders import cancel_stale_orders
+    from actions.wallets import debit
+
+    subscription = _active(world)
+    wallet = wallet_for(db.session, world.acme.id, "CNY")
+    debit(db.session, wallet, wallet.balance, "payment", "test-empty")
+    end = subscription.period_end
+    report = subs.run_billing(db.session, end - timedelta(days=7), now())
+    db.session.commit()
+    renewal = db.session.scalar(select(Order).where(Order.number == report.unpaid[0]))
+    cancel_stale_orders(db.session, timedelta(hours=24), now() + timedelta(days=10))
+    db.session.commit()
+    db.session.refresh(renewal)
+    assert renewal.status == "pending"
+
+
+def test_a_cash_checkout_waits_a_week_for_the_cash(world):
+    """A subscription paid in cash (seed 003's OS flow): its first order stays payable for CASH_WAIT, not
+    ORDER_PENDING_HOURS, so the customer can bring the cash to sales; then it is cancelled as stale."""
+    from actions.orders import cancel_stale_orders
+
+    cash = checkout(world.users["sales"], world.acme, pay_method="cash")
+    online = checkout(world.users["customer"], world.acme, pay_method="online")
+    db.session.commit()
+    cancel_stale_orders(db.session, timedelta(hours=24), now() + timedelta(days=3))
+    db.session.commit()
+    assert subs.start_order(db.session, cash).status == "pending"
+    assert subs.start_order(db.session, online).status == "cancelled"
+    created = subs.start_order(db.session, cash).created_at
+    assert subs.cash_pay_by(subs.start_order(db.session, cash), timedelta(hours=24)) == created + subs.CASH_WAIT
+    cancel_stale_orders(db.session, timedelta(hours=24), now() + subs.CASH_WAIT + timedelta(hours=1))
+    db.session.commit()
+    assert subs.start_order(db.session, cash).status == "cancelled"
+
+
 def test_abandoned_checkout_gives_the_promotions_back(world):
     from actions.orders import cancel_order
 

@@ -391,7 +391,7 @@ def test_confirm_after_the_promotion_sold_out_sends_back_to_step_1(app, client, 
 
 
 def test_a_customer_cannot_switch_its_renewal_to_cash_which_sales_arranges(app, client, login, world):
-    """Checkout refuses cash from a customer (sales records it: the OS flow); the renewal settings did not."""
+    """Checkout refuses cash from a customer on an ON service (sales records it); the renewal settings did not."""
     subscription = _active(world)
     db.session.commit()
     login("customer")
@@ -399,7 +399,8 @@ def test_a_customer_cannot_switch_its_renewal_to_cash_which_sales_arranges(app, 
     page = client.get(f"{base}/?tab=payments").get_data(as_text=True)
     assert 'name="renewal_method"' in page and 'value="cash"' not in page
     answer = post(client, f"{base}/renewal/", {"renewal_method": "cash", "auto_renew": "y"}, follow_redirects=True)
-    assert "Renewal method: cash is arranged with sales (OS flow)." in answer.get_data(as_text=True)
+    assert ("Renewal method: Cash is not offered for Cloud Office (ON service); choose Balance, Online payment."
+            in answer.get_data(as_text=True))
     db.session.expire_all()
     assert db.session.get(Subscription, subscription.id).renewal_method != "cash"
     # Sales may set it; the customer then keeps it (and may move away from it).

@@ -59,7 +59,8 @@ def test_check_details_lists_each_problem_once(world):
         text = str(exc)
     else:
         raise AssertionError("refused details were accepted")
-    assert text.count("Tax code") == 1 and text.count("Contact email") == 1 and "cash is recorded by sales" in text
+    assert text.count("Tax code") == 1 and text.count("Contact email") == 1
+    assert "Payment: Cash is not offered for Cloud Office (ON service); choose Balance, Online payment." in text
     assert subs.check_details(db.session, service, details(service), world.users["customer"])["invoice_tax_id"]
 
 

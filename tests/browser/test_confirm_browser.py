@@ -233,3 +233,30 @@ def test_custom_months_wait_for_the_number(zh, live_app):
     query = parse_qs(urlsplit(customer.url).query)
     assert query["months"] == ["custom"] and query["custom_months"] == ["3"]
     expect(customer.locator("#rd-renew-form")).to_contain_text("3")
+
+
+def test_changing_the_renewal_length_keeps_the_ticked_devices(zh, live_app):
+    """批量延期时长: tick devices, then choose another length: the list shows the new prices and the same
+    devices are still ticked, so "renew the selected" renews what was ticked."""
+    customer = zh("customer")
+    values = "boxes => boxes.map(b => b.value)"
+    customer.goto(live_app.url("/admin/renewal_center/?months=12"))
+    renewable_for_12 = set(customer.locator(".rd-device:not([disabled])").evaluate_all(values))
+    customer.goto(live_app.url("/admin/renewal_center/?months=6"))
+    both = [v for v in customer.locator(".rd-device:not([disabled])").evaluate_all(values) if v in renewable_for_12]
+    assert len(both) >= 3
+    ticked = sorted([both[0], both[2]])
+    for value in ticked:
+        customer.locator(f".rd-device[value='{value}']").check()
+    with customer.expect_navigation():
+        customer.select_option("#rd-months", "12")
+    assert parse_qs(urlsplit(customer.url).query)["months"] == ["12"]
+    expect(customer.locator("#rd-renew-selected")).to_contain_text("12")
+    assert sorted(customer.locator(".rd-device:checked").evaluate_all(values)) == ticked
+    # A custom length carries them too.
+    customer.select_option("#rd-months", "custom")
+    customer.locator("#rd-custom-months").fill("12")
+    with customer.expect_navigation():
+        customer.locator("#rd-custom-months").press("Enter")
+    assert parse_qs(urlsplit(customer.url).query)["custom_months"] == ["12"]
+    assert sorted(customer.locator(".rd-device:checked").evaluate_all(values)) == ticked
