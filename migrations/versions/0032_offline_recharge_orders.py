@@ -10,7 +10,7 @@ Applications approved before this revision get their order here, as approval wri
 (`offline_recharge:<id>`) linked to it. No money moves: the credit is already in the ledger.
 
 Revision ID: 0032_offline_recharge_orders
-Revises: 0030_payment_attempt_qr
+Revises: 0031_service_sales_flow
 """
 import uuid
 from datetime import datetime, timezone
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0032_offline_recharge_orders"
-down_revision = "0030_payment_attempt_qr"
+down_revision = "0031_service_sales_flow"
 branch_labels = None
 depends_on = None
 
