@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.ext.hybrid import Comparator, hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -699,7 +700,11 @@ PAYMENT_METHODS = {
     "vnptpay": _l("VNPT Pay"),
     "bank_transfer": _l("Bank transfer"),
     "cash": _l("Cash"),
+    # An approved offline recharge (线下充值): finance saw the money arrive outside the system.
+    "offline": _l("Offline payment"),
 }
+# What a payment attempt may name: never "offline" (an approved application, no provider to ask).
+ATTEMPT_METHODS = tuple(method for method in PAYMENT_METHODS if method != "offline")
 INVOICE_STATUSES = {"none": _l("Not invoiced"), "requested": _l("Invoice requested"), "invoiced": _l("Invoiced")}
 LEDGER_KINDS = {
     "recharge": _l("Online recharge"),
@@ -783,6 +788,27 @@ class LedgerEntry(db.Model):
     wallet: Mapped[Wallet] = relationship()
     order: Mapped[Order | None] = relationship()
     actor: Mapped[User | None] = relationship()
+
+    @hybrid_property
+    def company_id(self) -> int:
+        """The company whose wallet moved (what scopes an entry: admin_views.base reads `scope_column`)."""
+        return self.wallet.company_id
+
+    @company_id.comparator
+    def company_id(cls):
+        return _WalletCompany(cls.wallet_id)
+
+    def __str__(self) -> str:
+        return self.memo or self.idempotency_key
+
+
+class _WalletCompany(Comparator):
+    """`LedgerEntry.company_id <op> x` as "its wallet's company <op> x", by the wallet_id index:
+    `wallet_id IN (SELECT id FROM wallet WHERE company_id <op> x)` (never a join, never correlated)."""
+
+    def operate(self, op, *other, **kwargs):
+        return LedgerEntry.wallet_id.in_(
+            select(Wallet.id).where(op(Wallet.company_id, *other, **kwargs)).correlate(None))
 
 
 class Order(db.Model):
@@ -1023,6 +1049,8 @@ class OfflineRecharge(db.Model):
         Index("uq_offline_recharge_company_reference", "company_id", "reference", unique=True,
               sqlite_where=text("reference <> '' AND status <> 'declined'"),
               postgresql_where=text("reference <> '' AND status <> 'declined'")),
+        # Only an approved application has its paid recharge order (充值记录 / 订单管理), and one at most.
+        CheckConstraint("order_id IS NULL OR status = 'approved'", name="order_only_when_approved"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -1039,10 +1067,13 @@ class OfflineRecharge(db.Model):
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     reviewed_at: Mapped[datetime | None]
     review_comment: Mapped[str] = mapped_column(Text, default="")
+    # The paid recharge order approval wrote (payment method "offline"): the customer's 充值记录 lists it.
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("order.id"), unique=True)
 
     company: Mapped[Company] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     reviewed_by: Mapped[User | None] = relationship(foreign_keys=[reviewed_by_id])
+    order: Mapped[Order | None] = relationship()
 
     def __str__(self) -> str:
         return f"#{self.id} {self.payer}"
@@ -1329,7 +1360,7 @@ class PaymentAttempt(db.Model):
     __tablename__ = "payment_attempt"
     __table_args__ = (
         UniqueConstraint("method", "reference"),
-        CheckConstraint(_in("method", PAYMENT_METHODS), name="method"),
+        CheckConstraint(_in("method", ATTEMPT_METHODS), name="method"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

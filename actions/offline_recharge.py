@@ -9,7 +9,9 @@ rowcount, so two finance users approving at the same moment credit the wallet on
 second is told it was already reviewed. Edits are conditional too, so an edit racing an
 approval can never change the amount of an approved application. On approval the amount is
 taken from the row the UPDATE claimed (RETURNING), and the credit carries the idempotency
-key `offline_recharge:<id>`, in the same transaction.
+key `offline_recharge:<id>`, in the same transaction. The same transaction writes a paid recharge
+`Order` (payment method "offline", paid at the approval) linked to the application (its unique
+`order_id`) and to the ledger entry: the customer's 充值记录 and finance's 订单管理 list it.
 
 A reference number (编号, e.g. the bank transfer's) is optional; when given it must be unique
 within the company among applications that are not declined: the same transfer filed twice
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from actions import ActionResult, DomainError, in_scope, require_role
 from actions.audit import record
 from actions.money import format_amount, from_minor, parse, to_minor
+from actions.orders import record_paid_recharge
 from actions.text_input import text_block, text_problem
 from actions.texts import change, changes_param, label_param, message, money_param
 from actions.unique import unique_or
@@ -266,6 +269,29 @@ def submit_applications(session: Session, actor: User, applications: Sequence[Of
     return ActionResult(tuple(changed), tuple(refused))
 
 
+def _credit_approved(session: Session, actor: User, application_id: int, terms: RechargeTerms,
+                     reviewed_at) -> None:
+    """The approval's money: a paid recharge order (payment method "offline", paid at the approval; the
+    customer's 充值记录 and finance's 订单管理 list it) and the wallet's credit, linked to both. The credit's key
+    `offline_recharge:<id>` and the application's unique order_id make it once, whatever is retried."""
+    memo = message("ledger.offline_recharge_ref" if terms.reference else "ledger.offline_recharge",
+                   id=application_id, payer=terms.payer, **({"reference": terms.reference} if terms.reference else {}))
+    order = record_paid_recharge(session, actor, company_id=terms.company_id, currency=terms.currency,
+                                 amount=terms.amount, method="offline", paid_at=reviewed_at, note=memo)
+    linked = session.execute(
+        update(OfflineRecharge)
+        .where(OfflineRecharge.id == application_id, OfflineRecharge.status == "approved",
+               OfflineRecharge.order_id.is_(None))
+        .values(order_id=order.id)
+        .execution_options(synchronize_session=False)
+    )
+    if linked.rowcount != 1:
+        raise AlreadyReviewed(_l("Application %(label)s was already credited.", label=f"#{application_id}"))
+    wallet = wallet_for(session, terms.company_id, terms.currency)
+    credit(session, wallet, terms.amount, "offline_recharge", f"offline_recharge:{application_id}", actor,
+           order_id=order.id, recharge_id=application_id, memo=memo)
+
+
 def review(session: Session, actor: User, application: OfflineRecharge, decision: str, comment: str = "",
            expected: RechargeTerms | None = None) -> OfflineRecharge:
     """Finance approve (credits the wallet once), reject (back to sales) or decline (final) a submitted application.
@@ -282,6 +308,7 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
     if decision != "approve" and not comment:
         raise DomainError(_l("Review comment: required to reject or decline application %(label)s.", label=label))
     status = DECISIONS[decision]
+    reviewed_at = utcnow()
     conditions = [OfflineRecharge.id == application.id, OfflineRecharge.status == "submitted"]
     if expected is not None:
         conditions += [
@@ -291,7 +318,7 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
         ]
     claimed = session.execute(
         update(OfflineRecharge).where(*conditions)
-        .values(status=status, reviewed_by_id=actor.id, reviewed_at=utcnow(), review_comment=comment)
+        .values(status=status, reviewed_by_id=actor.id, reviewed_at=reviewed_at, review_comment=comment)
         .returning(OfflineRecharge.company_id, OfflineRecharge.currency, OfflineRecharge.amount_minor,
                    OfflineRecharge.payer, OfflineRecharge.reference)
         .execution_options(synchronize_session=False)
@@ -317,11 +344,7 @@ def review(session: Session, actor: User, application: OfflineRecharge, decision
     summary = (_summary(session, "audit.recharge.review_comment", application.id, status, terms, comment=comment)
                if comment else _summary(session, "audit.recharge.review", application.id, status, terms))
     if decision == "approve":
-        wallet = wallet_for(session, company_id, currency)
-        credit(session, wallet, amount, "offline_recharge", f"offline_recharge:{application.id}", actor,
-               recharge_id=application.id,
-               memo=message("ledger.offline_recharge_ref" if reference else "ledger.offline_recharge",
-                            id=application.id, payer=payer, **({"reference": reference} if reference else {})))
+        _credit_approved(session, actor, application.id, terms, reviewed_at)
     record(session, actor, decision, AUDIT_MODEL, [application.id], summary)
     session.flush()
     return application

@@ -390,6 +390,25 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
     return order
 
 
+def record_paid_recharge(session: Session, actor: User, *, company_id: int, currency: str, amount: Decimal,
+                         method: str, paid_at: datetime, note: str | dict = "") -> Order:
+    """A recharge order paid outside the order flow (an approved 线下充值): opened and marked paid by `method`
+    at `paid_at` at once, so the customer's 充值记录 and finance's 订单管理 list it. Nothing is delivered here:
+    the caller credits the wallet, in the same transaction, under its own idempotency key."""
+    if method != "offline":
+        raise DomainError(_l("Payment method: %(method)s is not paid offline.", method=method))
+    order = open_order(session, actor, kind="recharge", company_id=company_id, currency=currency, note=note,
+                       lines=[LineSpec(description=message("order.line.recharge", amount=money_param(amount, currency)),
+                                       gross=amount)])
+    if not claim_order(session, order, "pending", status="paid", payment_method=method, paid_at=paid_at):
+        raise DomainError(_l("Order %(number)s is not awaiting payment.", number=order.number))
+    record(session, actor, "pay", "order", [order.id],
+           message("audit.order.pay_offline", order=order.number, amount=money_param(amount, currency),
+                   method=label_param("payment_method", method)))
+    session.flush()
+    return order
+
+
 def scoped_order(session: Session, actor: User, number: str) -> Order | None:
     """The order numbered `number` if it belongs to the actor's companies, else None; for an employee limited to
     some areas (actions.permissions), only an order of a kind its areas make."""

@@ -461,7 +461,7 @@ def update_profile(
             raise InvalidField("email", _l("only the company's administrator changes it (it is where their "
                                            "password and order mail goes)."))
         if username_follows_email(admin) and admin.username != user_values["email"]:
-            new_username = _free_username(session, admin, user_values["email"])
+            new_username = username_for_email(session, admin, user_values["email"])
     company_changes = _assign(company, company_values)
     if time_zone is not None:  # "" = by each user's language (actions/times.py)
         try:
@@ -475,7 +475,7 @@ def update_profile(
     if new_username is not None:
         user_changes["username"] = (admin.username, new_username)
         admin.username = new_username
-        try:  # the unique index: another login took the name since _free_username looked
+        try:  # the unique index: another login took the name since username_for_email looked
             with session.begin_nested():
                 session.flush()
         except IntegrityError:
@@ -495,7 +495,7 @@ def update_profile(
     return ProfileChange(tuple(company_changes), tuple(user_changes), old_email, new_email, new_username, admin)
 
 
-def _free_username(session: Session, admin: User, name: str) -> str:
+def username_for_email(session: Session, admin: User, name: str) -> str:
     """`name` as the administrator's new login name; InvalidField (the email field) when it cannot be one."""
     if len(name) > USERNAME_MAX:
         raise InvalidField("email", _l("the administrator's username follows this email and has at most "
@@ -516,6 +516,20 @@ def _mixes_look_alike_scripts(part: str) -> bool:
     alphabets whose letters look alike: аdmin (a Cyrillic а) reads as admin in every list and log."""
     scripts = {unicodedata.name(c, "").split(" ", 1)[0] for c in part if c.isalpha()}
     return len(scripts & set(_LOOK_ALIKE_SCRIPTS)) > 1
+
+
+def follow_new_email(session: Session, user: User, old_email: str | None) -> str | None:
+    """A customer administrator's email changed from `old_email` elsewhere than the profile (System → Users):
+    the login name follows as update_profile makes it follow (用户名 与管理员邮箱同步) — when it was the old
+    email and the new one is an email address. Sets and returns the new name (None: unchanged); InvalidField
+    (the email field) when it cannot be the login name."""
+    if user.role != "customer_admin" or not old_email or not user.email or user.email == old_email:
+        return None
+    if user.username.lower() != old_email.lower():
+        return None
+    user.email = _email("email", user.email)  # normalised as the profile stores it
+    user.username = username_for_email(session, user, user.email)
+    return user.username
 
 
 def _username_taken(name: str) -> InvalidField:

@@ -64,7 +64,7 @@ def init_admin(app: Flask) -> Admin:
     renewals.register(admin, customer=CUSTOMER, finance=FINANCE)
     devices.register(admin, management=MANAGEMENT, support=SUPPORT)
     offline_recharge.register(admin, sales=SALES, finance=FINANCE)
-    money.register(admin, finance=FINANCE)
+    money.register(admin, finance=FINANCE, customer=CUSTOMER)
     payments.register(admin, finance=FINANCE)
     members.register(admin, customer=CUSTOMER, finance=FINANCE)
     seats.register(admin, customer=CUSTOMER, sales=SALES)

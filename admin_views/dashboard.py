@@ -21,10 +21,11 @@ from actions import scoped
 from actions.cards import is_distributor_user
 from actions.money import EXPONENTS, format_money, from_minor
 from actions.permissions import is_restricted, may_use
+from actions.subscriptions import awaiting_cash
 from models import (
     SEAT_EDITIONS, WALLET_CURRENCIES, BankTransferReceipt, CardOrder, CashReceipt, Company, Device, ExpiryImport,
-    InvoiceRequest, LedgerEntry, OfflineRecharge, Order, OrderRefund, SeatQuota, SimCard, TenantApplication, User,
-    Wallet, Withdrawal, db, utcnow,
+    InvoiceRequest, LedgerEntry, OfflineRecharge, Order, OrderRefund, SeatQuota, SimCard, Subscription,
+    TenantApplication, User, Wallet, Withdrawal, db, utcnow,
 )
 
 EXPIRY_DAYS = 90
@@ -336,6 +337,10 @@ def dashboard_for(user: User, zone: tzinfo, today: date | None = None) -> Dashbo
         cards.append(Card("rejected", str(_l("Offline recharges sent back to you")),
                           _count(OfflineRecharge, OfflineRecharge.status == "rejected"),
                           url_for("offline_recharge.index_view")))
+        # Seed 003's OS flow: subscriptions registered in cash whose cash sales is to take and enter.
+        cards.append(Card("awaiting_cash", str(_l("Subscriptions awaiting cash")),
+                          _count(Subscription, awaiting_cash()),
+                          url_for("subscription.index_view", flt0_cash_is="y")))
     if user.role == "customer_admin":
         if distributor:
             cards[:0] = _distributor_cards(user)

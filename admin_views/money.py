@@ -1,10 +1,13 @@
-"""财务操作 → 余额 / 流水: finance's read-only wallets and ledger, with filters and export."""
+"""财务操作 → 余额 / 流水: finance's read-only wallets and ledger, with filters and export; 客户中心 → 余额明细:
+a customer's own balance movements (the same ledger, scoped to its company tree)."""
 from __future__ import annotations
 
+from flask import url_for
 from flask_admin.contrib.sqla import filters as sqla_filters
 from flask_admin.contrib.sqla.filters import BaseSQLAFilter
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy import false, select
 from sqlalchemy.orm import joinedload
 
@@ -121,7 +124,65 @@ class LedgerEntryView(ScopedModelView):
         return super().get_query().options(joinedload(LedgerEntry.wallet).joinedload(Wallet.company))
 
 
-def register(admin, finance) -> None:
-    """Add the wallet and ledger views."""
+# The movements of a prepaid balance (a distributor's commission wallet has its own page, 收入提现).
+PREPAID_KINDS = {code: label for code, label in LEDGER_KINDS.items()
+                 if code not in ("commission", "withdrawal", "withdrawal_release")}
+
+
+def _order_link(view, context, model, name):
+    """The order number, linked to the order's page (which looks it up in the reader's scope again)."""
+    if model.order is None:
+        return ""
+    return Markup('<a href="{}">{}</a>').format(url_for("renewal_center.order_view", number=model.order.number),
+                                                model.order.number)
+
+
+class BalanceHistoryView(ScopedModelView):
+    """余额明细: every movement of the prepaid balances of the reader's company tree, newest first: top-ups
+    (online and 线下充值), payments, refunds, with the balance after each and the order it belongs to."""
+
+    roles = frozenset({"customer_admin"})
+    area = "orders"  # 订单、充值与支付: the recharge records' area
+    scope_column = "company_id"  # the wallet's company (models.LedgerEntry.company_id)
+    can_create = can_edit = can_delete = False
+    can_export = True
+    column_list = ("created_at", "wallet.company", "currency", "kind", "amount", "balance_after", "order", "memo")
+    column_export_list = column_list
+    column_details_list = column_list
+    column_labels = {
+        "created_at": _l("Time"), "wallet.company": _l("Company"), "currency": _l("Currency"), "kind": _l("Kind"),
+        "amount": _l("Amount"), "balance_after": _l("Balance after"), "order": _l("Order number"),
+        "memo": _l("Memo"),
+    }
+    column_sortable_list = ("created_at", "kind", "amount", "balance_after")
+    column_default_sort = [("created_at", True), ("id", True)]
+    column_select_related_list = (LedgerEntry.wallet, LedgerEntry.order)
+    column_filters = (
+        CompanyTreeFilter(LedgerEntry.wallet_id, lambda tree: LedgerEntry.wallet_id.in_(
+            select(Wallet.id).where(Wallet.company_id.in_(tree)))),
+        WalletCurrencyFilter(),
+        sqla_filters.FilterEqual(LedgerEntry.kind, _l("Kind"), options=list(PREPAID_KINDS.items())),
+        "created_at",  # typed in the reader's zone (admin_views.base.FilterConverter)
+    )
+    column_formatters = {"kind": label_formatter(LEDGER_KINDS), "order": _order_link,
+                         "memo": lambda v, c, m, n: render_text(m.memo_data, m.memo)}
+    column_formatters_export = {"kind": label_formatter(LEDGER_KINDS),
+                                "order": lambda v, c, m, n: m.order.number if m.order is not None else "",
+                                "memo": lambda v, c, m, n: render_text(m.memo_data, m.memo)}
+
+    def _prepaid(self, query):
+        return query.filter(LedgerEntry.wallet_id.in_(select(Wallet.id).where(Wallet.kind == "prepaid")))
+
+    def get_query(self):
+        return self._prepaid(super().get_query()).options(joinedload(LedgerEntry.wallet).joinedload(Wallet.company))
+
+    def get_count_query(self):
+        return self._prepaid(super().get_count_query())
+
+
+def register(admin, finance, customer) -> None:
+    """Add the wallet and ledger views (finance) and the balance history (customers)."""
     admin.add_view(WalletView(Wallet, name=_l("Wallets"), category=finance))
     admin.add_view(LedgerEntryView(LedgerEntry, name=_l("Ledger"), category=finance))
+    admin.add_view(BalanceHistoryView(LedgerEntry, name=_l("Balance history"), category=customer,
+                                      endpoint="balance_history"))

@@ -45,6 +45,7 @@ LABELS = {
     "amount": _l("Amount"), "reference": _l("Reference number"), "status": _l("Status"),
     "created_by": _l("Created by"), "created_at": _l("Created"), "submitted_at": _l("Submitted"),
     "reviewed_by": _l("Reviewed by"), "reviewed_at": _l("Reviewed at"), "review_comment": _l("Review comment"),
+    "order": _l("Order number"),
 }
 STATUS_BADGES = {"draft": "secondary", "submitted": "info", "approved": "success", "rejected": "warning",
                  "declined": "danger"}
@@ -171,17 +172,19 @@ class _ApplicationView(ScopedModelView):
     statuses: tuple[str, ...] = tuple(RECHARGE_STATUSES)
     can_create = can_delete = False
     can_edit = False
+    # "order": the paid recharge order approval wrote (订单管理 and the customer's 充值记录 list it).
     column_list = ("id", "company", "payer", "amount", "reference", "status", "created_by", "created_at",
-                   "submitted_at", "reviewed_by", "reviewed_at", "review_comment")
+                   "submitted_at", "reviewed_by", "reviewed_at", "review_comment", "order")
     column_details_list = column_list
     column_export_list = ("id", "company", "payer", "currency", "amount", "reference", "status", "created_by",
-                          "created_at", "submitted_at", "reviewed_by", "reviewed_at", "review_comment")
+                          "created_at", "submitted_at", "reviewed_by", "reviewed_at", "review_comment", "order")
     column_labels = LABELS
     column_default_sort = ("id", True)
     column_sortable_list = ("id", "payer", "amount", "reference", "status", "created_at", "submitted_at",
                             "reviewed_at")
     column_searchable_list = ("payer", "reference")
-    column_select_related_list = (OfflineRecharge.company, OfflineRecharge.created_by, OfflineRecharge.reviewed_by)
+    column_select_related_list = (OfflineRecharge.company, OfflineRecharge.created_by, OfflineRecharge.reviewed_by,
+                                  OfflineRecharge.order)
     column_formatters = {"amount": _amount_cell, "status": _status_cell, "created_at": time_cell,
                          "submitted_at": time_cell, "reviewed_at": time_cell}
     column_formatters_export = {"status": lambda v, c, m, n: str(RECHARGE_STATUSES.get(m.status, m.status))}

@@ -665,7 +665,10 @@ class RechargeRecordView(CustomerOrderView):
     """充值记录: top-ups of the company tree's wallets, paid and pending; "top up" starts one."""
 
     kinds = ("recharge",)
-    column_list = ("number", "company", "status", "currency", "total", "payment_method", "created_at", "paid_at")
+    # An approved 线下充值 is a paid recharge too (payment method "offline"): its note names the application,
+    # the payer and the reference.
+    column_list = ("number", "company", "status", "currency", "total", "payment_method", "note", "created_at",
+                   "paid_at")
     column_export_list = column_list
     list_template = "renewdesk/recharge_list.html"
 
@@ -708,7 +711,7 @@ class OrderManagementView(OrderListView):
     roles = frozenset({"finance"})
     # 未开票订单 (seed 000): finance sees and filters each order's invoice status, and exports it.
     column_list = ("number", "kind", "company", "status", "currency", "total", "payment_method", "invoice_status",
-                   "created_at", "paid_at")
+                   "created_at", "paid_at", "note")
     column_export_list = column_list
     column_formatters = {**OrderListView.column_formatters, "invoice_status": label_formatter(INVOICE_STATUSES)}
     column_formatters_export = {**OrderListView.column_formatters_export,

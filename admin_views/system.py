@@ -20,6 +20,7 @@ from actions.texts import render as render_text
 from actions import ActionResult, DomainError, companies_in_scope
 from actions.audit import record
 from actions.companies import place
+from actions.tenants import InvalidField, follow_new_email
 from actions.unique import unique_or
 from actions.users import create_user, generate_password, reset_password, set_active
 from actions.passwords import current_policy
@@ -194,7 +195,7 @@ class UserView(ScopedModelView):
 
     def edit_form(self, obj=None):
         form = super().edit_form(obj)
-        del form.username  # changed only by its company profile, following the administrator email
+        del form.username  # it follows the email of a company administrator (actions.tenants.follow_new_email)
         del form.initial_password  # passwords change through "Reset password"
         return form
 
@@ -205,6 +206,14 @@ class UserView(ScopedModelView):
             model.company = None
             model.areas = None  # staff have their roles, not permission areas
         model.locale = model.locale or None
+        if not is_created:
+            try:  # an administrator's login name follows its email, as on the company profile
+                renamed = follow_new_email(db.session, model, form.email.object_data)
+            except InvalidField as exc:
+                raise ValidationError(str(exc)) from None
+            if renamed:
+                flash(_("The administrator's username is now %(username)s: sign in with it from now on.",
+                        username=renamed), "info")
         super().on_model_change(form, model, is_created)
 
     def _set_active(self, ids, active: bool, done: str) -> None:

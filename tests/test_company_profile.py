@@ -94,7 +94,7 @@ def test_a_name_taken_after_the_check_is_refused_by_the_unique_index(world, tena
     """Two requests at once: the other login got the name between the check and the flush."""
     make_user("bill@initech.example", "tech_support")
     db.session.commit()
-    monkeypatch.setattr("actions.tenants._free_username", lambda session, admin, name: name)
+    monkeypatch.setattr("actions.tenants.username_for_email", lambda session, admin, name: name)
     with pytest.raises(InvalidField) as refused:
         update_profile(db.session, tenant.user, email="bill@initech.example", **ADMIN)
     db.session.rollback()
@@ -177,6 +177,34 @@ def test_changing_the_email_keeps_the_session_and_moves_the_login(world, tenant,
     assert fresh(User, tenant.user.id).username == "bill@initech.example"
     assert not signs_in(client, "peter@initech.example")
     assert signs_in(client, "bill@initech.example")
+
+
+def test_an_administrator_email_changed_under_system_users_moves_the_login_too(world, tenant, client, login):
+    """System → Users follows the same rule as the profile: the administrator's login name was its email, so a
+    new email (typed in another case) becomes the login name; a name another login has is refused there too."""
+    user = tenant.user
+    login("admin")
+    form = {"email": "Bill@Initech.example", "role": "customer_admin", "company": str(tenant.company.id),
+            "locale": ""}
+    answer = post(client, f"/admin/user/edit/?id={user.id}", form, follow_redirects=True)
+    # The email is stored normalised (its domain in lower case), as the profile stores it.
+    assert "The administrator&#39;s username is now Bill@initech.example" in answer.get_data(as_text=True)
+    assert (fresh(User, user.id).username, fresh(User, user.id).email) == ("Bill@initech.example",
+                                                                            "Bill@initech.example")
+    (event,) = [e for e in db.session.scalars(select(AuditEvent).where(AuditEvent.model == "user",
+                                                                        AuditEvent.action == "edit"))]
+    assert "peter@initech.example → Bill@initech.example" in event.summary
+    make_user("carol@initech.example", "tech_support")
+    db.session.commit()
+    page = post(client, f"/admin/user/edit/?id={user.id}", {**form, "email": "CAROL@initech.example"}
+                ).get_data(as_text=True)
+    assert "is already the username of another login" in page
+    assert fresh(User, user.id).email == "Bill@initech.example"
+    # A login whose name is not its email keeps its name (the demo's `customer`).
+    customer = world.users["customer"]
+    post(client, f"/admin/user/edit/?id={customer.id}", {**form, "email": "ops2@acme.example",
+                                                          "company": str(world.acme.id)})
+    assert fresh(User, customer.id).username == "customer"
 
 
 def test_a_taken_name_is_shown_under_the_email_field(world, tenant, client, login):

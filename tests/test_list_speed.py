@@ -150,6 +150,16 @@ def _ledger(world, start, count):
         for i in range(start, start + count)])
 
 
+def _offline_recharge_orders(world, start, count):
+    """Approved offline recharges' paid orders, each with its note (the application, payer and reference)."""
+    db.session.execute(insert(Order), [
+        {"number": f"RC-T-{i:05d}", "kind": "recharge", "status": "paid", "company_id": world.acme.id,
+         "currency": "CNY", "total_minor": 1000, "payment_method": "offline", "note": f"Offline recharge #{i}",
+         "note_data": {"key": "ledger.offline_recharge", "params": {"id": i, "payer": f"Payer {i}"}},
+         "created_by_id": world.users["finance"].id, "created_at": SAME_TIME, "paid_at": SAME_TIME}
+        for i in range(start, start + count)])
+
+
 def _audit(world, start, count):
     db.session.execute(insert(AuditEvent), [
         {"at": SAME_TIME, "actor_id": world.users["admin"].id, "actor_name": "admin", "action": "edit",
@@ -198,6 +208,8 @@ LISTS = [
     ("finance", "/admin/order_management/", _orders),
     ("customer", "/admin/order_record/", _orders),
     ("finance", "/admin/ledgerentry/", _ledger),
+    ("customer", "/admin/balance_history/", _ledger),
+    ("customer", "/admin/recharge_record/", _offline_recharge_orders),
     ("admin", "/admin/auditevent/", _audit),
     ("finance", "/admin/recharge_review/", _recharges),
     ("customer", "/admin/memberaccount/", _members),

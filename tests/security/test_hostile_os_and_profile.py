@@ -544,7 +544,7 @@ def test_a_name_another_login_took_meanwhile_is_refused_by_the_unique_index(clie
     login("peter@initech.example")
     make_user("bill@initech.example", "tech_support")
     db.session.commit()
-    monkeypatch.setattr("actions.tenants._free_username", lambda session, admin, name: name)
+    monkeypatch.setattr("actions.tenants.username_for_email", lambda session, admin, name: name)
     before = snapshot()
     page = post(client, PROFILE, {"email": "bill@initech.example", **ADMIN}).get_data(as_text=True)
     assert "is already the username of another login" in page.split('id="email"', 1)[1].split("</div>", 1)[0]
@@ -558,7 +558,7 @@ def test_a_name_another_login_took_meanwhile_in_another_case_is_refused_by_the_u
     login("peter@initech.example")
     make_user("Bill@initech.example", "tech_support")
     db.session.commit()
-    monkeypatch.setattr("actions.tenants._free_username", lambda session, admin, name: name)
+    monkeypatch.setattr("actions.tenants.username_for_email", lambda session, admin, name: name)
     before = snapshot()
     page = post(client, PROFILE, {"email": "bill@initech.example", **ADMIN}).get_data(as_text=True)
     assert "is already the username of another login" in page.split('id="email"', 1)[1].split("</div>", 1)[0]

@@ -5,14 +5,14 @@ was on the name as typed: two requests at once (the profile's username following
 login) could each pass the check and store Bill@… beside bill@…. The index makes the database refuse the
 second, as the actions already say when they see it (the name is taken).
 
-Revision ID: 0032_username_unique_any_case
-Revises: 0031_service_sales_flow
+Revision ID: 0033_username_unique_any_case
+Revises: 0032_offline_recharge_orders
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0032_username_unique_any_case"
-down_revision = "0031_service_sales_flow"
+revision = "0033_username_unique_any_case"
+down_revision = "0032_offline_recharge_orders"
 branch_labels = None
 depends_on = None
 
