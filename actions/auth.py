@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import case, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -55,7 +55,9 @@ def authenticate(
     lock_minutes: int = 15,
 ) -> User:
     """Return the user for these credentials, or raise LoginRefused; count failures in the database."""
-    user = session.scalar(select(User).where(User.username == username.strip()))
+    # Any letter case (an email typed as Bill@… signs in bill@…): login names are unique in any case
+    # (migration 0033's index on lower(username), which this lookup uses).
+    user = session.scalar(select(User).where(func.lower(User.username) == username.strip().lower()))
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
         raise LoginRefused(_l("Invalid username or password."))

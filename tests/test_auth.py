@@ -16,6 +16,16 @@ def test_login_and_logout(client, login, world):
     assert client.get("/admin/device/").status_code == 302
 
 
+def test_the_username_is_read_in_any_letter_case(client, login, world):
+    """Login names are unique in any case (an email typed Bill@… is bill@…); the password is not."""
+    answer = login(" Support ")
+    assert answer.status_code == 302 and answer.headers["Location"] == "/admin/"
+    login.logout()
+    page = login("SUPPORT", PASSWORD.upper() if PASSWORD.upper() != PASSWORD else PASSWORD + "x",
+                 follow=True).get_data(as_text=True)
+    assert "Invalid username or password." in page
+
+
 def test_wrong_password_is_refused_without_saying_which_part(client, login, world):
     page = login("support", "wrong-password", follow=True).get_data(as_text=True)
     assert "Invalid username or password." in page
