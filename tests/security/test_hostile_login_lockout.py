@@ -74,4 +74,5 @@ def test_unknown_and_padded_usernames_do_not_get_in_or_lock_anyone(client, login
         answer = login(name, "guess")
         assert answer.status_code in (200, 400), name
         assert client.get("/admin/").status_code == 302, name
-    assert _user(world, "sales").failed_logins <= 1  # " sales " is the same login, stripped
+    # " sales " (stripped) and "SALES" (login names are one in any letter case) are the same login.
+    assert _user(world, "sales").failed_logins <= 2
