@@ -606,6 +606,8 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
 # each area registers the condition that says so, given the job's `now`.
 _AWAITING_CONFIRMATION: list[Callable[[datetime], object]] = [
     lambda now: exists().where(BankTransferReceipt.order_id == Order.id, BankTransferReceipt.status == "submitted"),
+    # cash sales entered (a subscription's, seed 003's OS flow): cash_awaiting_confirmation below
+    lambda now: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"),
 ]
 
 

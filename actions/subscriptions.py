@@ -509,6 +509,12 @@ def validate_tax_code(value: str, field_name: str) -> str:
                          "credit code).", field=field_name, value=text[:40]))
 
 
+def enters_cash(actor: User) -> bool:
+    """Whether `actor` takes cash and enters its receipt (sales; admins may too): it may choose cash for any
+    service, and a cash checkout of its enters the receipt at once."""
+    return actor.role in CASH_ENTRY_ROLES or actor.role == "admin"
+
+
 def pay_methods_for(service: Service, actor: User) -> tuple[str, ...]:
     """The payment methods `actor` may choose for `service`, at checkout (step 2 offers them, check_details
     accepts only them) and for renewal. ON: balance and online; cash only through sales (and admins), who
@@ -516,7 +522,7 @@ def pay_methods_for(service: Service, actor: User) -> tuple[str, ...]:
     the balance; not online, which is the ON flow."""
     if service.sales_flow == "OS":
         return ("balance", "cash")
-    if actor.role in CASH_ENTRY_ROLES or actor.role == "admin":
+    if enters_cash(actor):
         return PAY_METHODS
     return ("balance", "online")
 
@@ -835,9 +841,8 @@ def _is_plan_line(order: Order, line) -> bool:
 
 
 register_kind("subscription", prefix="SB", deliver=deliver, undo=undo)
-# The stale-order job (billing expire-orders, ORDER_PENDING_HOURS) leaves alone:
-# - an order whose cash sales entered and finance has yet to confirm;
-keep_pending_while(lambda now: exists().where(CashReceipt.order_id == Order.id, CashReceipt.status == "submitted"))
+# The stale-order job (billing expire-orders, ORDER_PENDING_HOURS) leaves alone, besides an order whose cash
+# awaits finance (actions.orders):
 # - a renewal order, made renewal_days_before the period ends: it waits through the grace days, and
 #   run_billing cancels it when the subscription expires unpaid;
 keep_pending_while(lambda now: exists().where(SubscriptionOrder.order_id == Order.id,

@@ -316,8 +316,7 @@ class SubscribeView(RoleView):
 
 
 def _enters_cash() -> bool:
-    """Whether the current user takes cash and enters its receipt (sales; admins may too)."""
-    return current_user.role in subs.CASH_ENTRY_ROLES or current_user.role == "admin"
+    return subs.enters_cash(current_user)
 
 
 def _subscription_page(order: Order) -> str | None:
