@@ -261,7 +261,7 @@ class SubscribeView(RoleView):
     def _after_confirm(self, subscription: Subscription, method: str, number: str):
         detail = url_for("subscription.detail_view", id=subscription.id)
         if subscription.status != "pending_payment":
-            flash(_("Subscription %(number)s is active.", number=number), "success")
+            _flash_registered(subscription)
             return redirect(detail)
         if method == "balance":
             try:
@@ -273,7 +273,7 @@ class SubscribeView(RoleView):
                 flash(_("Subscription %(number)s is waiting for payment: %(reason)s", number=number,
                         reason=str(exc)), "warning")
                 return redirect(detail)
-            flash(_("Subscription %(number)s is paid and active.", number=number), "success")
+            _flash_registered(subscription)
             return redirect(detail)
         if method == "online":
             order = subs.start_order(db.session, subscription)
@@ -295,8 +295,8 @@ class SubscribeView(RoleView):
             db.session.rollback()
             flash(str(exc), "error")
             return redirect(detail)
-        flash(_("Subscription %(number)s: cash receipt entered; it starts when finance confirms it.",
-                number=number), "success")
+        flash(_("Registration successful: subscription %(number)s is registered and its cash receipt entered; "
+                "it starts when finance confirms the cash.", number=number), "success")
         return redirect(detail)
 
     @expose("/registered/<int:subscription_id>/")
@@ -319,10 +319,23 @@ def _enters_cash() -> bool:
     return subs.enters_cash(current_user)
 
 
+def _flash_registered(subscription: Subscription) -> None:
+    """"Hiển thị màn hình đăng ký thành công": the subscription a checkout paid for is registered and running."""
+    flash(_("Registration successful: subscription %(number)s of %(company)s is active from %(start)s to %(end)s.",
+            number=subscription.number, company=subscription.company.name,
+            start=subscription.period_start.isoformat() if subscription.period_start else "—",
+            end=subscription.period_end.isoformat() if subscription.period_end else "—"), "success")
+
+
 def _subscription_page(order: Order) -> str | None:
     """A subscription's order paid online: the payer lands on the subscription (đăng ký thành công), not the order."""
     subscription = subs.subscription_of_order(db.session, order)
-    return url_for("subscription.detail_view", id=subscription.id) if subscription is not None else None
+    if subscription is None:
+        return None
+    purpose = db.session.scalar(select(SubscriptionOrder.purpose).where(SubscriptionOrder.order_id == order.id))
+    if purpose == "start" and subscription.status in ("active", "cancel_scheduled"):
+        _flash_registered(subscription)
+    return url_for("subscription.detail_view", id=subscription.id)
 
 
 # --- the subscription list and its detail page --------------------------------------------------------------
