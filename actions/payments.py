@@ -165,6 +165,57 @@ def online_methods(currency: str, enabled: tuple[str, ...] | None = None) -> tup
                  if currency in currencies and (enabled is None or method in enabled))
 
 
+# VNPT Pay's pay page (Chuyển đến trang thanh toán của hệ thống VNPT Pay): the payer picks how to pay, Tiếp theo,
+# enters the card (Thẻ thanh toán quốc tế, thẻ ATM nội địa) and pays. The sandbox plays it; nothing typed is kept.
+VNPTPAY_CHANNELS = {
+    "wallet": _l("VNPT Pay e-wallet"),
+    "domestic_card": _l("Domestic ATM card / Internet Banking"),
+    "international_card": _l("International payment card (Visa, Mastercard, JCB)"),
+    "qr": _l("VNPT Pay QR code"),
+}
+CARD_CHANNELS = ("domestic_card", "international_card")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if index % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def check_sandbox_card(channel: str, number: str, holder: str, expiry: str, cvv: str, today: date) -> dict:
+    """The sandbox's VNPT Pay card form: {field: message} for each field at fault (empty: the card is usable).
+
+    A card number is 12 to 19 digits passing the Luhn check (spaces and dashes ignored); the name is required;
+    a domestic card's expiry is its issue month MM/YY (not in the future), an international card's MM/YY is
+    when it expires (not in the past) and it has a CVV of 3 or 4 digits. Nothing is stored or logged.
+    """
+    if channel not in CARD_CHANNELS:
+        return {} if channel in VNPTPAY_CHANNELS else {"channel": _l("Payment method: choose one of the list.")}
+    errors = {}
+    digits = "".join(ch for ch in (number or "") if ch not in " -")
+    if not (digits.isascii() and digits.isdigit() and 12 <= len(digits) <= 19 and _luhn(digits)):
+        errors["card_number"] = _l("Card number: 12 to 19 digits of a valid card (for example 4111 1111 1111 1111).")
+    if not (holder or "").strip() or len(holder) > 100:
+        errors["card_holder"] = _l("Name on card: enter it as printed on the card.")
+    month = None
+    text = (expiry or "").strip()
+    if len(text) == 5 and text[2] == "/" and text[:2].isdigit() and text[3:].isdigit() and text.isascii():
+        mm, yy = int(text[:2]), int(text[3:])
+        month = (2000 + yy, mm) if 1 <= mm <= 12 else None
+    this_month = (today.year, today.month)
+    if channel == "international_card":
+        if month is None or month < this_month:
+            errors["card_expiry"] = _l("Valid thru: the month the card expires, as MM/YY, not in the past.")
+        code = (cvv or "").strip()
+        if not (code.isascii() and code.isdigit() and len(code) in (3, 4)):
+            errors["card_cvv"] = _l("CVV: the 3 or 4 digits on the back of the card.")
+    elif month is None or month > this_month:
+        errors["card_expiry"] = _l("Issue date: the month the card was issued, as MM/YY, not in the future.")
+    return errors
+
+
 def check_method(method: str, currency: str, enabled: tuple[str, ...] | None = None) -> None:
     """Refuse a provider that is unknown, not in `enabled` (if given) or does not take the order's currency."""
     if method not in PROVIDER_CURRENCIES:

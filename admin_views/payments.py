@@ -22,8 +22,8 @@ from actions import DomainError
 from actions.money import format_money
 from actions.orders import scoped_order
 from actions.payments import (
-    NOTIFICATION_FIELDS, BadNotification, PaymentSettings, check_method, handle_notification, provider_for,
-    record_refusal, refusals_in_last_minute,
+    CARD_CHANNELS, NOTIFICATION_FIELDS, VNPTPAY_CHANNELS, BadNotification, PaymentSettings, check_method,
+    check_sandbox_card, handle_notification, provider_for, record_refusal, refusals_in_last_minute,
 )
 from actions.permissions import ORDER_AREAS
 from admin_views.base import ScopedModelView, require_areas
@@ -76,6 +76,14 @@ def provider_label(method: str) -> str:
     return _("%(provider)s (sandbox)", provider=PAYMENT_METHODS.get(method, method))
 
 
+def _sandbox_page(order, method: str, channel: str, errors=None, values=None):
+    """The sandbox's pay page; VNPT Pay's first asks how to pay (Tiếp theo), then the card's details."""
+    return render_template("renewdesk/sandbox_pay.html", order=order, method=method, provider=provider_label(method),
+                           channels=VNPTPAY_CHANNELS if method == "vnptpay" else {},
+                           channel=channel if channel in VNPTPAY_CHANNELS else "", card_channels=CARD_CHANNELS,
+                           errors=errors or {}, values=values or {})
+
+
 @sandbox.route("/pay/<order_number>", methods=("GET", "POST"))
 @login_required
 def pay(order_number: str):
@@ -106,8 +114,14 @@ def pay(order_number: str):
                 status=ORDER_STATUSES[order.status]), "error")
         return redirect(order_page)
     if request.method == "GET":
-        return render_template("renewdesk/sandbox_pay.html", order=order, method=method,
-                               provider=provider_label(method))
+        return _sandbox_page(order, method, request.args.get("channel", ""))
+    channel = request.form.get("channel")
+    if request.form.get("decision") == "pay" and method == "vnptpay" and channel is not None:
+        form = request.form  # VNPT Pay's card form: refused fields shown again; nothing typed is kept
+        errors = check_sandbox_card(channel, form.get("card_number", ""), form.get("card_holder", ""),
+                                    form.get("card_expiry", ""), form.get("card_cvv", ""), date.today())
+        if errors:
+            return _sandbox_page(order, method, channel, errors, {"card_holder": form.get("card_holder", "")})
     if request.form.get("decision") != "pay":
         flash(_("Payment cancelled at %(provider)s; order %(number)s still awaits payment.",
                 provider=provider_label(method), number=order.number), "info")

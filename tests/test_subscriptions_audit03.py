@@ -50,3 +50,65 @@ def test_paying_by_balance_shows_registration_successful(client, login, world):
     subscription = _registered(world)
     assert subscription.status == "active"
     assert f"Registration successful: subscription {subscription.number} of Acme Logistics" in page
+
+
+def _vnd_order(world):
+    import secrets
+
+    from tests.test_renewals import make_order
+
+    order = make_order(world.acme, "recharge", "pending", "1200000", currency="VND",
+                       number=f"RC{secrets.token_hex(6)}")
+    db.session.commit()
+    return order
+
+
+def test_vnpt_pay_page_asks_how_to_pay_then_the_international_card(client, login, world):
+    """'tại màn thanh toán qua VNPT, chọn Thẻ thanh toán quốc tế, sau đó nhấn nút Tiếp theo - Nhập thông tin thanh
+    toán sau đó nhấn nút Thanh toán': the VNPT Pay page had only Pay and Cancel."""
+    order = _vnd_order(world)
+    login("customer")
+    url = f"/sandbox/pay/{order.number}?method=vnptpay"
+    first = client.get(url).get_data(as_text=True)
+    assert 'value="international_card"' in first and 'id="rd-sandbox-next"' in first
+    assert 'id="rd-sandbox-pay"' not in first  # the card comes first
+    card = client.get(url + "&channel=international_card").get_data(as_text=True)
+    for name in ("card_number", "card_holder", "card_expiry", "card_cvv"):
+        assert f'name="{name}"' in card
+    bad = post(client, url, {"decision": "pay", "channel": "international_card", "card_number": "4111 1111 1111 1112",
+                             "card_holder": "<b>NGUYEN</b>", "card_expiry": "13/99", "card_cvv": "12"})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 200
+    assert "Card number: 12 to 19 digits" in text and "Valid thru:" in text and "CVV:" in text
+    assert "<b>NGUYEN</b>" not in text and "&lt;b&gt;NGUYEN&lt;/b&gt;" in text
+    assert "4111 1111 1111 1112" not in text  # the card number is never echoed
+    db.session.expire_all()
+    assert db.session.get(type(order), order.id).status == "pending"
+    good = post(client, url, {"decision": "pay", "channel": "international_card", "card_number": "4111111111111111",
+                              "card_holder": "NGUYEN VAN A", "card_expiry": "12/99", "card_cvv": "123"})
+    assert good.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(type(order), order.id).status == "paid"
+
+
+def test_vnpt_pay_page_refuses_an_unknown_channel(client, login, world):
+    order = _vnd_order(world)
+    login("customer")
+    answer = post(client, f"/sandbox/pay/{order.number}?method=vnptpay", {"decision": "pay", "channel": "crypto"})
+    assert answer.status_code == 200 and "Payment method: choose one of the list." in answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(order), order.id).status == "pending"
+
+
+def test_sandbox_card_checks():
+    from datetime import date
+
+    from actions.payments import check_sandbox_card
+
+    today = date(2026, 12, 3)
+    assert check_sandbox_card("international_card", "4111-1111-1111-1111", "A", "12/26", "123", today) == {}
+    assert set(check_sandbox_card("international_card", "４１１１", "", "11/26", "1234x", today)) == {
+        "card_number", "card_holder", "card_expiry", "card_cvv"}
+    assert check_sandbox_card("domestic_card", "9704000000000018", "A", "01/20", "", today) == {}
+    assert set(check_sandbox_card("domestic_card", "9704000000000018", "A", "01/27", "", today)) == {"card_expiry"}
+    assert check_sandbox_card("wallet", "", "", "", "", today) == {}
