@@ -1290,6 +1290,22 @@ def schedule_downgrade(session: Session, actor: User, subscription: Subscription
     session.flush()
 
 
+def undo_downgrade(session: Session, actor: User, subscription: Subscription) -> None:
+    """Withdraw a plan change scheduled for the next period: the subscription renews on its plan and cycle."""
+    _check_subscription(session, actor, subscription)
+    claimed = session.execute(update(Subscription).where(
+        Subscription.id == subscription.id, Subscription.next_cycle_id.is_not(None),
+        Subscription.status.in_(("active", "past_due", "cancel_scheduled")))
+        .values(next_plan_id=None, next_cycle_id=None).execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise DomainError(_l("Subscription %(number)s has no scheduled plan change.", number=subscription.number))
+    session.refresh(subscription)
+    summary = message("subscription.change_withdrawn", plan=subscription.plan.name, months=subscription.cycle.months)
+    audit = record(session, actor, "edit", "subscription", [subscription.id], summary)
+    event(session, subscription, "settings", actor, audit=audit, summary=summary)
+    session.flush()
+
+
 # --- renewal ------------------------------------------------------------------------------------------------
 
 def renewal_quote(session: Session, subscription: Subscription) -> Quote:

@@ -159,6 +159,7 @@ MESSAGES = {
     "subscription.renewal_off": _l("Auto-renew off, by %(method)s"),
     "subscription.suspended": _l("Suspended"),
     "subscription.resumed": _l("Resumed"),
+    "subscription.change_withdrawn": _l("Plan change withdrawn: stays on %(plan)s × %(months)s months"),
     "subscription.cancel_now": _l("Cancel now: refund #%(id)s awaits approval by finance."),
     "subscription.upgrade_credit": _l("Credit for unused days: %(amount)s to the balance."),
     "audit.receipt.submit": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s)"),

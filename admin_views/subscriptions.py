@@ -627,6 +627,9 @@ class SubscriptionView(ScopedModelView):
         the period end."""
         cycle_id = parse_row_id(request.form.get("cycle"))
         subscription = self._subscription_or_404(id)
+        if request.form.get("undo") == "y":  # Keep the current plan: the scheduled change is withdrawn
+            return self._post(id, "details", lambda s: subs.undo_downgrade(db.session, current_user, s),
+                              _("The plan change is withdrawn; the subscription renews on its current plan."))
         try:
             target = db.session.get(PlanCycle, cycle_id or 0)
             if target is not None and target.plan.rank > subscription.plan.rank:

@@ -112,3 +112,42 @@ def test_sandbox_card_checks():
     assert check_sandbox_card("domestic_card", "9704000000000018", "A", "01/20", "", today) == {}
     assert set(check_sandbox_card("domestic_card", "9704000000000018", "A", "01/27", "", today)) == {"card_expiry"}
     assert check_sandbox_card("wallet", "", "", "", "", today) == {}
+
+
+def test_a_scheduled_plan_change_can_be_withdrawn(client, login, world):
+    """Đổi gói to another cycle takes effect at the period end, and the current cycle was no longer offered:
+    a change made by mistake could not be taken back before the renewal."""
+    from models import SubscriptionEvent
+    from test_subscriptions import _active
+
+    subscription = _active(world)
+    monthly = cycle_of("OFFICE-STD", 1)
+    login("customer")
+    post(client, f"/admin/subscription/view/{subscription.id}/change/", {"cycle": str(monthly.id)})
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).next_cycle_id == monthly.id
+    page = client.get(f"/admin/subscription/view/{subscription.id}/?tab=details").get_data(as_text=True)
+    assert 'id="rd-keep-plan"' in page and "Standard · 1 month from the next period" in page
+    kept = post(client, f"/admin/subscription/view/{subscription.id}/change/", {"undo": "y"}, follow_redirects=True)
+    assert "The plan change is withdrawn" in kept.get_data(as_text=True)
+    db.session.expire_all()
+    row = db.session.get(Subscription, subscription.id)
+    assert (row.next_cycle_id, row.next_plan_id) == (None, None)
+    assert "12 months" in str(subs.renewal_quote(db.session, row).lines[0].label)
+    assert db.session.scalar(select(SubscriptionEvent).where(
+        SubscriptionEvent.subscription_id == row.id, SubscriptionEvent.kind == "settings")) is not None
+    again = post(client, f"/admin/subscription/view/{subscription.id}/change/", {"undo": "y"}, follow_redirects=True)
+    assert f"Subscription {row.number} has no scheduled plan change." in again.get_data(as_text=True)
+
+
+def test_another_tenant_may_not_withdraw_a_plan_change(client, login, world):
+    from test_subscriptions import _active
+
+    subscription = _active(world)
+    subs.schedule_downgrade(db.session, world.users["customer"], subscription, cycle_of("OFFICE-STD", 1).id)
+    db.session.commit()
+    login("globex")
+    answer = post(client, f"/admin/subscription/view/{subscription.id}/change/", {"undo": "y"})
+    assert answer.status_code == 404
+    db.session.expire_all()
+    assert db.session.get(Subscription, subscription.id).next_cycle_id is not None
