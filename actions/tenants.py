@@ -495,6 +495,34 @@ def update_profile(
     return ProfileChange(tuple(company_changes), tuple(user_changes), old_email, new_email, new_username, admin)
 
 
+CUSTOMER_DETAIL_ROLES = frozenset({"customer_admin", "sales"})
+
+
+def check_customer_details(phone: str | None, address: str | None) -> dict[str, str | None]:
+    """Thông tin khách hàng → Sửa thông tin (checkout step 2): the company's phone and street address, checked
+    as the company profile checks them; InvalidField names the field at fault."""
+    return {"phone": _phone("phone", phone, required=False), "address": _text("address", address, 255, required=False)}
+
+
+def update_customer_details(session: Session, actor: User, company: Company, phone: str | None,
+                            address: str | None) -> dict[str, tuple]:
+    """Save the customer details edited at checkout on `company` (of the actor's scope): {field: (old, new)}.
+
+    Sales and the customer's administrators (of the company or a parent) may; a customer login limited to some
+    areas needs the company profile's. Each change is in the audit log.
+    """
+    require_role(actor, CUSTOMER_DETAIL_ROLES)
+    if actor.role == "customer_admin" and actor.areas is not None and "company" not in actor.areas:
+        raise DomainError(_l("Your role may not do this."))
+    if not in_scope(actor, company.id, session):
+        raise DomainError(_l("Company %(name)s is outside your companies.", name=company.name))
+    changes = _assign(company, check_customer_details(phone, address))
+    if changes:
+        record(session, actor, "edit", "company", [company.id], _describe(changes))
+    session.flush()
+    return changes
+
+
 def username_for_email(session: Session, admin: User, name: str) -> str:
     """`name` as the administrator's new login name; InvalidField (the email field) when it cannot be one."""
     if len(name) > USERNAME_MAX:

@@ -26,6 +26,7 @@ from wtforms.validators import NumberRange, Optional, ValidationError
 from actions import DomainError, companies_in_scope
 from actions import subscriptions as subs
 from actions.money import format_money, format_percent, parse
+from actions.tenants import CUSTOMER_DETAIL_ROLES, check_customer_details, update_customer_details
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     BLANK_CHOICE, MAX_ROW_ID, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter,
@@ -97,6 +98,26 @@ def _details(source, company: Company) -> subs.CheckoutDetails:
         contact_email=source.get("contact_email", ""), terms_version_id=_id(source.get("terms_version_id")),
         accepted_terms=source.get("accept_terms") == "y", pay_method=source.get("pay_method", "balance"),
         auto_renew=source.get("auto_renew") == "y")
+
+
+def _customer_edit(company: Company) -> str | None:
+    """How step 2's Sửa thông tin edits the customer: "link" (a customer administrator's own company: its profile,
+    in another tab), "inline" (sales, or a subsidiary: phone and address on step 2, saved with the order), None."""
+    if current_user.role == "customer_admin":
+        if current_user.areas is not None and "company" not in current_user.areas:
+            return None
+        return "link" if company.id == current_user.company_id else "inline"
+    return "inline" if current_user.role in CUSTOMER_DETAIL_ROLES | {"admin"} else None
+
+
+def _edited_customer(source, company: Company | None = None):
+    """The customer's phone and address as step 2 sent them: None when it sent neither; with `company`, the pair
+    (a field not sent keeps the company's value)."""
+    if "customer_phone" not in source and "customer_address" not in source:
+        return None
+    if company is None:
+        return True
+    return (source.get("customer_phone", company.phone or ""), source.get("customer_address", company.address or ""))
 
 
 def _step1_args(selection: subs.Selection, company: Company) -> dict:
@@ -192,8 +213,11 @@ class SubscribeView(RoleView):
                                          .order_by(InvoiceTitle.id)))
         defaults = subs.checkout_defaults(db.session, quote.company, current_user, quote.service)
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+        merged.setdefault("customer_phone", quote.company.phone or "")
+        merged.setdefault("customer_address", quote.company.address or "")
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
-                           values=merged, terms=terms, titles=titles, stage=stage, previous=previous,
+                           values=merged, customer_edit=_customer_edit(quote.company), terms=terms, titles=titles,
+                           stage=stage, previous=previous,
                            pay_methods=self._pay_methods(quote.service), enters_cash=_enters_cash(),
                            sales_flows=SALES_FLOWS)
 
@@ -213,7 +237,8 @@ class SubscribeView(RoleView):
         values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id",
                                                  "invoice_address",
                                                  "invoice_email", "contact_name", "contact_phone", "contact_email",
-                                                 "pay_method", "auto_renew", "accept_terms", "terms_version_id")}
+                                                 "pay_method", "auto_renew", "accept_terms", "terms_version_id",
+                                                 "customer_phone", "customer_address")}
         try:
             if company is None:
                 raise DomainError(_l("Company: choose one of your companies."))
@@ -231,6 +256,8 @@ class SubscribeView(RoleView):
             try:
                 details = _details(form, company)
                 subs.check_details(db.session, quote.service, details, current_user)
+                if _customer_edit(company) == "inline" and _edited_customer(form):
+                    check_customer_details(*_edited_customer(form, company))
             except DomainError as exc:
                 flash(str(exc), "error")
                 return self._step2(quote, checkout_key, values)
@@ -239,6 +266,8 @@ class SubscribeView(RoleView):
             return self._step2(quote, checkout_key, values, stage="confirm")
         try:
             details = _details(form, company)
+            if _customer_edit(company) == "inline" and _edited_customer(form):  # Sửa thông tin, saved with the order
+                update_customer_details(db.session, current_user, company, *_edited_customer(form, company))
             subscription = subs.confirm(db.session, current_user, company, selection, checkout_key,
                                         form.get("digest", ""), details, _now(), date.today())
         except subs.QuoteChanged as exc:

@@ -13,15 +13,17 @@ from test_subscriptions import _hidden, cycle_of
 from test_subscriptions_guide import _step2
 
 
+def _filled(page: str, method: str, stage: str = "confirm", extra=()) -> list[tuple[str, str]]:
+    terms = subs.current_terms(db.session, cycle_of("OFFICE-STD", 12).plan.service)
+    return [p for p in _hidden(page, "rd-checkout-step2") if p[0] not in ("csrf_token", "stage")] + [
+        ("stage", stage), ("invoice_title", "Acme Logistics"), ("invoice_tax_id", "0100109106"),
+        ("contact_name", "Nguyễn Văn A"), ("contact_phone", "0912345678"), ("contact_email", "a@acme.example"),
+        ("pay_method", method), ("accept_terms", "y"), ("terms_version_id", str(terms.id)), *extra]
+
+
 def _pay(client, world, method: str):
     """Step 2 filled as the guide says, Thanh toán, then Xác nhận: the answer to the confirmation."""
-    page = _step2(client, world)
-    terms = subs.current_terms(db.session, cycle_of("OFFICE-STD", 12).plan.service)
-    filled = [p for p in _hidden(page, "rd-checkout-step2") if p[0] not in ("csrf_token", "stage")] + [
-        ("stage", "confirm"), ("invoice_title", "Acme Logistics"), ("invoice_tax_id", "0100109106"),
-        ("contact_name", "Nguyễn Văn A"), ("contact_phone", "0912345678"), ("contact_email", "a@acme.example"),
-        ("pay_method", method), ("accept_terms", "y"), ("terms_version_id", str(terms.id))]
-    return post(client, "/admin/subscribe/checkout/pay/", filled)
+    return post(client, "/admin/subscribe/checkout/pay/", _filled(_step2(client, world), method))
 
 
 def _registered(world) -> Subscription:
@@ -151,3 +153,73 @@ def test_another_tenant_may_not_withdraw_a_plan_change(client, login, world):
     assert answer.status_code == 404
     db.session.expire_all()
     assert db.session.get(Subscription, subscription.id).next_cycle_id is not None
+
+
+def _step2_for(client, company) -> str:
+    import re
+
+    cycle = cycle_of("OFFICE-STD", 12)
+    step1 = client.get(f"/admin/subscribe/checkout/?cycle={cycle.id}&company_id={company.id}").get_data(as_text=True)
+    key = re.search(r'name="checkout_key" value="([0-9a-f]{32})"', step1).group(1)
+    return post(client, "/admin/subscribe/checkout/", [
+        ("checkout_key", key), ("company_id", str(company.id)), ("cycle", str(cycle.id)),
+        ("step", "next")]).get_data(as_text=True)
+
+
+def test_sales_edits_the_customer_details_at_checkout(client, login, world):
+    """'Tại mục Thông tin khách hàng nhấn nút Sửa thông tin': sales, who checks out for a customer, had no such
+    button (it opened the customer administrator's own profile only)."""
+    from models import AuditEvent, Company
+
+    login("sales")
+    page = _step2_for(client, world.acme)
+    assert 'id="rd-edit-customer-inline"' in page and 'id="rd-edit-customer"' not in page
+    bad = post(client, "/admin/subscribe/checkout/pay/", _filled(page, "online", "details", [
+        ("customer_phone", "call me <b>"), ("customer_address", "12 Lê Lợi")])).get_data(as_text=True)
+    assert "Company phone: not a phone number" in bad and "call me &lt;b&gt;" in bad
+    db.session.expire_all()
+    assert db.session.get(Company, world.acme.id).address != "12 Lê Lợi"
+    extra = [("customer_phone", "028 3822 1234"), ("customer_address", "12 Lê Lợi, Quận 1")]
+    confirm_page = post(client, "/admin/subscribe/checkout/pay/", _filled(page, "online", "details", extra))
+    fields = [p for p in _hidden(confirm_page.get_data(as_text=True), "rd-checkout-confirm") if p[0] != "csrf_token"]
+    assert ("customer_address", "12 Lê Lợi, Quận 1") in fields
+    post(client, "/admin/subscribe/checkout/pay/", fields)
+    db.session.expire_all()
+    company = db.session.get(Company, world.acme.id)
+    assert (company.phone, company.address) == ("028 3822 1234", "12 Lê Lợi, Quận 1")
+    assert _registered(world) is not None
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.model == "company", AuditEvent.action == "edit",
+                                                      AuditEvent.actor_id == world.users["sales"].id)) is not None
+
+
+def test_customer_admin_edits_a_subsidiary_inline_and_its_own_company_in_its_profile(client, login, world):
+    login("customer")
+    own = _step2_for(client, world.acme)
+    assert 'id="rd-edit-customer"' in own and 'id="rd-edit-customer-inline"' not in own
+    subsidiary = _step2_for(client, world.north)
+    assert 'id="rd-edit-customer-inline"' in subsidiary and 'id="rd-edit-customer"' not in subsidiary
+
+
+def test_customer_details_are_kept_when_step2_does_not_send_them(client, login, world):
+    from models import Company
+
+    before = (world.north.phone, world.north.address)
+    login("sales")
+    page = _step2_for(client, world.north)
+    fields = [p for p in _filled(page, "online") if not p[0].startswith("customer_")]
+    post(client, "/admin/subscribe/checkout/pay/", fields)
+    db.session.expire_all()
+    company = db.session.get(Company, world.north.id)
+    assert (company.phone, company.address) == before
+
+
+def test_only_sales_and_customer_administrators_edit_customer_details(world):
+    import pytest
+
+    from actions import DomainError
+    from actions.tenants import update_customer_details
+
+    with pytest.raises(DomainError):
+        update_customer_details(db.session, world.users["finance"], world.acme, "028 1234 567", "x")
+    with pytest.raises(DomainError):
+        update_customer_details(db.session, world.users["globex"], world.acme, "028 1234 567", "x")
