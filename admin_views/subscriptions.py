@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from flask import abort, current_app, flash, has_request_context, jsonify, redirect, request, url_for
+from flask import abort, current_app, flash, has_request_context, jsonify, redirect, request, session, url_for
 from flask_admin import expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.ajax import QueryAjaxModelLoader
@@ -290,7 +290,8 @@ class SubscribeView(RoleView):
     def _after_confirm(self, subscription: Subscription, method: str, number: str):
         detail = url_for("subscription.detail_view", id=subscription.id)
         if subscription.status != "pending_payment":
-            _flash_registered(subscription)
+            _mark_registered(subscription)
+            flash(_("Subscription %(number)s is active.", number=number), "success")
             return redirect(detail)
         if method == "balance":
             try:
@@ -302,7 +303,8 @@ class SubscribeView(RoleView):
                 flash(_("Subscription %(number)s is waiting for payment: %(reason)s", number=number,
                         reason=str(exc)), "warning")
                 return redirect(detail)
-            _flash_registered(subscription)
+            _mark_registered(subscription)
+            flash(_("Subscription %(number)s is paid and active.", number=number), "success")
             return redirect(detail)
         if method == "online":
             order = subs.start_order(db.session, subscription)
@@ -324,8 +326,9 @@ class SubscribeView(RoleView):
             db.session.rollback()
             flash(str(exc), "error")
             return redirect(detail)
-        flash(_("Registration successful: subscription %(number)s is registered and its cash receipt entered; "
-                "it starts when finance confirms the cash.", number=number), "success")
+        _mark_registered(subscription)
+        flash(_("Subscription %(number)s: cash receipt entered; it starts when finance confirms it.",
+                number=number), "success")
         return redirect(detail)
 
     @expose("/registered/<int:subscription_id>/")
@@ -348,12 +351,12 @@ def _enters_cash() -> bool:
     return subs.enters_cash(current_user)
 
 
-def _flash_registered(subscription: Subscription) -> None:
-    """"Hiển thị màn hình đăng ký thành công": the subscription a checkout paid for is registered and running."""
-    flash(_("Registration successful: subscription %(number)s of %(company)s is active from %(start)s to %(end)s.",
-            number=subscription.number, company=subscription.company.name,
-            start=subscription.period_start.isoformat() if subscription.period_start else "—",
-            end=subscription.period_end.isoformat() if subscription.period_end else "—"), "success")
+REGISTERED = "rd_registered"
+
+
+def _mark_registered(subscription: Subscription) -> None:
+    """"Hiển thị màn hình đăng ký thành công": the subscription's page, opened next, says the checkout registered it."""
+    session[REGISTERED] = subscription.id
 
 
 def _subscription_page(order: Order) -> str | None:
@@ -363,7 +366,7 @@ def _subscription_page(order: Order) -> str | None:
         return None
     purpose = db.session.scalar(select(SubscriptionOrder.purpose).where(SubscriptionOrder.order_id == order.id))
     if purpose == "start" and subscription.status in ("active", "cancel_scheduled"):
-        _flash_registered(subscription)
+        _mark_registered(subscription)
     return url_for("subscription.detail_view", id=subscription.id)
 
 
@@ -545,7 +548,7 @@ class SubscriptionView(ScopedModelView):
         tab = request.args.get("tab", "details")
         tab = tab if tab in TABS else "details"
         context = {"subscription": subscription, "tab": tab, "tabs": TABS, "tab_labels": TAB_LABELS,
-                   "states": SUBSCRIPTION_STATES}
+                   "states": SUBSCRIPTION_STATES, "registered": session.pop(REGISTERED, None) == subscription.id}
         links = db.session.scalars(select(SubscriptionOrder).where(
             SubscriptionOrder.subscription_id == subscription.id, SubscriptionOrder.order_id.is_not(None))
             .options(joinedload(SubscriptionOrder.order).selectinload(Order.lines))

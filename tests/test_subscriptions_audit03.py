@@ -39,8 +39,11 @@ def test_paying_online_shows_registration_successful(client, login, world):
     page = client.get(paid.headers["Location"]).get_data(as_text=True)
     subscription = _registered(world)
     assert subscription.status == "active"
-    assert (f"Registration successful: subscription {subscription.number} of Acme Logistics is active from "
+    assert 'id="rd-registered"' in page and "Registration successful" in page
+    assert (f"Subscription {subscription.number} of Acme Logistics is active from "
             f"{subscription.period_start.isoformat()} to {subscription.period_end.isoformat()}.") in page
+    again = client.get(paid.headers["Location"]).get_data(as_text=True)
+    assert 'id="rd-registered"' not in again  # said once, on the page the payment led to
 
 
 def test_paying_by_balance_shows_registration_successful(client, login, world):
@@ -51,7 +54,8 @@ def test_paying_by_balance_shows_registration_successful(client, login, world):
     page = client.get(done.headers["Location"]).get_data(as_text=True)
     subscription = _registered(world)
     assert subscription.status == "active"
-    assert f"Registration successful: subscription {subscription.number} of Acme Logistics" in page
+    assert "is paid and active" in page  # as before
+    assert 'id="rd-registered"' in page and f"Subscription {subscription.number} of Acme Logistics is active" in page
 
 
 def _vnd_order(world):
@@ -223,3 +227,20 @@ def test_only_sales_and_customer_administrators_edit_customer_details(world):
         update_customer_details(db.session, world.users["finance"], world.acme, "028 1234 567", "x")
     with pytest.raises(DomainError):
         update_customer_details(db.session, world.users["globex"], world.acme, "028 1234 567", "x")
+
+
+def test_sales_cash_checkout_shows_registration_successful(client, login, world):
+    """OS flow as sales: 'nhấn nút Thanh toán rồi chọn Xác nhận - Hiển thị màn hình đăng ký thành công'."""
+    from test_subscriptions_os import _filled as os_filled
+    from test_subscriptions_os import _step2 as os_step2
+
+    cycle = cycle_of("EINV-PRO", 24)
+    login("sales")
+    confirm_page = post(client, "/admin/subscribe/checkout/pay/", os_filled(os_step2(client, world, cycle), cycle,
+                                                                            "cash")).get_data(as_text=True)
+    fields = [p for p in _hidden(confirm_page, "rd-checkout-confirm") if p[0] != "csrf_token"]
+    done = post(client, "/admin/subscribe/checkout/pay/", fields)
+    page = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert 'id="rd-registered"' in page and "Registration successful" in page
+    assert "The subscription starts when finance confirms the cash" in page
+    assert "cash receipt entered" in page
