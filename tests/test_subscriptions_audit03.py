@@ -244,3 +244,16 @@ def test_sales_cash_checkout_shows_registration_successful(client, login, world)
     assert 'id="rd-registered"' in page and "Registration successful" in page
     assert "The subscription starts when finance confirms the cash" in page
     assert "cash receipt entered" in page
+
+
+def test_an_unpaid_online_checkout_can_be_paid_later_from_the_subscription(client, login, world):
+    """The payer left VNPT Pay's page without paying: the subscription's Phương thức thanh toán tab offered only
+    the balance; it now leads to the order's pay page (online payment)."""
+    login("customer")
+    _pay(client, world, "online")  # off to the provider's page, never paid
+    subscription = _registered(world)
+    order = subs.pending_orders(db.session, subscription)[0]
+    page = client.get(f"/admin/subscription/view/{subscription.id}/?tab=payments").get_data(as_text=True)
+    link = f'href="/admin/renewal_center/order/{order.number}/pay/"'
+    assert link in page
+    assert client.get(f"/admin/renewal_center/order/{order.number}/pay/").status_code == 200
