@@ -1281,12 +1281,12 @@ def schedule_downgrade(session: Session, actor: User, subscription: Subscription
         raise DomainError(_l("Plan: %(plan)s has %(limit)s seats and %(used)s are taken; remove seats first.",
                              plan=cycle.plan.name, limit=cycle.plan.seat_limit, used=seats))
     subscription.next_plan_id, subscription.next_cycle_id = cycle.plan_id, cycle.id
-    audit = record(session, actor, "downgrade", "subscription", [subscription.id],
-                   message("audit.subscription.downgrade", number=subscription.number, old=subscription.plan.name,
-                           new=cycle.plan.name, months=cycle.months, date=str(subscription.period_end)))
+    summary = message("audit.subscription.downgrade", number=subscription.number, old=subscription.plan.name,
+                      new=cycle.plan.name, months=cycle.months, date=str(subscription.period_end))
+    audit = record(session, actor, "downgrade", "subscription", [subscription.id], summary)
     session.flush()
-    event(session, subscription, "downgrade_scheduled", actor, audit=audit,
-          summary=f"{cycle.plan.name} · {cycle.months}")
+    # The history says what changes and when ("Basic × 1 months from …"), not "Basic · 1".
+    event(session, subscription, "downgrade_scheduled", actor, audit=audit, summary=summary)
     session.flush()
 
 

@@ -257,3 +257,15 @@ def test_an_unpaid_online_checkout_can_be_paid_later_from_the_subscription(clien
     link = f'href="/admin/renewal_center/order/{order.number}/pay/"'
     assert link in page
     assert client.get(f"/admin/renewal_center/order/{order.number}/pay/").status_code == 200
+
+
+def test_the_history_says_which_cycle_a_scheduled_change_moves_to(client, login, world):
+    from test_subscriptions import _active
+
+    subscription = _active(world)
+    world.users["customer"].locale = "vi"
+    db.session.commit()
+    login("customer")
+    post(client, f"/admin/subscription/view/{subscription.id}/change/", {"cycle": str(cycle_of("OFFICE-STD", 1).id)})
+    history = client.get(f"/admin/subscription/view/{subscription.id}/?tab=history").get_data(as_text=True)
+    assert "Standard → Standard × 1 tháng" in history, history[-2500:]
