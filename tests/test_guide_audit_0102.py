@@ -1,0 +1,104 @@
+"""Seeds 001 and 002 walked as their users do: what a refused form keeps, what the shipper is shown to pick
+from, one refusal said once, and the package list's filters as the guide's 顶部支持按某一特定条件进行查询."""
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from decimal import Decimal as D
+
+from actions.card_orders import cards_to_ship, place_order
+from actions.cards import CardInput, add_card
+from actions.orders import pay_with_balance
+from actions.wallets import credit, wallet_for
+from conftest import post
+from models import CardOrder, db
+
+pytest_plugins = ("card_fixtures",)
+
+TODAY = date.today()
+
+
+def _paid_order(cards, vault, n_cards=3, quantity=2):
+    """B sells `quantity` SIM-39 cards from the platform warehouse, which holds `n_cards` (the later ones expire
+    first); returns the card order and the cards."""
+    s, u, b = db.session, cards["users"], cards["b"]
+    rows = [add_card(s, u["support"], vault, CardInput(f"8986{i:016d}", f"1360000{i:04d}", f"Q{i:05d}", "SIM-39",
+                                                       TODAY + timedelta(days=400 - i)), TODAY)
+            for i in range(n_cards)]
+    credit(s, wallet_for(s, b.id, "CNY"), D("1000.00"), "offline_recharge", "test:fund", u["admin"])
+    card_order = place_order(s, u["b_admin"], seller=b, package=cards["package"], quantity=quantity,
+                             customer_name="Nguyen Van A")
+    pay_with_balance(s, u["b_admin"], card_order.order, TODAY)
+    s.commit()
+    return card_order, rows
+
+
+def _field(page: str, name: str) -> str:
+    """The value a text input or textarea of the page holds."""
+    match = re.search(rf'<textarea[^>]*name="{name}"[^>]*>(.*?)</textarea>', page, re.S)
+    if match:
+        return match.group(1)
+    match = re.search(rf'<input[^>]*name="{name}"[^>]*value="([^"]*)"', page)
+    return match.group(1) if match else ""
+
+
+def test_the_ship_page_lists_the_cards_to_pick_soonest_expiry_first(cards, vault, client, login):
+    """四.2 发货: the shipper sees which cards of the order's package are in its stock (as many as ordered)."""
+    card_order, rows = _paid_order(cards, vault)
+    assert [c.iccid for c in cards_to_ship(db.session, cards["users"]["support"], card_order, TODAY)] == [
+        rows[2].iccid, rows[1].iccid]
+    login("support")
+    page = client.get(f"/admin/cardorder/ship/?id={card_order.id}").get_data(as_text=True)
+    listed = re.findall(r'<td class="rd-iccid">([^<]+)</td>', page)
+    assert listed == [rows[2].iccid, rows[1].iccid]
+    # Shipping the listed cards works as the guide says.
+    answer = post(client, "/admin/cardorder/ship/", {"id": str(card_order.id), "numbers": "\n".join(listed),
+                                                     "carrier": "VNPost", "tracking_number": "VN1"})
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(CardOrder, card_order.id).status == "shipped"
+
+
+def test_the_sellers_cannot_read_the_warehouse_stock_on_the_ship_page(cards, vault, client, login):
+    """The platform's stock is shipped by inventory staff: its cards are not listed to the selling distributor."""
+    card_order, rows = _paid_order(cards, vault)
+    assert cards_to_ship(db.session, cards["users"]["b_admin"], card_order, TODAY) == []
+    login("b_admin")
+    page = client.get(f"/admin/cardorder/ship/?id={card_order.id}").get_data(as_text=True)
+    assert not any(row.iccid in page for row in rows)
+
+
+def test_a_refused_shipment_keeps_what_was_typed(cards, vault, client, login):
+    card_order, _ = _paid_order(cards, vault)
+    login("support")
+    answer = post(client, "/admin/cardorder/ship/", {"id": str(card_order.id), "numbers": "8986000000000099999\n1",
+                                                     "carrier": "VNPost <Express>", "tracking_number": "VN-77"})
+    page = answer.get_data(as_text=True)
+    db.session.expire_all()
+    assert answer.status_code == 200 and db.session.get(CardOrder, card_order.id).status == "awaiting_shipment"
+    assert _field(page, "numbers") == "8986000000000099999\n1"
+    assert _field(page, "carrier") == "VNPost &lt;Express&gt;" and _field(page, "tracking_number") == "VN-77"
+
+
+def test_a_refused_refund_request_keeps_what_was_typed(cards, vault, client, login):
+    card_order, _ = _paid_order(cards, vault)
+    login("finance")
+    answer = post(client, "/admin/cardorder/refund/", {"id": str(card_order.id), "count": "9",
+                                                       "reason": "khách đổi ý"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert _field(page, "count") == "9" and _field(page, "reason") == "khách đổi ý"
+
+
+def test_a_refused_verification_keeps_what_was_typed(app, client, login):
+    from conftest import make_company, make_user
+
+    make_user("d_admin", "customer_admin", make_company("Distributor D"))
+    db.session.commit()
+    login("d_admin")
+    answer = post(client, "/admin/card_verification/", {"legal_name": "Công ty D", "id_type": "business_licence",
+                                                         "id_number": "12"})
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 200
+    assert _field(page, "legal_name") == "Công ty D" and _field(page, "id_number") == "12"
+    assert re.search(r'<option value="business_licence" selected>', page)
