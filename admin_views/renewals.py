@@ -246,8 +246,7 @@ class RenewalCenterView(RoleView):
         if company is None:
             flash(_("Choose one of your companies first."), "error")
             return None
-        if months is None:
-            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+        if months is None:  # the page the form goes back to reads the same months and says so (list_args): once
             return None
         if len(ids) > MAX_DEVICES_PER_ORDER:
             flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")

@@ -6,12 +6,14 @@ import re
 from datetime import date, timedelta
 from decimal import Decimal as D
 
+from sqlalchemy import select
+
 from actions.card_orders import cards_to_ship, place_order
 from actions.cards import CardInput, add_card
 from actions.orders import pay_with_balance
 from actions.wallets import credit, wallet_for
 from conftest import post
-from models import CardOrder, db
+from models import CardOrder, Package, PackageSubcategory, User, db
 
 pytest_plugins = ("card_fixtures",)
 
@@ -102,3 +104,33 @@ def test_a_refused_verification_keeps_what_was_typed(app, client, login):
     assert answer.status_code == 200
     assert _field(page, "legal_name") == "Công ty D" and _field(page, "id_number") == "12"
     assert re.search(r'<option value="business_licence" selected>', page)
+
+
+def test_bad_months_on_the_renewal_form_are_said_once(client, login, world):
+    login("customer")
+    answer = post(client, "/admin/renewal_center/renew/", {"company_id": str(world.acme.id),
+                                                           "months": "custom", "custom_months": "0",
+                                                           "rowid": str(world.devices["AC0001"].id)},
+                  follow_redirects=True)
+    page = answer.get_data(as_text=True)
+    assert page.count("Months: a whole number between 1 and 120.") == 1
+
+
+def test_packages_filter_by_subcategory(client, login, world):
+    """套餐管理: the list shows 套餐小类 and filters on it like on 套餐大类."""
+    package = db.session.scalars(select(Package).where(Package.kind == "renewal")).first()
+    sub = PackageSubcategory(code="SUB-X", name="Trackers 4G", kind=package.kind, category_id=package.category_id)
+    db.session.add(sub)
+    db.session.flush()
+    package.subcategory_id = sub.id
+    db.session.scalar(select(User).where(User.username == "support")).locale = "zh_Hans_CN"
+    db.session.commit()
+    login("support")
+    page = client.get("/admin/package/").get_data(as_text=True)
+    names = re.search(r'id="filter-groups-data"[^>]*>(.*?)</div>', page, re.S).group(1)
+    assert "\\u5957\\u9910\\u5c0f\\u7c7b" in names  # 套餐小类
+    index = re.search(r'"arg": "subcategory_equals", "index": (\d+)', names).group(1)
+    listed = client.get(f"/admin/package/?flt0_{index}=Trackers 4G").get_data(as_text=True)
+    assert package.code in listed
+    others = db.session.scalars(select(Package.code).where(Package.id != package.id)).all()
+    assert not any(f">{code}<" in listed for code in others)
