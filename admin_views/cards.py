@@ -1060,7 +1060,7 @@ class CardReportView(DistributorAccess, RoleView):
         handle = write_xlsx([str(self.groups[group]), _("Currency"), _("Orders"), _("Cards"), _("Sales"),
                              _("Commission")],
                             ([r["key"], r["currency"], r["orders"], r["cards"], r["sales"], r["commission"]]
-                             for r in rows), sheet_title="Report")
+                             for r in rows), sheet_title=str(self.name))
         return Response(iter_file(handle), mimetype=XLSX,
                         headers={"Content-Disposition": f"attachment; filename=card-report-{group}.xlsx"})
 

@@ -134,3 +134,42 @@ def test_packages_filter_by_subcategory(client, login, world):
     assert package.code in listed
     others = db.session.scalars(select(Package.code).where(Package.id != package.id)).all()
     assert not any(f">{code}<" in listed for code in others)
+
+
+def test_the_card_template_reads_in_vietnamese_and_comes_back_on_import(cards, vault, client, login):
+    """三.2 批量导入号卡 in Vietnamese: the template's sheets and headers are in the reader's language, and the
+    filled template (like the list's Vietnamese export) is read back."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from importers.cards import read_cards
+
+    db.session.get(User, cards["users"]["support"].id).locale = "vi"
+    db.session.commit()
+    login("support")
+    book = load_workbook(io.BytesIO(client.get("/admin/simcard/import/template/").data))
+    assert book.sheetnames == ["Thẻ SIM", "Hướng dẫn"]
+    sheet = book.active
+    assert [c.value for c in sheet[1]] == ["ICCID", "Số điện thoại", "PIN", "Gói cước", "Hiệu lực đến"]
+    sheet.append(["89860000000000000123", "13700000001", "P12345", "SIM-39", TODAY + timedelta(days=90)])
+    out = io.BytesIO()
+    book.save(out)
+    rows, preview = read_cards(out.getvalue(), TODAY)
+    assert preview.errors == [] and [card.iccid for _, card in rows] == ["89860000000000000123"]
+
+    add_card(db.session, cards["users"]["support"], vault, CardInput("89860000000000000456", "13700000002", "P45678",
+                                                                     "SIM-39", TODAY + timedelta(days=90)), TODAY)
+    db.session.commit()
+    exported = load_workbook(io.BytesIO(client.get("/admin/simcard/export/xlsx/").data))
+    assert exported.sheetnames == ["Thẻ SIM"]
+    assert [c.value for c in exported.active[1]][:5] == ["ICCID", "Số điện thoại", "PIN", "Gói cước", "Hiệu lực đến"]
+    read_cards(exported_bytes(exported), TODAY)  # its headers are understood (a wrong header row raises)
+
+
+def exported_bytes(book) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
