@@ -173,3 +173,13 @@ def exported_bytes(book) -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def test_extension_config_has_the_guides_bind_by_device_button(client, login, world):
+    """客户延期配置 点击根据设备增加按钮: beside 按设备类型绑定, a button binds the ticked devices."""
+    login("support")
+    page = client.get("/admin/device_package/").get_data(as_text=True)
+    assert re.search(r'id="rd-bind-devices"[^>]*onclick="return modelActions.execute\(\'bind\'\);"', page)
+    answer = post(client, "/admin/device_package/action/", [("action", "bind"),
+                                                            ("rowid", str(world.devices["AC0001"].id))])
+    assert answer.status_code == 200 and 'id="rd-bind-form"' in answer.get_data(as_text=True)
