@@ -35,7 +35,7 @@ from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
-    ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, CashReceipt, Company, Device, Order,
+    CURRENCIES, ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, CashReceipt, Company, Device, Order,
     OrderDiscount, OrderLine, OrderRefund, OrderRefundLine, Package, User, utcnow,
 )
 
@@ -378,7 +378,7 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
     require_role(actor, {"customer_admin"})
     if not in_scope(actor, company.id, session):
         raise DomainError(_l("Company %(name)s is outside your companies.", name=company.name))
-    if currency not in ("CNY", "USD"):
+    if currency not in CURRENCIES:  # CNY, USD and VND: each has its online provider (VND: VNPT Pay)
         raise DomainError(_l("Currency: %(currency)s cannot be recharged.", currency=currency))
     amount = parse(amount, currency, str(_l("Amount")))
     order = open_order(session, actor, kind="recharge", company_id=company.id, currency=currency,

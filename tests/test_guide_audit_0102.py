@@ -183,3 +183,17 @@ def test_extension_config_has_the_guides_bind_by_device_button(client, login, wo
     answer = post(client, "/admin/device_package/action/", [("action", "bind"),
                                                             ("rowid", str(world.devices["AC0001"].id))])
     assert answer.status_code == 200 and 'id="rd-bind-form"' in answer.get_data(as_text=True)
+
+
+def test_a_vietnamese_company_tops_up_in_vnd_as_the_page_offers(client, login, world):
+    """余额充值 — 选择币种: the page offers VND (VNPT Pay); choosing it opens a VND recharge order."""
+    from models import Order
+
+    login("customer")
+    page = client.get("/admin/recharge_record/top-up/").get_data(as_text=True)
+    assert '<option value="VND"' in page
+    answer = post(client, "/admin/recharge_record/top-up/", {"company_id": str(world.acme.id), "currency": "VND",
+                                                             "amount": "1200000"})
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    order = db.session.scalar(select(Order).where(Order.kind == "recharge", Order.company_id == world.acme.id))
+    assert (order.currency, order.total, order.status) == ("VND", D("1200000"), "pending")
