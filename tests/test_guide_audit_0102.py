@@ -197,3 +197,25 @@ def test_a_vietnamese_company_tops_up_in_vnd_as_the_page_offers(client, login, w
     assert answer.status_code == 302, answer.get_data(as_text=True)
     order = db.session.scalar(select(Order).where(Order.kind == "recharge", Order.company_id == world.acme.id))
     assert (order.currency, order.total, order.status) == ("VND", D("1200000"), "pending")
+
+
+def test_expiry_import_reads_device_numbers_in_any_letter_case(client, login, world, tmp_path, monkeypatch):
+    """批量设置过期时间: "ac0001" typed in the workbook is device AC0001, as on the batch suspend page; the same
+    device named twice in two cases is a duplicate row."""
+    from tests.test_expiry_import import all_expiries, latest_import, summary, upload, workbook_bytes
+
+    monkeypatch.setitem(client.application.config, "IMPORT_FOLDER", str(tmp_path / "imports"))
+    login("sales")
+    before = all_expiries()
+    response = upload(client, workbook_bytes([(" ac0001 ", "2030-01-31"), ("No0002", "2030-02-28")]))
+    page = response.get_data(as_text=True)
+    assert summary(page) == {"total": 2, "changes": 2, "unchanged": 0, "failed": 0}, page
+    assert "AC0001" in page and "NO0002" in page
+    post(client, f"/admin/expiry_import/commit/{latest_import().id}", {})
+    assert all_expiries() == before | {"AC0001": date(2030, 1, 31), "NO0002": date(2030, 2, 28)}
+
+    response = upload(client, workbook_bytes([("ac0002", "2030-03-01"), ("Ac0002", "2030-04-01"),
+                                              ("AC0002", "2030-05-01")]))
+    page = response.get_data(as_text=True)
+    assert summary(page)["failed"] == 2 and page.count("AC0002 is also on row 2") == 2, page
+    assert latest_import().status == "failed"
