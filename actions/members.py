@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -64,7 +65,7 @@ RANDOM_HASH_METHOD = "pbkdf2:sha256:1000"
 MAX_LOGIN = 100  # MemberAccount.login is String(100)
 MAX_BOUND_DIGITS = 9
 LOGIN_CHARS = re.compile(r"[A-Za-z0-9._@-]+")
-RANGE = re.compile(r"(\d+)-(\d+)")
+RANGE = re.compile(r"\s*([0-9]+)\s*[-~]\s*([0-9]+)\s*")  # {01-20}, {01 ~ 20}
 RANDOM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"  # no 0/O, 1/l/I
 RANDOM_LENGTH = 12
 LEVEL_RANK = {"none": 0, "vip": 1, "svip": 2}
@@ -105,12 +106,14 @@ def expand_pattern(pattern: str, max_count: int = DEFAULT_BATCH_MAX) -> list[str
     A brace holds a range of whole numbers `{start-end}` (start ≤ end). When either bound is
     written with a leading zero the numbers are zero-padded to the widest bound (`{01-20}`,
     `{001-010}`), else they are written plainly (`{1-3}` → 1, 2, 3). Several braces give every
-    combination, the leftmost brace varying slowest. No brace names one login. Refused with a
+    combination, the leftmost brace varying slowest. No brace names one login. Full-width characters
+    (｛０１－２０｝) are read as their ASCII forms, and `{01~20}` or `{01 - 20}` as `{01-20}`. Refused with a
     message: an empty pattern, unbalanced or empty braces, a brace that is not a range, a
     reversed range, more than `max_count` logins, and logins that are too long, hold characters
     other than letters, digits and . _ @ -, or come out twice.
     """
-    pattern = (pattern or "").strip()
+    # A Chinese input method types ｛０１－２０｝ and ～: read them as { 01-20 } and ~ (NFKC), as tax IDs are read.
+    pattern = unicodedata.normalize("NFKC", pattern or "").strip()
     if not pattern:
         raise DomainError(_l("Enter a login pattern, for example tupp{01-20}."))
     parts: list[list[str]] = []  # each part: the choices at that position

@@ -1,10 +1,15 @@
 """Seeds 000 and 004 followed step by step in Chinese and Vietnamese: what a user of the guides reads and does."""
 from __future__ import annotations
 
+import pytest
 from flask_babel import force_locale
 from flask_babel import gettext as _
+from sqlalchemy import select
 
-from models import db
+from actions import DomainError
+from actions.members import expand_pattern
+from conftest import post
+from models import MemberAccount, db
 
 
 def test_the_login_prompt_reads_in_the_readers_language(client, web_app):
@@ -34,3 +39,24 @@ def test_logging_out_keeps_the_language_the_user_chose(client, login, world):
     login("north")
     page = client.get(login.logout().headers["Location"]).get_data(as_text=True)
     assert "You are logged out." not in page and "Tên đăng nhập" in page
+
+
+def test_a_pattern_typed_with_a_chinese_input_method_creates_the_accounts(client, login, world):
+    """新建用户 with a Chinese input method: ｛０１－０３｝ (full-width) and {01~03} are the seed's {01-03}."""
+    world.users["customer"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("customer")
+    for pattern, made in (("ｔｕｐｐ｛０１－０３｝", "tupp01"), ("abc{01~03}", "abc03"), ("xy{1 - 2}", "xy2")):
+        page = post(client, "/admin/memberaccount/new/", {"company_id": str(world.acme.id), "pattern": pattern,
+                                                          "password_kind": "default"}).get_data(as_text=True)
+        assert made in page, page
+    logins = set(db.session.scalars(select(MemberAccount.login).where(MemberAccount.company_id == world.acme.id)))
+    assert {"tupp01", "tupp02", "tupp03", "abc01", "abc02", "abc03", "xy1", "xy2"} <= logins
+
+
+@pytest.mark.parametrize("pattern, message", [("u{1-2-3}", "not a range"), ("u{١-٣}", "not a range"),
+                                              ("u｛1-3", "not closed")])
+def test_normalising_a_pattern_still_refuses_what_is_no_range(pattern, message):
+    with pytest.raises(DomainError) as caught:
+        expand_pattern(pattern, 1000)
+    assert message in str(caught.value)
