@@ -205,12 +205,13 @@ def _check_password(password: str | None) -> str:
 
 
 def existing_logins(session: Session, logins: Sequence[str]) -> list[str]:
-    """Those of `logins` that exist already, in any company (one SELECT per 5,000 logins)."""
+    """Those of `logins` that exist already in any letter case, in any company (one SELECT per 5,000 logins)."""
+    wanted = [login.lower() for login in logins]
     taken: set[str] = set()
-    for start in range(0, len(logins), _CHUNK):
-        taken.update(session.scalars(
-            select(MemberAccount.login).where(MemberAccount.login.in_(logins[start:start + _CHUNK]))))
-    return [login for login in logins if login in taken]
+    for start in range(0, len(wanted), _CHUNK):
+        taken.update(login.lower() for login in session.scalars(
+            select(MemberAccount.login).where(func.lower(MemberAccount.login).in_(wanted[start:start + _CHUNK]))))
+    return [login for login in logins if login.lower() in taken]
 
 
 def create_members(session: Session, actor: User, company: Company, pattern: str, password_kind: str,

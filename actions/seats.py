@@ -496,7 +496,7 @@ def create_organizer(session: Session, actor: User, company: Company, email: str
     last_name = one_line(last_name, _l("Last name"), MAX_NAME, True)
     first_name = one_line(first_name, _l("First name"), MAX_NAME, True)
     edition = _edition(edition)
-    if session.scalar(select(MemberAccount.id).where(MemberAccount.login == email)) is not None:
+    if session.scalar(select(MemberAccount.id).where(func.lower(MemberAccount.login) == email.lower())) is not None:
         raise DomainError(_l("An account with the login %(login)s exists already.", login=email))
     _take_seat(session, company, edition)
     account = MemberAccount(company_id=company.id, login=email, email=email, first_name=first_name,

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from flask_babel import force_locale
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from actions import DomainError
 from actions.members import expand_pattern
@@ -60,3 +61,19 @@ def test_normalising_a_pattern_still_refuses_what_is_no_range(pattern, message):
     with pytest.raises(DomainError) as caught:
         expand_pattern(pattern, 1000)
     assert message in str(caught.value)
+
+
+def test_a_login_is_one_login_in_any_letter_case(client, login, world):
+    """新建用户 TUPP{01-02} after tupp{01-02}: nothing is created, the taken logins are named; the database refuses
+    a second spelling too."""
+    login("customer")
+    made = {"company_id": str(world.acme.id), "pattern": "tupp{01-02}", "password_kind": "default"}
+    post(client, "/admin/memberaccount/new/", made)
+    page = post(client, "/admin/memberaccount/new/", {**made, "pattern": "TUPP{01-03}"}).get_data(as_text=True)
+    assert "TUPP01, TUPP02" in page and "exist already" in page
+    assert db.session.scalar(select(func.count()).select_from(MemberAccount).where(
+        func.lower(MemberAccount.login).like("tupp%"))) == 2
+    db.session.add(MemberAccount(company_id=world.acme.id, login="Tupp01", vip_level="none"))
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()

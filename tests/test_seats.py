@@ -245,6 +245,17 @@ def test_an_existing_login_is_refused_without_taking_a_seat(world, catalog):
     assert quota(world.acme, "enterprise") == (2, 1)
 
 
+def test_an_existing_login_in_another_letter_case_is_refused_without_taking_a_seat(world, catalog):
+    """Zhang.San@Example.com is the mailbox zhang.san@example.com already has: no second organizer, no second seat."""
+    give_seats(world, world.acme, "enterprise", 2)
+    organizer(world, "zhang.san@acme.example")
+    with pytest.raises(DomainError, match="exists already"):
+        create_organizer(db.session, users(world, "customer"), world.acme, "Zhang.San@Acme.example", "A", "B",
+                         "enterprise")
+    db.session.rollback()
+    assert quota(world.acme, "enterprise") == (2, 1)
+
+
 def test_organizers_of_other_companies_are_refused(world, catalog):
     give_seats(world, world.globex, "enterprise", 2)
     with pytest.raises(DomainError, match="Choose one of your companies"):
