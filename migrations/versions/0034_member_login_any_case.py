@@ -18,6 +18,11 @@ depends_on = None
 
 
 def upgrade():
+    twins = op.get_bind().execute(sa.text(
+        "SELECT lower(login) FROM member_account GROUP BY lower(login) HAVING count(*) > 1 ORDER BY 1")).scalars().all()
+    if twins:  # say which, rather than fail on the index: an operator renames or removes one of each first
+        raise RuntimeError("member_account: these logins exist in more than one letter case; rename or remove one "
+                           "of each, then upgrade again: " + ", ".join(twins[:50]))
     op.create_index("uq_member_account_login_lower", "member_account", [sa.text("lower(login)")], unique=True)
 
 
