@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from actions import DomainError
 from actions.members import expand_pattern
 from conftest import post
-from models import MemberAccount, db
+from models import Company, MemberAccount, db
 
 
 def test_the_login_prompt_reads_in_the_readers_language(client, web_app):
@@ -77,3 +77,24 @@ def test_a_login_is_one_login_in_any_letter_case(client, login, world):
     with pytest.raises(IntegrityError):
         db.session.flush()
     db.session.rollback()
+
+
+def test_phone_numbers_typed_with_a_chinese_input_method_are_phone_numbers(client, login, world):
+    """编辑信息: 公司电话（可有分机）typed with a Chinese input method (full-width brackets and digits, 分机) is saved,
+    as the ASCII form; letters still are not."""
+    login("customer")
+    answer = post(client, "/admin/company_profile/", {
+        "phone": "（０２１）１２３４５６７８ 分机 801", "fax": "０２１－８７６５４３２１",
+        "province": "上海市", "city": "上海市",
+        "address": "", "full_name": "陈", "email": "chen@acme.example", "user_phone": "021-7654321 转 8",
+        "mobile": "+86 138 0000 0000"}, follow_redirects=True)
+    assert answer.status_code == 200
+    company = db.session.get(Company, world.acme.id)
+    db.session.refresh(company)
+    assert (company.phone, company.fax) == ("(021)12345678 分机 801", "021-87654321")
+    page = post(client, "/admin/company_profile/", {
+        "phone": "电话号码", "province": "", "city": "", "full_name": "陈", "email": "chen@acme.example",
+        "user_phone": "021-7654321"}).get_data(as_text=True)
+    assert "Company phone: not a phone number" in page
+    db.session.refresh(company)
+    assert company.phone == "(021)12345678 分机 801"
