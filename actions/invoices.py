@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
@@ -85,7 +86,8 @@ def _email(value, field) -> str | None:
 
 
 def _phone(value, field) -> str | None:
-    text = one_line(value, field, 40, False)
+    # A Chinese input method types （０２１）１２３４５６７８: read as (021)12345678 (NFKC), as tax IDs are.
+    text = one_line(unicodedata.normalize("NFKC", value or ""), field, 40, False)
     if text is not None and (not _PHONE.fullmatch(text) or sum(c.isdigit() for c in text) < 3):
         raise DomainError(_l("%(field)s: not a phone number (digits, spaces, +, -, brackets).", field=field))
     return text
@@ -154,7 +156,7 @@ def save_invoice_title(session: Session, actor: User, company: Company, kind: st
     values["address"] = one_line(address, TITLE_FIELDS["address"], TITLE_LIMITS["address"], special)
     values["phone"] = one_line(phone, TITLE_FIELDS["phone"], TITLE_LIMITS["phone"], special)
     if values["phone"] is not None:
-        _phone(values["phone"], TITLE_FIELDS["phone"])
+        values["phone"] = _phone(values["phone"], TITLE_FIELDS["phone"])
     values["bank_name"] = one_line(bank_name, TITLE_FIELDS["bank_name"], TITLE_LIMITS["bank_name"], special)
     values["bank_account"] = one_line(bank_account, TITLE_FIELDS["bank_account"], TITLE_LIMITS["bank_account"], special)
     existing = session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == company.id,

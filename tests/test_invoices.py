@@ -120,6 +120,14 @@ def test_a_special_title_needs_every_field(world, tmp_path, field):
     assert db.session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == world.acme.id)) is None
 
 
+def test_a_registered_phone_typed_with_a_chinese_input_method_is_kept_as_ascii(world, tmp_path):
+    """专用发票's 注册电话 typed as （０２１）１２３４５６７８ is the phone (021)12345678; letters are still refused."""
+    title = special_title(world, tmp_path, phone="（０２１）１２３４５６７８")
+    assert fresh(InvoiceTitle, title.id).phone == "(021)12345678"
+    with pytest.raises(DomainError, match="not a phone number"):
+        special_title(world, tmp_path, phone="电话")
+
+
 def test_a_special_title_needs_the_registration_document(world, tmp_path):
     with pytest.raises(DomainError, match="general-taxpayer registration"):
         special_title(world, tmp_path, document_name="", document_data=b"")
