@@ -98,3 +98,15 @@ def test_phone_numbers_typed_with_a_chinese_input_method_are_phone_numbers(clien
     assert "Company phone: not a phone number" in page
     db.session.refresh(company)
     assert company.phone == "(021)12345678 分机 801"
+
+
+def test_the_member_search_finds_a_login_in_any_letter_case(client, login, world):
+    """Finding tupp05 to tick it (批量 → 升级vip): TUPP0 and ｔｕｐｐ０ find it as tupp0 does; other logins stay out."""
+    login("customer")
+    post(client, "/admin/memberaccount/new/", {"company_id": str(world.acme.id), "pattern": "tupp{01-05}",
+                                               "password_kind": "default"})
+    post(client, "/admin/memberaccount/new/", {"company_id": str(world.acme.id), "pattern": "other{1-2}",
+                                               "password_kind": "default"})
+    for term in ("tupp0", "TUPP0", "ｔｕｐｐ０"):
+        page = client.get("/admin/memberaccount/", query_string={"search": term}).get_data(as_text=True)
+        assert "tupp05" in page and "other1" not in page, term
