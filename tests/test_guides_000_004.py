@@ -1,6 +1,9 @@
 """Seeds 000 and 004 followed step by step in Chinese and Vietnamese: what a user of the guides reads and does."""
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from flask_babel import force_locale
 from flask_babel import gettext as _
@@ -110,3 +113,21 @@ def test_the_member_search_finds_a_login_in_any_letter_case(client, login, world
     for term in ("tupp0", "TUPP0", "ｔｕｐｐ０"):
         page = client.get("/admin/memberaccount/", query_string={"search": term}).get_data(as_text=True)
         assert "tupp05" in page and "other1" not in page, term
+
+
+def test_the_invoice_request_leads_to_the_missing_title_of_its_company(client, login, world):
+    """若您以前没有申请过发票，请先提交开票信息: 申请开票 without a title links to 发票设置 for that company and kind,
+    and that form opens on them."""
+    login("customer")
+    page = client.get("/admin/invoice_request_customer/new/",
+                      query_string={"company_id": world.north.id}).get_data(as_text=True)
+    link = re.search(r'id="rd-new-title-special" href="([^"]+)"', page)
+    assert link, page
+    url = html.unescape(link.group(1))
+    assert "kind=special" in url and f"company_id={world.north.id}" in url
+    form = client.get(url).get_data(as_text=True)
+    assert f'<option value="{world.north.id}" selected>' in form
+    assert re.search(r'name="kind" id="rd-kind-special" value="special" checked', form)
+    assert 'id="rd-new-title-electronic_ordinary"' in page
+    foreign = client.get(url.replace(f"company_id={world.north.id}", f"company_id={world.globex.id}"))
+    assert foreign.status_code == 200 and "Globex" not in foreign.get_data(as_text=True)  # not one of the choices
