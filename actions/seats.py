@@ -70,8 +70,11 @@ def _edition(value) -> str:
     return value
 
 
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")  # a Chinese input method's full-width mode
+
+
 def _quantity(value) -> int:
-    text = str(value if value is not None else "").strip()
+    text = str(value if value is not None else "").strip().translate(FULL_WIDTH_DIGITS)
     if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= MAX_SEATS_PER_ORDER:
         raise DomainError(_l("Number of accounts: a whole number between 1 and %(max)s.", max=MAX_SEATS_PER_ORDER))
     return int(text)

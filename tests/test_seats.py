@@ -150,6 +150,12 @@ def test_a_seat_order_checks_edition_and_quantity(world, catalog, edition, quant
         create_seat_order(db.session, users(world, "customer"), world.acme, edition, quantity)
 
 
+def test_a_quantity_typed_in_full_width_digits_is_that_number(world, catalog):
+    """订单账号数 typed as ２ with a Chinese input method is 2 seats (superscripts and the like are still refused)."""
+    order = create_seat_order(db.session, users(world, "customer"), world.acme, "basic", "２")
+    assert [line.quantity for line in order.lines] == [2]
+
+
 def test_customers_cannot_buy_seats_for_other_companies(world, catalog):
     with pytest.raises(DomainError, match="Choose one of your companies"):
         create_seat_order(db.session, users(world, "customer"), world.globex, "basic", 1)
