@@ -40,6 +40,7 @@ from datetime import date
 from decimal import Decimal
 from typing import NamedTuple
 
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -48,6 +49,7 @@ from werkzeug.security import generate_password_hash
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
+from actions.text_input import one_line
 from actions.texts import count_param, label_param, message
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
 from actions.money import round_money
@@ -63,6 +65,8 @@ DEFAULT_PASSWORD = "123579"
 DEFAULT_BATCH_MAX = 1000
 RANDOM_HASH_METHOD = "pbkdf2:sha256:1000"
 MAX_LOGIN = 100  # MemberAccount.login is String(100)
+MAX_EMAIL = 254  # MemberAccount.email
+MAX_NAME = 60  # MemberAccount.first_name, last_name
 MAX_BOUND_DIGITS = 9
 LOGIN_CHARS = re.compile(r"[A-Za-z0-9._@-]+")
 RANGE = re.compile(r"\s*([0-9]+)\s*[-~]\s*([0-9]+)\s*")  # {01-20}, {01 ~ 20}
@@ -202,6 +206,21 @@ def _check_password(password: str | None) -> str:
     if password != password.strip():
         raise DomainError(_l("Fixed password: no spaces at the start or the end."))
     return password
+
+
+def clean_member_details(email: str | None, first_name: str | None,
+                         last_name: str | None) -> tuple[str | None, str | None, str | None]:
+    """A member account's optional email and names as saved: trimmed, one line each, the email valid (normalized);
+    else DomainError naming the field."""
+    address = one_line(email, _l("Email"), MAX_EMAIL, required=False)
+    if address is not None:
+        try:
+            address = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise DomainError(_l("%(field)s: %(problem)s", field=_l("Email"), problem=_l(
+                "%(address)s is not a valid email address.", address=address))) from None
+    return (address, one_line(first_name, _l("First name"), MAX_NAME, required=False),
+            one_line(last_name, _l("Last name"), MAX_NAME, required=False))
 
 
 def existing_logins(session: Session, logins: Sequence[str]) -> list[str]:

@@ -131,3 +131,38 @@ def test_the_invoice_request_leads_to_the_missing_title_of_its_company(client, l
     assert 'id="rd-new-title-electronic_ordinary"' in page
     foreign = client.get(url.replace(f"company_id={world.north.id}", f"company_id={world.globex.id}"))
     assert foreign.status_code == 200 and "Globex" not in foreign.get_data(as_text=True)  # not one of the choices
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"email": "not an email"}, "Email: not an email is not a valid email address."),
+    ({"first_name": "San\u200b"}, "First name: control characters"),
+    ({"last_name": "Zhang\nWang"}, "Last name: control characters and line breaks"),
+])
+def test_editing_a_member_checks_its_email_and_names(client, login, world, changes, message):
+    """编辑 a member account: a wrong email or a name with a line break or an invisible character is refused, naming
+    the field, and nothing changes; good values are saved trimmed."""
+    account = MemberAccount(company_id=world.acme.id, login="tupp01", vip_level="none", email="old@acme.example")
+    db.session.add(account)
+    db.session.commit()
+    login("customer")
+    url = f"/admin/memberaccount/edit/?id={account.id}"
+    fields = {"email": "old@acme.example", "first_name": "San", "last_name": "Zhang", "active": "y"}
+    page = post(client, url, {**fields, **changes}, follow_redirects=True).get_data(as_text=True)
+    assert message in html.unescape(page), page
+    db.session.expire_all()
+    assert (account.email, account.first_name, account.last_name) == ("old@acme.example", None, None)
+    post(client, url, {**fields, "email": " New@Acme.Example ", "first_name": " San "})
+    db.session.expire_all()
+    assert (account.email, account.first_name, account.last_name) == ("New@acme.example", "San", "Zhang")
+
+
+def test_a_members_details_show_labels_not_codes(client, login, world):
+    account = MemberAccount(company_id=world.acme.id, login="tupp01", vip_level="none", invitation_state="none")
+    db.session.add(account)
+    db.session.commit()
+    world.users["customer"].locale = "zh_Hans_CN"
+    db.session.commit()
+    login("customer")
+    page = client.get(f"/admin/memberaccount/details/?id={account.id}").get_data(as_text=True)
+    assert re.search(r"<td>\s*未邀请\s*</td>", page), page
+    assert not re.search(r"<td>\s*(none|None)\s*</td>", page)
