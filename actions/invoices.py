@@ -12,6 +12,10 @@ IS NULL`) checked by rowcount, so an order is never in two open requests: if any
 meanwhile, the whole request is refused naming those orders. Finance issues a request (invoice
 number and date; its orders become invoiced) or rejects it with a reason (its orders are
 released), each a conditional UPDATE on the request's status, so it happens once.
+
+Money is invoiced once: a recharge of the prepaid balance when it is spent (the orders paid from the
+balance are invoiceable, the recharge order is not), coins when they are bought (the coin purchase
+is invoiceable, the orders paid with coins are not).
 """
 from __future__ import annotations
 
@@ -35,8 +39,8 @@ from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
 from models import (
-    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, Company, InvoiceRequest, InvoiceTitle,
-    Order, User, utcnow,
+    INVOICE_REQUEST_STATUSES, INVOICE_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, Company,
+    InvoiceRequest, InvoiceTitle, Order, User, utcnow,
 )
 
 CUSTOMER_ROLES = {"customer_admin"}
@@ -46,6 +50,10 @@ MAX_ORDERS_PER_REQUEST = 500
 MAX_REMARK = 1000
 MAX_REASON = 2000
 INVOICE_CURRENCIES = ("CNY", "USD")  # coin orders are paid with coins, whose purchase is what gets invoiced
+# Money put on the prepaid balance is invoiced when it is spent (the orders paid from it), never twice: a
+# recharge order is not invoiceable. Coins are the other way round (seed 000: 购买完奥币后,您可以申请发票):
+# the coin purchase is invoiced, the orders paid with coins are not.
+INVOICED_WHEN_SPENT = ("recharge",)
 _PHONE = re.compile(r"\+?[\d\s()\-]{3,30}")
 NAMED = 30
 
@@ -195,12 +203,28 @@ def unbilled_orders_query(actor: User, company: Company | None = None, kind: str
     """A SELECT of the paid orders no invoice request covers, in the actor's scope (or `company`'s tree), of one
     order type if `kind` is given (选择【vip/奥币/云服务】); `what` selects something else of them."""
     query = select(what).where(Order.status == "paid", Order.invoice_request_id.is_(None),
-                               Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES))
+                               Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES),
+                               Order.kind.not_in(INVOICED_WHEN_SPENT))
     if company is not None:
         query = query.where(Order.company_id.in_(company.subtree_ids()))
     if kind:
         query = query.where(Order.kind == kind)
     return scoped(query, actor, Order.company_id)
+
+
+def invoiced_elsewhere(order: Order) -> bool:
+    """An order that is never invoiced itself: a balance recharge (invoiced as it is spent) or an order paid with
+    coins (their purchase is invoiced)."""
+    return order.currency not in INVOICE_CURRENCIES or order.kind in INVOICED_WHEN_SPENT
+
+
+def invoice_status_label(order: Order) -> str:
+    """The order's invoice column: its status, or why an order with none is never invoiced itself."""
+    if order.invoice_status == "none" and invoiced_elsewhere(order):
+        if order.kind in INVOICED_WHEN_SPENT:
+            return str(_l("Invoiced when spent"))
+        return str(_l("Invoiced with the coin purchase"))
+    return str(INVOICE_STATUSES.get(order.invoice_status, order.invoice_status))
 
 
 def unbilled_order_kinds(session: Session, actor: User, company: Company) -> list[str]:
@@ -241,6 +265,10 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
     if coins:
         problems.append(str(_l("paid with coins (the coin purchase is invoiced instead): %(numbers)s",
                                numbers=_named(coins))))
+    top_ups = [o.number for o in orders if o.kind in INVOICED_WHEN_SPENT and o.currency in INVOICE_CURRENCIES]
+    if top_ups:
+        problems.append(str(_l("recharges of the prepaid balance (the orders paid from it are invoiced instead): "
+                               "%(numbers)s", numbers=_named(top_ups))))
     currencies = sorted({o.currency for o in orders if o.currency in INVOICE_CURRENCIES})
     if len(currencies) > 1:
         problems.append(str(_l("one invoice is in one currency; these differ: %(list)s", list="; ".join(

@@ -45,7 +45,7 @@ from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, confirm_first, flash_result,
-    label_formatter, local_day_start, parse_row_id, time_cell, unit_of_work,
+    invoice_status_formatter, label_formatter, local_day_start, parse_row_id, time_cell, unit_of_work,
 )
 from actions.texts import render as render_stored_text
 from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
@@ -606,7 +606,7 @@ class OrderListView(ScopedModelView):
     column_formatters = {**_LABEL_FORMATTERS, **_TIME_FORMATTERS, "number": _number_cell, "status": _status_cell}
     column_formatters_export = {**_LABEL_FORMATTERS, "status": label_formatter(ORDER_STATUSES)}
     column_formatters_detail = {**_LABEL_FORMATTERS, **_TIME_FORMATTERS, "status": label_formatter(ORDER_STATUSES),
-                                "invoice_status": label_formatter(INVOICE_STATUSES)}
+                                "invoice_status": invoice_status_formatter()}
     details_template = "renewdesk/order_details.html"
     page_size_options = (20, 50, 100, 500)
 
@@ -713,9 +713,9 @@ class OrderManagementView(OrderListView):
     column_list = ("number", "kind", "company", "status", "currency", "total", "payment_method", "invoice_status",
                    "created_at", "paid_at", "note")
     column_export_list = column_list
-    column_formatters = {**OrderListView.column_formatters, "invoice_status": label_formatter(INVOICE_STATUSES)}
+    column_formatters = {**OrderListView.column_formatters, "invoice_status": invoice_status_formatter()}
     column_formatters_export = {**OrderListView.column_formatters_export,
-                                "invoice_status": label_formatter(INVOICE_STATUSES)}
+                                "invoice_status": invoice_status_formatter()}
 
     def extra_filters(self) -> tuple:
         return (sqla_filters.FilterEqual(Order.invoice_status, _l("Invoice"), options=list(INVOICE_STATUSES.items())),)

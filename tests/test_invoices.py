@@ -191,6 +191,7 @@ def test_a_request_takes_paid_unbilled_orders_of_the_tree(world):
     ("foreign", "not orders of Acme Logistics"),
     ("sibling", "not orders of Acme North"),
     ("coins", "paid with coins"),
+    ("recharge", "recharges of the prepaid balance"),
     ("currencies", "one invoice is in one currency"),
 ])
 def test_a_request_over_the_wrong_orders_is_refused(world, case, message):
@@ -209,6 +210,8 @@ def test_a_request_over_the_wrong_orders_is_refused(world, case, message):
         company, orders = world.north, [paid_order(world.north), paid_order(world.south)]
     elif case == "coins":
         orders = [paid_order(world.acme, currency="COIN", kind="vip_upgrade")]
+    elif case == "recharge":  # invoiced as it is spent: the orders paid from the balance are the invoiceable ones
+        orders = [paid_order(world.acme), paid_order(world.acme, "5000.00", kind="recharge")]
     else:
         orders = [paid_order(world.acme, currency="CNY"), paid_order(world.acme, currency="USD")]
     with pytest.raises(DomainError, match=message):
@@ -503,6 +506,34 @@ def test_unbilled_orders_can_be_narrowed_to_one_order_type(client, login, world)
                                               ("rowid", str(coins.id)), ("invoice_type", "electronic_ordinary"),
                                               ("email", "ap@acme.example")], follow_redirects=True)
     assert "2,160.00 CNY over 1 orders" in answer.get_data(as_text=True)
+
+
+def test_money_is_invoiced_once_the_recharge_when_spent_coins_when_bought(client, login, world):
+    """A recharge of the prepaid balance is not offered (the renewal paid from it is); a coin purchase is, the
+    orders paid with coins are not; finance's order list says why those show no invoice."""
+    ordinary_title(world)
+    recharge = paid_order(world.acme, "5000.00", kind="recharge")
+    renewal = paid_order(world.acme, "300.00")
+    coins = paid_order(world.acme, "2160.00", kind="coins")
+    with_coins = paid_order(world.acme, "72.00", currency="COIN", kind="vip_upgrade")
+    login("customer")
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/admin/"})
+    form = client.get(f"{REQUESTS}new/?company_id={world.acme.id}").get_data(as_text=True)
+    assert renewal.number in form and coins.number in form
+    assert recharge.number not in form and with_coins.number not in form
+    assert "充值" in form.split('id="rd-invoiced-once"')[1].split("</p>")[0]
+    refused = post(client, REQUESTS + "new/", [("company_id", str(world.acme.id)), ("rowid", str(recharge.id)),
+                                               ("rowid", str(renewal.id)), ("invoice_type", "electronic_ordinary"),
+                                               ("email", "ap@acme.example")], follow_redirects=True)
+    assert recharge.number in refused.get_data(as_text=True)
+    assert fresh(Order, renewal.id).invoice_request_id is None and fresh(Order, recharge.id).invoice_status == "none"
+    login.logout()
+    login("finance")
+    listed = client.get("/admin/order_management/?page_size=100").get_data(as_text=True)
+    row = {o.number: listed.split(o.number)[1].split("</tr>")[0] for o in (recharge, renewal, with_coins)}
+    assert "Invoiced when spent" in row[recharge.number]
+    assert "Not invoiced" in row[renewal.number]
+    assert "Invoiced with the coin purchase" in row[with_coins.number]
 
 
 def test_invoice_request_message_reads_the_total_in_the_readers_format(client, login, world):
