@@ -13,9 +13,12 @@ meanwhile, the whole request is refused naming those orders. Finance issues a re
 number and date; its orders become invoiced) or rejects it with a reason (its orders are
 released), each a conditional UPDATE on the request's status, so it happens once.
 
-Money is invoiced once: a recharge of the prepaid balance when it is spent (the orders paid from the
-balance are invoiceable, the recharge order is not), coins when they are bought (the coin purchase
-is invoiceable, the orders paid with coins are not).
+Money is invoiced once. Coins when they are bought: the coin purchase is invoiceable, the orders paid
+with coins are not. Money put on the prepaid balance either when it is put there (its recharge
+orders) or when it is spent (the orders paid from the balance), in any mix, but never both: per
+wallet, what its recharges and its balance-paid orders have invoiced (requested or issued) stays
+within what the balance received (its balance now plus what was spent from it, net of refunds) —
+balance_invoiced_once, checked with the wallet row locked so two requests cannot both pass.
 """
 from __future__ import annotations
 
@@ -26,13 +29,13 @@ from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
 from actions.audit import record
-from actions.money import zero
+from actions.money import format_amount, from_minor, zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
 from actions.text_input import one_line, text_block
@@ -40,7 +43,7 @@ from actions.texts import change, changes_param, label_param, message, money_par
 from actions.unique import unique_or
 from models import (
     INVOICE_REQUEST_STATUSES, INVOICE_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, Company,
-    InvoiceRequest, InvoiceTitle, Order, User, utcnow,
+    InvoiceRequest, InvoiceTitle, Order, User, Wallet, utcnow,
 )
 
 CUSTOMER_ROLES = {"customer_admin"}
@@ -50,10 +53,6 @@ MAX_ORDERS_PER_REQUEST = 500
 MAX_REMARK = 1000
 MAX_REASON = 2000
 INVOICE_CURRENCIES = ("CNY", "USD")  # coin orders are paid with coins, whose purchase is what gets invoiced
-# Money put on the prepaid balance is invoiced when it is spent (the orders paid from it), never twice: a
-# recharge order is not invoiceable. Coins are the other way round (seed 000: 购买完奥币后,您可以申请发票):
-# the coin purchase is invoiced, the orders paid with coins are not.
-INVOICED_WHEN_SPENT = ("recharge",)
 _PHONE = re.compile(r"\+?[\d\s()\-]{3,30}")
 NAMED = 30
 
@@ -203,8 +202,7 @@ def unbilled_orders_query(actor: User, company: Company | None = None, kind: str
     """A SELECT of the paid orders no invoice request covers, in the actor's scope (or `company`'s tree), of one
     order type if `kind` is given (选择【vip/奥币/云服务】); `what` selects something else of them."""
     query = select(what).where(Order.status == "paid", Order.invoice_request_id.is_(None),
-                               Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES),
-                               Order.kind.not_in(INVOICED_WHEN_SPENT))
+                               Order.invoice_status == "none", Order.currency.in_(INVOICE_CURRENCIES))
     if company is not None:
         query = query.where(Order.company_id.in_(company.subtree_ids()))
     if kind:
@@ -212,19 +210,47 @@ def unbilled_orders_query(actor: User, company: Company | None = None, kind: str
     return scoped(query, actor, Order.company_id)
 
 
-def invoiced_elsewhere(order: Order) -> bool:
-    """An order that is never invoiced itself: a balance recharge (invoiced as it is spent) or an order paid with
-    coins (their purchase is invoiced)."""
-    return order.currency not in INVOICE_CURRENCIES or order.kind in INVOICED_WHEN_SPENT
-
-
 def invoice_status_label(order: Order) -> str:
-    """The order's invoice column: its status, or why an order with none is never invoiced itself."""
-    if order.invoice_status == "none" and invoiced_elsewhere(order):
-        if order.kind in INVOICED_WHEN_SPENT:
-            return str(_l("Invoiced when spent"))
+    """The order's invoice column: its status, or for an order paid with coins that their purchase is invoiced."""
+    if order.invoice_status == "none" and order.currency not in INVOICE_CURRENCIES:
         return str(_l("Invoiced with the coin purchase"))
     return str(INVOICE_STATUSES.get(order.invoice_status, order.invoice_status))
+
+
+def _through_balance():
+    """Orders whose money passed through the prepaid balance: its recharges, and the orders paid from it."""
+    return or_(Order.kind == "recharge", Order.payment_method == "balance")
+
+
+def balance_invoiced_once(session: Session, orders: Sequence[Order]) -> list[str]:
+    """Why invoicing `orders` would invoice money of a prepaid balance twice (messages, one per wallet), or [].
+
+    Per company and currency: the balance received R = its balance now + Σ (total − refunded) of the orders
+    paid from it (at least its paid recharges); what its recharges and balance-paid orders already in a request or invoiced cover, plus these,
+    must stay within R. The wallet rows are locked first (PostgreSQL; SQLite's write transaction is one at a
+    time), so a concurrent request over the same balance waits and then sees these."""
+    ours = [o for o in orders if o.currency in INVOICE_CURRENCIES and (o.kind == "recharge"
+                                                                      or o.payment_method == "balance")]
+    problems = []
+    for company_id, currency in sorted({(o.company_id, o.currency) for o in ours}):
+        wallet = session.scalar(select(Wallet).where(Wallet.company_id == company_id, Wallet.currency == currency,
+                                                     Wallet.kind == "prepaid").with_for_update())
+        mine = select(func.coalesce(func.sum(Order.total_minor - Order.refunded_minor), 0)).where(
+            Order.company_id == company_id, Order.currency == currency)
+        spent = session.scalar(mine.where(Order.payment_method == "balance", Order.status.in_(("paid", "refunded"))))
+        invoiced = session.scalar(mine.where(_through_balance(), Order.invoice_status != "none"))
+        asked = [o for o in ours if (o.company_id, o.currency) == (company_id, currency)]
+        recharged = session.scalar(mine.where(Order.kind == "recharge", Order.status.in_(("paid", "refunded"))))
+        received = max((wallet.balance_minor if wallet is not None else 0) + spent, recharged)
+        if invoiced + sum(o.total_minor - o.refunded_minor for o in asked) > received:
+            problems.append(str(_l(
+                "%(company)s's %(currency)s balance received %(received)s, of which %(invoiced)s is invoiced already "
+                "(its recharges or the orders paid from it): invoicing %(numbers)s too would invoice the same money "
+                "twice", company=asked[0].company.name, currency=currency,
+                received=format_amount(from_minor(received, currency), currency),
+                invoiced=format_amount(from_minor(invoiced, currency), currency),
+                numbers=_named([o.number for o in asked]))))
+    return problems
 
 
 def unbilled_order_kinds(session: Session, actor: User, company: Company) -> list[str]:
@@ -265,15 +291,11 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
     if coins:
         problems.append(str(_l("paid with coins (the coin purchase is invoiced instead): %(numbers)s",
                                numbers=_named(coins))))
-    top_ups = [o.number for o in orders if o.kind in INVOICED_WHEN_SPENT and o.currency in INVOICE_CURRENCIES]
-    if top_ups:
-        problems.append(str(_l("recharges of the prepaid balance (the orders paid from it are invoiced instead): "
-                               "%(numbers)s", numbers=_named(top_ups))))
     currencies = sorted({o.currency for o in orders if o.currency in INVOICE_CURRENCIES})
     if len(currencies) > 1:
         problems.append(str(_l("one invoice is in one currency; these differ: %(list)s", list="; ".join(
             f"{c}: {_named([o.number for o in orders if o.currency == c])}" for c in currencies))))
-    if problems:
+    if problems or (problems := balance_invoiced_once(session, orders)):
         raise DomainError(_l("Cannot request an invoice — %(problems)s.", problems="; ".join(problems)))
 
     email = _email(email, _l("Email"))

@@ -34,7 +34,7 @@ from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
     mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until,
-    order_kind, refuse_if_cash_awaits, request_refund, request_refunds, scoped_order,
+    order_kind, refuse_if_cash_awaits, refuse_online, request_refund, request_refunds, scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (
@@ -429,7 +429,12 @@ class RenewalCenterView(RoleView):
         except DomainError as exc:
             flash(str(exc), "error")
             return redirect(order_page)
-        methods = online_methods(order.currency, enabled_methods())
+        online_refused = None
+        try:
+            refuse_online(db.session, order)
+            methods = online_methods(order.currency, enabled_methods())
+        except DomainError as exc:  # e.g. a service sold offline: its balance (and cash to sales) only
+            methods, online_refused = (), str(exc)
         balance_allowed = order_kind(order.kind).balance_pays
         transfer_allowed = takes_bank_transfer(current_user, order)
         if request.method == "POST":
@@ -450,6 +455,7 @@ class RenewalCenterView(RoleView):
                 return redirect(order_page)
             try:
                 check_method(method, order.currency, enabled_methods())
+                refuse_online(db.session, order)
             except DomainError as exc:
                 flash(str(exc), "error")
                 return redirect(url_for(".pay_view", number=order.number))
@@ -458,7 +464,7 @@ class RenewalCenterView(RoleView):
         return self.render(
             "renewdesk/order_pay.html", order=order, methods=methods, labels=PAYMENT_METHODS,
             provider_label=provider_label, balance_allowed=balance_allowed, balance=balance,
-            transfer_allowed=transfer_allowed,
+            transfer_allowed=transfer_allowed, online_refused=online_refused,
             missing=(order.total - balance) if balance is not None and balance < order.total else None,
             kinds=ORDER_KINDS,
         )
