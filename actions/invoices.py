@@ -226,9 +226,9 @@ def balance_invoiced_once(session: Session, orders: Sequence[Order]) -> list[str
     """Why invoicing `orders` would invoice money of a prepaid balance twice (messages, one per wallet), or [].
 
     Per company and currency: the balance received R = its balance now + Σ (total − refunded) of the orders
-    paid from it (at least its paid recharges); what its recharges and balance-paid orders already in a request or invoiced cover, plus these,
-    must stay within R. The wallet rows are locked first (PostgreSQL; SQLite's write transaction is one at a
-    time), so a concurrent request over the same balance waits and then sees these."""
+    paid from it (at least its paid recharges); what its recharges and balance-paid orders already in a request
+    or invoiced cover, plus these, must stay within R. The wallet rows are locked first (PostgreSQL; SQLite's
+    write transaction is one at a time), so a concurrent request over the same balance waits and then sees these."""
     ours = [o for o in orders if o.currency in INVOICE_CURRENCIES and (o.kind == "recharge"
                                                                       or o.payment_method == "balance")]
     problems = []
