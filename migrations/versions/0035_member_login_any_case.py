@@ -5,14 +5,14 @@ organizer Zhang.San@Example.com beside zhang.san@example.com, made a second acco
 organizer took a second seat for the same mailbox). The actions compare logins case-insensitively from this
 revision on; the index makes the database refuse the second of two concurrent requests as well.
 
-Revision ID: 0034_member_login_any_case
-Revises: 0033_username_unique_any_case
+Revision ID: 0035_member_login_any_case
+Revises: 0034_cash_reserves_order
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0034_member_login_any_case"
-down_revision = "0033_username_unique_any_case"
+revision = "0035_member_login_any_case"
+down_revision = "0034_cash_reserves_order"
 branch_labels = None
 depends_on = None
 
