@@ -624,6 +624,7 @@ def test_orders_paid_with_coins_say_their_purchase_is_invoiced(client, login, wo
     assert "奥币" in form.split('id="rd-invoiced-once"')[1].split("</p>")[0]
     login.logout()
     login("finance")
+    post(client, "/language", {"locale": "en", "next": "/admin/"})
     listed = client.get("/admin/order_management/?page_size=100").get_data(as_text=True)
     assert "Invoiced with the coin purchase" in listed.split(with_coins.number)[1].split("</tr>")[0]
     assert "Not invoiced" in listed.split(coins.number)[1].split("</tr>")[0]
