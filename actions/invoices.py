@@ -214,7 +214,7 @@ def unbilled_orders_query(actor: User, company: Company | None = None, kind: str
 
 def invoice_status_label(order: Order) -> str:
     """The order's invoice column: its status, or for an order paid with coins that their purchase is invoiced."""
-    if order.invoice_status == "none" and order.currency not in INVOICE_CURRENCIES:
+    if order.invoice_status == "none" and order.currency == "COIN":
         return str(_l("Invoiced with the coin purchase"))
     return str(INVOICE_STATUSES.get(order.invoice_status, order.invoice_status))
 

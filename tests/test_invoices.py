@@ -628,6 +628,9 @@ def test_orders_paid_with_coins_say_their_purchase_is_invoiced(client, login, wo
     listed = client.get("/admin/order_management/?page_size=100").get_data(as_text=True)
     assert "Invoiced with the coin purchase" in listed.split(with_coins.number)[1].split("</tr>")[0]
     assert "Not invoiced" in listed.split(coins.number)[1].split("</tr>")[0]
+    vnd = paid_order(world.acme, "990000", currency="VND", kind="subscription")
+    listed = client.get("/admin/order_management/?page_size=100").get_data(as_text=True)
+    assert "Not invoiced" in listed.split(vnd.number)[1].split("</tr>")[0]  # not a coin order
 
 
 def test_invoice_request_message_reads_the_total_in_the_readers_format(client, login, world):
