@@ -140,7 +140,8 @@ class InvoiceTitleView(ScopedModelView):
                 values.update({key: getattr(title, key) or "" for key in ("title", "tax_id", "address", "phone",
                                                                           "bank_name", "bank_account")})
             else:
-                values["company_id"] = str(current_user.company_id or "")
+                # 申请开票's "new invoice title" link names the company and the kind the request needs.
+                values["company_id"] = request.args.get("company_id", str(current_user.company_id or ""))[:20]
                 values["kind"] = request.args.get("kind", "ordinary")
             return self._form_page(values, title)
         upload = request.files.get("document")
