@@ -320,6 +320,8 @@ class InvoiceRequestCustomerView(_RequestListView):
                       "success")
                 return redirect(self.get_url(".index_view"))
         unbilled, unbilled_kinds = [], []
+        if company is None and request.method == "GET" and source.get("company_id"):
+            flash(_("Choose one of your companies."), "error")  # another tenant's id, or none at all
         if company is not None:
             unbilled_kinds = unbilled_order_kinds(db.session, current_user, company)
             unbilled = db.session.scalars(

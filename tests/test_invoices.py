@@ -729,3 +729,13 @@ def test_customers_see_only_their_trees_requests(client, login, world):
     assert client.get(f"{REQUESTS}details/?id={theirs.id}").status_code in (302, 404)
     assert client.get(f"{REQUESTS}details/?id={ours.id}").status_code == 200
     assert "Globex Invoice Title" not in client.get(TITLES).get_data(as_text=True)
+
+
+def test_another_tenants_company_on_the_request_form_is_named_as_not_yours(client, login, world):
+    ordinary_title(world)
+    foreign = paid_order(world.globex, "72.00")
+    login("customer")
+    page = client.get(f"{REQUESTS}new/?company_id={world.globex.id}").get_data(as_text=True)
+    assert "Choose one of your companies." in page and foreign.number not in page
+    assert "Choose one of your companies." not in client.get(f"{REQUESTS}new/?company_id={world.acme.id}").get_data(
+        as_text=True)
