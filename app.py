@@ -359,10 +359,16 @@ def select_locale() -> str:
 
 
 def _init_login(app: Flask) -> None:
+    from flask_babel import lazy_gettext as _l
+
     from actions.auth import may_sign_in
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    # Flask-Login's own "Please log in to access this page." is English only: flash ours, in the reader's language.
+    login_manager.login_message = _l("Please log in to open this page.")
+    login_manager.login_message_category = "info"
+    login_manager.localize_callback = str
     login_manager.session_protection = "basic"
 
     @login_manager.user_loader

@@ -1168,6 +1168,8 @@ class MemberAccount(db.Model):
         CheckConstraint("seat_edition IS NULL OR " + _in("seat_edition", SEAT_EDITIONS), name="seat_edition"),
         CheckConstraint(_in("invitation_state", INVITATION_STATES), name="invitation_state"),
         Index("ix_member_account_company_login", "company_id", "login"),
+        # One login in any letter case: tupp01 and TUPP01, or two spellings of one organizer's email, are one.
+        Index("uq_member_account_login_lower", text("lower(login)"), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

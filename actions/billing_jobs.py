@@ -162,6 +162,16 @@ class _Package:
         return from_minor(self.amount_minor, self.currency)
 
 
+def whole_terms(package, months: int) -> int:
+    """The months an auto-renewal of `months` renews a device on `package` for: `months` for a package priced
+    per month or per year; for one sold in terms, the whole terms that cover them (a quarterly package in a
+    monthly cycle renews three months), at most MAX_MONTHS."""
+    term = package.term_months or 0
+    if package.pricing != "per_term" or term <= 0 or months % term == 0:
+        return months
+    return min(-(-months // term) * term, MAX_MONTHS)
+
+
 def _by_cycle(companies: Iterable[CompanySettings]) -> dict[str, list[CompanySettings]]:
     groups: dict[str, list[CompanySettings]] = defaultdict(list)
     for company in companies:
@@ -307,6 +317,7 @@ class _AutoRenewal:
         self.attempts, self.device, self.line = AutoRenewAttempt.__table__, Device.__table__, OrderLine.__table__
         # Translated once per run; SQL puts each device's number in.
         self.unbound_template = str(_l("%(number)s: no renewal package bound"))
+        self.months_of = {package.id: whole_terms(package, months) for package in packages.values()}
         # Each package priced once: {currency: {package id: price in minor units}}, {reason: [package ids]}.
         self.priced: dict[str, dict[int, int]] = defaultdict(dict)
         self.unpriced: dict[str, list[int]] = defaultdict(list)
@@ -318,7 +329,7 @@ class _AutoRenewal:
                 self.priced[package.currency][package.id] = to_minor(price, package.currency)
         self.descriptions = {  # package id → its lines' English, the device's number left to SQL
             package_id: english(message("order.line.renewal", device=_DEVICE_TOKEN,
-                                        package=packages[package_id].code, months=months))
+                                        package=packages[package_id].code, months=self.months_of[package_id]))
             for prices in self.priced.values() for package_id in prices
         }
 
@@ -327,7 +338,7 @@ class _AutoRenewal:
         try:
             if not package.active:
                 raise DomainError(_l("package %(code)s is no longer sold", code=package.code))
-            return renewal_price(package, self.months), ""
+            return renewal_price(package, self.months_of[package.id]), ""
         except DomainError as exc:
             return None, str(exc)
 
@@ -479,14 +490,28 @@ class _AutoRenewal:
 
     # -- renewals --------------------------------------------------------------------------------
 
-    def _description_data(self, packages):
+    def _months(self, prices: dict[int, int]):
+        """The months column of a batch's lines and their new expiry: one literal when every package of the
+        batch renews the run's months (the usual case), else chosen per package (whole_terms)."""
+        d, spans = self.device, defaultdict(list)
+        for package_id in prices:
+            spans[self.months_of[package_id]].append(package_id)
+        if len(spans) == 1:
+            (months,) = spans
+            return literal(months), renewed_until_sql(d.c.expires_on, self.today, months, self.postgresql)
+        return (case({i: self.months_of[i] for i in prices}, value=d.c.package_id),
+                case(*[(d.c.package_id.in_(ids), renewed_until_sql(d.c.expires_on, self.today, months,
+                                                                    self.postgresql))
+                       for months, ids in sorted(spans.items())]))
+
+    def _description_data(self, packages, months):
         d = self.device
         build = func.json_build_object if self.postgresql else func.json_object
         key = cast(literal("order.line.renewal"), String)
         return build(cast(literal("key"), String), key, cast(literal("params"), String), build(
             cast(literal("device"), String), d.c.number,
             cast(literal("package"), String), packages,
-            cast(literal("months"), String), cast(literal(self.months), Integer)))
+            cast(literal("months"), String), cast(months, Integer)))
 
     def _renew_batch(self, company_id: int, currency: str, prices: dict[int, int], outcome: _CompanyOutcome,
                      after: tuple | None) -> tuple[int, tuple | None]:
@@ -505,11 +530,13 @@ class _AutoRenewal:
         if after is not None:
             due += self._after(after)
 
+        months, renewed_until = self._months(prices)
+
         def lines(order_id: int):
             query = (
-                select(literal(order_id), d.c.id, d.c.package_id, description, self._description_data(codes),
-                       literal(self.months), literal(1), price, price, literal(0), price, literal(0),
-                       d.c.expires_on, renewed_until_sql(d.c.expires_on, self.today, self.months, self.postgresql), d.c.expires_on)
+                select(literal(order_id), d.c.id, d.c.package_id, description, self._description_data(codes, months),
+                       months, literal(1), price, price, literal(0), price, literal(0),
+                       d.c.expires_on, renewed_until, d.c.expires_on)
                 .where(*due).order_by(d.c.expires_on, d.c.id).limit(BATCH_DEVICES)
             )
             # PostgreSQL: the devices stay locked until the batch commits; one changed by someone else

@@ -232,6 +232,23 @@ def ship(session: Session, actor: User, card_order: CardOrder, iccids: Sequence[
     return fulfillment
 
 
+def cards_to_ship(session: Session, actor: User, card_order: CardOrder, today: date) -> list[SimCard]:
+    """The cards a shipper may pick for an order awaiting shipment: in the holder's stock, of the package,
+    unexpired, soonest expiry first, as many as the order still needs (a suggestion; `ship` checks again).
+    Empty for anyone who may not ship the order: the holder's stock is not theirs to read."""
+    try:
+        _may_ship(session, actor, card_order)
+    except NotAllowed:
+        return []
+    if card_order.status != "awaiting_shipment":
+        return []
+    needed = sum(1 for line in card_order.order.lines if line.refunded_minor == 0)
+    return list(session.scalars(
+        select(SimCard).where(SimCard.package_id == card_order.package_id, SimCard.holder_key == card_order.holder_key,
+                              SimCard.status == "in_stock", SimCard.valid_until >= today)
+        .order_by(SimCard.valid_until, SimCard.iccid).limit(needed))) if needed else []
+
+
 def confirm_receipt(session: Session, actor: User | None, card_order: CardOrder, today: date,
                     auto: bool = False) -> None:
     """确认收货 (by the seller or staff; None = automatically after N days): cards received, commission held."""

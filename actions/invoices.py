@@ -12,31 +12,39 @@ IS NULL`) checked by rowcount, so an order is never in two open requests: if any
 meanwhile, the whole request is refused naming those orders. Finance issues a request (invoice
 number and date; its orders become invoiced) or rejects it with a reason (its orders are
 released), each a conditional UPDATE on the request's status, so it happens once.
+
+Money is invoiced once. Coins when they are bought: the coin purchase is invoiceable, the orders paid
+with coins are not. Money put on the prepaid balance either when it is put there (its recharge
+orders) or when it is spent (the orders paid from the balance), in any mix, but never both: per
+wallet, what its recharges and its balance-paid orders have invoiced (requested or issued) stays
+within what the balance received (its balance now plus what was spent from it, net of refunds) —
+balance_invoiced_once, checked with the wallet row locked so two requests cannot both pass.
 """
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from actions import DomainError, in_scope, require_role, scope_company_ids, scoped
 from actions.audit import record
-from actions.money import zero
+from actions.money import format_amount, from_minor, zero
 from actions.bank_transfers import FILE_KINDS, FileKind, sniff, store_file
 from actions.tenants import InvalidField, validate_credit_code
 from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, label_param, message, money_param, setting
 from actions.unique import unique_or
 from models import (
-    INVOICE_REQUEST_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, Company, InvoiceRequest, InvoiceTitle,
-    Order, User, utcnow,
+    INVOICE_REQUEST_STATUSES, INVOICE_STATUSES, INVOICE_TITLE_KINDS, INVOICE_TYPES, ORDER_KINDS, Company,
+    InvoiceRequest, InvoiceTitle, Order, User, Wallet, utcnow,
 )
 
 CUSTOMER_ROLES = {"customer_admin"}
@@ -85,7 +93,8 @@ def _email(value, field) -> str | None:
 
 
 def _phone(value, field) -> str | None:
-    text = one_line(value, field, 40, False)
+    # A Chinese input method types （０２１）１２３４５６７８: read as (021)12345678 (NFKC), as tax IDs are.
+    text = one_line(unicodedata.normalize("NFKC", value or ""), field, 40, False)
     if text is not None and (not _PHONE.fullmatch(text) or sum(c.isdigit() for c in text) < 3):
         raise DomainError(_l("%(field)s: not a phone number (digits, spaces, +, -, brackets).", field=field))
     return text
@@ -154,7 +163,7 @@ def save_invoice_title(session: Session, actor: User, company: Company, kind: st
     values["address"] = one_line(address, TITLE_FIELDS["address"], TITLE_LIMITS["address"], special)
     values["phone"] = one_line(phone, TITLE_FIELDS["phone"], TITLE_LIMITS["phone"], special)
     if values["phone"] is not None:
-        _phone(values["phone"], TITLE_FIELDS["phone"])
+        values["phone"] = _phone(values["phone"], TITLE_FIELDS["phone"])
     values["bank_name"] = one_line(bank_name, TITLE_FIELDS["bank_name"], TITLE_LIMITS["bank_name"], special)
     values["bank_account"] = one_line(bank_account, TITLE_FIELDS["bank_account"], TITLE_LIMITS["bank_account"], special)
     existing = session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == company.id,
@@ -203,6 +212,49 @@ def unbilled_orders_query(actor: User, company: Company | None = None, kind: str
     return scoped(query, actor, Order.company_id)
 
 
+def invoice_status_label(order: Order) -> str:
+    """The order's invoice column: its status, or for an order paid with coins that their purchase is invoiced."""
+    if order.invoice_status == "none" and order.currency == "COIN":
+        return str(_l("Invoiced with the coin purchase"))
+    return str(INVOICE_STATUSES.get(order.invoice_status, order.invoice_status))
+
+
+def _through_balance():
+    """Orders whose money passed through the prepaid balance: its recharges, and the orders paid from it."""
+    return or_(Order.kind == "recharge", Order.payment_method == "balance")
+
+
+def balance_invoiced_once(session: Session, orders: Sequence[Order]) -> list[str]:
+    """Why invoicing `orders` would invoice money of a prepaid balance twice (messages, one per wallet), or [].
+
+    Per company and currency: the balance received R = its balance now + Σ (total − refunded) of the orders
+    paid from it (at least its paid recharges); what its recharges and balance-paid orders already in a request
+    or invoiced cover, plus these, must stay within R. The wallet rows are locked first (PostgreSQL; SQLite's
+    write transaction is one at a time), so a concurrent request over the same balance waits and then sees these."""
+    ours = [o for o in orders if o.currency in INVOICE_CURRENCIES and (o.kind == "recharge"
+                                                                      or o.payment_method == "balance")]
+    problems = []
+    for company_id, currency in sorted({(o.company_id, o.currency) for o in ours}):
+        wallet = session.scalar(select(Wallet).where(Wallet.company_id == company_id, Wallet.currency == currency,
+                                                     Wallet.kind == "prepaid").with_for_update())
+        mine = select(func.coalesce(func.sum(Order.total_minor - Order.refunded_minor), 0)).where(
+            Order.company_id == company_id, Order.currency == currency)
+        spent = session.scalar(mine.where(Order.payment_method == "balance", Order.status.in_(("paid", "refunded"))))
+        invoiced = session.scalar(mine.where(_through_balance(), Order.invoice_status != "none"))
+        asked = [o for o in ours if (o.company_id, o.currency) == (company_id, currency)]
+        recharged = session.scalar(mine.where(Order.kind == "recharge", Order.status.in_(("paid", "refunded"))))
+        received = max((wallet.balance_minor if wallet is not None else 0) + spent, recharged)
+        if invoiced + sum(o.total_minor - o.refunded_minor for o in asked) > received:
+            problems.append(str(_l(
+                "%(company)s's %(currency)s balance received %(received)s, of which %(invoiced)s is invoiced already "
+                "(its recharges or the orders paid from it): invoicing %(numbers)s too would invoice the same money "
+                "twice", company=asked[0].company.name, currency=currency,
+                received=format_amount(from_minor(received, currency), currency),
+                invoiced=format_amount(from_minor(invoiced, currency), currency),
+                numbers=_named([o.number for o in asked]))))
+    return problems
+
+
 def unbilled_order_kinds(session: Session, actor: User, company: Company) -> list[str]:
     """The order types among `company`'s tree's unbilled orders, in ORDER_KINDS' order (the type filter's choices)."""
     present = set(session.scalars(unbilled_orders_query(actor, company, what=Order.kind).distinct()))
@@ -245,7 +297,7 @@ def request_invoice(session: Session, actor: User, company: Company, orders: Seq
     if len(currencies) > 1:
         problems.append(str(_l("one invoice is in one currency; these differ: %(list)s", list="; ".join(
             f"{c}: {_named([o.number for o in orders if o.currency == c])}" for c in currencies))))
-    if problems:
+    if problems or (problems := balance_invoiced_once(session, orders)):
         raise DomainError(_l("Cannot request an invoice — %(problems)s.", problems="; ".join(problems)))
 
     email = _email(email, _l("Email"))

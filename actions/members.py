@@ -33,12 +33,14 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import NamedTuple
 
+from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +49,7 @@ from werkzeug.security import generate_password_hash
 
 from actions import ActionResult, DomainError, in_scope, require_role, scope_company_ids
 from actions.audit import record
+from actions.text_input import one_line
 from actions.texts import count_param, label_param, message
 from actions.coins import COINS_PER_CNY, TERM_MONTHS, YEARLY_PRICE_CNY, parse_level, parse_years, whole_coins
 from actions.money import round_money
@@ -62,9 +65,11 @@ DEFAULT_PASSWORD = "123579"
 DEFAULT_BATCH_MAX = 1000
 RANDOM_HASH_METHOD = "pbkdf2:sha256:1000"
 MAX_LOGIN = 100  # MemberAccount.login is String(100)
+MAX_EMAIL = 254  # MemberAccount.email
+MAX_NAME = 60  # MemberAccount.first_name, last_name
 MAX_BOUND_DIGITS = 9
 LOGIN_CHARS = re.compile(r"[A-Za-z0-9._@-]+")
-RANGE = re.compile(r"(\d+)-(\d+)")
+RANGE = re.compile(r"\s*([0-9]+)\s*[-~]\s*([0-9]+)\s*")  # {01-20}, {01 ~ 20}
 RANDOM_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"  # no 0/O, 1/l/I
 RANDOM_LENGTH = 12
 LEVEL_RANK = {"none": 0, "vip": 1, "svip": 2}
@@ -105,12 +110,14 @@ def expand_pattern(pattern: str, max_count: int = DEFAULT_BATCH_MAX) -> list[str
     A brace holds a range of whole numbers `{start-end}` (start ≤ end). When either bound is
     written with a leading zero the numbers are zero-padded to the widest bound (`{01-20}`,
     `{001-010}`), else they are written plainly (`{1-3}` → 1, 2, 3). Several braces give every
-    combination, the leftmost brace varying slowest. No brace names one login. Refused with a
+    combination, the leftmost brace varying slowest. No brace names one login. Full-width characters
+    (｛０１－２０｝) are read as their ASCII forms, and `{01~20}` or `{01 - 20}` as `{01-20}`. Refused with a
     message: an empty pattern, unbalanced or empty braces, a brace that is not a range, a
     reversed range, more than `max_count` logins, and logins that are too long, hold characters
     other than letters, digits and . _ @ -, or come out twice.
     """
-    pattern = (pattern or "").strip()
+    # A Chinese input method types ｛０１－２０｝ and ～: read them as { 01-20 } and ~ (NFKC), as tax IDs are read.
+    pattern = unicodedata.normalize("NFKC", pattern or "").strip()
     if not pattern:
         raise DomainError(_l("Enter a login pattern, for example tupp{01-20}."))
     parts: list[list[str]] = []  # each part: the choices at that position
@@ -201,13 +208,29 @@ def _check_password(password: str | None) -> str:
     return password
 
 
+def clean_member_details(email: str | None, first_name: str | None,
+                         last_name: str | None) -> tuple[str | None, str | None, str | None]:
+    """A member account's optional email and names as saved: trimmed, one line each, the email valid (normalized);
+    else DomainError naming the field."""
+    address = one_line(email, _l("Email"), MAX_EMAIL, required=False)
+    if address is not None:
+        try:
+            address = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError:
+            raise DomainError(_l("%(field)s: %(problem)s", field=_l("Email"), problem=_l(
+                "%(address)s is not a valid email address.", address=address))) from None
+    return (address, one_line(first_name, _l("First name"), MAX_NAME, required=False),
+            one_line(last_name, _l("Last name"), MAX_NAME, required=False))
+
+
 def existing_logins(session: Session, logins: Sequence[str]) -> list[str]:
-    """Those of `logins` that exist already, in any company (one SELECT per 5,000 logins)."""
+    """Those of `logins` that exist already in any letter case, in any company (one SELECT per 5,000 logins)."""
+    wanted = [login.lower() for login in logins]
     taken: set[str] = set()
-    for start in range(0, len(logins), _CHUNK):
-        taken.update(session.scalars(
-            select(MemberAccount.login).where(MemberAccount.login.in_(logins[start:start + _CHUNK]))))
-    return [login for login in logins if login in taken]
+    for start in range(0, len(wanted), _CHUNK):
+        taken.update(login.lower() for login in session.scalars(
+            select(MemberAccount.login).where(func.lower(MemberAccount.login).in_(wanted[start:start + _CHUNK]))))
+    return [login for login in logins if login.lower() in taken]
 
 
 def create_members(session: Session, actor: User, company: Company, pattern: str, password_kind: str,

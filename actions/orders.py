@@ -35,7 +35,7 @@ from actions.text_input import text_block
 from actions.texts import english_all, label_param, message, money_param, render
 from actions.wallets import credit, debit, wallet_for
 from models import (
-    ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, CashReceipt, Company, Device, Order,
+    CURRENCIES, ORDER_KINDS, ORDER_STATUSES, REFUND_STATUSES, BankTransferReceipt, CashReceipt, Company, Device, Order,
     OrderDiscount, OrderLine, OrderRefund, OrderRefundLine, Package, User, utcnow,
 )
 
@@ -56,6 +56,9 @@ class OrderKind:
     deliver: Callable[[Session, Order, date], None]
     undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None
     balance_pays: bool = True  # False: never paid from a wallet (a top-up of that wallet)
+    # Why an order of this kind may not be paid online (a message), or None: a subscription of a service
+    # sold offline (seed 003's OS flow) is paid from the balance or in cash.
+    refuses_online: Callable[[Session, Order], object | None] | None = None
 
     @property
     def refundable(self) -> bool:
@@ -76,16 +79,18 @@ def _status(status: str) -> str:
 
 def register_kind(code: str, prefix: str, deliver: Callable[[Session, Order, date], None],
                   undo: Callable[[Session, Order, Sequence[OrderLine]], None] | None = None,
-                  balance_pays: bool = True) -> OrderKind:
+                  balance_pays: bool = True,
+                  refuses_online: Callable[[Session, Order], object | None] | None = None) -> OrderKind:
     """Register an order kind (one of models.ORDER_KINDS). `undo` None: its orders cannot be refunded;
-    `balance_pays` False: the pay page offers no balance and `pay_with_balance` refuses."""
+    `balance_pays` False: the pay page offers no balance and `pay_with_balance` refuses; `refuses_online`
+    (session, order) → a message when that order may not be paid online (refuse_online)."""
     if code not in ORDER_KINDS:
         raise ValueError(f"order kind {code!r} is not in models.ORDER_KINDS")
     existing = _KINDS.get(code)
-    if existing is not None and (existing.deliver, existing.undo, existing.balance_pays) != (deliver, undo,
-                                                                                              balance_pays):
+    kind = OrderKind(code, prefix, deliver, undo, balance_pays, refuses_online)
+    if existing is not None and existing != kind:
         raise ValueError(f"order kind {code!r} is registered twice")
-    _KINDS[code] = OrderKind(code, prefix, deliver, undo, balance_pays)
+    _KINDS[code] = kind
     return _KINDS[code]
 
 
@@ -292,10 +297,18 @@ def deliver(session: Session, order: Order, today: date) -> None:
     order_kind(order.kind).deliver(session, order, today)
 
 
-def claim_order(session: Session, order: Order, from_status: str, **values) -> bool:
-    """Move the order out of `from_status` if nobody else did; True when this call won."""
+def claim_order(session: Session, order: Order, from_status: str, *, reserved_for: str | None = None,
+                **values) -> bool:
+    """Move the order out of `from_status` if nobody else did; True when this call won.
+
+    A pending order whose payment_method is set is reserved for that payment (sales entered its cash, which
+    finance has yet to confirm: reserve_for_cash): it is claimed only by the call that takes that payment
+    (`reserved_for` the method), never paid another way nor cancelled. The condition is in the UPDATE, so a
+    payment racing the cash entry loses in the database whichever commits first."""
+    held = Order.payment_method == reserved_for if reserved_for else Order.payment_method.is_(None)
     result = session.execute(
-        update(Order).where(Order.id == order.id, Order.status == from_status).values(**values)
+        update(Order).where(Order.id == order.id, Order.status == from_status,
+                            *((held,) if from_status == "pending" else ())).values(**values)
         .execution_options(synchronize_session=False)
     )
     session.expire(order)
@@ -378,7 +391,7 @@ def create_recharge_order(session: Session, actor: User, company: Company, curre
     require_role(actor, {"customer_admin"})
     if not in_scope(actor, company.id, session):
         raise DomainError(_l("Company %(name)s is outside your companies.", name=company.name))
-    if currency not in ("CNY", "USD"):
+    if currency not in CURRENCIES:  # CNY, USD and VND: each has its online provider (VND: VNPT Pay)
         raise DomainError(_l("Currency: %(currency)s cannot be recharged.", currency=currency))
     amount = parse(amount, currency, str(_l("Amount")))
     order = open_order(session, actor, kind="recharge", company_id=company.id, currency=currency,
@@ -522,12 +535,31 @@ def cash_awaiting_confirmation(session: Session, order: Order) -> int | None:
                                                        CashReceipt.status == "submitted").limit(1))
 
 
+def reserve_for_cash(session: Session, order: Order) -> bool:
+    """Reserve a pending order for the cash sales is entering (its payment_method becomes cash while it stays
+    pending); False when it is no longer pending or already reserved. Only confirming that cash pays it
+    (mark_paid with reserved=True); nothing cancels it meanwhile (claim_order)."""
+    done = session.execute(update(Order).where(Order.id == order.id, Order.status == "pending",
+                                               Order.payment_method.is_(None)).values(payment_method="cash")
+                           .execution_options(synchronize_session=False)).rowcount
+    session.expire(order)
+    return done == 1
+
+
 def refuse_if_cash_awaits(session: Session, order: Order) -> None:
     """DomainError naming the order and its receipt when sales entered cash for it (cash_awaiting_confirmation)."""
     receipt = cash_awaiting_confirmation(session, order)
     if receipt is not None:
         raise DomainError(_l("Order %(number)s: its cash receipt #%(id)s is awaiting finance's confirmation; it is "
                              "paid when finance confirms it.", number=order.number, id=receipt))
+
+
+def refuse_online(session: Session, order: Order) -> None:
+    """DomainError when `order` may not be paid online (its kind says why, e.g. a service sold offline)."""
+    refuses = order_kind(order.kind).refuses_online
+    reason = refuses(session, order) if refuses is not None else None
+    if reason is not None:
+        raise DomainError(reason)
 
 
 def pay_with_balance(session: Session, actor: User | None, order: Order, today: date) -> None:
@@ -547,6 +579,7 @@ def pay_with_balance(session: Session, actor: User | None, order: Order, today: 
     refuse_if_cash_awaits(session, order)
     number, total, currency, company_id = order.number, order.total, order.currency, order.company_id
     if not claim_order(session, order, "pending", status="paid", payment_method="balance", paid_at=utcnow()):
+        refuse_if_cash_awaits(session, order)  # entered a moment ago
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=number, status=_status(order.status)))
     if total > 0:
@@ -567,6 +600,7 @@ def pay_offline(session: Session, actor: User, order: Order, method: str, today:
     refuse_if_cash_awaits(session, order)
     number = order.number
     if not claim_order(session, order, "pending", status="paid", payment_method=method, paid_at=utcnow()):
+        refuse_if_cash_awaits(session, order)  # entered a moment ago
         raise DomainError(_l("Order %(number)s is not awaiting payment.", number=number))
     deliver(session, order, today)
     record(session, actor, "pay", "order", [order.id],
@@ -577,8 +611,9 @@ def pay_offline(session: Session, actor: User, order: Order, method: str, today:
 
 
 def mark_paid(session: Session, order: Order, method: str, provider_ref: str, amount: Decimal, currency: str,
-              today: date) -> bool:
-    """A provider says the order is paid. True the first time; False for a repeat of the same payment."""
+              today: date, *, reserved: bool = False) -> bool:
+    """A provider says the order is paid. True the first time; False for a repeat of the same payment.
+    `reserved`: the payment the order was reserved for (confirmed cash, reserve_for_cash)."""
     order_kind(order.kind)
     if currency != order.currency or Decimal(amount) != order.total:
         raise DomainError(_l("Payment for %(number)s does not match the order: %(amount)s %(currency)s.",
@@ -586,9 +621,10 @@ def mark_paid(session: Session, order: Order, method: str, provider_ref: str, am
     if order.status == "paid" and order.provider_ref == provider_ref:
         return False
     if not claim_order(session, order, "pending", status="paid", payment_method=method, provider_ref=provider_ref,
-                       paid_at=utcnow()):
+                       paid_at=utcnow(), reserved_for=method if reserved else None):
         if order.status == "paid" and order.provider_ref == provider_ref:
             return False  # a concurrent delivery of the same notification won
+        refuse_if_cash_awaits(session, order)
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=order.number, status=_status(order.status)))
     deliver(session, order, today)
@@ -621,7 +657,8 @@ def cancel_stale_orders(session: Session, older_than: timedelta, now: datetime) 
     """Cancel pending orders created before now - older_than, except those awaiting a confirmation; how many."""
     awaited = [~condition(now) for condition in _AWAITING_CONFIRMATION]
     result = session.execute(
-        update(Order).where(Order.status == "pending", Order.created_at < now - older_than, *awaited)
+        update(Order).where(Order.status == "pending", Order.payment_method.is_(None),
+                            Order.created_at < now - older_than, *awaited)
         .values(status="cancelled", cancelled_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -636,11 +673,12 @@ def cancel_order(session: Session, actor: User, order: Order) -> None:
     if not in_scope(actor, order.company_id, session):
         raise DomainError(_l("Order %(number)s is outside your companies.", number=order.number))
     number = order.number
-    receipt = cash_awaiting_confirmation(session, order)
+    refused = not claim_order(session, order, "pending", status="cancelled", cancelled_at=utcnow())
+    receipt = cash_awaiting_confirmation(session, order) if refused else None
     if receipt is not None:  # the cash is with sales: cancelled, finance could never confirm it
         raise DomainError(_l("Order %(number)s: its cash receipt #%(id)s is awaiting finance's confirmation; it "
                              "cannot be cancelled now.", number=number, id=receipt))
-    if not claim_order(session, order, "pending", status="cancelled", cancelled_at=utcnow()):
+    if refused:
         raise DomainError(_l("Order %(number)s is not awaiting payment (it is %(status)s).",
                              number=number, status=_status(order.status)))
     record(session, actor, "cancel", "order", [order.id], message("audit.order.cancel", order=number))

@@ -70,8 +70,11 @@ def _edition(value) -> str:
     return value
 
 
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")  # a Chinese input method's full-width mode
+
+
 def _quantity(value) -> int:
-    text = str(value if value is not None else "").strip()
+    text = str(value if value is not None else "").strip().translate(FULL_WIDTH_DIGITS)
     if not (text.isascii() and text.isdigit()) or len(text) > 6 or not 1 <= int(text) <= MAX_SEATS_PER_ORDER:
         raise DomainError(_l("Number of accounts: a whole number between 1 and %(max)s.", max=MAX_SEATS_PER_ORDER))
     return int(text)
@@ -496,7 +499,7 @@ def create_organizer(session: Session, actor: User, company: Company, email: str
     last_name = one_line(last_name, _l("Last name"), MAX_NAME, True)
     first_name = one_line(first_name, _l("First name"), MAX_NAME, True)
     edition = _edition(edition)
-    if session.scalar(select(MemberAccount.id).where(MemberAccount.login == email)) is not None:
+    if session.scalar(select(MemberAccount.id).where(func.lower(MemberAccount.login) == email.lower())) is not None:
         raise DomainError(_l("An account with the login %(login)s exists already.", login=email))
     _take_seat(session, company, edition)
     account = MemberAccount(company_id=company.id, login=email, email=email, first_name=first_name,

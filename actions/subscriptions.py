@@ -30,7 +30,7 @@ from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, english, label_param, message, money_param, render
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, cash_awaiting_confirmation, keep_pending_while, mark_paid,
-    open_order, pay_with_balance, register_kind,
+    open_order, pay_with_balance, register_kind, reserve_for_cash,
 )
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
@@ -840,7 +840,17 @@ def _is_plan_line(order: Order, line) -> bool:
     return bool(order.lines) and order.lines[0].id == line.id
 
 
-register_kind("subscription", prefix="SB", deliver=deliver, undo=undo)
+def refuses_online(session: Session, order: Order):
+    """Why a subscription's order may not be paid online: its service is sold offline (OS), which is paid from
+    the balance or in cash (pay_methods_for); None for an ON service."""
+    subscription = subscription_of_order(session, order)
+    if subscription is None or subscription.service.sales_flow != "OS":
+        return None
+    return _l("Order %(number)s is for %(service)s, which is sold offline (OS): pay it from the balance or in cash "
+              "to sales, not online.", number=order.number, service=subscription.service.name)
+
+
+register_kind("subscription", prefix="SB", deliver=deliver, undo=undo, refuses_online=refuses_online)
 # The stale-order job (billing expire-orders, ORDER_PENDING_HOURS) leaves alone, besides an order whose cash
 # awaits finance (actions.orders):
 # - a renewal order, made renewal_days_before the period ends: it waits through the grace days, and
@@ -877,12 +887,17 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
     receipt = CashReceipt(subscription_id=subscription.id, order_id=order.id, company_id=subscription.company_id,
                           currency=order.currency, amount_minor=order.total_minor, received_on=received_on,
                           reference=(reference or "").strip()[:100], entered_by_id=actor.id, status="submitted")
+    number = order.number
     try:  # one receipt an order (its unique key): two people entering the same cash at once
         with session.begin_nested():
             session.add(receipt)
             session.flush()
+            # the order waits for this cash: paid by finance's confirmation only, not cancelled meanwhile
+            if not reserve_for_cash(session, order):
+                raise DomainError(_l("Order %(number)s is not awaiting payment any more: no cash is entered.",
+                                     number=number))
     except IntegrityError:
-        raise DomainError(_l("Order %(number)s already has a cash receipt.", number=order.number)) from None
+        raise DomainError(_l("Order %(number)s already has a cash receipt.", number=number)) from None
     audit = record(session, actor, "create", "cash_receipt", [receipt.id],
                    message("audit.cash.entered", order=order.number, amount=money_param(order.total, order.currency),
                            date=received_on.isoformat()))
@@ -915,7 +930,7 @@ def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, to
         raise DomainError(_l("Cash receipt #%(id)s is not awaiting confirmation.", id=receipt.id))
     session.refresh(receipt)
     order = receipt.order
-    mark_paid(session, order, "cash", f"cash-{receipt.id}", order.total, order.currency, today)
+    mark_paid(session, order, "cash", f"cash-{receipt.id}", order.total, order.currency, today, reserved=True)
     audit = record(session, actor, "confirm", "cash_receipt", [receipt.id],
                    message("audit.cash.confirmed", order=order.number))
     event(session, receipt.subscription, "cash_confirmed", actor, order=order, audit=audit,
@@ -1140,7 +1155,8 @@ def _release_for_subscription(session: Session, subscription: Subscription) -> N
 def _cancel_by_job(session: Session, order: Order, now: datetime) -> None:
     """The scheduled job cancels an unpaid renewal order of an expired subscription (the core's
     cancel_order wants a person; this is the same conditional UPDATE, audited as the system)."""
-    done = session.execute(update(Order).where(Order.id == order.id, Order.status == "pending")
+    done = session.execute(update(Order).where(Order.id == order.id, Order.status == "pending",
+                                               Order.payment_method.is_(None))  # not one whose cash awaits
                            .values(status="cancelled", cancelled_at=now)
                            .execution_options(synchronize_session=False)).rowcount
     session.expire(order)
@@ -1391,8 +1407,11 @@ def run_billing(session: Session, today: date, now: datetime) -> BillingReport:
         subscription.grace_until = subscription.period_end + timedelta(days=subscription.service.grace_days)
         event(session, subscription, "past_due", None, summary=subscription.grace_until.isoformat())
         report.past_due.append(subscription.number)
+    cash_awaited = select(SubscriptionOrder.id).join(Order, Order.id == SubscriptionOrder.order_id).where(
+        SubscriptionOrder.subscription_id == Subscription.id, Order.status == "pending",
+        Order.payment_method.is_not(None))  # sales holds the cash: it stays past due until finance confirms
     for subscription in session.scalars(select(Subscription).where(
-            Subscription.status == "past_due", Subscription.grace_until <= today)):
+            Subscription.status == "past_due", Subscription.grace_until <= today, ~cash_awaited.exists())):
         for order in _pending_renewals(session, subscription):
             _cancel_by_job(session, order, now)
         subscription.status = "expired"

@@ -45,7 +45,7 @@ _OLD_TAX_ID_15 = re.compile(r"\d{14}[\dX]")
 _OLD_TAX_ID_20 = re.compile(r"\d{17}[\dX]\d{2}")
 _TAX_ID_NOISE = re.compile(r"[\s\-]+")
 # Digits with spaces, brackets, dashes and a leading +, optionally an extension (分机).
-_PHONE = re.compile(r"\+?[\d\s()\-]{3,30}(\s*(?:ext\.?|x|#|转)\s*\d{1,8})?", re.IGNORECASE)
+_PHONE = re.compile(r"\+?[\d\s()\-]{3,30}(\s*(?:ext\.?|x|#|转|分机|máy lẻ)\s*\d{1,8})?", re.IGNORECASE)
 _USERNAME = re.compile(r"[^\s\x00-\x1f\x7f]{1,64}")
 REASON_MAX = 2000
 
@@ -130,7 +130,8 @@ def _text(field: str, value: str | None, max_length: int, required: bool = True)
 
 
 def _phone(field: str, value: str | None, required: bool = True) -> str | None:
-    value = _text(field, value, 40, required)
+    # A Chinese input method types （０２１）１２３４５６７８－８０１: kept as (021)12345678-801 (NFKC).
+    value = _text(field, unicodedata.normalize("NFKC", value or ""), 40, required)
     if value is not None and (not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 3):
         raise InvalidField(field, _l("not a phone number (digits, spaces, +, -, brackets, an extension)."))
     return value

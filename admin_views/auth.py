@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint, current_app, flash, g, redirect, render_template, request, session, url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
@@ -366,8 +367,11 @@ def logout():
     if current_user.is_authenticated:
         with unit_of_work():
             end_sessions(db.session, current_user)
+    language = str(get_locale() or "")  # the language the user read in: the login page that follows keeps it
     logout_user()
     session.clear()
+    if language in LOCALES:
+        session["locale"] = language
     flash(_("You are logged out."), "info")
     return redirect(url_for("auth.login"))
 

@@ -56,8 +56,9 @@ from actions.times import MINUTE, format_minute, zone_for
 from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor, typed
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
+from actions.invoices import invoice_status_label
 from importers.xlsx import Amount, formula_safe, stream_xlsx
-from models import WALLET_CURRENCIES, Company, db, utcnow
+from models import INVOICE_STATUSES, WALLET_CURRENCIES, Company, db, utcnow
 
 MAX_ROW_ID = 2**31 - 1  # INTEGER primary keys on PostgreSQL
 COUNT_BOUND = 10_000  # a list counts its rows up to here and shows "10,000+" beyond
@@ -1235,6 +1236,15 @@ def label_formatter(choices: dict):
         return str(choices.get(value, value))
 
     format_.choices = choices
+    return format_
+
+
+def invoice_status_formatter():
+    """An order's invoice column (actions.invoices.invoice_status_label), filtered by INVOICE_STATUSES."""
+    def format_(view, context, model, name):
+        return invoice_status_label(model)
+
+    format_.choices = INVOICE_STATUSES
     return format_
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import exists, select, true
 
 from actions import DomainError
 from actions.card_orders import (
-    SELL_ROLES, confirm_receipt, lines_for_refund, open_refund, order_cards, place_order, sellers_in_scope, ship,
-    valid_holders,
+    SELL_ROLES, cards_to_ship, confirm_receipt, lines_for_refund, open_refund, order_cards, place_order,
+    sellers_in_scope, ship, valid_holders,
 )
 from actions.cards import PLATFORM, parse_numbers
 from actions.money import format_money
@@ -231,7 +231,10 @@ class CardOrderView(DistributorAccess, ScopedModelView):
                 flash(_("Order %(number)s shipped.", number=card_order.order.number), "success")
                 return redirect(url_for(".index_view", tab="shipped"))
         fulfillment = db.session.scalar(select(CardFulfillment).where(CardFulfillment.card_order_id == card_order.id))
-        return self.render("renewdesk/cards/order_ship.html", card_order=card_order, fulfillment=fulfillment)
+        # A refused form keeps what was typed; the cards in stock the shipper may pick are listed beside it.
+        available = cards_to_ship(db.session, current_user, card_order, date.today())
+        return self.render("renewdesk/cards/order_ship.html", card_order=card_order, fulfillment=fulfillment,
+                           sent=request.form, available=available)
 
     @expose("/refund/", methods=("GET", "POST"))
     def refund_view(self):
@@ -249,7 +252,7 @@ class CardOrderView(DistributorAccess, ScopedModelView):
             if not work.failed:
                 flash(_("Refund requested; another finance user approves it."), "success")
                 return redirect(url_for(".index_view", tab="refunding"))
-        return self.render("renewdesk/cards/order_refund.html", card_order=card_order)
+        return self.render("renewdesk/cards/order_refund.html", card_order=card_order, sent=request.form)
 
 
 def register(admin, category) -> None:

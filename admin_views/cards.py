@@ -161,7 +161,8 @@ class VerificationView(RoleView):
                 suffix = Path(licence.filename).suffix.lower()
                 if len(data) > LICENCE_MAX_BYTES or suffix not in LICENCE_TYPES:
                     flash(_("Licence file: a PDF, JPG or PNG of at most 5 MB."), "error")
-                    return redirect(url_for(".index"))
+                    return self.render("renewdesk/cards/verification.html", profile=profile, id_types=ID_TYPES,
+                                       statuses=DISTRIBUTOR_STATUSES, company=company, sent=request.form)
                 digest = hashlib.sha256(data).hexdigest()
                 folder = Path(current_app.instance_path) / "licences"
                 folder.mkdir(parents=True, exist_ok=True)
@@ -175,9 +176,10 @@ class VerificationView(RoleView):
                                     licence_file_name=name, licence_sha256=digest)
             if not work.failed:
                 flash(_("Submitted: an administrator will verify it."), "success")
-            return redirect(url_for(".index"))
+                return redirect(url_for(".index"))
+        # A refused form keeps what was typed (the licence file is chosen again).
         return self.render("renewdesk/cards/verification.html", profile=profile, id_types=ID_TYPES,
-                           statuses=DISTRIBUTOR_STATUSES, company=company)
+                           statuses=DISTRIBUTOR_STATUSES, company=company, sent=request.form)
 
 
 class DistributorProfileView(ScopedModelView):
@@ -1058,7 +1060,7 @@ class CardReportView(DistributorAccess, RoleView):
         handle = write_xlsx([str(self.groups[group]), _("Currency"), _("Orders"), _("Cards"), _("Sales"),
                              _("Commission")],
                             ([r["key"], r["currency"], r["orders"], r["cards"], r["sales"], r["commission"]]
-                             for r in rows), sheet_title="Report")
+                             for r in rows), sheet_title=str(self.name))
         return Response(iter_file(handle), mimetype=XLSX,
                         headers={"Content-Disposition": f"attachment; filename=card-report-{group}.xlsx"})
 

@@ -32,6 +32,7 @@ LABELS = {
     # Filters over the category. The English is Flask-Admin's own label, from which it makes the filter's
     # URL argument (category_package_category_code_…): kept, so that saved links still filter.
     "category.code": _l("category / Package Category / Code"), "category.name": _l("category / Package Category / Name"),
+    "subcategory.name": _l("Subcategory"),
 }
 
 
@@ -135,7 +136,7 @@ class PackageView(CatalogView):
                    "term_months", "currency", "active")
     column_searchable_list = ("code", "name")
     column_filters = ("code", "name", "kind", "edition", "pricing", "currency", "active", "amount",
-                      "category.name", "term_months")
+                      "category.name", "subcategory.name", "term_months")
     column_select_related_list = (Package.category, Package.subcategory)
     column_sortable_list = ("code", "name", "kind", "amount", "pricing", "currency", "active")
     form_columns = ("code", "name", "category", "subcategory_id", "kind", "edition", "amount", "pricing",

@@ -140,7 +140,8 @@ class InvoiceTitleView(ScopedModelView):
                 values.update({key: getattr(title, key) or "" for key in ("title", "tax_id", "address", "phone",
                                                                           "bank_name", "bank_account")})
             else:
-                values["company_id"] = str(current_user.company_id or "")
+                # 申请开票's "new invoice title" link names the company and the kind the request needs.
+                values["company_id"] = request.args.get("company_id", str(current_user.company_id or ""))[:20]
                 values["kind"] = request.args.get("kind", "ordinary")
             return self._form_page(values, title)
         upload = request.files.get("document")
@@ -319,6 +320,8 @@ class InvoiceRequestCustomerView(_RequestListView):
                       "success")
                 return redirect(self.get_url(".index_view"))
         unbilled, unbilled_kinds = [], []
+        if company is None and request.method == "GET" and source.get("company_id"):
+            flash(_("Choose one of your companies."), "error")  # another tenant's id, or none at all
         if company is not None:
             unbilled_kinds = unbilled_order_kinds(db.session, current_user, company)
             unbilled = db.session.scalars(

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import time
+import unicodedata
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,10 +24,11 @@ from flask_admin.model.template import EndpointLinkRowAction
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import joinedload
 from werkzeug.utils import secure_filename
 from wtforms import PasswordField, RadioField, SelectField, StringField
+from wtforms.validators import ValidationError
 
 from actions.permissions import ORDER_AREAS
 from actions import DomainError, companies_in_scope, scoped
@@ -42,8 +44,8 @@ from actions.coins import (
 )
 from actions.idempotency import remember
 from actions.members import (
-    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, create_members, effective_level, quote_digest,
-    quote_upgrade, refresh_levels, upgrade_vip,
+    DEFAULT_BATCH_MAX, DEFAULT_PASSWORD, RANDOM_HASH_METHOD, clean_member_details, create_members, effective_level,
+    quote_digest, quote_upgrade, refresh_levels, upgrade_vip,
 )
 from actions.orders import scoped_order
 from actions.payments import PROVIDER_CURRENCIES, check_method
@@ -56,8 +58,8 @@ from admin_views.system import InCompanyTree
 from admin_views.wording import Form
 from importers.xlsx import write_xlsx
 from models import (
-    ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, RECEIPT_STATUSES, VIP_LEVELS, BankTransferReceipt, Company,
-    MemberAccount, Order, Wallet, db,
+    INVITATION_STATES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, RECEIPT_STATUSES, SEAT_EDITIONS, VIP_LEVELS,
+    BankTransferReceipt, Company, MemberAccount, Order, Wallet, db,
 )
 
 INDENT = "\u00a0\u00a0\u00a0"
@@ -221,6 +223,11 @@ class MemberAccountView(ScopedModelView):
     column_select_related_list = (MemberAccount.company,)
     column_formatters = {"vip_level": _level_cell}
     column_formatters_export = {"vip_level": lambda v, c, m, n: str(VIP_LEVELS.get(m.vip_level, m.vip_level))}
+    column_formatters_detail = {  # labels, not the stored codes ("none")
+        "vip_level": _level_cell,
+        "seat_edition": lambda v, c, m, n: str(SEAT_EDITIONS.get(m.seat_edition, m.seat_edition or "")),
+        "invitation_state": lambda v, c, m, n: str(INVITATION_STATES.get(m.invitation_state, m.invitation_state)),
+    }
     column_filters = (
         InCompanyTree(MemberAccount.company_id, _l("Company"), MemberAccount.company_id),
         sqla_filters.FilterEqual(MemberAccount.vip_level, _l("VIP level"), options=list(VIP_LEVELS.items())),
@@ -240,15 +247,26 @@ class MemberAccountView(ScopedModelView):
     def get_count_query(self):
         return super().get_count_query().filter(MemberAccount.seat_edition.is_(None))
 
+    def on_model_change(self, form, model, is_created):
+        """编辑: the email and names are checked as everywhere (a valid email, one line each) before saving."""
+        try:
+            model.email, model.first_name, model.last_name = clean_member_details(
+                model.email, model.first_name, model.last_name)
+        except DomainError as exc:
+            raise ValidationError(str(exc)) from exc
+        super().on_model_change(form, model, is_created)
+
     def search_placeholder(self):
         return _("Login (starts with)")
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        """Prefix search on the login as an index range scan (no LIKE '%…%' table scan)."""
-        term = search.strip()[:100]
+        """Prefix search on the login in any letter case (TUPP finds tupp01), as a range scan of the lower(login)
+        index (no LIKE '%…%' table scan)."""
+        term = unicodedata.normalize("NFKC", search).strip()[:100].lower()
         if not term:
             return query, count_query, joins, count_joins
-        clause = and_(MemberAccount.login >= term, MemberAccount.login < term + "\U0010ffff")
+        login = func.lower(MemberAccount.login)
+        clause = and_(login >= term, login < term + "\U0010ffff")
         query = query.filter(clause)
         if count_query is not None:
             count_query = count_query.filter(clause)

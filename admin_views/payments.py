@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from actions import DomainError
 from actions.money import format_money
-from actions.orders import scoped_order
+from actions.orders import refuse_online, scoped_order
 from actions.payments import (
     CARD_CHANNELS, NOTIFICATION_FIELDS, VNPTPAY_CHANNELS, BadNotification, PaymentSettings, check_method,
     check_sandbox_card, handle_notification, provider_for, record_refusal, refusals_in_last_minute,
@@ -104,6 +104,7 @@ def pay(order_number: str):
     pay_page = url_for("renewal_center.pay_view", number=order.number)
     try:
         check_method(method, order.currency, enabled_methods())
+        refuse_online(db.session, order)
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(pay_page)

@@ -20,7 +20,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from actions import DomainError
-from actions.orders import scoped_order
+from actions.orders import refuse_online, scoped_order
 from actions.payments import BadNotification, check_method
 from actions.provider_settlement import check_paid, open_qr_attempt, record_attempt, settle, settle_refund_notice
 from actions.providers.base import ProviderError, RefundNotice, ReturnUrls
@@ -58,6 +58,7 @@ def start(order_number: str, method: str):
         return redirect(url_for("renewal_center.order_view", number=order.number))
     try:
         check_method(method, order.currency, current_app.extensions["renewdesk_payments"].methods)
+        refuse_online(db.session, order)
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(url_for("renewal_center.pay_view", number=order.number))

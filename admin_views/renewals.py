@@ -34,7 +34,7 @@ from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
     mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until,
-    order_kind, refuse_if_cash_awaits, request_refund, request_refunds, scoped_order,
+    order_kind, refuse_if_cash_awaits, refuse_online, request_refund, request_refunds, scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (
@@ -45,7 +45,7 @@ from actions.payments import check_method, online_methods
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     COUNT_BOUND, BoundedCount, RoleView, ScopedModelView, badge, claim_form, confirm_first, flash_result,
-    label_formatter, local_day_start, parse_row_id, time_cell, unit_of_work,
+    invoice_status_formatter, label_formatter, local_day_start, parse_row_id, time_cell, unit_of_work,
 )
 from actions.texts import render as render_stored_text
 from admin_views.confirm import Confirmation, ask, confirm_token, is_confirmed
@@ -246,8 +246,7 @@ class RenewalCenterView(RoleView):
         if company is None:
             flash(_("Choose one of your companies first."), "error")
             return None
-        if months is None:
-            flash(_("Months: a whole number between 1 and %(max)s.", max=MAX_MONTHS), "error")
+        if months is None:  # the page the form goes back to reads the same months and says so (list_args): once
             return None
         if len(ids) > MAX_DEVICES_PER_ORDER:
             flash(_("At most %(n)s devices per order.", n=MAX_DEVICES_PER_ORDER), "error")
@@ -429,7 +428,12 @@ class RenewalCenterView(RoleView):
         except DomainError as exc:
             flash(str(exc), "error")
             return redirect(order_page)
-        methods = online_methods(order.currency, enabled_methods())
+        online_refused = None
+        try:
+            refuse_online(db.session, order)
+            methods = online_methods(order.currency, enabled_methods())
+        except DomainError as exc:  # e.g. a service sold offline: its balance (and cash to sales) only
+            methods, online_refused = (), str(exc)
         balance_allowed = order_kind(order.kind).balance_pays
         transfer_allowed = takes_bank_transfer(current_user, order)
         if request.method == "POST":
@@ -450,6 +454,7 @@ class RenewalCenterView(RoleView):
                 return redirect(order_page)
             try:
                 check_method(method, order.currency, enabled_methods())
+                refuse_online(db.session, order)
             except DomainError as exc:
                 flash(str(exc), "error")
                 return redirect(url_for(".pay_view", number=order.number))
@@ -458,7 +463,7 @@ class RenewalCenterView(RoleView):
         return self.render(
             "renewdesk/order_pay.html", order=order, methods=methods, labels=PAYMENT_METHODS,
             provider_label=provider_label, balance_allowed=balance_allowed, balance=balance,
-            transfer_allowed=transfer_allowed,
+            transfer_allowed=transfer_allowed, online_refused=online_refused,
             missing=(order.total - balance) if balance is not None and balance < order.total else None,
             kinds=ORDER_KINDS,
         )
@@ -606,7 +611,7 @@ class OrderListView(ScopedModelView):
     column_formatters = {**_LABEL_FORMATTERS, **_TIME_FORMATTERS, "number": _number_cell, "status": _status_cell}
     column_formatters_export = {**_LABEL_FORMATTERS, "status": label_formatter(ORDER_STATUSES)}
     column_formatters_detail = {**_LABEL_FORMATTERS, **_TIME_FORMATTERS, "status": label_formatter(ORDER_STATUSES),
-                                "invoice_status": label_formatter(INVOICE_STATUSES)}
+                                "invoice_status": invoice_status_formatter()}
     details_template = "renewdesk/order_details.html"
     page_size_options = (20, 50, 100, 500)
 
@@ -713,9 +718,9 @@ class OrderManagementView(OrderListView):
     column_list = ("number", "kind", "company", "status", "currency", "total", "payment_method", "invoice_status",
                    "created_at", "paid_at", "note")
     column_export_list = column_list
-    column_formatters = {**OrderListView.column_formatters, "invoice_status": label_formatter(INVOICE_STATUSES)}
+    column_formatters = {**OrderListView.column_formatters, "invoice_status": invoice_status_formatter()}
     column_formatters_export = {**OrderListView.column_formatters_export,
-                                "invoice_status": label_formatter(INVOICE_STATUSES)}
+                                "invoice_status": invoice_status_formatter()}
 
     def extra_filters(self) -> tuple:
         return (sqla_filters.FilterEqual(Order.invoice_status, _l("Invoice"), options=list(INVOICE_STATUSES.items())),)

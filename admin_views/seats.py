@@ -31,13 +31,13 @@ from actions.seats import (
     seat_figures, seat_packages, seat_term_months, seat_terms, usable_clause,
 )
 from admin_views.base import (
-    RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, label_formatter, local_day_start,
-    local_today, parse_row_id, time_cell, unit_of_work,
+    RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, invoice_status_formatter,
+    label_formatter, local_day_start, local_today, parse_row_id, time_cell, unit_of_work,
 )
 from admin_views.mailing import flash_mail, queue, request_locale, send_now
 from admin_views.system import InCompanyTree
 from models import (
-    INVITATION_STATES, INVOICE_STATUSES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, SEAT_EDITIONS, Company,
+    INVITATION_STATES, ORDER_KINDS, ORDER_STATUSES, PAYMENT_METHODS, SEAT_EDITIONS, Company,
     MemberAccount, Order, OrderLine, db,
 )
 
@@ -358,7 +358,7 @@ _SEAT_FORMATTERS = {
     "kind": label_formatter(ORDER_KINDS),
     "quantity": _figure(1), "running_max": _figure(2), "edition": _figure(0),
     "payment_method": lambda v, c, m, n: str(PAYMENT_METHODS.get(m.payment_method, "")) if m.payment_method else "",
-    "invoice_status": label_formatter(INVOICE_STATUSES),
+    "invoice_status": invoice_status_formatter(),
     "company_type": _company_type,
     "promotion": lambda v, c, m, n: m.promotion or "",
 }

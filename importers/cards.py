@@ -11,6 +11,7 @@ A whole batch can be rolled back while every card of it is still in stock where 
 from __future__ import annotations
 
 import io
+import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,10 +43,17 @@ MAX_HEADER_COLUMNS = 30
 COLUMNS = ("iccid", "phone", "pin", "plan", "valid_until")
 HEADERS = {
     "iccid": ("ICCID", "卡号", "ICCID号"),
-    "phone": ("Phone number", "手机号", "号码", "手机号码"),
+    "phone": ("Phone number", "手机号", "号码", "手机号码", "Số điện thoại"),
     "pin": ("PIN", "密码", "PIN码"),
-    "plan": ("Plan", "套餐", "套餐类型", "套餐编码", "Package"),  # "Package": the list export's English header
-    "valid_until": ("Valid until", "有效期", "有效期至"),
+    # "Package" / "Gói": the list export's header in English / Vietnamese ("套餐" in Chinese).
+    "plan": ("Plan", "套餐", "套餐类型", "套餐编码", "Package", "Gói cước", "Gói"),
+    "valid_until": ("Valid until", "有效期", "有效期至", "Hiệu lực đến"),
+}
+# The template's header row in the reader's language (every one of them is read back on import).
+TEMPLATE_HEADERS = {
+    "en": ("ICCID", "Phone number", "PIN", "Plan", "Valid until"),
+    "zh": ("卡号", "手机号", "密码", "套餐", "有效期"),
+    "vi": ("ICCID", "Số điện thoại", "PIN", "Gói cước", "Hiệu lực đến"),
 }
 
 
@@ -66,21 +74,20 @@ def build_template(language: str = "en") -> bytes:
     from openpyxl import Workbook  # here, not at start-up: 8 MB per web worker
     from openpyxl.styles import Font, PatternFill
 
-    index = 1 if language.startswith("zh") else 0
     workbook = Workbook()
     sheet = workbook.active
-    sheet.title = "Cards"
-    sheet.append([HEADERS[c][index] for c in COLUMNS])
+    sheet.title = _("Cards")  # in the reader's language (the reader takes the first sheet, whatever its name)
+    sheet.append(list(TEMPLATE_HEADERS.get(language[:2], TEMPLATE_HEADERS["en"])))
     for cell in sheet[1]:
         cell.font = Font(bold=True)
         cell.fill = PatternFill("solid", fgColor="DDEBF7")
     for letter, width in zip("ABCDE", (24, 16, 12, 16, 14)):
         sheet.column_dimensions[letter].width = width
         sheet.column_dimensions[letter].number_format = "@" if letter != "E" else "yyyy-mm-dd"
-    notes = workbook.create_sheet("Instructions")
+    notes = workbook.create_sheet(_("Instructions"))
     notes.column_dimensions["A"].width = 100
     for line in (
-        _("One card per row from row 2; keep the header row (English or Chinese headers)."),
+        _("One card per row from row 2; keep the header row (English, Chinese or Vietnamese headers)."),
         _("ICCID: 19 or 20 characters starting with 89, typed as text. Phone number: digits. PIN: 4 to 16 letters or digits."),
         _("Plan: the code of an active card package. Valid until: a date (2027-12-31), not in the past."),
         _("At most %(rows)s rows. A file with any bad row changes nothing: fix the rows the preview names.",
@@ -93,7 +100,7 @@ def build_template(language: str = "en") -> bytes:
 
 
 def _normal(text) -> str:
-    return " ".join(str(text).split()).casefold()
+    return unicodedata.normalize("NFC", " ".join(str(text).split())).casefold()  # "Gói" typed decomposed too
 
 
 def _columns(header) -> dict[str, int] | str:
@@ -331,7 +338,7 @@ def error_workbook(batch: CardImport):
             head, _sep, reason = line.partition(": ")
             yield [head, reason]
 
-    return write_xlsx([_("Row"), _("Reason")], rows(), sheet_title="Errors")
+    return write_xlsx([_("Row"), _("Reason")], rows(), sheet_title=_("Bad rows"))
 
 
 def commit_chunk(session: Session, actor: User, batch: CardImport, chunk: int = CHUNK) -> tuple[int, int]:
@@ -436,7 +443,7 @@ def export_cards(session: Session, actor: User, vault: Vault, query, with_pins: 
             yield [card.iccid, card.phone, pin, card.package.code if card.package else "",
                    card.valid_until.isoformat(), card.status, card.holder_key]
 
-    out = write_xlsx(headers, rows(), sheet_title="Cards")
+    out = write_xlsx(headers, rows(), sheet_title=_("Cards"))
     record(session, actor, "export_pins" if with_pins else "export", "sim_card", [],
            "cards exported with PINs" if with_pins else "cards exported, PINs masked")
     return out

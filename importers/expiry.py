@@ -773,8 +773,23 @@ def preview(session: Session, actor: User, parsed: ParsedFile) -> ImportReport:
             .where(Device.number.in_(numbers[start:start + _CHUNK]))
         )
         for number, id_, company_id, expires_on in rows:
-            found[number] = (id_, company_id, expires_on)
+            found[number] = (id_, company_id, expires_on, number)
+    # A number typed in lower case (gt0001) is the device's, as on the batch suspend page: looked up upper-cased,
+    # as device numbers are stored, through the unique index (no scan of the table for a file of unknown numbers).
+    lowered = [n for n in dict.fromkeys(numbers) if n not in found and n.upper() != n]
+    for start in range(0, len(lowered), _CHUNK):
+        chunk: dict[str, list[str]] = {}
+        for typed in lowered[start:start + _CHUNK]:
+            chunk.setdefault(typed.upper(), []).append(typed)
+        rows = session.execute(
+            select(Device.number, Device.id, Device.company_id, Device.expires_on)
+            .where(Device.number.in_(list(chunk)))
+        )
+        for number, id_, company_id, expires_on in rows:
+            for typed in chunk[number]:
+                found[typed] = (id_, company_id, expires_on, number)
     allowed = None if actor.is_staff else scope_company_ids(session, actor)
+    first_row: dict[int, int] = {}  # device id → the row that named it first
     for row in parsed.rows:
         device = found.get(row.number)
         if device is None:
@@ -782,10 +797,15 @@ def preview(session: Session, actor: User, parsed: ParsedFile) -> ImportReport:
         elif allowed is not None and device[1] not in allowed:
             report.errors.append((row.row_no, _("out of scope: device %(number)s is not one of your "
                                                 "companies' devices", number=row.number)))
-        elif device[2] == row.expires_on:
-            report.unchanged += 1
+        elif device[0] in first_row:
+            report.errors.append((row.row_no, _("duplicate in file: device %(number)s is also on row %(row)s",
+                                                number=device[3], row=first_row[device[0]])))
         else:
-            report.changes.append(Change(row.row_no, device[0], row.number, device[2], row.expires_on))
+            first_row[device[0]] = row.row_no
+            if device[2] == row.expires_on:
+                report.unchanged += 1
+            else:
+                report.changes.append(Change(row.row_no, device[0], device[3], device[2], row.expires_on))
     report.errors.sort(key=lambda error: error[0])
     return report
 

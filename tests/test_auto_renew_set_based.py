@@ -201,3 +201,38 @@ def test_renewed_for_less_than_the_cycle_a_device_is_renewed_again_by_the_next_r
     db.session.commit()
     assert second.renewed == 1 and expires(due, "AC0001") == date(2027, 1, 20)
     assert auto_renew(db.session, TODAY, months=1).renewed == 0
+
+
+def test_a_package_sold_in_terms_renews_whole_terms_beside_monthly_ones(app, due):
+    """A monthly cycle renews AC0001 (GPS monthly) one month and AC0002 (a quarterly package) one term of three
+    months, in one order: a term package is never refused as "not a whole number of terms"."""
+    from models import Package
+
+    quarterly = Package(code="OBD-Q", name="OBD quarterly", category_id=due.packages["GPS-M"].category_id,
+                        subcategory_id=due.packages["GPS-M"].subcategory_id, kind="renewal",
+                        amount=Decimal("45.00"), pricing="per_term", term_months=3, currency="CNY")
+    db.session.add(quarterly)
+    db.session.flush()
+    set_expiry(due, AC0002=date(2026, 11, 25))
+    due.devices["AC0002"].package = quarterly
+    db.session.commit()
+    renew(app)
+    assert attempt_of(due, "AC0002") is None
+    assert expires(due, "AC0001") == date(2026, 12, 20)
+    assert expires(due, "AC0002") == date(2027, 2, 25)
+    lines = {line.device_id: line for line in db.session.scalars(select(OrderLine).where(
+        OrderLine.device_id.in_([due.devices["AC0001"].id, due.devices["AC0002"].id])))}
+    monthly, term = lines[due.devices["AC0001"].id], lines[due.devices["AC0002"].id]
+    assert (monthly.months, monthly.net, term.months, term.net) == (1, Decimal("10.00"), 3, Decimal("45.00"))
+    assert monthly.order_id == term.order_id and "3" in term.description
+    assert term.description_data["params"]["months"] == 3
+
+
+@pytest.mark.parametrize("pricing, term, months, expected", [
+    ("per_month", None, 1, 1), ("per_year", None, 1, 1), ("per_term", 3, 1, 3), ("per_term", 3, 3, 3),
+    ("per_term", 3, 4, 6), ("per_term", 12, 1, 12), ("per_term", 6, 12, 12),
+])
+def test_whole_terms_cover_the_cycle(pricing, term, months, expected):
+    from types import SimpleNamespace
+
+    assert billing_jobs.whole_terms(SimpleNamespace(pricing=pricing, term_months=term), months) == expected

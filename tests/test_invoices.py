@@ -18,7 +18,9 @@ from actions import DomainError, NotAllowed
 from actions.invoices import (
     AlreadyReviewed, issue_invoice, reject_invoice_request, request_invoice, save_invoice_title,
 )
+from actions.orders import create_recharge_order, mark_paid, pay_with_balance
 from actions.tenants import credit_code_check_char
+from actions.wallets import debit, wallet_for
 from app import mail
 from conftest import confirm_post, post
 from models import AuditEvent, Company, InvoiceRequest, InvoiceTitle, Order, User, db, utcnow
@@ -118,6 +120,14 @@ def test_a_special_title_needs_every_field(world, tmp_path, field):
         special_title(world, tmp_path, **{field: ""})
     db.session.rollback()
     assert db.session.scalar(select(InvoiceTitle).where(InvoiceTitle.company_id == world.acme.id)) is None
+
+
+def test_a_registered_phone_typed_with_a_chinese_input_method_is_kept_as_ascii(world, tmp_path):
+    """专用发票's 注册电话 typed as （０２１）１２３４５６７８ is the phone (021)12345678; letters are still refused."""
+    title = special_title(world, tmp_path, phone="（０２１）１２３４５６７８")
+    assert fresh(InvoiceTitle, title.id).phone == "(021)12345678"
+    with pytest.raises(DomainError, match="not a phone number"):
+        special_title(world, tmp_path, phone="电话")
 
 
 def test_a_special_title_needs_the_registration_document(world, tmp_path):
@@ -505,6 +515,124 @@ def test_unbilled_orders_can_be_narrowed_to_one_order_type(client, login, world)
     assert "2,160.00 CNY over 1 orders" in answer.get_data(as_text=True)
 
 
+def _empty_wallet(company):
+    wallet = wallet_for(db.session, company.id, "CNY")
+    if wallet.balance:
+        debit(db.session, wallet, wallet.balance, "payment", f"empty-{company.id}")
+    db.session.commit()
+
+
+def _recharged(world, company, amount: str) -> Order:
+    """A top-up paid online: the recharge order, and the wallet credited by its delivery."""
+    order = create_recharge_order(db.session, users(world, "customer"), company, "CNY", amount)
+    mark_paid(db.session, order, "alipay", f"ALI-{order.number}", order.total, "CNY", date.today())
+    db.session.commit()
+    return order
+
+
+def _paid_from_balance(world, company, amount: str) -> Order:
+    order = paid_order(company, amount, status="pending")
+    pay_with_balance(db.session, users(world, "customer"), order, date.today())
+    db.session.commit()
+    return order
+
+
+@pytest.mark.parametrize("first", ["recharge", "spending"])
+def test_money_of_the_balance_is_invoiced_once_by_its_recharge_or_its_spending(world, first):
+    """500 put on the balance, 300 of it spent on a renewal: either the 500 recharge or the 300 renewal is
+    invoiced, not both (whichever comes first); an order paid online is invoiced on its own."""
+    ordinary_title(world)
+    _empty_wallet(world.acme)
+    recharge = _recharged(world, world.acme, "500.00")
+    renewal = _paid_from_balance(world, world.acme, "300.00")
+    online = paid_order(world.acme, "80.00")
+    first_orders, second = ([recharge], renewal) if first == "recharge" else ([renewal], recharge)
+    ask(world, first_orders + [online])
+    db.session.commit()
+    with pytest.raises(DomainError, match=rf"balance received 500\.00, of which {first_orders[0].total:,.2f} is "
+                                          rf"invoiced already .*invoicing {second.number} too would invoice the same "
+                                          r"money twice"):
+        ask(world, [second])
+    db.session.rollback()
+    assert fresh(Order, second.id).invoice_status == "none" and fresh(Order, second.id).invoice_request_id is None
+
+
+def test_a_rejected_request_gives_the_balance_back_to_invoice(world):
+    ordinary_title(world)
+    _empty_wallet(world.acme)
+    recharge = _recharged(world, world.acme, "500.00")
+    renewal = _paid_from_balance(world, world.acme, "300.00")
+    made = ask(world, [recharge])
+    db.session.commit()
+    reject_invoice_request(db.session, users(world, "finance"), made, "wrong title")
+    db.session.commit()
+    ask(world, [renewal])  # the recharge's request is gone: the spending may be invoiced instead
+    db.session.commit()
+    with pytest.raises(DomainError, match="would invoice the same money twice"):
+        ask(world, [recharge])
+
+
+def test_two_requests_over_the_same_balance_at_once_invoice_it_once(app, world):
+    """The recharge and its spending requested by two sessions at the same moment: the wallet row is locked,
+    the second sees the first and is refused."""
+    ordinary_title(world)
+    _empty_wallet(world.acme)
+    ids = [_recharged(world, world.acme, "500.00").id, _paid_from_balance(world, world.acme, "300.00").id]
+    customer_id, acme_id = world.users["customer"].id, world.acme.id
+    db.session.remove()
+    barrier = threading.Barrier(2)
+    outcomes, errors = [], []
+
+    def attempt(order_id):
+        from app import WRITE_INTENT
+
+        try:
+            with app.app_context(), app.test_request_context():
+                WRITE_INTENT.set(True)
+                barrier.wait(timeout=10)
+                try:
+                    request_invoice(db.session, db.session.get(User, customer_id), db.session.get(Company, acme_id),
+                                    [db.session.get(Order, order_id)], "electronic_ordinary", email="ap@acme.example")
+                    db.session.commit()
+                    outcomes.append("won")
+                except DomainError:
+                    db.session.rollback()
+                    outcomes.append("refused")
+                finally:
+                    db.session.remove()
+        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(order_id,)) for order_id in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(outcomes) == ["refused", "won"]
+    assert len([i for i in ids if fresh(Order, i).invoice_request_id is not None]) == 1
+
+
+def test_orders_paid_with_coins_say_their_purchase_is_invoiced(client, login, world):
+    ordinary_title(world)
+    coins = paid_order(world.acme, "2160.00", kind="coins")
+    with_coins = paid_order(world.acme, "72.00", currency="COIN", kind="vip_upgrade")
+    login("customer")
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/admin/"})
+    form = client.get(f"{REQUESTS}new/?company_id={world.acme.id}").get_data(as_text=True)
+    assert coins.number in form and with_coins.number not in form
+    assert "奥币" in form.split('id="rd-invoiced-once"')[1].split("</p>")[0]
+    login.logout()
+    login("finance")
+    post(client, "/language", {"locale": "en", "next": "/admin/"})
+    listed = client.get("/admin/order_management/?page_size=100").get_data(as_text=True)
+    assert "Invoiced with the coin purchase" in listed.split(with_coins.number)[1].split("</tr>")[0]
+    assert "Not invoiced" in listed.split(coins.number)[1].split("</tr>")[0]
+    vnd = paid_order(world.acme, "990000", currency="VND", kind="subscription")
+    listed = client.get("/admin/order_management/?page_size=100").get_data(as_text=True)
+    assert "Not invoiced" in listed.split(vnd.number)[1].split("</tr>")[0]  # not a coin order
+
+
 def test_invoice_request_message_reads_the_total_in_the_readers_format(client, login, world):
     ordinary_title(world)
     order = paid_order(world.acme, "12800.00")
@@ -601,3 +729,13 @@ def test_customers_see_only_their_trees_requests(client, login, world):
     assert client.get(f"{REQUESTS}details/?id={theirs.id}").status_code in (302, 404)
     assert client.get(f"{REQUESTS}details/?id={ours.id}").status_code == 200
     assert "Globex Invoice Title" not in client.get(TITLES).get_data(as_text=True)
+
+
+def test_another_tenants_company_on_the_request_form_is_named_as_not_yours(client, login, world):
+    ordinary_title(world)
+    foreign = paid_order(world.globex, "72.00")
+    login("customer")
+    page = client.get(f"{REQUESTS}new/?company_id={world.globex.id}").get_data(as_text=True)
+    assert "Choose one of your companies." in page and foreign.number not in page
+    assert "Choose one of your companies." not in client.get(f"{REQUESTS}new/?company_id={world.acme.id}").get_data(
+        as_text=True)

@@ -22,6 +22,7 @@ from actions.seats import (
     SeatTerm, create_organizer, create_seat_order, expire_seat_orders, grant_seats, remove_purchased_seats,
     seat_counts, seat_terms, seats_expire_on, usable_clause,
 )
+from actions.times import zone_for
 from actions.wallets import credit, wallet_for
 from conftest import make_user
 from models import AuditEvent, MemberAccount, Order, OrderLine, Package, PackageCategory, SeatQuota, User, db
@@ -303,7 +304,9 @@ def test_the_list_shows_the_expiry_and_whether_usable_in_chinese(client, login, 
         assert label in page, label
     assert _shown(page, seat_orders) == {"soon", "ended", "forever", "later"}
     soon = line_of(seat_orders["soon"]).new_expires_on
-    assert soon.isoformat() in page and "10 天后到期" in page  # marked as expiring soon
+    # counted from the reader's day (China's, a day ahead of UTC from 16:00 UTC)
+    reader_today = datetime.now(zone_for(world.acme.time_zone, "zh_Hans_CN")).date()
+    assert soon.isoformat() in page and f"{(soon - reader_today).days} 天后到期" in page  # marked as expiring soon
     assert "1 个席位订单将在 30 天内到期" in page  # and counted above the list
     details = _text(client.get(f"{SEAT_ORDERS}details/?id={seat_orders['forever'].id}"))
     assert "订单到期时间" in details and "可用" in details and "不可用" not in details

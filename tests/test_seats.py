@@ -150,6 +150,12 @@ def test_a_seat_order_checks_edition_and_quantity(world, catalog, edition, quant
         create_seat_order(db.session, users(world, "customer"), world.acme, edition, quantity)
 
 
+def test_a_quantity_typed_in_full_width_digits_is_that_number(world, catalog):
+    """订单账号数 typed as ２ with a Chinese input method is 2 seats (superscripts and the like are still refused)."""
+    order = create_seat_order(db.session, users(world, "customer"), world.acme, "basic", "２")
+    assert [line.quantity for line in order.lines] == [2]
+
+
 def test_customers_cannot_buy_seats_for_other_companies(world, catalog):
     with pytest.raises(DomainError, match="Choose one of your companies"):
         create_seat_order(db.session, users(world, "customer"), world.globex, "basic", 1)
@@ -241,6 +247,17 @@ def test_an_existing_login_is_refused_without_taking_a_seat(world, catalog):
     organizer(world, "taken@acme.example")
     with pytest.raises(DomainError, match="taken@acme.example exists already"):
         create_organizer(db.session, users(world, "customer"), world.acme, "taken@acme.example", "A", "B", "enterprise")
+    db.session.rollback()
+    assert quota(world.acme, "enterprise") == (2, 1)
+
+
+def test_an_existing_login_in_another_letter_case_is_refused_without_taking_a_seat(world, catalog):
+    """Zhang.San@Example.com is the mailbox zhang.san@example.com already has: no second organizer, no second seat."""
+    give_seats(world, world.acme, "enterprise", 2)
+    organizer(world, "zhang.san@acme.example")
+    with pytest.raises(DomainError, match="exists already"):
+        create_organizer(db.session, users(world, "customer"), world.acme, "Zhang.San@Acme.example", "A", "B",
+                         "enterprise")
     db.session.rollback()
     assert quota(world.acme, "enterprise") == (2, 1)
 
