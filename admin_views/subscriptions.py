@@ -548,7 +548,8 @@ class SubscriptionView(ScopedModelView):
         tab = request.args.get("tab", "details")
         tab = tab if tab in TABS else "details"
         context = {"subscription": subscription, "tab": tab, "tabs": TABS, "tab_labels": TAB_LABELS,
-                   "states": SUBSCRIPTION_STATES, "state_badges": STATE_BADGES, "registered": session.pop(REGISTERED, None) == subscription.id}
+                   "states": SUBSCRIPTION_STATES, "state_badges": STATE_BADGES,
+                   "registered": session.pop(REGISTERED, None) == subscription.id}
         links = db.session.scalars(select(SubscriptionOrder).where(
             SubscriptionOrder.subscription_id == subscription.id, SubscriptionOrder.order_id.is_not(None))
             .options(joinedload(SubscriptionOrder.order).selectinload(Order.lines))
