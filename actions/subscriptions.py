@@ -957,13 +957,20 @@ def assign_seats(session: Session, actor: User, subscription: Subscription, text
     _check_subscription(session, actor, subscription)
     if actor.role not in ("customer_admin", "sales", "admin"):
         raise DomainError(_l("Your role may not do this."))
-    logins = list(dict.fromkeys(part.strip() for part in re.split(r"[\s,;]+", text or "") if part.strip()))
+    # a login is one login in any letter case (TUPP01 is tupp01): the first spelling pasted names it
+    named = {}
+    for part in re.split(r"[\s,;]+", text or ""):
+        if part.strip():
+            named.setdefault(part.strip().lower(), part.strip())
+    logins = list(named.values())
     if not logins:
         raise DomainError(_l("Employees: paste at least one login."))
     if len(logins) > MAX_SEATS_PASTED:
         raise DomainError(_l("Employees: at most %(n)s logins at once.", n=MAX_SEATS_PASTED))
-    accounts = {a.login: a for a in session.scalars(select(MemberAccount).where(
-        MemberAccount.login.in_(logins), MemberAccount.company_id.in_(subscription.company.subtree_ids())))}
+    found = {a.login.lower(): a for a in session.scalars(select(MemberAccount).where(
+        func.lower(MemberAccount.login).in_(list(named)),
+        MemberAccount.company_id.in_(subscription.company.subtree_ids())))}
+    accounts = {login: found[key] for key, login in named.items() if key in found}
     unknown = [login for login in logins if login not in accounts]
     if unknown:
         raise DomainError(_l("Employees: no member account of %(company)s named %(logins)s.",

@@ -402,6 +402,20 @@ def test_seats_within_the_plan_limit(world):
         subs.assign_seats(db.session, customer, subscription, "globex-member")
 
 
+def test_seats_are_given_by_login_in_any_letter_case(world):
+    """A member login is one login in any letter case: ACME-USER-01 pasted is acme-user-01; pasted twice in two
+    cases it takes one seat."""
+    customer = world.users["customer"]
+    subscription = checkout(customer, world.acme)
+    db.session.add_all([MemberAccount(company_id=world.north.id, login="acme-user-01"),
+                        MemberAccount(company_id=world.north.id, login="acme-user-02")])
+    db.session.flush()
+    added = subs.assign_seats(db.session, customer, subscription, "ACME-USER-01\nacme-user-01, Acme-User-02")
+    assert added == ["acme-user-01", "acme-user-02"]  # the accounts, as they are named
+    assert sorted(s.member_account.login for s in subs.seats_of(db.session, subscription)) == [
+        "acme-user-01", "acme-user-02"]
+
+
 def test_customer_sees_only_customer_notes(world):
     subscription = checkout(world.users["customer"], world.acme)
     subs.add_note(db.session, world.users["sales"], subscription, "internal only", "internal", True)
