@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -153,6 +154,43 @@ def web_app(database_url):
 @pytest.fixture
 def client(app, web_app):
     return web_app.test_client()
+
+
+def race(app, attempts, refusals: dict | None = None) -> tuple[list[str], list[Exception]]:
+    """Run each callable of `attempts` in its own thread, app context and database session, all released
+    together by a barrier (the way two requests meet), each committing its work: the outcomes ("won", or the
+    label `refusals` gives the exception class it raised, rolled back; default DomainError → "refused") in the
+    order of `attempts`, and the unexpected exceptions, for the caller to assert."""
+    from actions import DomainError
+    from app import WRITE_INTENT
+
+    refusals = refusals or {DomainError: "refused"}
+    barrier = threading.Barrier(len(attempts))
+    outcomes, errors = [None] * len(attempts), []
+
+    def run(index, attempt):
+        try:
+            with app.app_context(), app.test_request_context():
+                WRITE_INTENT.set(True)
+                barrier.wait(timeout=10)
+                try:
+                    attempt()
+                    db.session.commit()
+                    outcomes[index] = "won"
+                except tuple(refusals) as exc:
+                    db.session.rollback()
+                    outcomes[index] = next(label for kind, label in refusals.items() if isinstance(exc, kind))
+                finally:
+                    db.session.remove()
+        except Exception as exc:  # noqa: BLE001 — reported by the caller's assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes, errors
 
 
 def csrf_token(client) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from datetime import date
 from decimal import Decimal
 from itertools import count
@@ -22,7 +21,7 @@ from actions.orders import create_recharge_order, mark_paid, pay_with_balance
 from actions.tenants import credit_code_check_char
 from actions.wallets import debit, wallet_for
 from app import mail
-from conftest import confirm_post, post
+from conftest import confirm_post, post, race
 from models import AuditEvent, Company, InvoiceRequest, InvoiceTitle, Order, User, db, utcnow
 
 TITLES = "/admin/invoicetitle/"
@@ -312,36 +311,13 @@ def test_two_sessions_requesting_the_same_orders_give_them_to_exactly_one(app, w
     ids = [paid_order(world.acme).id, paid_order(world.acme).id]
     customer_id, acme_id = world.users["customer"].id, world.acme.id
     db.session.remove()
-    barrier = threading.Barrier(2)
-    outcomes, errors = [], []
 
     def attempt():
-        from app import WRITE_INTENT
+        orders = db.session.scalars(select(Order).where(Order.id.in_(ids))).all()
+        request_invoice(db.session, db.session.get(User, customer_id), db.session.get(Company, acme_id),
+                        orders, "electronic_ordinary", email="ap@acme.example")
 
-        try:
-            with app.app_context(), app.test_request_context():
-                WRITE_INTENT.set(True)
-                barrier.wait(timeout=10)
-                try:
-                    orders = db.session.scalars(select(Order).where(Order.id.in_(ids))).all()
-                    request_invoice(db.session, db.session.get(User, customer_id), db.session.get(Company, acme_id),
-                                    orders, "electronic_ordinary", email="ap@acme.example")
-                    db.session.commit()
-                    outcomes.append("won")
-                except DomainError:
-                    db.session.rollback()
-                    outcomes.append("refused")
-                finally:
-                    db.session.remove()
-        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=attempt) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
+    outcomes, errors = race(app, [attempt, attempt])
     assert not errors, errors
     assert sorted(outcomes) == ["refused", "won"]
     requests = db.session.scalars(select(InvoiceRequest).where(InvoiceRequest.company_id == acme_id)).all()
@@ -580,34 +556,13 @@ def test_two_requests_over_the_same_balance_at_once_invoice_it_once(app, world):
     ids = [_recharged(world, world.acme, "500.00").id, _paid_from_balance(world, world.acme, "300.00").id]
     customer_id, acme_id = world.users["customer"].id, world.acme.id
     db.session.remove()
-    barrier = threading.Barrier(2)
-    outcomes, errors = [], []
 
     def attempt(order_id):
-        from app import WRITE_INTENT
+        return lambda: request_invoice(db.session, db.session.get(User, customer_id), db.session.get(Company, acme_id),
+                                       [db.session.get(Order, order_id)], "electronic_ordinary",
+                                       email="ap@acme.example")
 
-        try:
-            with app.app_context(), app.test_request_context():
-                WRITE_INTENT.set(True)
-                barrier.wait(timeout=10)
-                try:
-                    request_invoice(db.session, db.session.get(User, customer_id), db.session.get(Company, acme_id),
-                                    [db.session.get(Order, order_id)], "electronic_ordinary", email="ap@acme.example")
-                    db.session.commit()
-                    outcomes.append("won")
-                except DomainError:
-                    db.session.rollback()
-                    outcomes.append("refused")
-                finally:
-                    db.session.remove()
-        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=attempt, args=(order_id,)) for order_id in ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes, errors = race(app, [attempt(order_id) for order_id in ids])
     assert not errors, errors
     assert sorted(outcomes) == ["refused", "won"]
     assert len([i for i in ids if fresh(Order, i).invoice_request_id is not None]) == 1

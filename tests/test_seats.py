@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import re
-import threading
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -22,7 +21,7 @@ from actions.seats import (
 )
 from actions.wallets import credit, wallet_for
 from app import mail
-from conftest import post
+from conftest import post, race
 from models import (
     AuditEvent, Company, MemberAccount, Order, OrderLine, Package, PackageCategory, SeatQuota, User, db,
 )
@@ -277,38 +276,6 @@ def test_organizers_of_other_companies_are_refused(world, catalog):
         create_organizer(db.session, users(world, "finance"), world.acme, "f@acme.example", "A", "B", "enterprise")
 
 
-def _race(app, attempts):
-    """Run each callable in its own thread, app context and session, all starting together."""
-    from app import WRITE_INTENT
-
-    barrier = threading.Barrier(len(attempts))
-    outcomes, errors = [], []
-
-    def run(attempt):
-        try:
-            with app.app_context(), app.test_request_context():
-                WRITE_INTENT.set(True)
-                barrier.wait(timeout=10)
-                try:
-                    attempt()
-                    db.session.commit()
-                    outcomes.append("won")
-                except NoSeatLeft:
-                    db.session.rollback()
-                    outcomes.append("no seat")
-                finally:
-                    db.session.remove()
-        except Exception as exc:  # noqa: BLE001 — reported by the caller's assertion
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(a,)) for a in attempts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes, errors
-
-
 def test_two_sessions_racing_for_the_last_seat_give_it_to_exactly_one(app, world, catalog):
     give_seats(world, world.acme, "enterprise", 2)
     organizer(world, "first@acme.example")
@@ -321,7 +288,8 @@ def test_two_sessions_racing_for_the_last_seat_give_it_to_exactly_one(app, world
                              email, "Wei", "Zhang", "enterprise")
         return create
 
-    outcomes, errors = _race(app, [attempt("racer1@acme.example"), attempt("racer2@acme.example")])
+    outcomes, errors = race(app, [attempt("racer1@acme.example"), attempt("racer2@acme.example")],
+                            {NoSeatLeft: "no seat"})
 
     assert not errors, errors
     assert sorted(outcomes) == ["no seat", "won"]

@@ -4,7 +4,6 @@ in the database (payment_method = cash while pending): no other payment, cancell
 that passed the friendly check a moment before the cash was entered."""
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,7 @@ from actions import DomainError
 from actions import subscriptions as subs
 from actions.orders import cancel_order, cancel_stale_orders, pay_with_balance
 from actions.wallets import credit, wallet_for
-from conftest import post
+from conftest import post, race
 from db_snapshot import changed_tables, snapshot
 from models import CashReceipt, LedgerEntry, Order, PaymentAttempt, Subscription, User, db
 from test_subscriptions import TODAY, _active, now
@@ -170,27 +169,6 @@ def test_cash_entered_while_the_customer_pays_from_the_balance_one_wins(app, wor
     ids = {"subscription": subscription.id, "order": order.id, "sales": world.users["sales"].id,
            "customer": world.users["customer"].id}
     db.session.remove()
-    barrier = threading.Barrier(2)
-    outcomes, errors = {}, []
-
-    def run(name, work):
-        from app import WRITE_INTENT
-
-        try:
-            with app.app_context(), app.test_request_context():
-                WRITE_INTENT.set(True)
-                barrier.wait(timeout=10)
-                try:
-                    work()
-                    db.session.commit()
-                    outcomes[name] = "won"
-                except DomainError:
-                    db.session.rollback()
-                    outcomes[name] = "refused"
-                finally:
-                    db.session.remove()
-        except Exception as exc:  # noqa: BLE001 — reported by the assertion below
-            errors.append(exc)
 
     def enter_cash():
         subs.enter_cash_receipt(db.session, db.session.get(User, ids["sales"]),
@@ -200,16 +178,12 @@ def test_cash_entered_while_the_customer_pays_from_the_balance_one_wins(app, wor
         pay_with_balance(db.session, db.session.get(User, ids["customer"]), db.session.get(Order, ids["order"]),
                          TODAY)
 
-    threads = [threading.Thread(target=run, args=("cash", enter_cash)), threading.Thread(target=run, args=("pay", pay))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    (cash, paid), errors = race(app, [enter_cash, pay])
     assert not errors, errors
-    assert sorted(outcomes.values()) == ["refused", "won"], outcomes
+    assert sorted([cash, paid]) == ["refused", "won"]
     row = db.session.get(Order, ids["order"])
     receipts = db.session.scalars(select(CashReceipt).where(CashReceipt.order_id == ids["order"])).all()
-    if outcomes["pay"] == "won":
+    if paid == "won":
         assert (row.status, row.payment_method, receipts) == ("paid", "balance", [])
     else:
         assert (row.status, row.payment_method, len(receipts)) == ("pending", "cash", 1)
