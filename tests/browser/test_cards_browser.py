@@ -104,7 +104,7 @@ def run_cards_receive(live_app, day: date) -> str:
 def fill_template(data: bytes, valid_until: date) -> bytes:
     """The downloaded template with the twelve cards in it, as a user would fill it in."""
     workbook = load_workbook(io.BytesIO(data))
-    sheet = workbook["Cards"]
+    sheet = workbook.worksheets[0]  # named in the reader's language (号卡)
     headers = [cell.value for cell in sheet[1]]
     assert headers == ["卡号", "手机号", "密码", "套餐", "有效期"], headers
     for iccid, phone, pin in IMPORTED:
