@@ -1471,6 +1471,7 @@ SUBSCRIPTION_EVENT_KINDS = {
     "settings": _l("Settings changed"),
     "cash_entered": _l("Cash receipt entered"),
     "cash_confirmed": _l("Cash receipt confirmed"),
+    "cash_rejected": _l("Cash receipt rejected"),
 }
 CASH_RECEIPT_STATUSES = {"submitted": _l("Awaiting confirmation"), "confirmed": _l("Confirmed"),
                          "rejected": _l("Rejected")}
@@ -1944,11 +1945,16 @@ class CashReceipt(db.Model):
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("confirmed_by_id IS NULL OR confirmed_by_id <> entered_by_id", name="maker_checker"),
         Index("ix_cash_receipt_status_created", "status", "created_at"),
+        # One receipt an order (two people entering the same cash at once: one wins); a receipt finance
+        # rejected leaves room for sales to enter the right one.
+        Index("uq_cash_receipt_order_open", "order_id", unique=True, sqlite_where=text("status <> 'rejected'"),
+              postgresql_where=text("status <> 'rejected'")),
+        CheckConstraint("status <> 'rejected' OR reject_reason <> ''", name="rejected_with_reason"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscription_id: Mapped[int] = mapped_column(ForeignKey("subscription.id"), index=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("order.id"), index=True)
     company_id: Mapped[int] = mapped_column(ForeignKey("company.id"), index=True)
     currency: Mapped[str] = mapped_column(String(4))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
@@ -1957,8 +1963,10 @@ class CashReceipt(db.Model):
     reference: Mapped[str] = mapped_column(String(100), default="")
     status: Mapped[str] = mapped_column(String(10), default="submitted")
     entered_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    # Who of finance confirmed or rejected it, and when (never who entered it).
     confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     confirmed_at: Mapped[datetime | None]
+    reject_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subscription: Mapped[Subscription] = relationship()

@@ -546,6 +546,14 @@ def reserve_for_cash(session: Session, order: Order) -> bool:
     return done == 1
 
 
+def release_cash_reservation(session: Session, order: Order) -> None:
+    """The cash the order was reserved for was rejected by finance: it awaits payment like any pending order."""
+    session.execute(update(Order).where(Order.id == order.id, Order.status == "pending",
+                                        Order.payment_method == "cash").values(payment_method=None)
+                    .execution_options(synchronize_session=False))
+    session.expire(order)
+
+
 def refuse_if_cash_awaits(session: Session, order: Order) -> None:
     """DomainError naming the order and its receipt when sales entered cash for it (cash_awaiting_confirmation)."""
     receipt = cash_awaiting_confirmation(session, order)

@@ -30,7 +30,7 @@ from actions.text_input import one_line, text_block
 from actions.texts import change, changes_param, english, label_param, message, money_param, render
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, cash_awaiting_confirmation, keep_pending_while, mark_paid,
-    open_order, pay_with_balance, register_kind, reserve_for_cash,
+    open_order, pay_with_balance, register_kind, release_cash_reservation, reserve_for_cash,
 )
 from actions.pricing import Line, PricedOrder, discount_of, price_order
 from actions.pricing import Promotion as PromotionRule
@@ -51,6 +51,7 @@ RESERVATION_MINUTES = 30
 PAY_METHODS = ("balance", "online", "cash")
 MAX_SEATS_PASTED = 500
 MAX_RENEWAL_DAYS_BEFORE = 90
+MAX_REJECT_REASON = 2000
 
 
 class QuoteChanged(DomainError):
@@ -882,7 +883,8 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
         raise DomainError(_l("Cash received on: a day from %(first)s to today (%(date)s is not).",
                              first=EARLIEST_EXPIRY.isoformat(), date=received_on.isoformat()))
     order = _pending_order(session, subscription)
-    if session.scalar(select(CashReceipt.id).where(CashReceipt.order_id == order.id)):
+    if session.scalar(select(CashReceipt.id).where(CashReceipt.order_id == order.id,
+                                                   CashReceipt.status != "rejected")):
         raise DomainError(_l("Order %(number)s already has a cash receipt.", number=order.number))
     receipt = CashReceipt(subscription_id=subscription.id, order_id=order.id, company_id=subscription.company_id,
                           currency=order.currency, amount_minor=order.total_minor, received_on=received_on,
@@ -912,7 +914,7 @@ def awaiting_cash():
     which no cash receipt is entered yet — the subscriptions whose cash sales is to take and enter."""
     pending = select(SubscriptionOrder.id).join(Order, Order.id == SubscriptionOrder.order_id).where(
         SubscriptionOrder.subscription_id == Subscription.id, Order.status == "pending",
-        ~exists().where(CashReceipt.order_id == Order.id))
+        ~exists().where(CashReceipt.order_id == Order.id, CashReceipt.status != "rejected"))
     return and_(Subscription.renewal_method == "cash", pending.exists())
 
 
@@ -935,6 +937,32 @@ def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, to
                    message("audit.cash.confirmed", order=order.number))
     event(session, receipt.subscription, "cash_confirmed", actor, order=order, audit=audit,
           summary=format_money(order.total, order.currency))
+    session.flush()
+
+
+def reject_cash_receipt(session: Session, actor: User, receipt: CashReceipt, reason: str) -> None:
+    """Finance rejects a cash receipt sales entered (the customer had not paid, the wrong amount or day), naming
+    why: the order is released (no longer waiting for that cash: payable another way, or cancelled by its
+    rules) and sales may enter the right receipt. Each step is a conditional UPDATE, so it happens once."""
+    require_role(actor, CASH_CONFIRM_ROLES)
+    reason = text_block(reason, _l("Reason"), MAX_REJECT_REASON)
+    if not reason:
+        raise DomainError(_l("Cash receipt #%(id)s: give the reason for rejecting it.", id=receipt.id))
+    if receipt.entered_by_id == actor.id:
+        raise DomainError(_l("Cash receipt #%(id)s: it was entered by you; another person of finance must "
+                             "review it.", id=receipt.id))
+    claimed = session.execute(update(CashReceipt).where(
+        CashReceipt.id == receipt.id, CashReceipt.status == "submitted", CashReceipt.entered_by_id != actor.id)
+        .values(status="rejected", reject_reason=reason, confirmed_by_id=actor.id, confirmed_at=utcnow())
+        .execution_options(synchronize_session=False)).rowcount
+    if not claimed:
+        raise DomainError(_l("Cash receipt #%(id)s is not awaiting confirmation.", id=receipt.id))
+    session.refresh(receipt)
+    order = receipt.order
+    release_cash_reservation(session, order)
+    audit = record(session, actor, "reject", "cash_receipt", [receipt.id],
+                   message("audit.cash.rejected", order=order.number, reason=reason))
+    event(session, receipt.subscription, "cash_rejected", actor, order=order, audit=audit, summary=reason[:200])
     session.flush()
 
 

@@ -94,6 +94,7 @@ MESSAGES = {
     "audit.subscription.downgrade": _l("%(number)s: %(old)s → %(new)s × %(months)s months from %(date)s"),
     "audit.cash.entered": _l("%(order)s: %(amount)s received on %(date)s"),
     "audit.cash.confirmed": _l("%(order)s: confirmed"),
+    "audit.cash.rejected": _l("%(order)s: rejected — %(reason)s"),
     "audit.reveal.bank_account": _l("Bank account revealed: %(reason)s"),
     "audit.tenant.apply": _l("Application of %(company)s (tax ID %(tax_id)s), parent company: %(parent)s"),
     "audit.tenant.approve": _l("Company %(company)s opened with administrator %(username)s, parent company: "

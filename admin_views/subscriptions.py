@@ -30,7 +30,7 @@ from actions.tenants import CUSTOMER_DETAIL_ROLES, check_customer_details, updat
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     BLANK_CHOICE, MAX_ROW_ID, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter,
-    parse_row_id,
+    parse_row_id, unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.paid_pages import register_paid_page
@@ -344,7 +344,8 @@ class SubscribeView(RoleView):
         hours = int(current_app.config["ORDER_PENDING_HOURS"])
         return self.render("renewdesk/subscriptions/registered.html", subscription=subscription, order=order,
                            pay_by=subs.cash_pay_by(order, timedelta(hours=hours)),
-                           receipt=db.session.scalar(select(CashReceipt).where(CashReceipt.order_id == order.id)))
+                           receipt=db.session.scalar(select(CashReceipt).where(CashReceipt.order_id == order.id,
+                                                                               CashReceipt.status != "rejected")))
 
 
 def _enters_cash() -> bool:
@@ -868,21 +869,35 @@ def _receipt_amount(view, context, model, name):
     return format_money(model.amount, model.currency)
 
 
+def _receipt_status(view, context, model, name):
+    """The status; a submitted receipt offers finance its review page (confirm, or reject with a reason)."""
+    cell = Markup("{}").format(CASH_RECEIPT_STATUSES.get(model.status, model.status))
+    if model.status == "submitted" and current_user.role in subs.CASH_CONFIRM_ROLES:
+        cell += Markup(' <a href="{}" class="btn btn-sm btn-primary py-0 rd-review">{}</a>').format(
+            view.get_url(".review_view", id=model.id), _("Review"))
+    return cell
+
+
 class CashReceiptView(ScopedModelView):
-    """OS flow: cash receipts entered by sales, confirmed by another person of finance."""
+    """OS flow: cash receipts entered by sales, confirmed by another person of finance — or rejected with a
+    reason (the order is released and sales may enter the right receipt)."""
 
     roles = frozenset({"sales", "finance"})
     can_create = can_edit = can_delete = False
     column_list = ("id", "created_at", "company.name", "subscription.number", "order.number", "amount",
-                   "received_on", "reference", "status", "entered_by", "confirmed_by", "confirmed_at")
+                   "received_on", "reference", "status", "entered_by", "confirmed_by", "confirmed_at",
+                   "reject_reason")
     column_labels = {"id": _l("No."), "company.name": _l("Company"), "subscription.number": _l("Subscription"),
                      "order.number": _l("Order"), "amount": _l("Amount"), "received_on": _l("Received on"),
                      "reference": _l("Reference"), "status": _l("Status"), "entered_by": _l("Entered by"),
-                     "confirmed_by": _l("Confirmed by"), "confirmed_at": _l("Confirmed at"),
+                     "confirmed_by": _l("Reviewed by"), "confirmed_at": _l("Reviewed at"),
+                     "reject_reason": _l("Rejection reason"),
                      "created_at": _l("Created"), "company": _l("Company"), "subscription": _l("Subscription"),
                      "order": _l("Order"), "currency": _l("Currency")}
-    column_formatters = {"amount": _receipt_amount, "status": label_formatter(CASH_RECEIPT_STATUSES)}
+    column_formatters = {"amount": _receipt_amount, "status": _receipt_status}
+    column_formatters_export = {"amount": _receipt_amount, "status": label_formatter(CASH_RECEIPT_STATUSES)}
     column_filters = ("status", "received_on")
+    column_choices = {"status": list(CASH_RECEIPT_STATUSES.items())}
     column_default_sort = ("id", True)
     column_select_related_list = (CashReceipt.company, CashReceipt.subscription, CashReceipt.order)
 
@@ -895,6 +910,44 @@ class CashReceiptView(ScopedModelView):
     def action_confirm(self, ids):
         self.act_on_each(ids, lambda row: subs.confirm_cash_receipt(db.session, current_user, row, date.today()),
                          lambda row: f"#{row.id}", _("%(count)s confirmed; the subscriptions started."))
+
+    def _review_page(self, receipt: CashReceipt, reason: str = ""):
+        return self.render("renewdesk/subscriptions/cash_review.html", receipt=receipt, reason=reason,
+                           statuses=CASH_RECEIPT_STATUSES, may_review=current_user.role in subs.CASH_CONFIRM_ROLES,
+                           return_url=self.get_url(".index_view"))
+
+    @expose("/review/")
+    def review_view(self):
+        receipt = self.get_one(request.args.get("id", ""))
+        if receipt is None:
+            abort(404)
+        return self._review_page(receipt)
+
+    @expose("/reject/", methods=("POST",))
+    def reject_view(self):
+        """Reject a receipt with the reason (after a confirmation page naming it): the order is released."""
+        receipt = self.get_one(request.form.get("id", ""))
+        if receipt is None:
+            abort(404)
+        reason = request.form.get("reason", "")
+        purpose = f"{self.endpoint}.reject"
+        if receipt.status == "submitted" and reason.strip() and not is_confirmed(purpose, [receipt.id]):
+            return ask(self, Confirmation(
+                title=_("Reject cash receipt #%(id)s", id=receipt.id),
+                summary=_("Reject the cash receipt #%(id)s of %(company)s for %(amount)s (order %(order)s): the "
+                          "order awaits payment again and sales may enter the right receipt.", id=receipt.id,
+                          company=receipt.company.name, amount=format_money(receipt.amount, receipt.currency),
+                          order=receipt.order.number),
+                items=[_("Reason: %(reason)s", reason=reason.strip())],
+                confirm_label=_("Reject the receipt")), purpose, [receipt.id],
+                self.get_url(".review_view", id=receipt.id))
+        receipt_id = receipt.id
+        with unit_of_work() as work:
+            subs.reject_cash_receipt(db.session, current_user, receipt, reason)
+        if work.failed:
+            return self._review_page(self.get_one(str(receipt_id)), reason)
+        flash(_("Cash receipt #%(id)s rejected; its order awaits payment again.", id=receipt_id), "success")
+        return redirect(self.get_url(".index_view"))
 
 
 def register(admin, customer, sales, finance) -> None:

@@ -14,9 +14,9 @@ from actions import DomainError
 from actions import subscriptions as subs
 from actions.orders import cancel_order, cancel_stale_orders, pay_with_balance
 from actions.wallets import credit, wallet_for
-from conftest import post, race
+from conftest import confirm_post, post, race
 from db_snapshot import changed_tables, snapshot
-from models import CashReceipt, LedgerEntry, Order, PaymentAttempt, Subscription, User, db
+from models import CashReceipt, LedgerEntry, Order, PaymentAttempt, Subscription, SubscriptionEvent, User, db
 from test_subscriptions import TODAY, _active, now
 from test_hostile_os_and_profile import os_subscription
 
@@ -187,3 +187,91 @@ def test_cash_entered_while_the_customer_pays_from_the_balance_one_wins(app, wor
         assert (row.status, row.payment_method, receipts) == ("paid", "balance", [])
     else:
         assert (row.status, row.payment_method, len(receipts)) == ("pending", "cash", 1)
+
+
+# --- finance rejects a wrong receipt ---------------------------------------------------------------------------
+
+def _entered(world) -> tuple[Subscription, Order, CashReceipt]:
+    subscription, order = _os_order(world)
+    receipt = subs.enter_cash_receipt(db.session, world.users["sales"], subscription, TODAY, "PT-1")
+    db.session.commit()
+    return subscription, order, receipt
+
+
+def test_finance_rejects_a_wrong_receipt_with_a_reason_and_sales_enters_the_right_one(client, login, world):
+    subscription, order, receipt = _entered(world)
+    login("finance")
+    listed = client.get("/admin/cashreceipt/").get_data(as_text=True)
+    assert f"/admin/cashreceipt/review/?id={receipt.id}" in listed
+    page = client.get(f"/admin/cashreceipt/review/?id={receipt.id}").get_data(as_text=True)
+    assert 'id="rd-cash-reject"' in page and order.number in page
+    before = snapshot()
+    answer = post(client, "/admin/cashreceipt/reject/", {"id": receipt.id, "reason": "  "}, follow_redirects=True)
+    assert "give the reason" in answer.get_data(as_text=True)
+    assert changed_tables(before) == []
+    answer = confirm_post(client, "/admin/cashreceipt/reject/",
+                          {"id": receipt.id, "reason": "<b>no cash</b> at the counter"}, follow_redirects=True)
+    text = answer.get_data(as_text=True)
+    assert f"Cash receipt #{receipt.id} rejected" in text and "<b>no cash</b>" not in text
+    db.session.expire_all()
+    row = db.session.get(CashReceipt, receipt.id)
+    assert (row.status, row.reject_reason, row.confirmed_by_id) == (
+        "rejected", "<b>no cash</b> at the counter", world.users["finance"].id)
+    assert (db.session.get(Order, order.id).status, db.session.get(Order, order.id).payment_method) == ("pending", None)
+    kinds = [e.kind for e in db.session.scalars(select(SubscriptionEvent).where(
+        SubscriptionEvent.subscription_id == subscription.id))]
+    assert "cash_rejected" in kinds
+    # rejected twice (a double click): refused, nothing changes
+    before = snapshot()
+    answer = confirm_post(client, "/admin/cashreceipt/reject/", {"id": receipt.id, "reason": "again"},
+                          required=False, follow_redirects=True)
+    assert "is not awaiting confirmation" in answer.get_data(as_text=True)
+    assert changed_tables(before) == []
+    # sales enters the right receipt; another finance person confirms it
+    right = subs.enter_cash_receipt(db.session, world.users["sales"], db.session.get(Subscription, subscription.id),
+                                    TODAY, "PT-2")
+    db.session.commit()
+    subs.confirm_cash_receipt(db.session, world.users["finance"], right, TODAY)
+    db.session.commit()
+    assert db.session.get(Order, order.id).status == "paid"
+    assert db.session.get(Subscription, subscription.id).status == "active"
+
+
+def test_after_a_rejection_the_order_can_be_paid_or_cancelled_again(world):
+    subscription, order, receipt = _entered(world)
+    subs.reject_cash_receipt(db.session, world.users["finance"], receipt, "wrong day")
+    db.session.commit()
+    assert subs.awaiting_cash() is not None
+    assert db.session.scalar(select(func.count()).select_from(Subscription).where(
+        Subscription.id == subscription.id, subs.awaiting_cash())) == 1  # back in sales' queue
+    cancel_order(db.session, world.users["customer"], db.session.get(Order, order.id))
+    db.session.commit()
+    assert db.session.get(Order, order.id).status == "cancelled"
+
+
+@pytest.mark.parametrize("who, message", [("sales", "Your role may not do this"),
+                                          ("customer", "Your role may not do this")])
+def test_only_finance_rejects_a_receipt(world, who, message):
+    _subscription, order, receipt = _entered(world)
+    with pytest.raises(DomainError):
+        subs.reject_cash_receipt(db.session, world.users[who], receipt, "no")
+    db.session.rollback()
+    assert db.session.get(CashReceipt, receipt.id).status == "submitted"
+
+
+def test_the_database_keeps_one_open_receipt_per_order(world):
+    from sqlalchemy.exc import IntegrityError
+
+    _subscription, order, receipt = _entered(world)
+    db.session.add(CashReceipt(subscription_id=receipt.subscription_id, order_id=order.id,
+                               company_id=receipt.company_id, currency=receipt.currency,
+                               amount_minor=receipt.amount_minor, received_on=TODAY,
+                               entered_by_id=receipt.entered_by_id))
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+    row = db.session.get(CashReceipt, receipt.id)
+    row.status = "rejected"  # without a reason
+    with pytest.raises(IntegrityError):
+        db.session.flush()
+    db.session.rollback()
