@@ -30,7 +30,7 @@ from actions.tenants import CUSTOMER_DETAIL_ROLES, check_customer_details, updat
 from actions.wallets import InsufficientBalance
 from admin_views.base import (
     BLANK_CHOICE, MAX_ROW_ID, RoleView, ScopedModelView, badge, company_in_scope, confirm_first, label_formatter,
-    parse_row_id, unit_of_work,
+    local_today, parse_row_id, unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.paid_pages import register_paid_page
@@ -320,7 +320,8 @@ class SubscribeView(RoleView):
         if not _enters_cash():  # a customer's cash (OS flow): registered; sales takes the cash, finance confirms
             return redirect(url_for(".registered", subscription_id=subscription.id))
         try:
-            subs.enter_cash_receipt(db.session, current_user, subscription, date.today())
+            today = local_today()  # the seller's calendar day, which may not be the server's
+            subs.enter_cash_receipt(db.session, current_user, subscription, today, today=today)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -708,11 +709,13 @@ class SubscriptionView(ScopedModelView):
         form = request.form
 
         def enter(subscription):
+            today = local_today()  # the seller's calendar day (in China a day ahead of UTC from 16:00 UTC)
             try:
-                received = date.fromisoformat(form.get("received_on", "") or date.today().isoformat())
+                received = date.fromisoformat(form.get("received_on", "") or today.isoformat())
             except ValueError:
                 raise DomainError(_l("Received on: a date such as 2026-12-01.")) from None
-            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""))
+            subs.enter_cash_receipt(db.session, current_user, subscription, received, form.get("reference", ""),
+                                    today=today)
 
         return self._post(id, "payments", enter, _("Cash receipt entered; finance confirms it."))
 

@@ -1,7 +1,8 @@
 """Seed 003's OS flow in a real browser, in Chinese, as the customer meets it: the customer administrator
 registers the e-invoice service (sold OS) and chooses cash — step 2 offers only the balance and cash —
 then Pay → Confirm shows "registration successful" with no payment page. Sales finds it under "Awaiting
-cash" and enters the receipt; finance confirms it; only then is the subscription active. Screenshots go to
+cash" and enters the receipt; finance rejects it (a wrong reference, with the reason), sales enters the right
+one, finance confirms it; only then is the subscription active. Screenshots go to
 tests/artifacts/subscription-os-customer-*.png."""
 from __future__ import annotations
 
@@ -72,10 +73,29 @@ def test_customer_registers_an_os_service_in_cash_and_finance_starts_it(chinese_
                               s=subscription_id)
     assert receipt is not None
 
-    # Finance confirms it on the server's confirmation page; the subscription starts today.
+    # Finance finds the reference wrong: rejects the receipt with a reason on its review page (after the
+    # confirmation page); the order awaits payment again and sales enters the right receipt.
     finance = chinese_page("finance")
     finance.goto(live_app.url("/admin/cashreceipt/"))
-    line = finance.locator("table.model-list tbody tr", has=finance.locator(f"td:text-is('{number}')"))
+    with finance.expect_navigation():
+        finance.locator(f"a.rd-review[href$='id={receipt}']").click()
+    finance.fill("#rd-cash-reason", "参考号有误,请重新录入")
+    submit(finance, "#rd-cash-reject button[type=submit]")
+    expect(finance.locator("body")).to_contain_text("参考号有误")
+    submit(finance, "#rd-confirm-yes")
+    expect(finance.locator("body")).to_contain_text(f"现金收据 #{receipt} 已驳回")
+    shot(finance, "subscription-os-finance-rejected-zh")
+    assert live_app.rows("SELECT status, reject_reason FROM cash_receipt WHERE id = :r", r=receipt)[0] == (
+        "rejected", "参考号有误,请重新录入")
+    assert live_app.rows("SELECT o.status, o.payment_method FROM \"order\" o JOIN subscription_order l ON "
+                         "l.order_id = o.id WHERE l.subscription_id = :s", s=subscription_id)[0] == ("pending", None)
+    sales.goto(live_app.url(f"/admin/subscription/view/{subscription_id}/?tab=payments"))
+    sales.fill("#rd-enter-cash input[name=reference]", "PT-ZH-0002")
+    submit(sales, "#rd-enter-cash button[type=submit]")
+
+    # Finance confirms the right one on the server's confirmation page; the subscription starts today.
+    finance.goto(live_app.url("/admin/cashreceipt/"))
+    line = finance.locator("table.model-list tbody tr", has=finance.locator("td:text-is('PT-ZH-0002')"))
     line.locator("input.action-checkbox").check()
     finance.click("a.dropdown-toggle:has-text('批量操作')")
     submit(finance, "a.dropdown-item:text-is('确认已收现金')")

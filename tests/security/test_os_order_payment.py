@@ -275,3 +275,20 @@ def test_the_database_keeps_one_open_receipt_per_order(world):
     with pytest.raises(IntegrityError):
         db.session.flush()
     db.session.rollback()
+
+
+def test_cash_received_today_is_the_sellers_today_not_the_servers(client, login, world, monkeypatch):
+    """Sales in China enters cash at 01:00 local time (17:00 UTC the day before): the day it names, and the
+    day the form fills in, are its own calendar day, not refused as a day in the future."""
+    import admin_views.subscriptions as views
+    from datetime import date as real_date
+
+    subscription, order = _os_order(world)
+    tomorrow = real_date.today() + timedelta(days=1)  # the seller's day, a day ahead of the server's
+    monkeypatch.setattr(views, "local_today", lambda: tomorrow)
+    login("sales")
+    answer = post(client, f"/admin/subscription/view/{subscription.id}/cash/",
+                  {"received_on": tomorrow.isoformat(), "reference": "PT-TZ"}, follow_redirects=True)
+    assert "Cash receipt entered" in answer.get_data(as_text=True), answer.get_data(as_text=True)[-1500:]
+    receipt = db.session.scalar(select(CashReceipt).where(CashReceipt.order_id == order.id))
+    assert receipt.received_on == tomorrow
