@@ -5,7 +5,7 @@ back on a DomainError), flash the result and only then mail the customer.
 """
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Response, abort, current_app, flash, redirect, request
@@ -29,8 +29,8 @@ from actions.invoices import (
     unbilled_orders_query,
 )
 from admin_views.base import (
-    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, page_label,
-    parse_row_id, time_cell, unit_of_work,
+    OpenRowsFirst, ScopedModelView, badge, company_in_scope, label_formatter, local_day_start, local_today,
+    page_label, parse_row_id, time_cell, unit_of_work,
 )
 from admin_views.confirm import Confirmation, ask, is_confirmed
 from admin_views.mailing import flash_mail, queue, send_now, user_locale
@@ -378,7 +378,7 @@ class InvoiceReviewView(OpenRowsFirst, _RequestListView):
             "renewdesk/invoice_review.html", item=invoice_request, title=invoice_request.title,
             orders=_orders_of(invoice_request), kinds=ORDER_KINDS, order_statuses=ORDER_STATUSES, types=INVOICE_TYPES,
             statuses=INVOICE_REQUEST_STATUSES, title_kinds=INVOICE_TITLE_KINDS, labels=TITLE_FIELDS,
-            number=number, invoice_date=invoice_date or date.today().isoformat(), reason=reason,
+            number=number, invoice_date=invoice_date or local_today().isoformat(), reason=reason,
             events=history(db.session, "invoice_request", invoice_request.id), return_url=self.get_url(".index_view"),
         )
 
@@ -413,7 +413,7 @@ class InvoiceReviewView(OpenRowsFirst, _RequestListView):
     def issue_view(self):
         return self._decide(
             lambda item: issue_invoice(db.session, current_user, item, request.form.get("invoice_number", ""),
-                                       request.form.get("invoice_date", ""), date.today()),
+                                       request.form.get("invoice_date", ""), local_today()),  # finance's day
             lambda item: _("Invoice request #%(id)s issued as invoice %(number)s.", id=item.id,
                            number=item.invoice_number),
             "invoice_issued",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from itertools import count
 
@@ -694,3 +694,21 @@ def test_another_tenants_company_on_the_request_form_is_named_as_not_yours(clien
     assert "Choose one of your companies." in page and foreign.number not in page
     assert "Choose one of your companies." not in client.get(f"{REQUESTS}new/?company_id={world.acme.id}").get_data(
         as_text=True)
+
+
+def test_finance_issues_an_invoice_dated_its_own_today(client, login, world, monkeypatch):
+    """Finance in China at 01:00 (17:00 UTC the day before) dates the invoice today: its own calendar day is
+    offered and accepted, not refused as a day in the future."""
+    import admin_views.invoices as views
+
+    ordinary_title(world)
+    made = ask(world, [paid_order(world.acme, "80.00")])
+    tomorrow = date.today() + timedelta(days=1)  # finance's day, a day ahead of the server's
+    monkeypatch.setattr(views, "local_today", lambda: tomorrow)
+    login("finance")
+    review = client.get(f"{REVIEW}review/?id={made.id}").get_data(as_text=True)
+    assert f'value="{tomorrow.isoformat()}"' in review
+    post(client, REVIEW + "issue/", {"id": str(made.id), "invoice_number": "04400009",
+                                     "invoice_date": tomorrow.isoformat()}, follow_redirects=True)
+    issued = fresh(InvoiceRequest, made.id)
+    assert (issued.status, issued.invoice_date) == ("issued", tomorrow)
