@@ -30,7 +30,7 @@ from datetime import date
 
 from email_validator import EmailNotValidError, validate_email
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -237,12 +237,18 @@ def balance_invoiced_once(session: Session, orders: Sequence[Order]) -> list[str
     for company_id, currency in sorted({(o.company_id, o.currency) for o in ours}):
         wallet = session.scalar(select(Wallet).where(Wallet.company_id == company_id, Wallet.currency == currency,
                                                      Wallet.kind == "prepaid").with_for_update())
-        mine = select(func.coalesce(func.sum(Order.total_minor - Order.refunded_minor), 0)).where(
-            Order.company_id == company_id, Order.currency == currency)
-        spent = session.scalar(mine.where(Order.payment_method == "balance", Order.status.in_(("paid", "refunded"))))
-        invoiced = session.scalar(mine.where(_through_balance(), Order.invoice_status != "none"))
+        net = Order.total_minor - Order.refunded_minor
+        settled = Order.status.in_(("paid", "refunded"))
+
+        def total(condition):
+            return func.coalesce(func.sum(case((condition, net), else_=0)), 0)
+
+        spent, invoiced, recharged = session.execute(
+            select(total(and_(Order.payment_method == "balance", settled)),
+                   total(and_(_through_balance(), Order.invoice_status != "none")),
+                   total(and_(Order.kind == "recharge", settled)))
+            .where(Order.company_id == company_id, Order.currency == currency)).one()
         asked = [o for o in ours if (o.company_id, o.currency) == (company_id, currency)]
-        recharged = session.scalar(mine.where(Order.kind == "recharge", Order.status.in_(("paid", "refunded"))))
         received = max((wallet.balance_minor if wallet is not None else 0) + spent, recharged)
         if invoiced + sum(o.total_minor - o.refunded_minor for o in asked) > received:
             problems.append(str(_l(

@@ -918,19 +918,24 @@ def awaiting_cash():
     return and_(Subscription.renewal_method == "cash", pending.exists())
 
 
-def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, today: date) -> None:
-    """Finance confirms the cash (never the person who entered it); the subscription starts."""
+def _review_receipt(session: Session, actor: User, receipt: CashReceipt, **values) -> None:
+    """Finance's decision on a submitted receipt (never by who entered it), once: one conditional UPDATE."""
     require_role(actor, CASH_CONFIRM_ROLES)
     if receipt.entered_by_id == actor.id:
         raise DomainError(_l("Cash receipt #%(id)s: it was entered by you; another person of finance must "
                              "confirm it.", id=receipt.id))
     claimed = session.execute(update(CashReceipt).where(
         CashReceipt.id == receipt.id, CashReceipt.status == "submitted", CashReceipt.entered_by_id != actor.id)
-        .values(status="confirmed", confirmed_by_id=actor.id, confirmed_at=utcnow())
+        .values(confirmed_by_id=actor.id, confirmed_at=utcnow(), **values)
         .execution_options(synchronize_session=False)).rowcount
     if not claimed:
         raise DomainError(_l("Cash receipt #%(id)s is not awaiting confirmation.", id=receipt.id))
     session.refresh(receipt)
+
+
+def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, today: date) -> None:
+    """Finance confirms the cash (never the person who entered it); the subscription starts."""
+    _review_receipt(session, actor, receipt, status="confirmed")
     order = receipt.order
     mark_paid(session, order, "cash", f"cash-{receipt.id}", order.total, order.currency, today, reserved=True)
     audit = record(session, actor, "confirm", "cash_receipt", [receipt.id],
@@ -948,16 +953,7 @@ def reject_cash_receipt(session: Session, actor: User, receipt: CashReceipt, rea
     reason = text_block(reason, _l("Reason"), MAX_REJECT_REASON)
     if not reason:
         raise DomainError(_l("Cash receipt #%(id)s: give the reason for rejecting it.", id=receipt.id))
-    if receipt.entered_by_id == actor.id:
-        raise DomainError(_l("Cash receipt #%(id)s: it was entered by you; another person of finance must "
-                             "review it.", id=receipt.id))
-    claimed = session.execute(update(CashReceipt).where(
-        CashReceipt.id == receipt.id, CashReceipt.status == "submitted", CashReceipt.entered_by_id != actor.id)
-        .values(status="rejected", reject_reason=reason, confirmed_by_id=actor.id, confirmed_at=utcnow())
-        .execution_options(synchronize_session=False)).rowcount
-    if not claimed:
-        raise DomainError(_l("Cash receipt #%(id)s is not awaiting confirmation.", id=receipt.id))
-    session.refresh(receipt)
+    _review_receipt(session, actor, receipt, status="rejected", reject_reason=reason)
     order = receipt.order
     release_cash_reservation(session, order)
     audit = record(session, actor, "reject", "cash_receipt", [receipt.id],

@@ -156,6 +156,17 @@ def client(app, web_app):
     return web_app.test_client()
 
 
+@pytest.fixture
+def request_unless_client(request, app):
+    """Action tests run in a request (lazy messages need a locale); HTTP tests use the client's. A module
+    opts in with `pytestmark = pytest.mark.usefixtures("request_unless_client")`."""
+    if "client" in request.fixturenames:
+        yield
+        return
+    with app.test_request_context():
+        yield
+
+
 def race(app, attempts, refusals: dict | None = None) -> tuple[list[str], list[Exception]]:
     """Run each callable of `attempts` in its own thread, app context and database session, all released
     together by a barrier (the way two requests meet), each committing its work: the outcomes ("won", or the

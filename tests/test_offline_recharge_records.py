@@ -25,14 +25,7 @@ MANAGEMENT = "/admin/order_management/"
 HISTORY = "/admin/balance_history/"
 
 
-@pytest.fixture(autouse=True)
-def request_context(request, app):
-    """Action tests run in a request (lazy messages need a locale); HTTP tests use the client's."""
-    if "client" in request.fixturenames:
-        yield
-        return
-    with app.test_request_context():
-        yield
+pytestmark = pytest.mark.usefixtures("request_unless_client")  # actions run in a request
 
 
 def approve(world, company=None, amount="1000.00", currency="CNY", payer="Shenzhen Payer Ltd",

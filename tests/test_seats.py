@@ -32,14 +32,7 @@ TODAY = date(2024, 5, 15)
 PRICES = {"enterprise": Decimal("300.00"), "standard": Decimal("200.00"), "basic": Decimal("100.00")}
 
 
-@pytest.fixture(autouse=True)
-def request_context(request, app):
-    """Action tests run in a request (lazy messages need a locale); HTTP tests use the client's."""
-    if "client" in request.fixturenames:
-        yield
-        return
-    with app.test_request_context():
-        yield
+pytestmark = pytest.mark.usefixtures("request_unless_client")  # actions run in a request
 
 
 @pytest.fixture

@@ -27,13 +27,7 @@ from tests.test_offline_recharge import apply
 from tests.test_onboarding import CODE_A, CODE_B, fields
 
 
-@pytest.fixture(autouse=True)
-def request_context(request, app):
-    if "client" in request.fixturenames:
-        yield
-        return
-    with app.test_request_context():
-        yield
+pytestmark = pytest.mark.usefixtures("request_unless_client")  # actions run in a request
 
 
 @pytest.fixture
