@@ -652,8 +652,11 @@ class ExpiryImport(db.Model):
     rows_total: Mapped[int] = mapped_column(Integer, default=0)
     rows_changed: Mapped[int] = mapped_column(Integer, default=0)
     rows_failed: Mapped[int] = mapped_column(Integer, default=0)
-    # The per-row errors, one "row N: reason" per line (the first thousand).
+    # The per-row errors, one "row N: reason" per line (the first thousand), or why the file was refused: in
+    # English; `errors_data` holds the same lines as stored messages (actions.texts), shown in the reader's
+    # language (importers.expiry.error_lines). Imports stored before it have none: their text is shown.
     errors: Mapped[str] = mapped_column(Text, default="")
+    errors_data: Mapped[list | None] = mapped_column(JSON)
     committed_at: Mapped[datetime | None]
     rows_applied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_at: Mapped[datetime | None]

@@ -1,0 +1,25 @@
+"""expiry_import: the bad rows kept as message keys with parameters, shown in the reader's language
+
+An import's errors were stored as finished text in the uploader's language: a Chinese upload showed
+Chinese reasons to a Vietnamese or English reader. `errors_data` keeps each line as a stored message
+(actions.texts); `errors` keeps the English text. Imports stored before it keep their text, shown as it is.
+
+Revision ID: 0037_expiry_import_errors_data
+Revises: 0036_cash_receipt_reject
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0037_expiry_import_errors_data"
+down_revision = "0036_cash_receipt_reject"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.add_column("expiry_import", sa.Column("errors_data", sa.JSON(), nullable=True))  # a plain ADD COLUMN
+
+
+def downgrade():
+    with op.batch_alter_table("expiry_import", schema=None) as batch_op:
+        batch_op.drop_column("errors_data")
