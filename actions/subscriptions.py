@@ -705,14 +705,15 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     """The subscription's order for `purpose`; the link's unique key (subscription, purpose, period) makes a
     second one for the same period fail, so each checkout and each renewal has one order."""
     # The link is written before open_order (a zero total is paid and delivered inside it), without
-    # its order id yet: deliver() finds it by the subscription number the order's note starts with.
+    # its order id yet: deliver() finds it by the subscription number and purpose the order's note names.
     link = SubscriptionOrder(subscription_id=subscription.id, purpose=purpose, period_start=period_start,
                              plan_id=result.plan.id, cycle_id=result.cycle.id)
     session.add(link)
     session.flush()
     order = open_order(session, actor, kind="subscription", company_id=subscription.company_id,
                        currency=result.currency, lines=_line_specs(result, purpose),
-                       note=f"{subscription.number} {purpose}", today=today,
+                       note=message(f"order.note.subscription_{purpose}", subscription=subscription.number,
+                                    purpose=purpose), today=today,
                        promotion=", ".join(p.code for p in result.promotions())[:100] or None)
     if link.order_id is None:
         link.order_id = order.id
@@ -733,7 +734,11 @@ def subscription_of_order(session: Session, order: Order) -> Subscription | None
 def _link_of(session: Session, order: Order) -> SubscriptionOrder | None:
     link = session.scalar(select(SubscriptionOrder).where(SubscriptionOrder.order_id == order.id))
     if link is None and order.note:
-        number, _space, purpose = order.note.partition(" ")
+        # Its note names the subscription and purpose (before migration 0037: as the text "SUB… start").
+        params = (order.note_data or {}).get("params") or {}
+        number, purpose = params.get("subscription"), params.get("purpose")
+        if not (number and purpose):
+            number, _space, purpose = order.note.partition(" ")
         link = session.scalar(select(SubscriptionOrder).join(Subscription).where(
             Subscription.number == number, SubscriptionOrder.purpose == purpose,
             SubscriptionOrder.order_id.is_(None)))

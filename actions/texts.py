@@ -31,6 +31,10 @@ MESSAGES = {
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.plan": _l("%(service)s · %(plan)s · %(months)s months"),
     "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
+    # A subscription's order: params subscription (its number) and purpose (start, renewal or upgrade)
+    "order.note.subscription_start": _l("Registration of subscription %(subscription)s"),
+    "order.note.subscription_renewal": _l("Renewal of subscription %(subscription)s"),
+    "order.note.subscription_upgrade": _l("Plan change of subscription %(subscription)s"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),
     "ledger.payment": _l("Payment of order %(order)s"),
