@@ -27,7 +27,9 @@ from actions.audit import record
 from actions.dates import EARLIEST_EXPIRY
 from actions.money import format_money, round_money, zero
 from actions.text_input import one_line, text_block
-from actions.texts import change, changes_param, english, label_param, message, money_param, render
+from actions.texts import (
+    change, changes_param, english, label_param, message, messages_param, money_param, render,
+)
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, cash_awaiting_confirmation, keep_pending_while, mark_paid,
     open_order, pay_with_balance, register_kind, release_cash_reservation, reserve_for_cash,
@@ -693,7 +695,7 @@ def confirm(session: Session, actor: User, company: Company, selection: Selectio
     session.flush()
     order = _open_subscription_order(session, actor, subscription, current, "start", None, today)
     event(session, subscription, "created", actor, order=order, audit=audit,
-          summary=f"{order.number}: {format_money(current.total, current.currency)}")
+          summary=message("subscription.amount", amount=money_param(current.total, current.currency)))
     for reservation in held.values():
         reservation.order_id = order.id
     session.flush()
@@ -721,7 +723,7 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     if purpose != "start":
         event(session, subscription, "renewal_ordered" if purpose == "renewal" else "upgrade_ordered", actor,
               order=order,
-              summary=f"{order.number}: {format_money(order.total, order.currency)}")
+              summary=message("subscription.amount", amount=money_param(order.total, order.currency)))
     return order
 
 
@@ -838,7 +840,8 @@ def undo(session: Session, order: Order, lines) -> None:
             if any(line.description.endswith(f"[{item.add_on.code}]") for line in lines):
                 item.active = False
     event(session, subscription, "refunded", None, order=order,
-          summary=", ".join(line.description for line in lines))
+          summary=message("subscription.refunded",
+                          lines=messages_param(line.description_data or line.description for line in lines)))
     session.flush()
 
 
@@ -909,7 +912,7 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
                    message("audit.cash.entered", order=order.number, amount=money_param(order.total, order.currency),
                            date=received_on.isoformat()))
     event(session, subscription, "cash_entered", actor, order=order, audit=audit,
-          summary=format_money(order.total, order.currency))
+          summary=message("subscription.amount", amount=money_param(order.total, order.currency)))
     session.flush()
     return receipt
 
@@ -946,7 +949,7 @@ def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, to
     audit = record(session, actor, "confirm", "cash_receipt", [receipt.id],
                    message("audit.cash.confirmed", order=order.number))
     event(session, receipt.subscription, "cash_confirmed", actor, order=order, audit=audit,
-          summary=format_money(order.total, order.currency))
+          summary=message("subscription.amount", amount=money_param(order.total, order.currency)))
     session.flush()
 
 

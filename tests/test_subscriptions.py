@@ -481,6 +481,35 @@ def test_an_order_noted_before_the_stored_message_still_finds_its_subscription(w
         db.session.flush()
         assert subs._link_of(db.session, order) is link and link.order_id == order.id
 
+
+def test_the_history_shows_amounts_and_refunded_lines_in_the_readers_language(client, login, world):
+    from flask_babel import force_locale
+
+    from actions.orders import approve_refunds, request_refund
+    from actions.money import format_money
+    from actions.texts import render
+
+    subscription = _active(world)
+    order = subs.start_order(db.session, subscription)
+    refund = request_refund(db.session, world.users["finance"], order, [order.lines[1].id], reason="not used")
+    approve_refunds(db.session, world.users["admin"], [refund], TODAY)
+    db.session.commit()
+    created, refunded = (db.session.scalar(select(SubscriptionEvent).where(
+        SubscriptionEvent.subscription_id == subscription.id, SubscriptionEvent.kind == kind))
+        for kind in ("created", "refunded"))
+    assert created.summary == "Amount CN¥1,642.96"
+    assert refunded.summary == f"Refunded: {order.lines[1].description}"
+    with force_locale("zh_Hans_CN"):
+        line = render(order.lines[1].description_data, order.lines[1].description)
+        assert render(refunded.summary_data) == f"已退款：{line}"
+    world.users["customer"].locale = "vi"
+    db.session.commit()
+    login("customer")
+    history = client.get(f"/admin/subscription/view/{subscription.id}/?tab=history").get_data(as_text=True)
+    with force_locale("vi"):
+        amount = format_money(D("1642.96"), "CNY")
+    assert f"Số tiền {amount}" in history and "1.642,96" in amount
+
 # --- the renewal job ----------------------------------------------------------------------------------------
 
 def test_renewal_order_auto_paid_once_however_often_the_job_runs(world):
