@@ -33,6 +33,10 @@ MESSAGES = {
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.plan": _l("%(service)s · %(plan)s · %(months)s months"),
     "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
+    # A subscription's order: params subscription (its number) and purpose (start, renewal or upgrade)
+    "order.note.subscription_start": _l("Registration of subscription %(subscription)s"),
+    "order.note.subscription_renewal": _l("Renewal of subscription %(subscription)s"),
+    "order.note.subscription_upgrade": _l("Plan change of subscription %(subscription)s"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),
     "ledger.payment": _l("Payment of order %(order)s"),
@@ -202,6 +206,8 @@ MESSAGES = {
     "subscription.change_withdrawn": _l("Plan change withdrawn: stays on %(plan)s × %(months)s months"),
     "subscription.cancel_now": _l("Cancel now: refund #%(id)s awaits approval by finance."),
     "subscription.upgrade_credit": _l("Credit for unused days: %(amount)s to the balance."),
+    "subscription.amount": _l("Amount %(amount)s"),
+    "subscription.refunded": _l("Refunded: %(lines)s"),
     "audit.receipt.submit": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s)"),
     "audit.receipt.submit_differs": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s); "
                                        "the order is for %(total)s"),
@@ -251,6 +257,11 @@ def label_param(group: str, code: str | None) -> dict:
 def labels_param(group: str, codes) -> dict:
     """Several choice labels of one group (permission areas), shown joined in the reader's language; none: "—"."""
     return {"labels": group, "codes": [str(code) for code in codes]}
+
+
+def messages_param(items) -> dict:
+    """Several stored texts (a message, or plain text where there is none), shown joined in the reader's language."""
+    return {"messages": list(items)}
 
 
 def percent_param(basis_points: int | None) -> dict:
@@ -363,6 +374,9 @@ def _value(value) -> str:
             return "—" if value["basis_points"] is None else format_percent(Decimal(value["basis_points"]) / 100)
         if "plan" in value:
             return value["plan"] or str(EVERY_PLAN)
+        if "messages" in value:  # several stored texts (order lines' descriptions), each a message or plain text
+            return str(LIST_SEPARATOR).join(render(item) if isinstance(item, dict) else str(item)
+                                            for item in value["messages"])
     return "" if value is None else str(value)
 
 
