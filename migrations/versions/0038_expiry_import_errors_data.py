@@ -4,16 +4,16 @@ An import's errors were stored as finished text in the uploader's language: a Ch
 Chinese reasons to a Vietnamese or English reader. `errors_data` keeps each line as a stored message
 (actions.texts); `errors` keeps the English text. Imports stored before it keep their text, shown as it is.
 
-Revision ID: 0037_expiry_import_errors_data
-Revises: 0036_cash_receipt_reject
+Revision ID: 0038_expiry_import_errors_data
+Revises: 0037_subscription_order_notes
 """
 import warnings
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0037_expiry_import_errors_data"
-down_revision = "0036_cash_receipt_reject"
+revision = "0038_expiry_import_errors_data"
+down_revision = "0037_subscription_order_notes"
 branch_labels = None
 depends_on = None
 
