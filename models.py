@@ -2029,6 +2029,9 @@ STOCK_DOCUMENT_KINDS = {
     "adjustment": _l("Adjustment"),
 }
 STOCK_DOCUMENT_STATUSES = {"draft": _l("Draft"), "posted": _l("Posted")}
+# A card's fields by their names in stored messages (label_param("card_field", name)), in the reader's language.
+CARD_FIELDS = {"iccid": "ICCID", "phone": _l("phone number"), "pin": "PIN", "plan": _l("Package"),
+               "valid_until": _l("Valid until")}
 CARD_IMPORT_STATUSES = {
     "previewed": _l("Previewed"),
     "committing": _l("Committing"),
@@ -2157,8 +2160,11 @@ class CardImport(db.Model):
     rows_duplicate_in_db: Mapped[int] = mapped_column(Integer, default=0)
     rows_invalid: Mapped[int] = mapped_column(Integer, default=0)
     rows_committed: Mapped[int] = mapped_column(Integer, default=0)
-    # The first errors, one "row N: reason" per line.
+    # The first errors, one "row N: reason" per line (the first thousand), in English; `errors_data` holds the
+    # same lines as stored messages (actions.texts), shown in the reader's language (importers.cards.first_errors).
+    # Imports stored before it have none: their text (in the uploader's language) is shown.
     errors: Mapped[str] = mapped_column(Text, default="")
+    errors_data: Mapped[list | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     committed_at: Mapped[datetime | None]
     rolled_back_at: Mapped[datetime | None]

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, in_scope, require_role
-from actions.texts import message
+from actions.texts import message, render_all
 from actions.audit import record
 from actions.crypto import Vault, normalize
 from actions.dates import LATEST_EXPIRY
@@ -198,23 +198,31 @@ class CardInput:
     valid_until: date | None
 
 
-def check_card_fields(card: CardInput, today: date) -> list[str]:
-    """What is wrong with a card's own fields (format and validity), by field."""
+def card_field_problems(card: CardInput, today: date, valid_text: str = "") -> list[dict]:
+    """What is wrong with a card's own fields (format and validity), by field: stored messages
+    (actions.texts), each naming the field and, but for the PIN, the value. `valid_text`: what the
+    valid-until cell held when it was not a date."""
     problems = []
     if not _ICCID.fullmatch(card.iccid):
-        problems.append(str(_l("ICCID %(value)s: 19 or 20 characters starting with 89", value=card.iccid[:30])))
+        problems.append(message("card.iccid", value=card.iccid[:30]))
     if not _PHONE.fullmatch(card.phone):
-        problems.append(str(_l("phone number %(value)s: 5 to 20 digits", value=card.phone[:30])))
+        problems.append(message("card.phone", value=card.phone[:30]))
     if not _PIN.fullmatch(card.pin):
-        problems.append(str(_l("PIN: 4 to 16 letters or digits")))
+        problems.append(message("card.pin"))
     if card.valid_until is None:
-        problems.append(str(_l("valid until: enter a date (yyyy-mm-dd)")))
+        problems.append(message("card.valid_until_text", value=valid_text[:30]) if valid_text
+                        else message("card.valid_until_empty"))
     elif card.valid_until < today:
-        problems.append(str(_l("valid until %(day)s is in the past", day=card.valid_until.isoformat())))
+        problems.append(message("card.valid_until_past", day=card.valid_until.isoformat()))
     elif card.valid_until > LATEST_EXPIRY:
-        problems.append(str(_l("valid until %(day)s is after %(last)s", day=card.valid_until.isoformat(),
-                               last=LATEST_EXPIRY.isoformat())))
+        problems.append(message("card.valid_until_late", day=card.valid_until.isoformat(),
+                                last=LATEST_EXPIRY.isoformat()))
     return problems
+
+
+def check_card_fields(card: CardInput, today: date) -> list[str]:
+    """`card_field_problems` in the reader's language."""
+    return render_all(card_field_problems(card, today))
 
 
 def card_packages(session: Session) -> dict[str, Package]:

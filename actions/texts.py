@@ -158,6 +158,25 @@ MESSAGES = {
     "expiry_import.too_many_rows": _l("The file has more than %(max)s rows; split it into smaller files."),
     "expiry_import.conflict": _l("Import #%(id)s was not committed: %(n)s devices changed since its preview "
                                  "(%(numbers)s). Nothing was changed; upload the file again."),
+    # a card's own fields (actions.cards.card_field_problems: the add form and the card import)
+    "card.iccid": _l("ICCID %(value)s: 19 or 20 characters starting with 89"),
+    "card.phone": _l("phone number %(value)s: 5 to 20 digits"),
+    "card.pin": _l("PIN: 4 to 16 letters or digits"),
+    "card.valid_until_empty": _l("valid until: enter a date (yyyy-mm-dd)"),
+    "card.valid_until_text": _l("valid until %(value)s: enter a date (yyyy-mm-dd)"),
+    "card.valid_until_past": _l("valid until %(day)s is in the past"),
+    "card.valid_until_late": _l("valid until %(day)s is after %(last)s"),
+    "card.plan_unknown": _l("plan %(code)s is not an active card package"),
+    "card.iccid_taken": _l("ICCID %(value)s is already in the inventory"),
+    "card.phone_taken": _l("phone number %(value)s is already in the inventory"),
+    "card.pin_taken": _l("this PIN is already used by another card"),
+    # the card import (importers.cards): a bad row's reasons, each kept as its own "row N: …" line
+    # (expiry_import.row), shown in the reader's language; field: label_param("card_field", …)
+    "card_import.formula": _l("formula %(value)s in cell %(cell)s (%(field)s): type the value, not a formula"),
+    "card_import.iccid_number": _l("ICCID %(value)s in cell %(cell)s is stored as a number and loses digits: "
+                                   "format the column as text"),
+    "card_import.duplicate": _l("duplicate in file: %(field)s %(value)s is also on row %(row)s"),
+    "card_import.duplicate_pin": _l("duplicate in file: same %(field)s as row %(row)s"),
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
     "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
@@ -226,7 +245,7 @@ def _labels() -> dict[str, dict]:
     """The choice lists a `label_param` may name (looked up when shown, so a new label needs no migration)."""
     from actions.permissions import AREAS
     from models import (
-        CARD_QUOTE_STATUSES, COMMISSION_KINDS, COMMISSION_MODES, INVOICE_TYPES, LEDGER_KINDS, ORDER_KINDS,
+        CARD_FIELDS, CARD_QUOTE_STATUSES, COMMISSION_KINDS, COMMISSION_MODES, INVOICE_TYPES, LEDGER_KINDS, ORDER_KINDS,
         PAYMENT_METHODS, RECEIPT_STATUSES, RECHARGE_STATUSES, RENEWAL_METHODS, SEAT_EDITIONS, USER_ROLES, VIP_LEVELS,
         WALLET_CURRENCIES,
     )
@@ -236,7 +255,8 @@ def _labels() -> dict[str, dict]:
             "ledger_kind": LEDGER_KINDS, "receipt_status": RECEIPT_STATUSES, "currency": WALLET_CURRENCIES,
             "renewal_method": RENEWAL_METHODS, "invoice_type": INVOICE_TYPES,
             "user_role": USER_ROLES, "vip_level": VIP_LEVELS, "commission_mode": COMMISSION_MODES,
-            "commission_kind": COMMISSION_KINDS, "quote_status": CARD_QUOTE_STATUSES, "permission_area": AREAS}
+            "commission_kind": COMMISSION_KINDS, "quote_status": CARD_QUOTE_STATUSES, "permission_area": AREAS,
+            "card_field": CARD_FIELDS}
 
 
 def message(key: str, **params) -> dict:

@@ -24,19 +24,19 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
-from actions.texts import message
+from actions.texts import label_param, message, render_all
 from actions.cards import (
-    CARD_ADMIN_ROLES, PLATFORM, CardInput, adjust_on_hand, card_packages, check_card_fields, may_export_pins,
+    CARD_ADMIN_ROLES, PLATFORM, CardInput, adjust_on_hand, card_field_problems, card_packages, may_export_pins,
 )
 from actions.crypto import Vault, mask, normalize
-from importers.expiry import ImportRejected, check_archive, file_sha256
+from importers.expiry import ImportRejected, Reason, check_archive, error_texts, file_sha256, stored_errors
 from importers.xlsx import write_xlsx
 from models import CardImport, CardImportRow, CardMovement, Company, SimCard, User, utcnow
 
 MAX_ROWS = 100_000
 CHUNK = 2_000  # rows per commit transaction: well under a second on SQLite
 _LOOKUP = 900  # stays under SQLite's bound-parameter limit
-ERRORS_KEPT = 1_000
+ERRORS_KEPT = 1_000  # lines "row N: reason" kept on the import (a row may have several)
 ERRORS_SHOWN = 20
 MAX_HEADER_COLUMNS = 30
 
@@ -59,10 +59,14 @@ TEMPLATE_HEADERS = {
 
 @dataclass
 class CardPreview:
-    """What a workbook holds, sorted: new rows to stage, and the rest by reason."""
+    """What a workbook holds, sorted: new rows to stage, and the rest by reason.
+
+    A bad row's reasons are stored messages (actions.texts), one per field at fault, each naming the
+    field and (but for a PIN) the value: kept on the import and shown in each reader's language."""
 
     new: list[tuple[int, CardInput]] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, Reason]] = field(default_factory=list)
+    valid_texts: dict[int, str] = field(default_factory=dict)  # a valid-until cell that held no date, by row
     duplicate_in_file: int = 0
     duplicate_in_db: int = 0
     invalid: int = 0
@@ -118,6 +122,13 @@ def _columns(header) -> dict[str, int] | str:
              headers=", ".join(HEADERS[c][0] for c in COLUMNS), headers_zh=", ".join(HEADERS[c][1] for c in COLUMNS))
 
 
+def _cell(index: int, row_no: int) -> str:
+    """A cell's name (C5) from its column's index (from 0) and its row."""
+    from openpyxl.utils import get_column_letter
+
+    return f"{get_column_letter(index + 1)}{row_no}"
+
+
 def _text(cell) -> str:
     value = cell.value
     if value is None:
@@ -167,16 +178,25 @@ def read_cards(data: bytes, today: date, max_rows: int = MAX_ROWS) -> tuple[list
                     if preview.rows_total > max_rows:
                         raise ImportRejected(_l("The file has more than %(max)s rows; split it into smaller files.",
                                                 max=f"{max_rows:,}"))
-                    if any(c.data_type == "f" for c in cells.values()):
+                    formulas = [key for key in COLUMNS if cells[key].data_type == "f"]
+                    if formulas:
                         preview.invalid += 1
-                        preview.errors.append((row_no, _("a cell holds a formula: type values")))
+                        preview.errors.extend(
+                            (row_no, message("card_import.formula", value=str(cells[key].value)[:40],
+                                             cell=_cell(columns[key], row_no), field=label_param("card_field", key)))
+                            for key in formulas)
                         continue
                     if isinstance(cells["iccid"].value, (int, float)):
                         preview.invalid += 1
-                        preview.errors.append((row_no, _("ICCID stored as a number loses digits: format the column as text")))
+                        preview.errors.append((row_no, message("card_import.iccid_number",
+                                                               value=_text(cells["iccid"])[:30],
+                                                               cell=_cell(columns["iccid"], row_no))))
                         continue
+                    valid_until = _date(cells["valid_until"])
+                    if valid_until is None and (typed := " ".join(str(cells["valid_until"].value or "").split())):
+                        preview.valid_texts[row_no] = typed[:30]  # as typed: named in the reason
                     card = CardInput(_text(cells["iccid"]).upper(), _text(cells["phone"]), _text(cells["pin"]),
-                                     _text(cells["plan"]), _date(cells["valid_until"]))
+                                     _text(cells["plan"]), valid_until)
                     rows.append((row_no, card))
             finally:
                 workbook.close()
@@ -258,8 +278,7 @@ def sort_upload(session: Session, actor: User, upload: UploadedCards, today: dat
                        file_sha256=upload.sha256, status="previewed", rows_total=preview.rows_total,
                        rows_new=len(preview.new), rows_duplicate_in_file=preview.duplicate_in_file,
                        rows_duplicate_in_db=preview.duplicate_in_db, rows_invalid=preview.invalid,
-                       errors="\n".join(_("row %(row)s: %(reason)s", row=n, reason=r)
-                                        for n, r in preview.errors[:ERRORS_KEPT]))
+                       **stored_errors(preview.errors, ERRORS_KEPT))
     session.add(batch)
     session.flush()
     record(session, actor, "preview", "card_import", [batch.id],
@@ -275,30 +294,29 @@ def _sort_rows(upload: UploadedCards, in_db: dict, today: date) -> None:
     """Sort the upload's rows into its preview: new, or bad with the reason (no database)."""
     rows, preview, pins = upload.rows, upload.preview, upload.pins
     packages = in_db["packages"]
+    valid_texts, errors = preview.valid_texts, preview.errors
     first_seen: dict[tuple[str, str], int] = {}
     for row_no, card in rows:
-        problems = check_card_fields(card, today)
+        problems = card_field_problems(card, today, valid_texts.get(row_no, ""))
         if card.package_code not in packages:
-            problems.append(_("plan %(code)s is not an active card package", code=card.package_code[:40]))
+            problems.append(message("card.plan_unknown", code=card.package_code[:40]))
         if problems:
             preview.invalid += 1
-            preview.errors.append((row_no, "; ".join(problems)))
+            errors.extend((row_no, problem) for problem in problems)
             continue
         keys = (("iccid", card.iccid), ("phone", card.phone), ("pin", pins[row_no]))
-        repeated = [(name, first_seen[(name, value)]) for name, value in keys if (name, value) in first_seen]
+        repeated = [(name, value, first_seen[(name, value)]) for name, value in keys if (name, value) in first_seen]
         for name, value in keys:
             first_seen.setdefault((name, value), row_no)
         if repeated:
             preview.duplicate_in_file += 1
-            preview.errors.append((row_no, "; ".join(
-                _("duplicate in file: same %(field)s as row %(row)s", field=_field(name), row=other)
-                for name, other in repeated)))
+            errors.extend((row_no, _duplicate(name, value, other)) for name, value, other in repeated)
             continue
-        clashes = [name for name, value in keys if value in in_db[name]]
+        clashes = [(name, value) for name, value in keys if value in in_db[name]]
         if clashes:
             preview.duplicate_in_db += 1
-            preview.errors.append((row_no, _("already in the inventory: %(fields)s",
-                                             fields=", ".join(_field(n) for n in clashes))))
+            errors.extend((row_no, message("card.pin_taken") if name == "pin" else
+                           message(f"card.{name}_taken", value=value)) for name, value in clashes)
             continue
         preview.new.append((row_no, card))
     preview.errors.sort(key=lambda e: e[0])
@@ -323,18 +341,31 @@ def preview_import(session: Session, actor: User, vault: Vault, data: bytes, fil
     return batch
 
 
-def _field(name: str) -> str:
-    return {"iccid": "ICCID", "phone": _("phone number"), "pin": "PIN"}[name]
+def _duplicate(name: str, value: str, other_row: int) -> dict:
+    """A row repeating a field of an earlier row of the file: named with its value, but for a PIN."""
+    if name == "pin":
+        return message("card_import.duplicate_pin", field=label_param("card_field", name), row=other_row)
+    return message("card_import.duplicate", field=label_param("card_field", name), value=value, row=other_row)
 
 
 def first_errors(batch: CardImport, limit: int = ERRORS_SHOWN) -> list[str]:
-    return batch.errors.splitlines()[:limit]
+    """The first stored lines ("row N: reason") in the reader's language; an import stored before messages
+    were kept (no `errors_data`): its text, as it was written."""
+    if batch.errors_data:
+        return render_all(batch.errors_data[:limit])
+    return (batch.errors or "").splitlines()[:limit]
 
 
 def error_workbook(batch: CardImport):
-    """The stored bad rows as an xlsx (row, reason), an open temporary file."""
+    """The stored bad rows as an xlsx (row, reason) in the reader's language, an open temporary file."""
     def rows() -> Iterable[Sequence]:
-        for line in batch.errors.splitlines():
+        stored = batch.errors_data
+        if stored:  # "row N: reason" lines (expiry_import.row), then perhaps "… and 5 more"
+            lines = [item["params"] for item in stored if item.get("key") == "expiry_import.row"]
+            yield from error_texts([(params.get("row"), params.get("reason")) for params in lines])
+            yield from (["", text] for text in render_all([i for i in stored if i.get("key") != "expiry_import.row"]))
+            return
+        for line in (batch.errors or "").splitlines():  # stored as text before messages were kept
             head, _sep, reason = line.partition(": ")
             yield [head, reason]
 

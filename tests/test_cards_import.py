@@ -91,15 +91,27 @@ def test_bad_rows_are_named_counted_and_nothing_is_committed(cards, vault):
     s.commit()
     assert (batch.rows_total, batch.rows_new, batch.rows_duplicate_in_file, batch.rows_duplicate_in_db,
             batch.rows_invalid) == (7, 1, 1, 2, 3)
+    # one line per reason, each naming its row, the field and (but for a PIN) the value at fault
     errors = first_errors(batch)
-    assert errors[0].startswith("row 3:") and "duplicate in file" in errors[0]
-    assert "row 4:" in errors[1] and "ICCID" in errors[1]
-    assert "row 5:" in errors[2] and "PIN" in errors[2]
-    assert "row 6:" in errors[3] and "NOPE" in errors[3]
-    assert "row 7:" in errors[4] and "in the past" in errors[4]
-    assert "row 8:" in errors[5]
+    assert errors == [
+        f"row 3: duplicate in file: ICCID {good(2)[0]} is also on row 2",
+        f"row 3: duplicate in file: phone number {good(2)[1]} is also on row 2",
+        "row 3: duplicate in file: same PIN as row 2",
+        f"row 4: ICCID {good(1)[0]} is already in the inventory",
+        f"row 4: phone number {good(1)[1]} is already in the inventory",
+        "row 5: this PIN is already used by another card",
+        "row 6: plan NOPE is not an active card package",
+        f"row 7: valid until {(TODAY - timedelta(days=1)).isoformat()} is in the past",
+        "row 8: ICCID 12345: 19 or 20 characters starting with 89",
+        "row 8: phone number 139: 5 to 20 digits",
+        "row 8: PIN: 4 to 16 letters or digits",
+    ]
+    assert batch.errors.splitlines() == errors  # the English text beside the stored messages
+    assert {line["key"] for line in batch.errors_data} == {"expiry_import.row"}
     sheet = load_workbook(error_workbook(batch)).active
-    assert [c.value for c in sheet[2]][0] == "row 3"
+    assert [c.value for c in sheet[1]] == ["Row", "Reason"]
+    assert [c.value for c in sheet[2]] == [3, f"duplicate in file: ICCID {good(2)[0]} is also on row 2"]
+    assert sheet.max_row == 12
     with pytest.raises(DomainError, match="bad rows"):
         commit_chunk(s, support, batch)
     assert s.scalar(select(func.count()).select_from(SimCard)) == 1
