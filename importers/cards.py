@@ -62,15 +62,26 @@ class CardPreview:
     """What a workbook holds, sorted: new rows to stage, and the rest by reason.
 
     A bad row's reasons are stored messages (actions.texts), one per field at fault, each naming the
-    field and (but for a PIN) the value: kept on the import and shown in each reader's language."""
+    field and (but for a PIN) the value: kept on the import and shown in each reader's language. Only
+    the first ERRORS_KEPT are kept (a file of 100,000 bad rows would hold half a million); `errors_total`
+    counts them all."""
 
     new: list[tuple[int, CardInput]] = field(default_factory=list)
     errors: list[tuple[int, Reason]] = field(default_factory=list)
+    errors_total: int = 0
     valid_texts: dict[int, str] = field(default_factory=dict)  # a valid-until cell that held no date, by row
     duplicate_in_file: int = 0
     duplicate_in_db: int = 0
     invalid: int = 0
     rows_total: int = 0
+
+    def add_errors(self, found: list[tuple[int, Reason]], reasons: Iterable[Reason], row_no: int) -> None:
+        """A bad row's reasons into `found` (the errors of one phase, in row order), while it holds fewer
+        than ERRORS_KEPT: the first ERRORS_KEPT of the file are among the first of each phase."""
+        for reason in reasons:
+            self.errors_total += 1
+            if len(found) < ERRORS_KEPT:
+                found.append((row_no, reason))
 
 
 def build_template(language: str = "en") -> bytes:
@@ -181,16 +192,16 @@ def read_cards(data: bytes, today: date, max_rows: int = MAX_ROWS) -> tuple[list
                     formulas = [key for key in COLUMNS if cells[key].data_type == "f"]
                     if formulas:
                         preview.invalid += 1
-                        preview.errors.extend(
-                            (row_no, message("card_import.formula", value=str(cells[key].value)[:40],
-                                             cell=_cell(columns[key], row_no), field=label_param("card_field", key)))
-                            for key in formulas)
+                        preview.add_errors(preview.errors, (
+                            message("card_import.formula", value=str(cells[key].value)[:40],
+                                    cell=_cell(columns[key], row_no), field=label_param("card_field", key))
+                            for key in formulas), row_no)
                         continue
                     if isinstance(cells["iccid"].value, (int, float)):
                         preview.invalid += 1
-                        preview.errors.append((row_no, message("card_import.iccid_number",
-                                                               value=_text(cells["iccid"])[:30],
-                                                               cell=_cell(columns["iccid"], row_no))))
+                        preview.add_errors(preview.errors, (message("card_import.iccid_number",
+                                                                    value=_text(cells["iccid"])[:30],
+                                                                    cell=_cell(columns["iccid"], row_no)),), row_no)
                         continue
                     valid_until = _date(cells["valid_until"])
                     if valid_until is None and (typed := " ".join(str(cells["valid_until"].value or "").split())):
@@ -278,11 +289,12 @@ def sort_upload(session: Session, actor: User, upload: UploadedCards, today: dat
                        file_sha256=upload.sha256, status="previewed", rows_total=preview.rows_total,
                        rows_new=len(preview.new), rows_duplicate_in_file=preview.duplicate_in_file,
                        rows_duplicate_in_db=preview.duplicate_in_db, rows_invalid=preview.invalid,
-                       **stored_errors(preview.errors, ERRORS_KEPT))
+                       **stored_errors(preview.errors, ERRORS_KEPT, total=preview.errors_total))
     session.add(batch)
     session.flush()
+    bad = preview.invalid + preview.duplicate_in_file + preview.duplicate_in_db
     record(session, actor, "preview", "card_import", [batch.id],
-           f"{upload.filename[:100]}: {len(preview.new)} new, {len(preview.errors)} bad")
+           f"{upload.filename[:100]}: {len(preview.new)} new, {bad} bad")
     if preview.errors:
         return batch, []
     return batch, [{"import_id": batch.id, "row_no": row_no, "iccid": card.iccid, "phone": card.phone,
@@ -294,7 +306,7 @@ def _sort_rows(upload: UploadedCards, in_db: dict, today: date) -> None:
     """Sort the upload's rows into its preview: new, or bad with the reason (no database)."""
     rows, preview, pins = upload.rows, upload.preview, upload.pins
     packages = in_db["packages"]
-    valid_texts, errors = preview.valid_texts, preview.errors
+    valid_texts, errors = preview.valid_texts, []  # this phase's errors; the reading's are in preview.errors
     first_seen: dict[tuple[str, str], int] = {}
     for row_no, card in rows:
         problems = card_field_problems(card, today, valid_texts.get(row_no, ""))
@@ -302,7 +314,7 @@ def _sort_rows(upload: UploadedCards, in_db: dict, today: date) -> None:
             problems.append(message("card.plan_unknown", code=card.package_code[:40]))
         if problems:
             preview.invalid += 1
-            errors.extend((row_no, problem) for problem in problems)
+            preview.add_errors(errors, problems, row_no)
             continue
         keys = (("iccid", card.iccid), ("phone", card.phone), ("pin", pins[row_no]))
         repeated = [(name, value, first_seen[(name, value)]) for name, value in keys if (name, value) in first_seen]
@@ -310,16 +322,16 @@ def _sort_rows(upload: UploadedCards, in_db: dict, today: date) -> None:
             first_seen.setdefault((name, value), row_no)
         if repeated:
             preview.duplicate_in_file += 1
-            errors.extend((row_no, _duplicate(name, value, other)) for name, value, other in repeated)
+            preview.add_errors(errors, (_duplicate(name, value, other) for name, value, other in repeated), row_no)
             continue
         clashes = [(name, value) for name, value in keys if value in in_db[name]]
         if clashes:
             preview.duplicate_in_db += 1
-            errors.extend((row_no, message("card.pin_taken") if name == "pin" else
-                           message(f"card.{name}_taken", value=value)) for name, value in clashes)
+            preview.add_errors(errors, (message("card.pin_taken") if name == "pin" else
+                                        message(f"card.{name}_taken", value=value) for name, value in clashes), row_no)
             continue
         preview.new.append((row_no, card))
-    preview.errors.sort(key=lambda e: e[0])
+    preview.errors = sorted(preview.errors + errors, key=lambda e: e[0])[:ERRORS_KEPT]
 
 
 def stage_rows(session: Session, vault: Vault, rows: Sequence[dict]) -> None:

@@ -819,12 +819,14 @@ def error_texts(errors: Sequence[tuple[int, Reason]]) -> list[tuple[int, str]]:
     return [(row_no, text) for (row_no, _reason), text in zip(errors, texts)]
 
 
-def stored_errors(errors: Sequence[tuple[int, Reason]], limit: int = 1000) -> dict:
+def stored_errors(errors: Sequence[tuple[int, Reason]], limit: int = 1000, total: int | None = None) -> dict:
     """The bad rows as an import keeps them: `errors_data`, one stored message a line ("row N: reason", the
-    first `limit`), shown in the reader's language; `errors`, the same lines in English, one a line."""
+    first `limit`), shown in the reader's language; `errors`, the same lines in English, one a line.
+    `total`: how many there were when `errors` holds only the first ones (default: as many as it holds)."""
     lines = [message("expiry_import.row", row=row_no, reason=reason) for row_no, reason in errors[:limit]]
-    if len(errors) > limit:
-        lines.append(message("expiry_import.more", n=len(errors) - limit))
+    total = len(errors) if total is None else total
+    if total > limit:
+        lines.append(message("expiry_import.more", n=total - limit))
     return {"errors": "\n".join(english_all(lines)), "errors_data": lines or None}
 
 

@@ -129,3 +129,25 @@ def test_every_reason_names_its_row_field_and_value(app, cards, vault):
             f"row 7: duplicate in file: ICCID {good(5)[0]} is also on row 5",
         ]
     assert batch.errors.splitlines()[0].startswith("row 2: formula =1+1 in cell B2")
+
+
+def test_only_the_first_reasons_are_kept_and_the_rest_counted(app, cards, vault, monkeypatch):
+    """A file of bad rows keeps its first ERRORS_KEPT reasons in row order (those found while reading, such as
+    formulas, and those found while sorting), and says how many more there were."""
+    import importers.cards
+
+    monkeypatch.setattr(importers.cards, "ERRORS_KEPT", 10)
+    rows = [(good(n)[0], "=1+1" if n % 2 == 0 else "1", "P" if n % 2 else good(n)[2], "SIM-39", VALID)
+            for n in range(2, 22)]  # even rows: a formula (1 reason); odd rows: phone number and PIN (2)
+    upload = read_upload(vault, workbook(rows), "cards.xlsx", TODAY)
+    batch, _staged = sort_upload(db.session, cards["users"]["support"], upload, TODAY)
+    assert upload.preview.errors_total == 30 and batch.rows_invalid == 20
+    lines = batch.errors.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["row 2", "row 3", "row 3", "row 4", "row 5", "row 5", "row 6",
+                                                      "row 7", "row 7", "row 8", "… and 20 more"]
+    assert lines[1] == "row 3: phone number 1: 5 to 20 digits" and lines[2] == "row 3: PIN: 4 to 16 letters or digits"
+    assert batch.errors_data[-1] == {"key": "expiry_import.more", "params": {"n": 20}}
+    with app.test_request_context(), force_locale("vi"):
+        from importers.cards import first_errors
+
+        assert first_errors(batch, 11)[-1] == "… và 20 mục khác"
