@@ -537,30 +537,32 @@ def _organizers_in_scope(session: Session, actor: User, accounts: Sequence[Membe
 INVITATION_COOLDOWN = timedelta(minutes=10)  # the default of INVITATION_COOLDOWN_MINUTES
 
 
+INVITATION_KEY = "organizer_invitation:"  # + account id + ":" + invitation time: one mail per invitation
+
+
 def invitation_mail_key(account_id: int, invited_at: datetime) -> str:
     """The outbox key of an organizer's invitation mail: one mail per account and invitation time."""
-    return f"organizer_invitation:{account_id}:{invited_at.isoformat()}"
-
-
-def _invitation_mail_prefix(account_id: int) -> str:
-    return f"organizer_invitation:{account_id}:"
+    return f"{INVITATION_KEY}{account_id}:{invited_at.isoformat()}"
 
 
 def _last_invitations(session: Session, account_ids: Sequence[int], since: datetime) -> dict[int, datetime]:
     """Account id → when its newest invitation mail not failed left (sent) or was queued, if after `since`.
     A failed mail counts for nothing: the organizer never got it."""
-    if not account_ids:
+    wanted = set(account_ids)
+    if not wanted:
         return {}
     when = func.coalesce(OutboxMail.sent_at, OutboxMail.created_at)
-    rows = session.execute(
+    rows = session.execute(  # the invitations of the last minutes, of every account: a few rows
         select(OutboxMail.dedupe_key, when)
-        .where(or_(*(OutboxMail.dedupe_key.startswith(_invitation_mail_prefix(i)) for i in account_ids)),
-               OutboxMail.status != "failed", when > since)).all()
+        .where(OutboxMail.dedupe_key.startswith(INVITATION_KEY, autoescape=True), OutboxMail.status != "failed",
+               when > since)).all()
     last: dict[int, datetime] = {}
     for key, at in rows:
-        account_id = int(key.split(":")[1])
-        if account_id not in last or at > last[account_id]:
-            last[account_id] = at
+        account_id = key[len(INVITATION_KEY):].split(":", 1)[0]
+        if not account_id.isdigit() or int(account_id) not in wanted:
+            continue
+        if int(account_id) not in last or at > last[int(account_id)]:
+            last[int(account_id)] = at
     return last
 
 
