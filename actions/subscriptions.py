@@ -90,6 +90,20 @@ def price_table(plan: ServicePlan) -> list[CycleOffer]:
     return offers
 
 
+def chosen_cycle(session: Session, plan_id: int | None, cycle_id: int | None) -> PlanCycle:
+    """The cycle Đăng ký opens checkout for: an offered cycle, of `plan_id` when the price table names its plan
+    ("Nhấn chọn chu kì muốn đăng ký — Nhấn nút Đăng ký"); none chosen is refused naming the plan."""
+    plan = session.get(ServicePlan, plan_id) if plan_id is not None else None
+    if cycle_id is None and plan is not None and plan.active and plan.service.active:
+        raise DomainError(_l("%(plan)s: choose a billing cycle, then press Subscribe.",
+                             plan=f"{plan.service.name} · {plan.name}"))
+    cycle = session.get(PlanCycle, cycle_id) if cycle_id is not None else None
+    if (cycle is None or not cycle.active or not cycle.plan.active or not cycle.plan.service.active
+            or (plan_id is not None and cycle.plan_id != plan_id)):
+        raise DomainError(_l("Billing cycle: this plan is not offered in that cycle."))
+    return cycle
+
+
 def add_on_gross(add_on: PlanAddOn, months: int) -> Decimal:
     """An add-on's price for a cycle of `months` (its price covers `add_on.months`)."""
     return round_money(add_on.price * months / add_on.months, add_on.currency)

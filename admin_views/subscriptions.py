@@ -120,6 +120,16 @@ def _edited_customer(source, company: Company | None = None):
     return (source.get("customer_phone", company.phone or ""), source.get("customer_address", company.address or ""))
 
 
+def _prices_url(source, plan_id: int | None) -> str:
+    """Back to the price table the Đăng ký came from (a service's Bảng giá tab or the whole table), at its plan."""
+    plan = db.session.get(ServicePlan, plan_id) if plan_id is not None else None
+    if plan is None or not plan.active or not plan.service.active:
+        return url_for(".index")
+    if source.get("back") == "service":
+        return url_for(".service_view", service_id=plan.service_id, tab="prices", _anchor=f"rd-plan-{plan.id}")
+    return url_for(".index", _anchor=f"rd-plan-{plan.id}")
+
+
 def _step1_args(selection: subs.Selection, company: Company) -> dict:
     """Step 1's query string for a selection, without its promotions (they are chosen again)."""
     return {"cycle": selection.cycle_id, "company_id": company.id, "add_on": list(selection.add_on_ids)}
@@ -152,10 +162,14 @@ class SubscribeView(RoleView):
                            add_ons=[a for a in service.add_ons if a.active], sales_flows=SALES_FLOWS)
 
     def _step1(self, source, checkout_key: str):
-        cycle = db.session.get(PlanCycle, parse_row_id(source.get("cycle")) or 0)
-        if cycle is None or not cycle.active:
-            flash(_("Billing cycle: this plan is not offered in that cycle."), "error")
-            return redirect(url_for(".index"))
+        raw_cycle = source.get("cycle")
+        plan_id = _id(source.get("plan"))
+        try:  # a price table's Đăng ký sends its plan and the cycle chosen in it (none when nothing was clicked)
+            cycle = subs.chosen_cycle(db.session, plan_id,
+                                      None if raw_cycle in (None, "") else parse_row_id(raw_cycle) or 0)
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return redirect(_prices_url(source, plan_id))
         company = company_in_scope(source.get("company_id") or current_user.company_id)
         companies = _company_choices()
         if company is None and companies:
