@@ -544,8 +544,9 @@ def pay_methods_for(service: Service, actor: User) -> tuple[str, ...]:
 
 def checkout_defaults(session: Session, company: Company, actor: User, service: Service) -> dict[str, str]:
     """Step 2 as it opens: the company's contact and invoice details, to change where needed. A company
-    without a tax code of its own lends its first saved invoice title's name, tax code and address. Cash is
-    chosen for an OS service and for sales; the balance otherwise."""
+    without a tax code of its own lends its first saved invoice title's name, tax code and address (and names
+    it: `invoice_title_id`, the title the list shows). Cash is chosen for an OS service and for sales; the
+    balance otherwise."""
     title = None if company.tax_id else session.scalar(
         select(InvoiceTitle).where(InvoiceTitle.company_id == company.id).order_by(InvoiceTitle.id).limit(1))
     return {"contact_name": company.contact_name or "", "contact_phone": company.contact_phone or "",
@@ -553,6 +554,7 @@ def checkout_defaults(session: Session, company: Company, actor: User, service: 
             "invoice_title": title.title if title else company.name,
             "invoice_tax_id": title.tax_id if title else company.tax_id or "",
             "invoice_address": (title.address if title else None) or company.address or "",
+            "invoice_title_id": str(title.id) if title else "",
             "pay_method": "cash" if service.sales_flow == "OS" or actor.role in CASH_ENTRY_ROLES else "balance",
             "auto_renew": "y"}
 

@@ -81,7 +81,9 @@ def _selection(source) -> subs.Selection:
 
 
 def _details(source, company: Company) -> subs.CheckoutDetails:
-    """Step 2's fields; a picked invoice title (of the company) fills the invoice name and tax code."""
+    """Step 2's fields as typed. The invoice title list names the saved title the fields were filled from
+    (`invoice_title_filled`, which the page's script keeps): a title picked in the list but not filled into the
+    fields (no JavaScript) fills the invoice name, tax code and address here; otherwise what was typed is used."""
     title_name, tax_id, address = (source.get("invoice_title", ""), source.get("invoice_tax_id", ""),
                                    source.get("invoice_address", ""))
     title_id = _id(source.get("invoice_title_id"))
@@ -90,7 +92,8 @@ def _details(source, company: Company) -> subs.CheckoutDetails:
         if title is None or title.company_id != company.id:
             raise DomainError(_l("Invoice title: #%(id)s is not a title of %(company)s.", id=title_id,
                                  company=company.name))
-        title_name, tax_id, address = title.title, title.tax_id, title.address or address
+        if _id(source.get("invoice_title_filled")) != title_id:
+            title_name, tax_id, address = title.title, title.tax_id, title.address or address
     return subs.CheckoutDetails(
         invoice_title=title_name, invoice_tax_id=tax_id,
         invoice_address=address, invoice_email=source.get("invoice_email", ""),
@@ -227,6 +230,7 @@ class SubscribeView(RoleView):
                                          .order_by(InvoiceTitle.id)))
         defaults = subs.checkout_defaults(db.session, quote.company, current_user, quote.service)
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+        merged.setdefault("invoice_title_filled", merged.get("invoice_title_id") or "")
         merged.setdefault("customer_phone", quote.company.phone or "")
         merged.setdefault("customer_address", quote.company.address or "")
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
@@ -248,11 +252,13 @@ class SubscribeView(RoleView):
         form = request.form
         checkout_key = form.get("checkout_key", "")
         company = company_in_scope(form.get("company_id"))
-        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id",
-                                                 "invoice_address",
+        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title_filled", "invoice_title",
+                                                 "invoice_tax_id", "invoice_address",
                                                  "invoice_email", "contact_name", "contact_phone", "contact_email",
                                                  "pay_method", "auto_renew", "accept_terms", "terms_version_id",
                                                  "customer_phone", "customer_address")}
+        # an unticked box is not sent: "" (not None) keeps step 2's default (renew automatically) from ticking it again
+        values["auto_renew"] = form.get("auto_renew") or ""
         try:
             if company is None:
                 raise DomainError(_l("Company: choose one of your companies."))
@@ -269,6 +275,11 @@ class SubscribeView(RoleView):
         if form.get("stage") != "confirm":
             try:
                 details = _details(form, company)
+                # the invoice fields as used (a title picked without JavaScript filled them): step 2 and the
+                # confirmation show them, and the confirmation sends them as they are
+                values.update(invoice_title=details.invoice_title, invoice_tax_id=details.invoice_tax_id,
+                              invoice_address=details.invoice_address,
+                              invoice_title_filled=values.get("invoice_title_id") or "")
                 subs.check_details(db.session, quote.service, details, current_user)
                 if _customer_edit(company) == "inline" and _edited_customer(form):
                     check_customer_details(*_edited_customer(form, company))
