@@ -33,6 +33,9 @@ MESSAGES = {
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.plan": _l("%(service)s · %(plan)s · %(months)s months"),
     "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
+    # a SIM card's timeline (card_movement.note)
+    "card.move.refund": _l("Refund of order %(order)s"),
+    "card.move.auto_received": _l("Received automatically"),
     # A subscription's order: params subscription (its number) and purpose (start, renewal or upgrade)
     "order.note.subscription_start": _l("Registration of subscription %(subscription)s"),
     "order.note.subscription_renewal": _l("Renewal of subscription %(subscription)s"),
