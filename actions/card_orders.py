@@ -230,7 +230,8 @@ def ship(session: Session, actor: User, card_order: CardOrder, iccids: Sequence[
                                   tracking_number=tracking_number[:60], shipped_by_id=actor.id)
     session.add(fulfillment)
     session.flush()
-    record(session, actor, "ship", "card_order", [card_order.id], f"{order.number}: {len(lines)} cards, {carrier}")
+    record(session, actor, "ship", "card_order", [card_order.id],
+           message("audit.card_order.ship", order=order.number, count=len(lines), carrier=carrier[:60]))
     return fulfillment
 
 

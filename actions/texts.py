@@ -110,6 +110,7 @@ MESSAGES = {
                                "%(parent)s"),
     "audit.mail.retry": _l("%(count)s failed mails queued again"),
     "audit.cards.removed": _l("%(count)s cards removed"),
+    "audit.card_order.ship": _l("Order %(order)s: %(count)s cards shipped by %(carrier)s"),
     "ledger.demo_balance": _l("Opening balance (demo data)"),
     "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
     "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),

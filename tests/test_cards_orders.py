@@ -248,6 +248,10 @@ def test_the_timeline_notes_the_system_writes_are_in_the_readers_language(cards,
         ("received", "Received automatically", {"key": "card.move.auto_received", "params": {}}),
         ("returned", f"Refund of order {order.number}", {"key": "card.move.refund", "params": {"order": order.number}})]
     assert notes[-3][1] == "SF Express SF1234567890" and notes[-3][2] is None  # typed: kept as typed
+    from models import AuditEvent
+
+    shipped = s.scalar(select(AuditEvent).where(AuditEvent.action == "ship", AuditEvent.model == "card_order"))
+    assert shipped.summary == f"Order {order.number}: 2 cards shipped by SF Express"
     login("support")
     timeline = client.get(f"/admin/simcard/timeline/?id={rows[0].id}").get_data(as_text=True)
     assert f"订单 {order.number} 退款" in timeline and "自动签收" in timeline
