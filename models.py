@@ -652,8 +652,11 @@ class ExpiryImport(db.Model):
     rows_total: Mapped[int] = mapped_column(Integer, default=0)
     rows_changed: Mapped[int] = mapped_column(Integer, default=0)
     rows_failed: Mapped[int] = mapped_column(Integer, default=0)
-    # The per-row errors, one "row N: reason" per line (the first thousand).
+    # The per-row errors, one "row N: reason" per line (the first thousand), or why the file was refused: in
+    # English; `errors_data` holds the same lines as stored messages (actions.texts), shown in the reader's
+    # language (importers.expiry.error_lines). Imports stored before it have none: their text is shown.
     errors: Mapped[str] = mapped_column(Text, default="")
+    errors_data: Mapped[list | None] = mapped_column(JSON)
     committed_at: Mapped[datetime | None]
     rows_applied: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress_at: Mapped[datetime | None]
@@ -2263,6 +2266,9 @@ class CardMovement(db.Model):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("stock_document.id"), index=True)
     order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_line.id"))
     note: Mapped[str] = mapped_column(String(255), default="")
+    # The note as a stored message (actions.texts) when the system wrote it ("Refund of order …"); typed notes
+    # (a document's note, a carrier and tracking number) are kept as typed, in `note` only.
+    note_data: Mapped[dict | None] = mapped_column(JSON)
 
 
 class CardOrder(db.Model):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from actions import DomainError
 from actions.audit import record
 from actions.texts import message
 from actions.passwords import DEFAULT_POLICY, PasswordPolicy, PasswordRefused
+from actions.times import format_minute, zone_for
 from models import Company, User, path_ids
 
 # Checked against when the username is unknown, so both answers take the same time.
@@ -64,8 +66,9 @@ def authenticate(
     if user.locked_until is not None and user.locked_until > now:
         raise LoginRefused(
             _l(
-                "This account is locked after too many failed logins. Try again after %(time)s UTC.",
-                time=user.locked_until.strftime("%H:%M"),
+                "This account is locked after too many failed logins. Try again after %(time)s.",
+                # In the reader's time zone (by language: nobody is signed in yet), with its offset.
+                time=format_minute(user.locked_until, zone_for(None, get_locale()), pattern="HH:mm (ZZZZ)"),
             )
         )
     if not user.check_password(password):

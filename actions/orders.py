@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import calendar
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -369,9 +369,35 @@ def quote_renewal(session: Session, actor: User, company: Company, devices: Sequ
     return RenewalQuote(company, months, currencies.pop(), lines)
 
 
+def renewals_awaiting_payment(session: Session, device_ids: Collection[int]) -> dict[int, str]:
+    """The pending renewal order each of these devices is in, as device id → order number (one query)."""
+    if not device_ids:
+        return {}
+    return dict(session.execute(
+        select(OrderLine.device_id, Order.number).join(Order, Order.id == OrderLine.order_id)
+        .where(OrderLine.device_id.in_(sorted(device_ids)), Order.status == "pending", Order.kind == "renewal")
+    ).all())
+
+
 def create_renewal_order(session: Session, actor: User, quote: RenewalQuote) -> Order:
-    """A pending renewal order for the quoted devices (paid later, by balance or a provider)."""
+    """A pending renewal order for the quoted devices (paid later, by balance or a provider).
+
+    A device is in one pending renewal order at a time: the customer pays or cancels that one before
+    opening another. The device rows are locked first (PostgreSQL; SQLite's write transaction holds
+    the database), so two orders opened at once for one device cannot both pass."""
     require_role(actor, RENEWAL_ROLES)
+    ids = sorted(d.id for d, _p, _price, _new in quote.lines)
+    session.execute(select(Device.id).where(Device.id.in_(ids)).order_by(Device.id).with_for_update())
+    waiting = renewals_awaiting_payment(session, ids)
+    if waiting:
+        numbers = {d.id: d.number for d, _p, _price, _new in quote.lines}
+        by_order: dict[str, list[str]] = {}
+        for device_id in ids:
+            if device_id in waiting:
+                by_order.setdefault(waiting[device_id], []).append(numbers[device_id])
+        raise DomainError(_l(
+            "Already awaiting payment in another order (pay or cancel that order first): %(orders)s.",
+            orders="; ".join(f"{order} ({', '.join(devices)})" for order, devices in sorted(by_order.items()))))
     order = open_order(
         session, actor, kind="renewal", company_id=quote.company.id, currency=quote.currency,
         lines=[LineSpec(description=message("order.line.renewal", device=d.number, package=p.name, months=quote.months),

@@ -27,7 +27,9 @@ from actions.audit import record
 from actions.dates import EARLIEST_EXPIRY
 from actions.money import format_money, round_money, zero
 from actions.text_input import one_line, text_block
-from actions.texts import change, changes_param, english, label_param, message, money_param, render
+from actions.texts import (
+    change, changes_param, english, label_param, message, messages_param, money_param, render,
+)
 from actions.orders import (
     DiscountSpec, LineSpec, add_months, cancel_order, cash_awaiting_confirmation, keep_pending_while, mark_paid,
     open_order, pay_with_balance, register_kind, release_cash_reservation, reserve_for_cash,
@@ -88,6 +90,20 @@ def price_table(plan: ServicePlan) -> list[CycleOffer]:
         percent = (saving * 100 / at_shortest).quantize(Decimal("0.1")) if at_shortest else Decimal("0.0")
         offers.append(CycleOffer(cycle, cycle.price, per_month, saving, percent))
     return offers
+
+
+def chosen_cycle(session: Session, plan_id: int | None, cycle_id: int | None) -> PlanCycle:
+    """The cycle Đăng ký opens checkout for: an offered cycle, of `plan_id` when the price table names its plan
+    ("Nhấn chọn chu kì muốn đăng ký — Nhấn nút Đăng ký"); none chosen is refused naming the plan."""
+    plan = session.get(ServicePlan, plan_id) if plan_id is not None else None
+    if cycle_id is None and plan is not None and plan.active and plan.service.active:
+        raise DomainError(_l("%(plan)s: choose a billing cycle, then press Subscribe.",
+                             plan=f"{plan.service.name} · {plan.name}"))
+    cycle = session.get(PlanCycle, cycle_id) if cycle_id is not None else None
+    if (cycle is None or not cycle.active or not cycle.plan.active or not cycle.plan.service.active
+            or (plan_id is not None and cycle.plan_id != plan_id)):
+        raise DomainError(_l("Billing cycle: this plan is not offered in that cycle."))
+    return cycle
 
 
 def add_on_gross(add_on: PlanAddOn, months: int) -> Decimal:
@@ -530,8 +546,9 @@ def pay_methods_for(service: Service, actor: User) -> tuple[str, ...]:
 
 def checkout_defaults(session: Session, company: Company, actor: User, service: Service) -> dict[str, str]:
     """Step 2 as it opens: the company's contact and invoice details, to change where needed. A company
-    without a tax code of its own lends its first saved invoice title's name, tax code and address. Cash is
-    chosen for an OS service and for sales; the balance otherwise."""
+    without a tax code of its own lends its first saved invoice title's name, tax code and address (and names
+    it: `invoice_title_id`, the title the list shows). Cash is chosen for an OS service and for sales; the
+    balance otherwise."""
     title = None if company.tax_id else session.scalar(
         select(InvoiceTitle).where(InvoiceTitle.company_id == company.id).order_by(InvoiceTitle.id).limit(1))
     return {"contact_name": company.contact_name or "", "contact_phone": company.contact_phone or "",
@@ -539,6 +556,7 @@ def checkout_defaults(session: Session, company: Company, actor: User, service: 
             "invoice_title": title.title if title else company.name,
             "invoice_tax_id": title.tax_id if title else company.tax_id or "",
             "invoice_address": (title.address if title else None) or company.address or "",
+            "invoice_title_id": str(title.id) if title else "",
             "pay_method": "cash" if service.sales_flow == "OS" or actor.role in CASH_ENTRY_ROLES else "balance",
             "auto_renew": "y"}
 
@@ -693,7 +711,7 @@ def confirm(session: Session, actor: User, company: Company, selection: Selectio
     session.flush()
     order = _open_subscription_order(session, actor, subscription, current, "start", None, today)
     event(session, subscription, "created", actor, order=order, audit=audit,
-          summary=f"{order.number}: {format_money(current.total, current.currency)}")
+          summary=message("subscription.amount", amount=money_param(current.total, current.currency)))
     for reservation in held.values():
         reservation.order_id = order.id
     session.flush()
@@ -705,14 +723,15 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     """The subscription's order for `purpose`; the link's unique key (subscription, purpose, period) makes a
     second one for the same period fail, so each checkout and each renewal has one order."""
     # The link is written before open_order (a zero total is paid and delivered inside it), without
-    # its order id yet: deliver() finds it by the subscription number the order's note starts with.
+    # its order id yet: deliver() finds it by the subscription number and purpose the order's note names.
     link = SubscriptionOrder(subscription_id=subscription.id, purpose=purpose, period_start=period_start,
                              plan_id=result.plan.id, cycle_id=result.cycle.id)
     session.add(link)
     session.flush()
     order = open_order(session, actor, kind="subscription", company_id=subscription.company_id,
                        currency=result.currency, lines=_line_specs(result, purpose),
-                       note=f"{subscription.number} {purpose}", today=today,
+                       note=message(f"order.note.subscription_{purpose}", subscription=subscription.number,
+                                    purpose=purpose), today=today,
                        promotion=", ".join(p.code for p in result.promotions())[:100] or None)
     if link.order_id is None:
         link.order_id = order.id
@@ -720,7 +739,7 @@ def _open_subscription_order(session: Session, actor: User | None, subscription:
     if purpose != "start":
         event(session, subscription, "renewal_ordered" if purpose == "renewal" else "upgrade_ordered", actor,
               order=order,
-              summary=f"{order.number}: {format_money(order.total, order.currency)}")
+              summary=message("subscription.amount", amount=money_param(order.total, order.currency)))
     return order
 
 
@@ -733,7 +752,11 @@ def subscription_of_order(session: Session, order: Order) -> Subscription | None
 def _link_of(session: Session, order: Order) -> SubscriptionOrder | None:
     link = session.scalar(select(SubscriptionOrder).where(SubscriptionOrder.order_id == order.id))
     if link is None and order.note:
-        number, _space, purpose = order.note.partition(" ")
+        # Its note names the subscription and purpose (before migration 0037: as the text "SUB… start").
+        params = (order.note_data or {}).get("params") or {}
+        number, purpose = params.get("subscription"), params.get("purpose")
+        if not (number and purpose):
+            number, _space, purpose = order.note.partition(" ")
         link = session.scalar(select(SubscriptionOrder).join(Subscription).where(
             Subscription.number == number, SubscriptionOrder.purpose == purpose,
             SubscriptionOrder.order_id.is_(None)))
@@ -833,7 +856,8 @@ def undo(session: Session, order: Order, lines) -> None:
             if any(line.description.endswith(f"[{item.add_on.code}]") for line in lines):
                 item.active = False
     event(session, subscription, "refunded", None, order=order,
-          summary=", ".join(line.description for line in lines))
+          summary=message("subscription.refunded",
+                          lines=messages_param(line.description_data or line.description for line in lines)))
     session.flush()
 
 
@@ -904,7 +928,7 @@ def enter_cash_receipt(session: Session, actor: User, subscription: Subscription
                    message("audit.cash.entered", order=order.number, amount=money_param(order.total, order.currency),
                            date=received_on.isoformat()))
     event(session, subscription, "cash_entered", actor, order=order, audit=audit,
-          summary=format_money(order.total, order.currency))
+          summary=message("subscription.amount", amount=money_param(order.total, order.currency)))
     session.flush()
     return receipt
 
@@ -941,7 +965,7 @@ def confirm_cash_receipt(session: Session, actor: User, receipt: CashReceipt, to
     audit = record(session, actor, "confirm", "cash_receipt", [receipt.id],
                    message("audit.cash.confirmed", order=order.number))
     event(session, receipt.subscription, "cash_confirmed", actor, order=order, audit=audit,
-          summary=format_money(order.total, order.currency))
+          summary=message("subscription.amount", amount=money_param(order.total, order.currency)))
     session.flush()
 
 

@@ -9,7 +9,9 @@ reader's locale. Rows written before a message existed have no data and show the
 
 Parameters are plain strings and integers, or tagged values formatted when shown:
 `money_param(amount, currency)` (through actions.money.format_money), `label_param(group, code)`
-(a choice label such as a payment method, through its lazy_gettext label) and `count_param(n, unit)`.
+(a choice label such as a payment method, through its lazy_gettext label), `count_param(n, unit)`,
+and another stored message (`message(...)`), rendered in the same language (a bad row's reason
+inside "row 5: …").
 """
 from __future__ import annotations
 
@@ -31,6 +33,13 @@ MESSAGES = {
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.plan": _l("%(service)s · %(plan)s · %(months)s months"),
     "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
+    # a SIM card's timeline (card_movement.note)
+    "card.move.refund": _l("Refund of order %(order)s"),
+    "card.move.auto_received": _l("Received automatically"),
+    # A subscription's order: params subscription (its number) and purpose (start, renewal or upgrade)
+    "order.note.subscription_start": _l("Registration of subscription %(subscription)s"),
+    "order.note.subscription_renewal": _l("Renewal of subscription %(subscription)s"),
+    "order.note.subscription_upgrade": _l("Plan change of subscription %(subscription)s"),
     # ledger memos
     "ledger.paid": _l("Order %(order)s paid by %(method)s"),
     "ledger.payment": _l("Payment of order %(order)s"),
@@ -101,6 +110,7 @@ MESSAGES = {
                                "%(parent)s"),
     "audit.mail.retry": _l("%(count)s failed mails queued again"),
     "audit.cards.removed": _l("%(count)s cards removed"),
+    "audit.card_order.ship": _l("Order %(order)s: %(count)s cards shipped by %(carrier)s"),
     "ledger.demo_balance": _l("Opening balance (demo data)"),
     "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
     "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),
@@ -115,6 +125,43 @@ MESSAGES = {
     "audit.expiry_import.set_back": _l("Expiry import #%(id)s (%(file)s) failed: %(count)s devices changed since its "
                                        "preview (%(numbers)s); the %(applied)s devices already set were set back, "
                                        "%(kept)s of them left as someone else changed them since"),
+    # the expiry import (importers.expiry): each bad row's reason, the lines stored on the import, and the
+    # refusals of a whole file, kept on the failed import
+    "expiry_import.row": _l("row %(row)s: %(reason)s"),
+    "expiry_import.more": _l("… and %(n)s more"),
+    "expiry_import.headers": _l("wrong headers: the first row must hold %(number)s and %(expiry)s (or %(number_zh)s "
+                                "and %(expiry_zh)s), each once; found: %(found)s"),
+    "expiry_import.nothing": _l("nothing"),
+    "expiry_import.number_formula": _l("formula in cell %(cell)s: type the device number, not a formula"),
+    "expiry_import.number_empty": _l("empty cell: %(cell)s (device number)"),
+    "expiry_import.date_formula": _l("formula in cell %(cell)s: type the date, not a formula"),
+    "expiry_import.date_empty": _l("empty cell: %(cell)s (new expiry date)"),
+    "expiry_import.date_impossible": _l("impossible date %(value)s in cell %(cell)s"),
+    "expiry_import.date_text": _l("unparseable date %(value)s in cell %(cell)s: use YYYY-MM-DD"),
+    "expiry_import.date_value": _l("unparseable date %(value)s in cell %(cell)s: use a date cell or YYYY-MM-DD"),
+    "expiry_import.date_outside": _l("date %(value)s in cell %(cell)s is outside %(first)s – %(last)s"),
+    "expiry_import.duplicate": _l("duplicate in file: device %(number)s is also on row %(row)s"),
+    "expiry_import.unknown": _l("unknown device %(number)s"),
+    "expiry_import.out_of_scope": _l("out of scope: device %(number)s is not one of your companies' devices"),
+    "expiry_import.not_xlsx_name": _l("Only .xlsx workbooks can be imported; %(name)s is not one."),
+    "expiry_import.too_large": _l("The file is larger than %(size)s."),
+    "expiry_import.not_xlsx": _l("This is not an .xlsx workbook (Excel 2007 or later)."),
+    "expiry_import.parts": _l("The workbook has %(n)s parts; at most %(max)s are accepted."),
+    "expiry_import.ratio": _l("The workbook is compressed suspiciously well (%(name)s expands more than %(ratio)s "
+                              "times): refused as a possible zip bomb."),
+    "expiry_import.expands": _l("The workbook expands to more than %(size)s: refused as a possible zip bomb."),
+    "expiry_import.unreadable": _l("The workbook could not be read (%(error)s). Save it again from Excel as .xlsx "
+                                   "and retry."),
+    "expiry_import.strings": _l("The workbook holds far more text than %(rows)s rows need: refused."),
+    "expiry_import.all_hidden": _l("Every sheet of the workbook is hidden (%(sheets)s); unhide the sheet with the "
+                                   "devices and upload it again."),
+    "expiry_import.only_visible": _l("Only the visible sheet %(sheet)s is read, and it holds no device rows; hidden "
+                                     "sheets (%(hidden)s) are never imported: unhide the sheet with the devices or "
+                                     "copy its rows to %(sheet)s."),
+    "expiry_import.no_rows": _l("The file has no rows below the header row."),
+    "expiry_import.too_many_rows": _l("The file has more than %(max)s rows; split it into smaller files."),
+    "expiry_import.conflict": _l("Import #%(id)s was not committed: %(n)s devices changed since its preview "
+                                 "(%(numbers)s). Nothing was changed; upload the file again."),
     "audit.order.free": _l("Order %(order)s: nothing to pay (total 0)"),
     "audit.order.renewal": _l("Order %(order)s: renew %(devices)s devices × %(months)s months = %(amount)s"),
     "audit.order.recharge": _l("Order %(order)s: recharge %(amount)s"),
@@ -163,6 +210,8 @@ MESSAGES = {
     "subscription.change_withdrawn": _l("Plan change withdrawn: stays on %(plan)s × %(months)s months"),
     "subscription.cancel_now": _l("Cancel now: refund #%(id)s awaits approval by finance."),
     "subscription.upgrade_credit": _l("Credit for unused days: %(amount)s to the balance."),
+    "subscription.amount": _l("Amount %(amount)s"),
+    "subscription.refunded": _l("Refunded: %(lines)s"),
     "audit.receipt.submit": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s)"),
     "audit.receipt.submit_differs": _l("Order %(order)s: receipt for %(amount)s from %(payer)s (%(account)s); "
                                        "the order is for %(total)s"),
@@ -212,6 +261,11 @@ def label_param(group: str, code: str | None) -> dict:
 def labels_param(group: str, codes) -> dict:
     """Several choice labels of one group (permission areas), shown joined in the reader's language; none: "—"."""
     return {"labels": group, "codes": [str(code) for code in codes]}
+
+
+def messages_param(items) -> dict:
+    """Several stored texts (a message, or plain text where there is none), shown joined in the reader's language."""
+    return {"messages": list(items)}
 
 
 def percent_param(basis_points: int | None) -> dict:
@@ -305,6 +359,8 @@ def count_param(n, unit: str = "COIN") -> dict:
 
 def _value(value) -> str:
     if isinstance(value, dict):
+        if "key" in value:  # a stored message inside another
+            return render(value)
         if "money" in value:
             return format_money(Decimal(value["money"]), value.get("currency", "CNY"))
         if "label" in value:
@@ -322,6 +378,9 @@ def _value(value) -> str:
             return "—" if value["basis_points"] is None else format_percent(Decimal(value["basis_points"]) / 100)
         if "plan" in value:
             return value["plan"] or str(EVERY_PLAN)
+        if "messages" in value:  # several stored texts (order lines' descriptions), each a message or plain text
+            return str(LIST_SEPARATOR).join(render(item) if isinstance(item, dict) else str(item)
+                                            for item in value["messages"])
     return "" if value is None else str(value)
 
 
@@ -349,13 +408,12 @@ def english(data, fallback: str = "") -> str:
         return render(data, fallback)
 
 
-def english_all(items) -> list[str]:
-    """`english(item)` for each stored message of `items` (plain strings pass through), in one locale switch."""
-    from flask_babel import force_locale
+def render_all(items) -> list[str]:
+    """`render(item)` for each stored message of `items` in the current locale (plain strings pass through);
+    each key's template is looked up once: a file of a thousand bad rows shares a few."""
+    templates: dict[str, str] = {}
 
-    templates: dict[str, str] = {}  # each key's English looked up once: a thousand order lines share one
-
-    def english_of(data: dict) -> str:
+    def rendered(data: dict) -> str:
         key = data.get("key")
         template = templates.get(key)
         if template is None:
@@ -364,5 +422,12 @@ def english_all(items) -> list[str]:
             template = templates[key] = str(MESSAGES[key])
         return _filled(template, data, "")
 
+    return [rendered(item) if isinstance(item, dict) else item for item in items]
+
+
+def english_all(items) -> list[str]:
+    """`english(item)` for each stored message of `items` (plain strings pass through), in one locale switch."""
+    from flask_babel import force_locale
+
     with force_locale("en"):
-        return [english_of(item) if isinstance(item, dict) else item for item in items]
+        return render_all(items)

@@ -31,7 +31,9 @@ from importers.expiry import (
     check_committable,
     commit,
     describe_size,
+    error_texts,
     file_sha256,
+    first_error,
     load_parsed,
     parsed_path,
     plan_path,
@@ -41,6 +43,7 @@ from importers.expiry import (
     refuse_commit,
     save_parsed,
     store_workbook,
+    stored_refusal,
 )
 from models import ExpiryImport, db
 
@@ -97,8 +100,9 @@ class ExpiryImportView(RoleView):
             select(ExpiryImport).options(joinedload(ExpiryImport.actor))
             .order_by(ExpiryImport.created_at.desc(), ExpiryImport.id.desc()).limit(RECENT_IMPORTS)
         ).all()
-        return self.render("renewdesk/expiry_import.html", imports=imports, max_rows=self._limits()["max_rows"],
-                           max_size=describe_size(self._limits()["max_bytes"]))
+        first_errors = {item.id: text for item in imports if (text := first_error(item))}
+        return self.render("renewdesk/expiry_import.html", imports=imports, first_errors=first_errors,
+                           max_rows=self._limits()["max_rows"], max_size=describe_size(self._limits()["max_bytes"]))
 
     @expose("/template")
     def template(self):
@@ -131,7 +135,7 @@ class ExpiryImportView(RoleView):
         if rejected is not None:
             # Recorded so the recent imports show the attempt; the file itself is not kept.
             db.session.add(ExpiryImport(actor_id=current_user.id, filename=filename, status="failed",
-                                        errors=str(rejected), file_sha256=digest))
+                                        file_sha256=digest, **stored_refusal(rejected)))
             db.session.commit()
             flash(str(rejected), "error")
             return redirect(url_for(".index"))
@@ -194,7 +198,8 @@ class ExpiryImportView(RoleView):
 
     def _render_preview(self, import_record: ExpiryImport, report):
         return self.render("renewdesk/expiry_preview.html", record=import_record, report=report,
-                           changes=report.changes[:SHOWN_CHANGES], shown_changes=SHOWN_CHANGES)
+                           errors=error_texts(report.errors), changes=report.changes[:SHOWN_CHANGES],
+                           shown_changes=SHOWN_CHANGES)
 
 
 def register(admin, category) -> None:

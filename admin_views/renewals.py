@@ -33,8 +33,9 @@ from actions.bindings import rebind_choices, rebind_unsold
 from actions.dates import renewal_fits
 from actions.orders import (
     MAX_MONTHS, approve_refunds, cancel_order, cancel_orders, create_recharge_order, create_renewal_order,
-    mark_paid_back_by_hand, pay_with_balance, quote_renewal, reject_refund, renewal_price, renewed_until,
-    order_kind, refuse_if_cash_awaits, refuse_online, request_refund, request_refunds, scoped_order,
+    mark_paid_back_by_hand, order_kind, pay_with_balance, quote_renewal, refuse_if_cash_awaits, refuse_online,
+    reject_refund, renewal_price, renewals_awaiting_payment, renewed_until, request_refund, request_refunds,
+    scoped_order,
 )
 from actions.devices import SEARCH_MAX, search_clause
 from actions.value_added import (
@@ -83,14 +84,20 @@ class DeviceRow:
     new_expires_on: date | None
     problem: str | None
     rebind_to: tuple = ()  # packages on sale a device of a retired package may move to
+    awaiting: str | None = None  # the number of the pending renewal order the device is in
 
 
-def _device_row(device: Device, months: int | None, today: date, choices: dict | None = None) -> DeviceRow:
+def _device_row(device: Device, months: int | None, today: date, choices: dict | None = None,
+                awaiting: str | None = None) -> DeviceRow:
     """The row's price and new expiry for display; quote_renewal decides again on submit.
 
-    `choices` maps a currency to the renewal packages on sale in it (for retired packages)."""
+    `choices` maps a currency to the renewal packages on sale in it (for retired packages); `awaiting`
+    is the pending renewal order the device is already in (it is paid or cancelled before another)."""
     problem = price = None
     rebind_to = ()
+    if awaiting:
+        return DeviceRow(device, None, None, _("Awaiting payment in order %(number)s.", number=awaiting),
+                         awaiting=awaiting)
     if device.status == "suspended":
         problem = _("Suspended: enable it before renewing.")
     elif device.package is None:
@@ -273,7 +280,8 @@ class RenewalCenterView(RoleView):
             devices, has_next, total = self.device_page(company, window, page, page_size, today, search)
             retired = {d.package.currency for d in devices if d.package is not None and not d.package.active}
             choices = {currency: rebind_choices(db.session, currency) for currency in sorted(retired)}
-            rows = [_device_row(d, months, today, choices) for d in devices]
+            waiting = renewals_awaiting_payment(db.session, [d.id for d in devices])
+            rows = [_device_row(d, months, today, choices, waiting.get(d.id)) for d in devices]
         # Rows ticked before the renewal length changed stay ticked (at most a page's worth of ids is read).
         ticked = {pk for pk in map(parse_row_id, request.args.getlist("ticked")[:PAGE_SIZES[-1]]) if pk is not None}
         params = {"company_id": company.id if company else "", "window": window, "months": choice,

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from actions import DomainError, require_role, scope_company_ids
 from actions.audit import record
 from actions.dates import EARLIEST_EXPIRY, LATEST_EXPIRY
-from actions.texts import message
+from actions.texts import count_param, english, english_all, message, render, render_all
 from models import Device, ExpiryImport, User, utcnow
 
 IMPORT_ROLES = {"sales"}
@@ -73,7 +73,17 @@ _TEXT_DATE = re.compile(r"(\d{4})([-/])(\d{1,2})\2(\d{1,2})")
 
 
 class ImportRejected(DomainError):
-    """The whole file is refused (not an xlsx, too big, a zip bomb, no rows…); nothing is read."""
+    """The whole file is refused (not an xlsx, too big, a zip bomb, no rows…); nothing is read.
+
+    Raised with a stored message (actions.texts.message), kept on the failed import and shown in each
+    reader's language (`data`), or with a text for the reader at hand (a lazy_gettext string)."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.data = reason if isinstance(reason, dict) else None
+
+    def __str__(self) -> str:
+        return render(self.data) if self.data is not None else super().__str__()
 
 
 class ParsedRow(NamedTuple):
@@ -82,12 +92,17 @@ class ParsedRow(NamedTuple):
     expires_on: date
 
 
+# A bad row's reason: a stored message (actions.texts.message), rendered in the reader's language
+# (error_texts); rows parsed before messages were kept hold their text, shown as it is.
+Reason = dict | str
+
+
 @dataclass
 class ParsedFile:
-    """The good rows and the bad ones (row number, reason) of one workbook."""
+    """The good rows and the bad ones (row number, reason; a row may have several) of one workbook."""
 
     rows: list[ParsedRow] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, Reason]] = field(default_factory=list)
     rows_total: int = 0  # non-blank data rows
     rows_scanned: int = 0  # rows the reader went through, blank ones included
 
@@ -105,7 +120,7 @@ class ImportReport:
     """What committing would do: the changes, the bad rows, and the rows already up to date."""
 
     changes: list[Change] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, Reason]] = field(default_factory=list)
     unchanged: int = 0
     rows_total: int = 0
 
@@ -208,31 +223,27 @@ def check_archive(
     it actually inflates against the same limit.
     """
     if filename is not None and not filename.lower().endswith(".xlsx"):
-        raise ImportRejected(_l("Only .xlsx workbooks can be imported; %(name)s is not one.", name=filename))
+        raise ImportRejected(message("expiry_import.not_xlsx_name", name=filename))
     size = _size_of(data)
     if size > max_bytes:
-        raise ImportRejected(_l("The file is larger than %(size)s.", size=describe_size(max_bytes)))
+        raise ImportRejected(message("expiry_import.too_large", size=describe_size(max_bytes)))
     try:
         with zipfile.ZipFile(_stream(data)) as archive:
             entries = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise ImportRejected(_l("This is not an .xlsx workbook (Excel 2007 or later).")) from exc
+        raise ImportRejected(message("expiry_import.not_xlsx")) from exc
     if len(entries) > max_entries:
-        raise ImportRejected(_l("The workbook has %(n)s parts; at most %(max)s are accepted.",
-                                n=len(entries), max=max_entries))
+        raise ImportRejected(message("expiry_import.parts", n=len(entries), max=max_entries))
     names = {entry.filename for entry in entries}
     if "xl/workbook.xml" not in names or "[Content_Types].xml" not in names:
-        raise ImportRejected(_l("This is not an .xlsx workbook (Excel 2007 or later)."))
+        raise ImportRejected(message("expiry_import.not_xlsx"))
     total = 0
     for entry in entries:
         total += entry.file_size
         if entry.file_size > RATIO_CHECK_FROM and entry.file_size > max_ratio * max(entry.compress_size, 1):
-            raise ImportRejected(_l("The workbook is compressed suspiciously well (%(name)s expands "
-                                    "more than %(ratio)s times): refused as a possible zip bomb.",
-                                    name=entry.filename, ratio=max_ratio))
+            raise ImportRejected(message("expiry_import.ratio", name=entry.filename, ratio=max_ratio))
     if total > max_uncompressed:
-        raise ImportRejected(_l("The workbook expands to more than %(size)s: refused as a possible zip bomb.",
-                                size=describe_size(max_uncompressed)))
+        raise ImportRejected(message("expiry_import.expands", size=describe_size(max_uncompressed)))
 
 
 STRINGS_PER_ROW = 4  # shared strings a row of the template needs, at most, with room to spare
@@ -341,8 +352,7 @@ class _Budget:
         chunk = part.read(_READ_CHUNK)
         self.used += len(chunk)
         if self.used > self.limit:
-            raise ImportRejected(_l("The workbook expands to more than %(size)s: refused as a possible zip bomb.",
-                                    size=describe_size(self.limit)))
+            raise ImportRejected(message("expiry_import.expands", size=describe_size(self.limit)))
         return chunk
 
 
@@ -357,8 +367,7 @@ def _parse_part(archive: zipfile.ZipFile, name: str, budget: _Budget, start, end
         parser.CharacterDataHandler = text
 
     def refuse(*_args):  # no entities, no DOCTYPE: what defusedxml does for openpyxl
-        raise ImportRejected(_l("The workbook could not be read (%(error)s). Save it again from Excel "
-                                "as .xlsx and retry.", error="DTD"))
+        raise ImportRejected(message("expiry_import.unreadable", error="DTD"))
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
@@ -461,8 +470,7 @@ def _read_book(archive: zipfile.ZipFile, budget: _Budget, max_strings: int) -> _
             elif local == "si":
                 strings.append(_cut("".join(pieces)))
                 if len(strings) > max_strings:
-                    raise ImportRejected(_l("The workbook holds far more text than %(rows)s rows need: refused.",
-                                            rows=max_strings // STRINGS_PER_ROW))
+                    raise ImportRejected(message("expiry_import.strings", rows=max_strings // STRINGS_PER_ROW))
 
         def strings_text(data):
             if state["text"] and sum(map(len, pieces)) <= MAX_TEXT:
@@ -498,21 +506,17 @@ def read_rows(data: bytes | BinaryIO, max_rows: int = 200_000,
             visible = [sheet for sheet in book.sheets if sheet[1] not in ("hidden", "veryHidden")]
             hidden = [sheet[0] for sheet in book.sheets if sheet[1] in ("hidden", "veryHidden")]
             if not visible:
-                raise ImportRejected(_l("Every sheet of the workbook is hidden (%(sheets)s); unhide the sheet "
-                                        "with the devices and upload it again.", sheets=", ".join(hidden)))
+                raise ImportRejected(message("expiry_import.all_hidden", sheets=", ".join(hidden)))
             sheet_name, _state, part = visible[0]
             parsed = _SheetReader(book, max_rows).read(archive, part, budget)
     except ImportRejected:
         raise
     except Exception as exc:  # any malformed part of an untrusted file: refuse it, whatever broke
-        raise ImportRejected(_l("The workbook could not be read (%(error)s). Save it again from Excel "
-                                "as .xlsx and retry.", error=type(exc).__name__)) from exc
+        raise ImportRejected(message("expiry_import.unreadable", error=type(exc).__name__)) from exc
     if hidden and (parsed.rows_total == 0 or parsed.errors[:1] and parsed.errors[0][0] == 1):
-        raise ImportRejected(_l("Only the visible sheet %(sheet)s is read, and it holds no device rows; hidden "
-                                "sheets (%(hidden)s) are never imported: unhide the sheet with the devices or "
-                                "copy its rows to %(sheet)s.", sheet=sheet_name, hidden=", ".join(hidden)))
+        raise ImportRejected(message("expiry_import.only_visible", sheet=sheet_name, hidden=", ".join(hidden)))
     if parsed.rows_total == 0 and not parsed.errors:
-        raise ImportRejected(_l("The file has no rows below the header row."))
+        raise ImportRejected(message("expiry_import.no_rows"))
     return parsed
 
 
@@ -614,8 +618,7 @@ class _SheetReader:
             return
         self.rows_with_values += 1
         if self.rows_with_values > self.max_rows:
-            raise ImportRejected(_l("The file has more than %(max)s rows; split it into smaller files.",
-                                    max=format_number(self.max_rows)))
+            raise ImportRejected(message("expiry_import.too_many_rows", max=count_param(self.max_rows)))
         number_col, expiry_col = self.columns
         number_cell, expiry_cell = self.cells.get(number_col), self.cells.get(expiry_col)
         if self._blank(number_cell) and self._blank(expiry_cell):
@@ -629,14 +632,15 @@ class _SheetReader:
                 self.first_row[number] = row_no
                 parsed.rows.append(ParsedRow(row_no, number, expires_on))
                 return
-        reasons = [r for r in (number_error, date_error) if r]
+        errors = parsed.errors
+        for reason in (number_error, date_error):
+            if reason is not None:
+                errors.append((row_no, reason))
         if number is not None:
             if number in self.first_row:
-                reasons.append(_("duplicate in file: device %(number)s is also on row %(row)s",
-                                 number=number, row=self.first_row[number]))
+                errors.append((row_no, message("expiry_import.duplicate", number=number, row=self.first_row[number])))
             else:
                 self.first_row[number] = row_no
-        parsed.errors.append((row_no, "; ".join(reasons)))
 
     # cells: (type, style, text, formula)
     def _blank(self, cell) -> bool:
@@ -703,29 +707,29 @@ class _SheetReader:
             return found["number"][0], found["expiry"][0]
         return self._header_problem(header)
 
-    def _header_problem(self, header: dict) -> str:
+    def _header_problem(self, header: dict) -> dict:
         seen = [str(v) for v in (self._value(header[c]) for c in sorted(header)) if v is not None]
-        return _("wrong headers: the first row must hold %(number)s and %(expiry)s (or %(number_zh)s and "
-                 "%(expiry_zh)s), each once; found: %(found)s",
-                 number=NUMBER_HEADERS[0], expiry=EXPIRY_HEADERS[0], number_zh=NUMBER_HEADERS[1],
-                 expiry_zh=EXPIRY_HEADERS[1], found=", ".join(seen[:10]) or _("nothing"))
+        return message("expiry_import.headers", number=NUMBER_HEADERS[0], expiry=EXPIRY_HEADERS[0],
+                       number_zh=NUMBER_HEADERS[1], expiry_zh=EXPIRY_HEADERS[1],
+                       found=", ".join(seen[:10]) or message("expiry_import.nothing"))
 
-    def _number(self, cell, name: str) -> tuple[str | None, str | None]:
+    # A reason names the cell (column and row) and, where the cell holds one, the value at fault.
+    def _number(self, cell, name: str) -> tuple[str | None, dict | None]:
         if cell is not None and cell[3]:
-            return None, _("formula in cell %(cell)s: type the device number, not a formula", cell=name)
+            return None, message("expiry_import.number_formula", cell=name)
         value = None if cell is None else self._value(cell)
         if value is None or (isinstance(value, str) and not value.strip()):
-            return None, _("empty cell: %(cell)s (device number)", cell=name)
+            return None, message("expiry_import.number_empty", cell=name)
         if isinstance(value, float) and value.is_integer():
             value = int(value)  # a numeric device number typed into a General cell
         return str(value).strip(), None
 
-    def _date(self, cell, name: str) -> tuple[date | None, str | None]:
+    def _date(self, cell, name: str) -> tuple[date | None, dict | None]:
         if cell is not None and cell[3]:
-            return None, _("formula in cell %(cell)s: type the date, not a formula", cell=name)
+            return None, message("expiry_import.date_formula", cell=name)
         value = None if cell is None else self._value(cell)
         if value is None or (isinstance(value, str) and not value.strip()):
-            return None, _("empty cell: %(cell)s (new expiry date)", cell=name)
+            return None, message("expiry_import.date_empty", cell=name)
         if isinstance(value, date):
             return _in_window(value, name)
         if isinstance(value, str):
@@ -735,22 +739,22 @@ class _SheetReader:
                 try:
                     day = date(int(match[1]), int(match[3]), int(match[4]))
                 except ValueError:
-                    return None, _("impossible date %(value)s in cell %(cell)s", value=text, cell=name)
+                    return None, message("expiry_import.date_impossible", value=text, cell=name)
                 return _in_window(day, name)
-            return None, _("unparseable date %(value)s in cell %(cell)s: use YYYY-MM-DD",
-                           value=text[:40], cell=name)
+            return None, message("expiry_import.date_text", value=text[:40], cell=name)
         if cell[0] == "n" and isinstance(value, (int, float)) and cell[1] in self.date_styles:
-            return None, _("date in cell %(cell)s is outside %(first)s – %(last)s",
-                           cell=name, first=EARLIEST_EXPIRY.isoformat(), last=LATEST_EXPIRY.isoformat())
-        return None, _("unparseable date %(value)s in cell %(cell)s: use a date cell or YYYY-MM-DD",
-                       value=str(value)[:40], cell=name)
+            return None, _outside(f"{value:g}", name)  # a serial number no date has
+        return None, message("expiry_import.date_value", value=str(value)[:40], cell=name)
 
 
-def _in_window(day: date, name: str) -> tuple[date | None, str | None]:
+def _in_window(day: date, name: str) -> tuple[date | None, dict | None]:
     if EARLIEST_EXPIRY <= day <= LATEST_EXPIRY:
         return day, None
-    return None, _("date %(value)s in cell %(cell)s is outside %(first)s – %(last)s",
-                   value=day.isoformat(), cell=name, first=EARLIEST_EXPIRY.isoformat(),
+    return None, _outside(day.isoformat(), name)
+
+
+def _outside(value: str, name: str) -> dict:
+    return message("expiry_import.date_outside", value=value, cell=name, first=EARLIEST_EXPIRY.isoformat(),
                    last=LATEST_EXPIRY.isoformat())
 
 
@@ -793,13 +797,12 @@ def preview(session: Session, actor: User, parsed: ParsedFile) -> ImportReport:
     for row in parsed.rows:
         device = found.get(row.number)
         if device is None:
-            report.errors.append((row.row_no, _("unknown device %(number)s", number=row.number)))
+            report.errors.append((row.row_no, message("expiry_import.unknown", number=row.number)))
         elif allowed is not None and device[1] not in allowed:
-            report.errors.append((row.row_no, _("out of scope: device %(number)s is not one of your "
-                                                "companies' devices", number=row.number)))
+            report.errors.append((row.row_no, message("expiry_import.out_of_scope", number=row.number)))
         elif device[0] in first_row:
-            report.errors.append((row.row_no, _("duplicate in file: device %(number)s is also on row %(row)s",
-                                                number=device[3], row=first_row[device[0]])))
+            report.errors.append((row.row_no, message("expiry_import.duplicate", number=device[3],
+                                                      row=first_row[device[0]])))
         else:
             first_row[device[0]] = row.row_no
             if device[2] == row.expires_on:
@@ -810,12 +813,34 @@ def preview(session: Session, actor: User, parsed: ParsedFile) -> ImportReport:
     return report
 
 
-def errors_text(errors: Sequence[tuple[int, str]], limit: int = 1000) -> str:
-    """The bad rows as stored on ExpiryImport.errors: "row N: reason", one a line, the first `limit`."""
-    lines = [_("row %(row)s: %(reason)s", row=row_no, reason=reason) for row_no, reason in errors[:limit]]
+def error_texts(errors: Sequence[tuple[int, Reason]]) -> list[tuple[int, str]]:
+    """The bad rows (row number, reason) with each reason in the reader's language."""
+    texts = render_all([reason for _row_no, reason in errors])
+    return [(row_no, text) for (row_no, _reason), text in zip(errors, texts)]
+
+
+def stored_errors(errors: Sequence[tuple[int, Reason]], limit: int = 1000) -> dict:
+    """The bad rows as an import keeps them: `errors_data`, one stored message a line ("row N: reason", the
+    first `limit`), shown in the reader's language; `errors`, the same lines in English, one a line."""
+    lines = [message("expiry_import.row", row=row_no, reason=reason) for row_no, reason in errors[:limit]]
     if len(errors) > limit:
-        lines.append(_("… and %(n)s more", n=len(errors) - limit))
-    return "\n".join(lines)
+        lines.append(message("expiry_import.more", n=len(errors) - limit))
+    return {"errors": "\n".join(english_all(lines)), "errors_data": lines or None}
+
+
+def stored_refusal(refusal: ImportRejected) -> dict:
+    """A refused file as its import keeps it (see stored_errors): the refusal's message and English text."""
+    if refusal.data is None:  # a text in the uploader's language: kept as it is
+        return {"errors": str(refusal), "errors_data": None}
+    return {"errors": english(refusal.data), "errors_data": [refusal.data]}
+
+
+def first_error(import_record: ExpiryImport) -> str:
+    """An import's first stored error line in the reader's language ("" if none); an import stored before
+    messages were kept: its text."""
+    if import_record.errors_data:
+        return render(import_record.errors_data[0], import_record.errors.partition("\n")[0])
+    return (import_record.errors or "").partition("\n")[0]
 
 
 def record_preview(import_record: ExpiryImport, report: ImportReport) -> None:
@@ -824,7 +849,8 @@ def record_preview(import_record: ExpiryImport, report: ImportReport) -> None:
     import_record.rows_total = report.rows_total
     import_record.rows_changed = len(report.changes)
     import_record.rows_failed = report.rows_failed
-    import_record.errors = errors_text(report.errors)
+    for name, value in stored_errors(report.errors).items():
+        setattr(import_record, name, value)
 
 
 def refuse_commit(session: Session, import_record: ExpiryImport, report: ImportReport) -> bool:
@@ -834,7 +860,7 @@ def refuse_commit(session: Session, import_record: ExpiryImport, report: ImportR
     return session.execute(
         update(table).where(table.c.id == import_record.id, table.c.status == "previewed")
         .values(status="failed", rows_total=report.rows_total, rows_changed=len(report.changes),
-                rows_failed=report.rows_failed, errors=errors_text(report.errors))).rowcount == 1
+                rows_failed=report.rows_failed, **stored_errors(report.errors))).rowcount == 1
 
 
 def plan_path(folder: str | os.PathLike, import_id: int) -> Path:
@@ -913,7 +939,8 @@ def commit(session: Session, actor: User, report: ImportReport | None, import_re
         seen = 0
         claim = (update(table).where(table.c.id == import_id, table.c.status == "previewed")
                  .values(status="committing", rows_applied=0, progress_at=now, committed_at=None,
-                         rows_total=report.rows_total, rows_changed=len(chunks.changes), rows_failed=0, errors=""))
+                         rows_total=report.rows_total, rows_changed=len(chunks.changes), rows_failed=0, errors="",
+                         errors_data=None))
     if session.execute(claim).rowcount != 1:
         session.refresh(import_record)
         check_committable(import_record)
@@ -1042,21 +1069,20 @@ class _Chunks:
             self.session.rollback()
         numbers = self._changed_since(applied)
         named = ", ".join(numbers[:CONFLICTS_NAMED]) + (", …" if len(numbers) > CONFLICTS_NAMED else "")
-        text = _l("Import #%(id)s was not committed: %(n)s devices changed since its preview (%(numbers)s). Nothing "
-                  "was changed; upload the file again.", id=self.import_id, n=len(numbers), numbers=named)
+        refusal = ImportRejected(message("expiry_import.conflict", id=self.import_id, n=len(numbers), numbers=named))
         if self.commit is None:
-            raise ImportRejected(text)  # one transaction: the caller rolls it back
+            raise refusal  # one transaction: the caller rolls it back
         kept = self._set_back(applied)
         table = self.table
         self.session.execute(
             update(table).where(table.c.id == self.import_id, table.c.status == "committing", table.c.rows_applied == 0)
-            .values(status="failed", errors=str(text), progress_at=utcnow()))
+            .values(status="failed", progress_at=utcnow(), **stored_refusal(refusal)))
         if applied:
             record(self.session, self.actor, "expiry_import", "device", [c.device_id for c in self.changes[:applied]],
                    message("audit.expiry_import.set_back", id=self.import_id, file=self.filename, count=len(numbers),
                            numbers=named, applied=applied, kept=kept))
         self._done()
-        raise ImportRejected(text)
+        raise refusal
 
     def _changed_since(self, applied: int) -> list[str]:
         """The device numbers, from the chunk at `applied` on, whose expiry is no longer the preview's.

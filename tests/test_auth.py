@@ -1,6 +1,8 @@
 """Logins: passwords, lockout, forced password change, safe redirects, sessions that end."""
 from __future__ import annotations
 
+import html
+
 import pytest
 from sqlalchemy import select
 
@@ -46,6 +48,21 @@ def test_repeated_failures_lock_the_account_and_say_so(app, client, login, world
     user = db.session.get(User, world.users["support"].id)
     assert user.failed_logins == app.config["LOGIN_MAX_FAILURES"] and user.locked_until is not None
 
+
+
+def test_a_locked_account_says_until_when_in_the_readers_time_zone(app, client, login, world):
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=9)
+    user = db.session.get(User, world.users["support"].id)
+    user.locked_until = until
+    db.session.commit()
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/login"})
+    page = html.unescape(login("support", PASSWORD, follow=True).get_data(as_text=True))
+    shanghai = until.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%H:%M")
+    assert f"此账号已被锁定。请在 {shanghai} (GMT+08:00) 之后重试。" in page
+    assert client.get("/admin/device/").status_code == 302
 
 def test_a_successful_login_resets_the_failure_count(client, login, world):
     login("support", "wrong-password")

@@ -474,6 +474,47 @@ def test_cancel_a_pending_order_from_its_page(client, login, world):
     assert orders_of()[0].status == "cancelled"
 
 
+
+def test_a_device_awaiting_payment_is_not_ordered_again_until_that_order_is_paid_or_cancelled(client, login, world):
+    login("customer")
+    ac1, fl2 = world.devices["AC0001"], world.devices["FL0002"]
+    first = order_number_from(renew_via_http(client, world.acme, [ac1]))
+    page = page_text(client.get("/admin/renewal_center/?months=12"))
+    row = re.search(r'data-number="AC0001".*?</tr>', page, re.S).group(0)
+    assert f"Awaiting payment in order {first}." in row and "disabled" in row
+    assert f'href="/admin/renewal_center/order/{first}/"' in row and 'name="only"' not in row
+    assert 'name="only"' in re.search(r'data-number="FL0002".*?</tr>', page, re.S).group(0)
+
+    response = renew_via_http(client, world.acme, [fl2, ac1], months="6")
+    assert response.status_code == 302 and "/order/" not in response.headers["Location"]
+    assert (f"Already awaiting payment in another order (pay or cancel that order first): {first} (AC0001)."
+            in page_text(client.get(response.headers["Location"])))
+    assert [o.number for o in orders_of()] == [first]  # nothing else was opened, not even for FL0002
+
+    confirm_post(client, f"/admin/renewal_center/order/{first}/cancel/", {})
+    again = order_number_from(renew_via_http(client, world.acme, [fl2, ac1], months="6"))
+    assert again != first and {o.status for o in orders_of() if o.number == again} == {"pending"}
+
+
+def test_two_orders_opened_at_once_for_one_device_give_it_to_exactly_one(app, world):
+    from tests.conftest import race
+    from models import User
+
+    customer_id, acme_id, device_id = world.users["customer"].id, world.acme.id, world.devices["AC0001"].id
+    db.session.remove()
+
+    def attempt():
+        actor, company = db.session.get(User, customer_id), db.session.get(Company, acme_id)
+        quote = quote_renewal(db.session, actor, company, [db.session.get(Device, device_id)], 12, TODAY)
+        create_renewal_order(db.session, actor, quote)
+
+    outcomes, errors = race(app, [attempt, attempt])
+    assert not errors, errors
+    assert sorted(outcomes) == ["refused", "won"]
+    lines = db.session.scalars(select(OrderLine).join(Order).where(OrderLine.device_id == device_id,
+                                                                   Order.status == "pending")).all()
+    assert len(lines) == 1
+
 # --- online payment through the sandbox page ---------------------------------------------------------
 
 def test_online_payment_through_the_sandbox_page(client, login, world):

@@ -128,7 +128,7 @@ def test_worked_example_through_the_pages_in_vietnamese(app, client, login, worl
     table = client.get("/admin/subscribe/").get_data(as_text=True)
     assert "Bảng giá" in table and "Đăng ký" in table
     cycle = cycle_of("OFFICE-STD", 12)
-    assert f"checkout/?cycle={cycle.id}" in table
+    assert f'name="cycle" value="{cycle.id}" id="rd-cycle-{cycle.id}"' in table
     selection = worked_selection()
     step1 = client.get(f"/admin/subscribe/checkout/?cycle={cycle.id}&company_id={world.acme.id}"
                        + "".join(f"&add_on={a}" for a in selection.add_on_ids)).get_data(as_text=True)
@@ -449,6 +449,67 @@ def test_cancel_at_period_end_is_undoable_and_then_happens(world):
     assert subscription.status == "cancelled"
 
 
+
+def test_a_subscription_orders_note_is_shown_in_the_readers_language(app, client, login, world):
+    subscription = _active(world)
+    renewal = subs.run_billing(db.session, subscription.period_end - timedelta(days=7), now()).renewal_orders[0]
+    db.session.commit()
+    start = subs.start_order(db.session, subscription)
+    assert start.note == f"Registration of subscription {subscription.number}"
+    assert start.note_data == {"key": "order.note.subscription_start",
+                               "params": {"subscription": subscription.number, "purpose": "start"}}
+    login("finance")
+    post(client, "/language", {"locale": "zh_Hans_CN", "next": "/admin/"})
+    page = client.get("/admin/order_management/").get_data(as_text=True)
+    assert f"订阅 {subscription.number} 开通" in page and f"订阅 {subscription.number} 续费" in page
+    post(client, "/language", {"locale": "vi", "next": "/admin/"})
+    page = client.get(f"/admin/order_management/?search={renewal}").get_data(as_text=True)
+    assert renewal in page and f"Gia hạn thuê bao {subscription.number}" in page
+
+
+def test_an_order_noted_before_the_stored_message_still_finds_its_subscription(world):
+    """A link without its order id is found by the note: the message's params, or the old text "SUB… start"."""
+    from models import SubscriptionOrder
+
+    subscription = checkout(world.users["customer"], world.acme)
+    order = subs.start_order(db.session, subscription)
+    link = db.session.scalar(select(SubscriptionOrder).where(SubscriptionOrder.order_id == order.id))
+    for note, data in ((f"Registration of subscription {subscription.number}", order.note_data),
+                       (f"{subscription.number} start", None)):
+        link.order_id = None
+        order.note, order.note_data = note, data
+        db.session.flush()
+        assert subs._link_of(db.session, order) is link and link.order_id == order.id
+
+
+def test_the_history_shows_amounts_and_refunded_lines_in_the_readers_language(client, login, world):
+    from flask_babel import force_locale
+
+    from actions.orders import approve_refunds, request_refund
+    from actions.money import format_money
+    from actions.texts import render
+
+    subscription = _active(world)
+    order = subs.start_order(db.session, subscription)
+    refund = request_refund(db.session, world.users["finance"], order, [order.lines[1].id], reason="not used")
+    approve_refunds(db.session, world.users["admin"], [refund], TODAY)
+    db.session.commit()
+    created, refunded = (db.session.scalar(select(SubscriptionEvent).where(
+        SubscriptionEvent.subscription_id == subscription.id, SubscriptionEvent.kind == kind))
+        for kind in ("created", "refunded"))
+    assert created.summary == "Amount CN¥1,642.96"
+    assert refunded.summary == f"Refunded: {order.lines[1].description}"
+    with force_locale("zh_Hans_CN"):
+        line = render(order.lines[1].description_data, order.lines[1].description)
+        assert render(refunded.summary_data) == f"已退款：{line}"
+    world.users["customer"].locale = "vi"
+    db.session.commit()
+    login("customer")
+    history = client.get(f"/admin/subscription/view/{subscription.id}/?tab=history").get_data(as_text=True)
+    with force_locale("vi"):
+        amount = format_money(D("1642.96"), "CNY")
+    assert f"Số tiền {amount}" in history and "1.642,96" in amount
+
 # --- the renewal job ----------------------------------------------------------------------------------------
 
 def test_renewal_order_auto_paid_once_however_often_the_job_runs(world):
@@ -593,3 +654,48 @@ def subscription_order_lines(subscription):
     return db.session.scalars(select(OrderLine).join(SubscriptionOrder, SubscriptionOrder.order_id == OrderLine.order_id)
                               .where(SubscriptionOrder.subscription_id == subscription.id)
                               .order_by(OrderLine.id)).all()
+
+
+def test_the_migration_gives_older_subscription_orders_their_note_message():
+    """0037 turns the notes "SUB… start/renewal/upgrade" written before it into the stored message."""
+    import sqlalchemy as sa
+    from alembic import command
+    from flask_migrate import upgrade
+
+    from actions.texts import render
+    from conftest import _database_url, make_app
+
+    url, drop = _database_url("subnotes")
+    app = make_app(url)
+    try:
+        with app.app_context():
+            upgrade(revision="0036_cash_receipt_reject")
+            utc = "+00" if db.engine.dialect.name == "postgresql" else ""
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(
+                    "INSERT INTO company (id, name, path, status, created_at) VALUES (1, 'Acme', '/1/', 'active', "
+                    f"'2026-01-01 00:00:00{utc}')"))
+                for id_, kind, note in ((1, "subscription", "SUB0000007 start"),
+                                        (2, "subscription", "SUB0000007 upgrade"),
+                                        (3, "recharge", "SUB0000007 start"), (4, "subscription", "typed by hand")):
+                    conn.execute(sa.text(
+                        'INSERT INTO "order" (id, number, kind, status, company_id, currency, total_minor, '
+                        "refunded_minor, invoice_status, created_at, note) VALUES "
+                        f"({id_}, 'N{id_}', '{kind}', 'pending', 1, 'CNY', 100, 0, 'none', "
+                        f"'2026-01-01 00:00:00{utc}', '{note}')"))
+            command.upgrade(app.extensions["migrate"].migrate.get_config(), "head")
+            with app.test_request_context():
+                notes = {o.id: (o.note, o.note_data) for o in db.session.scalars(select(Order))}
+                assert notes[1] == ("Registration of subscription SUB0000007", {
+                    "key": "order.note.subscription_start", "params": {"subscription": "SUB0000007",
+                                                                       "purpose": "start"}})
+                assert render(notes[2][1]) == "Plan change of subscription SUB0000007"
+                assert notes[3] == ("SUB0000007 start", None) and notes[4] == ("typed by hand", None)
+            db.session.remove()
+            command.downgrade(app.extensions["migrate"].migrate.get_config(), "0036_cash_receipt_reject")
+            with db.engine.begin() as conn:
+                assert conn.execute(sa.text('SELECT note FROM "order" WHERE id = 1')).scalar_one() == \
+                    "SUB0000007 start"
+            db.engine.dispose()
+    finally:
+        drop()
