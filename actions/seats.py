@@ -627,7 +627,7 @@ def reinvite_organizers(session: Session, actor: User, accounts: Sequence[Member
     if chosen:
         ids = [a.id for a in chosen]
         record(session, actor, "reinvite", "member_account", ids,
-               "invitation sent again to " + ", ".join(a.login for a in chosen))
+               message("audit.organizer.reinvite", logins=", ".join(a.login for a in chosen)))
         session.flush()
     return ActionResult(tuple(a.login for a in chosen), tuple(refused), {"accounts": chosen})
 

@@ -80,6 +80,7 @@ MESSAGES = {
     "audit.employee.activate": _l("Employee %(username)s reactivated"),
     "audit.employee.reset_password": _l("Employee %(username)s: password reset"),
     "audit.organizer.create": _l("Organizer %(email)s (%(name)s), %(edition)s seat of %(company)s; invitation sent"),
+    "audit.organizer.reinvite": _l("Invitation sent again to %(logins)s"),
     "audit.members.upgrade": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, %(coins)s "
                                 "from %(payer)s: %(logins)s"),
     "audit.members.upgrade_converted": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, "

@@ -63,6 +63,15 @@ def test_pressing_reinvite_twice_sends_one_mail_and_names_the_account_and_when(w
     assert "marked as invited again" not in second and "Email sent" not in second
     assert "Not changed: " + refusal("li@acme.example", last.sent_at + timedelta(minutes=10)) in second
     assert len(inbox.messages) == 2 and sent_to() == ["li@acme.example"] * 2
+    from flask_babel import force_locale
+
+    from actions.texts import render
+    from models import AuditEvent
+
+    [audit] = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "reinvite")).all()
+    assert audit.summary == "Invitation sent again to li@acme.example"
+    with force_locale("zh_Hans_CN"):
+        assert render(audit.summary_data) == "已再次邀请：li@acme.example"
 
 
 def test_the_time_is_the_readers_and_the_minutes_are_configured(web, inbox, seats, mail_web, monkeypatch):
