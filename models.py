@@ -2272,6 +2272,9 @@ class CardMovement(db.Model):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("stock_document.id"), index=True)
     order_line_id: Mapped[int | None] = mapped_column(ForeignKey("order_line.id"))
     note: Mapped[str] = mapped_column(String(255), default="")
+    # The note as a stored message (actions.texts) when the system wrote it ("Refund of order …"); typed notes
+    # (a document's note, a carrier and tracking number) are kept as typed, in `note` only.
+    note_data: Mapped[dict | None] = mapped_column(JSON)
 
 
 class CardOrder(db.Model):

@@ -28,6 +28,7 @@ from actions.crypto import normalize
 from actions.distribution import hold_received, record_refund, record_sale
 from actions.money import allocate, from_minor, parse, round_money
 from actions.orders import DiscountSpec, LineSpec, open_order, register_kind
+from actions.texts import message
 from models import (
     CardCustomer, CardFulfillment, CardOrder, Company, DistributorProfile, Order, OrderLine, OrderRefund, Package,
     SimCard, User, utcnow,
@@ -157,7 +158,8 @@ def undo_card_sale(session: Session, order: Order, lines: Sequence[OrderLine]) -
     line_ids = [line.id for line in lines]
     cards = session.scalars(select(SimCard).where(SimCard.order_line_id.in_(line_ids))).all()
     for card in cards:
-        move(session, None, card, "returned", order_line_id=card.order_line_id, note=f"refund {order.number}")
+        move(session, None, card, "returned", order_line_id=card.order_line_id,
+             note=message("card.move.refund", order=order.number))
         card.order_line_id = None
     unshipped = len(lines) - len(cards)
     if unshipped and card_order.status == "awaiting_shipment":
@@ -228,7 +230,8 @@ def ship(session: Session, actor: User, card_order: CardOrder, iccids: Sequence[
                                   tracking_number=tracking_number[:60], shipped_by_id=actor.id)
     session.add(fulfillment)
     session.flush()
-    record(session, actor, "ship", "card_order", [card_order.id], f"{order.number}: {len(lines)} cards, {carrier}")
+    record(session, actor, "ship", "card_order", [card_order.id],
+           message("audit.card_order.ship", order=order.number, count=len(lines), carrier=carrier[:60]))
     return fulfillment
 
 
@@ -264,7 +267,7 @@ def confirm_receipt(session: Session, actor: User | None, card_order: CardOrder,
                              number=card_order.order.number))
     for card in session.scalars(select(SimCard).join(OrderLine, OrderLine.id == SimCard.order_line_id)
                                 .where(OrderLine.order_id == card_order.order_id, SimCard.status == "shipped")):
-        move(session, actor, card, "received", note="auto" if auto else "")
+        move(session, actor, card, "received", note=message("card.move.auto_received") if auto else "")
     session.execute(update(CardFulfillment).where(CardFulfillment.card_order_id == card_order.id)
                     .values(received_at=utcnow(), received_by_id=actor.id if actor else None, auto_received=auto))
     hold_received(session, card_order.order_id, today)

@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from actions import DomainError, NotAllowed, in_scope, require_role
-from actions.texts import message, render_all
+from actions.texts import english, message, render_all
 from actions.audit import record
 from actions.crypto import Vault, normalize
 from actions.dates import LATEST_EXPIRY
@@ -231,13 +231,15 @@ def card_packages(session: Session) -> dict[str, Package]:
 
 
 def move(session: Session, actor: User | None, card: SimCard, to_status: str, *, to_holder: int | None = None,
-         document_id: int | None = None, order_line_id: int | None = None, note: str = "") -> CardMovement:
-    """Change a card's status (and holder) and write its one movement row."""
+         document_id: int | None = None, order_line_id: int | None = None, note: str | dict = "") -> CardMovement:
+    """Change a card's status (and holder) and write its one movement row; `note` is what the user typed, or a
+    stored message (actions.texts.message) the timeline shows in the reader's language."""
     movement = CardMovement(card_id=card.id, actor_id=actor.id if actor else None, from_status=card.status,
                             to_status=to_status, from_holder_key=card.holder_key,
                             to_holder_key=card.holder_key if to_holder is None else to_holder,
                             document_id=document_id, order_line_id=order_line_id or card.order_line_id,
-                            note=note[:255])
+                            note=(english(note) if isinstance(note, dict) else note)[:255],
+                            note_data=note if isinstance(note, dict) else None)
     card.status = to_status
     if to_holder is not None:
         card.holder_key = to_holder

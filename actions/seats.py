@@ -28,10 +28,13 @@ from actions import ActionResult, DomainError, in_scope, require_role, scope_com
 from actions.audit import record
 from actions.money import round_money
 from actions.text_input import one_line
+from actions.times import format_minute, reader_zone
 from actions.texts import label_param, message, money_param
 from actions.dates import LATEST_EXPIRY, renewal_fits
 from actions.orders import LineSpec, add_months, open_order, pay_offline
-from models import SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, Package, SeatQuota, User, utcnow
+from models import (
+    SEAT_EDITIONS, Company, MemberAccount, Order, OrderLine, OutboxMail, Package, SeatQuota, User, utcnow,
+)
 
 ORGANIZER_ROLES = {"customer_admin"}
 BUY_ROLES = {"customer_admin"}
@@ -531,31 +534,100 @@ def _organizers_in_scope(session: Session, actor: User, accounts: Sequence[Membe
     return mine, refused
 
 
+INVITATION_COOLDOWN = timedelta(minutes=10)  # the default of INVITATION_COOLDOWN_MINUTES
+
+
+INVITATION_KEY = "organizer_invitation:"  # + account id + ":" + invitation time: one mail per invitation
+
+
+def invitation_mail_key(account_id: int, invited_at: datetime) -> str:
+    """The outbox key of an organizer's invitation mail: one mail per account and invitation time."""
+    return f"{INVITATION_KEY}{account_id}:{invited_at.isoformat()}"
+
+
+def _last_invitations(session: Session, account_ids: Sequence[int], since: datetime) -> dict[int, datetime]:
+    """Account id → when its newest invitation mail not failed left (sent) or was queued, if after `since`.
+    A failed mail counts for nothing: the organizer never got it."""
+    wanted = set(account_ids)
+    if not wanted:
+        return {}
+    when = func.coalesce(OutboxMail.sent_at, OutboxMail.created_at)
+    rows = session.execute(  # the invitations of the last minutes, of every account: a few rows
+        select(OutboxMail.dedupe_key, when)
+        .where(OutboxMail.dedupe_key.startswith(INVITATION_KEY, autoescape=True), OutboxMail.status != "failed",
+               when > since)).all()
+    last: dict[int, datetime] = {}
+    for key, at in rows:
+        account_id = key[len(INVITATION_KEY):].split(":", 1)[0]
+        if not account_id.isdigit() or int(account_id) not in wanted:
+            continue
+        if int(account_id) not in last or at > last[int(account_id)]:
+            last[int(account_id)] = at
+    return last
+
+
+def _too_soon(session: Session, actor: User, cooldown: timedelta, again_from: datetime) -> str:
+    """The refusal of an organizer invited less than `cooldown` ago, in the actor's language and time zone."""
+    minutes = max(int(cooldown.total_seconds() // 60), 1)
+    return str(_l("an invitation was sent less than %(minutes)s minutes ago; it may be sent again from %(time)s",
+                  minutes=minutes, time=format_minute(again_from, reader_zone(session, actor))))
+
+
 def reinvite_organizers(session: Session, actor: User, accounts: Sequence[MemberAccount],
-                        now: datetime | None = None) -> ActionResult:
-    """再次邀请: mark active, not yet accepted organizers invited again now; extra["accounts"] are to be mailed."""
+                        now: datetime | None = None, cooldown: timedelta | None = None) -> ActionResult:
+    """再次邀请: mark active, not yet accepted organizers invited again now; extra["accounts"] are to be mailed.
+
+    An organizer whose last invitation mail was sent (or is queued) less than `cooldown` ago is
+    refused, naming when it may be invited again; after a failed mail it may be invited at once. The
+    others are invited, as with any other refused row. Each is marked with a conditional UPDATE on the
+    invitation time read before the outbox: of two presses at once, the second finds it changed (or
+    the first one's queued mail) and is refused, so one mail leaves.
+    """
     require_role(actor, ORGANIZER_ROLES)
     mine, refused = _organizers_in_scope(session, actor, accounts)
     now = now or utcnow()
-    chosen = []
+    cooldown = INVITATION_COOLDOWN if cooldown is None else cooldown
+    candidates = []
     for account in mine:
         if not account.active:
             refused.append((account.login, str(_l("deactivated"))))
         elif account.invitation_state == "accepted":
             refused.append((account.login, str(_l("the invitation was accepted already"))))
         else:
-            chosen.append(account)
+            candidates.append(account)
+    # The invitation time first, then the outbox: a re-invitation committed between the two reads shows
+    # in the outbox; one committed after both changes the time, and the UPDATE below finds nothing.
+    seen = dict(session.execute(select(MemberAccount.id, MemberAccount.invited_at)
+                                .where(MemberAccount.id.in_([a.id for a in candidates]))).all()) if candidates else {}
+    last = _last_invitations(session, list(seen), now - cooldown)
+    chosen = []
+    for account in candidates:
+        login, invited_at = account.login, seen.get(account.id)
+        if account.id in last:
+            refused.append((login, _too_soon(session, actor, cooldown, last[account.id] + cooldown)))
+            continue
+        result = session.execute(
+            update(MemberAccount)
+            .where(MemberAccount.id == account.id, MemberAccount.active.is_(True),
+                   MemberAccount.invitation_state != "accepted",
+                   MemberAccount.invited_at.is_(None) if invited_at is None else MemberAccount.invited_at == invited_at)
+            .values(invitation_state="sent", invited_at=now).execution_options(synchronize_session=False))
+        session.expire(account)
+        if result.rowcount != 1:  # invited (or deactivated, or accepted) by someone else a moment ago
+            state = session.execute(select(MemberAccount.active, MemberAccount.invitation_state,
+                                           MemberAccount.invited_at).where(MemberAccount.id == account.id)).one()
+            if not state.active:
+                refused.append((login, str(_l("deactivated"))))
+            elif state.invitation_state == "accepted":
+                refused.append((login, str(_l("the invitation was accepted already"))))
+            else:
+                refused.append((login, _too_soon(session, actor, cooldown, (state.invited_at or now) + cooldown)))
+            continue
+        chosen.append(account)
     if chosen:
         ids = [a.id for a in chosen]
-        session.execute(
-            update(MemberAccount)
-            .where(MemberAccount.id.in_(ids), MemberAccount.active.is_(True),
-                   MemberAccount.invitation_state != "accepted")
-            .values(invitation_state="sent", invited_at=now).execution_options(synchronize_session=False))
-        for account in chosen:
-            session.expire(account)
         record(session, actor, "reinvite", "member_account", ids,
-               "invitation sent again to " + ", ".join(a.login for a in chosen))
+               message("audit.organizer.reinvite", logins=", ".join(a.login for a in chosen)))
         session.flush()
     return ActionResult(tuple(a.login for a in chosen), tuple(refused), {"accounts": chosen})
 

@@ -92,6 +92,20 @@ def price_table(plan: ServicePlan) -> list[CycleOffer]:
     return offers
 
 
+def chosen_cycle(session: Session, plan_id: int | None, cycle_id: int | None) -> PlanCycle:
+    """The cycle Đăng ký opens checkout for: an offered cycle, of `plan_id` when the price table names its plan
+    ("Nhấn chọn chu kì muốn đăng ký — Nhấn nút Đăng ký"); none chosen is refused naming the plan."""
+    plan = session.get(ServicePlan, plan_id) if plan_id is not None else None
+    if cycle_id is None and plan is not None and plan.active and plan.service.active:
+        raise DomainError(_l("%(plan)s: choose a billing cycle, then press Subscribe.",
+                             plan=f"{plan.service.name} · {plan.name}"))
+    cycle = session.get(PlanCycle, cycle_id) if cycle_id is not None else None
+    if (cycle is None or not cycle.active or not cycle.plan.active or not cycle.plan.service.active
+            or (plan_id is not None and cycle.plan_id != plan_id)):
+        raise DomainError(_l("Billing cycle: this plan is not offered in that cycle."))
+    return cycle
+
+
 def add_on_gross(add_on: PlanAddOn, months: int) -> Decimal:
     """An add-on's price for a cycle of `months` (its price covers `add_on.months`)."""
     return round_money(add_on.price * months / add_on.months, add_on.currency)
@@ -532,8 +546,9 @@ def pay_methods_for(service: Service, actor: User) -> tuple[str, ...]:
 
 def checkout_defaults(session: Session, company: Company, actor: User, service: Service) -> dict[str, str]:
     """Step 2 as it opens: the company's contact and invoice details, to change where needed. A company
-    without a tax code of its own lends its first saved invoice title's name, tax code and address. Cash is
-    chosen for an OS service and for sales; the balance otherwise."""
+    without a tax code of its own lends its first saved invoice title's name, tax code and address (and names
+    it: `invoice_title_id`, the title the list shows). Cash is chosen for an OS service and for sales; the
+    balance otherwise."""
     title = None if company.tax_id else session.scalar(
         select(InvoiceTitle).where(InvoiceTitle.company_id == company.id).order_by(InvoiceTitle.id).limit(1))
     return {"contact_name": company.contact_name or "", "contact_phone": company.contact_phone or "",
@@ -541,6 +556,7 @@ def checkout_defaults(session: Session, company: Company, actor: User, service: 
             "invoice_title": title.title if title else company.name,
             "invoice_tax_id": title.tax_id if title else company.tax_id or "",
             "invoice_address": (title.address if title else None) or company.address or "",
+            "invoice_title_id": str(title.id) if title else "",
             "pay_method": "cash" if service.sales_flow == "OS" or actor.role in CASH_ENTRY_ROLES else "balance",
             "auto_renew": "y"}
 

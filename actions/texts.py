@@ -33,6 +33,9 @@ MESSAGES = {
     "order.line.value_added": _l("%(device)s %(package)s × %(months)s months"),
     "order.line.plan": _l("%(service)s · %(plan)s · %(months)s months"),
     "order.note.auto_renew": _l("Auto-renewal, period %(period)s"),
+    # a SIM card's timeline (card_movement.note)
+    "card.move.refund": _l("Refund of order %(order)s"),
+    "card.move.auto_received": _l("Received automatically"),
     # A subscription's order: params subscription (its number) and purpose (start, renewal or upgrade)
     "order.note.subscription_start": _l("Registration of subscription %(subscription)s"),
     "order.note.subscription_renewal": _l("Renewal of subscription %(subscription)s"),
@@ -77,6 +80,7 @@ MESSAGES = {
     "audit.employee.activate": _l("Employee %(username)s reactivated"),
     "audit.employee.reset_password": _l("Employee %(username)s: password reset"),
     "audit.organizer.create": _l("Organizer %(email)s (%(name)s), %(edition)s seat of %(company)s; invitation sent"),
+    "audit.organizer.reinvite": _l("Invitation sent again to %(logins)s"),
     "audit.members.upgrade": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, %(coins)s "
                                 "from %(payer)s: %(logins)s"),
     "audit.members.upgrade_converted": _l("Order %(order)s: %(count)s accounts to %(level)s for %(months)s months, "
@@ -107,6 +111,10 @@ MESSAGES = {
                                "%(parent)s"),
     "audit.mail.retry": _l("%(count)s failed mails queued again"),
     "audit.cards.removed": _l("%(count)s cards removed"),
+    "audit.cards.preview": _l("%(file)s: %(new)s new, %(bad)s bad"),
+    "audit.cards.export": _l("Cards exported, PINs masked"),
+    "audit.cards.export_pins": _l("Cards exported with PINs"),
+    "audit.card_order.ship": _l("Order %(order)s: %(count)s cards shipped by %(carrier)s"),
     "ledger.demo_balance": _l("Opening balance (demo data)"),
     "audit.billing.unchanged": _l("%(company)s: billing config unchanged"),
     "audit.billing.delete": _l("%(company)s: billing config deleted (it was %(changes)s); the company inherits again"),

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from babel.dates import format_datetime, get_timezone_location
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
 
 from actions import DomainError
+from models import Company
 
 ZONE_BY_LOCALE = {"zh_Hans_CN": "Asia/Shanghai", "vi": "Asia/Ho_Chi_Minh", "en": "UTC"}
 MINUTE = "yyyy-MM-dd HH:mm"
@@ -75,6 +77,15 @@ def zone_for(company_zone: str | None, locale) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return timezone.utc
+
+
+def reader_zone(session, user) -> tzinfo:
+    """The zone `user` reads times in (their company's choice, else the current language's): for an
+    action's message; a page uses admin_views.base.current_zone, worked out once per request."""
+    chosen = None
+    if user is not None and getattr(user, "company_id", None):
+        chosen = session.scalar(select(Company.time_zone).where(Company.id == user.company_id))
+    return zone_for(chosen, get_locale())
 
 
 def format_minute(value: datetime | None, zone: tzinfo, locale=None, pattern: str = MINUTE) -> str:

@@ -34,7 +34,7 @@ from flask_admin.contrib.sqla.fields import QuerySelectField
 from flask_admin.helpers import get_redirect_target, is_safe_url
 from flask_admin.model.template import BaseListRowAction, DeleteRowAction, EndpointLinkRowAction
 from flask_wtf.csrf import generate_csrf
-from flask_babel import format_number, get_locale
+from flask_babel import format_number
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -52,7 +52,7 @@ from actions.audit import record
 from actions.permissions import may_use, may_use_any
 from actions.texts import change, changes_param, message, msgid
 from admin_views.confirm import Confirmation, ask, is_confirmed
-from actions.times import MINUTE, format_minute, zone_for
+from actions.times import MINUTE, format_minute, reader_zone
 from actions.money import EXPONENTS, exponent, format_money, from_minor, parse, round_money, to_minor, typed
 from actions.idempotency import FIELD as IDEMPOTENCY_FIELD
 from actions.idempotency import AlreadySubmitted, claim
@@ -281,9 +281,8 @@ def current_zone() -> tzinfo:
     zone = g.get("renewdesk_zone")
     if zone is None:
         # By id, not through current_user.company: a streamed export runs with the user detached.
-        company_id = current_user.company_id if current_user and current_user.is_authenticated else None
-        chosen = db.session.scalar(select(Company.time_zone).where(Company.id == company_id)) if company_id else None
-        zone = g.renewdesk_zone = zone_for(chosen, get_locale())
+        reader = current_user if current_user and current_user.is_authenticated else None
+        zone = g.renewdesk_zone = reader_zone(db.session, reader)
     return zone
 
 

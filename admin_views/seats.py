@@ -7,6 +7,7 @@ back on a DomainError), flash the result and only then send the invitation mails
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 
 from flask import current_app, flash, g, has_request_context, redirect, request, url_for
 from flask_admin import expose
@@ -27,8 +28,8 @@ from actions.quotes import FIELD as QUOTE_FIELD
 from actions.quotes import check_quote, quote_digest
 from actions.seats import (
     EXPIRING_SOON_DAYS, MAX_SEATS_PER_ORDER, SeatTerm, activate_organizers, create_organizer, create_seat_order,
-    deactivate_organizers, expiring_clause, grant_seats, organizer_editions, reinvite_organizers, seat_counts,
-    seat_figures, seat_packages, seat_term_months, seat_terms, usable_clause,
+    deactivate_organizers, expiring_clause, grant_seats, invitation_mail_key, organizer_editions, reinvite_organizers,
+    seat_counts, seat_figures, seat_packages, seat_term_months, seat_terms, usable_clause,
 )
 from admin_views.base import (
     RoleView, ScopedModelView, badge, claim_form, company_in_scope, flash_result, invoice_status_formatter,
@@ -88,7 +89,7 @@ def queue_invitations(accounts, inviter) -> list[int | None]:
     locale = request_locale()
     return [
         queue(
-            f"organizer_invitation:{account.id}:{account.invited_at.isoformat()}", "organizer_invitation",
+            invitation_mail_key(account.id, account.invited_at), "organizer_invitation",
             [account.email or account.login], locale,
             _l("You are invited as an organizer of %(company)s", company=account.company.name),
             first_name=account.first_name, last_name=account.last_name, login=account.login,
@@ -209,8 +210,11 @@ class OrganizerView(ScopedModelView):
 
     @action("reinvite", _l("Re-invite"), _l("Send the invitation again to the selected organizers?"))
     def action_reinvite(self, ids):
-        """再次邀请: mark invited now and queue each one's mail in the same transaction; send after the commit."""
-        self._act(ids, reinvite_organizers, _("%(count)s organizers marked as invited again."),
+        """再次邀请: mark invited now and queue each one's mail in the same transaction; send after the commit.
+        One invited less than INVITATION_COOLDOWN_MINUTES ago (its mail not failed) is refused, named."""
+        cooldown = timedelta(minutes=int(current_app.config["INVITATION_COOLDOWN_MINUTES"]))
+        self._act(ids, partial(reinvite_organizers, cooldown=cooldown),
+                  _("%(count)s organizers marked as invited again."),
                   mail=lambda result: queue_invitations(result.extra["accounts"], current_user))
 
     @action("deactivate", _l("Deactivate"), _l("Deactivate the selected organizers? Their seats become free."))

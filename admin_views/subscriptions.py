@@ -81,7 +81,9 @@ def _selection(source) -> subs.Selection:
 
 
 def _details(source, company: Company) -> subs.CheckoutDetails:
-    """Step 2's fields; a picked invoice title (of the company) fills the invoice name and tax code."""
+    """Step 2's fields as typed. The invoice title list names the saved title the fields were filled from
+    (`invoice_title_filled`, which the page's script keeps): a title picked in the list but not filled into the
+    fields (no JavaScript) fills the invoice name, tax code and address here; otherwise what was typed is used."""
     title_name, tax_id, address = (source.get("invoice_title", ""), source.get("invoice_tax_id", ""),
                                    source.get("invoice_address", ""))
     title_id = _id(source.get("invoice_title_id"))
@@ -90,7 +92,8 @@ def _details(source, company: Company) -> subs.CheckoutDetails:
         if title is None or title.company_id != company.id:
             raise DomainError(_l("Invoice title: #%(id)s is not a title of %(company)s.", id=title_id,
                                  company=company.name))
-        title_name, tax_id, address = title.title, title.tax_id, title.address or address
+        if _id(source.get("invoice_title_filled")) != title_id:
+            title_name, tax_id, address = title.title, title.tax_id, title.address or address
     return subs.CheckoutDetails(
         invoice_title=title_name, invoice_tax_id=tax_id,
         invoice_address=address, invoice_email=source.get("invoice_email", ""),
@@ -118,6 +121,16 @@ def _edited_customer(source, company: Company | None = None):
     if company is None:
         return True
     return (source.get("customer_phone", company.phone or ""), source.get("customer_address", company.address or ""))
+
+
+def _prices_url(source, plan_id: int | None) -> str:
+    """Back to the price table the Đăng ký came from (a service's Bảng giá tab or the whole table), at its plan."""
+    plan = db.session.get(ServicePlan, plan_id) if plan_id is not None else None
+    if plan is None or not plan.active or not plan.service.active:
+        return url_for(".index")
+    if source.get("back") == "service":
+        return url_for(".service_view", service_id=plan.service_id, tab="prices", _anchor=f"rd-plan-{plan.id}")
+    return url_for(".index", _anchor=f"rd-plan-{plan.id}")
 
 
 def _step1_args(selection: subs.Selection, company: Company) -> dict:
@@ -152,10 +165,14 @@ class SubscribeView(RoleView):
                            add_ons=[a for a in service.add_ons if a.active], sales_flows=SALES_FLOWS)
 
     def _step1(self, source, checkout_key: str):
-        cycle = db.session.get(PlanCycle, parse_row_id(source.get("cycle")) or 0)
-        if cycle is None or not cycle.active:
-            flash(_("Billing cycle: this plan is not offered in that cycle."), "error")
-            return redirect(url_for(".index"))
+        raw_cycle = source.get("cycle")
+        plan_id = _id(source.get("plan"))
+        try:  # a price table's Đăng ký sends its plan and the cycle chosen in it (none when nothing was clicked)
+            cycle = subs.chosen_cycle(db.session, plan_id,
+                                      None if raw_cycle in (None, "") else parse_row_id(raw_cycle) or 0)
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return redirect(_prices_url(source, plan_id))
         company = company_in_scope(source.get("company_id") or current_user.company_id)
         companies = _company_choices()
         if company is None and companies:
@@ -213,6 +230,7 @@ class SubscribeView(RoleView):
                                          .order_by(InvoiceTitle.id)))
         defaults = subs.checkout_defaults(db.session, quote.company, current_user, quote.service)
         merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
+        merged.setdefault("invoice_title_filled", merged.get("invoice_title_id") or "")
         merged.setdefault("customer_phone", quote.company.phone or "")
         merged.setdefault("customer_address", quote.company.address or "")
         return self.render("renewdesk/subscriptions/checkout_step2.html", quote=quote, checkout_key=checkout_key,
@@ -234,11 +252,13 @@ class SubscribeView(RoleView):
         form = request.form
         checkout_key = form.get("checkout_key", "")
         company = company_in_scope(form.get("company_id"))
-        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title", "invoice_tax_id",
-                                                 "invoice_address",
+        values = {key: form.get(key) for key in ("invoice_title_id", "invoice_title_filled", "invoice_title",
+                                                 "invoice_tax_id", "invoice_address",
                                                  "invoice_email", "contact_name", "contact_phone", "contact_email",
                                                  "pay_method", "auto_renew", "accept_terms", "terms_version_id",
                                                  "customer_phone", "customer_address")}
+        # an unticked box is not sent: "" (not None) keeps step 2's default (renew automatically) from ticking it again
+        values["auto_renew"] = form.get("auto_renew") or ""
         try:
             if company is None:
                 raise DomainError(_l("Company: choose one of your companies."))
@@ -255,6 +275,11 @@ class SubscribeView(RoleView):
         if form.get("stage") != "confirm":
             try:
                 details = _details(form, company)
+                # the invoice fields as used (a title picked without JavaScript filled them): step 2 and the
+                # confirmation show them, and the confirmation sends them as they are
+                values.update(invoice_title=details.invoice_title, invoice_tax_id=details.invoice_tax_id,
+                              invoice_address=details.invoice_address,
+                              invoice_title_filled=values.get("invoice_title_id") or "")
                 subs.check_details(db.session, quote.service, details, current_user)
                 if _customer_edit(company) == "inline" and _edited_customer(form):
                     check_customer_details(*_edited_customer(form, company))

@@ -294,7 +294,7 @@ def sort_upload(session: Session, actor: User, upload: UploadedCards, today: dat
     session.flush()
     bad = preview.invalid + preview.duplicate_in_file + preview.duplicate_in_db
     record(session, actor, "preview", "card_import", [batch.id],
-           f"{upload.filename[:100]}: {len(preview.new)} new, {bad} bad")
+           message("audit.cards.preview", file=upload.filename[:100], new=len(preview.new), bad=bad))
     if preview.errors:
         return batch, []
     return batch, [{"import_id": batch.id, "row_no": row_no, "iccid": card.iccid, "phone": card.phone,
@@ -488,5 +488,5 @@ def export_cards(session: Session, actor: User, vault: Vault, query, with_pins: 
 
     out = write_xlsx(headers, rows(), sheet_title=_("Cards"))
     record(session, actor, "export_pins" if with_pins else "export", "sim_card", [],
-           "cards exported with PINs" if with_pins else "cards exported, PINs masked")
+           message("audit.cards.export_pins" if with_pins else "audit.cards.export"))
     return out

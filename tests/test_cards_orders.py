@@ -225,3 +225,81 @@ def test_the_order_page_refuses_an_unrelated_holder_and_changes_nothing(cards, v
     assert "cannot sell cards held by Stranger Cards" in answer.get_data(as_text=True)
     assert db.session.scalar(select(func.count()).select_from(Order)) == 0
     assert balance_of(db.session, cards["b"].id, "CNY") == D("1000.00")
+
+
+def test_the_timeline_notes_the_system_writes_are_in_the_readers_language(cards, vault, client, login):
+    """A refunded card's movement ("refund SE…") and an automatic receipt ("auto") were English on zh/vi pages."""
+    s, u, b = db.session, cards["users"], cards["b"]
+    rows = _stock(cards, vault, 2)
+    _fund(cards, b)
+    card_order = place_order(s, u["b_admin"], seller=b, package=cards["package"], quantity=2)
+    order = card_order.order
+    pay_with_balance(s, u["b_admin"], order, TODAY)
+    ship(s, u["support"], card_order, [r.iccid for r in rows], "SF Express", "SF1234567890", TODAY)
+    s.commit()
+    assert auto_receive(s, TODAY + timedelta(days=8), days=7) == 1
+    refund = request_refund(s, u["finance"], order, lines_for_refund(s, card_order, [rows[0].iccid], 0), "broken")
+    approve_refund(s, u["finance2"], refund, TODAY + timedelta(days=8))
+    u["support"].locale = "zh_Hans_CN"
+    s.commit()
+    notes = [(m.to_status, m.note, m.note_data) for m in s.scalars(
+        select(CardMovement).where(CardMovement.card_id == rows[0].id).order_by(CardMovement.id))]
+    assert notes[-2:] == [
+        ("received", "Received automatically", {"key": "card.move.auto_received", "params": {}}),
+        ("returned", f"Refund of order {order.number}", {"key": "card.move.refund", "params": {"order": order.number}})]
+    assert notes[-3][1] == "SF Express SF1234567890" and notes[-3][2] is None  # typed: kept as typed
+    from models import AuditEvent
+
+    shipped = s.scalar(select(AuditEvent).where(AuditEvent.action == "ship", AuditEvent.model == "card_order"))
+    assert shipped.summary == f"Order {order.number}: 2 cards shipped by SF Express"
+    login("support")
+    timeline = client.get(f"/admin/simcard/timeline/?id={rows[0].id}").get_data(as_text=True)
+    assert f"订单 {order.number} 退款" in timeline and "自动签收" in timeline
+    assert "Refund of order" not in timeline and "Received automatically" not in timeline
+
+
+def test_the_migration_gives_older_timeline_notes_their_messages():
+    """0039 turns the notes "auto" and "refund SE…" written before it into stored messages; typed notes stay."""
+    import sqlalchemy as sa
+    from alembic import command
+    from flask_migrate import upgrade
+
+    from conftest import _database_url, make_app
+
+    url, drop = _database_url("cardnotes")
+    app = make_app(url)
+    try:
+        with app.app_context():
+            upgrade(revision="0038_expiry_import_errors_data")
+            utc = "+00" if db.engine.dialect.name == "postgresql" else ""
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO package_category (id, code, name, kind) VALUES "
+                                     "(1, 'SIM', 'SIM', 'card')"))
+                conn.execute(sa.text(
+                    "INSERT INTO package (id, code, name, category_id, kind, amount_minor, pricing, currency, active) "
+                    "VALUES (1, 'SIM-39', 'SIM 39', 1, 'card', 3900, 'per_month', 'CNY', true)"))
+                conn.execute(sa.text(
+                    "INSERT INTO sim_card (id, iccid, phone, pin_enc, pin_index, pin_hint, package_id, valid_until, "
+                    f"status, holder_key, warehouse, created_at) VALUES (1, '89860000000000000001', '13500000001', "
+                    f"'x', 'i', '0001', 1, '2027-01-01', 'returned', 0, '', '2026-01-01 00:00:00{utc}')"))
+                for id_, status, note in ((1, "received", "auto"), (2, "returned", "refund SE20260101-000001"),
+                                          (3, "shipped", "SF auto"), (4, "in_stock", "refund by hand")):
+                    conn.execute(sa.text(
+                        "INSERT INTO card_movement (id, card_id, at, to_status, note) VALUES "
+                        f"({id_}, 1, '2026-01-01 00:00:00{utc}', '{status}', '{note}')"))
+            command.upgrade(app.extensions["migrate"].migrate.get_config(), "head")
+            with app.test_request_context():
+                notes = {m.id: (m.note, m.note_data) for m in db.session.scalars(select(CardMovement))}
+            assert notes == {
+                1: ("Received automatically", {"key": "card.move.auto_received", "params": {}}),
+                2: ("Refund of order SE20260101-000001",
+                    {"key": "card.move.refund", "params": {"order": "SE20260101-000001"}}),
+                3: ("SF auto", None), 4: ("refund by hand", None)}
+            db.session.remove()
+            command.downgrade(app.extensions["migrate"].migrate.get_config(), "0038_expiry_import_errors_data")
+            with db.engine.begin() as conn:
+                assert dict(conn.execute(sa.text("SELECT id, note FROM card_movement")).all()) == {
+                    1: "auto", 2: "refund SE20260101-000001", 3: "SF auto", 4: "refund by hand"}
+            db.engine.dispose()
+    finally:
+        drop()

@@ -112,8 +112,8 @@ def test_a_service_has_its_details_and_its_price_table_tab(client, login, world)
     assert "rd-subscribe" not in details
     prices = client.get(f"/admin/subscribe/service/{office.id}/?tab=prices").get_data(as_text=True)
     std12 = cycle_of("OFFICE-STD", 12)
-    assert f"checkout/?cycle={std12.id}" in prices
-    assert f"checkout/?cycle={cycle_of('MEET-BASIC', 1).id}\"" not in prices  # the other service's cycles
+    assert f'type="radio" form="rd-plan-{std12.plan_id}" name="cycle" value="{std12.id}"' in prices
+    assert f'name="cycle" value="{cycle_of("MEET-BASIC", 1).id}"' not in prices  # the other service's cycles
     office.active = False
     db.session.commit()
     assert client.get(f"/admin/subscribe/service/{office.id}/").status_code == 404

@@ -26,6 +26,7 @@ from playwright.sync_api import expect  # noqa: E402
 from provider_fakes import FakeAlipay, FakePayPal, FakeServer, FakeVNPTPay, FakeWeChatPay  # noqa: E402
 
 from .conftest import BROWSER, booting, flashes, serving, shot  # noqa: E402
+from .test_subscriptions_browser import subscribe  # noqa: E402
 
 pytestmark = BROWSER
 
@@ -257,8 +258,7 @@ def test_vnd_subscription_paid_with_vnpt_pay(open_as, live_app, fakes):
                              "WHERE p.code = 'MEET-BASIC' AND c.months = 12")
     page = open_as("customer")
     page.goto(live_app.url("/admin/subscribe/"))
-    with page.expect_navigation():
-        page.locator(f"tr.rd-cycle[data-cycle='{meet12}'] a.rd-subscribe").click()
+    subscribe(page, meet12)
     total = page.locator("#rd-total").inner_text().strip()
     assert "₫" in total, total
     shot(page, "provider-vnpt-checkout-step1")

@@ -63,6 +63,16 @@ def tick(page, selector: str) -> None:
         page.check(selector)
 
 
+def subscribe(page, cycle: int) -> None:
+    """Bảng giá as the guide says: click the cycle in its plan ("Nhấn chọn chu kì muốn đăng ký"), then the plan's
+    one Subscribe ("Nhấn nút Đăng ký"), and wait for step 1."""
+    page.locator(f"tr.rd-cycle[data-cycle='{cycle}'] label.form-check-label").click()
+    expect(page.locator(f"#rd-cycle-{cycle}")).to_be_checked()
+    plan_form = page.locator(f"#rd-cycle-{cycle}").get_attribute("form")
+    with page.expect_navigation():
+        page.locator(f"#{plan_form} button.rd-subscribe").click()
+
+
 @contextmanager
 def vietnamese(live_app, *usernames: str):
     """Put back the users' stored locale afterwards (the other browser tests read English)."""
@@ -149,8 +159,7 @@ def walk_on_checkout(open_as, live_app) -> int:
         expect(std12.locator(".rd-price")).to_have_text(cny("1200.00"))
         expect(std12).to_contain_text(cny("100.00"))  # 1,200.00 over 12 months
         shot(page, "subscription-price-table-vi")
-        with page.expect_navigation():
-            std12.locator("a.rd-subscribe").click()
+        subscribe(page, row["std12"])
 
         # Step 1: the plan's promotion, two add-ons with theirs, the invoice promotion.
         expect(page.locator("h2").first).to_contain_text("Thanh toán dịch vụ")
@@ -219,6 +228,49 @@ def walk_on_checkout(open_as, live_app) -> int:
     return subscription.id
 
 
+# --- Bảng giá: choose the cycle in the plan, then its one Đăng ký ------------------------------------------------
+
+def test_price_tab_choose_a_cycle_then_subscribe(open_as, live_app):
+    """"Vào xem chi tiết Dịch vụ, nhấn tab Bảng giá — chọn gói có nhiều chu kì — Nhấn chọn chu kì muốn đăng ký —
+    Nhấn nút Đăng ký": Đăng ký with no cycle clicked says so, naming the plan, and stays on the tab; clicking
+    "6 tháng" then Đăng ký opens step 1 with that cycle. A plan of one cycle has it chosen already."""
+    one = live_app.scalar
+    office = one("SELECT id FROM service WHERE code = 'CLOUD-OFFICE'")
+    standard = one("SELECT id FROM service_plan WHERE code = 'OFFICE-STD'")
+    std6 = one("SELECT id FROM plan_cycle WHERE plan_id = :p AND months = 6", p=standard)
+    biz12 = one("SELECT c.id FROM plan_cycle c JOIN service_plan p ON p.id = c.plan_id WHERE p.code = 'OFFICE-BIZ'")
+    page = open_as("customer")
+    with vietnamese(live_app, "customer"):
+        to_vietnamese(page, live_app)
+        page.goto(live_app.url(f"/admin/subscribe/service/{office}/"))
+        with page.expect_navigation():
+            page.click("#rd-tab-prices")
+        expect(page.locator("#rd-tab-prices")).to_have_text("Bảng giá")
+        expect(page.locator(f"#rd-cycle-{biz12}")).to_be_checked()  # Business: one cycle, chosen
+        plan = page.locator(f"tbody.rd-plan[data-plan='{standard}']")
+        expect(plan.locator("input[type=radio]:checked")).to_have_count(0)
+        expect(plan.locator("label.form-check-label")).to_have_text(["1 tháng", "6 tháng", "12 tháng"])
+        subscribe_button = page.locator(f"#rd-plan-{standard} button.rd-subscribe")
+        expect(subscribe_button).to_have_text("Đăng ký")
+        with page.expect_navigation():
+            subscribe_button.click()
+        assert f"/subscribe/service/{office}/" in page.url and "tab=prices" in page.url
+        expect(page.locator(".alert-danger")).to_contain_text("Cloud Office · Standard")
+        expect(page.locator("#rd-checkout-step1")).to_have_count(0)
+
+        page.locator(f"tbody.rd-plan[data-plan='{standard}']").get_by_text("6 tháng", exact=True).click()
+        expect(page.locator(f"#rd-cycle-{std6}")).to_be_checked()
+        expect(page.locator(f"tr.rd-cycle[data-cycle='{std6}'] .rd-price")).to_have_text(cny("650.00"))
+        shot(page, "subscription-price-tab-cycle-chosen-vi")
+        with page.expect_navigation():
+            subscribe_button.click()
+        expect(page.locator("h2").first).to_contain_text("Thanh toán dịch vụ")
+        expect(page.locator("#rd-checkout-step1")).to_contain_text("Standard")
+        expect(page.locator("#rd-checkout-step1")).to_contain_text("6 tháng")
+        expect(page.locator("#rd-plan-price")).to_have_text(cny("650.00"))
+        assert page.locator("#rd-checkout-step1 input[name=cycle]").get_attribute("value") == str(std6)
+
+
 # --- (a) ON: price table → step 1 → step 2 → Pay → Confirm → paid from the balance ---------------------------
 
 def test_on_checkout_worked_example_paid_by_balance(open_as, live_app):
@@ -234,8 +286,7 @@ def test_os_checkout_cash_entered_by_sales_confirmed_by_finance(open_as, live_ap
     with vietnamese(live_app, "sales", "finance"):
         to_vietnamese(sales, live_app)
         sales.goto(live_app.url("/admin/subscribe/"))
-        with sales.expect_navigation():
-            sales.locator(f"tr.rd-cycle[data-cycle='{row['meet12']}'] a.rd-subscribe").click()
+        subscribe(sales, row["meet12"])
         # On behalf of Globex Trading (its first subscription: MEET10 is offered).
         choose(sales, "#rd-company", str(row["Globex Trading"]))
         expect(sales.locator("#rd-plan-price")).to_have_text(vnd("1990000"))

@@ -5,16 +5,16 @@ Chinese reasons to a Vietnamese or English reader. `errors_data` keeps each line
 (actions.texts), as expiry_import does since 0038; `errors` keeps the English text. Imports stored
 before it keep their text, shown as it is.
 
-Revision ID: 0039_card_import_errors_data
-Revises: 0038_expiry_import_errors_data
+Revision ID: 0040_card_import_errors_data
+Revises: 0039_card_movement_note_data
 """
 import warnings
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0039_card_import_errors_data"
-down_revision = "0038_expiry_import_errors_data"
+revision = "0040_card_import_errors_data"
+down_revision = "0039_card_movement_note_data"
 branch_labels = None
 depends_on = None
 
