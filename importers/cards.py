@@ -129,8 +129,11 @@ def _columns(header) -> dict[str, int] | str:
                 found[key].append(index)
     if all(len(v) == 1 for v in found.values()):
         return {k: v[0] for k, v in found.items()}
-    return _("wrong headers: the first row must hold %(headers)s (or %(headers_zh)s), each once",
-             headers=", ".join(HEADERS[c][0] for c in COLUMNS), headers_zh=", ".join(HEADERS[c][1] for c in COLUMNS))
+    typed = [" ".join(str(cell.value).split())[:40] for cell in header
+             if cell.value is not None and str(cell.value).strip()]
+    return _("wrong headers: the first row must hold %(headers)s (or %(headers_zh)s), each once; found: %(found)s",
+             headers=", ".join(HEADERS[c][0] for c in COLUMNS), headers_zh=", ".join(HEADERS[c][1] for c in COLUMNS),
+             found=", ".join(typed) if typed else _("nothing"))
 
 
 def _cell(index: int, row_no: int) -> str:

@@ -120,8 +120,9 @@ def test_bad_rows_are_named_counted_and_nothing_is_committed(cards, vault):
 
 def test_wrong_headers_and_non_workbooks_are_refused(cards, vault):
     s, support = db.session, cards["users"]["support"]
-    with pytest.raises(ImportRejected, match="wrong headers"):
-        preview_import(s, support, vault, workbook([good(1)], headers=("A", "B")), "x.xlsx", TODAY)
+    with pytest.raises(ImportRejected, match="wrong headers") as refused:
+        preview_import(s, support, vault, workbook([good(1)], headers=("A", "  ICCID ", "B")), "x.xlsx", TODAY)
+    assert str(refused.value).endswith("each once; found: A, ICCID, B")
     with pytest.raises(ImportRejected):
         preview_import(s, support, vault, b"not a zip", "x.xlsx", TODAY)
     with pytest.raises(ImportRejected):
