@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from actions import DomainError, require_role
 from actions.audit import record
+from actions.texts import message
 from actions.unique import unique_or
 from models import Company, User
 
@@ -53,5 +54,5 @@ def create_company(
     with unique_or("uq_company_tax_id", DomainError(_l(
             "Tax ID %(tax_id)s belongs to another company already; nothing was created.", tax_id=tax_id))):
         place(session, company, parent)
-    record(session, actor, "create", "company", [company.id], f"name={name}")
+    record(session, actor, "create", "company", [company.id], message("audit.company.create", name=name))
     return company

@@ -357,7 +357,7 @@ def reject(session: Session, actor: User, application: TenantApplication, reason
     if (problem := text_problem(reason, REASON_MAX, lines=True)) is not None:
         raise InvalidField("reason", problem)
     _close_application(session, actor, application, "rejected", reason)
-    record(session, actor, "reject", "tenant_application", [application.id], f"reason={reason}")
+    record(session, actor, "reject", "tenant_application", [application.id], message("audit.tenant.reject", reason=reason))
     session.flush()
     return application
 
@@ -598,4 +598,4 @@ def _replace_push_email(session: Session, actor: User, company: Company, old: st
         if address.lower() not in {e.lower() for e in updated}:
             updated.append(address)
     config.push_emails = "\n".join(updated)
-    record(session, actor, "edit", "billing_config", [config.id], f"push_emails: {old} → {new}")
+    record(session, actor, "edit", "billing_config", [config.id], message("audit.billing.push_email", old=old, new=new))

@@ -106,6 +106,9 @@ MESSAGES = {
     "audit.cash.confirmed": _l("%(order)s: confirmed"),
     "audit.cash.rejected": _l("%(order)s: rejected — %(reason)s"),
     "audit.reveal.bank_account": _l("Bank account revealed: %(reason)s"),
+    "audit.tenant.reject": _l("Rejected: %(reason)s"),
+    "audit.company.create": _l("Company %(name)s"),
+    "audit.billing.push_email": _l("Push email %(old)s → %(new)s"),
     "audit.tenant.apply": _l("Application of %(company)s (tax ID %(tax_id)s), parent company: %(parent)s"),
     "audit.tenant.approve": _l("Company %(company)s opened with administrator %(username)s, parent company: "
                                "%(parent)s"),

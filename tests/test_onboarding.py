@@ -154,6 +154,16 @@ def test_a_rejected_application_may_be_made_again(app, world):
     reject(db.session, world.users["admin"], first, "Wrong documents")
     db.session.commit()
     assert apply(db.session, world.users["sales"], **fields()).status == "pending"
+    from flask_babel import force_locale
+
+    from actions.texts import render
+    from models import AuditEvent
+
+    rejected = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "reject",
+                                                          AuditEvent.model == "tenant_application"))
+    assert rejected.summary == "Rejected: Wrong documents"
+    with force_locale("vi"):
+        assert render(rejected.summary_data) == "Đã từ chối: Wrong documents"
 
 
 def test_a_customer_picks_a_parent_only_in_their_own_tree(app, world):
