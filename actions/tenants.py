@@ -357,7 +357,8 @@ def reject(session: Session, actor: User, application: TenantApplication, reason
     if (problem := text_problem(reason, REASON_MAX, lines=True)) is not None:
         raise InvalidField("reason", problem)
     _close_application(session, actor, application, "rejected", reason)
-    record(session, actor, "reject", "tenant_application", [application.id], message("audit.tenant.reject", reason=reason))
+    record(session, actor, "reject", "tenant_application", [application.id],
+           message("audit.tenant.reject", reason=reason))
     session.flush()
     return application
 
