@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -91,6 +92,29 @@ def make_app(url: str, **extra):
     }
     config.update(extra)
     return create_app(config)
+
+
+@contextmanager
+def database_at(name: str, revision: str):
+    """A fresh database of its own migrated to `revision`, its app's context entered: a migration's data test
+    writes the rows of before, then `migrate(app, "head")`. The database is dropped at the end."""
+    url, drop = _database_url(name)
+    app = make_app(url)
+    try:
+        with app.app_context():
+            upgrade(revision=revision)
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        drop()
+
+
+def migrate(app, revision: str, *, down: bool = False) -> None:
+    """Upgrade the app's database with Alembic to `revision` ("head"), or downgrade it to an older one."""
+    from alembic import command
+
+    (command.downgrade if down else command.upgrade)(app.extensions["migrate"].migrate.get_config(), revision)
 
 
 @pytest.fixture(scope="session")
@@ -287,6 +311,18 @@ def make_user(username: str, role: str, company: Company | None = None, password
     db.session.add(user)
     db.session.flush()
     return user
+
+
+def readers_in(web_app, role: str, locales: dict[str, str]) -> dict:
+    """A logged-in client for each of `locales` (username → locale): a new user of `role` reading in it."""
+    for username, locale in locales.items():
+        make_user(username, role).locale = locale
+    db.session.commit()
+    clients = {}
+    for username in locales:
+        clients[username] = web_app.test_client()
+        Login(clients[username])(username)
+    return clients
 
 
 def make_catalog() -> dict[str, Package]:

@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 
 from importers.cards import commit_chunk, preview_import, read_upload, sort_upload
 from models import CardImport, db
-from tests.conftest import Login, make_user, post
+from tests.conftest import post, readers_in
 from tests.test_cards import TODAY
 from tests.test_cards_import import VALID, good, workbook
 
@@ -50,17 +50,10 @@ WORKBOOK_HEADERS = {"en_support": ["Row", "Reason"], "vi_support": ["DÃ²ng", "LÃ
 @pytest.fixture
 def readers(web_app, cards, vault) -> dict:
     """A logged-in client for each of three tech support users (Chinese, Vietnamese, English); one card in stock."""
-    for username, locale in LOCALES.items():
-        make_user(username, "tech_support").locale = locale
     support = cards["users"]["support"]
     commit_chunk(db.session, support, preview_import(db.session, support, vault, workbook([IN_STOCK]), "in.xlsx",
                                                      TODAY))
-    db.session.commit()
-    clients = {}
-    for username in LOCALES:
-        clients[username] = web_app.test_client()
-        Login(clients[username])(username)
-    return clients
+    return readers_in(web_app, "tech_support", LOCALES)
 
 
 def shown_errors(client, batch_id: int) -> list[str]:

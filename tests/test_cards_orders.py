@@ -261,45 +261,35 @@ def test_the_timeline_notes_the_system_writes_are_in_the_readers_language(cards,
 def test_the_migration_gives_older_timeline_notes_their_messages():
     """0039 turns the notes "auto" and "refund SE…" written before it into stored messages; typed notes stay."""
     import sqlalchemy as sa
-    from alembic import command
-    from flask_migrate import upgrade
 
-    from conftest import _database_url, make_app
+    from conftest import database_at, migrate
 
-    url, drop = _database_url("cardnotes")
-    app = make_app(url)
-    try:
-        with app.app_context():
-            upgrade(revision="0038_expiry_import_errors_data")
-            utc = "+00" if db.engine.dialect.name == "postgresql" else ""
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("INSERT INTO package_category (id, code, name, kind) VALUES "
-                                     "(1, 'SIM', 'SIM', 'card')"))
+    with database_at("cardnotes", "0038_expiry_import_errors_data") as app:
+        utc = "+00" if db.engine.dialect.name == "postgresql" else ""
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO package_category (id, code, name, kind) VALUES (1, 'SIM', 'SIM', 'card')"))
+            conn.execute(sa.text(
+                "INSERT INTO package (id, code, name, category_id, kind, amount_minor, pricing, currency, active) "
+                "VALUES (1, 'SIM-39', 'SIM 39', 1, 'card', 3900, 'per_month', 'CNY', true)"))
+            conn.execute(sa.text(
+                "INSERT INTO sim_card (id, iccid, phone, pin_enc, pin_index, pin_hint, package_id, valid_until, "
+                f"status, holder_key, warehouse, created_at) VALUES (1, '89860000000000000001', '13500000001', "
+                f"'x', 'i', '0001', 1, '2027-01-01', 'returned', 0, '', '2026-01-01 00:00:00{utc}')"))
+            for id_, status, note in ((1, "received", "auto"), (2, "returned", "refund SE20260101-000001"),
+                                      (3, "shipped", "SF auto"), (4, "in_stock", "refund by hand")):
                 conn.execute(sa.text(
-                    "INSERT INTO package (id, code, name, category_id, kind, amount_minor, pricing, currency, active) "
-                    "VALUES (1, 'SIM-39', 'SIM 39', 1, 'card', 3900, 'per_month', 'CNY', true)"))
-                conn.execute(sa.text(
-                    "INSERT INTO sim_card (id, iccid, phone, pin_enc, pin_index, pin_hint, package_id, valid_until, "
-                    f"status, holder_key, warehouse, created_at) VALUES (1, '89860000000000000001', '13500000001', "
-                    f"'x', 'i', '0001', 1, '2027-01-01', 'returned', 0, '', '2026-01-01 00:00:00{utc}')"))
-                for id_, status, note in ((1, "received", "auto"), (2, "returned", "refund SE20260101-000001"),
-                                          (3, "shipped", "SF auto"), (4, "in_stock", "refund by hand")):
-                    conn.execute(sa.text(
-                        "INSERT INTO card_movement (id, card_id, at, to_status, note) VALUES "
-                        f"({id_}, 1, '2026-01-01 00:00:00{utc}', '{status}', '{note}')"))
-            command.upgrade(app.extensions["migrate"].migrate.get_config(), "head")
-            with app.test_request_context():
-                notes = {m.id: (m.note, m.note_data) for m in db.session.scalars(select(CardMovement))}
-            assert notes == {
-                1: ("Received automatically", {"key": "card.move.auto_received", "params": {}}),
-                2: ("Refund of order SE20260101-000001",
-                    {"key": "card.move.refund", "params": {"order": "SE20260101-000001"}}),
-                3: ("SF auto", None), 4: ("refund by hand", None)}
-            db.session.remove()
-            command.downgrade(app.extensions["migrate"].migrate.get_config(), "0038_expiry_import_errors_data")
-            with db.engine.begin() as conn:
-                assert dict(conn.execute(sa.text("SELECT id, note FROM card_movement")).all()) == {
-                    1: "auto", 2: "refund SE20260101-000001", 3: "SF auto", 4: "refund by hand"}
-            db.engine.dispose()
-    finally:
-        drop()
+                    "INSERT INTO card_movement (id, card_id, at, to_status, note) VALUES "
+                    f"({id_}, 1, '2026-01-01 00:00:00{utc}', '{status}', '{note}')"))
+        migrate(app, "head")
+        with app.test_request_context():
+            notes = {m.id: (m.note, m.note_data) for m in db.session.scalars(select(CardMovement))}
+        assert notes == {
+            1: ("Received automatically", {"key": "card.move.auto_received", "params": {}}),
+            2: ("Refund of order SE20260101-000001",
+                {"key": "card.move.refund", "params": {"order": "SE20260101-000001"}}),
+            3: ("SF auto", None), 4: ("refund by hand", None)}
+        db.session.remove()
+        migrate(app, "0038_expiry_import_errors_data", down=True)
+        with db.engine.begin() as conn:
+            assert dict(conn.execute(sa.text("SELECT id, note FROM card_movement")).all()) == {
+                1: "auto", 2: "refund SE20260101-000001", 3: "SF auto", 4: "refund by hand"}

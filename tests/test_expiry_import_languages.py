@@ -26,7 +26,7 @@ from importers.expiry import (
     stored_errors,
 )
 from models import Device, ExpiryImport, User, db
-from tests.conftest import Login, make_user, post
+from tests.conftest import post, readers_in
 from tests.test_expiry_import import URL, latest_import, page_text, upload, workbook_bytes
 
 LOCALES = {"zh_sales": "zh_Hans_CN", "vi_sales": "vi", "en_sales": "en"}
@@ -61,14 +61,7 @@ def import_folder(client, tmp_path, monkeypatch):
 @pytest.fixture
 def readers(web_app, world) -> dict:
     """A logged-in client for each of three sales users: Chinese, Vietnamese, English."""
-    for username, locale in LOCALES.items():
-        make_user(username, "sales").locale = locale
-    db.session.commit()
-    clients = {}
-    for username in LOCALES:
-        clients[username] = web_app.test_client()
-        Login(clients[username])(username)
-    return clients
+    return readers_in(web_app, "sales", LOCALES)
 
 
 def bad_rows(page: str) -> list[tuple[int, str]]:

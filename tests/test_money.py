@@ -6,14 +6,12 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from flask_migrate import upgrade
 
 from actions import DomainError
 from actions.money import allocate, format_money, format_percent, parse, round_money, to_minor
 from actions.orders import LineSpec, approve_refund, open_order, pay_with_balance, request_refund
 from actions.wallets import balance_of, credit, debit, ledger_differences, wallet_for
 from models import LedgerEntry, Order, OrderLine, db
-from tests.conftest import make_app
 
 TODAY = date(2026, 12, 1)
 
@@ -225,45 +223,33 @@ def test_coin_purchases_and_vip_upgrades_can_be_refunded(app, world):
 
 # --- the migration converts existing NUMERIC rows exactly --------------------------------------------------
 
-def test_migration_converts_existing_amounts_exactly(tmp_path):
-    import os
+def test_migration_converts_existing_amounts_exactly():
+    from tests.conftest import database_at, migrate
 
-    if os.environ.get("TEST_DATABASE_URL"):
-        from tests.conftest import _database_url
-
-        url, drop = _database_url("money-migration")
-    else:
-        url, drop = f"sqlite:///{tmp_path / 'm.db'}", (lambda: None)
-    app = make_app(url)
-    try:
-        with app.app_context():
-            upgrade(revision="0005")
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("INSERT INTO company (id, name, path, status, created_at) VALUES "
-                                     "(1, 'A', '/1/', 'active', '2026-01-01')"))
-                conn.execute(sa.text("INSERT INTO wallet (id, company_id, currency, balance, updated_at) VALUES "
-                                     "(1, 1, 'CNY', 0.70, '2026-01-01'), (2, 1, 'COIN', 90000.00, '2026-01-01')"))
-                conn.execute(sa.text("INSERT INTO ledger_entry (wallet_id, kind, amount, balance_after, "
-                                     "idempotency_key, memo, created_at) VALUES "
-                                     "(1, 'recharge', 0.70, 0.70, 'k1', '', '2026-01-01'), "
-                                     "(2, 'coin_purchase', 90000.00, 90000.00, 'k2', '', '2026-01-01')"))
-                conn.execute(sa.text('INSERT INTO "order" (id, number, kind, status, company_id, currency, total, '
-                                     "invoice_status, created_at, note) VALUES (1, 'RN1', 'renewal', 'refunded', 1, "
-                                     "'CNY', 12800.55, 'none', '2026-01-01', '')"))
-                conn.execute(sa.text("INSERT INTO order_line (order_id, description, quantity, unit_price, amount) "
-                                     "VALUES (1, 'x', 1, 12800.55, 12800.55)"))
-            upgrade()
-            with db.engine.connect() as conn:
-                assert conn.execute(sa.text("SELECT currency, balance_minor FROM wallet ORDER BY id")).all() == [
-                    ("CNY", 70), ("COIN", 90000)]
-                assert conn.execute(sa.text("SELECT currency, amount_minor, balance_after_minor FROM ledger_entry "
-                                            "ORDER BY id")).all() == [("CNY", 70, 70), ("COIN", 90000, 90000)]
-                assert conn.execute(sa.text('SELECT total_minor, refunded_minor FROM "order"')).one() == (
-                    1280055, 1280055)
-                assert conn.execute(sa.text("SELECT unit_price_minor, gross_minor, discount_minor, net_minor, "
-                                            "refunded_minor FROM order_line")).one() == (
-                    1280055, 1280055, 0, 1280055, 1280055)
-            assert to_minor(Decimal("128.00"), "CNY") == 12800
-            db.engine.dispose()
-    finally:
-        drop()
+    with database_at("money-migration", "0005") as app:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO company (id, name, path, status, created_at) VALUES "
+                                 "(1, 'A', '/1/', 'active', '2026-01-01')"))
+            conn.execute(sa.text("INSERT INTO wallet (id, company_id, currency, balance, updated_at) VALUES "
+                                 "(1, 1, 'CNY', 0.70, '2026-01-01'), (2, 1, 'COIN', 90000.00, '2026-01-01')"))
+            conn.execute(sa.text("INSERT INTO ledger_entry (wallet_id, kind, amount, balance_after, "
+                                 "idempotency_key, memo, created_at) VALUES "
+                                 "(1, 'recharge', 0.70, 0.70, 'k1', '', '2026-01-01'), "
+                                 "(2, 'coin_purchase', 90000.00, 90000.00, 'k2', '', '2026-01-01')"))
+            conn.execute(sa.text('INSERT INTO "order" (id, number, kind, status, company_id, currency, total, '
+                                 "invoice_status, created_at, note) VALUES (1, 'RN1', 'renewal', 'refunded', 1, "
+                                 "'CNY', 12800.55, 'none', '2026-01-01', '')"))
+            conn.execute(sa.text("INSERT INTO order_line (order_id, description, quantity, unit_price, amount) "
+                                 "VALUES (1, 'x', 1, 12800.55, 12800.55)"))
+        migrate(app, "head")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT currency, balance_minor FROM wallet ORDER BY id")).all() == [
+                ("CNY", 70), ("COIN", 90000)]
+            assert conn.execute(sa.text("SELECT currency, amount_minor, balance_after_minor FROM ledger_entry "
+                                        "ORDER BY id")).all() == [("CNY", 70, 70), ("COIN", 90000, 90000)]
+            assert conn.execute(sa.text('SELECT total_minor, refunded_minor FROM "order"')).one() == (
+                1280055, 1280055)
+            assert conn.execute(sa.text("SELECT unit_price_minor, gross_minor, discount_minor, net_minor, "
+                                        "refunded_minor FROM order_line")).one() == (
+                1280055, 1280055, 0, 1280055, 1280055)
+        assert to_minor(Decimal("128.00"), "CNY") == 12800

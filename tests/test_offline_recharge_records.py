@@ -307,55 +307,44 @@ def test_balance_history_exports_the_tree_formula_safe(client, login, world, mov
 
 def test_the_migration_gives_applications_approved_before_it_their_order():
     """0032 writes the order of each application approved before it (on the database under test)."""
-    from alembic import command
-    from flask_migrate import upgrade
-
     from actions.texts import render
-    from conftest import _database_url, make_app
+    from conftest import database_at, migrate
 
-    url, drop = _database_url("backfill")
-    app = make_app(url)
-    try:
-        with app.app_context():
-            upgrade(revision="0030_payment_attempt_qr")
-            utc = "+00" if db.engine.dialect.name == "postgresql" else ""
-            with db.engine.begin() as conn:
-                conn.execute(sa.text(
-                    "INSERT INTO company (id, name, path, status, created_at) VALUES (1, 'Acme', '/1/', 'active', "
-                    f"'2026-01-01 00:00:00{utc}')"))
-                conn.execute(sa.text(
-                    "INSERT INTO wallet (id, company_id, currency, kind, balance_minor, updated_at) VALUES "
-                    f"(1, 1, 'CNY', 'prepaid', 12345, '2026-03-04 05:06:07{utc}')"))
-                conn.execute(sa.text(
-                    "INSERT INTO offline_recharge (id, company_id, payer, currency, amount_minor, reference, status, "
-                    "created_at, reviewed_at, review_comment) VALUES "
-                    f"(7, 1, 'Old Payer', 'CNY', 12345, 'OLD-1', 'approved', '2026-03-01 00:00:00{utc}', "
-                    f"'2026-03-04 05:06:07{utc}', ''), "
-                    f"(8, 1, 'Waiting', 'CNY', 500, '', 'submitted', '2026-03-01 00:00:00{utc}', NULL, '')"))
-                conn.execute(sa.text(
-                    "INSERT INTO ledger_entry (id, wallet_id, kind, currency, amount_minor, balance_after_minor, "
-                    "offline_recharge_id, idempotency_key, memo, created_at) VALUES "
-                    "(1, 1, 'offline_recharge', 'CNY', 12345, 12345, 7, 'offline_recharge:7', 'old', "
-                    f"'2026-03-04 05:06:07{utc}')"))
-            command.upgrade(app.extensions["migrate"].migrate.get_config(), "head")
-            with app.test_request_context():
-                [order] = db.session.scalars(select(Order)).all()
-                assert (order.kind, order.status, order.payment_method, order.total, order.company_id) == (
-                    "recharge", "paid", "offline", Decimal("123.45"), 1)
-                assert order.number == f"RC20260304-{order.id:06d}"
-                assert order.paid_at.isoformat() == "2026-03-04T05:06:07+00:00"
-                assert order.note == "Offline recharge #7 from Old Payer, reference OLD-1"
-                [line] = order.lines
-                assert line.net == Decimal("123.45") and line.description == "Recharge 123.45 CNY"
-                assert render(line.description_data) == "Recharge CN¥123.45"
-                assert db.session.get(OfflineRecharge, 7).order_id == order.id
-                assert db.session.get(OfflineRecharge, 8).order_id is None
-                assert db.session.get(LedgerEntry, 1).order_id == order.id
-                assert ledger_differences(db.session) == []
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        drop()
+    with database_at("backfill", "0030_payment_attempt_qr") as app:
+        utc = "+00" if db.engine.dialect.name == "postgresql" else ""
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO company (id, name, path, status, created_at) VALUES (1, 'Acme', '/1/', 'active', "
+                f"'2026-01-01 00:00:00{utc}')"))
+            conn.execute(sa.text(
+                "INSERT INTO wallet (id, company_id, currency, kind, balance_minor, updated_at) VALUES "
+                f"(1, 1, 'CNY', 'prepaid', 12345, '2026-03-04 05:06:07{utc}')"))
+            conn.execute(sa.text(
+                "INSERT INTO offline_recharge (id, company_id, payer, currency, amount_minor, reference, status, "
+                "created_at, reviewed_at, review_comment) VALUES "
+                f"(7, 1, 'Old Payer', 'CNY', 12345, 'OLD-1', 'approved', '2026-03-01 00:00:00{utc}', "
+                f"'2026-03-04 05:06:07{utc}', ''), "
+                f"(8, 1, 'Waiting', 'CNY', 500, '', 'submitted', '2026-03-01 00:00:00{utc}', NULL, '')"))
+            conn.execute(sa.text(
+                "INSERT INTO ledger_entry (id, wallet_id, kind, currency, amount_minor, balance_after_minor, "
+                "offline_recharge_id, idempotency_key, memo, created_at) VALUES "
+                "(1, 1, 'offline_recharge', 'CNY', 12345, 12345, 7, 'offline_recharge:7', 'old', "
+                f"'2026-03-04 05:06:07{utc}')"))
+        migrate(app, "head")
+        with app.test_request_context():
+            [order] = db.session.scalars(select(Order)).all()
+            assert (order.kind, order.status, order.payment_method, order.total, order.company_id) == (
+                "recharge", "paid", "offline", Decimal("123.45"), 1)
+            assert order.number == f"RC20260304-{order.id:06d}"
+            assert order.paid_at.isoformat() == "2026-03-04T05:06:07+00:00"
+            assert order.note == "Offline recharge #7 from Old Payer, reference OLD-1"
+            [line] = order.lines
+            assert line.net == Decimal("123.45") and line.description == "Recharge 123.45 CNY"
+            assert render(line.description_data) == "Recharge CN¥123.45"
+            assert db.session.get(OfflineRecharge, 7).order_id == order.id
+            assert db.session.get(OfflineRecharge, 8).order_id is None
+            assert db.session.get(LedgerEntry, 1).order_id == order.id
+            assert ledger_differences(db.session) == []
 
 
 def test_the_reviewed_list_names_each_approved_applications_order(client, login, world):

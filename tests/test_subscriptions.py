@@ -659,43 +659,31 @@ def subscription_order_lines(subscription):
 def test_the_migration_gives_older_subscription_orders_their_note_message():
     """0037 turns the notes "SUB… start/renewal/upgrade" written before it into the stored message."""
     import sqlalchemy as sa
-    from alembic import command
-    from flask_migrate import upgrade
 
     from actions.texts import render
-    from conftest import _database_url, make_app
+    from conftest import database_at, migrate
 
-    url, drop = _database_url("subnotes")
-    app = make_app(url)
-    try:
-        with app.app_context():
-            upgrade(revision="0036_cash_receipt_reject")
-            utc = "+00" if db.engine.dialect.name == "postgresql" else ""
-            with db.engine.begin() as conn:
+    with database_at("subnotes", "0036_cash_receipt_reject") as app:
+        utc = "+00" if db.engine.dialect.name == "postgresql" else ""
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO company (id, name, path, status, created_at) VALUES (1, 'Acme', '/1/', 'active', "
+                f"'2026-01-01 00:00:00{utc}')"))
+            for id_, kind, note in ((1, "subscription", "SUB0000007 start"), (2, "subscription", "SUB0000007 upgrade"),
+                                    (3, "recharge", "SUB0000007 start"), (4, "subscription", "typed by hand")):
                 conn.execute(sa.text(
-                    "INSERT INTO company (id, name, path, status, created_at) VALUES (1, 'Acme', '/1/', 'active', "
-                    f"'2026-01-01 00:00:00{utc}')"))
-                for id_, kind, note in ((1, "subscription", "SUB0000007 start"),
-                                        (2, "subscription", "SUB0000007 upgrade"),
-                                        (3, "recharge", "SUB0000007 start"), (4, "subscription", "typed by hand")):
-                    conn.execute(sa.text(
-                        'INSERT INTO "order" (id, number, kind, status, company_id, currency, total_minor, '
-                        "refunded_minor, invoice_status, created_at, note) VALUES "
-                        f"({id_}, 'N{id_}', '{kind}', 'pending', 1, 'CNY', 100, 0, 'none', "
-                        f"'2026-01-01 00:00:00{utc}', '{note}')"))
-            command.upgrade(app.extensions["migrate"].migrate.get_config(), "head")
-            with app.test_request_context():
-                notes = {o.id: (o.note, o.note_data) for o in db.session.scalars(select(Order))}
-                assert notes[1] == ("Registration of subscription SUB0000007", {
-                    "key": "order.note.subscription_start", "params": {"subscription": "SUB0000007",
-                                                                       "purpose": "start"}})
-                assert render(notes[2][1]) == "Plan change of subscription SUB0000007"
-                assert notes[3] == ("SUB0000007 start", None) and notes[4] == ("typed by hand", None)
-            db.session.remove()
-            command.downgrade(app.extensions["migrate"].migrate.get_config(), "0036_cash_receipt_reject")
-            with db.engine.begin() as conn:
-                assert conn.execute(sa.text('SELECT note FROM "order" WHERE id = 1')).scalar_one() == \
-                    "SUB0000007 start"
-            db.engine.dispose()
-    finally:
-        drop()
+                    'INSERT INTO "order" (id, number, kind, status, company_id, currency, total_minor, '
+                    "refunded_minor, invoice_status, created_at, note) VALUES "
+                    f"({id_}, 'N{id_}', '{kind}', 'pending', 1, 'CNY', 100, 0, 'none', "
+                    f"'2026-01-01 00:00:00{utc}', '{note}')"))
+        migrate(app, "head")
+        with app.test_request_context():
+            notes = {o.id: (o.note, o.note_data) for o in db.session.scalars(select(Order))}
+            assert notes[1] == ("Registration of subscription SUB0000007", {
+                "key": "order.note.subscription_start", "params": {"subscription": "SUB0000007", "purpose": "start"}})
+            assert render(notes[2][1]) == "Plan change of subscription SUB0000007"
+            assert notes[3] == ("SUB0000007 start", None) and notes[4] == ("typed by hand", None)
+        db.session.remove()
+        migrate(app, "0036_cash_receipt_reject", down=True)
+        with db.engine.begin() as conn:
+            assert conn.execute(sa.text('SELECT note FROM "order" WHERE id = 1')).scalar_one() == "SUB0000007 start"
