@@ -534,7 +534,8 @@ def _organizers_in_scope(session: Session, actor: User, accounts: Sequence[Membe
     return mine, refused
 
 
-INVITATION_COOLDOWN = timedelta(minutes=10)  # the default of INVITATION_COOLDOWN_MINUTES
+INVITATION_WINDOW = timedelta(hours=1)
+INVITATIONS_PER_HOUR = 5  # the default of the INVITATIONS_PER_HOUR setting: the first mail and four more
 
 
 INVITATION_KEY = "organizer_invitation:"  # + account id + ":" + invitation time: one mail per invitation
@@ -545,48 +546,46 @@ def invitation_mail_key(account_id: int, invited_at: datetime) -> str:
     return f"{INVITATION_KEY}{account_id}:{invited_at.isoformat()}"
 
 
-def _last_invitations(session: Session, account_ids: Sequence[int], since: datetime) -> dict[int, datetime]:
-    """Account id → when its newest invitation mail not failed left (sent) or was queued, if after `since`.
-    A failed mail counts for nothing: the organizer never got it."""
+def _recent_invitations(session: Session, account_ids: Sequence[int], since: datetime) -> dict[int, list[datetime]]:
+    """Account id → when each of its invitation mails not failed left (sent) or was queued after `since`, oldest
+    first. A failed mail counts for nothing: the organizer never got it."""
     wanted = set(account_ids)
     if not wanted:
         return {}
     when = func.coalesce(OutboxMail.sent_at, OutboxMail.created_at)
-    rows = session.execute(  # the invitations of the last minutes, of every account: a few rows
+    rows = session.execute(  # the invitations of the last hour, of every account: a few rows
         select(OutboxMail.dedupe_key, when)
         .where(OutboxMail.dedupe_key.startswith(INVITATION_KEY, autoescape=True), OutboxMail.status != "failed",
-               when > since)).all()
-    last: dict[int, datetime] = {}
+               when > since).order_by(when)).all()
+    recent: dict[int, list[datetime]] = {}
     for key, at in rows:
         account_id = key[len(INVITATION_KEY):].split(":", 1)[0]
-        if not account_id.isdigit() or int(account_id) not in wanted:
-            continue
-        if int(account_id) not in last or at > last[int(account_id)]:
-            last[int(account_id)] = at
-    return last
+        if account_id.isdigit() and int(account_id) in wanted:
+            recent.setdefault(int(account_id), []).append(at)
+    return recent
 
 
-def _too_soon(session: Session, actor: User, cooldown: timedelta, again_from: datetime) -> str:
-    """The refusal of an organizer invited less than `cooldown` ago, in the actor's language and time zone."""
-    minutes = max(int(cooldown.total_seconds() // 60), 1)
-    return str(_l("an invitation was sent less than %(minutes)s minutes ago; it may be sent again from %(time)s",
-                  minutes=minutes, time=format_minute(again_from, reader_zone(session, actor))))
+def _too_many(session: Session, actor: User, limit: int, again_from: datetime) -> str:
+    """The refusal of an organizer sent `limit` invitations in the last hour, in the actor's language and zone."""
+    return str(_l("%(count)s invitations were sent to it in the last hour; the next may be sent from %(time)s",
+                  count=limit, time=format_minute(again_from, reader_zone(session, actor))))
 
 
 def reinvite_organizers(session: Session, actor: User, accounts: Sequence[MemberAccount],
-                        now: datetime | None = None, cooldown: timedelta | None = None) -> ActionResult:
+                        now: datetime | None = None, limit: int | None = None) -> ActionResult:
     """再次邀请: mark active, not yet accepted organizers invited again now; extra["accounts"] are to be mailed.
 
-    An organizer whose last invitation mail was sent (or is queued) less than `cooldown` ago is
-    refused, naming when it may be invited again; after a failed mail it may be invited at once. The
-    others are invited, as with any other refused row. Each is marked with a conditional UPDATE on the
-    invitation time read before the outbox: of two presses at once, the second finds it changed (or
-    the first one's queued mail) and is refused, so one mail leaves.
+    The guide's case is re-inviting at once ("the user did not receive the invitation mail"), so there is no
+    wait; but one organizer gets at most `limit` invitation mails an hour (sent or queued; a failed one does
+    not count), so the button cannot flood a mailbox: one past it is refused, naming when the next may go.
+    The others are invited, as with any other refused row. Each is marked with a conditional UPDATE on the
+    invitation time read before the outbox: of two presses at once, the second finds it changed and is
+    refused, so one mail leaves.
     """
     require_role(actor, ORGANIZER_ROLES)
     mine, refused = _organizers_in_scope(session, actor, accounts)
     now = now or utcnow()
-    cooldown = INVITATION_COOLDOWN if cooldown is None else cooldown
+    limit = INVITATIONS_PER_HOUR if limit is None else max(int(limit), 1)
     candidates = []
     for account in mine:
         if not account.active:
@@ -599,12 +598,12 @@ def reinvite_organizers(session: Session, actor: User, accounts: Sequence[Member
     # in the outbox; one committed after both changes the time, and the UPDATE below finds nothing.
     seen = dict(session.execute(select(MemberAccount.id, MemberAccount.invited_at)
                                 .where(MemberAccount.id.in_([a.id for a in candidates]))).all()) if candidates else {}
-    last = _last_invitations(session, list(seen), now - cooldown)
+    recent = _recent_invitations(session, list(seen), now - INVITATION_WINDOW)
     chosen = []
     for account in candidates:
-        login, invited_at = account.login, seen.get(account.id)
-        if account.id in last:
-            refused.append((login, _too_soon(session, actor, cooldown, last[account.id] + cooldown)))
+        login, invited_at, sent = account.login, seen.get(account.id), recent.get(account.id, [])
+        if len(sent) >= limit:  # the next may go an hour after the oldest of the last `limit`
+            refused.append((login, _too_many(session, actor, limit, sent[len(sent) - limit] + INVITATION_WINDOW)))
             continue
         result = session.execute(
             update(MemberAccount)
@@ -614,14 +613,14 @@ def reinvite_organizers(session: Session, actor: User, accounts: Sequence[Member
             .values(invitation_state="sent", invited_at=now).execution_options(synchronize_session=False))
         session.expire(account)
         if result.rowcount != 1:  # invited (or deactivated, or accepted) by someone else a moment ago
-            state = session.execute(select(MemberAccount.active, MemberAccount.invitation_state,
-                                           MemberAccount.invited_at).where(MemberAccount.id == account.id)).one()
+            state = session.execute(select(MemberAccount.active, MemberAccount.invitation_state)
+                                    .where(MemberAccount.id == account.id)).one()
             if not state.active:
                 refused.append((login, str(_l("deactivated"))))
             elif state.invitation_state == "accepted":
                 refused.append((login, str(_l("the invitation was accepted already"))))
             else:
-                refused.append((login, _too_soon(session, actor, cooldown, (state.invited_at or now) + cooldown)))
+                refused.append((login, str(_l("it was invited again a moment ago"))))
             continue
         chosen.append(account)
     if chosen:

@@ -211,9 +211,8 @@ class OrganizerView(ScopedModelView):
     @action("reinvite", _l("Re-invite"), _l("Send the invitation again to the selected organizers?"))
     def action_reinvite(self, ids):
         """再次邀请: mark invited now and queue each one's mail in the same transaction; send after the commit.
-        One invited less than INVITATION_COOLDOWN_MINUTES ago (its mail not failed) is refused, named."""
-        cooldown = timedelta(minutes=int(current_app.config["INVITATION_COOLDOWN_MINUTES"]))
-        self._act(ids, partial(reinvite_organizers, cooldown=cooldown),
+        One sent INVITATIONS_PER_HOUR invitations in the last hour (failed mail not counted) is refused, named."""
+        self._act(ids, partial(reinvite_organizers, limit=int(current_app.config["INVITATIONS_PER_HOUR"])),
                   _("%(count)s organizers marked as invited again."),
                   mail=lambda result: queue_invitations(result.extra["accounts"], current_user))
 
