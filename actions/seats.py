@@ -567,7 +567,7 @@ def _recent_invitations(session: Session, account_ids: Sequence[int], since: dat
 
 def _too_many(session: Session, actor: User, limit: int, again_from: datetime) -> str:
     """The refusal of an organizer sent `limit` invitations in the last hour, in the actor's language and zone."""
-    return str(_l("%(count)s invitations were sent to it in the last hour; the next may be sent from %(time)s",
+    return str(_l("hourly limit of invitations reached (%(count)s); the next may be sent from %(time)s",
                   count=limit, time=format_minute(again_from, reader_zone(session, actor))))
 
 
