@@ -132,10 +132,12 @@ MESSAGES = {
     "audit.expiry_import.set_back": _l("Expiry import #%(id)s (%(file)s) failed: %(count)s devices changed since its "
                                        "preview (%(numbers)s); the %(applied)s devices already set were set back, "
                                        "%(kept)s of them left as someone else changed them since"),
-    # the expiry import (importers.expiry): each bad row's reason, the lines stored on the import, and the
-    # refusals of a whole file, kept on the failed import
-    "expiry_import.row": _l("row %(row)s: %(reason)s"),
-    "expiry_import.more": _l("… and %(n)s more"),
+    # the lines both imports keep (importers.expiry.stored_errors): "row N: <a bad row's reason>", then
+    # perhaps "… and N more"
+    "import.row": _l("row %(row)s: %(reason)s"),
+    "import.more": _l("… and %(n)s more"),
+    # the expiry import (importers.expiry): each bad row's reason, and the refusals of a whole file, kept on
+    # the failed import
     "expiry_import.headers": _l("wrong headers: the first row must hold %(number)s and %(expiry)s (or %(number_zh)s "
                                 "and %(expiry_zh)s), each once; found: %(found)s"),
     "expiry_import.nothing": _l("nothing"),
@@ -182,7 +184,7 @@ MESSAGES = {
     "card.phone_taken": _l("phone number %(value)s is already in the inventory"),
     "card.pin_taken": _l("this PIN is already used by another card"),
     # the card import (importers.cards): a bad row's reasons, each kept as its own "row N: …" line
-    # (expiry_import.row), shown in the reader's language; field: label_param("card_field", …)
+    # (import.row), shown in the reader's language; field: label_param("card_field", …)
     "card_import.formula": _l("formula %(value)s in cell %(cell)s (%(field)s): type the value, not a formula"),
     "card_import.iccid_number": _l("ICCID %(value)s in cell %(cell)s is stored as a number and loses digits: "
                                    "format the column as text"),

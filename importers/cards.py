@@ -375,10 +375,10 @@ def error_workbook(batch: CardImport):
     """The stored bad rows as an xlsx (row, reason) in the reader's language, an open temporary file."""
     def rows() -> Iterable[Sequence]:
         stored = batch.errors_data
-        if stored:  # "row N: reason" lines (expiry_import.row), then perhaps "… and 5 more"
-            lines = [item["params"] for item in stored if item.get("key") == "expiry_import.row"]
+        if stored:  # "row N: reason" lines (import.row), then perhaps "… and 5 more"
+            lines = [item["params"] for item in stored if item.get("key") == "import.row"]
             yield from error_texts([(params.get("row"), params.get("reason")) for params in lines])
-            yield from (["", text] for text in render_all([i for i in stored if i.get("key") != "expiry_import.row"]))
+            yield from (["", text] for text in render_all([i for i in stored if i.get("key") != "import.row"]))
             return
         for line in (batch.errors or "").splitlines():  # stored as text before messages were kept
             head, _sep, reason = line.partition(": ")

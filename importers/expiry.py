@@ -823,10 +823,10 @@ def stored_errors(errors: Sequence[tuple[int, Reason]], limit: int = 1000, total
     """The bad rows as an import keeps them: `errors_data`, one stored message a line ("row N: reason", the
     first `limit`), shown in the reader's language; `errors`, the same lines in English, one a line.
     `total`: how many there were when `errors` holds only the first ones (default: as many as it holds)."""
-    lines = [message("expiry_import.row", row=row_no, reason=reason) for row_no, reason in errors[:limit]]
+    lines = [message("import.row", row=row_no, reason=reason) for row_no, reason in errors[:limit]]
     total = len(errors) if total is None else total
     if total > limit:
-        lines.append(message("expiry_import.more", n=total - limit))
+        lines.append(message("import.more", n=total - limit))
     return {"errors": "\n".join(english_all(lines)), "errors_data": lines or None}
 
 

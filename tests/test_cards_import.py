@@ -107,7 +107,7 @@ def test_bad_rows_are_named_counted_and_nothing_is_committed(cards, vault):
         "row 8: PIN: 4 to 16 letters or digits",
     ]
     assert batch.errors.splitlines() == errors  # the English text beside the stored messages
-    assert {line["key"] for line in batch.errors_data} == {"expiry_import.row"}
+    assert {line["key"] for line in batch.errors_data} == {"import.row"}
     sheet = load_workbook(error_workbook(batch)).active
     assert [c.value for c in sheet[1]] == ["Row", "Reason"]
     assert [c.value for c in sheet[2]] == [3, f"duplicate in file: ICCID {good(2)[0]} is also on row 2"]

@@ -78,7 +78,7 @@ def test_bad_rows_of_a_chinese_upload_read_in_each_readers_language(readers):
     assert (batch.rows_total, batch.rows_new, batch.rows_duplicate_in_file, batch.rows_duplicate_in_db,
             batch.rows_invalid) == (7, 1, 1, 2, 3)
     # kept as keys with parameters; the English text beside them (searches, old readers)
-    assert {line["key"] for line in batch.errors_data} == {"expiry_import.row"}
+    assert {line["key"] for line in batch.errors_data} == {"import.row"}
     assert batch.errors.splitlines() == [f"row {n}: {reason}" for n, reason in REASONS["en_support"]]
 
     for reader in ("vi_support", "en_support", "zh_support"):
@@ -139,7 +139,7 @@ def test_only_the_first_reasons_are_kept_and_the_rest_counted(app, cards, vault,
     assert [line.split(":")[0] for line in lines] == ["row 2", "row 3", "row 3", "row 4", "row 5", "row 5", "row 6",
                                                       "row 7", "row 7", "row 8", "… and 20 more"]
     assert lines[1] == "row 3: phone number 1: 5 to 20 digits" and lines[2] == "row 3: PIN: 4 to 16 letters or digits"
-    assert batch.errors_data[-1] == {"key": "expiry_import.more", "params": {"n": 20}}
+    assert batch.errors_data[-1] == {"key": "import.more", "params": {"n": 20}}
     with app.test_request_context(), force_locale("vi"):
         from importers.cards import first_errors
 
